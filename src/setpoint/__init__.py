@@ -1,0 +1,1 @@
+"""setpoint: a declarative, self-healing workload orchestrator that speaks the Kubernetes API."""

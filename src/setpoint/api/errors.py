@@ -1,0 +1,189 @@
+"""Kubernetes ``Status`` errors.
+
+Every failure a client can cause leaves the API server as a ``meta/v1 Status`` with the HTTP
+code, ``reason`` and ``details`` Kubernetes uses for the same situation, so kubectl and client
+libraries print and classify it as they would for a real cluster (``Error from server
+(NotFound): deployments.apps "web" not found``). Handlers raise :class:`APIError`; the HTTP
+layer turns it into the response.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from setpoint.resources.registry import FieldError, ResourceType
+
+
+class APIError(Exception):
+    def __init__(
+        self,
+        code: int,
+        reason: str,
+        message: str,
+        *,
+        details: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.reason = reason
+        self.message = message
+        self.details = details
+        self.headers = headers or {}
+
+    def status(self) -> dict[str, Any]:
+        return status_object(self.code, self.reason, self.message, self.details)
+
+
+def status_object(
+    code: int, reason: str, message: str, details: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    status: dict[str, Any] = {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": message,
+        "reason": reason,
+        "code": code,
+    }
+    if details:
+        status["details"] = details
+    return status
+
+
+def success_status(rtype: ResourceType, name: str, uid: str) -> dict[str, Any]:
+    return {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Success",
+        "details": {"name": name, "group": rtype.group, "kind": rtype.plural, "uid": uid},
+    }
+
+
+def qualified_resource(rtype: ResourceType) -> str:
+    """``deployments.apps`` / ``pods``: how Kubernetes names a resource in messages."""
+    return f"{rtype.plural}.{rtype.group}" if rtype.group else rtype.plural
+
+
+def qualified_kind(rtype: ResourceType) -> str:
+    """``Deployment.apps`` / ``Pod``: how Kubernetes names a kind in Invalid messages."""
+    return f"{rtype.kind}.{rtype.group}" if rtype.group else rtype.kind
+
+
+def _details(rtype: ResourceType, name: str) -> dict[str, Any]:
+    return {"name": name, "group": rtype.group, "kind": rtype.plural}
+
+
+def not_found(rtype: ResourceType, name: str) -> APIError:
+    return APIError(
+        404,
+        "NotFound",
+        f'{qualified_resource(rtype)} "{name}" not found',
+        details=_details(rtype, name),
+    )
+
+
+def already_exists(rtype: ResourceType, name: str) -> APIError:
+    return APIError(
+        409,
+        "AlreadyExists",
+        f'{qualified_resource(rtype)} "{name}" already exists',
+        details=_details(rtype, name),
+    )
+
+
+def conflict(rtype: ResourceType, name: str, why: str) -> APIError:
+    return APIError(
+        409,
+        "Conflict",
+        f'Operation cannot be fulfilled on {qualified_resource(rtype)} "{name}": {why}',
+        details=_details(rtype, name),
+    )
+
+
+def stale_conflict(rtype: ResourceType, name: str) -> APIError:
+    return conflict(
+        rtype,
+        name,
+        "the object has been modified; please apply your changes to the latest version "
+        "and try again",
+    )
+
+
+def invalid(rtype: ResourceType, name: str, errors: Sequence[FieldError]) -> APIError:
+    causes = [{"reason": e.type, "message": e.message, "field": e.field} for e in errors]
+    summary = ", ".join(f"{e.field}: {e.message}" for e in errors)
+    if len(errors) > 1:
+        summary = f"[{summary}]"
+    return APIError(
+        422,
+        "Invalid",
+        f'{qualified_kind(rtype)} "{name}" is invalid: {summary}',
+        details={"name": name, "group": rtype.group, "kind": rtype.kind, "causes": causes},
+    )
+
+
+def bad_request(message: str) -> APIError:
+    return APIError(400, "BadRequest", message)
+
+
+def method_not_allowed(method: str) -> APIError:
+    return APIError(
+        405,
+        "MethodNotAllowed",
+        f"the server does not allow this method on the requested resource ({method})",
+    )
+
+
+def unsupported_media_type(content_type: str) -> APIError:
+    return APIError(
+        415,
+        "UnsupportedMediaType",
+        f"the body of the request was in an unknown format - "
+        f'accepted media types include: application/json, application/yaml; got "{content_type}"',
+    )
+
+
+def not_acceptable(accept: str) -> APIError:
+    return APIError(
+        406,
+        "NotAcceptable",
+        f"only the following media types are accepted: application/json, application/yaml, "
+        f"application/json;as=Table;v=v1;g=meta.k8s.io (asked for {accept})",
+    )
+
+
+def too_large(limit: int) -> APIError:
+    return APIError(413, "RequestEntityTooLarge", f"Request entity too large: limit is {limit}")
+
+
+def unauthorized() -> APIError:
+    return APIError(401, "Unauthorized", "Unauthorized")
+
+
+def forbidden(message: str) -> APIError:
+    return APIError(403, "Forbidden", message)
+
+
+def expired(message: str) -> APIError:
+    return APIError(410, "Expired", message)
+
+
+def resource_not_found(path: str) -> APIError:
+    return APIError(
+        404,
+        "NotFound",
+        "the server could not find the requested resource",
+        details={"causes": [{"reason": "UnexpectedServerResponse", "message": path}]},
+    )
+
+
+def internal(message: str) -> APIError:
+    return APIError(500, "InternalError", f"Internal error occurred: {message}")
+
+
+def timeout(message: str) -> APIError:
+    return APIError(504, "Timeout", message)

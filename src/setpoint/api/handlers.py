@@ -1,0 +1,752 @@
+"""REST handlers: one HTTP request in, one storage call, one Kubernetes-shaped answer out.
+
+``ResourceHandlers`` owns the URL grammar of resources
+(``/api/v1/namespaces/{ns}/pods/{name}/status``, ``/apis/apps/v1/deployments``, ...),
+the verbs (get, list, watch, create, update, patch, delete, deletecollection), the query
+parameters Kubernetes defines for them, and the subresources (status, scale, binding,
+finalize). Object semantics live in :class:`~setpoint.api.storage.ResourceStorage`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from setpoint.api import errors, negotiation
+from setpoint.api.errors import APIError
+from setpoint.api.negotiation import ResponseFormat
+from setpoint.api.patch import PatchError, apply_json_patch, apply_merge_patch, require_object
+from setpoint.api.storage import (
+    DeleteOptions,
+    ListOptions,
+    ResourceStorage,
+    WriteOptions,
+    WriteResult,
+    parse_resource_version,
+)
+from setpoint.api.tables import partial_metadata, to_table
+from setpoint.api.watchcache import (
+    BOOKMARK,
+    CachedObject,
+    CacheWatcher,
+    TooOldResourceVersion,
+)
+from setpoint.meta.fields import FieldSelectorParseError, parse_field_selector
+from setpoint.meta.labels import SelectorParseError, parse_selector
+from setpoint.resources.registry import Obj, Registry, ResourceType
+
+log = logging.getLogger(__name__)
+
+WATCH_BOOKMARK_INTERVAL = 30.0
+DEFAULT_WATCH_TIMEOUT = 1800
+
+
+@dataclass(frozen=True)
+class Target:
+    """A parsed resource URL."""
+
+    rtype: ResourceType
+    namespace: str | None
+    name: str
+    subresource: str
+
+
+def _truthy(value: str | None) -> bool:
+    return value is not None and value.lower() in ("1", "true", "yes")
+
+
+def _int_param(query: Any, name: str) -> int | None:
+    raw = query.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        raise errors.bad_request(f'invalid value "{raw}" for query parameter {name}') from None
+
+
+def _write_options(request: web.Request) -> WriteOptions:
+    query = request.query
+    dry_run = query.getall("dryRun", [])
+    for value in dry_run:
+        if value != "All":
+            raise errors.bad_request(
+                f'dryRun: Unsupported value: "{value}": supported values: "All"'
+            )
+    validation = query.get("fieldValidation", "") or "Warn"
+    if validation not in ("Strict", "Warn", "Ignore"):
+        raise errors.bad_request(
+            f'fieldValidation: Unsupported value: "{validation}": supported values: '
+            '"Ignore", "Strict", "Warn"'
+        )
+    return WriteOptions(
+        dry_run=bool(dry_run),
+        field_validation=validation,
+        field_manager=query.get("fieldManager", ""),
+    )
+
+
+class ResourceHandlers:
+    def __init__(self, registry: Registry, storages: dict[ResourceType, ResourceStorage]) -> None:
+        self.registry = registry
+        self.storages = storages
+
+    # ------------------------------------------------------------- routing
+
+    def resolve(self, group: str, version: str, rest: list[str]) -> Target | None:
+        """Map the path after ``/api/v1`` or ``/apis/g/v`` to a target, None if unknown."""
+        namespace: str | None = None
+        if len(rest) >= 3 and rest[0] == "namespaces":
+            candidate = self.registry.lookup(group, version, rest[2])
+            if candidate is not None and candidate.namespaced:
+                namespace, rest = rest[1], rest[2:]
+        if not rest or len(rest) > 3:
+            return None
+        rtype = self.registry.lookup(group, version, rest[0])
+        if rtype is None:
+            return None
+        name = rest[1] if len(rest) > 1 else ""
+        sub = rest[2] if len(rest) > 2 else ""
+        if sub and sub not in rtype.subresources:
+            return None
+        if rtype.namespaced and name and namespace is None:
+            return None  # a namespaced object must be addressed inside its namespace
+        return Target(rtype, namespace, name, sub)
+
+    async def handle(self, request: web.Request, target: Target) -> web.StreamResponse:
+        method = request.method
+        storage = self.storages[target.rtype]
+        fmt = negotiation.negotiate_response(request.headers.get("Accept", ""))
+        if not target.name:
+            if method == "GET":
+                if _truthy(request.query.get("watch")):
+                    return await self.watch(request, storage, target, fmt)
+                return await self.list(request, storage, target, fmt)
+            if method == "POST":
+                return await self.create(request, storage, target, fmt)
+            if method == "DELETE":
+                return await self.delete_collection(request, storage, target, fmt)
+            raise errors.method_not_allowed(method)
+        if target.subresource == "scale":
+            return await self.scale(request, storage, target, fmt)
+        if target.subresource == "binding":
+            if method != "POST":
+                raise errors.method_not_allowed(method)
+            return await self.bind(request, storage, target)
+        if method == "GET":
+            cached = await storage.get(target.namespace, target.name)
+            return self.respond_object(request, target.rtype, cached.obj, fmt)
+        if method == "PUT":
+            body = await read_body(request)
+            sub = target.subresource if target.subresource != "finalize" else "finalize"
+            result = await storage.update(
+                target.namespace,
+                target.name,
+                body,
+                _write_options(request),
+                subresource=sub if sub != "finalize" else "",
+            )
+            return self.respond_write(request, target.rtype, result, fmt)
+        if method == "PATCH":
+            return await self.patch(request, storage, target, fmt)
+        if method == "DELETE":
+            if target.subresource:
+                raise errors.method_not_allowed(method)
+            return await self.delete(request, storage, target, fmt)
+        raise errors.method_not_allowed(method)
+
+    # ------------------------------------------------------------ responses
+
+    def respond_object(
+        self,
+        request: web.Request,
+        rtype: ResourceType,
+        obj: Obj,
+        fmt: ResponseFormat,
+        *,
+        status: int = 200,
+        warnings: list[str] | None = None,
+    ) -> web.Response:
+        if fmt.table:
+            body: Any = to_table(
+                rtype,
+                [obj],
+                include_object=request.query.get("includeObject", "Metadata"),
+                resource_version=obj["metadata"].get("resourceVersion", ""),
+            )
+        elif fmt.partial_metadata:
+            body = partial_metadata(obj)
+        else:
+            body = obj
+        data, content_type = negotiation.encode(body, fmt)
+        response = web.Response(body=data, status=status, content_type=content_type)
+        for warning in warnings or []:
+            response.headers.add("Warning", f'299 - "{warning}"')
+        return response
+
+    def respond_write(
+        self, request: web.Request, rtype: ResourceType, result: WriteResult, fmt: ResponseFormat
+    ) -> web.Response:
+        return self.respond_object(
+            request,
+            rtype,
+            result.obj,
+            fmt,
+            status=201 if result.created else 200,
+            warnings=result.warnings,
+        )
+
+    # ---------------------------------------------------------------- list
+
+    def _list_options(self, request: web.Request, target: Target) -> ListOptions:
+        query = request.query
+        try:
+            labels = parse_selector(query.get("labelSelector", ""))
+        except SelectorParseError as exc:
+            raise errors.bad_request(f"unable to parse requirement: {exc}") from None
+        try:
+            fields = parse_field_selector(query.get("fieldSelector", ""))
+        except FieldSelectorParseError as exc:
+            raise errors.bad_request(str(exc)) from None
+        limit = _int_param(query, "limit") or 0
+        match = query.get("resourceVersionMatch", "")
+        rv = query.get("resourceVersion", "")
+        if match and match not in ("Exact", "NotOlderThan"):
+            raise errors.bad_request(
+                f'resourceVersionMatch: Unsupported value: "{match}": supported values: '
+                '"Exact", "NotOlderThan"'
+            )
+        if match and not rv:
+            raise errors.bad_request(
+                "resourceVersionMatch is forbidden unless resourceVersion is provided"
+            )
+        if match == "Exact" and rv == "0":
+            raise errors.bad_request(
+                'resourceVersionMatch "exact" is forbidden for resourceVersion "0"'
+            )
+        if query.get("continue") and rv:
+            raise errors.bad_request(
+                "specifying resource version is not allowed when using continue"
+            )
+        return ListOptions(
+            namespace=target.namespace,
+            label_selector=labels,
+            field_selector=fields,
+            limit=max(0, limit),
+            continue_token=query.get("continue", ""),
+            resource_version=rv,
+            resource_version_match=match,
+        )
+
+    async def list(
+        self, request: web.Request, storage: ResourceStorage, target: Target, fmt: ResponseFormat
+    ) -> web.Response:
+        opts = self._list_options(request, target)
+        result = await storage.list_objects(opts)
+        rtype = target.rtype
+        rv = str(result.resource_version)
+        if fmt.table:
+            body: Any = to_table(
+                rtype,
+                (c.obj for c in result.items),
+                include_object=request.query.get("includeObject", "Metadata"),
+                resource_version=rv,
+                continue_token=result.continue_token,
+                remaining=result.remaining,
+            )
+            data, content_type = negotiation.encode(body, fmt)
+            return web.Response(body=data, content_type=content_type)
+        meta: dict[str, Any] = {"resourceVersion": rv}
+        if result.continue_token:
+            meta["continue"] = result.continue_token
+            if result.remaining is not None:
+                meta["remainingItemCount"] = result.remaining
+        if fmt.partial_metadata:
+            body = {
+                "kind": "PartialObjectMetadataList",
+                "apiVersion": "meta.k8s.io/v1",
+                "metadata": meta,
+                "items": [partial_metadata(c.obj) for c in result.items],
+            }
+            data, content_type = negotiation.encode(body, fmt)
+            return web.Response(body=data, content_type=content_type)
+        if fmt.media_type == negotiation.JSON:
+            # Objects are already serialised in the cache: splice them, do not re-encode.
+            head = orjson.dumps(
+                {"kind": rtype.list_kind, "apiVersion": rtype.api_version, "metadata": meta}
+            )
+            data = head[:-1] + b',"items":[' + b",".join(c.raw for c in result.items) + b"]}"
+            return web.Response(body=data, content_type=negotiation.JSON)
+        body = {
+            "kind": rtype.list_kind,
+            "apiVersion": rtype.api_version,
+            "metadata": meta,
+            "items": [c.obj for c in result.items],
+        }
+        data, content_type = negotiation.encode(body, fmt)
+        return web.Response(body=data, content_type=content_type)
+
+    # --------------------------------------------------------------- watch
+
+    async def watch(
+        self, request: web.Request, storage: ResourceStorage, target: Target, fmt: ResponseFormat
+    ) -> web.StreamResponse:
+        opts = self._list_options(request, target)
+        query = request.query
+        matches = storage.matcher(opts.label_selector, opts.field_selector)
+        namespace = target.namespace
+        rtype = target.rtype
+        if namespace:
+            inner = matches
+
+            def matches(cached: CachedObject) -> bool:
+                return cached.namespace == namespace and inner(cached)
+
+        encode = self._watch_encoder(request, rtype, fmt)
+        watcher = CacheWatcher(matches, encode)
+        cache = storage.cache
+        rv_text = opts.resource_version
+        send_initial = query.get("sendInitialEvents")
+        allow_bookmarks = _truthy(query.get("allowWatchBookmarks"))
+        if send_initial is not None and (
+            opts.resource_version_match != "NotOlderThan" or not allow_bookmarks
+        ):
+            raise errors.bad_request(
+                "sendInitialEvents requires resourceVersionMatch=NotOlderThan and "
+                "allowWatchBookmarks=true"
+            )
+        initial = _truthy(send_initial) if send_initial is not None else rv_text in ("", "0")
+        start_rv: int | None = None
+        if rv_text and rv_text != "0":
+            start_rv = parse_resource_version(rv_text)
+            if not await cache.wait_fresh(start_rv):
+                raise errors.timeout(
+                    f"Too large resource version: {start_rv}, current: {cache.revision}"
+                )
+            if initial:
+                start_rv = None  # initial state as of now replaces the replay
+        elif not rv_text:
+            revision = await storage.store.current_revision()
+            await cache.wait_fresh(revision)
+        timeout = _int_param(query, "timeoutSeconds")
+        response = web.StreamResponse(
+            status=200,
+            headers={"Content-Type": "application/json", "Cache-Control": "no-cache, private"},
+        )
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        try:
+            cache.watch(
+                watcher, namespace=namespace, resource_version=start_rv, initial_objects=initial
+            )
+        except TooOldResourceVersion as exc:
+            status = errors.expired(str(exc)).status()
+            await response.write(orjson.dumps({"type": "ERROR", "object": status}) + b"\n")
+            return response
+        if _truthy(send_initial):
+            watcher.pending.append(self._bookmark(rtype, cache.revision, initial_end=True))
+            watcher.wake.set()
+        try:
+            await self._stream(response, watcher, cache, rtype, timeout, allow_bookmarks)
+        finally:
+            cache.unwatch(watcher)
+        return response
+
+    async def _stream(
+        self,
+        response: web.StreamResponse,
+        watcher: CacheWatcher,
+        cache: Any,
+        rtype: ResourceType,
+        timeout: int | None,
+        bookmarks: bool,
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + (timeout if timeout is not None else DEFAULT_WATCH_TIMEOUT)
+        next_bookmark = loop.time() + WATCH_BOOKMARK_INTERVAL
+        while True:
+            now = loop.time()
+            if now >= deadline:
+                return
+            wait = min(deadline, next_bookmark) - now if bookmarks else deadline - now
+            if not watcher.pending and not watcher.closed:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(watcher.wake.wait(), timeout=max(wait, 0))
+            if watcher.pending:
+                await response.write(watcher.take())
+            if watcher.closed:
+                return
+            if bookmarks and loop.time() >= next_bookmark:
+                await response.write(self._bookmark(rtype, cache.revision))
+                next_bookmark = loop.time() + WATCH_BOOKMARK_INTERVAL
+            watcher.wake.clear()
+
+    def _bookmark(self, rtype: ResourceType, revision: int, *, initial_end: bool = False) -> bytes:
+        meta: dict[str, Any] = {"resourceVersion": str(revision)}
+        if initial_end:
+            meta["annotations"] = {"k8s.io/initial-events-end": "true"}
+        obj = {"kind": rtype.kind, "apiVersion": rtype.api_version, "metadata": meta}
+        return orjson.dumps({"type": BOOKMARK, "object": obj}) + b"\n"
+
+    def _watch_encoder(
+        self, request: web.Request, rtype: ResourceType, fmt: ResponseFormat
+    ) -> Callable[[str, CachedObject], bytes]:
+        if fmt.table:
+            include = request.query.get("includeObject", "Metadata")
+            first = [True]
+
+            def encode_table(event_type: str, cached: CachedObject) -> bytes:
+                table = to_table(
+                    rtype,
+                    [cached.obj],
+                    include_object=include,
+                    resource_version=str(cached.rv),
+                    with_columns=first[0],
+                )
+                first[0] = False
+                return orjson.dumps({"type": event_type, "object": table}) + b"\n"
+
+            return encode_table
+        if fmt.partial_metadata:
+
+            def encode_partial(event_type: str, cached: CachedObject) -> bytes:
+                obj = partial_metadata(cached.obj)
+                return orjson.dumps({"type": event_type, "object": obj}) + b"\n"
+
+            return encode_partial
+        prefixes = {
+            t: b'{"type":"' + t.encode() + b'","object":' for t in ("ADDED", "MODIFIED", "DELETED")
+        }
+
+        def encode_json(event_type: str, cached: CachedObject) -> bytes:
+            return prefixes[event_type] + cached.raw + b"}\n"
+
+        return encode_json
+
+    # --------------------------------------------------------------- write
+
+    async def create(
+        self, request: web.Request, storage: ResourceStorage, target: Target, fmt: ResponseFormat
+    ) -> web.Response:
+        if not target.rtype.namespaced or target.namespace is not None:
+            body = await read_body(request)
+            result = await storage.create(target.namespace, body, _write_options(request))
+            return self.respond_write(request, target.rtype, result, fmt)
+        raise errors.method_not_allowed("POST")
+
+    async def patch(
+        self, request: web.Request, storage: ResourceStorage, target: Target, fmt: ResponseFormat
+    ) -> web.Response:
+        content_type = request.headers.get("Content-Type", "")
+        media = negotiation.body_media_type(content_type)
+        if media not in (negotiation.JSON_PATCH, negotiation.MERGE_PATCH):
+            raise errors.unsupported_media_type(content_type)
+        raw = await read_raw_body(request)
+        try:
+            patch_doc = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise errors.bad_request(f"error decoding patch: {exc}") from None
+        try:
+            if media == negotiation.MERGE_PATCH:
+                patch_doc = require_object(patch_doc, "merge")
+        except PatchError as exc:
+            raise errors.bad_request(exc.message) from None
+        pinned: dict[str, str | None] = {}
+
+        def mutate(obj: Obj) -> Obj:
+            original_rv = obj["metadata"].get("resourceVersion")
+            try:
+                if media == negotiation.JSON_PATCH:
+                    patched = apply_json_patch(obj, patch_doc)
+                else:
+                    patched = apply_merge_patch(obj, patch_doc)
+            except PatchError as exc:
+                raise APIError(
+                    exc.code, "BadRequest" if exc.code == 400 else "Invalid", exc.message
+                ) from None
+            if not isinstance(patched, dict):
+                raise errors.bad_request("the patch did not produce an object")
+            meta = patched.get("metadata")
+            rv = meta.get("resourceVersion") if isinstance(meta, dict) else None
+            pinned["rv"] = rv if rv != original_rv else None
+            return patched
+
+        opts = _write_options(request)
+        sub = target.subresource if target.subresource == "status" else ""
+        try:
+            result = await storage.replace_with_retry(
+                target.namespace,
+                target.name,
+                mutate,
+                opts,
+                subresource=sub,
+                precondition_rv=lambda _: pinned.get("rv"),
+            )
+        except APIError as exc:
+            if exc.code == 400 and exc.message.startswith(f"{target.rtype.kind} in version"):
+                raise APIError(422, "Invalid", exc.message) from None
+            raise
+        return self.respond_write(request, target.rtype, result, fmt)
+
+    # -------------------------------------------------------------- delete
+
+    async def _delete_options(self, request: web.Request) -> DeleteOptions:
+        query = request.query
+        options: dict[str, Any] = {}
+        if request.can_read_body:
+            raw = await read_raw_body(request)
+            if raw.strip():
+                parsed = negotiation.decode_body(raw, request.headers.get("Content-Type", ""))
+                if not isinstance(parsed, dict):
+                    raise errors.bad_request("DeleteOptions must be an object")
+                options = parsed
+        grace = options.get("gracePeriodSeconds", _int_param(query, "gracePeriodSeconds"))
+        policy = options.get("propagationPolicy") or query.get("propagationPolicy")
+        orphan = options.get("orphanDependents")
+        if orphan is None and query.get("orphanDependents") is not None:
+            orphan = _truthy(query.get("orphanDependents"))
+        if policy is None and orphan is not None:
+            policy = "Orphan" if orphan else "Background"
+        if policy not in (None, "Orphan", "Background", "Foreground"):
+            raise errors.APIError(
+                422,
+                "Invalid",
+                f'DeleteOptions.meta.k8s.io "" is invalid: propagationPolicy: Unsupported value: '
+                f'"{policy}": supported values: "Foreground", "Background", "Orphan", "nil"',
+            )
+        if grace is not None and not isinstance(grace, int):
+            raise errors.bad_request("gracePeriodSeconds must be an integer")
+        pre = options.get("preconditions") or {}
+        dry = options.get("dryRun") or query.getall("dryRun", [])
+        return DeleteOptions(
+            grace_period_seconds=grace,
+            propagation_policy=policy,
+            preconditions_uid=pre.get("uid"),
+            preconditions_resource_version=pre.get("resourceVersion"),
+            dry_run=bool(dry),
+        )
+
+    async def delete(
+        self, request: web.Request, storage: ResourceStorage, target: Target, fmt: ResponseFormat
+    ) -> web.Response:
+        opts = await self._delete_options(request)
+        result = await storage.delete(target.namespace, target.name, opts)
+        rtype = target.rtype
+        if result.deleted and not rtype.return_deleted_object:
+            meta = result.obj["metadata"]
+            body = errors.success_status(rtype, meta["name"], meta.get("uid", ""))
+            data, content_type = negotiation.encode(
+                body, fmt if not fmt.table else ResponseFormat()
+            )
+            return web.Response(body=data, content_type=content_type)
+        return self.respond_object(request, rtype, result.obj, fmt)
+
+    async def delete_collection(
+        self, request: web.Request, storage: ResourceStorage, target: Target, fmt: ResponseFormat
+    ) -> web.Response:
+        list_opts = self._list_options(request, target)
+        opts = await self._delete_options(request)
+        listing = await storage.list_objects(list_opts)
+        deleted = []
+        for cached in listing.items:
+            try:
+                result = await storage.delete(cached.namespace or None, cached.name, opts)
+            except APIError as exc:
+                if exc.code == 404:
+                    continue
+                raise
+            deleted.append(result.obj)
+        rtype = target.rtype
+        body = {
+            "kind": rtype.list_kind,
+            "apiVersion": rtype.api_version,
+            "metadata": {"resourceVersion": str(listing.resource_version)},
+            "items": deleted,
+        }
+        data, content_type = negotiation.encode(body, ResponseFormat(fmt.media_type))
+        return web.Response(body=data, content_type=content_type)
+
+    # --------------------------------------------------------- subresources
+
+    async def scale(
+        self, request: web.Request, storage: ResourceStorage, target: Target, fmt: ResponseFormat
+    ) -> web.Response:
+        method = request.method
+        if method == "GET":
+            cached = await storage.get(target.namespace, target.name)
+            return _json(to_scale(cached.obj))
+        if method not in ("PUT", "PATCH"):
+            raise errors.method_not_allowed(method)
+        if method == "PUT":
+            body = await read_body(request)
+            if not isinstance(body, dict):
+                raise errors.bad_request("Scale body must be an object")
+
+            def change(scale: Obj) -> Obj:
+                return body
+        else:
+            content_type = request.headers.get("Content-Type", "")
+            media = negotiation.body_media_type(content_type)
+            raw = await read_raw_body(request)
+            try:
+                patch_doc = orjson.loads(raw)
+            except orjson.JSONDecodeError as exc:
+                raise errors.bad_request(f"error decoding patch: {exc}") from None
+
+            def change(scale: Obj) -> Obj:
+                try:
+                    if media == negotiation.JSON_PATCH:
+                        return apply_json_patch(scale, patch_doc)
+                    if media in (negotiation.MERGE_PATCH, negotiation.STRATEGIC_MERGE_PATCH):
+                        return apply_merge_patch(scale, require_object(patch_doc, "merge"))
+                except PatchError as exc:
+                    raise APIError(exc.code, "BadRequest", exc.message) from None
+                raise errors.unsupported_media_type(content_type)
+
+        pinned: dict[str, str | None] = {}
+
+        def mutate(obj: Obj) -> Obj:
+            scale = to_scale(obj)
+            wanted = change(copy.deepcopy(scale))
+            replicas = (wanted.get("spec") or {}).get("replicas")
+            if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
+                raise errors.invalid(
+                    target.rtype,
+                    target.name,
+                    [
+                        errors.FieldError(
+                            "FieldValueInvalid",
+                            "spec.replicas",
+                            f"Invalid value: {replicas!r}: must be greater than or equal to 0",
+                        )
+                    ],
+                )
+            rv = (wanted.get("metadata") or {}).get("resourceVersion")
+            pinned["rv"] = rv if rv and rv != scale["metadata"].get("resourceVersion") else None
+            obj.setdefault("spec", {})["replicas"] = replicas
+            return obj
+
+        result = await storage.replace_with_retry(
+            target.namespace,
+            target.name,
+            mutate,
+            _write_options(request),
+            precondition_rv=lambda _: pinned.get("rv"),
+        )
+        return _json(to_scale(result.obj))
+
+    async def bind(
+        self, request: web.Request, storage: ResourceStorage, target: Target
+    ) -> web.Response:
+        body = await read_body(request)
+        if not isinstance(body, dict):
+            raise errors.bad_request("Binding body must be an object")
+        node = (body.get("target") or {}).get("name", "")
+        if not node:
+            raise errors.APIError(
+                422,
+                "Invalid",
+                f'Binding "{target.name}" is invalid: target.name: Required value',
+            )
+
+        def mutate(obj: Obj) -> Obj:
+            meta = obj["metadata"]
+            if meta.get("deletionTimestamp"):
+                raise errors.conflict(target.rtype, target.name, "pod is being deleted")
+            current = (obj.get("spec") or {}).get("nodeName")
+            if current:
+                raise errors.conflict(
+                    target.rtype,
+                    target.name,
+                    f'pod {target.name} is already assigned to node "{current}"',
+                )
+            obj["spec"]["nodeName"] = node
+            conditions = obj.setdefault("status", {}).setdefault("conditions", [])
+            conditions[:] = [c for c in conditions if c.get("type") != "PodScheduled"]
+            conditions.append(
+                {
+                    "type": "PodScheduled",
+                    "status": "True",
+                    "lastProbeTime": None,
+                    "lastTransitionTime": _now(),
+                }
+            )
+            return obj
+
+        await storage.replace_with_retry(
+            target.namespace,
+            target.name,
+            mutate,
+            _write_options(request),
+            subresource="bind",
+        )
+        return _json(
+            {
+                "kind": "Status",
+                "apiVersion": "v1",
+                "metadata": {},
+                "status": "Success",
+                "code": 201,
+            },
+            status=201,
+        )
+
+
+def _now() -> str:
+    from setpoint.api.storage import now_rfc3339
+
+    return now_rfc3339()
+
+
+def to_scale(obj: Obj) -> Obj:
+    meta = obj["metadata"]
+    spec = obj.get("spec") or {}
+    status = obj.get("status") or {}
+    selector = spec.get("selector") or {}
+    from setpoint.meta.labels import selector_from_label_selector
+
+    try:
+        selector_text = str(selector_from_label_selector(selector))
+    except Exception:
+        selector_text = ""
+    return {
+        "kind": "Scale",
+        "apiVersion": "autoscaling/v1",
+        "metadata": {
+            k: meta[k]
+            for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")
+            if k in meta
+        },
+        "spec": {"replicas": spec.get("replicas", 1)},
+        "status": {"replicas": status.get("replicas", 0), "selector": selector_text},
+    }
+
+
+def _json(body: Any, *, status: int = 200) -> web.Response:
+    return web.Response(body=orjson.dumps(body), status=status, content_type=negotiation.JSON)
+
+
+async def read_raw_body(request: web.Request) -> bytes:
+    length = request.content_length
+    if length is not None and length > negotiation.MAX_BODY_BYTES:
+        raise errors.too_large(negotiation.MAX_BODY_BYTES)
+    raw = await request.content.read(negotiation.MAX_BODY_BYTES + 1)
+    if len(raw) > negotiation.MAX_BODY_BYTES:
+        raise errors.too_large(negotiation.MAX_BODY_BYTES)
+    # drain anything left so keep-alive stays usable
+    return raw
+
+
+async def read_body(request: web.Request) -> Any:
+    raw = await read_raw_body(request)
+    if not raw.strip():
+        raise errors.bad_request("the request body is empty")
+    return negotiation.decode_body(raw, request.headers.get("Content-Type", ""))

@@ -1,0 +1,116 @@
+"""Media types in and out: JSON and YAML bodies, Table responses, patch types.
+
+Kubernetes clients say what they send with ``Content-Type`` and what they want with
+``Accept``; this module decides both, answering 415 for a body type the server does not
+read, 406 for a response type it cannot produce, and 400 for a body that does not parse.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+import yaml
+
+from setpoint.api import errors
+
+MAX_BODY_BYTES = 3 * 1024 * 1024
+
+JSON = "application/json"
+YAML = "application/yaml"
+JSON_PATCH = "application/json-patch+json"
+MERGE_PATCH = "application/merge-patch+json"
+STRATEGIC_MERGE_PATCH = "application/strategic-merge-patch+json"
+APPLY_PATCH = "application/apply-patch+yaml"
+PATCH_TYPES = (JSON_PATCH, MERGE_PATCH, STRATEGIC_MERGE_PATCH, APPLY_PATCH)
+
+try:
+    _YamlLoader: Any = yaml.CSafeLoader
+except AttributeError:  # pragma: no cover - PyYAML without libyaml
+    _YamlLoader = yaml.SafeLoader
+
+
+@dataclass(frozen=True)
+class ResponseFormat:
+    """What the client asked to receive."""
+
+    media_type: str = JSON  # JSON or YAML
+    table: bool = False
+    partial_metadata: bool = False
+
+
+def _params(part: str) -> tuple[str, dict[str, str]]:
+    pieces = [p.strip() for p in part.split(";")]
+    params: dict[str, str] = {}
+    for piece in pieces[1:]:
+        if "=" in piece:
+            key, value = piece.split("=", 1)
+            params[key.strip().lower()] = value.strip().strip('"')
+    return pieces[0].lower(), params
+
+
+def negotiate_response(accept: str) -> ResponseFormat:
+    """Pick the first acceptable media type in ``accept`` order (clients list preferences)."""
+    if not accept:
+        return ResponseFormat()
+    for part in accept.split(","):
+        media, params = _params(part)
+        as_kind = params.get("as", "")
+        if as_kind:
+            if (
+                media in (JSON, "*/*")
+                and params.get("g") == "meta.k8s.io"
+                and (params.get("v") in ("v1", "v1beta1"))
+            ):
+                if as_kind == "Table":
+                    return ResponseFormat(JSON, table=True)
+                if as_kind in ("PartialObjectMetadata", "PartialObjectMetadataList"):
+                    return ResponseFormat(JSON, partial_metadata=True)
+            continue  # e.g. aggregated discovery or unknown "as": fall through to the next
+        if media in (JSON, "application/*", "*/*", "application/json;stream=watch"):
+            return ResponseFormat(JSON)
+        if media in (YAML, "application/x-yaml", "text/yaml"):
+            return ResponseFormat(YAML)
+    raise errors.not_acceptable(accept)
+
+
+def wants_aggregated_discovery(accept: str) -> bool:
+    for part in accept.split(","):
+        media, params = _params(part)
+        if params.get("as") == "APIGroupDiscoveryList" and params.get("g") == "apidiscovery.k8s.io":
+            return params.get("v") == "v2"
+        if media in (JSON, "*/*"):
+            return False
+    return False
+
+
+def body_media_type(content_type: str) -> str:
+    media, _ = _params(content_type) if content_type else (JSON, {})
+    return media
+
+
+def decode_body(raw: bytes, content_type: str) -> Any:
+    """Parse a create/update body; 415 for unknown types, 400 for unparsable bodies."""
+    media = body_media_type(content_type)
+    if media in (JSON, "*/*", ""):
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise errors.bad_request(f"error decoding JSON body: {exc}") from None
+    if media in (YAML, "application/x-yaml", "text/yaml"):
+        return decode_yaml(raw)
+    raise errors.unsupported_media_type(content_type)
+
+
+def decode_yaml(raw: bytes) -> Any:
+    try:
+        return yaml.load(raw, Loader=_YamlLoader)
+    except yaml.YAMLError as exc:
+        raise errors.bad_request(f"error converting YAML to JSON: {exc}") from None
+
+
+def encode(obj: Any, fmt: ResponseFormat) -> tuple[bytes, str]:
+    if fmt.media_type == YAML:
+        return yaml.safe_dump(obj, sort_keys=False).encode(), YAML
+    return orjson.dumps(obj), JSON

@@ -1,0 +1,307 @@
+"""The API server: HTTPS, authentication, routing, and the lifecycle of the watch caches.
+
+``APIServer`` wires a :class:`~setpoint.store.interface.Store` to the Kubernetes REST surface:
+it builds one :class:`WatchCache` and :class:`ResourceStorage` per served type, answers
+discovery and OpenAPI, authenticates every request by bearer token (except the health
+endpoints, which Kubernetes also leaves open), turns every error into a ``Status``, creates
+the namespaces a cluster starts with, and compacts old store history periodically.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import platform
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from setpoint.api import errors, negotiation
+from setpoint.api.discovery import Discovery
+from setpoint.api.errors import APIError
+from setpoint.api.handlers import ResourceHandlers
+from setpoint.api.storage import ResourceStorage, WriteOptions
+from setpoint.api.watchcache import WatchCache
+from setpoint.pki import tokens_equal
+from setpoint.resources.registry import Registry, ResourceType
+from setpoint.resources.schema import SchemaSet
+from setpoint.store.interface import Store
+
+log = logging.getLogger(__name__)
+
+INITIAL_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+HEALTH_PATHS = ("/healthz", "/livez", "/readyz")
+COMPACTION_INTERVAL = 300.0
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@dataclass(frozen=True)
+class User:
+    name: str
+    groups: tuple[str, ...]
+
+
+class TokenAuthenticator:
+    """Static bearer tokens: the admin token and the node join token."""
+
+    def __init__(self, *, admin_token: str, node_token: str) -> None:
+        self._admin = admin_token
+        self._node = node_token
+
+    def authenticate(self, header: str | None) -> User | None:
+        if not header or not header.startswith("Bearer "):
+            return None
+        token = header[len("Bearer ") :].strip()
+        if token and tokens_equal(token, self._admin):
+            return User("admin", ("system:masters", "system:authenticated"))
+        if token and tokens_equal(token, self._node):
+            return User("system:node", ("system:nodes", "system:authenticated"))
+        return None
+
+
+def error_response(exc: APIError) -> web.Response:
+    response = web.Response(
+        body=orjson.dumps(exc.status()), status=exc.code, content_type=negotiation.JSON
+    )
+    for key, value in exc.headers.items():
+        response.headers[key] = value
+    return response
+
+
+class APIServer:
+    def __init__(
+        self,
+        store: Store,
+        registry: Registry,
+        *,
+        authenticator: TokenAuthenticator,
+        openapi: Any | None = None,
+    ) -> None:
+        self.store = store
+        self.registry = registry
+        self.authenticator = authenticator
+        self.openapi = openapi
+        self.schemas = SchemaSet()
+        self.caches: dict[ResourceType, WatchCache] = {}
+        self.storages: dict[ResourceType, ResourceStorage] = {}
+        self.discovery = Discovery(registry, platform=f"linux/{platform.machine()}")
+        self._namespace_type = registry.lookup("", "v1", "namespaces")
+        for rtype in registry.types:
+            cache = WatchCache(rtype, store)
+            self.caches[rtype] = cache
+            self.storages[rtype] = ResourceStorage(
+                rtype, store, cache, self.schemas, namespace_check=self._check_namespace
+            )
+        self.handlers = ResourceHandlers(registry, self.storages)
+        self._tasks: list[asyncio.Task[None]] = []
+        self.ready = False
+
+    # ----------------------------------------------------------- lifecycle
+
+    async def start(self) -> None:
+        await asyncio.gather(*(cache.start() for cache in self.caches.values()))
+        await self._ensure_initial_namespaces()
+        self._tasks.append(asyncio.create_task(self._compactor(), name="compactor"))
+        self.ready = True
+
+    async def stop(self) -> None:
+        self.ready = False
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await asyncio.gather(*(cache.stop() for cache in self.caches.values()))
+
+    async def _ensure_initial_namespaces(self) -> None:
+        assert self._namespace_type is not None
+        storage = self.storages[self._namespace_type]
+        for name in INITIAL_NAMESPACES:
+            if storage.cache.get(storage.key(None, name)) is not None:
+                continue
+            body = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
+            try:
+                await storage.create(None, body, WriteOptions())
+            except APIError as exc:
+                if exc.code != 409:
+                    raise
+
+    async def _compactor(self) -> None:
+        """Every interval, forget history older than the revision seen one interval ago —
+        the same cadence as kube-apiserver's etcd compaction."""
+        seen: deque[int] = deque()
+        while True:
+            await asyncio.sleep(COMPACTION_INTERVAL)
+            seen.append(await self.store.current_revision())
+            if len(seen) > 1:
+                target = seen.popleft()
+                try:
+                    await self.store.compact(target)
+                except Exception:
+                    log.exception("compaction to revision %d failed", target)
+
+    async def _check_namespace(self, namespace: str) -> None:
+        assert self._namespace_type is not None
+        cache = self.caches[self._namespace_type]
+        cached = cache.get(self._namespace_type.store_key(None, namespace))
+        if cached is None:
+            await cache.wait_fresh(await self.store.current_revision())
+            cached = cache.get(self._namespace_type.store_key(None, namespace))
+        if cached is None:
+            raise errors.not_found(self._namespace_type, namespace)
+        if cached.obj["metadata"].get("deletionTimestamp"):
+            raise errors.forbidden(
+                f"unable to create new content in namespace {namespace} because it is being "
+                "terminated"
+            )
+
+    # --------------------------------------------------------------- HTTP
+
+    def application(self) -> web.Application:
+        app = web.Application(
+            middlewares=[self._error_middleware, self._auth_middleware],
+            client_max_size=negotiation.MAX_BODY_BYTES + 1024,
+        )
+        app.router.add_route("*", "/{tail:.*}", self._dispatch)
+        return app
+
+    @web.middleware
+    async def _error_middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except APIError as exc:
+            return error_response(exc)
+        except web.HTTPRequestEntityTooLarge:
+            return error_response(errors.too_large(negotiation.MAX_BODY_BYTES))
+        except (asyncio.CancelledError, ConnectionResetError):
+            raise
+        except Exception as exc:
+            log.exception("internal error serving %s %s", request.method, request.path)
+            return error_response(errors.internal(type(exc).__name__))
+
+    @web.middleware
+    async def _auth_middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        path = request.path
+        if path in HEALTH_PATHS or path.startswith(tuple(p + "/" for p in HEALTH_PATHS)):
+            return await handler(request)
+        user = self.authenticator.authenticate(request.headers.get("Authorization"))
+        if user is None:
+            raise errors.unauthorized()
+        request["user"] = user
+        return await handler(request)
+
+    async def _dispatch(self, request: web.Request) -> web.StreamResponse:
+        path = request.path
+        segments = [s for s in path.split("/") if s]
+        if not segments:
+            return _json({"paths": sorted(self._root_paths())})
+        head = segments[0]
+        if head in ("healthz", "livez", "readyz"):
+            return self._health(head)
+        if head == "version" and len(segments) == 1:
+            return _raw(self.discovery.version_json)
+        if head == "openapi":
+            return self._openapi(request, segments[1:])
+        if head == "api":
+            if len(segments) == 1:
+                self._only_get(request)
+                return _raw(self.discovery.api_versions_json)
+            return await self._group_version(request, "", segments[1], segments[2:])
+        if head == "apis":
+            if len(segments) == 1:
+                self._only_get(request)
+                return _raw(self.discovery.group_list_json)
+            group = segments[1]
+            if len(segments) == 2:
+                self._only_get(request)
+                if group not in self.discovery.groups:
+                    raise errors.resource_not_found(path)
+                return _raw(self.discovery.groups[group])
+            return await self._group_version(request, group, segments[2], segments[3:])
+        raise errors.resource_not_found(path)
+
+    def _only_get(self, request: web.Request) -> None:
+        if request.method not in ("GET", "HEAD"):
+            raise errors.method_not_allowed(request.method)
+
+    async def _group_version(
+        self, request: web.Request, group: str, version: str, rest: list[str]
+    ) -> web.StreamResponse:
+        key = (group, version)
+        if key not in self.discovery.resource_lists:
+            raise errors.resource_not_found(request.path)
+        if not rest:
+            self._only_get(request)
+            return _raw(self.discovery.resource_lists[key])
+        target = self.handlers.resolve(group, version, rest)
+        if target is None:
+            raise errors.resource_not_found(request.path)
+        return await self.handlers.handle(request, target)
+
+    def _health(self, which: str) -> web.Response:
+        if which == "readyz" and not self.ready:
+            return web.Response(
+                status=500, text="[-]informer-sync failed: not ready\nreadyz check failed"
+            )
+        return web.Response(text="ok")
+
+    def _openapi(self, request: web.Request, rest: list[str]) -> web.Response:
+        self._only_get(request)
+        docs = self.openapi
+        if docs is None:
+            raise errors.resource_not_found(request.path)
+        if rest == ["v2"]:
+            return _cached(request, docs.v2_json, docs.v2_etag)
+        if rest == ["v3"]:
+            return _cached(request, docs.v3_root_json, docs.v3_root_etag)
+        if rest and rest[0] == "v3":
+            key = "/".join(rest[1:])
+            doc = docs.v3_group_versions.get(key)
+            if doc is None:
+                raise errors.resource_not_found(request.path)
+            return _cached(request, doc, docs.v3_etags.get(key, ""))
+        raise errors.resource_not_found(request.path)
+
+    def _root_paths(self) -> list[str]:
+        paths = [
+            "/api",
+            "/api/v1",
+            "/apis",
+            "/healthz",
+            "/livez",
+            "/readyz",
+            "/version",
+            "/openapi/v2",
+            "/openapi/v3",
+        ]
+        for group, versions in self.registry.group_versions().items():
+            if group:
+                paths.append(f"/apis/{group}")
+                paths += [f"/apis/{group}/{v}" for v in versions]
+        return paths
+
+
+def _json(body: Any, *, status: int = 200) -> web.Response:
+    return web.Response(body=orjson.dumps(body), status=status, content_type=negotiation.JSON)
+
+
+def _raw(data: bytes) -> web.Response:
+    return web.Response(body=data, content_type=negotiation.JSON)
+
+
+def _cached(request: web.Request, data: bytes, etag: str) -> web.Response:
+    if etag and request.headers.get("If-None-Match") == etag:
+        return web.Response(status=304, headers={"ETag": etag})
+    headers = {"ETag": etag, "Cache-Control": "no-cache, private"} if etag else {}
+    return web.Response(body=data, content_type=negotiation.JSON, headers=headers)
+
+
+def monotonic() -> float:
+    return time.monotonic()

@@ -1,0 +1,654 @@
+"""ResourceStorage: Kubernetes' object semantics for one resource type.
+
+This is setpoint's counterpart of the apiserver's generic registry store: it turns the
+REST verbs into store operations with everything Kubernetes promises around them —
+server-set metadata (uid, creationTimestamp, generation, generateName), status changed only
+through ``/status``, optimistic concurrency on resourceVersion (409 Conflict), finalizers and
+``deletionTimestamp``, graceful pod deletion, propagation-policy finalizers, dry runs, and
+no-op updates that do not bump resourceVersion. Reads and watches are served from the
+resource's :class:`~setpoint.api.watchcache.WatchCache`; writes go to the store.
+
+The HTTP layer (``handlers``) parses requests into calls on this class; kind-specific rules
+come from the ``ResourceType`` hooks in ``setpoint.resources``.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import secrets
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+
+from setpoint.api import errors
+from setpoint.api.errors import APIError
+from setpoint.api.watchcache import CachedObject, WatchCache, decode_object
+from setpoint.meta.fields import FieldSelector
+from setpoint.meta.labels import Selector
+from setpoint.resources.meta import validate_object_meta
+from setpoint.resources.registry import FieldError, Obj, ResourceType, required
+from setpoint.resources.schema import DecodeError, SchemaSet
+from setpoint.store.interface import (
+    CompactedError,
+    FutureRevisionError,
+    KeyExistsError,
+    KeyNotFoundError,
+    RevisionConflictError,
+    Store,
+)
+
+_GENERATE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
+_MAX_CONFLICT_RETRIES = 8
+
+FINALIZER_ORPHAN = "orphan"
+FINALIZER_FOREGROUND = "foregroundDeletion"
+
+
+def now_rfc3339(offset_seconds: int = 0) -> str:
+    moment = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=offset_seconds)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass
+class WriteOptions:
+    dry_run: bool = False
+    field_validation: str = "Warn"  # Strict | Warn | Ignore
+    field_manager: str = ""
+
+
+@dataclass
+class WriteResult:
+    obj: Obj
+    warnings: list[str] = field(default_factory=list)
+    created: bool = False
+
+
+@dataclass
+class ListOptions:
+    namespace: str | None = None
+    label_selector: Selector | None = None
+    field_selector: FieldSelector | None = None
+    limit: int = 0
+    continue_token: str = ""
+    resource_version: str = ""
+    resource_version_match: str = ""
+
+
+@dataclass
+class ListResult:
+    items: list[CachedObject]
+    resource_version: int
+    continue_token: str = ""
+    remaining: int | None = None
+
+
+@dataclass
+class DeleteOptions:
+    grace_period_seconds: int | None = None
+    propagation_policy: str | None = None
+    preconditions_uid: str | None = None
+    preconditions_resource_version: str | None = None
+    dry_run: bool = False
+
+
+@dataclass
+class DeleteResult:
+    obj: Obj
+    deleted: bool  # removed from the store now (False: marked for deletion)
+
+
+NamespaceCheck = Callable[[str], Awaitable[None]]
+"""Raises the right APIError if new objects may not be created in the namespace."""
+
+
+def encode_continue(revision: int, start_after: str) -> str:
+    token = orjson.dumps({"v": "meta.k8s.io/v1", "rv": revision, "start": start_after})
+    return base64.urlsafe_b64encode(token).decode().rstrip("=")
+
+
+def decode_continue(token: str) -> tuple[int, str]:
+    try:
+        padded = token + "=" * (-len(token) % 4)
+        data = orjson.loads(base64.urlsafe_b64decode(padded))
+        revision, start = int(data["rv"]), str(data["start"])
+        if data.get("v") != "meta.k8s.io/v1" or revision <= 0:
+            raise ValueError(token)
+        return revision, start
+    except (ValueError, KeyError, TypeError, orjson.JSONDecodeError) as exc:
+        raise errors.bad_request(f"continue key is not valid: {exc}") from None
+
+
+def spec_changed(new: Obj, old: Obj, *, with_annotations: bool) -> bool:
+    ignored = ("metadata", "status", "apiVersion", "kind")
+    keys = (set(new) | set(old)) - set(ignored)
+    if any(new.get(k) != old.get(k) for k in keys):
+        return True
+    if with_annotations:
+        return bool(new["metadata"].get("annotations") != old["metadata"].get("annotations"))
+    return False
+
+
+class ResourceStorage:
+    def __init__(
+        self,
+        rtype: ResourceType,
+        store: Store,
+        cache: WatchCache,
+        schemas: SchemaSet,
+        *,
+        namespace_check: NamespaceCheck | None = None,
+    ) -> None:
+        self.rtype = rtype
+        self.store = store
+        self.cache = cache
+        self._decoder = schemas.decoder(rtype.definition, rtype.kind, rtype.api_version)
+        self._namespace_check = namespace_check
+        getters: dict[str, Callable[[Obj], str]] = {
+            "metadata.name": lambda o: str(o["metadata"].get("name", "")),
+            "metadata.namespace": lambda o: str(o["metadata"].get("namespace", "")),
+        }
+        getters.update(rtype.field_selectors)
+        self.field_getters = getters
+
+    # ------------------------------------------------------------ decoding
+
+    def decode_body(self, body: Any, opts: WriteOptions) -> tuple[Obj, list[str], list[FieldError]]:
+        """Structural decode: type errors are 400; unknown fields per fieldValidation.
+
+        Returns the pruned object, warnings for the client, and required-field problems.
+        """
+        try:
+            result = self._decoder.decode(body)
+        except DecodeError as exc:
+            raise errors.bad_request(str(exc)) from None
+        obj = result.obj
+        warnings: list[str] = []
+        if result.unknown_fields:
+            described = [f'unknown field "{f}"' for f in result.unknown_fields]
+            if opts.field_validation == "Strict":
+                raise errors.bad_request("strict decoding error: " + ", ".join(described))
+            if opts.field_validation != "Ignore":
+                warnings = described
+        api_version, kind = obj.get("apiVersion"), obj.get("kind")
+        if api_version and api_version != self.rtype.api_version:
+            raise errors.bad_request(
+                f"the API version in the data ({api_version}) does not match the expected API "
+                f"version ({self.rtype.api_version})"
+            )
+        if kind and kind != self.rtype.kind:
+            raise errors.bad_request(
+                f"the kind in the data ({kind}) does not match the expected kind "
+                f"({self.rtype.kind})"
+            )
+        obj["apiVersion"] = self.rtype.api_version
+        obj["kind"] = self.rtype.kind
+        obj.setdefault("metadata", {})
+        return obj, warnings, [required(path) for path in result.missing_required]
+
+    def key(self, namespace: str | None, name: str) -> str:
+        return self.rtype.store_key(namespace, name)
+
+    # --------------------------------------------------------------- reads
+
+    async def _fresh(self) -> None:
+        revision = await self.store.current_revision()
+        if not await self.cache.wait_fresh(revision):
+            raise errors.timeout("Timeout: the watch cache did not catch up with the store")
+
+    async def get(self, namespace: str | None, name: str) -> CachedObject:
+        await self._fresh()
+        cached = self.cache.get(self.key(namespace, name))
+        if cached is None:
+            raise errors.not_found(self.rtype, name)
+        return cached
+
+    async def get_from_store(self, namespace: str | None, name: str) -> CachedObject:
+        kv = await self.store.get(self.key(namespace, name))
+        if kv is None:
+            raise errors.not_found(self.rtype, name)
+        return decode_object(kv)
+
+    def matcher(
+        self, label_selector: Selector | None, field_selector: FieldSelector | None
+    ) -> Callable[[CachedObject], bool]:
+        if field_selector is not None and not field_selector.is_empty():
+            unknown = field_selector.fields() - set(self.field_getters)
+            if unknown:
+                known = ", ".join(f'"{f}"' for f in sorted(self.field_getters))
+                raise errors.bad_request(
+                    f'"{sorted(unknown)[0]}" is not a known field selector: only {known}'
+                )
+        labels = label_selector if label_selector and not label_selector.is_empty() else None
+        fields = field_selector if field_selector and not field_selector.is_empty() else None
+        getters = self.field_getters
+
+        def matches(cached: CachedObject) -> bool:
+            obj = cached.obj
+            if labels is not None and not labels.matches(obj["metadata"].get("labels") or {}):
+                return False
+            if fields is not None:
+                return fields.matches(lambda f: getters[f](obj) if f in getters else None)
+            return True
+
+        return matches
+
+    async def list_objects(self, opts: ListOptions) -> ListResult:
+        matches = self.matcher(opts.label_selector, opts.field_selector)
+        if opts.continue_token:
+            revision, start_after = decode_continue(opts.continue_token)
+            return await self._list_from_store(opts, matches, revision, start_after)
+        rv = opts.resource_version
+        if rv and opts.resource_version_match == "Exact":
+            return await self._list_from_store(opts, matches, _parse_rv(rv), "")
+        if rv and rv != "0":
+            if not await self.cache.wait_fresh(_parse_rv(rv)):
+                raise _too_large_rv(_parse_rv(rv), self.cache.revision)
+        elif not rv:
+            await self._fresh()
+        namespace = opts.namespace
+        candidates = self.cache.items(namespace or self._namespace_hint(opts.field_selector))
+        items = [c for c in candidates if matches(c)]
+        revision = self.cache.revision
+        if opts.limit and len(items) > opts.limit:
+            items.sort(key=lambda c: c.key)
+            page = items[: opts.limit]
+            remaining = len(items) - opts.limit
+            return ListResult(page, revision, encode_continue(revision, page[-1].key), remaining)
+        items.sort(key=lambda c: c.key)
+        return ListResult(items, revision)
+
+    def _namespace_hint(self, field_selector: FieldSelector | None) -> str | None:
+        if field_selector is None or not self.rtype.namespaced:
+            return None
+        return field_selector.equality_value("metadata.namespace")
+
+    async def _list_from_store(
+        self,
+        opts: ListOptions,
+        matches: Callable[[CachedObject], bool],
+        revision: int,
+        start_after: str,
+    ) -> ListResult:
+        prefix = self.rtype.store_prefix
+        if opts.namespace:
+            prefix = f"{prefix}{opts.namespace}/"
+        limit = opts.limit
+        items: list[CachedObject] = []
+        cursor = start_after
+        try:
+            while True:
+                chunk = await self.store.scan(
+                    prefix,
+                    start_after=cursor,
+                    limit=max(limit, 500) if limit else 0,
+                    revision=revision,
+                )
+                for kv in chunk.items:
+                    cached = decode_object(kv)
+                    if matches(cached):
+                        items.append(cached)
+                        if limit and len(items) == limit:
+                            more = kv is not chunk.items[-1] or chunk.more
+                            token = encode_continue(chunk.revision, kv.key) if more else ""
+                            return ListResult(items, chunk.revision, token)
+                if not chunk.more or not chunk.items:
+                    return ListResult(items, chunk.revision)
+                cursor = chunk.items[-1].key
+        except CompactedError:
+            if opts.continue_token:
+                raise errors.expired(
+                    "The provided continue parameter is too old to display a consistent list "
+                    "result. You can start a new list without the continue parameter."
+                ) from None
+            raise errors.expired(f"too old resource version: {revision}") from None
+        except FutureRevisionError as exc:
+            raise _too_large_rv(exc.requested, exc.current) from None
+
+    # -------------------------------------------------------------- create
+
+    async def create(self, namespace: str | None, body: Any, opts: WriteOptions) -> WriteResult:
+        obj, warnings, missing = self.decode_body(body, opts)
+        meta = obj["metadata"]
+        self._check_namespace(meta, namespace)
+        if meta.get("resourceVersion"):
+            raise errors.bad_request("resourceVersion should not be set on objects to be created")
+        if not meta.get("name") and meta.get("generateName"):
+            suffix = "".join(secrets.choice(_GENERATE_ALPHABET) for _ in range(5))
+            meta["name"] = f"{meta['generateName']}{suffix}"
+        meta["uid"] = str(uuid.uuid4())
+        meta["creationTimestamp"] = now_rfc3339()
+        for key in ("deletionTimestamp", "deletionGracePeriodSeconds", "selfLink"):
+            meta.pop(key, None)
+        if self.rtype.tracks_generation:
+            meta["generation"] = 1
+        else:
+            meta.pop("generation", None)
+        if self.rtype.has_status and not self.rtype.keeps_status_on_create:
+            obj.pop("status", None)
+        self.rtype.prepare_for_create(obj)
+        self.rtype.defaulter(obj)
+        problems = missing + validate_object_meta(self.rtype, obj, None)
+        problems += self.rtype.validator(obj, None)
+        if problems:
+            raise errors.invalid(self.rtype, meta.get("name", ""), problems)
+        if self.rtype.namespaced and self._namespace_check is not None:
+            await self._namespace_check(meta["namespace"])
+        if opts.dry_run:
+            if self.cache.get(self.key(namespace, meta["name"])) is not None:
+                raise errors.already_exists(self.rtype, meta["name"])
+            return WriteResult(obj, warnings, created=True)
+        try:
+            kv = await self.store.create(self.key(namespace, meta["name"]), _encode(obj))
+        except KeyExistsError:
+            raise errors.already_exists(self.rtype, meta["name"]) from None
+        meta["resourceVersion"] = str(kv.mod_revision)
+        return WriteResult(obj, warnings, created=True)
+
+    def _check_namespace(self, meta: Obj, namespace: str | None) -> None:
+        if self.rtype.namespaced:
+            given = meta.get("namespace")
+            if given and given != namespace:
+                raise errors.bad_request(
+                    "the namespace of the provided object does not match the namespace sent on "
+                    "the request"
+                )
+            meta["namespace"] = namespace
+        else:
+            meta.pop("namespace", None)
+
+    # -------------------------------------------------------------- update
+
+    async def update(
+        self,
+        namespace: str | None,
+        name: str,
+        body: Any,
+        opts: WriteOptions,
+        *,
+        subresource: str = "",
+    ) -> WriteResult:
+        obj, warnings, missing = self.decode_body(body, opts)
+        meta = obj["metadata"]
+        if meta.get("name") and meta["name"] != name:
+            raise errors.bad_request(
+                f"the name of the object ({meta['name']}) does not match the name on the URL "
+                f"({name})"
+            )
+        meta["name"] = name
+        self._check_namespace(meta, namespace)
+        try:
+            current = await self.get_from_store(namespace, name)
+        except APIError:
+            if self.rtype.allow_create_on_update and not subresource:
+                meta.pop("resourceVersion", None)
+                return await self.create(namespace, obj, opts)
+            raise
+        expected = meta.get("resourceVersion")
+        if expected and _parse_rv(expected) != current.rv:
+            raise errors.stale_conflict(self.rtype, name)
+        result = await self._write_update(
+            current, obj, opts, subresource=subresource, missing=missing
+        )
+        result.warnings = warnings + result.warnings
+        return result
+
+    async def _write_update(
+        self,
+        current: CachedObject,
+        obj: Obj,
+        opts: WriteOptions,
+        *,
+        subresource: str,
+        missing: list[FieldError],
+    ) -> WriteResult:
+        old = current.obj
+        new = self._merge_for_update(old, obj, subresource)
+        new_meta = new["metadata"]
+        if subresource:
+            missing = []
+        if not subresource:
+            self.rtype.defaulter(new)
+        problems = missing + validate_object_meta(self.rtype, new, old)
+        problems += self.rtype.validator(new, old)
+        if problems:
+            raise errors.invalid(self.rtype, new_meta["name"], problems)
+        new_meta.pop("resourceVersion", None)
+        old_stripped = {
+            **old,
+            "metadata": {k: v for k, v in old["metadata"].items() if k != "resourceVersion"},
+        }
+        if new == old_stripped:
+            return WriteResult(old)  # no-op: Kubernetes does not write (rv unchanged)
+        if opts.dry_run:
+            new_meta["resourceVersion"] = str(current.rv)
+            return WriteResult(new)
+        key = current.key
+        delete_now = bool(new_meta.get("deletionTimestamp")) and not new_meta.get("finalizers")
+        try:
+            if delete_now:
+                kv = await self.store.delete(key, expected_revision=current.rv)
+            else:
+                kv = await self.store.update(key, _encode(new), expected_revision=current.rv)
+        except RevisionConflictError:
+            raise errors.stale_conflict(self.rtype, new_meta["name"]) from None
+        except KeyNotFoundError:
+            raise errors.not_found(self.rtype, new_meta["name"]) from None
+        new_meta["resourceVersion"] = str(kv.mod_revision)
+        return WriteResult(new)
+
+    def _merge_for_update(self, old: Obj, obj: Obj, subresource: str) -> Obj:
+        """Apply the update strategy: which parts of ``obj`` may replace ``old``'s."""
+        rtype = self.rtype
+        if subresource == "bind":
+            return obj  # pods/binding: the handler changed exactly what binding may change
+        if subresource == "status":
+            new = copy.deepcopy(old)
+            if "status" in obj:
+                new["status"] = obj["status"]
+            else:
+                new.pop("status", None)
+            return new
+        new = obj
+        meta, old_meta = new["metadata"], old["metadata"]
+        if rtype.has_status:
+            if "status" in old:
+                new["status"] = copy.deepcopy(old["status"])
+            else:
+                new.pop("status", None)
+        if not meta.get("uid"):
+            meta["uid"] = old_meta["uid"]
+        meta["creationTimestamp"] = old_meta["creationTimestamp"]
+        for key in ("deletionTimestamp", "deletionGracePeriodSeconds"):
+            if key in old_meta:
+                meta[key] = old_meta[key]
+            else:
+                meta.pop(key, None)
+        meta.pop("selfLink", None)
+        if rtype.tracks_generation:
+            generation = old_meta.get("generation", 1)
+            if spec_changed(new, old, with_annotations=rtype.generation_includes_annotations):
+                generation += 1
+            meta["generation"] = generation
+        else:
+            meta.pop("generation", None)
+        return new
+
+    async def replace_with_retry(
+        self,
+        namespace: str | None,
+        name: str,
+        mutate: Callable[[Obj], Obj],
+        opts: WriteOptions,
+        *,
+        subresource: str = "",
+        precondition_rv: Callable[[Obj], str | None] | None = None,
+    ) -> WriteResult:
+        """Read-modify-write (patch, scale): retried on conflict unless the change pinned a
+        resourceVersion, exactly as the apiserver's patcher does."""
+        for _ in range(_MAX_CONFLICT_RETRIES):
+            current = await self.get_from_store(namespace, name)
+            changed = mutate(copy.deepcopy(current.obj))
+            pinned = precondition_rv(changed) if precondition_rv else None
+            body, warnings, missing = self.decode_body(changed, opts)
+            if pinned and _parse_rv(pinned) != current.rv:
+                raise errors.stale_conflict(self.rtype, name)
+            meta = body["metadata"]
+            if meta.get("name") != name:
+                raise errors.invalid(
+                    self.rtype,
+                    name,
+                    [
+                        FieldError(
+                            "FieldValueInvalid",
+                            "metadata.name",
+                            f'Invalid value: "{meta.get("name")}": field is immutable',
+                        )
+                    ],
+                )
+            self._check_namespace(meta, namespace)
+            try:
+                result = await self._write_update(
+                    current, body, opts, subresource=subresource, missing=missing
+                )
+            except APIError as exc:
+                if exc.code == 409 and exc.reason == "Conflict" and not pinned:
+                    continue
+                raise
+            result.warnings = warnings + result.warnings
+            return result
+        raise errors.stale_conflict(self.rtype, name)
+
+    # -------------------------------------------------------------- delete
+
+    async def delete(self, namespace: str | None, name: str, opts: DeleteOptions) -> DeleteResult:
+        for _ in range(_MAX_CONFLICT_RETRIES):
+            current = await self.get_from_store(namespace, name)
+            try:
+                return await self._delete_once(current, opts)
+            except RevisionConflictError:
+                continue
+        raise errors.stale_conflict(self.rtype, name)
+
+    async def _delete_once(self, current: CachedObject, opts: DeleteOptions) -> DeleteResult:
+        obj = copy.deepcopy(current.obj)
+        meta = obj["metadata"]
+        name = meta["name"]
+        if opts.preconditions_uid and opts.preconditions_uid != meta.get("uid"):
+            raise errors.conflict(
+                self.rtype,
+                name,
+                f"Precondition failed: UID in precondition: {opts.preconditions_uid}, "
+                f"UID in object meta: {meta.get('uid')}",
+            )
+        if opts.preconditions_resource_version and (
+            opts.preconditions_resource_version != meta.get("resourceVersion")
+        ):
+            raise errors.conflict(
+                self.rtype,
+                name,
+                "Precondition failed: ResourceVersion in precondition: "
+                f"{opts.preconditions_resource_version}, ResourceVersion in object meta: "
+                f"{meta.get('resourceVersion')}",
+            )
+        finalizers: list[str] = list(meta.get("finalizers") or [])
+        policy = opts.propagation_policy
+        if policy == "Orphan":
+            finalizers = [f for f in finalizers if f != FINALIZER_FOREGROUND]
+            if FINALIZER_ORPHAN not in finalizers:
+                finalizers.append(FINALIZER_ORPHAN)
+        elif policy == "Foreground":
+            finalizers = [f for f in finalizers if f != FINALIZER_ORPHAN]
+            if FINALIZER_FOREGROUND not in finalizers:
+                finalizers.append(FINALIZER_FOREGROUND)
+        elif policy == "Background":
+            finalizers = [
+                f for f in finalizers if f not in (FINALIZER_ORPHAN, FINALIZER_FOREGROUND)
+            ]
+        grace = self._grace_period(obj, opts)
+        pending = bool(meta.get("deletionTimestamp"))
+        if pending and grace > 0:
+            old_grace = meta.get("deletionGracePeriodSeconds")
+            if old_grace is None or grace >= old_grace:
+                return DeleteResult(current.obj, deleted=False)
+        if grace > 0 or finalizers:
+            if finalizers:
+                meta["finalizers"] = finalizers
+            else:
+                meta.pop("finalizers", None)
+            if not pending or grace > 0:
+                meta["deletionTimestamp"] = now_rfc3339(grace)
+            meta["deletionGracePeriodSeconds"] = grace
+            if meta.get("generation") is not None and not pending:
+                meta["generation"] = meta["generation"] + 1
+            if opts.dry_run:
+                return DeleteResult(obj, deleted=False)
+            meta.pop("resourceVersion", None)
+            kv = await self.store.update(current.key, _encode(obj), expected_revision=current.rv)
+            meta["resourceVersion"] = str(kv.mod_revision)
+            return DeleteResult(obj, deleted=False)
+        if opts.dry_run:
+            return DeleteResult(current.obj, deleted=True)
+        try:
+            kv = await self.store.delete(current.key, expected_revision=current.rv)
+        except KeyNotFoundError:
+            raise errors.not_found(self.rtype, name) from None
+        deleted = decode_object(kv).obj
+        return DeleteResult(deleted, deleted=True)
+
+    def _grace_period(self, obj: Obj, opts: DeleteOptions) -> int:
+        """Pods on a node terminate gracefully; everything else is removed at once."""
+        if self.rtype.group or self.rtype.kind != "Pod":
+            return 0
+        spec = obj.get("spec") or {}
+        phase = (obj.get("status") or {}).get("phase")
+        if not spec.get("nodeName") or phase in ("Succeeded", "Failed"):
+            return 0
+        if opts.grace_period_seconds is not None:
+            return max(0, opts.grace_period_seconds)
+        return int(spec.get("terminationGracePeriodSeconds", 30))
+
+
+def _encode(obj: Obj) -> bytes:
+    meta = obj["metadata"]
+    rv = meta.pop("resourceVersion", None)
+    try:
+        return orjson.dumps(obj)
+    finally:
+        if rv is not None:
+            meta["resourceVersion"] = rv
+
+
+def _parse_rv(value: str) -> int:
+    try:
+        rv = int(value)
+    except (TypeError, ValueError):
+        raise errors.bad_request(
+            f'resourceVersion: Invalid value: "{value}": must be an integer'
+        ) from None
+    if rv < 0:
+        raise errors.bad_request(f'resourceVersion: Invalid value: "{value}": must be >= 0')
+    return rv
+
+
+def parse_resource_version(value: str) -> int:
+    return _parse_rv(value)
+
+
+def _too_large_rv(requested: int, current: int) -> APIError:
+    return APIError(
+        504,
+        "Timeout",
+        f"Too large resource version: {requested}, current: {current}",
+        details={
+            "causes": [
+                {"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}
+            ],
+            "retryAfterSeconds": 1,
+        },
+        headers={"Retry-After": "1"},
+    )

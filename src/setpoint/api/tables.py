@@ -1,0 +1,67 @@
+"""Server-side printing: ``meta.k8s.io/v1 Table`` responses for ``kubectl get``.
+
+kubectl asks for ``application/json;as=Table;v=v1;g=meta.k8s.io`` and prints whatever columns
+the server sends, so the familiar ``NAME READY STATUS RESTARTS AGE`` come from here. The
+per-kind columns and cell values live in :mod:`setpoint.api.printers` (Kubernetes'
+``pkg/printers/internalversion``); this module wraps them into Table objects, for lists,
+single objects and watch events, honouring ``includeObject`` (None, Metadata, Object).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from setpoint.api.printers import printer_for
+from setpoint.resources.registry import Obj, ResourceType
+
+TABLE_API_VERSION = "meta.k8s.io/v1"
+
+
+def partial_metadata(obj: Obj) -> Obj:
+    return {
+        "kind": "PartialObjectMetadata",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": obj.get("metadata", {}),
+    }
+
+
+def _row(rtype: ResourceType, obj: Obj, include_object: str, now: datetime) -> dict[str, Any]:
+    printer = printer_for(rtype)
+    row: dict[str, Any] = {"cells": printer.cells(obj, now)}
+    conditions = printer.conditions(obj)
+    if conditions:
+        row["conditions"] = conditions
+    if include_object == "Object":
+        row["object"] = obj
+    elif include_object != "None":
+        row["object"] = partial_metadata(obj)
+    return row
+
+
+def to_table(
+    rtype: ResourceType,
+    objects: Iterable[Obj],
+    *,
+    include_object: str = "Metadata",
+    resource_version: str = "",
+    continue_token: str = "",
+    remaining: int | None = None,
+    with_columns: bool = True,
+) -> dict[str, Any]:
+    now = datetime.now(UTC)
+    metadata: dict[str, Any] = {}
+    if resource_version:
+        metadata["resourceVersion"] = resource_version
+    if continue_token:
+        metadata["continue"] = continue_token
+    if remaining is not None:
+        metadata["remainingItemCount"] = remaining
+    return {
+        "kind": "Table",
+        "apiVersion": TABLE_API_VERSION,
+        "metadata": metadata,
+        "columnDefinitions": printer_for(rtype).columns if with_columns else [],
+        "rows": [_row(rtype, obj, include_object, now) for obj in objects],
+    }

@@ -1,0 +1,92 @@
+"""The ``setpoint`` command: ``setpoint server`` (and, later, ``agent`` and ``sim``).
+
+Flags follow k3s and Kubernetes where they have one (``--data-dir``, ``--bind-address``,
+``--https-listen-port``, ``--disable-agent``, ``--node-name``), so Kubernetes users feel at
+home. This is the only package that wires the parts together.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from pathlib import Path
+
+import click
+
+from setpoint.cli.server import ServerConfig, run_server
+
+
+def default_data_dir() -> Path:
+    if os.geteuid() == 0:
+        return Path("/var/lib/setpoint")
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "setpoint"
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-v", "--verbose", count=True, help="More logging (-v info, -vv debug).")
+def cli(verbose: int) -> None:
+    """setpoint: declarative, self-healing workloads, driven through the Kubernetes API."""
+    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+@cli.command()
+@click.option(
+    "--data-dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Where state, certificates, tokens and the kubeconfig live.",
+)
+@click.option(
+    "--bind-address",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address the API server listens on (0.0.0.0 for other machines' agents).",
+)
+@click.option(
+    "--https-listen-port",
+    type=click.IntRange(0, 65535),
+    default=6443,
+    show_default=True,
+    help="HTTPS port; 0 picks a free one.",
+)
+@click.option("--disable-agent", is_flag=True, help="Do not run a node agent for this machine.")
+@click.option("--node-name", default=None, help="Name of this machine's node.")
+@click.option("--tls-san", multiple=True, help="Extra host name or IP for the serving cert.")
+def server(
+    data_dir: Path | None,
+    bind_address: str,
+    https_listen_port: int,
+    disable_agent: bool,
+    node_name: str | None,
+    tls_san: tuple[str, ...],
+) -> None:
+    """Run the control plane (API server on the embedded store) on this machine."""
+    config = ServerConfig(
+        data_dir=(data_dir or default_data_dir()).resolve(),
+        bind_address=bind_address,
+        port=https_listen_port,
+        disable_agent=disable_agent,
+        node_name=node_name,
+        tls_sans=tls_san,
+    )
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:  # pragma: no cover - uvloop is a dependency, but stay runnable
+        pass
+    try:
+        asyncio.run(run_server(config))
+    except KeyboardInterrupt:
+        pass
+
+
+def main() -> None:
+    cli(prog_name="setpoint")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

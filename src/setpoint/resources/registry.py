@@ -1,0 +1,183 @@
+"""The catalogue of resource types the API server serves.
+
+A ``ResourceType`` says everything the generic REST machinery needs to know about one kind:
+where it lives in the URL space (group, version, plural), how kubectl names it (kind, short
+names, categories), whether it is namespaced, which subresources it has, and the kind-specific
+hooks (defaults, semantic validation, field selectors, what an update may change). The hooks
+live in one module per API group (``core``, ``apps``, ``batch``, ...); this module only holds
+the shapes and the lookup tables built from them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+Obj = dict[str, Any]
+"""A Kubernetes object in its JSON shape."""
+
+FieldGetter = Callable[[Obj], str]
+"""Reads one selectable field (``spec.nodeName``) of an object as a string."""
+
+
+@dataclass(frozen=True)
+class FieldError:
+    """One cause of a 422 Invalid: Kubernetes' ``field.Error`` (``CauseType`` + field path)."""
+
+    type: str  # FieldValueRequired, FieldValueInvalid, FieldValueNotSupported, ...
+    field: str
+    message: str
+
+
+def required(path: str, detail: str = "") -> FieldError:
+    return FieldError(
+        "FieldValueRequired", path, f"Required value{': ' + detail if detail else ''}"
+    )
+
+
+def invalid(path: str, value: Any, detail: str) -> FieldError:
+    return FieldError("FieldValueInvalid", path, f"Invalid value: {_render(value)}: {detail}")
+
+
+def forbidden(path: str, detail: str) -> FieldError:
+    return FieldError("FieldValueForbidden", path, f"Forbidden: {detail}")
+
+
+def not_supported(path: str, value: Any, supported: Iterable[str]) -> FieldError:
+    options = ", ".join(f'"{s}"' for s in supported)
+    return FieldError(
+        "FieldValueNotSupported",
+        path,
+        f"Unsupported value: {_render(value)}: supported values: {options}",
+    )
+
+
+def duplicate(path: str, value: Any) -> FieldError:
+    return FieldError("FieldValueDuplicate", path, f"Duplicate value: {_render(value)}")
+
+
+def _render(value: Any) -> str:
+    if isinstance(value, str):
+        return f'"{value}"'
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    if isinstance(value, int | float):
+        return str(value)
+    return (
+        "{...}" if isinstance(value, dict) else "[...]" if isinstance(value, list) else str(value)
+    )
+
+
+Defaulter = Callable[[Obj], None]
+"""Fills in defaults in place on a new or updated object (after schema pruning)."""
+
+Validator = Callable[[Obj, Obj | None], list[FieldError]]
+"""Semantic validation: ``(new, old)``; ``old`` is None on create. Returns every problem."""
+
+Preparer = Callable[[Obj], None]
+"""Strategy hook run in place on a new object before defaults (Kubernetes' PrepareForCreate),
+e.g. a Namespace starts Active with the ``kubernetes`` finalizer."""
+
+
+def _no_defaults(obj: Obj) -> None:
+    return None
+
+
+def _no_preparation(obj: Obj) -> None:
+    return None
+
+
+def _no_validation(obj: Obj, old: Obj | None) -> list[FieldError]:
+    return []
+
+
+@dataclass(frozen=True, eq=False)
+class ResourceType:
+    group: str  # "" for the core group
+    version: str
+    kind: str
+    plural: str
+    singular: str
+    namespaced: bool
+    short_names: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()
+    subresources: tuple[str, ...] = ()  # "status", "scale", "binding", ...
+    verbs: tuple[str, ...] = (
+        "create",
+        "delete",
+        "deletecollection",
+        "get",
+        "list",
+        "patch",
+        "update",
+        "watch",
+    )
+    definition: str = ""  # the schema definition name, e.g. io.k8s.api.apps.v1.Deployment
+    # spec-like fields whose change bumps metadata.generation; None = any non-metadata change
+    has_status: bool = False
+    # metadata.generation is set and bumped on spec changes (false for e.g. ConfigMap, Node)
+    tracks_generation: bool = False
+    # annotation changes also bump generation (Deployment copies annotations to ReplicaSets)
+    generation_includes_annotations: bool = False
+    # status given on create is kept (Node) rather than reset (everything with /status)
+    keeps_status_on_create: bool = False
+    allow_create_on_update: bool = False
+    # DELETE answers with the object (pods, namespaces, serviceaccounts) instead of a Status
+    return_deleted_object: bool = False
+    defaulter: Defaulter = _no_defaults
+    prepare_for_create: Preparer = _no_preparation
+    validator: Validator = _no_validation
+    field_selectors: Mapping[str, FieldGetter] = field(default_factory=dict)
+
+    @property
+    def api_version(self) -> str:
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+    @property
+    def group_version(self) -> str:
+        return self.api_version
+
+    @property
+    def list_kind(self) -> str:
+        return f"{self.kind}List"
+
+    @property
+    def store_prefix(self) -> str:
+        """Key prefix in the store, laid out like Kubernetes' etcd registry."""
+        group = self.group or "core"
+        return f"/registry/{group}/{self.plural}/"
+
+    def store_key(self, namespace: str | None, name: str) -> str:
+        if self.namespaced:
+            return f"{self.store_prefix}{namespace}/{name}"
+        return f"{self.store_prefix}{name}"
+
+
+class Registry:
+    """Lookup of served resource types by (group, version, plural) and by kind."""
+
+    def __init__(self, types: Iterable[ResourceType]) -> None:
+        self.types: tuple[ResourceType, ...] = tuple(types)
+        self._by_path = {(t.group, t.version, t.plural): t for t in self.types}
+        self._by_kind = {(t.group, t.version, t.kind): t for t in self.types}
+
+    def lookup(self, group: str, version: str, plural: str) -> ResourceType | None:
+        return self._by_path.get((group, version, plural))
+
+    def by_kind(self, group: str, version: str, kind: str) -> ResourceType | None:
+        return self._by_kind.get((group, version, kind))
+
+    def group_versions(self) -> dict[str, list[str]]:
+        """Group name -> its served versions, in the order types were registered."""
+        out: dict[str, list[str]] = {}
+        for t in self.types:
+            versions = out.setdefault(t.group, [])
+            if t.version not in versions:
+                versions.append(t.version)
+        return out
+
+    def in_group_version(self, group: str, version: str) -> list[ResourceType]:
+        return [t for t in self.types if t.group == group and t.version == version]
