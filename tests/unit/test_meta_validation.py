@@ -222,9 +222,7 @@ _ALPHABET = "aZ09-_./é \n"
 
 @given(st.text(alphabet=_ALPHABET, max_size=70))
 def test_label_value_validity_is_the_regex_and_length_rule(value: str) -> None:
-    expected = value == "" or (
-        _NAME_RE.fullmatch(value) is not None and len(value.encode()) <= 63
-    )
+    expected = value == "" or (_NAME_RE.fullmatch(value) is not None and len(value.encode()) <= 63)
     assert (label_value_errors(value) == []) is expected
 
 
@@ -234,9 +232,7 @@ def test_label_key_validity_is_the_prefix_and_name_rule(key: str) -> None:
     if len(parts) == 1:
         prefix_ok, name = True, parts[0]
     elif len(parts) == 2:
-        prefix_ok = (
-            _SUBDOMAIN_RE.fullmatch(parts[0]) is not None and len(parts[0].encode()) <= 253
-        )
+        prefix_ok = _SUBDOMAIN_RE.fullmatch(parts[0]) is not None and len(parts[0].encode()) <= 253
         name = parts[1]
     else:
         prefix_ok, name = False, ""

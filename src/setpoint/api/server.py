@@ -111,6 +111,10 @@ class APIServer:
         self._tasks.append(asyncio.create_task(self._compactor(), name="compactor"))
         self.ready = True
 
+    def close_watches(self) -> None:
+        for cache in self.caches.values():
+            cache.close_watchers()
+
     async def stop(self) -> None:
         self.ready = False
         for task in self._tasks:

@@ -286,6 +286,11 @@ class WatchCache:
                 high = mid
         return (history[i] for i in range(low, len(history)))
 
+    def close_watchers(self) -> None:
+        for watcher in list(self._watchers):
+            watcher.close()
+        self._watchers.clear()
+
     def unwatch(self, watcher: CacheWatcher) -> None:
         watcher.closed = True
         self._watchers.discard(watcher)

@@ -66,7 +66,14 @@ async def run_server(config: ServerConfig) -> None:
         openapi=build_openapi(registry, server_version=KUBERNETES_VERSION["gitVersion"]),
     )
     await api.start()
-    runner = web.AppRunner(api.application(), access_log=None, handle_signals=False)
+    # handler_cancellation: a client that disconnects ends its watch at once
+    runner = web.AppRunner(
+        api.application(),
+        access_log=None,
+        handle_signals=False,
+        handler_cancellation=True,
+        shutdown_timeout=5.0,
+    )
     await runner.setup()
     site = web.TCPSite(
         runner,
@@ -103,6 +110,8 @@ async def run_server(config: ServerConfig) -> None:
         await stop.wait()
     finally:
         log.info("shutting down")
+        await site.stop()
+        api.close_watches()  # open watches end now instead of holding shutdown open
         await runner.cleanup()
         await api.stop()
         await store.close()

@@ -70,14 +70,17 @@ OPERATORS: tuple[str, ...] = _BINARY_OPERATORS + _UNARY_OPERATORS
 _OPERATOR_SET = frozenset(OPERATORS)
 _EQUALITY_OPERATORS = frozenset((EQUALS, DOUBLE_EQUALS))
 
-_INT64_RE = re.compile(r"[+-]?[0-9]+")
 _INT64_MIN = -(1 << 63)
 _INT64_MAX = (1 << 63) - 1
 
 
 def _parse_int64(text: str) -> int | None:
-    """Go's ``strconv.ParseInt(text, 10, 64)``: None where Go would return an error."""
-    if _INT64_RE.fullmatch(text) is None:
+    """Go's ``strconv.ParseInt(text, 10, 64)``: None where Go would return an error.
+
+    Accepts an optional sign and ASCII digits only (no spaces, underscores or other digits).
+    """
+    digits = text[1:] if text[:1] in ("+", "-") else text
+    if not digits or not digits.isascii() or not digits.isdigit():
         return None
     number = int(text)
     if number < _INT64_MIN or number > _INT64_MAX:

