@@ -210,6 +210,8 @@ class GoBinary:
             name = d[strtab + name_off : d.index(b"\0", strtab + name_off)].decode()
             self.sections[name] = (addr, offset, size)
         self._ranges = [v for v in self.sections.values() if v[0] and v[1]]
+        if ".rodata" not in self.sections or ".typelink" not in self.sections:
+            raise ValueError(f"{path}: no .rodata/.typelink sections; not a Go ELF binary?")
         self.types_base = self.sections[".rodata"][0]
         addr, _, size = self.sections[".typelink"]
         self.by_name: dict[tuple[str, str], int] = {}
@@ -266,11 +268,10 @@ class GoBinary:
         return bool(self.u8(t + 20) & 4)  # TFlagNamed
 
     def pkg_path(self, t: int) -> str:
-        if not self.u8(t + 20) & 1:  # TFlagUncommon
+        """Package path of a named struct type (from its abi.UncommonType)."""
+        if self.kind(t) != self.STRUCT or not self.u8(t + 20) & 1:  # TFlagUncommon
             return ""
-        k = self.kind(t)
-        extra = {self.STRUCT: 80, self.PTR: 56, self.SLICE: 56, self.MAP: 88}.get(k, 48)
-        off = self.i32(t + extra)
+        off = self.i32(t + 80)  # the uncommon type follows the 80-byte abi.StructType
         return self.name(self.types_base + off)[0] if off else ""
 
     def elem(self, t: int) -> int:
@@ -346,10 +347,8 @@ def go_messages(binary: GoBinary, roots: Iterable[str]) -> dict[str, dict[int, F
             if embedded and not json_name:
                 flags += "i"
                 json_name = proto_name
-            if js == "-" and msg != "k8s.io.apimachinery.pkg.runtime.RawExtension":
-                continue
             if js == "-":
-                json_name = proto_name
+                continue  # not serialised to JSON (hand-marshalled types are in FIXED)
             typ, repeated, pointer = _go_type(binary, ft, parts[0], tag)
             if pointer:
                 flags = "p" + flags

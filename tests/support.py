@@ -218,7 +218,8 @@ class Kubectl:
         result = KubectlResult(proc.returncode, proc.stdout, proc.stderr)
         if check and proc.returncode != 0:
             raise AssertionError(
-                f"kubectl {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr}\n{proc.stdout}"
+                f"kubectl {' '.join(args)} failed ({proc.returncode}):\n"
+                f"{proc.stderr}\n{proc.stdout}"
             )
         return result
 

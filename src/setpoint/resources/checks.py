@@ -8,7 +8,7 @@ messages show, and :func:`invalid_rendered` builds a cause around an already ren
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from setpoint.meta.labels import label_selector_field_errors
@@ -17,6 +17,8 @@ from setpoint.resources.registry import FieldError
 
 IMMUTABLE = "field is immutable"
 NEGATIVE = "must be greater than or equal to 0"
+STANDARD_FINALIZERS = ("kubernetes", "orphan", "foregroundDeletion")
+NONSTANDARD_FINALIZER = "name is neither a standard finalizer name nor is it fully qualified"
 
 
 def invalid_rendered(path: str, rendered: str, detail: str) -> FieldError:
@@ -43,13 +45,24 @@ def nonnegative(value: Any, path: str) -> list[FieldError]:
     return []
 
 
-def immutable(
-    new: Any, old: Any, path: str, render: Callable[[Any], str] | None = None
-) -> list[FieldError]:
-    """``ValidateImmutableField``: an empty map/list/string equals an absent one."""
+def immutable(new: Any, old: Any, path: str, rendered: str | None = None) -> list[FieldError]:
+    """``ValidateImmutableField``: an empty map/list/string equals an absent one.
+
+    ``rendered`` is the new value as Go prints it, for values that are not scalars.
+    """
     if _normalized(new) == _normalized(old):
         return []
-    return [invalid_rendered(path, (render or go_value)(new), IMMUTABLE)]
+    return [invalid_rendered(path, go_value(new) if rendered is None else rendered, IMMUTABLE)]
+
+
+def kube_finalizer_errors(obj: Mapping[str, Any]) -> list[FieldError]:
+    """The core API's extra ``metadata.finalizers`` rule (apps, batch and events share it):
+    a finalizer without a ``/`` must be one of Kubernetes' own."""
+    errors = []
+    for i, name in enumerate((obj.get("metadata") or {}).get("finalizers") or []):
+        if "/" not in name and name not in STANDARD_FINALIZERS:
+            errors.append(invalid_value(f"metadata.finalizers[{i}]", name, NONSTANDARD_FINALIZER))
+    return errors
 
 
 def label_errors(labels: Mapping[str, str] | None, path: str) -> list[FieldError]:

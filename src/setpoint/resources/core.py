@@ -1,7 +1,388 @@
-"""Kind-specific behaviour for the core API group: defaults, validation and field selectors."""
+"""Kind-specific behaviour for the core API group: defaults, validation and field selectors.
+
+* Namespaces start ``Active`` with the ``kubernetes`` finalizer and carry the
+  ``kubernetes.io/metadata.name`` label.
+* Pods get their spec defaults (see :mod:`setpoint.resources.podspec`), start ``Pending`` with
+  their QoS class computed, and after creation only change images, deadlines, tolerations and
+  scheduling gates.
+* Secrets default to ``Opaque``; ``stringData`` is folded into ``data`` (base64) and never
+  stored. Secret and ConfigMap keys must be config keys, at most 1 MiB in all, and frozen when
+  ``immutable`` is set.
+* Events get the legacy (``v1``) event checks; Nodes get their taints checked.
+
+Field selectors are the ones Kubernetes' ``ToSelectableFields`` offers for each kind, read as
+the strings Kubernetes compares (booleans as ``"true"``/``"false"``, absent as ``""``).
+"""
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
+from collections.abc import Callable
 from typing import Any
 
-HOOKS: dict[tuple[str, str], dict[str, Any]] = {}
+from setpoint.meta.validation import label_key_errors, label_value_errors
+from setpoint.resources import podspec
+from setpoint.resources.checks import (
+    IMMUTABLE,
+    NONSTANDARD_FINALIZER,
+    STANDARD_FINALIZERS,
+    immutable,
+    invalid_value,
+    kube_finalizer_errors,
+    too_long,
+)
+from setpoint.resources.events import legacy_event_errors
+from setpoint.resources.podspec import config_key_errors
+from setpoint.resources.registry import FieldError, Obj, forbidden, not_supported, required
+
+MAX_DATA_SIZE = 1024 * 1024
+NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
+_SCHEDULING_GATED = {
+    "type": "PodScheduled",
+    "status": "False",
+    "reason": "SchedulingGated",
+    "message": "Scheduling is blocked due to non-empty scheduling gates",
+}
+_REDACTED = "<secret contents redacted>"
+# Secret type -> data keys it requires ("any" of a group is enough for basic-auth)
+_SECRET_REQUIRED_KEYS: dict[str, tuple[tuple[str, ...], ...]] = {
+    "kubernetes.io/dockercfg": ((".dockercfg",),),
+    "kubernetes.io/dockerconfigjson": ((".dockerconfigjson",),),
+    "kubernetes.io/basic-auth": (("username", "password"),),
+    "kubernetes.io/ssh-auth": (("ssh-privatekey",),),
+    "kubernetes.io/tls": (("tls.crt",), ("tls.key",)),
+}
+_SECRET_JSON_KEYS = {
+    "kubernetes.io/dockercfg": ".dockercfg",
+    "kubernetes.io/dockerconfigjson": ".dockerconfigjson",
+}
+
+
+def _field(*path: str, default: str = "") -> Callable[[Obj], str]:
+    """A field-selector getter for a nested string field."""
+
+    def get(obj: Obj) -> str:
+        value: Any = obj
+        for key in path:
+            value = value.get(key) if isinstance(value, dict) else None
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        return default if value is None else str(value)
+
+    return get
+
+
+# ----------------------------------------------------------------------------- Namespace
+
+
+def _prepare_namespace(ns: Obj) -> None:
+    ns["status"] = {"phase": "Active"}
+    spec = ns.setdefault("spec", {})
+    finalizers = spec.setdefault("finalizers", [])
+    if "kubernetes" not in finalizers:
+        finalizers.append("kubernetes")
+
+
+def _default_namespace(ns: Obj) -> None:
+    name = ns["metadata"].get("name")
+    if name:
+        ns["metadata"].setdefault("labels", {})[NAMESPACE_NAME_LABEL] = name
+    status = ns.get("status")
+    if isinstance(status, dict) and not status.get("phase"):
+        status["phase"] = "Active"
+
+
+def _validate_namespace(ns: Obj, old: Obj | None) -> list[FieldError]:
+    """``ValidateNamespace``: finalizer names are reported at ``spec.finalizers`` itself."""
+    errors = kube_finalizer_errors(ns)
+    for name in (ns.get("spec") or {}).get("finalizers") or []:
+        errors += [invalid_value("spec.finalizers", name, m) for m in label_key_errors(name)]
+        if "/" not in name and name not in STANDARD_FINALIZERS:
+            errors.append(invalid_value("spec.finalizers", name, NONSTANDARD_FINALIZER))
+    return errors
+
+
+# ----------------------------------------------------------------------------------- Pod
+
+
+def _prepare_pod(pod: Obj) -> None:
+    podspec.default_pod(pod)
+    spec = pod["spec"]
+    status: Obj = {"phase": "Pending", "qosClass": podspec.qos_class(spec)}
+    if spec.get("schedulingGates"):
+        status["conditions"] = [dict(_SCHEDULING_GATED)]
+    pod["status"] = status
+
+
+def _validate_pod(pod: Obj, old: Obj | None) -> list[FieldError]:
+    spec = pod.get("spec") or {}
+    errors = kube_finalizer_errors(pod)
+    errors += podspec.validate_pod_spec(spec, "spec", pod=True)
+    errors += podspec.validate_pod_images(spec)
+    if old is not None:
+        return errors + podspec.validate_pod_update(pod, old)
+    if spec.get("ephemeralContainers"):
+        errors.append(forbidden("spec.ephemeralContainers", "cannot be set on create"))
+    if spec.get("nodeName") and spec.get("schedulingGates"):
+        detail = "cannot be set until all schedulingGates have been cleared"
+        errors.append(forbidden("spec.nodeName", detail))
+    return errors
+
+
+def _pod_ip(pod: Obj) -> str:
+    status = pod.get("status") or {}
+    ips = status.get("podIPs") or []
+    return str(ips[0].get("ip", "")) if ips else str(status.get("podIP", ""))
+
+
+_POD_FIELDS: dict[str, Callable[[Obj], str]] = {
+    "spec.nodeName": _field("spec", "nodeName"),
+    "spec.restartPolicy": _field("spec", "restartPolicy"),
+    "spec.schedulerName": _field("spec", "schedulerName"),
+    "spec.serviceAccountName": _field("spec", "serviceAccountName"),
+    "spec.hostNetwork": _field("spec", "hostNetwork", default="false"),
+    "status.phase": _field("status", "phase"),
+    "status.podIP": _pod_ip,
+    "status.nominatedNodeName": _field("status", "nominatedNodeName"),
+}
+
+
+# ---------------------------------------------------------------------------------- Node
+
+
+def _default_node(node: Obj) -> None:
+    status = node.get("status")
+    if isinstance(status, dict) and status.get("capacity") and "allocatable" not in status:
+        status["allocatable"] = dict(status["capacity"])
+
+
+def _validate_node(node: Obj, old: Obj | None) -> list[FieldError]:
+    """``ValidateNode``'s taint checks (reported under ``metadata.taints``, as Kubernetes does)."""
+    errors = kube_finalizer_errors(node)
+    seen: set[tuple[str, str]] = set()
+    for i, taint in enumerate((node.get("spec") or {}).get("taints") or []):
+        item = f"metadata.taints[{i}]"
+        key, value, effect = taint.get("key", ""), taint.get("value", ""), taint.get("effect", "")
+        errors += [invalid_value(f"{item}.key", key, m) for m in label_key_errors(key)]
+        messages = label_value_errors(value)
+        if messages:
+            errors.append(invalid_value(f"{item}.value", value, ";".join(messages)))
+        if not effect:
+            errors.append(required(f"{item}.effect"))
+        elif effect not in podspec.TAINT_EFFECTS:
+            errors.append(not_supported(f"{item}.effect", effect, podspec.TAINT_EFFECTS))
+        if (key, effect) in seen:
+            errors.append(
+                FieldError(
+                    "FieldValueDuplicate",
+                    item,
+                    "Duplicate value: taints must be unique by key and effect pair",
+                )
+            )
+        seen.add((key, effect))
+    return errors
+
+
+# ----------------------------------------------------------------------------------- Event
+
+
+def _validate_event(event: Obj, old: Obj | None) -> list[FieldError]:
+    return legacy_event_errors(event)
+
+
+def _event_source(event: Obj) -> str:
+    component = (event.get("source") or {}).get("component", "")
+    return str(component or event.get("reportingComponent", ""))
+
+
+_EVENT_FIELDS: dict[str, Callable[[Obj], str]] = {
+    **{
+        f"involvedObject.{key}": _field("involvedObject", key)
+        for key in (
+            "kind",
+            "namespace",
+            "name",
+            "uid",
+            "apiVersion",
+            "resourceVersion",
+            "fieldPath",
+        )
+    },
+    "reason": _field("reason"),
+    "reportingComponent": _field("reportingComponent"),
+    "source": _event_source,
+    "type": _field("type"),
+}
+
+
+# ------------------------------------------------------------------- ConfigMap and Secret
+
+
+def base64_error_offset(text: str) -> int | None:
+    """Where Go's ``base64.StdEncoding`` stops decoding ``text`` (None if it decodes)."""
+    data, pos, end = text.encode(), 0, len(text.encode())
+    alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+    while True:
+        read = 0
+        while read < 4:
+            if pos == end:
+                return None if read == 0 else pos - read
+            char, pos = data[pos], pos + 1
+            if char in alphabet:
+                read += 1
+            elif char in b"\r\n":
+                continue
+            elif char != ord("=") or read < 2:
+                return pos - 1
+            else:
+                return _padding_error(data, pos, read)
+
+
+def _padding_error(data: bytes, pos: int, read: int) -> int | None:
+    end = len(data)
+    if read == 2:
+        while pos < end and data[pos] in b"\r\n":
+            pos += 1
+        if pos == end:
+            return end
+        if data[pos] != ord("="):
+            return pos - 1
+        pos += 1
+    while pos < end and data[pos] in b"\r\n":
+        pos += 1
+    return pos if pos < end else None
+
+
+def _decoded(text: str) -> bytes:
+    try:
+        return base64.b64decode(text.replace("\r", "").replace("\n", ""))
+    except (binascii.Error, ValueError):
+        return b""
+
+
+def _validate_binary_map(values: Obj | None, path: str) -> tuple[int, list[FieldError]]:
+    """Keys must be config keys and values base64; returns the decoded size too."""
+    size, errors = 0, []
+    for key, value in (values or {}).items():
+        errors += [invalid_value(f"{path}[{key}]", key, m) for m in config_key_errors(key)]
+        offset = base64_error_offset(value)
+        if offset is not None:
+            detail = f"illegal base64 data at input byte {offset}"
+            errors.append(invalid_value(f"{path}[{key}]", _REDACTED, detail))
+        size += len(_decoded(value))
+    return size, errors
+
+
+def _immutable_data_errors(obj: Obj, old: Obj | None, keys: tuple[str, ...]) -> list[FieldError]:
+    if old is None or not old.get("immutable"):
+        return []
+    detail = f"{IMMUTABLE} when `immutable` is set"
+    errors = [] if obj.get("immutable") else [forbidden("immutable", detail)]
+    for key in keys:
+        if (obj.get(key) or {}) != (old.get(key) or {}):
+            errors.append(forbidden(key, detail))
+    return errors
+
+
+def _validate_configmap(cm: Obj, old: Obj | None) -> list[FieldError]:
+    errors = kube_finalizer_errors(cm) + _immutable_data_errors(cm, old, ("data", "binaryData"))
+    binary = cm.get("binaryData") or {}
+    size = 0
+    for key, value in (cm.get("data") or {}).items():
+        errors += [invalid_value(f"data[{key}]", key, m) for m in config_key_errors(key)]
+        if key in binary:
+            errors.append(
+                invalid_value(f"data[{key}]", key, "duplicate of key present in binaryData")
+            )
+        size += len(value.encode())
+    binary_size, binary_errors = _validate_binary_map(binary, "binaryData")
+    errors += binary_errors
+    if size + binary_size > MAX_DATA_SIZE:
+        errors.append(too_long("", MAX_DATA_SIZE))
+    return errors
+
+
+def _default_secret(secret: Obj) -> None:
+    if not secret.get("type"):
+        secret["type"] = "Opaque"
+    string_data = secret.pop("stringData", None)
+    if string_data:
+        data = secret.setdefault("data", {})
+        for key, value in string_data.items():
+            data[key] = base64.b64encode(value.encode()).decode()
+
+
+def _validate_secret(secret: Obj, old: Obj | None) -> list[FieldError]:
+    errors = kube_finalizer_errors(secret)
+    if old is not None:
+        errors += immutable(secret.get("type"), old.get("type"), "type")
+        errors += _immutable_data_errors(secret, old, ("data",))
+    size, data_errors = _validate_binary_map(secret.get("data"), "data")
+    errors += data_errors
+    if size > MAX_DATA_SIZE:
+        errors.append(too_long("data", MAX_DATA_SIZE))
+    return errors + _secret_type_errors(secret)
+
+
+def _secret_type_errors(secret: Obj) -> list[FieldError]:
+    kind, data = secret.get("type", ""), secret.get("data") or {}
+    if kind == "kubernetes.io/service-account-token":
+        annotations = (secret.get("metadata") or {}).get("annotations") or {}
+        if not annotations.get("kubernetes.io/service-account.name"):
+            return [required("metadata.annotations[kubernetes.io/service-account.name]")]
+        return []
+    errors = []
+    for group in _SECRET_REQUIRED_KEYS.get(kind, ()):
+        present = [key for key in group if key in data]
+        if kind == "kubernetes.io/ssh-auth":
+            present = [key for key in group if _decoded(data.get(key, ""))]
+        if not present:
+            errors += [required(f"data[{key}]") for key in group]
+    json_key = _SECRET_JSON_KEYS.get(kind)
+    if json_key and json_key in data and not errors:
+        try:
+            json.loads(_decoded(data[json_key]))
+        except ValueError as exc:
+            errors.append(invalid_value(f"data[{json_key}]", _REDACTED, str(exc)))
+    return errors
+
+
+# --------------------------------------------------------------------------------- others
+
+
+def _validate_core_meta(obj: Obj, old: Obj | None) -> list[FieldError]:
+    return kube_finalizer_errors(obj)
+
+
+HOOKS: dict[tuple[str, str], dict[str, Any]] = {
+    ("", "Namespace"): {
+        "prepare_for_create": _prepare_namespace,
+        "defaulter": _default_namespace,
+        "validator": _validate_namespace,
+        "field_selectors": {
+            "status.phase": _field("status", "phase"),
+            "name": _field("metadata", "name"),
+        },
+    },
+    ("", "Pod"): {
+        "prepare_for_create": _prepare_pod,
+        "defaulter": podspec.default_pod,
+        "validator": _validate_pod,
+        "field_selectors": _POD_FIELDS,
+    },
+    ("", "Node"): {
+        "defaulter": _default_node,
+        "validator": _validate_node,
+        "field_selectors": {"spec.unschedulable": _field("spec", "unschedulable", default="false")},
+    },
+    ("", "Event"): {"validator": _validate_event, "field_selectors": _EVENT_FIELDS},
+    ("", "ConfigMap"): {"validator": _validate_configmap},
+    ("", "Secret"): {
+        "defaulter": _default_secret,
+        "validator": _validate_secret,
+        "field_selectors": {"type": _field("type")},
+    },
+    ("", "ServiceAccount"): {"validator": _validate_core_meta},
+}
