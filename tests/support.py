@@ -209,9 +209,10 @@ class Kubectl:
         timeout: float = 60,
         namespaced: bool = True,
     ) -> KubectlResult:
-        cmd = [KUBECTL, *args]
+        cmd = [KUBECTL]
         if self.namespace and namespaced:
-            cmd += ["-n", self.namespace]
+            cmd += ["-n", self.namespace]  # before the args: they may end with `-- command`
+        cmd += args
         proc = subprocess.run(
             cmd, input=input, capture_output=True, text=True, env=self.env(), timeout=timeout
         )
@@ -227,9 +228,10 @@ class Kubectl:
         return self.run(*args, **kwargs)
 
     def popen(self, *args: str) -> subprocess.Popen[str]:
-        cmd = [KUBECTL, *args]
+        cmd = [KUBECTL]
         if self.namespace:
             cmd += ["-n", self.namespace]
+        cmd += args
         return subprocess.Popen(
             cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=self.env()
         )

@@ -197,3 +197,31 @@ def test_dry_run_server_does_not_persist(kubectl: Kubectl) -> None:
     out = kubectl("create", "-f", "-", "--dry-run=server", input=DEPLOYMENT).stdout
     assert "(server dry run)" in out
     assert kubectl("get", "deploy", "-o", "name").stdout.strip() == ""
+
+
+def test_create_generators_work(kubectl: Kubectl) -> None:
+    kubectl("create", "configmap", "lit", "--from-literal=a=1", "--from-literal=b=2")
+    kubectl("create", "secret", "generic", "pw", "--from-literal=password=s3cret")
+    kubectl("create", "deployment", "gen", "--image=nginx", "--replicas=3", "--", "sleep", "9")
+    kubectl("create", "job", "once", "--image=busybox", "--", "echo", "hi")
+    kubectl("create", "cronjob", "tick", "--image=busybox", "--schedule=*/5 * * * *",
+            "--", "date")
+    kubectl("create", "serviceaccount", "robot")
+    assert kubectl("get", "cm", "lit", "-o", "jsonpath={.data.b}").stdout == "2"
+    assert kubectl("get", "secret", "pw", "-o", "jsonpath={.data.password}").stdout == (
+        "czNjcmV0"
+    )
+    dep = kubectl("get", "deploy", "gen", "-o", "json").json()
+    assert dep["spec"]["replicas"] == 3
+    assert dep["spec"]["template"]["spec"]["containers"][0]["command"] == ["sleep", "9"]
+    assert kubectl("get", "cronjob", "tick", "-o", "jsonpath={.spec.schedule}").stdout == (
+        "*/5 * * * *"
+    )
+    kubectl("create", "job", "manual", "--from=cronjob/tick")
+    assert kubectl("get", "job", "manual", "-o", "name").stdout.strip() == "job.batch/manual"
+
+
+def test_create_namespace_and_get_it(server: Server) -> None:
+    k = Kubectl(server)
+    k("create", "namespace", "made-by-kubectl")
+    assert k("get", "ns", "made-by-kubectl", "-o", "jsonpath={.status.phase}").stdout == "Active"

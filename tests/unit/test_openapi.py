@@ -22,11 +22,10 @@ from setpoint.api.openapi import (
     OpenAPIDocuments,
     build_openapi,
     group_version_path,
-    load_definitions,
-    load_strict_definitions,
 )
 from setpoint.resources.catalog import default_registry
 from setpoint.resources.registry import Registry, ResourceType
+from setpoint.resources.schema import load_definitions
 
 SERVER_VERSION = "v1.37.1"
 V2_PREFIX = "#/definitions/"
@@ -544,16 +543,9 @@ def test_build_takes_well_under_a_second(registry: Registry) -> None:
 
 def test_definitions_are_loaded_once() -> None:
     assert load_definitions() is load_definitions()
-    assert load_strict_definitions() is load_strict_definitions()
 
 
 def test_definitions_are_the_json_schema_defs() -> None:
     deployment = load_definitions()["io.k8s.api.apps.v1.Deployment"]
     assert deployment["properties"]["spec"]["$ref"] == "#/$defs/io.k8s.api.apps.v1.DeploymentSpec"
     assert "additionalProperties" not in deployment
-
-
-def test_strict_definitions_forbid_unknown_fields() -> None:
-    assert load_strict_definitions()["io.k8s.api.apps.v1.Deployment"]["additionalProperties"] is (
-        False
-    )

@@ -142,8 +142,9 @@ def unsupported_media_type(content_type: str) -> APIError:
     return APIError(
         415,
         "UnsupportedMediaType",
-        f"the body of the request was in an unknown format - "
-        f'accepted media types include: application/json, application/yaml; got "{content_type}"',
+        "the body of the request was in an unknown format - accepted media types include: "
+        "application/json, application/yaml, application/vnd.kubernetes.protobuf; "
+        f'got "{content_type}"',
     )
 
 

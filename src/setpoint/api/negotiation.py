@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 import yaml
 
-from setpoint.api import errors
+from setpoint.api import errors, protobuf
 
 MAX_BODY_BYTES = 3 * 1024 * 1024
 
@@ -93,6 +93,12 @@ def body_media_type(content_type: str) -> str:
 def decode_body(raw: bytes, content_type: str) -> Any:
     """Parse a create/update body; 415 for unknown types, 400 for unparsable bodies."""
     media = body_media_type(content_type)
+    if protobuf.is_protobuf(media):
+        # kubectl's typed commands (create configmap/deployment/...) send protobuf
+        try:
+            return protobuf.decode_protobuf_object(raw)
+        except protobuf.ProtobufDecodeError as exc:
+            raise errors.bad_request(f"error decoding protobuf body: {exc}") from None
     if media in (JSON, "*/*", ""):
         try:
             return orjson.loads(raw)

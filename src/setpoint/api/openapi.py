@@ -12,7 +12,7 @@ single Swagger 2.0 document at ``/openapi/v2`` carries the same information for 
 
 Nothing here is written by hand: the schemas come from the JSON Schema definitions shipped in
 the ``kubernetes-validate`` package (the same source the validation code uses, exposed through
-:func:`load_definitions` and :func:`load_strict_definitions`), reduced to the kinds this server
+:func:`setpoint.resources.schema.load_definitions`), reduced to the kinds this server
 serves and everything they reference, and converted the way the real apiserver emits them:
 nullable ``["string", "null"]`` types become plain types, ``#/$defs/`` references become
 ``#/definitions/`` (v2) or ``#/components/schemas/`` (v3, wrapped in a one-element ``allOf`` when
@@ -31,21 +31,14 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import importlib.util
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Final, Literal
 
 import orjson
 
 from setpoint.resources.registry import Registry, ResourceType
-
-Schema = dict[str, Any]
-"""One JSON (Schema) object, as parsed."""
-
-SCHEMA_VERSION: Final = "v1.37.0"
-"""The Kubernetes release whose schema ``kubernetes-validate`` ships and this server speaks."""
+from setpoint.resources.schema import Schema, load_definitions
 
 _DEFS_PREFIX: Final = "#/$defs/"
 _V2_PREFIX: Final = "#/definitions/"
@@ -76,42 +69,6 @@ _PATCH_TYPES: Final = (
 )
 
 Flavor = Literal["v2", "v3"]
-
-
-# -- the official definitions --------------------------------------------------------------
-
-
-def schema_directory(variant: str = "local") -> Path:
-    """Where ``kubernetes-validate`` keeps the schema ``variant`` (``local``/``local-strict``).
-
-    Found through the package's import spec rather than by importing it: the package pulls
-    in ``jsonschema`` at import time, which costs more than reading the schema itself.
-    """
-    spec = importlib.util.find_spec("kubernetes_validate")
-    if spec is None or spec.origin is None:
-        raise RuntimeError("the kubernetes-validate package is not installed")
-    return Path(spec.origin).parent / "kubernetes-json-schema" / f"{SCHEMA_VERSION}-{variant}"
-
-
-def _read_definitions(variant: str) -> dict[str, Schema]:
-    path = schema_directory(variant) / "_definitions.json"
-    defs: dict[str, Schema] = orjson.loads(path.read_bytes())["$defs"]
-    return defs
-
-
-@functools.cache
-def load_definitions() -> dict[str, Schema]:
-    """The ``$defs`` of the official JSON Schema (unknown fields allowed), loaded once.
-
-    The mapping is shared by every caller: treat it as read-only.
-    """
-    return _read_definitions("local")
-
-
-@functools.cache
-def load_strict_definitions() -> dict[str, Schema]:
-    """Like :func:`load_definitions`, from the variant with ``additionalProperties: false``."""
-    return _read_definitions("local-strict")
 
 
 # -- JSON Schema -> OpenAPI schema conversion ------------------------------------------------

@@ -1,7 +1,194 @@
-"""Kind-specific behaviour for the apps API group: defaults, validation and field selectors."""
+"""Kind-specific behaviour for the apps API group: Deployments and ReplicaSets.
+
+Both run pods from a template that their selector must select, with ``restartPolicy:
+Always``. A Deployment defaults to one replica, a RollingUpdate strategy with 25% surge and
+25% unavailability, ten old ReplicaSets kept and a ten-minute progress deadline; a ReplicaSet
+defaults to one replica. In ``apps/v1`` a selector can never change after creation.
+"""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
-HOOKS: dict[tuple[str, str], dict[str, Any]] = {}
+from setpoint.meta.validation import go_quote, regex_error
+from setpoint.resources import podspec
+from setpoint.resources.checks import (
+    go_int_or_string,
+    go_label_selector,
+    immutable,
+    invalid_rendered,
+    invalid_value,
+    kube_finalizer_errors,
+    label_selector_errors,
+    nonnegative,
+)
+from setpoint.resources.registry import FieldError, Obj, forbidden, not_supported, required
+
+_PERCENT = re.compile(r"[0-9]+%")
+_PERCENT_ERROR = regex_error(
+    "a valid percent string must be a numeric string followed by an ending '%'",
+    "[0-9]+%",
+    "1%",
+    "93%",
+)
+_STRATEGIES = ("Recreate", "RollingUpdate")
+
+
+# ------------------------------------------------------------------------------ defaults
+
+
+def _default_deployment(deployment: Obj) -> None:
+    spec = deployment.setdefault("spec", {})
+    spec.setdefault("replicas", 1)
+    strategy = spec.setdefault("strategy", {})
+    if not strategy.get("type"):
+        strategy["type"] = "RollingUpdate"
+    if strategy["type"] == "RollingUpdate":
+        rolling = strategy.setdefault("rollingUpdate", {})
+        rolling.setdefault("maxUnavailable", "25%")
+        rolling.setdefault("maxSurge", "25%")
+    spec.setdefault("revisionHistoryLimit", 10)
+    spec.setdefault("progressDeadlineSeconds", 600)
+    podspec.default_template(spec)
+
+
+def _default_replica_set(replica_set: Obj) -> None:
+    spec = replica_set.setdefault("spec", {})
+    spec.setdefault("replicas", 1)
+    podspec.default_template(spec)
+
+
+# ---------------------------------------------------------------------------- validation
+
+
+def _validate_deployment(deployment: Obj, old: Obj | None) -> list[FieldError]:
+    """``ValidateDeploymentSpec`` (+ selector immutability on update)."""
+    spec = deployment.get("spec") or {}
+    errors = kube_finalizer_errors(deployment) + nonnegative(spec.get("replicas"), "spec.replicas")
+    errors += _selector_and_template_errors(spec)
+    errors += _strategy_errors(spec.get("strategy") or {}, "spec.strategy")
+    errors += nonnegative(spec.get("minReadySeconds"), "spec.minReadySeconds")
+    errors += nonnegative(spec.get("revisionHistoryLimit"), "spec.revisionHistoryLimit")
+    deadline = spec.get("progressDeadlineSeconds")
+    if deadline is not None:
+        errors += nonnegative(deadline, "spec.progressDeadlineSeconds")
+        if deadline <= spec.get("minReadySeconds", 0):
+            detail = "must be greater than minReadySeconds"
+            errors.append(invalid_value("spec.progressDeadlineSeconds", deadline, detail))
+    return errors + _selector_update_errors(deployment, old)
+
+
+def _validate_replica_set(replica_set: Obj, old: Obj | None) -> list[FieldError]:
+    """``ValidateReplicaSetSpec`` (+ selector immutability on update)."""
+    spec = replica_set.get("spec") or {}
+    errors = kube_finalizer_errors(replica_set) + nonnegative(spec.get("replicas"), "spec.replicas")
+    errors += nonnegative(spec.get("minReadySeconds"), "spec.minReadySeconds")
+    errors += _selector_and_template_errors(spec)
+    return errors + _selector_update_errors(replica_set, old)
+
+
+def _selector_and_template_errors(spec: Obj) -> list[FieldError]:
+    selector = spec.get("selector")
+    if selector is None:
+        errors = [required("spec.selector")]
+    else:
+        errors = label_selector_errors(selector, "spec.selector")
+        if not selector.get("matchLabels") and not selector.get("matchExpressions"):
+            # Kubernetes says "deployment" for ReplicaSets too
+            detail = "empty selector is invalid for deployment"
+            errors.append(invalid_rendered("spec.selector", go_label_selector(selector), detail))
+    invalid_selector = podspec.selector_is_parseable(
+        selector, "spec.selector", "invalid label selector"
+    )
+    if invalid_selector:
+        return errors + invalid_selector
+    return errors + _template_errors(selector, spec.get("template"))
+
+
+def _template_errors(selector: Obj | None, template: Obj | None) -> list[FieldError]:
+    """``ValidatePodTemplateSpecForReplicaSet``."""
+    path = "spec.template"
+    errors = podspec.validate_selector_matches_template(selector, template, path)
+    errors += podspec.validate_template(template, path)
+    pod_spec = (template or {}).get("spec") or {}
+    restart_policy = pod_spec.get("restartPolicy", "")
+    if restart_policy != "Always":
+        errors.append(not_supported(f"{path}.spec.restartPolicy", restart_policy, ["Always"]))
+    if pod_spec.get("activeDeadlineSeconds") is not None:
+        detail = "activeDeadlineSeconds in ReplicaSet is not Supported"
+        errors.append(forbidden(f"{path}.spec.activeDeadlineSeconds", detail))
+    return errors
+
+
+def _selector_update_errors(obj: Obj, old: Obj | None) -> list[FieldError]:
+    if old is None:
+        return []
+    selector = (obj.get("spec") or {}).get("selector")
+    old_selector = (old.get("spec") or {}).get("selector")
+    return immutable(selector, old_selector, "spec.selector", go_label_selector(selector))
+
+
+def _strategy_errors(strategy: Obj, path: str) -> list[FieldError]:
+    kind, rolling = strategy.get("type", ""), strategy.get("rollingUpdate")
+    if kind == "Recreate":
+        if rolling is None:
+            return []
+        detail = "may not be specified when strategy `type` is 'Recreate'"
+        return [forbidden(f"{path}.rollingUpdate", detail)]
+    if kind == "RollingUpdate":
+        if rolling is None:
+            return [required(f"{path}.rollingUpdate", "this should be defaulted and never be nil")]
+        return _rolling_update_errors(rolling, f"{path}.rollingUpdate")
+    pointer = "(nil)" if rolling is None else "(0xc000000000)"
+    rendered = (
+        f"apps.DeploymentStrategy{{Type:{go_quote(kind)}, "
+        f"RollingUpdate:(*apps.RollingUpdateDeployment){pointer}}}"
+    )
+    supported = ", ".join(f'"{s}"' for s in _STRATEGIES)
+    message = f"Unsupported value: {rendered}: supported values: {supported}"
+    return [FieldError("FieldValueNotSupported", path, message)]
+
+
+def _rolling_update_errors(rolling: Obj, path: str) -> list[FieldError]:
+    """``ValidateRollingUpdateDeployment``."""
+    unavailable, surge = rolling.get("maxUnavailable"), rolling.get("maxSurge")
+    errors = _int_or_percent_errors(unavailable, f"{path}.maxUnavailable")
+    errors += _int_or_percent_errors(surge, f"{path}.maxSurge")
+    if _int_or_percent_value(unavailable) == 0 and _int_or_percent_value(surge) == 0:
+        detail = "may not be 0 when `maxSurge` is 0"
+        errors.append(
+            invalid_rendered(f"{path}.maxUnavailable", go_int_or_string(unavailable), detail)
+        )
+    if (
+        isinstance(unavailable, str)
+        and _PERCENT.fullmatch(unavailable)
+        and int(unavailable[:-1]) > 100
+    ):
+        detail = "must not be greater than 100%"
+        rendered = go_int_or_string(unavailable)
+        errors.append(invalid_rendered(f"{path}.maxUnavailable", rendered, detail))
+    return errors
+
+
+def _int_or_percent_errors(value: int | str | None, path: str) -> list[FieldError]:
+    """``ValidatePositiveIntOrPercent``."""
+    if isinstance(value, str):
+        if _PERCENT.fullmatch(value):
+            return []
+        return [invalid_rendered(path, go_int_or_string(value), _PERCENT_ERROR)]
+    return nonnegative(value or 0, path)
+
+
+def _int_or_percent_value(value: int | str | None) -> int:
+    """``getIntOrPercentValue``: a percentage's number, else Go's ``IntValue``."""
+    if isinstance(value, str):
+        digits = value[:-1] if _PERCENT.fullmatch(value) else value
+        return int(digits) if re.fullmatch(r"[+-]?[0-9]+", digits) else 0
+    return value or 0
+
+
+HOOKS: dict[tuple[str, str], dict[str, Any]] = {
+    ("apps", "Deployment"): {"defaulter": _default_deployment, "validator": _validate_deployment},
+    ("apps", "ReplicaSet"): {"defaulter": _default_replica_set, "validator": _validate_replica_set},
+}

@@ -1,7 +1,52 @@
-"""Kind-specific behaviour for the coordination.k8s.io group."""
+"""Kind-specific behaviour for the coordination.k8s.io API group: Leases.
+
+A Lease is a small lock record (holder, duration, renew time) used for leader election and
+node heartbeats. Kubernetes checks only that durations and transition counts make sense and
+that a preferred holder comes with a strategy; nothing is defaulted.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-HOOKS: dict[tuple[str, str], dict[str, Any]] = {}
+from setpoint.meta.validation import label_key_errors
+from setpoint.resources.checks import invalid_value
+from setpoint.resources.registry import FieldError, Obj, forbidden, not_supported
+
+_STRATEGIES = ("OldestEmulationVersion",)
+
+
+def _validate_lease(lease: Obj, old: Obj | None) -> list[FieldError]:
+    """``ValidateLeaseSpec``."""
+    spec = lease.get("spec") or {}
+    errors: list[FieldError] = []
+    duration = spec.get("leaseDurationSeconds")
+    if duration is not None and duration <= 0:
+        path = "spec.leaseDurationSeconds"
+        errors.append(invalid_value(path, duration, "must be greater than 0"))
+    transitions = spec.get("leaseTransitions")
+    if transitions is not None and transitions < 0:
+        path = "spec.leaseTransitions"
+        errors.append(invalid_value(path, transitions, "must be greater than or equal to 0"))
+    strategy = spec.get("strategy")
+    if strategy is not None:
+        errors += _strategy_errors(strategy, "spec.strategy")
+    if spec.get("preferredHolder") and not strategy:
+        detail = "may only be specified if `strategy` is defined"
+        errors.append(forbidden("spec.preferredHolder", detail))
+    return errors
+
+
+def _strategy_errors(strategy: str, path: str) -> list[FieldError]:
+    """Kubernetes' own strategies are bare names; custom ones must be qualified names."""
+    if "/" not in strategy:
+        if strategy in _STRATEGIES:
+            return []
+        return [not_supported(path, strategy, _STRATEGIES)]
+    messages = label_key_errors(strategy)
+    return [invalid_value(path, strategy, ",".join(messages))] if messages else []
+
+
+HOOKS: dict[tuple[str, str], dict[str, Any]] = {
+    ("coordination.k8s.io", "Lease"): {"validator": _validate_lease},
+}

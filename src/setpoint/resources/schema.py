@@ -15,22 +15,42 @@ a single walk does all three in tens of microseconds per object.
 from __future__ import annotations
 
 import functools
-import json
+import importlib.util
 from dataclasses import dataclass, field
-from importlib import resources
-from typing import Any
+from pathlib import Path
+from typing import Any, Final
 
-SCHEMA_VERSION = "v1.37.0"
+import orjson
+
+Schema = dict[str, Any]
+"""One JSON (Schema) object, as parsed."""
+
+SCHEMA_VERSION: Final = "v1.37.0"
+"""The Kubernetes release whose schema ``kubernetes-validate`` ships and this server speaks."""
 
 _SCALAR_GO_TYPES = {"string": "string", "integer": "int64", "number": "float64", "boolean": "bool"}
 
 
+def schema_directory(variant: str = "local") -> Path:
+    """Where ``kubernetes-validate`` keeps the schema ``variant`` (``local``/``local-strict``).
+
+    Found through the package's import spec rather than by importing it: the package pulls
+    in ``jsonschema`` at import time, which costs more than reading the schema itself.
+    """
+    spec = importlib.util.find_spec("kubernetes_validate")
+    if spec is None or spec.origin is None:
+        raise RuntimeError("the kubernetes-validate package is not installed")
+    return Path(spec.origin).parent / "kubernetes-json-schema" / f"{SCHEMA_VERSION}-{variant}"
+
+
 @functools.cache
-def load_definitions() -> dict[str, dict[str, Any]]:
-    """The official ``$defs`` (non-strict variant), keyed by definition name."""
-    base = resources.files("kubernetes_validate") / "kubernetes-json-schema"
-    text = (base / f"{SCHEMA_VERSION}-local" / "_definitions.json").read_text()
-    defs: dict[str, dict[str, Any]] = json.loads(text)["$defs"]
+def load_definitions() -> dict[str, Schema]:
+    """The ``$defs`` of the official JSON Schema (unknown fields allowed), loaded once.
+
+    The mapping is shared by every caller: treat it as read-only.
+    """
+    path = schema_directory("local") / "_definitions.json"
+    defs: dict[str, Schema] = orjson.loads(path.read_bytes())["$defs"]
     return defs
 
 
