@@ -119,6 +119,16 @@ class Server:
             decoded = payload.decode(errors="replace")
         return status, decoded, hdrs
 
+    def watch(self, path: str, *, timeout: float = 10) -> WatchStream:
+        """Open a watch (``path`` must include ``watch=true``) and read its events."""
+        import http.client
+
+        conn = http.client.HTTPSConnection(
+            "127.0.0.1", self.port, context=self.ssl_context(), timeout=timeout
+        )
+        conn.request("GET", path, headers={"Authorization": f"Bearer {self.token}"})
+        return WatchStream(conn, conn.getresponse())
+
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 15) -> int:
         if self.process.poll() is None:
             self.process.send_signal(sig)
@@ -173,6 +183,28 @@ def start_server(
         server.stop(signal.SIGKILL)
         raise
     return server
+
+
+class WatchStream:
+    """The events of one watch response, read line by line (each read has a timeout)."""
+
+    def __init__(self, conn: Any, response: Any) -> None:
+        self.conn = conn
+        self.response = response
+        self.status = int(response.status)
+
+    def next(self) -> dict[str, Any]:
+        line = self.response.readline()
+        if not line:
+            raise EOFError("watch closed")
+        event: dict[str, Any] = json.loads(line)
+        return event
+
+    def take(self, count: int) -> list[dict[str, Any]]:
+        return [self.next() for _ in range(count)]
+
+    def close(self) -> None:
+        self.conn.close()
 
 
 @dataclass

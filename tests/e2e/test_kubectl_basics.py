@@ -204,13 +204,10 @@ def test_create_generators_work(kubectl: Kubectl) -> None:
     kubectl("create", "secret", "generic", "pw", "--from-literal=password=s3cret")
     kubectl("create", "deployment", "gen", "--image=nginx", "--replicas=3", "--", "sleep", "9")
     kubectl("create", "job", "once", "--image=busybox", "--", "echo", "hi")
-    kubectl("create", "cronjob", "tick", "--image=busybox", "--schedule=*/5 * * * *",
-            "--", "date")
+    kubectl("create", "cronjob", "tick", "--image=busybox", "--schedule=*/5 * * * *", "--", "date")
     kubectl("create", "serviceaccount", "robot")
     assert kubectl("get", "cm", "lit", "-o", "jsonpath={.data.b}").stdout == "2"
-    assert kubectl("get", "secret", "pw", "-o", "jsonpath={.data.password}").stdout == (
-        "czNjcmV0"
-    )
+    assert kubectl("get", "secret", "pw", "-o", "jsonpath={.data.password}").stdout == ("czNjcmV0")
     dep = kubectl("get", "deploy", "gen", "-o", "json").json()
     assert dep["spec"]["replicas"] == 3
     assert dep["spec"]["template"]["spec"]["containers"][0]["command"] == ["sleep", "9"]

@@ -224,7 +224,8 @@ class ResourceHandlers:
                 f'resourceVersionMatch: Unsupported value: "{match}": supported values: '
                 '"Exact", "NotOlderThan"'
             )
-        if match and not rv:
+        initial_events = query.get("sendInitialEvents") is not None
+        if match and not rv and not initial_events:
             raise errors.bad_request(
                 "resourceVersionMatch is forbidden unless resourceVersion is provided"
             )

@@ -33,8 +33,8 @@ from setpoint.resources.checks import (
     kube_finalizer_errors,
     too_long,
 )
+from setpoint.resources.containers import config_key_errors
 from setpoint.resources.events import legacy_event_errors
-from setpoint.resources.podspec import config_key_errors
 from setpoint.resources.registry import FieldError, Obj, forbidden, not_supported, required
 
 MAX_DATA_SIZE = 1024 * 1024

@@ -65,6 +65,14 @@ def parse_quantity(text: str) -> Quantity:
     return Quantity(round_up(value, _NANO), fmt)
 
 
+def parse_quantity_or_none(text: object) -> Quantity | None:
+    """The quantity, or None if ``text`` is not one (validation reports those)."""
+    try:
+        return parse_quantity(str(text))
+    except QuantityError:
+        return None
+
+
 def round_up(value: Fraction, unit: Fraction) -> Fraction:
     """Round away from zero to a multiple of ``unit`` (``inf.RoundUp``)."""
     steps = value / unit

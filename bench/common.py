@@ -1,0 +1,446 @@
+"""What the benchmarks share: the server process, the client session, figures and helpers.
+
+The server is started exactly as a user would (``setpoint server --data-dir DIR
+--https-listen-port 0 --disable-agent``) as a child process, on a data directory of its
+own; its URL, CA and token come from the kubeconfig it writes. Only loopback addresses are
+ever contacted. Every wait here is bounded, so a broken server fails a benchmark instead of
+hanging it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+from urllib.parse import urlsplit
+
+import aiohttp
+import orjson
+
+from setpoint.pki import client_ssl_context, load_kubeconfig
+
+NAMESPACE = "default"
+CONFIGMAPS = f"/api/v1/namespaces/{NAMESPACE}/configmaps"
+_CLK_TCK = os.sysconf("SC_CLK_TCK")
+_PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+# --------------------------------------------------------------------------- figures
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One measured number, with the target it is held against (if any)."""
+
+    bench: str
+    name: str
+    value: float
+    unit: str = ""
+    target: str = ""
+    ok: bool | None = None  # None: informational, no target
+    digits: int = 1
+    check: bool = False  # a correctness check (all delivered, all durable), not a speed goal
+
+    @property
+    def text(self) -> str:
+        if self.digits == 0:
+            number = f"{self.value:,.0f}"
+        else:
+            number = f"{self.value:,.{self.digits}f}"
+        return f"{number} {self.unit}".strip()
+
+    @property
+    def verdict(self) -> str:
+        if self.ok is None:
+            return ""
+        return "yes" if self.ok else "NO"
+
+
+def at_least(bench: str, name: str, value: float, unit: str, goal: float, **kw: Any) -> Figure:
+    return Figure(bench, name, value, unit, f">= {goal:,g} {unit}".strip(), value >= goal, **kw)
+
+
+def below(bench: str, name: str, value: float, unit: str, goal: float, **kw: Any) -> Figure:
+    return Figure(bench, name, value, unit, f"< {goal:,g} {unit}".strip(), value < goal, **kw)
+
+
+def exactly(bench: str, name: str, value: float, unit: str, goal: float, **kw: Any) -> Figure:
+    return Figure(
+        bench, name, value, unit, f"= {goal:,g}", value == goal, digits=0, check=True, **kw
+    )
+
+
+def info(bench: str, name: str, value: float, unit: str = "", **kw: Any) -> Figure:
+    return Figure(bench, name, value, unit, **kw)
+
+
+def percentiles(values: Sequence[float], points: Sequence[float]) -> list[float]:
+    """Linear-interpolated percentiles (numpy's default method); NaN for no values."""
+    if not values:
+        return [math.nan for _ in points]
+    ordered = sorted(values)
+    last = len(ordered) - 1
+    out = []
+    for p in points:
+        rank = p / 100 * last
+        low = math.floor(rank)
+        high = min(low + 1, last)
+        out.append(ordered[low] + (ordered[high] - ordered[low]) * (rank - low))
+    return out
+
+
+def percentile(values: Sequence[float], p: float) -> float:
+    return percentiles(values, (p,))[0]
+
+
+# --------------------------------------------------------------------------- server
+
+
+def require_loopback(url: str) -> None:
+    """Refuse any server that is not on this machine's loopback interface."""
+    host = urlsplit(url).hostname or ""
+    if not (host.startswith("127.") or host in ("localhost", "::1")):
+        raise RuntimeError(f"benchmarks only talk to loopback addresses, not {url}")
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
+    # PR_SET_PDEATHSIG: if the benchmark dies (even by SIGKILL) the server gets SIGTERM.
+    with contextlib.suppress(Exception):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)
+
+
+class Server:
+    """A ``setpoint server`` child process on ``data_dir``; restartable on the same dir."""
+
+    def __init__(self, data_dir: Path, log_path: Path) -> None:
+        self.data_dir = data_dir
+        self.log_path = log_path
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.url = ""
+        self.ca_pem = b""
+        self.token = ""
+
+    @property
+    def pid(self) -> int:
+        if self.proc is None:
+            raise RuntimeError("server not running")
+        return self.proc.pid
+
+    def command(self) -> list[str]:
+        return [
+            sys.executable,
+            "-m",
+            "setpoint.cli.main",
+            "server",
+            "--data-dir",
+            str(self.data_dir),
+            "--bind-address",
+            "127.0.0.1",
+            "--https-listen-port",
+            "0",
+            "--disable-agent",
+        ]
+
+    async def start(self, *, timeout: float = 60.0) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            raise RuntimeError("server already running")
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        offset = self.log_path.stat().st_size if self.log_path.exists() else 0
+        log: IO[bytes]
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                self.command(),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # the terminal's Ctrl-C goes to us; we stop it
+                preexec_fn=_die_with_parent,
+            )
+        deadline = time.monotonic() + timeout
+        while b"listening on" not in self._log_tail(offset):
+            if self.proc.poll() is not None:
+                raise RuntimeError(
+                    f"server exited with {self.proc.returncode}:\n"
+                    + self._log_tail(offset).decode(errors="replace")
+                )
+            if time.monotonic() > deadline:
+                await self.kill()
+                raise TimeoutError(f"server did not start within {timeout:.0f}s")
+            await asyncio.sleep(0.05)
+        info = load_kubeconfig(self.data_dir / "kubeconfig.yaml")
+        require_loopback(info.server_url)
+        self.url, self.ca_pem, self.token = info.server_url, info.ca_pem, info.token
+
+    def _log_tail(self, offset: int) -> bytes:
+        try:
+            with open(self.log_path, "rb") as f:
+                f.seek(offset)
+                return f.read()
+        except OSError:
+            return b""
+
+    async def stop(self, *, timeout: float = 20.0) -> int | None:
+        """SIGTERM (a clean shutdown), then SIGKILL if it takes longer than ``timeout``."""
+        proc = self.proc
+        if proc is None or proc.poll() is not None:
+            return proc.returncode if proc else None
+        proc.send_signal(signal.SIGTERM)
+        if not await self._wait(timeout):
+            await self.kill()
+        return proc.returncode
+
+    async def kill(self) -> None:
+        """SIGKILL: no shutdown code runs, only what is on disk survives."""
+        proc = self.proc
+        if proc is None or proc.poll() is not None:
+            return
+        proc.kill()
+        await self._wait(10.0)
+
+    async def _wait(self, timeout: float) -> bool:
+        proc = self.proc
+        assert proc is not None
+        deadline = time.monotonic() + timeout
+        while proc.poll() is None:
+            if time.monotonic() > deadline:
+                return False
+            await asyncio.sleep(0.02)
+        return True
+
+    # -------------------------------------------------------------- /proc figures
+
+    def rss_bytes(self) -> int:
+        """Resident set size of the server process now."""
+        with open(f"/proc/{self.pid}/statm") as f:
+            return int(f.read().split()[1]) * _PAGE
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU time the server process (all its threads) has used so far."""
+        with open(f"/proc/{self.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / _CLK_TCK
+
+    # -------------------------------------------------------------- client
+
+    def session(
+        self, *, connections: int, timeout: aiohttp.ClientTimeout | None = None
+    ) -> aiohttp.ClientSession:
+        """A keep-alive session of up to ``connections`` connections, trusting only our CA."""
+        require_loopback(self.url)
+        connector = aiohttp.TCPConnector(
+            ssl=client_ssl_context(self.ca_pem),
+            limit=connections,
+            limit_per_host=connections,
+            keepalive_timeout=120,
+        )
+        return aiohttp.ClientSession(
+            base_url=self.url,
+            connector=connector,
+            headers={"Authorization": f"Bearer {self.token}"},
+            timeout=timeout or aiohttp.ClientTimeout(total=60),
+        )
+
+
+class RSSSampler:
+    """Samples the server's RSS every ``interval`` seconds in the background; keeps the peak."""
+
+    def __init__(self, server: Server, interval: float = 0.2) -> None:
+        self.server = server
+        self.interval = interval
+        self.peak = 0
+        self._task: asyncio.Task[None] | None = None
+
+    async def _run(self) -> None:
+        while True:
+            with contextlib.suppress(OSError):
+                self.peak = max(self.peak, self.server.rss_bytes())
+            await asyncio.sleep(self.interval)
+
+    async def __aenter__(self) -> RSSSampler:
+        self._task = asyncio.create_task(self._run())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        with contextlib.suppress(OSError):
+            self.peak = max(self.peak, self.server.rss_bytes())
+
+
+# --------------------------------------------------------------------------- run context
+
+
+@dataclass
+class Phase:
+    """Wall time and CPU use (server and this client) of one measured phase."""
+
+    wall: float = 0.0
+    server_cpu: float = 0.0
+    client_cpu: float = 0.0
+
+    @property
+    def server_cores(self) -> float:
+        return self.server_cpu / self.wall if self.wall else 0.0
+
+    @property
+    def client_cores(self) -> float:
+        return self.client_cpu / self.wall if self.wall else 0.0
+
+    def figures(self, bench: str) -> list[Figure]:
+        return [
+            info(bench, "server CPU during run", self.server_cores * 100, "% of a core", digits=0),
+            info(bench, "client CPU during run", self.client_cores * 100, "% of a core", digits=0),
+        ]
+
+
+ProfileHook = Callable[[Server, str], contextlib.AbstractAsyncContextManager[Any]]
+
+
+@dataclass
+class Context:
+    """Per-run settings handed to every benchmark."""
+
+    work_dir: Path
+    profile: ProfileHook | None = None
+    verbose: bool = True
+    servers: list[Server] = field(default_factory=list)
+
+    def say(self, message: str) -> None:
+        if self.verbose:
+            print(f"  {message}", flush=True)
+
+    @contextlib.asynccontextmanager
+    async def server(self, name: str) -> AsyncIterator[Server]:
+        """A fresh server on an empty data dir, stopped (and its dir kept for a post-mortem
+        only if the benchmark failed) when the block ends."""
+        root = self.work_dir / name
+        server = Server(root / "data", root / "server.log")
+        self.servers.append(server)
+        await server.start()
+        self.say(f"server pid {server.pid} at {server.url} (data {server.data_dir})")
+        try:
+            yield server
+        finally:
+            await server.stop()
+
+    @contextlib.asynccontextmanager
+    async def measure(self, server: Server, label: str) -> AsyncIterator[Phase]:
+        """Time a phase and the CPU both processes use in it; profile it if asked."""
+        phase = Phase()
+        profiler = self.profile(server, label) if self.profile else contextlib.nullcontext()
+        async with profiler:
+            cpu0, own0, t0 = server.cpu_seconds(), time.process_time(), time.perf_counter()
+            try:
+                yield phase
+            finally:
+                phase.wall = time.perf_counter() - t0
+                phase.client_cpu = time.process_time() - own0
+                with contextlib.suppress(OSError):
+                    phase.server_cpu = server.cpu_seconds() - cpu0
+
+
+# --------------------------------------------------------------------------- workloads
+
+
+def configmap_body(name: str, size: int = 1024) -> bytes:
+    """A ConfigMap whose JSON encoding is ``size`` bytes (``size`` >= ~120)."""
+    doc: dict[str, Any] = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": name, "labels": {"app": "bench"}},
+        "data": {"payload": ""},
+    }
+    pad = max(0, size - len(orjson.dumps(doc)))
+    seed = (name * (pad // max(len(name), 1) + 1))[:pad]
+    doc["data"]["payload"] = seed
+    return orjson.dumps(doc)
+
+
+JSON_HEADERS = {"Content-Type": "application/json", "Accept": "application/json"}
+
+
+async def warm_up(session: aiohttp.ClientSession, connections: int) -> None:
+    """Open ``connections`` keep-alive connections (TLS handshakes) outside the measurement."""
+
+    async def one() -> None:
+        async with session.get("/version") as resp:
+            await resp.read()
+            resp.raise_for_status()
+
+    for _ in range(2):
+        await asyncio.gather(*(one() for _ in range(connections)))
+
+
+@dataclass
+class CreateRun:
+    latencies: list[float] = field(default_factory=list)  # seconds, acknowledged creates
+    acked: set[str] = field(default_factory=set)
+    failures: dict[str, int] = field(default_factory=dict)  # "status: reason" -> count
+
+
+async def create_configmaps(
+    session: aiohttp.ClientSession,
+    names: Sequence[str],
+    *,
+    concurrency: int,
+    size: int = 1024,
+    time_limit: float = 300.0,
+) -> CreateRun:
+    """POST one ConfigMap per name from ``concurrency`` workers (each one request at a time).
+
+    Bodies are encoded up front so the client spends its time on the wire, not in JSON.
+    """
+    bodies = [(name, configmap_body(name, size)) for name in names]
+    run = CreateRun()
+    next_index = 0
+    deadline = time.monotonic() + time_limit
+
+    async def worker() -> None:
+        nonlocal next_index
+        while next_index < len(bodies) and time.monotonic() < deadline:
+            name, body = bodies[next_index]
+            next_index += 1
+            start = time.perf_counter()
+            try:
+                async with session.post(CONFIGMAPS, data=body, headers=JSON_HEADERS) as resp:
+                    await resp.read()
+                    status = resp.status
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                key = type(exc).__name__
+                run.failures[key] = run.failures.get(key, 0) + 1
+                continue
+            elapsed = time.perf_counter() - start
+            if status == 201:
+                run.latencies.append(elapsed)
+                run.acked.add(name)
+            else:
+                key = f"HTTP {status}"
+                run.failures[key] = run.failures.get(key, 0) + 1
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return run
+
+
+async def list_names(session: aiohttp.ClientSession, query: str = "") -> tuple[set[str], str]:
+    """Names of the ConfigMaps in the benchmark namespace, and the list's resourceVersion."""
+    async with session.get(CONFIGMAPS + query, headers={"Accept": "application/json"}) as resp:
+        resp.raise_for_status()
+        body = orjson.loads(await resp.read())
+    names = {item["metadata"]["name"] for item in body["items"]}
+    return names, str(body["metadata"]["resourceVersion"])
+
+
+def mib(n_bytes: float) -> float:
+    return n_bytes / (1024 * 1024)
