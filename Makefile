@@ -15,6 +15,7 @@ $(STAMP): pyproject.toml
 
 ## up: run a single-machine cluster on the embedded store (Ctrl-C stops it)
 up: $(STAMP)
+	@echo "kubectl: use your own, or the pinned one at $(CURDIR)/$(BIN)/kubectl"
 	$(BIN)/setpoint server --data-dir $(DATA_DIR)
 
 ## test: lint, type-check and run the whole test suite

@@ -79,6 +79,13 @@ def main(argv: list[str] | None = None) -> int:
                         help="sample the server with py-spy; raw stacks and summaries go to DIR")
     parser.add_argument("--native", action="store_true",
                         help="with --profile: include native (C) frames")
+    parser.add_argument(
+        "--py-spy-flag",
+        action="append",
+        default=[],
+        metavar="FLAG",
+        help="with --profile: pass FLAG to py-spy record (e.g. --py-spy-flag=--gil)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the servers' data dirs")
     args = parser.parse_args(argv)
     unknown = sorted(set(args.names) - set(BENCHMARKS))
@@ -93,7 +100,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.profile:
         from bench.pyspy import Profiler
 
-        ctx.profile = Profiler(args.profile, native=args.native).record
+        ctx.profile = Profiler(
+            args.profile, native=args.native, extra=tuple(args.py_spy_flag)
+        ).record
     try:
         figures, failed = uvloop.run(run_all(names, ctx))
     finally:

@@ -224,9 +224,11 @@ class Server:
         with open(f"/proc/{self.pid}/statm") as f:
             return int(f.read().split()[1]) * _PAGE
 
-    def cpu_seconds(self) -> float:
-        """User + system CPU time the server process (all its threads) has used so far."""
-        with open(f"/proc/{self.pid}/stat") as f:
+    def cpu_seconds(self, tid: int | None = None) -> float:
+        """User + system CPU time used so far by the server process (all its threads), or by
+        one of its threads: ``tid=server.pid`` is the main thread, which runs the event loop."""
+        path = f"/proc/{self.pid}/stat" if tid is None else f"/proc/{self.pid}/task/{tid}/stat"
+        with open(path) as f:
             fields = f.read().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / _CLK_TCK
 
@@ -288,7 +290,9 @@ class Phase:
 
     wall: float = 0.0
     server_cpu: float = 0.0
+    loop_cpu: float = 0.0  # the server's main thread: the event loop (HTTP, TLS, handlers)
     client_cpu: float = 0.0
+    machine_cpu: float = 0.0  # every process on the machine, from /proc/stat
 
     @property
     def server_cores(self) -> float:
@@ -299,10 +303,24 @@ class Phase:
         return self.client_cpu / self.wall if self.wall else 0.0
 
     def figures(self, bench: str) -> list[Figure]:
+        loop = self.loop_cpu / self.wall if self.wall else 0.0
+        others = max(0.0, self.machine_cpu - self.server_cpu - self.client_cpu)
+        others = others / self.wall if self.wall else 0.0
         return [
             info(bench, "server CPU during run", self.server_cores * 100, "% of a core", digits=0),
+            info(bench, "server event-loop thread CPU", loop * 100, "% of a core", digits=0),
             info(bench, "client CPU during run", self.client_cores * 100, "% of a core", digits=0),
+            info(bench, "other processes' CPU during run", others * 100, "% of a core", digits=0),
         ]
+
+
+def machine_busy_seconds() -> float:
+    """CPU time all processes on the machine have used (all cores), from /proc/stat."""
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    busy = sum(fields[:8]) - idle  # user nice system idle iowait irq softirq steal
+    return busy / _CLK_TCK
 
 
 ProfileHook = Callable[[Server, str], contextlib.AbstractAsyncContextManager[Any]]
@@ -341,14 +359,17 @@ class Context:
         phase = Phase()
         profiler = self.profile(server, label) if self.profile else contextlib.nullcontext()
         async with profiler:
-            cpu0, own0, t0 = server.cpu_seconds(), time.process_time(), time.perf_counter()
+            cpu0, loop0 = server.cpu_seconds(), server.cpu_seconds(server.pid)
+            own0, all0, t0 = time.process_time(), machine_busy_seconds(), time.perf_counter()
             try:
                 yield phase
             finally:
                 phase.wall = time.perf_counter() - t0
                 phase.client_cpu = time.process_time() - own0
+                phase.machine_cpu = machine_busy_seconds() - all0
                 with contextlib.suppress(OSError):
                     phase.server_cpu = server.cpu_seconds() - cpu0
+                    phase.loop_cpu = server.cpu_seconds(server.pid) - loop0
 
 
 # --------------------------------------------------------------------------- workloads

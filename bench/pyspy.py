@@ -26,7 +26,11 @@ from pathlib import Path
 from bench.common import Server
 
 _LINE = re.compile(r"^(?P<stack>.*) (?P<count>\d+)$")
-_THREAD = re.compile(r"^(process \d+:)?\s*\"?thread \(?(?P<id>0x[0-9a-fA-F]+|\d+)\)?")
+# Entry frames every sample of a thread passes through: left out of the "total" ranking.
+_PLUMBING = re.compile(
+    r"<frozen runpy>|click/core.py|asyncio/runners.py|threading.py|setpoint/cli/main.py"
+    r"|^<module> |^main \(|^server \("
+)
 
 
 def find_py_spy() -> str:
@@ -82,15 +86,19 @@ def parse_raw(text: str) -> Profile:
         profile.threads[thread] += count
         profile.self_time[names[-1]] += count
         for name in set(names):
-            profile.inclusive[name] += count
+            if not _PLUMBING.search(name):
+                profile.inclusive[name] += count
     return profile
 
 
 class Profiler:
-    def __init__(self, out_dir: Path, *, native: bool = False, rate: int = 100) -> None:
+    def __init__(
+        self, out_dir: Path, *, native: bool = False, rate: int = 100, extra: tuple[str, ...] = ()
+    ) -> None:
         self.out_dir = out_dir
         self.native = native
         self.rate = rate
+        self.extra = extra  # more py-spy flags, e.g. ("--gil",) or ("--idle",)
 
     @contextlib.asynccontextmanager
     async def record(self, server: Server, label: str) -> AsyncIterator[None]:
@@ -113,6 +121,7 @@ class Profiler:
         ]
         if self.native:
             command.append("--native")
+        command += self.extra
         with open(self.out_dir / f"{label}.py-spy.log", "wb") as log:
             proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
         await asyncio.sleep(1.0)  # let it attach before the phase starts

@@ -183,7 +183,7 @@ def test_invalid_object_reports_field_causes(kubectl: Kubectl) -> None:
     bad = DEPLOYMENT.replace("matchLabels: {app: web}", "matchLabels: {app: other}")
     result = kubectl("create", "-f", "-", input=bad, check=False)
     assert result.returncode != 0
-    assert 'Deployment.apps "web" is invalid' in result.stderr
+    assert 'The Deployment "web" is invalid' in result.stderr
     assert "spec.template.metadata.labels" in result.stderr
 
 
