@@ -146,7 +146,10 @@ def test_http_get_probe_defaults_path_and_scheme() -> None:
 def test_env_field_ref_api_version_defaults_to_v1() -> None:
     env = [{"name": "NODE", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}}]
     c = create("", "Pod", pod_with(env=env))["spec"]["containers"][0]
-    assert c["env"][0]["valueFrom"]["fieldRef"] == {"fieldPath": "spec.nodeName", "apiVersion": "v1"}
+    assert c["env"][0]["valueFrom"]["fieldRef"] == {
+        "fieldPath": "spec.nodeName",
+        "apiVersion": "v1",
+    }
 
 
 def test_volume_without_source_becomes_empty_dir() -> None:
@@ -160,7 +163,10 @@ def test_configmap_and_secret_volumes_default_mode_420() -> None:
         {"name": "creds", "secret": {"secretName": "creds"}},
     ]
     spec = create("", "Pod", pod(volumes=volumes))["spec"]
-    assert [v.get("configMap", v.get("secret"))["defaultMode"] for v in spec["volumes"]] == [420, 420]
+    assert [v.get("configMap", v.get("secret"))["defaultMode"] for v in spec["volumes"]] == [
+        420,
+        420,
+    ]
 
 
 def test_pod_requests_default_to_limits() -> None:
@@ -187,7 +193,9 @@ def test_container_quantities_are_stored_canonically() -> None:
 
 
 def test_host_network_pod_host_ports_follow_container_ports() -> None:
-    spec = create("", "Pod", pod(hostNetwork=True, containers=[container(ports=[{"containerPort": 80}])]))
+    spec = create(
+        "", "Pod", pod(hostNetwork=True, containers=[container(ports=[{"containerPort": 80}])])
+    )
     assert spec["spec"]["containers"][0]["ports"][0]["hostPort"] == 80
 
 
@@ -243,7 +251,10 @@ def test_namespace_starts_active_with_kubernetes_finalizer() -> None:
 
 def test_namespace_keeps_own_finalizers_and_adds_kubernetes() -> None:
     obj = {"metadata": {"name": "team-a"}, "spec": {"finalizers": ["example.com/cleanup"]}}
-    assert create("", "Namespace", obj)["spec"]["finalizers"] == ["example.com/cleanup", "kubernetes"]
+    assert create("", "Namespace", obj)["spec"]["finalizers"] == [
+        "example.com/cleanup",
+        "kubernetes",
+    ]
 
 
 def test_namespace_is_labelled_with_its_name() -> None:
@@ -438,7 +449,9 @@ def test_quantity_rounds_up_to_nano_units() -> None:
 
 def test_pod_field_selectors_read_spec_and_status() -> None:
     obj = create("", "Pod", pod(nodeName="n1", serviceAccountName="robot"))
-    values = {f: selector("", "Pod", f, obj) for f in REGISTRY.by_kind("", "v1", "Pod").field_selectors}
+    values = {
+        f: selector("", "Pod", f, obj) for f in REGISTRY.by_kind("", "v1", "Pod").field_selectors
+    }
     assert values == {
         "spec.nodeName": "n1",
         "spec.restartPolicy": "Always",
@@ -467,7 +480,10 @@ def test_node_unschedulable_selector() -> None:
 
 
 def test_secret_type_selector() -> None:
-    assert selector("", "Secret", "type", create("", "Secret", {"metadata": {"name": "s"}})) == "Opaque"
+    assert (
+        selector("", "Secret", "type", create("", "Secret", {"metadata": {"name": "s"}}))
+        == "Opaque"
+    )
 
 
 def test_namespace_selectors() -> None:

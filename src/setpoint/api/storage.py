@@ -428,7 +428,7 @@ class ResourceStorage:
             new_meta["resourceVersion"] = str(current.rv)
             return WriteResult(new)
         key = current.key
-        delete_now = bool(new_meta.get("deletionTimestamp")) and not new_meta.get("finalizers")
+        delete_now = bool(new_meta.get("deletionTimestamp")) and not _pending_finalizers(new)
         try:
             if delete_now:
                 kv = await self.store.delete(key, expected_revision=current.rv)
@@ -446,6 +446,12 @@ class ResourceStorage:
         rtype = self.rtype
         if subresource == "bind":
             return obj  # pods/binding: the handler changed exactly what binding may change
+        if subresource == "finalize":
+            # namespaces/finalize changes only spec.finalizers (the namespace controller's
+            # way to say the namespace is empty)
+            new = copy.deepcopy(old)
+            new.setdefault("spec", {})["finalizers"] = (obj.get("spec") or {}).get("finalizers", [])
+            return new
         if subresource == "status":
             new = copy.deepcopy(old)
             if "status" in obj:
@@ -571,11 +577,20 @@ class ResourceStorage:
             ]
         grace = self._grace_period(obj, opts)
         pending = bool(meta.get("deletionTimestamp"))
+        if _is_namespace(self.rtype) and _spec_finalizers(obj):
+            # a namespace stays, Terminating, until the namespace controller has emptied it
+            # and cleared spec.finalizers through namespaces/finalize
+            obj.setdefault("status", {})["phase"] = "Terminating"
+            namespace_finalizing = True
+        else:
+            namespace_finalizing = False
         if pending and grace > 0:
             old_grace = meta.get("deletionGracePeriodSeconds")
             if old_grace is None or grace >= old_grace:
                 return DeleteResult(current.obj, deleted=False)
-        if grace > 0 or finalizers:
+        if grace > 0 or finalizers or namespace_finalizing:
+            if pending and grace == 0 and finalizers == list(meta.get("finalizers") or []):
+                return DeleteResult(current.obj, deleted=False)  # already being deleted
             if finalizers:
                 meta["finalizers"] = finalizers
             else:
@@ -611,6 +626,20 @@ class ResourceStorage:
         if opts.grace_period_seconds is not None:
             return max(0, opts.grace_period_seconds)
         return int(spec.get("terminationGracePeriodSeconds", 30))
+
+
+def _is_namespace(rtype: ResourceType) -> bool:
+    return rtype.group == "" and rtype.kind == "Namespace"
+
+
+def _spec_finalizers(obj: Obj) -> list[str]:
+    if obj.get("kind") != "Namespace":
+        return []
+    return list((obj.get("spec") or {}).get("finalizers") or [])
+
+
+def _pending_finalizers(obj: Obj) -> bool:
+    return bool(obj["metadata"].get("finalizers")) or bool(_spec_finalizers(obj))
 
 
 def _encode(obj: Obj) -> bytes:
