@@ -54,7 +54,7 @@ async def run_all(names: list[str], ctx: Context) -> tuple[list[Figure], list[st
     figures: list[Figure] = []
     failed: list[str] = []
     for name in names:
-        module: Benchmark = importlib.import_module(f"bench.{name}")  # type: ignore[assignment]
+        module: Benchmark = importlib.import_module(f"bench.{name}")
         print(f"== {name}", flush=True)
         started = time.perf_counter()
         try:
@@ -75,10 +75,15 @@ def main(argv: list[str] | None = None) -> int:
         "names", nargs="*", metavar="NAME", help=f"any of {', '.join(BENCHMARKS)}; default all"
     )
     parser.add_argument("--record", action="store_true", help=f"write the figures into {DOC}")
-    parser.add_argument("--profile", type=Path, metavar="DIR",
-                        help="sample the server with py-spy; raw stacks and summaries go to DIR")
-    parser.add_argument("--native", action="store_true",
-                        help="with --profile: include native (C) frames")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        metavar="DIR",
+        help="sample the server with py-spy; raw stacks and summaries go to DIR",
+    )
+    parser.add_argument(
+        "--native", action="store_true", help="with --profile: include native (C) frames"
+    )
     parser.add_argument(
         "--py-spy-flag",
         action="append",
@@ -103,11 +108,15 @@ def main(argv: list[str] | None = None) -> int:
         ctx.profile = Profiler(
             args.profile, native=args.native, extra=tuple(args.py_spy_flag)
         ).record
+    failed: list[str] = []
     try:
         figures, failed = uvloop.run(run_all(names, ctx))
+    except BaseException:
+        args.keep = True
+        raise
     finally:
-        if args.keep:
-            print(f"server data dirs kept in {work_dir}")
+        if args.keep or failed:
+            print(f"server data dirs and logs kept in {work_dir}")
         else:
             shutil.rmtree(work_dir, ignore_errors=True)
     print()
@@ -123,8 +132,10 @@ def main(argv: list[str] | None = None) -> int:
     broken = [f for f in missed if f.check]
     if failed or broken:
         # a benchmark that crashed or lost/miscounted data is a failure; a slow one is not
-        print(f"FAILED: {', '.join(failed + [f'{f.bench} {f.name}' for f in broken])}",
-              file=sys.stderr)
+        print(
+            f"FAILED: {', '.join(failed + [f'{f.bench} {f.name}' for f in broken])}",
+            file=sys.stderr,
+        )
         return 1
     return 0
 

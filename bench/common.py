@@ -53,11 +53,7 @@ class Figure:
 
     @property
     def text(self) -> str:
-        if self.digits == 0:
-            number = f"{self.value:,.0f}"
-        else:
-            number = f"{self.value:,.{self.digits}f}"
-        return f"{number} {self.unit}".strip()
+        return f"{self.value:,.{self.digits}f} {self.unit}".strip()
 
     @property
     def verdict(self) -> str:
@@ -76,7 +72,7 @@ def below(bench: str, name: str, value: float, unit: str, goal: float, **kw: Any
 
 def exactly(bench: str, name: str, value: float, unit: str, goal: float, **kw: Any) -> Figure:
     return Figure(
-        bench, name, value, unit, f"= {goal:,g}", value == goal, digits=0, check=True, **kw
+        bench, name, value, unit, f"= {goal:,.0f}", value == goal, digits=0, check=True, **kw
     )
 
 
@@ -341,8 +337,7 @@ class Context:
 
     @contextlib.asynccontextmanager
     async def server(self, name: str) -> AsyncIterator[Server]:
-        """A fresh server on an empty data dir, stopped (and its dir kept for a post-mortem
-        only if the benchmark failed) when the block ends."""
+        """A fresh server on an empty data dir under the work dir, stopped when the block ends."""
         root = self.work_dir / name
         server = Server(root / "data", root / "server.log")
         self.servers.append(server)

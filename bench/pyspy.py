@@ -54,7 +54,12 @@ class Profile:
         out.append("threads:")
         for name, n in self.threads.most_common():
             out.append(f"  {n / self.total:6.1%}  {name}")
-        for title, counter in (("self", self.self_time), ("total (incl. callees)", self.inclusive)):
+        ours = Counter({k: v for k, v in self.inclusive.items() if "setpoint/" in k})
+        for title, counter in (
+            ("self", self.self_time),
+            ("total (incl. callees)", self.inclusive),
+            ("total, setpoint's own functions", ours),
+        ):
             out.append(f"top {top} by {title}:")
             for name, n in counter.most_common(top):
                 out.append(f"  {n / self.total:6.1%}  {name}")

@@ -178,16 +178,16 @@ async def _run(ctx: Context, server: Server) -> list[Figure]:
                 written = time.perf_counter()
                 waits = [asyncio.create_task(w.done.wait()) for w in watchers]
                 _, pending = await asyncio.wait(waits, timeout=DRAIN_TIME_LIMIT)
-                for task in pending:
-                    task.cancel()
+                for waiting in pending:
+                    waiting.cancel()
                 drain = time.perf_counter() - written
             rss_after = server.rss_bytes()
         finally:
-            for task in readers:
-                task.cancel()
-            for task in readers:
+            for reader in readers:
+                reader.cancel()
+            for reader in readers:
                 with contextlib.suppress(asyncio.CancelledError):
-                    await task
+                    await reader
             for resp in responses:
                 resp.close()
         await asyncio.sleep(1.0)
@@ -206,7 +206,7 @@ async def _run(ctx: Context, server: Server) -> list[Figure]:
         f"early ends: {ended or 'none'}"
     )
     p50, p99, top = percentiles(delays, (50, 99, 100))
-    (w99,) = percentiles(write_latencies, (99,))
+    w50, w99 = percentiles(write_latencies, (50, 99))
     return [
         below(NAME, "delivery delay p50", p50 * 1000, "ms", 100),
         below(NAME, "delivery delay p99", p99 * 1000, "ms", 100),
@@ -215,11 +215,13 @@ async def _run(ctx: Context, server: Server) -> list[Figure]:
         exactly(NAME, "watchers that saw every update", complete, "", WATCHERS),
         info(NAME, "updates/s (4 writers)", acked / phase.wall, "updates/s", digits=0),
         info(NAME, "events/s delivered", events / phase.wall, "events/s", digits=0),
+        info(NAME, "patch latency p50", w50 * 1000, "ms"),
         info(NAME, "patch latency p99", w99 * 1000, "ms"),
         info(NAME, "server RSS, watches open, before", mib(rss_before), "MiB"),
         info(NAME, "server RSS peak", mib(rss.peak), "MiB"),
         info(NAME, "server RSS after", mib(rss_after), "MiB"),
         info(NAME, "server RSS growth", mib(rss_after - rss_before), "MiB"),
+        info(NAME, "RSS growth per update", (rss_after - rss_before) / 1024 / UPDATES, "KiB"),
         info(NAME, "server RSS after watches closed", mib(rss_closed), "MiB"),
         *phase.figures(NAME),
     ]

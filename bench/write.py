@@ -66,6 +66,8 @@ async def run(ctx: Context) -> list[Figure]:
         exactly(NAME, "creates acknowledged", acked, "", COUNT),
         exactly(NAME, "durable after kill -9", durable, "", COUNT),
         info(NAME, "restart after kill -9", restart, "s", digits=2),
+        info(NAME, "server CPU per create", phase.server_cpu / max(acked, 1) * 1e6, "µs", digits=0),
+        info(NAME, "client CPU per create", phase.client_cpu / max(acked, 1) * 1e6, "µs", digits=0),
         info(NAME, "server RSS after run", rss / 2**20, "MiB"),
         *phase.figures(NAME),
     ]

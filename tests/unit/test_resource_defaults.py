@@ -95,6 +95,13 @@ def test_pod_keeps_explicit_spec_values() -> None:
     assert spec["terminationGracePeriodSeconds"] == 0
 
 
+def test_deprecated_service_account_mirrors_service_account_name() -> None:
+    spec = create("", "Pod", pod(serviceAccount="robot"))["spec"]
+    assert (spec["serviceAccountName"], spec["serviceAccount"]) == ("robot", "robot")
+    spec = create("", "Pod", pod(serviceAccountName="builder", serviceAccount="robot"))["spec"]
+    assert (spec["serviceAccountName"], spec["serviceAccount"]) == ("builder", "builder")
+
+
 def test_container_termination_message_defaults() -> None:
     c = create("", "Pod", pod())["spec"]["containers"][0]
     assert c["terminationMessagePath"] == "/dev/termination-log"

@@ -146,13 +146,12 @@ class ResourceHandlers:
             return self.respond_object(request, target.rtype, cached.obj, fmt)
         if method == "PUT":
             body = await read_body(request)
-            sub = target.subresource if target.subresource != "finalize" else "finalize"
             result = await storage.update(
                 target.namespace,
                 target.name,
                 body,
                 _write_options(request),
-                subresource=sub if sub != "finalize" else "",
+                subresource=target.subresource,
             )
             return self.respond_write(request, target.rtype, result, fmt)
         if method == "PATCH":

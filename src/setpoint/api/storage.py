@@ -334,6 +334,7 @@ class ResourceStorage:
         self.rtype.defaulter(obj)
         problems = missing + validate_object_meta(self.rtype, obj, None)
         problems += self.rtype.validator(obj, None)
+        problems = list(dict.fromkeys(problems))  # schema and validator may both see one
         if problems:
             raise errors.invalid(self.rtype, meta.get("name", ""), problems)
         if self.rtype.namespaced and self._namespace_check is not None:
@@ -415,6 +416,7 @@ class ResourceStorage:
             self.rtype.defaulter(new)
         problems = missing + validate_object_meta(self.rtype, new, old)
         problems += self.rtype.validator(new, old)
+        problems = list(dict.fromkeys(problems))
         if problems:
             raise errors.invalid(self.rtype, new_meta["name"], problems)
         new_meta.pop("resourceVersion", None)
@@ -475,6 +477,12 @@ class ResourceStorage:
             else:
                 meta.pop(key, None)
         meta.pop("selfLink", None)
+        if _is_namespace(rtype):
+            # spec.finalizers changes only through namespaces/finalize
+            spec = new.setdefault("spec", {})
+            spec["finalizers"] = list(_spec_finalizers(old))
+            if not spec["finalizers"]:
+                spec.pop("finalizers")
         if rtype.tracks_generation:
             generation = old_meta.get("generation", 1)
             if spec_changed(new, old, with_annotations=rtype.generation_includes_annotations):
@@ -625,7 +633,8 @@ class ResourceStorage:
             return 0
         if opts.grace_period_seconds is not None:
             return max(0, opts.grace_period_seconds)
-        return int(spec.get("terminationGracePeriodSeconds", 30))
+        # Kubernetes treats a negative configured grace period as 1 second
+        return max(1, int(spec.get("terminationGracePeriodSeconds", 30)))
 
 
 def _is_namespace(rtype: ResourceType) -> bool:

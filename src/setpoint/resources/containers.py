@@ -10,7 +10,7 @@ exactly one source; a mount may only name a volume that passed its own checks.
 from __future__ import annotations
 
 import posixpath
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from setpoint.meta.validation import (
@@ -123,6 +123,7 @@ _RELAXED_ENV_NAME = (
 
 
 def validate_containers(spec: Obj, volumes: set[str], path: str) -> list[FieldError]:
+    """``validateContainers``: at least one, uniquely named; ``volumes`` are the valid ones."""
     containers = spec.get("containers") or []
     list_path = f"{path}.containers"
     if not containers:
@@ -146,6 +147,8 @@ def validate_containers(spec: Obj, volumes: set[str], path: str) -> list[FieldEr
 
 
 def validate_init_containers(spec: Obj, volumes: set[str], path: str) -> list[FieldError]:
+    """``validateInitContainers``: only sidecars (``restartPolicy: Always``) take probes and
+    lifecycle hooks; names are unique across regular and init containers."""
     names = {c.get("name", "") for c in spec.get("containers") or []}
     grace = spec.get("terminationGracePeriodSeconds")
     list_path = f"{path}.initContainers"
@@ -719,6 +722,7 @@ def _file_mode_errors(mode: Any, path: str) -> list[FieldError]:
 
 
 def one_of(value: str, path: str, supported: Iterable[str]) -> list[FieldError]:
+    """An enumerated field: required, and one of ``supported``."""
     if not value:
         return [required(path)]
     if value not in supported:
@@ -726,7 +730,8 @@ def one_of(value: str, path: str, supported: Iterable[str]) -> list[FieldError]:
     return []
 
 
-def name_errors(value: Any, path: str, check: Any) -> list[FieldError]:
+def name_errors(value: Any, path: str, check: Callable[[str], list[str]]) -> list[FieldError]:
+    """An optional name checked by ``check`` (a DNS label or subdomain rule)."""
     if not value:
         return []
     return [invalid_value(path, value, message) for message in check(value)]

@@ -31,6 +31,7 @@ _RENAMED = {
     "deprecatedFirstTimestamp": "firstTimestamp",
     "deprecatedLastTimestamp": "lastTimestamp",
     "deprecatedCount": "count",
+    "reportingController": "reportingComponent",
 }
 _IMMUTABLE_FIELDS = (
     "involvedObject",
@@ -44,9 +45,10 @@ _IMMUTABLE_FIELDS = (
     "eventTime",
     "action",
     "related",
-    "reportingController",
+    "reportingComponent",
     "reportingInstance",
 )
+_PATHS = {"reportingComponent": "reportingController"}  # internal names used in messages
 _REFERENCE_FIELDS = (
     ("Kind", "kind"),
     ("Namespace", "namespace"),
@@ -60,10 +62,7 @@ _REFERENCE_FIELDS = (
 
 def as_core_event(event: Obj) -> Obj:
     """An ``events.k8s.io/v1`` Event with the core/v1 field names."""
-    core = {_RENAMED.get(key, key): value for key, value in event.items()}
-    if "reportingController" in event:
-        core["reportingComponent"] = event["reportingController"]
-    return core
+    return {_RENAMED.get(key, key): value for key, value in event.items()}
 
 
 def legacy_event_errors(event: Obj) -> list[FieldError]:
@@ -88,7 +87,9 @@ def legacy_event_errors(event: Obj) -> list[FieldError]:
 
 
 def _reporting_errors(event: Obj) -> list[FieldError]:
-    controller = event.get("reportingController", "")
+    """Kubernetes names the field ``reportingController`` in messages; core/v1 JSON calls it
+    ``reportingComponent``."""
+    controller = event.get("reportingComponent", "")
     errors = [] if controller else [required("reportingController")]
     errors += [
         invalid_value("reportingController", controller, m) for m in label_key_errors(controller)
@@ -111,7 +112,8 @@ def strict_event_errors(event: Obj, old: Obj | None) -> list[FieldError]:
         errors += _series_errors(event.get("series"))
     if old is not None:
         for key in _IMMUTABLE_FIELDS:
-            errors += immutable(event.get(key), old.get(key), key, _render(key, event.get(key)))
+            new, previous, path = event.get(key), old.get(key), _PATHS.get(key, key)
+            errors += immutable(new, previous, path, _render(key, new))
         return errors
     if not event.get("eventTime"):
         errors.append(required("eventTime"))

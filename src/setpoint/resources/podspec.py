@@ -7,7 +7,8 @@ Pods only, not to templates: ``enableServiceLinks``, requests copied from limits
 following container ports under ``hostNetwork``, and the update restrictions of a running pod.
 
 Container resources are canonicalized as Kubernetes stores them (``0.5`` -> ``500m``,
-rounded up to milli units), which is also what the QoS class is computed from.
+rounded up to milli units), which is also what the QoS class is computed from. The checks of
+individual containers and volumes live in :mod:`setpoint.resources.containers`.
 """
 
 from __future__ import annotations
@@ -40,13 +41,7 @@ from setpoint.resources.containers import (
     validate_volumes,
 )
 from setpoint.resources.meta import validate_annotations
-from setpoint.resources.quantity import (
-    QuantityError,
-    canonical,
-    parse_quantity,
-    parse_quantity_or_none,
-    round_to_milli,
-)
+from setpoint.resources.quantity import QuantityError, parse_quantity_or_none, stored_resource_text
 from setpoint.resources.registry import FieldError, Obj, forbidden, not_supported, required
 
 RESTART_POLICIES = ("Always", "OnFailure", "Never")
@@ -76,12 +71,23 @@ def default_pod_spec(spec: Obj) -> None:
             spec[key] = value
     spec.setdefault("securityContext", {})
     spec.setdefault("terminationGracePeriodSeconds", 30)
+    _alias_service_account(spec)
     for container in _all_containers(spec):
         _default_container(container)
     for volume in spec.get("volumes") or []:
         _default_volume(volume)
     if spec.get("resources"):
         _canonicalize_resources(spec["resources"])
+
+
+def _alias_service_account(spec: Obj) -> None:
+    """``serviceAccount`` is the deprecated alias of ``serviceAccountName``: read when the
+    name is empty, and always written back equal to it (as Kubernetes' v1 conversion does)."""
+    account = spec.get("serviceAccountName") or spec.get("serviceAccount")
+    if account:
+        spec["serviceAccountName"] = spec["serviceAccount"] = account
+    else:
+        spec.pop("serviceAccount", None)
 
 
 def default_template(owner_spec: Obj) -> None:
@@ -204,7 +210,7 @@ def _canonicalize_resources(resources: Obj) -> None:
             continue
         for name, text in quantities.items():
             try:
-                quantities[name] = canonical(round_to_milli(parse_quantity(str(text))))
+                quantities[name] = stored_resource_text(str(text))
             except QuantityError:
                 pass  # reported by validation
 

@@ -9,6 +9,7 @@ three formats was used, and always prints the canonical form: ``0.5`` becomes ``
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from dataclasses import dataclass
@@ -40,8 +41,12 @@ class Quantity:
         return canonical(self)
 
 
+@functools.lru_cache(maxsize=4096)
 def parse_quantity(text: str) -> Quantity:
-    """Kubernetes' ``ParseQuantity``: exact value rounded up (away from zero) to nano units."""
+    """Kubernetes' ``ParseQuantity``: exact value rounded up (away from zero) to nano units.
+
+    Cached: the same few quantities appear in object after object.
+    """
     match = _SYNTAX.fullmatch(text)
     if match is None:
         raise QuantityError(QUANTITY_ERROR)
@@ -77,6 +82,12 @@ def round_up(value: Fraction, unit: Fraction) -> Fraction:
     """Round away from zero to a multiple of ``unit`` (``inf.RoundUp``)."""
     steps = value / unit
     return (math.ceil(steps) if steps >= 0 else math.floor(steps)) * unit
+
+
+@functools.lru_cache(maxsize=4096)
+def stored_resource_text(text: str) -> str:
+    """How Kubernetes stores a container request or limit: rounded up to 1m, canonical."""
+    return canonical(round_to_milli(parse_quantity(text)))
 
 
 def round_to_milli(q: Quantity) -> Quantity:

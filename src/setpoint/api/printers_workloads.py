@@ -1,0 +1,300 @@
+"""Tables for the workload kinds (deployments, replica sets, jobs, cron jobs) and leases.
+
+Each printer reproduces the matching ``print*`` function of Kubernetes'
+``pkg/printers/internalversion/printers.go``. Two details are easy to miss. Deployments render
+their selector themselves (empty stays empty, a bad one is ``<invalid>``) while every other
+kind goes through ``metav1.FormatLabelSelector`` (``<none>``, ``<error>``). And a Job's STATUS
+takes the first of Complete, Failed, Terminating (being deleted), Suspended, FailureTarget and
+SuccessCriteriaMet that holds, else Running.
+
+Some column descriptions are the documentation of the deprecated ``extensions/v1beta1`` and
+``batch/v1beta1`` fields, because that is what Kubernetes' column definitions reference.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from setpoint.api.printers_base import (
+    AGE_COLUMN,
+    NAME_COLUMN,
+    Printer,
+    age,
+    age_of,
+    column,
+    containers_cells,
+    deployment_selector,
+    dig,
+    format_label_selector,
+    human_duration,
+    items,
+    name_of,
+    number,
+    parse_time,
+    size,
+    text,
+    wide_containers_columns,
+)
+from setpoint.resources.registry import Obj
+
+_READY_DOC = "Number of the pod with ready state"
+
+# --- deployments ----------------------------------------------------------------------------
+
+DEPLOYMENT_COLUMNS = [
+    NAME_COLUMN,
+    column("Ready", description=_READY_DOC),
+    column(
+        "Up-to-date",
+        description="Total number of non-terminated pods targeted by this deployment that have "
+        "the desired template spec.",
+    ),
+    column(
+        "Available",
+        description="Total number of available pods (ready for at least minReadySeconds) "
+        "targeted by this deployment.",
+    ),
+    AGE_COLUMN,
+    *wide_containers_columns(
+        "Label selector for pods. Existing ReplicaSets whose pods are selected by this will be "
+        "the ones affected by this deployment."
+    ),
+]
+
+
+def deployment_cells(deployment: Obj, now: datetime) -> list[Any]:
+    """``printDeployment``: READY is ready/desired replicas."""
+    desired = number(deployment, "spec", "replicas", default=1)
+    ready = number(deployment, "status", "readyReplicas")
+    pod_spec = dig(deployment, "spec", "template", "spec")
+    return [
+        name_of(deployment),
+        f"{ready}/{desired}",
+        number(deployment, "status", "updatedReplicas"),
+        number(deployment, "status", "availableReplicas"),
+        age_of(deployment, now),
+        *containers_cells(pod_spec),
+        deployment_selector(dig(deployment, "spec", "selector")),
+    ]
+
+
+# --- replica sets ---------------------------------------------------------------------------
+
+REPLICASET_COLUMNS = [
+    NAME_COLUMN,
+    column(
+        "Desired",
+        "integer",
+        "Replicas is the number of desired replicas. This is a pointer to distinguish between "
+        "explicit zero and unspecified. Defaults to 1. More info: "
+        "https://kubernetes.io/docs/concepts/workloads/controllers/replicationcontroller/"
+        "#what-is-a-replicationcontroller",
+    ),
+    column(
+        "Current",
+        "integer",
+        "Replicas is the most recently oberved number of replicas. More info: "
+        "https://kubernetes.io/docs/concepts/workloads/controllers/replicationcontroller/"
+        "#what-is-a-replicationcontroller",
+    ),
+    column("Ready", "integer", "The number of ready replicas for this replica set."),
+    AGE_COLUMN,
+    *wide_containers_columns(
+        "Selector is a label query over pods that should match the replica count. If the "
+        "selector is empty, it is defaulted to the labels present on the pod template. Label "
+        "keys and values that must match in order to be controlled by this replica set. More "
+        "info: https://kubernetes.io/docs/concepts/overview/working-with-objects/labels/"
+        "#label-selectors"
+    ),
+]
+
+
+def replicaset_cells(replicaset: Obj, now: datetime) -> list[Any]:
+    """``printReplicaSet``: desired, current and ready replica counts."""
+    return [
+        name_of(replicaset),
+        number(replicaset, "spec", "replicas", default=1),
+        number(replicaset, "status", "replicas"),
+        number(replicaset, "status", "readyReplicas"),
+        age_of(replicaset, now),
+        *containers_cells(dig(replicaset, "spec", "template", "spec")),
+        format_label_selector(dig(replicaset, "spec", "selector")),
+    ]
+
+
+# --- jobs -----------------------------------------------------------------------------------
+
+_JOB_SELECTOR_DOC = (
+    "A label query over pods that should match the pod count. Normally, the system sets this "
+    "field for you. More info: "
+    "https://kubernetes.io/docs/concepts/overview/working-with-objects/labels/#label-selectors"
+)
+
+JOB_COLUMNS = [
+    NAME_COLUMN,
+    column("Status", description="Status of the job."),
+    column(
+        "Completions",
+        description="The number of pods which reached phase Succeeded. The value increases "
+        "monotonically for a given spec. However, it may decrease in reaction to scale down of "
+        "elastic indexed jobs.",
+    ),
+    column("Duration", description="Time required to complete the job."),
+    AGE_COLUMN,
+    *wide_containers_columns(_JOB_SELECTOR_DOC),
+]
+
+# The order in which a Job's conditions decide its STATUS (deletion sits after Failed).
+_JOB_STATUS_BEFORE_DELETION = ("Complete", "Failed")
+_JOB_STATUS_AFTER_DELETION = ("Suspended", "FailureTarget", "SuccessCriteriaMet")
+
+
+def _job_condition(job: Obj, kind: str) -> bool:
+    """``hasJobCondition``: the first condition of this type is ``True``."""
+    for condition in items(job, "status", "conditions"):
+        if isinstance(condition, Mapping) and condition.get("type") == kind:
+            return condition.get("status") == "True"
+    return False
+
+
+def job_status(job: Obj) -> str:
+    """The Job's STATUS: Complete, Failed, Terminating, Suspended, ..., or Running."""
+    for kind in _JOB_STATUS_BEFORE_DELETION:
+        if _job_condition(job, kind):
+            return kind
+    if dig(job, "metadata", "deletionTimestamp") is not None:
+        return "Terminating"
+    for kind in _JOB_STATUS_AFTER_DELETION:
+        if _job_condition(job, kind):
+            return kind
+    return "Running"
+
+
+def job_completions(job: Obj) -> str:
+    """``1/3`` of the completions; without completions, ``0/1``, or ``0/1 of 3`` if parallel."""
+    succeeded = number(job, "status", "succeeded")
+    if dig(job, "spec", "completions") is not None:
+        return f"{succeeded}/{number(job, 'spec', 'completions')}"
+    parallelism = number(job, "spec", "parallelism")
+    if parallelism > 1:
+        return f"{succeeded}/1 of {parallelism}"
+    return f"{succeeded}/1"
+
+
+def job_duration(job: Obj, now: datetime) -> str:
+    """From start to completion, or to now while running; empty before it starts."""
+    started = parse_time(text(job, "status", "startTime"))
+    if started is None:
+        return ""
+    completed = parse_time(text(job, "status", "completionTime"))
+    end = completed if completed is not None else now
+    return human_duration((end - started).total_seconds())
+
+
+def job_cells(job: Obj, now: datetime) -> list[Any]:
+    """``printJob``: NAME STATUS COMPLETIONS DURATION AGE, then the wide columns."""
+    return [
+        name_of(job),
+        job_status(job),
+        job_completions(job),
+        job_duration(job, now),
+        age_of(job, now),
+        *containers_cells(dig(job, "spec", "template", "spec")),
+        format_label_selector(dig(job, "spec", "selector")),
+    ]
+
+
+# --- cron jobs ------------------------------------------------------------------------------
+
+CRONJOB_COLUMNS = [
+    NAME_COLUMN,
+    column(
+        "Schedule",
+        description="The schedule in Cron format, see https://en.wikipedia.org/wiki/Cron.",
+    ),
+    column(
+        "Timezone",
+        description="The time zone name for the given schedule, see "
+        "https://en.wikipedia.org/wiki/List_of_tz_database_time_zones. If not specified, this "
+        "will default to the time zone of the kube-controller-manager process. The set of valid "
+        "time zone names and the time zone offset is loaded from the system-wide time zone "
+        "database by the API server during CronJob validation and the controller manager during "
+        "execution. If no system-wide time zone database can be found a bundled version of the "
+        "database is used instead. If the time zone name becomes invalid during the lifetime of "
+        "a CronJob or due to a change in host configuration, the controller will stop creating "
+        "new new Jobs and will create a system event with the reason UnknownTimeZone. More "
+        "information can be found in "
+        "https://kubernetes.io/docs/concepts/workloads/controllers/cron-jobs/#time-zones",
+    ),
+    column(
+        "Suspend",
+        "boolean",
+        "This flag tells the controller to suspend subsequent executions, it does not apply to "
+        "already started executions.  Defaults to false.",
+    ),
+    column("Active", "integer", "A list of pointers to currently running jobs."),
+    column(
+        "Last Schedule",
+        description="Information when was the last time the job was successfully scheduled.",
+    ),
+    AGE_COLUMN,
+    *wide_containers_columns(_JOB_SELECTOR_DOC),
+]
+
+
+def _bool_pointer(value: Any) -> str:
+    """``printBoolPtr``: ``True``, ``False``, or ``<unset>``."""
+    if isinstance(value, bool):
+        return "True" if value else "False"
+    return "<unset>"
+
+
+def cronjob_cells(cronjob: Obj, now: datetime) -> list[Any]:
+    """``printCronJob``: schedule, time zone, suspend, active jobs, last schedule."""
+    last_schedule = text(cronjob, "status", "lastScheduleTime")
+    job_spec = dig(cronjob, "spec", "jobTemplate", "spec")
+    return [
+        name_of(cronjob),
+        text(cronjob, "spec", "schedule"),
+        _time_zone(dig(cronjob, "spec", "timeZone")),
+        _bool_pointer(dig(cronjob, "spec", "suspend")),
+        size(cronjob, "status", "active"),
+        age(last_schedule, now) if last_schedule else "<none>",
+        age_of(cronjob, now),
+        *containers_cells(dig(job_spec, "template", "spec")),
+        format_label_selector(dig(job_spec, "selector")),
+    ]
+
+
+def _time_zone(value: Any) -> str:
+    """The time zone as set (even if empty), ``<none>`` when unset."""
+    return value if isinstance(value, str) else "<none>"
+
+
+# --- leases ---------------------------------------------------------------------------------
+
+LEASE_COLUMNS = [
+    NAME_COLUMN,
+    column(
+        "Holder",
+        description="holderIdentity contains the identity of the holder of a current lease. If "
+        "Coordinated Leader Election is used, the holder identity must be equal to the elected "
+        "LeaseCandidate.metadata.name field.",
+    ),
+    AGE_COLUMN,
+]
+
+
+def lease_cells(lease: Obj, now: datetime) -> list[Any]:
+    return [name_of(lease), text(lease, "spec", "holderIdentity"), age_of(lease, now)]
+
+
+WORKLOAD_PRINTERS: dict[tuple[str, str], Printer] = {
+    ("apps", "Deployment"): Printer(DEPLOYMENT_COLUMNS, deployment_cells),
+    ("apps", "ReplicaSet"): Printer(REPLICASET_COLUMNS, replicaset_cells),
+    ("batch", "Job"): Printer(JOB_COLUMNS, job_cells),
+    ("batch", "CronJob"): Printer(CRONJOB_COLUMNS, cronjob_cells),
+    ("coordination.k8s.io", "Lease"): Printer(LEASE_COLUMNS, lease_cells),
+}
