@@ -60,6 +60,70 @@ def _resource_entries(rtype: ResourceType) -> list[dict[str, Any]]:
     return entries
 
 
+AGGREGATED_CONTENT_TYPE = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
+
+
+def _aggregated_resource(rtype: ResourceType) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "resource": rtype.plural,
+        "responseKind": {"group": rtype.group, "version": rtype.version, "kind": rtype.kind},
+        "scope": "Namespaced" if rtype.namespaced else "Cluster",
+        "singularResource": rtype.singular,
+        "verbs": list(rtype.verbs),
+    }
+    if rtype.short_names:
+        entry["shortNames"] = list(rtype.short_names)
+    if rtype.categories:
+        entry["categories"] = list(rtype.categories)
+    subresources = []
+    for sub in rtype.subresources:
+        kind = {"group": rtype.group, "version": rtype.version, "kind": rtype.kind}
+        if sub == "scale":
+            kind = {"group": "autoscaling", "version": "v1", "kind": "Scale"}
+        elif sub == "binding":
+            kind = {"group": "", "version": "v1", "kind": "Binding"}
+        subresources.append(
+            {
+                "subresource": sub,
+                "responseKind": kind,
+                "verbs": _SUBRESOURCE_VERBS.get(sub, ["get"]),
+            }
+        )
+    if subresources:
+        entry["subresources"] = subresources
+    return entry
+
+
+def _aggregated(registry: Registry, groups: list[str]) -> bytes:
+    items = []
+    for group in groups:
+        versions = registry.group_versions()[group]
+        items.append(
+            {
+                "metadata": {"name": group, "creationTimestamp": None},
+                "versions": [
+                    {
+                        "version": version,
+                        "resources": [
+                            _aggregated_resource(t)
+                            for t in registry.in_group_version(group, version)
+                        ],
+                        "freshness": "Current",
+                    }
+                    for version in versions
+                ],
+            }
+        )
+    return orjson.dumps(
+        {
+            "kind": "APIGroupDiscoveryList",
+            "apiVersion": "apidiscovery.k8s.io/v2",
+            "metadata": {},
+            "items": items,
+        }
+    )
+
+
 class Discovery:
     """Precomputed discovery responses."""
 
@@ -107,6 +171,9 @@ class Discovery:
             }
             groups.append(entry)
             self.groups[group] = orjson.dumps({"kind": "APIGroup", "apiVersion": "v1", **entry})
+        all_groups = list(registry.group_versions())
+        self.aggregated_api_json = _aggregated(registry, [g for g in all_groups if not g])
+        self.aggregated_apis_json = _aggregated(registry, [g for g in all_groups if g])
         self.group_list_json = orjson.dumps(
             {"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}
         )

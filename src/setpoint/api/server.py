@@ -23,7 +23,7 @@ import orjson
 from aiohttp import web
 
 from setpoint.api import errors, negotiation
-from setpoint.api.discovery import Discovery
+from setpoint.api.discovery import AGGREGATED_CONTENT_TYPE, Discovery
 from setpoint.api.errors import APIError
 from setpoint.api.handlers import ResourceHandlers
 from setpoint.api.storage import ResourceStorage, WriteOptions
@@ -216,11 +216,15 @@ class APIServer:
         if head == "api":
             if len(segments) == 1:
                 self._only_get(request)
+                if negotiation.wants_aggregated_discovery(request.headers.get("Accept", "")):
+                    return _aggregated(self.discovery.aggregated_api_json)
                 return _raw(self.discovery.api_versions_json)
             return await self._group_version(request, "", segments[1], segments[2:])
         if head == "apis":
             if len(segments) == 1:
                 self._only_get(request)
+                if negotiation.wants_aggregated_discovery(request.headers.get("Accept", "")):
+                    return _aggregated(self.discovery.aggregated_apis_json)
                 return _raw(self.discovery.group_list_json)
             group = segments[1]
             if len(segments) == 2:
@@ -294,6 +298,12 @@ class APIServer:
 
 def _json(body: Any, *, status: int = 200) -> web.Response:
     return web.Response(body=orjson.dumps(body), status=status, content_type=negotiation.JSON)
+
+
+def _aggregated(data: bytes) -> web.Response:
+    response = web.Response(body=data)
+    response.headers["Content-Type"] = AGGREGATED_CONTENT_TYPE
+    return response
 
 
 def _raw(data: bytes) -> web.Response:
