@@ -240,13 +240,19 @@ class Kubectl:
         check: bool = True,
         timeout: float = 60,
         namespaced: bool = True,
+        env: dict[str, str] | None = None,
     ) -> KubectlResult:
         cmd = [KUBECTL]
         if self.namespace and namespaced:
             cmd += ["-n", self.namespace]  # before the args: they may end with `-- command`
         cmd += args
         proc = subprocess.run(
-            cmd, input=input, capture_output=True, text=True, env=self.env(), timeout=timeout
+            cmd,
+            input=input,
+            capture_output=True,
+            text=True,
+            env={**self.env(), **(env or {})},
+            timeout=timeout,
         )
         result = KubectlResult(proc.returncode, proc.stdout, proc.stderr)
         if check and proc.returncode != 0:

@@ -301,9 +301,9 @@ class FieldSet:
         return self._members
 
     @property
-    def children(self) -> Mapping[str | PathElement, FieldSet]:
+    def children(self) -> Mapping[PathElement, FieldSet]:
         """The non-empty subsets below this node, by path element."""
-        return self._children  # type: ignore[return-value]
+        return self._children
 
     def empty(self) -> bool:
         """Whether the set has no paths."""

@@ -32,6 +32,7 @@ from setpoint.api.storage import (
     WriteResult,
     parse_resource_version,
 )
+from setpoint.api.strategic import apply_strategic_merge_patch
 from setpoint.api.tables import partial_metadata, to_table
 from setpoint.api.watchcache import (
     BOOKMARK,
@@ -91,6 +92,7 @@ def _write_options(request: web.Request) -> WriteOptions:
         dry_run=bool(dry_run),
         field_validation=validation,
         field_manager=query.get("fieldManager", ""),
+        user_agent=request.headers.get("User-Agent", ""),
     )
 
 
@@ -447,7 +449,15 @@ class ResourceHandlers:
     ) -> web.Response:
         content_type = request.headers.get("Content-Type", "")
         media = negotiation.body_media_type(content_type)
-        if media not in (negotiation.JSON_PATCH, negotiation.MERGE_PATCH):
+        if media == negotiation.APPLY_PATCH:
+            return await self.server_side_apply(request, storage, target, fmt)
+        if request.query.get("force") is not None:
+            raise errors.bad_request("force: Forbidden: may not be specified for non-apply patch")
+        if media not in (
+            negotiation.JSON_PATCH,
+            negotiation.MERGE_PATCH,
+            negotiation.STRATEGIC_MERGE_PATCH,
+        ):
             raise errors.unsupported_media_type(content_type)
         raw = await read_raw_body(request)
         try:
@@ -457,15 +467,20 @@ class ResourceHandlers:
         try:
             if media == negotiation.MERGE_PATCH:
                 patch_doc = require_object(patch_doc, "merge")
+            elif media == negotiation.STRATEGIC_MERGE_PATCH:
+                patch_doc = require_object(patch_doc, "strategic")
         except PatchError as exc:
             raise errors.bad_request(exc.message) from None
         pinned: dict[str, str | None] = {}
+        definition = target.rtype.definition
 
         def mutate(obj: Obj) -> Obj:
             original_rv = obj["metadata"].get("resourceVersion")
             try:
                 if media == negotiation.JSON_PATCH:
                     patched = apply_json_patch(obj, patch_doc)
+                elif media == negotiation.STRATEGIC_MERGE_PATCH:
+                    patched = apply_strategic_merge_patch(obj, patch_doc, definition)
                 else:
                     patched = apply_merge_patch(obj, patch_doc)
             except PatchError as exc:
@@ -494,6 +509,31 @@ class ResourceHandlers:
             if exc.code == 400 and exc.message.startswith(f"{target.rtype.kind} in version"):
                 raise APIError(422, "Invalid", exc.message) from None
             raise
+        return self.respond_write(request, target.rtype, result, fmt)
+
+    async def server_side_apply(
+        self, request: web.Request, storage: ResourceStorage, target: Target, fmt: ResponseFormat
+    ) -> web.Response:
+        if target.subresource:
+            raise errors.unsupported_media_type(request.headers.get("Content-Type", ""))
+        opts = _write_options(request)
+        if not opts.field_manager:
+            raise APIError(
+                422,
+                "Invalid",
+                'PatchOptions.meta.k8s.io "" is invalid: fieldManager: Required value: is '
+                "required for apply patch",
+            )
+        force_param = request.query.get("force")
+        if force_param not in (None, "", "true", "false"):
+            raise errors.bad_request(f'invalid value "{force_param}" for query parameter force')
+        raw = await read_raw_body(request)
+        applied = negotiation.decode_yaml(raw)
+        if not isinstance(applied, dict):
+            raise errors.bad_request("error decoding YAML: the apply body must be an object")
+        result = await storage.apply(
+            target.namespace, target.name, applied, opts, force=_truthy(force_param)
+        )
         return self.respond_write(request, target.rtype, result, fmt)
 
     # -------------------------------------------------------------- delete

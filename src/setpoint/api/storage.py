@@ -19,13 +19,15 @@ import copy
 import secrets
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
 
 from setpoint.api import errors
+from setpoint.api.apply import ApplyConflict, ApplyInvalid, track_update
+from setpoint.api.apply import apply as server_side_apply
 from setpoint.api.errors import APIError
 from setpoint.api.watchcache import CachedObject, WatchCache, decode_object
 from setpoint.meta.fields import FieldSelector
@@ -59,6 +61,18 @@ class WriteOptions:
     dry_run: bool = False
     field_validation: str = "Warn"  # Strict | Warn | Ignore
     field_manager: str = ""
+    user_agent: str = ""
+    # server-side apply already computed managedFields; do not track this write again
+    managed_by_apply: bool = False
+
+    @property
+    def manager(self) -> str:
+        """The field manager of this write: the one named, else the client's User-Agent
+        up to its first ``/`` (``kubectl``, ``OpenAPI-Generator``), as Kubernetes derives it."""
+        if self.field_manager:
+            return self.field_manager
+        agent = self.user_agent.split("/", 1)[0].strip()
+        return agent or "unknown"
 
 
 @dataclass
@@ -337,6 +351,9 @@ class ResourceStorage:
         problems = list(dict.fromkeys(problems))  # schema and validator may both see one
         if problems:
             raise errors.invalid(self.rtype, meta.get("name", ""), problems)
+        if not opts.managed_by_apply:
+            obj = self._track(None, obj, opts, subresource="")
+            meta = obj["metadata"]
         if self.rtype.namespaced and self._namespace_check is not None:
             await self._namespace_check(meta["namespace"])
         if opts.dry_run:
@@ -419,6 +436,9 @@ class ResourceStorage:
         problems = list(dict.fromkeys(problems))
         if problems:
             raise errors.invalid(self.rtype, new_meta["name"], problems)
+        if not opts.managed_by_apply and subresource not in ("bind", "finalize"):
+            new = self._track(old, new, opts, subresource=subresource)
+            new_meta = new["metadata"]
         new_meta.pop("resourceVersion", None)
         old_stripped = {
             **old,
@@ -442,6 +462,74 @@ class ResourceStorage:
             raise errors.not_found(self.rtype, new_meta["name"]) from None
         new_meta["resourceVersion"] = str(kv.mod_revision)
         return WriteResult(new)
+
+    def _track(self, old: Obj | None, new: Obj, opts: WriteOptions, *, subresource: str) -> Obj:
+        """Record this write in ``metadata.managedFields`` (Kubernetes' field manager)."""
+        return track_update(
+            old,
+            new,
+            manager=opts.manager,
+            definition=self.rtype.definition,
+            api_version=self.rtype.api_version,
+            now=now_rfc3339(),
+            subresource=subresource,
+        )
+
+    async def apply(
+        self, namespace: str | None, name: str, applied: Any, opts: WriteOptions, *, force: bool
+    ) -> WriteResult:
+        """Server-side apply of ``applied`` by ``opts.field_manager``: create when absent,
+        else merge by field ownership; conflicts with other managers are 409 unless forced."""
+        body, warnings, _ = self.decode_body(applied, opts)
+        meta = body["metadata"]
+        if meta.get("name") and meta["name"] != name:
+            raise errors.bad_request(
+                f"the name of the object ({meta['name']}) does not match the name on the URL "
+                f"({name})"
+            )
+        meta["name"] = name
+        self._check_namespace(meta, namespace)
+        opts = replace(opts, managed_by_apply=True)
+        for _ in range(_MAX_CONFLICT_RETRIES):
+            try:
+                current: CachedObject | None = await self.get_from_store(namespace, name)
+            except APIError as exc:
+                if exc.code != 404:
+                    raise
+                current = None
+            try:
+                merged = server_side_apply(
+                    current.obj if current else None,
+                    body,
+                    manager=opts.field_manager,
+                    force=force,
+                    definition=self.rtype.definition,
+                    api_version=self.rtype.api_version,
+                    now=now_rfc3339(),
+                )
+            except ApplyConflict as exc:
+                raise APIError(409, "Conflict", str(exc), details={"causes": exc.causes}) from None
+            except ApplyInvalid as exc:
+                raise APIError(
+                    exc.code, "BadRequest" if exc.code == 400 else "InternalError", str(exc)
+                ) from None
+            try:
+                if current is None:
+                    merged["metadata"].pop("resourceVersion", None)
+                    result = await self.create(namespace, merged, opts)
+                else:
+                    merged["metadata"]["resourceVersion"] = str(current.rv)
+                    decoded, _, missing = self.decode_body(merged, opts)
+                    result = await self._write_update(
+                        current, decoded, opts, subresource="", missing=missing
+                    )
+            except APIError as exc:
+                if exc.code == 409 and exc.reason in ("Conflict", "AlreadyExists"):
+                    continue  # raced with another writer: apply again on the fresh object
+                raise
+            result.warnings = warnings + result.warnings
+            return result
+        raise errors.stale_conflict(self.rtype, name)
 
     def _merge_for_update(self, old: Obj, obj: Obj, subresource: str) -> Obj:
         """Apply the update strategy: which parts of ``obj`` may replace ``old``'s."""

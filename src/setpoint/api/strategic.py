@@ -68,6 +68,8 @@ from __future__ import annotations
 
 import dataclasses
 import decimal
+import itertools
+import math
 from typing import Any, Final
 
 from setpoint.api.patch import PatchError
@@ -95,7 +97,7 @@ _UNPROCESSABLE: Final = 422
 # mergepatch/errors.go
 _BAD_FORMAT_PRIMITIVE_LIST: Final = "invalid patch format of primitive list"
 _BAD_FORMAT_RETAIN_KEYS: Final = "invalid patch format of retainKeys"
-_BAD_FORMAT_SET_ELEMENT_ORDER: Final = "invalid patch format of $setElementOrder list"
+_BAD_FORMAT_SET_ELEMENT_ORDER: Final = "invalid patch format of setElementOrder list"
 _NO_LIST_OF_LISTS: Final = "lists of lists are not supported"
 
 _MAP: Final = "map"
@@ -162,7 +164,7 @@ def _go_float(value: float) -> str:
     if value in (float("inf"), float("-inf")):
         return "+Inf" if value > 0 else "-Inf"
     if value == 0:
-        return "0"
+        return "-0" if math.copysign(1.0, value) < 0 else "0"
     sign, digit_tuple, exponent = decimal.Decimal(repr(value)).normalize().as_tuple()
     assert isinstance(exponent, int)
     digits = "".join(map(str, digit_tuple))
@@ -195,12 +197,17 @@ def _go(value: Any) -> str:
     return str(value)
 
 
-def _go_s(value: Any) -> str:
-    """``fmt``'s ``%s``: strings as they are, anything else flagged like Go does."""
+def _go_s(value: Any, *, nested: bool = False) -> str:
+    """``fmt``'s ``%s``: strings as they are, other scalars flagged the way Go flags them."""
     if isinstance(value, str):
         return value
     if value is None:
-        return "%!s(<nil>)"
+        return "<nil>" if nested else "%!s(<nil>)"
+    if isinstance(value, dict):
+        inner = " ".join(f"{k}:{_go_s(value[k], nested=True)}" for k in sorted(value, key=str))
+        return f"map[{inner}]"
+    if isinstance(value, list):
+        return "[" + " ".join(_go_s(item, nested=True) for item in value) + "]"
     return f"%!s({_go_type(value)}={_go(value)})"
 
 
@@ -235,7 +242,9 @@ def _token(value: Any) -> Any:
 
 
 def _bad_type(expected: str, actual: Any, code: int) -> StrategicPatchError:
-    return StrategicPatchError(f"expected a {expected}, but received a {_go_type(actual)}", code)
+    # mergepatch.ErrBadArgType formats reflect types with %s, so a nil one is "%!s(<nil>)".
+    received = "%!s(<nil>)" if actual is None else _go_type(actual)
+    return StrategicPatchError(f"expected a {expected}, but received a {received}", code)
 
 
 def _no_merge_key(item: dict[str, Any], merge_key: str, code: int) -> StrategicPatchError:
@@ -388,23 +397,24 @@ def _element_kind(
 ) -> str | None:
     """patch.go ``sliceElementType``: the one element type of both lists (``None`` if empty).
 
-    A patch list that mixes types is malformed (``patch_code``); one that disagrees with
-    the object's list cannot be applied (422).
+    Like Go, the first element decides (and may not be a list). A patch list that mixes
+    types is malformed (``patch_code``); one that disagrees with the object's list cannot
+    be applied (422).
     """
-    kinds: list[str] = []
-    for values, code in ((patch, patch_code), (original, _UNPROCESSABLE)):
-        for value in values:
-            kind = _kind(value)
+    first: str | None = None
+    for value in itertools.chain(original, patch):
+        kind = _kind(value)
+        if first is None:
+            first = kind
             if kind == _LIST:
                 raise StrategicPatchError(_NO_LIST_OF_LISTS, _UNPROCESSABLE)
-            if not kinds:
-                kinds.append(kind)
-            elif kinds[0] != kind:
-                raise StrategicPatchError(
-                    f"list element types are not identical: [{_go(original)} {_go(patch)}]",
-                    code,
-                )
-    return kinds[0] if kinds else None
+        elif kind != first:
+            mixed_patch = len({_kind(item) for item in patch}) > 1
+            raise StrategicPatchError(
+                f"list element types are not identical: [{_go(original)} {_go(patch)}]",
+                patch_code if mixed_patch else _UNPROCESSABLE,
+            )
+    return first
 
 
 def _order_key(value: Any, merge_key: str, kind: str | None) -> Any:
