@@ -434,3 +434,30 @@ def test_get_events_prints_object_and_message(kubectl: Kubectl) -> None:
             "NAME": "web.1",
         }
     ]
+
+
+def test_get_watch_prints_rows_with_server_columns(kubectl: Kubectl) -> None:
+    from tests.support import collect_lines, wait_for
+
+    kubectl("create", "deployment", "watched", "--image=nginx", "--", "sleep", "9")
+    watch = kubectl.popen("get", "deploy", "-w")
+    lines = collect_lines(watch)
+    try:
+        wait_for(lambda: len(lines) >= 2, what="header and first row")
+        assert lines[0].split() == ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"]
+        assert lines[1].split()[:2] == ["watched", "0/1"]
+        kubectl("scale", "deploy", "watched", "--replicas=3")
+        wait_for(
+            lambda: any(line.split()[:2] == ["watched", "0/3"] for line in lines),
+            what="the scaled row",
+        )
+    finally:
+        watch.kill()
+        watch.wait()
+
+
+def test_unknown_field_with_validate_warn_is_dropped_with_a_warning(kubectl: Kubectl) -> None:
+    manifest = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: warned}\nbogus: 1\n"
+    result = kubectl("create", "--validate=warn", "-f", "-", input=manifest)
+    assert 'unknown field "bogus"' in result.stderr
+    assert "bogus" not in kubectl("get", "cm", "warned", "-o", "json").stdout

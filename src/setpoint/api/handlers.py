@@ -190,7 +190,8 @@ class ResourceHandlers:
         data, content_type = negotiation.encode(body, fmt)
         response = web.Response(body=data, status=status, content_type=content_type)
         for warning in warnings or []:
-            response.headers.add("Warning", f'299 - "{warning}"')
+            escaped = warning.replace("\\", "\\\\").replace('"', '\\"')
+            response.headers.add("Warning", f'299 - "{escaped}"')
         return response
 
     def respond_write(
