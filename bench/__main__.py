@@ -22,7 +22,7 @@ import uvloop
 
 from bench import BENCHMARKS
 from bench.common import Context, Figure
-from bench.record import DOC, record
+from bench.record import DOC, commit, machine, record
 
 # Hard ceiling per benchmark, on top of each benchmark's own bounded loops.
 TIME_LIMITS = {"write": 600.0, "watch": 900.0, "list": 600.0}
@@ -120,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             shutil.rmtree(work_dir, ignore_errors=True)
     print()
+    print(f"setpoint {commit()} on a {machine()}")
     print(table(figures))
     print()
     print("Client and server share this machine's cores; see docs/benchmarks.md.")

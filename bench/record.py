@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime
 import os
 import platform
+import subprocess
 from pathlib import Path
 
 from bench import BENCHMARKS
@@ -19,9 +20,34 @@ DOC = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 BEGIN = "<!-- bench:results:begin (python -m bench --record rewrites this table) -->"
 END = "<!-- bench:results:end -->"
 HEADER = (
-    "| Benchmark | Figure | Value | Target | Met | Date | Machine |",
-    "| --- | --- | ---: | --- | --- | --- | --- |",
+    "| Benchmark | Figure | Value | Target | Met | Date | Commit | Machine |",
+    "| --- | --- | ---: | --- | --- | --- | --- | --- |",
 )
+
+
+def commit() -> str:
+    """The checked-out commit, with ``+dirty`` if ``src/`` has uncommitted changes."""
+    root = DOC.parent.parent
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "src"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return head + ("+dirty" if dirty else "")
 
 
 def machine() -> str:
@@ -41,12 +67,15 @@ def _cells(line: str) -> list[str]:
     return [cell.strip() for cell in line.strip().strip("|").split("|")]
 
 
-def render_row(figure: Figure, date: str, where: str) -> str:
-    cells = [figure.bench, figure.name, figure.text, figure.target, figure.verdict, date, where]
+def render_row(figure: Figure, date: str, rev: str, where: str) -> str:
+    cells = [figure.bench, figure.name, figure.text, figure.target, figure.verdict]
+    cells += [date, rev, where]
     return "| " + " | ".join(cells) + " |"
 
 
-def update_table(rows: list[str], figures: list[Figure], date: str, where: str) -> list[str]:
+def update_table(
+    rows: list[str], figures: list[Figure], date: str, rev: str, where: str
+) -> list[str]:
     """``rows``: the table's data lines (no header). Returns the new data lines."""
     keyed: dict[tuple[str, str], str] = {}
     order: list[tuple[str, str]] = []
@@ -62,7 +91,7 @@ def update_table(rows: list[str], figures: list[Figure], date: str, where: str) 
         key = (figure.bench, figure.name)
         if key not in keyed:
             order.append(key)
-        keyed[key] = render_row(figure, date, where)
+        keyed[key] = render_row(figure, date, rev, where)
     rank = {name: i for i, name in enumerate(BENCHMARKS)}
     # stable: keeps each benchmark's figures in the order they were first recorded
     order.sort(key=lambda k: rank.get(k[0], len(rank)))
@@ -80,7 +109,7 @@ def record(figures: list[Figure], doc: Path = DOC, *, date: str | None = None) -
         lines += ["", "## Results", "", BEGIN, END]
         start, end = len(lines) - 2, len(lines) - 1
         body = []
-    new = update_table(body, figures, date, machine())
+    new = update_table(body, figures, date, commit(), machine())
     lines[start : end + 1] = [BEGIN, *HEADER, *new, END]
     doc.parent.mkdir(parents=True, exist_ok=True)
     doc.write_text("\n".join(lines) + "\n", encoding="utf-8")

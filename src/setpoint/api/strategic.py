@@ -504,25 +504,40 @@ def _normalize_element_order(
 def _partition(
     merged: list[Any], present_in: list[Any], merge_key: str
 ) -> tuple[list[Any], list[Any]]:
-    """Split ``merged`` into items named by ``present_in`` and the others (server-only)."""
+    """Split ``merged`` into items named by ``present_in`` and the others (server-only).
+
+    patch.go ``partitionPrimitivesByPresentInList`` without a merge key, else
+    ``partitionMapsByPresentInList``, errors included: every merged item must be a map
+    with the merge key, and ``present_in`` is searched like ``findMapInSliceBasedOnKeyValue``
+    (which fails on a non-map met before the match).
+    """
     if not merge_key:
         wanted = {_token(v) for v in present_in}
         inside = [v for v in merged if _token(v) in wanted]
         outside = [v for v in merged if _token(v) not in wanted]
         return inside, outside
-    keys: set[Any] = set()
+    first_non_map = len(present_in)
+    positions: dict[Any, int] = {}
     for i, value in enumerate(present_in):
         if not isinstance(value, dict):
-            raise StrategicPatchError(f"value for key {i} is not a map")
+            first_non_map = i
+            break
         if merge_key in value:
-            keys.add(_token(value[merge_key]))
+            positions.setdefault(_token(value[merge_key]), i)
+    from_patch = {id(item) for item in present_in}
     inside, outside = [], []
     for item in merged:
+        code = _BAD_REQUEST if id(item) in from_patch else _UNPROCESSABLE
         if not isinstance(item, dict):
-            raise _bad_type("map[string]interface {}", item, _UNPROCESSABLE)
+            raise _bad_type("map[string]interface {}", item, code)
         if merge_key not in item:
-            raise _no_merge_key(item, merge_key, _UNPROCESSABLE)
-        (inside if _token(item[merge_key]) in keys else outside).append(item)
+            raise _no_merge_key(item, merge_key, code)
+        if _token(item[merge_key]) in positions:
+            inside.append(item)
+        elif first_non_map < len(present_in):
+            raise StrategicPatchError(f"value for key {first_non_map} is not a map")
+        else:
+            outside.append(item)
     return inside, outside
 
 
@@ -761,10 +776,7 @@ def _merge_ordered_lists(
             )
         else:
             continue
-        if merge_key:
-            patch_items, server_only = _partition(merged, order, merge_key)
-        else:
-            patch_items, server_only = _partition(merged, order, "")
+        patch_items, server_only = _partition(merged, order, merge_key)
         kind = _element_kind(original_list, patch_list)
         if kind is None:
             raise StrategicPatchError("no elements in any of the given slices", _UNPROCESSABLE)
@@ -845,8 +857,8 @@ def _merge_list(
             doomed = {_token(v) for v in patch}
             return [v for v in original if _token(v) not in doomed]
         merged = _dedupe_scalars(original + patch)
-        patch_items, server_only = _partition(merged, patch, "")
-        return _normalize_element_order(patch_items, server_only, patch, original, "", kind)
+        patch_items, server_only = _partition(merged, patch, merge_key)
+        return _normalize_element_order(patch_items, server_only, patch, original, merge_key, kind)
     if not merge_key:
         raise StrategicPatchError(
             f"cannot merge lists without merge key for {_schema_name(element)}"

@@ -1,0 +1,157 @@
+"""A rate-limited, de-duplicating work queue, as client-go's ``workqueue`` package.
+
+Event handlers put object keys (``namespace/name``) on the queue; workers take a key, call
+``reconcile(key)`` and report ``done``. A key waiting in the queue is held once however
+often it is added, and a key being processed is never handed to a second worker: if it is
+added meanwhile it is queued again when the first worker is done. Failures come back with
+per-item exponential backoff (``add_rate_limited``), bounded overall by a token bucket;
+``forget`` resets an item's backoff after a success.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Hashable
+from typing import Generic, TypeVar
+
+log = logging.getLogger(__name__)
+
+K = TypeVar("K", bound=Hashable)
+
+
+class ShutDown(Exception):
+    """The queue was shut down; workers stop."""
+
+
+class TokenBucket:
+    """Overall rate limit: ``qps`` tokens per second, ``burst`` at most (client-go's
+    default controller limiter uses 10 qps / 100 burst)."""
+
+    def __init__(self, qps: float, burst: int) -> None:
+        self.qps = qps
+        self.burst = burst
+        self._tokens = float(burst)
+        self._last = time.monotonic()
+
+    def reserve(self) -> float:
+        """Take a token; return how long to wait before using it."""
+        now = time.monotonic()
+        self._tokens = min(self.burst, self._tokens + (now - self._last) * self.qps)
+        self._last = now
+        self._tokens -= 1
+        return 0.0 if self._tokens >= 0 else -self._tokens / self.qps
+
+
+class WorkQueue(Generic[K]):
+    def __init__(
+        self,
+        name: str = "",
+        *,
+        base_delay: float = 0.005,
+        max_delay: float = 1000.0,
+        qps: float = 10.0,
+        burst: int = 100,
+    ) -> None:
+        self.name = name
+        self._queue: deque[K] = deque()
+        self._dirty: set[K] = set()
+        self._processing: set[K] = set()
+        self._failures: dict[K, int] = {}
+        self._base_delay = base_delay
+        self._max_delay = max_delay
+        self._bucket = TokenBucket(qps, burst)
+        self._wakeup = asyncio.Event()
+        self._shutting_down = False
+        self._timers: set[asyncio.TimerHandle] = set()
+
+    def __len__(self) -> int:
+        return len(self._queue)
+
+    def add(self, key: K) -> None:
+        if self._shutting_down or key in self._dirty:
+            return
+        self._dirty.add(key)
+        if key in self._processing:
+            return  # re-queued by done()
+        self._queue.append(key)
+        self._wakeup.set()
+
+    def add_after(self, key: K, delay: float) -> None:
+        if self._shutting_down:
+            return
+        if delay <= 0:
+            self.add(key)
+            return
+        loop = asyncio.get_running_loop()
+        handle: asyncio.TimerHandle | None = None
+
+        def fire() -> None:
+            if handle is not None:
+                self._timers.discard(handle)
+            self.add(key)
+
+        handle = loop.call_later(delay, fire)
+        self._timers.add(handle)
+
+    def item_backoff(self, key: K) -> float:
+        failures = self._failures.get(key, 0)
+        self._failures[key] = failures + 1
+        return float(min(self._base_delay * (2**failures), self._max_delay))
+
+    def add_rate_limited(self, key: K) -> None:
+        self.add_after(key, max(self.item_backoff(key), self._bucket.reserve()))
+
+    def forget(self, key: K) -> None:
+        self._failures.pop(key, None)
+
+    def retries(self, key: K) -> int:
+        return self._failures.get(key, 0)
+
+    async def get(self) -> K:
+        while not self._queue:
+            if self._shutting_down:
+                raise ShutDown(self.name)
+            self._wakeup.clear()
+            await self._wakeup.wait()
+        key = self._queue.popleft()
+        self._processing.add(key)
+        self._dirty.discard(key)
+        return key
+
+    def done(self, key: K) -> None:
+        self._processing.discard(key)
+        if key in self._dirty:
+            self._queue.append(key)
+            self._wakeup.set()
+
+    def shut_down(self) -> None:
+        self._shutting_down = True
+        for handle in self._timers:
+            handle.cancel()
+        self._timers.clear()
+        self._wakeup.set()
+
+
+async def run_worker(queue: WorkQueue[K], reconcile: Callable[[K], Awaitable[None]]) -> None:
+    """Take keys until shutdown: success forgets the key's backoff, failure re-queues it
+    rate-limited. Exceptions never escape (the key is retried), as in client-go."""
+    while True:
+        try:
+            key = await queue.get()
+        except ShutDown:
+            return
+        try:
+            await reconcile(key)
+        except asyncio.CancelledError:
+            queue.done(key)
+            raise
+        except Exception:
+            log.exception("%s: reconcile of %r failed; retrying", queue.name, key)
+            queue.add_rate_limited(key)
+        else:
+            queue.forget(key)
+        finally:
+            queue.done(key)

@@ -1,0 +1,68 @@
+"""The work queue: de-duplication, one worker per key, backoff."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from setpoint.client.workqueue import ShutDown, WorkQueue, run_worker
+
+
+async def test_a_waiting_key_is_held_once() -> None:
+    queue: WorkQueue[str] = WorkQueue()
+    for _ in range(3):
+        queue.add("ns/a")
+    queue.add("ns/b")
+    assert len(queue) == 2
+    assert await queue.get() == "ns/a"
+    assert await queue.get() == "ns/b"
+
+
+async def test_a_key_added_while_processing_comes_back_after_done() -> None:
+    queue: WorkQueue[str] = WorkQueue()
+    queue.add("k")
+    key = await queue.get()
+    queue.add("k")  # changed again while a worker has it
+    assert len(queue) == 0  # not handed to a second worker
+    queue.done(key)
+    assert await asyncio.wait_for(queue.get(), 1) == "k"
+
+
+async def test_failures_back_off_exponentially_and_forget_resets() -> None:
+    queue: WorkQueue[str] = WorkQueue(base_delay=0.01)
+    assert [queue.item_backoff("k") for _ in range(4)] == [0.01, 0.02, 0.04, 0.08]
+    queue.forget("k")
+    assert queue.item_backoff("k") == 0.01
+
+
+async def test_rate_limited_add_arrives_after_its_delay() -> None:
+    queue: WorkQueue[str] = WorkQueue(base_delay=0.05)
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    queue.add_rate_limited("k")
+    assert await asyncio.wait_for(queue.get(), 1) == "k"
+    assert loop.time() - start >= 0.04
+
+
+async def test_worker_retries_a_failing_reconcile_until_it_succeeds() -> None:
+    queue: WorkQueue[str] = WorkQueue(base_delay=0.001)
+    attempts: list[str] = []
+
+    async def reconcile(key: str) -> None:
+        attempts.append(key)
+        if len(attempts) < 3:
+            raise RuntimeError("not yet")
+        queue.shut_down()
+
+    queue.add("k")
+    await asyncio.wait_for(run_worker(queue, reconcile), 2)
+    assert attempts == ["k", "k", "k"]
+    assert queue.retries("k") == 0
+
+
+async def test_get_after_shutdown_raises() -> None:
+    queue: WorkQueue[str] = WorkQueue()
+    queue.shut_down()
+    with pytest.raises(ShutDown):
+        await queue.get()
