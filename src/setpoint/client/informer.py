@@ -92,6 +92,15 @@ class Informer:
         keys = self._indexes[index].get(value, ())
         return [self.cache[k] for k in keys if k in self.cache]
 
+    def reindex(self, index: str) -> None:
+        """Build (or rebuild) one index over the current cache."""
+        func = self.indexers[index]
+        built: dict[str, set[str]] = {}
+        for key, obj in self.cache.items():
+            for value in func(obj):
+                built.setdefault(value, set()).add(key)
+        self._indexes[index] = built
+
     def add_handler(self, handler: EventHandler) -> None:
         self._handlers.append(handler)
         for obj in self.cache.values():

@@ -1,0 +1,66 @@
+"""The controller shape, written once: informers -> keys -> work queue -> ``reconcile``.
+
+A controller subclass names the informers it needs, maps informer events to keys of the
+objects it owns (``enqueue``), and implements ``reconcile(key)``: read the cache, compare
+desired with actual, act through the API, write status. ``Controller.run`` starts the
+workers; errors retry with per-key backoff; nothing here is specific to any kind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from abc import ABC, abstractmethod
+
+from setpoint.client.api import ApiClient
+from setpoint.client.events import EventRecorder
+from setpoint.client.factory import SharedInformers
+from setpoint.client.informer import EventHandler, Informer, object_key
+from setpoint.client.workqueue import WorkQueue, run_worker
+
+log = logging.getLogger(__name__)
+
+
+class Controller(ABC):
+    name: str = "controller"
+    workers: int = 4
+
+    def __init__(self, informers: SharedInformers, recorder: EventRecorder) -> None:
+        self.informers = informers
+        self.client: ApiClient = informers.client
+        self.recorder = recorder
+        self.queue: WorkQueue[str] = WorkQueue(self.name)
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def watch_owned(self, informer: Informer) -> None:
+        """Enqueue an object's own key on every change."""
+        informer.add_handler(
+            EventHandler(
+                on_add=lambda o: self.queue.add(object_key(o)),
+                on_update=lambda old, new: self.queue.add(object_key(new)),
+                on_delete=lambda o: self.queue.add(object_key(o)),
+            )
+        )
+
+    @abstractmethod
+    async def reconcile(self, key: str) -> None: ...
+
+    async def run(self) -> None:
+        self._tasks = [
+            asyncio.create_task(run_worker(self.queue, self.reconcile), name=f"{self.name}-{i}")
+            for i in range(self.workers)
+        ]
+        try:
+            await asyncio.gather(*self._tasks)
+        finally:
+            for task in self._tasks:
+                task.cancel()
+
+    async def stop(self) -> None:
+        self.queue.shut_down()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
