@@ -228,6 +228,17 @@ def test_delete_from_primitive_list_removes_finalizers() -> None:
     assert _apply(patch)["metadata"]["finalizers"] == ["example.com/b"]
 
 
+def test_deletion_list_runs_after_additions_to_the_same_list() -> None:
+    # Go visits the patch in random order here; this module always deletes last.
+    patch = {
+        "metadata": {
+            "finalizers": ["example.com/a", "example.com/c"],
+            "$deleteFromPrimitiveList/finalizers": ["example.com/a"],
+        }
+    }
+    assert sorted(_apply(patch)["metadata"]["finalizers"]) == ["example.com/b", "example.com/c"]
+
+
 def test_delete_from_primitive_list_needs_a_field_name() -> None:
     error = _rejected({"metadata": {"$deleteFromPrimitiveList": ["example.com/a"]}})
     assert (error.code, error.message) == (400, "invalid patch format of primitive list")
@@ -1027,7 +1038,7 @@ _shaped = st.one_of(
 )
 
 
-@settings(_PROPERTY, max_examples=600)
+@settings(_PROPERTY, max_examples=400)
 @given(_shaped, st.one_of(st.just(None), _shaped))
 def test_arbitrary_patches_apply_or_raise_strategic_patch_error(
     patch: dict[str, Any], other: dict[str, Any] | None
@@ -1044,7 +1055,7 @@ def test_arbitrary_patches_apply_or_raise_strategic_patch_error(
     assert (original, patch) == (before_original, before_patch)
 
 
-@settings(_PROPERTY, max_examples=300)
+@settings(_PROPERTY, max_examples=200)
 @given(_shaped, _shaped)
 def test_arbitrary_objects_diff_or_raise_strategic_patch_error(
     original: dict[str, Any], modified: dict[str, Any]
@@ -1056,4 +1067,4 @@ def test_arbitrary_objects_diff_or_raise_strategic_patch_error(
         try:
             json.dumps(create())
         except StrategicPatchError as error:
-            assert error.code == 422 or error.code == 400
+            assert error.code in (400, 422)

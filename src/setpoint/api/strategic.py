@@ -43,9 +43,27 @@ the tests compare against:
   the original lacks, the key is simply not added.
 * A value the original lacks is copied from the patch with its ``null`` members dropped and
   every object carrying a ``$patch`` directive removed; other directives inside it are kept
-  as they are (the API server's decoder then reports them as unknown fields).
+  as they are (the API server's decoder then reports them as unknown fields). An item
+  appended to an existing merge list, and the content of a ``$patch: replace``, are copied
+  exactly as they are.
 * ``$retainKeys`` works in any object, whatever the schema says, and rejects a patch that
   sets a key the list does not name.
+* ``$deleteFromPrimitiveList/<field>: null`` deletes ``field``; a deletion list works on any
+  list, merging (!) a list of objects.
+* Integers and floats are different types, as in Go's decoder (``80`` is an ``int64``,
+  ``80.0`` a ``float64``): ``80.0`` does not match the port ``80``, and a list holding both
+  has "list element types [that] are not identical".
+
+Where Go's behaviour is accidental this module picks one deterministic answer. Go visits a
+patch's keys in random map order, so a patch that both adds to and deletes from a list (or
+deletes from a list it also creates) has more than one outcome there; here deletion lists
+always run last. Go panics on some malformed input (a ``null`` first list element, an object
+as a merge key value or in ``$retainKeys``), which its API server answers with a 500; here
+such values simply compare unequal or raise :class:`StrategicPatchError`. And Go's lookup of
+a field its types lack fails ("unable to find api field") when the original has that field
+too; here such a field simply has no metadata (its objects merge, its lists are replaced).
+Kubernetes' API server never meets that case for built-in kinds, because decoding drops
+unknown fields before an object is stored.
 
 Errors are :class:`StrategicPatchError`. Go returns most of these as plain errors, which the
 API server answers with 500; here a malformed patch (unknown directive, a directive of the
@@ -121,6 +139,17 @@ class StrategicPatchError(PatchError):
 # --------------------------------------------------------------------------- JSON helpers
 
 
+_KINDS: Final[dict[type, str]] = {
+    type(None): "null",
+    bool: "bool",
+    dict: _MAP,
+    list: _LIST,
+    str: "string",
+    int: "int64",
+    float: "float64",
+}
+
+
 def _kind(value: Any) -> str:
     """The Go type a decoded JSON value has, as a short name.
 
@@ -128,20 +157,12 @@ def _kind(value: Any) -> str:
     ``3.0`` a ``float64``), and so does Python's ``json``: the two never compare equal,
     whether as values, as merge keys or as list element types.
     """
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, dict):
-        return _MAP
-    if isinstance(value, list):
-        return _LIST
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, int):
-        return "int64"
-    if isinstance(value, float):
-        return "float64"
+    kind = _KINDS.get(type(value))
+    if kind is not None:
+        return kind
+    for base in (bool, dict, list, str, int, float):  # subclasses; bool before int
+        if isinstance(value, base):
+            return _KINDS[base]
     return type(value).__name__
 
 
@@ -233,6 +254,8 @@ def _equal(a: Any, b: Any) -> bool:
 
 def _token(value: Any) -> Any:
     """A hashable stand-in for a JSON value; tokens are equal exactly when values are."""
+    if type(value) is str:
+        return ("string", value)
     kind = _kind(value)
     if kind == _MAP:
         return (_MAP, tuple(sorted((k, _token(v)) for k, v in value.items())))
