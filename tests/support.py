@@ -144,7 +144,11 @@ class Server:
 
 
 def start_server(
-    data_dir: Path, *, port: int | None = None, extra: list[str] | None = None
+    data_dir: Path,
+    *,
+    port: int | None = None,
+    extra: list[str] | None = None,
+    controllers: bool = False,
 ) -> Server:
     """Start ``setpoint server`` and wait until it answers /readyz and wrote its kubeconfig."""
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -161,6 +165,7 @@ def start_server(
             "--https-listen-port",
             str(port),
             "--disable-agent",
+            *([] if controllers else ["--disable-controller-manager", "--disable-scheduler"]),
             *(extra or []),
         ],
         stdout=log_file,

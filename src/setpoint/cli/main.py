@@ -55,6 +55,12 @@ def cli(verbose: int) -> None:
 @click.option("--disable-agent", is_flag=True, help="Do not run a node agent for this machine.")
 @click.option("--node-name", default=None, help="Name of this machine's node.")
 @click.option("--tls-san", multiple=True, help="Extra host name or IP for the serving cert.")
+@click.option(
+    "--disable-controller-manager",
+    is_flag=True,
+    help="Do not run the controllers (ReplicaSet, Deployment, Job, ...).",
+)
+@click.option("--disable-scheduler", is_flag=True, help="Do not run the scheduler.")
 def server(
     data_dir: Path | None,
     bind_address: str,
@@ -62,6 +68,8 @@ def server(
     disable_agent: bool,
     node_name: str | None,
     tls_san: tuple[str, ...],
+    disable_controller_manager: bool,
+    disable_scheduler: bool,
 ) -> None:
     """Run the control plane (API server on the embedded store) on this machine."""
     config = ServerConfig(
@@ -71,6 +79,8 @@ def server(
         disable_agent=disable_agent,
         node_name=node_name,
         tls_sans=tls_san,
+        run_controllers=not disable_controller_manager,
+        run_scheduler=not disable_scheduler,
     )
     try:
         import uvloop

@@ -9,6 +9,7 @@ the listener first, then the caches, then the store (which finishes its queued w
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 import socket
@@ -20,6 +21,8 @@ from aiohttp import web
 from setpoint.api.discovery import KUBERNETES_VERSION
 from setpoint.api.openapi import build_openapi
 from setpoint.api.server import APIServer, TokenAuthenticator
+from setpoint.client.api import ClientConfig
+from setpoint.controllers.manager import ControllerManager, ManagerConfig
 from setpoint.pki import ensure_server_credentials, write_kubeconfig
 from setpoint.resources.catalog import default_registry
 from setpoint.store.sqlite import SQLiteStore
@@ -35,6 +38,8 @@ class ServerConfig:
     disable_agent: bool = False
     node_name: str | None = None
     tls_sans: tuple[str, ...] = ()
+    run_controllers: bool = True
+    run_scheduler: bool = True
 
     @property
     def kubeconfig_path(self) -> Path:
@@ -102,6 +107,20 @@ async def run_server(config: ServerConfig) -> None:
         f"Agents join with the token in {config.data_dir / 'node-token'}",
         flush=True,
     )
+    manager_task = None
+    if config.run_controllers or config.run_scheduler:
+        manager = ControllerManager(
+            ClientConfig(
+                url,
+                credentials.admin_token,
+                credentials.ca_pem(),
+                user_agent="setpoint-controller-manager",
+            ),
+            ManagerConfig(
+                run_controllers=config.run_controllers, run_scheduler=config.run_scheduler
+            ),
+        )
+        manager_task = asyncio.create_task(manager.run(), name="controller-manager")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -110,6 +129,10 @@ async def run_server(config: ServerConfig) -> None:
         await stop.wait()
     finally:
         log.info("shutting down")
+        if manager_task is not None:
+            manager_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await manager_task
         await site.stop()
         api.close_watches()  # open watches end now instead of holding shutdown open
         await runner.cleanup()

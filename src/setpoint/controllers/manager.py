@@ -1,0 +1,127 @@
+"""The controller manager: every controller and the scheduler, under one leader election.
+
+``setpoint server`` runs one (unless ``--disable-controller-manager``); with several servers
+only the holder of the ``kube-system/setpoint-controller-manager`` Lease reconciles, the others
+wait to take over. All controllers share one set of informers, one API connection pool and
+one event recorder, as kube-controller-manager shares its informer factory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import uuid
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from setpoint.client.api import (
+    CONFIGMAPS,
+    CRONJOBS,
+    DEPLOYMENTS,
+    JOBS,
+    PODS,
+    REPLICASETS,
+    ApiClient,
+    ClientConfig,
+    Resource,
+)
+from setpoint.client.events import EventRecorder
+from setpoint.client.factory import SharedInformers
+from setpoint.client.leaderelection import LeaderElectionConfig, LeaderElector
+
+log = logging.getLogger(__name__)
+
+LEASE_NAME = "setpoint-controller-manager"
+
+# What the garbage collector follows and the namespace controller empties.
+NAMESPACED_RESOURCES: tuple[Resource, ...] = (
+    PODS,
+    REPLICASETS,
+    DEPLOYMENTS,
+    JOBS,
+    CRONJOBS,
+    CONFIGMAPS,
+)
+
+
+class Runnable(Protocol):
+    async def run(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class ManagerConfig:
+    run_controllers: bool = True
+    run_scheduler: bool = True
+    job_backoff_initial: float = 1.0
+    job_backoff_max: float = 60.0
+
+
+def build_components(
+    informers: SharedInformers, recorder: EventRecorder, config: ManagerConfig
+) -> list[Runnable]:
+    """Instantiate the enabled components; each requests its informers as it is built."""
+    components: list[Any] = []
+    if config.run_controllers:
+        from setpoint.controllers.cronjob import CronJobController
+        from setpoint.controllers.deployment import DeploymentController
+        from setpoint.controllers.garbagecollector import GarbageCollector
+        from setpoint.controllers.job import JobController
+        from setpoint.controllers.namespace import NamespaceController
+        from setpoint.controllers.replicaset import ReplicaSetController
+
+        components += [
+            ReplicaSetController(informers, recorder),
+            DeploymentController(informers, recorder),
+            JobController(
+                informers,
+                recorder,
+                backoff_initial=config.job_backoff_initial,
+                backoff_max=config.job_backoff_max,
+            ),
+            CronJobController(informers, recorder),
+            GarbageCollector(informers, recorder, resources=NAMESPACED_RESOURCES),
+            NamespaceController(informers, recorder, resources=NAMESPACED_RESOURCES),
+        ]
+    if config.run_scheduler:
+        from setpoint.scheduler.scheduler import Scheduler
+
+        components.append(Scheduler(informers, recorder))
+    return components
+
+
+class ControllerManager:
+    def __init__(self, client_config: ClientConfig, config: ManagerConfig) -> None:
+        self.client_config = client_config
+        self.config = config
+        self.identity = f"{socket.gethostname()}_{uuid.uuid4()}"
+
+    async def run(self) -> None:
+        client = ApiClient(self.client_config, connections=64)
+        elector = LeaderElector(
+            client, LeaderElectionConfig(lease_name=LEASE_NAME, identity=self.identity)
+        )
+        try:
+            await elector.run(lambda: self._lead(client))
+        finally:
+            await elector.release()
+            await client.close()
+
+    async def _lead(self, client: ApiClient) -> None:
+        informers = SharedInformers(client)
+        recorder = EventRecorder(client, "setpoint-controller-manager", host=socket.gethostname())
+        components = build_components(informers, recorder, self.config)
+        informers.start()
+        try:
+            await informers.wait_synced()
+            log.info("controller manager running %d components", len(components))
+            await asyncio.gather(*(c.run() for c in components))
+        finally:
+            for component in components:
+                try:
+                    await component.stop()
+                except Exception:  # stopping must not mask why we stopped
+                    log.exception("stopping %r failed", component)
+            await informers.stop()
