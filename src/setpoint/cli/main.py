@@ -15,6 +15,7 @@ from pathlib import Path
 import click
 
 from setpoint.cli.server import ServerConfig, run_server
+from setpoint.cli.sim import sim
 
 
 def default_data_dir() -> Path:
@@ -92,6 +93,9 @@ def server(
         asyncio.run(run_server(config))
     except KeyboardInterrupt:
         pass
+
+
+cli.add_command(sim)
 
 
 def main() -> None:

@@ -19,9 +19,13 @@ from setpoint.client.api import (
     CONFIGMAPS,
     CRONJOBS,
     DEPLOYMENTS,
+    EVENTS,
     JOBS,
+    LEASES,
     PODS,
     REPLICASETS,
+    SECRETS,
+    SERVICEACCOUNTS,
     ApiClient,
     ClientConfig,
     Resource,
@@ -34,14 +38,22 @@ log = logging.getLogger(__name__)
 
 LEASE_NAME = "setpoint-controller-manager"
 
-# What the garbage collector follows and the namespace controller empties.
-NAMESPACED_RESOURCES: tuple[Resource, ...] = (
+# What the garbage collector follows (owners and their dependents)...
+OWNED_RESOURCES: tuple[Resource, ...] = (
     PODS,
     REPLICASETS,
     DEPLOYMENTS,
     JOBS,
     CRONJOBS,
     CONFIGMAPS,
+    SECRETS,
+)
+# ... and everything namespaced, which the namespace controller empties.
+NAMESPACED_RESOURCES: tuple[Resource, ...] = (
+    *OWNED_RESOURCES,
+    SERVICEACCOUNTS,
+    LEASES,
+    EVENTS,
 )
 
 
@@ -82,7 +94,7 @@ def build_components(
                 backoff_max=config.job_backoff_max,
             ),
             CronJobController(informers, recorder),
-            GarbageCollector(informers, recorder, resources=NAMESPACED_RESOURCES),
+            GarbageCollector(informers, recorder, resources=OWNED_RESOURCES),
             NamespaceController(informers, recorder, resources=NAMESPACED_RESOURCES),
         ]
     if config.run_scheduler:

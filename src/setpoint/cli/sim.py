@@ -1,0 +1,121 @@
+"""``setpoint sim``: run hollow nodes against an API server, for scale tests.
+
+Like kubemark's hollow-node, it registers ``--nodes`` fake nodes that heartbeat and "run"
+the pods bound to them without starting processes (see :mod:`setpoint.sim.hollow`). It
+connects either through a kubeconfig (``--kubeconfig``, or ``$KUBECONFIG``) or through
+``--server`` with ``--token-file`` and ``--ca-file``, and runs until SIGTERM or SIGINT.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Callable
+from pathlib import Path
+
+import click
+
+from setpoint.client.api import ApiClient, ClientConfig
+from setpoint.sim.hollow import HollowNodes
+
+
+def client_config(
+    *,
+    kubeconfig: Path | None,
+    server: str | None,
+    token_file: Path | None,
+    ca_file: Path | None,
+) -> ClientConfig:
+    """Build the client configuration from a kubeconfig or from explicit flags."""
+    if server:
+        if token_file is None or ca_file is None:
+            raise click.UsageError("--server needs --token-file and --ca-file")
+        return ClientConfig(
+            server_url=server,
+            token=token_file.read_text().strip(),
+            ca_pem=ca_file.read_bytes(),
+            user_agent="setpoint-sim",
+        )
+    if kubeconfig is None:
+        raise click.UsageError("give --kubeconfig (or $KUBECONFIG), or --server")
+    return ClientConfig.from_kubeconfig(kubeconfig, user_agent="setpoint-sim")
+
+
+def parse_labels(values: tuple[str, ...]) -> dict[str, str]:
+    labels = {}
+    for value in values:
+        key, sep, val = value.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{value!r} is not key=value", param_hint="--node-labels")
+        labels[key] = val
+    return labels
+
+
+async def run_hollow_nodes(config: ClientConfig, make: Callable[[ApiClient], HollowNodes]) -> None:
+    """Run the hollow nodes ``make`` builds until SIGTERM/SIGINT."""
+    client = ApiClient(config)
+    nodes = make(client)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, lambda: asyncio.ensure_future(nodes.stop()))
+    try:
+        await nodes.run()
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+        await client.close()
+
+
+_PATH = click.Path(exists=True, dir_okay=False, path_type=Path)
+
+
+@click.command()
+@click.option("--nodes", "count", type=click.IntRange(0), default=1, show_default=True)
+@click.option("--kubeconfig", type=_PATH, envvar="KUBECONFIG", help="Kubeconfig to connect with.")
+@click.option("--server", default=None, help="API server URL (instead of a kubeconfig).")
+@click.option("--token-file", type=_PATH, default=None, help="Bearer token file for --server.")
+@click.option("--ca-file", type=_PATH, default=None, help="CA certificate for --server.")
+@click.option("--name-prefix", default="hollow-node", show_default=True)
+@click.option("--cpu", default="4", show_default=True, help="CPU capacity of each node.")
+@click.option("--memory", default="16Gi", show_default=True, help="Memory of each node.")
+@click.option("--max-pods", "pods", type=click.IntRange(1), default=110, show_default=True)
+@click.option("--node-labels", multiple=True, help="Extra node label key=value (repeatable).")
+@click.option("--node-lease-duration-seconds", type=click.IntRange(1), default=40)
+def sim(
+    count: int,
+    kubeconfig: Path | None,
+    server: str | None,
+    token_file: Path | None,
+    ca_file: Path | None,
+    name_prefix: str,
+    cpu: str,
+    memory: str,
+    pods: int,
+    node_labels: tuple[str, ...],
+    node_lease_duration_seconds: int,
+) -> None:
+    """Run hollow nodes (fake kubelets that run no processes) for scale tests."""
+    config = client_config(
+        kubeconfig=kubeconfig, server=server, token_file=token_file, ca_file=ca_file
+    )
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:  # pragma: no cover
+        pass
+    asyncio.run(
+        run_hollow_nodes(
+            config,
+            lambda client: HollowNodes(
+                client,
+                count=count,
+                name_prefix=name_prefix,
+                cpu=cpu,
+                memory=memory,
+                pods=pods,
+                labels=parse_labels(node_labels),
+                lease_duration_seconds=node_lease_duration_seconds,
+            ),
+        )
+    )

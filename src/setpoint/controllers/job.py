@@ -1,0 +1,1312 @@
+"""The Job controller: run pods until a number of them succeed, within a failure budget.
+
+A Job asks for ``completions`` successful pods, running at most ``parallelism`` at a time
+(``active = min(parallelism, completions - succeeded)``). Without ``completions`` it is a
+work queue: ``parallelism`` pods run and the Job is done once any succeeds and the rest have
+finished. In ``Indexed`` completion mode each pod gets a completion index (annotation and
+label ``batch.kubernetes.io/job-completion-index``, env ``JOB_COMPLETION_INDEX``, hostname
+``<job>-<index>``) and the Job is done when every index ``0..completions-1`` has succeeded;
+``status.completedIndexes`` lists them in the compressed form ``"0-2,4"``.
+
+*Exact accounting.* Every pod the controller creates carries the finalizer
+``batch.kubernetes.io/job-tracking``, so a finished pod cannot vanish before it is counted.
+Counting follows Kubernetes' three steps, each safe to repeat after a crash: (1) the uids of
+newly finished pods go to ``status.uncountedTerminatedPods`` in a status write; (2) their
+finalizers are removed; (3) uids whose finalizer is gone move from the uncounted lists into
+``status.succeeded`` / ``status.failed``. An in-memory set of uids whose finalizer this
+process removed stands in until the pod informer catches up (Kubernetes'
+finalizerExpectations), and pod-creation/deletion expectations stop a lagging cache from
+causing duplicate pods.
+
+*Failure.* A pod failure counts against ``backoffLimit`` (with ``restartPolicy: OnFailure``
+the sum of container restarts of running pods counts too). Before a failed pod is replaced
+the controller waits an exponential delay (setpoint's default: 1 s doubling to a 60 s cap)
+measured from the last failure since the last success. ``podFailurePolicy`` rules, matched
+in order on container exit codes or pod conditions, may fail the Job at once (``FailJob``),
+not count the failure (``Ignore``), count it (``Count``) or fail just the pod's index
+(``FailIndex``). Indexed Jobs may have a per-index budget (``backoffLimitPerIndex``,
+``status.failedIndexes``, ``maxFailedIndexes``). ``activeDeadlineSeconds`` bounds the time
+since ``startTime``. As in Kubernetes 1.31+, a failing Job first gets ``FailureTarget=True``,
+its active pods are deleted, and once none is left terminating it gets ``Failed=True`` with
+the same reason; a succeeding Job gets ``SuccessCriteriaMet=True`` and then ``Complete=True``
+with ``completionTime``.
+
+*Suspend* deletes active pods (removing their finalizer first, so they are not counted as
+failures) and sets the ``Suspended`` condition; resuming resets ``startTime``.
+``ttlSecondsAfterFinished`` deletes a finished Job (propagation ``Background``) once the TTL
+has passed since it finished (Kubernetes does this in a separate TTL controller).
+
+Reference: ``pkg/controller/job/job_controller.go`` and ``indexed_job_utils.go``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import logging
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, NamedTuple
+
+from setpoint.client.api import JOBS, PODS, ApiError, Obj
+from setpoint.client.controller import Controller
+from setpoint.client.events import EventRecorder
+from setpoint.client.factory import SharedInformers
+from setpoint.client.informer import EventHandler, by_namespace
+from setpoint.meta.labels import SelectorParseError, selector_from_label_selector
+
+log = logging.getLogger(__name__)
+
+JOB_TRACKING_FINALIZER = "batch.kubernetes.io/job-tracking"
+COMPLETION_INDEX = "batch.kubernetes.io/job-completion-index"
+INDEX_FAILURE_COUNT = "batch.kubernetes.io/job-index-failure-count"
+INDEX_IGNORED_FAILURE_COUNT = "batch.kubernetes.io/job-index-ignored-failure-count"
+COMPLETION_INDEX_ENV = "JOB_COMPLETION_INDEX"
+
+MAX_UNCOUNTED_PODS = 500  # bounds the size of status.uncountedTerminatedPods per write
+MAX_POD_CHANGES_PER_SYNC = 500
+EXPECTATIONS_TIMEOUT = 300.0
+
+
+# ------------------------------------------------------------------------------- time
+
+
+def parse_time(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def format_time(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# ---------------------------------------------------------------------- conditions
+
+
+def find_condition(job: Obj, kind: str) -> Obj | None:
+    for condition in (job.get("status") or {}).get("conditions") or []:
+        if condition.get("type") == kind:
+            return dict(condition)
+    return None
+
+
+def condition_true(job: Obj, kind: str) -> bool:
+    condition = find_condition(job, kind)
+    return condition is not None and condition.get("status") == "True"
+
+
+def is_job_finished(job: Obj) -> bool:
+    return condition_true(job, "Complete") or condition_true(job, "Failed")
+
+
+def new_condition(kind: str, status: str, reason: str, message: str, now: datetime) -> Obj:
+    stamp = format_time(now)
+    return {
+        "type": kind,
+        "status": status,
+        "lastProbeTime": stamp,
+        "lastTransitionTime": stamp,
+        "reason": reason,
+        "message": message,
+    }
+
+
+def ensure_condition(
+    conditions: list[Obj], kind: str, status: str, reason: str, message: str, now: datetime
+) -> bool:
+    """``ensureJobConditionStatus``: set or append a condition; a False condition that does
+    not exist yet is not added. Returns whether the list changed."""
+    for i, condition in enumerate(conditions):
+        if condition.get("type") == kind:
+            current = (condition.get("status"), condition.get("reason"), condition.get("message"))
+            if current != (status, reason, message):
+                conditions[i] = new_condition(kind, status, reason, message, now)
+                return True
+            return False
+    if status != "False":
+        conditions.append(new_condition(kind, status, reason, message, now))
+        return True
+    return False
+
+
+# ----------------------------------------------------------------------- pod facts
+
+
+def pod_phase(pod: Obj) -> str:
+    return str((pod.get("status") or {}).get("phase") or "Pending")
+
+
+def pod_uid(pod: Obj) -> str:
+    return str(pod["metadata"].get("uid", ""))
+
+
+def is_terminating(pod: Obj) -> bool:
+    return bool(pod["metadata"].get("deletionTimestamp"))
+
+
+def is_pod_active(pod: Obj) -> bool:
+    return pod_phase(pod) not in ("Succeeded", "Failed") and not is_terminating(pod)
+
+
+def is_pod_ready(pod: Obj) -> bool:
+    for condition in (pod.get("status") or {}).get("conditions") or []:
+        if condition.get("type") == "Ready":
+            return bool(condition.get("status") == "True")
+    return False
+
+
+def has_tracking_finalizer(pod: Obj) -> bool:
+    return JOB_TRACKING_FINALIZER in (pod["metadata"].get("finalizers") or [])
+
+
+def only_replace_failed_pods(job: Obj) -> bool:
+    spec = job.get("spec") or {}
+    return spec.get("podReplacementPolicy") == "Failed" or spec.get("podFailurePolicy") is not None
+
+
+def is_pod_failed(pod: Obj, job: Obj) -> bool:
+    """Failed, or (unless only failed pods are replaced) deleted before succeeding: a deleted
+    pod may never reach the Failed phase."""
+    if pod_phase(pod) == "Failed":
+        return True
+    if only_replace_failed_pods(job):
+        return False
+    return is_terminating(pod) and pod_phase(pod) != "Succeeded"
+
+
+def completion_index(pod: Obj) -> int | None:
+    value = (pod["metadata"].get("annotations") or {}).get(COMPLETION_INDEX)
+    try:
+        index = int(value) if value is not None else -1
+    except ValueError:
+        return None
+    return index if index >= 0 else None
+
+
+def _annotation_int(pod: Obj, key: str) -> int:
+    try:
+        return max(0, int((pod["metadata"].get("annotations") or {}).get(key, 0)))
+    except (TypeError, ValueError):
+        return 0
+
+
+def pod_finish_time(pod: Obj) -> datetime:
+    """``getFinishedTime``: the latest container termination, else the Ready=False
+    transition, else the deletion or creation time."""
+    status = pod.get("status") or {}
+    finished = [
+        parse_time(((cs.get("state") or {}).get("terminated") or {}).get("finishedAt"))
+        for cs in (status.get("initContainerStatuses") or [])
+        + (status.get("containerStatuses") or [])
+    ]
+    known = [t for t in finished if t is not None]
+    if known:
+        return max(known)
+    for condition in status.get("conditions") or []:
+        if condition.get("type") == "Ready" and condition.get("status") == "False":
+            moment = parse_time(condition.get("lastTransitionTime"))
+            if moment:
+                return moment
+    meta = pod["metadata"]
+    return (
+        parse_time(meta.get("deletionTimestamp"))
+        or parse_time(meta.get("creationTimestamp"))
+        or datetime.now(UTC)
+    )
+
+
+def active_pod_deletion_order(pod: Obj) -> tuple[Any, ...]:
+    """``controller.ActivePods`` ordering: the pods least worth keeping come first
+    (unscheduled, pending, not ready, recently ready, most restarts, newest)."""
+    status = pod.get("status") or {}
+    phase_rank = {"Pending": 0, "Unknown": 1, "Running": 2}.get(pod_phase(pod), 1)
+    restarts = sum(int(cs.get("restartCount") or 0) for cs in status.get("containerStatuses") or [])
+    created = parse_time(pod["metadata"].get("creationTimestamp"))
+    created_ts = created.timestamp() if created else 0.0
+    return (
+        bool((pod.get("spec") or {}).get("nodeName")),
+        phase_rank,
+        is_pod_ready(pod),
+        -restarts,
+        -created_ts,
+    )
+
+
+# ------------------------------------------------------------------- index sets
+
+
+def parse_indexes(text: str | None, completions: int | None = None) -> set[int]:
+    """``"0-2,4"`` -> ``{0, 1, 2, 4}``; malformed pieces and indexes >= completions are
+    dropped, as Kubernetes' ``parseIndexesFromString`` does."""
+    result: set[int] = set()
+    for piece in (text or "").split(","):
+        piece = piece.strip()
+        if not piece:
+            continue
+        low_text, _, high_text = piece.partition("-")
+        try:
+            low = int(low_text)
+            high = int(high_text) if high_text else low
+        except ValueError:
+            continue
+        if completions is not None:
+            high = min(high, completions - 1)
+        result.update(range(max(low, 0), high + 1))
+    return result
+
+
+def format_indexes(indexes: Iterable[int]) -> str:
+    """The compressed form: sorted, consecutive runs as ``first-last``."""
+    ordered = sorted(set(indexes))
+    runs: list[str] = []
+    start = prev = None
+    for index in ordered:
+        if start is None:
+            start = prev = index
+        elif prev is not None and index == prev + 1:
+            prev = index
+        else:
+            runs.append(str(start) if start == prev else f"{start}-{prev}")
+            start = prev = index
+    if start is not None:
+        runs.append(str(start) if start == prev else f"{start}-{prev}")
+    return ",".join(runs)
+
+
+def first_pending_indexes(
+    completions: int, count: int, *, succeeded: set[int], failed: set[int], active: set[int]
+) -> list[int]:
+    """The ``count`` lowest indexes that have not succeeded, failed, nor a running pod."""
+    taken = succeeded | failed | active
+    pending: list[int] = []
+    for index in range(completions):
+        if len(pending) >= count:
+            break
+        if index not in taken:
+            pending.append(index)
+    return pending
+
+
+# ------------------------------------------------------------ how many pods to run
+
+
+def want_active(*, completions: int | None, parallelism: int, succeeded: int, active: int) -> int:
+    """How many pods should be running now (``manageJob``)."""
+    if completions is None:
+        # A work queue: once any pod succeeded, let the others finish, start no more.
+        return active if succeeded > 0 else parallelism
+    return max(0, min(completions - succeeded, parallelism))
+
+
+def backoff_delay(failures: int, initial: float, maximum: float) -> float:
+    """The pause before recreating a pod after ``failures`` consecutive failures:
+    ``initial * 2**(failures-1)``, capped at ``maximum``; no pause without failures."""
+    if failures <= 0:
+        return 0.0
+    delay = initial
+    for _ in range(1, failures):
+        delay *= 2
+        if delay >= maximum:
+            return maximum
+    return min(delay, maximum)
+
+
+class FailureStreak(NamedTuple):
+    failures: int
+    last_failure: datetime | None
+
+
+def failures_since_last_success(pods: Iterable[Obj], job: Obj) -> FailureStreak:
+    """Counted pod failures that finished after the last successful pod (Kubernetes keeps
+    this in an in-memory backoff record; recomputing it from the pods is level-triggered)."""
+    policy = (job.get("spec") or {}).get("podFailurePolicy")
+    finished: list[tuple[datetime, bool]] = []
+    for pod in pods:
+        if pod_phase(pod) == "Succeeded":
+            finished.append((pod_finish_time(pod), True))
+        elif is_pod_failed(pod, job):
+            match = match_pod_failure_policy(policy, pod)
+            if match is None or match.count_failed:
+                finished.append((pod_finish_time(pod), False))
+    finished.sort(key=lambda item: item[0])
+    failures, last = 0, None
+    for moment, success in finished:
+        if success:
+            failures, last = 0, None
+        else:
+            failures, last = failures + 1, moment
+    return FailureStreak(failures, last)
+
+
+def remaining_backoff(
+    streak: FailureStreak, now: datetime, initial: float, maximum: float
+) -> float:
+    delay = backoff_delay(streak.failures, initial, maximum)
+    if delay <= 0 or streak.last_failure is None:
+        return 0.0
+    return max(0.0, delay - (now - streak.last_failure).total_seconds())
+
+
+def past_backoff_limit_on_failure(job: Obj, pods: Iterable[Obj]) -> bool:
+    """With ``restartPolicy: OnFailure`` container restarts of running pods count as
+    failures against ``backoffLimit``."""
+    spec = job.get("spec") or {}
+    if ((spec.get("template") or {}).get("spec") or {}).get("restartPolicy") != "OnFailure":
+        return False
+    restarts = 0
+    for pod in pods:
+        if pod_phase(pod) in ("Running", "Pending"):
+            status = pod.get("status") or {}
+            for cs in (status.get("initContainerStatuses") or []) + (
+                status.get("containerStatuses") or []
+            ):
+                restarts += int(cs.get("restartCount") or 0)
+    limit = int(spec.get("backoffLimit", 6))
+    return restarts > 0 if limit == 0 else restarts >= limit
+
+
+def past_active_deadline(job: Obj, now: datetime) -> bool:
+    spec, status = job.get("spec") or {}, job.get("status") or {}
+    deadline = spec.get("activeDeadlineSeconds")
+    start = parse_time(status.get("startTime"))
+    if deadline is None or start is None or spec.get("suspend"):
+        return False
+    return (now - start).total_seconds() >= deadline
+
+
+# ---------------------------------------------------------------- pod failure policy
+
+
+class PolicyMatch(NamedTuple):
+    action: str
+    rule_index: int
+    message: str | None  # only for FailJob
+
+    @property
+    def count_failed(self) -> bool:
+        return self.action != "Ignore"
+
+
+def _exit_code_container(status: Obj, requirement: Obj) -> Obj | None:
+    """The first container (init containers first) that terminated with a non-zero exit
+    code matching the requirement; exit code 0 never matches."""
+    name = requirement.get("containerName")
+    operator = requirement.get("operator")
+    values = set(requirement.get("values") or [])
+    for cs in (status.get("initContainerStatuses") or []) + (status.get("containerStatuses") or []):
+        if name is not None and cs.get("name") != name:
+            continue
+        terminated = (cs.get("state") or {}).get("terminated")
+        if not terminated:
+            continue
+        code = int(terminated.get("exitCode") or 0)
+        if code == 0:
+            continue
+        if (operator == "In" and code in values) or (operator == "NotIn" and code not in values):
+            return dict(cs)
+    return None
+
+
+def match_pod_failure_policy(policy: Obj | None, pod: Obj) -> PolicyMatch | None:
+    """The first rule that matches a failed pod (``matchPodFailurePolicy``); None when no
+    rule matches (the failure then counts)."""
+    if not policy:
+        return None
+    meta, status = pod["metadata"], pod.get("status") or {}
+    where = f"{meta.get('namespace', '')}/{meta.get('name', '')}"
+    for index, rule in enumerate(policy.get("rules") or []):
+        action = str(rule.get("action", ""))
+        if rule.get("onExitCodes"):
+            container = _exit_code_container(status, rule["onExitCodes"])
+            if container is not None:
+                code = container["state"]["terminated"].get("exitCode")
+                message = (
+                    f"Container {container.get('name')} for pod {where} failed with exit code "
+                    f"{code} matching {action} rule at index {index}"
+                )
+                return PolicyMatch(action, index, message if action == "FailJob" else None)
+        for pattern in rule.get("onPodConditions") or []:
+            for condition in status.get("conditions") or []:
+                if condition.get("type") == pattern.get("type") and condition.get(
+                    "status"
+                ) == pattern.get("status", "True"):
+                    message = (
+                        f"Pod {where} has condition {pattern.get('type')} matching {action} "
+                        f"rule at index {index}"
+                    )
+                    return PolicyMatch(action, index, message if action == "FailJob" else None)
+    return None
+
+
+def fail_job_message(job: Obj, pods: Iterable[Obj]) -> str | None:
+    policy = (job.get("spec") or {}).get("podFailurePolicy")
+    if not policy:
+        return None
+    for pod in pods:
+        if is_pod_failed(pod, job):
+            match = match_pod_failure_policy(policy, pod)
+            if match is not None and match.message:
+                return match.message
+    return None
+
+
+def is_index_failed(job: Obj, pod: Obj) -> bool:
+    """A failed pod fails its index when the failure counts and the index already used up
+    ``backoffLimitPerIndex``, or when a ``FailIndex`` rule matches."""
+    if not is_pod_failed(pod, job):
+        return False
+    spec = job.get("spec") or {}
+    match = match_pod_failure_policy(spec.get("podFailurePolicy"), pod)
+    if match is not None and match.action == "FailIndex":
+        return True
+    counted = match is None or match.count_failed
+    return counted and _annotation_int(pod, INDEX_FAILURE_COUNT) >= int(
+        spec.get("backoffLimitPerIndex") or 0
+    )
+
+
+def next_index_failure_counts(job: Obj, pods: Iterable[Obj]) -> dict[int, tuple[int, int]]:
+    """For each index, the (failure count, ignored failure count) its next pod carries:
+    the latest failed pod's counts, plus one for its own failure."""
+    policy = (job.get("spec") or {}).get("podFailurePolicy")
+    latest: dict[int, Obj] = {}
+    for pod in pods:
+        index = completion_index(pod)
+        if index is None or not is_pod_failed(pod, job):
+            continue
+        if index not in latest or pod_finish_time(pod) >= pod_finish_time(latest[index]):
+            latest[index] = pod
+    counts: dict[int, tuple[int, int]] = {}
+    for index, pod in latest.items():
+        failures = _annotation_int(pod, INDEX_FAILURE_COUNT)
+        ignored = _annotation_int(pod, INDEX_IGNORED_FAILURE_COUNT)
+        match = match_pod_failure_policy(policy, pod)
+        if match is not None and not match.count_failed:
+            counts[index] = (failures, ignored + 1)
+        else:
+            counts[index] = (failures + 1, ignored)
+    return counts
+
+
+# ------------------------------------------------------------------ pod template
+
+
+def controller_ref(owner: Obj) -> Obj:
+    return {
+        "apiVersion": owner.get("apiVersion", "batch/v1"),
+        "kind": owner.get("kind", "Job"),
+        "name": owner["metadata"]["name"],
+        "uid": owner["metadata"]["uid"],
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def controller_uid(obj: Obj) -> str | None:
+    for ref in obj["metadata"].get("ownerReferences") or []:
+        if ref.get("controller"):
+            return str(ref.get("uid", ""))
+    return None
+
+
+def new_pod(
+    job: Obj, index: int | None = None, failure_counts: tuple[int, int] | None = None
+) -> Obj:
+    """A pod for the Job from its template, tracked by the finalizer and, in Indexed mode,
+    carrying its completion index."""
+    name = job["metadata"]["name"]
+    template = copy.deepcopy((job.get("spec") or {}).get("template") or {})
+    template_meta = template.get("metadata") or {}
+    spec = template.get("spec") or {}
+    labels = dict(template_meta.get("labels") or {})
+    annotations = dict(template_meta.get("annotations") or {})
+    meta: Obj = {
+        "generateName": f"{name}-" if index is None else f"{name}-{index}-",
+        "namespace": job["metadata"].get("namespace"),
+        "labels": labels,
+        "annotations": annotations,
+        "finalizers": [JOB_TRACKING_FINALIZER],
+        "ownerReferences": [controller_ref(job)],
+    }
+    if index is not None:
+        annotations[COMPLETION_INDEX] = str(index)
+        labels[COMPLETION_INDEX] = str(index)
+        if not spec.get("hostname"):
+            spec["hostname"] = f"{name}-{index}"
+        env_var = {
+            "name": COMPLETION_INDEX_ENV,
+            "valueFrom": {
+                "fieldRef": {
+                    "apiVersion": "v1",
+                    "fieldPath": f"metadata.annotations['{COMPLETION_INDEX}']",
+                }
+            },
+        }
+        for key in ("initContainers", "containers"):
+            for container in spec.get(key) or []:
+                env = [e for e in container.get("env") or [] if e.get("name") != env_var["name"]]
+                container["env"] = [*env, copy.deepcopy(env_var)]
+        if (job.get("spec") or {}).get("backoffLimitPerIndex") is not None:
+            failures, ignored = failure_counts or (0, 0)
+            annotations[INDEX_FAILURE_COUNT] = str(failures)
+            if ignored:
+                annotations[INDEX_IGNORED_FAILURE_COUNT] = str(ignored)
+    if not annotations:
+        meta.pop("annotations")
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec}
+
+
+def ttl_expires_at(job: Obj) -> datetime | None:
+    """When a finished Job with ``ttlSecondsAfterFinished`` may be deleted."""
+    ttl = (job.get("spec") or {}).get("ttlSecondsAfterFinished")
+    if ttl is None or not is_job_finished(job):
+        return None
+    finished = parse_time((job.get("status") or {}).get("completionTime"))
+    if finished is None:
+        for kind in ("Complete", "Failed"):
+            condition = find_condition(job, kind)
+            if condition and condition.get("status") == "True":
+                finished = parse_time(condition.get("lastTransitionTime"))
+    if finished is None:
+        return None
+    return finished + timedelta(seconds=int(ttl))
+
+
+# ----------------------------------------------------------------- expectations
+
+
+@dataclass
+class _Expected:
+    adds: int = 0
+    deletes: set[str] = field(default_factory=set)
+    since: float = field(default_factory=time.monotonic)
+
+
+class Expectations:
+    """What this controller just asked for and has not yet seen in its cache
+    (``ControllerExpectations``): pod creations by count, deletions and finalizer
+    removals by uid. A Job is not scaled again until its expectations are met or expire."""
+
+    def __init__(self, timeout: float = EXPECTATIONS_TIMEOUT) -> None:
+        self.timeout = timeout
+        self._pods: dict[str, _Expected] = {}
+        self.removed_finalizers: dict[str, set[str]] = {}
+
+    def expect(self, key: str, *, adds: int = 0, deletes: Iterable[str] = ()) -> None:
+        entry = self._pods.get(key)
+        if entry is None or self._expired(entry):
+            entry = self._pods[key] = _Expected()
+        entry.adds += adds
+        entry.deletes.update(deletes)
+        entry.since = time.monotonic()
+
+    def creation_observed(self, key: str) -> None:
+        entry = self._pods.get(key)
+        if entry is not None and entry.adds > 0:
+            entry.adds -= 1
+
+    def deletion_observed(self, key: str, uid: str) -> None:
+        entry = self._pods.get(key)
+        if entry is not None:
+            entry.deletes.discard(uid)
+
+    def satisfied(self, key: str) -> bool:
+        entry = self._pods.get(key)
+        if entry is None or self._expired(entry):
+            return True
+        return entry.adds <= 0 and not entry.deletes
+
+    def _expired(self, entry: _Expected) -> bool:
+        return time.monotonic() - entry.since > self.timeout
+
+    def finalizer_removed(self, key: str, uid: str) -> None:
+        self.removed_finalizers.setdefault(key, set()).add(uid)
+
+    def finalizer_removal_observed(self, key: str, uid: str) -> None:
+        uids = self.removed_finalizers.get(key)
+        if uids is not None:
+            uids.discard(uid)
+
+    def forget(self, key: str) -> None:
+        self._pods.pop(key, None)
+        self.removed_finalizers.pop(key, None)
+
+
+# ------------------------------------------------------------------ the controller
+
+
+@dataclass
+class _Sync:
+    """What one reconcile of one Job knows and decides."""
+
+    job: Obj
+    pods: list[Obj]
+    now: datetime
+    active: list[Obj] = field(default_factory=list)
+    terminating: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    succeeded_indexes: set[int] = field(default_factory=set)
+    failed_indexes: set[int] | None = None
+    finished: Obj | None = None  # FailureTarget / SuccessCriteriaMet (or their final form)
+
+    @property
+    def spec(self) -> Obj:
+        return self.job.get("spec") or {}
+
+    @property
+    def status(self) -> Obj:
+        status: Obj = self.job.setdefault("status", {})
+        return status
+
+    @property
+    def indexed(self) -> bool:
+        return self.spec.get("completionMode") == "Indexed"
+
+    @property
+    def completions(self) -> int | None:
+        value = self.spec.get("completions")
+        return None if value is None else int(value)
+
+
+class JobController(Controller):
+    name = "job"
+
+    def __init__(
+        self,
+        informers: SharedInformers,
+        recorder: EventRecorder,
+        *,
+        backoff_initial: float = 1.0,
+        backoff_max: float = 60.0,
+    ) -> None:
+        super().__init__(informers, recorder)
+        self.backoff_initial = backoff_initial
+        self.backoff_max = backoff_max
+        self.expectations = Expectations()
+        self.jobs = informers.informer(JOBS, indexers={"namespace": by_namespace})
+        self.pods = informers.informer(PODS, indexers={"namespace": by_namespace})
+        self.watch_owned(self.jobs)
+        self.pods.add_handler(
+            EventHandler(
+                on_add=self._pod_added, on_update=self._pod_updated, on_delete=self._pod_deleted
+            )
+        )
+
+    def _now(self) -> datetime:
+        return datetime.now(UTC)
+
+    # ------------------------------------------------------------ event handlers
+
+    def _owner_key(self, pod: Obj) -> str | None:
+        for ref in pod["metadata"].get("ownerReferences") or []:
+            if ref.get("controller") and ref.get("kind") == "Job":
+                return f"{pod['metadata'].get('namespace')}/{ref.get('name')}"
+        return None
+
+    def _pod_added(self, pod: Obj) -> None:
+        key = self._owner_key(pod)
+        if key is None:
+            return
+        self.expectations.creation_observed(key)
+        if is_terminating(pod):
+            self.expectations.deletion_observed(key, pod_uid(pod))
+        self.queue.add(key)
+
+    def _pod_updated(self, old: Obj, new: Obj) -> None:
+        key = self._owner_key(new)
+        if key is None:
+            return
+        if is_terminating(new):
+            self.expectations.deletion_observed(key, pod_uid(new))
+        if not has_tracking_finalizer(new):
+            self.expectations.finalizer_removal_observed(key, pod_uid(new))
+        self.queue.add(key)
+
+    def _pod_deleted(self, pod: Obj) -> None:
+        key = self._owner_key(pod)
+        if key is None:
+            return
+        self.expectations.deletion_observed(key, pod_uid(pod))
+        self.expectations.finalizer_removal_observed(key, pod_uid(pod))
+        self.queue.add(key)
+
+    # ---------------------------------------------------------------- reconcile
+
+    async def reconcile(self, key: str) -> None:
+        cached = self.jobs.get(key)
+        if cached is None:
+            await self._release_orphaned_pods(key)
+            self.expectations.forget(key)
+            return
+        job = copy.deepcopy(cached)
+        pods = self._pods_for(job)
+        if is_job_finished(job) or job["metadata"].get("deletionTimestamp"):
+            # Nothing left to count: let every remaining pod go.
+            await self._remove_finalizers(key, [p for p in pods if has_tracking_finalizer(p)])
+            await self._expire_after_ttl(key, job)
+            return
+
+        sync = self._observe(key, job, pods)
+        self._decide_failure(key, sync)
+        if sync.finished is not None and sync.finished["type"] == "FailureTarget":
+            await self._delete_active_pods(key, sync, keep_finalizers=True)
+        else:
+            await self._manage(key, sync)
+        await self._track_and_flush(key, sync)
+
+    def _pods_for(self, job: Obj) -> list[Obj]:
+        """The pods this Job controls: its selector matches and its controllerRef is the Job
+        (orphan adoption is not done here)."""
+        uid = job["metadata"].get("uid")
+        try:
+            selector = selector_from_label_selector((job.get("spec") or {}).get("selector"))
+        except SelectorParseError:
+            return []
+        namespace = job["metadata"].get("namespace", "")
+        return [
+            pod
+            for pod in self.pods.by_index("namespace", namespace)
+            if controller_uid(pod) == uid and selector.matches(pod["metadata"].get("labels") or {})
+        ]
+
+    def _observe(self, key: str, job: Obj, pods: list[Obj]) -> _Sync:
+        """Counters including what is finished but not yet counted; startTime."""
+        sync = _Sync(job=job, pods=pods, now=self._now())
+        status = sync.status
+        uncounted = status.get("uncountedTerminatedPods") or {}
+        uncounted_succeeded = set(uncounted.get("succeeded") or [])
+        uncounted_failed = set(uncounted.get("failed") or [])
+        removed = self.expectations.removed_finalizers.get(key, set())
+        policy = sync.spec.get("podFailurePolicy")
+        sync.active = [p for p in pods if is_pod_active(p)]
+        sync.terminating = sum(
+            1 for p in pods if is_terminating(p) and pod_phase(p) not in ("Succeeded", "Failed")
+        )
+        tracked = [p for p in pods if has_tracking_finalizer(p) and pod_uid(p) not in removed]
+        new_succeeded = [
+            p
+            for p in tracked
+            if pod_phase(p) == "Succeeded" and pod_uid(p) not in uncounted_succeeded
+        ]
+        new_failed = [
+            p
+            for p in tracked
+            if is_pod_failed(p, job)
+            and pod_uid(p) not in uncounted_failed
+            and ((m := match_pod_failure_policy(policy, p)) is None or m.count_failed)
+        ]
+        sync.succeeded = (
+            int(status.get("succeeded") or 0) + len(new_succeeded) + len(uncounted_succeeded)
+        )
+        sync.failed = int(status.get("failed") or 0) + len(new_failed) + len(uncounted_failed)
+        if sync.indexed:
+            completions = sync.completions or 0
+            sync.succeeded_indexes = parse_indexes(status.get("completedIndexes"), completions)
+            for pod in pods:
+                index = completion_index(pod)
+                if pod_phase(pod) == "Succeeded" and index is not None and index < completions:
+                    sync.succeeded_indexes.add(index)
+            sync.succeeded = len(sync.succeeded_indexes)
+            if sync.spec.get("backoffLimitPerIndex") is not None:
+                failed = parse_indexes(status.get("failedIndexes"), completions)
+                for pod in pods:
+                    index = completion_index(pod)
+                    if (
+                        index is not None
+                        and index < completions
+                        and has_tracking_finalizer(pod)
+                        and is_index_failed(job, pod)
+                    ):
+                        failed.add(index)
+                sync.failed_indexes = failed - sync.succeeded_indexes
+        if not status.get("startTime") and not sync.spec.get("suspend"):
+            status["startTime"] = format_time(sync.now)
+        return sync
+
+    def _decide_failure(self, key: str, sync: _Sync) -> None:
+        """Whether the Job has failed: an earlier FailureTarget, a FailJob rule, the backoff
+        limit, the active deadline, or too many failed indexes (in that order)."""
+        job, spec = sync.job, sync.spec
+        if condition_true(job, "SuccessCriteriaMet"):
+            sync.finished = find_condition(job, "SuccessCriteriaMet")
+            return
+        target = find_condition(job, "FailureTarget")
+        message = fail_job_message(job, sync.pods)
+        if target is not None and target.get("status") == "True":
+            sync.finished = target
+        elif message is not None:
+            sync.finished = new_condition(
+                "FailureTarget", "True", "PodFailurePolicy", message, sync.now
+            )
+        elif sync.failed > int(spec.get("backoffLimit", 6)) or past_backoff_limit_on_failure(
+            job, sync.pods
+        ):
+            sync.finished = self._failure("BackoffLimitExceeded", sync)
+        elif past_active_deadline(job, sync.now):
+            sync.finished = self._failure("DeadlineExceeded", sync)
+        elif spec.get("activeDeadlineSeconds") is not None and not spec.get("suspend"):
+            start = parse_time(sync.status.get("startTime")) or sync.now
+            remaining = spec["activeDeadlineSeconds"] - (sync.now - start).total_seconds()
+            self.queue.add_after(key, max(remaining, 0.0) + 0.01)
+        if sync.finished is None and sync.failed_indexes is not None:
+            failed = len(sync.failed_indexes)
+            max_failed = spec.get("maxFailedIndexes")
+            if max_failed is not None and failed > int(max_failed):
+                sync.finished = self._failure("MaxFailedIndexesExceeded", sync)
+            elif failed > 0 and failed + len(sync.succeeded_indexes) >= (sync.completions or 0):
+                sync.finished = self._failure("FailedIndexes", sync)
+
+    @staticmethod
+    def _failure(reason: str, sync: _Sync) -> Obj:
+        messages = {
+            "BackoffLimitExceeded": "Job has reached the specified backoff limit",
+            "DeadlineExceeded": "Job was active longer than specified deadline",
+            "MaxFailedIndexesExceeded": (
+                "Job has exceeded the specified maximal number of failed indexes"
+            ),
+            "FailedIndexes": "Job has failed indexes",
+        }
+        return new_condition("FailureTarget", "True", reason, messages[reason], sync.now)
+
+    # ------------------------------------------------------------ managing pods
+
+    async def _manage(self, key: str, sync: _Sync) -> None:
+        """Create or delete pods toward the wanted number of active pods; then decide
+        success and the Suspended condition."""
+        managed = self.expectations.satisfied(key) and not sync.job["metadata"].get(
+            "deletionTimestamp"
+        )
+        if managed:
+            if sync.spec.get("suspend"):
+                await self._delete_active_pods(key, sync, keep_finalizers=False)
+            else:
+                await self._scale(key, sync)
+        active = len(sync.active)
+        if sync.completions is None:
+            complete = sync.succeeded > 0 and active == 0
+        else:
+            complete = sync.succeeded >= sync.completions and active == 0
+        if complete:
+            sync.finished = new_condition(
+                "SuccessCriteriaMet",
+                "True",
+                "CompletionsReached",
+                "Reached expected number of succeeded pods",
+                sync.now,
+            )
+        elif managed:
+            await self._update_suspended_condition(sync)
+
+    async def _update_suspended_condition(self, sync: _Sync) -> None:
+        conditions = sync.status.setdefault("conditions", [])
+        if sync.spec.get("suspend"):
+            if ensure_condition(
+                conditions, "Suspended", "True", "JobSuspended", "Job suspended", sync.now
+            ):
+                await self.recorder.record(sync.job, "Normal", "Suspended", "Job suspended")
+        elif ensure_condition(
+            conditions, "Suspended", "False", "JobResumed", "Job resumed", sync.now
+        ):
+            await self.recorder.record(sync.job, "Normal", "Resumed", "Job resumed")
+            # activeDeadlineSeconds counts continuous activity: restart the clock.
+            sync.status["startTime"] = format_time(sync.now)
+
+    async def _scale(self, key: str, sync: _Sync) -> None:
+        removable = self._pods_to_remove(sync)
+        active_valid = len(sync.active) - len(removable)
+        want = want_active(
+            completions=sync.completions,
+            parallelism=int(sync.spec.get("parallelism", 1)),
+            succeeded=sync.succeeded,
+            active=active_valid,
+        )
+        surplus = [
+            p for p in sorted(sync.active, key=active_pod_deletion_order) if p not in removable
+        ]
+        removable += surplus[: max(0, active_valid - want)]
+        if removable:
+            await self._delete_pods(key, sync, removable[:MAX_POD_CHANGES_PER_SYNC])
+            return
+        terminating = sync.terminating if only_replace_failed_pods(sync.job) else 0
+        missing = min(want - terminating - len(sync.active), MAX_POD_CHANGES_PER_SYNC)
+        if missing <= 0:
+            return
+        if sync.indexed:
+            await self._create_indexed(key, sync, missing)
+            return
+        wait = remaining_backoff(
+            failures_since_last_success(sync.pods, sync.job),
+            sync.now,
+            self.backoff_initial,
+            self.backoff_max,
+        )
+        if wait > 0:
+            self.queue.add_after(key, wait)
+            return
+        await self._create_pods(key, sync, [None] * missing)
+
+    def _pods_to_remove(self, sync: _Sync) -> list[Obj]:
+        """Indexed: active pods whose index is invalid, already succeeded or failed, or held
+        by another active pod."""
+        if not sync.indexed:
+            return []
+        completions = sync.completions or 0
+        failed = sync.failed_indexes or set()
+        seen: set[int] = set()
+        remove: list[Obj] = []
+        for pod in sorted(sync.active, key=active_pod_deletion_order, reverse=True):
+            index = completion_index(pod)
+            if (
+                index is None
+                or index >= completions
+                or index in seen
+                or index in sync.succeeded_indexes
+                or index in failed
+            ):
+                remove.append(pod)
+            else:
+                seen.add(index)
+        return remove
+
+    async def _create_indexed(self, key: str, sync: _Sync, missing: int) -> None:
+        active_indexes = {i for p in sync.active if (i := completion_index(p)) is not None}
+        indexes = first_pending_indexes(
+            sync.completions or 0,
+            missing,
+            succeeded=sync.succeeded_indexes,
+            failed=sync.failed_indexes or set(),
+            active=active_indexes,
+        )
+        if sync.spec.get("backoffLimitPerIndex") is None:
+            wait = remaining_backoff(
+                failures_since_last_success(sync.pods, sync.job),
+                sync.now,
+                self.backoff_initial,
+                self.backoff_max,
+            )
+            if wait > 0:
+                self.queue.add_after(key, wait)
+                return
+            await self._create_pods(key, sync, list(indexes))
+            return
+        # Each index backs off on its own failures.
+        counts = next_index_failure_counts(sync.job, sync.pods)
+        ready: list[int | None] = []
+        soonest = 0.0
+        for index in indexes:
+            index_pods = [p for p in sync.pods if completion_index(p) == index]
+            streak = failures_since_last_success(index_pods, sync.job)
+            wait = remaining_backoff(streak, sync.now, self.backoff_initial, self.backoff_max)
+            if wait > 0:
+                soonest = wait if soonest == 0 else min(soonest, wait)
+            else:
+                ready.append(index)
+        if soonest > 0:
+            self.queue.add_after(key, soonest)
+        await self._create_pods(key, sync, ready, counts)
+
+    async def _create_pods(
+        self,
+        key: str,
+        sync: _Sync,
+        indexes: Sequence[int | None],
+        counts: dict[int, tuple[int, int]] | None = None,
+    ) -> None:
+        """Create in slow-start batches (1, 2, 4, ...), stopping at the first batch with an
+        error, as ``manageJob`` does, so a broken template costs one failed request."""
+        job = sync.job
+        pending = list(indexes)
+        batch = 1
+        while pending:
+            chunk, pending = pending[:batch], pending[batch:]
+            self.expectations.expect(key, adds=len(chunk))
+            bodies = [
+                new_pod(job, i, (counts or {}).get(i) if i is not None else None) for i in chunk
+            ]
+            results = await asyncio.gather(
+                *(self.client.create(PODS, body) for body in bodies), return_exceptions=True
+            )
+            errors = 0
+            for result in results:
+                if isinstance(result, BaseException):
+                    errors += 1
+                    self.expectations.creation_observed(key)
+                    await self.recorder.record(
+                        job, "Warning", "FailedCreate", f"Error creating: {result}"
+                    )
+                else:
+                    sync.active.append(result)
+                    await self.recorder.record(
+                        job,
+                        "Normal",
+                        "SuccessfulCreate",
+                        f"Created pod: {result['metadata']['name']}",
+                    )
+            if errors:
+                error = next(r for r in results if isinstance(r, BaseException))
+                if isinstance(error, ApiError):
+                    raise error
+                raise RuntimeError(f"creating pods for {key}: {error!r}")
+            batch *= 2
+
+    async def _delete_pods(self, key: str, sync: _Sync, pods: list[Obj]) -> int:
+        """Scale down / suspend: the finalizer goes first, so these pods are not counted as
+        failures (``deleteJobPods``)."""
+        self.expectations.expect(key, deletes=[pod_uid(p) for p in pods])
+
+        async def delete(pod: Obj) -> None:
+            meta = pod["metadata"]
+            try:
+                if has_tracking_finalizer(pod):
+                    await self._patch_out_finalizer(key, pod)
+                await self.client.delete(PODS, meta["name"], meta.get("namespace"))
+            except ApiError as exc:
+                self.expectations.deletion_observed(key, pod_uid(pod))
+                if not exc.is_not_found:
+                    raise
+            await self.recorder.record(
+                sync.job, "Normal", "SuccessfulDelete", f"Deleted pod: {meta['name']}"
+            )
+
+        await asyncio.gather(*(delete(p) for p in pods))
+        gone = {pod_uid(p) for p in pods}
+        sync.active = [p for p in sync.active if pod_uid(p) not in gone]
+        sync.terminating += len(gone)
+        return len(gone)
+
+    async def _delete_active_pods(self, key: str, sync: _Sync, *, keep_finalizers: bool) -> None:
+        if not keep_finalizers:
+            await self._delete_pods(key, sync, list(sync.active))
+            return
+        # A failing Job: delete, keeping finalizers; they are counted as failed below.
+        deleted = 0
+        for pod in list(sync.active):
+            meta = pod["metadata"]
+            try:
+                await self.client.delete(PODS, meta["name"], meta.get("namespace"))
+            except ApiError as exc:
+                if not exc.is_not_found:
+                    raise
+            deleted += 1
+        if deleted != len(sync.active) or not self.expectations.satisfied(key):
+            sync.finished = None
+        sync.terminating += deleted
+        sync.active = []
+
+    # ---------------------------------------------------- accounting and status
+
+    async def _track_and_flush(self, key: str, sync: _Sync) -> None:
+        """``trackJobStatusAndRemoveFinalizers``: uncounted uids, finalizer removal, counters,
+        then the terminal condition once nothing is left uncounted or terminating."""
+        job, status = sync.job, sync.status
+        before = copy.deepcopy(status)
+        removed = self.expectations.removed_finalizers.get(key, set())
+        uncounted = status.setdefault("uncountedTerminatedPods", {})
+        succeeded_uids: list[str] = list(uncounted.get("succeeded") or [])
+        failed_uids: list[str] = list(uncounted.get("failed") or [])
+        policy = sync.spec.get("podFailurePolicy")
+        failing = sync.finished is not None and sync.finished["type"] == "FailureTarget"
+        to_release: list[Obj] = []
+        for pod in sync.pods:
+            uid = pod_uid(pod)
+            if not has_tracking_finalizer(pod) or uid in removed:
+                continue
+            considered_failed = is_pod_failed(pod, job)
+            if not (
+                sync.finished is not None or pod_phase(pod) == "Succeeded" or considered_failed
+            ):
+                continue
+            to_release.append(pod)
+            index = completion_index(pod)
+            valid_index = not sync.indexed or (
+                index is not None and index < (sync.completions or 0)
+            )
+            if pod_phase(pod) == "Succeeded":
+                if not sync.indexed and uid not in succeeded_uids and uid not in failed_uids:
+                    succeeded_uids.append(uid)
+            elif (considered_failed or failing) and uid not in failed_uids and valid_index:
+                match = match_pod_failure_policy(policy, pod) if considered_failed else None
+                if match is None or match.count_failed:
+                    failed_uids.append(uid)
+            if len(succeeded_uids) + len(failed_uids) >= MAX_UNCOUNTED_PODS:
+                self.queue.add(key)
+                break
+        uncounted["succeeded"], uncounted["failed"] = succeeded_uids, failed_uids
+        self._write_fields(sync)
+        conditions = status.setdefault("conditions", [])
+        final: Obj | None = None
+        if sync.finished is not None:
+            kind = sync.finished["type"]
+            interim = (
+                "FailureTarget" if kind in ("FailureTarget", "Failed") else "SuccessCriteriaMet"
+            )
+            if not condition_true(job, interim):
+                conditions.append({**sync.finished, "type": interim})
+            final_type = "Failed" if interim == "FailureTarget" else "Complete"
+            final = new_condition(
+                final_type, "True", sync.finished["reason"], sync.finished["message"], sync.now
+            )
+        _compact_status(status)
+        if status != before:
+            job = sync.job = await self.client.update_status(JOBS, sync.job)
+            status = sync.status
+
+        # Step 2: let the finished pods go.
+        released = await self._remove_finalizers(key, to_release)
+        # Step 3: count what is now free of the finalizer.
+        still_tracked = {
+            pod_uid(p)
+            for p in sync.pods
+            if has_tracking_finalizer(p)
+            and pod_uid(p) not in released
+            and pod_uid(p) not in removed
+        }
+        before = copy.deepcopy(status)
+        uncounted = status.setdefault("uncountedTerminatedPods", {})
+        for kind in ("succeeded", "failed"):
+            uids = list(uncounted.get(kind) or [])
+            kept = [u for u in uids if u in still_tracked]
+            status[kind] = int(status.get(kind) or 0) + len(uids) - len(kept)
+            uncounted[kind] = kept
+        if sync.indexed:
+            status["succeeded"] = len(sync.succeeded_indexes)
+        finished_now = False
+        if final is not None and not uncounted["succeeded"] and not uncounted["failed"]:
+            if sync.terminating == 0:
+                ensure_condition(
+                    status.setdefault("conditions", []),
+                    final["type"],
+                    "True",
+                    final["reason"],
+                    final["message"],
+                    sync.now,
+                )
+                if final["type"] == "Complete":
+                    status["completionTime"] = format_time(sync.now)
+                finished_now = True
+            else:
+                self.queue.add_after(key, 1.0)
+        _compact_status(status)
+        if status != before:
+            sync.job = await self.client.update_status(JOBS, sync.job)
+        if finished_now:
+            await self._record_finished(sync.job, final)
+            await self._expire_after_ttl(key, sync.job)
+
+    def _write_fields(self, sync: _Sync) -> None:
+        status = sync.status
+        status["active"] = len(sync.active)
+        status["ready"] = sum(1 for p in sync.active if is_pod_ready(p))
+        status["terminating"] = sync.terminating
+        if sync.indexed:
+            status["completedIndexes"] = format_indexes(sync.succeeded_indexes)
+            if sync.failed_indexes is not None:
+                status["failedIndexes"] = format_indexes(sync.failed_indexes)
+
+    async def _record_finished(self, job: Obj, final: Obj | None) -> None:
+        if final is None:
+            return
+        if final["type"] == "Complete":
+            await self.recorder.record(job, "Normal", "Completed", "Job completed")
+        else:
+            await self.recorder.record(job, "Warning", final["reason"], final["message"])
+
+    async def _remove_finalizers(self, key: str, pods: list[Obj]) -> set[str]:
+        """Remove the tracking finalizer; return the uids that are free of it (a pod that is
+        already gone counts as freed)."""
+        freed: set[str] = set()
+
+        async def release(pod: Obj) -> None:
+            try:
+                await self._patch_out_finalizer(key, pod)
+            except ApiError as exc:
+                if not exc.is_not_found:
+                    raise
+            freed.add(pod_uid(pod))
+
+        results = await asyncio.gather(*(release(p) for p in pods), return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                log.warning("%s: removing finalizer failed: %s", key, result)
+        return freed
+
+    async def _patch_out_finalizer(self, key: str, pod: Obj) -> None:
+        meta = pod["metadata"]
+        patch = {"metadata": {"$deleteFromPrimitiveList/finalizers": [JOB_TRACKING_FINALIZER]}}
+        # Expect first: the watch may report the change before the patch call returns.
+        self.expectations.finalizer_removed(key, pod_uid(pod))
+        try:
+            await self.client.patch(
+                PODS,
+                meta["name"],
+                patch,
+                meta.get("namespace"),
+                patch_type="application/strategic-merge-patch+json",
+            )
+        except ApiError as exc:
+            if not exc.is_not_found:
+                self.expectations.finalizer_removal_observed(key, pod_uid(pod))
+            raise
+
+    async def _release_orphaned_pods(self, key: str) -> None:
+        """The Job is gone: its pods must not be held by the finalizer forever."""
+        namespace, _, name = key.partition("/")
+        orphans = [
+            pod
+            for pod in self.pods.by_index("namespace", namespace)
+            if has_tracking_finalizer(pod)
+            and any(
+                ref.get("controller") and ref.get("kind") == "Job" and ref.get("name") == name
+                for ref in pod["metadata"].get("ownerReferences") or []
+            )
+            and (controller_uid(pod) or "") not in self._live_job_uids(namespace, name)
+        ]
+        await self._remove_finalizers(key, orphans)
+
+    def _live_job_uids(self, namespace: str, name: str) -> set[str]:
+        job = self.jobs.get(f"{namespace}/{name}")
+        return {job["metadata"].get("uid", "")} if job else set()
+
+    async def _expire_after_ttl(self, key: str, job: Obj) -> None:
+        """``ttlSecondsAfterFinished``: delete the finished Job and, in the background, its
+        pods; re-check against a fresh read so a changed TTL or a recreated Job is honoured."""
+        expires = ttl_expires_at(job)
+        if expires is None:
+            return
+        wait = (expires - self._now()).total_seconds()
+        if wait > 0:
+            self.queue.add_after(key, wait)
+            return
+        meta = job["metadata"]
+        try:
+            fresh = await self.client.get(JOBS, meta["name"], meta.get("namespace"))
+            fresh_expires = ttl_expires_at(fresh)
+            if fresh_expires is None or fresh_expires > self._now():
+                return
+            await self.client.delete(
+                JOBS,
+                meta["name"],
+                meta.get("namespace"),
+                propagation_policy="Background",
+                preconditions_uid=fresh["metadata"].get("uid"),
+            )
+        except ApiError as exc:
+            if not (exc.is_not_found or exc.code == 409):
+                raise
+
+
+def _compact_status(status: Obj) -> None:
+    """Drop empty uncounted lists, as the API omits them."""
+    uncounted = status.get("uncountedTerminatedPods")
+    if isinstance(uncounted, dict):
+        for kind in ("succeeded", "failed"):
+            if not uncounted.get(kind):
+                uncounted.pop(kind, None)

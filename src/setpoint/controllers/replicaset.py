@@ -1,0 +1,479 @@
+"""The ReplicaSet controller: keep ``spec.replicas`` active pods running from a template.
+
+A ReplicaSet owns the pods its selector matches and that carry its controller
+ownerReference. Each reconcile claims pods (adopting matching orphans, releasing owned pods
+that stopped matching), counts the *active* ones (not terminating, not finished), and creates
+or deletes the difference, then writes ``status`` (replicas, fullyLabeledReplicas,
+readyReplicas, availableReplicas, observedGeneration, and a ``ReplicaFailure`` condition while
+creates or deletes fail). This follows ``pkg/controller/replicaset/replica_set.go``.
+
+*Expectations.* The informer cache lags the controller's own writes: right after creating
+three pods, the cache may still show none, and a naive second reconcile would create three
+more. So before acting the controller records what it expects to see (N adds, or the keys of
+the pods it deletes) and does not manage replicas again for that ReplicaSet until the
+informer has delivered those events, or the expectations expired (``expectations_ttl``, five
+minutes like Kubernetes, a safety net for lost events). Status is still written every time.
+
+*Creating and deleting.* Creates go out in slow-start batches of 1, 2, 4, ... pods and stop
+at the first failure (``slowStartBatch``), so a quota or admission error costs one request,
+not hundreds; at most ``burst_replicas`` pods are created or deleted per reconcile. Pods get
+``generateName: <rs>-`` (the server adds five random characters), the template's labels,
+annotations and spec, and a controller ownerReference to the ReplicaSet. Surplus pods are
+deleted in Kubernetes' order (unscheduled, pending, not ready, ... first; see
+:func:`setpoint.controllers.podutil.pods_to_delete`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from setpoint.client.api import PODS, REPLICASETS, ApiError, Obj
+from setpoint.client.controller import Controller
+from setpoint.client.events import EventRecorder
+from setpoint.client.factory import SharedInformers
+from setpoint.client.informer import EventHandler, by_namespace, by_owner_uid, object_key
+from setpoint.controllers import podutil
+from setpoint.meta.labels import Selector, selector_from_label_selector, selector_from_set
+
+log = logging.getLogger(__name__)
+
+KIND = "ReplicaSet"
+API_VERSION = "apps/v1"
+EXPECTATIONS_TTL = 300.0
+SLOW_START_INITIAL_BATCH = 1
+
+
+# ------------------------------------------------------------------------ expectations
+
+
+@dataclass
+class _Expectation:
+    adds: int = 0
+    deletes: set[str] = field(default_factory=set)
+    stamp: float = 0.0
+
+
+class Expectations:
+    """Per-controller-key counts of creates and pod keys of deletes still in flight
+    (``UIDTrackingControllerExpectations``). Keys with none outstanding, or whose record is
+    older than ``ttl``, are *satisfied*: the cache can be trusted for that owner again."""
+
+    def __init__(self, ttl: float = EXPECTATIONS_TTL, clock: Callable[[], float] = time.monotonic):
+        self.ttl = ttl
+        self.clock = clock
+        self._records: dict[str, _Expectation] = {}
+
+    def satisfied(self, key: str) -> bool:
+        record = self._records.get(key)
+        if record is None:
+            return True
+        if record.adds <= 0 and not record.deletes:
+            return True
+        return self.clock() - record.stamp > self.ttl
+
+    def expect_creations(self, key: str, count: int) -> None:
+        self._records[key] = _Expectation(adds=count, stamp=self.clock())
+
+    def expect_deletions(self, key: str, pod_keys: list[str]) -> None:
+        self._records[key] = _Expectation(deletes=set(pod_keys), stamp=self.clock())
+
+    def creation_observed(self, key: str) -> None:
+        record = self._records.get(key)
+        if record is not None and record.adds > 0:
+            record.adds -= 1
+
+    def deletion_observed(self, key: str, pod_key: str) -> None:
+        record = self._records.get(key)
+        if record is not None:
+            record.deletes.discard(pod_key)
+
+    def forget(self, key: str) -> None:
+        self._records.pop(key, None)
+
+    def pending(self, key: str) -> tuple[int, int]:
+        record = self._records.get(key)
+        return (record.adds, len(record.deletes)) if record else (0, 0)
+
+
+# ------------------------------------------------------------------------- pure logic
+
+
+async def slow_start_batch(count: int, initial: int, fn: Callable[[], Awaitable[None]]) -> int:
+    """Run ``fn`` ``count`` times in growing parallel batches (1, 2, 4, ...); stop after
+    the first batch with a failure. Returns how many calls succeeded; re-raises the first
+    error after counting (``slowStartBatch``)."""
+    remaining, successes = count, 0
+    batch = min(remaining, initial)
+    while batch > 0:
+        results = await asyncio.gather(*(fn() for _ in range(batch)), return_exceptions=True)
+        errors = [r for r in results if isinstance(r, BaseException)]
+        successes += batch - len(errors)
+        if errors:
+            raise _BatchError(successes, errors[0])
+        remaining -= batch
+        batch = min(2 * batch, remaining)
+    return successes
+
+
+class _BatchError(Exception):
+    def __init__(self, successes: int, cause: BaseException) -> None:
+        super().__init__(str(cause))
+        self.successes = successes
+        self.cause = cause
+
+
+def slow_start_batches(count: int, initial: int = SLOW_START_INITIAL_BATCH) -> list[int]:
+    """The batch sizes :func:`slow_start_batch` would use if every call succeeded."""
+    sizes, remaining = [], count
+    batch = min(remaining, initial)
+    while batch > 0:
+        sizes.append(batch)
+        remaining -= batch
+        batch = min(2 * batch, remaining)
+    return sizes
+
+
+def replica_diff(active: int, desired: int, burst: int) -> int:
+    """Pods to create (positive) or delete (negative), at most ``burst`` either way."""
+    diff = desired - active
+    return max(-burst, min(burst, diff))
+
+
+def pod_from_template(rs: Obj) -> Obj:
+    """A new pod for ``rs`` (``GetPodFromTemplate``)."""
+    template = rs["spec"].get("template") or {}
+    tmeta = template.get("metadata") or {}
+    meta: Obj = {
+        "generateName": f"{rs['metadata']['name']}-",
+        "namespace": rs["metadata"]["namespace"],
+        "ownerReferences": [podutil.new_controller_ref(rs, API_VERSION, KIND)],
+    }
+    for key in ("labels", "annotations", "finalizers"):
+        if tmeta.get(key):
+            meta[key] = copy.deepcopy(tmeta[key])
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": meta,
+        "spec": copy.deepcopy(template.get("spec") or {}),
+    }
+
+
+def calculate_status(
+    rs: Obj, active_pods: list[Obj], manage_error: str | None, now: datetime
+) -> Obj:
+    """The ReplicaSet's new status (``calculateStatus``); ``observedGeneration`` is the
+    caller's business."""
+    spec = rs.get("spec") or {}
+    template_labels = selector_from_set(
+        ((spec.get("template") or {}).get("metadata") or {}).get("labels")
+    )
+    min_ready = int(spec.get("minReadySeconds") or 0)
+    status = copy.deepcopy(rs.get("status") or {})
+    labeled = ready = available = 0
+    for pod in active_pods:
+        if template_labels.matches(pod["metadata"].get("labels") or {}):
+            labeled += 1
+        if podutil.is_pod_ready(pod):
+            ready += 1
+            if podutil.is_pod_available(pod, min_ready, now):
+                available += 1
+    status["replicas"] = len(active_pods)
+    status["fullyLabeledReplicas"] = labeled
+    status["readyReplicas"] = ready
+    status["availableReplicas"] = available
+    failure = podutil.get_condition(status, "ReplicaFailure")
+    if manage_error is not None and failure is None:
+        diff = len(active_pods) - int(spec.get("replicas", 1))
+        reason = "FailedCreate" if diff < 0 else "FailedDelete" if diff > 0 else ""
+        status.setdefault("conditions", []).append(
+            {
+                "type": "ReplicaFailure",
+                "status": "True",
+                "lastTransitionTime": podutil.format_time(now),
+                "reason": reason,
+                "message": manage_error,
+            }
+        )
+    elif manage_error is None and failure is not None:
+        podutil.remove_condition(status, "ReplicaFailure")
+    return status
+
+
+def rs_selector(rs: Obj) -> Selector:
+    return selector_from_label_selector((rs.get("spec") or {}).get("selector"))
+
+
+# ------------------------------------------------------------------------ controller
+
+
+class ReplicaSetController(Controller):
+    name = "replicaset"
+
+    def __init__(
+        self, informers: SharedInformers, recorder: EventRecorder, *, burst_replicas: int = 500
+    ) -> None:
+        super().__init__(informers, recorder)
+        self.burst_replicas = burst_replicas
+        self.expectations = Expectations()
+        self.replica_sets = informers.informer(REPLICASETS, indexers={"namespace": by_namespace})
+        self.pods = informers.informer(
+            PODS, indexers={"namespace": by_namespace, "owner": by_owner_uid}
+        )
+        self.replica_sets.add_handler(
+            EventHandler(
+                on_add=lambda rs: self.queue.add(object_key(rs)),
+                on_update=lambda old, new: self.queue.add(object_key(new)),
+                on_delete=self._on_rs_delete,
+            )
+        )
+        self.pods.add_handler(
+            EventHandler(
+                on_add=self._on_pod_add,
+                on_update=self._on_pod_update,
+                on_delete=self._on_pod_delete,
+            )
+        )
+
+    # ------------------------------------------------------------- event handlers
+
+    def _on_rs_delete(self, rs: Obj) -> None:
+        key = object_key(rs)
+        self.expectations.forget(key)
+        self.queue.add(key)
+
+    def _owner_key(self, pod: Obj) -> str | None:
+        """The key of the cached ReplicaSet controlling ``pod`` (uid checked)."""
+        ref = podutil.controller_ref(pod)
+        if ref is None or ref.get("kind") != KIND:
+            return None
+        key = f"{pod['metadata'].get('namespace')}/{ref.get('name')}"
+        rs = self.replica_sets.get(key)
+        if rs is None or rs["metadata"].get("uid") != ref.get("uid"):
+            return None
+        return key
+
+    def _enqueue_matching(self, pod: Obj) -> None:
+        """Orphans: wake every ReplicaSet that might adopt the pod."""
+        labels = pod["metadata"].get("labels") or {}
+        namespace = pod["metadata"].get("namespace", "")
+        for rs in self.replica_sets.by_index("namespace", namespace):
+            if rs_selector(rs).matches(labels):
+                self.queue.add(object_key(rs))
+
+    def _on_pod_add(self, pod: Obj) -> None:
+        if podutil.is_terminating(pod):
+            self._on_pod_delete(pod)  # a restart may find a pod already being deleted
+            return
+        key = self._owner_key(pod)
+        if key is not None:
+            self.expectations.creation_observed(key)
+            self.queue.add(key)
+        elif podutil.controller_ref(pod) is None:
+            self._enqueue_matching(pod)
+
+    def _on_pod_update(self, old: Obj, new: Obj) -> None:
+        labels_changed = old["metadata"].get("labels") != new["metadata"].get("labels")
+        if podutil.is_terminating(new):
+            self._on_pod_delete(new)
+            if labels_changed:
+                self._on_pod_delete(old)
+            return
+        old_key, new_key = self._owner_key(old), self._owner_key(new)
+        if old_key is not None and old_key != new_key:
+            self.queue.add(old_key)
+        if new_key is not None:
+            self.queue.add(new_key)
+            rs = self.replica_sets.get(new_key)
+            min_ready = int(((rs or {}).get("spec") or {}).get("minReadySeconds") or 0)
+            if min_ready > 0 and not podutil.is_pod_ready(old) and podutil.is_pod_ready(new):
+                self.queue.add_after(new_key, float(min_ready))
+            return
+        if podutil.controller_ref(new) is None and (
+            labels_changed or podutil.controller_ref(old) is not None
+        ):
+            self._enqueue_matching(new)
+
+    def _on_pod_delete(self, pod: Obj) -> None:
+        key = self._owner_key(pod)
+        if key is None:
+            ref = podutil.controller_ref(pod)
+            if ref is None or ref.get("kind") != KIND:
+                return
+            key = f"{pod['metadata'].get('namespace')}/{ref.get('name')}"
+        self.expectations.deletion_observed(key, object_key(pod))
+        self.queue.add(key)
+
+    # ------------------------------------------------------------------ reconcile
+
+    async def reconcile(self, key: str) -> None:
+        rs = self.replica_sets.get(key)
+        if rs is None:
+            self.expectations.forget(key)
+            return
+        needs_sync = self.expectations.satisfied(key)
+        namespace = rs["metadata"]["namespace"]
+        candidates = [
+            p for p in self.pods.by_index("namespace", namespace) if podutil.is_pod_active(p)
+        ]
+        active = await self._claim_pods(rs, candidates)
+
+        manage_error: str | None = None
+        if needs_sync and not podutil.is_terminating(rs):
+            try:
+                await self._manage_replicas(key, rs, active)
+            except ApiError as exc:
+                manage_error = str(exc)
+
+        updated = await self._write_status(rs, active, manage_error)
+        spec = updated.get("spec") or {}
+        status = updated.get("status") or {}
+        min_ready = int(spec.get("minReadySeconds") or 0)
+        desired = int(spec.get("replicas", 1))
+        if (
+            manage_error is None
+            and min_ready > 0
+            and status.get("readyReplicas", 0) == desired
+            and status.get("availableReplicas", 0) != desired
+        ):
+            # guard against missing the moment pods become available
+            self.queue.add_after(key, float(min_ready))
+        if manage_error is not None:
+            raise RuntimeError(f"ReplicaSet {key}: {manage_error}")
+
+    # ------------------------------------------------------------------- helpers
+
+    async def _claim_pods(self, rs: Obj, candidates: list[Obj]) -> list[Obj]:
+        """Adopt matching orphans and release non-matching pods; return the owned ones."""
+        claims = podutil.classify_claims(rs, rs_selector(rs), candidates)
+        owned = list(claims.owned)
+        if claims.adopt and await self._still_adoptable(rs):
+            ref = podutil.new_controller_ref(rs, API_VERSION, KIND)
+            for pod in claims.adopt:
+                try:
+                    adopted = await self.client.patch(
+                        PODS,
+                        pod["metadata"]["name"],
+                        podutil.adoption_patch(pod, ref),
+                        pod["metadata"]["namespace"],
+                    )
+                except ApiError as exc:
+                    if exc.is_not_found:
+                        continue
+                    raise
+                owned.append(adopted)
+        for pod in claims.release:
+            try:
+                await self.client.patch(
+                    PODS,
+                    pod["metadata"]["name"],
+                    podutil.release_patch(pod, rs["metadata"]["uid"]),
+                    pod["metadata"]["namespace"],
+                )
+            except ApiError as exc:
+                if not (exc.is_not_found or exc.code == 422):
+                    raise
+        return owned
+
+    async def _still_adoptable(self, rs: Obj) -> bool:
+        """``RecheckDeletionTimestamp``: read the ReplicaSet fresh before adopting, so a
+        ReplicaSet being deleted (or replaced under the same name) adopts nothing."""
+        try:
+            fresh = await self.client.get(
+                REPLICASETS, rs["metadata"]["name"], rs["metadata"]["namespace"]
+            )
+        except ApiError as exc:
+            if exc.is_not_found:
+                return False
+            raise
+        return fresh["metadata"].get("uid") == rs["metadata"]["uid"] and not (
+            podutil.is_terminating(fresh)
+        )
+
+    async def _manage_replicas(self, key: str, rs: Obj, active: list[Obj]) -> None:
+        desired = int(rs["spec"].get("replicas", 1))
+        diff = replica_diff(len(active), desired, self.burst_replicas)
+        if diff > 0:
+            await self._create_pods(key, rs, diff)
+        elif diff < 0:
+            await self._delete_pods(key, rs, active, -diff)
+
+    async def _create_pods(self, key: str, rs: Obj, count: int) -> None:
+        self.expectations.expect_creations(key, count)
+        pod = pod_from_template(rs)
+
+        async def create_one() -> None:
+            try:
+                created = await self.client.create(PODS, copy.deepcopy(pod))
+            except ApiError as exc:
+                await self.recorder.record(rs, "Warning", "FailedCreate", f"Error creating: {exc}")
+                raise
+            await self.recorder.record(
+                rs, "Normal", "SuccessfulCreate", f"Created pod: {created['metadata']['name']}"
+            )
+
+        try:
+            await slow_start_batch(count, SLOW_START_INITIAL_BATCH, create_one)
+        except _BatchError as failed:
+            for _ in range(count - failed.successes):
+                self.expectations.creation_observed(key)  # those will never show up
+            if isinstance(failed.cause, ApiError):
+                raise failed.cause from None
+            raise ApiError(500, {"reason": "InternalError", "message": str(failed.cause)}) from (
+                failed.cause
+            )
+
+    async def _delete_pods(self, key: str, rs: Obj, active: list[Obj], count: int) -> None:
+        related = [
+            p
+            for p in self.pods.by_index("namespace", rs["metadata"]["namespace"])
+            if podutil.is_controlled_by(p, rs)
+        ]
+        victims = podutil.pods_to_delete(active, related, count)
+        self.expectations.expect_deletions(key, [object_key(p) for p in victims])
+
+        async def delete_one(pod: Obj) -> None:
+            name = pod["metadata"]["name"]
+            try:
+                await self.client.delete(
+                    PODS,
+                    name,
+                    pod["metadata"]["namespace"],
+                    preconditions_uid=pod["metadata"]["uid"],
+                )
+            except ApiError as exc:
+                self.expectations.deletion_observed(key, object_key(pod))
+                if exc.is_not_found or exc.code == 409:
+                    return
+                await self.recorder.record(rs, "Warning", "FailedDelete", f"Error deleting: {exc}")
+                raise
+            await self.recorder.record(rs, "Normal", "SuccessfulDelete", f"Deleted pod: {name}")
+
+        results = await asyncio.gather(*(delete_one(p) for p in victims), return_exceptions=True)
+        for result in results:
+            if isinstance(result, ApiError):
+                raise result
+            if isinstance(result, BaseException):
+                raise result
+
+    async def _write_status(self, rs: Obj, active: list[Obj], manage_error: str | None) -> Obj:
+        status = calculate_status(rs, active, manage_error, podutil.now_utc())
+        generation = rs["metadata"].get("generation", 1)
+        old = rs.get("status") or {}
+        status["observedGeneration"] = generation
+        if status == old:
+            return rs
+        updated = copy.deepcopy(rs)
+        updated["status"] = status
+        try:
+            return await self.client.update_status(REPLICASETS, updated)
+        except ApiError as exc:
+            if exc.is_not_found:
+                return rs
+            raise

@@ -1,0 +1,251 @@
+"""The reconciliation engine end to end: a real server with its controllers and scheduler,
+hollow nodes from `setpoint sim`, and the real kubectl."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support import SETPOINT, Kubectl, Server, start_server, wait_for
+
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("cluster")]
+
+
+def start_sim(server: Server, nodes: int, log: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [SETPOINT, "sim", "--nodes", str(nodes), "--kubeconfig", str(server.kubeconfig)],
+        stdout=open(log, "ab"),
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    base = tmp_path_factory.mktemp("cluster")
+    server = start_server(base / "data", controllers=True)
+    sim = start_sim(server, 3, base / "sim.log")
+    try:
+        k = Kubectl(server)
+        wait_for(
+            lambda: k("get", "nodes", "-o", "name").stdout.count("node/") == 3,
+            timeout=30,
+            what="3 hollow nodes",
+        )
+        yield server
+    finally:
+        sim.send_signal(signal.SIGTERM)
+        sim.wait(10)
+        server.stop()
+
+
+@pytest.fixture
+def k(cluster: Server) -> Iterator[Kubectl]:
+    import uuid
+
+    ns = f"e-{uuid.uuid4().hex[:8]}"
+    Kubectl(cluster)("create", "namespace", ns)
+    yield Kubectl(cluster, ns)
+
+
+def deployment(name: str, replicas: int, image: str = "nginx:1.27", extra: str = "") -> str:
+    return f"""
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: {name}}}
+spec:
+  replicas: {replicas}
+  selector: {{matchLabels: {{app: {name}}}}}
+  strategy: {{rollingUpdate: {{maxSurge: 1, maxUnavailable: 0}}}}
+  template:
+    metadata: {{labels: {{app: {name}}}}}
+    spec:
+      containers:
+      - name: app
+        image: {image}
+        command: ["sleep", "3600"]
+{extra}"""
+
+
+def pods(k: Kubectl, selector: str) -> list[dict]:
+    items: list[dict] = k("get", "pods", "-l", selector, "-o", "json").json()["items"]
+    return [p for p in items if not p["metadata"].get("deletionTimestamp")]
+
+
+def ready(pod: dict) -> bool:
+    conditions = (pod.get("status") or {}).get("conditions") or []
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
+
+
+def test_deployment_runs_three_ready_pods_and_replaces_a_deleted_one(k: Kubectl) -> None:
+    k("apply", "-f", "-", input=deployment("web", 3))
+    k("rollout", "status", "deploy/web", "--timeout=60s")
+    running = wait_for(
+        lambda: (lambda p: p if len(p) == 3 and all(map(ready, p)) else None)(pods(k, "app=web")),
+        what="3 ready pods",
+    )
+    assert all(p["spec"]["nodeName"] for p in running)
+    victim = running[0]["metadata"]["name"]
+    k("delete", "pod", victim)
+    replaced = wait_for(
+        lambda: (
+            lambda p: (
+                p
+                if len(p) == 3
+                and all(map(ready, p))
+                and victim not in {x["metadata"]["name"] for x in p}
+                else None
+            )
+        )(pods(k, "app=web")),
+        what="a replacement pod",
+    )
+    assert len({p["metadata"]["name"] for p in replaced}) == 3
+
+
+def test_scale_up_and_down(k: Kubectl) -> None:
+    k("apply", "-f", "-", input=deployment("sc", 2))
+    k("scale", "deploy/sc", "--replicas=5")
+    wait_for(lambda: len([p for p in pods(k, "app=sc") if ready(p)]) == 5, what="5 pods")
+    k("scale", "deploy/sc", "--replicas=1")
+    wait_for(lambda: len(pods(k, "app=sc")) == 1, what="1 pod")
+    k("wait", "--for=condition=Available", "deploy/sc", "--timeout=30s")
+
+
+def test_rolling_update_and_undo(k: Kubectl) -> None:
+    k("apply", "-f", "-", input=deployment("roll", 3))
+    k("rollout", "status", "deploy/roll", "--timeout=60s")
+    k("set", "image", "deploy/roll", "app=nginx:1.28")
+    k("rollout", "status", "deploy/roll", "--timeout=60s")
+    images = {p["spec"]["containers"][0]["image"] for p in pods(k, "app=roll")}
+    assert images == {"nginx:1.28"}
+    history = k("rollout", "history", "deploy/roll").stdout
+    assert "1" in history and "2" in history
+    k("rollout", "undo", "deploy/roll")
+    k("rollout", "status", "deploy/roll", "--timeout=60s")
+    wait_for(
+        lambda: (
+            {p["spec"]["containers"][0]["image"] for p in pods(k, "app=roll")} == {"nginx:1.27"}
+        ),
+        what="pods back on the old image",
+    )
+    rs = k("get", "rs", "-l", "app=roll", "-o", "json").json()["items"]
+    assert len(rs) == 2  # the old ReplicaSet was reused, not a third one created
+
+
+def test_job_with_completions_and_parallelism_completes(k: Kubectl) -> None:
+    k(
+        "create",
+        "-f",
+        "-",
+        input="""
+apiVersion: batch/v1
+kind: Job
+metadata: {name: batch3}
+spec:
+  completions: 3
+  parallelism: 2
+  template:
+    spec:
+      restartPolicy: Never
+      containers: [{name: w, image: busybox, command: ["true"]}]
+""",
+    )
+    k("wait", "--for=condition=complete", "job/batch3", "--timeout=60s")
+    status = k("get", "job", "batch3", "-o", "json").json()["status"]
+    assert status["succeeded"] == 3
+    assert status.get("failed", 0) == 0
+
+
+def test_failing_job_hits_backoff_limit(k: Kubectl) -> None:
+    k(
+        "create",
+        "-f",
+        "-",
+        input="""
+apiVersion: batch/v1
+kind: Job
+metadata: {name: doomed}
+spec:
+  backoffLimit: 2
+  template:
+    metadata:
+      annotations: {sim.setpoint.dev/exit-code: "1"}
+    spec:
+      restartPolicy: Never
+      containers: [{name: w, image: busybox, command: ["false"]}]
+""",
+    )
+    k("wait", "--for=condition=failed", "job/doomed", "--timeout=90s")
+    job = k("get", "job", "doomed", "-o", "json").json()
+    assert job["status"]["failed"] == 3
+    reasons = {c["type"]: c.get("reason") for c in job["status"]["conditions"]}
+    assert reasons["Failed"] == "BackoffLimitExceeded"
+
+
+def test_cronjob_fires(k: Kubectl) -> None:
+    k("create", "cronjob", "tick", "--image=busybox", "--schedule=* * * * *", "--", "true")
+    wait_for(
+        lambda: k("get", "jobs", "-o", "name").stdout.strip(),
+        timeout=80,
+        what="the CronJob's first job",
+    )
+
+
+def test_cascading_deletion_modes(k: Kubectl) -> None:
+    for name in ("bg", "orph", "fg"):
+        k("apply", "-f", "-", input=deployment(name, 1))
+    for name in ("bg", "orph", "fg"):
+        wait_for(lambda n=name: len(pods(k, f"app={n}")) == 1, what=f"{name} pod")
+    k("delete", "deploy", "bg", "--cascade=background")
+    wait_for(
+        lambda: (
+            not pods(k, "app=bg")
+            and not k("get", "rs", "-l", "app=bg", "-o", "name").stdout.strip()
+        ),
+        what="bg dependents gone",
+    )
+    k("delete", "deploy", "orph", "--cascade=orphan")
+    rs = k("get", "rs", "-l", "app=orph", "-o", "json").json()["items"]
+    assert len(rs) == 1 and not rs[0]["metadata"].get("ownerReferences")
+    assert len(pods(k, "app=orph")) == 1
+    k("delete", "deploy", "fg", "--cascade=foreground")
+    assert k("get", "deploy", "fg", check=False).returncode != 0
+    assert not k("get", "rs", "-l", "app=fg", "-o", "name").stdout.strip()
+
+
+def test_deleting_a_namespace_removes_its_contents(cluster: Server) -> None:
+    k = Kubectl(cluster)
+    k("create", "namespace", "goner")
+    Kubectl(cluster, "goner")("apply", "-f", "-", input=deployment("x", 2))
+    k("delete", "namespace", "goner", "--timeout=60s")
+    assert k("get", "namespace", "goner", check=False).returncode != 0
+
+
+def test_server_restart_mid_rollout_converges(tmp_path: Path) -> None:
+    server = start_server(tmp_path / "data", controllers=True)
+    sim = start_sim(server, 2, tmp_path / "sim.log")
+    try:
+        k = Kubectl(server, "default")
+        wait_for(lambda: k("get", "nodes", "-o", "name").stdout.count("node/") == 2, what="nodes")
+        k("apply", "-f", "-", input=deployment("web", 4))
+        k("rollout", "status", "deploy/web", "--timeout=60s")
+        k("set", "image", "deploy/web", "app=nginx:1.28")
+        server.stop()
+        server = start_server(tmp_path / "data", port=server.port, controllers=True)
+        k = Kubectl(server, "default")
+        k("rollout", "status", "deploy/web", "--timeout=90s")
+        wait_for(
+            lambda: (
+                {p["spec"]["containers"][0]["image"] for p in pods(k, "app=web")} == {"nginx:1.28"}
+                and len(pods(k, "app=web")) == 4
+            ),
+            what="converged",
+        )
+    finally:
+        sim.send_signal(signal.SIGTERM)
+        sim.wait(10)
+        server.stop()

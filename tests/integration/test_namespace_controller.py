@@ -1,0 +1,209 @@
+"""The namespace controller in-process against a real server: a deleted namespace is
+emptied, reports what remains in its conditions, and is then finalized away."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
+
+import pytest
+
+from setpoint.client.api import (
+    CONFIGMAPS,
+    NAMESPACES,
+    PODS,
+    ApiClient,
+    ApiError,
+    ClientConfig,
+)
+from setpoint.client.events import EventRecorder
+from setpoint.client.factory import SharedInformers
+from setpoint.controllers.namespace import NamespaceController
+from tests.support import Kubectl, Server
+
+Obj = dict[str, Any]
+T = TypeVar("T")
+
+
+async def eventually(
+    check: Callable[[], Awaitable[T | None]], *, timeout: float = 20, what: str = "condition"
+) -> T:
+    """Poll an async ``check`` (without blocking the event loop the controller runs on)."""
+    deadline = time.monotonic() + timeout
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            result = await check()
+            if result:
+                return result
+        except Exception as exc:
+            last = exc
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}: {last!r}")
+
+
+@pytest.fixture
+async def client(server: Server) -> AsyncIterator[ApiClient]:
+    api = ApiClient(ClientConfig.from_kubeconfig(server.kubeconfig))
+    yield api
+    await api.close()
+
+
+@pytest.fixture
+async def controller(client: ApiClient) -> AsyncIterator[NamespaceController]:
+    informers = SharedInformers(client)
+    ctrl = NamespaceController(
+        informers,
+        EventRecorder(client, "test-namespace"),
+        resources=[PODS, CONFIGMAPS],
+        recheck_interval=0.2,
+    )
+    informers.start()
+    await informers.wait_synced()
+    task = asyncio.create_task(ctrl.run())
+    yield ctrl
+    await ctrl.stop()
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    await informers.stop()
+
+
+@pytest.fixture
+async def doomed(client: ApiClient) -> str:
+    name = f"doomed-{uuid.uuid4().hex[:8]}"
+    await client.create(NAMESPACES, {"metadata": {"name": name}})
+    return name
+
+
+async def namespace_or_none(client: ApiClient, name: str) -> Obj | None:
+    try:
+        return await client.get(NAMESPACES, name)
+    except ApiError as exc:
+        if exc.is_not_found:
+            return None
+        raise
+
+
+def condition(ns: Obj, kind: str) -> Obj:
+    for cond in (ns.get("status") or {}).get("conditions") or []:
+        if cond["type"] == kind:
+            return dict(cond)
+    return {}
+
+
+def pod(name: str) -> Obj:
+    return {
+        "metadata": {"name": name},
+        "spec": {"containers": [{"name": "c", "image": "busybox", "command": ["sleep", "9"]}]},
+    }
+
+
+async def bind(client: ApiClient, namespace: str, name: str) -> None:
+    await client.request(
+        "POST",
+        PODS.path(namespace, name, "binding"),
+        body={
+            "apiVersion": "v1",
+            "kind": "Binding",
+            "metadata": {"name": name},
+            "target": {"apiVersion": "v1", "kind": "Node", "name": "node-a"},
+        },
+    )
+
+
+async def test_kubectl_delete_namespace_removes_content_then_namespace(
+    controller: NamespaceController, client: ApiClient, server: Server, doomed: str
+) -> None:
+    for i in range(3):
+        await client.create(CONFIGMAPS, {"metadata": {"name": f"cm-{i}"}}, doomed)
+    kubectl = Kubectl(server)
+    await asyncio.to_thread(kubectl, "delete", "namespace", doomed, "--timeout=30s")
+    assert await namespace_or_none(client, doomed) is None
+    listing = await client.list(CONFIGMAPS, doomed)
+    assert listing["items"] == []
+
+
+async def test_remaining_content_is_reported_in_conditions_until_it_is_gone(
+    controller: NamespaceController, client: ApiClient, doomed: str
+) -> None:
+    # two pods bound to a node terminate gracefully: they stay until their node confirms
+    for name in ("p-0", "p-1"):
+        await client.create(PODS, pod(name), doomed)
+        await bind(client, doomed, name)
+    await client.create(CONFIGMAPS, {"metadata": {"name": "cm"}}, doomed)
+    await client.delete(NAMESPACES, doomed)
+
+    async def pods_reported() -> Obj | None:
+        ns = await namespace_or_none(client, doomed)
+        assert ns is not None
+        cond = condition(ns, "NamespaceContentRemaining")
+        return cond if cond.get("status") == "True" else None
+
+    cond = await eventually(pods_reported, what="NamespaceContentRemaining=True")
+    assert cond["reason"] == "SomeResourcesRemain"
+    assert cond["message"] == "Some resources are remaining: pods. has 2 resource instances"
+    ns = await client.get(NAMESPACES, doomed)
+    assert ns["status"]["phase"] == "Terminating"
+    assert condition(ns, "NamespaceDeletionContentFailure")["status"] == "False"
+    assert condition(ns, "NamespaceDeletionDiscoveryFailure")["status"] == "False"
+    assert condition(ns, "NamespaceDeletionGroupVersionParsingFailure")["status"] == "False"
+    # pods go first: the configmap waits for them
+    assert (await client.get(CONFIGMAPS, "cm", doomed))["metadata"]["name"] == "cm"
+    for name in ("p-0", "p-1"):
+        pending = await client.get(PODS, name, doomed)
+        assert pending["metadata"]["deletionTimestamp"]
+
+    # the node confirms the pods are gone (what an agent does after SIGKILL)
+    for name in ("p-0", "p-1"):
+        await client.delete(PODS, name, doomed, grace_period_seconds=0)
+
+    async def namespace_gone() -> bool:
+        return await namespace_or_none(client, doomed) is None
+
+    await eventually(namespace_gone, what="the namespace to be removed")
+    assert (await client.list(CONFIGMAPS, doomed))["items"] == []
+
+
+async def test_finalizers_on_content_hold_the_namespace(
+    controller: NamespaceController, client: ApiClient, doomed: str
+) -> None:
+    await client.create(
+        CONFIGMAPS, {"metadata": {"name": "held", "finalizers": ["example.com/hold"]}}, doomed
+    )
+    await client.delete(NAMESPACES, doomed)
+
+    async def finalizers_reported() -> Obj | None:
+        ns = await namespace_or_none(client, doomed)
+        assert ns is not None
+        cond = condition(ns, "NamespaceFinalizersRemaining")
+        return cond if cond.get("status") == "True" else None
+
+    cond = await eventually(finalizers_reported, what="NamespaceFinalizersRemaining=True")
+    assert cond["reason"] == "SomeFinalizersRemain"
+    assert cond["message"] == (
+        "Some content in the namespace has finalizers remaining: "
+        "example.com/hold in 1 resource instances"
+    )
+    held = await client.get(CONFIGMAPS, "held", doomed)
+    assert held["metadata"]["deletionTimestamp"]
+    assert held["metadata"]["finalizers"] == ["example.com/hold"]
+
+    await client.patch(CONFIGMAPS, "held", {"metadata": {"finalizers": None}}, doomed)
+
+    async def namespace_gone() -> bool:
+        return await namespace_or_none(client, doomed) is None
+
+    await eventually(namespace_gone, what="the namespace to be removed")
+
+
+async def test_namespace_not_being_deleted_is_left_alone(
+    controller: NamespaceController, client: ApiClient, doomed: str
+) -> None:
+    await client.create(CONFIGMAPS, {"metadata": {"name": "keep"}}, doomed)
+    await asyncio.sleep(0.5)
+    ns = await client.get(NAMESPACES, doomed)
+    assert not (ns.get("status") or {}).get("conditions")
+    assert (await client.get(CONFIGMAPS, "keep", doomed))["metadata"]["name"] == "keep"
