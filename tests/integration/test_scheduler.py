@@ -41,12 +41,15 @@ async def client(sched_server: Server) -> AsyncIterator[ApiClient]:
 
 
 @pytest.fixture
-async def ns(client: ApiClient) -> str:
+async def ns(client: ApiClient) -> AsyncIterator[str]:
     name = f"s-{uuid.uuid4().hex[:8]}"
     await client.create(
         NAMESPACES, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
     )
-    return name
+    yield name
+    # Pods left Pending would compete for the next test's nodes.
+    for pod in (await client.list(PODS, name)).get("items") or []:
+        await client.delete(PODS, pod["metadata"]["name"], name, grace_period_seconds=0)
 
 
 @pytest.fixture

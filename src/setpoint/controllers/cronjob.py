@@ -314,7 +314,16 @@ class CronJobController(Controller):
             delay = await self._maybe_start(cron_job)
             await self._clean_up_history(cron_job, jobs)
         if (cron_job.get("status") or {}) != before:
-            await self.client.update_status(CRONJOBS, cron_job)
+            try:
+                await self.client.update_status(CRONJOBS, cron_job)
+            except ApiError as exc:
+                if not exc.is_conflict:
+                    raise
+                # A stale cache: start over from the newer CronJob. A Job created above
+                # is found again by its name, so it is not created twice.
+                log.debug("%s: conflict writing status; retrying", key)
+                self.queue.add_after(key, 0.05)
+                return
         if delay is not None:
             self.queue.add_after(key, delay)
 

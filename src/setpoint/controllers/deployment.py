@@ -748,6 +748,16 @@ class DeploymentController(Controller):
     # ------------------------------------------------------------------ reconcile
 
     async def reconcile(self, key: str) -> None:
+        try:
+            await self._sync(key)
+        except ApiError as exc:
+            if not exc.is_conflict:
+                raise
+            # a write raced the cache (ours or a user's): try again once it has caught up
+            log.debug("deployment %s: %s; requeued", key, exc)
+            self.queue.add_rate_limited(key)
+
+    async def _sync(self, key: str) -> None:
         cached = self.deployments.get(key)
         if cached is None:
             return

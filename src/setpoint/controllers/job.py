@@ -756,11 +756,19 @@ class JobController(Controller):
 
         sync = self._observe(key, job, pods)
         self._decide_failure(key, sync)
-        if sync.finished is not None and sync.finished["type"] == "FailureTarget":
-            await self._delete_active_pods(key, sync, keep_finalizers=True)
-        else:
-            await self._manage(key, sync)
-        await self._track_and_flush(key, sync)
+        try:
+            if sync.finished is not None and sync.finished["type"] == "FailureTarget":
+                await self._delete_active_pods(key, sync, keep_finalizers=True)
+            else:
+                await self._manage(key, sync)
+            await self._track_and_flush(key, sync)
+        except ApiError as exc:
+            if not exc.is_conflict:
+                raise
+            # Our cached Job is older than the server's (often our own last status write);
+            # the watch delivers the newer one, and we start over from it.
+            log.debug("%s: conflict writing status; retrying from a fresher cache", key)
+            self.queue.add_after(key, 0.05)
 
     def _pods_for(self, job: Obj) -> list[Obj]:
         """The pods this Job controls: its selector matches and its controllerRef is the Job

@@ -476,4 +476,8 @@ class ReplicaSetController(Controller):
         except ApiError as exc:
             if exc.is_not_found:
                 return rs
+            if exc.is_conflict:
+                # the cache is behind; the ReplicaSet's update event brings it back here
+                self.queue.add_rate_limited(object_key(rs))
+                return rs
             raise

@@ -484,6 +484,8 @@ class PodState:
     anti_affinity_counts: list[dict[str, int]]  # per term: domain value -> matching pods
     existing_anti_affinity: set[tuple[str, str]]  # (topologyKey, value) forbidden
     spread: list[SpreadConstraint]
+    has_node_affinity: bool = False
+    has_inter_pod_affinity: bool = False
 
 
 @dataclass
@@ -526,7 +528,11 @@ def prepare(pod: Mapping[str, Any], snapshot: ClusterSnapshot) -> PodState:
         existing_anti_affinity=set(),
         spread=[],
     )
+    state.has_node_affinity = bool(state.node_selector) or state.required_node_terms is not None
     _prepare_inter_pod_affinity(state, snapshot)
+    state.has_inter_pod_affinity = bool(
+        state.affinity_terms or state.anti_affinity_terms or state.existing_anti_affinity
+    )
     state.spread = _prepare_spread(state, snapshot)
     return state
 
@@ -641,15 +647,25 @@ def selector_from_set(labels: Mapping[str, str], keys: Iterable[str]) -> Selecto
 
 
 def filter_node(state: PodState, node: NodeInfo) -> Status | None:
-    """Run the filters in the default profile's order; None means the node fits."""
-    return (
-        node_unschedulable(state, node)
-        or taint_toleration(state, node)
-        or node_affinity(state, node)
-        or node_resources_fit(state, node)
-        or pod_topology_spread(state, node)
-        or inter_pod_affinity(state, node)
-    )
+    """Run the filters in the default profile's order; None means the node fits.
+
+    Filters that cannot reject this pod on this node (no cordon, no taints, no selector,
+    no constraints) are skipped: this loop runs for hundreds of nodes per decision.
+    """
+    status: Status | None
+    if node.unschedulable and (status := node_unschedulable(state, node)):
+        return status
+    if node.taints and (status := taint_toleration(state, node)):
+        return status
+    if state.has_node_affinity and (status := node_affinity(state, node)):
+        return status
+    if status := node_resources_fit(state, node):
+        return status
+    if state.spread and (status := pod_topology_spread(state, node)):
+        return status
+    if state.has_inter_pod_affinity and (status := inter_pod_affinity(state, node)):
+        return status
+    return None
 
 
 def tolerates(toleration: Mapping[str, Any], taint: Mapping[str, Any]) -> bool:
@@ -748,11 +764,19 @@ def _requirement_matches(expr: Mapping[str, Any], labels: Mapping[str, str]) -> 
 def node_resources_fit(state: PodState, node: NodeInfo) -> Status | None:
     """``fitsRequest``: pod count, then cpu, memory, ephemeral-storage, extended resources;
     every shortage is a reason of its own."""
+    want = state.info.requests
+    have, used = node.allocatable, node.requested
+    if (
+        len(node.pods) < node.allowed_pods
+        and want.milli_cpu <= have.milli_cpu - used.milli_cpu
+        and want.memory <= have.memory - used.memory
+        and want.ephemeral_storage <= have.ephemeral_storage - used.ephemeral_storage
+        and not want.scalar
+    ):
+        return None  # the common case, decided in one expression
     reasons: list[str] = []
     if len(node.pods) + 1 > node.allowed_pods:
         reasons.append(REASON_TOO_MANY_PODS)
-    want = state.info.requests
-    have, used = node.allocatable, node.requested
     if want.milli_cpu > 0 and want.milli_cpu > have.milli_cpu - used.milli_cpu:
         reasons.append("Insufficient cpu")
     if want.memory > 0 and want.memory > have.memory - used.memory:
@@ -812,32 +836,53 @@ def _satisfies_affinity(state: PodState, node: NodeInfo) -> bool:
 
 
 def least_allocated(state: PodState, node: NodeInfo) -> int:
-    """NodeResourcesFit LeastAllocated over cpu and memory (non-zero requests)."""
+    """NodeResourcesFit LeastAllocated over cpu and memory (non-zero requests): the share
+    left free, averaged."""
+    cpu_cap, mem_cap = node.allocatable.milli_cpu, node.allocatable.memory
+    cpu = node.non_zero_requested.milli_cpu + state.info.non_zero.milli_cpu
+    mem = node.non_zero_requested.memory + state.info.non_zero.memory
     total = 0
-    pairs = (
-        (
-            node.allocatable.milli_cpu,
-            node.non_zero_requested.milli_cpu + state.info.non_zero.milli_cpu,
-        ),
-        (node.allocatable.memory, node.non_zero_requested.memory + state.info.non_zero.memory),
-    )
-    for capacity, requested in pairs:
-        if capacity > 0 and requested <= capacity:
-            total += (capacity - requested) * MAX_NODE_SCORE // capacity
-    return total // len(pairs)
+    if cpu_cap > 0 and cpu <= cpu_cap:
+        total += (cpu_cap - cpu) * MAX_NODE_SCORE // cpu_cap
+    if mem_cap > 0 and mem <= mem_cap:
+        total += (mem_cap - mem) * MAX_NODE_SCORE // mem_cap
+    return total // 2
 
 
 def balanced_allocation(state: PodState, node: NodeInfo) -> int:
     """NodeResourcesBalancedAllocation: 100 when cpu and memory are used in equal
     fractions, less the further apart they are (1 - standard deviation)."""
-    fractions = []
-    for capacity, requested in (
-        (node.allocatable.milli_cpu, node.requested.milli_cpu + state.info.requests.milli_cpu),
-        (node.allocatable.memory, node.requested.memory + state.info.requests.memory),
-    ):
-        fractions.append(min(requested / capacity, 1.0) if capacity > 0 else 1.0)
-    std = abs(fractions[0] - fractions[1]) / 2
-    return int((1 - std) * MAX_NODE_SCORE)
+    cpu_cap, mem_cap = node.allocatable.milli_cpu, node.allocatable.memory
+    cpu = node.requested.milli_cpu + state.info.requests.milli_cpu
+    mem = node.requested.memory + state.info.requests.memory
+    cpu_fraction = min(cpu / cpu_cap, 1.0) if cpu_cap > 0 else 1.0
+    mem_fraction = min(mem / mem_cap, 1.0) if mem_cap > 0 else 1.0
+    return int((1 - abs(cpu_fraction - mem_fraction) / 2) * MAX_NODE_SCORE)
+
+
+def resource_scores(state: PodState, nodes: Sequence[NodeInfo]) -> list[int]:
+    """``least_allocated`` + ``balanced_allocation`` (weights 1 and 1) for many nodes at
+    once: the same arithmetic, written as one loop because it runs for every feasible node
+    of every decision."""
+    pod_cpu, pod_mem = state.info.non_zero.milli_cpu, state.info.non_zero.memory
+    req_cpu, req_mem = state.info.requests.milli_cpu, state.info.requests.memory
+    out = []
+    for n in nodes:
+        cpu_cap, mem_cap = n.allocatable.milli_cpu, n.allocatable.memory
+        nz, rq = n.non_zero_requested, n.requested
+        cpu, mem = nz.milli_cpu + pod_cpu, nz.memory + pod_mem
+        least = 0
+        if cpu_cap > 0 and cpu <= cpu_cap:
+            least += (cpu_cap - cpu) * MAX_NODE_SCORE // cpu_cap
+        if mem_cap > 0 and mem <= mem_cap:
+            least += (mem_cap - mem) * MAX_NODE_SCORE // mem_cap
+        cpu_f = (rq.milli_cpu + req_cpu) / cpu_cap if cpu_cap > 0 else 1.0
+        mem_f = (rq.memory + req_mem) / mem_cap if mem_cap > 0 else 1.0
+        cpu_f = 1.0 if cpu_f > 1.0 else cpu_f
+        mem_f = 1.0 if mem_f > 1.0 else mem_f
+        balanced = int((1 - abs(cpu_f - mem_f) / 2) * MAX_NODE_SCORE)
+        out.append(WEIGHT_LEAST_ALLOCATED * (least // 2) + WEIGHT_BALANCED * balanced)
+    return out
 
 
 def intolerable_prefer_no_schedule(state: PodState, node: NodeInfo) -> int:
@@ -881,40 +926,28 @@ def _normalize(raw: list[int], *, reverse: bool) -> list[int]:
 
 
 def score_nodes(state: PodState, nodes: Sequence[NodeInfo], snapshot: ClusterSnapshot) -> list[int]:
-    """Weighted total score per feasible node (same order as ``nodes``)."""
-    totals = [
-        WEIGHT_LEAST_ALLOCATED * least_allocated(state, n)
-        + WEIGHT_BALANCED * balanced_allocation(state, n)
-        for n in nodes
-    ]
+    """Weighted total score per feasible node (same order as ``nodes``). A plugin that
+    gives every node the same score (no PreferNoSchedule taints, no preferences, no
+    owner) is left out: it cannot change the ranking."""
+    totals = resource_scores(state, nodes)
     if any(t.get("effect") == "PreferNoSchedule" for n in nodes for t in n.taints):
         taints = _normalize([intolerable_prefer_no_schedule(state, n) for n in nodes], reverse=True)
-    else:
-        taints = [MAX_NODE_SCORE] * len(nodes)
-    totals = [t + WEIGHT_TAINT * s for t, s in zip(totals, taints, strict=True)]
+        totals = [t + WEIGHT_TAINT * s for t, s in zip(totals, taints, strict=True)]
     if state.preferred_node_terms:
         affinity = _normalize([preferred_node_affinity(state, n) for n in nodes], reverse=False)
         totals = [t + WEIGHT_NODE_AFFINITY * s for t, s in zip(totals, affinity, strict=True)]
-    if state.info.owner_uid:
-        spread = _normalize([owner_pod_count(state, n, snapshot) for n in nodes], reverse=True)
-    else:
-        spread = [MAX_NODE_SCORE] * len(nodes)
-    return [t + WEIGHT_SPREAD * s for t, s in zip(totals, spread, strict=True)]
+    counts = snapshot.owner_counts.get(state.info.owner_uid) if state.info.owner_uid else None
+    if counts:
+        spread = _normalize([counts.get(n.name, 0) for n in nodes], reverse=True)
+        totals = [t + WEIGHT_SPREAD * s for t, s in zip(totals, spread, strict=True)]
+    return totals
 
 
 def select_host(nodes: Sequence[NodeInfo], scores: Sequence[int], rng: random.Random) -> NodeInfo:
-    """The highest score; among equals, each is equally likely (reservoir sampling)."""
-    best = -1
-    chosen = nodes[0]
-    ties = 0
-    for node, score in zip(nodes, scores, strict=True):
-        if score > best:
-            best, chosen, ties = score, node, 1
-        elif score == best:
-            ties += 1
-            if rng.randrange(ties) == 0:
-                chosen = node
-    return chosen
+    """The highest score; among equals, each is equally likely."""
+    best = max(scores)
+    ties = [i for i, score in enumerate(scores) if score == best]
+    return nodes[ties[0] if len(ties) == 1 else ties[rng.randrange(len(ties))]]
 
 
 # ------------------------------------------------------------------ one decision
