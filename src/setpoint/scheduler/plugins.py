@@ -989,9 +989,27 @@ def schedule_pod(
     statuses: dict[str, Status] = {}
     evaluated = 0
     count = len(nodes)
+    req = state.info.requests
+    # A pod with nothing but resource requests, on an uncordoned untainted node, needs only
+    # the resource check: do it inline (the same test as node_resources_fit's fast path).
+    simple = not (
+        state.has_node_affinity or state.spread or state.has_inter_pod_affinity or req.scalar
+    )
     for i in range(count):
         node = nodes[(start + i) % count]
         evaluated += 1
+        if simple and not node.unschedulable and not node.taints:
+            have, used = node.allocatable, node.requested
+            if (
+                len(node.pods) < node.allowed_pods
+                and req.milli_cpu <= have.milli_cpu - used.milli_cpu
+                and req.memory <= have.memory - used.memory
+                and req.ephemeral_storage <= have.ephemeral_storage - used.ephemeral_storage
+            ):
+                feasible.append(node)
+                if len(feasible) >= want:
+                    break
+                continue
         status = filter_node(state, node)
         if status is None:
             feasible.append(node)
