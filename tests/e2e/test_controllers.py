@@ -249,3 +249,31 @@ def test_server_restart_mid_rollout_converges(tmp_path: Path) -> None:
         sim.send_signal(signal.SIGTERM)
         sim.wait(10)
         server.stop()
+
+
+def test_metrics_report_work_queues(cluster: Server) -> None:
+    status, body, _ = cluster.request("GET", "/metrics")
+    assert status == 200
+    assert 'workqueue_adds_total{name="replicaset"}' in body
+    assert "workqueue_depth" in body and "workqueue_work_duration_seconds" in body
+
+
+def test_pod_with_impossible_request_reports_failed_scheduling(k: Kubectl) -> None:
+    k(
+        "run",
+        "huge",
+        "--image=busybox",
+        "--overrides",
+        '{"spec":{"containers":[{"name":"huge","image":"busybox","command":["sleep","9"],'
+        '"resources":{"requests":{"cpu":"1000"}}}]}}',
+    )
+    events = wait_for(
+        lambda: [
+            e
+            for e in k("get", "events", "-o", "json").json()["items"]
+            if e["reason"] == "FailedScheduling"
+        ],
+        what="FailedScheduling",
+    )
+    assert events[0]["message"].startswith("0/3 nodes are available: 3 Insufficient cpu.")
+    assert k("get", "pod", "huge", "-o", "jsonpath={.status.phase}").stdout == "Pending"

@@ -70,3 +70,27 @@ def test_acknowledged_writes_survive_sigkill(tmp_path: Path) -> None:
         assert acknowledged <= {o["metadata"]["name"] for o in body["items"]}
     finally:
         second.stop()
+
+
+def test_events_expire_after_the_event_ttl(tmp_path: Path) -> None:
+    from tests.support import wait_for
+
+    server = start_server(tmp_path / "data", extra=["--event-ttl", "2s"])
+    try:
+        old = {
+            "metadata": {"name": "old"},
+            "involvedObject": {"kind": "Pod", "name": "p"},
+            "reason": "Tested",
+            "message": "from long ago",
+            "type": "Normal",
+            "lastTimestamp": "2020-01-01T00:00:00Z",
+        }
+        status, _, _ = server.request("POST", "/api/v1/namespaces/default/events", old)
+        assert status == 201
+        wait_for(
+            lambda: server.request("GET", "/api/v1/namespaces/default/events/old")[0] == 404,
+            timeout=15,
+            what="the expired event to be removed",
+        )
+    finally:
+        server.stop()

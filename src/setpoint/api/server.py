@@ -17,16 +17,18 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import orjson
 from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from setpoint.api import errors, negotiation
 from setpoint.api.discovery import AGGREGATED_CONTENT_TYPE, Discovery
 from setpoint.api.errors import APIError
 from setpoint.api.handlers import ResourceHandlers
-from setpoint.api.storage import ResourceStorage, WriteOptions
+from setpoint.api.storage import DeleteOptions, ResourceStorage, WriteOptions
 from setpoint.api.watchcache import WatchCache
 from setpoint.pki import tokens_equal
 from setpoint.resources.registry import Registry, ResourceType
@@ -38,6 +40,7 @@ log = logging.getLogger(__name__)
 INITIAL_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 HEALTH_PATHS = ("/healthz", "/livez", "/readyz")
 COMPACTION_INTERVAL = 300.0
+EVENT_TTL_SWEEP_INTERVAL = 60.0
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -83,11 +86,13 @@ class APIServer:
         *,
         authenticator: TokenAuthenticator,
         openapi: Any | None = None,
+        event_ttl: float = 3600.0,
     ) -> None:
         self.store = store
         self.registry = registry
         self.authenticator = authenticator
         self.openapi = openapi
+        self.event_ttl = event_ttl
         self.schemas = SchemaSet()
         self.caches: dict[ResourceType, WatchCache] = {}
         self.storages: dict[ResourceType, ResourceStorage] = {}
@@ -109,6 +114,7 @@ class APIServer:
         await asyncio.gather(*(cache.start() for cache in self.caches.values()))
         await self._ensure_initial_namespaces()
         self._tasks.append(asyncio.create_task(self._compactor(), name="compactor"))
+        self._tasks.append(asyncio.create_task(self._event_ttl_sweeper(), name="event-ttl"))
         self.ready = True
 
     def close_watches(self) -> None:
@@ -150,6 +156,31 @@ class APIServer:
                     await self.store.compact(target)
                 except Exception:
                     log.exception("compaction to revision %d failed", target)
+
+    async def _event_ttl_sweeper(self) -> None:
+        """Events expire ``event_ttl`` after their last update (kube-apiserver's
+        ``--event-ttl``, 1 h by default), so recorders never fill the store."""
+        while True:
+            await asyncio.sleep(min(EVENT_TTL_SWEEP_INTERVAL, max(self.event_ttl / 2, 0.5)))
+            try:
+                await self.expire_events()
+            except Exception:
+                log.exception("event TTL sweep failed")
+
+    async def expire_events(self) -> int:
+        expired = 0
+        cutoff = time.time() - self.event_ttl
+        for rtype, storage in self.storages.items():
+            if rtype.kind != "Event":
+                continue
+            for cached in list(storage.cache.items(None)):
+                if _event_time(cached.obj) < cutoff:
+                    try:
+                        await storage.delete(cached.namespace, cached.name, DeleteOptions())
+                        expired += 1
+                    except APIError:
+                        pass  # already gone or changed; the next sweep looks again
+        return expired
 
     async def _check_namespace(self, namespace: str) -> None:
         assert self._namespace_type is not None
@@ -211,6 +242,11 @@ class APIServer:
             return self._health(head)
         if head == "version" and len(segments) == 1:
             return _raw(self.discovery.version_json)
+        if head == "metrics" and len(segments) == 1:
+            self._only_get(request)
+            return web.Response(
+                body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST}
+            )
         if head == "openapi":
             return self._openapi(request, segments[1:])
         if head == "api":
@@ -294,6 +330,23 @@ class APIServer:
                 paths.append(f"/apis/{group}")
                 paths += [f"/apis/{group}/{v}" for v in versions]
         return paths
+
+
+def _event_time(event: dict[str, Any]) -> float:
+    """When an Event was last touched, as a Unix time (0 if it carries no time)."""
+    for text in (
+        event.get("lastTimestamp"),
+        (event.get("series") or {}).get("lastObservedTime"),
+        event.get("eventTime"),
+        event.get("deprecatedLastTimestamp"),
+        event["metadata"].get("creationTimestamp"),
+    ):
+        if text:
+            try:
+                return datetime.fromisoformat(str(text).replace("Z", "+00:00")).timestamp()
+            except ValueError:
+                continue
+    return 0.0
 
 
 def _json(body: Any, *, status: int = 200) -> web.Response:

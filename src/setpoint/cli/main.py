@@ -10,12 +10,25 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 from pathlib import Path
 
 import click
 
 from setpoint.cli.server import ServerConfig, run_server
 from setpoint.cli.sim import sim
+
+
+def parse_duration(text: str) -> float:
+    """A Go-style duration (``1h``, ``30m``, ``1h30m``, ``90s``, ``500ms``) in seconds."""
+    units = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
+    match = re.fullmatch(r"((?:\d+(?:\.\d+)?(?:ms|h|m|s))+)", text.strip())
+    if not match:
+        raise click.BadParameter(f"not a duration: {text!r} (use e.g. 1h, 30m, 90s)")
+    return sum(
+        float(number) * units[unit]
+        for number, unit in re.findall(r"(\d+(?:\.\d+)?)(ms|h|m|s)", text)
+    )
 
 
 def default_data_dir() -> Path:
@@ -62,6 +75,12 @@ def cli(verbose: int) -> None:
     help="Do not run the controllers (ReplicaSet, Deployment, Job, ...).",
 )
 @click.option("--disable-scheduler", is_flag=True, help="Do not run the scheduler.")
+@click.option(
+    "--event-ttl",
+    default="1h",
+    show_default=True,
+    help="How long Events are kept after their last update (Go duration: 1h, 90s).",
+)
 def server(
     data_dir: Path | None,
     bind_address: str,
@@ -71,6 +90,7 @@ def server(
     tls_san: tuple[str, ...],
     disable_controller_manager: bool,
     disable_scheduler: bool,
+    event_ttl: str,
 ) -> None:
     """Run the control plane (API server on the embedded store) on this machine."""
     config = ServerConfig(
@@ -82,6 +102,7 @@ def server(
         tls_sans=tls_san,
         run_controllers=not disable_controller_manager,
         run_scheduler=not disable_scheduler,
+        event_ttl=parse_duration(event_ttl),
     )
     try:
         import uvloop

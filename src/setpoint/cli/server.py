@@ -40,6 +40,7 @@ class ServerConfig:
     tls_sans: tuple[str, ...] = ()
     run_controllers: bool = True
     run_scheduler: bool = True
+    event_ttl: float = 3600.0
 
     @property
     def kubeconfig_path(self) -> Path:
@@ -69,6 +70,7 @@ async def run_server(config: ServerConfig) -> None:
             admin_token=credentials.admin_token, node_token=credentials.node_token
         ),
         openapi=build_openapi(registry, server_version=KUBERNETES_VERSION["gitVersion"]),
+        event_ttl=config.event_ttl,
     )
     await api.start()
     # handler_cancellation: a client that disconnects ends its watch at once

@@ -17,7 +17,32 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Generic, TypeVar
 
+from prometheus_client import Counter, Gauge, Histogram
+
 log = logging.getLogger(__name__)
+
+# The metric names client-go's workqueue exports (component-base/metrics/prometheus/workqueue).
+_BUCKETS = (1e-6, 1e-5, 1e-4, 1e-3, 0.01, 0.1, 1, 10)
+DEPTH = Gauge("workqueue_depth", "Current depth of workqueue", ["name"])
+ADDS = Counter("workqueue_adds_total", "Total number of adds handled by workqueue", ["name"])
+QUEUE_LATENCY = Histogram(
+    "workqueue_queue_duration_seconds",
+    "How long in seconds an item stays in workqueue before being requested.",
+    ["name"],
+    buckets=_BUCKETS,
+)
+WORK_DURATION = Histogram(
+    "workqueue_work_duration_seconds",
+    "How long in seconds processing an item from workqueue takes.",
+    ["name"],
+    buckets=_BUCKETS,
+)
+RETRIES = Counter(
+    "workqueue_retries_total", "Total number of retries handled by workqueue", ["name"]
+)
+RECONCILES = Counter(
+    "setpoint_reconcile_total", "Reconciles by controller and result", ["name", "result"]
+)
 
 K = TypeVar("K", bound=Hashable)
 
@@ -66,6 +91,13 @@ class WorkQueue(Generic[K]):
         self._wakeup = asyncio.Event()
         self._shutting_down = False
         self._timers: set[asyncio.TimerHandle] = set()
+        self._added_at: dict[K, float] = {}
+        self._started_at: dict[K, float] = {}
+        self._depth = DEPTH.labels(name or "unnamed")
+        self._adds = ADDS.labels(name or "unnamed")
+        self._queue_latency = QUEUE_LATENCY.labels(name or "unnamed")
+        self._work_duration = WORK_DURATION.labels(name or "unnamed")
+        self._retries = RETRIES.labels(name or "unnamed")
 
     def __len__(self) -> int:
         return len(self._queue)
@@ -74,9 +106,12 @@ class WorkQueue(Generic[K]):
         if self._shutting_down or key in self._dirty:
             return
         self._dirty.add(key)
+        self._adds.inc()
+        self._added_at.setdefault(key, time.monotonic())
         if key in self._processing:
             return  # re-queued by done()
         self._queue.append(key)
+        self._depth.set(len(self._queue))
         self._wakeup.set()
 
     def add_after(self, key: K, delay: float) -> None:
@@ -102,6 +137,7 @@ class WorkQueue(Generic[K]):
         return float(min(self._base_delay * (2**failures), self._max_delay))
 
     def add_rate_limited(self, key: K) -> None:
+        self._retries.inc()
         self.add_after(key, max(self.item_backoff(key), self._bucket.reserve()))
 
     def forget(self, key: K) -> None:
@@ -119,12 +155,22 @@ class WorkQueue(Generic[K]):
         key = self._queue.popleft()
         self._processing.add(key)
         self._dirty.discard(key)
+        now = time.monotonic()
+        added = self._added_at.pop(key, None)
+        if added is not None:
+            self._queue_latency.observe(now - added)
+        self._started_at[key] = now
+        self._depth.set(len(self._queue))
         return key
 
     def done(self, key: K) -> None:
         self._processing.discard(key)
+        started = self._started_at.pop(key, None)
+        if started is not None:
+            self._work_duration.observe(time.monotonic() - started)
         if key in self._dirty:
             self._queue.append(key)
+            self._depth.set(len(self._queue))
             self._wakeup.set()
 
     def shut_down(self) -> None:
@@ -150,8 +196,10 @@ async def run_worker(queue: WorkQueue[K], reconcile: Callable[[K], Awaitable[Non
             raise
         except Exception:
             log.exception("%s: reconcile of %r failed; retrying", queue.name, key)
+            RECONCILES.labels(queue.name, "error").inc()
             queue.add_rate_limited(key)
         else:
+            RECONCILES.labels(queue.name, "success").inc()
             queue.forget(key)
         finally:
             queue.done(key)
