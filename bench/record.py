@@ -57,10 +57,8 @@ def machine() -> str:
     except OSError:
         virtual = False
     kind = "VM" if virtual else "machine"
-    return (
-        f"{os.cpu_count()}-core {kind}, Python {platform.python_version()}, "
-        "client and server share the cores"
-    )
+    # the load generator runs on the same cores as the server
+    return f"{os.cpu_count()}-core {kind}, Python {platform.python_version()}, client+server"
 
 
 def _cells(line: str) -> list[str]:

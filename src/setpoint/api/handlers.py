@@ -10,7 +10,6 @@ finalize). Object semantics live in :class:`~setpoint.api.storage.ResourceStorag
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import copy
 import logging
 from collections.abc import Callable
@@ -372,25 +371,34 @@ class ResourceHandlers:
         timeout: int | None,
         bookmarks: bool,
     ) -> None:
+        """Write the watcher's events as they come, batched per wake-up; end at the
+        deadline. Timers wake the loop for the deadline and bookmarks, so waiting for events
+        costs nothing per event (no per-wait task or timeout object)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + (timeout if timeout is not None else DEFAULT_WATCH_TIMEOUT)
+        timers = [loop.call_at(deadline, watcher.wake.set)]
         next_bookmark = loop.time() + WATCH_BOOKMARK_INTERVAL
-        while True:
-            now = loop.time()
-            if now >= deadline:
-                return
-            wait = min(deadline, next_bookmark) - now if bookmarks else deadline - now
-            if not watcher.pending and not watcher.closed:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(watcher.wake.wait(), timeout=max(wait, 0))
-            if watcher.pending:
-                await response.write(watcher.take())
-            if watcher.closed:
-                return
-            if bookmarks and loop.time() >= next_bookmark:
-                await response.write(self._bookmark(rtype, cache.revision))
-                next_bookmark = loop.time() + WATCH_BOOKMARK_INTERVAL
-            watcher.wake.clear()
+        if bookmarks:
+            timers.append(loop.call_at(next_bookmark, watcher.wake.set))
+        try:
+            while True:
+                if not watcher.pending and not watcher.closed:
+                    await watcher.wake.wait()
+                watcher.wake.clear()
+                if watcher.pending:
+                    await response.write(watcher.take())
+                if watcher.closed:
+                    return
+                now = loop.time()
+                if now >= deadline:
+                    return
+                if bookmarks and now >= next_bookmark:
+                    await response.write(self._bookmark(rtype, cache.revision))
+                    next_bookmark = now + WATCH_BOOKMARK_INTERVAL
+                    timers.append(loop.call_at(next_bookmark, watcher.wake.set))
+        finally:
+            for timer in timers:
+                timer.cancel()
 
     def _bookmark(self, rtype: ResourceType, revision: int, *, initial_end: bool = False) -> bytes:
         meta: dict[str, Any] = {"resourceVersion": str(revision)}

@@ -18,8 +18,10 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
+import aiohttp
 import orjson
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -87,12 +89,14 @@ class APIServer:
         authenticator: TokenAuthenticator,
         openapi: Any | None = None,
         event_ttl: float = 3600.0,
+        metrics_sockets: list[Path] | None = None,
     ) -> None:
         self.store = store
         self.registry = registry
         self.authenticator = authenticator
         self.openapi = openapi
         self.event_ttl = event_ttl
+        self.metrics_sockets = metrics_sockets or []
         self.schemas = SchemaSet()
         self.caches: dict[ResourceType, WatchCache] = {}
         self.storages: dict[ResourceType, ResourceStorage] = {}
@@ -156,6 +160,26 @@ class APIServer:
                     await self.store.compact(target)
                 except Exception:
                     log.exception("compaction to revision %d failed", target)
+
+    async def _child_metrics(self) -> bytes:
+        """Metrics of the processes this server runs (the controller manager), read from
+        their Unix sockets; a process that is not up contributes nothing."""
+        out = b""
+        for path in self.metrics_sockets:
+            if not path.exists():
+                continue
+            try:
+                connector = aiohttp.UnixConnector(path=str(path))
+                async with (
+                    aiohttp.ClientSession(connector=connector) as session,
+                    session.get(
+                        "http://localhost/metrics", timeout=aiohttp.ClientTimeout(total=2)
+                    ) as response,
+                ):
+                    out += await response.read()
+            except (aiohttp.ClientError, OSError, TimeoutError):
+                continue
+        return out
 
     async def _event_ttl_sweeper(self) -> None:
         """Events expire ``event_ttl`` after their last update (kube-apiserver's
@@ -245,7 +269,8 @@ class APIServer:
         if head == "metrics" and len(segments) == 1:
             self._only_get(request)
             return web.Response(
-                body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST}
+                body=generate_latest() + await self._child_metrics(),
+                headers={"Content-Type": CONTENT_TYPE_LATEST},
             )
         if head == "openapi":
             return self._openapi(request, segments[1:])

@@ -17,10 +17,11 @@ from __future__ import annotations
 import base64
 import copy
 import secrets
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -51,9 +52,18 @@ FINALIZER_ORPHAN = "orphan"
 FINALIZER_FOREGROUND = "foregroundDeletion"
 
 
+_clock_cache: list[Any] = [0, ""]
+
+
 def now_rfc3339(offset_seconds: int = 0) -> str:
-    moment = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=offset_seconds)
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+    """The current time (plus an offset) in Kubernetes' RFC 3339 second form."""
+    second = int(time.time()) + offset_seconds
+    if offset_seconds == 0 and _clock_cache[0] == second:
+        return str(_clock_cache[1])
+    text = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    if offset_seconds == 0:
+        _clock_cache[0], _clock_cache[1] = second, text
+    return text
 
 
 @dataclass

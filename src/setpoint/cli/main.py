@@ -8,6 +8,7 @@ home. This is the only package that wires the parts together.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import re
@@ -104,19 +105,47 @@ def server(
         run_scheduler=not disable_scheduler,
         event_ttl=parse_duration(event_ttl),
     )
+    _install_uvloop()
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run_server(config))
+
+
+cli.add_command(sim)
+
+
+@cli.command("controller-manager")
+@click.option(
+    "--kubeconfig",
+    type=click.Path(path_type=Path, exists=True),
+    required=True,
+    help="Kubeconfig of the API server to reconcile against.",
+)
+@click.option("--disable-controllers", is_flag=True, help="Run only the scheduler.")
+@click.option("--disable-scheduler", is_flag=True, help="Run only the controllers.")
+def controller_manager(
+    kubeconfig: Path, disable_controllers: bool, disable_scheduler: bool
+) -> None:
+    """Run the controllers and the scheduler (leader-elected) against an API server."""
+    from setpoint.cli.server import run_controller_manager
+
+    _install_uvloop()
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(
+            run_controller_manager(
+                kubeconfig,
+                run_controllers=not disable_controllers,
+                run_scheduler=not disable_scheduler,
+            )
+        )
+
+
+def _install_uvloop() -> None:
     try:
         import uvloop
 
         uvloop.install()
     except ImportError:  # pragma: no cover - uvloop is a dependency, but stay runnable
         pass
-    try:
-        asyncio.run(run_server(config))
-    except KeyboardInterrupt:
-        pass
-
-
-cli.add_command(sim)
 
 
 def main() -> None:

@@ -10,19 +10,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 import socket
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from setpoint.api.discovery import KUBERNETES_VERSION
 from setpoint.api.openapi import build_openapi
 from setpoint.api.server import APIServer, TokenAuthenticator
-from setpoint.client.api import ClientConfig
-from setpoint.controllers.manager import ControllerManager, ManagerConfig
 from setpoint.pki import ensure_server_credentials, write_kubeconfig
 from setpoint.resources.catalog import default_registry
 from setpoint.store.sqlite import SQLiteStore
@@ -71,6 +72,7 @@ async def run_server(config: ServerConfig) -> None:
         ),
         openapi=build_openapi(registry, server_version=KUBERNETES_VERSION["gitVersion"]),
         event_ttl=config.event_ttl,
+        metrics_sockets=[config.data_dir / CONTROLLER_METRICS_SOCKET],
     )
     await api.start()
     # handler_cancellation: a client that disconnects ends its watch at once
@@ -111,18 +113,17 @@ async def run_server(config: ServerConfig) -> None:
     )
     manager_task = None
     if config.run_controllers or config.run_scheduler:
-        manager = ControllerManager(
-            ClientConfig(
-                url,
-                credentials.admin_token,
-                credentials.ca_pem(),
-                user_agent="setpoint-controller-manager",
-            ),
-            ManagerConfig(
-                run_controllers=config.run_controllers, run_scheduler=config.run_scheduler
-            ),
+        # A child process: the controllers get the machine's other core, and a crash in one
+        # cannot take the API server down (the supervisor restarts it).
+        manager_task = asyncio.create_task(
+            supervise_controller_manager(config), name="controller-manager"
         )
-        manager_task = asyncio.create_task(manager.run(), name="controller-manager")
+    # Start-up made many long-lived objects (schemas, OpenAPI, caches); keep them out of
+    # the collector's generations and collect less often, so full collections do not
+    # pause request handling for a hundred milliseconds at a time.
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 50, 1000)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -142,6 +143,36 @@ async def run_server(config: ServerConfig) -> None:
         await store.close()
 
 
+async def supervise_controller_manager(config: ServerConfig) -> None:
+    """Run ``setpoint controller-manager`` as a child against this server; restart it if
+    it exits; stop it with SIGTERM when cancelled."""
+    args = [sys.executable, "-m", "setpoint.cli.main"]
+    if log.isEnabledFor(logging.INFO):
+        args.append("-v")
+    args += ["controller-manager", "--kubeconfig", str(config.kubeconfig_path)]
+    if not config.run_controllers:
+        args.append("--disable-controllers")
+    if not config.run_scheduler:
+        args.append("--disable-scheduler")
+    backoff = 0.5
+    while True:
+        child = await asyncio.create_subprocess_exec(*args, stdin=asyncio.subprocess.DEVNULL)
+        try:
+            code = await child.wait()
+        except asyncio.CancelledError:
+            if child.returncode is None:
+                child.terminate()
+                try:
+                    await asyncio.wait_for(child.wait(), 10)
+                except TimeoutError:
+                    child.kill()
+                    await child.wait()
+            raise
+        log.warning("controller manager exited with %s; restarting in %.1fs", code, backoff)
+        await asyncio.sleep(backoff)
+        backoff = min(backoff * 2, 10.0)
+
+
 def _bound_port(site: web.TCPSite) -> int | None:
     server = site._server  # aiohttp keeps the asyncio server here
     sockets = getattr(server, "sockets", None) or []
@@ -149,3 +180,61 @@ def _bound_port(site: web.TCPSite) -> int | None:
         if sock.family in (socket.AF_INET, socket.AF_INET6):
             return int(sock.getsockname()[1])
     return None
+
+
+async def run_controller_manager(
+    kubeconfig: Path, *, run_controllers: bool, run_scheduler: bool
+) -> None:
+    """``setpoint controller-manager``: reconcile until SIGTERM/SIGINT, then give up the
+    leader lease so a successor takes over at once."""
+    from setpoint.client.api import ClientConfig
+    from setpoint.controllers.manager import ControllerManager, ManagerConfig
+
+    manager = ControllerManager(
+        ClientConfig.from_kubeconfig(kubeconfig, user_agent="setpoint-controller-manager"),
+        ManagerConfig(run_controllers=run_controllers, run_scheduler=run_scheduler),
+    )
+    task = asyncio.create_task(manager.run(), name="controller-manager")
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, task.cancel)
+    metrics = await serve_metrics_on_socket(kubeconfig.parent / CONTROLLER_METRICS_SOCKET)
+    try:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    finally:
+        await metrics.cleanup()
+
+
+CONTROLLER_METRICS_SOCKET = "controller-manager.sock"
+_OWN_METRIC_PREFIXES = ("workqueue_", "setpoint_")
+
+
+def _own_metrics(text: bytes) -> bytes:
+    """Only the families this process adds (the API server already reports its own
+    python_/process_ families; merged output must not name a family twice)."""
+    kept = []
+    for line in text.splitlines(keepends=True):
+        name = line.split(b" ")[2] if line.startswith(b"# ") else line
+        if name.decode(errors="replace").startswith(_OWN_METRIC_PREFIXES):
+            kept.append(line)
+    return b"".join(kept)
+
+
+async def serve_metrics_on_socket(path: Path) -> web.AppRunner:
+    """Prometheus text on a Unix socket in the (private) data dir; the API server merges it
+    into its authenticated ``/metrics``, so nothing listens unauthenticated on the network."""
+
+    async def metrics(request: web.Request) -> web.Response:
+        return web.Response(
+            body=_own_metrics(generate_latest()), headers={"Content-Type": CONTENT_TYPE_LATEST}
+        )
+
+    app = web.Application()
+    app.router.add_get("/metrics", metrics)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    path.unlink(missing_ok=True)
+    await web.UnixSite(runner, str(path)).start()
+    path.chmod(0o600)
+    return runner

@@ -120,9 +120,11 @@ class SQLiteStore:
 
     async def create(self, key: str, value: bytes) -> KeyValue:
         def apply(conn: sqlite3.Connection, rev: int) -> tuple[Any, WatchEvent | None, int]:
-            if conn.execute("SELECT 1 FROM kv WHERE key=?", (key,)).fetchone():
+            inserted = conn.execute(
+                "INSERT OR IGNORE INTO kv VALUES (?,?,?,?)", (key, rev, rev, value)
+            )
+            if inserted.rowcount == 0:
                 raise KeyExistsError(key)
-            conn.execute("INSERT INTO kv VALUES (?,?,?,?)", (key, rev, rev, value))
             conn.execute("INSERT INTO log VALUES (?,?,0,?,?)", (rev, key, rev, value))
             kv = KeyValue(key, value, rev, rev)
             return kv, WatchEvent(EventType.PUT, kv), rev
@@ -225,15 +227,13 @@ class SQLiteStore:
         try:
             conn.execute("BEGIN IMMEDIATE")
             for write in batch:
-                conn.execute("SAVEPOINT op")
+                # Each write checks before it changes anything, so a refused write has
+                # written nothing and needs no savepoint to undo.
                 try:
                     result, event, used_rev = write.apply(conn, next_rev)
                 except StoreError as exc:
-                    conn.execute("ROLLBACK TO op")
                     outcomes.append((write.future, None, exc))
                     continue
-                finally:
-                    conn.execute("RELEASE op")
                 if event is not None:
                     events.append(event)
                 next_rev = used_rev + 1
