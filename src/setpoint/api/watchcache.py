@@ -59,7 +59,9 @@ def decode_object(kv: KeyValue, *, revision: int | None = None) -> CachedObject:
     obj = orjson.loads(kv.value)
     rv = revision if revision is not None else kv.mod_revision
     obj["metadata"]["resourceVersion"] = str(rv)
-    return CachedObject(kv.key, obj, orjson.dumps(obj), rv)
+    # orjson returns bytes with spare capacity (several KiB); a cache of 100k objects would
+    # hold that slack forever, so keep an exact-size copy.
+    return CachedObject(kv.key, obj, bytes(memoryview(orjson.dumps(obj))), rv)
 
 
 @dataclass(slots=True)
