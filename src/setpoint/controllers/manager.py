@@ -100,7 +100,9 @@ def build_components(
     if config.run_scheduler:
         from setpoint.scheduler.scheduler import Scheduler
 
-        components.append(Scheduler(informers, recorder))
+        # scheduling events come "From default-scheduler", as in Kubernetes
+        scheduler_recorder = EventRecorder(recorder.client, "default-scheduler", host=recorder.host)
+        components.append(Scheduler(informers, scheduler_recorder))
     return components
 
 
