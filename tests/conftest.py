@@ -4,11 +4,12 @@ fresh servers for tests that restart or break them."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
+from setpoint.client.api import ApiClient, ClientConfig
 from tests.support import Kubectl, Server, start_server
 
 
@@ -43,3 +44,11 @@ def fresh_server(tmp_path: Path) -> Iterator[Server]:
     srv = start_server(tmp_path / "data")
     yield srv
     srv.stop()
+
+
+@pytest.fixture
+async def client(server: Server) -> AsyncIterator[ApiClient]:
+    """setpoint's own API client, connected to the session server."""
+    api = ApiClient(ClientConfig.from_kubeconfig(server.kubeconfig))
+    yield api
+    await api.close()

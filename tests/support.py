@@ -18,7 +18,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -292,3 +292,24 @@ def collect_lines(process: subprocess.Popen[str]) -> list[str]:
 
     threading.Thread(target=pump, daemon=True).start()
     return lines
+
+
+async def eventually(
+    check: Callable[[], Awaitable[T | None]], *, timeout: float = 20.0, what: str = "condition"
+) -> T:
+    """Poll an async ``check`` until it returns something truthy, without blocking the event
+    loop that in-process components under test run on; fail after ``timeout`` seconds."""
+    import asyncio
+
+    deadline = time.monotonic() + timeout
+    last: object = None
+    while time.monotonic() < deadline:
+        try:
+            result = await check()
+            if result:
+                return result
+            last = result
+        except Exception as exc:  # keep polling; report the last failure
+            last = exc
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}: {last!r}")

@@ -3,20 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import pytest
 
-from setpoint.client.api import CONFIGMAPS, ApiClient, ApiError, ClientConfig
+from setpoint.client.api import CONFIGMAPS, ApiClient, ApiError
 from setpoint.client.informer import EventHandler, Informer, by_namespace
-from tests.support import Server
-
-
-@pytest.fixture
-async def client(server: Server) -> AsyncIterator[ApiClient]:
-    api = ApiClient(ClientConfig.from_kubeconfig(server.kubeconfig))
-    yield api
-    await api.close()
 
 
 def cm(name: str) -> dict[str, object]:

@@ -3,21 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TypeVar
 
 import pytest
 
-from setpoint.client.api import CRONJOBS, EVENTS, JOBS, ApiClient, ClientConfig, Obj
+from setpoint.client.api import CRONJOBS, EVENTS, JOBS, ApiClient, Obj
 from setpoint.client.events import EventRecorder
 from setpoint.client.factory import SharedInformers
 from setpoint.controllers.cronjob import SCHEDULED_TIMESTAMP, CronJobController
-from tests.support import Server
-
-T = TypeVar("T")
+from tests.support import eventually
 
 
 @dataclass
@@ -26,13 +22,6 @@ class FakeClock:
 
     def __call__(self) -> datetime:
         return self.moment
-
-
-@pytest.fixture
-async def client(server: Server) -> AsyncIterator[ApiClient]:
-    api = ApiClient(ClientConfig.from_kubeconfig(server.kubeconfig))
-    yield api
-    await api.close()
 
 
 @pytest.fixture
@@ -53,17 +42,6 @@ async def controller(client: ApiClient, clock: FakeClock) -> AsyncIterator[CronJ
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
     await informers.stop()
-
-
-async def eventually(check: Callable[[], Awaitable[T | None]], *, timeout: float = 20) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = await check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {check.__name__}")
-        await asyncio.sleep(0.05)
 
 
 def cron_job_manifest(name: str, policy: str = "Allow") -> Obj:

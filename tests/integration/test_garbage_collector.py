@@ -4,9 +4,8 @@ and dangling ownerReferences, with ConfigMaps as owners and dependents."""
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, TypeVar
+from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
@@ -17,39 +16,13 @@ from setpoint.client.api import (
     REPLICASETS,
     ApiClient,
     ApiError,
-    ClientConfig,
 )
 from setpoint.client.events import EventRecorder
 from setpoint.client.factory import SharedInformers
 from setpoint.controllers.garbagecollector import GarbageCollector
-from tests.support import Server
+from tests.support import eventually
 
-T = TypeVar("T")
 Obj = dict[str, Any]
-
-
-async def eventually(
-    check: Callable[[], Awaitable[T | None]], *, timeout: float = 20, what: str = "condition"
-) -> T:
-    """Poll an async ``check`` (without blocking the event loop the controller runs on)."""
-    deadline = time.monotonic() + timeout
-    last: Exception | None = None
-    while time.monotonic() < deadline:
-        try:
-            result = await check()
-            if result:
-                return result
-        except Exception as exc:
-            last = exc
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}: {last!r}")
-
-
-@pytest.fixture
-async def client(server: Server) -> AsyncIterator[ApiClient]:
-    api = ApiClient(ClientConfig.from_kubeconfig(server.kubeconfig))
-    yield api
-    await api.close()
 
 
 @pytest.fixture

@@ -6,48 +6,21 @@ from __future__ import annotations
 import asyncio
 import signal
 import subprocess
-import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 
-from setpoint.client.api import LEASES, NODES, PODS, ApiClient, ApiError, ClientConfig
+from setpoint.client.api import LEASES, NODES, PODS, ApiClient, ApiError
 from setpoint.sim.hollow import KUBELET_VERSION, HollowNodes, parse_time
-from tests.support import SETPOINT, Kubectl, Server, wait_for
+from tests.support import SETPOINT, Kubectl, Server, eventually, wait_for
 
-T = TypeVar("T")
 Obj = dict[str, Any]
-
-
-@pytest.fixture
-async def client(server: Server) -> AsyncIterator[ApiClient]:
-    api = ApiClient(ClientConfig.from_kubeconfig(server.kubeconfig))
-    yield api
-    await api.close()
 
 
 @pytest.fixture
 def prefix() -> str:
     return f"hollow-{uuid.uuid4().hex[:8]}"
-
-
-async def eventually(
-    check: Callable[[], Awaitable[T | None]], *, timeout: float = 20, what: str = "condition"
-) -> T:
-    """Poll an async ``check`` until it returns something truthy."""
-    deadline = time.monotonic() + timeout
-    last: Exception | None = None
-    while time.monotonic() < deadline:
-        try:
-            result = await check()
-            if result:
-                return result
-        except (ApiError, AssertionError, KeyError) as exc:
-            last = exc
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}: {last!r}")
 
 
 class Running:

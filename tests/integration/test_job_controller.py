@@ -4,27 +4,17 @@ their status), as no node runs them."""
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 
-from setpoint.client.api import EVENTS, JOBS, PODS, ApiClient, ClientConfig, Obj
+from setpoint.client.api import EVENTS, JOBS, PODS, ApiClient, Obj
 from setpoint.client.events import EventRecorder
 from setpoint.client.factory import SharedInformers
 from setpoint.controllers.job import JOB_TRACKING_FINALIZER, JobController
-from tests.support import Server
-
-T = TypeVar("T")
-
-
-@pytest.fixture
-async def client(server: Server) -> AsyncIterator[ApiClient]:
-    api = ApiClient(ClientConfig.from_kubeconfig(server.kubeconfig))
-    yield api
-    await api.close()
+from tests.support import eventually
 
 
 @pytest.fixture
@@ -40,17 +30,6 @@ async def controller(client: ApiClient) -> AsyncIterator[JobController]:
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
     await informers.stop()
-
-
-async def eventually(check: Callable[[], Awaitable[T | None]], *, timeout: float = 20) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = await check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {check.__name__}")
-        await asyncio.sleep(0.05)
 
 
 def job_manifest(name: str, **spec: Any) -> Obj:

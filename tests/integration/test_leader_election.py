@@ -4,20 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 
-import pytest
-
-from setpoint.client.api import ApiClient, ClientConfig
+from setpoint.client.api import ApiClient
 from setpoint.client.leaderelection import LeaderElectionConfig, LeaderElector
-from tests.support import Server
-
-
-@pytest.fixture
-async def client(server: Server) -> AsyncIterator[ApiClient]:
-    api = ApiClient(ClientConfig.from_kubeconfig(server.kubeconfig))
-    yield api
-    await api.close()
 
 
 def config(lease: str, identity: str) -> LeaderElectionConfig:

@@ -4,9 +4,8 @@ emptied, reports what remains in its conditions, and is then finalized away."""
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any, TypeVar
 
 import pytest
@@ -17,39 +16,14 @@ from setpoint.client.api import (
     PODS,
     ApiClient,
     ApiError,
-    ClientConfig,
 )
 from setpoint.client.events import EventRecorder
 from setpoint.client.factory import SharedInformers
 from setpoint.controllers.namespace import NamespaceController
-from tests.support import Kubectl, Server
+from tests.support import Kubectl, Server, eventually
 
 Obj = dict[str, Any]
 T = TypeVar("T")
-
-
-async def eventually(
-    check: Callable[[], Awaitable[T | None]], *, timeout: float = 20, what: str = "condition"
-) -> T:
-    """Poll an async ``check`` (without blocking the event loop the controller runs on)."""
-    deadline = time.monotonic() + timeout
-    last: Exception | None = None
-    while time.monotonic() < deadline:
-        try:
-            result = await check()
-            if result:
-                return result
-        except Exception as exc:
-            last = exc
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}: {last!r}")
-
-
-@pytest.fixture
-async def client(server: Server) -> AsyncIterator[ApiClient]:
-    api = ApiClient(ClientConfig.from_kubeconfig(server.kubeconfig))
-    yield api
-    await api.close()
 
 
 @pytest.fixture

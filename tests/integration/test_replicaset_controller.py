@@ -4,42 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, TypeVar
+from collections.abc import AsyncIterator
+from typing import TypeVar
 
 import pytest
 
-from setpoint.client.api import EVENTS, PODS, REPLICASETS, ApiClient, ClientConfig, Obj
+from setpoint.client.api import EVENTS, PODS, REPLICASETS, ApiClient, Obj
 from setpoint.client.events import EventRecorder
 from setpoint.client.factory import SharedInformers
 from setpoint.controllers.replicaset import ReplicaSetController
-from tests.support import Server
+from tests.support import eventually
 
 T = TypeVar("T")
-
-
-async def eventually(
-    check: Callable[[], Awaitable[T | None]], *, timeout: float = 20.0, what: str = "condition"
-) -> T:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        try:
-            result = await check()
-            if result:
-                return result
-            last = result
-        except Exception as exc:
-            last = exc
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}: {last!r}")
-
-
-@pytest.fixture
-async def client(server: Server) -> AsyncIterator[ApiClient]:
-    api = ApiClient(ClientConfig.from_kubeconfig(server.kubeconfig))
-    yield api
-    await api.close()
 
 
 @pytest.fixture

@@ -4,9 +4,8 @@ these tests do not share the session server with tests that leave pods Pending).
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -16,7 +15,7 @@ from setpoint.client.api import EVENTS, NAMESPACES, NODES, PODS, ApiClient, Clie
 from setpoint.client.events import EventRecorder
 from setpoint.client.factory import SharedInformers
 from setpoint.scheduler.scheduler import Scheduler
-from tests.support import Server, start_server
+from tests.support import Server, eventually, start_server
 
 Obj = dict[str, Any]
 T = TypeVar("T")
@@ -65,20 +64,6 @@ async def scheduler(client: ApiClient) -> AsyncIterator[Scheduler]:
     except asyncio.CancelledError:
         pass
     await informers.stop()
-
-
-async def eventually(check: Callable[[], Awaitable[T | None]], *, timeout: float = 15.0) -> T:
-    deadline = time.monotonic() + timeout
-    last: Exception | None = None
-    while time.monotonic() < deadline:
-        try:
-            result = await check()
-            if result:
-                return result
-        except Exception as exc:
-            last = exc
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"timed out; last error: {last!r}")
 
 
 def node_obj(
