@@ -190,7 +190,9 @@ def test_invalid_object_reports_field_causes(kubectl: Kubectl) -> None:
 def test_explain_describes_fields_from_openapi(server: Server) -> None:
     out = Kubectl(server)("explain", "deployment.spec.strategy").stdout
     assert "rollingUpdate" in out
-    assert "DeploymentStrategy" in out or "strategy" in out
+    assert "DeploymentStrategy" in out
+    recursive = Kubectl(server)("explain", "deployment.spec.strategy", "--recursive").stdout
+    assert "maxSurge" in recursive and "maxUnavailable" in recursive
 
 
 def test_dry_run_server_does_not_persist(kubectl: Kubectl) -> None:
