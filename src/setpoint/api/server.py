@@ -15,7 +15,6 @@ import logging
 import platform
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -41,10 +40,10 @@ log = logging.getLogger(__name__)
 
 INITIAL_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 HEALTH_PATHS = ("/healthz", "/livez", "/readyz")
+# what answers without a token: the health paths and their sub-checks (/healthz/ping)
+_HEALTH_PREFIXES = tuple(p for h in HEALTH_PATHS for p in (h + "/", h))
 COMPACTION_INTERVAL = 300.0
 EVENT_TTL_SWEEP_INTERVAL = 60.0
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 @dataclass(frozen=True)
@@ -225,16 +224,23 @@ class APIServer:
 
     def application(self) -> web.Application:
         app = web.Application(
-            middlewares=[self._error_middleware, self._auth_middleware],
             client_max_size=negotiation.MAX_BODY_BYTES + 1024,
         )
-        app.router.add_route("*", "/{tail:.*}", self._dispatch)
+        app.router.add_route("*", "/{tail:.*}", self._serve)
         return app
 
-    @web.middleware
-    async def _error_middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+    async def _serve(self, request: web.Request) -> web.StreamResponse:
+        """Every request: authenticate (health endpoints excepted), dispatch, and turn any
+        failure into a Status — one function rather than a middleware chain, since it runs
+        on every request."""
         try:
-            return await handler(request)
+            path = request.path
+            if not path.startswith(_HEALTH_PREFIXES):
+                user = self.authenticator.authenticate(request.headers.get("Authorization"))
+                if user is None:
+                    raise errors.unauthorized()
+                request["user"] = user
+            return await self._dispatch(request)
         except APIError as exc:
             return error_response(exc)
         except web.HTTPRequestEntityTooLarge:
@@ -244,17 +250,6 @@ class APIServer:
         except Exception as exc:
             log.exception("internal error serving %s %s", request.method, request.path)
             return error_response(errors.internal(type(exc).__name__))
-
-    @web.middleware
-    async def _auth_middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        path = request.path
-        if path in HEALTH_PATHS or path.startswith(tuple(p + "/" for p in HEALTH_PATHS)):
-            return await handler(request)
-        user = self.authenticator.authenticate(request.headers.get("Authorization"))
-        if user is None:
-            raise errors.unauthorized()
-        request["user"] = user
-        return await handler(request)
 
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
         path = request.path
