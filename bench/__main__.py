@@ -1,4 +1,4 @@
-"""``python -m bench [write|watch|list ...] [--record] [--profile DIR]``.
+"""``python -m bench [write|watch|list|scheduler|deployment|job ...] [--record] [--profile DIR]``.
 
 Runs the named benchmarks (all of them by default) one after another, each against its own
 fresh server, prints a table of figures and, with ``--record``, writes them into the results
@@ -25,7 +25,14 @@ from bench.common import Context, Figure
 from bench.record import DOC, commit, machine, record
 
 # Hard ceiling per benchmark, on top of each benchmark's own bounded loops.
-TIME_LIMITS = {"write": 600.0, "watch": 900.0, "list": 600.0}
+TIME_LIMITS = {
+    "write": 600.0,
+    "watch": 900.0,
+    "list": 600.0,
+    "scheduler": 420.0,
+    "deployment": 480.0,
+    "job": 300.0,
+}
 
 
 class Benchmark(Protocol):

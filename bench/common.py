@@ -118,9 +118,10 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child before e
 class Server:
     """A ``setpoint server`` child process on ``data_dir``; restartable on the same dir."""
 
-    def __init__(self, data_dir: Path, log_path: Path) -> None:
+    def __init__(self, data_dir: Path, log_path: Path, *, extra_args: Sequence[str] = ()) -> None:
         self.data_dir = data_dir
         self.log_path = log_path
+        self.extra_args = tuple(extra_args)
         self.proc: subprocess.Popen[bytes] | None = None
         self.url = ""
         self.ca_pem = b""
@@ -145,6 +146,7 @@ class Server:
             "--https-listen-port",
             "0",
             "--disable-agent",
+            *self.extra_args,
         ]
 
     async def start(self, *, timeout: float = 60.0) -> None:
@@ -224,9 +226,11 @@ class Server:
         """User + system CPU time used so far by the server process (all its threads), or by
         one of its threads: ``tid=server.pid`` is the main thread, which runs the event loop."""
         path = f"/proc/{self.pid}/stat" if tid is None else f"/proc/{self.pid}/task/{tid}/stat"
-        with open(path) as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / _CLK_TCK
+        return _stat_cpu_seconds(path)
+
+    def children(self) -> list[int]:
+        """Pids of the server's child processes (the ``setpoint controller-manager``)."""
+        return child_pids(self.pid)
 
     # -------------------------------------------------------------- client
 
@@ -247,6 +251,27 @@ class Server:
             headers={"Authorization": f"Bearer {self.token}"},
             timeout=timeout or aiohttp.ClientTimeout(total=60),
         )
+
+
+def _stat_cpu_seconds(path: str) -> float:
+    with open(path) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _CLK_TCK
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU time used so far by any process (all its threads)."""
+    return _stat_cpu_seconds(f"/proc/{pid}/stat")
+
+
+def child_pids(pid: int) -> list[int]:
+    """Pids of the direct children of ``pid`` (from ``/proc/<pid>/task/*/children``)."""
+    out: list[int] = []
+    with contextlib.suppress(OSError):
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with contextlib.suppress(OSError), open(f"/proc/{pid}/task/{task}/children") as f:
+                out += [int(x) for x in f.read().split()]
+    return sorted(set(out))
 
 
 class RSSSampler:
@@ -336,10 +361,12 @@ class Context:
             print(f"  {message}", flush=True)
 
     @contextlib.asynccontextmanager
-    async def server(self, name: str) -> AsyncIterator[Server]:
-        """A fresh server on an empty data dir under the work dir, stopped when the block ends."""
+    async def server(self, name: str, *, extra_args: Sequence[str] = ()) -> AsyncIterator[Server]:
+        """A fresh server on an empty data dir under the work dir, stopped when the block ends.
+
+        ``extra_args`` are added to the ``setpoint server`` command line."""
         root = self.work_dir / name
-        server = Server(root / "data", root / "server.log")
+        server = Server(root / "data", root / "server.log", extra_args=extra_args)
         self.servers.append(server)
         await server.start()
         self.say(f"server pid {server.pid} at {server.url} (data {server.data_dir})")

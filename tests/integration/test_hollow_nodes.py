@@ -162,7 +162,8 @@ async def test_pod_waits_for_its_start_delay(
     client: ApiClient, namespace: str, prefix: str
 ) -> None:
     async with hollow(client, prefix, count=1):
-        annotations = {"sim.setpoint.dev/start-delay-seconds": "1"}
+        # long enough that a loaded machine still sees the waiting state before it ends
+        annotations = {"sim.setpoint.dev/start-delay-seconds": "4"}
         await create_bound_pod(client, namespace, "slow", f"{prefix}-0", annotations=annotations)
 
         async def creating() -> bool:

@@ -231,6 +231,25 @@ class ResourceStorage:
             raise errors.not_found(self.rtype, name)
         return cached
 
+    async def latest(
+        self, namespace: str | None, name: str, *, fresh: bool = False, at_least: int = 0
+    ) -> CachedObject:
+        """The newest version this server knows, as the base of a write.
+
+        Read from the watch cache — no store read on the event loop — after waiting for the
+        cache to reach the store's revision (``fresh``, used when retrying after a
+        conflict) or ``at_least`` (a resourceVersion the client has seen). A stale base is
+        harmless: the store's compare-and-swap refuses it and the caller retries fresh.
+        """
+        if fresh:
+            await self._fresh()
+        elif at_least and self.cache.revision < at_least:
+            await self.cache.wait_fresh(at_least)
+        cached = self.cache.get(self.key(namespace, name))
+        if cached is not None:
+            return cached
+        return await self.get_from_store(namespace, name)  # e.g. created a moment ago
+
     async def get_from_store(self, namespace: str | None, name: str) -> CachedObject:
         kv = await self.store.get(self.key(namespace, name))
         if kv is None:
@@ -409,21 +428,33 @@ class ResourceStorage:
             )
         meta["name"] = name
         self._check_namespace(meta, namespace)
-        try:
-            current = await self.get_from_store(namespace, name)
-        except APIError:
-            if self.rtype.allow_create_on_update and not subresource:
-                meta.pop("resourceVersion", None)
-                return await self.create(namespace, obj, opts)
-            raise
         expected = meta.get("resourceVersion")
-        if expected and _parse_rv(expected) != current.rv:
-            raise errors.stale_conflict(self.rtype, name)
-        result = await self._write_update(
-            current, obj, opts, subresource=subresource, missing=missing
-        )
-        result.warnings = warnings + result.warnings
-        return result
+        expected_rv = _parse_rv(expected) if expected else 0
+        for attempt in range(_MAX_CONFLICT_RETRIES):
+            try:
+                current = await self.latest(
+                    namespace, name, fresh=attempt > 0, at_least=expected_rv
+                )
+            except APIError:
+                if self.rtype.allow_create_on_update and not subresource:
+                    meta.pop("resourceVersion", None)
+                    return await self.create(namespace, obj, opts)
+                raise
+            if expected_rv and expected_rv != current.rv:
+                if expected_rv > current.rv and attempt == 0:
+                    continue  # our cache is behind what the client saw: look again, fresh
+                raise errors.stale_conflict(self.rtype, name)
+            try:
+                result = await self._write_update(
+                    current, obj, opts, subresource=subresource, missing=missing
+                )
+            except APIError as exc:
+                if exc.code == 409 and exc.reason == "Conflict" and not expected_rv:
+                    continue  # unconditional update raced another writer: re-read, retry
+                raise
+            result.warnings = warnings + result.warnings
+            return result
+        raise errors.stale_conflict(self.rtype, name)
 
     async def _write_update(
         self,
@@ -500,9 +531,9 @@ class ResourceStorage:
         meta["name"] = name
         self._check_namespace(meta, namespace)
         opts = replace(opts, managed_by_apply=True)
-        for _ in range(_MAX_CONFLICT_RETRIES):
+        for attempt in range(_MAX_CONFLICT_RETRIES):
             try:
-                current: CachedObject | None = await self.get_from_store(namespace, name)
+                current: CachedObject | None = await self.latest(namespace, name, fresh=attempt > 0)
             except APIError as exc:
                 if exc.code != 404:
                     raise
@@ -602,12 +633,14 @@ class ResourceStorage:
     ) -> WriteResult:
         """Read-modify-write (patch, scale): retried on conflict unless the change pinned a
         resourceVersion, exactly as the apiserver's patcher does."""
-        for _ in range(_MAX_CONFLICT_RETRIES):
-            current = await self.get_from_store(namespace, name)
+        for attempt in range(_MAX_CONFLICT_RETRIES):
+            current = await self.latest(namespace, name, fresh=attempt > 0)
             changed = mutate(copy.deepcopy(current.obj))
             pinned = precondition_rv(changed) if precondition_rv else None
             body, warnings, missing = self.decode_body(changed, opts)
             if pinned and _parse_rv(pinned) != current.rv:
+                if _parse_rv(pinned) > current.rv and attempt == 0:
+                    continue  # our cache is behind what the client saw: look again, fresh
                 raise errors.stale_conflict(self.rtype, name)
             meta = body["metadata"]
             if meta.get("name") != name:
@@ -638,8 +671,8 @@ class ResourceStorage:
     # -------------------------------------------------------------- delete
 
     async def delete(self, namespace: str | None, name: str, opts: DeleteOptions) -> DeleteResult:
-        for _ in range(_MAX_CONFLICT_RETRIES):
-            current = await self.get_from_store(namespace, name)
+        for attempt in range(_MAX_CONFLICT_RETRIES):
+            current = await self.latest(namespace, name, fresh=attempt > 0)
             try:
                 return await self._delete_once(current, opts)
             except RevisionConflictError:
