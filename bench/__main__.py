@@ -32,6 +32,7 @@ TIME_LIMITS = {
     "scheduler": 420.0,
     "deployment": 480.0,
     "job": 300.0,
+    "crash": 120.0,
 }
 
 

@@ -1,0 +1,172 @@
+"""``crash``: how fast the node supervisor replaces a crashed workload, and what it costs.
+
+Method: a supervisor is started on a fresh state dir (``ensure_supervisor``) with one
+container, ``sleep 600`` under restart policy ``Always``. Its backoff is set to zero
+(``backoff_base=0``): the benchmark measures the restart path, not the policy's deliberate
+waits (with the defaults only the first restart is immediate). 200 times: SIGKILL the
+current process and time from the kill until the event stream reports the replacement
+running (its pid is then already in ``/proc``); the supervisor's own view (replacement start
+minus recorded finish) is reported alongside. Afterwards 100 ``sleep`` containers run under
+the same supervisor and its RSS and PSS are read from ``/proc/<pid>/smaps_rollup``.
+
+If ``supervisord`` is installed in the venv given by ``SETPOINT_BENCH_SUPERVISORD_VENV``, it
+is measured the same way (``autorestart=true``, ``startsecs=0``; kill to a new child pid
+seen in ``/proc/<supervisord>/task/*/children``, polled every 0.5 ms).
+
+Targets: crash-to-running p50 < 20 ms, p99 < 100 ms.
+Standalone: ``python -m bench.crash``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench.common import Context, Figure, below, info, percentiles
+from setpoint.agent.runtime import ContainerSpec, ensure_supervisor
+
+NAME = "crash"
+KILLS = 200
+IDLE_CONTAINERS = 100
+
+
+def memory_kib(pid: int) -> tuple[int, int]:
+    """(RSS, PSS) of ``pid`` in KiB."""
+    fields = {}
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()[1:]:
+        key, value = line.split(":", 1)
+        fields[key] = int(value.split()[0])
+    return fields["Rss"], fields["Pss"]
+
+
+async def measure_setpoint(work: Path) -> tuple[list[float], list[float], int, int]:
+    runtime = await ensure_supervisor(work / "supervisor")
+    supervisor = (await runtime.info())["pid"]
+    try:
+        spec = ContainerSpec(
+            id="bench/crash", argv=["sleep", "600"], env={"PATH": os.environ["PATH"]},
+            backoff_base=0.0,
+        )  # fmt: skip
+        state = await runtime.start_container(spec)
+        events = runtime.events()
+        async for current in events:  # the initial snapshot
+            if current.id == spec.id:
+                break
+        observed: list[float] = []
+        internal: list[float] = []
+        for n in range(1, KILLS + 1):
+            assert state.pid is not None
+            started = time.perf_counter()
+            os.kill(state.pid, signal.SIGKILL)
+            async with asyncio.timeout(5):
+                async for state in events:
+                    if state.restart_count == n and state.state == "running":
+                        break
+            observed.append(time.perf_counter() - started)
+            assert state.last_exit is not None and state.started_at is not None
+            internal.append(state.started_at - state.last_exit.finished_at)
+        await events.aclose()
+        for i in range(IDLE_CONTAINERS):
+            await runtime.start_container(
+                ContainerSpec(id=f"bench/idle-{i}", argv=["sleep", "600"], env=spec.env)
+            )
+        await asyncio.sleep(0.5)
+        rss, pss = memory_kib(supervisor)
+        for s in await runtime.list():
+            await runtime.remove(s.id)
+        return observed, internal, rss, pss
+    finally:
+        await runtime.close()
+        os.kill(supervisor, signal.SIGTERM)
+
+
+def children(pid: int) -> set[int]:
+    found: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found.update(int(c) for c in (task / "children").read_text().split())
+    return found
+
+
+def measure_supervisord(venv: Path, work: Path) -> list[float]:
+    conf = work / "supervisord.conf"
+    conf.write_text(
+        f"[supervisord]\nnodaemon=true\nlogfile={work}/supervisord.log\npidfile={work}/sd.pid\n"
+        "[program:sleep]\ncommand=sleep 600\nautorestart=true\nstartsecs=0\n"
+        "startretries=1000000\n"
+    )
+    daemon = subprocess.Popen(
+        [str(venv / "bin" / "supervisord"), "-c", str(conf)],
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while not (current := children(daemon.pid)):
+            assert time.monotonic() < deadline, "supervisord started nothing"
+            time.sleep(0.01)
+        latencies = []
+        for _ in range(KILLS):
+            (pid,) = current
+            started = time.perf_counter()
+            os.kill(pid, signal.SIGKILL)
+            deadline = time.monotonic() + 10
+            while not (current := children(daemon.pid) - {pid}):
+                assert time.monotonic() < deadline, "supervisord did not restart"
+                time.sleep(0.0005)
+            latencies.append(time.perf_counter() - started)
+        return latencies
+    finally:
+        os.killpg(daemon.pid, signal.SIGKILL)
+        daemon.wait()
+
+
+async def run(ctx: Context) -> list[Figure]:
+    work = Path(tempfile.mkdtemp(prefix="sp-crash-", dir="/tmp"))
+    try:
+        ctx.say(f"{KILLS} SIGKILLs of a container under the setpoint supervisor ...")
+        observed, internal, rss, pss = await measure_setpoint(work)
+        p50, p99 = percentiles([x * 1000 for x in observed], (50, 99))
+        i50, i99 = percentiles([x * 1000 for x in internal], (50, 99))
+        figures = [
+            below(NAME, "crash-to-running p50", p50, "ms", 20, digits=2),
+            below(NAME, "crash-to-running p99", p99, "ms", 100, digits=2),
+            info(NAME, "supervisor exit-to-start p50", i50, "ms", digits=2),
+            info(NAME, "supervisor exit-to-start p99", i99, "ms", digits=2),
+            info(NAME, f"supervisor RSS, {IDLE_CONTAINERS} containers", rss / 1024, "MiB"),
+            info(NAME, f"supervisor PSS, {IDLE_CONTAINERS} containers", pss / 1024, "MiB"),
+        ]
+        venv = os.environ.get("SETPOINT_BENCH_SUPERVISORD_VENV")
+        if venv and (Path(venv) / "bin" / "supervisord").exists():
+            ctx.say(f"{KILLS} SIGKILLs of a program under supervisord ...")
+            sd = await asyncio.to_thread(measure_supervisord, Path(venv), work)
+            s50, s99 = percentiles([x * 1000 for x in sd], (50, 99))
+            figures += [
+                info(NAME, "supervisord crash-to-running p50", s50, "ms", digits=2),
+                info(NAME, "supervisord crash-to-running p99", s99, "ms", digits=2),
+                info(NAME, "supervisord/setpoint p50 ratio", s50 / p50, "x"),
+            ]
+        else:
+            ctx.say("supervisord not measured: set SETPOINT_BENCH_SUPERVISORD_VENV")
+        return figures
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def main() -> int:
+    ctx = Context(work_dir=Path(tempfile.gettempdir()))
+    figures = asyncio.run(run(ctx))
+    for f in figures:
+        print(f"{f.name:45} {f.text:>12}  {f.target} {f.verdict}")
+    return 0 if all(f.ok is not False for f in figures) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,205 @@
+"""The process runtime as the agent sees it: an async client of the per-node supervisor.
+
+The agent never owns workload processes; ``setpoint.agent.supervisor`` does, and outlives
+the agent. ``ensure_supervisor(state_dir)`` connects to the supervisor serving ``state_dir``
+or, if none does, starts one detached (its own session, orphaned by a double fork) so that
+it survives the agent, and returns a ``Runtime`` connected to it. The agent then drives
+containers through ``start_container``, ``stop_container`` and ``remove``, learns where they
+are with ``list()`` (which includes every exit it missed while it was down: restart counts
+and the last exit of each container) and follows their changes with ``events()``.
+
+Requests travel as JSON lines over one connection and are answered by id, so a slow
+``stop_container`` (which waits out a grace period) does not hold up other calls; each
+``events()`` stream uses a connection of its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import os
+import sys
+import time
+from collections.abc import AsyncGenerator
+from pathlib import Path
+from typing import Any
+
+from setpoint.agent.supervisor import (
+    LOG_NAME,
+    SOCKET_NAME,
+    ContainerSpec,
+    ContainerState,
+    ExitRecord,
+)
+
+__all__ = [
+    "ContainerSpec",
+    "ContainerState",
+    "ExitRecord",
+    "Runtime",
+    "SupervisorError",
+    "ensure_supervisor",
+]
+
+LINE_LIMIT = 64 * 1024 * 1024  # a list of many containers is one line
+
+
+class SupervisorError(Exception):
+    """The supervisor refused a request (unknown container, duplicate id, bad spec ...)."""
+
+
+async def open_socket(state_dir: Path) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    path = state_dir / SOCKET_NAME
+    if len(os.fsencode(path)) < 100:
+        return await asyncio.open_unix_connection(path, limit=LINE_LIMIT)
+    # Unix socket paths are limited to 108 bytes; reach a deep one through a directory fd.
+    dir_fd = os.open(state_dir, os.O_PATH)
+    try:
+        return await asyncio.open_unix_connection(
+            f"/proc/self/fd/{dir_fd}/{SOCKET_NAME}", limit=LINE_LIMIT
+        )
+    finally:
+        os.close(dir_fd)
+
+
+class Runtime:
+    """A connection to the supervisor of one node. Close it with ``close()`` (or use it as
+    an async context manager); closing it stops nothing on the node."""
+
+    def __init__(
+        self, state_dir: Path, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        self.state_dir = state_dir
+        self._reader = reader
+        self._writer = writer
+        self._ids = itertools.count(1)
+        self._pending: dict[int, asyncio.Future[Any]] = {}
+        self._receiver = asyncio.create_task(self._receive(), name="runtime-receiver")
+
+    @classmethod
+    async def connect(cls, state_dir: Path | str) -> Runtime:
+        state_dir = Path(state_dir)
+        reader, writer = await open_socket(state_dir)
+        return cls(state_dir, reader, writer)
+
+    async def __aenter__(self) -> Runtime:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        self._receiver.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._receiver
+        self._writer.close()
+        with contextlib.suppress(ConnectionError):
+            await self._writer.wait_closed()
+
+    async def _receive(self) -> None:
+        try:
+            while line := await self._reader.readline():
+                answer = json.loads(line)
+                future = self._pending.pop(answer.get("id"), None)
+                if future is None or future.done():
+                    continue
+                if answer.get("ok"):
+                    future.set_result(answer.get("result"))
+                else:
+                    future.set_exception(SupervisorError(answer.get("error", "failed")))
+            error: Exception = ConnectionError("supervisor closed the connection")
+        except (ConnectionError, ValueError) as exc:
+            error = ConnectionError(f"supervisor connection broken: {exc}")
+        for future in self._pending.values():
+            if not future.done():
+                future.set_exception(error)
+        self._pending.clear()
+
+    async def _call(self, op: str, **args: Any) -> Any:
+        if self._receiver.done():
+            raise ConnectionError("supervisor connection is closed")
+        request_id = next(self._ids)
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._pending[request_id] = future
+        self._writer.write(json.dumps({"id": request_id, "op": op, **args}).encode() + b"\n")
+        await self._writer.drain()
+        return await future
+
+    async def start_container(self, spec: ContainerSpec) -> ContainerState:
+        """Start a new container (its id must not exist yet) and return it running."""
+        return ContainerState.from_dict(await self._call("start", spec=spec.to_dict()))
+
+    async def stop_container(self, container_id: str, *, grace_seconds: float) -> ContainerState:
+        """SIGTERM the container's process group, wait up to ``grace_seconds``, then SIGKILL
+        the group; the container is not restarted again. Returns it exited."""
+        result = await self._call("stop", container=container_id, grace_seconds=grace_seconds)
+        return ContainerState.from_dict(result)
+
+    async def remove(self, container_id: str) -> None:
+        """Forget a container and its state files (killing it first if it still runs)."""
+        await self._call("remove", container=container_id)
+
+    async def list(self) -> list[ContainerState]:
+        return [ContainerState.from_dict(s) for s in await self._call("list")]
+
+    async def info(self) -> dict[str, Any]:
+        """The supervisor's pid and container count."""
+        result: dict[str, Any] = await self._call("info")
+        return result
+
+    async def events(self) -> AsyncGenerator[ContainerState, None]:
+        """Every container's current state, then each change as it happens (starts, exits,
+        backoffs). Ends when the supervisor goes away or cuts a too-slow reader off; re-list
+        and subscribe again then."""
+        reader, writer = await open_socket(self.state_dir)
+        try:
+            writer.write(json.dumps({"id": 0, "op": "watch"}).encode() + b"\n")
+            await writer.drain()
+            answer = json.loads(await reader.readline() or b"{}")
+            if not answer.get("ok"):
+                raise SupervisorError(answer.get("error", "watch refused"))
+            while line := await reader.readline():
+                yield ContainerState.from_dict(json.loads(line)["event"])
+        finally:
+            writer.close()
+
+
+async def ensure_supervisor(state_dir: Path | str, *, timeout: float = 10.0) -> Runtime:
+    """Connect to the supervisor serving ``state_dir``, starting it first if none does.
+
+    A started supervisor runs in a session of its own and is orphaned (``--detach`` forks
+    once more and the intermediate process exits when the daemon serves), so it is nobody's
+    child and survives the agent. Its output goes to ``state_dir/supervisor.log``."""
+    state_dir = Path(state_dir).absolute()
+    with contextlib.suppress(FileNotFoundError, ConnectionRefusedError):
+        return await Runtime.connect(state_dir)
+    state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with open(state_dir / LOG_NAME, "ab") as log:
+        launcher = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "setpoint.agent.supervisor",
+            "--state-dir",
+            str(state_dir),
+            "--detach",
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+        )
+    async with asyncio.timeout(timeout):
+        code = await launcher.wait()
+    if code != 0:
+        raise SupervisorError(f"supervisor failed to start; see {state_dir / LOG_NAME}")
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return await Runtime.connect(state_dir)
+        except (FileNotFoundError, ConnectionRefusedError):
+            # Lost a race with another starter whose supervisor holds the lock but is not
+            # yet serving.
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.01)

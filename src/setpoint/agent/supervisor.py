@@ -1,0 +1,949 @@
+"""The per-node supervisor: the one process that owns a node's container processes.
+
+A workload must outlive its agent, so the agent never forks workloads itself. It asks this
+daemon (``python -m setpoint.agent.supervisor --state-dir DIR``) over a Unix socket
+(``DIR/supervisor.sock``, mode 0600, one JSON object per line each way) to start, stop and
+remove containers, to list them and to stream their changes. The supervisor
+
+- starts each container as a plain host process in a session and process group of its own,
+  with its stdout and stderr on two FIFOs which it turns into one CRI-format log file
+  (``<RFC3339Nano> stdout|stderr F|P <text>``), rotated by size;
+- restarts a container that exits, by its restart policy (``Always``, ``OnFailure``,
+  ``Never``) and with Kubernetes' backoff shape (first restart after ``initial_backoff``,
+  then ``backoff_base`` doubling up to ``backoff_max``, reset after ``reset_after`` seconds
+  of clean running), itself, so crash-to-running takes milliseconds and needs no agent;
+- records every exit durably (one fsynced JSON line per exit in
+  ``DIR/containers/<id>/exits.jsonl``) and keeps the current instance in ``state.json``, so an
+  agent that was down learns every exit it missed, and a supervisor that was killed
+  re-attaches on start.
+
+Process identity is pid plus start time (field 22 of ``/proc/<pid>/stat``): a pid whose start
+time does not match what was recorded is never signalled, because it is a recycled pid (or a
+forged state file). Exits of our own children come from pidfds (``os.pidfd_open``) made
+readable by the kernel and are reaped with their status. A restarted supervisor re-adopts the
+instances whose pid and start time still match; they are no longer its children, so their exit
+status cannot be read: such an exit (and one that happened while no supervisor ran) is
+recorded as exit code 255 with reason ``Unknown``, which is what containerd's CRI plugin
+reports when a container's exit status is lost (``unknownExitCode``). Kubelet's own
+"lost container" status (137, ``ContainerStatusUnknown``) is for a container the runtime no
+longer knows at all, which is not the case here.
+
+Why FIFOs rather than pipes: a container keeps its stdout/stderr open *read-write* on its FIFO,
+so the FIFO always has a reader and a workload that writes while no supervisor runs is never
+killed by SIGPIPE; its output waits in the FIFO (64 KiB) until the next supervisor opens the
+FIFO again by path and drains it. Output still buffered when such a container exits is lost.
+
+The daemon imports nothing but the standard library (asyncio, json, subprocess), because it
+is one process per node whose memory counts against every node's footprint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import dataclasses
+import fcntl
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+SOCKET_NAME = "supervisor.sock"
+LOCK_NAME = "supervisor.lock"
+PID_NAME = "supervisor.pid"
+LOG_NAME = "supervisor.log"
+CONTAINERS = "containers"
+
+UNKNOWN_EXIT_CODE = 255  # containerd CRI: unknownExitCode
+START_ERROR_EXIT_CODE = 128  # containerd CRI: a process that could not be started
+RESTART_POLICIES = ("Always", "OnFailure", "Never")
+SUBSCRIBER_BACKLOG = 10_000  # a watcher further behind than this is cut off and must re-list
+SIGKILL_WAIT = 10.0  # bound on waiting for a SIGKILLed process group leader to go away
+
+
+# --------------------------------------------------------------------------- wire types
+
+
+@dataclass(frozen=True)
+class ContainerSpec:
+    """What to run and how to keep it running; ``id`` is ``<pod-uid>/<container-name>``."""
+
+    id: str
+    argv: list[str]
+    env: dict[str, str] = field(default_factory=dict)
+    cwd: str | None = None
+    log_path: str | None = None  # stdout and stderr, CRI format; None: discarded
+    max_log_bytes: int = 10 * 1024 * 1024  # kubelet containerLogMaxSize
+    max_log_files: int = 5  # kubelet containerLogMaxFiles, the current file included
+    restart_policy: str = "Always"
+    initial_backoff: float = 0.0  # before the first restart; 0: immediately
+    backoff_base: float = 1.0  # before the second, doubling for each further one
+    backoff_max: float = 300.0
+    reset_after: float = 600.0  # an instance that ran this long resets the backoff
+    cgroup_parent: str | None = None  # relative to each hierarchy root; best effort
+    uid: int | None = None
+    gid: int | None = None
+
+    def __post_init__(self) -> None:
+        if not self.id or not self.argv:
+            raise ValueError("a container needs an id and a non-empty argv")
+        if self.restart_policy not in RESTART_POLICIES:
+            raise ValueError(f"restart_policy must be one of {', '.join(RESTART_POLICIES)}")
+        if self.max_log_files < 1 or self.max_log_bytes < 1:
+            raise ValueError("max_log_files and max_log_bytes must be positive")
+
+    def backoff(self, failures: int) -> float:
+        """Delay before restart number ``failures`` since the backoff was last reset."""
+        if failures <= 1:
+            return self.initial_backoff
+        return min(self.backoff_base * 2 ** (failures - 2), self.backoff_max)
+
+    def restarts_after(self, exit_code: int) -> bool:
+        if self.restart_policy == "Always":
+            return True
+        return self.restart_policy == "OnFailure" and exit_code != 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ContainerSpec:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown ContainerSpec fields: {', '.join(unknown)}")
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class ExitRecord:
+    """One finished instance of a container, as appended to ``exits.jsonl``.
+
+    ``exit_code`` is the process's status, or 128 + the signal that killed it (as containerd
+    reports it); ``reason`` is ``Completed``, ``Error``, ``OOMKilled``, ``StartError`` or
+    ``Unknown`` (exit code 255, the instance ended while it was not our child)."""
+
+    exit_code: int
+    signal: int | None
+    reason: str
+    pid: int | None
+    pid_start_time: int | None
+    started_at: float | None  # epoch seconds
+    finished_at: float  # epoch seconds; for ``Unknown`` when the exit was noticed
+    restart_count: int
+    message: str = ""
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ExitRecord:
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class ContainerState:
+    """A container as the supervisor sees it now.
+
+    ``state`` is ``running`` (``pid``/``pid_start_time``/``started_at`` describe the current
+    instance), ``waiting`` (in restart backoff until ``next_start_at``; reason
+    ``CrashLoopBackOff``) or ``exited`` (stopped, or not restarted by its policy)."""
+
+    id: str
+    state: str
+    pid: int | None
+    pid_start_time: int | None
+    restart_count: int
+    started_at: float | None
+    last_exit: ExitRecord | None
+    reason: str = ""
+    message: str = ""
+    next_start_at: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ContainerState:
+        last = data.get("last_exit")
+        return cls(**{**data, "last_exit": ExitRecord.from_dict(last) if last else None})
+
+
+# --------------------------------------------------------------------------- process identity
+
+
+def proc_start_time(pid: int) -> int | None:
+    """The start time of live process ``pid`` in clock ticks since boot; None if it is gone
+    (or a zombie, which is as good as gone)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    fields = data[data.rindex(b")") + 2 :].split()  # fields[0] is field 3 (state)
+    if fields[0] in (b"Z", b"X"):
+        return None
+    return int(fields[19])
+
+
+def is_same_process(pid: int | None, start_time: int | None) -> bool:
+    return pid is not None and start_time is not None and proc_start_time(pid) == start_time
+
+
+def signal_group(pid: int, start_time: int | None, signum: int) -> bool:
+    """Signal the process group led by ``pid``, only if ``pid`` is still the process we
+    started (its start time matches): a recycled pid is never signalled."""
+    if not is_same_process(pid, start_time):
+        return False
+    try:
+        os.killpg(pid, signum)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+# --------------------------------------------------------------------------- durable files
+
+
+def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, json.dumps(data).encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def append_json_line(path: Path, data: dict[str, Any]) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        os.write(fd, json.dumps(data).encode() + b"\n")
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def last_json_line(path: Path) -> dict[str, Any] | None:
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - 64 * 1024))
+            lines = f.read().splitlines()
+    except FileNotFoundError:
+        return None
+    for line in reversed(lines):
+        with contextlib.suppress(ValueError):
+            value: dict[str, Any] = json.loads(line)
+            return value
+    return None
+
+
+# --------------------------------------------------------------------------- logs
+
+
+def cri_timestamp(ns: int) -> bytes:
+    seconds, frac = divmod(ns, 1_000_000_000)
+    return (time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{frac:09d}Z").encode()
+
+
+class LogFile:
+    """A size-rotated CRI log: ``path`` is current, ``path.1`` the newest rotated file, and at
+    most ``max_files`` files exist in all (kubelet compresses rotated files; we do not)."""
+
+    def __init__(self, path: Path, *, max_bytes: int, max_files: int) -> None:
+        self.path = path
+        self.max_bytes = max_bytes
+        self.max_files = max_files
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.fd = self._open()
+        self.size = os.fstat(self.fd).st_size
+
+    def _open(self) -> int:
+        return os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
+
+    def write(self, lines: list[bytes]) -> None:
+        batch: list[bytes] = []
+        pending = 0
+        for line in lines:
+            if self.size + pending + len(line) > self.max_bytes and self.size + pending > 0:
+                self._flush(batch)
+                batch, pending = [], 0
+                self._rotate()
+            batch.append(line)
+            pending += len(line)
+        self._flush(batch)
+
+    def _flush(self, batch: list[bytes]) -> None:
+        if batch:
+            data = b"".join(batch)
+            os.write(self.fd, data)
+            self.size += len(data)
+
+    def _rotate(self) -> None:
+        os.close(self.fd)
+        if self.max_files == 1:
+            os.truncate(self.path, 0)
+        else:
+            for n in range(self.max_files - 1, 1, -1):
+                older = self.path.with_name(f"{self.path.name}.{n - 1}")
+                if older.exists():
+                    os.replace(older, self.path.with_name(f"{self.path.name}.{n}"))
+            os.replace(self.path, self.path.with_name(f"{self.path.name}.1"))
+        self.fd = self._open()
+        self.size = 0
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
+class StreamPump:
+    """Reads one FIFO (a container's stdout or stderr) and writes CRI lines to a LogFile."""
+
+    def __init__(self, fifo: Path, stream: bytes, log: LogFile | None) -> None:
+        self.stream = stream
+        self.log = log
+        self.watching = False
+        if not fifo.exists():
+            os.mkfifo(fifo, 0o600)
+        # Our end only reads, so the FIFO reaches EOF once every instance writing it is gone.
+        self.fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+        self.fifo = fifo
+
+    def child_end(self) -> int:
+        """A read-write descriptor for a new instance's stdout/stderr (see module docstring)."""
+        return os.open(self.fifo, os.O_RDWR)
+
+    def watch(self, loop: asyncio.AbstractEventLoop) -> None:
+        if not self.watching:
+            loop.add_reader(self.fd, self.on_readable, loop)
+            self.watching = True
+
+    def on_readable(self, loop: asyncio.AbstractEventLoop) -> None:
+        try:
+            data = os.read(self.fd, 65536)
+        except BlockingIOError:
+            return
+        if not data:  # no writer left: stop watching (a FIFO would report EOF forever)
+            loop.remove_reader(self.fd)
+            self.watching = False
+            return
+        # Like conmon: a read that does not end a line is logged at once as a P(artial)
+        # entry, so a prompt without newline is not held back until the next one.
+        *complete, rest = data.split(b"\n")
+        entries = [(line, b"F") for line in complete]
+        if rest:
+            entries.append((rest, b"P"))
+        self._emit(entries)
+
+    def _emit(self, entries: list[tuple[bytes, bytes]]) -> None:
+        if self.log is None or not entries:
+            return
+        stamp = cri_timestamp(time.time_ns())
+        prefix = b"%s %s " % (stamp, self.stream)
+        self.log.write([b"%s%s %s\n" % (prefix, tag, text) for text, tag in entries])
+
+    def close(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self.watching:
+            loop.remove_reader(self.fd)
+            self.watching = False
+        os.close(self.fd)
+
+
+# --------------------------------------------------------------------------- cgroups
+
+
+def cgroup_dirs(parent: str, container_id: str) -> list[Path]:
+    """The container's cgroup directory in each hierarchy we place it in (v2 or v1)."""
+    root = Path("/sys/fs/cgroup")
+    leaf = Path(parent.strip("/")) / quote(container_id, safe="")
+    if (root / "cgroup.controllers").exists():
+        return [root / leaf]
+    return [root / controller / leaf for controller in ("memory", "cpu", "pids")]
+
+
+def join_cgroups(parent: str, container_id: str, pid: int) -> str:
+    """Best effort: move ``pid`` into its cgroups; returns what could not be done."""
+    problems = []
+    for d in cgroup_dirs(parent, container_id):
+        try:
+            d.mkdir(parents=True, exist_ok=True)
+            (d / "cgroup.procs").write_text(str(pid))
+        except OSError as exc:
+            problems.append(f"{d}: {exc.strerror}")
+    return "; ".join(problems)
+
+
+def oom_kills(parent: str, container_id: str) -> int:
+    """OOM kills counted in the container's memory cgroup (v1 or v2); 0 if unknown."""
+    for d in cgroup_dirs(parent, container_id):
+        for name in ("memory.events", "memory.oom_control"):
+            with contextlib.suppress(OSError, ValueError):
+                for line in (d / name).read_text().splitlines():
+                    key, _, value = line.partition(" ")
+                    if key == "oom_kill":
+                        return int(value)
+    return 0
+
+
+# --------------------------------------------------------------------------- containers
+
+
+class Container:
+    """One container: its spec, current instance, restart bookkeeping and log pumps."""
+
+    def __init__(self, spec: ContainerSpec, directory: Path) -> None:
+        self.spec = spec
+        self.dir = directory
+        self.restart_count = 0
+        self.failures = 0  # exits since the backoff was last reset
+        self.wanted = True  # False once stopped: never restarted again
+        self.pid: int | None = None
+        self.pid_start_time: int | None = None
+        self.started_at: float | None = None
+        self.popen: subprocess.Popen[bytes] | None = None  # None for a re-adopted instance
+        self.pidfd: int | None = None
+        self.oom_baseline = 0
+        self.last_exit: ExitRecord | None = None
+        self.next_start_at: float | None = None
+        self.restart_timer: asyncio.TimerHandle | None = None
+        self.message = ""
+        self.exit_waiters: list[asyncio.Future[None]] = []
+        log = (
+            LogFile(Path(spec.log_path), max_bytes=spec.max_log_bytes, max_files=spec.max_log_files)
+            if spec.log_path
+            else None
+        )
+        self.log = log
+        self.pumps = [
+            StreamPump(directory / "stdout.fifo", b"stdout", log),
+            StreamPump(directory / "stderr.fifo", b"stderr", log),
+        ]
+
+    def state(self) -> ContainerState:
+        if self.pid is not None:
+            state, reason = "running", ""
+        elif self.restart_timer is not None:
+            state, reason = "waiting", "CrashLoopBackOff"
+        else:
+            state, reason = "exited", self.last_exit.reason if self.last_exit else ""
+        return ContainerState(
+            id=self.spec.id,
+            state=state,
+            pid=self.pid,
+            pid_start_time=self.pid_start_time,
+            restart_count=self.restart_count,
+            started_at=self.started_at,
+            last_exit=self.last_exit,
+            reason=reason,
+            message=self.message,
+            next_start_at=self.next_start_at if state == "waiting" else None,
+        )
+
+    def save(self) -> None:
+        write_json_atomic(
+            self.dir / "state.json",
+            {
+                "pid": self.pid,
+                "pid_start_time": self.pid_start_time,
+                "started_at": self.started_at,
+                "restart_count": self.restart_count,
+                "failures": self.failures,
+                "wanted": self.wanted,
+                "waiting": self.restart_timer is not None,
+            },
+        )
+
+    def record_exit(self, record: ExitRecord) -> None:
+        append_json_line(self.dir / "exits.jsonl", dataclasses.asdict(record))
+        self.last_exit = record
+
+
+class Supervisor:
+    """All containers of one node, their restarts, and the subscribers to their changes."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self.state_dir = state_dir
+        self.root = state_dir / CONTAINERS
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.containers: dict[str, Container] = {}
+        self.subscribers: set[asyncio.Queue[ContainerState | None]] = set()
+        self.loop = asyncio.get_running_loop()
+
+    # ---- recovery
+
+    def recover(self) -> None:
+        """Re-read every container from the state dir: re-adopt live instances, record the
+        exits of dead ones, and resume restarts and backoffs."""
+        for directory in sorted(self.root.iterdir()):
+            try:
+                spec = ContainerSpec.from_dict(json.loads((directory / "spec.json").read_text()))
+                saved: dict[str, Any] = json.loads((directory / "state.json").read_text())
+            except (OSError, ValueError, TypeError) as exc:
+                print(f"skipping {directory.name}: {exc}", file=sys.stderr, flush=True)
+                continue
+            c = Container(spec, directory)
+            self.containers[spec.id] = c
+            c.restart_count = int(saved.get("restart_count", 0))
+            c.failures = int(saved.get("failures", 0))
+            c.wanted = bool(saved.get("wanted", True))
+            last = last_json_line(directory / "exits.jsonl")
+            c.last_exit = ExitRecord.from_dict(last) if last else None
+            pid, start_time = saved.get("pid"), saved.get("pid_start_time")
+            if pid is not None and start_time is not None and is_same_process(pid, start_time):
+                self._adopt(c, pid, start_time, saved.get("started_at"))
+                continue
+            if pid is not None and not (
+                c.last_exit and (c.last_exit.pid, c.last_exit.pid_start_time) == (pid, start_time)
+            ):
+                c.pid, c.pid_start_time, c.started_at = pid, start_time, saved.get("started_at")
+                self._finish(c, self._unknown_exit(c, "ended while no supervisor was running"))
+            elif c.wanted and saved.get("waiting"):
+                self._schedule_restart(c, 0.0)
+            elif c.wanted and pid is not None and c.last_exit:
+                self._after_exit(c, c.last_exit)  # died after its exit was recorded
+            else:
+                c.save()
+
+    def _adopt(self, c: Container, pid: int, start_time: int, started_at: float | None) -> None:
+        c.pid, c.pid_start_time, c.started_at = pid, start_time, started_at
+        try:
+            c.pidfd = os.pidfd_open(pid)
+        except ProcessLookupError:
+            self._finish(c, self._unknown_exit(c, "ended while being re-adopted"))
+            return
+        self.loop.add_reader(c.pidfd, self._on_exit, c)
+        for pump in c.pumps:
+            pump.watch(self.loop)
+        # If it died (and its pid was recycled) between the start-time check and pidfd_open,
+        # the pidfd may be someone else's: a second matching check rules that out.
+        if not is_same_process(pid, start_time):
+            self._on_exit(c)
+
+    def _unknown_exit(self, c: Container, message: str) -> ExitRecord:
+        return ExitRecord(
+            exit_code=UNKNOWN_EXIT_CODE,
+            signal=None,
+            reason="Unknown",
+            pid=c.pid,
+            pid_start_time=c.pid_start_time,
+            started_at=c.started_at,
+            finished_at=time.time(),
+            restart_count=c.restart_count,
+            message=message,
+        )
+
+    # ---- lifecycle
+
+    def start(self, spec: ContainerSpec) -> ContainerState:
+        if spec.id in self.containers:
+            raise ValueError(f"container {spec.id!r} already exists; remove it first")
+        directory = self.root / quote(spec.id, safe="")
+        directory.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(directory / "spec.json", spec.to_dict())
+        c = Container(spec, directory)
+        self.containers[spec.id] = c
+        self._spawn(c)
+        return c.state()
+
+    def _spawn(self, c: Container) -> None:
+        c.restart_timer = None
+        c.next_start_at = None
+        spec = c.spec
+        ends = [pump.child_end() for pump in c.pumps]
+        started_at = time.time()
+        try:
+            popen = subprocess.Popen(
+                spec.argv,
+                env=spec.env,
+                cwd=spec.cwd,
+                stdin=subprocess.DEVNULL,
+                stdout=ends[0],
+                stderr=ends[1],
+                start_new_session=True,
+                user=spec.uid,
+                group=spec.gid,
+                extra_groups=[] if spec.gid is not None else None,
+            )
+        except (OSError, subprocess.SubprocessError, ValueError) as exc:
+            c.message = str(exc)
+            record = ExitRecord(
+                exit_code=START_ERROR_EXIT_CODE,
+                signal=None,
+                reason="StartError",
+                pid=None,
+                pid_start_time=None,
+                started_at=started_at,
+                finished_at=time.time(),
+                restart_count=c.restart_count,
+                message=str(exc),
+            )
+            c.record_exit(record)
+            self._after_exit(c, record)
+            return
+        finally:
+            for fd in ends:
+                os.close(fd)
+        c.popen = popen
+        c.pid = popen.pid
+        c.pid_start_time = proc_start_time(popen.pid)
+        c.started_at = started_at
+        c.pidfd = os.pidfd_open(popen.pid)
+        self.loop.add_reader(c.pidfd, self._on_exit, c)
+        for pump in c.pumps:
+            pump.watch(self.loop)
+        c.message = ""
+        if spec.cgroup_parent:
+            c.message = join_cgroups(spec.cgroup_parent, spec.id, popen.pid)
+            c.oom_baseline = oom_kills(spec.cgroup_parent, spec.id)
+        c.save()
+        self._publish(c)
+
+    def _on_exit(self, c: Container) -> None:
+        assert c.pidfd is not None
+        self.loop.remove_reader(c.pidfd)
+        os.close(c.pidfd)
+        c.pidfd = None
+        for pump in c.pumps:  # the instance's last words, before its exit is published
+            pump.on_readable(self.loop)
+        if c.popen is None:
+            self._finish(c, self._unknown_exit(c, "exit status lost: re-adopted instance"))
+            return
+        assert c.pid is not None
+        # The leader is a zombie until reaped, so its pid (= the group id) cannot be recycled:
+        # killing what is left of its group is safe here, and only here.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(c.pid, signal.SIGKILL)
+        status = c.popen.wait()
+        c.popen = None
+        signum = -status if status < 0 else None
+        code = 128 + signum if signum is not None else status
+        if code == 0:
+            reason = "Completed"
+        elif (
+            signum == signal.SIGKILL
+            and c.spec.cgroup_parent
+            and oom_kills(c.spec.cgroup_parent, c.spec.id) > c.oom_baseline
+        ):
+            reason = "OOMKilled"
+        else:
+            reason = "Error"
+        record = ExitRecord(
+            exit_code=code,
+            signal=signum,
+            reason=reason,
+            pid=c.pid,
+            pid_start_time=c.pid_start_time,
+            started_at=c.started_at,
+            finished_at=time.time(),
+            restart_count=c.restart_count,
+        )
+        self._finish(c, record)
+
+    def _finish(self, c: Container, record: ExitRecord) -> None:
+        c.record_exit(record)  # durable before anything else happens
+        c.pid = c.pid_start_time = None
+        waiters, c.exit_waiters = c.exit_waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+        self._after_exit(c, record)
+
+    def _after_exit(self, c: Container, record: ExitRecord) -> None:
+        c.pid = c.pid_start_time = None
+        if not (c.wanted and c.spec.restarts_after(record.exit_code)):
+            c.save()
+            self._publish(c)
+            return
+        ran = (record.finished_at - record.started_at) if record.started_at else 0.0
+        if ran >= c.spec.reset_after:
+            c.failures = 0
+        c.failures += 1
+        delay = c.spec.backoff(c.failures)
+        if delay <= 0 and record.reason != "StartError":  # a failed spawn never recurses
+            self._restart(c)
+        else:
+            self._schedule_restart(c, delay)
+
+    def _schedule_restart(self, c: Container, delay: float) -> None:
+        c.next_start_at = time.time() + delay
+        c.restart_timer = self.loop.call_later(delay, self._restart, c)
+        c.save()
+        self._publish(c)
+
+    def _restart(self, c: Container) -> None:
+        c.restart_count += 1
+        self._spawn(c)
+
+    async def stop(self, container_id: str, grace_seconds: float) -> ContainerState:
+        """SIGTERM the container's process group, SIGKILL it after the grace period."""
+        c = self._get(container_id)
+        c.wanted = False
+        if c.restart_timer is not None:
+            c.restart_timer.cancel()
+            c.restart_timer = None
+        c.save()
+        if c.pid is None:
+            self._publish(c)
+            return c.state()
+        if grace_seconds > 0 and signal_group(c.pid, c.pid_start_time, signal.SIGTERM):
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._exited(c), grace_seconds)
+        if c.pid is not None and signal_group(c.pid, c.pid_start_time, signal.SIGKILL):
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._exited(c), SIGKILL_WAIT)
+        if c.pid is not None and not is_same_process(c.pid, c.pid_start_time):
+            # Not ours any more (recycled) or gone without a pidfd telling us.
+            self._drop_pidfd(c)
+            self._finish(c, self._unknown_exit(c, "gone when stopped"))
+        return c.state()
+
+    def _exited(self, c: Container) -> asyncio.Future[None]:
+        waiter: asyncio.Future[None] = self.loop.create_future()
+        c.exit_waiters.append(waiter)
+        return waiter
+
+    def _drop_pidfd(self, c: Container) -> None:
+        if c.pidfd is not None:
+            self.loop.remove_reader(c.pidfd)
+            os.close(c.pidfd)
+            c.pidfd = None
+
+    async def remove(self, container_id: str) -> None:
+        """Remove a container (killing it first if it still runs, like CRI), with its state."""
+        c = self._get(container_id)
+        if c.pid is not None or c.restart_timer is not None:
+            await self.stop(container_id, 0)
+        self._drop_pidfd(c)
+        for pump in c.pumps:
+            pump.close(self.loop)
+        if c.log is not None:
+            c.log.close()
+        for name in ("spec.json", "state.json", "exits.jsonl", "stdout.fifo", "stderr.fifo"):
+            with contextlib.suppress(FileNotFoundError):
+                (c.dir / name).unlink()
+        with contextlib.suppress(OSError):
+            c.dir.rmdir()
+        if c.spec.cgroup_parent:
+            for d in cgroup_dirs(c.spec.cgroup_parent, c.spec.id):
+                with contextlib.suppress(OSError):
+                    d.rmdir()
+        del self.containers[container_id]
+
+    def _get(self, container_id: str) -> Container:
+        try:
+            return self.containers[container_id]
+        except KeyError:
+            raise LookupError(f"no container {container_id!r}") from None
+
+    def list(self) -> list[ContainerState]:
+        return [c.state() for c in self.containers.values()]
+
+    # ---- change stream
+
+    def subscribe(self) -> asyncio.Queue[ContainerState | None]:
+        queue: asyncio.Queue[ContainerState | None] = asyncio.Queue(SUBSCRIBER_BACKLOG)
+        for state in self.list():
+            queue.put_nowait(state)
+        self.subscribers.add(queue)
+        return queue
+
+    def _publish(self, c: Container) -> None:
+        state = c.state()
+        for queue in list(self.subscribers):
+            try:
+                queue.put_nowait(state)
+            except asyncio.QueueFull:  # too slow: cut it off; None tells it to go away
+                self.subscribers.discard(queue)
+                queue.get_nowait()
+                queue.put_nowait(None)
+
+    def close(self) -> None:
+        """Let go of everything without touching the containers (they outlive us)."""
+        for c in self.containers.values():
+            if c.restart_timer is not None:
+                c.restart_timer.cancel()
+            self._drop_pidfd(c)
+            for pump in c.pumps:
+                pump.close(self.loop)
+
+
+# --------------------------------------------------------------------------- protocol
+
+
+class Server:
+    """The Unix socket: one JSON request per line, answered by id, in any order.
+
+    Requests: ``{"id": n, "op": "start", "spec": {...}}``, ``{"op": "stop", "container":
+    id, "grace_seconds": s}``, ``{"op": "remove", "container": id}``, ``{"op": "list"}``,
+    ``{"op": "info"}``, and ``{"op": "watch"}``, after whose answer the connection carries
+    only ``{"event": state}`` lines: the current state of every container, then each change.
+    Answers: ``{"id": n, "ok": true, "result": ...}`` or ``{"id": n, "ok": false, "error":
+    "..."}``."""
+
+    def __init__(self, supervisor: Supervisor) -> None:
+        self.supervisor = supervisor
+        self.connections: set[asyncio.Task[None]] = set()
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self.connections.add(task)
+        requests: set[asyncio.Task[None]] = set()
+        lock = asyncio.Lock()
+
+        async def send(message: dict[str, Any]) -> None:
+            async with lock:
+                writer.write(json.dumps(message).encode() + b"\n")
+                await writer.drain()
+
+        try:
+            while line := await reader.readline():
+                request = json.loads(line)
+                if request.get("op") == "watch":
+                    await send({"id": request.get("id"), "ok": True, "result": None})
+                    await self.watch_until_hangup(reader, send)
+                    return
+                requests.add(asyncio.create_task(self.answer(request, send)))
+                requests = {t for t in requests if not t.done()}
+        except (ConnectionError, ValueError):
+            pass
+        finally:
+            for t in requests:
+                t.cancel()
+            self.connections.discard(task)
+            writer.close()
+
+    async def answer(self, request: dict[str, Any], send: Callable[..., Any]) -> None:
+        try:
+            result = await self.dispatch(request)
+        except (LookupError, ValueError, TypeError, OSError) as exc:
+            await send({"id": request.get("id"), "ok": False, "error": str(exc)})
+        else:
+            await send({"id": request.get("id"), "ok": True, "result": result})
+
+    async def dispatch(self, request: dict[str, Any]) -> Any:
+        sup = self.supervisor
+        op = request.get("op")
+        if op == "start":
+            return sup.start(ContainerSpec.from_dict(request["spec"])).to_dict()
+        if op == "stop":
+            state = await sup.stop(request["container"], float(request["grace_seconds"]))
+            return state.to_dict()
+        if op == "remove":
+            await sup.remove(request["container"])
+            return None
+        if op == "list":
+            return [s.to_dict() for s in sup.list()]
+        if op == "info":
+            return {"pid": os.getpid(), "containers": len(sup.containers)}
+        raise ValueError(f"unknown op {op!r}")
+
+    async def watch_until_hangup(
+        self, reader: asyncio.StreamReader, send: Callable[..., Any]
+    ) -> None:
+        watcher = asyncio.create_task(self.watch(send))
+        hangup = asyncio.create_task(reader.read())
+        try:
+            await asyncio.wait((watcher, hangup), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            watcher.cancel()
+            hangup.cancel()
+            await asyncio.gather(watcher, hangup, return_exceptions=True)
+
+    async def watch(self, send: Callable[..., Any]) -> None:
+        queue = self.supervisor.subscribe()
+        try:
+            while (state := await queue.get()) is not None:
+                await send({"event": state.to_dict()})
+        finally:
+            self.supervisor.subscribers.discard(queue)
+
+
+# --------------------------------------------------------------------------- daemon
+
+
+async def serve(state_dir: Path, ready: Callable[[], None]) -> None:
+    supervisor = Supervisor(state_dir)
+    supervisor.recover()
+    server = Server(supervisor)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(SOCKET_NAME)
+    old_umask = os.umask(0o177)  # the socket is born 0600: no window with looser rights
+    try:
+        # Relative to the state dir (our cwd): Unix socket paths are limited to 108 bytes.
+        listener = await asyncio.start_unix_server(server.handle, path=SOCKET_NAME)
+    finally:
+        os.umask(old_umask)
+    os.chmod(SOCKET_NAME, 0o600)
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stopping.set)
+    ready()
+    try:
+        await stopping.wait()
+    finally:
+        listener.close()
+        for task in list(server.connections):
+            task.cancel()
+        supervisor.close()
+
+
+def detach() -> Callable[[], None]:
+    """Fork: the parent exits once the child is serving (or has found a live supervisor),
+    so whoever started us can connect as soon as we are gone; the child, in a session of its
+    own and orphaned, outlives them."""
+    r, w = os.pipe()
+    if os.fork():
+        os.close(w)
+        ok = os.read(r, 1)
+        os._exit(0 if ok else 1)
+    os.close(r)
+    os.setsid()
+
+    def ready() -> None:
+        os.write(w, b"1")
+        os.close(w)
+
+    return ready
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m setpoint.agent.supervisor", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument("--state-dir", type=Path, required=True)
+    parser.add_argument(
+        "--detach", action="store_true", help="fork into the background once serving"
+    )
+    args = parser.parse_args(argv)
+    state_dir: Path = args.state_dir.absolute()
+    state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    ready = detach() if args.detach else lambda: None
+    os.chdir(state_dir)
+    lock = os.open(LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        print(f"a supervisor already serves {state_dir}", file=sys.stderr, flush=True)
+        ready()
+        return 0
+    Path(PID_NAME).write_text(f"{os.getpid()}\n")
+    asyncio.run(serve(state_dir, ready))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
