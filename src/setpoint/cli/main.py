@@ -16,6 +16,7 @@ from pathlib import Path
 
 import click
 
+from setpoint.cli.agent import agent
 from setpoint.cli.server import ServerConfig, run_server
 from setpoint.cli.sim import sim
 
@@ -111,6 +112,7 @@ def server(
 
 
 cli.add_command(sim)
+cli.add_command(agent)
 
 
 @cli.command("controller-manager")

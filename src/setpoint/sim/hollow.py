@@ -52,18 +52,31 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, NamedTuple, TypeVar
 
-from setpoint.client.api import LEASES, NODES, PODS, ApiClient, ApiError, Obj
+from setpoint.client.api import NODES, PODS, ApiClient, ApiError, Obj
 from setpoint.client.informer import EventHandler, Informer, object_key
+from setpoint.client.nodes import (  # re-exported: hollow's public names before the move
+    LEASE_NAMESPACE as LEASE_NAMESPACE,
+)
+from setpoint.client.nodes import (
+    lease_object as lease_object,
+)
+from setpoint.client.nodes import (
+    micro_time as micro_time,
+)
+from setpoint.client.nodes import (
+    node_conditions,
+    parse_time,
+    renew_lease,
+    rfc3339,
+)
 from setpoint.client.workqueue import WorkQueue, run_worker
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-LEASE_NAMESPACE = "kube-node-lease"
 KUBELET_VERSION = "v1.37.0-setpoint-hollow"
 RUNTIME_VERSION = "hollow://0"
 HOLLOW_IP = "127.0.0.1"
@@ -78,28 +91,6 @@ DEFAULT_RUN_SECONDS = 0.1
 NODE_STATUS_REPORT_SECONDS = 60.0
 # nodelease uses wait.JitterUntil with a small jitter factor
 LEASE_JITTER = 0.04
-
-
-# ------------------------------------------------------------------ time helpers
-
-
-def rfc3339(epoch: float) -> str:
-    """``metav1.Time``: seconds resolution."""
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def micro_time(epoch: float) -> str:
-    """``metav1.MicroTime``: ``2026-11-25T19:00:00.123456Z``."""
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def parse_time(value: Any) -> float | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
 
 
 # ------------------------------------------------------------------ nodes
@@ -125,42 +116,6 @@ def node_labels(name: str, shape: NodeShape) -> dict[str, str]:
     }
     labels.update(dict(shape.labels))
     return labels
-
-
-_NODE_CONDITIONS = (
-    (
-        "MemoryPressure",
-        "False",
-        "KubeletHasSufficientMemory",
-        "kubelet has sufficient memory available",
-    ),
-    ("DiskPressure", "False", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
-    ("PIDPressure", "False", "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
-    ("Ready", "True", "KubeletReady", "kubelet is posting ready status"),
-)
-
-
-def node_conditions(now: float, previous: list[Obj] | None = None) -> list[Obj]:
-    """The node conditions at ``now``; a condition whose status is unchanged keeps its
-    ``lastTransitionTime`` from ``previous``, as the kubelet's setters do."""
-    before = {c.get("type"): c for c in previous or []}
-    conditions = []
-    for kind, status, reason, message in _NODE_CONDITIONS:
-        old = before.get(kind)
-        transition = rfc3339(now)
-        if old is not None and old.get("status") == status and old.get("lastTransitionTime"):
-            transition = old["lastTransitionTime"]
-        conditions.append(
-            {
-                "type": kind,
-                "status": status,
-                "reason": reason,
-                "message": message,
-                "lastHeartbeatTime": rfc3339(now),
-                "lastTransitionTime": transition,
-            }
-        )
-    return conditions
 
 
 def node_status(name: str, shape: NodeShape, now: float, previous: Obj | None = None) -> Obj:
@@ -205,23 +160,6 @@ def node_object(name: str, shape: NodeShape, now: float) -> Obj:
         },
         "spec": {},
         "status": node_status(name, shape, now),
-    }
-
-
-def lease_object(node: Obj, duration_seconds: int, now: float) -> Obj:
-    name = node["metadata"]["name"]
-    owner = {"apiVersion": "v1", "kind": "Node", "name": name}
-    if node["metadata"].get("uid"):
-        owner["uid"] = node["metadata"]["uid"]
-    return {
-        "apiVersion": "coordination.k8s.io/v1",
-        "kind": "Lease",
-        "metadata": {"name": name, "namespace": LEASE_NAMESPACE, "ownerReferences": [owner]},
-        "spec": {
-            "holderIdentity": name,
-            "leaseDurationSeconds": duration_seconds,
-            "renewTime": micro_time(now),
-        },
     }
 
 
@@ -565,32 +503,16 @@ class HollowNodes:
     # ------------------------------------------------------------- leases
 
     async def _renew_lease(self, name: str) -> None:
-        """Renew the node's Lease from the last copy written (one PUT); on a conflict or
-        a missing lease, read it again or create it (nodelease's ensureLease)."""
-        now = time.time()
-        lease = self._leases.get(name)
-        if lease is not None:
-            renewed = copy.deepcopy(lease)
-            renewed["spec"]["renewTime"] = micro_time(now)
-            renewed["spec"]["holderIdentity"] = name
-            renewed["spec"]["leaseDurationSeconds"] = self.lease_duration_seconds
-            try:
-                self._leases[name] = await self._call(lambda: self.client.update(LEASES, renewed))
-                return
-            except ApiError as exc:
-                if not (exc.is_conflict or exc.is_not_found):
-                    raise
-                self._leases.pop(name, None)
-        try:
-            current = await self._call(lambda: self.client.get(LEASES, name, LEASE_NAMESPACE))
-        except ApiError as exc:
-            if not exc.is_not_found:
-                raise
-            fresh = lease_object(self._nodes[name], self.lease_duration_seconds, now)
-            self._leases[name] = await self._call(lambda: self.client.create(LEASES, fresh))
-            return
-        self._leases[name] = current
-        await self._renew_lease(name)
+        last = self._leases.get(name)
+        self._leases[name] = await self._call(
+            lambda: renew_lease(
+                self.client,
+                self._nodes[name],
+                last,
+                duration_seconds=self.lease_duration_seconds,
+                now=time.time(),
+            )
+        )
 
     async def _lease_loop(self, name: str) -> None:
         while True:

@@ -1,0 +1,554 @@
+"""The node agent: setpoint's kubelet.
+
+:class:`NodeAgent` makes one host a node of the cluster. It registers the Node (capacity
+read from the host: CPUs, memory from ``/proc/meminfo``, disk of its data dir, 110 pods),
+renews the node's Lease in ``kube-node-lease`` every ``heartbeat_seconds`` (the cheap
+heartbeat the node lifecycle controller watches) and re-posts the Node's conditions every
+minute.
+
+It runs the pods bound to the node. An informer follows exactly those pods (field selector
+``spec.nodeName=<node>``) and a work queue reconciles each pod, level-triggered: start the
+app containers the runtime does not have yet, translate what the runtime says about them
+into the pod's status (:mod:`setpoint.agent.pods`) and write that status when, and only
+when, it changed. The processes themselves belong to the per-node supervisor
+(:mod:`setpoint.agent.runtime`), which restarts them by the pod's restart policy without
+the agent; the agent follows the supervisor's change stream and re-reconciles the pod a
+change belongs to.
+
+A pod with a ``deletionTimestamp`` is stopped: every container gets SIGTERM, SIGKILL after
+the pod's grace period, is removed from the runtime, and the deletion is confirmed with
+``gracePeriodSeconds=0`` and a uid precondition, as the kubelet ends graceful deletion.
+Containers whose pod no longer exists (deleted while the agent was down, or forcibly) are
+stopped and removed, at start and whenever a pod leaves the cache.
+
+A bad pod never takes the agent down: reconcile errors are retried with backoff and
+configuration errors are reported in the pod's status and as events.
+
+Init containers run one after another, each to success (retried unless the pod's
+restartPolicy is Never), before the app containers start. Not yet: sidecar init containers
+(``restartPolicy: Always``, reported ``CreateContainerConfigError``), probes (a container
+with a readinessProbe never becomes ready), volumes, resource limits, images (every
+container needs a ``command``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import logging
+import os
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+from setpoint.agent import pods as podspec
+from setpoint.agent.runtime import ContainerState, Runtime, SupervisorError
+from setpoint.client.api import CONFIGMAPS, NODES, PODS, SECRETS, ApiClient, ApiError, Obj
+from setpoint.client.events import EventRecorder
+from setpoint.client.informer import EventHandler, Informer, object_key
+from setpoint.client.nodes import node_conditions, renew_lease
+from setpoint.client.workqueue import WorkQueue, run_worker
+
+log = logging.getLogger(__name__)
+
+KUBELET_VERSION = "v1.37.0-setpoint"
+RUNTIME_VERSION = "setpoint-supervisor://1"
+MAX_PODS = 110
+NODE_STATUS_REPORT_SECONDS = 60.0
+DEFAULT_GRACE_SECONDS = 30
+CONFIG_RETRY_SECONDS = 10.0
+ORPHANS_KEY = ""  # the work item "remove containers of pods that are gone"
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+_ARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm"}
+
+
+# ------------------------------------------------------------------ the host
+
+
+def memory_bytes() -> int:
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def host_capacity(data_dir: Path) -> dict[str, str]:
+    disk = os.statvfs(data_dir)
+    return {
+        "cpu": str(os.cpu_count() or 1),
+        "memory": f"{memory_bytes() // 1024}Ki",
+        "pods": str(MAX_PODS),
+        "ephemeral-storage": f"{disk.f_blocks * disk.f_frsize // 1024}Ki",
+    }
+
+
+def host_arch() -> str:
+    machine = platform.machine()
+    return _ARCH.get(machine, machine)
+
+
+def node_labels(name: str) -> dict[str, str]:
+    return {
+        "kubernetes.io/hostname": name,
+        "kubernetes.io/os": "linux",
+        "kubernetes.io/arch": host_arch(),
+        "beta.kubernetes.io/os": "linux",
+        "beta.kubernetes.io/arch": host_arch(),
+    }
+
+
+def node_status(name: str, data_dir: Path, host_ip: str, now: float, previous: Obj | None) -> Obj:
+    capacity = host_capacity(data_dir)
+    return {
+        "capacity": capacity,
+        "allocatable": dict(capacity),
+        "conditions": node_conditions(now, (previous or {}).get("conditions")),
+        "addresses": [
+            {"type": "InternalIP", "address": host_ip},
+            {"type": "Hostname", "address": name},
+        ],
+        "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
+        "nodeInfo": {
+            "machineID": _read_first("/etc/machine-id") or name,
+            "systemUUID": name,
+            "bootID": _read_first("/proc/sys/kernel/random/boot_id") or name,
+            "kernelVersion": platform.release(),
+            "osImage": platform.platform(),
+            "containerRuntimeVersion": RUNTIME_VERSION,
+            "kubeletVersion": KUBELET_VERSION,
+            "kubeProxyVersion": "",
+            "operatingSystem": "linux",
+            "architecture": host_arch(),
+        },
+    }
+
+
+def _read_first(path: str) -> str:
+    with contextlib.suppress(OSError):
+        return Path(path).read_text().strip()
+    return ""
+
+
+# ------------------------------------------------------------------ the agent
+
+
+class NodeAgent:
+    """Runs the pods bound to ``node_name`` in ``runtime``; :meth:`run` until :meth:`stop`.
+
+    The caller owns ``client`` and ``runtime`` (and closes them)."""
+
+    def __init__(
+        self,
+        client: ApiClient,
+        *,
+        node_name: str,
+        data_dir: Path,
+        runtime: Runtime,
+        host_ip: str = "127.0.0.1",
+        heartbeat_seconds: float = 10.0,
+        lease_duration_seconds: int = 40,
+        workers: int = 8,
+    ) -> None:
+        self.client = client
+        self.node_name = node_name
+        self.data_dir = data_dir
+        self.runtime = runtime
+        self.host_ip = host_ip
+        self.heartbeat_seconds = heartbeat_seconds
+        self.lease_duration_seconds = lease_duration_seconds
+        self.workers = workers
+        self.recorder = EventRecorder(client, "kubelet", host=node_name)
+        self.pods = Informer(client, PODS, field_selector=f"spec.nodeName={node_name}")
+        self.queue: WorkQueue[str] = WorkQueue("agent-pods", qps=100.0, burst=1000)
+        self.base_env = {"PATH": os.environ.get("PATH") or DEFAULT_PATH}
+        self.ready = asyncio.Event()
+        self._node: Obj = {}
+        self._lease: Obj | None = None
+        self._states: dict[str, ContainerState] = {}  # container id -> latest state
+        self._config_errors: dict[str, str] = {}  # container id -> message
+        self._reported: dict[str, tuple[str, int]] = {}  # container id -> (state, restarts)
+        self._keys: dict[str, str] = {}  # pod uid -> pod key
+        self._written: dict[str, Obj] = {}  # pod uid -> status we last wrote
+        self._terminating: set[str] = set()  # pod uids being (or done) torn down
+        self._stopping = asyncio.Event()
+        self._stopped = asyncio.Event()
+        self._running = False
+
+    # ------------------------------------------------------------- lifecycle
+
+    async def run(self) -> None:
+        """Register the node, then heartbeat and run its pods until :meth:`stop`."""
+        self._running = True
+        tasks: list[asyncio.Task[Any]] = []
+        try:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            await self._register()
+            await self._renew_lease()
+            for state in await self.runtime.list():
+                self._states[state.id] = state
+            self.pods.add_handler(
+                EventHandler(
+                    on_add=self._on_pod,
+                    on_update=lambda old, new: self._on_pod(new),
+                    on_delete=self._on_pod_deleted,
+                )
+            )
+            tasks.append(self.pods.start())
+            await self.pods.wait_synced(timeout=60)
+            await self._remove_orphans()
+            tasks += [
+                asyncio.create_task(run_worker(self.queue, self.reconcile), name=f"agent-{i}")
+                for i in range(self.workers)
+            ]
+            tasks.append(asyncio.create_task(self._lease_loop(), name="agent-lease"))
+            tasks.append(asyncio.create_task(self._node_status_loop(), name="agent-node"))
+            tasks.append(asyncio.create_task(self._follow_runtime(), name="agent-runtime"))
+            self.ready.set()
+            stopping = asyncio.create_task(self._stopping.wait())
+            done, _ = await asyncio.wait([stopping, *tasks], return_when=asyncio.FIRST_COMPLETED)
+            stopping.cancel()
+            for task in done:
+                if task is not stopping and not task.cancelled() and task.exception():
+                    raise task.exception()  # type: ignore[misc]
+        finally:
+            self.queue.shut_down()
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            self._running = False
+            self._stopped.set()
+
+    async def stop(self) -> None:
+        """Stop the agent; the containers keep running under the supervisor."""
+        self._stopping.set()
+        if self._running:
+            await self._stopped.wait()
+
+    # ------------------------------------------------------------- node and lease
+
+    async def _register(self) -> None:
+        """Create the Node, or take over an existing one and refresh its status."""
+        name, now = self.node_name, time.time()
+        node = {
+            "apiVersion": "v1",
+            "kind": "Node",
+            "metadata": {"name": name, "labels": node_labels(name)},
+            "spec": {},
+            "status": node_status(name, self.data_dir, self.host_ip, now, None),
+        }
+        try:
+            self._node = await self.client.create(NODES, node)
+            return
+        except ApiError as exc:
+            if not exc.is_already_exists:
+                raise
+
+        async def take_over() -> Obj:
+            current = await self.client.get(NODES, name)
+            labels = current["metadata"].setdefault("labels", {})
+            if any(labels.get(k) != v for k, v in node_labels(name).items()):
+                labels.update(node_labels(name))
+                current = await self.client.update(NODES, current)
+            current["status"] = node_status(
+                name, self.data_dir, self.host_ip, time.time(), current.get("status")
+            )
+            return await self.client.update_status(NODES, current)
+
+        self._node = await self.client.retry_on_conflict(take_over)
+
+    async def _renew_lease(self) -> None:
+        self._lease = await renew_lease(
+            self.client,
+            self._node,
+            self._lease,
+            duration_seconds=self.lease_duration_seconds,
+            now=time.time(),
+        )
+
+    async def _lease_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.heartbeat_seconds)
+            try:
+                await self._renew_lease()
+            except (ApiError, OSError, TimeoutError) as exc:
+                log.warning("node %s: lease renewal failed: %s", self.node_name, exc)
+
+    async def _node_status_loop(self) -> None:
+        while True:
+            await asyncio.sleep(NODE_STATUS_REPORT_SECONDS)
+            status = node_status(
+                self.node_name, self.data_dir, self.host_ip, time.time(), self._node.get("status")
+            )
+            try:
+                self._node = await self.client.patch(
+                    NODES, self.node_name, {"status": status}, subresource="status"
+                )
+            except (ApiError, OSError, TimeoutError) as exc:
+                log.warning("node %s: status update failed: %s", self.node_name, exc)
+
+    # ------------------------------------------------------------- following the runtime
+
+    async def _follow_runtime(self) -> None:
+        """Keep ``_states`` current from the supervisor's change stream and requeue the
+        pod of each change; on a broken stream, re-list and subscribe again."""
+        while True:
+            try:
+                async for state in self.runtime.events():
+                    self._observe(state)
+            except (SupervisorError, ConnectionError, OSError, ValueError) as exc:
+                log.warning("node %s: runtime event stream broke: %s", self.node_name, exc)
+            await asyncio.sleep(1.0)
+            with contextlib.suppress(SupervisorError, ConnectionError, OSError):
+                for state in await self.runtime.list():
+                    self._observe(state)
+
+    def _observe(self, state: ContainerState) -> None:
+        uid = podspec.pod_uid_of(state.id)
+        if uid in self._terminating:
+            return
+        self._states[state.id] = state
+        key = self._keys.get(uid)
+        if key is not None:
+            self.queue.add(key)
+
+    # ------------------------------------------------------------- pods
+
+    def _on_pod(self, pod: Obj) -> None:
+        key = object_key(pod)
+        self._keys[pod["metadata"].get("uid", "")] = key
+        self.queue.add(key)
+
+    def _on_pod_deleted(self, pod: Obj) -> None:
+        # the pod may already be back under the same key with a new uid: sweep by uid
+        self.queue.add(ORPHANS_KEY)
+
+    async def reconcile(self, key: str) -> None:
+        """Bring one pod's containers and status in line with its spec. A failure is
+        recorded on the pod as an event and the key retried with backoff."""
+        try:
+            await self._reconcile(key)
+        except Exception as exc:
+            pod = self.pods.get(key)
+            if pod is not None:
+                message = f"setpoint agent could not sync pod: {exc}"
+                await self.recorder.record(pod, "Warning", "FailedSync", message)
+            raise
+
+    async def _reconcile(self, key: str) -> None:
+        pod = self.pods.get(key)
+        if key == ORPHANS_KEY or pod is None:
+            await self._remove_orphans()
+            return
+        if pod["metadata"].get("deletionTimestamp"):
+            await self._terminate(pod)
+            return
+        if (pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed"):
+            await self._start_missing_containers(pod)
+        await self._record_container_events(pod)
+        await self._write_status(pod)
+
+    async def _start_missing_containers(self, pod: Obj) -> None:
+        """Run the init containers one after another, each to success, then start every
+        app container the runtime does not have yet."""
+        uid = pod["metadata"]["uid"]
+        spec = pod.get("spec") or {}
+        for container in spec.get("initContainers") or []:
+            state = self._states.get(podspec.container_id(uid, container["name"]))
+            if state is None:
+                await self._start_container(pod, container, init=True)
+                return
+            if not podspec.init_succeeded(state):
+                return  # still running, or retried by the supervisor, or failed for good
+        for container in spec.get("containers") or []:
+            if podspec.container_id(uid, container["name"]) not in self._states:
+                await self._start_container(pod, container, init=False)
+
+    async def _start_container(self, pod: Obj, container: Obj, *, init: bool) -> None:
+        """Start one container. One that cannot be created is reported (status and a
+        Warning event) and retried every ``CONFIG_RETRY_SECONDS``, since the ConfigMap it
+        misses may yet appear."""
+        cid = podspec.container_id(pod["metadata"]["uid"], container["name"])
+        log_dir = podspec.pod_log_dir(self.data_dir, pod)
+        try:
+            if init and container.get("restartPolicy") == "Always":
+                raise podspec.ContainerConfigError(
+                    "sidecar init containers are not supported by the setpoint agent yet"
+                )
+            sources = await self._fetch_sources(
+                pod["metadata"].get("namespace", ""), podspec.env_sources(container)
+            )
+            container_spec = podspec.container_spec(
+                pod,
+                container,
+                log_dir=log_dir,
+                base_env=self.base_env,
+                pod_ip=self.host_ip,
+                host_ip=self.host_ip,
+                sources=sources,
+                init=init,
+            )
+        except (podspec.ContainerConfigError, ValueError) as exc:
+            self._config_errors[cid] = str(exc)
+            await self.recorder.record(pod, "Warning", "Failed", f"Error: {exc}")
+            self.queue.add_after(object_key(pod), CONFIG_RETRY_SECONDS)
+            return
+        self._config_errors.pop(cid, None)
+        (log_dir / container["name"]).mkdir(parents=True, exist_ok=True)
+        try:
+            state = await self.runtime.start_container(container_spec)
+        except SupervisorError as exc:
+            if "already exists" not in str(exc):
+                raise
+            state = next(s for s in await self.runtime.list() if s.id == cid)
+        self._states.setdefault(cid, state)
+
+    async def _fetch_sources(
+        self, namespace: str, wanted: set[tuple[str, str]]
+    ) -> dict[tuple[str, str], dict[str, str] | None]:
+        """The data of the ConfigMaps and Secrets in ``wanted`` (None: not found)."""
+        sources: dict[tuple[str, str], dict[str, str] | None] = {}
+        for kind, name in sorted(wanted):
+            try:
+                obj = await self.client.get(
+                    CONFIGMAPS if kind == "configMap" else SECRETS, name, namespace
+                )
+            except ApiError as exc:
+                if not exc.is_not_found:
+                    raise
+                sources[(kind, name)] = None
+                continue
+            data = obj.get("data") or {}
+            if kind == "secret":
+                data = {k: base64.b64decode(v).decode(errors="replace") for k, v in data.items()}
+            sources[(kind, name)] = {str(k): str(v) for k, v in data.items()}
+        return sources
+
+    async def _record_container_events(self, pod: Obj) -> None:
+        """Started / BackOff / Failed events, once per change of a container's state."""
+        uid = pod["metadata"]["uid"]
+        for container in all_containers(pod):
+            name = container["name"]
+            cid = podspec.container_id(uid, name)
+            state = self._states.get(cid)
+            if state is None:
+                continue
+            seen = (state.state, state.restart_count)
+            if self._reported.get(cid) == seen:
+                continue
+            self._reported[cid] = seen
+            last = state.last_exit
+            if state.state == "running":
+                await self.recorder.record(pod, "Normal", "Started", f"Started container {name}")
+            elif last is not None and last.reason == "StartError":
+                message = f"Error: failed to start container {name}: {last.message}"
+                await self.recorder.record(pod, "Warning", "Failed", message)
+            elif state.state == "waiting":
+                message = (
+                    f"Back-off restarting failed container {name} in pod {podspec.pod_name(pod)}"
+                )
+                await self.recorder.record(pod, "Warning", "BackOff", message)
+
+    async def _write_status(self, pod: Obj) -> None:
+        """Write the pod's status unless it is already what it should be."""
+        uid = pod["metadata"]["uid"]
+        states, errors = {}, {}
+        for container in all_containers(pod):
+            cid = podspec.container_id(uid, container["name"])
+            if cid in self._states:
+                states[container["name"]] = self._states[cid]
+            if cid in self._config_errors:
+                errors[container["name"]] = self._config_errors[cid]
+        written = self._written.get(uid)
+        status = podspec.pod_status(
+            pod, states, errors, now=time.time(), host_ip=self.host_ip, previous=written
+        )
+        current = pod.get("status") or {}
+        if podspec.same_status(status, current) or (
+            written is not None and podspec.same_status(status, written)
+        ):
+            return
+        try:
+            await self.client.patch(
+                PODS,
+                pod["metadata"]["name"],
+                {"status": status},
+                pod["metadata"].get("namespace"),
+                subresource="status",
+            )
+        except ApiError as exc:
+            if exc.is_not_found:
+                return
+            raise
+        self._written[uid] = status
+
+    # ------------------------------------------------------------- teardown
+
+    async def _terminate(self, pod: Obj) -> None:
+        """Stop the pod's containers within its grace period, remove them, confirm."""
+        meta = pod["metadata"]
+        uid = meta["uid"]
+        grace = meta.get("deletionGracePeriodSeconds")
+        if grace is None:
+            grace = (pod.get("spec") or {}).get(
+                "terminationGracePeriodSeconds", DEFAULT_GRACE_SECONDS
+            )
+        self._terminating.add(uid)
+        await self._remove_containers(uid, grace_seconds=float(grace), pod=pod)
+        try:
+            await self.client.delete(
+                PODS,
+                meta["name"],
+                meta.get("namespace"),
+                grace_period_seconds=0,
+                preconditions_uid=uid,
+            )
+        except ApiError as exc:
+            if not (exc.is_not_found or exc.is_conflict):
+                raise
+
+    async def _remove_containers(
+        self, uid: str, *, grace_seconds: float, pod: Obj | None = None
+    ) -> None:
+        ids = [cid for cid in self._states if podspec.pod_uid_of(cid) == uid]
+
+        async def stop_and_remove(cid: str) -> None:
+            state = self._states.get(cid)
+            if pod is not None and state is not None and state.state != "exited":
+                name = cid.partition("/")[2]
+                await self.recorder.record(pod, "Normal", "Killing", f"Stopping container {name}")
+            with contextlib.suppress(LookupError, SupervisorError):
+                await self.runtime.stop_container(cid, grace_seconds=grace_seconds)
+            with contextlib.suppress(LookupError, SupervisorError):
+                await self.runtime.remove(cid)
+            self._states.pop(cid, None)
+            self._reported.pop(cid, None)
+            self._config_errors.pop(cid, None)
+
+        await asyncio.gather(*(stop_and_remove(cid) for cid in ids))
+        for cid in [c for c in self._config_errors if podspec.pod_uid_of(c) == uid]:
+            self._config_errors.pop(cid, None)
+
+    async def _remove_orphans(self) -> None:
+        """Stop and remove containers whose pod is not (any more) bound to this node."""
+        live = {p["metadata"].get("uid") for p in self.pods.objects()}
+        for uid in list(self._keys):
+            if uid not in live:
+                self._keys.pop(uid, None)
+                self._written.pop(uid, None)
+        orphans = {podspec.pod_uid_of(cid) for cid in self._states} - live
+        # forget torn-down pods, keeping those whose containers a late event brought back
+        self._terminating &= live | orphans
+        for uid in orphans:
+            self._terminating.add(uid)
+            await self._remove_containers(uid, grace_seconds=DEFAULT_GRACE_SECONDS)
+
+
+def all_containers(pod: Obj) -> list[Obj]:
+    spec = pod.get("spec") or {}
+    return [*(spec.get("initContainers") or []), *(spec.get("containers") or [])]

@@ -1,0 +1,511 @@
+"""Pods as the node agent runs them: the pure translation both ways.
+
+Downward, a pod's container becomes a :class:`ContainerSpec` for the supervisor. setpoint
+runs containers as plain host processes, so the image is not used: the argv is the
+container's ``command`` followed by its ``args`` (a container without ``command`` cannot run,
+which is the kubelet's ``CreateContainerConfigError``). As the kubelet does, ``$(VAR)`` in the
+command, the args and env values is replaced by the value of an environment variable defined
+earlier (``$$`` is an escaped ``$``; a reference to an unknown variable stays as written), see
+``third_party/forked/golang/expansion``. Env comes from ``value`` and from ``valueFrom.fieldRef``
+(the Downward API fields the kubelet resolves itself), ``configMapKeyRef`` and
+``secretKeyRef``, and ``envFrom``; the agent fetches the ConfigMaps and Secrets and passes
+their data in, and a missing one that is not ``optional`` is a configuration error.
+``restartPolicy`` maps onto the supervisor's policy with the kubelet's crash-loop backoff
+shape (an immediate first restart, then 10 s doubling up to 5 minutes, reset after 10
+minutes of running).
+
+Upward, the supervisor's :class:`ContainerState` becomes a Kubernetes ``containerStatus``
+(``waiting``/``running``/``terminated`` with the kubelet's reasons, ``lastState``,
+``restartCount``), and the pod's phase and conditions are computed from those statuses as
+``kubelet_pods.go``'s ``getPhase`` and ``status.GeneratePodReadyCondition`` do.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from setpoint.agent.runtime import ContainerSpec, ContainerState, ExitRecord
+from setpoint.client.api import Obj
+from setpoint.client.nodes import rfc3339
+
+# the kubelet's container restart backoff (MaxContainerBackOff 300 s, initial 10 s)
+BACKOFF_BASE = 10.0
+BACKOFF_MAX = 300.0
+BACKOFF_RESET = 600.0
+
+CONTAINER_ID_SCHEME = "setpoint://"
+
+NO_COMMAND_MESSAGE = (
+    "container {name!r} has no command: setpoint runs containers as host processes "
+    "and does not read images, so every container needs a command"
+)
+
+
+class ContainerConfigError(Exception):
+    """The container cannot be created from its spec (``CreateContainerConfigError``)."""
+
+
+def container_id(pod_uid: str, name: str) -> str:
+    return f"{pod_uid}/{name}"
+
+
+def pod_uid_of(container_id: str) -> str:
+    return container_id.partition("/")[0]
+
+
+# ------------------------------------------------------------------ $(VAR) expansion
+
+_FIELD_PATHS = {
+    "metadata.name": lambda pod, ips: pod["metadata"].get("name", ""),
+    "metadata.namespace": lambda pod, ips: pod["metadata"].get("namespace", ""),
+    "metadata.uid": lambda pod, ips: pod["metadata"].get("uid", ""),
+    "spec.nodeName": lambda pod, ips: (pod.get("spec") or {}).get("nodeName", ""),
+    "spec.serviceAccountName": lambda pod, ips: (pod.get("spec") or {}).get(
+        "serviceAccountName", ""
+    ),
+    "status.podIP": lambda pod, ips: ips["podIP"],
+    "status.hostIP": lambda pod, ips: ips["hostIP"],
+}
+_LABEL_OR_ANNOTATION = re.compile(r"^metadata\.(labels|annotations)\['([^']*)'\]$")
+
+
+def expand(text: str, env: Mapping[str, str]) -> str:
+    """Kubernetes' ``$(VAR)`` expansion: known variables are substituted, unknown
+    references and unterminated ``$(`` are left as written, ``$$`` becomes ``$``."""
+    out: list[str] = []
+    checkpoint = 0
+    cursor = 0
+    while cursor < len(text):
+        if text[cursor] == "$" and cursor + 1 < len(text):
+            out.append(text[checkpoint:cursor])
+            nxt = text[cursor + 1]
+            if nxt == "$":
+                out.append("$")
+                advance = 1
+            elif nxt == "(":
+                close = text.find(")", cursor + 2)
+                if close < 0:
+                    out.append("$(")
+                    advance = 1
+                else:
+                    name = text[cursor + 2 : close]
+                    out.append(env.get(name, f"$({name})"))
+                    advance = close - cursor
+            else:
+                out.append("$" + nxt)
+                advance = 1
+            cursor += advance
+            checkpoint = cursor + 1
+        cursor += 1
+    out.append(text[checkpoint:])
+    return "".join(out)
+
+
+def field_ref_value(pod: Obj, field_path: str, *, pod_ip: str, host_ip: str) -> str:
+    """The Downward API value of ``fieldRef.fieldPath``."""
+    getter = _FIELD_PATHS.get(field_path)
+    if getter is not None:
+        return str(getter(pod, {"podIP": pod_ip, "hostIP": host_ip}) or "")
+    match = _LABEL_OR_ANNOTATION.match(field_path)
+    if match:
+        return str((pod["metadata"].get(match.group(1)) or {}).get(match.group(2), ""))
+    raise ContainerConfigError(f"unsupported fieldRef fieldPath {field_path!r}")
+
+
+# ConfigMap and Secret data an env var refers to, keyed by ("configMap"|"secret", name);
+# None for one that does not exist. Secret values are already base64-decoded.
+Sources = Mapping[tuple[str, str], Mapping[str, str] | None]
+
+_KEY_REFS = {"configMapKeyRef": "configMap", "secretKeyRef": "secret"}
+_FROM_REFS = {"configMapRef": "configMap", "secretRef": "secret"}
+
+
+def env_sources(container: Obj) -> set[tuple[str, str]]:
+    """The ConfigMaps and Secrets the container's ``env`` and ``envFrom`` read."""
+    wanted = set()
+    for var in container.get("env") or []:
+        for ref, kind in _KEY_REFS.items():
+            name = ((var.get("valueFrom") or {}).get(ref) or {}).get("name")
+            if name:
+                wanted.add((kind, name))
+    for source in container.get("envFrom") or []:
+        for ref, kind in _FROM_REFS.items():
+            name = (source.get(ref) or {}).get("name")
+            if name:
+                wanted.add((kind, name))
+    return wanted
+
+
+def _lookup(sources: Sources, kind: str, ref: Obj) -> Mapping[str, str] | None:
+    data = sources.get((kind, ref.get("name", "")))
+    if data is None and not ref.get("optional"):
+        raise ContainerConfigError(f"{kind} {ref.get('name')!r} not found")
+    return data
+
+
+def container_env(
+    pod: Obj,
+    container: Obj,
+    *,
+    base_env: Mapping[str, str],
+    pod_ip: str,
+    host_ip: str,
+    sources: Sources | None = None,
+) -> dict[str, str]:
+    """``base_env`` (e.g. PATH for host processes) overlaid by the container's ``envFrom``
+    and then its ``env``, each ``env`` value expanded against the variables before it."""
+    sources = sources or {}
+    env = dict(base_env)
+    env.setdefault("HOSTNAME", pod["metadata"].get("name", ""))
+    for source in container.get("envFrom") or []:
+        for ref, kind in _FROM_REFS.items():
+            if ref in source:
+                data = _lookup(sources, kind, source[ref] or {})
+                prefix = source.get("prefix", "")
+                env.update({prefix + k: v for k, v in (data or {}).items()})
+    for var in container.get("env") or []:
+        name = var.get("name", "")
+        if "valueFrom" not in var:
+            env[name] = expand(str(var.get("value", "")), env)
+            continue
+        source = var["valueFrom"] or {}
+        if "fieldRef" in source:
+            path = (source["fieldRef"] or {}).get("fieldPath", "")
+            env[name] = field_ref_value(pod, path, pod_ip=pod_ip, host_ip=host_ip)
+            continue
+        ref_name = next((r for r in _KEY_REFS if r in source), None)
+        if ref_name is None:
+            kinds = ", ".join(sorted(source)) or "an empty valueFrom"
+            raise ContainerConfigError(
+                f"env {name!r}: {kinds} is not supported by the setpoint agent yet"
+            )
+        key_ref: Obj = source[ref_name] or {}
+        data = _lookup(sources, _KEY_REFS[ref_name], key_ref)
+        if data is None:
+            continue
+        key = key_ref.get("key", "")
+        if key not in data:
+            if key_ref.get("optional"):
+                continue
+            raise ContainerConfigError(
+                f"couldn't find key {key} in {_KEY_REFS[ref_name]} {key_ref.get('name')!r}"
+            )
+        env[name] = data[key]
+    return env
+
+
+def container_spec(
+    pod: Obj,
+    container: Obj,
+    *,
+    log_dir: Path,
+    base_env: Mapping[str, str],
+    pod_ip: str,
+    host_ip: str,
+    sources: Sources | None = None,
+    init: bool = False,
+) -> ContainerSpec:
+    """The supervisor's spec for one container (``init``: an init container, which runs to
+    completion); raises :class:`ContainerConfigError`."""
+    name = container["name"]
+    command = [str(c) for c in container.get("command") or []]
+    if not command:
+        raise ContainerConfigError(NO_COMMAND_MESSAGE.format(name=name))
+    env = container_env(
+        pod, container, base_env=base_env, pod_ip=pod_ip, host_ip=host_ip, sources=sources
+    )
+    argv = [expand(a, env) for a in command + [str(a) for a in container.get("args") or []]]
+    return ContainerSpec(
+        id=container_id(pod["metadata"]["uid"], name),
+        argv=argv,
+        env=env,
+        cwd=container.get("workingDir") or None,
+        log_path=str(log_dir / name / "0.log"),
+        restart_policy=init_restart_policy(pod) if init else restart_policy(pod),
+        initial_backoff=0.0,
+        backoff_base=BACKOFF_BASE,
+        backoff_max=BACKOFF_MAX,
+        reset_after=BACKOFF_RESET,
+    )
+
+
+def restart_policy(pod: Obj) -> str:
+    return str((pod.get("spec") or {}).get("restartPolicy") or "Always")
+
+
+def init_restart_policy(pod: Obj) -> str:
+    """An init container is retried until it succeeds unless the pod's policy is Never."""
+    return "Never" if restart_policy(pod) == "Never" else "OnFailure"
+
+
+def init_succeeded(state: ContainerState | None) -> bool:
+    return (
+        state is not None
+        and state.state == "exited"
+        and state.last_exit is not None
+        and state.last_exit.exit_code == 0
+    )
+
+
+def pod_log_dir(data_dir: Path, pod: Obj) -> Path:
+    """``<data-dir>/pods/<namespace>_<name>_<uid>``, the layout of ``/var/log/pods``."""
+    meta = pod["metadata"]
+    return data_dir / "pods" / f"{meta.get('namespace')}_{meta['name']}_{meta['uid']}"
+
+
+# ------------------------------------------------------------------ container statuses
+
+
+def terminated(record: ExitRecord, cid: str) -> Obj:
+    term: Obj = {
+        "containerID": cid,
+        "exitCode": record.exit_code,
+        "reason": record.reason,
+        "startedAt": rfc3339(record.started_at) if record.started_at else None,
+        "finishedAt": rfc3339(record.finished_at),
+    }
+    if record.signal:
+        term["signal"] = record.signal
+    if record.message:
+        term["message"] = record.message
+    return {k: v for k, v in term.items() if v is not None}
+
+
+def is_ready(container: Obj, state: ContainerState | None) -> bool:
+    """Running and not gated by a readiness probe (probes are not run yet)."""
+    return state is not None and state.state == "running" and not container.get("readinessProbe")
+
+
+def container_status(
+    pod: Obj,
+    container: Obj,
+    state: ContainerState | None,
+    config_error: str = "",
+    *,
+    init: bool = False,
+    initialized: bool = True,
+) -> Obj:
+    """The ``containerStatus`` of one container from what the runtime says about it. An
+    init container is ready once it succeeded; an app container not yet started waits for
+    ``PodInitializing`` until the pod is ``initialized``."""
+    name = container["name"]
+    cid = CONTAINER_ID_SCHEME + container_id(pod["metadata"].get("uid", ""), name)
+    status: Obj = {
+        "name": name,
+        "image": container.get("image", ""),
+        "imageID": "",
+        "ready": init_succeeded(state) if init else is_ready(container, state),
+        "started": state is not None and state.state == "running",
+        "restartCount": state.restart_count if state else 0,
+        "lastState": {},
+    }
+    if state is None:
+        if config_error:
+            waiting = {"reason": "CreateContainerConfigError", "message": config_error}
+        elif not initialized:
+            waiting = {"reason": "PodInitializing"}
+        else:
+            waiting = {"reason": "ContainerCreating"}
+        status["state"] = {"waiting": waiting}
+        return status
+    status["containerID"] = cid
+    last = state.last_exit
+    if state.state == "running":
+        status["state"] = {"running": {"startedAt": rfc3339(state.started_at or 0)}}
+        if last is not None:
+            status["lastState"] = {"terminated": terminated(last, cid)}
+    elif state.state == "waiting":
+        message = f"back-off restarting failed container {name} in pod {pod_name(pod)}"
+        if last is not None and last.reason == "StartError":
+            message += f": {last.message}"
+        status["state"] = {"waiting": {"reason": "CrashLoopBackOff", "message": message}}
+        if last is not None:
+            status["lastState"] = {"terminated": terminated(last, cid)}
+    elif last is not None:
+        status["state"] = {"terminated": terminated(last, cid)}
+    else:  # exited without ever running (stopped before its first start)
+        status["state"] = {"terminated": {"exitCode": 0, "reason": "Completed"}}
+    return status
+
+
+def pod_name(pod: Obj) -> str:
+    meta = pod["metadata"]
+    return f"{meta.get('namespace')}/{meta.get('name')}"
+
+
+# ------------------------------------------------------------------ pod phase and conditions
+
+
+def init_progress(init_statuses: list[Obj]) -> tuple[int, int]:
+    """(pending, failed) init containers, counted as ``getPhase`` counts them."""
+    pending = failed = 0
+    for cs in init_statuses:
+        state = cs.get("state") or {}
+        last = (cs.get("lastState") or {}).get("terminated")
+        if "terminated" in state:
+            failed += state["terminated"].get("exitCode") != 0
+        elif "waiting" in state and last:
+            failed += last.get("exitCode") != 0
+        else:
+            pending += 1
+    return pending, failed
+
+
+def pod_phase(pod: Obj, statuses: list[Obj], init_statuses: list[Obj] | None = None) -> str:
+    """``getPhase`` of the kubelet over the init and app containers' statuses."""
+    policy = restart_policy(pod)
+    pending_init, failed_init = init_progress(init_statuses or [])
+    if failed_init and policy == "Never":
+        return "Failed"
+    if pending_init or failed_init:
+        return "Pending"
+    running = waiting = stopped = succeeded = 0
+    for cs in statuses:
+        state = cs.get("state") or {}
+        if "running" in state:
+            running += 1
+        elif "terminated" in state:
+            stopped += 1
+            if state["terminated"].get("exitCode") == 0:
+                succeeded += 1
+        elif (cs.get("lastState") or {}).get("terminated"):
+            stopped += 1
+        else:
+            waiting += 1
+    if waiting > 0:
+        return "Pending"
+    if running > 0:
+        return "Running"
+    if stopped > 0:
+        if policy == "Always":
+            return "Running"
+        if stopped == succeeded:
+            return "Succeeded"
+        if policy == "Never":
+            return "Failed"
+        return "Running"
+    return "Pending"
+
+
+def _condition(kind: str, ok: bool, now: float, previous: Obj | None, reason: str = "") -> Obj:
+    status = "True" if ok else "False"
+    condition: Obj = {"type": kind, "status": status, "lastProbeTime": None}
+    if previous is not None and previous.get("status") == status:
+        condition["lastTransitionTime"] = previous.get("lastTransitionTime") or rfc3339(now)
+    else:
+        condition["lastTransitionTime"] = rfc3339(now)
+    if reason:
+        condition["reason"] = reason
+    return condition
+
+
+def pod_conditions(
+    pod: Obj,
+    statuses: list[Obj],
+    phase: str,
+    now: float,
+    previous: list[Obj] | None,
+    init_statuses: list[Obj] | None = None,
+) -> list[Obj]:
+    """PodScheduled, Initialized, ContainersReady and Ready (no readiness gates)."""
+    before = {c.get("type"): c for c in previous or []}
+    incomplete = [cs["name"] for cs in init_statuses or [] if not cs.get("ready")]
+    unready = [cs["name"] for cs in statuses if not cs.get("ready")]
+    ready = not unready and bool(statuses)
+    reason = ""
+    message = ""
+    if not ready:
+        if phase == "Succeeded":
+            reason = "PodCompleted"
+        elif phase == "Failed":
+            reason = "PodFailed"
+        else:
+            reason = "ContainersNotReady"
+            message = f"containers with unready status: [{' '.join(unready)}]"
+    initialized = _condition(
+        "Initialized",
+        not incomplete,
+        now,
+        before.get("Initialized"),
+        "ContainersNotInitialized" if incomplete else "",
+    )
+    if incomplete:
+        initialized["message"] = f"containers with incomplete status: [{' '.join(incomplete)}]"
+    conditions = [
+        initialized,
+        _condition("ContainersReady", ready, now, before.get("ContainersReady"), reason),
+        _condition("Ready", ready, now, before.get("Ready"), reason),
+    ]
+    if message:
+        for c in conditions[1:]:
+            c["message"] = message
+    scheduled = before.get("PodScheduled") or _condition("PodScheduled", True, now, None)
+    return [*conditions, copy.deepcopy(scheduled)]
+
+
+def pod_status(
+    pod: Obj,
+    states: Mapping[str, ContainerState],
+    config_errors: Mapping[str, str],
+    *,
+    now: float,
+    host_ip: str,
+    previous: Obj | None = None,
+) -> Obj:
+    """The pod status the agent reports: ``states`` and ``config_errors`` are keyed by
+    container name. Fields the agent does not own (qosClass, ...) are kept from the pod;
+    condition transition times are kept from ``previous`` (default: the pod's status)."""
+    spec = pod.get("spec") or {}
+    current = pod.get("status") or {}
+    previous = current if previous is None else previous
+    init_statuses = [
+        container_status(pod, c, states.get(c["name"]), config_errors.get(c["name"], ""), init=True)
+        for c in spec.get("initContainers") or []
+    ]
+    initialized = all(cs["ready"] for cs in init_statuses)
+    statuses = [
+        container_status(
+            pod,
+            c,
+            states.get(c["name"]),
+            config_errors.get(c["name"], ""),
+            initialized=initialized,
+        )
+        for c in spec.get("containers") or []
+    ]
+    phase = pod_phase(pod, statuses, init_statuses)
+    status: dict[str, Any] = copy.deepcopy(current)
+    status.update(
+        {
+            "phase": phase,
+            "hostIP": host_ip,
+            "hostIPs": [{"ip": host_ip}],
+            "podIP": host_ip,
+            "podIPs": [{"ip": host_ip}],
+            "startTime": previous.get("startTime") or rfc3339(now),
+            "conditions": pod_conditions(
+                pod, statuses, phase, now, previous.get("conditions"), init_statuses
+            ),
+            "containerStatuses": statuses,
+        }
+    )
+    if init_statuses:
+        status["initContainerStatuses"] = init_statuses
+    return status
+
+
+def without_nulls(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [without_nulls(v) for v in value]
+    return value
+
+
+def same_status(a: Obj, b: Obj) -> bool:
+    """Equal up to explicit nulls, which a server may or may not echo back."""
+    return a == b or bool(without_nulls(a) == without_nulls(b))

@@ -1,0 +1,135 @@
+"""What every node agent tells the API about its node: conditions, and the Lease heartbeat.
+
+A kubelet (the real node agent in ``setpoint.agent`` as well as the hollow ones in
+``setpoint.sim``) reports on its node in two ways. The Node's status carries the node
+conditions (Ready, and Memory/Disk/PID pressure), re-posted rarely; the cheap heartbeat is
+a Lease of the node's name in ``kube-node-lease`` (``holderIdentity`` = node name, owned by
+the Node), renewed every few seconds, as the kubelet's ``nodelease`` controller does. The
+node lifecycle controller reads the Lease's ``renewTime`` to decide whether a node is alive.
+
+This module holds the shapes and the renewal step both kinds of agent share; timers and
+capacity stay with each agent.
+"""
+
+from __future__ import annotations
+
+import copy
+from datetime import UTC, datetime
+from typing import Any
+
+from setpoint.client.api import LEASES, ApiClient, ApiError, Obj
+
+LEASE_NAMESPACE = "kube-node-lease"
+
+# ------------------------------------------------------------------ time helpers
+
+
+def rfc3339(epoch: float) -> str:
+    """``metav1.Time``: seconds resolution."""
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def micro_time(epoch: float) -> str:
+    """``metav1.MicroTime``: ``2026-11-25T19:00:00.123456Z``."""
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_time(value: Any) -> float | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+# ------------------------------------------------------------------ node conditions
+
+_NODE_CONDITIONS = (
+    (
+        "MemoryPressure",
+        "False",
+        "KubeletHasSufficientMemory",
+        "kubelet has sufficient memory available",
+    ),
+    ("DiskPressure", "False", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
+    ("PIDPressure", "False", "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
+    ("Ready", "True", "KubeletReady", "kubelet is posting ready status"),
+)
+
+
+def node_conditions(now: float, previous: list[Obj] | None = None) -> list[Obj]:
+    """The node conditions of a healthy node at ``now``; a condition whose status is
+    unchanged keeps its ``lastTransitionTime`` from ``previous``, as the kubelet's setters
+    do."""
+    before = {c.get("type"): c for c in previous or []}
+    conditions = []
+    for kind, status, reason, message in _NODE_CONDITIONS:
+        old = before.get(kind)
+        transition = rfc3339(now)
+        if old is not None and old.get("status") == status and old.get("lastTransitionTime"):
+            transition = old["lastTransitionTime"]
+        conditions.append(
+            {
+                "type": kind,
+                "status": status,
+                "reason": reason,
+                "message": message,
+                "lastHeartbeatTime": rfc3339(now),
+                "lastTransitionTime": transition,
+            }
+        )
+    return conditions
+
+
+# ------------------------------------------------------------------ the Lease heartbeat
+
+
+def lease_object(node: Obj, duration_seconds: int, now: float) -> Obj:
+    name = node["metadata"]["name"]
+    owner = {"apiVersion": "v1", "kind": "Node", "name": name}
+    if node["metadata"].get("uid"):
+        owner["uid"] = node["metadata"]["uid"]
+    return {
+        "apiVersion": "coordination.k8s.io/v1",
+        "kind": "Lease",
+        "metadata": {"name": name, "namespace": LEASE_NAMESPACE, "ownerReferences": [owner]},
+        "spec": {
+            "holderIdentity": name,
+            "leaseDurationSeconds": duration_seconds,
+            "renewTime": micro_time(now),
+        },
+    }
+
+
+async def renew_lease(
+    client: ApiClient, node: Obj, last: Obj | None, *, duration_seconds: int, now: float
+) -> Obj:
+    """Renew ``node``'s Lease and return it as written.
+
+    From ``last`` (the copy this agent wrote before) it is one PUT; on a conflict or a
+    missing lease it reads the lease again or creates it (nodelease's ``ensureLease``)."""
+    name = node["metadata"]["name"]
+    for _ in range(3):
+        if last is not None:
+            renewed = copy.deepcopy(last)
+            renewed["spec"]["renewTime"] = micro_time(now)
+            renewed["spec"]["holderIdentity"] = name
+            renewed["spec"]["leaseDurationSeconds"] = duration_seconds
+            try:
+                return await client.update(LEASES, renewed)
+            except ApiError as exc:
+                if not (exc.is_conflict or exc.is_not_found):
+                    raise
+        try:
+            last = await client.get(LEASES, name, LEASE_NAMESPACE)
+        except ApiError as exc:
+            if not exc.is_not_found:
+                raise
+            try:
+                return await client.create(LEASES, lease_object(node, duration_seconds, now))
+            except ApiError as exc2:
+                if not exc2.is_already_exists:
+                    raise
+                last = None
+    raise ApiError(409, {"message": f"could not renew the lease of node {name}"})

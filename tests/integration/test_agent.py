@@ -1,0 +1,402 @@
+"""The node agent against a real server, with a real supervisor running real processes.
+
+Each test gets its own node (a unique name, a temporary data dir, a supervisor started
+through ``ensure_supervisor``) and an in-process :class:`NodeAgent`; the finalizer stops the
+agent, then kills the supervisor and every container process group it ever ran."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from setpoint.agent.agent import NodeAgent
+from setpoint.agent.runtime import Runtime, ensure_supervisor
+from setpoint.agent.supervisor import proc_start_time
+from setpoint.client.api import (
+    CONFIGMAPS,
+    EVENTS,
+    LEASES,
+    NODES,
+    PODS,
+    SECRETS,
+    ApiClient,
+    ApiError,
+)
+from tests.support import SETPOINT, Server, eventually
+
+Obj = dict[str, Any]
+
+
+@dataclass
+class AgentNode:
+    name: str
+    data_dir: Path
+    runtime: Runtime
+    client: ApiClient
+    namespace: str
+    processes: set[tuple[int, int]] = field(default_factory=set)
+    agent: NodeAgent | None = None
+    task: asyncio.Task[None] | None = None
+
+    async def start_agent(self) -> NodeAgent:
+        agent = NodeAgent(
+            self.client, node_name=self.name, data_dir=self.data_dir, runtime=self.runtime
+        )
+        self.agent, self.task = agent, asyncio.create_task(agent.run())
+        ready = asyncio.create_task(agent.ready.wait())
+        await asyncio.wait([self.task, ready], timeout=30, return_when=asyncio.FIRST_COMPLETED)
+        if self.task.done():
+            ready.cancel()
+            self.task.result()  # raises what made run() fail
+        assert agent.ready.is_set()
+        return agent
+
+    async def stop_agent(self) -> None:
+        if self.agent is not None:
+            await self.agent.stop()
+        if self.task is not None:
+            await self.task
+        self.agent = self.task = None
+
+    async def create_pod(self, name: str, container: Obj, **spec: Any) -> Obj:
+        pod = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": name, "namespace": self.namespace},
+            "spec": {"containers": [{"name": "app", "image": "none", **container}], **spec},
+        }
+        created = await self.client.create(PODS, pod)
+        binding = {
+            "apiVersion": "v1",
+            "kind": "Binding",
+            "metadata": {"name": name},
+            "target": {"apiVersion": "v1", "kind": "Node", "name": self.name},
+        }
+        await self.client.request("POST", PODS.path(self.namespace, name, "binding"), body=binding)
+        return created
+
+    async def pod(self, name: str) -> Obj:
+        return await self.client.get(PODS, name, self.namespace)
+
+    async def app_status(self, name: str) -> Obj:
+        statuses = (await self.pod(name)).get("status", {}).get("containerStatuses") or [{}]
+        status: Obj = statuses[0]
+        return status
+
+    async def running_pid(self, name: str) -> int:
+        """The pid of the pod's container process, once the pod reports it Running."""
+
+        async def check() -> int | None:
+            pod = await self.pod(name)
+            if pod["status"].get("phase") != "Running":
+                return None
+            uid = pod["metadata"]["uid"]
+            assert self.agent is not None
+            state = self.agent._states.get(f"{uid}/app")
+            if state is None or state.pid is None or state.pid_start_time is None:
+                return None
+            self.processes.add((state.pid, state.pid_start_time))
+            return state.pid
+
+        return await eventually(check, what=f"{name} running")
+
+
+def cleanup(data_dir: Path, processes: set[tuple[int, int]]) -> None:
+    """Kill the supervisor first (so nothing restarts), then every container group seen."""
+    state_dir = data_dir / "supervisor"
+    with contextlib.suppress(OSError, ValueError):
+        os.kill(int((state_dir / "supervisor.pid").read_text()), signal.SIGKILL)
+    for state_file in state_dir.glob("containers/*/state.json"):
+        with contextlib.suppress(OSError, ValueError):
+            saved = json.loads(state_file.read_text())
+            if saved.get("pid"):
+                processes.add((saved["pid"], saved["pid_start_time"]))
+    for pid, start_time in processes:
+        if start_time is not None and proc_start_time(pid) == start_time:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
+    shutil.rmtree(data_dir, ignore_errors=True)
+
+
+@pytest.fixture
+async def node(client: ApiClient, namespace: str) -> AsyncIterator[AgentNode]:
+    data_dir = Path(tempfile.mkdtemp(prefix="sp-agent-"))
+    processes: set[tuple[int, int]] = set()
+    n: AgentNode | None = None
+    try:
+        runtime = await ensure_supervisor(data_dir / "supervisor")
+        name = f"agent-{uuid.uuid4().hex[:8]}"
+        n = AgentNode(name, data_dir, runtime, client, namespace, processes)
+        await n.start_agent()
+        yield n
+    finally:
+        if n is not None:
+            with contextlib.suppress(Exception):
+                await n.stop_agent()
+            with contextlib.suppress(Exception):
+                await n.runtime.close()
+        cleanup(data_dir, processes)
+
+
+async def test_node_registers_with_host_capacity_and_lease(node: AgentNode) -> None:
+    obj = await node.client.get(NODES, node.name)
+    assert obj["metadata"]["labels"]["kubernetes.io/hostname"] == node.name
+    assert obj["status"]["capacity"]["cpu"] == str(os.cpu_count())
+    assert obj["status"]["capacity"]["pods"] == "110"
+    ready = next(c for c in obj["status"]["conditions"] if c["type"] == "Ready")
+    assert ready["status"] == "True"
+    lease = await node.client.get(LEASES, node.name, "kube-node-lease")
+    assert lease["spec"]["holderIdentity"] == node.name
+    assert lease["spec"]["leaseDurationSeconds"] == 40
+
+
+async def test_pod_runs_as_a_real_process(node: AgentNode) -> None:
+    await node.create_pod("sleeper", {"command": ["sleep", "1000"]})
+    pid = await node.running_pid("sleeper")
+    assert proc_start_time(pid) is not None
+    status = await eventually(lambda: _ready(node, "sleeper"), what="sleeper ready")
+    assert status["restartCount"] == 0
+    assert "running" in status["state"]
+
+
+async def _ready(node: AgentNode, name: str) -> Obj | None:
+    status = await node.app_status(name)
+    return status if status.get("ready") else None
+
+
+async def test_killed_container_is_restarted(node: AgentNode) -> None:
+    await node.create_pod("crashy", {"command": ["sleep", "1000"]})
+    pid = await node.running_pid("crashy")
+    os.kill(pid, signal.SIGKILL)
+
+    async def restarted() -> Obj | None:
+        status = await node.app_status("crashy")
+        if status.get("restartCount") == 1 and "running" in status.get("state", {}):
+            return status
+        return None
+
+    status = await eventually(restarted, timeout=10, what="restart")
+    assert status["lastState"]["terminated"]["exitCode"] == 137
+    assert (await node.pod("crashy"))["status"]["phase"] == "Running"
+    await node.running_pid("crashy")  # remember the new process for cleanup
+
+
+async def test_failing_pod_with_restart_policy_never_fails(node: AgentNode) -> None:
+    await node.create_pod("exit3", {"command": ["sh", "-c", "exit 3"]}, restartPolicy="Never")
+
+    async def failed() -> Obj | None:
+        pod = await node.pod("exit3")
+        return pod if pod["status"].get("phase") == "Failed" else None
+
+    pod = await eventually(failed, what="pod Failed")
+    term = pod["status"]["containerStatuses"][0]["state"]["terminated"]
+    assert term["exitCode"] == 3
+    assert term["reason"] == "Error"
+
+
+async def test_deleted_pod_gets_sigterm_and_disappears(node: AgentNode) -> None:
+    marker = node.data_dir / "terminated"
+    script = f"trap 'echo bye > {marker}; exit 0' TERM; while :; do sleep 0.1; done"
+    await node.create_pod("graceful", {"command": ["sh", "-c", script]})
+    await node.running_pid("graceful")
+    await node.client.delete(PODS, "graceful", node.namespace, grace_period_seconds=10)
+
+    async def gone() -> bool:
+        try:
+            await node.pod("graceful")
+        except ApiError as exc:
+            return exc.is_not_found
+        return False
+
+    await eventually(gone, what="pod deleted")
+    assert marker.read_text().strip() == "bye"
+
+
+async def test_pod_without_command_is_create_container_config_error(node: AgentNode) -> None:
+    pod = await node.create_pod("nocmd", {})
+
+    async def waiting() -> Obj | None:
+        state = (await node.app_status("nocmd")).get("state", {})
+        return state.get("waiting") if "CreateContainerConfigError" in str(state) else None
+
+    waiting_state = await eventually(waiting, what="CreateContainerConfigError")
+    assert "needs a command" in waiting_state["message"]
+
+    async def warning() -> bool:
+        events = await node.client.list(EVENTS, node.namespace)
+        return any(
+            e["involvedObject"].get("uid") == pod["metadata"]["uid"]
+            and e["type"] == "Warning"
+            and e["source"].get("component") == "kubelet"
+            for e in events["items"]
+        )
+
+    await eventually(warning, what="Warning event")
+
+
+async def test_missing_binary_reports_the_start_error(node: AgentNode) -> None:
+    await node.create_pod("nobin", {"command": ["/nonexistent/binary"]})
+
+    async def start_error() -> Obj | None:
+        status = await node.app_status("nobin")
+        last = (status.get("lastState") or {}).get("terminated") or {}
+        return status if last.get("reason") == "StartError" else None
+
+    status = await eventually(start_error, what="StartError")
+    assert "nonexistent" in str(status)
+
+
+async def test_restarted_agent_adopts_running_containers(node: AgentNode) -> None:
+    await node.create_pod("survivor", {"command": ["sleep", "1000"]})
+    pid = await node.running_pid("survivor")
+    await node.stop_agent()
+    await node.start_agent()
+    assert await node.running_pid("survivor") == pid
+    assert (await node.app_status("survivor"))["restartCount"] == 0
+
+
+async def test_containers_of_vanished_pods_are_removed_on_start(node: AgentNode) -> None:
+    await node.create_pod("ghost", {"command": ["sleep", "1000"]})
+    pid = await node.running_pid("ghost")
+    await node.stop_agent()
+    # force deletion: no kubelet confirms it, the pod is gone at once
+    await node.client.delete(PODS, "ghost", node.namespace, grace_period_seconds=0)
+    await node.start_agent()
+
+    async def removed() -> bool:
+        return not any(s.pid == pid for s in await node.runtime.list())
+
+    await eventually(removed, what="orphan container removed")
+    started = next(st for p, st in node.processes if p == pid)
+    assert proc_start_time(pid) != started  # the process is gone (or its pid reused)
+
+
+async def test_agent_command_registers_the_node(server: Server, client: ApiClient) -> None:
+    name = f"agent-cli-{uuid.uuid4().hex[:8]}"
+    data_dir = Path(tempfile.mkdtemp(prefix="sp-agent-cli-"))
+    process = subprocess.Popen(
+        [
+            SETPOINT,
+            "agent",
+            "--kubeconfig",
+            str(server.kubeconfig),
+            "--node-name",
+            name,
+            "--data-dir",
+            str(data_dir),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+
+        async def registered() -> bool:
+            with contextlib.suppress(ApiError):
+                await client.get(LEASES, name, "kube-node-lease")
+                return True
+            return False
+
+        await eventually(registered, what="node lease")
+        process.send_signal(signal.SIGTERM)
+        assert await asyncio.to_thread(process.wait, 15) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        cleanup(data_dir, set())
+
+
+async def test_process_gets_env_from_config_map_secret_and_pod_fields(node: AgentNode) -> None:
+    ns = node.namespace
+    await node.client.create(
+        CONFIGMAPS,
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "cm"},
+            "data": {"c": "blue"},
+        },
+        ns,
+    )
+    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}}
+    secret["data"] = {"p": base64.b64encode(b"hunter2").decode()}
+    await node.client.create(SECRETS, secret, ns)
+    env = [
+        {"name": "COLOR", "valueFrom": {"configMapKeyRef": {"name": "cm", "key": "c"}}},
+        {"name": "PASSWORD", "valueFrom": {"secretKeyRef": {"name": "s", "key": "p"}}},
+        {"name": "POD", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+        {"name": "BOTH", "value": "$(POD)-$(COLOR)"},
+    ]
+    await node.create_pod("envy", {"command": ["sleep", "1000"], "env": env})
+    pid = await node.running_pid("envy")
+    environ = dict(
+        item.split("=", 1)
+        for item in Path(f"/proc/{pid}/environ").read_text().split("\0")
+        if "=" in item
+    )
+    assert environ["COLOR"] == "blue"
+    assert environ["PASSWORD"] == "hunter2"
+    assert environ["BOTH"] == "envy-blue"
+
+
+async def test_force_deleted_pod_has_its_process_stopped(node: AgentNode) -> None:
+    await node.create_pod("forced", {"command": ["sleep", "1000"]})
+    pid = await node.running_pid("forced")
+    started = next(st for p, st in node.processes if p == pid)
+    await node.client.delete(PODS, "forced", node.namespace, grace_period_seconds=0)
+
+    async def stopped() -> bool:
+        return proc_start_time(pid) != started
+
+    await eventually(stopped, what="process of the force-deleted pod stopped")
+
+
+async def test_init_container_runs_to_completion_before_app_containers(
+    node: AgentNode,
+) -> None:
+    marker = node.data_dir / "initialized"
+    await node.create_pod(
+        "inited",
+        {"command": ["sh", "-c", f"test -f {marker} && exec sleep 1000"]},
+        restartPolicy="Never",
+        initContainers=[{"name": "init", "image": "none", "command": ["touch", str(marker)]}],
+    )
+    await node.running_pid("inited")
+    pod = await node.pod("inited")
+    init = pod["status"]["initContainerStatuses"][0]
+    assert init["state"]["terminated"]["reason"] == "Completed"
+    assert init["ready"] is True
+    initialized = next(c for c in pod["status"]["conditions"] if c["type"] == "Initialized")
+    assert initialized["status"] == "True"
+
+
+async def test_failed_init_container_fails_a_never_restarting_pod(node: AgentNode) -> None:
+    await node.create_pod(
+        "badinit",
+        {"command": ["sleep", "1000"]},
+        restartPolicy="Never",
+        initContainers=[{"name": "init", "image": "none", "command": ["sh", "-c", "exit 7"]}],
+    )
+
+    async def failed() -> Obj | None:
+        pod = await node.pod("badinit")
+        return pod if pod["status"].get("phase") == "Failed" else None
+
+    pod = await eventually(failed, what="pod Failed")
+    assert pod["status"]["initContainerStatuses"][0]["state"]["terminated"]["exitCode"] == 7
+    app = pod["status"]["containerStatuses"][0]
+    assert app["state"] == {"waiting": {"reason": "PodInitializing"}}
