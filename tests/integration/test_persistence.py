@@ -94,3 +94,23 @@ def test_events_expire_after_the_event_ttl(tmp_path: Path) -> None:
         )
     finally:
         server.stop()
+
+
+def test_child_processes_go_when_the_server_is_killed(tmp_path: Path) -> None:
+    import subprocess
+
+    from tests.support import wait_for
+
+    server = start_server(tmp_path / "data", controllers=True)
+
+    def children() -> list[str]:
+        out = subprocess.run(
+            ["pgrep", "-f", f"controller-manager --kubeconfig {server.kubeconfig}"],
+            capture_output=True,
+            text=True,
+        ).stdout
+        return out.split()
+
+    wait_for(children, what="the controller manager child")
+    server.stop(signal.SIGKILL)
+    wait_for(lambda: not children(), timeout=15, what="the child to exit with its server")

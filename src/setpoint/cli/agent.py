@@ -75,4 +75,7 @@ def agent(
         kubeconfig=kubeconfig, server=server, token_file=token_file, ca_file=ca_file
     )
     name = (node_name or socket.gethostname()).lower()
+    from setpoint.cli.server import exit_with_parent
+
+    exit_with_parent()  # when run by `setpoint server`, go when it goes
     asyncio.run(run_agent(config, node_name=name, data_dir=(data_dir or default_agent_dir())))

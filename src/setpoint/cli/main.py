@@ -128,8 +128,9 @@ def controller_manager(
     kubeconfig: Path, disable_controllers: bool, disable_scheduler: bool
 ) -> None:
     """Run the controllers and the scheduler (leader-elected) against an API server."""
-    from setpoint.cli.server import run_controller_manager
+    from setpoint.cli.server import exit_with_parent, run_controller_manager
 
+    exit_with_parent()
     _install_uvloop()
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(

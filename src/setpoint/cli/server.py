@@ -12,9 +12,12 @@ import asyncio
 import contextlib
 import gc
 import logging
+import os
 import signal
 import socket
 import sys
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -101,8 +104,6 @@ async def run_server(config: ServerConfig) -> None:
         ca_pem=credentials.ca_pem(),
         token=credentials.admin_token,
     )
-    if not config.disable_agent:
-        log.warning("the node agent is not available yet; running without a local node")
     print(
         f"setpoint API server listening on {url}\n"
         f"Point kubectl at it:\n"
@@ -111,12 +112,21 @@ async def run_server(config: ServerConfig) -> None:
         f"Agents join with the token in {config.data_dir / 'node-token'}",
         flush=True,
     )
-    manager_task = None
+    # Child processes: they get the machine's other core, and a crash in one cannot take
+    # the API server down (it is restarted).
+    children: list[asyncio.Task[None]] = []
     if config.run_controllers or config.run_scheduler:
-        # A child process: the controllers get the machine's other core, and a crash in one
-        # cannot take the API server down (the supervisor restarts it).
-        manager_task = asyncio.create_task(
-            supervise_controller_manager(config), name="controller-manager"
+        children.append(
+            asyncio.create_task(
+                supervise_child("controller manager", controller_manager_args(config)),
+                name="controller-manager",
+            )
+        )
+    if not config.disable_agent:
+        children.append(
+            asyncio.create_task(
+                supervise_child("node agent", agent_args(config, url)), name="agent"
+            )
         )
     # Start-up made many long-lived objects (schemas, OpenAPI, caches); keep them out of
     # the collector's generations and collect less often, so full collections do not
@@ -132,10 +142,11 @@ async def run_server(config: ServerConfig) -> None:
         await stop.wait()
     finally:
         log.info("shutting down")
-        if manager_task is not None:
-            manager_task.cancel()
+        for task in children:
+            task.cancel()
+        for task in children:
             with contextlib.suppress(asyncio.CancelledError):
-                await manager_task
+                await task
         await site.stop()
         api.close_watches()  # open watches end now instead of holding shutdown open
         await runner.cleanup()
@@ -143,20 +154,65 @@ async def run_server(config: ServerConfig) -> None:
         await store.close()
 
 
-async def supervise_controller_manager(config: ServerConfig) -> None:
-    """Run ``setpoint controller-manager`` as a child against this server; restart it if
-    it exits; stop it with SIGTERM when cancelled."""
-    args = [sys.executable, "-m", "setpoint.cli.main"]
-    if log.isEnabledFor(logging.INFO):
-        args.append("-v")
-    args += ["controller-manager", "--kubeconfig", str(config.kubeconfig_path)]
+def controller_manager_args(config: ServerConfig) -> list[str]:
+    args = ["controller-manager", "--kubeconfig", str(config.kubeconfig_path)]
     if not config.run_controllers:
         args.append("--disable-controllers")
     if not config.run_scheduler:
         args.append("--disable-scheduler")
+    return args
+
+
+def agent_args(config: ServerConfig, url: str) -> list[str]:
+    """The local node agent joins like any other: with the node token, not the admin's."""
+    return [
+        "agent",
+        "--server",
+        url,
+        "--token-file",
+        str(config.data_dir / "node-token"),
+        "--ca-file",
+        str(config.data_dir / "tls" / "ca.crt"),
+        "--node-name",
+        config.node_name or socket.gethostname().lower(),
+        "--data-dir",
+        str(config.data_dir / "agent"),
+    ]
+
+
+PARENT_PID_ENV = "SETPOINT_EXIT_WITH_PARENT"
+
+
+def exit_with_parent() -> None:
+    """In a child started by :func:`supervise_child`: stop (SIGTERM to ourselves, so the
+    normal shutdown runs) when the server that started us is gone, even if it was killed
+    with SIGKILL and could not stop us itself."""
+    parent = os.environ.get(PARENT_PID_ENV)
+    if not parent or not parent.isdigit():
+        return
+
+    def watch() -> None:
+        while os.getppid() == int(parent):
+            time.sleep(1.0)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
+async def supervise_child(name: str, args: list[str]) -> None:
+    """Run ``setpoint <args>`` as a child process; restart it with backoff if it exits;
+    stop it with SIGTERM (then SIGKILL) when cancelled."""
+    argv = [sys.executable, "-m", "setpoint.cli.main"]
+    if log.isEnabledFor(logging.INFO):
+        argv.append("-v")
+    argv += args
     backoff = 0.5
     while True:
-        child = await asyncio.create_subprocess_exec(*args, stdin=asyncio.subprocess.DEVNULL)
+        child = await asyncio.create_subprocess_exec(
+            *argv,
+            stdin=asyncio.subprocess.DEVNULL,
+            env={**os.environ, PARENT_PID_ENV: str(os.getpid())},
+        )
         try:
             code = await child.wait()
         except asyncio.CancelledError:
@@ -168,7 +224,7 @@ async def supervise_controller_manager(config: ServerConfig) -> None:
                     child.kill()
                     await child.wait()
             raise
-        log.warning("controller manager exited with %s; restarting in %.1fs", code, backoff)
+        log.warning("%s exited with %s; restarting in %.1fs", name, code, backoff)
         await asyncio.sleep(backoff)
         backoff = min(backoff * 2, 10.0)
 
