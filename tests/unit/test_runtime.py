@@ -446,3 +446,29 @@ async def test_second_ensure_supervisor_connects_to_the_running_one(node: Node) 
     other = await ensure_supervisor(node.state_dir)
     node.runtimes.append(other)
     assert (await other.info())["pid"] == first
+
+
+def test_an_idle_supervisor_exits_by_itself(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "setpoint.agent.supervisor",
+            "--state-dir",
+            str(tmp_path / "sv"),
+            "--idle-exit-seconds",
+            "1",
+        ],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        assert process.wait(timeout=15) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()

@@ -874,7 +874,29 @@ class Server:
 # --------------------------------------------------------------------------- daemon
 
 
-async def serve(state_dir: Path, ready: Callable[[], None]) -> None:
+IDLE_EXIT_SECONDS = 300.0
+
+
+async def _exit_when_idle(
+    supervisor: Supervisor, server: Server, stopping: asyncio.Event, idle_seconds: float
+) -> None:
+    """A supervisor that owns no containers and has had no client for ``idle_seconds`` has
+    nothing to guard: it goes (the next agent start spawns one again)."""
+    loop = asyncio.get_running_loop()
+    idle_since: float | None = None
+    while not stopping.is_set():
+        await asyncio.sleep(min(10.0, idle_seconds))
+        if supervisor.containers or server.connections:
+            idle_since = None
+        elif idle_since is None:
+            idle_since = loop.time()
+        elif loop.time() - idle_since >= idle_seconds:
+            stopping.set()
+
+
+async def serve(
+    state_dir: Path, ready: Callable[[], None], *, idle_exit_seconds: float = IDLE_EXIT_SECONDS
+) -> None:
     supervisor = Supervisor(state_dir)
     supervisor.recover()
     server = Server(supervisor)
@@ -892,9 +914,16 @@ async def serve(state_dir: Path, ready: Callable[[], None]) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stopping.set)
     ready()
+    idle = (
+        asyncio.create_task(_exit_when_idle(supervisor, server, stopping, idle_exit_seconds))
+        if idle_exit_seconds > 0
+        else None
+    )
     try:
         await stopping.wait()
     finally:
+        if idle is not None:
+            idle.cancel()
         listener.close()
         for task in list(server.connections):
             task.cancel()
@@ -928,6 +957,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--detach", action="store_true", help="fork into the background once serving"
     )
+    parser.add_argument(
+        "--idle-exit-seconds",
+        type=float,
+        default=IDLE_EXIT_SECONDS,
+        help="exit after this long with no containers and no client (0: never)",
+    )
     args = parser.parse_args(argv)
     state_dir: Path = args.state_dir.absolute()
     state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -941,7 +976,7 @@ def main(argv: list[str] | None = None) -> int:
         ready()
         return 0
     Path(PID_NAME).write_text(f"{os.getpid()}\n")
-    asyncio.run(serve(state_dir, ready))
+    asyncio.run(serve(state_dir, ready, idle_exit_seconds=args.idle_exit_seconds))
     return 0
 
 
