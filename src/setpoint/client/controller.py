@@ -12,6 +12,8 @@ import asyncio
 import contextlib
 import logging
 from abc import ABC, abstractmethod
+from collections.abc import Hashable
+from typing import Generic, TypeVar
 
 from setpoint.client.api import ApiClient
 from setpoint.client.events import EventRecorder
@@ -21,8 +23,13 @@ from setpoint.client.workqueue import WorkQueue, run_worker
 
 log = logging.getLogger(__name__)
 
+K = TypeVar("K", bound=Hashable)
 
-class Controller(ABC):
+
+class Controller(ABC, Generic[K]):
+    """Work items are ``K``: object keys (``namespace/name``) for most controllers, richer
+    references where one controller follows several resources (the garbage collector)."""
+
     name: str = "controller"
     workers: int = 4
 
@@ -30,10 +37,10 @@ class Controller(ABC):
         self.informers = informers
         self.client: ApiClient = informers.client
         self.recorder = recorder
-        self.queue: WorkQueue[str] = WorkQueue(self.name)
+        self.queue: WorkQueue[K] = WorkQueue(self.name)
         self._tasks: list[asyncio.Task[None]] = []
 
-    def watch_owned(self, informer: Informer) -> None:
+    def watch_owned(self: Controller[str], informer: Informer) -> None:
         """Enqueue an object's own key on every change."""
         informer.add_handler(
             EventHandler(
@@ -44,7 +51,7 @@ class Controller(ABC):
         )
 
     @abstractmethod
-    async def reconcile(self, key: str) -> None: ...
+    async def reconcile(self, key: K) -> None: ...
 
     async def run(self) -> None:
         self._tasks = [

@@ -39,7 +39,6 @@ attemptToDeleteItem, processDeletingDependentsItem, orphanDependents).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import enum
 import logging
 from collections import OrderedDict
@@ -48,10 +47,10 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from setpoint.client.api import ApiError, Obj, Resource
+from setpoint.client.controller import Controller
 from setpoint.client.events import EventRecorder
 from setpoint.client.factory import SharedInformers
 from setpoint.client.informer import EventHandler, Informer, by_owner_uid, object_key, split_key
-from setpoint.client.workqueue import WorkQueue, run_worker
 
 log = logging.getLogger(__name__)
 
@@ -227,7 +226,7 @@ def can_reference(dependent: Obj, owner_resource: Resource) -> bool:
 # ------------------------------------------------------------------ the collector
 
 
-class GarbageCollector:
+class GarbageCollector(Controller[ItemRef]):
     """Follows ownerReferences across ``resources`` and carries out propagation policies."""
 
     name = "garbagecollector"
@@ -240,42 +239,24 @@ class GarbageCollector:
         *,
         resources: Sequence[Resource],
     ) -> None:
-        self.client = informers.client
-        self.recorder = recorder
-        self.queue: WorkQueue[ItemRef] = WorkQueue(self.name)
-        self.informers: dict[Resource, Informer] = {}
+        super().__init__(informers, recorder)
+        self.followed: dict[Resource, Informer] = {}
         self._kinds: dict[tuple[str, str], Resource] = {}
         self._absent: OrderedDict[str, None] = OrderedDict()
-        self._tasks: list[asyncio.Task[None]] = []
         for resource in dict.fromkeys(resources):
             informer = informers.informer(
                 resource, indexers={UID_INDEX: by_uid, OWNER_INDEX: by_owner_uid}
             )
-            self.informers[resource] = informer
+            self.followed[resource] = informer
             self._kinds[(resource.group, resource.kind)] = resource
             informer.add_handler(self._handler(resource))
 
     # ------------------------------------------------------------- running
 
     async def run(self) -> None:
-        await asyncio.gather(*(i.wait_synced(timeout=300) for i in self.informers.values()))
-        self._tasks = [
-            asyncio.create_task(run_worker(self.queue, self.reconcile), name=f"{self.name}-{i}")
-            for i in range(self.workers)
-        ]
-        try:
-            await asyncio.gather(*self._tasks)
-        finally:
-            for task in self._tasks:
-                task.cancel()
-
-    async def stop(self) -> None:
-        self.queue.shut_down()
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        # deciding that an owner is gone needs every followed resource listed first
+        await asyncio.gather(*(i.wait_synced(timeout=300) for i in self.followed.values()))
+        await super().run()
 
     # ------------------------------------------------------------- events -> work
 
@@ -313,7 +294,7 @@ class GarbageCollector:
             return []
         return [
             (resource, obj)
-            for resource, informer in self.informers.items()
+            for resource, informer in self.followed.items()
             for obj in informer.by_index(UID_INDEX, uid)
         ]
 
@@ -322,7 +303,7 @@ class GarbageCollector:
     ) -> list[tuple[Resource, Obj]]:
         namespace = owner["metadata"].get("namespace")
         found = []
-        for resource, informer in self.informers.items():
+        for resource, informer in self.followed.items():
             for dependent in informer.by_index(OWNER_INDEX, uid):
                 if (
                     owner_resource.namespaced
@@ -364,7 +345,7 @@ class GarbageCollector:
     # ------------------------------------------------------------- reconcile
 
     async def reconcile(self, item: ItemRef) -> None:
-        obj = self.informers[item.resource].get(item.key)
+        obj = self.followed[item.resource].get(item.key)
         if obj is None:
             return  # gone: its dependents were enqueued when it left the graph
         if is_being_deleted(obj):
