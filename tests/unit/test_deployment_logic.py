@@ -31,6 +31,7 @@ from setpoint.controllers.deployment import (
     set_new_replica_set_annotations,
     stuck_requeue_after,
 )
+from setpoint.meta.timestamps import format_time
 
 NOW = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
 TEMPLATE: Obj = {
@@ -66,7 +67,7 @@ def rset(
             "name": name,
             "namespace": "ns",
             "uid": f"uid-{name}",
-            "creationTimestamp": podutil.format_time(NOW - timedelta(seconds=age)),
+            "creationTimestamp": format_time(NOW - timedelta(seconds=age)),
             "annotations": {REVISION: str(rev)},
             "generation": 1,
         },
@@ -253,7 +254,7 @@ def test_status_and_available_condition() -> None:
 
 
 def progressing(d: Obj, reason: str, seconds_ago: float) -> None:
-    stamp = podutil.format_time(NOW - timedelta(seconds=seconds_ago))
+    stamp = format_time(NOW - timedelta(seconds=seconds_ago))
     d["status"]["conditions"] = [
         {
             "type": "Progressing",

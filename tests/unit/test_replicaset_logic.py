@@ -15,12 +15,13 @@ from setpoint.controllers.replicaset import (
     slow_start_batches,
 )
 from setpoint.meta.labels import selector_from_set
+from setpoint.meta.timestamps import format_time
 
 NOW = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
 
 
 def ts(seconds_ago: float) -> str:
-    return podutil.format_time(NOW - timedelta(seconds=seconds_ago))
+    return format_time(NOW - timedelta(seconds=seconds_ago))
 
 
 def pod(

@@ -22,6 +22,7 @@ from datetime import datetime
 from typing import Any
 
 from setpoint.meta.labels import selector_from_label_selector
+from setpoint.meta.timestamps import parse_time
 from setpoint.resources.registry import Obj
 
 Cells = Callable[[Obj, datetime], list[Any]]
@@ -72,16 +73,6 @@ def wide_containers_columns(selector_doc: str) -> list[dict[str, Any]]:
         column("Images", description=IMAGES_DOC, priority=1),
         column("Selector", description=selector_doc, priority=1),
     ]
-
-
-def parse_time(value: str | None) -> datetime | None:
-    """An RFC 3339 timestamp (``metav1.Time`` or ``MicroTime``); None when unset or malformed."""
-    if not value or not isinstance(value, str):
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
 
 
 def human_duration(seconds: float) -> str:

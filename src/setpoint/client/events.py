@@ -15,14 +15,11 @@ import time
 from datetime import UTC, datetime
 
 from setpoint.client.api import EVENTS, ApiClient, ApiError, Obj
+from setpoint.meta.timestamps import format_time
 
 log = logging.getLogger(__name__)
 
 AGGREGATION_WINDOW = 600.0
-
-
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class EventRecorder:
@@ -50,7 +47,7 @@ class EventRecorder:
             "resourceVersion": meta.get("resourceVersion", ""),
         }
         key = (involved["uid"], event_type, reason, message)
-        now = _now()
+        now = format_time(datetime.now(UTC))
         previous = self._seen.get(key)
         try:
             if previous and time.monotonic() - previous[3] < AGGREGATION_WINDOW:

@@ -19,21 +19,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from setpoint.client.api import LEASES, ApiClient, ApiError, Obj
+from setpoint.meta.timestamps import format_micro_time, parse_time
 
 log = logging.getLogger(__name__)
-
-
-def micro_time(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def parse_micro_time(text: str | None) -> datetime | None:
-    if not text:
-        return None
-    try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
 
 
 @dataclass(frozen=True)
@@ -56,11 +44,11 @@ class LeaderElector:
         spec: Obj = {
             "holderIdentity": self.config.identity,
             "leaseDurationSeconds": int(self.config.lease_duration),
-            "renewTime": micro_time(now),
+            "renewTime": format_micro_time(now),
             "leaseTransitions": transitions,
         }
         if acquire:
-            spec["acquireTime"] = micro_time(now)
+            spec["acquireTime"] = format_micro_time(now)
         return spec
 
     async def try_acquire_or_renew(self) -> bool:
@@ -87,7 +75,7 @@ class LeaderElector:
                 raise
         spec = lease.get("spec") or {}
         holder = spec.get("holderIdentity")
-        renewed = parse_micro_time(spec.get("renewTime"))
+        renewed = parse_time(spec.get("renewTime"))
         duration = float(spec.get("leaseDurationSeconds") or cfg.lease_duration)
         ours = holder == cfg.identity
         expired = renewed is None or renewed + timedelta(seconds=duration) < now

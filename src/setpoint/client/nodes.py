@@ -18,6 +18,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from setpoint.client.api import LEASES, ApiClient, ApiError, Obj
+from setpoint.meta import timestamps
+from setpoint.meta.timestamps import format_micro_time, format_time
 
 LEASE_NAMESPACE = "kube-node-lease"
 
@@ -25,22 +27,19 @@ LEASE_NAMESPACE = "kube-node-lease"
 
 
 def rfc3339(epoch: float) -> str:
-    """``metav1.Time``: seconds resolution."""
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """``metav1.Time`` of a Unix time."""
+    return format_time(datetime.fromtimestamp(epoch, UTC))
 
 
 def micro_time(epoch: float) -> str:
-    """``metav1.MicroTime``: ``2026-11-25T19:00:00.123456Z``."""
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """``metav1.MicroTime`` of a Unix time."""
+    return format_micro_time(datetime.fromtimestamp(epoch, UTC))
 
 
 def parse_time(value: Any) -> float | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
+    """A timestamp as a Unix time; None when unset or malformed."""
+    moment = timestamps.parse_time(value)
+    return moment.timestamp() if moment else None
 
 
 # ------------------------------------------------------------------ node conditions

@@ -37,6 +37,7 @@ from setpoint.client.controller import Controller
 from setpoint.client.events import EventRecorder
 from setpoint.client.factory import SharedInformers
 from setpoint.client.informer import EventHandler, by_owner_uid
+from setpoint.meta.timestamps import format_time, parse_time
 from setpoint.resources import cron
 
 log = logging.getLogger(__name__)
@@ -47,20 +48,6 @@ NEXT_SCHEDULE_DELTA = timedelta(milliseconds=100)
 
 
 # ------------------------------------------------------------------------------- time
-
-
-def parse_time(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
-def format_time(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 # ---------------------------------------------------------------------- schedules

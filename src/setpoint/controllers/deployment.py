@@ -55,6 +55,7 @@ from setpoint.client.factory import SharedInformers
 from setpoint.client.informer import EventHandler, by_namespace, by_owner_uid, object_key
 from setpoint.controllers import podutil
 from setpoint.meta.labels import Selector, selector_from_label_selector
+from setpoint.meta.timestamps import format_time, parse_time
 
 log = logging.getLogger(__name__)
 
@@ -495,7 +496,7 @@ def replica_sets_to_clean_up(old_rss: list[Obj], d: Obj) -> list[Obj]:
 
 
 def new_condition(kind: str, status: str, reason: str, message: str, now: datetime) -> Obj:
-    stamp = podutil.format_time(now)
+    stamp = format_time(now)
     return {
         "type": kind,
         "status": status,
@@ -585,7 +586,7 @@ def deployment_timed_out(d: Obj, status: Obj, now: datetime) -> bool:
         return False
     if condition.get("reason") == TIMED_OUT_REASON:
         return True
-    since = podutil.parse_time(condition.get("lastUpdateTime"))
+    since = parse_time(condition.get("lastUpdateTime"))
     if since is None:
         return False
     deadline = timedelta(seconds=int(d["spec"]["progressDeadlineSeconds"]))
@@ -673,7 +674,7 @@ def stuck_requeue_after(d: Obj, status: Obj, now: datetime) -> float | None:
         return None
     if deployment_complete(d, status) or current.get("reason") == TIMED_OUT_REASON:
         return None
-    since = podutil.parse_time(current.get("lastUpdateTime"))
+    since = parse_time(current.get("lastUpdateTime"))
     if since is None:
         return None
     deadline = since + timedelta(seconds=int(d["spec"]["progressDeadlineSeconds"]))

@@ -56,6 +56,7 @@ from setpoint.client.events import EventRecorder
 from setpoint.client.factory import SharedInformers
 from setpoint.client.informer import EventHandler, by_namespace
 from setpoint.meta.labels import SelectorParseError, selector_from_label_selector
+from setpoint.meta.timestamps import format_time, parse_time
 
 log = logging.getLogger(__name__)
 
@@ -71,20 +72,6 @@ EXPECTATIONS_TIMEOUT = 300.0
 
 
 # ------------------------------------------------------------------------------- time
-
-
-def parse_time(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
-def format_time(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 # ---------------------------------------------------------------------- conditions

@@ -29,6 +29,7 @@ from typing import Any
 
 from setpoint.client.api import Obj
 from setpoint.meta.labels import Selector
+from setpoint.meta.timestamps import parse_time
 
 POD_DELETION_COST = "controller.kubernetes.io/pod-deletion-cost"
 
@@ -38,21 +39,6 @@ POD_DELETION_COST = "controller.kubernetes.io/pod-deletion-cost"
 
 def now_utc() -> datetime:
     return datetime.now(UTC)
-
-
-def parse_time(value: str | None) -> datetime | None:
-    """An RFC 3339 timestamp as an aware datetime (None if missing or malformed)."""
-    if not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
-def format_time(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 # ------------------------------------------------------------------------- pod health

@@ -40,6 +40,7 @@ from setpoint.client.factory import SharedInformers
 from setpoint.client.informer import EventHandler, by_namespace, by_owner_uid, object_key
 from setpoint.controllers import podutil
 from setpoint.meta.labels import Selector, selector_from_label_selector, selector_from_set
+from setpoint.meta.timestamps import format_time
 
 log = logging.getLogger(__name__)
 
@@ -196,7 +197,7 @@ def calculate_status(
             {
                 "type": "ReplicaFailure",
                 "status": "True",
-                "lastTransitionTime": podutil.format_time(now),
+                "lastTransitionTime": format_time(now),
                 "reason": reason,
                 "message": manage_error,
             }
