@@ -49,6 +49,7 @@ from setpoint.client.api import CONFIGMAPS, NODES, PODS, SECRETS, ApiClient, Api
 from setpoint.client.events import EventRecorder
 from setpoint.client.informer import EventHandler, Informer, object_key
 from setpoint.client.nodes import node_conditions, renew_lease
+from setpoint.client.tasks import cancel_all, run_until_stopped
 from setpoint.client.workqueue import WorkQueue, run_worker
 
 log = logging.getLogger(__name__)
@@ -208,19 +209,10 @@ class NodeAgent:
             tasks.append(asyncio.create_task(self._node_status_loop(), name="agent-node"))
             tasks.append(asyncio.create_task(self._follow_runtime(), name="agent-runtime"))
             self.ready.set()
-            stopping = asyncio.create_task(self._stopping.wait())
-            done, _ = await asyncio.wait([stopping, *tasks], return_when=asyncio.FIRST_COMPLETED)
-            stopping.cancel()
-            for task in done:
-                if task is not stopping and not task.cancelled() and task.exception():
-                    raise task.exception()  # type: ignore[misc]
+            await run_until_stopped(self._stopping, tasks)
         finally:
             self.queue.shut_down()
-            for task in tasks:
-                task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            await cancel_all(tasks)
             self._running = False
             self._stopped.set()
 

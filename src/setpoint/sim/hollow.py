@@ -45,7 +45,6 @@ are sent, with at most ``max_concurrent_calls`` API calls in flight.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import copy
 import logging
 import random
@@ -71,6 +70,7 @@ from setpoint.client.nodes import (
     renew_lease,
     rfc3339,
 )
+from setpoint.client.tasks import cancel_all, run_until_stopped
 from setpoint.client.workqueue import WorkQueue, run_worker
 
 log = logging.getLogger(__name__)
@@ -425,20 +425,10 @@ class HollowNodes:
             tasks.append(asyncio.create_task(self._node_status_loop(), name="node-status"))
             await self.pods.wait_synced(timeout=60)
             self.ready.set()
-            stopping = asyncio.create_task(self._stopping.wait())
-            # a supervised task failing is a bug: surface it instead of limping on
-            done, _ = await asyncio.wait([stopping, *tasks], return_when=asyncio.FIRST_COMPLETED)
-            stopping.cancel()
-            for task in done:
-                if task is not stopping and not task.cancelled() and task.exception():
-                    raise task.exception()  # type: ignore[misc]
+            await run_until_stopped(self._stopping, tasks)
         finally:
             self.queue.shut_down()
-            for task in tasks:
-                task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            await cancel_all(tasks)
             self._running = False
             self._stopped.set()
 
