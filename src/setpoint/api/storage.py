@@ -396,6 +396,16 @@ class ResourceStorage:
         meta["resourceVersion"] = str(kv.mod_revision)
         return WriteResult(obj, warnings, created=True)
 
+    def _match_url(self, meta: Obj, namespace: str | None, name: str) -> None:
+        """The body of a write to ``.../NAME`` must name that object (or no name at all)."""
+        if meta.get("name") and meta["name"] != name:
+            raise errors.bad_request(
+                f"the name of the object ({meta['name']}) does not match the name on the URL "
+                f"({name})"
+            )
+        meta["name"] = name
+        self._check_namespace(meta, namespace)
+
     def _check_namespace(self, meta: Obj, namespace: str | None) -> None:
         if self.rtype.namespaced:
             given = meta.get("namespace")
@@ -421,13 +431,7 @@ class ResourceStorage:
     ) -> WriteResult:
         obj, warnings, missing = self.decode_body(body, opts)
         meta = obj["metadata"]
-        if meta.get("name") and meta["name"] != name:
-            raise errors.bad_request(
-                f"the name of the object ({meta['name']}) does not match the name on the URL "
-                f"({name})"
-            )
-        meta["name"] = name
-        self._check_namespace(meta, namespace)
+        self._match_url(meta, namespace, name)
         expected = meta.get("resourceVersion")
         expected_rv = _parse_rv(expected) if expected else 0
         for attempt in range(_MAX_CONFLICT_RETRIES):
@@ -523,13 +527,7 @@ class ResourceStorage:
         else merge by field ownership; conflicts with other managers are 409 unless forced."""
         body, warnings, _ = self.decode_body(applied, opts)
         meta = body["metadata"]
-        if meta.get("name") and meta["name"] != name:
-            raise errors.bad_request(
-                f"the name of the object ({meta['name']}) does not match the name on the URL "
-                f"({name})"
-            )
-        meta["name"] = name
-        self._check_namespace(meta, namespace)
+        self._match_url(meta, namespace, name)
         opts = replace(opts, managed_by_apply=True)
         for attempt in range(_MAX_CONFLICT_RETRIES):
             try:
