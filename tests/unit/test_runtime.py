@@ -424,7 +424,14 @@ async def test_logs_rotate_by_size(node: Node) -> None:
     await node.start(spec)
     assert spec.log_path is not None
     log = Path(spec.log_path)
-    await until(lambda: log.exists() and b"line 200\n" in log.read_bytes())
+
+    def current_log() -> bytes:
+        try:
+            return log.read_bytes()
+        except FileNotFoundError:  # caught between a rotation's rename and the new file
+            return b""
+
+    await until(lambda: b"line 200\n" in current_log())
     files = sorted(p.name for p in log.parent.iterdir())
     assert files == ["noisy.log", "noisy.log.1", "noisy.log.2"]
     for path in log.parent.iterdir():
