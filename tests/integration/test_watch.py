@@ -131,3 +131,14 @@ def test_table_watch_sends_rows(server: Server, namespace: str) -> None:
         assert event["object"]["rows"][0]["cells"][0] == "a"
     finally:
         conn.close()
+
+
+def test_a_watcher_that_disconnects_mid_stream_leaves_no_error(fresh_server: Server) -> None:
+    for round_ in range(5):
+        stream = fresh_server.watch("/api/v1/namespaces/default/configmaps?watch=true")
+        stream.close()  # gone while the server is about to write to it
+        for i in range(20):
+            create(fresh_server, "default", f"r{round_}-{i}")
+    status, _, _ = fresh_server.request("GET", "/readyz", token=None)
+    assert status == 200
+    assert "Traceback" not in fresh_server.log()

@@ -358,6 +358,8 @@ class ResourceHandlers:
             watcher.wake.set()
         try:
             await self._stream(response, watcher, cache, rtype, timeout, allow_bookmarks)
+        except ConnectionResetError:
+            pass  # the client went away mid-stream: its watch simply ends
         finally:
             cache.unwatch(watcher)
         return response
