@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from setpoint.client.api import ApiClient, ClientConfig
-from tests.support import Kubectl, Server, start_server
+from tests.support import Kubectl, Server, kill_node_processes, start_server, wait_for
 
 
 @pytest.fixture(scope="session")
@@ -18,6 +18,29 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     srv = start_server(tmp_path_factory.mktemp("server") / "data")
     yield srv
     code = srv.stop()
+    assert code == 0, f"server exited uncleanly ({code}):\n{srv.log()}"
+    assert "Traceback" not in srv.log(), srv.log()
+
+
+@pytest.fixture(scope="session")
+def node_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """A whole single-machine cluster: `setpoint server` with its controllers, scheduler and
+    local node agent (node ``node-server-node``) running real processes. Tests that use it
+    share one xdist worker: mark them ``@pytest.mark.xdist_group("node")``."""
+    data_dir = tmp_path_factory.mktemp("node") / "node-server"
+    srv = start_server(data_dir, controllers=True, agent=True)
+    try:
+
+        def node_ready() -> bool:
+            status, body, _ = srv.request("GET", "/api/v1/nodes/node-server-node")
+            conditions = body.get("status", {}).get("conditions", []) if status == 200 else []
+            return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
+
+        wait_for(node_ready, timeout=30, what="the local node to be Ready")
+        yield srv
+    finally:
+        code = srv.stop()
+        kill_node_processes(data_dir / "agent")
     assert code == 0, f"server exited uncleanly ({code}):\n{srv.log()}"
     assert "Traceback" not in srv.log(), srv.log()
 

@@ -7,6 +7,7 @@ process on loopback with its own data dir; kubectl is the pinned binary from the
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -143,14 +144,39 @@ class Server:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
 
+def kill_node_processes(agent_dir: Path, processes: set[tuple[int, int]] | None = None) -> None:
+    """Kill the supervisor of the node whose agent data dir is ``agent_dir`` first (so
+    nothing restarts), then every container process group it recorded or the caller saw
+    (as ``(pid, start time)``, so a recycled pid is never hit)."""
+    from setpoint.agent.supervisor import proc_start_time
+
+    processes = set(processes or ())
+    state_dir = agent_dir / "supervisor"
+    with contextlib.suppress(OSError, ValueError):
+        os.kill(int((state_dir / "supervisor.pid").read_text()), signal.SIGKILL)
+    for state_file in state_dir.glob("containers/*/state.json"):
+        with contextlib.suppress(OSError, ValueError):
+            saved = json.loads(state_file.read_text())
+            if saved.get("pid"):
+                processes.add((saved["pid"], saved["pid_start_time"]))
+    for pid, start_time in processes:
+        if start_time is not None and proc_start_time(pid) == start_time:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
+
+
 def start_server(
     data_dir: Path,
     *,
     port: int | None = None,
     extra: list[str] | None = None,
     controllers: bool = False,
+    agent: bool = False,
 ) -> Server:
-    """Start ``setpoint server`` and wait until it answers /readyz and wrote its kubeconfig."""
+    """Start ``setpoint server`` and wait until it answers /readyz and wrote its kubeconfig.
+
+    ``controllers`` runs the controller manager and scheduler; ``agent`` also runs the
+    local node agent (its node is ``<data_dir name>-node``)."""
     data_dir.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
     log_path = data_dir.parent / f"{data_dir.name}-server.log"
@@ -164,7 +190,7 @@ def start_server(
             str(data_dir),
             "--https-listen-port",
             str(port),
-            "--disable-agent",
+            *(["--node-name", f"{data_dir.name}-node"] if agent else ["--disable-agent"]),
             *([] if controllers else ["--disable-controller-manager", "--disable-scheduler"]),
             *(extra or []),
         ],

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import json
 import os
 import shutil
 import signal
@@ -36,7 +35,7 @@ from setpoint.client.api import (
     ApiClient,
     ApiError,
 )
-from tests.support import SETPOINT, Server, eventually
+from tests.support import SETPOINT, Server, eventually, kill_node_processes
 
 Obj = dict[str, Any]
 
@@ -115,23 +114,6 @@ class AgentNode:
         return await eventually(check, what=f"{name} running")
 
 
-def cleanup(data_dir: Path, processes: set[tuple[int, int]]) -> None:
-    """Kill the supervisor first (so nothing restarts), then every container group seen."""
-    state_dir = data_dir / "supervisor"
-    with contextlib.suppress(OSError, ValueError):
-        os.kill(int((state_dir / "supervisor.pid").read_text()), signal.SIGKILL)
-    for state_file in state_dir.glob("containers/*/state.json"):
-        with contextlib.suppress(OSError, ValueError):
-            saved = json.loads(state_file.read_text())
-            if saved.get("pid"):
-                processes.add((saved["pid"], saved["pid_start_time"]))
-    for pid, start_time in processes:
-        if start_time is not None and proc_start_time(pid) == start_time:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(pid, signal.SIGKILL)
-    shutil.rmtree(data_dir, ignore_errors=True)
-
-
 @pytest.fixture
 async def node(client: ApiClient, namespace: str) -> AsyncIterator[AgentNode]:
     data_dir = Path(tempfile.mkdtemp(prefix="sp-agent-"))
@@ -149,7 +131,8 @@ async def node(client: ApiClient, namespace: str) -> AsyncIterator[AgentNode]:
                 await n.stop_agent()
             with contextlib.suppress(Exception):
                 await n.runtime.close()
-        cleanup(data_dir, processes)
+        kill_node_processes(data_dir, processes)
+        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 async def test_node_registers_with_host_capacity_and_lease(node: AgentNode) -> None:
@@ -317,7 +300,8 @@ async def test_agent_command_registers_the_node(server: Server, client: ApiClien
         if process.poll() is None:
             process.kill()
             process.wait()
-        cleanup(data_dir, set())
+        kill_node_processes(data_dir)
+        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 async def test_process_gets_env_from_config_map_secret_and_pod_fields(node: AgentNode) -> None:
