@@ -1,10 +1,23 @@
-"""EventRecorder: core/v1 Events about objects, aggregated like client-go's recorder.
+"""EventRecorder: core/v1 Events about objects, correlated like client-go's recorder.
 
-``record(obj, "Normal", "ScalingReplicaSet", "Scaled up ...")`` creates an Event in the
-object's namespace (``kubectl describe`` shows it). The same (object, type, reason,
-message) seen again within the aggregation window bumps ``count`` and ``lastTimestamp`` on
-the existing Event instead of creating another. Recording never raises: events are
-best-effort, and a failure to record must not fail a reconcile.
+``record(obj, "Normal", "ScalingReplicaSet", "Scaled up ...")`` writes an Event in the
+object's namespace (``kubectl describe`` and ``kubectl events`` show it). Before anything is
+written, the :class:`EventCorrelator` decides what to write, with client-go's defaults
+(``tools/record/events_cache.go``):
+
+* **Deduplication.** The exact same event (source, object, type, reason, message) seen
+  again bumps ``count`` and ``lastTimestamp`` of the Event already written (a PATCH)
+  instead of creating another.
+* **Aggregation.** Once 10 events about one object differ only by message within 10
+  minutes, further ones are folded into a single Event whose message starts with
+  ``(combined from similar events):`` and whose count grows: a ReplicaSet creating 3,000
+  pods writes a dozen Events, not 3,000.
+* **Spam filter.** A source may write 25 events about one object in a burst, then one
+  every 5 minutes (a token bucket per source and object); the rest are dropped. This is
+  what keeps a crash-looping pod from flooding the store.
+
+Recording never raises: events are best-effort, and a failure to record must not fail a
+reconcile.
 """
 
 from __future__ import annotations
@@ -12,28 +25,166 @@ from __future__ import annotations
 import logging
 import secrets
 import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from typing import Generic, TypeVar
 
 from setpoint.client.api import EVENTS, ApiClient, ApiError, Obj
 from setpoint.meta.timestamps import format_time
 
 log = logging.getLogger(__name__)
 
-AGGREGATION_WINDOW = 600.0
+LRU_CACHE_ENTRIES = 4096
+AGGREGATE_MAX_EVENTS = 10
+AGGREGATE_INTERVAL_SECONDS = 600.0
+SPAM_BURST = 25
+SPAM_QPS = 1.0 / 300.0
+AGGREGATE_MESSAGE_PREFIX = "(combined from similar events): "
+
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class _LRU(Generic[K, V]):
+    """A bounded mapping that forgets the least recently used key."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._data: OrderedDict[K, V] = OrderedDict()
+
+    def get(self, key: K) -> V | None:
+        value = self._data.get(key)
+        if value is not None:
+            self._data.move_to_end(key)
+        return value
+
+    def put(self, key: K, value: V) -> None:
+        self._data[key] = value
+        self._data.move_to_end(key)
+        if len(self._data) > self.size:
+            self._data.popitem(last=False)
+
+
+@dataclass
+class _TokenBucket:
+    tokens: float
+    stamp: float
+
+    def try_accept(self, now: float, *, qps: float, burst: int) -> bool:
+        self.tokens = min(float(burst), self.tokens + (now - self.stamp) * qps)
+        self.stamp = now
+        if self.tokens < 1.0:
+            return False
+        self.tokens -= 1.0
+        return True
+
+
+@dataclass
+class _Aggregate:
+    messages: set[str] = field(default_factory=set)
+    last_seen: float = 0.0
+
+
+@dataclass(frozen=True)
+class Observation:
+    """An Event written before: its name, namespace and count."""
+
+    namespace: str
+    name: str
+    count: int
+    first_timestamp: str
+
+
+@dataclass(frozen=True)
+class Correlation:
+    """What to do with one event: drop it, create it, or bump an existing one."""
+
+    skip: bool = False
+    key: str = ""  # the dedup key this event is remembered under
+    message: str = ""  # the message to write (aggregated events get a prefix)
+    previous: Observation | None = None  # bump this one instead of creating
+
+
+def _source_object_key(event: Obj) -> str:
+    source, involved = event.get("source") or {}, event.get("involvedObject") or {}
+    return "\x00".join(
+        str(v)
+        for v in (
+            source.get("component", ""),
+            source.get("host", ""),
+            involved.get("kind", ""),
+            involved.get("namespace", ""),
+            involved.get("name", ""),
+            involved.get("uid", ""),
+            involved.get("apiVersion", ""),
+        )
+    )
+
+
+class EventCorrelator:
+    """client-go's ``EventCorrelator``: aggregation, deduplication and spam filtering,
+    with an injectable monotonic ``clock`` for tests."""
+
+    def __init__(self, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self._spam: _LRU[str, _TokenBucket] = _LRU(LRU_CACHE_ENTRIES)
+        self._aggregates: _LRU[str, _Aggregate] = _LRU(LRU_CACHE_ENTRIES)
+        self._observed: _LRU[str, Observation] = _LRU(LRU_CACHE_ENTRIES)
+
+    def correlate(self, event: Obj) -> Correlation:
+        now = self.clock()
+        object_key = _source_object_key(event)
+        kind = f"{event.get('type', '')}\x00{event.get('reason', '')}"
+        message = str(event.get("message", ""))
+        aggregate_key = f"{object_key}\x00{kind}"
+        record = self._aggregates.get(aggregate_key)
+        if record is None or now - record.last_seen > AGGREGATE_INTERVAL_SECONDS:
+            record = _Aggregate()
+        record.messages.add(message)
+        record.last_seen = now
+        self._aggregates.put(aggregate_key, record)
+        if len(record.messages) < AGGREGATE_MAX_EVENTS:
+            key = f"{aggregate_key}\x00{message}"
+        else:
+            record.messages.pop()  # never grow the set past the threshold
+            key, message = aggregate_key, AGGREGATE_MESSAGE_PREFIX + message
+        bucket = self._spam.get(object_key)
+        if bucket is None:
+            bucket = _TokenBucket(float(SPAM_BURST), now)
+            self._spam.put(object_key, bucket)
+        if not bucket.try_accept(now, qps=SPAM_QPS, burst=SPAM_BURST):
+            return Correlation(skip=True)
+        return Correlation(key=key, message=message, previous=self._observed.get(key))
+
+    def observed(self, key: str, observation: Observation) -> None:
+        """Remember the Event now written for ``key`` (the server's answer)."""
+        self._observed.put(key, observation)
 
 
 class EventRecorder:
-    def __init__(self, client: ApiClient, component: str, *, host: str = "") -> None:
+    """Writes Events from one ``component`` (``source.component``; ``host`` is the node
+    for agents). Recorders made with :meth:`for_component` share the client."""
+
+    def __init__(
+        self,
+        client: ApiClient,
+        component: str,
+        *,
+        host: str = "",
+        correlator: EventCorrelator | None = None,
+    ) -> None:
         self.client = client
         self.component = component
         self.host = host
-        self._seen: dict[tuple[str, str, str, str], tuple[str, str, int, float]] = {}
+        self.correlator = correlator or EventCorrelator()
 
-    def _source(self) -> dict[str, str]:
-        source = {"component": self.component}
-        if self.host:
-            source["host"] = self.host
-        return source
+    def for_component(self, component: str) -> EventRecorder:
+        """A recorder for another component (each controller is its own event source, as
+        in kube-controller-manager), with its own correlation state."""
+        return EventRecorder(self.client, component, host=self.host)
 
     async def record(self, obj: Obj, event_type: str, reason: str, message: str) -> None:
         meta = obj.get("metadata", {})
@@ -46,40 +197,45 @@ class EventRecorder:
             "uid": meta.get("uid", ""),
             "resourceVersion": meta.get("resourceVersion", ""),
         }
-        key = (involved["uid"], event_type, reason, message)
+        source = {"component": self.component, **({"host": self.host} if self.host else {})}
+        event: Obj = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "involvedObject": {k: v for k, v in involved.items() if v},
+            "reason": reason,
+            "message": message,
+            "type": event_type,
+            "source": source,
+        }
+        verdict = self.correlator.correlate(event)
+        if verdict.skip:
+            log.debug("event %s on %s dropped by the spam filter", reason, involved["name"])
+            return
         now = format_time(datetime.now(UTC))
-        previous = self._seen.get(key)
         try:
-            if previous and time.monotonic() - previous[3] < AGGREGATION_WINDOW:
-                event_ns, event_name, count, _ = previous
-                count += 1
-                await self.client.patch(
-                    EVENTS, event_name, {"count": count, "lastTimestamp": now}, event_ns
-                )
-                self._seen[key] = (event_ns, event_name, count, time.monotonic())
-                return
+            previous = verdict.previous
+            if previous is not None and previous.count > 0:
+                count = previous.count + 1
+                patch = {"count": count, "lastTimestamp": now, "message": verdict.message}
+                try:
+                    await self.client.patch(EVENTS, previous.name, patch, previous.namespace)
+                    self.correlator.observed(verdict.key, replace(previous, count=count))
+                    return
+                except ApiError as exc:
+                    if not exc.is_not_found:
+                        raise
+                    # expired (event TTL) or deleted: start a new Event below
             name = f"{involved['name']}.{secrets.token_hex(8)}"
-            event = {
-                "apiVersion": "v1",
-                "kind": "Event",
-                "metadata": {"name": name, "namespace": namespace},
-                "involvedObject": {k: v for k, v in involved.items() if v},
-                "reason": reason,
-                "message": message,
-                "type": event_type,
-                "count": 1,
-                "firstTimestamp": now,
-                "lastTimestamp": now,
-                "source": {
-                    "component": self.component,
-                    **({"host": self.host} if self.host else {}),
-                },
-                "reportingComponent": self.component,
-                "reportingInstance": self.host or self.component,
-            }
+            event["metadata"] = {"name": name, "namespace": namespace}
+            event.update(
+                message=verdict.message,
+                count=1,
+                firstTimestamp=now,
+                lastTimestamp=now,
+                reportingComponent=self.component,
+                reportingInstance=self.host or self.component,
+            )
             await self.client.create(EVENTS, event, namespace)
-            self._seen[key] = (namespace, name, 1, time.monotonic())
-            if len(self._seen) > 4096:
-                self._seen.pop(next(iter(self._seen)))
+            self.correlator.observed(verdict.key, Observation(namespace, name, 1, now))
         except (ApiError, OSError) as exc:
             log.info("could not record event %s on %s: %s", reason, involved["name"], exc)

@@ -85,24 +85,31 @@ def build_components(
         from setpoint.controllers.replicaset import ReplicaSetController
 
         components += [
-            ReplicaSetController(informers, recorder),
-            DeploymentController(informers, recorder),
+            ReplicaSetController(informers, recorder.for_component("replicaset-controller")),
+            DeploymentController(informers, recorder.for_component("deployment-controller")),
             JobController(
                 informers,
-                recorder,
+                recorder.for_component("job-controller"),
                 backoff_initial=config.job_backoff_initial,
                 backoff_max=config.job_backoff_max,
             ),
-            CronJobController(informers, recorder),
-            GarbageCollector(informers, recorder, resources=OWNED_RESOURCES),
-            NamespaceController(informers, recorder, resources=NAMESPACED_RESOURCES),
+            CronJobController(informers, recorder.for_component("cronjob-controller")),
+            GarbageCollector(
+                informers,
+                recorder.for_component("garbage-collector-controller"),
+                resources=OWNED_RESOURCES,
+            ),
+            NamespaceController(
+                informers,
+                recorder.for_component("namespace-controller"),
+                resources=NAMESPACED_RESOURCES,
+            ),
         ]
     if config.run_scheduler:
         from setpoint.scheduler.scheduler import Scheduler
 
         # scheduling events come "From default-scheduler", as in Kubernetes
-        scheduler_recorder = EventRecorder(recorder.client, "default-scheduler", host=recorder.host)
-        components.append(Scheduler(informers, scheduler_recorder))
+        components.append(Scheduler(informers, recorder.for_component("default-scheduler")))
     return components
 
 
@@ -125,7 +132,7 @@ class ControllerManager:
 
     async def _lead(self, client: ApiClient) -> None:
         informers = SharedInformers(client)
-        recorder = EventRecorder(client, "setpoint-controller-manager", host=socket.gethostname())
+        recorder = EventRecorder(client, "setpoint-controller-manager")
         components = build_components(informers, recorder, self.config)
         informers.start()
         try:
