@@ -5,4 +5,14 @@ talks to it only over HTTPS on 127.0.0.1 with the admin bearer token, and stops 
 See ``docs/benchmarks.md`` for the method, the targets and the recorded results.
 """
 
-BENCHMARKS = ("write", "watch", "list", "scheduler", "deployment", "job", "crash")
+BENCHMARKS = (
+    "write",
+    "watch",
+    "list",
+    "scheduler",
+    "deployment",
+    "job",
+    "crash",
+    "podstartup",
+    "agentoverhead",
+)

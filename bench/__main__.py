@@ -32,7 +32,9 @@ TIME_LIMITS = {
     "scheduler": 420.0,
     "deployment": 480.0,
     "job": 300.0,
-    "crash": 120.0,
+    "crash": 240.0,
+    "podstartup": 240.0,
+    "agentoverhead": 420.0,
 }
 
 

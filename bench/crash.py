@@ -9,9 +9,11 @@ running (its pid is then already in ``/proc``); the supervisor's own view (repla
 minus recorded finish) is reported alongside. Afterwards 100 ``sleep`` containers run under
 the same supervisor and its RSS and PSS are read from ``/proc/<pid>/smaps_rollup``.
 
-If ``supervisord`` is installed in the venv given by ``SETPOINT_BENCH_SUPERVISORD_VENV``, it
-is measured the same way (``autorestart=true``, ``startsecs=0``; kill to a new child pid
-seen in ``/proc/<supervisord>/task/*/children``, polled every 0.5 ms).
+Peers, each measured the same way when installed in the venv an environment variable names
+(kill to a new child pid seen in ``/proc/<daemon>/task/*/children``, polled every 0.5 ms):
+supervisord (``SETPOINT_BENCH_SUPERVISORD_VENV``; ``autorestart=true``, ``startsecs=0``)
+and circus (``SETPOINT_BENCH_CIRCUS_VENV``; ``respawn``, ``warmup_delay=0``, IPC endpoints).
+``scripts/bench-peers.sh`` makes both venvs.
 
 Targets: crash-to-running p50 < 20 ms, p99 < 100 ms.
 Standalone: ``python -m bench.crash``.
@@ -20,6 +22,7 @@ Standalone: ``python -m bench.crash``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import signal
@@ -34,6 +37,8 @@ from setpoint.agent.runtime import ContainerSpec, ensure_supervisor
 
 NAME = "crash"
 KILLS = 200
+PEER_KILLS = 50  # the peers take a second or more per restart
+CIRCUS_CHECK_DELAY = 0.1  # the arbiter's respawn tick; its default is 5 s
 IDLE_CONTAINERS = 100
 
 
@@ -101,31 +106,52 @@ def measure_supervisord(venv: Path, work: Path) -> list[float]:
         "[program:sleep]\ncommand=sleep 600\nautorestart=true\nstartsecs=0\n"
         "startretries=1000000\n"
     )
-    daemon = subprocess.Popen(
-        [str(venv / "bin" / "supervisord"), "-c", str(conf)],
-        start_new_session=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+    return measure_peer("supervisord", [str(venv / "bin" / "supervisord"), "-c", str(conf)])
+
+
+def measure_circus(venv: Path, work: Path) -> list[float]:
+    conf = work / "circus.ini"
+    conf.write_text(
+        f"[circus]\nendpoint = ipc://{work}/circus.sock\n"
+        f"pubsub_endpoint = ipc://{work}/circus-pubsub.sock\nstatsd = False\n"
+        f"check_delay = {CIRCUS_CHECK_DELAY}\n"
+        "[watcher:sleep]\ncmd = sleep 600\nnumprocesses = 1\nwarmup_delay = 0\n"
+        "respawn = True\nmax_retry = -1\n"
     )
+    return measure_peer("circusd", [str(venv / "bin" / "circusd"), str(conf)])
+
+
+def measure_peer(name: str, argv: list[str]) -> list[float]:
+    """Kill the one child of the daemon ``argv`` starts ``KILLS`` times, timing each kill
+    until a new child appears."""
+    daemon = subprocess.Popen(
+        argv, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    current: set[int] = set()
     try:
         deadline = time.monotonic() + 10
         while not (current := children(daemon.pid)):
-            assert time.monotonic() < deadline, "supervisord started nothing"
+            assert time.monotonic() < deadline, f"{name} started nothing"
             time.sleep(0.01)
         latencies = []
-        for _ in range(KILLS):
+        for _ in range(PEER_KILLS):
             (pid,) = current
             started = time.perf_counter()
             os.kill(pid, signal.SIGKILL)
             deadline = time.monotonic() + 10
             while not (current := children(daemon.pid) - {pid}):
-                assert time.monotonic() < deadline, "supervisord did not restart"
+                assert time.monotonic() < deadline, f"{name} did not restart"
                 time.sleep(0.0005)
             latencies.append(time.perf_counter() - started)
         return latencies
     finally:
+        with contextlib.suppress(OSError):
+            current |= children(daemon.pid)
         os.killpg(daemon.pid, signal.SIGKILL)
         daemon.wait()
+        for pid in current:  # circus puts each child in a process group of its own
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
 
 
 async def run(ctx: Context) -> list[Figure]:
@@ -145,7 +171,7 @@ async def run(ctx: Context) -> list[Figure]:
         ]
         venv = os.environ.get("SETPOINT_BENCH_SUPERVISORD_VENV")
         if venv and (Path(venv) / "bin" / "supervisord").exists():
-            ctx.say(f"{KILLS} SIGKILLs of a program under supervisord ...")
+            ctx.say(f"{PEER_KILLS} SIGKILLs of a program under supervisord ...")
             sd = await asyncio.to_thread(measure_supervisord, Path(venv), work)
             s50, s99 = percentiles([x * 1000 for x in sd], (50, 99))
             figures += [
@@ -155,6 +181,18 @@ async def run(ctx: Context) -> list[Figure]:
             ]
         else:
             ctx.say("supervisord not measured: set SETPOINT_BENCH_SUPERVISORD_VENV")
+        venv = os.environ.get("SETPOINT_BENCH_CIRCUS_VENV")
+        if venv and (Path(venv) / "bin" / "circusd").exists():
+            ctx.say(f"{PEER_KILLS} SIGKILLs of a process under circus ...")
+            cs = await asyncio.to_thread(measure_circus, Path(venv), work)
+            c50, c99 = percentiles([x * 1000 for x in cs], (50, 99))
+            figures += [
+                info(NAME, "circus crash-to-running p50", c50, "ms", digits=2),
+                info(NAME, "circus crash-to-running p99", c99, "ms", digits=2),
+                info(NAME, "circus/setpoint p50 ratio", c50 / p50, "x"),
+            ]
+        else:
+            ctx.say("circus not measured: set SETPOINT_BENCH_CIRCUS_VENV")
         return figures
     finally:
         shutil.rmtree(work, ignore_errors=True)

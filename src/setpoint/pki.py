@@ -74,6 +74,7 @@ __all__ = [
     "ServerCredentials",
     "ca_hash",
     "client_ssl_context",
+    "ensure_self_signed_serving",
     "ensure_server_credentials",
     "issue_serving_certificate",
     "load_kubeconfig",
@@ -235,6 +236,28 @@ def issue_serving_certificate(
         ca_cert=ca_cert, ca_key=ca_key, sans=_san_entries(hosts), common_name=common_name
     )
     return cert.public_bytes(serialization.Encoding.PEM), _key_pem(key)
+
+
+def ensure_self_signed_serving(
+    directory: Path, *, hosts: Sequence[str], name: str, common_name: str
+) -> tuple[Path, Path]:
+    """A serving certificate ``<name>.crt``/``<name>.key`` for ``hosts`` under ``directory``,
+    signed by a CA of its own (``<name>-ca.crt``/``.key``) that nobody else trusts, as the
+    kubelet makes itself one when given no certificate. Reused on later calls, re-issued
+    when a host is missing or it nears expiry. Returns (certificate path, key path)."""
+    _make_private_dir(directory)
+    cert_path, key_path = directory / f"{name}.crt", directory / f"{name}.key"
+    with _locked(directory):
+        ca_cert, ca_key, _ = _ensure_ca(directory / f"{name}-ca.crt", directory / f"{name}-ca.key")
+        wanted = _san_entries(hosts)
+        existing = _usable_serving_sans(cert_path, key_path, ca_cert)
+        if existing is None or any(san not in existing for san in wanted):
+            cert, key = _issue_serving(
+                ca_cert=ca_cert, ca_key=ca_key, sans=wanted, common_name=common_name
+            )
+            _write_private_file(key_path, _key_pem(key))
+            _write_private_file(cert_path, cert.public_bytes(serialization.Encoding.PEM))
+    return cert_path, key_path
 
 
 def ca_hash(ca_pem: bytes) -> str:

@@ -24,6 +24,7 @@ import pytest
 
 from setpoint.agent.agent import NodeAgent
 from setpoint.agent.runtime import Runtime, ensure_supervisor
+from setpoint.agent.sandbox import remove_all_sandboxes
 from setpoint.agent.supervisor import proc_start_time
 from setpoint.client.api import (
     CONFIGMAPS,
@@ -132,6 +133,7 @@ async def node(client: ApiClient, namespace: str) -> AsyncIterator[AgentNode]:
             with contextlib.suppress(Exception):
                 await n.runtime.close()
         kill_node_processes(data_dir, processes)
+        remove_all_sandboxes(data_dir)  # tmpfs and namespace mounts, pod cgroups
         shutil.rmtree(data_dir, ignore_errors=True)
 
 

@@ -111,7 +111,7 @@ def test_argv_is_command_plus_args_expanded_against_env() -> None:
     )
     assert spec.argv == ["sh", "-c", "echo hello-world web $(POD)"]
     assert spec.id == f"{UID}/app"
-    assert spec.log_path == "/logs/app/0.log"
+    assert spec.log_dir == "/logs/app"
 
 
 def test_env_from_field_refs() -> None:

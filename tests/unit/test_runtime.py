@@ -43,7 +43,7 @@ class Node:
             id=f"pod-1/{name}",
             argv=["sh", "-c", script],
             env={"PATH": os.environ["PATH"]},
-            log_path=str(self.state_dir / "logs" / f"{name}.log"),
+            log_dir=str(self.state_dir / "logs" / name),
             **kw,
         )
 
@@ -89,6 +89,16 @@ class Node:
         self.runtime = await ensure_supervisor(self.state_dir)
         self.runtimes.append(self.runtime)
         await self.supervisor_pid()
+
+
+def instance_log(spec: ContainerSpec, instance: int = 0) -> Path:
+    """The log file of one instance (restart) of a container."""
+    assert spec.log_dir is not None
+    return Path(spec.log_dir) / f"{instance}.log"
+
+
+def logged(path: Path, text: bytes) -> bool:
+    return path.exists() and text in path.read_bytes()
 
 
 async def until(check: Callable[[], bool], timeout: float = 5.0) -> None:
@@ -169,8 +179,7 @@ async def test_started_container_runs_with_its_recorded_identity(node: Node) -> 
 async def test_container_output_is_logged_in_cri_format(node: Node) -> None:
     spec = node.spec("app", "echo out; echo err >&2; printf tail; exec sleep 60")
     await node.start(spec)
-    assert spec.log_path is not None
-    log = Path(spec.log_path)
+    log = instance_log(spec)
     await until(lambda: log.exists() and b"tail" in log.read_bytes())
     lines = [CRI_LINE.match(line) for line in log.read_bytes().splitlines()]
     assert all(lines), log.read_bytes()
@@ -267,8 +276,8 @@ async def test_events_report_exits_and_restarts_as_they_happen(node: Node) -> No
 async def test_stop_terminates_the_whole_process_group(node: Node) -> None:
     spec = node.spec("app", "sleep 60 & echo $!; sleep 60 & echo $!; wait")
     state = await node.start(spec)
-    assert spec.log_path is not None and state.pid is not None
-    log = Path(spec.log_path)
+    assert state.pid is not None
+    log = instance_log(spec)
     await until(lambda: log.exists() and log.read_bytes().count(b"\n") >= 2)
     children = [int(line.rsplit(b" ", 1)[1]) for line in log.read_bytes().splitlines()]
     identities = [(pid, proc_start_time(pid)) for pid in children]
@@ -285,8 +294,7 @@ async def test_stop_escalates_to_sigkill_after_the_grace_period(node: Node) -> N
     # An ignored SIGTERM is inherited by the sleeps too: nothing in the group obeys it.
     spec = node.spec("stubborn", "trap '' TERM; echo ready; while :; do sleep 0.05; done")
     await node.start(spec)
-    assert spec.log_path is not None
-    log = Path(spec.log_path)
+    log = instance_log(spec)
     await until(lambda: log.exists() and b"ready" in log.read_bytes())
     started = time.monotonic()
     stopped = await node.runtime.stop_container("pod-1/stubborn", grace_seconds=0.3)
@@ -378,8 +386,7 @@ async def test_writing_container_survives_the_supervisor_and_keeps_its_output(
     await asyncio.sleep(0.3)  # it writes on while nobody reads: no SIGPIPE
     assert alive(a.pid or 0, a.pid_start_time)
     await node.restart_supervisor()
-    assert spec.log_path is not None
-    log = Path(spec.log_path)
+    log = instance_log(spec)
     await asyncio.sleep(0.2)
     numbers = [int(line.rsplit(b" ", 1)[1]) for line in log.read_bytes().splitlines()]
     assert numbers == list(range(1, len(numbers) + 1))  # nothing lost while we were away
@@ -422,8 +429,7 @@ async def test_logs_rotate_by_size(node: Node) -> None:
         max_log_files=3,
     )
     await node.start(spec)
-    assert spec.log_path is not None
-    log = Path(spec.log_path)
+    log = instance_log(spec)
 
     def current_log() -> bytes:
         try:
@@ -433,7 +439,7 @@ async def test_logs_rotate_by_size(node: Node) -> None:
 
     await until(lambda: b"line 200\n" in current_log())
     files = sorted(p.name for p in log.parent.iterdir())
-    assert files == ["noisy.log", "noisy.log.1", "noisy.log.2"]
+    assert files == ["0.log", "0.log.1", "0.log.2"]
     for path in log.parent.iterdir():
         data = path.read_bytes()
         assert 0 < len(data) <= 2048
@@ -441,6 +447,39 @@ async def test_logs_rotate_by_size(node: Node) -> None:
     kept = b"".join(log.parent.joinpath(n).read_bytes() for n in reversed(files))
     numbers = [int(line.rsplit(b" ", 1)[1]) for line in kept.splitlines()]
     assert numbers == list(range(numbers[0], 201))  # the newest lines, in order
+
+
+async def test_each_restart_logs_to_a_file_named_by_its_restart_count(node: Node) -> None:
+    spec = node.spec("app", "echo started $$; exec sleep 60")
+    first = await node.start(spec)
+    await until(lambda: logged(instance_log(spec, 0), b"started"))
+    os.kill(first.pid or 0, signal.SIGKILL)
+    second = await node.wait_for("pod-1/app", restarted(1))
+    await until(lambda: logged(instance_log(spec, 1), b"started"))
+    assert f"started {first.pid}".encode() in instance_log(spec, 0).read_bytes()
+    assert f"started {second.pid}".encode() in instance_log(spec, 1).read_bytes()
+    assert f"started {second.pid}".encode() not in instance_log(spec, 0).read_bytes()
+
+
+async def test_only_the_current_and_previous_instance_logs_are_kept(node: Node) -> None:
+    spec = node.spec("app", "echo hello; exec sleep 60")
+    state = await node.start(spec)
+    for restarts in (1, 2, 3):
+        os.kill(state.pid or 0, signal.SIGKILL)
+        state = await node.wait_for("pod-1/app", restarted(restarts))
+    assert spec.log_dir is not None
+    assert sorted(p.name for p in Path(spec.log_dir).iterdir()) == ["2.log", "3.log"]
+
+
+async def test_readopted_instance_keeps_logging_to_its_own_file(node: Node) -> None:
+    spec = node.spec("app", "echo one; sleep 0.5; echo two; exec sleep 60")
+    first = await node.start(spec)
+    os.kill(first.pid or 0, signal.SIGKILL)
+    await node.wait_for("pod-1/app", restarted(1))
+    await node.kill_supervisor()
+    await node.restart_supervisor()
+    await until(lambda: logged(instance_log(spec, 1), b"two"))
+    assert b"two" not in instance_log(spec, 0).read_bytes()
 
 
 async def test_supervisor_socket_is_private(node: Node) -> None:

@@ -25,10 +25,13 @@ A bad pod never takes the agent down: reconcile errors are retried with backoff 
 configuration errors are reported in the pod's status and as events.
 
 Init containers run one after another, each to success (retried unless the pod's
-restartPolicy is Never), before the app containers start. Not yet: sidecar init containers
-(``restartPolicy: Always``, reported ``CreateContainerConfigError``), probes (a container
-with a readinessProbe never becomes ready), volumes, resource limits, images (every
-container needs a ``command``).
+restartPolicy is Never), before the app containers start. Probes and lifecycle hooks
+belong to a :class:`~setpoint.agent.probes.ProbeManager`: reconcile tells it which container
+instances run, it reports each container's ``started``/``ready`` and wakes the pod's key when
+a result changes. Not yet: sidecar init containers (``restartPolicy: Always``, reported
+``CreateContainerConfigError``), images (every container needs a ``command``). Volumes,
+mount namespaces and cgroup limits belong to the pod sandbox (:mod:`setpoint.agent.sandbox`),
+set up before the first container starts and torn down once the last is removed.
 """
 
 from __future__ import annotations
@@ -43,8 +46,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+from setpoint.agent import lifecycle
 from setpoint.agent import pods as podspec
+from setpoint.agent.pressure import measure_host, node_pressure
+from setpoint.agent.probes import ProbeManager
 from setpoint.agent.runtime import ContainerState, Runtime, SupervisorError
+from setpoint.agent.sandbox import Sandboxes
+from setpoint.agent.server import DEFAULT_KUBELET_PORT, KubeletServer, PodView
 from setpoint.client.api import CONFIGMAPS, NODES, PODS, SECRETS, ApiClient, ApiError, Obj
 from setpoint.client.events import EventRecorder
 from setpoint.client.informer import EventHandler, Informer, object_key
@@ -102,17 +110,27 @@ def node_labels(name: str) -> dict[str, str]:
     }
 
 
-def node_status(name: str, data_dir: Path, host_ip: str, now: float, previous: Obj | None) -> Obj:
+def node_status(
+    name: str,
+    data_dir: Path,
+    host_ip: str,
+    now: float,
+    previous: Obj | None,
+    *,
+    kubelet_port: int = DEFAULT_KUBELET_PORT,
+) -> Obj:
     capacity = host_capacity(data_dir)
     return {
         "capacity": capacity,
         "allocatable": dict(capacity),
-        "conditions": node_conditions(now, (previous or {}).get("conditions")),
+        "conditions": node_conditions(
+            now, (previous or {}).get("conditions"), node_pressure(measure_host(data_dir))
+        ),
         "addresses": [
             {"type": "InternalIP", "address": host_ip},
             {"type": "Hostname", "address": name},
         ],
-        "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
+        "daemonEndpoints": {"kubeletEndpoint": {"Port": kubelet_port}},
         "nodeInfo": {
             "machineID": _read_first("/etc/machine-id") or name,
             "systemUUID": name,
@@ -153,6 +171,9 @@ class NodeAgent:
         heartbeat_seconds: float = 10.0,
         lease_duration_seconds: int = 40,
         workers: int = 8,
+        container_settings: podspec.NodeContainerSettings | None = None,
+        kubelet_port: int = 0,
+        kubelet_token: str | None = None,
     ) -> None:
         self.client = client
         self.node_name = node_name
@@ -162,10 +183,21 @@ class NodeAgent:
         self.heartbeat_seconds = heartbeat_seconds
         self.lease_duration_seconds = lease_duration_seconds
         self.workers = workers
+        self.container_settings = container_settings or podspec.NodeContainerSettings()
         self.recorder = EventRecorder(client, "kubelet", host=node_name)
+        self.sandboxes = Sandboxes(client, self.recorder, data_dir=data_dir)
         self.pods = Informer(client, PODS, field_selector=f"spec.nodeName={node_name}")
         self.queue: WorkQueue[str] = WorkQueue("agent-pods", qps=100.0, burst=1000)
         self.base_env = {"PATH": os.environ.get("PATH") or DEFAULT_PATH}
+        self.probes = ProbeManager(
+            runtime=runtime,
+            recorder=self.recorder,
+            wake=self.queue.add,
+            fetch_sources=self._fetch_sources,
+            base_env=self.base_env,
+            pod_ip=host_ip,
+            host_ip=host_ip,
+        )
         self.ready = asyncio.Event()
         self._node: Obj = {}
         self._lease: Obj | None = None
@@ -174,10 +206,20 @@ class NodeAgent:
         self._reported: dict[str, tuple[str, int]] = {}  # container id -> (state, restarts)
         self._keys: dict[str, str] = {}  # pod uid -> pod key
         self._written: dict[str, Obj] = {}  # pod uid -> status we last wrote
+        self._deadlines: dict[str, float] = {}  # pod uid -> active deadline requeued for
         self._terminating: set[str] = set()  # pod uids being (or done) torn down
         self._stopping = asyncio.Event()
         self._stopped = asyncio.Event()
         self._running = False
+        # `kubectl logs` through the API server; authenticated by the token we joined with
+        self.kubelet = KubeletServer(
+            PodView(self.pods.get, self._states, self._config_errors, data_dir),
+            token=kubelet_token or client.config.token,
+            host=host_ip,
+            port=kubelet_port,
+            cert_dir=data_dir / "pki",
+            node_name=node_name,
+        )
 
     # ------------------------------------------------------------- lifecycle
 
@@ -187,10 +229,12 @@ class NodeAgent:
         tasks: list[asyncio.Task[Any]] = []
         try:
             self.data_dir.mkdir(parents=True, exist_ok=True)
+            await self.kubelet.start()  # first: the Node publishes its port
             await self._register()
             await self._renew_lease()
             for state in await self.runtime.list():
                 self._states[state.id] = state
+            self.probes.adopt(self._states.values())
             self.pods.add_handler(
                 EventHandler(
                     on_add=self._on_pod,
@@ -213,6 +257,8 @@ class NodeAgent:
         finally:
             self.queue.shut_down()
             await cancel_all(tasks)
+            await self.probes.close()
+            await self.kubelet.stop()
             self._running = False
             self._stopped.set()
 
@@ -232,7 +278,9 @@ class NodeAgent:
             "kind": "Node",
             "metadata": {"name": name, "labels": node_labels(name)},
             "spec": {},
-            "status": node_status(name, self.data_dir, self.host_ip, now, None),
+            "status": node_status(
+                name, self.data_dir, self.host_ip, now, None, kubelet_port=self.kubelet.port
+            ),
         }
         try:
             self._node = await self.client.create(NODES, node)
@@ -248,7 +296,12 @@ class NodeAgent:
                 labels.update(node_labels(name))
                 current = await self.client.update(NODES, current)
             current["status"] = node_status(
-                name, self.data_dir, self.host_ip, time.time(), current.get("status")
+                name,
+                self.data_dir,
+                self.host_ip,
+                time.time(),
+                current.get("status"),
+                kubelet_port=self.kubelet.port,
             )
             return await self.client.update_status(NODES, current)
 
@@ -272,10 +325,22 @@ class NodeAgent:
                 log.warning("node %s: lease renewal failed: %s", self.node_name, exc)
 
     async def _node_status_loop(self) -> None:
+        """Re-post the Node's status every minute, and within a heartbeat of a pressure
+        condition changing."""
+        reported, pressure = time.monotonic(), node_pressure(measure_host(self.data_dir))
         while True:
-            await asyncio.sleep(NODE_STATUS_REPORT_SECONDS)
+            await asyncio.sleep(min(self.heartbeat_seconds, NODE_STATUS_REPORT_SECONDS))
+            previous, pressure = pressure, node_pressure(measure_host(self.data_dir))
+            if pressure == previous and time.monotonic() - reported < NODE_STATUS_REPORT_SECONDS:
+                continue
+            reported = time.monotonic()
             status = node_status(
-                self.node_name, self.data_dir, self.host_ip, time.time(), self._node.get("status")
+                self.node_name,
+                self.data_dir,
+                self.host_ip,
+                time.time(),
+                self._node.get("status"),
+                kubelet_port=self.kubelet.port,
             )
             try:
                 self._node = await self.client.patch(
@@ -341,15 +406,56 @@ class NodeAgent:
             await self._terminate(pod)
             return
         if (pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed"):
-            await self._start_missing_containers(pod)
+            if lifecycle.deadline_exceeded(pod, time.time()):
+                await self._stop_for_deadline(pod)
+            else:
+                await self._start_missing_containers(pod)
+                self._requeue_at_deadline(key, pod)
         await self._record_container_events(pod)
         await self._write_status(pod)
+
+    def _requeue_at_deadline(self, key: str, pod: Obj) -> None:
+        """Look at the pod again the moment its ``activeDeadlineSeconds`` runs out."""
+        deadline, uid = lifecycle.active_deadline(pod), pod["metadata"]["uid"]
+        if deadline is not None and self._deadlines.get(uid) != deadline:
+            self._deadlines[uid] = deadline
+            self.queue.add_after(key, deadline - time.time())
+
+    async def _stop_for_deadline(self, pod: Obj) -> None:
+        """The pod ran out of its ``activeDeadlineSeconds``: kill its containers within its
+        grace period (they are not restarted); the status written next says why."""
+        uid = pod["metadata"]["uid"]
+        live = [
+            cid
+            for cid, state in self._states.items()
+            if podspec.pod_uid_of(cid) == uid and state.state != "exited"
+        ]
+        if not live:
+            return
+        message = lifecycle.DEADLINE_MESSAGE
+        await self.recorder.record(pod, "Normal", lifecycle.DEADLINE_REASON, message)
+        grace = (pod.get("spec") or {}).get("terminationGracePeriodSeconds", DEFAULT_GRACE_SECONDS)
+
+        async def stop(cid: str) -> None:
+            name = cid.partition("/")[2]
+            await self.recorder.record(pod, "Normal", "Killing", f"Stopping container {name}")
+            with contextlib.suppress(LookupError, SupervisorError):
+                self._states[cid] = await self.runtime.stop_container(
+                    cid, grace_seconds=float(grace)
+                )
+
+        await asyncio.gather(*(stop(cid) for cid in live))
 
     async def _start_missing_containers(self, pod: Obj) -> None:
         """Run the init containers one after another, each to success, then start every
         app container the runtime does not have yet."""
         uid = pod["metadata"]["uid"]
         spec = pod.get("spec") or {}
+        setup = await self.sandboxes.ensure(pod)  # volumes and pod cgroup; FailedMount
+        if setup.recheck_after is not None:
+            self.queue.add_after(object_key(pod), setup.recheck_after)
+        if not setup.ready:
+            return
         for container in spec.get("initContainers") or []:
             state = self._states.get(podspec.container_id(uid, container["name"]))
             if state is None:
@@ -384,6 +490,7 @@ class NodeAgent:
                 host_ip=self.host_ip,
                 sources=sources,
                 init=init,
+                settings=self.container_settings,
             )
         except (podspec.ContainerConfigError, ValueError) as exc:
             self._config_errors[cid] = str(exc)
@@ -391,6 +498,11 @@ class NodeAgent:
             self.queue.add_after(object_key(pod), CONFIG_RETRY_SECONDS)
             return
         self._config_errors.pop(cid, None)
+        prepared = await self.sandboxes.prepare_container(pod, container, container_spec)
+        if prepared is None:  # FailedMount reported: stays ContainerCreating, retried
+            self.queue.add_after(object_key(pod), CONFIG_RETRY_SECONDS)
+            return
+        container_spec = prepared
         (log_dir / container["name"]).mkdir(parents=True, exist_ok=True)
         try:
             state = await self.runtime.start_container(container_spec)
@@ -457,9 +569,17 @@ class NodeAgent:
             if cid in self._config_errors:
                 errors[container["name"]] = self._config_errors[cid]
         written = self._written.get(uid)
+        self.probes.sync(object_key(pod), pod, states)
         status = podspec.pod_status(
-            pod, states, errors, now=time.time(), host_ip=self.host_ip, previous=written
+            pod,
+            states,
+            errors,
+            now=time.time(),
+            host_ip=self.host_ip,
+            previous=written,
+            probes=self.probes.status(pod, states),
         )
+        status = lifecycle.deadline_exceeded_status(pod, status, now=time.time())
         current = pod.get("status") or {}
         if podspec.same_status(status, current) or (
             written is not None and podspec.same_status(status, written)
@@ -508,14 +628,17 @@ class NodeAgent:
         self, uid: str, *, grace_seconds: float, pod: Obj | None = None
     ) -> None:
         ids = [cid for cid in self._states if podspec.pod_uid_of(cid) == uid]
+        self.probes.forget_pod(uid)
 
         async def stop_and_remove(cid: str) -> None:
             state = self._states.get(cid)
+            grace = grace_seconds
             if pod is not None and state is not None and state.state != "exited":
                 name = cid.partition("/")[2]
                 await self.recorder.record(pod, "Normal", "Killing", f"Stopping container {name}")
+                grace = await self.probes.pre_stop(pod, name, state, grace_seconds)
             with contextlib.suppress(LookupError, SupervisorError):
-                await self.runtime.stop_container(cid, grace_seconds=grace_seconds)
+                await self.runtime.stop_container(cid, grace_seconds=grace)
             with contextlib.suppress(LookupError, SupervisorError):
                 await self.runtime.remove(cid)
             self._states.pop(cid, None)
@@ -525,6 +648,7 @@ class NodeAgent:
         await asyncio.gather(*(stop_and_remove(cid) for cid in ids))
         for cid in [c for c in self._config_errors if podspec.pod_uid_of(c) == uid]:
             self._config_errors.pop(cid, None)
+        await self.sandboxes.teardown(uid)  # StopPodSandbox, now its containers are gone
 
     async def _remove_orphans(self) -> None:
         """Stop and remove containers whose pod is not (any more) bound to this node."""
@@ -533,12 +657,15 @@ class NodeAgent:
             if uid not in live:
                 self._keys.pop(uid, None)
                 self._written.pop(uid, None)
+                self._deadlines.pop(uid, None)
         orphans = {podspec.pod_uid_of(cid) for cid in self._states} - live
         # forget torn-down pods, keeping those whose containers a late event brought back
         self._terminating &= live | orphans
         for uid in orphans:
             self._terminating.add(uid)
             await self._remove_containers(uid, grace_seconds=DEFAULT_GRACE_SECONDS)
+        for uid in self.sandboxes.on_disk() - live:  # sandboxes of pods gone while we were down
+            await self.sandboxes.teardown(uid)
 
 
 def all_containers(pod: Obj) -> list[Obj]:

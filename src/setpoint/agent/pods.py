@@ -25,6 +25,7 @@ from __future__ import annotations
 import copy
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -198,6 +199,18 @@ def container_env(
     return env
 
 
+@dataclass(frozen=True)
+class NodeContainerSettings:
+    """What the node's flags set for every container: the crash-loop backoff's first delay
+    and cap (``--crash-loop-backoff-initial``/``-max``) and log rotation
+    (``--container-log-max-size``/``-max-files``, the kubelet's names)."""
+
+    initial_backoff: float = 0.0
+    backoff_max: float = BACKOFF_MAX
+    max_log_bytes: int = 10 * 1024 * 1024
+    max_log_files: int = 5
+
+
 def container_spec(
     pod: Obj,
     container: Obj,
@@ -208,9 +221,11 @@ def container_spec(
     host_ip: str,
     sources: Sources | None = None,
     init: bool = False,
+    settings: NodeContainerSettings | None = None,
 ) -> ContainerSpec:
     """The supervisor's spec for one container (``init``: an init container, which runs to
     completion); raises :class:`ContainerConfigError`."""
+    settings = settings or NodeContainerSettings()
     name = container["name"]
     command = [str(c) for c in container.get("command") or []]
     if not command:
@@ -224,12 +239,14 @@ def container_spec(
         argv=argv,
         env=env,
         cwd=container.get("workingDir") or None,
-        log_path=str(log_dir / name / "0.log"),
+        log_dir=str(log_dir / name),
         restart_policy=init_restart_policy(pod) if init else restart_policy(pod),
-        initial_backoff=0.0,
-        backoff_base=BACKOFF_BASE,
-        backoff_max=BACKOFF_MAX,
+        initial_backoff=settings.initial_backoff,
+        backoff_base=min(BACKOFF_BASE, settings.backoff_max),
+        backoff_max=settings.backoff_max,
         reset_after=BACKOFF_RESET,
+        max_log_bytes=settings.max_log_bytes,
+        max_log_files=settings.max_log_files,
     )
 
 
@@ -275,9 +292,15 @@ def terminated(record: ExitRecord, cid: str) -> Obj:
     return {k: v for k, v in term.items() if v is not None}
 
 
-def is_ready(container: Obj, state: ContainerState | None) -> bool:
-    """Running and not gated by a readiness probe (probes are not run yet)."""
-    return state is not None and state.state == "running" and not container.get("readinessProbe")
+def is_ready(
+    container: Obj, state: ContainerState | None, probed: tuple[bool, bool] | None = None
+) -> bool:
+    """Running and, given ``probed`` (``(started, ready)`` from the probe manager), ready by
+    its probes; without it, ready unless gated by a readiness probe."""
+    running = state is not None and state.state == "running"
+    if probed is not None:
+        return running and probed[1]
+    return running and not container.get("readinessProbe")
 
 
 def container_status(
@@ -288,18 +311,20 @@ def container_status(
     *,
     init: bool = False,
     initialized: bool = True,
+    probed: tuple[bool, bool] | None = None,
 ) -> Obj:
     """The ``containerStatus`` of one container from what the runtime says about it. An
     init container is ready once it succeeded; an app container not yet started waits for
-    ``PodInitializing`` until the pod is ``initialized``."""
+    ``PodInitializing`` until the pod is ``initialized``; ``probed`` is its ``(started,
+    ready)`` by its startup and readiness probes."""
     name = container["name"]
     cid = CONTAINER_ID_SCHEME + container_id(pod["metadata"].get("uid", ""), name)
     status: Obj = {
         "name": name,
         "image": container.get("image", ""),
         "imageID": "",
-        "ready": init_succeeded(state) if init else is_ready(container, state),
-        "started": state is not None and state.state == "running",
+        "ready": init_succeeded(state) if init else is_ready(container, state, probed),
+        "started": state is not None and state.state == "running" and (probed or (True,))[0],
         "restartCount": state.restart_count if state else 0,
         "lastState": {},
     }
@@ -455,9 +480,11 @@ def pod_status(
     now: float,
     host_ip: str,
     previous: Obj | None = None,
+    probes: Mapping[str, tuple[bool, bool]] | None = None,
 ) -> Obj:
-    """The pod status the agent reports: ``states`` and ``config_errors`` are keyed by
-    container name. Fields the agent does not own (qosClass, ...) are kept from the pod;
+    """The pod status the agent reports: ``states``, ``config_errors`` and ``probes``
+    (``(started, ready)`` of app containers with probe results) are keyed by container
+    name. Fields the agent does not own (qosClass, ...) are kept from the pod;
     condition transition times are kept from ``previous`` (default: the pod's status)."""
     spec = pod.get("spec") or {}
     current = pod.get("status") or {}
@@ -474,6 +501,7 @@ def pod_status(
             states.get(c["name"]),
             config_errors.get(c["name"], ""),
             initialized=initialized,
+            probed=(probes or {}).get(c["name"]),
         )
         for c in spec.get("containers") or []
     ]

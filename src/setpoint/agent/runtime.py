@@ -137,6 +137,20 @@ class Runtime:
         result = await self._call("stop", container=container_id, grace_seconds=grace_seconds)
         return ContainerState.from_dict(result)
 
+    async def kill_instance(
+        self, container_id: str, *, grace_seconds: float, restart_count: int | None = None
+    ) -> ContainerState:
+        """Kill the container's current instance (the one with ``restart_count``, if given)
+        like ``stop_container`` does, but leave it to its restart policy: a crash, not a
+        stop. Returns the state right after (often already the next instance)."""
+        result = await self._call(
+            "kill",
+            container=container_id,
+            grace_seconds=grace_seconds,
+            restart_count=restart_count,
+        )
+        return ContainerState.from_dict(result)
+
     async def remove(self, container_id: str) -> None:
         """Forget a container and its state files (killing it first if it still runs)."""
         await self._call("remove", container=container_id)

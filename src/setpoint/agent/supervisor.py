@@ -80,7 +80,9 @@ class ContainerSpec:
     argv: list[str]
     env: dict[str, str] = field(default_factory=dict)
     cwd: str | None = None
-    log_path: str | None = None  # stdout and stderr, CRI format; None: discarded
+    # stdout and stderr, CRI format, one file per instance: <log_dir>/<restart count>.log
+    # (kubelet's layout); None: discarded
+    log_dir: str | None = None
     max_log_bytes: int = 10 * 1024 * 1024  # kubelet containerLogMaxSize
     max_log_files: int = 5  # kubelet containerLogMaxFiles, the current file included
     restart_policy: str = "Always"
@@ -117,6 +119,10 @@ class ContainerSpec:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ContainerSpec:
         known = {f.name for f in dataclasses.fields(cls)}
+        if "log_path" in data:  # written by an older supervisor: one file, <dir>/0.log
+            data = dict(data)
+            path = data.pop("log_path")
+            data["log_dir"] = str(Path(path).parent) if path else None
         unknown = sorted(set(data) - known)
         if unknown:
             raise ValueError(f"unknown ContainerSpec fields: {', '.join(unknown)}")
@@ -420,16 +426,33 @@ class Container:
         self.restart_timer: asyncio.TimerHandle | None = None
         self.message = ""
         self.exit_waiters: list[asyncio.Future[None]] = []
-        log = (
-            LogFile(Path(spec.log_path), max_bytes=spec.max_log_bytes, max_files=spec.max_log_files)
-            if spec.log_path
-            else None
-        )
-        self.log = log
+        self.log: LogFile | None = None  # the current instance's; see open_log()
         self.pumps = [
-            StreamPump(directory / "stdout.fifo", b"stdout", log),
-            StreamPump(directory / "stderr.fifo", b"stderr", log),
+            StreamPump(directory / "stdout.fifo", b"stdout", None),
+            StreamPump(directory / "stderr.fifo", b"stderr", None),
         ]
+
+    def open_log(self) -> None:
+        """Point the pumps at the log of the instance numbered ``restart_count``
+        (``<log_dir>/<n>.log``, kubelet's layout), keeping only this instance's and the
+        previous one's files, which is what ``kubectl logs [--previous]`` can ask for."""
+        if self.spec.log_dir is None:
+            return
+        log_dir = Path(self.spec.log_dir)
+        path = log_dir / f"{self.restart_count}.log"
+        if self.log is not None and self.log.path == path:
+            return
+        if self.log is not None:
+            self.log.close()
+        spec = self.spec
+        self.log = LogFile(path, max_bytes=spec.max_log_bytes, max_files=spec.max_log_files)
+        for pump in self.pumps:
+            pump.log = self.log
+        for old in log_dir.glob("*.log*"):
+            instance = old.name.partition(".")[0]
+            if instance.isdigit() and int(instance) < self.restart_count - 1:
+                with contextlib.suppress(OSError):
+                    old.unlink()
 
     def state(self) -> ContainerState:
         if self.pid is not None:
@@ -524,6 +547,7 @@ class Supervisor:
             self._finish(c, self._unknown_exit(c, "ended while being re-adopted"))
             return
         self.loop.add_reader(c.pidfd, self._on_exit, c)
+        c.open_log()
         for pump in c.pumps:
             pump.watch(self.loop)
         # If it died (and its pid was recycled) between the start-time check and pidfd_open,
@@ -561,6 +585,7 @@ class Supervisor:
         c.restart_timer = None
         c.next_start_at = None
         spec = c.spec
+        c.open_log()
         ends = [pump.child_end() for pump in c.pumps]
         started_at = time.time()
         try:
@@ -709,6 +734,28 @@ class Supervisor:
             self._finish(c, self._unknown_exit(c, "gone when stopped"))
         return c.state()
 
+    async def kill_instance(
+        self, container_id: str, grace_seconds: float, *, restart_count: int | None = None
+    ) -> ContainerState:
+        """Kill the current instance (SIGTERM to its group, SIGKILL after the grace period)
+        but, unlike :meth:`stop`, keep the container wanted: its restart policy decides what
+        follows, as after a crash (a failed liveness probe). ``restart_count`` names the
+        instance meant; a newer one is left alone."""
+        c = self._get(container_id)
+        if c.pid is None or restart_count not in (None, c.restart_count):
+            return c.state()
+        pid, start_time = c.pid, c.pid_start_time
+        if grace_seconds > 0 and signal_group(pid, start_time, signal.SIGTERM):
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._exited(c), grace_seconds)
+        # an immediate restart may already run a new instance: only the old one is killed
+        if (c.pid, c.pid_start_time) == (pid, start_time) and signal_group(
+            pid, start_time, signal.SIGKILL
+        ):
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._exited(c), SIGKILL_WAIT)
+        return c.state()
+
     def _exited(self, c: Container) -> asyncio.Future[None]:
         waiter: asyncio.Future[None] = self.loop.create_future()
         c.exit_waiters.append(waiter)
@@ -786,7 +833,8 @@ class Server:
     """The Unix socket: one JSON request per line, answered by id, in any order.
 
     Requests: ``{"id": n, "op": "start", "spec": {...}}``, ``{"op": "stop", "container":
-    id, "grace_seconds": s}``, ``{"op": "remove", "container": id}``, ``{"op": "list"}``,
+    id, "grace_seconds": s}``, ``{"op": "kill", "container": id, "grace_seconds": s,
+    "restart_count": n}``, ``{"op": "remove", "container": id}``, ``{"op": "list"}``,
     ``{"op": "info"}``, and ``{"op": "watch"}``, after whose answer the connection carries
     only ``{"event": state}`` lines: the current state of every container, then each change.
     Answers: ``{"id": n, "ok": true, "result": ...}`` or ``{"id": n, "ok": false, "error":
@@ -840,6 +888,13 @@ class Server:
             return sup.start(ContainerSpec.from_dict(request["spec"])).to_dict()
         if op == "stop":
             state = await sup.stop(request["container"], float(request["grace_seconds"]))
+            return state.to_dict()
+        if op == "kill":
+            state = await sup.kill_instance(
+                request["container"],
+                float(request["grace_seconds"]),
+                restart_count=request.get("restart_count"),
+            )
             return state.to_dict()
         if op == "remove":
             await sup.remove(request["container"])

@@ -29,6 +29,7 @@ from setpoint.api import errors, negotiation
 from setpoint.api.discovery import AGGREGATED_CONTENT_TYPE, Discovery
 from setpoint.api.errors import APIError
 from setpoint.api.handlers import ResourceHandlers
+from setpoint.api.podlogs import PodLogs
 from setpoint.api.storage import DeleteOptions, ResourceStorage, WriteOptions
 from setpoint.api.watchcache import WatchCache
 from setpoint.pki import tokens_equal
@@ -58,6 +59,11 @@ class TokenAuthenticator:
     def __init__(self, *, admin_token: str, node_token: str) -> None:
         self._admin = admin_token
         self._node = node_token
+
+    @property
+    def node_token(self) -> str:
+        """The token agents join with; the server also uses it to reach their endpoints."""
+        return self._node
 
     def authenticate(self, header: str | None) -> User | None:
         if not header or not header.startswith("Bearer "):
@@ -108,8 +114,17 @@ class APIServer:
                 rtype, store, cache, self.schemas, namespace_check=self._check_namespace
             )
         self.handlers = ResourceHandlers(registry, self.storages)
+        self.pod_logs = PodLogs(
+            pods=self._storage("pods"),
+            nodes=self._storage("nodes"),
+            node_token=authenticator.node_token,
+        )
         self._tasks: list[asyncio.Task[None]] = []
         self.ready = False
+
+    def _storage(self, plural: str) -> ResourceStorage | None:
+        rtype = self.registry.lookup("", "v1", plural)
+        return self.storages.get(rtype) if rtype is not None else None
 
     # ----------------------------------------------------------- lifecycle
 
@@ -132,6 +147,7 @@ class APIServer:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await asyncio.gather(*(cache.stop() for cache in self.caches.values()))
+        await self.pod_logs.close()
 
     async def _ensure_initial_namespaces(self) -> None:
         assert self._namespace_type is not None
@@ -307,6 +323,8 @@ class APIServer:
         target = self.handlers.resolve(group, version, rest)
         if target is None:
             raise errors.resource_not_found(request.path)
+        if target.subresource == "log" and target.namespace is not None:
+            return await self.pod_logs.serve(request, target.namespace, target.name)
         return await self.handlers.handle(request, target)
 
     def _health(self, which: str) -> web.Response:

@@ -18,9 +18,12 @@ from pathlib import Path
 import click
 
 from setpoint.agent.agent import NodeAgent
+from setpoint.agent.pods import NodeContainerSettings
 from setpoint.agent.runtime import ensure_supervisor
+from setpoint.agent.server import DEFAULT_KUBELET_PORT
 from setpoint.cli.sim import client_config
 from setpoint.client.api import ApiClient, ClientConfig
+from setpoint.resources.quantity import QuantityError, parse_quantity
 
 
 def default_agent_dir() -> Path:
@@ -30,11 +33,27 @@ def default_agent_dir() -> Path:
     return Path(base) / "setpoint" / "agent"
 
 
-async def run_agent(config: ClientConfig, *, node_name: str, data_dir: Path) -> None:
+async def run_agent(
+    config: ClientConfig,
+    *,
+    node_name: str,
+    data_dir: Path,
+    lease_duration_seconds: int = 40,
+    container_settings: NodeContainerSettings | None = None,
+    kubelet_port: int = DEFAULT_KUBELET_PORT,
+) -> None:
     """Run the node agent until SIGTERM/SIGINT."""
     runtime = await ensure_supervisor(data_dir / "supervisor")
     client = ApiClient(config)
-    agent = NodeAgent(client, node_name=node_name, data_dir=data_dir, runtime=runtime)
+    agent = NodeAgent(
+        client,
+        node_name=node_name,
+        data_dir=data_dir,
+        runtime=runtime,
+        lease_duration_seconds=lease_duration_seconds,
+        container_settings=container_settings,
+        kubelet_port=kubelet_port,
+    )
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, lambda: asyncio.ensure_future(agent.stop()))
@@ -50,6 +69,22 @@ async def run_agent(config: ClientConfig, *, node_name: str, data_dir: Path) -> 
 _PATH = click.Path(exists=True, dir_okay=False, path_type=Path)
 
 
+def _duration(ctx: click.Context, param: click.Parameter, value: str) -> float:
+    from setpoint.cli.main import parse_duration  # cli.main imports this module
+
+    return parse_duration(value)
+
+
+def _size(ctx: click.Context, param: click.Parameter, value: str) -> int:
+    try:
+        size = parse_quantity(value).value
+    except QuantityError as exc:
+        raise click.BadParameter(f"{value!r}: {exc}") from None
+    if size < 1:
+        raise click.BadParameter(f"{value!r} is not a positive size")
+    return int(size)
+
+
 @click.command()
 @click.option("--server", default=None, help="API server URL (instead of a kubeconfig).")
 @click.option("--token-file", type=_PATH, default=None, help="Bearer token file for --server.")
@@ -62,6 +97,48 @@ _PATH = click.Path(exists=True, dir_okay=False, path_type=Path)
     default=None,
     help="Agent state, supervisor and pod logs [default: <setpoint data dir>/agent].",
 )
+@click.option(
+    "--node-lease-duration-seconds",
+    type=click.IntRange(1),
+    default=40,
+    show_default=True,
+    help="Duration of the node's Lease (renewed every 10 s).",
+)
+@click.option(
+    "--crash-loop-backoff-initial",
+    default="0s",
+    show_default=True,
+    callback=_duration,
+    help="Delay before the first restart of a crashed container (Go duration).",
+)
+@click.option(
+    "--crash-loop-backoff-max",
+    default="5m",
+    show_default=True,
+    callback=_duration,
+    help="Cap of a crash-looping container's restart backoff (Go duration).",
+)
+@click.option(
+    "--container-log-max-size",
+    default="10Mi",
+    show_default=True,
+    callback=_size,
+    help="Size at which a container's log file is rotated (quantity: 10Mi).",
+)
+@click.option(
+    "--container-log-max-files",
+    type=click.IntRange(2),
+    default=5,
+    show_default=True,
+    help="Log files kept per container, the current one included.",
+)
+@click.option(
+    "--kubelet-port",
+    type=click.IntRange(0, 65535),
+    default=DEFAULT_KUBELET_PORT,
+    show_default=True,
+    help="Port of the agent's HTTPS endpoint for `kubectl logs` (0: any free port).",
+)
 def agent(
     server: str | None,
     token_file: Path | None,
@@ -69,6 +146,12 @@ def agent(
     kubeconfig: Path | None,
     node_name: str | None,
     data_dir: Path | None,
+    node_lease_duration_seconds: int,
+    crash_loop_backoff_initial: float,
+    crash_loop_backoff_max: float,
+    container_log_max_size: int,
+    container_log_max_files: int,
+    kubelet_port: int,
 ) -> None:
     """Run the node agent: register this host as a node and run the pods bound to it."""
     config = client_config(
@@ -78,4 +161,19 @@ def agent(
     from setpoint.cli.server import exit_with_parent
 
     exit_with_parent()  # when run by `setpoint server`, go when it goes
-    asyncio.run(run_agent(config, node_name=name, data_dir=(data_dir or default_agent_dir())))
+    settings = NodeContainerSettings(
+        initial_backoff=crash_loop_backoff_initial,
+        backoff_max=crash_loop_backoff_max,
+        max_log_bytes=container_log_max_size,
+        max_log_files=container_log_max_files,
+    )
+    asyncio.run(
+        run_agent(
+            config,
+            node_name=name,
+            data_dir=(data_dir or default_agent_dir()),
+            lease_duration_seconds=node_lease_duration_seconds,
+            container_settings=settings,
+            kubelet_port=kubelet_port,
+        )
+    )

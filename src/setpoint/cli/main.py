@@ -83,6 +83,12 @@ def cli(verbose: int) -> None:
     show_default=True,
     help="How long Events are kept after their last update (Go duration: 1h, 90s).",
 )
+@click.option(
+    "--kubelet-arg",
+    multiple=True,
+    metavar="FLAG=VALUE",
+    help="A flag for the local node agent, e.g. crash-loop-backoff-max=1m (see setpoint agent -h).",
+)
 def server(
     data_dir: Path | None,
     bind_address: str,
@@ -93,8 +99,11 @@ def server(
     disable_controller_manager: bool,
     disable_scheduler: bool,
     event_ttl: str,
+    kubelet_arg: tuple[str, ...],
 ) -> None:
     """Run the control plane (API server on the embedded store) on this machine."""
+    if bad := [a for a in kubelet_arg if "=" not in a]:
+        raise click.BadParameter(f"{bad[0]!r} is not FLAG=VALUE", param_hint="--kubelet-arg")
     config = ServerConfig(
         data_dir=(data_dir or default_data_dir()).resolve(),
         bind_address=bind_address,
@@ -105,6 +114,7 @@ def server(
         run_controllers=not disable_controller_manager,
         run_scheduler=not disable_scheduler,
         event_ttl=parse_duration(event_ttl),
+        kubelet_args=kubelet_arg,
     )
     _install_uvloop()
     with contextlib.suppress(KeyboardInterrupt):

@@ -45,6 +45,7 @@ class ServerConfig:
     run_controllers: bool = True
     run_scheduler: bool = True
     event_ttl: float = 3600.0
+    kubelet_args: tuple[str, ...] = ()  # "flag=value" for the local agent, as k3s takes them
 
     @property
     def kubeconfig_path(self) -> Path:
@@ -177,7 +178,19 @@ def agent_args(config: ServerConfig, url: str) -> list[str]:
         config.node_name or socket.gethostname().lower(),
         "--data-dir",
         str(config.data_dir / "agent"),
+        "--kubelet-port",  # any free port: several servers and agents share a machine
+        "0",
+        *kubelet_arg_flags(config.kubelet_args),
     ]
+
+
+def kubelet_arg_flags(kubelet_args: tuple[str, ...]) -> list[str]:
+    """k3s's ``--kubelet-arg crash-loop-backoff-max=1m`` as the agent's own flags."""
+    flags: list[str] = []
+    for arg in kubelet_args:
+        name, _, value = arg.lstrip("-").partition("=")
+        flags += [f"--{name}", value]
+    return flags
 
 
 PARENT_PID_ENV = "SETPOINT_EXIT_WITH_PARENT"

@@ -14,6 +14,7 @@ capacity stay with each agent.
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -44,26 +45,56 @@ def parse_time(value: Any) -> float | None:
 
 # ------------------------------------------------------------------ node conditions
 
-_NODE_CONDITIONS = (
+
+@dataclass(frozen=True)
+class NodePressure:
+    """Which eviction signals are past their thresholds on a node (measured by the agent
+    that runs there; hollow nodes never are)."""
+
+    memory: bool = False
+    disk: bool = False
+    pid: bool = False
+
+
+# (type, attribute of NodePressure, (reason, message) without pressure, ... with pressure),
+# as the kubelet's nodestatus setters word them
+_PRESSURE_CONDITIONS = (
     (
         "MemoryPressure",
-        "False",
-        "KubeletHasSufficientMemory",
-        "kubelet has sufficient memory available",
+        "memory",
+        ("KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
+        ("KubeletHasInsufficientMemory", "kubelet has insufficient memory available"),
     ),
-    ("DiskPressure", "False", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
-    ("PIDPressure", "False", "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
-    ("Ready", "True", "KubeletReady", "kubelet is posting ready status"),
+    (
+        "DiskPressure",
+        "disk",
+        ("KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
+        ("KubeletHasDiskPressure", "kubelet has disk pressure"),
+    ),
+    (
+        "PIDPressure",
+        "pid",
+        ("KubeletHasSufficientPID", "kubelet has sufficient PID available"),
+        ("KubeletHasInsufficientPID", "kubelet has insufficient PID available"),
+    ),
 )
 
 
-def node_conditions(now: float, previous: list[Obj] | None = None) -> list[Obj]:
-    """The node conditions of a healthy node at ``now``; a condition whose status is
-    unchanged keeps its ``lastTransitionTime`` from ``previous``, as the kubelet's setters
-    do."""
+def node_conditions(
+    now: float, previous: list[Obj] | None = None, pressure: NodePressure | None = None
+) -> list[Obj]:
+    """The node conditions at ``now`` of a ready node under ``pressure`` (default: none); a
+    condition whose status is unchanged keeps its ``lastTransitionTime`` from ``previous``,
+    as the kubelet's setters do."""
+    pressure = pressure or NodePressure()
+    table: list[tuple[str, str, str, str]] = []
+    for kind, attr, low, high in _PRESSURE_CONDITIONS:
+        under = getattr(pressure, attr)
+        table.append((kind, "True" if under else "False", *(high if under else low)))
+    table.append(("Ready", "True", "KubeletReady", "kubelet is posting ready status"))
     before = {c.get("type"): c for c in previous or []}
     conditions = []
-    for kind, status, reason, message in _NODE_CONDITIONS:
+    for kind, status, reason, message in table:
         old = before.get(kind)
         transition = rfc3339(now)
         if old is not None and old.get("status") == status and old.get("lastTransitionTime"):

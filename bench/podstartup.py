@@ -1,0 +1,121 @@
+"""``podstartup``: how long a bound pod takes from creation to Running on a real node.
+
+Method: a fresh server and one real ``setpoint agent`` (:mod:`bench.realnode`). A watch on
+the namespace's pods is opened first; then 100 pods (one ``sleep 600`` container each,
+``spec.nodeName`` already set, so no scheduler is involved) are created at once from 32
+concurrent requests. Each pod's latency runs from just before its create request is sent
+to the moment the watch delivers it with ``status.phase: Running`` -- Kubernetes' pod
+startup SLI, measured from the client's side (which includes the create's own round trip).
+The agent's CPU over the run is reported alongside.
+
+Target: p99 < 500 ms (Kubernetes' SLO is 5 s for stateless pods, p99 over a cluster).
+Standalone: ``python -m bench podstartup``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from bench.common import (
+    NAMESPACE,
+    Context,
+    Figure,
+    below,
+    exactly,
+    info,
+    percentiles,
+    process_cpu_seconds,
+)
+from bench.realnode import NODE, RealNode, real_node
+from setpoint.client.api import PODS, ApiClient, ApiError
+
+NAME = "podstartup"
+PODS_COUNT = 100
+CLIENTS = 32
+TIME_LIMIT = 120.0
+
+
+def pod(name: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "labels": {"bench": NAME}},
+        "spec": {
+            "nodeName": NODE,
+            "terminationGracePeriodSeconds": 1,
+            "containers": [{"name": "app", "image": "none", "command": ["sleep", "600"]}],
+        },
+    }
+
+
+async def watch_running(
+    client: ApiClient, resource_version: str, running: dict[str, float], expected: int
+) -> None:
+    """Note when each pod is first seen Running, until ``expected`` are."""
+    rv = resource_version
+    while len(running) < expected:
+        async for _, obj in client.watch(
+            PODS, NAMESPACE, resource_version=rv, timeout_seconds=int(TIME_LIMIT)
+        ):
+            meta = obj.get("metadata", {})
+            rv = meta.get("resourceVersion", rv)
+            name = meta.get("name", "")
+            if (obj.get("status") or {}).get("phase") == "Running" and name not in running:
+                running[name] = time.perf_counter()
+                if len(running) >= expected:
+                    return
+
+
+async def run(ctx: Context) -> list[Figure]:
+    async with real_node(ctx, NAME) as node:
+        return await _run(ctx, node)
+
+
+async def _run(ctx: Context, node: RealNode) -> list[Figure]:
+    client = node.client
+    names = [f"start-{i:03d}" for i in range(PODS_COUNT)]
+    listed = await client.list(PODS, NAMESPACE)
+    running: dict[str, float] = {}
+    watcher = asyncio.create_task(
+        watch_running(client, str(listed["metadata"]["resourceVersion"]), running, PODS_COUNT)
+    )
+    sent: dict[str, float] = {}
+    failures = 0
+    queue = list(reversed(names))
+
+    async def worker() -> None:
+        nonlocal failures
+        while queue:
+            name = queue.pop()
+            sent[name] = time.perf_counter()
+            try:
+                await client.create(PODS, pod(name), NAMESPACE)
+            except ApiError:
+                failures += 1
+
+    ctx.say(f"{PODS_COUNT} bound pods created at once from {CLIENTS} clients ...")
+    cpu0 = process_cpu_seconds(node.agent_pid)
+    t0 = time.perf_counter()
+    try:
+        await asyncio.gather(*(worker() for _ in range(CLIENTS)))
+        created = time.perf_counter() - t0
+        async with asyncio.timeout(TIME_LIMIT):
+            await watcher
+    finally:
+        watcher.cancel()
+    wall = time.perf_counter() - t0
+    agent_cpu = process_cpu_seconds(node.agent_pid) - cpu0
+    latencies = [(running[n] - sent[n]) * 1000 for n in names if n in running]
+    p50, p99 = percentiles(latencies, (50, 99))
+    return [
+        exactly(NAME, "pods Running", len(latencies), "", PODS_COUNT),
+        exactly(NAME, "create failures", failures, "", 0),
+        info(NAME, "creation to Running p50", p50, "ms"),
+        below(NAME, "creation to Running p99", p99, "ms", 500),
+        info(NAME, "creation to Running max", max(latencies, default=0.0), "ms"),
+        info(NAME, f"all {PODS_COUNT} created", created, "s", digits=2),
+        info(NAME, f"all {PODS_COUNT} Running", wall, "s", digits=2),
+        info(NAME, "agent CPU over the run", agent_cpu / wall * 100, "% of a core", digits=0),
+    ]

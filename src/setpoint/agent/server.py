@@ -1,0 +1,316 @@
+"""The agent's own HTTPS endpoint, the part of the kubelet API that ``kubectl logs`` needs.
+
+``kubectl logs`` asks the API server (``pods/{name}/log``), and the API server asks the
+node's agent, exactly as kube-apiserver asks a kubelet: ``GET
+/containerLogs/{namespace}/{pod}/{container}`` on the port the Node publishes in
+``status.daemonEndpoints.kubeletEndpoint.Port``, with kubelet's query parameters
+(``follow``, ``previous``, ``tailLines``, ``sinceSeconds``, ``sinceTime``, ``timestamps``,
+``limitBytes``, ``stream``). The answer is the plain log text, streamed chunk by chunk; a
+failure is a plain-text message with kubelet's status code and wording (404 for a pod or
+container the agent does not run, 400 ``container "app" in pod "web" is waiting to start:
+ContainerCreating`` and ``previous terminated container "app" in pod "web" not found``),
+which the API server turns into a Kubernetes Status.
+
+Every request must carry ``Authorization: Bearer <token>`` with the token the agent joined
+the cluster with (the node token, which the API server also holds); anything else gets 401.
+The endpoint speaks TLS with a certificate the agent makes itself on first start
+(``<data dir>/pki/kubelet.crt``, signed by a CA of its own), as a kubelet does without
+``--tls-cert-file``; the API server does not verify it (kube-apiserver without
+``--kubelet-certificate-authority`` does not either), the token is what authenticates.
+
+Which file is read: the instance (restart) of the container that the pod's status shows,
+by kubelet's rules (``validateContainerLogStatus``): the running instance, else the last
+terminated one; ``previous`` asks for the one in ``lastState.terminated``. Following ends
+when that instance is no longer running.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import ssl
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from setpoint.agent import logs
+from setpoint.agent import pods as podspec
+from setpoint.agent.runtime import ContainerState
+from setpoint.pki import ensure_self_signed_serving, tokens_equal
+
+log = logging.getLogger(__name__)
+
+Obj = dict[str, Any]
+DEFAULT_KUBELET_PORT = 10250  # kubelet's --port
+_TRUE = ("1", "t", "true", "yes")  # Go's strconv.ParseBool, and kubectl's "true"
+_FALSE = ("0", "f", "false", "no", "")
+
+
+class LogRequestError(Exception):
+    """A request the endpoint answers with ``code`` and a plain-text ``message``."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+# ------------------------------------------------------------------ which instance
+
+
+def log_instance(
+    pod: Obj,
+    container: Obj,
+    state: ContainerState | None,
+    *,
+    config_error: str = "",
+    init: bool = False,
+    initialized: bool = True,
+    previous: bool = False,
+) -> int:
+    """The restart count of the instance whose log to read, by kubelet's
+    ``validateContainerLogStatus`` over the status the agent reports for the container;
+    raises :class:`LogRequestError` (400) with kubelet's message when there is none."""
+    status = podspec.container_status(
+        pod, container, state, config_error, init=init, initialized=initialized
+    )
+    name, pod_name = container["name"], pod["metadata"]["name"]
+    current = status.get("state") or {}
+    last_terminated = (status.get("lastState") or {}).get("terminated")
+    last_exit = state.last_exit if state is not None else None
+    if previous:
+        if not last_terminated or last_exit is None:
+            raise LogRequestError(
+                400, f'previous terminated container "{name}" in pod "{pod_name}" not found'
+            )
+        return last_exit.restart_count
+    if "running" in current and state is not None:
+        return state.restart_count
+    if "terminated" in current or last_terminated:
+        if last_exit is None:
+            raise LogRequestError(400, f'container "{name}" in pod "{pod_name}" is terminated')
+        return last_exit.restart_count
+    reason = (current.get("waiting") or {}).get("reason")
+    if reason:
+        raise LogRequestError(
+            400, f'container "{name}" in pod "{pod_name}" is waiting to start: {reason}'
+        )
+    raise LogRequestError(
+        400, f'container "{name}" in pod "{pod_name}" is waiting to start - no logs yet'
+    )
+
+
+# ------------------------------------------------------------------ query parameters
+
+
+def _bool(query: Mapping[str, str], name: str) -> bool:
+    value = query.get(name, "").lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise LogRequestError(400, f'invalid value "{query[name]}" for query parameter {name}')
+
+
+def _int(query: Mapping[str, str], name: str) -> int | None:
+    raw = query.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        raise LogRequestError(400, f'invalid value "{raw}" for query parameter {name}') from None
+
+
+def parse_time(raw: str) -> float:
+    """An RFC3339 time (as ``sinceTime`` carries it) in epoch seconds."""
+    try:
+        return datetime.fromisoformat(raw.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        raise LogRequestError(400, f'invalid value "{raw}" for query parameter sinceTime') from None
+
+
+def log_options(query: Mapping[str, str], *, now: float) -> tuple[logs.LogOptions, bool]:
+    """Kubelet's ``PodLogOptions`` from the query (``ValidatePodLogOptions`` failures are
+    422, as the kubelet answers them), as (options, previous)."""
+    tail = query.get("tail")  # kubelet's backwards-compatible spelling of tailLines
+    if tail is not None and "tailLines" not in query:
+        query = {**query, "tailLines": "" if tail == "all" else tail}
+    tail_lines = _int(query, "tailLines")
+    limit_bytes = _int(query, "limitBytes")
+    since_seconds = _int(query, "sinceSeconds")
+    since_time = parse_time(query["sinceTime"]) if query.get("sinceTime") else None
+    stream = query.get("stream") or "All"
+    problems = []
+    if tail_lines is not None and tail_lines < 0:
+        problems.append("tailLines must be greater than or equal to 0")
+    if limit_bytes is not None and limit_bytes < 1:
+        problems.append("limitBytes must be greater than 0")
+    if since_seconds is not None and since_time is not None:
+        problems.append("at most one of `sinceTime` or `sinceSeconds` may be specified")
+    if since_seconds is not None and since_seconds < 1:
+        problems.append("sinceSeconds must be greater than 0")
+    if stream not in ("All", "Stdout", "Stderr"):
+        problems.append(f'stream "{stream}" is not one of "All", "Stdout", "Stderr"')
+    elif stream != "All" and tail_lines is not None:
+        problems.append("`tailLines` and specific `stream` are mutually exclusive for now")
+    if problems:
+        raise LogRequestError(422, f"Invalid request: {'; '.join(problems)}")
+    since: float | None = None
+    if since_seconds is not None:
+        since = now - since_seconds
+    if since_time is not None:
+        since = since_time
+    options = logs.LogOptions(
+        tail_lines=tail_lines,
+        since_ns=int(since * 1_000_000_000) if since is not None else None,
+        timestamps=_bool(query, "timestamps"),
+        limit_bytes=limit_bytes,
+        follow=_bool(query, "follow"),
+        streams=logs.STREAMS if stream == "All" else frozenset({stream.lower()}),
+    )
+    return options, _bool(query, "previous")
+
+
+# ------------------------------------------------------------------ the endpoint
+
+
+@dataclass(frozen=True)
+class PodView:
+    """What the endpoint reads of the agent, all live views owned by the agent: pods by
+    ``namespace/name`` key, container states and configuration errors by container id."""
+
+    pod: Callable[[str], Obj | None]
+    states: Mapping[str, ContainerState]
+    config_errors: Mapping[str, str]
+    data_dir: Path
+
+
+class KubeletServer:
+    """The HTTPS listener; :meth:`start` it (it picks a free port for ``port=0``) and
+    :meth:`stop` it. Its owner (the NodeAgent) publishes :attr:`port` on the Node."""
+
+    def __init__(
+        self,
+        view: PodView,
+        *,
+        token: str,
+        host: str = "127.0.0.1",
+        port: int = DEFAULT_KUBELET_PORT,
+        cert_dir: Path,
+        node_name: str = "",
+    ) -> None:
+        self.view = view
+        self.token = token
+        self.host = host
+        self.port = port
+        self.cert_dir = cert_dir
+        self.node_name = node_name
+        self._runner: web.AppRunner | None = None
+
+    def ssl_context(self) -> ssl.SSLContext:
+        hosts = sorted({self.host, "127.0.0.1", "localhost", self.node_name} - {""})
+        cert, key = ensure_self_signed_serving(
+            self.cert_dir, hosts=hosts, name="kubelet", common_name=self.node_name or "kubelet"
+        )
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        context.load_cert_chain(certfile=cert, keyfile=key)
+        return context
+
+    def application(self) -> web.Application:
+        app = web.Application()
+        app.router.add_get(
+            "/containerLogs/{namespace}/{pod}/{container}", self._authenticated(self.logs)
+        )
+        return app
+
+    async def start(self) -> int:
+        # handler_cancellation: a follower whose client went away stops reading at once
+        runner = web.AppRunner(
+            self.application(), access_log=None, handle_signals=False, handler_cancellation=True
+        )
+        await runner.setup()
+        site = web.TCPSite(runner, self.host, self.port, ssl_context=self.ssl_context())
+        await site.start()
+        self._runner = runner
+        server = site._server  # aiohttp keeps the asyncio server here
+        for sock in getattr(server, "sockets", None) or []:
+            if sock.family in (socket.AF_INET, socket.AF_INET6):
+                self.port = int(sock.getsockname()[1])
+                break
+        log.info("kubelet endpoint listening on https://%s:%d", self.host, self.port)
+        return self.port
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    def _authenticated(self, handler: Callable[[web.Request], Any]) -> Callable[[web.Request], Any]:
+        async def check(request: web.Request) -> web.StreamResponse:
+            header = request.headers.get("Authorization", "")
+            token = header[len("Bearer ") :].strip() if header.startswith("Bearer ") else ""
+            if not token or not tokens_equal(token, self.token):
+                return web.Response(status=401, text="Unauthorized")
+            try:
+                response: web.StreamResponse = await handler(request)
+            except LogRequestError as exc:
+                return web.Response(status=exc.code, text=exc.message)
+            return response
+
+        return check
+
+    async def logs(self, request: web.Request) -> web.StreamResponse:
+        """``GET /containerLogs/{namespace}/{pod}/{container}``."""
+        namespace = request.match_info["namespace"]
+        pod_name = request.match_info["pod"]
+        name = request.match_info["container"]
+        options, previous = log_options(request.query, now=time.time())
+        pod = self.view.pod(f"{namespace}/{pod_name}")
+        if pod is None:
+            raise LogRequestError(404, f'pod "{pod_name}" does not exist')
+        spec = pod.get("spec") or {}
+        inits = spec.get("initContainers") or []
+        container = next(
+            (c for c in [*inits, *(spec.get("containers") or [])] if c.get("name") == name), None
+        )
+        if container is None:
+            raise LogRequestError(404, f'container "{name}" not found in pod "{pod_name}"')
+        uid = pod["metadata"].get("uid", "")
+        cid = podspec.container_id(uid, name)
+        states = self.view.states
+        instance = log_instance(
+            pod,
+            container,
+            states.get(cid),
+            config_error=self.view.config_errors.get(cid, ""),
+            init=container in inits,
+            initialized=all(
+                podspec.init_succeeded(states.get(podspec.container_id(uid, c["name"])))
+                for c in inits
+            ),
+            previous=previous,
+        )
+        log_dir = podspec.pod_log_dir(self.view.data_dir, pod) / name
+
+        def is_active() -> bool:
+            state = states.get(cid)
+            return (
+                state is not None and state.state == "running" and (state.restart_count == instance)
+            )
+
+        response = web.StreamResponse(headers={"Content-Type": "text/plain"})
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        async for chunk in logs.read_log(
+            lambda: logs.instance_files(log_dir, instance), options, is_active=is_active
+        ):
+            await response.write(chunk)
+        await response.write_eof()
+        return response

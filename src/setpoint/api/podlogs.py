@@ -1,0 +1,265 @@
+"""``GET /api/v1/namespaces/{ns}/pods/{name}/log``: a container's log, from its node's agent.
+
+The API server holds no logs. As kube-apiserver does (pkg/registry/core/pod/rest/log.go and
+``LogLocation`` in pkg/registry/core/pod/strategy.go), it reads the pod, checks the request
+(``PodLogOptions``: a negative ``tailLines``, a ``limitBytes`` or ``sinceSeconds`` below 1,
+or both ``sinceTime`` and ``sinceSeconds`` are 422 Invalid), picks the container (the only
+one, or the one named by ``container``: a pod with several needs a name, 400 ``a container
+name must be specified for pod web, choose one of: [init app sidecar]``; an unknown name is
+400 ``container nope is not valid for pod web``), and streams what the node's agent answers
+at ``https://<node InternalIP>:<status.daemonEndpoints.kubeletEndpoint.Port>/containerLogs/
+<ns>/<pod>/<container>`` (the kubelet's API, see :mod:`setpoint.agent.server`). A pod not
+bound to a node yet has no logs: the answer is empty, as Kubernetes' empty location gives.
+
+The answer is passed on chunk by chunk as it arrives (``kubectl logs -f`` shows each line
+when it is written), and the upstream request ends when the client goes away. A failure
+the agent reports (``container "app" in pod "web" is waiting to start: ContainerCreating``,
+``previous terminated container "app" in pod "web" not found``) comes back as a Status
+with the same code and the agent's words, as ``GenericHttpResponseChecker`` makes it.
+
+Authentication to the agent is the node token (the token agents join with, which the
+server created). The agent's certificate is self-signed and is not verified — as
+kube-apiserver without ``--kubelet-certificate-authority`` does not verify a kubelet's —
+so the TLS protects the log text from passive observers, and the token, not the
+certificate, is what the agent checks. ``insecureSkipTLSVerifyBackend`` is accepted and
+changes nothing for that reason.
+
+The agent's address is the Node's ``InternalIP`` (then ``ExternalIP``, then ``Hostname``):
+setpoint agents name the node after the host but the name need not resolve.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import ssl
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote, urlencode
+
+import aiohttp
+from aiohttp import web
+
+from setpoint.api import errors
+from setpoint.api.errors import APIError
+from setpoint.api.storage import ResourceStorage
+from setpoint.resources.registry import FieldError, forbidden, invalid, not_supported
+
+log = logging.getLogger(__name__)
+
+DEFAULT_KUBELET_PORT = 10250  # kube-apiserver's --kubelet-port, for a Node that names none
+ADDRESS_TYPES = ("InternalIP", "ExternalIP", "Hostname")
+CONNECT_TIMEOUT = 10.0
+MAX_ERROR_BYTES = 50_000  # GenericHttpResponseChecker's maxReadLength
+_BOOL = {"1": True, "t": True, "true": True, "0": False, "f": False, "false": False, "": False}
+_REASONS = {
+    400: "BadRequest",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "NotFound",
+    409: "Conflict",
+    422: "Invalid",
+    429: "TooManyRequests",
+    503: "ServiceUnavailable",
+    504: "Timeout",
+}
+
+
+def _bool(query: Mapping[str, str], name: str) -> bool:
+    value = query.get(name, "")
+    try:
+        return _BOOL[value.lower()]
+    except KeyError:
+        raise errors.bad_request(f'invalid value "{value}" for query parameter {name}') from None
+
+
+def _int(query: Mapping[str, str], name: str) -> int | None:
+    raw = query.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        raise errors.bad_request(f'invalid value "{raw}" for query parameter {name}') from None
+
+
+def _time(query: Mapping[str, str], name: str) -> datetime | None:
+    raw = query.get(name)
+    if not raw:
+        return None
+    try:
+        parsed = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        raise errors.bad_request(f'invalid value "{raw}" for query parameter {name}') from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def kubelet_query(query: Mapping[str, str], name: str) -> dict[str, str]:
+    """The kubelet's query for a ``pods/log`` request, after ``ValidatePodLogOptions``
+    (422 Invalid on ``PodLogOptions``, as kube-apiserver answers)."""
+    tail_lines = _int(query, "tailLines")
+    limit_bytes = _int(query, "limitBytes")
+    since_seconds = _int(query, "sinceSeconds")
+    since_time = _time(query, "sinceTime")
+    stream = query.get("stream")
+    _bool(query, "insecureSkipTLSVerifyBackend")  # accepted; see the module docstring
+    problems: list[FieldError] = []
+    if tail_lines is not None and tail_lines < 0:
+        problems.append(invalid("tailLines", tail_lines, "must be greater than or equal to 0"))
+    if limit_bytes is not None and limit_bytes < 1:
+        problems.append(invalid("limitBytes", limit_bytes, "must be greater than 0"))
+    if since_seconds is not None and since_time is not None:
+        problems.append(
+            forbidden("", "at most one of `sinceTime` or `sinceSeconds` may be specified")
+        )
+    elif since_seconds is not None and since_seconds < 1:
+        problems.append(invalid("sinceSeconds", since_seconds, "must be greater than 0"))
+    if stream is not None:
+        if stream not in ("Stdout", "Stderr", "All"):
+            problems.append(not_supported("stream", stream, ("Stdout", "Stderr", "All")))
+        elif stream != "All" and tail_lines is not None:
+            problems.append(
+                forbidden("", "`tailLines` and specific `stream` are mutually exclusive for now")
+            )
+    if problems:
+        raise invalid_options(name, problems)
+    params: dict[str, str] = {}
+    for flag in ("follow", "previous", "timestamps"):
+        if _bool(query, flag):
+            params[flag] = "true"
+    if since_seconds is not None:
+        params["sinceSeconds"] = str(since_seconds)
+    if since_time is not None:
+        params["sinceTime"] = since_time.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    if tail_lines is not None:
+        params["tailLines"] = str(tail_lines)
+    if limit_bytes is not None:
+        params["limitBytes"] = str(limit_bytes)
+    if stream is not None:
+        params["stream"] = stream
+    return params
+
+
+def invalid_options(name: str, problems: list[FieldError]) -> APIError:
+    causes = [{"reason": p.type, "message": p.message, "field": p.field} for p in problems]
+    summary = ", ".join(f"{p.field}: {p.message}" if p.field else p.message for p in problems)
+    if len(problems) > 1:
+        summary = f"[{summary}]"
+    return APIError(
+        422,
+        "Invalid",
+        f'PodLogOptions "{name}" is invalid: {summary}',
+        details={"name": name, "group": "", "kind": "PodLogOptions", "causes": causes},
+    )
+
+
+def pick_container(pod: dict[str, Any], container: str) -> str:
+    """``validateContainer``: the named container must exist; without a name, the pod
+    must have exactly one (app) container."""
+    spec = pod.get("spec") or {}
+    name = pod["metadata"]["name"]
+    apps = spec.get("containers") or []
+    every = [*(spec.get("initContainers") or []), *apps, *(spec.get("ephemeralContainers") or [])]
+    if container:
+        if not any(c.get("name") == container for c in every):
+            raise errors.bad_request(f"container {container} is not valid for pod {name}")
+        return container
+    if len(apps) == 1:
+        return str(apps[0]["name"])
+    if not apps:
+        raise errors.bad_request(f"a container name must be specified for pod {name}")
+    names = " ".join(str(c.get("name")) for c in every)
+    raise errors.bad_request(
+        f"a container name must be specified for pod {name}, choose one of: [{names}]"
+    )
+
+
+def kubelet_address(node: dict[str, Any]) -> tuple[str, int]:
+    """Where a Node's agent listens: its preferred address and published port."""
+    status = node.get("status") or {}
+    addresses = {a.get("type"): a.get("address") for a in status.get("addresses") or []}
+    host = next((addresses[t] for t in ADDRESS_TYPES if addresses.get(t)), None)
+    if host is None:
+        raise errors.internal(f'no preferred addresses found for node "{node["metadata"]["name"]}"')
+    endpoint = (status.get("daemonEndpoints") or {}).get("kubeletEndpoint") or {}
+    port = int(endpoint.get("Port") or 0) or DEFAULT_KUBELET_PORT
+    return host, port
+
+
+def upstream_error(code: int, body: str) -> APIError:
+    """A kubelet failure as kube-apiserver's ``GenericHttpResponseChecker`` returns it."""
+    message = body.strip()
+    if code == 500:
+        return errors.internal(message)
+    if code == 400:
+        return errors.bad_request(message)
+    reason = _REASONS.get(code, "InternalError")
+    return APIError(code, reason, message or f"the server responded with status {code}")
+
+
+class PodLogs:
+    """The ``pods/log`` subresource. :meth:`close` it with the server."""
+
+    def __init__(
+        self, *, pods: ResourceStorage | None, nodes: ResourceStorage | None, node_token: str
+    ) -> None:
+        self.pods = pods
+        self.nodes = nodes
+        self.node_token = node_token
+        self._session: aiohttp.ClientSession | None = None
+
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            # TLS without verification: the agent's certificate is self-signed (see above).
+            context = ssl.create_default_context()
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(ssl=context),
+                timeout=aiohttp.ClientTimeout(total=None, sock_connect=CONNECT_TIMEOUT),
+            )
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def serve(self, request: web.Request, namespace: str, name: str) -> web.StreamResponse:
+        if request.method not in ("GET", "HEAD"):
+            raise errors.method_not_allowed(request.method)
+        if self.pods is None or self.nodes is None:  # a server that serves no pods or nodes
+            raise errors.resource_not_found(request.path)
+        params = kubelet_query(request.query, name)
+        pod = (await self.pods.get(namespace, name)).obj
+        container = pick_container(pod, request.query.get("container", ""))
+        node_name = (pod.get("spec") or {}).get("nodeName")
+        if not node_name:
+            return web.Response(body=b"", content_type="text/plain")
+        host, port = kubelet_address((await self.nodes.get(None, node_name)).obj)
+        path = "/".join(quote(p, safe="") for p in ("containerLogs", namespace, name, container))
+        netloc = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        url = f"https://{netloc}/{path}" + (f"?{urlencode(params)}" if params else "")
+        try:
+            upstream = await self.session().get(
+                url, headers={"Authorization": f"Bearer {self.node_token}"}
+            )
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            raise errors.internal(f'Get "{url}": {exc}') from None
+        try:
+            if not 200 <= upstream.status <= 206:
+                body = await upstream.content.read(MAX_ERROR_BYTES)
+                raise upstream_error(upstream.status, body.decode(errors="replace"))
+            response = web.StreamResponse(headers={"Content-Type": "text/plain"})
+            response.enable_chunked_encoding()
+            await response.prepare(request)
+            # each chunk is written as it comes: `kubectl logs -f` sees lines at once; an
+            # agent that goes away mid-stream ends the log where it broke off
+            with contextlib.suppress(aiohttp.ClientPayloadError):
+                async for chunk in upstream.content.iter_any():
+                    await response.write(chunk)
+            await response.write_eof()
+            return response
+        finally:
+            upstream.close()  # also when the client went away (the handler is cancelled)
