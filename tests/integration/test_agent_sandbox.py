@@ -80,6 +80,30 @@ async def test_configmap_volume_is_visible_inside_the_container_but_not_on_the_h
     os.rmdir(mount_path)  # the mount point the sandbox had to create on the host
 
 
+async def test_exec_probe_sees_the_containers_volumes(node: AgentNode) -> None:
+    needs_root()
+    cm, mount_path = unique("cm"), f"/etc/{unique('sp-test')}"
+    await create_configmap(node, cm, {"ready": "yes"})
+    probe = {"exec": {"command": ["cat", f"{mount_path}/ready"]}, "periodSeconds": 1}
+    await node.create_pod(
+        "probed-volume",
+        {
+            "command": SLEEP,
+            "readinessProbe": probe,
+            "volumeMounts": [{"name": "cfg", "mountPath": mount_path}],
+        },
+        volumes=[{"name": "cfg", "configMap": {"name": cm}}],
+    )
+    await node.running_pid("probed-volume")
+
+    async def ready() -> bool:
+        return bool((await node.app_status("probed-volume")).get("ready"))
+
+    await eventually(ready, timeout=15, what="readiness read from the mounted volume")
+    await delete_and_wait_gone(node, "probed-volume")
+    os.rmdir(mount_path)
+
+
 async def test_read_only_volume_mount_rejects_writes(node: AgentNode) -> None:
     needs_root()
     ro, rw = f"/tmp/{unique('sp-ro')}", f"/tmp/{unique('sp-rw')}"

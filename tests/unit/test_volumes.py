@@ -14,7 +14,7 @@ import pytest
 
 from setpoint.agent import cgroups, volumes
 from setpoint.agent.sandbox import BindMount, container_mounts, mount_script, wrap_argv
-from setpoint.agent.supervisor import ContainerSpec, cgroup_dirs
+from setpoint.agent.supervisor import cgroup_dirs
 
 Obj = dict[str, Any]
 
@@ -300,13 +300,10 @@ def test_mount_script_creates_mount_points_and_remounts_read_only() -> None:
 
 def test_working_dir_inside_a_volume_is_entered_after_the_namespace() -> None:
     plan = [BindMount("/v", "/work", read_only=False, is_file=False)]
-    spec = ContainerSpec(id="u/app", argv=["run"], cwd="/work/sub")
-    argv, cwd = wrap_argv(spec, Path("/ns/app"), plan)
+    argv, cwd = wrap_argv(["run"], "/work/sub", Path("/ns/app"), plan)
     assert argv == ["nsenter", "--mount=/ns/app", "--", "env", "--chdir=/work/sub", "--", "run"]
     assert cwd is None
-    argv, cwd = wrap_argv(
-        ContainerSpec(id="u/app", argv=["run"], cwd="/srv"), Path("/ns/app"), plan
-    )
+    argv, cwd = wrap_argv(["run"], "/srv", Path("/ns/app"), plan)
     assert argv == ["nsenter", "--mount=/ns/app", "--wd=/srv", "--", "run"] and cwd == "/srv"
 
 

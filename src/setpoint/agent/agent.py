@@ -170,7 +170,7 @@ class NodeAgent:
         host_ip: str = "127.0.0.1",
         heartbeat_seconds: float = 10.0,
         lease_duration_seconds: int = 40,
-        workers: int = 8,
+        workers: int = 64,
         container_settings: podspec.NodeContainerSettings | None = None,
         kubelet_port: int = 0,
         kubelet_token: str | None = None,
@@ -197,6 +197,7 @@ class NodeAgent:
             base_env=self.base_env,
             pod_ip=host_ip,
             host_ip=host_ip,
+            enter_namespace=self.sandboxes.enter,
         )
         self.ready = asyncio.Event()
         self._node: Obj = {}
@@ -411,8 +412,9 @@ class NodeAgent:
             else:
                 await self._start_missing_containers(pod)
                 self._requeue_at_deadline(key, pod)
-        await self._record_container_events(pod)
+        # status first: what the user waits for is the pod's state, the events follow
         await self._write_status(pod)
+        await self._record_container_events(pod)
 
     def _requeue_at_deadline(self, key: str, pod: Obj) -> None:
         """Look at the pod again the moment its ``activeDeadlineSeconds`` runs out."""
@@ -437,14 +439,24 @@ class NodeAgent:
         grace = (pod.get("spec") or {}).get("terminationGracePeriodSeconds", DEFAULT_GRACE_SECONDS)
 
         async def stop(cid: str) -> None:
-            name = cid.partition("/")[2]
-            await self.recorder.record(pod, "Normal", "Killing", f"Stopping container {name}")
-            with contextlib.suppress(LookupError, SupervisorError):
-                self._states[cid] = await self.runtime.stop_container(
-                    cid, grace_seconds=float(grace)
-                )
+            state = await self._kill_container(pod, cid, float(grace))
+            if state is not None:
+                self._states[cid] = state
 
         await asyncio.gather(*(stop(cid) for cid in live))
+
+    async def _kill_container(
+        self, pod: Obj, cid: str, grace_seconds: float
+    ) -> ContainerState | None:
+        """The kubelet's killContainer: a Killing event, the preStop hook within the grace
+        period, then SIGTERM and SIGKILL after what is left of it. The container is not
+        restarted afterwards; None if the runtime no longer has it."""
+        name = cid.partition("/")[2]
+        await self.recorder.record(pod, "Normal", "Killing", f"Stopping container {name}")
+        grace = await self.probes.pre_stop(pod, name, self._states.get(cid), grace_seconds)
+        with contextlib.suppress(LookupError, SupervisorError):
+            return await self.runtime.stop_container(cid, grace_seconds=grace)
+        return None
 
     async def _start_missing_containers(self, pod: Obj) -> None:
         """Run the init containers one after another, each to success, then start every
@@ -503,7 +515,7 @@ class NodeAgent:
             self.queue.add_after(object_key(pod), CONFIG_RETRY_SECONDS)
             return
         container_spec = prepared
-        (log_dir / container["name"]).mkdir(parents=True, exist_ok=True)
+        await asyncio.to_thread((log_dir / container["name"]).mkdir, parents=True, exist_ok=True)
         try:
             state = await self.runtime.start_container(container_spec)
         except SupervisorError as exc:
@@ -632,13 +644,11 @@ class NodeAgent:
 
         async def stop_and_remove(cid: str) -> None:
             state = self._states.get(cid)
-            grace = grace_seconds
             if pod is not None and state is not None and state.state != "exited":
-                name = cid.partition("/")[2]
-                await self.recorder.record(pod, "Normal", "Killing", f"Stopping container {name}")
-                grace = await self.probes.pre_stop(pod, name, state, grace_seconds)
-            with contextlib.suppress(LookupError, SupervisorError):
-                await self.runtime.stop_container(cid, grace_seconds=grace)
+                await self._kill_container(pod, cid, grace_seconds)
+            else:
+                with contextlib.suppress(LookupError, SupervisorError):
+                    await self.runtime.stop_container(cid, grace_seconds=grace_seconds)
             with contextlib.suppress(LookupError, SupervisorError):
                 await self.runtime.remove(cid)
             self._states.pop(cid, None)

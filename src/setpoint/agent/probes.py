@@ -44,6 +44,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
+import functools
 import json
 import logging
 import os
@@ -58,6 +59,9 @@ from setpoint.agent import pods as podspec
 from setpoint.agent.runtime import ContainerState, Runtime, SupervisorError
 from setpoint.client.api import ApiError, Obj
 from setpoint.client.events import EventRecorder
+
+# (argv, cwd) -> the same command made to run inside the container's mount namespace
+EnterNamespace = Callable[[list[str], str | None], tuple[list[str], str | None]]
 
 log = logging.getLogger(__name__)
 
@@ -231,13 +235,17 @@ class Target:
     pod_ip: str
     env: Mapping[str, str] = field(default_factory=dict)
     cwd: str | None = None
+    enter: EnterNamespace | None = None  # wraps an exec command to run where the container is
 
 
 async def run_action(action: Obj, target: Target, *, timeout: float | None) -> Outcome:
     """Run a probe or hook action once; raises :class:`ProbeError` if it cannot run."""
     if "exec" in action:
         command = [str(c) for c in (action["exec"] or {}).get("command") or []]
-        return await run_exec(command, env=target.env, cwd=target.cwd, timeout=timeout)
+        cwd = target.cwd
+        if target.enter is not None and command:
+            command, cwd = target.enter(command, cwd)
+        return await run_exec(command, env=target.env, cwd=cwd, timeout=timeout)
     if "httpGet" in action:
         return await run_http_get(
             action["httpGet"] or {}, target, timeout=timeout or HOOK_HTTP_TIMEOUT
@@ -436,8 +444,11 @@ class ProbeManager:
         base_env: Mapping[str, str],
         pod_ip: str,
         host_ip: str,
+        enter_namespace: Callable[[Obj, Obj, list[str], str | None], tuple[list[str], str | None]]
+        | None = None,  # (pod, container, argv, cwd): see Sandboxes.enter
     ) -> None:
         self.runtime = runtime
+        self.enter_namespace = enter_namespace
         self.recorder = recorder
         self.wake = wake
         self.fetch_sources = fetch_sources
@@ -593,7 +604,12 @@ class ProbeManager:
         except (podspec.ContainerConfigError, ApiError, OSError, ValueError) as exc:
             log.info("probe env of %s falls back to the base env: %s", container["name"], exc)
             env = dict(self.base_env)
-        return Target(container, self.pod_ip, env, container.get("workingDir") or None)
+        enter = (
+            functools.partial(self.enter_namespace, pod, container)
+            if self.enter_namespace is not None
+            else None
+        )
+        return Target(container, self.pod_ip, env, container.get("workingDir") or None, enter)
 
     async def _work(self, inst: Instance, config: ProbeConfig) -> None:
         """One probe of one instance: probe, then sleep a period (or until woken)."""

@@ -156,19 +156,19 @@ def mount_script(plan: list[BindMount]) -> str:
 
 
 def wrap_argv(
-    spec: ContainerSpec, ns_file: Path, plan: list[BindMount]
+    argv: list[str], cwd: str | None, ns_file: Path, plan: list[BindMount]
 ) -> tuple[list[str], str | None]:
-    """The argv (and host cwd) that runs ``spec`` inside the mount namespace ``ns_file``."""
+    """The argv (and host cwd) that runs ``argv`` in ``cwd`` inside the mount namespace
+    ``ns_file``."""
     prefix = ["nsenter", f"--mount={ns_file}"]
-    cwd = spec.cwd
     if cwd is None:
-        return [*prefix, "--", *spec.argv], None
+        return [*prefix, "--", *argv], None
     inside = any(cwd == m.target or cwd.startswith(m.target.rstrip("/") + "/") for m in plan)
     if inside:  # the directory exists only in the namespace
-        return [*prefix, "--", "env", f"--chdir={cwd}", "--", *spec.argv], None
+        return [*prefix, "--", "env", f"--chdir={cwd}", "--", *argv], None
     # nsenter opens --wd before entering, which is right for a host directory; the host cwd
     # keeps the supervisor's StartError for a working directory that does not exist
-    return [*prefix, f"--wd={cwd}", "--", *spec.argv], cwd
+    return [*prefix, f"--wd={cwd}", "--", *argv], cwd
 
 
 # ------------------------------------------------------------------ host mounts
@@ -260,7 +260,7 @@ class Sandboxes:
         if uid in self._ready and (not wanted or now < self._refresh_due.get(uid, 0.0)):
             return Setup(True)
         pod_dir = self.pod_dir(uid)
-        pod_dir.mkdir(parents=True, exist_ok=True)
+        await asyncio.to_thread(pod_dir.mkdir, parents=True, exist_ok=True)
         sources = await self._fetch(pod["metadata"].get("namespace", ""), wanted)
         try:
             for volume in volumes.pod_volumes(pod):
@@ -330,7 +330,12 @@ class Sandboxes:
                         f"directory on disk, not a tmpfs: {NOT_ROOT}"
                     )
                     await self._note(pod, "Warning", "VolumesNotMounted", message)
-        problems = self.cgroups.apply(cgroups.pod_parent(uid), cgroups.pod_limits(pod))
+        # cgroup and directory work goes to a thread: under I/O load (the API server's
+        # fsyncs share the disk) one mkdir can block for milliseconds, and the event loop
+        # runs every other pod meanwhile
+        problems = await asyncio.to_thread(
+            self.cgroups.apply, cgroups.pod_parent(uid), cgroups.pod_limits(pod)
+        )
         unenforced = []
         for c in containers:
             for limit in cgroups.wanted(c):
@@ -352,7 +357,9 @@ class Sandboxes:
         changes: dict[str, object] = {}
         if self.cgroups.version:
             parent = cgroups.pod_parent(uid)
-            problems = self.cgroups.apply(parent, cgroups.container_limits(container), leaf=spec.id)
+            problems = await asyncio.to_thread(
+                self.cgroups.apply, parent, cgroups.container_limits(container), leaf=spec.id
+            )
             if problems:
                 message = "resource limits not enforced: " + "; ".join(problems)
                 await self._note(pod, "Warning", "ResourceLimitsNotEnforced", message)
@@ -373,8 +380,24 @@ class Sandboxes:
                     text = f"MountVolume.SetUp failed for container {container['name']!r}: {exc}"
                     await self.recorder.record(pod, "Warning", "FailedMount", text)
                     return None
-                changes["argv"], changes["cwd"] = wrap_argv(spec, ns_file, plan)
+                changes["argv"], changes["cwd"] = wrap_argv(spec.argv, spec.cwd, ns_file, plan)
         return dataclasses.replace(spec, **changes)  # type: ignore[arg-type]
+
+    def enter(
+        self, pod: Obj, container: Obj, argv: list[str], cwd: str | None
+    ) -> tuple[list[str], str | None]:
+        """``argv`` (and cwd) made to run inside the container's mount namespace, as its
+        exec probes and hooks must (they read the container's volumes where the container
+        does); unchanged for a container without one."""
+        uid = pod["metadata"]["uid"]
+        ns_file = self.pod_dir(uid) / "ns" / container["name"]
+        if not container.get("volumeMounts") or not os.path.ismount(ns_file):
+            return argv, cwd
+        try:
+            plan = container_mounts(pod, container, self.pod_dir(uid))
+        except MountError:
+            return argv, cwd  # cannot happen once its namespace exists; run on the host
+        return wrap_argv(argv, cwd, ns_file, plan)
 
     async def _mount_namespaces_unavailable(self) -> str:
         """Why this agent cannot make mount namespaces ("" if it can); probed once."""
