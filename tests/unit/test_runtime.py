@@ -25,7 +25,7 @@ from urllib.parse import quote
 import pytest
 
 from setpoint.agent.runtime import ContainerSpec, ContainerState, Runtime, ensure_supervisor
-from setpoint.agent.supervisor import proc_start_time
+from setpoint.agent.supervisor import VERSION, proc_start_time
 
 CRI_LINE = re.compile(rb"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z (stdout|stderr) ([FP]) (.*)$")
 
@@ -492,6 +492,49 @@ async def test_second_ensure_supervisor_connects_to_the_running_one(node: Node) 
     other = await ensure_supervisor(node.state_dir)
     node.runtimes.append(other)
     assert (await other.info())["pid"] == first
+
+
+# --------------------------------------------------------------------------- upgrading
+
+
+async def upgrade_supervisor(node: Node) -> int:
+    """What an agent of another version does on start: ``ensure_supervisor`` finds the
+    running supervisor's version differs, asks it to re-exec, and reconnects to the new
+    image (same pid, a later image start)."""
+    before = await node.runtime.info()
+    node.runtime = await ensure_supervisor(node.state_dir, version="an-older-agent's-code")
+    node.runtimes.append(node.runtime)
+    after = await node.runtime.info()
+    assert after["image_started"] > before["image_started"]
+    assert "upgrading supervisor" in (node.state_dir / "supervisor.log").read_text()
+    return int(before["pid"])
+
+
+async def test_upgrade_keeps_the_supervisor_pid_and_its_containers(node: Node) -> None:
+    a = await node.start(node.spec("a", "exec sleep 60"))
+    pid = await upgrade_supervisor(node)
+    info = await node.runtime.info()
+    assert info["pid"] == pid
+    assert info["version"] == VERSION
+    state = await node.get("pod-1/a")
+    assert (state.state, state.pid, state.pid_start_time) == ("running", a.pid, a.pid_start_time)
+
+
+async def test_exit_after_an_upgrade_keeps_its_real_status(node: Node) -> None:
+    await node.start(node.spec("a", "trap 'exit 7' TERM; while true; do sleep 0.05; done"))
+    await upgrade_supervisor(node)
+    stopped = await node.runtime.stop_container("pod-1/a", grace_seconds=5)
+    assert stopped.last_exit is not None
+    assert (stopped.last_exit.exit_code, stopped.last_exit.reason) == (7, "Error")
+
+
+async def test_crash_after_an_upgrade_is_restarted_with_its_signal(node: Node) -> None:
+    a = await node.start(node.spec("a", "exec sleep 60"))
+    await upgrade_supervisor(node)
+    os.kill(a.pid or 0, signal.SIGKILL)
+    state = await node.wait_for("pod-1/a", restarted(1))
+    assert state.last_exit is not None
+    assert (state.last_exit.exit_code, state.last_exit.signal) == (137, signal.SIGKILL)
 
 
 def test_an_idle_supervisor_exits_by_itself(tmp_path: Path) -> None:

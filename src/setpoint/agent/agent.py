@@ -560,6 +560,8 @@ class NodeAgent:
             self._reported[cid] = seen
             last = state.last_exit
             if state.state == "running":
+                # the kubelet's pair for every instance: CreateContainer, then StartContainer
+                await self.recorder.record(pod, "Normal", "Created", f"Created container: {name}")
                 await self.recorder.record(pod, "Normal", "Started", f"Started container {name}")
             elif last is not None and last.reason == "StartError":
                 message = f"Error: failed to start container {name}: {last.message}"

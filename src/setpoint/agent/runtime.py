@@ -20,6 +20,7 @@ import contextlib
 import itertools
 import json
 import os
+import signal
 import sys
 import time
 from collections.abc import AsyncGenerator
@@ -29,6 +30,7 @@ from typing import Any
 from setpoint.agent.supervisor import (
     LOG_NAME,
     SOCKET_NAME,
+    VERSION,
     ContainerSpec,
     ContainerState,
     ExitRecord,
@@ -159,8 +161,14 @@ class Runtime:
         return [ContainerState.from_dict(s) for s in await self._call("list")]
 
     async def info(self) -> dict[str, Any]:
-        """The supervisor's pid and container count."""
+        """The supervisor's pid, container count and code version."""
         result: dict[str, Any] = await self._call("info")
+        return result
+
+    async def upgrade(self) -> dict[str, Any]:
+        """Ask the supervisor to re-exec the installed code (its pid and containers stay);
+        this connection ends with it. Use :func:`ensure_supervisor`, which reconnects."""
+        result: dict[str, Any] = await self._call("upgrade")
         return result
 
     async def events(self) -> AsyncGenerator[ContainerState, None]:
@@ -180,15 +188,30 @@ class Runtime:
             writer.close()
 
 
-async def ensure_supervisor(state_dir: Path | str, *, timeout: float = 10.0) -> Runtime:
-    """Connect to the supervisor serving ``state_dir``, starting it first if none does.
+async def ensure_supervisor(
+    state_dir: Path | str, *, timeout: float = 10.0, version: str = VERSION
+) -> Runtime:
+    """Connect to the supervisor serving ``state_dir``, starting it first if none does, and
+    upgrading it in place first if it runs other code than ``version`` (the installed one):
+    an upgraded agent must not talk to yesterday's supervisor, nor restart its containers.
 
     A started supervisor runs in a session of its own and is orphaned (``--detach`` forks
     once more and the intermediate process exits when the daemon serves), so it is nobody's
     child and survives the agent. Its output goes to ``state_dir/supervisor.log``."""
     state_dir = Path(state_dir).absolute()
     with contextlib.suppress(FileNotFoundError, ConnectionRefusedError):
-        return await Runtime.connect(state_dir)
+        runtime = await Runtime.connect(state_dir)
+        info = await runtime.info()
+        if info.get("version") == version:
+            return runtime
+        try:
+            return await _upgrade(runtime, timeout=timeout)
+        except SupervisorError:
+            if "version" in info:
+                raise
+            # older than in-place upgrades: stop it (its containers keep running) and let
+            # a new supervisor re-adopt them below; only their exit statuses are lost
+            await _stop_old_supervisor(runtime, int(info["pid"]), timeout=timeout)
     state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     with open(state_dir / LOG_NAME, "ab") as log:
         launcher = await asyncio.create_subprocess_exec(
@@ -217,3 +240,35 @@ async def ensure_supervisor(state_dir: Path | str, *, timeout: float = 10.0) -> 
             if time.monotonic() > deadline:
                 raise
             await asyncio.sleep(0.01)
+
+
+async def _upgrade(runtime: Runtime, *, timeout: float) -> Runtime:
+    """Ask the supervisor to re-exec the installed code and connect to it again once it
+    serves (same pid, same containers)."""
+    state_dir, old = runtime.state_dir, await runtime.upgrade()
+    await runtime.close()
+    deadline = time.monotonic() + timeout
+    while True:
+        # until the new image serves: refused, or accepted by the old image's listener
+        # and then reset by the exec
+        with contextlib.suppress(OSError, SupervisorError):
+            fresh = await Runtime.connect(state_dir)
+            try:
+                info = await fresh.info()
+                if info["pid"] == old["pid"] and info["image_started"] != old["image_started"]:
+                    return fresh
+            except (OSError, SupervisorError):
+                pass
+            await fresh.close()
+        if time.monotonic() > deadline:
+            raise SupervisorError(f"supervisor {old['pid']} did not come back from its upgrade")
+        await asyncio.sleep(0.02)
+
+
+async def _stop_old_supervisor(runtime: Runtime, pid: int, *, timeout: float) -> None:
+    await runtime.close()
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+        await asyncio.sleep(0.02)

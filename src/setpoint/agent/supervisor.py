@@ -24,9 +24,11 @@ readable by the kernel and are reaped with their status. A restarted supervisor 
 instances whose pid and start time still match; they are no longer its children, so their exit
 status cannot be read: such an exit (and one that happened while no supervisor ran) is
 recorded as exit code 255 with reason ``Unknown``, which is what containerd's CRI plugin
-reports when a container's exit status is lost (``unknownExitCode``). Kubelet's own
-"lost container" status (137, ``ContainerStatusUnknown``) is for a container the runtime no
-longer knows at all, which is not the case here.
+reports when a container's exit status is lost (``unknownExitCode``). An *upgrade* loses
+nothing: asked by an agent of a newer version, the supervisor ``execve``s the installed code
+in its own process, so its containers stay its children and their exits are reaped exactly.
+Kubelet's own "lost container" status (137, ``ContainerStatusUnknown``) is for a container
+the runtime no longer knows at all, which is not the case here.
 
 Why FIFOs rather than pipes: a container keeps its stdout/stderr open *read-write* on its FIFO,
 so the FIFO always has a reader and a workload that writes while no supervisor runs is never
@@ -44,6 +46,7 @@ import asyncio
 import contextlib
 import dataclasses
 import fcntl
+import hashlib
 import json
 import os
 import signal
@@ -57,6 +60,10 @@ from typing import Any
 from urllib.parse import quote
 
 SOCKET_NAME = "supervisor.sock"
+# What this supervisor's code is: an agent that finds a supervisor of another version asks it
+# to upgrade, i.e. to execve the code now installed (see Server.upgrade).
+VERSION = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16]
+IMAGE_STARTED = time.time()  # changes with each execve, unlike the pid
 LOCK_NAME = "supervisor.lock"
 PID_NAME = "supervisor.pid"
 LOG_NAME = "supervisor.log"
@@ -645,16 +652,19 @@ class Supervisor:
         c.pidfd = None
         for pump in c.pumps:  # the instance's last words, before its exit is published
             pump.on_readable(self.loop)
-        if c.popen is None:
-            self._finish(c, self._unknown_exit(c, "exit status lost: re-adopted instance"))
-            return
         assert c.pid is not None
-        # The leader is a zombie until reaped, so its pid (= the group id) cannot be recycled:
-        # killing what is left of its group is safe here, and only here.
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(c.pid, signal.SIGKILL)
-        status = c.popen.wait()
-        c.popen = None
+        if c.popen is None:
+            status = self._reap_adopted(c)
+            if status is None:
+                self._finish(c, self._unknown_exit(c, "exit status lost: re-adopted instance"))
+                return
+        else:
+            # The leader is a zombie until reaped, so its pid (= the group id) cannot be
+            # recycled: killing what is left of its group is safe here, and only here.
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(c.pid, signal.SIGKILL)
+            status = c.popen.wait()
+            c.popen = None
         signum = -status if status < 0 else None
         code = 128 + signum if signum is not None else status
         if code == 0:
@@ -678,6 +688,21 @@ class Supervisor:
             restart_count=c.restart_count,
         )
         self._finish(c, record)
+
+    def _reap_adopted(self, c: Container) -> int | None:
+        """The status (as ``Popen.returncode``) of a re-adopted instance that exited, if it
+        is still our child — true across our own ``execve`` (an upgrade), not after a crash
+        (then init inherited it and its status is lost: None)."""
+        assert c.pid is not None
+        try:  # look without reaping, so the pid stays ours while we kill its group
+            if os.waitid(os.P_PID, c.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is None:
+                return None
+        except ChildProcessError:
+            return None
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(c.pid, signal.SIGKILL)
+        _, status = os.waitpid(c.pid, 0)
+        return os.waitstatus_to_exitcode(status)
 
     def _finish(self, c: Container, record: ExitRecord) -> None:
         c.record_exit(record)  # durable before anything else happens
@@ -838,14 +863,18 @@ class Server:
     Requests: ``{"id": n, "op": "start", "spec": {...}}``, ``{"op": "stop", "container":
     id, "grace_seconds": s}``, ``{"op": "kill", "container": id, "grace_seconds": s,
     "restart_count": n}``, ``{"op": "remove", "container": id}``, ``{"op": "list"}``,
-    ``{"op": "info"}``, and ``{"op": "watch"}``, after whose answer the connection carries
-    only ``{"event": state}`` lines: the current state of every container, then each change.
+    ``{"op": "info"}`` (pid, container count, code version), ``{"op": "upgrade"}`` (answer,
+    then re-exec the installed code: see :func:`upgrade`), and ``{"op": "watch"}``, after
+    whose answer the connection carries only ``{"event": state}`` lines: the current state of
+    every container, then each change.
     Answers: ``{"id": n, "ok": true, "result": ...}`` or ``{"id": n, "ok": false, "error":
     "..."}``."""
 
     def __init__(self, supervisor: Supervisor) -> None:
         self.supervisor = supervisor
         self.connections: set[asyncio.Task[None]] = set()
+        self.upgrade_requested = False
+        self.stopping = asyncio.Event()  # serve() returns (to exit, or to upgrade) once set
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
@@ -883,6 +912,8 @@ class Server:
             await send({"id": request.get("id"), "ok": False, "error": str(exc)})
         else:
             await send({"id": request.get("id"), "ok": True, "result": result})
+        if self.upgrade_requested:
+            self.stopping.set()  # the answer is out: now re-exec (see serve)
 
     async def dispatch(self, request: dict[str, Any]) -> Any:
         sup = self.supervisor
@@ -905,7 +936,15 @@ class Server:
         if op == "list":
             return [s.to_dict() for s in sup.list()]
         if op == "info":
-            return {"pid": os.getpid(), "containers": len(sup.containers)}
+            return {
+                "pid": os.getpid(),
+                "containers": len(sup.containers),
+                "version": VERSION,
+                "image_started": IMAGE_STARTED,
+            }
+        if op == "upgrade":
+            self.upgrade_requested = True
+            return {"pid": os.getpid(), "version": VERSION, "image_started": IMAGE_STARTED}
         raise ValueError(f"unknown op {op!r}")
 
     async def watch_until_hangup(
@@ -954,7 +993,8 @@ async def _exit_when_idle(
 
 async def serve(
     state_dir: Path, ready: Callable[[], None], *, idle_exit_seconds: float = IDLE_EXIT_SECONDS
-) -> None:
+) -> bool:
+    """Serve until SIGTERM/SIGINT, idleness or an upgrade request; True for an upgrade."""
     supervisor = Supervisor(state_dir)
     supervisor.recover()
     server = Server(supervisor)
@@ -967,7 +1007,7 @@ async def serve(
     finally:
         os.umask(old_umask)
     os.chmod(SOCKET_NAME, 0o600)
-    stopping = asyncio.Event()
+    stopping = server.stopping
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stopping.set)
@@ -986,6 +1026,7 @@ async def serve(
         for task in list(server.connections):
             task.cancel()
         supervisor.close()
+    return server.upgrade_requested
 
 
 def detach() -> Callable[[], None]:
@@ -1034,8 +1075,21 @@ def main(argv: list[str] | None = None) -> int:
         ready()
         return 0
     Path(PID_NAME).write_text(f"{os.getpid()}\n")
-    asyncio.run(serve(state_dir, ready, idle_exit_seconds=args.idle_exit_seconds))
+    if asyncio.run(serve(state_dir, ready, idle_exit_seconds=args.idle_exit_seconds)):
+        upgrade(state_dir, args.idle_exit_seconds)
     return 0
+
+
+def upgrade(state_dir: Path, idle_exit_seconds: float) -> None:
+    """Become the supervisor code now installed, in this same process: ``execve`` keeps the
+    pid, so every container stays our child and its exit status can still be reaped (the new
+    image re-adopts them from the state dir like after a restart). Our descriptors are
+    close-on-exec, so the lock and the socket are taken anew; the containers' FIFOs hold
+    their output meanwhile. Not ``--detach``: we already are the detached daemon."""
+    print(f"upgrading supervisor {VERSION} in place (pid {os.getpid()})", file=sys.stderr)
+    sys.stderr.flush()
+    argv = [sys.executable, "-m", "setpoint.agent.supervisor", "--state-dir", str(state_dir)]
+    os.execv(sys.executable, [*argv, "--idle-exit-seconds", str(idle_exit_seconds)])
 
 
 if __name__ == "__main__":
