@@ -3,14 +3,20 @@ fresh servers for tests that restart or break them."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
 from setpoint.client.api import ApiClient, ClientConfig
-from tests.support import Kubectl, Server, kill_node_processes, start_server, wait_for
+from tests.support import (
+    Kubectl,
+    Server,
+    create_namespace,
+    kill_node_processes,
+    start_server,
+    wait_for,
+)
 
 
 @pytest.fixture(scope="session")
@@ -46,15 +52,8 @@ def node_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 
 @pytest.fixture
-def namespace(server: Server) -> Iterator[str]:
-    name = f"t-{uuid.uuid4().hex[:10]}"
-    status, body, _ = server.request(
-        "POST",
-        "/api/v1/namespaces",
-        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}},
-    )
-    assert status == 201, body
-    yield name
+def namespace(server: Server) -> str:
+    return create_namespace(server)
 
 
 @pytest.fixture

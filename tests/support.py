@@ -19,6 +19,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -142,6 +143,18 @@ class Server:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+def create_namespace(server: Server, prefix: str = "t") -> str:
+    """A fresh namespace with a unique name (tests isolate by namespace)."""
+    name = f"{prefix}-{uuid.uuid4().hex[:10]}"
+    status, body, _ = server.request(
+        "POST",
+        "/api/v1/namespaces",
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}},
+    )
+    assert status == 201, body
+    return name
 
 
 def kill_node_processes(agent_dir: Path, processes: set[tuple[int, int]] | None = None) -> None:

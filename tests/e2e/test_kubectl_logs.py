@@ -8,14 +8,13 @@ import re
 import shutil
 import signal
 import tempfile
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from tests.support import Kubectl, Server, collect_lines, wait_for
+from tests.support import Kubectl, Server, collect_lines, create_namespace, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("node")]
 
@@ -36,13 +35,7 @@ def pod_yaml(name: str, containers: dict[str, str], *, labels: str = "") -> str:
 
 @pytest.fixture(scope="module")
 def kubectl(node_server: Server) -> Iterator[Kubectl]:
-    namespace = f"t-{uuid.uuid4().hex[:10]}"
-    status, body, _ = node_server.request(
-        "POST",
-        "/api/v1/namespaces",
-        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}},
-    )
-    assert status == 201, body
+    namespace = create_namespace(node_server)
     kubectl = Kubectl(node_server, namespace)
     greeter = "for i in 1 2 3 4; do echo line $i; done; echo oops >&2; exec sleep 1000"
     kubectl("apply", "-f", "-", input=pod_yaml("greeter", {"app": greeter}, labels="app: hi"))

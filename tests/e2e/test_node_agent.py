@@ -24,7 +24,14 @@ from urllib.parse import quote
 import pytest
 
 from setpoint.agent.supervisor import proc_start_time
-from tests.support import SETPOINT, Kubectl, Server, kill_node_processes, wait_for
+from tests.support import (
+    SETPOINT,
+    Kubectl,
+    Server,
+    create_namespace,
+    kill_node_processes,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("node")]
 
@@ -34,14 +41,7 @@ Process = tuple[int, int]  # (pid, start time): never mistaken for a recycled pi
 
 @pytest.fixture
 def k(node_server: Server) -> Kubectl:
-    name = f"na-{uuid.uuid4().hex[:8]}"
-    status, body, _ = node_server.request(
-        "POST",
-        "/api/v1/namespaces",
-        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}},
-    )
-    assert status == 201, body
-    return Kubectl(node_server, name)
+    return Kubectl(node_server, create_namespace(node_server, "na"))
 
 
 def get_pod(k: Kubectl, name: str) -> Obj:

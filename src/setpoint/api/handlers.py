@@ -63,7 +63,8 @@ def _truthy(value: str | None) -> bool:
     return value is not None and value.lower() in ("1", "true", "yes")
 
 
-def _int_param(query: Any, name: str) -> int | None:
+def int_param(query: Any, name: str) -> int | None:
+    """An integer query parameter (None when absent or empty); 400 when not a number."""
     raw = query.get(name)
     if raw is None or raw == "":
         return None
@@ -217,7 +218,7 @@ class ResourceHandlers:
             fields = parse_field_selector(query.get("fieldSelector", ""))
         except FieldSelectorParseError as exc:
             raise errors.bad_request(str(exc)) from None
-        limit = _int_param(query, "limit") or 0
+        limit = int_param(query, "limit") or 0
         match = query.get("resourceVersionMatch", "")
         rv = query.get("resourceVersion", "")
         if match and match not in ("Exact", "NotOlderThan"):
@@ -338,7 +339,7 @@ class ResourceHandlers:
         elif not rv_text:
             revision = await storage.store.current_revision()
             await cache.wait_fresh(revision)
-        timeout = _int_param(query, "timeoutSeconds")
+        timeout = int_param(query, "timeoutSeconds")
         response = web.StreamResponse(
             status=200,
             headers={"Content-Type": "application/json", "Cache-Control": "no-cache, private"},
@@ -559,7 +560,7 @@ class ResourceHandlers:
                 if not isinstance(parsed, dict):
                     raise errors.bad_request("DeleteOptions must be an object")
                 options = parsed
-        grace = options.get("gracePeriodSeconds", _int_param(query, "gracePeriodSeconds"))
+        grace = options.get("gracePeriodSeconds", int_param(query, "gracePeriodSeconds"))
         policy = options.get("propagationPolicy") or query.get("propagationPolicy")
         orphan = options.get("orphanDependents")
         if orphan is None and query.get("orphanDependents") is not None:

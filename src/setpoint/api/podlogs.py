@@ -43,6 +43,7 @@ from aiohttp import web
 
 from setpoint.api import errors
 from setpoint.api.errors import APIError
+from setpoint.api.handlers import int_param
 from setpoint.api.storage import ResourceStorage
 from setpoint.resources.registry import FieldError, forbidden, invalid, not_supported
 
@@ -74,16 +75,6 @@ def _bool(query: Mapping[str, str], name: str) -> bool:
         raise errors.bad_request(f'invalid value "{value}" for query parameter {name}') from None
 
 
-def _int(query: Mapping[str, str], name: str) -> int | None:
-    raw = query.get(name)
-    if raw is None or raw == "":
-        return None
-    try:
-        return int(raw)
-    except ValueError:
-        raise errors.bad_request(f'invalid value "{raw}" for query parameter {name}') from None
-
-
 def _time(query: Mapping[str, str], name: str) -> datetime | None:
     raw = query.get(name)
     if not raw:
@@ -98,9 +89,9 @@ def _time(query: Mapping[str, str], name: str) -> datetime | None:
 def kubelet_query(query: Mapping[str, str], name: str) -> dict[str, str]:
     """The kubelet's query for a ``pods/log`` request, after ``ValidatePodLogOptions``
     (422 Invalid on ``PodLogOptions``, as kube-apiserver answers)."""
-    tail_lines = _int(query, "tailLines")
-    limit_bytes = _int(query, "limitBytes")
-    since_seconds = _int(query, "sinceSeconds")
+    tail_lines = int_param(query, "tailLines")
+    limit_bytes = int_param(query, "limitBytes")
+    since_seconds = int_param(query, "sinceSeconds")
     since_time = _time(query, "sinceTime")
     stream = query.get("stream")
     _bool(query, "insecureSkipTLSVerifyBackend")  # accepted; see the module docstring
