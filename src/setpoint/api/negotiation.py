@@ -8,12 +8,12 @@ read, 406 for a response type it cannot produce, and 400 for a body that does no
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 import orjson
 import yaml
 
-from setpoint.api import errors, protobuf
+from setpoint.api import errors, openapi_pb, protobuf
 
 MAX_BODY_BYTES = 3 * 1024 * 1024
 
@@ -83,6 +83,51 @@ def wants_aggregated_discovery(accept: str) -> bool:
         if media in (JSON, "*/*"):
             return False
     return False
+
+
+# What /openapi/v2 offers, in kube-openapi's order: (media type matched, Content-Type served).
+_OPENAPI_V2_OFFERS: Final = (
+    (JSON, JSON),
+    (openapi_pb.PROTOBUF_MEDIA_TYPE_DEPRECATED, openapi_pb.PROTOBUF_MEDIA_TYPE),
+    (openapi_pb.PROTOBUF_MEDIA_TYPE, openapi_pb.PROTOBUF_MEDIA_TYPE),
+)
+
+
+def _media_matches(pattern: str, media: str) -> bool:
+    kind, _, sub = pattern.partition("/")
+    offered_kind, _, offered_sub = media.partition("/")
+    return kind in ("*", offered_kind) and sub in ("*", "", offered_sub)
+
+
+def negotiate_openapi_v2(accept: str) -> str:
+    """The Content-Type to answer ``/openapi/v2`` with: JSON or gnostic's protobuf.
+
+    As kube-openapi's handler decides: Accept clauses by descending ``q`` (on a tie, concrete
+    types before wildcards, then in the client's order), and the first that matches an
+    offer wins; an empty Accept is ``*/*``. Nothing acceptable is 406.
+    """
+    clauses: list[tuple[float, bool, bool, int, str]] = []
+    for index, part in enumerate((accept or "*/*").split(",")):
+        media, params = _params(part)
+        if not media:
+            continue
+        try:
+            q = float(params.get("q", "1"))
+        except ValueError:
+            continue
+        if q > 0:
+            kind, _, sub = media.partition("/")
+            clauses.append((-q, kind == "*", sub in ("*", ""), index, media))
+    for *_, media in sorted(clauses):
+        for offered, content_type in _OPENAPI_V2_OFFERS:
+            if _media_matches(media, offered):
+                return content_type
+    raise errors.APIError(
+        406,
+        "NotAcceptable",
+        f"only the following media types are accepted: {JSON}, "
+        f"{openapi_pb.PROTOBUF_MEDIA_TYPE} (asked for {accept})",
+    )
 
 
 def body_media_type(content_type: str) -> str:

@@ -24,7 +24,9 @@ with the operation ids, actions and query parameters Kubernetes documents.
 :func:`build_openapi` produces every document at once, already serialized with sorted keys,
 together with the SHA-512 hashes (upper-case hex, as kube-openapi computes them) that the v3
 root advertises in each ``serverRelativeURL`` and that double as ETags, so the HTTP handlers
-only pick bytes and compare ``If-None-Match``.
+only pick bytes and compare ``If-None-Match``. The v2 document is also served in gnostic's
+protobuf encoding (:mod:`setpoint.api.openapi_pb`), which client-go's discovery client asks for;
+that encoding is made from the JSON bytes on first request and kept.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from typing import Any, Final, Literal
 
 import orjson
 
+from setpoint.api import openapi_pb
 from setpoint.resources.registry import Registry, ResourceType
 from setpoint.resources.schema import Schema, load_definitions
 
@@ -1007,6 +1010,14 @@ class OpenAPIDocuments:
     v3_group_versions: Mapping[str, bytes]
     v3_hashes: Mapping[str, str]
     v3_etags: Mapping[str, str]
+
+    @functools.cached_property
+    def v2_protobuf(self) -> bytes:
+        """The v2 document in gnostic's protobuf encoding, built on first use and kept.
+
+        It is served with ``v2_etag``, as kube-openapi does: both encodings hash the JSON.
+        """
+        return openapi_pb.encode_document(orjson.loads(self.v2_json))
 
     def server_relative_url(self, group_version: str) -> str:
         """Where the v3 root points clients for ``group_version`` (hash included)."""

@@ -340,7 +340,11 @@ class APIServer:
         if docs is None:
             raise errors.resource_not_found(request.path)
         if rest == ["v2"]:
-            return _cached(request, docs.v2_json, docs.v2_etag)
+            content_type = negotiation.negotiate_openapi_v2(request.headers.get("Accept", ""))
+            body = docs.v2_json if content_type == negotiation.JSON else docs.v2_protobuf
+            response = _cached(request, body, docs.v2_etag, content_type=content_type)
+            response.headers["Vary"] = "Accept"
+            return response
         if rest == ["v3"]:
             return _cached(request, docs.v3_root_json, docs.v3_root_etag)
         if rest and rest[0] == "v3":
@@ -401,11 +405,14 @@ def _raw(data: bytes) -> web.Response:
     return web.Response(body=data, content_type=negotiation.JSON)
 
 
-def _cached(request: web.Request, data: bytes, etag: str) -> web.Response:
+def _cached(
+    request: web.Request, data: bytes, etag: str, *, content_type: str = negotiation.JSON
+) -> web.Response:
     if etag and request.headers.get("If-None-Match") == etag:
         return web.Response(status=304, headers={"ETag": etag})
     headers = {"ETag": etag, "Cache-Control": "no-cache, private"} if etag else {}
-    return web.Response(body=data, content_type=negotiation.JSON, headers=headers)
+    headers["Content-Type"] = content_type
+    return web.Response(body=data, headers=headers)
 
 
 def monotonic() -> float:
