@@ -54,7 +54,7 @@ from setpoint.agent.runtime import ContainerState, Runtime, SupervisorError
 from setpoint.agent.sandbox import Sandboxes
 from setpoint.agent.server import DEFAULT_KUBELET_PORT, KubeletServer, PodView
 from setpoint.client.api import CONFIGMAPS, NODES, PODS, SECRETS, ApiClient, ApiError, Obj
-from setpoint.client.events import EventRecorder
+from setpoint.client.events import QueuedEventRecorder
 from setpoint.client.informer import EventHandler, Informer, object_key
 from setpoint.client.nodes import node_conditions, renew_lease
 from setpoint.client.tasks import cancel_all, run_until_stopped
@@ -184,7 +184,8 @@ class NodeAgent:
         self.lease_duration_seconds = lease_duration_seconds
         self.workers = workers
         self.container_settings = container_settings or podspec.NodeContainerSettings()
-        self.recorder = EventRecorder(client, "kubelet", host=node_name)
+        # events are written behind the pod workers' backs, like the kubelet's broadcaster
+        self.recorder = QueuedEventRecorder(client, "kubelet", host=node_name)
         self.sandboxes = Sandboxes(client, self.recorder, data_dir=data_dir)
         self.pods = Informer(client, PODS, field_selector=f"spec.nodeName={node_name}")
         self.queue: WorkQueue[str] = WorkQueue("agent-pods", qps=100.0, burst=1000)
@@ -229,6 +230,7 @@ class NodeAgent:
         self._running = True
         tasks: list[asyncio.Task[Any]] = []
         try:
+            tasks.append(asyncio.create_task(self.recorder.run(), name="agent-events"))
             self.data_dir.mkdir(parents=True, exist_ok=True)
             await self.kubelet.start()  # first: the Node publishes its port
             await self._register()

@@ -43,6 +43,15 @@ MIN_QUOTA_US = 1_000
 MIN_SHARES = 2
 MAX_SHARES = 262_144
 V1_CONTROLLERS = ("memory", "cpu", "pids")
+# What a new cgroup starts with (v1 and v2 files): writing these into a cgroup just created
+# changes nothing, and each cgroup file write costs ~0.1 ms of kernel time per pod start.
+KERNEL_DEFAULTS = {
+    "memory.limit_in_bytes": "-1",
+    "cpu.cfs_period_us": str(CPU_PERIOD_US),
+    "cpu.cfs_quota_us": "-1",
+    "memory.max": "max",
+    "cpu.max": f"max {CPU_PERIOD_US}",
+}
 
 
 @dataclass(frozen=True)
@@ -207,12 +216,18 @@ class Host:
         dirs = self.dirs(parent, leaf)
         if self.version == 2:
             self._enable_controllers(Path(parent.strip("/")), leaf is not None, problems)
+        created: set[Path] = set()
         for d in set(dirs.values()):
             try:
-                d.mkdir(parents=True, exist_ok=True)
+                d.mkdir(parents=True)
+                created.add(d)
+            except FileExistsError:
+                pass
             except OSError as exc:
                 problems.append(f"{d}: {exc.strerror}")
         for path, value in self._files(dirs, limits):
+            if path.parent in created and KERNEL_DEFAULTS.get(path.name) == value:
+                continue
             try:
                 path.write_text(value)
             except OSError as exc:

@@ -22,6 +22,7 @@ reconcile.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 import time
@@ -42,6 +43,7 @@ AGGREGATE_INTERVAL_SECONDS = 600.0
 SPAM_BURST = 25
 SPAM_QPS = 1.0 / 300.0
 AGGREGATE_MESSAGE_PREFIX = "(combined from similar events): "
+QUEUE_LENGTH = 1000  # client-go's maxQueuedEvents
 
 
 K = TypeVar("K")
@@ -239,3 +241,37 @@ class EventRecorder:
             self.correlator.observed(verdict.key, Observation(namespace, name, 1, now))
         except (ApiError, OSError) as exc:
             log.info("could not record event %s on %s: %s", reason, involved["name"], exc)
+
+
+class QueuedEventRecorder(EventRecorder):
+    """An :class:`EventRecorder` whose :meth:`record` only queues the event; one sender,
+    :meth:`run` (a task its owner starts and cancels), writes them in order.
+
+    This is client-go's broadcaster as the kubelet uses it: ``Eventf`` returns at once and
+    one goroutine writes to the API server. A pod worker that awaited its Created and Started
+    events would hold its worker for two more round trips while later pods wait for one, and
+    at a burst of pod starts the events would compete with the status writes users wait for.
+    A full queue drops the event (client-go's ``ActionOrDrop``); events still queued when the
+    sender is cancelled are lost, as they are when the kubelet stops."""
+
+    def __init__(
+        self, client: ApiClient, component: str, *, host: str = "", backlog: int = QUEUE_LENGTH
+    ) -> None:
+        super().__init__(client, component, host=host)
+        self._queue: asyncio.Queue[tuple[Obj, str, str, str]] = asyncio.Queue(backlog)
+
+    async def record(self, obj: Obj, event_type: str, reason: str, message: str) -> None:
+        try:
+            self._queue.put_nowait((obj, event_type, reason, message))
+        except asyncio.QueueFull:
+            name = obj.get("metadata", {}).get("name", "")
+            log.info("event %s on %s dropped: %d events queued", reason, name, self._queue.qsize())
+
+    async def run(self) -> None:
+        """Write queued events one at a time until cancelled."""
+        while True:
+            obj, event_type, reason, message = await self._queue.get()
+            try:
+                await super().record(obj, event_type, reason, message)
+            except Exception:  # a lost event must not stop the ones behind it
+                log.exception("could not record event %s", reason)
