@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
-import os
 import signal
 import subprocess
 import sys
@@ -25,6 +23,7 @@ from pathlib import Path
 
 from bench.cluster import client_for, node_ready
 from bench.common import Context, Server, _die_with_parent
+from setpoint.agent.killall import kill_node
 from setpoint.client.api import NODES, ApiClient
 
 NODE = "bench-node"
@@ -104,22 +103,6 @@ async def stop_agent(proc: subprocess.Popen[bytes], timeout: float = 15.0) -> No
             proc.kill()
     with contextlib.suppress(subprocess.TimeoutExpired):
         proc.wait(5)
-
-
-def kill_node(agent_dir: Path) -> None:
-    """Kill the node's supervisor first (so it restarts nothing), then the process group of
-    every container it recorded, if that process (pid and start time) still runs."""
-    from setpoint.agent.supervisor import proc_start_time
-
-    state_dir = agent_dir / "supervisor"
-    with contextlib.suppress(OSError, ValueError):
-        os.kill(int((state_dir / "supervisor.pid").read_text()), signal.SIGKILL)
-    for state_file in state_dir.glob("containers/*/state.json"):
-        with contextlib.suppress(OSError, ValueError, KeyError):
-            saved = json.loads(state_file.read_text())
-            pid, started = saved.get("pid"), saved.get("pid_start_time")
-            if pid and started is not None and proc_start_time(pid) == started:
-                os.killpg(pid, signal.SIGKILL)
 
 
 def pss_kib(pid: int) -> int:

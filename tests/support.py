@@ -7,7 +7,6 @@ process on loopback with its own data dir; kubectl is the pinned binary from the
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
@@ -158,24 +157,12 @@ def create_namespace(server: Server, prefix: str = "t") -> str:
 
 
 def kill_node_processes(agent_dir: Path, processes: set[tuple[int, int]] | None = None) -> None:
-    """Kill the supervisor of the node whose agent data dir is ``agent_dir`` first (so
-    nothing restarts), then every container process group it recorded or the caller saw
-    (as ``(pid, start time)``, so a recycled pid is never hit)."""
-    from setpoint.agent.supervisor import proc_start_time
+    """Wipe the node whose agent data dir is ``agent_dir`` (``setpoint killall``): its
+    supervisor, every container process group it recorded or the caller saw (as ``(pid,
+    start time)``, so a recycled pid is never hit), then its pods' mounts and cgroups."""
+    from setpoint.agent.killall import kill_node
 
-    processes = set(processes or ())
-    state_dir = agent_dir / "supervisor"
-    with contextlib.suppress(OSError, ValueError):
-        os.kill(int((state_dir / "supervisor.pid").read_text()), signal.SIGKILL)
-    for state_file in state_dir.glob("containers/*/state.json"):
-        with contextlib.suppress(OSError, ValueError):
-            saved = json.loads(state_file.read_text())
-            if saved.get("pid"):
-                processes.add((saved["pid"], saved["pid_start_time"]))
-    for pid, start_time in processes:
-        if start_time is not None and proc_start_time(pid) == start_time:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(pid, signal.SIGKILL)
+    kill_node(agent_dir, processes or ())
 
 
 def start_server(

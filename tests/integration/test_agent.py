@@ -24,7 +24,6 @@ import pytest
 
 from setpoint.agent.agent import NodeAgent
 from setpoint.agent.runtime import Runtime, ensure_supervisor
-from setpoint.agent.sandbox import remove_all_sandboxes
 from setpoint.agent.supervisor import proc_start_time
 from setpoint.client.api import (
     CONFIGMAPS,
@@ -133,7 +132,6 @@ async def node(client: ApiClient, namespace: str) -> AsyncIterator[AgentNode]:
             with contextlib.suppress(Exception):
                 await n.runtime.close()
         kill_node_processes(data_dir, processes)
-        remove_all_sandboxes(data_dir)  # tmpfs and namespace mounts, pod cgroups
         shutil.rmtree(data_dir, ignore_errors=True)
 
 
@@ -147,6 +145,26 @@ async def test_node_registers_with_host_capacity_and_lease(node: AgentNode) -> N
     lease = await node.client.get(LEASES, node.name, "kube-node-lease")
     assert lease["spec"]["holderIdentity"] == node.name
     assert lease["spec"]["leaseDurationSeconds"] == 40
+
+
+async def test_killall_stops_the_nodes_workloads_and_removes_their_sandboxes(
+    node: AgentNode,
+) -> None:
+    await node.create_pod("doomed", {"command": ["sleep", "1000"]})
+    pid = await node.running_pid("doomed")
+    uid = (await node.pod("doomed"))["metadata"]["uid"]
+    await node.stop_agent()
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [SETPOINT, "killall", "--data-dir", str(node.data_dir)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "killed 1 container process group" in done.stdout
+    assert not Path(f"/proc/{pid}").exists()
+    assert not (node.data_dir / "pods" / uid).exists()
 
 
 async def test_pod_runs_as_a_real_process(node: AgentNode) -> None:

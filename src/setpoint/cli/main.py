@@ -121,6 +121,27 @@ def server(
         asyncio.run(run_server(config))
 
 
+@cli.command()
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="A `setpoint server` data dir (its local agent) or a `setpoint agent` data dir "
+    "[default: the server's default data dir].",
+)
+def killall(data_dir: Path | None) -> None:
+    """Stop every workload of this node: the supervisor, its containers' processes, their
+    mounts and cgroups (stopping the server or agent leaves workloads running on purpose)."""
+    from setpoint.agent.killall import kill_node
+
+    directory = (data_dir or default_data_dir()).resolve()
+    agent_dir = directory / "agent" if (directory / "agent" / "supervisor").is_dir() else directory
+    if not (agent_dir / "supervisor").is_dir():
+        raise click.ClickException(f"no node agent state under {directory}")
+    killed = kill_node(agent_dir)
+    click.echo(f"killed {len(killed)} container process group(s) of {agent_dir}")
+
+
 cli.add_command(sim)
 cli.add_command(agent)
 

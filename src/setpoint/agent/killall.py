@@ -1,0 +1,59 @@
+"""Wiping a node: what ``setpoint killall`` does (k3s ships the same as ``k3s-killall.sh``).
+
+Workloads outlive the agent and the server on purpose, so stopping setpoint leaves them
+running. To really clear a node — before uninstalling, at the end of a test or a benchmark —
+:func:`kill_node` stops everything an agent data dir accounts for:
+
+1. the per-node supervisor, first and with SIGKILL, so that it restarts nothing;
+2. the process group of every container it recorded (and any the caller names), each only if
+   its pid still has the recorded start time, so a recycled pid is never signalled;
+3. once those processes are gone, every pod sandbox: the tmpfs and mount-namespace mounts
+   under ``<data dir>/pods`` and the pods' cgroups (which the kernel keeps until removed).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+from setpoint.agent.sandbox import remove_all_sandboxes
+from setpoint.agent.supervisor import PID_NAME, proc_start_time
+
+Process = tuple[int, int]  # (pid, start time)
+EXIT_WAIT_SECONDS = 5.0
+
+
+def recorded_processes(state_dir: Path) -> set[Process]:
+    """The current instance of every container in a supervisor's state dir."""
+    found: set[Process] = set()
+    for state_file in state_dir.glob("containers/*/state.json"):
+        with contextlib.suppress(OSError, ValueError, TypeError):
+            saved = json.loads(state_file.read_text())
+            if saved.get("pid") and saved.get("pid_start_time") is not None:
+                found.add((int(saved["pid"]), int(saved["pid_start_time"])))
+    return found
+
+
+def kill_node(agent_dir: Path, processes: Iterable[Process] = ()) -> list[int]:
+    """Kill the supervisor and the containers of the agent data dir ``agent_dir``, then
+    remove its pod sandboxes; returns the pids that were signalled."""
+    state_dir = agent_dir / "supervisor"
+    with contextlib.suppress(OSError, ValueError):
+        os.kill(int((state_dir / PID_NAME).read_text()), signal.SIGKILL)
+    killed = []
+    for pid, start_time in {*processes, *recorded_processes(state_dir)}:
+        if proc_start_time(pid) == start_time:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
+                killed.append(pid)
+    # a cgroup cannot be removed while a dying process is still in it
+    deadline = time.monotonic() + EXIT_WAIT_SECONDS
+    while any(Path(f"/proc/{pid}").exists() for pid in killed) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    remove_all_sandboxes(agent_dir)
+    return killed
