@@ -3,13 +3,16 @@ and the exec action's exit code, output and timeout."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
+from pathlib import Path
 
 import pytest
 
 from setpoint.agent.probes import (
     INITIAL_RESULTS,
+    MAX_OUTPUT,
     Outcome,
     ProbeConfig,
     ProbeError,
@@ -154,6 +157,38 @@ async def test_exec_that_times_out_fails_and_is_killed() -> None:
     assert outcome.result == Result.FAILURE
     assert "timed out" in outcome.output
     assert time.monotonic() - began < 5
+
+
+async def test_exec_with_more_output_than_a_pipe_holds_is_kept_to_ten_kib() -> None:
+    script = "head -c 300000 /dev/zero | tr '\\0' x"
+    outcome = await run_exec(["sh", "-c", script], env=ENV, cwd=None, timeout=5)
+    assert outcome.result == Result.SUCCESS
+    assert outcome.output == "x" * MAX_OUTPUT
+
+
+async def test_exec_timeout_kills_the_commands_whole_group(tmp_path: Path) -> None:
+    pid_file = tmp_path / "child.pid"
+    script = f"sleep 30 & echo $! > {pid_file}; wait"
+    outcome = await run_exec(["sh", "-c", script], env=ENV, cwd=None, timeout=0.5)
+    assert "timed out" in outcome.output
+    child = int(pid_file.read_text())
+    deadline = time.monotonic() + 5
+    while Path(f"/proc/{child}").exists() and "Z" not in _state(child):
+        assert time.monotonic() < deadline, "the command's child survived its timeout"
+        await asyncio.sleep(0.01)
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except OSError:
+        return "Z"
+
+
+async def test_exec_of_a_missing_command_fails_with_the_reason() -> None:
+    outcome = await run_exec(["no-such-command-xyz"], env=ENV, cwd=None, timeout=5)
+    assert outcome.result == Result.FAILURE
+    assert "no-such-command-xyz" in outcome.output
 
 
 async def test_exec_runs_in_the_working_dir_with_the_env(tmp_path: os.PathLike[str]) -> None:

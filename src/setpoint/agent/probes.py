@@ -50,6 +50,7 @@ import logging
 import os
 import signal
 import ssl
+import subprocess
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -261,34 +262,92 @@ async def run_exec(
     command: list[str], *, env: Mapping[str, str], cwd: str | None, timeout: float | None
 ) -> Outcome:
     """Run ``command`` as a host process in its own process group; exit 0 is success. On
-    timeout the whole group is killed and the run fails, as with ``ExecProbeTimeout``."""
+    timeout the whole group is killed and the run fails, as with ``ExecProbeTimeout``.
+
+    Spawned with :class:`subprocess.Popen` (vfork) and watched through a pidfd rather than
+    with ``asyncio.create_subprocess_exec``: under uvloop that forks the whole agent, ~3.7 ms
+    of CPU per probe against ~0.3 ms, which is most of the agent's cost with exec probes."""
     if not command:
         raise ProbeError("exec action without a command")
+    read_end, write_end = os.pipe()
     try:
-        process = await asyncio.create_subprocess_exec(
-            *command,
+        process = subprocess.Popen(
+            command,
             env=dict(env),
             cwd=cwd,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            stdout=write_end,
+            stderr=write_end,
             start_new_session=True,
         )
-    except OSError as exc:
+    except (OSError, subprocess.SubprocessError, ValueError) as exc:
+        os.close(read_end)
         # the kubelet's runtime reports a command that cannot start as a failed exec
         return Outcome(Result.FAILURE, truncate(str(exc)))
+    finally:
+        os.close(write_end)
+    output = _OutputReader(read_end)
     try:
         async with asyncio.timeout(timeout):
-            output, _ = await process.communicate()
+            await _exited(process.pid)
     except (TimeoutError, asyncio.CancelledError) as exc:
+        # not reaped yet, so the pid (= the group id) cannot have been recycled
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
-        await process.wait()
+        await asyncio.shield(_exited(process.pid))
+        process.wait()
+        output.close()
         if isinstance(exc, asyncio.CancelledError):
             raise
         return Outcome(Result.FAILURE, f"command {' '.join(command)!r} timed out")
-    text = truncate(output.decode(errors="replace"))
-    return Outcome(Result.SUCCESS if process.returncode == 0 else Result.FAILURE, text)
+    code = process.wait()
+    text = truncate(output.close().decode(errors="replace"))
+    return Outcome(Result.SUCCESS if code == 0 else Result.FAILURE, text)
+
+
+async def _exited(pid: int) -> None:
+    """Until the process ``pid`` (our unreaped child) has exited."""
+    loop = asyncio.get_running_loop()
+    pidfd = os.pidfd_open(pid)
+    done: asyncio.Future[None] = loop.create_future()
+
+    def wake() -> None:
+        if not done.done():
+            done.set_result(None)
+
+    loop.add_reader(pidfd, wake)
+    try:
+        await done
+    finally:
+        loop.remove_reader(pidfd)
+        os.close(pidfd)
+
+
+class _OutputReader:
+    """Collects a command's combined output from a pipe as it comes (so a chatty command
+    never blocks on a full pipe), keeping the first ``MAX_OUTPUT`` bytes."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.data = bytearray()
+        self.loop = asyncio.get_running_loop()
+        os.set_blocking(fd, False)
+        self.loop.add_reader(fd, self._read)
+
+    def _read(self) -> None:
+        with contextlib.suppress(BlockingIOError):
+            while chunk := os.read(self.fd, 65536):
+                if len(self.data) < MAX_OUTPUT:
+                    self.data += chunk
+            self.loop.remove_reader(self.fd)  # EOF
+
+    def close(self) -> bytes:
+        """What was written so far (what a still-running child of the command writes later
+        is not waited for)."""
+        self._read()
+        self.loop.remove_reader(self.fd)
+        os.close(self.fd)
+        return bytes(self.data)
 
 
 def _url(scheme: str, host: str, port: int, path: str) -> str:
