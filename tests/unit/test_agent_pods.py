@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -140,6 +141,31 @@ def test_env_from_field_refs() -> None:
     assert spec.env["PATH"] == "/bin"
 
 
+def test_env_from_resource_field_refs_of_this_or_another_container() -> None:
+    env = [
+        {
+            "name": "MEM_MI",
+            "valueFrom": {"resourceFieldRef": {"resource": "limits.memory", "divisor": "1Mi"}},
+        },
+        {
+            "name": "CPU_M",
+            "valueFrom": {"resourceFieldRef": {"resource": "requests.cpu", "divisor": "1m"}},
+        },
+        {"name": "CPU", "valueFrom": {"resourceFieldRef": {"resource": "requests.cpu"}}},
+        {"name": "NODE_CPU", "valueFrom": {"resourceFieldRef": {"resource": "limits.cpu"}}},
+    ]
+    resources = {"limits": {"memory": "64Mi"}, "requests": {"cpu": "250m"}}
+    spec = spec_of({"name": "app", "command": ["true"], "env": env, "resources": resources})
+    assert (spec.env["MEM_MI"], spec.env["CPU_M"], spec.env["CPU"]) == ("64", "250", "1")
+    assert spec.env["NODE_CPU"] == str(os.cpu_count())  # no limit: the node's allocatable
+
+
+def test_resource_field_ref_to_an_unknown_resource_is_a_config_error() -> None:
+    env = [{"name": "X", "valueFrom": {"resourceFieldRef": {"resource": "limits.gpu.x"}}}]
+    with pytest.raises(ContainerConfigError, match="env 'X'"):
+        spec_of({"name": "app", "command": ["true"], "env": env, "resources": {}})
+
+
 def test_working_dir_and_restart_policy_are_passed_on() -> None:
     spec = spec_of({"name": "app", "command": ["true"], "workingDir": "/tmp"}, "OnFailure")
     assert spec.cwd == "/tmp"
@@ -188,8 +214,8 @@ def test_missing_config_map_is_a_config_error() -> None:
 
 
 def test_unsupported_value_from_is_a_config_error() -> None:
-    env = [{"name": "X", "valueFrom": {"resourceFieldRef": {"resource": "limits.cpu"}}}]
-    with pytest.raises(ContainerConfigError, match="resourceFieldRef"):
+    env = [{"name": "X", "valueFrom": {"fileKeyRef": {"path": "x", "key": "k"}}}]
+    with pytest.raises(ContainerConfigError, match="fileKeyRef"):
         spec_of({"name": "app", "command": ["true"], "env": env})
 
 

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from setpoint.agent import volumes
 from setpoint.agent.runtime import ContainerSpec, ContainerState, ExitRecord
 from setpoint.client.api import Obj
 from setpoint.client.nodes import rfc3339
@@ -177,6 +178,17 @@ def container_env(
         if "fieldRef" in source:
             path = (source["fieldRef"] or {}).get("fieldPath", "")
             env[name] = field_ref_value(pod, path, pod_ip=pod_ip, host_ip=host_ip)
+            continue
+        if "resourceFieldRef" in source:
+            # in env, containerName defaults to the container itself
+            resource_ref: Obj = {
+                "containerName": container.get("name"),
+                **(source["resourceFieldRef"] or {}),
+            }
+            try:
+                env[name] = volumes.downward_resource(pod, resource_ref, volumes.host_allocatable())
+            except ValueError as exc:
+                raise ContainerConfigError(f"env {name!r}: {exc}") from None
             continue
         ref_name = next((r for r in _KEY_REFS if r in source), None)
         if ref_name is None:

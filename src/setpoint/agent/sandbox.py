@@ -266,7 +266,7 @@ class Sandboxes:
             for volume in volumes.pod_volumes(pod):
                 self._mount_tmpfs(pod, volume, pod_dir)
                 done = volumes.materialise(
-                    pod, volume, pod_dir, sources=sources, allocatable=host_allocatable()
+                    pod, volume, pod_dir, sources=sources, allocatable=volumes.host_allocatable()
                 )
                 for note in done.notes:
                     await self._note(pod, "Warning", "FailedMount", f"volume {done.name!r}: {note}")
@@ -482,13 +482,3 @@ def remove_all_sandboxes(data_dir: Path) -> None:
         for pod_dir in root.iterdir():
             if _UID.match(pod_dir.name):
                 remove_sandbox(pod_dir, host)
-
-
-def host_allocatable() -> dict[str, str]:
-    """What a limit the container does not set defaults to (the node's allocatable)."""
-    memory = 0
-    with contextlib.suppress(OSError, ValueError):
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                memory = int(line.split()[1]) * 1024
-    return {"cpu": str(os.cpu_count() or 1), "memory": str(memory)}

@@ -24,6 +24,7 @@ is a :class:`VolumeError`, whose text is the kubelet's ``FailedMount`` event mes
 from __future__ import annotations
 
 import base64
+import contextlib
 import math
 import os
 import re
@@ -227,6 +228,16 @@ def go_quote(text: str) -> str:
     return "".join(out)
 
 
+def host_allocatable() -> dict[str, str]:
+    """What a limit the container does not set defaults to (the node's allocatable)."""
+    memory = 0
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                memory = int(line.split()[1]) * 1024
+    return {"cpu": str(os.cpu_count() or 1), "memory": str(memory)}
+
+
 def downward_resource(pod: Obj, ref: Obj, allocatable: Mapping[str, str]) -> str:
     """``resource.ExtractContainerResourceValue``: a container's request or limit divided by
     ``divisor`` and rounded up; a limit that is not set is the node's allocatable."""
@@ -238,7 +249,10 @@ def downward_resource(pod: Obj, ref: Obj, allocatable: Mapping[str, str]) -> str
         raise ValueError(f"container {name!r} not found in pod for resourceFieldRef")
     resource = ref.get("resource", "")
     kind, _, resource_name = resource.partition(".")
-    if kind not in ("limits", "requests") or not resource_name:
+    if kind not in ("limits", "requests") or not (
+        resource_name in ("cpu", "memory", "ephemeral-storage")
+        or resource_name.startswith("hugepages-")
+    ):
         raise ValueError(f"unsupported container resource : {resource}")
     resources = container.get("resources") or {}
     text = (resources.get(kind) or {}).get(resource_name)
