@@ -33,6 +33,7 @@ from datetime import UTC, datetime
 from typing import Generic, TypeVar
 
 from setpoint.client.api import EVENTS, ApiClient, ApiError, Obj
+from setpoint.client.workqueue import TokenBucket
 from setpoint.meta.timestamps import format_time
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,8 @@ SPAM_BURST = 25
 SPAM_QPS = 1.0 / 300.0
 AGGREGATE_MESSAGE_PREFIX = "(combined from similar events): "
 QUEUE_LENGTH = 1000  # client-go's maxQueuedEvents
+EVENT_QPS = 50.0  # the kubelet's --event-qps
+EVENT_BURST = 100  # the kubelet's --event-burst
 
 
 K = TypeVar("K")
@@ -252,13 +255,23 @@ class QueuedEventRecorder(EventRecorder):
     events would hold its worker for two more round trips while later pods wait for one, and
     at a burst of pod starts the events would compete with the status writes users wait for.
     A full queue drops the event (client-go's ``ActionOrDrop``); events still queued when the
-    sender is cancelled are lost, as they are when the kubelet stops."""
+    sender is cancelled are lost, as they are when the kubelet stops. Writes are rate limited
+    like the kubelet's (``--event-qps`` 50, ``--event-burst`` 100), so a burst of pod starts
+    does not turn into a burst of Event writes competing with the pods' status writes."""
 
     def __init__(
-        self, client: ApiClient, component: str, *, host: str = "", backlog: int = QUEUE_LENGTH
+        self,
+        client: ApiClient,
+        component: str,
+        *,
+        host: str = "",
+        backlog: int = QUEUE_LENGTH,
+        qps: float = EVENT_QPS,
+        burst: int = EVENT_BURST,
     ) -> None:
         super().__init__(client, component, host=host)
         self._queue: asyncio.Queue[tuple[Obj, str, str, str]] = asyncio.Queue(backlog)
+        self._limit = TokenBucket(qps, burst)
 
     async def record(self, obj: Obj, event_type: str, reason: str, message: str) -> None:
         try:
@@ -271,6 +284,7 @@ class QueuedEventRecorder(EventRecorder):
         """Write queued events one at a time until cancelled."""
         while True:
             obj, event_type, reason, message = await self._queue.get()
+            await asyncio.sleep(self._limit.reserve())
             try:
                 await super().record(obj, event_type, reason, message)
             except Exception:  # a lost event must not stop the ones behind it
