@@ -6,7 +6,10 @@ the namespace's pods is opened first; then 100 pods (one ``sleep 600`` container
 concurrent requests. Each pod's latency runs from just before its create request is sent
 to the moment the watch delivers it with ``status.phase: Running`` -- Kubernetes' pod
 startup SLI, measured from the client's side (which includes the create's own round trip).
-The agent's CPU over the run is reported alongside.
+The agent's CPU over the run is reported alongside. Then the same is run against a hollow
+node (``setpoint sim``), which marks a bound pod Running with one status write and does
+nothing else: its p50/p99 are the API server's and the client's share of the latency, the
+floor under what any agent can reach on this machine.
 
 Target: p99 < 500 ms (Kubernetes' SLO is 5 s for stateless pods, p99 over a cluster).
 Standalone: ``python -m bench podstartup``.
@@ -18,6 +21,7 @@ import asyncio
 import time
 from typing import Any
 
+from bench.cluster import cluster
 from bench.common import (
     NAMESPACE,
     Context,
@@ -28,7 +32,7 @@ from bench.common import (
     percentiles,
     process_cpu_seconds,
 )
-from bench.realnode import NODE, RealNode, real_node
+from bench.realnode import NODE, real_node
 from setpoint.client.api import PODS, ApiClient, ApiError
 
 NAME = "podstartup"
@@ -37,13 +41,13 @@ CLIENTS = 32
 TIME_LIMIT = 120.0
 
 
-def pod(name: str) -> dict[str, Any]:
+def pod(name: str, node: str) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": {"name": name, "labels": {"bench": NAME}},
         "spec": {
-            "nodeName": NODE,
+            "nodeName": node,
             "terminationGracePeriodSeconds": 1,
             "containers": [{"name": "app", "image": "none", "command": ["sleep", "600"]}],
         },
@@ -70,11 +74,20 @@ async def watch_running(
 
 async def run(ctx: Context) -> list[Figure]:
     async with real_node(ctx, NAME) as node:
-        return await _run(ctx, node)
+        figures = await _run(ctx, node.client, NODE, node.agent_pid)
+    # The same on a hollow node, which marks a bound pod Running with one status write and
+    # nothing else: the API server's and the client's share of the latency.
+    async with cluster(ctx, f"{NAME}-hollow", 1) as hollow:
+        floor = await _run(ctx, hollow.client, "hollow-node-0", hollow.sim.pid)
+    by_name = {f.name: f for f in floor}
+    return [
+        *figures,
+        info(NAME, "hollow node p50 (API floor)", by_name["creation to Running p50"].value, "ms"),
+        info(NAME, "hollow node p99 (API floor)", by_name["creation to Running p99"].value, "ms"),
+    ]
 
 
-async def _run(ctx: Context, node: RealNode) -> list[Figure]:
-    client = node.client
+async def _run(ctx: Context, client: ApiClient, node_name: str, node_pid: int) -> list[Figure]:
     names = [f"start-{i:03d}" for i in range(PODS_COUNT)]
     listed = await client.list(PODS, NAMESPACE)
     running: dict[str, float] = {}
@@ -91,12 +104,12 @@ async def _run(ctx: Context, node: RealNode) -> list[Figure]:
             name = queue.pop()
             sent[name] = time.perf_counter()
             try:
-                await client.create(PODS, pod(name), NAMESPACE)
+                await client.create(PODS, pod(name, node_name), NAMESPACE)
             except ApiError:
                 failures += 1
 
     ctx.say(f"{PODS_COUNT} bound pods created at once from {CLIENTS} clients ...")
-    cpu0 = process_cpu_seconds(node.agent_pid)
+    cpu0 = process_cpu_seconds(node_pid)
     t0 = time.perf_counter()
     try:
         await asyncio.gather(*(worker() for _ in range(CLIENTS)))
@@ -106,7 +119,7 @@ async def _run(ctx: Context, node: RealNode) -> list[Figure]:
     finally:
         watcher.cancel()
     wall = time.perf_counter() - t0
-    agent_cpu = process_cpu_seconds(node.agent_pid) - cpu0
+    agent_cpu = process_cpu_seconds(node_pid) - cpu0
     latencies = [(running[n] - sent[n]) * 1000 for n in names if n in running]
     p50, p99 = percentiles(latencies, (50, 99))
     return [
