@@ -1189,10 +1189,20 @@ _STRIPPED: Final = FieldSet(
 )
 
 
-def _reset_fields(subresource: str, reset_fields: Iterable[Sequence[str]] | None) -> FieldSet:
+def _reset_paths(
+    subresource: str, reset_fields: Iterable[Sequence[str]] | None
+) -> list[Sequence[str]]:
     if reset_fields is None:
-        reset_fields = [("spec",)] if subresource == "status" else [("status",)]
-    return FieldSet([tuple((FIELD, name) for name in path) for path in reset_fields])
+        return [("spec",)] if subresource == "status" else [("status",)]
+    return list(reset_fields)
+
+
+def _reset_fields(paths: Iterable[Sequence[str]]) -> FieldSet:
+    return FieldSet([tuple((FIELD, name) for name in path) for path in paths])
+
+
+def _without_top_level(obj: dict[str, Any], names: set[str]) -> dict[str, Any]:
+    return {k: v for k, v in obj.items() if k not in names} if names & obj.keys() else obj
 
 
 # =========================================================================== Update
@@ -1347,7 +1357,8 @@ def track_update(
     if not isinstance(new, dict) or not isinstance(new.get("metadata"), dict):
         return new
     t = _root_type(definition)
-    ignored = _reset_fields(subresource, reset_fields)
+    reset_paths = _reset_paths(subresource, reset_fields)
+    ignored = _reset_fields(reset_paths)
     stored = _object_meta(old).get("managedFields") if old is not None else None
     if subresource:
         managers, times = _decode_or_empty(stored)
@@ -1364,11 +1375,14 @@ def track_update(
     if not managers and not creating:
         return _with_managed_fields(new_obj, {}, {})
     old_obj = _without_managed_fields(old) if old is not None else {}
+    # A reset top-level field (the spec, for a status write) is never part of the diff:
+    # leaving it out of both sides up front spares converting and comparing it.
+    skipped = {path[0] for path in reset_paths if len(path) == 1}
     ident = _Manager(manager or "unknown", _UPDATE, api_version, subresource)
     managers = _record_update(
         t,
-        _go_view(definition, old_obj),
-        _go_view(definition, new_obj),
+        _go_view(definition, _without_top_level(old_obj, skipped)),
+        _go_view(definition, _without_top_level(new_obj, skipped)),
         managers,
         times,
         ident=ident,
@@ -1544,7 +1558,7 @@ def apply(
     """
     _check_applied(applied, definition, api_version)
     t = _root_type(definition)
-    ignored = _reset_fields(subresource, reset_fields)
+    ignored = _reset_fields(_reset_paths(subresource, reset_fields))
     name = manager or "unknown"
     ident = _Manager(name, _APPLY, "", subresource)
 

@@ -470,7 +470,7 @@ class ResourceStorage:
         missing: list[FieldError],
     ) -> WriteResult:
         old = current.obj
-        new = self._merge_for_update(old, obj, subresource)
+        new = self._merge_for_update(current, obj, subresource)
         new_meta = new["metadata"]
         if subresource:
             missing = []
@@ -570,19 +570,20 @@ class ResourceStorage:
             return result
         raise errors.stale_conflict(self.rtype, name)
 
-    def _merge_for_update(self, old: Obj, obj: Obj, subresource: str) -> Obj:
-        """Apply the update strategy: which parts of ``obj`` may replace ``old``'s."""
-        rtype = self.rtype
+    def _merge_for_update(self, current: CachedObject, obj: Obj, subresource: str) -> Obj:
+        """Apply the update strategy: which parts of ``obj`` may replace the current
+        object's."""
+        rtype, old = self.rtype, current.obj
         if subresource == "bind":
             return obj  # pods/binding: the handler changed exactly what binding may change
         if subresource == "finalize":
             # namespaces/finalize changes only spec.finalizers (the namespace controller's
             # way to say the namespace is empty)
-            new = copy.deepcopy(old)
+            new = current.copy()
             new.setdefault("spec", {})["finalizers"] = (obj.get("spec") or {}).get("finalizers", [])
             return new
         if subresource == "status":
-            new = copy.deepcopy(old)
+            new = current.copy()
             if "status" in obj:
                 new["status"] = obj["status"]
             else:
@@ -633,7 +634,7 @@ class ResourceStorage:
         resourceVersion, exactly as the apiserver's patcher does."""
         for attempt in range(_MAX_CONFLICT_RETRIES):
             current = await self.latest(namespace, name, fresh=attempt > 0)
-            changed = mutate(copy.deepcopy(current.obj))
+            changed = mutate(current.copy())
             pinned = precondition_rv(changed) if precondition_rv else None
             body, warnings, missing = self.decode_body(changed, opts)
             if pinned and _parse_rv(pinned) != current.rv:
@@ -678,7 +679,7 @@ class ResourceStorage:
         raise errors.stale_conflict(self.rtype, name)
 
     async def _delete_once(self, current: CachedObject, opts: DeleteOptions) -> DeleteResult:
-        obj = copy.deepcopy(current.obj)
+        obj = current.copy()
         meta = obj["metadata"]
         name = meta["name"]
         if opts.preconditions_uid and opts.preconditions_uid != meta.get("uid"):

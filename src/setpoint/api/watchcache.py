@@ -43,6 +43,12 @@ class CachedObject:
     raw: bytes  # JSON of ``obj``
     rv: int
 
+    def copy(self) -> dict[str, Any]:
+        """A deep copy of ``obj`` to change: decoded from ``raw``, ~8x faster than
+        ``copy.deepcopy`` for a pod."""
+        copied: dict[str, Any] = orjson.loads(self.raw)
+        return copied
+
     @property
     def namespace(self) -> str:
         ns: str = self.obj["metadata"].get("namespace", "")
