@@ -21,7 +21,7 @@ import asyncio
 import time
 from typing import Any
 
-from bench.cluster import cluster
+from bench.cluster import Sim, client_for
 from bench.common import (
     NAMESPACE,
     Context,
@@ -32,7 +32,7 @@ from bench.common import (
     percentiles,
     process_cpu_seconds,
 )
-from bench.realnode import NODE, real_node
+from bench.realnode import NODE, SERVER_ARGS, real_node
 from setpoint.client.api import PODS, ApiClient, ApiError
 
 NAME = "podstartup"
@@ -76,9 +76,18 @@ async def run(ctx: Context) -> list[Figure]:
     async with real_node(ctx, NAME) as node:
         figures = await _run(ctx, node.client, NODE, node.agent_pid)
     # The same on a hollow node, which marks a bound pod Running with one status write and
-    # nothing else: the API server's and the client's share of the latency.
-    async with cluster(ctx, f"{NAME}-hollow", 1) as hollow:
-        floor = await _run(ctx, hollow.client, "hollow-node-0", hollow.sim.pid)
+    # nothing else, against a server configured the same way: the API server's and the
+    # client's share of the latency.
+    async with (
+        ctx.server(f"{NAME}-hollow", extra_args=SERVER_ARGS) as server,
+        client_for(server) as client,
+    ):
+        sim = Sim(server, 1, server.log_path.with_name("sim.log"))
+        try:
+            await sim.start(client)
+            floor = await _run(ctx, client, "hollow-node-0", sim.pid)
+        finally:
+            await sim.stop()
     by_name = {f.name: f for f in floor}
     return [
         *figures,
