@@ -178,7 +178,10 @@ def start_server(
     ``controllers`` runs the controller manager and scheduler; ``agent`` also runs the
     local node agent (its node is ``<data_dir name>-node``)."""
     data_dir.mkdir(parents=True, exist_ok=True)
-    port = port or free_port()
+    if port is None:
+        # the server picks a free port itself (no race with other processes binding the one
+        # a probe found free) and writes it into its kubeconfig once it listens
+        (data_dir / "kubeconfig.yaml").unlink(missing_ok=True)
     log_path = data_dir.parent / f"{data_dir.name}-server.log"
     log_file = open(log_path, "ab")  # noqa: SIM115 - lives as long as the process
     process = subprocess.Popen(
@@ -189,7 +192,7 @@ def start_server(
             "--data-dir",
             str(data_dir),
             "--https-listen-port",
-            str(port),
+            str(port or 0),
             *(["--node-name", f"{data_dir.name}-node"] if agent else ["--disable-agent"]),
             *([] if controllers else ["--disable-controller-manager", "--disable-scheduler"]),
             *(extra or []),
@@ -198,13 +201,16 @@ def start_server(
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
     )
-    server = Server(data_dir, port, process, log_path)
+    server = Server(data_dir, port or 0, process, log_path)
 
     def ready() -> bool:
         if process.poll() is not None:
             raise RuntimeError(f"server exited with {process.returncode}:\n{server.log()}")
         if not server.kubeconfig.exists():
             return False
+        if not server.port:  # written atomically, with the port it listens on
+            url = yaml.safe_load(server.kubeconfig.read_text())["clusters"][0]["cluster"]["server"]
+            server.port = int(url.rsplit(":", 1)[1])
         status, _, _ = server.request("GET", "/readyz", token=None)
         return status == 200
 
