@@ -404,3 +404,44 @@ async def test_failed_init_container_fails_a_never_restarting_pod(node: AgentNod
     assert pod["status"]["initContainerStatuses"][0]["state"]["terminated"]["exitCode"] == 7
     app = pod["status"]["containerStatuses"][0]
     assert app["state"] == {"waiting": {"reason": "PodInitializing"}}
+
+
+async def test_sidecar_starts_before_the_app_and_keeps_running(node: AgentNode) -> None:
+    sidecar = {"name": "proxy", "image": "none", "command": ["sleep", "1000"]}
+    await node.create_pod(
+        "with-sidecar",
+        {"command": ["sleep", "1000"]},
+        initContainers=[{**sidecar, "restartPolicy": "Always"}],
+    )
+    await node.running_pid("with-sidecar")
+
+    async def ready() -> Obj | None:
+        status = (await node.pod("with-sidecar"))["status"]
+        conditions = {c["type"]: c["status"] for c in status.get("conditions", [])}
+        return status if conditions.get("Ready") == "True" else None
+
+    status = await eventually(ready, what="pod with a sidecar Ready")
+    proxy = status["initContainerStatuses"][0]
+    assert "running" in proxy["state"] and proxy["started"] is True and proxy["ready"] is True
+    app = status["containerStatuses"][0]
+    assert proxy["state"]["running"]["startedAt"] <= app["state"]["running"]["startedAt"]
+
+
+async def test_pod_that_does_not_restart_completes_and_its_sidecar_is_stopped(
+    node: AgentNode,
+) -> None:
+    sidecar = {"name": "proxy", "image": "none", "command": ["sleep", "1000"]}
+    await node.create_pod(
+        "job-like",
+        {"command": ["sh", "-c", "sleep 0.5"]},
+        initContainers=[{**sidecar, "restartPolicy": "Always"}],
+        restartPolicy="Never",
+    )
+
+    async def succeeded() -> Obj | None:
+        status = (await node.pod("job-like"))["status"]
+        return status if status.get("phase") == "Succeeded" else None
+
+    status = await eventually(succeeded, timeout=20, what="pod Succeeded")
+    proxy = status["initContainerStatuses"][0]
+    assert "terminated" in proxy["state"]

@@ -405,3 +405,66 @@ def test_init_containers_run_to_success() -> None:
         init=True,
     )
     assert spec.restart_policy == "OnFailure"
+
+
+# ------------------------------------------------------------------ sidecars (restartable init)
+
+SIDECAR: dict[str, Any] = {"name": "proxy", "command": ["sleep", "1000"], "restartPolicy": "Always"}
+
+
+def sidecar_pod(policy: str = "Always") -> dict[str, Any]:
+    p = pod([APP], policy)
+    p["spec"]["initContainers"] = [SIDECAR]
+    return p
+
+
+def sidecar_state(kind: str, last: ExitRecord | None = None) -> ContainerState:
+    return ContainerState(f"{UID}/proxy", kind, 7 if kind == "running" else None, 1, 0, T0, last)
+
+
+def test_sidecar_runs_with_restart_policy_always_whatever_the_pods() -> None:
+    spec = container_spec(
+        sidecar_pod("Never"),
+        SIDECAR,
+        log_dir=Path("/logs"),
+        base_env={},
+        pod_ip="",
+        host_ip="",
+        init=True,
+    )
+    assert spec.restart_policy == "Always"
+
+
+def test_started_sidecar_initializes_the_pod_and_counts_for_readiness() -> None:
+    states = {"proxy": sidecar_state("running"), "app": state("running")}
+    status = pod_status(sidecar_pod(), states, {}, now=T0, host_ip="h")
+    assert status["phase"] == "Running"
+    assert conditions(status)["Initialized"] == "True"
+    proxy = status["initContainerStatuses"][0]
+    assert (proxy["ready"], proxy["started"], "running" in proxy["state"]) == (True, True, True)
+    assert conditions(status)["Ready"] == "True"
+    unready = pod_status(
+        sidecar_pod(), states, {}, now=T0, host_ip="h", probes={"proxy": (True, False)}
+    )
+    assert conditions(unready)["Ready"] == "False"
+
+
+def test_sidecar_not_yet_started_keeps_the_pod_initializing() -> None:
+    states = {"proxy": sidecar_state("running")}
+    status = pod_status(
+        sidecar_pod(), states, {}, now=T0, host_ip="h", probes={"proxy": (False, False)}
+    )
+    assert status["phase"] == "Pending"
+    assert conditions(status)["Initialized"] == "False"
+    assert status["containerStatuses"][0]["state"] == {"waiting": {"reason": "PodInitializing"}}
+
+
+def test_pod_with_a_stopped_sidecar_completes_by_its_app_containers() -> None:
+    states = {
+        "proxy": sidecar_state("exited", exit_record(137, "Error")),
+        "app": ContainerState(
+            f"{UID}/app", "exited", None, None, 0, T0, exit_record(0, "Completed")
+        ),
+    }
+    status = pod_status(sidecar_pod("Never"), states, {}, now=T0, host_ip="h")
+    assert status["phase"] == "Succeeded"

@@ -15,9 +15,10 @@ when, it changed. The processes themselves belong to the per-node supervisor
 the agent; the agent follows the supervisor's change stream and re-reconciles the pod a
 change belongs to.
 
-A pod with a ``deletionTimestamp`` is stopped: every container gets SIGTERM, SIGKILL after
-the pod's grace period, is removed from the runtime, and the deletion is confirmed with
-``gracePeriodSeconds=0`` and a uid precondition, as the kubelet ends graceful deletion.
+A pod with a ``deletionTimestamp`` is stopped: every container runs its preStop hook, gets
+SIGTERM, SIGKILL after the pod's grace period, is removed from the runtime, and the deletion
+is confirmed with ``gracePeriodSeconds=0`` and a uid precondition, as the kubelet ends
+graceful deletion.
 Containers whose pod no longer exists (deleted while the agent was down, or forcibly) are
 stopped and removed, at start and whenever a pod leaves the cache.
 
@@ -28,8 +29,10 @@ Init containers run one after another, each to success (retried unless the pod's
 restartPolicy is Never), before the app containers start. Probes and lifecycle hooks
 belong to a :class:`~setpoint.agent.probes.ProbeManager`: reconcile tells it which container
 instances run, it reports each container's ``started``/``ready`` and wakes the pod's key when
-a result changes. Not yet: sidecar init containers (``restartPolicy: Always``, reported
-``CreateContainerConfigError``), images (every container needs a ``command``). Volumes,
+a result changes. Sidecars (init containers with ``restartPolicy: Always``) start in
+order with the init containers, each once the previous one started, keep running next to
+the app containers, and are stopped after them, last one first. Not yet: images (every
+container needs a ``command``). Volumes,
 mount namespaces and cgroup limits belong to the pod sandbox (:mod:`setpoint.agent.sandbox`),
 set up before the first container starts and torn down once the last is removed.
 """
@@ -413,6 +416,7 @@ class NodeAgent:
                 await self._stop_for_deadline(pod)
             else:
                 await self._start_missing_containers(pod)
+                await self._stop_sidecars_when_done(pod)
                 self._requeue_at_deadline(key, pod)
         # status first: what the user waits for is the pod's state, the events follow
         await self._write_status(pod)
@@ -447,6 +451,26 @@ class NodeAgent:
 
         await asyncio.gather(*(stop(cid) for cid in live))
 
+    async def _stop_sidecars_when_done(self, pod: Obj) -> None:
+        """A pod that does not restart its app containers completes once they have all
+        exited for good: its sidecars are then stopped, last one first, as the kubelet does
+        (only then can the pod reach Succeeded or Failed)."""
+        if podspec.restart_policy(pod) == "Always" or not podspec.sidecars(pod):
+            return
+        uid = pod["metadata"]["uid"]
+        apps = (pod.get("spec") or {}).get("containers") or []
+        app_states = [self._states.get(podspec.container_id(uid, c["name"])) for c in apps]
+        if not all(state is not None and state.state == "exited" for state in app_states):
+            return
+        grace = (pod.get("spec") or {}).get("terminationGracePeriodSeconds", DEFAULT_GRACE_SECONDS)
+        for sidecar in reversed(podspec.sidecars(pod)):
+            cid = podspec.container_id(uid, sidecar["name"])
+            state = self._states.get(cid)
+            if state is not None and state.state != "exited":
+                stopped = await self._kill_container(pod, cid, float(grace))
+                if stopped is not None:
+                    self._states[cid] = stopped
+
     async def _kill_container(
         self, pod: Obj, cid: str, grace_seconds: float
     ) -> ContainerState | None:
@@ -470,12 +494,16 @@ class NodeAgent:
             self.queue.add_after(object_key(pod), setup.recheck_after)
         if not setup.ready:
             return
+        probed = self.probes.status(pod, self._pod_states(pod))
         for container in spec.get("initContainers") or []:
             state = self._states.get(podspec.container_id(uid, container["name"]))
             if state is None:
                 await self._start_container(pod, container, init=True)
                 return
-            if not podspec.init_succeeded(state):
+            if podspec.is_sidecar(container):
+                if not podspec.sidecar_started(state, probed.get(container["name"])):
+                    return  # the next one starts once this sidecar runs (and its probe says so)
+            elif not podspec.init_succeeded(state):
                 return  # still running, or retried by the supervisor, or failed for good
         for container in spec.get("containers") or []:
             if podspec.container_id(uid, container["name"]) not in self._states:
@@ -488,10 +516,6 @@ class NodeAgent:
         cid = podspec.container_id(pod["metadata"]["uid"], container["name"])
         log_dir = podspec.pod_log_dir(self.data_dir, pod)
         try:
-            if init and container.get("restartPolicy") == "Always":
-                raise podspec.ContainerConfigError(
-                    "sidecar init containers are not supported by the setpoint agent yet"
-                )
             sources = await self._fetch_sources(
                 pod["metadata"].get("namespace", ""), podspec.env_sources(container)
             )
@@ -574,16 +598,24 @@ class NodeAgent:
                 )
                 await self.recorder.record(pod, "Warning", "BackOff", message)
 
+    def _pod_states(self, pod: Obj) -> dict[str, ContainerState]:
+        """What the runtime says about each of the pod's containers, by container name."""
+        uid = pod["metadata"]["uid"]
+        return {
+            c["name"]: state
+            for c in all_containers(pod)
+            if (state := self._states.get(podspec.container_id(uid, c["name"]))) is not None
+        }
+
     async def _write_status(self, pod: Obj) -> None:
         """Write the pod's status unless it is already what it should be."""
         uid = pod["metadata"]["uid"]
-        states, errors = {}, {}
-        for container in all_containers(pod):
-            cid = podspec.container_id(uid, container["name"])
-            if cid in self._states:
-                states[container["name"]] = self._states[cid]
-            if cid in self._config_errors:
-                errors[container["name"]] = self._config_errors[cid]
+        states = self._pod_states(pod)
+        errors = {
+            c["name"]: self._config_errors[cid]
+            for c in all_containers(pod)
+            if (cid := podspec.container_id(uid, c["name"])) in self._config_errors
+        }
         written = self._written.get(uid)
         self.probes.sync(object_key(pod), pod, states)
         status = podspec.pod_status(
@@ -659,7 +691,14 @@ class NodeAgent:
             self._reported.pop(cid, None)
             self._config_errors.pop(cid, None)
 
-        await asyncio.gather(*(stop_and_remove(cid) for cid in ids))
+        # the kubelet's order: everything else at once, then the sidecars, last one first
+        sidecars = [
+            podspec.container_id(uid, c["name"]) for c in podspec.sidecars(pod or {"spec": {}})
+        ]
+        await asyncio.gather(*(stop_and_remove(cid) for cid in ids if cid not in sidecars))
+        for cid in reversed(sidecars):
+            if cid in ids:
+                await stop_and_remove(cid)
         for cid in [c for c in self._config_errors if podspec.pod_uid_of(c) == uid]:
             self._config_errors.pop(cid, None)
         await self.sandboxes.teardown(uid)  # StopPodSandbox, now its containers are gone

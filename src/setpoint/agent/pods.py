@@ -252,7 +252,13 @@ def container_spec(
         env=env,
         cwd=container.get("workingDir") or None,
         log_dir=str(log_dir / name),
-        restart_policy=init_restart_policy(pod) if init else restart_policy(pod),
+        restart_policy=(
+            "Always"
+            if is_sidecar(container)
+            else init_restart_policy(pod)
+            if init
+            else restart_policy(pod)
+        ),
         initial_backoff=settings.initial_backoff,
         backoff_base=min(BACKOFF_BASE, settings.backoff_max),
         backoff_max=settings.backoff_max,
@@ -264,6 +270,28 @@ def container_spec(
 
 def restart_policy(pod: Obj) -> str:
     return str((pod.get("spec") or {}).get("restartPolicy") or "Always")
+
+
+def is_sidecar(container: Obj) -> bool:
+    """A restartable init container (``restartPolicy: Always``): started in order with the
+    init containers, then kept running next to the app containers, restarted whatever the
+    pod's restart policy, and stopped after them."""
+    return container.get("restartPolicy") == "Always"
+
+
+def sidecars(pod: Obj) -> list[Obj]:
+    return [c for c in (pod.get("spec") or {}).get("initContainers") or [] if is_sidecar(c)]
+
+
+def long_running(pod: Obj) -> list[Obj]:
+    """The containers that run for the pod's life and are probed: sidecars, then app
+    containers."""
+    return [*sidecars(pod), *((pod.get("spec") or {}).get("containers") or [])]
+
+
+def sidecar_started(state: ContainerState | None, probed: tuple[bool, bool] | None) -> bool:
+    """Running and past its startup probe: the next init container may start."""
+    return state is not None and state.state == "running" and (probed or (True,))[0]
 
 
 def init_restart_policy(pod: Obj) -> str:
@@ -335,7 +363,11 @@ def container_status(
         "name": name,
         "image": container.get("image", ""),
         "imageID": "",
-        "ready": init_succeeded(state) if init else is_ready(container, state, probed),
+        "ready": (
+            init_succeeded(state)
+            if init and not is_sidecar(container)
+            else is_ready(container, state, probed)
+        ),
         "started": state is not None and state.state == "running" and (probed or (True,))[0],
         "restartCount": state.restart_count if state else 0,
         "lastState": {},
@@ -377,42 +409,47 @@ def pod_name(pod: Obj) -> str:
 # ------------------------------------------------------------------ pod phase and conditions
 
 
-def init_progress(init_statuses: list[Obj]) -> tuple[int, int]:
-    """(pending, failed) init containers, counted as ``getPhase`` counts them."""
-    pending = failed = 0
-    for cs in init_statuses:
+def pod_phase(pod: Obj, statuses: list[Obj], init_statuses: list[Obj] | None = None) -> str:
+    """``getPhase`` of the kubelet over the init (regular and sidecar) and app containers'
+    statuses."""
+    policy = restart_policy(pod)
+    restartable = {c["name"] for c in sidecars(pod)}
+    pending_init = failed_init = 0
+    running = waiting = stopped = succeeded = 0
+    for cs in init_statuses or []:
         state = cs.get("state") or {}
         last = (cs.get("lastState") or {}).get("terminated")
-        if "terminated" in state:
-            failed += state["terminated"].get("exitCode") != 0
+        if cs["name"] in restartable:  # terminated sidecars do not count for the phase
+            if "running" in state:
+                pending_init += not cs.get("started")
+                running += 1
+            elif "waiting" in state and not last:
+                pending_init += 1
+                waiting += 1
+        elif "terminated" in state:
+            failed_init += state["terminated"].get("exitCode") != 0
         elif "waiting" in state and last:
-            failed += last.get("exitCode") != 0
+            failed_init += last.get("exitCode") != 0
         else:
-            pending += 1
-    return pending, failed
-
-
-def pod_phase(pod: Obj, statuses: list[Obj], init_statuses: list[Obj] | None = None) -> str:
-    """``getPhase`` of the kubelet over the init and app containers' statuses."""
-    policy = restart_policy(pod)
-    pending_init, failed_init = init_progress(init_statuses or [])
-    if failed_init and policy == "Never":
-        return "Failed"
-    if pending_init or failed_init:
-        return "Pending"
-    running = waiting = stopped = succeeded = 0
+            pending_init += 1
+    any_app_started = False
     for cs in statuses:
         state = cs.get("state") or {}
         if "running" in state:
             running += 1
         elif "terminated" in state:
             stopped += 1
-            if state["terminated"].get("exitCode") == 0:
-                succeeded += 1
+            succeeded += state["terminated"].get("exitCode") == 0
         elif (cs.get("lastState") or {}).get("terminated"):
             stopped += 1
         else:
             waiting += 1
+            continue
+        any_app_started = True
+    if failed_init and policy == "Never":
+        return "Failed"
+    if (pending_init or failed_init) and not any_app_started:
+        return "Pending"
     if waiting > 0:
         return "Pending"
     if running > 0:
@@ -450,8 +487,14 @@ def pod_conditions(
 ) -> list[Obj]:
     """PodScheduled, Initialized, ContainersReady and Ready (no readiness gates)."""
     before = {c.get("type"): c for c in previous or []}
-    incomplete = [cs["name"] for cs in init_statuses or [] if not cs.get("ready")]
-    unready = [cs["name"] for cs in statuses if not cs.get("ready")]
+    restartable = {c["name"] for c in sidecars(pod)}
+    incomplete = [
+        cs["name"]
+        for cs in init_statuses or []
+        if not (cs.get("started") if cs["name"] in restartable else cs.get("ready"))
+    ]
+    sidecar_statuses = [cs for cs in init_statuses or [] if cs["name"] in restartable]
+    unready = [cs["name"] for cs in [*sidecar_statuses, *statuses] if not cs.get("ready")]
     ready = not unready and bool(statuses)
     reason = ""
     message = ""
@@ -502,10 +545,20 @@ def pod_status(
     current = pod.get("status") or {}
     previous = current if previous is None else previous
     init_statuses = [
-        container_status(pod, c, states.get(c["name"]), config_errors.get(c["name"], ""), init=True)
+        container_status(
+            pod,
+            c,
+            states.get(c["name"]),
+            config_errors.get(c["name"], ""),
+            init=True,
+            probed=(probes or {}).get(c["name"]),
+        )
         for c in spec.get("initContainers") or []
     ]
-    initialized = all(cs["ready"] for cs in init_statuses)
+    initialized = all(
+        cs["started"] if is_sidecar(c) else cs["ready"]
+        for c, cs in zip(spec.get("initContainers") or [], init_statuses, strict=True)
+    )
     statuses = [
         container_status(
             pod,

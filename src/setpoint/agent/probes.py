@@ -529,11 +529,11 @@ class ProbeManager:
                 self._adopted.add((state.id, instance_identity(state)))
 
     def sync(self, key: str, pod: Obj, states: Mapping[str, ContainerState]) -> None:
-        """Follow the pod's app containers (``states`` by container name): start workers
-        and the postStart hook for an instance not seen before, stop those of an instance
-        that is gone."""
+        """Follow the pod's sidecars and app containers (``states`` by container name): start
+        workers and the postStart hook for an instance not seen before, stop those of an
+        instance that is gone."""
         uid = pod["metadata"]["uid"]
-        for container in (pod.get("spec") or {}).get("containers") or []:
+        for container in podspec.long_running(pod):
             cid = podspec.container_id(uid, container["name"])
             state = states.get(container["name"])
             current = self._instances.get(cid)
@@ -550,10 +550,10 @@ class ProbeManager:
             self._start_instance(key, pod, container, state)
 
     def status(self, pod: Obj, states: Mapping[str, ContainerState]) -> dict[str, ProbeStatus]:
-        """``started`` and ``ready`` of each app container, by name."""
+        """``started`` and ``ready`` of each sidecar and app container, by name."""
         uid = pod["metadata"]["uid"]
         out = {}
-        for container in (pod.get("spec") or {}).get("containers") or []:
+        for container in podspec.long_running(pod):
             state = states.get(container["name"])
             inst = self._instances.get(podspec.container_id(uid, container["name"]))
             results = None
