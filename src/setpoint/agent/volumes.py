@@ -38,6 +38,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+from setpoint.meta.validation import go_quote
 from setpoint.resources.quantity import QuantityError, parse_quantity
 
 Obj = dict[str, Any]
@@ -195,37 +196,6 @@ def downward_field(pod: Obj, field_path: str) -> str:
 def format_map(values: Mapping[str, str]) -> str:
     """``fieldpath.FormatMap``: ``key="value"`` lines in key order, Go-quoted values."""
     return "\n".join(f"{key}={go_quote(str(values[key]))}" for key in sorted(values))
-
-
-_GO_ESCAPES = {
-    "\a": "\\a",
-    "\b": "\\b",
-    "\f": "\\f",
-    "\n": "\\n",
-    "\r": "\\r",
-    "\t": "\\t",
-    "\v": "\\v",
-}
-
-
-def go_quote(text: str) -> str:
-    """Go's ``strconv.Quote`` (``%q``): printable runes kept, the rest escaped."""
-    out = ['"']
-    for ch in text:
-        if ch in ('"', "\\"):
-            out.append("\\" + ch)
-        elif ch in _GO_ESCAPES:
-            out.append(_GO_ESCAPES[ch])
-        elif ch.isprintable():
-            out.append(ch)
-        elif ord(ch) < 0x80:
-            out.append(f"\\x{ord(ch):02x}")
-        elif ord(ch) < 0x10000:
-            out.append(f"\\u{ord(ch):04x}")
-        else:
-            out.append(f"\\U{ord(ch):08x}")
-    out.append('"')
-    return "".join(out)
 
 
 def host_allocatable() -> dict[str, str]:
