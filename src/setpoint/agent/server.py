@@ -32,7 +32,6 @@ import ssl
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +40,7 @@ from aiohttp import web
 from setpoint.agent import logs
 from setpoint.agent import pods as podspec
 from setpoint.agent.runtime import ContainerState
+from setpoint.client import nodes
 from setpoint.pki import ensure_self_signed_serving, tokens_equal
 
 log = logging.getLogger(__name__)
@@ -129,10 +129,10 @@ def _int(query: Mapping[str, str], name: str) -> int | None:
 
 def parse_time(raw: str) -> float:
     """An RFC3339 time (as ``sinceTime`` carries it) in epoch seconds."""
-    try:
-        return datetime.fromisoformat(raw.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        raise LogRequestError(400, f'invalid value "{raw}" for query parameter sinceTime') from None
+    since = nodes.parse_time(raw)
+    if since is None:
+        raise LogRequestError(400, f'invalid value "{raw}" for query parameter sinceTime')
+    return since
 
 
 def log_options(query: Mapping[str, str], *, now: float) -> tuple[logs.LogOptions, bool]:

@@ -34,7 +34,7 @@ import contextlib
 import logging
 import ssl
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -45,6 +45,7 @@ from setpoint.api import errors
 from setpoint.api.errors import APIError
 from setpoint.api.handlers import int_param
 from setpoint.api.storage import ResourceStorage
+from setpoint.meta.timestamps import format_time, parse_time
 from setpoint.resources.registry import FieldError, forbidden, invalid, not_supported
 
 log = logging.getLogger(__name__)
@@ -79,11 +80,10 @@ def _time(query: Mapping[str, str], name: str) -> datetime | None:
     raw = query.get(name)
     if not raw:
         return None
-    try:
-        parsed = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-    except ValueError:
-        raise errors.bad_request(f'invalid value "{raw}" for query parameter {name}') from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    parsed = parse_time(raw)
+    if parsed is None:
+        raise errors.bad_request(f'invalid value "{raw}" for query parameter {name}')
+    return parsed
 
 
 def kubelet_query(query: Mapping[str, str], name: str) -> dict[str, str]:
@@ -122,7 +122,7 @@ def kubelet_query(query: Mapping[str, str], name: str) -> dict[str, str]:
     if since_seconds is not None:
         params["sinceSeconds"] = str(since_seconds)
     if since_time is not None:
-        params["sinceTime"] = since_time.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        params["sinceTime"] = format_time(since_time)
     if tail_lines is not None:
         params["tailLines"] = str(tail_lines)
     if limit_bytes is not None:
