@@ -146,28 +146,38 @@ async def test_each_instance_has_its_own_log(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- following
 
 
-async def test_follow_streams_new_lines_until_the_instance_ends(tmp_path: Path) -> None:
-    path = write(tmp_path / "0.log", entry(0, "before"))
-    active = True
-    got: list[bytes] = []
+class Follower:
+    """``read_log`` following instance 0 under ``directory`` in a task, collecting chunks
+    until :attr:`active` is cleared (the instance has ended)."""
 
-    async def follow() -> None:
-        options = LogOptions(follow=True)
+    def __init__(self, directory: Path) -> None:
+        self.active = True
+        self.got: list[bytes] = []
+        self.task = asyncio.create_task(self._follow(directory))
+
+    async def _follow(self, directory: Path) -> None:
         async for chunk in read_log(
-            lambda: instance_files(tmp_path, 0),
-            options,
-            is_active=lambda: active,
+            lambda: instance_files(directory, 0),
+            LogOptions(follow=True),
+            is_active=lambda: self.active,
             poll_seconds=0.01,
         ):
-            got.append(chunk)
+            self.got.append(chunk)
 
-    task = asyncio.create_task(follow())
-    await until(lambda: b"before" in b"".join(got))
+    def seen(self, text: bytes) -> bool:
+        return text in b"".join(self.got)
+
+
+async def test_follow_streams_new_lines_until_the_instance_ends(tmp_path: Path) -> None:
+    path = write(tmp_path / "0.log", entry(0, "before"))
+    follower = Follower(tmp_path)
+    task, got = follower.task, follower.got
+    await until(lambda: follower.seen(b"before"))
     write(path, entry(1, "after"))
-    await until(lambda: b"after" in b"".join(got))
+    await until(lambda: follower.seen(b"after"))
     assert not task.done()
     write(path, entry(2, "last words"))
-    active = False
+    follower.active = False
     async with asyncio.timeout(5):
         await task
     assert b"".join(got) == b"before\nafter\nlast words\n"
@@ -175,26 +185,14 @@ async def test_follow_streams_new_lines_until_the_instance_ends(tmp_path: Path) 
 
 async def test_follow_goes_on_in_the_new_file_after_a_rotation(tmp_path: Path) -> None:
     path = write(tmp_path / "0.log", entry(0, "one"))
-    active = True
-    got: list[bytes] = []
-
-    async def follow() -> None:
-        options = LogOptions(follow=True)
-        async for chunk in read_log(
-            lambda: instance_files(tmp_path, 0),
-            options,
-            is_active=lambda: active,
-            poll_seconds=0.01,
-        ):
-            got.append(chunk)
-
-    task = asyncio.create_task(follow())
-    await until(lambda: b"one" in b"".join(got))
+    follower = Follower(tmp_path)
+    task, got = follower.task, follower.got
+    await until(lambda: follower.seen(b"one"))
     write(path, entry(1, "two"))
     os.replace(path, tmp_path / "0.log.1")  # as the supervisor rotates
     write(path, entry(2, "three"))
-    await until(lambda: b"three" in b"".join(got))
-    active = False
+    await until(lambda: follower.seen(b"three"))
+    follower.active = False
     async with asyncio.timeout(5):
         await task
     assert b"".join(got) == b"one\ntwo\nthree\n"
