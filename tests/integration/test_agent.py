@@ -91,6 +91,18 @@ class AgentNode:
     async def pod(self, name: str) -> Obj:
         return await self.client.get(PODS, name, self.namespace)
 
+    async def wait_gone(self, name: str) -> None:
+        """Until the pod ``name`` no longer exists (the agent confirmed its deletion)."""
+
+        async def gone() -> bool:
+            try:
+                await self.pod(name)
+            except ApiError as exc:
+                return exc.is_not_found
+            return False
+
+        await eventually(gone, what=f"{name} deleted")
+
     async def app_status(self, name: str) -> Obj:
         statuses = (await self.pod(name)).get("status", {}).get("containerStatuses") or [{}]
         status: Obj = statuses[0]
@@ -217,15 +229,7 @@ async def test_deleted_pod_gets_sigterm_and_disappears(node: AgentNode) -> None:
     await node.create_pod("graceful", {"command": ["sh", "-c", script]})
     await node.running_pid("graceful")
     await node.client.delete(PODS, "graceful", node.namespace, grace_period_seconds=10)
-
-    async def gone() -> bool:
-        try:
-            await node.pod("graceful")
-        except ApiError as exc:
-            return exc.is_not_found
-        return False
-
-    await eventually(gone, what="pod deleted")
+    await node.wait_gone("graceful")
     assert marker.read_text().strip() == "bye"
 
 

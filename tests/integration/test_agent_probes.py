@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from setpoint.client.api import EVENTS, PODS, ApiError
+from setpoint.client.api import EVENTS, PODS
 from tests.integration import test_agent
 from tests.integration.test_agent import AgentNode
 from tests.support import eventually, free_port
@@ -166,13 +166,5 @@ async def test_pre_stop_hook_runs_before_sigterm_on_deletion(node: AgentNode) ->
     )
     await node.running_pid("orderly")
     await node.client.delete(PODS, "orderly", node.namespace, grace_period_seconds=10)
-
-    async def gone() -> bool:
-        try:
-            await node.pod("orderly")
-        except ApiError as exc:
-            return exc.is_not_found
-        return False
-
-    await eventually(gone, what="pod deleted")
+    await node.wait_gone("orderly")
     assert out.read_text().split() == ["prestop", "term"]

@@ -52,14 +52,7 @@ async def pod_events(node: AgentNode, uid: str, reason: str) -> list[Obj]:
 
 async def delete_and_wait_gone(node: AgentNode, name: str) -> None:
     await node.client.delete(PODS, name, node.namespace)
-
-    async def gone() -> bool:
-        return not any(
-            p["metadata"]["name"] == name
-            for p in (await node.client.list(PODS, node.namespace))["items"]
-        )
-
-    await eventually(gone, what=f"{name} deleted")
+    await node.wait_gone(name)
 
 
 async def test_configmap_volume_is_visible_inside_the_container_but_not_on_the_host(
