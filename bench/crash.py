@@ -169,30 +169,23 @@ async def run(ctx: Context) -> list[Figure]:
             info(NAME, f"supervisor RSS, {IDLE_CONTAINERS} containers", rss / 1024, "MiB"),
             info(NAME, f"supervisor PSS, {IDLE_CONTAINERS} containers", pss / 1024, "MiB"),
         ]
-        venv = os.environ.get("SETPOINT_BENCH_SUPERVISORD_VENV")
-        if venv and (Path(venv) / "bin" / "supervisord").exists():
-            ctx.say(f"{PEER_KILLS} SIGKILLs of a program under supervisord ...")
-            sd = await asyncio.to_thread(measure_supervisord, Path(venv), work)
-            s50, s99 = percentiles([x * 1000 for x in sd], (50, 99))
+        peers = (
+            ("supervisord", "supervisord", "SETPOINT_BENCH_SUPERVISORD_VENV", measure_supervisord),
+            ("circus", "circusd", "SETPOINT_BENCH_CIRCUS_VENV", measure_circus),
+        )
+        for peer, daemon, variable, measure in peers:
+            venv = os.environ.get(variable)
+            if not (venv and (Path(venv) / "bin" / daemon).exists()):
+                ctx.say(f"{peer} not measured: set {variable}")
+                continue
+            ctx.say(f"{PEER_KILLS} SIGKILLs of a process under {peer} ...")
+            times = await asyncio.to_thread(measure, Path(venv), work)
+            q50, q99 = percentiles([x * 1000 for x in times], (50, 99))
             figures += [
-                info(NAME, "supervisord crash-to-running p50", s50, "ms", digits=2),
-                info(NAME, "supervisord crash-to-running p99", s99, "ms", digits=2),
-                info(NAME, "supervisord/setpoint p50 ratio", s50 / p50, "x"),
+                info(NAME, f"{peer} crash-to-running p50", q50, "ms", digits=2),
+                info(NAME, f"{peer} crash-to-running p99", q99, "ms", digits=2),
+                info(NAME, f"{peer}/setpoint p50 ratio", q50 / p50, "x"),
             ]
-        else:
-            ctx.say("supervisord not measured: set SETPOINT_BENCH_SUPERVISORD_VENV")
-        venv = os.environ.get("SETPOINT_BENCH_CIRCUS_VENV")
-        if venv and (Path(venv) / "bin" / "circusd").exists():
-            ctx.say(f"{PEER_KILLS} SIGKILLs of a process under circus ...")
-            cs = await asyncio.to_thread(measure_circus, Path(venv), work)
-            c50, c99 = percentiles([x * 1000 for x in cs], (50, 99))
-            figures += [
-                info(NAME, "circus crash-to-running p50", c50, "ms", digits=2),
-                info(NAME, "circus crash-to-running p99", c99, "ms", digits=2),
-                info(NAME, "circus/setpoint p50 ratio", c50 / p50, "x"),
-            ]
-        else:
-            ctx.say("circus not measured: set SETPOINT_BENCH_CIRCUS_VENV")
         return figures
     finally:
         shutil.rmtree(work, ignore_errors=True)
