@@ -51,7 +51,7 @@ from typing import Any
 
 from setpoint.agent import lifecycle
 from setpoint.agent import pods as podspec
-from setpoint.agent.pressure import measure_host, node_pressure
+from setpoint.agent.pressure import measure_host, meminfo_bytes, node_pressure
 from setpoint.agent.probes import ProbeManager
 from setpoint.agent.runtime import ContainerState, Runtime, SupervisorError
 from setpoint.agent.sandbox import Sandboxes
@@ -80,19 +80,11 @@ _ARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm"}
 # ------------------------------------------------------------------ the host
 
 
-def memory_bytes() -> int:
-    with contextlib.suppress(OSError, ValueError):
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                return int(line.split()[1]) * 1024
-    return 0
-
-
 def host_capacity(data_dir: Path) -> dict[str, str]:
     disk = os.statvfs(data_dir)
     return {
         "cpu": str(os.cpu_count() or 1),
-        "memory": f"{memory_bytes() // 1024}Ki",
+        "memory": f"{(meminfo_bytes('MemTotal') or 0) // 1024}Ki",
         "pods": str(MAX_PODS),
         "ephemeral-storage": f"{disk.f_blocks * disk.f_frsize // 1024}Ki",
     }
@@ -494,14 +486,14 @@ class NodeAgent:
             self.queue.add_after(object_key(pod), setup.recheck_after)
         if not setup.ready:
             return
-        probed = self.probes.status(pod, self._pod_states(pod))
         for container in spec.get("initContainers") or []:
             state = self._states.get(podspec.container_id(uid, container["name"]))
             if state is None:
                 await self._start_container(pod, container, init=True)
                 return
             if podspec.is_sidecar(container):
-                if not podspec.sidecar_started(state, probed.get(container["name"])):
+                probed = self.probes.status(pod, self._pod_states(pod)).get(container["name"])
+                if not podspec.sidecar_started(state, probed):
                     return  # the next one starts once this sidecar runs (and its probe says so)
             elif not podspec.init_succeeded(state):
                 return  # still running, or retried by the supervisor, or failed for good

@@ -76,13 +76,18 @@ def _below(available: int | None, capacity: int | None, fraction: float) -> bool
     return available < capacity * fraction
 
 
-def measure_host(data_dir: Path, *, proc: Path = Path("/proc")) -> HostSignals:
-    """Read the signals of this host, for the filesystem holding ``data_dir``."""
-    memory = None
+def meminfo_bytes(field: str, *, proc: Path = Path("/proc")) -> int | None:
+    """A ``/proc/meminfo`` figure (``MemTotal``, ``MemAvailable``...) in bytes."""
     with contextlib.suppress(OSError, ValueError, IndexError):
         for line in (proc / "meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                memory = int(line.split()[1]) * 1024
+            if line.startswith(f"{field}:"):
+                return int(line.split()[1]) * 1024
+    return None
+
+
+def measure_host(data_dir: Path, *, proc: Path = Path("/proc")) -> HostSignals:
+    """Read the signals of this host, for the filesystem holding ``data_dir``."""
+    memory = meminfo_bytes("MemAvailable", proc=proc)
     disk: os.statvfs_result | None = None
     with contextlib.suppress(OSError):
         disk = os.statvfs(data_dir)

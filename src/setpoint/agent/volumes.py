@@ -24,7 +24,6 @@ is a :class:`VolumeError`, whose text is the kubelet's ``FailedMount`` event mes
 from __future__ import annotations
 
 import base64
-import contextlib
 import math
 import os
 import re
@@ -38,6 +37,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+from setpoint.agent.pressure import meminfo_bytes
 from setpoint.meta.validation import go_quote
 from setpoint.resources.quantity import QuantityError, parse_quantity
 
@@ -200,11 +200,7 @@ def format_map(values: Mapping[str, str]) -> str:
 
 def host_allocatable() -> dict[str, str]:
     """What a limit the container does not set defaults to (the node's allocatable)."""
-    memory = 0
-    with contextlib.suppress(OSError, ValueError):
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                memory = int(line.split()[1]) * 1024
+    memory = meminfo_bytes("MemTotal") or 0
     return {"cpu": str(os.cpu_count() or 1), "memory": str(memory)}
 
 
