@@ -30,8 +30,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
+from setpoint.agent.supervisor import cgroup_path
 from setpoint.resources.quantity import QuantityError, parse_quantity
 
 Obj = dict[str, Any]
@@ -196,9 +196,7 @@ class Host:
 
     def dirs(self, parent: str, leaf: str | None = None) -> dict[str, Path]:
         """The cgroup directory per controller (v2: one directory for all)."""
-        rel = Path(parent.strip("/"))
-        if leaf is not None:
-            rel = rel / quote(leaf, safe="")
+        rel = cgroup_path(parent, leaf)
         if self.version == 2:
             return {"memory": self.root / rel, "cpu": self.root / rel, "pids": self.root / rel}
         return {

@@ -380,10 +380,17 @@ class StreamPump:
 # --------------------------------------------------------------------------- cgroups
 
 
+def cgroup_path(parent: str, container_id: str | None = None) -> Path:
+    """A pod's (``container_id`` None) or a container's cgroup, relative to a hierarchy's
+    root; the agent writes limits where the supervisor places the process (both use this)."""
+    rel = Path(parent.strip("/"))
+    return rel if container_id is None else rel / quote(container_id, safe="")
+
+
 def cgroup_dirs(parent: str, container_id: str) -> list[Path]:
     """The container's cgroup directory in each hierarchy we place it in (v2 or v1)."""
     root = Path("/sys/fs/cgroup")
-    leaf = Path(parent.strip("/")) / quote(container_id, safe="")
+    leaf = cgroup_path(parent, container_id)
     if (root / "cgroup.controllers").exists():
         return [root / leaf]
     return [root / controller / leaf for controller in ("memory", "cpu", "pids")]
