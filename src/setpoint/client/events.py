@@ -74,20 +74,6 @@ class _LRU(Generic[K, V]):
 
 
 @dataclass
-class _TokenBucket:
-    tokens: float
-    stamp: float
-
-    def try_accept(self, now: float, *, qps: float, burst: int) -> bool:
-        self.tokens = min(float(burst), self.tokens + (now - self.stamp) * qps)
-        self.stamp = now
-        if self.tokens < 1.0:
-            return False
-        self.tokens -= 1.0
-        return True
-
-
-@dataclass
 class _Aggregate:
     messages: set[str] = field(default_factory=set)
     last_seen: float = 0.0
@@ -135,7 +121,7 @@ class EventCorrelator:
 
     def __init__(self, *, clock: Callable[[], float] = time.monotonic) -> None:
         self.clock = clock
-        self._spam: _LRU[str, _TokenBucket] = _LRU(LRU_CACHE_ENTRIES)
+        self._spam: _LRU[str, TokenBucket] = _LRU(LRU_CACHE_ENTRIES)
         self._aggregates: _LRU[str, _Aggregate] = _LRU(LRU_CACHE_ENTRIES)
         self._observed: _LRU[str, Observation] = _LRU(LRU_CACHE_ENTRIES)
 
@@ -158,9 +144,9 @@ class EventCorrelator:
             key, message = aggregate_key, AGGREGATE_MESSAGE_PREFIX + message
         bucket = self._spam.get(object_key)
         if bucket is None:
-            bucket = _TokenBucket(float(SPAM_BURST), now)
+            bucket = TokenBucket(SPAM_QPS, SPAM_BURST, clock=self.clock)
             self._spam.put(object_key, bucket)
-        if not bucket.try_accept(now, qps=SPAM_QPS, burst=SPAM_BURST):
+        if not bucket.try_accept():
             return Correlation(skip=True)
         return Correlation(key=key, message=message, previous=self._observed.get(key))
 

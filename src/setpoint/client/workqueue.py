@@ -55,19 +55,33 @@ class TokenBucket:
     """Overall rate limit: ``qps`` tokens per second, ``burst`` at most (client-go's
     default controller limiter uses 10 qps / 100 burst)."""
 
-    def __init__(self, qps: float, burst: int) -> None:
+    def __init__(
+        self, qps: float, burst: int, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.qps = qps
         self.burst = burst
+        self.clock = clock
         self._tokens = float(burst)
-        self._last = time.monotonic()
+        self._last = clock()
+
+    def _refill(self) -> None:
+        now = self.clock()
+        self._tokens = min(self.burst, self._tokens + (now - self._last) * self.qps)
+        self._last = now
 
     def reserve(self) -> float:
         """Take a token; return how long to wait before using it."""
-        now = time.monotonic()
-        self._tokens = min(self.burst, self._tokens + (now - self._last) * self.qps)
-        self._last = now
+        self._refill()
         self._tokens -= 1
         return 0.0 if self._tokens >= 0 else -self._tokens / self.qps
+
+    def try_accept(self) -> bool:
+        """Take a token if one is there now (``TryAccept``); never wait."""
+        self._refill()
+        if self._tokens < 1.0:
+            return False
+        self._tokens -= 1
+        return True
 
 
 class WorkQueue(Generic[K]):
