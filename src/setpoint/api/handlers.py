@@ -733,12 +733,8 @@ class ResourceHandlers:
             )
             return obj
 
-        await storage.replace_with_retry(
-            target.namespace,
-            target.name,
-            mutate,
-            _write_options(request),
-            subresource="bind",
+        await storage.guaranteed_update(
+            target.namespace, target.name, mutate, _write_options(request)
         )
         return _json(
             {

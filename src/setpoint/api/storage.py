@@ -481,7 +481,7 @@ class ResourceStorage:
         problems = list(dict.fromkeys(problems))
         if problems:
             raise errors.invalid(self.rtype, new_meta["name"], problems)
-        if not opts.managed_by_apply and subresource not in ("bind", "finalize"):
+        if not opts.managed_by_apply and subresource != "finalize":
             new = self._track(old, new, opts, subresource=subresource)
             new_meta = new["metadata"]
         new_meta.pop("resourceVersion", None)
@@ -574,8 +574,6 @@ class ResourceStorage:
         """Apply the update strategy: which parts of ``obj`` may replace the current
         object's."""
         rtype, old = self.rtype, current.obj
-        if subresource == "bind":
-            return obj  # pods/binding: the handler changed exactly what binding may change
         if subresource == "finalize":
             # namespaces/finalize changes only spec.finalizers (the namespace controller's
             # way to say the namespace is empty)
@@ -665,6 +663,35 @@ class ResourceStorage:
                 raise
             result.warnings = warnings + result.warnings
             return result
+        raise errors.stale_conflict(self.rtype, name)
+
+    async def guaranteed_update(
+        self,
+        namespace: str | None,
+        name: str,
+        mutate: Callable[[Obj], Obj],
+        opts: WriteOptions,
+    ) -> WriteResult:
+        """The storage-level read-modify-write of Kubernetes' ``GuaranteedUpdate``, for a
+        subresource whose handler itself changes the object (``pods/binding``): ``mutate``
+        gets a copy of the newest object and returns it changed, and that is stored as it is,
+        retried on conflict. There is nothing to decode, validate or record in managedFields,
+        exactly as the apiserver's BindingREST writes ``spec.nodeName`` straight to etcd."""
+        for attempt in range(_MAX_CONFLICT_RETRIES):
+            current = await self.latest(namespace, name, fresh=attempt > 0)
+            new = mutate(current.copy())
+            if opts.dry_run:
+                return WriteResult(new)
+            try:
+                kv = await self.store.update(
+                    current.key, _encode(new), expected_revision=current.rv
+                )
+            except RevisionConflictError:
+                continue
+            except KeyNotFoundError:
+                raise errors.not_found(self.rtype, name) from None
+            new["metadata"]["resourceVersion"] = str(kv.mod_revision)
+            return WriteResult(new)
         raise errors.stale_conflict(self.rtype, name)
 
     # -------------------------------------------------------------- delete

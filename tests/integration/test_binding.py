@@ -1,0 +1,67 @@
+"""``pods/binding``: how the scheduler (or anyone) assigns a pod to a node."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.support import Server
+
+
+def _pod(name: str, **meta: Any) -> dict[str, Any]:
+    return {
+        "metadata": {"name": name, **meta},
+        "spec": {
+            "schedulerName": "nobody",  # keep the session's scheduler away from it
+            "containers": [{"name": "c", "image": "busybox", "command": ["sleep", "9"]}],
+        },
+    }
+
+
+def _binding(name: str, node: str | None = "node-a") -> dict[str, Any]:
+    target = {"apiVersion": "v1", "kind": "Node", **({"name": node} if node else {})}
+    return {"apiVersion": "v1", "kind": "Binding", "metadata": {"name": name}, "target": target}
+
+
+def test_binding_sets_the_node_and_the_scheduled_condition(server: Server, namespace: str) -> None:
+    pods = f"/api/v1/namespaces/{namespace}/pods"
+    status, created, _ = server.request("POST", pods, _pod("p"))
+    assert status == 201
+    status, body, _ = server.request("POST", f"{pods}/p/binding", _binding("p"))
+    assert (status, body["status"], body["code"]) == (201, "Success", 201)
+    status, bound, _ = server.request("GET", f"{pods}/p")
+    assert bound["spec"]["nodeName"] == "node-a"
+    scheduled = [c for c in bound["status"]["conditions"] if c["type"] == "PodScheduled"]
+    assert len(scheduled) == 1 and scheduled[0]["status"] == "True"
+    assert int(bound["metadata"]["resourceVersion"]) > int(created["metadata"]["resourceVersion"])
+    # as in Kubernetes, a binding is not a field manager's write
+    assert bound["metadata"]["managedFields"] == created["metadata"]["managedFields"]
+
+    status, body, _ = server.request("POST", f"{pods}/p/binding", _binding("p", "node-b"))
+    assert (status, body["reason"]) == (409, "Conflict")
+    assert 'pod p is already assigned to node "node-a"' in body["message"]
+    status, again, _ = server.request("GET", f"{pods}/p")
+    assert again["spec"]["nodeName"] == "node-a"
+
+
+def test_binding_bad_requests(server: Server, namespace: str) -> None:
+    pods = f"/api/v1/namespaces/{namespace}/pods"
+    status, body, _ = server.request("POST", f"{pods}/missing/binding", _binding("missing"))
+    assert (status, body["reason"]) == (404, "NotFound")
+    server.request("POST", pods, _pod("q"))
+    status, body, _ = server.request("POST", f"{pods}/q/binding", _binding("q", None))
+    assert (status, body["reason"]) == (422, "Invalid")
+    assert "target.name: Required value" in body["message"]
+    status, body, _ = server.request("POST", f"{pods}/q/binding", ["not", "an", "object"])
+    assert status == 400
+
+
+def test_a_pod_being_deleted_cannot_be_bound(server: Server, namespace: str) -> None:
+    pods = f"/api/v1/namespaces/{namespace}/pods"
+    server.request("POST", pods, _pod("r", finalizers=["example.com/hold"]))
+    status, _, _ = server.request("DELETE", f"{pods}/r")
+    assert status == 200
+    status, body, _ = server.request("POST", f"{pods}/r/binding", _binding("r"))
+    assert (status, body["reason"]) == (409, "Conflict")
+    assert "being deleted" in body["message"]
+    merge = {"Content-Type": "application/merge-patch+json"}
+    server.request("PATCH", f"{pods}/r", {"metadata": {"finalizers": None}}, headers=merge)
