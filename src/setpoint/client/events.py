@@ -47,6 +47,7 @@ AGGREGATE_MESSAGE_PREFIX = "(combined from similar events): "
 QUEUE_LENGTH = 1000  # client-go's maxQueuedEvents
 EVENT_QPS = 50.0  # the kubelet's --event-qps
 EVENT_BURST = 100  # the kubelet's --event-burst
+DROP_WARNING_INTERVAL = 10.0
 
 
 K = TypeVar("K")
@@ -232,18 +233,42 @@ class EventRecorder:
             log.info("could not record event %s on %s: %s", reason, involved["name"], exc)
 
 
+class _Outbox:
+    """The queue and rate limit one sender drains for a family of queued recorders."""
+
+    def __init__(self, backlog: int, qps: float, burst: int) -> None:
+        self.queue: asyncio.Queue[tuple[EventRecorder, Obj, str, str, str]] = asyncio.Queue(backlog)
+        self.limit = TokenBucket(qps, burst)
+        self.dropped = 0
+        self._last_warning = 0.0
+
+    def put(self, item: tuple[EventRecorder, Obj, str, str, str]) -> None:
+        try:
+            self.queue.put_nowait(item)
+        except asyncio.QueueFull:
+            self.dropped += 1
+            now = time.monotonic()
+            if now - self._last_warning >= DROP_WARNING_INTERVAL:
+                self._last_warning = now
+                log.warning(
+                    "event queue full (%d queued): dropping events, %d so far",
+                    self.queue.qsize(),
+                    self.dropped,
+                )
+
+
 class QueuedEventRecorder(EventRecorder):
     """An :class:`EventRecorder` whose :meth:`record` only queues the event; one sender,
     :meth:`run` (a task its owner starts and cancels), writes them in order.
 
-    This is client-go's broadcaster as the kubelet uses it: ``Eventf`` returns at once and
-    one goroutine writes to the API server. A pod worker that awaited its Created and Started
-    events would hold its worker for two more round trips while later pods wait for one, and
-    at a burst of pod starts the events would compete with the status writes users wait for.
-    A full queue drops the event (client-go's ``ActionOrDrop``); events still queued when the
-    sender is cancelled are lost, as they are when the kubelet stops. Writes are rate limited
-    like the kubelet's (``--event-qps`` 50, ``--event-burst`` 100), so a burst of pod starts
-    does not turn into a burst of Event writes competing with the pods' status writes."""
+    This is client-go's broadcaster as the kubelet and kube-controller-manager use it:
+    ``Eventf`` returns at once and one goroutine writes to the API server, so a worker never
+    waits for an event, and a burst of work (3,000 pods created and scheduled) does not turn
+    into a burst of Event writes competing with the writes users wait for. Writes are rate
+    limited (the kubelet's ``--event-qps`` 50, ``--event-burst`` 100 by default); a full
+    queue drops the event (client-go's ``DropIfChannelFull``, with a warning at most every
+    10 s); events still queued when the sender is cancelled are lost, as they are when the
+    kubelet stops. Recorders made with :meth:`for_component` share the queue and sender."""
 
     def __init__(
         self,
@@ -254,24 +279,29 @@ class QueuedEventRecorder(EventRecorder):
         backlog: int = QUEUE_LENGTH,
         qps: float = EVENT_QPS,
         burst: int = EVENT_BURST,
+        outbox: _Outbox | None = None,
     ) -> None:
         super().__init__(client, component, host=host)
-        self._queue: asyncio.Queue[tuple[Obj, str, str, str]] = asyncio.Queue(backlog)
-        self._limit = TokenBucket(qps, burst)
+        self._outbox = outbox or _Outbox(backlog, qps, burst)
+
+    def for_component(self, component: str) -> QueuedEventRecorder:
+        return QueuedEventRecorder(self.client, component, host=self.host, outbox=self._outbox)
+
+    @property
+    def dropped(self) -> int:
+        """Events dropped so far because the queue was full."""
+        return self._outbox.dropped
 
     async def record(self, obj: Obj, event_type: str, reason: str, message: str) -> None:
-        try:
-            self._queue.put_nowait((obj, event_type, reason, message))
-        except asyncio.QueueFull:
-            name = obj.get("metadata", {}).get("name", "")
-            log.info("event %s on %s dropped: %d events queued", reason, name, self._queue.qsize())
+        self._outbox.put((self, obj, event_type, reason, message))
 
     async def run(self) -> None:
         """Write queued events one at a time until cancelled."""
+        outbox = self._outbox
         while True:
-            obj, event_type, reason, message = await self._queue.get()
-            await asyncio.sleep(self._limit.reserve())
+            recorder, obj, event_type, reason, message = await outbox.queue.get()
+            await asyncio.sleep(outbox.limit.reserve())
             try:
-                await super().record(obj, event_type, reason, message)
+                await EventRecorder.record(recorder, obj, event_type, reason, message)
             except Exception:  # a lost event must not stop the ones behind it
                 log.exception("could not record event %s", reason)

@@ -3,12 +3,16 @@
 ``setpoint server`` runs one (unless ``--disable-controller-manager``); with several servers
 only the holder of the ``kube-system/setpoint-controller-manager`` Lease reconciles, the others
 wait to take over. All controllers share one set of informers, one API connection pool and
-one event recorder, as kube-controller-manager shares its informer factory.
+one event queue, as kube-controller-manager shares its informer factory and event
+broadcaster. Events are queued and written by one sender at up to ``EVENT_QPS`` (burst
+``EVENT_BURST``): a burst of reconciles is not slowed by, nor doubled in API writes by, the
+events it records (see :class:`~setpoint.client.events.QueuedEventRecorder`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import socket
 import uuid
@@ -30,13 +34,19 @@ from setpoint.client.api import (
     ClientConfig,
     Resource,
 )
-from setpoint.client.events import EventRecorder
+from setpoint.client.events import EventRecorder, QueuedEventRecorder
 from setpoint.client.factory import SharedInformers
 from setpoint.client.leaderelection import LeaderElectionConfig, LeaderElector
 
 log = logging.getLogger(__name__)
 
 LEASE_NAME = "setpoint-controller-manager"
+# Event writes per second for all controllers and the scheduler together. Kubernetes' event
+# writes are bounded by each component's client QPS (kube-controller-manager 20,
+# kube-scheduler 50); setpoint's controllers are not client-throttled, so events get a
+# limit of their own.
+EVENT_QPS = 100.0
+EVENT_BURST = 200
 
 # What the garbage collector follows (owners and their dependents)...
 OWNED_RESOURCES: tuple[Resource, ...] = (
@@ -132,8 +142,11 @@ class ControllerManager:
 
     async def _lead(self, client: ApiClient) -> None:
         informers = SharedInformers(client)
-        recorder = EventRecorder(client, "setpoint-controller-manager")
+        recorder = QueuedEventRecorder(
+            client, "setpoint-controller-manager", qps=EVENT_QPS, burst=EVENT_BURST
+        )
         components = build_components(informers, recorder, self.config)
+        sender = asyncio.create_task(recorder.run(), name="controller-manager-events")
         informers.start()
         try:
             await informers.wait_synced()
@@ -146,3 +159,6 @@ class ControllerManager:
                 except Exception:  # stopping must not mask why we stopped
                     log.exception("stopping %r failed", component)
             await informers.stop()
+            sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sender
