@@ -19,6 +19,7 @@ from urllib.parse import quote, urlencode
 import aiohttp
 import orjson
 
+from setpoint.client.http import ConnectionPool
 from setpoint.pki import client_ssl_context, load_kubeconfig
 
 Obj = dict[str, Any]
@@ -110,18 +111,24 @@ class ApiClient:
     def __init__(self, config: ClientConfig, *, connections: int = 32) -> None:
         self.config = config
         self._ssl: ssl.SSLContext = client_ssl_context(config.ca_pem)
+        headers = {
+            "Authorization": f"Bearer {config.token}",
+            "User-Agent": config.user_agent,
+            "Accept": "application/json",
+        }
+        # unary requests: the lean pool; watches and other streams: aiohttp
+        self._pool = ConnectionPool(
+            config.server_url, ssl_context=self._ssl, headers=headers, limit=connections
+        )
         self._session = aiohttp.ClientSession(
             base_url=config.server_url,
-            headers={
-                "Authorization": f"Bearer {config.token}",
-                "User-Agent": config.user_agent,
-                "Accept": "application/json",
-            },
+            headers=headers,
             connector=aiohttp.TCPConnector(ssl=self._ssl, limit=connections),
             json_serialize=lambda o: orjson.dumps(o).decode(),
         )
 
     async def close(self) -> None:
+        await self._pool.close()
         await self._session.close()
 
     async def __aenter__(self) -> ApiClient:
@@ -140,21 +147,18 @@ class ApiClient:
         content_type: str = "application/json",
         timeout: float = 30,
     ) -> Obj:
-        data = None if body is None else orjson.dumps(body)
-        headers = {"Content-Type": content_type} if data is not None else None
-        async with self._session.request(
+        response = await self._pool.request(
             method,
             path,
-            data=data,
-            params=_clean(params),
-            headers=headers,
-            timeout=aiohttp.ClientTimeout(total=timeout),
-        ) as response:
-            payload = await response.read()
-            decoded: Obj = orjson.loads(payload) if payload else {}
-            if response.status >= 400:
-                raise ApiError(response.status, decoded if isinstance(decoded, dict) else {})
-            return decoded
+            query=query_string(params) if params else "",
+            body=None if body is None else orjson.dumps(body),
+            content_type=content_type,
+            timeout=timeout,
+        )
+        decoded: Obj = orjson.loads(response.body) if response.body else {}
+        if response.status >= 400:
+            raise ApiError(response.status, decoded if isinstance(decoded, dict) else {})
+        return decoded
 
     # ------------------------------------------------------------- verbs
 
