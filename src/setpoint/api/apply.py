@@ -75,6 +75,7 @@ from setpoint.api.fieldset import (
     path_string,
     tag,
 )
+from setpoint.meta.jsoncopy import json_copy
 from setpoint.resources.schema import load_definitions
 
 __all__ = [
@@ -1108,7 +1109,7 @@ def _encode(managers: _Managers, times: _Times) -> list[dict[str, Any]]:
             entry["time"] = when
         entry["fieldsType"] = "FieldsV1"
         if owned.raw is not None:
-            entry["fieldsV1"] = orjson.loads(orjson.dumps(owned.raw))
+            entry["fieldsV1"] = json_copy(owned.raw)
         else:
             entry["fieldsV1"] = owned.fields.to_fieldsv1()
         if ident.subresource:

@@ -14,6 +14,8 @@ capacity stay with each agent.
 from __future__ import annotations
 
 import copy
+import functools
+import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -29,7 +31,13 @@ LEASE_NAMESPACE = "kube-node-lease"
 
 def rfc3339(epoch: float) -> str:
     """``metav1.Time`` of a Unix time."""
-    return format_time(datetime.fromtimestamp(epoch, UTC))
+    return _rfc3339_second(int(epoch) if epoch >= 0 else math.floor(epoch))
+
+
+@functools.lru_cache(maxsize=4096)
+def _rfc3339_second(second: int) -> str:
+    # hollow nodes and agents format the same few seconds thousands of times
+    return format_time(datetime.fromtimestamp(second, UTC))
 
 
 def micro_time(epoch: float) -> str:

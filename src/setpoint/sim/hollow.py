@@ -45,7 +45,6 @@ are sent, with at most ``max_concurrent_calls`` API calls in flight.
 from __future__ import annotations
 
 import asyncio
-import copy
 import logging
 import random
 import time
@@ -72,6 +71,7 @@ from setpoint.client.nodes import (
 )
 from setpoint.client.tasks import cancel_all, run_until_stopped
 from setpoint.client.workqueue import WorkQueue, run_worker
+from setpoint.meta.jsoncopy import json_copy
 
 log = logging.getLogger(__name__)
 
@@ -263,7 +263,7 @@ def desired_pod_status(pod: Obj, timing: PodTiming, now: float) -> Obj:
     current = pod.get("status") or {}
     containers = spec.get("containers") or []
     init_containers = spec.get("initContainers") or []
-    status = copy.deepcopy(current)
+    status = json_copy(current)
     status.update(
         {
             "hostIP": HOLLOW_IP,
@@ -302,12 +302,12 @@ def desired_pod_status(pod: Obj, timing: PodTiming, now: float) -> Obj:
         scheduled,
     ]
     status["containerStatuses"] = [
-        _container_status(pod, c, copy.deepcopy(state), ready=ready) for c in containers
+        _container_status(pod, c, json_copy(state), ready=ready) for c in containers
     ]
     if init_containers:
         done = _terminated(0, timing.seen_at, timing.seen_at)
         status["initContainerStatuses"] = [
-            _container_status(pod, c, copy.deepcopy(done), ready=True) for c in init_containers
+            _container_status(pod, c, json_copy(done), ready=True) for c in init_containers
         ]
     return status
 
