@@ -1153,3 +1153,65 @@ def _without_empty_maps(value: Any) -> Any:
     if isinstance(value, list):
         return [_without_empty_maps(v) for v in value]
     return value
+
+
+# ----------------------------------------------------------- Go views, lazily
+
+_POD_VARIANTS: dict[str, list[Any]] = {
+    "metadata": [
+        {"name": "p", "labels": {"a": "1"}},
+        {"name": "p", "labels": {"a": "2"}, "ownerReferences": [{"uid": "u", "name": "o"}]},
+        {"name": "p", "annotations": None},
+    ],
+    "spec": [
+        {"containers": [{"name": "c", "image": "i"}]},
+        {"containers": [{"name": "c", "image": "j", "resources": {}}], "nodeName": "n"},
+        {
+            "containers": [
+                {"name": "c", "image": "i", "ports": [{"containerPort": 80}], "env": None},
+                {"name": "d", "image": "i", "securityContext": {"privileged": True}},
+            ],
+            "tolerations": [{"key": "k", "operator": "Exists"}],
+            "securityContext": {},
+        },
+        None,
+    ],
+    "status": [
+        {"phase": "Pending"},
+        {
+            "phase": "Running",
+            "conditions": [{"type": "Ready", "status": "True", "lastProbeTime": None}],
+            "containerStatuses": [{"name": "c", "state": {"running": {}}, "lastState": {}}],
+        },
+        {"conditions": [{"type": "Ready", "status": "False"}, {"type": "PodScheduled"}]},
+        {},
+    ],
+}
+_pods = st.fixed_dictionaries(
+    {},
+    optional={key: st.sampled_from(values) for key, values in _POD_VARIANTS.items()},
+)
+
+
+@given(_pods, _pods)
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+def test_lazy_go_views_diff_like_whole_go_views(old: dict[str, Any], new: dict[str, Any]) -> None:
+    from setpoint.api.apply import _diff, _go_message_for, _go_view, _root_type
+
+    t = _root_type(POD)
+    message = _go_message_for(POD)
+    assert message
+    eager = _diff(t, _go_view(POD, old), _go_view(POD, new))
+    lazy = _diff(t, old, new, message=message)
+    assert lazy == eager
+
+
+def test_fieldsv1_documents_are_never_shared() -> None:
+    fields = FieldSet([f("spec", "replicas"), f("metadata", "labels", "app")])
+    first = fields.to_fieldsv1()
+    first["f:spec"]["f:changed"] = {}
+    assert fields.to_fieldsv1() == {
+        "f:metadata": {"f:labels": {"f:app": {}}},
+        "f:spec": {"f:replicas": {}},
+    }
+    assert FieldSet([f("spec", "replicas"), f("metadata", "labels", "app")]) == fields

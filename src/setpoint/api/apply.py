@@ -589,10 +589,16 @@ class _Diff:
     removed: FieldSet
 
 
-def _diff(t: _Type, lhs: Any, rhs: Any, ignored: FieldSet = EMPTY) -> _Diff:
-    """structured-merge-diff Compare, with ``ignored`` subtrees excluded from all three sets."""
+def _diff(t: _Type, lhs: Any, rhs: Any, ignored: FieldSet = EMPTY, *, message: str = "") -> _Diff:
+    """structured-merge-diff Compare, with ``ignored`` subtrees excluded from all three sets.
+
+    With ``message`` (see :func:`_go_message_for`), ``lhs`` and ``rhs`` are raw objects and
+    are compared as their Go views (:func:`_go_view`), but only the subtrees that differ are
+    converted: equal raw subtrees have equal views, and most writes change a small part of
+    a large object.
+    """
     cmp = _Comparison()
-    _compare(t, lhs, rhs, (), cmp)
+    _compare(t, lhs, rhs, (), cmp, message)
     added, modified, removed = cmp.added.build(), cmp.modified.build(), cmp.removed.build()
     if not ignored.empty():
         added = added.recursive_difference(ignored)
@@ -610,7 +616,18 @@ def _compare_leaf(lhs: Any, rhs: Any, path: Path, cmp: _Comparison) -> None:
         cmp.modified.insert(path)
 
 
-def _compare(t: _Type, lhs: Any, rhs: Any, path: Path, cmp: _Comparison) -> None:
+def _compare(
+    t: _Type,
+    lhs: Any,
+    rhs: Any,
+    path: Path,
+    cmp: _Comparison,
+    message: str = "",
+    items: bool = False,
+) -> None:
+    """Compare ``lhs`` with ``rhs``. ``message``: the Go message their dict values are
+    viewed as (``items``: the message of their list values' dict items), or "" when the
+    values are views already."""
     if lhs is rhs or (
         lhs is not MISSING and rhs is not MISSING and type(lhs) is type(rhs) and lhs == rhs
     ):
@@ -618,36 +635,52 @@ def _compare(t: _Type, lhs: Any, rhs: Any, path: Path, cmp: _Comparison) -> None
     t = _resolve(t, lhs, rhs)
     kind = t.kind
     if kind == _SCALAR or t.atomic:
+        if message:
+            lhs, rhs = _go_full(message, items, lhs), _go_full(message, items, rhs)
         _compare_leaf(lhs, rhs, path, cmp)
         return
     if kind == _MAP:
         lmap = lhs if isinstance(lhs, dict) else None
         rmap = rhs if isinstance(rhs, dict) else None
+        if message and not items:
+            lmap = _go_shallow(message, lmap) if lmap is not None else None
+            rmap = _go_shallow(message, rmap) if rmap is not None else None
         if not lmap and not rmap:
             _compare_leaf(lhs, rhs, path, cmp)
             return
         keys = dict.fromkeys(lmap or ())
         keys.update(dict.fromkeys(rmap or ()))
+        children = _go_children(message) if message and not items else _NO_CHILDREN
         for key in keys:
+            child_message, child_items = children.get(key, _NO_CHILD)
             _compare(
                 t.field_type(key),
                 lmap.get(key, MISSING) if lmap else MISSING,
                 rmap.get(key, MISSING) if rmap else MISSING,
                 (*path, (FIELD, key)),
                 cmp,
+                child_message,
+                child_items,
             )
     else:
         llist = lhs if isinstance(lhs, list) else None
         rlist = rhs if isinstance(rhs, list) else None
         if not llist and not rlist:
+            if message:
+                lhs, rhs = _go_full(message, items, lhs), _go_full(message, items, rhs)
             _compare_leaf(lhs, rhs, path, cmp)
             return
         lpes = _item_elements(t, llist or [])
         rpes = _item_elements(t, rlist or [])
         if lpes is None or rpes is None:
+            if message:
+                lhs, rhs = _go_full(message, items, lhs), _go_full(message, items, rhs)
             _compare_leaf(lhs, rhs, path, cmp)
             return
-        _compare_items(t, llist or [], lpes, rlist or [], rpes, path, cmp)
+        # list-map keys are scalars, which Go views never change: keys of raw items are
+        # the keys of their views
+        item_message = message if items else ""
+        _compare_items(t, llist or [], lpes, rlist or [], rpes, path, cmp, item_message)
     if lhs is MISSING:
         cmp.added.insert(path)
     elif rhs is MISSING:
@@ -662,6 +695,7 @@ def _compare_items(
     rpes: list[PathElement],
     path: Path,
     cmp: _Comparison,
+    message: str = "",
 ) -> None:
     lgroups: dict[PathElement, list[Any]] = {}
     rgroups: dict[PathElement, list[Any]] = {}
@@ -681,19 +715,23 @@ def _compare_items(
                 right[0] if right else MISSING,
                 child,
                 cmp,
+                message,
             )
         elif len(left) >= 2 and len(right) >= 2:
+            if message:
+                left = [_go_full(message, False, v) for v in left]
+                right = [_go_full(message, False, v) for v in right]
             if len(left) != len(right) or not all(
                 _equals(a, b) for a, b in zip(left, right, strict=True)
             ):
                 cmp.modified.insert(child)
         elif len(left) >= 2:
             if right:
-                _compare(element, MISSING, right[0], child, cmp)
+                _compare(element, MISSING, right[0], child, cmp, message)
             cmp.removed.insert(child)
         else:
             if left:
-                _compare(element, left[0], MISSING, child, cmp)
+                _compare(element, left[0], MISSING, child, cmp, message)
             cmp.added.insert(child)
 
 
@@ -977,6 +1015,60 @@ def _go_fill_into(message: str, out: dict[str, Any]) -> None:
             out[json_name] = None
 
 
+_NO_CHILD: Final = ("", False)
+_NO_CHILDREN: Final[dict[str, tuple[str, bool]]] = {}
+
+
+@functools.cache
+def _go_flat_plan(message: str) -> tuple[tuple[str, int, str], ...]:
+    """:func:`_go_plan` with embedded (inline) structs' fields listed in their place."""
+    out: list[tuple[str, int, str]] = []
+    for json_name, action, sub in _go_plan(message):
+        if action == _INLINE:
+            out.extend(_go_flat_plan(sub))
+        else:
+            out.append((json_name, action, sub))
+    return tuple(out)
+
+
+@functools.cache
+def _go_children(message: str) -> dict[str, tuple[str, bool]]:
+    """For each field of ``message`` that holds messages: ``(message, as list items)``."""
+    children: dict[str, tuple[str, bool]] = {}
+    for json_name, action, sub in _go_flat_plan(message):
+        if sub:
+            children.setdefault(json_name, (sub, action in (_ITEMS, _NULL_ITEMS)))
+    return children
+
+
+def _go_shallow(message: str, obj: dict[str, Any]) -> dict[str, Any]:
+    """One level of :func:`_go_fill`: ``obj``'s own missing structs and nulls, children raw."""
+    out = obj
+    for json_name, action, _ in _go_flat_plan(message):
+        present = out.get(json_name, MISSING)
+        if action == _STRUCT:
+            if isinstance(present, dict):
+                continue
+            value: Any = {}
+        elif present is MISSING and action in (_NULL, _NULL_ITEMS):
+            value = None
+        else:
+            continue
+        if out is obj:
+            out = dict(obj)
+        out[json_name] = value
+    return out
+
+
+def _go_full(message: str, items: bool, value: Any) -> Any:
+    """The whole Go view of a raw ``value`` (see :func:`_compare` for the arguments)."""
+    if items:
+        if isinstance(value, list):
+            return [_go_fill(message, i) if isinstance(i, dict) else i for i in value]
+        return value
+    return _go_fill(message, value) if isinstance(value, dict) else value
+
+
 # =========================================================================== managed fields
 
 
@@ -1249,9 +1341,10 @@ def _update(
     *,
     force: bool,
     ignored: FieldSet,
+    message: str = "",
 ) -> tuple[_Managers, _Diff]:
     """Take changed fields from other managers (or refuse), drop removed fields, drop empties."""
-    diff = _diff(t, old, new, ignored)
+    diff = _diff(t, old, new, ignored, message=message)
     changed = diff.modified.union(diff.added)
     conflicts: dict[_Manager, FieldSet] = {}
     if not changed.empty():
@@ -1288,9 +1381,13 @@ def _record_update(
     api_version: str,
     now: str,
     ignored: FieldSet,
+    message: str = "",
 ) -> _Managers:
-    """One Update operation (the apiserver's managedFieldsUpdater around Updater.Update)."""
-    managers, diff = _update(t, old, new, managers, _CURRENT, force=True, ignored=ignored)
+    """One Update operation (the apiserver's managedFieldsUpdater around Updater.Update).
+    ``message``: see :func:`_diff`."""
+    managers, diff = _update(
+        t, old, new, managers, _CURRENT, force=True, ignored=ignored, message=message
+    )
     current = managers.pop(_CURRENT, None)
     fields = EMPTY if current is None else current.fields
     fields = fields.difference(diff.removed).union(diff.modified).union(diff.added)
@@ -1380,16 +1477,20 @@ def track_update(
     # leaving it out of both sides up front spares converting and comparing it.
     skipped = {path[0] for path in reset_paths if len(path) == 1}
     ident = _Manager(manager or "unknown", _UPDATE, api_version, subresource)
+    old_raw = _without_top_level(old_obj, skipped)
+    new_raw = _without_top_level(new_obj, skipped)
+    message = _go_message_for(definition) or ""
     managers = _record_update(
         t,
-        _go_view(definition, _without_top_level(old_obj, skipped)),
-        _go_view(definition, _without_top_level(new_obj, skipped)),
+        old_raw if message else _go_view(definition, old_raw),
+        new_raw if message else _go_view(definition, new_raw),
         managers,
         times,
         ident=ident,
         api_version=api_version,
         now=now,
         ignored=ignored,
+        message=message,
     )
     managers = _cap(managers, times)
     return _with_managed_fields(new_obj, managers, times)

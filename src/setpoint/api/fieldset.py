@@ -37,6 +37,7 @@ empty child nodes are never kept, so structural equality is set equality.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from collections.abc import Iterable, Iterator, Mapping
@@ -204,6 +205,7 @@ def index_element(index: int) -> PathElement:
     return (INDEX, index)
 
 
+@functools.lru_cache(maxsize=16384)
 def serialize_path_element(pe: PathElement) -> str:
     """``pe`` as a ``FieldsV1`` key: ``f:name``, ``k:{...}``, ``v:...`` or ``i:N``."""
     kind, payload = pe
@@ -271,10 +273,11 @@ def path_string(path: Iterable[PathElement]) -> str:
 class FieldSet:
     """An immutable set of field paths (see the module documentation)."""
 
-    __slots__ = ("_children", "_members")
+    __slots__ = ("_children", "_hash", "_members")
 
     _members: frozenset[PathElement]
     _children: dict[PathElement, FieldSet]
+    _hash: int | None
 
     def __init__(self, paths: Iterable[Path] = ()) -> None:
         builder = _Builder()
@@ -283,6 +286,7 @@ class FieldSet:
         built = builder.build()
         self._members = built._members
         self._children = built._children
+        self._hash = None
 
     @classmethod
     def _make(
@@ -291,6 +295,7 @@ class FieldSet:
         obj = cls.__new__(cls)
         obj._members = members
         obj._children = children
+        obj._hash = None
         return obj
 
     # ------------------------------------------------------------------ inspection
@@ -351,7 +356,9 @@ class FieldSet:
         return self._members == other._members and self._children == other._children
 
     def __hash__(self) -> int:
-        return hash((self._members, frozenset(self._children.items())))
+        if self._hash is None:  # sets are immutable: hash once
+            self._hash = hash((self._members, frozenset(self._children.items())))
+        return self._hash
 
     def __repr__(self) -> str:
         return "FieldSet([" + ", ".join(path_string(p) for p in self) + "])"
@@ -426,8 +433,10 @@ class FieldSet:
     # ------------------------------------------------------------------ FieldsV1
 
     def to_fieldsv1(self) -> dict[str, Any]:
-        """The set as a ``FieldsV1`` JSON object, keys in Kubernetes' order."""
-        return self._emit(include_self=False)
+        """The set as a ``FieldsV1`` JSON object, keys in Kubernetes' order (a new object
+        each time: the caller may keep it in an object it changes later)."""
+        fields: dict[str, Any] = orjson.loads(_fieldsv1_json(self))
+        return fields
 
     def _emit(self, *, include_self: bool) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -479,6 +488,12 @@ class FieldSet:
         if not members and not children:
             return None, True
         return FieldSet._make(frozenset(members), children), is_member
+
+
+@functools.lru_cache(maxsize=4096)
+def _fieldsv1_json(fields: FieldSet) -> bytes:
+    # the same sets recur: every pod of a ReplicaSet, every status write of a kind of pod
+    return orjson.dumps(fields._emit(include_self=False))
 
 
 class _Builder:
