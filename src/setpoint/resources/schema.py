@@ -169,6 +169,18 @@ def _go_field_type(schema: dict[str, Any]) -> str:
     )
 
 
+_ABSENT: Any = object()
+
+
+def _identical(value: Any, known: Any) -> bool:
+    """Whether ``value`` is ``known`` exactly as JSON (``1``, ``1.0`` and ``true`` differ)."""
+    if known is _ABSENT or value is None:
+        return False
+    if isinstance(value, dict | list):
+        return type(value) is type(known) and orjson.dumps(value) == orjson.dumps(known)
+    return type(value) is type(known) and value == known
+
+
 class DecodeError(ValueError):
     """A field holds a value of the wrong JSON type (Kubernetes answers 400)."""
 
@@ -202,7 +214,11 @@ class Decoder:
         self._kind = kind
         self._version = version
 
-    def decode(self, obj: Any) -> DecodeResult:
+    def decode(self, obj: Any, *, known: dict[str, Any] | None = None) -> DecodeResult:
+        """Check and prune ``obj``. ``known``: an object of this kind decoded before (the
+        stored one an update or patch starts from); a top-level field of ``obj`` identical
+        to ``known``'s, byte for byte as JSON, is decoded already and is kept as it is
+        instead of being walked again — most writes send back most of what they read."""
         if not isinstance(obj, dict):
             raise DecodeError(
                 f"json: cannot unmarshal {_json_type(obj)} into Go value of type "
@@ -210,7 +226,7 @@ class Decoder:
             )
         unknown: list[str] = []
         missing: list[str] = []
-        pruned = self._object(self._root, obj, "", unknown, missing)
+        pruned = self._object(self._root, obj, "", unknown, missing, known)
         return DecodeResult(pruned, unknown, missing)
 
     def _fail(self, value: Any, path: str, node: Node, parent: str) -> DecodeError:
@@ -299,6 +315,7 @@ class Decoder:
         path: str,
         unknown: list[str],
         missing: list[str],
+        known: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         props = node.properties
         out: dict[str, Any] = {}
@@ -309,6 +326,9 @@ class Decoder:
                 unknown.append(prefix + key)
                 continue
             if item is None:
+                continue
+            if known is not None and _identical(item, known.get(key, _ABSENT)):
+                out[key] = item
                 continue
             out[key] = self._value(sub, item, prefix + key, node.go_type, unknown, missing)
         for name in node.required:
