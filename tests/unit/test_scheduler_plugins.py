@@ -364,6 +364,33 @@ def test_least_allocated_prefers_the_emptier_node() -> None:
     assert decision.node == "idle"
 
 
+def test_remembered_scores_follow_the_pods_on_each_node() -> None:
+    s = cluster(node("a"), node("b"))
+    replica = pod("r", cpu="2", memory="4Gi")
+
+    def scores() -> list[int]:
+        return score_nodes(prepare(replica, s), s.node_list(), s)
+
+    empty = scores()
+    assert empty[0] == empty[1]
+    s.add_pod(PodInfo.from_pod(replica, "a"))
+    busy = scores()
+    assert busy[0] < busy[1] == empty[1]  # the same requests, scored again where pods changed
+    s.remove_pod("ns/r")
+    assert scores() == empty
+
+
+def test_node_list_follows_added_updated_and_removed_nodes() -> None:
+    s = cluster(node("a"), node("b"))
+    assert [n.name for n in s.node_list()] == ["a", "b"]
+    s.set_node(node("c"))
+    s.set_node(node("a", cpu="8"))
+    assert [n.name for n in s.node_list()] == ["a", "b", "c"]
+    assert s.node_list()[0].allocatable.milli_cpu == 8000
+    s.remove_node("b")
+    assert [n.name for n in s.node_list()] == ["a", "c"]
+
+
 def test_preferred_node_affinity_weights_win() -> None:
     s = cluster(node("a", labels={"disk": "ssd"}), node("b"))
     preferred = {

@@ -320,6 +320,9 @@ class NodeInfo:
     requested: Resources = field(default_factory=Resources)
     non_zero_requested: Resources = field(default_factory=Resources)
     pods: dict[str, PodInfo] = field(default_factory=dict)
+    # resource_scores by the incoming pod's requests, while the node's pods stay the same:
+    # the replicas of one workload ask the same, so most nodes are scored once per change
+    resource_score_cache: dict[tuple[int, int, int, int], int] = field(default_factory=dict)
 
     @classmethod
     def from_node(cls, node: Obj) -> NodeInfo:
@@ -347,12 +350,14 @@ class NodeInfo:
         self.pods[pod.key] = pod
         self.requested.add(pod.requests)
         self.non_zero_requested.add(pod.non_zero)
+        self.resource_score_cache.clear()
 
     def remove_pod(self, key: str) -> PodInfo | None:
         pod = self.pods.pop(key, None)
         if pod is not None:
             self.requested.add(pod.requests, -1)
             self.non_zero_requested.add(pod.non_zero, -1)
+            self.resource_score_cache.clear()
         return pod
 
 
@@ -384,11 +389,16 @@ class ClusterSnapshot:
         self.owner_counts: dict[str, dict[str, int]] = {}
         # Pods whose node is not (yet) known: counted once their node appears.
         self._orphans: dict[str, dict[str, PodInfo]] = {}
+        self._node_list: list[NodeInfo] | None = None
 
     def node_list(self) -> list[NodeInfo]:
-        return [self.nodes[name] for name in self.order]
+        """The nodes in the order they were added (do not change the list)."""
+        if self._node_list is None:
+            self._node_list = [self.nodes[name] for name in self.order]
+        return self._node_list
 
     def set_node(self, node: Obj) -> NodeInfo:
+        self._node_list = None
         info = NodeInfo.from_node(node)
         old = self.nodes.get(info.name)
         if old is None:
@@ -405,6 +415,7 @@ class ClusterSnapshot:
         info = self.nodes.pop(name, None)
         if info is None:
             return
+        self._node_list = None
         self.order.remove(name)
         if info.pods:
             self._orphans[name] = dict(info.pods)
@@ -860,14 +871,23 @@ def balanced_allocation(state: PodState, node: NodeInfo) -> int:
     return int((1 - abs(cpu_fraction - mem_fraction) / 2) * MAX_NODE_SCORE)
 
 
+_SCORE_CACHE_LIMIT = 64
+
+
 def resource_scores(state: PodState, nodes: Sequence[NodeInfo]) -> list[int]:
     """``least_allocated`` + ``balanced_allocation`` (weights 1 and 1) for many nodes at
     once: the same arithmetic, written as one loop because it runs for every feasible node
     of every decision."""
     pod_cpu, pod_mem = state.info.non_zero.milli_cpu, state.info.non_zero.memory
     req_cpu, req_mem = state.info.requests.milli_cpu, state.info.requests.memory
+    key = (pod_cpu, pod_mem, req_cpu, req_mem)
     out = []
     for n in nodes:
+        cache = n.resource_score_cache
+        cached = cache.get(key)
+        if cached is not None:
+            out.append(cached)
+            continue
         cpu_cap, mem_cap = n.allocatable.milli_cpu, n.allocatable.memory
         nz, rq = n.non_zero_requested, n.requested
         cpu, mem = nz.milli_cpu + pod_cpu, nz.memory + pod_mem
@@ -881,7 +901,11 @@ def resource_scores(state: PodState, nodes: Sequence[NodeInfo]) -> list[int]:
         cpu_f = 1.0 if cpu_f > 1.0 else cpu_f
         mem_f = 1.0 if mem_f > 1.0 else mem_f
         balanced = int((1 - abs(cpu_f - mem_f) / 2) * MAX_NODE_SCORE)
-        out.append(WEIGHT_LEAST_ALLOCATED * (least // 2) + WEIGHT_BALANCED * balanced)
+        score = WEIGHT_LEAST_ALLOCATED * (least // 2) + WEIGHT_BALANCED * balanced
+        if len(cache) >= _SCORE_CACHE_LIMIT:
+            cache.clear()
+        cache[key] = score
+        out.append(score)
     return out
 
 

@@ -340,7 +340,10 @@ class Scheduler:
                 newly = not counts_on_node(old) or old["metadata"].get("labels") != pod[
                     "metadata"
                 ].get("labels")
-                self._bound(key, pod)
+                if newly or old.get("spec") != pod.get("spec") or key not in self.snapshot.pods:
+                    self._bound(key, pod)
+                else:  # a status change: what the snapshot holds of the pod still stands
+                    self._assumed.pop(key, None)
                 if newly:
                     self.queue.move_all(ASSIGNED_POD_CHANGED)
             elif self.snapshot.remove_pod(key) is not None:
