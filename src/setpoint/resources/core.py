@@ -119,6 +119,10 @@ def _prepare_pod(pod: Obj) -> None:
 def _validate_pod(pod: Obj, old: Obj | None) -> list[FieldError]:
     spec = pod.get("spec") or {}
     errors = kube_finalizer_errors(pod)
+    if old is not None and (pod.get("spec") is old.get("spec") or spec == old.get("spec")):
+        # an unchanged spec (every status update: ValidatePodStatusUpdate does not look at
+        # it either) was valid when it was stored and has nothing immutable to compare
+        return errors
     errors += podspec.validate_pod_spec(spec, "spec", pod=True)
     errors += podspec.validate_pod_images(spec)
     if old is not None:
