@@ -287,11 +287,6 @@ class QueuedEventRecorder(EventRecorder):
     def for_component(self, component: str) -> QueuedEventRecorder:
         return QueuedEventRecorder(self.client, component, host=self.host, outbox=self._outbox)
 
-    @property
-    def dropped(self) -> int:
-        """Events dropped so far because the queue was full."""
-        return self._outbox.dropped
-
     async def record(self, obj: Obj, event_type: str, reason: str, message: str) -> None:
         self._outbox.put((self, obj, event_type, reason, message))
 
