@@ -1,13 +1,14 @@
 """A lean HTTP/1.1 client for the API's unary requests: a pool of keep-alive TLS connections.
 
 Every controller, the scheduler, node agents and hollow nodes talk to the API server through
-:class:`~setpoint.client.api.ApiClient`, and at a burst of pods most of their CPU went to
-aiohttp's client machinery (~0.3 ms per request on this project's benchmark machine:
-per-request timeout handles, tracing hooks, cookie jars, URL objects). A request to the API
-server needs none of that: one method, one path, a few fixed headers, a JSON body, and a
-response with ``Content-Length`` or chunked encoding. :class:`ConnectionPool` writes the
-request bytes itself and parses the response with ``httptools`` (llhttp, in C) — about a
-quarter of the cost. Streams (watches, logs) stay on aiohttp.
+:class:`~setpoint.client.api.ApiClient`, and at a burst of pods much of their CPU went to
+aiohttp's client machinery (per-request timeout handles, tracing hooks, cookie jars, URL
+objects). A request to the API server needs none of that: one method, one path, a few fixed
+headers, a JSON body, and a response with ``Content-Length`` or chunked encoding.
+:class:`ConnectionPool` writes the request bytes itself and parses the response with
+``httptools`` (llhttp, the parser uvicorn uses). Measured on the project's 2-core VM (GET of
+a 1 KB ConfigMap over TLS, 32 concurrent, uvloop): aiohttp's client ~310 µs of client CPU per
+request, this pool ~150 µs, httpx ~4 ms. Streams (watches, logs) stay on aiohttp.
 
 Connection failures are raised as :class:`ConnectionError` (an ``OSError``), timeouts as
 :class:`TimeoutError`, as callers of the API client already expect. A connection that sat
@@ -83,7 +84,8 @@ class _Connection(asyncio.Protocol):
             waiter.set_exception(error)
 
     def send(self, data: bytes) -> asyncio.Future[Response]:
-        assert self.transport is not None
+        if self.closed or self.transport is None:
+            raise ConnectionResetError("the API server closed the connection")
         self.waiter = asyncio.get_running_loop().create_future()
         self.received = False
         self.transport.write(data)
