@@ -1179,6 +1179,7 @@ def _decode_or_empty(entries: Any) -> tuple[_Managers, _Times]:
         return {}, {}
 
 
+@functools.lru_cache(maxsize=4096)
 def _unix(when: str | None) -> int:
     if not when:
         return 0

@@ -375,11 +375,20 @@ class FieldSet:
             return self
         if self.empty():
             return other
+        changed = False
         children = dict(self._children)
         for pe, child in other._children.items():
             mine = children.get(pe)
-            children[pe] = child if mine is None else mine.union(child)
-        return FieldSet._make(self._members | other._members, children)
+            both = child if mine is None else mine.union(child)
+            if both is not mine:
+                children[pe] = both
+                changed = True
+        members = self._members
+        if not other._members <= members:
+            members = members | other._members
+        elif not changed:
+            return self  # nothing new: the same set, whose hash and encoding are known
+        return FieldSet._make(members, children)
 
     def intersection(self, other: FieldSet) -> FieldSet:
         """Paths in both sets."""
@@ -396,6 +405,7 @@ class FieldSet:
         """Paths in this set and not in ``other`` (parents and children are unrelated)."""
         if other.empty() or self.empty():
             return self
+        changed = False
         children: dict[PathElement, FieldSet] = {}
         for pe, child in self._children.items():
             theirs = other._children.get(pe)
@@ -403,26 +413,38 @@ class FieldSet:
                 children[pe] = child
             else:
                 rest = child.difference(theirs)
+                changed = changed or rest is not child
                 if not rest.empty():
                     children[pe] = rest
-        return FieldSet._make(self._members - other._members, children)
+        return self._rebuilt(self._members - other._members, children, changed)
 
     def recursive_difference(self, other: FieldSet) -> FieldSet:
         """Like :meth:`difference`, but a member of ``other`` also removes all paths below it."""
         if other.empty() or self.empty():
             return self
+        changed = False
         children: dict[PathElement, FieldSet] = {}
         for pe, child in self._children.items():
             if pe in other._members:
+                changed = True
                 continue
             theirs = other._children.get(pe)
             if theirs is None:
                 children[pe] = child
             else:
                 rest = child.recursive_difference(theirs)
+                changed = changed or rest is not child
                 if not rest.empty():
                     children[pe] = rest
-        return FieldSet._make(self._members - other._members, children)
+        return self._rebuilt(self._members - other._members, children, changed)
+
+    def _rebuilt(
+        self, members: frozenset[PathElement], children: dict[PathElement, FieldSet], changed: bool
+    ) -> FieldSet:
+        """``self`` when removing left it as it was (so its hash and encoding are reused)."""
+        if not changed and len(members) == len(self._members):
+            return self
+        return FieldSet._make(members, children)
 
     def leaves(self) -> FieldSet:
         """Only the members that have no children of their own."""
