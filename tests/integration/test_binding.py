@@ -65,3 +65,33 @@ def test_a_pod_being_deleted_cannot_be_bound(server: Server, namespace: str) -> 
     assert "being deleted" in body["message"]
     merge = {"Content-Type": "application/merge-patch+json"}
     server.request("PATCH", f"{pods}/r", {"metadata": {"finalizers": None}}, headers=merge)
+
+
+def test_binding_checks_its_target_and_adds_its_annotations(server: Server, namespace: str) -> None:
+    pods = f"/api/v1/namespaces/{namespace}/pods"
+    server.request("POST", pods, _pod("s", annotations={"kept": "yes"}))
+    wrong_kind = _binding("s")
+    wrong_kind["target"]["kind"] = "Pod"
+    status, body, _ = server.request("POST", f"{pods}/s/binding", wrong_kind)
+    assert (status, body["reason"]) == (422, "Invalid")
+    assert (
+        'target.kind: Unsupported value: "Pod": supported values: "Node", "<empty>"'
+        in (body["message"])
+    )
+    status, body, _ = server.request("POST", f"{pods}/s/binding", {"target": "node-a"})
+    assert status == 400
+    bad_value = {**_binding("s"), "metadata": {"name": "s", "annotations": {"a": 1}}}
+    status, body, _ = server.request("POST", f"{pods}/s/binding", bad_value)
+    assert status == 400
+    bad_key = {**_binding("s"), "metadata": {"name": "s", "annotations": {"no pe": "x"}}}
+    status, body, _ = server.request("POST", f"{pods}/s/binding", bad_key)
+    assert (status, body["reason"]) == (422, "Invalid")
+    status, pod, _ = server.request("GET", f"{pods}/s")
+    assert not pod["spec"].get("nodeName")  # nothing was written
+
+    good = {**_binding("s"), "metadata": {"name": "s", "annotations": {"placed-by": "me"}}}
+    status, _, _ = server.request("POST", f"{pods}/s/binding", good)
+    assert status == 201
+    status, pod, _ = server.request("GET", f"{pods}/s")
+    assert pod["spec"]["nodeName"] == "node-a"
+    assert pod["metadata"]["annotations"] == {"kept": "yes", "placed-by": "me"}

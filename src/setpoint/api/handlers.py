@@ -41,7 +41,8 @@ from setpoint.api.watchcache import (
 )
 from setpoint.meta.fields import FieldSelectorParseError, parse_field_selector
 from setpoint.meta.labels import SelectorParseError, parse_selector
-from setpoint.resources.registry import Obj, Registry, ResourceType
+from setpoint.resources.meta import validate_annotations
+from setpoint.resources.registry import Obj, Registry, ResourceType, not_supported, required
 
 log = logging.getLogger(__name__)
 
@@ -698,19 +699,16 @@ class ResourceHandlers:
     async def bind(
         self, request: web.Request, storage: ResourceStorage, target: Target
     ) -> web.Response:
-        body = await read_body(request)
-        if not isinstance(body, dict):
-            raise errors.bad_request("Binding body must be an object")
-        node = (body.get("target") or {}).get("name", "")
-        if not node:
-            raise errors.APIError(
-                422,
-                "Invalid",
-                f'Binding "{target.name}" is invalid: target.name: Required value',
-            )
+        node, annotations = _binding(await read_body(request), target.name)
 
         def mutate(obj: Obj) -> Obj:
             meta = obj["metadata"]
+            if annotations:
+                merged = {**(meta.get("annotations") or {}), **annotations}
+                problems = validate_annotations(merged, "metadata.annotations")
+                if problems:  # the pod must stay valid for every later write
+                    raise errors.invalid(target.rtype, target.name, problems)
+                meta["annotations"] = merged
             if meta.get("deletionTimestamp"):
                 raise errors.conflict(target.rtype, target.name, "pod is being deleted")
             current = (obj.get("spec") or {}).get("nodeName")
@@ -746,6 +744,35 @@ class ResourceHandlers:
             },
             status=201,
         )
+
+
+def _binding(body: Any, name: str) -> tuple[str, dict[str, str]]:
+    """The node a Binding names and the annotations it adds to the pod, after Kubernetes'
+    ``ValidatePodBinding`` (target kind empty or Node, target name required)."""
+    if not isinstance(body, dict):
+        raise errors.bad_request("Binding body must be an object")
+    target = body.get("target")
+    meta = body.get("metadata")
+    annotations = meta.get("annotations") if isinstance(meta, dict) else None
+    if target is not None and not isinstance(target, dict):
+        raise errors.bad_request("Binding target must be an object (an ObjectReference)")
+    if annotations is not None and not (
+        isinstance(annotations, dict) and all(isinstance(v, str) for v in annotations.values())
+    ):
+        raise errors.bad_request("Binding metadata.annotations must map strings to strings")
+    target = target or {}
+    node, kind = target.get("name") or "", target.get("kind") or ""
+    problems = []
+    if kind and kind != "Node":
+        problems.append(not_supported("target.kind", kind, ("Node", "<empty>")))
+    if not isinstance(node, str) or not node:
+        problems.append(required("target.name"))
+    if problems:
+        summary = ", ".join(f"{p.field}: {p.message}" for p in problems)
+        if len(problems) > 1:
+            summary = f"[{summary}]"
+        raise errors.APIError(422, "Invalid", f'Binding "{name}" is invalid: {summary}')
+    return node, dict(annotations or {})
 
 
 def _now() -> str:
