@@ -1174,6 +1174,7 @@ _POD_VARIANTS: dict[str, list[Any]] = {
             "tolerations": [{"key": "k", "operator": "Exists"}],
             "securityContext": {},
         },
+        {"affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {}}}},
         None,
     ],
     "status": [
@@ -1193,17 +1194,64 @@ _pods = st.fixed_dictionaries(
 )
 
 
+_DEPLOYMENT_VARIANTS: dict[str, list[Any]] = {
+    "metadata": [{"name": "d"}, {"name": "d", "labels": {"app": "x"}}],
+    "spec": [
+        {},  # its Go view is not empty: template, strategy and selector structs appear
+        {"replicas": 2, "template": {}},
+        {
+            "selector": {"matchLabels": {"app": "x"}},
+            "template": {
+                "metadata": {"labels": {"app": "x"}},
+                "spec": {"containers": [{"name": "c", "image": "i"}]},
+            },
+            "strategy": {"rollingUpdate": {"maxSurge": 1}},
+        },
+        None,
+    ],
+    "status": [{}, {"replicas": 1, "conditions": [{"type": "Available", "status": "True"}]}],
+}
+_deployments = st.fixed_dictionaries(
+    {},
+    optional={key: st.sampled_from(values) for key, values in _DEPLOYMENT_VARIANTS.items()},
+)
+
+
+_JOB_VARIANTS: dict[str, list[Any]] = {
+    "spec": [
+        {},
+        # empty pointers whose Go views are not empty ({"rules": null})
+        {"podFailurePolicy": {}},
+        {"successPolicy": {}, "backoffLimit": 3},
+        {"podFailurePolicy": {"rules": [{"action": "Ignore", "onExitCodes": {}}]}},
+    ],
+}
+_jobs = st.fixed_dictionaries(
+    {}, optional={key: st.sampled_from(values) for key, values in _JOB_VARIANTS.items()}
+)
+
+
+def _diff_both_ways(definition: str, old: dict[str, Any], new: dict[str, Any]) -> None:
+    from setpoint.api.apply import _diff, _go_message_for, _go_view, _root_type
+
+    t = _root_type(definition)
+    message = _go_message_for(definition)
+    assert message
+    eager = _diff(t, _go_view(definition, old), _go_view(definition, new))
+    lazy = _diff(t, old, new, message=message)
+    assert lazy == eager
+
+
 @given(_pods, _pods)
 @settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
 def test_lazy_go_views_diff_like_whole_go_views(old: dict[str, Any], new: dict[str, Any]) -> None:
-    from setpoint.api.apply import _diff, _go_message_for, _go_view, _root_type
+    _diff_both_ways(POD, old, new)
 
-    t = _root_type(POD)
-    message = _go_message_for(POD)
-    assert message
-    eager = _diff(t, _go_view(POD, old), _go_view(POD, new))
-    lazy = _diff(t, old, new, message=message)
-    assert lazy == eager
+
+@given(_deployments, _deployments)
+@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
+def test_lazy_go_views_of_deployments(old: dict[str, Any], new: dict[str, Any]) -> None:
+    _diff_both_ways(DEPLOYMENT, old, new)
 
 
 def test_fieldsv1_documents_are_never_shared() -> None:
@@ -1215,3 +1263,9 @@ def test_fieldsv1_documents_are_never_shared() -> None:
         "f:spec": {"f:replicas": {}},
     }
     assert FieldSet([f("spec", "replicas"), f("metadata", "labels", "app")]) == fields
+
+
+@given(_jobs, _jobs)
+@settings(max_examples=100, suppress_health_check=[HealthCheck.too_slow])
+def test_lazy_go_views_of_jobs(old: dict[str, Any], new: dict[str, Any]) -> None:
+    _diff_both_ways("io.k8s.api.batch.v1.Job", old, new)

@@ -632,6 +632,9 @@ def _compare(
         lhs is not MISSING and rhs is not MISSING and type(lhs) is type(rhs) and lhs == rhs
     ):
         return  # equal subtrees differ nowhere (a fast path; schemas keep bools and ints apart)
+    if lhs is MISSING:
+        _added(t, rhs, path, cmp.added, message, items)
+        return
     t = _resolve(t, lhs, rhs)
     kind = t.kind
     if kind == _SCALAR or t.atomic:
@@ -685,6 +688,52 @@ def _compare(
         cmp.added.insert(path)
     elif rhs is MISSING:
         cmp.removed.insert(path)
+
+
+def _added(
+    t: _Type, value: Any, path: Path, out: _Builder, message: str = "", items: bool = False
+) -> None:
+    """:func:`_compare` of nothing with ``value``: ``value`` and everything in it is added
+    (the same walk without a left side, which is most of a first status write)."""
+    t = _resolve(t, value)
+    kind = t.kind
+    if kind == _SCALAR or t.atomic:
+        out.insert(path)
+        return
+    if kind == _MAP:
+        if not isinstance(value, dict):
+            out.insert(path)
+            return
+        children = _NO_CHILDREN
+        if message and not items:
+            value = _go_shallow(message, value)
+            children = _go_children(message)
+        if not value:
+            out.insert(path)
+            return
+        for key, child in value.items():
+            child_message, child_items = children.get(key, _NO_CHILD)
+            _added(t.field_type(key), child, (*path, (FIELD, key)), out, child_message, child_items)
+    else:
+        if not isinstance(value, list) or not value:
+            out.insert(path)
+            return
+        pes = _item_elements(t, value)
+        if pes is None:
+            out.insert(path)
+            return
+        element = t.element or _DEDUCED_TYPE
+        item_message = message if items else ""
+        groups: dict[PathElement, list[Any]] = {}
+        for pe, item in zip(pes, value, strict=True):
+            groups.setdefault(pe, []).append(item)
+        for pe, group in groups.items():
+            child_path = (*path, pe)
+            if len(group) == 1:
+                _added(element, group[0], child_path, out, item_message)
+            else:  # duplicate keys: the item as a whole, as _compare_items does
+                out.insert(child_path)
+    out.insert(path)
 
 
 def _compare_items(
