@@ -17,6 +17,7 @@ from pathlib import Path
 import click
 
 from setpoint.cli.agent import agent
+from setpoint.cli.process import install_uvloop, tune_gc
 from setpoint.cli.server import ServerConfig, run_server
 from setpoint.cli.sim import sim
 
@@ -116,7 +117,7 @@ def server(
         event_ttl=parse_duration(event_ttl),
         kubelet_args=kubelet_arg,
     )
-    _install_uvloop()
+    install_uvloop()
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run_server(config))
 
@@ -162,7 +163,8 @@ def controller_manager(
     from setpoint.cli.server import exit_with_parent, run_controller_manager
 
     exit_with_parent()
-    _install_uvloop()
+    install_uvloop()
+    tune_gc()
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(
             run_controller_manager(
@@ -171,15 +173,6 @@ def controller_manager(
                 run_scheduler=not disable_scheduler,
             )
         )
-
-
-def _install_uvloop() -> None:
-    try:
-        import uvloop
-
-        uvloop.install()
-    except ImportError:  # pragma: no cover - uvloop is a dependency, but stay runnable
-        pass
 
 
 def main() -> None:

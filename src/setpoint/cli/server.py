@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 import os
 import signal
@@ -27,6 +26,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from setpoint.api.discovery import KUBERNETES_VERSION
 from setpoint.api.openapi import build_openapi
 from setpoint.api.server import APIServer, TokenAuthenticator
+from setpoint.cli.process import tune_gc
 from setpoint.pki import ensure_server_credentials, write_kubeconfig
 from setpoint.resources.catalog import default_registry
 from setpoint.store.sqlite import SQLiteStore
@@ -129,12 +129,8 @@ async def run_server(config: ServerConfig) -> None:
                 supervise_child("node agent", agent_args(config, url)), name="agent"
             )
         )
-    # Start-up made many long-lived objects (schemas, OpenAPI, caches); keep them out of
-    # the collector's generations and collect less often, so full collections do not
-    # pause request handling for a hundred milliseconds at a time.
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(50_000, 50, 1000)
+    # start-up made many long-lived objects (schemas, OpenAPI, caches)
+    tune_gc()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import click
 
+from setpoint.cli.process import install_uvloop, tune_gc
 from setpoint.client.api import ApiClient, ClientConfig
 from setpoint.sim.hollow import HollowNodes
 
@@ -98,12 +99,8 @@ def sim(
     config = client_config(
         kubeconfig=kubeconfig, server=server, token_file=token_file, ca_file=ca_file
     )
-    try:
-        import uvloop
-
-        uvloop.install()
-    except ImportError:  # pragma: no cover
-        pass
+    install_uvloop()
+    tune_gc()
     asyncio.run(
         run_hollow_nodes(
             config,
