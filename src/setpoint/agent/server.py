@@ -262,6 +262,10 @@ class KubeletServer:
                 response: web.StreamResponse = await handler(request)
             except LogRequestError as exc:
                 return web.Response(status=exc.code, text=exc.message)
+            except ConnectionResetError:
+                if request.transport is not None and not request.transport.is_closing():
+                    raise
+                return web.Response(status=499)  # the reader went away mid-log: nothing wrong
             return response
 
         return check

@@ -261,7 +261,14 @@ class APIServer:
             return error_response(exc)
         except web.HTTPRequestEntityTooLarge:
             return error_response(errors.too_large(negotiation.MAX_BODY_BYTES))
-        except (asyncio.CancelledError, ConnectionResetError):
+        except ConnectionResetError:
+            transport = request.transport
+            if transport is None or transport.is_closing():
+                # the client went away (a watch or `kubectl logs -f` closed as its answer
+                # began): there is nobody to answer, and nothing went wrong here
+                return web.Response(status=499)
+            raise
+        except asyncio.CancelledError:
             raise
         except Exception as exc:
             log.exception("internal error serving %s %s", request.method, request.path)
