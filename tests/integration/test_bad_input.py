@@ -235,3 +235,27 @@ def test_malformed_json_patch_is_rejected(server: Server, namespace: str, existi
 def test_server_keeps_serving_after_bad_input(server: Server) -> None:
     status, _, _ = server.request("GET", "/api/v1/namespaces")
     assert status == 200
+
+
+def test_numbers_beyond_go_integers_are_400(server: Server, namespace: str) -> None:
+    template = (
+        '{{"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {{"name": "big"}}, '
+        '"spec": {{"replicas": {replicas}, "selector": {{"matchLabels": {{"a": "b"}}}}, '
+        '"template": {{"metadata": {{"labels": {{"a": "b"}}}}, '
+        '"spec": {{"containers": [{{"name": "c", "image": "i"}}]}}}}}}}}'
+    )
+    # replicas is an int32; YAML (unlike JSON) also hands over integers beyond 64 bits
+    for replicas, content_type in (
+        (3_000_000_000, "application/json"),
+        (2**64, "application/yaml"),
+    ):
+        status, answer, _ = server.request(
+            "POST",
+            f"/apis/apps/v1/namespaces/{namespace}/deployments",
+            raw=template.format(replicas=replicas).encode(),
+            headers={"Content-Type": content_type},
+        )
+        assert status == 400, answer
+        assert f"cannot unmarshal number {replicas} into Go struct field" in answer["message"]
+    status, _, _ = server.request("GET", "/readyz", token=None)
+    assert status == 200

@@ -69,3 +69,39 @@ def test_unknown_fields_in_a_changed_part_are_reported() -> None:
     result = _DECODER.decode(body, known=STORED)
     assert result.unknown_fields == ["spec.containers[0].imagee"]
     assert "imagee" not in result.obj["spec"]["containers"][0]
+
+
+def test_integers_must_fit_their_go_type() -> None:
+    deployments = SchemaSet().decoder("io.k8s.api.apps.v1.Deployment", "Deployment", "apps/v1")
+    deployment: dict[str, Any] = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "d"},
+        "spec": {"replicas": 2**31 - 1, "revisionHistoryLimit": 3.0},
+    }
+    decoded = deployments.decode(deployment).obj["spec"]
+    assert decoded == {"replicas": 2**31 - 1, "revisionHistoryLimit": 3}
+    for path, value, go_type in (
+        ("replicas", 2**31, "int32"),
+        ("replicas", -(2**31) - 1, "int32"),
+        ("progressDeadlineSeconds", 1.5, "int32"),
+    ):
+        body = copy.deepcopy(deployment)
+        body["spec"][path] = value
+        with pytest.raises(
+            DecodeError, match=rf"cannot unmarshal number {value!r} into .* {go_type}"
+        ):
+            deployments.decode(body)
+    body = copy.deepcopy(deployment)
+    body["spec"]["strategy"] = {"rollingUpdate": {"maxSurge": 2**40}}  # an IntOrString: int32
+    with pytest.raises(DecodeError, match="cannot unmarshal number 1099511627776"):
+        deployments.decode(body)
+    body["spec"]["strategy"]["rollingUpdate"]["maxSurge"] = "25%"
+    assert deployments.decode(body).obj["spec"]["strategy"]["rollingUpdate"]["maxSurge"] == "25%"
+
+
+def test_an_integer_beyond_64_bits_is_decoded_not_compared() -> None:
+    body = _body()
+    body["spec"]["activeDeadlineSeconds"] = 2**64  # YAML can say this; orjson cannot write it
+    with pytest.raises(DecodeError, match="cannot unmarshal number 18446744073709551616"):
+        _DECODER.decode(body, known=STORED)

@@ -170,6 +170,12 @@ def _go_field_type(schema: dict[str, Any]) -> str:
 
 
 _ABSENT: Any = object()
+_INT32 = (-(2**31), 2**31 - 1)
+_INT64 = (-(2**63), 2**63 - 1)
+
+
+def _in(value: int, bounds: tuple[int, int]) -> bool:
+    return bounds[0] <= value <= bounds[1]
 
 
 def _identical(value: Any, known: Any) -> bool:
@@ -177,7 +183,12 @@ def _identical(value: Any, known: Any) -> bool:
     if known is _ABSENT or value is None:
         return False
     if isinstance(value, dict | list):
-        return type(value) is type(known) and orjson.dumps(value) == orjson.dumps(known)
+        if type(value) is not type(known):
+            return False
+        try:
+            return orjson.dumps(value) == orjson.dumps(known)
+        except TypeError:  # not JSON orjson can write (an integer beyond 64 bits): decode it
+            return False
     return type(value) is type(known) and value == known
 
 
@@ -231,9 +242,12 @@ class Decoder:
 
     def _fail(self, value: Any, path: str, node: Node, parent: str) -> DecodeError:
         where = f"Go struct field {parent}.{path}" if path else "Go value"
+        what = _json_type(value)
+        if what == "number" and (node.scalar == "integer" or node.kind == "intstr"):
+            what = f"number {value!r}"  # Go names a number an integer cannot hold
         return DecodeError(
             f'{self._kind} in version "{self._version}" cannot be handled as a {self._kind}: '
-            f"json: cannot unmarshal {_json_type(value)} into {where} of type {node.go_type}"
+            f"json: cannot unmarshal {what} into {where} of type {node.go_type}"
         )
 
     def _value(
@@ -252,10 +266,14 @@ class Decoder:
                 if isinstance(value, str):
                     return value
             elif scalar == "integer":
-                if isinstance(value, int) and not isinstance(value, bool):
-                    return value
                 if isinstance(value, float) and value.is_integer():
-                    return int(value)
+                    value = int(value)
+                if (
+                    isinstance(value, int)
+                    and not isinstance(value, bool)
+                    and _in(value, _INT32 if node.go_type == "int32" else _INT64)
+                ):
+                    return value
             elif scalar == "boolean":
                 if isinstance(value, bool):
                     return value
@@ -291,10 +309,13 @@ class Decoder:
                 out[key] = self._value(values, item, f"{path}[{key}]", parent, unknown, missing)
             return out
         if kind == "intstr":
-            if isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool)):
+            if isinstance(value, str):
                 return value
             if isinstance(value, float) and value.is_integer():
-                return int(value)
+                value = int(value)
+            # IntOrString holds an int32
+            if isinstance(value, int) and not isinstance(value, bool) and _in(value, _INT32):
+                return value
             raise self._fail(value, path, node, parent)
         if kind == "quantity":
             if isinstance(value, str):
