@@ -259,3 +259,27 @@ def test_numbers_beyond_go_integers_are_400(server: Server, namespace: str) -> N
         assert f"cannot unmarshal number {replicas} into Go struct field" in answer["message"]
     status, _, _ = server.request("GET", "/readyz", token=None)
     assert status == 200
+
+
+def test_yaml_bodies_read_as_kubernetes_reads_them(server: Server, namespace: str) -> None:
+    yaml_body = (
+        b"apiVersion: v1\nkind: ConfigMap\n"
+        b"metadata: {name: keys, annotations: {released: 2024-01-01}}\n"
+        b'data: {1: one, true: "yes"}\n'
+    )
+    status, created, _ = server.request(
+        "POST",
+        CM_PATH.format(ns=namespace),
+        raw=yaml_body,
+        headers={"Content-Type": "application/yaml"},
+    )
+    assert status == 201, created
+    assert created["data"] == {"1": "one", "true": "yes"}
+    assert created["metadata"]["annotations"] == {"released": "2024-01-01"}
+    status, answer, _ = server.request(
+        "POST",
+        CM_PATH.format(ns=namespace),
+        raw=b"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: loop}\ndata: &a {b: *a}\n",
+        headers={"Content-Type": "application/yaml"},
+    )
+    assert (status, answer["reason"]) == (400, "BadRequest")

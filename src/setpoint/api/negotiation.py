@@ -7,6 +7,8 @@ read, 406 for a response type it cannot produce, and 400 for a body that does no
 
 from __future__ import annotations
 
+import math
+import struct
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -26,9 +28,32 @@ APPLY_PATCH = "application/apply-patch+yaml"
 PATCH_TYPES = (JSON_PATCH, MERGE_PATCH, STRATEGIC_MERGE_PATCH, APPLY_PATCH)
 
 try:
-    _YamlLoader: Any = yaml.CSafeLoader
+    _SafeLoader: Any = yaml.CSafeLoader
 except AttributeError:  # pragma: no cover - PyYAML without libyaml
-    _YamlLoader = yaml.SafeLoader
+    _SafeLoader = yaml.SafeLoader
+
+
+class _YamlLoader(_SafeLoader):
+    """YAML 1.1 as the apiserver reads it (sigs.k8s.io/yaml on go-yaml v2): an unquoted
+    date or time stays a string, and map keys that are numbers, booleans or null become
+    strings (``1: a`` is ``{"1": "a"}``; ``1`` and ``true`` stay two keys)."""
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> dict[str, Any]:
+        self.flatten_mapping(node)  # merge keys (<<)
+        mapping: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            key = self.construct_object(key_node, deep=True)
+            mapping[_json_key(key, key_node)] = self.construct_object(value_node, deep=deep)
+        return mapping
+
+
+_YamlLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in _SafeLoader.yaml_implicit_resolvers.items()
+}
+# Aliases let a small document stand for a huge (or endless) one; go-yaml refuses
+# "excessive aliasing", setpoint refuses documents past this many values.
+MAX_YAML_VALUES = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -155,10 +180,76 @@ def decode_body(raw: bytes, content_type: str) -> Any:
 
 
 def decode_yaml(raw: bytes) -> Any:
+    """A YAML body as the JSON value sigs.k8s.io/yaml makes of it (see ``_YamlLoader``);
+    a document that nests too deeply, refers to itself or expands past
+    ``MAX_YAML_VALUES`` values through aliases is a 400."""
     try:
-        return yaml.load(raw, Loader=_YamlLoader)
+        loaded = yaml.load(raw, Loader=_YamlLoader)
+        _check_expanded(loaded, [MAX_YAML_VALUES], set())
+        return loaded
     except yaml.YAMLError as exc:
         raise errors.bad_request(f"error converting YAML to JSON: {exc}") from None
+    except RecursionError:
+        raise errors.bad_request("error converting YAML to JSON: nested too deeply") from None
+
+
+def _check_expanded(value: Any, budget: list[int], parents: set[int]) -> None:
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise errors.bad_request(
+            f"error converting YAML to JSON: more than {MAX_YAML_VALUES} values "
+            "(excessive aliasing?)"
+        )
+    if not isinstance(value, dict | list):
+        return
+    if id(value) in parents:
+        raise errors.bad_request("error converting YAML to JSON: an alias contains itself")
+    parents.add(id(value))
+    for item in value.values() if isinstance(value, dict) else value:
+        _check_expanded(item, budget, parents)
+    parents.discard(id(value))
+
+
+def _json_key(key: Any, node: Any) -> str:
+    """sigs.k8s.io/yaml's key conversion: strings as they are, integers in decimal, booleans
+    as ``true``/``false``, floats as go-yaml writes them; anything else is refused."""
+    if isinstance(key, str):
+        return key
+    if isinstance(key, bool):
+        return "true" if key else "false"
+    if isinstance(key, int):
+        return str(key)
+    if isinstance(key, float):
+        return _go_float32(key)
+    raise yaml.constructor.ConstructorError(
+        None, None, f"unsupported map key {key!r}", node.start_mark
+    )
+
+
+def _go_float32(value: float) -> str:
+    """Go's ``strconv.FormatFloat(value, 'g', -1, 32)``, with go-yaml's names for infinities
+    and NaN."""
+    if math.isnan(value):
+        return ".nan"
+    if math.isinf(value):
+        return ".inf" if value > 0 else "-.inf"
+    single = struct.unpack("f", struct.pack("f", value))[0]
+    for decimals in range(9):  # the fewest digits that read back as the same float32
+        text = f"{single:.{decimals}e}"
+        if struct.unpack("f", struct.pack("f", float(text)))[0] == single:
+            break
+    mantissa, exponent_text = text.split("e")
+    exponent = int(exponent_text)
+    sign = "-" if mantissa.startswith("-") else ""
+    digits = mantissa.lstrip("-").replace(".", "").rstrip("0") or "0"
+    if exponent < -4 or exponent >= 6:  # 'g' with the shortest digits: %e from 1e6 on
+        tail = f".{digits[1:]}" if len(digits) > 1 else ""
+        return f"{sign}{digits[0]}{tail}e{'-' if exponent < 0 else '+'}{abs(exponent):02d}"
+    if exponent < 0:
+        return f"{sign}0.{'0' * (-exponent - 1)}{digits}"
+    whole = digits[: exponent + 1].ljust(exponent + 1, "0")
+    fraction = digits[exponent + 1 :]
+    return f"{sign}{whole}{'.' + fraction if fraction else ''}"
 
 
 def encode(obj: Any, fmt: ResponseFormat) -> tuple[bytes, str]:
