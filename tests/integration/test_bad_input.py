@@ -283,3 +283,48 @@ def test_yaml_bodies_read_as_kubernetes_reads_them(server: Server, namespace: st
         headers={"Content-Type": "application/yaml"},
     )
     assert (status, answer["reason"]) == (400, "BadRequest")
+
+
+def test_bad_scales_are_refused_as_kubernetes_refuses_them(server: Server, namespace: str) -> None:
+    deployments = f"/apis/apps/v1/namespaces/{namespace}/deployments"
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "s"},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": {"a": "b"}},
+            "template": {
+                "metadata": {"labels": {"a": "b"}},
+                "spec": {"schedulerName": "nobody", "containers": [{"name": "c", "image": "i"}]},
+            },
+        },
+    }
+    server.request("POST", deployments, deployment)
+    scale = f"{deployments}/s/scale"
+
+    def put(replicas: object) -> tuple[int, dict]:
+        body = {"apiVersion": "autoscaling/v1", "kind": "Scale", "metadata": {"name": "s"}}
+        status, answer, _ = server.request("PUT", scale, {**body, "spec": {"replicas": replicas}})
+        return status, answer
+
+    status, answer = put("x")
+    assert status == 400
+    assert (
+        "cannot unmarshal string into Go struct field ScaleSpec.spec.replicas" in answer["message"]
+    )
+    status, answer = put(2**40)
+    assert (status, answer["reason"]) == (400, "BadRequest")
+    status, answer = put(-3)
+    assert (status, answer["reason"]) == (422, "Invalid")
+    assert answer["message"] == (
+        'Scale.autoscaling "s" is invalid: spec.replicas: Invalid value: -3: '
+        "must be greater than or equal to 0"
+    )
+    merge = {"Content-Type": "application/merge-patch+json"}
+    status, answer, _ = server.request("PATCH", scale, {"spec": "x"}, headers=merge)
+    assert (status, answer["reason"]) == (400, "BadRequest")
+    _, current, _ = server.request("GET", f"{deployments}/s")
+    assert current["spec"]["replicas"] == 1  # nothing was written
+    status, answer = put(2)
+    assert status == 200 and answer["spec"]["replicas"] == 2

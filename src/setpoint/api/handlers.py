@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import functools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -43,6 +44,7 @@ from setpoint.meta.fields import FieldSelectorParseError, parse_field_selector
 from setpoint.meta.labels import SelectorParseError, parse_selector
 from setpoint.resources.meta import validate_annotations
 from setpoint.resources.registry import Obj, Registry, ResourceType, not_supported, required
+from setpoint.resources.schema import DecodeError, Decoder, SchemaSet
 
 log = logging.getLogger(__name__)
 
@@ -668,20 +670,8 @@ class ResourceHandlers:
 
         def mutate(obj: Obj) -> Obj:
             scale = to_scale(obj)
-            wanted = change(copy.deepcopy(scale))
-            replicas = (wanted.get("spec") or {}).get("replicas")
-            if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
-                raise errors.invalid(
-                    target.rtype,
-                    target.name,
-                    [
-                        errors.FieldError(
-                            "FieldValueInvalid",
-                            "spec.replicas",
-                            f"Invalid value: {replicas!r}: must be greater than or equal to 0",
-                        )
-                    ],
-                )
+            wanted = _decoded_scale(change(copy.deepcopy(scale)), target.name)
+            replicas = (wanted.get("spec") or {}).get("replicas", 0)  # Go's zero value
             rv = (wanted.get("metadata") or {}).get("resourceVersion")
             pinned["rv"] = rv if rv and rv != scale["metadata"].get("resourceVersion") else None
             obj.setdefault("spec", {})["replicas"] = replicas
@@ -744,6 +734,41 @@ class ResourceHandlers:
             },
             status=201,
         )
+
+
+@functools.cache
+def _scale_decoder() -> Decoder:
+    return SchemaSet().decoder("io.k8s.api.autoscaling.v1.Scale", "Scale", "autoscaling/v1")
+
+
+def _decoded_scale(wanted: Any, name: str) -> Obj:
+    """The Scale a write asks for, decoded and validated as the apiserver does
+    (``ValidateScale``): types are 400, a negative replica count is 422."""
+    try:
+        scale = _scale_decoder().decode(wanted).obj
+    except DecodeError as exc:
+        raise errors.bad_request(str(exc)) from None
+    replicas = (scale.get("spec") or {}).get("replicas", 0)
+    if replicas < 0:
+        raise errors.APIError(
+            422,
+            "Invalid",
+            f'Scale.autoscaling "{name}" is invalid: spec.replicas: Invalid value: {replicas}: '
+            "must be greater than or equal to 0",
+            details={
+                "name": name,
+                "group": "autoscaling",
+                "kind": "Scale",
+                "causes": [
+                    {
+                        "reason": "FieldValueInvalid",
+                        "message": f"Invalid value: {replicas}: must be greater than or equal to 0",
+                        "field": "spec.replicas",
+                    }
+                ],
+            },
+        )
+    return scale
 
 
 def _binding(body: Any, name: str) -> tuple[str, dict[str, str]]:
