@@ -105,3 +105,13 @@ def test_an_integer_beyond_64_bits_is_decoded_not_compared() -> None:
     body["spec"]["activeDeadlineSeconds"] = 2**64  # YAML can say this; orjson cannot write it
     with pytest.raises(DecodeError, match="cannot unmarshal number 18446744073709551616"):
         _DECODER.decode(body, known=STORED)
+
+
+def test_quantities_are_parsed_when_decoded() -> None:
+    nodes = SchemaSet().decoder("io.k8s.api.core.v1.Node", "Node", "v1")
+    node: dict[str, Any] = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n"}}
+    decoded = nodes.decode({**node, "status": {"capacity": {"cpu": 4, "memory": "1Gi"}}})
+    assert decoded.obj["status"]["capacity"] == {"cpu": "4", "memory": "1Gi"}
+    for bad in ("x", "1..5", float("inf")):
+        with pytest.raises(DecodeError, match="quantities must match the regular expression"):
+            nodes.decode({**node, "status": {"capacity": {"cpu": bad}}})

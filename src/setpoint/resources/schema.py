@@ -22,6 +22,8 @@ from typing import Any, Final
 
 import orjson
 
+from setpoint.resources.quantity import parse_quantity_or_none
+
 Schema = dict[str, Any]
 """One JSON (Schema) object, as parsed."""
 
@@ -318,10 +320,12 @@ class Decoder:
                 return value
             raise self._fail(value, path, node, parent)
         if kind == "quantity":
-            if isinstance(value, str):
-                return value
+            # resource.Quantity's UnmarshalJSON parses what it is given: "x" is a 400 here,
+            # not something to find later (a Node's capacity has no validation of its own)
             if isinstance(value, int | float) and not isinstance(value, bool):
-                return str(int(value)) if float(value).is_integer() else repr(value)
+                value = str(int(value)) if float(value).is_integer() else repr(value)
+            if isinstance(value, str) and parse_quantity_or_none(value) is not None:
+                return value
             raise DecodeError(
                 f'{self._kind} in version "{self._version}" cannot be handled as a '
                 f"{self._kind}: quantities must match the regular expression "
