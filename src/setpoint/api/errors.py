@@ -68,9 +68,9 @@ def qualified_resource(rtype: ResourceType) -> str:
     return f"{rtype.plural}.{rtype.group}" if rtype.group else rtype.plural
 
 
-def qualified_kind(rtype: ResourceType) -> str:
+def qualified_kind(kind: str, group: str) -> str:
     """``Deployment.apps`` / ``Pod``: how Kubernetes names a kind in Invalid messages."""
-    return f"{rtype.kind}.{rtype.group}" if rtype.group else rtype.kind
+    return f"{kind}.{group}" if group else kind
 
 
 def _details(rtype: ResourceType, name: str) -> dict[str, Any]:
@@ -114,6 +114,11 @@ def stale_conflict(rtype: ResourceType, name: str) -> APIError:
 
 
 def invalid(rtype: ResourceType, name: str, errors: Sequence[FieldError]) -> APIError:
+    return invalid_kind(rtype.kind, rtype.group, name, errors)
+
+
+def invalid_kind(kind: str, group: str, name: str, errors: Sequence[FieldError]) -> APIError:
+    """422 Invalid for an object of any kind, served or not (a Scale, a Binding)."""
     causes = [{"reason": e.type, "message": e.message, "field": e.field} for e in errors]
     summary = ", ".join(f"{e.field}: {e.message}" for e in errors)
     if len(errors) > 1:
@@ -121,8 +126,8 @@ def invalid(rtype: ResourceType, name: str, errors: Sequence[FieldError]) -> API
     return APIError(
         422,
         "Invalid",
-        f'{qualified_kind(rtype)} "{name}" is invalid: {summary}',
-        details={"name": name, "group": rtype.group, "kind": rtype.kind, "causes": causes},
+        f'{qualified_kind(kind, group)} "{name}" is invalid: {summary}',
+        details={"name": name, "group": group, "kind": kind, "causes": causes},
     )
 
 

@@ -43,7 +43,14 @@ from setpoint.api.watchcache import (
 from setpoint.meta.fields import FieldSelectorParseError, parse_field_selector
 from setpoint.meta.labels import SelectorParseError, parse_selector
 from setpoint.resources.meta import validate_annotations
-from setpoint.resources.registry import Obj, Registry, ResourceType, not_supported, required
+from setpoint.resources.registry import (
+    Obj,
+    Registry,
+    ResourceType,
+    invalid,
+    not_supported,
+    required,
+)
 from setpoint.resources.schema import DecodeError, Decoder, SchemaSet
 
 log = logging.getLogger(__name__)
@@ -750,24 +757,8 @@ def _decoded_scale(wanted: Any, name: str) -> Obj:
         raise errors.bad_request(str(exc)) from None
     replicas = (scale.get("spec") or {}).get("replicas", 0)
     if replicas < 0:
-        raise errors.APIError(
-            422,
-            "Invalid",
-            f'Scale.autoscaling "{name}" is invalid: spec.replicas: Invalid value: {replicas}: '
-            "must be greater than or equal to 0",
-            details={
-                "name": name,
-                "group": "autoscaling",
-                "kind": "Scale",
-                "causes": [
-                    {
-                        "reason": "FieldValueInvalid",
-                        "message": f"Invalid value: {replicas}: must be greater than or equal to 0",
-                        "field": "spec.replicas",
-                    }
-                ],
-            },
-        )
+        problem = invalid("spec.replicas", replicas, "must be greater than or equal to 0")
+        raise errors.invalid_kind("Scale", "autoscaling", name, [problem])
     return scale
 
 
@@ -793,10 +784,7 @@ def _binding(body: Any, name: str) -> tuple[str, dict[str, str]]:
     if not isinstance(node, str) or not node:
         problems.append(required("target.name"))
     if problems:
-        summary = ", ".join(f"{p.field}: {p.message}" for p in problems)
-        if len(problems) > 1:
-            summary = f"[{summary}]"
-        raise errors.APIError(422, "Invalid", f'Binding "{name}" is invalid: {summary}')
+        raise errors.invalid_kind("Binding", "", name, problems)
     return node, dict(annotations or {})
 
 
