@@ -638,9 +638,7 @@ def _compare(
     t = _resolve(t, lhs, rhs)
     kind = t.kind
     if kind == _SCALAR or t.atomic:
-        if message:
-            lhs, rhs = _go_full(message, items, lhs), _go_full(message, items, rhs)
-        _compare_leaf(lhs, rhs, path, cmp)
+        _compare_go_leaf(lhs, rhs, path, cmp, message, items)
         return
     if kind == _MAP:
         lmap = lhs if isinstance(lhs, dict) else None
@@ -669,16 +667,12 @@ def _compare(
         llist = lhs if isinstance(lhs, list) else None
         rlist = rhs if isinstance(rhs, list) else None
         if not llist and not rlist:
-            if message:
-                lhs, rhs = _go_full(message, items, lhs), _go_full(message, items, rhs)
-            _compare_leaf(lhs, rhs, path, cmp)
+            _compare_go_leaf(lhs, rhs, path, cmp, message, items)
             return
         lpes = _item_elements(t, llist or [])
         rpes = _item_elements(t, rlist or [])
         if lpes is None or rpes is None:
-            if message:
-                lhs, rhs = _go_full(message, items, lhs), _go_full(message, items, rhs)
-            _compare_leaf(lhs, rhs, path, cmp)
+            _compare_go_leaf(lhs, rhs, path, cmp, message, items)
             return
         # list-map keys are scalars, which Go views never change: keys of raw items are
         # the keys of their views
@@ -688,6 +682,15 @@ def _compare(
         cmp.added.insert(path)
     elif rhs is MISSING:
         cmp.removed.insert(path)
+
+
+def _compare_go_leaf(
+    lhs: Any, rhs: Any, path: Path, cmp: _Comparison, message: str, items: bool
+) -> None:
+    """:func:`_compare_leaf` of the Go views of two raw values (a leaf compares whole)."""
+    if message:
+        lhs, rhs = _go_full(message, items, lhs), _go_full(message, items, rhs)
+    _compare_leaf(lhs, rhs, path, cmp)
 
 
 def _added(
@@ -1049,15 +1052,12 @@ def _go_fill(message: str, obj: dict[str, Any]) -> dict[str, Any]:
 
 
 def _go_fill_into(message: str, out: dict[str, Any]) -> None:
-    for json_name, action, sub in _go_plan(message):
-        if action == _INLINE:
-            _go_fill_into(sub, out)
-            continue
+    for json_name, action, sub in _go_flat_plan(message):
         present = out.get(json_name, MISSING)
         if action == _STRUCT:
             out[json_name] = _go_fill(sub, present if isinstance(present, dict) else {})
         elif isinstance(present, list) and action in (_ITEMS, _NULL_ITEMS):
-            out[json_name] = [_go_fill(sub, i) if isinstance(i, dict) else i for i in present]
+            out[json_name] = _go_full(sub, True, present)
         elif isinstance(present, dict) and sub:
             out[json_name] = _go_fill(sub, present)
         elif present is MISSING and action in (_NULL, _NULL_ITEMS):
@@ -1532,8 +1532,8 @@ def track_update(
     message = _go_message_for(definition) or ""
     managers = _record_update(
         t,
-        old_raw if message else _go_view(definition, old_raw),
-        new_raw if message else _go_view(definition, new_raw),
+        old_raw,  # compared as Go views, converted where they differ (see _diff)
+        new_raw,
         managers,
         times,
         ident=ident,
