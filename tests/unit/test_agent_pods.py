@@ -394,17 +394,14 @@ def test_failed_init_container_in_back_off_keeps_pod_pending() -> None:
     assert status["phase"] == "Pending"
 
 
-def test_init_containers_run_to_success() -> None:
-    spec = container_spec(
-        init_pod("Always"),
-        INIT,
-        log_dir=Path("/l"),
-        base_env={},
-        pod_ip="",
-        host_ip="",
-        init=True,
+def init_spec_of(p: dict[str, Any], container: dict[str, Any]) -> Any:
+    return container_spec(
+        p, container, log_dir=Path("/logs"), base_env={}, pod_ip="", host_ip="", init=True
     )
-    assert spec.restart_policy == "OnFailure"
+
+
+def test_init_containers_run_to_success() -> None:
+    assert init_spec_of(init_pod("Always"), INIT).restart_policy == "OnFailure"
 
 
 # ------------------------------------------------------------------ sidecars (restartable init)
@@ -423,16 +420,7 @@ def sidecar_state(kind: str, last: ExitRecord | None = None) -> ContainerState:
 
 
 def test_sidecar_runs_with_restart_policy_always_whatever_the_pods() -> None:
-    spec = container_spec(
-        sidecar_pod("Never"),
-        SIDECAR,
-        log_dir=Path("/logs"),
-        base_env={},
-        pod_ip="",
-        host_ip="",
-        init=True,
-    )
-    assert spec.restart_policy == "Always"
+    assert init_spec_of(sidecar_pod("Never"), SIDECAR).restart_policy == "Always"
 
 
 def test_started_sidecar_initializes_the_pod_and_counts_for_readiness() -> None:

@@ -447,7 +447,8 @@ class NodeAgent:
         """A pod that does not restart its app containers completes once they have all
         exited for good: its sidecars are then stopped, last one first, as the kubelet does
         (only then can the pod reach Succeeded or Failed)."""
-        if podspec.restart_policy(pod) == "Always" or not podspec.sidecars(pod):
+        sidecars = podspec.sidecars(pod)
+        if podspec.restart_policy(pod) == "Always" or not sidecars:
             return
         uid = pod["metadata"]["uid"]
         apps = (pod.get("spec") or {}).get("containers") or []
@@ -455,7 +456,7 @@ class NodeAgent:
         if not all(state is not None and state.state == "exited" for state in app_states):
             return
         grace = (pod.get("spec") or {}).get("terminationGracePeriodSeconds", DEFAULT_GRACE_SECONDS)
-        for sidecar in reversed(podspec.sidecars(pod)):
+        for sidecar in reversed(sidecars):
             cid = podspec.container_id(uid, sidecar["name"])
             state = self._states.get(cid)
             if state is not None and state.state != "exited":
