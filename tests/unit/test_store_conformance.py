@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import random
+import sqlite3
+from collections.abc import AsyncIterator, Awaitable
 from pathlib import Path
 
 import pytest
@@ -13,8 +15,10 @@ from setpoint.store.interface import (
     EventType,
     KeyExistsError,
     KeyNotFoundError,
+    KeyValue,
     RevisionConflictError,
     Store,
+    StoreError,
     WatchBatch,
     WatchEvent,
 )
@@ -192,3 +196,126 @@ async def test_watch_reports_progress_for_writes_elsewhere(store: Store) -> None
     assert batch.events == []
     assert batch.revision == written.mod_revision
     await watch.aclose()  # type: ignore[attr-defined]
+
+
+async def test_writes_sharing_a_batch_act_as_if_applied_one_by_one(tmp_path: Path) -> None:
+    """Creates, updates and deletes of the same few keys, submitted together so they land
+    in shared batches: each result, the final state (also after reopening) and the history
+    a watch replays match applying the writes one at a time in submission order."""
+    rng = random.Random(7)
+    keys = [f"/r/{name}" for name in "abcde"]
+    path = tmp_path / "state.db"
+    store = await SQLiteStore.open(path)
+    start = await store.current_revision()
+
+    # Generate the writes against a model that applies them one by one; a revision-checked
+    # write names the revision the model predicts half of the time, a stale one otherwise.
+    model: dict[str, KeyValue] = {}
+    history: list[tuple[EventType, str, bytes, int]] = []
+    revision = start
+    writes: list[tuple[str, str, bytes, int]] = []
+    expected: list[KeyValue | type[Exception]] = []
+    conflicting: dict[int, KeyValue] = {}  # write index -> the value a conflict reports
+    for i in range(400):
+        op = rng.choice(["create", "update", "update-checked", "delete", "delete-checked"])
+        key, value = rng.choice(keys), f"v{i}".encode()
+        current = model.get(key)
+        rev = 0
+        if op.endswith("checked"):
+            right = current is not None and rng.random() < 0.5
+            rev = current.mod_revision if right and current else max(revision - 1, 1)
+        writes.append((op, key, value, rev))
+        if op == "create" and current is not None:
+            expected.append(KeyExistsError)
+        elif op != "create" and current is None:
+            expected.append(KeyNotFoundError)
+        elif rev and current is not None and current.mod_revision != rev:
+            conflicting[len(expected)] = current
+            expected.append(RevisionConflictError)
+        else:
+            revision += 1
+            if current is None:
+                kv = KeyValue(key, value, revision, revision)
+            elif op.startswith("delete"):
+                kv = KeyValue(key, current.value, current.create_revision, revision)
+            else:
+                kv = KeyValue(key, value, current.create_revision, revision)
+            expected.append(kv)
+            if op.startswith("delete"):
+                del model[key]
+                history.append((EventType.DELETE, key, kv.value, revision))
+            else:
+                model[key] = kv
+                history.append((EventType.PUT, key, value, revision))
+
+    def submit(op: str, key: str, value: bytes, rev: int) -> Awaitable[KeyValue]:
+        if op == "create":
+            return store.create(key, value)
+        if op.startswith("update"):
+            return store.update(key, value, expected_revision=rev)
+        return store.delete(key, expected_revision=rev)
+
+    results = await asyncio.gather(*(submit(*w) for w in writes), return_exceptions=True)
+    for i, (result, want) in enumerate(zip(results, expected, strict=True)):
+        if isinstance(want, KeyValue):
+            assert result == want
+        else:
+            assert isinstance(result, want)
+        if isinstance(result, RevisionConflictError):
+            assert result.current == conflicting[i]
+    outcomes = {type(w).__name__ if isinstance(w, KeyValue) else w.__name__ for w in expected}
+    assert outcomes == {"KeyValue", "KeyExistsError", "KeyNotFoundError", "RevisionConflictError"}
+    assert (
+        sum(
+            1
+            for (op, *_), w in zip(writes, expected, strict=True)
+            if op.endswith("checked") and isinstance(w, KeyValue)
+        )
+        > 20
+    )
+
+    async def check(s: Store) -> None:
+        assert await s.current_revision() == revision
+        listing = await s.scan("/r/")
+        assert listing.items == sorted(model.values(), key=lambda kv: kv.key)
+        replay = await next_batch(s.watch("/r/", after_revision=start))
+        assert [(e.type, e.kv.key, e.kv.value, e.revision) for e in replay] == history
+
+    await check(store)
+    await store.close()
+    reopened = await SQLiteStore.open(path)
+    try:
+        await check(reopened)
+        later = await reopened.create("/r/later", b"x")
+        assert later.mod_revision == revision + 1
+    finally:
+        await reopened.close()
+
+
+async def test_a_batch_the_database_refuses_fails_its_writers_and_changes_nothing(
+    tmp_path: Path,
+) -> None:
+    store = await SQLiteStore.open(tmp_path / "state.db")
+    try:
+        kept = await store.create("/r/kept", b"1")
+        # a write the database itself refuses (not a conflict the store decides)
+        blocker = sqlite3.connect(tmp_path / "state.db", isolation_level=None)
+        blocker.execute(
+            "CREATE TRIGGER refuse BEFORE INSERT ON log BEGIN SELECT RAISE(ABORT, 'no'); END"
+        )
+        outcomes = await asyncio.gather(
+            store.update("/r/kept", b"2", expected_revision=kept.mod_revision),
+            store.create("/r/new", b"x"),
+            return_exceptions=True,
+        )
+        assert all(isinstance(o, StoreError) for o in outcomes)
+        blocker.execute("DROP TRIGGER refuse")
+        blocker.close()
+        assert await store.get("/r/new") is None
+        assert await store.current_revision() == kept.mod_revision
+        # the store's own view of the keys was not advanced by the refused batch
+        again = await store.update("/r/kept", b"3", expected_revision=kept.mod_revision)
+        assert again.mod_revision == kept.mod_revision + 1
+        assert (await store.create("/r/new", b"y")).mod_revision == kept.mod_revision + 2
+    finally:
+        await store.close()
