@@ -541,3 +541,18 @@ async def test_long_unschedulable_pods_are_flushed() -> None:
     now[0] = 31.0
     q.flush()
     assert (await q.pop()).key == "ns/p"
+
+
+async def test_pop_moves_due_backoff_pods_but_leaves_the_unschedulable_pool_to_flush() -> None:
+    # pop runs once per scheduling cycle: it must not walk thousands of parked pods
+    now = [0.0]
+    q = SchedulingQueue(clock=lambda: now[0], flush_after=30.0)
+    q.add("ns/parked", pod("parked"))
+    q.add_unschedulable(await q.pop(), {"NodeAffinity"})
+    q.add("ns/retry", pod("retry"))
+    q.add_backoff(await q.pop())
+    now[0] = 31.0
+    assert (await q.pop()).key == "ns/retry"
+    assert q.pending_counts() == {"active": 0, "backoff": 0, "unschedulable": 1}
+    q.flush()
+    assert (await q.pop()).key == "ns/parked"

@@ -82,9 +82,14 @@ class ManagerConfig:
 
 
 def build_components(
-    informers: SharedInformers, recorder: EventRecorder, config: ManagerConfig
+    informers: SharedInformers,
+    recorder: EventRecorder,
+    config: ManagerConfig,
+    *,
+    binding_client: ApiClient | None = None,
 ) -> list[Runnable]:
-    """Instantiate the enabled components; each requests its informers as it is built."""
+    """Instantiate the enabled components; each requests its informers as it is built. The
+    scheduler binds through ``binding_client`` when given."""
     components: list[Any] = []
     if config.run_controllers:
         from setpoint.controllers.cronjob import CronJobController
@@ -119,7 +124,9 @@ def build_components(
         from setpoint.scheduler.scheduler import Scheduler
 
         # scheduling events come "From default-scheduler", as in Kubernetes
-        components.append(Scheduler(informers, recorder.for_component("default-scheduler")))
+        components.append(
+            Scheduler(informers, recorder.for_component("default-scheduler"), client=binding_client)
+        )
     return components
 
 
@@ -145,7 +152,14 @@ class ControllerManager:
         recorder = QueuedEventRecorder(
             client, "setpoint-controller-manager", qps=EVENT_QPS, burst=EVENT_BURST
         )
-        components = build_components(informers, recorder, self.config)
+        binding_client = None
+        if self.config.run_scheduler:
+            from setpoint.scheduler.scheduler import BINDINGS_IN_FLIGHT
+
+            binding_client = ApiClient(self.client_config, connections=BINDINGS_IN_FLIGHT)
+        components = build_components(
+            informers, recorder, self.config, binding_client=binding_client
+        )
         sender = asyncio.create_task(recorder.run(), name="controller-manager-events")
         informers.start()
         try:
@@ -162,3 +176,5 @@ class ControllerManager:
             sender.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await sender
+            if binding_client is not None:
+                await binding_client.close()

@@ -93,6 +93,7 @@ BASE_PERCENTAGE = 50
 
 
 @functools.lru_cache(maxsize=8192)
+@functools.lru_cache(maxsize=8192)
 def milli_value(text: str) -> int:
     """``Quantity.MilliValue()``: rounded up to whole milli-units."""
     try:

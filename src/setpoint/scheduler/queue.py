@@ -158,7 +158,18 @@ class SchedulingQueue:
                 self._requeue(queued)
 
     def flush(self) -> None:
-        """Move due backoff pods to active and long-waiting unschedulable pods to backoff."""
+        """Move due backoff pods to active and long-waiting unschedulable pods to backoff
+        (the scheduler calls this every second, as kube-scheduler's flush loops)."""
+        self._flush_backoff()
+        now = self._clock()
+        for key, queued in list(self._unschedulable.items()):
+            if now - queued.unschedulable_since >= self._flush_after:
+                del self._unschedulable[key]
+                self._requeue(queued)
+
+    def _flush_backoff(self) -> None:
+        """Move due backoff pods to active: a look at the heap's head, cheap enough for
+        every pop (the unschedulable pool, thousands of pods, is only walked by flush)."""
         now = self._clock()
         while self._backoff and self._backoff[0][0] <= now:
             _, _, key = heapq.heappop(self._backoff)
@@ -167,10 +178,6 @@ class SchedulingQueue:
                 self._push_active(queued)
             elif queued is not None:  # re-pushed with a later time; keep the newer entry
                 self._backoff_keys[key] = queued
-        for key, queued in list(self._unschedulable.items()):
-            if now - queued.unschedulable_since >= self._flush_after:
-                del self._unschedulable[key]
-                self._requeue(queued)
 
     def next_backoff_due(self) -> float | None:
         return self._backoff[0][0] if self._backoff else None
@@ -182,7 +189,7 @@ class SchedulingQueue:
         while True:
             if self._closed:
                 raise QueueClosed()
-            self.flush()
+            self._flush_backoff()
             while self._active:
                 _, _, key = heapq.heappop(self._active)
                 queued = self._active_keys.pop(key, None)

@@ -15,8 +15,9 @@ Decisions are sequential, bindings are concurrent (the scheduling cycle and the 
 cycle of Kubernetes). When a pod is placed, it is **assumed** on its node at once — added to
 the snapshot before the API has even heard of the binding — so the next decision, a
 microsecond later, already sees the node's resources as taken. The binding (``POST
-pods/NAME/binding``) then runs as its own task, with a bounded number in flight; if it fails,
-the assumption is forgotten and the pod retried after a backoff. When the pod informer
+pods/NAME/binding``) then runs as its own task, up to :data:`BINDINGS_IN_FLIGHT` at once, on
+a connection pool of its own (kube-scheduler is a process with its own connection); if it
+fails, the assumption is forgotten and the pod retried after a backoff. When the pod informer
 reports the pod bound, the informer's copy replaces the assumed one.
 
 When no node fits, the scheduler records a ``Warning FailedScheduling`` event with
@@ -133,8 +134,17 @@ def unschedulable_condition(pod: Obj, message: str) -> list[Obj] | None:
     return conditions
 
 
+# Bindings in flight at once. kube-scheduler bounds them only through its client and the
+# apiserver's --max-mutating-requests-inflight (200 by default). Under load a binding's round
+# trip is ~100-250 ms here (the server is busy with the writes of the very pods being
+# placed), so the number in flight is what sets the binding rate: with 64 the scheduler
+# benchmark bound ~550 pods/s, with 256 ~950-1,050 (docs/benchmarks.md).
+BINDINGS_IN_FLIGHT = 256
+
+
 class Scheduler:
-    """Places pending pods on nodes. ``run`` until ``stop``."""
+    """Places pending pods on nodes. ``run`` until ``stop``. Bindings and status writes go
+    through ``client`` (the informers' client when not given)."""
 
     def __init__(
         self,
@@ -142,13 +152,14 @@ class Scheduler:
         recorder: EventRecorder,
         *,
         scheduler_name: str = DEFAULT_SCHEDULER_NAME,
-        parallel_bindings: int = 64,
+        client: ApiClient | None = None,
+        parallel_bindings: int = BINDINGS_IN_FLIGHT,
         flush_interval: float = 1.0,
         record_scheduled_events: bool = True,
         seed: int | None = None,
     ) -> None:
         self.informers = informers
-        self.client: ApiClient = informers.client
+        self.client: ApiClient = client or informers.client
         self.recorder = recorder
         self.scheduler_name = scheduler_name
         self.queue = SchedulingQueue()
