@@ -21,7 +21,7 @@ def _server_whose_handlers_fail() -> APIServer:
     return server
 
 
-def _request(*, closing: bool) -> web.Request:
+def _request(*, closing: bool) -> web.BaseRequest:
     transport = mock.Mock()
     transport.is_closing.return_value = closing
     return make_mocked_request("GET", "/readyz", transport=transport)  # no token needed

@@ -84,7 +84,7 @@ def int_param(query: Any, name: str) -> int | None:
         raise errors.bad_request(f'invalid value "{raw}" for query parameter {name}') from None
 
 
-def _write_options(request: web.Request) -> WriteOptions:
+def _write_options(request: web.BaseRequest) -> WriteOptions:
     query = request.query
     dry_run = query.getall("dryRun", [])
     for value in dry_run:
@@ -133,7 +133,7 @@ class ResourceHandlers:
             return None  # a namespaced object must be addressed inside its namespace
         return Target(rtype, namespace, name, sub)
 
-    async def handle(self, request: web.Request, target: Target) -> web.StreamResponse:
+    async def handle(self, request: web.BaseRequest, target: Target) -> web.StreamResponse:
         method = request.method
         storage = self.storages[target.rtype]
         fmt = negotiation.negotiate_response(request.headers.get("Accept", ""))
@@ -178,7 +178,7 @@ class ResourceHandlers:
 
     def respond_object(
         self,
-        request: web.Request,
+        request: web.BaseRequest,
         rtype: ResourceType,
         obj: Obj,
         fmt: ResponseFormat,
@@ -205,7 +205,11 @@ class ResourceHandlers:
         return response
 
     def respond_write(
-        self, request: web.Request, rtype: ResourceType, result: WriteResult, fmt: ResponseFormat
+        self,
+        request: web.BaseRequest,
+        rtype: ResourceType,
+        result: WriteResult,
+        fmt: ResponseFormat,
     ) -> web.Response:
         return self.respond_object(
             request,
@@ -218,7 +222,7 @@ class ResourceHandlers:
 
     # ---------------------------------------------------------------- list
 
-    def _list_options(self, request: web.Request, target: Target) -> ListOptions:
+    def _list_options(self, request: web.BaseRequest, target: Target) -> ListOptions:
         query = request.query
         try:
             labels = parse_selector(query.get("labelSelector", ""))
@@ -260,7 +264,11 @@ class ResourceHandlers:
         )
 
     async def list(
-        self, request: web.Request, storage: ResourceStorage, target: Target, fmt: ResponseFormat
+        self,
+        request: web.BaseRequest,
+        storage: ResourceStorage,
+        target: Target,
+        fmt: ResponseFormat,
     ) -> web.Response:
         opts = self._list_options(request, target)
         result = await storage.list_objects(opts)
@@ -310,7 +318,11 @@ class ResourceHandlers:
     # --------------------------------------------------------------- watch
 
     async def watch(
-        self, request: web.Request, storage: ResourceStorage, target: Target, fmt: ResponseFormat
+        self,
+        request: web.BaseRequest,
+        storage: ResourceStorage,
+        target: Target,
+        fmt: ResponseFormat,
     ) -> web.StreamResponse:
         opts = self._list_options(request, target)
         query = request.query
@@ -421,7 +433,7 @@ class ResourceHandlers:
         return orjson.dumps({"type": BOOKMARK, "object": obj}) + b"\n"
 
     def _watch_encoder(
-        self, request: web.Request, rtype: ResourceType, fmt: ResponseFormat
+        self, request: web.BaseRequest, rtype: ResourceType, fmt: ResponseFormat
     ) -> Callable[[str, CachedObject], bytes]:
         if fmt.table:
             include = request.query.get("includeObject", "Metadata")
@@ -458,7 +470,11 @@ class ResourceHandlers:
     # --------------------------------------------------------------- write
 
     async def create(
-        self, request: web.Request, storage: ResourceStorage, target: Target, fmt: ResponseFormat
+        self,
+        request: web.BaseRequest,
+        storage: ResourceStorage,
+        target: Target,
+        fmt: ResponseFormat,
     ) -> web.Response:
         if not target.rtype.namespaced or target.namespace is not None:
             body = await read_body(request)
@@ -467,7 +483,11 @@ class ResourceHandlers:
         raise errors.method_not_allowed("POST")
 
     async def patch(
-        self, request: web.Request, storage: ResourceStorage, target: Target, fmt: ResponseFormat
+        self,
+        request: web.BaseRequest,
+        storage: ResourceStorage,
+        target: Target,
+        fmt: ResponseFormat,
     ) -> web.Response:
         content_type = request.headers.get("Content-Type", "")
         media = negotiation.body_media_type(content_type)
@@ -534,7 +554,11 @@ class ResourceHandlers:
         return self.respond_write(request, target.rtype, result, fmt)
 
     async def server_side_apply(
-        self, request: web.Request, storage: ResourceStorage, target: Target, fmt: ResponseFormat
+        self,
+        request: web.BaseRequest,
+        storage: ResourceStorage,
+        target: Target,
+        fmt: ResponseFormat,
     ) -> web.Response:
         if target.subresource:
             raise errors.unsupported_media_type(request.headers.get("Content-Type", ""))
@@ -560,7 +584,7 @@ class ResourceHandlers:
 
     # -------------------------------------------------------------- delete
 
-    async def _delete_options(self, request: web.Request) -> DeleteOptions:
+    async def _delete_options(self, request: web.BaseRequest) -> DeleteOptions:
         query = request.query
         options: dict[str, Any] = {}
         if request.can_read_body:
@@ -597,7 +621,11 @@ class ResourceHandlers:
         )
 
     async def delete(
-        self, request: web.Request, storage: ResourceStorage, target: Target, fmt: ResponseFormat
+        self,
+        request: web.BaseRequest,
+        storage: ResourceStorage,
+        target: Target,
+        fmt: ResponseFormat,
     ) -> web.Response:
         opts = await self._delete_options(request)
         result = await storage.delete(target.namespace, target.name, opts)
@@ -612,7 +640,11 @@ class ResourceHandlers:
         return self.respond_object(request, rtype, result.obj, fmt)
 
     async def delete_collection(
-        self, request: web.Request, storage: ResourceStorage, target: Target, fmt: ResponseFormat
+        self,
+        request: web.BaseRequest,
+        storage: ResourceStorage,
+        target: Target,
+        fmt: ResponseFormat,
     ) -> web.Response:
         list_opts = self._list_options(request, target)
         opts = await self._delete_options(request)
@@ -639,7 +671,11 @@ class ResourceHandlers:
     # --------------------------------------------------------- subresources
 
     async def scale(
-        self, request: web.Request, storage: ResourceStorage, target: Target, fmt: ResponseFormat
+        self,
+        request: web.BaseRequest,
+        storage: ResourceStorage,
+        target: Target,
+        fmt: ResponseFormat,
     ) -> web.Response:
         method = request.method
         if method == "GET":
@@ -694,7 +730,7 @@ class ResourceHandlers:
         return _json(to_scale(result.obj))
 
     async def bind(
-        self, request: web.Request, storage: ResourceStorage, target: Target
+        self, request: web.BaseRequest, storage: ResourceStorage, target: Target
     ) -> web.Response:
         node, annotations = _binding(await read_body(request), target.name)
 
@@ -822,7 +858,7 @@ def _json(body: Any, *, status: int = 200) -> web.Response:
     return web.Response(body=orjson.dumps(body), status=status, content_type=negotiation.JSON)
 
 
-async def read_raw_body(request: web.Request) -> bytes:
+async def read_raw_body(request: web.BaseRequest) -> bytes:
     length = request.content_length
     if length is not None and length > negotiation.MAX_BODY_BYTES:
         raise errors.too_large(negotiation.MAX_BODY_BYTES)
@@ -833,7 +869,7 @@ async def read_raw_body(request: web.Request) -> bytes:
     return raw
 
 
-async def read_body(request: web.Request) -> Any:
+async def read_body(request: web.BaseRequest) -> Any:
     raw = await read_raw_body(request)
     if not raw.strip():
         raise errors.bad_request("the request body is empty")

@@ -217,7 +217,9 @@ class PodLogs:
             await self._session.close()
             self._session = None
 
-    async def serve(self, request: web.Request, namespace: str, name: str) -> web.StreamResponse:
+    async def serve(
+        self, request: web.BaseRequest, namespace: str, name: str
+    ) -> web.StreamResponse:
         if request.method not in ("GET", "HEAD"):
             raise errors.method_not_allowed(request.method)
         if self.pods is None or self.nodes is None:  # a server that serves no pods or nodes

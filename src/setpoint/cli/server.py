@@ -79,14 +79,7 @@ async def run_server(config: ServerConfig) -> None:
         metrics_sockets=[config.data_dir / CONTROLLER_METRICS_SOCKET],
     )
     await api.start()
-    # handler_cancellation: a client that disconnects ends its watch at once
-    runner = web.AppRunner(
-        api.application(),
-        access_log=None,
-        handle_signals=False,
-        handler_cancellation=True,
-        shutdown_timeout=5.0,
-    )
+    runner = web.ServerRunner(api.http_server(), handle_signals=False, shutdown_timeout=5.0)
     await runner.setup()
     site = web.TCPSite(
         runner,
