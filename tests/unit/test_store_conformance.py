@@ -319,3 +319,35 @@ async def test_a_batch_the_database_refuses_fails_its_writers_and_changes_nothin
         assert (await store.create("/r/new", b"y")).mod_revision == kept.mod_revision + 2
     finally:
         await store.close()
+
+
+async def test_a_database_from_before_the_triggers_opens_and_keeps_working(
+    tmp_path: Path,
+) -> None:
+    """Databases written when every write updated ``kv`` itself (no triggers) gain the
+    triggers on open; their keys, values and revisions carry on."""
+    path = tmp_path / "state.db"
+    old = sqlite3.connect(path, isolation_level=None)
+    old.executescript(
+        """CREATE TABLE kv (key TEXT PRIMARY KEY, create_rev INTEGER NOT NULL,
+                            mod_rev INTEGER NOT NULL, value BLOB NOT NULL) WITHOUT ROWID;
+           CREATE TABLE log (rev INTEGER PRIMARY KEY, key TEXT NOT NULL, deleted INTEGER NOT NULL,
+                             create_rev INTEGER NOT NULL, value BLOB NOT NULL);
+           CREATE INDEX log_key_rev ON log(key, rev);
+           CREATE TABLE meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+           INSERT INTO log VALUES (1, '/r/a', 0, 1, '1'), (2, '/r/b', 0, 2, '2'),
+                                  (3, '/r/a', 0, 1, '1b'), (4, '/r/b', 1, 2, '2');
+           INSERT INTO kv VALUES ('/r/a', 1, 3, '1b');
+           INSERT INTO meta VALUES ('rev', 4);"""
+    )
+    old.close()
+    store = await SQLiteStore.open(path)
+    try:
+        assert await store.current_revision() == 4
+        a = await store.update("/r/a", b"1c", expected_revision=3)
+        b = await store.create("/r/b", b"again")
+        assert (a.create_revision, a.mod_revision, b.mod_revision) == (1, 5, 6)
+        listing = await store.scan("/r/")
+        assert [(kv.key, kv.value) for kv in listing.items] == [("/r/a", b"1c"), ("/r/b", b"again")]
+    finally:
+        await store.close()
