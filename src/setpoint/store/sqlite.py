@@ -35,7 +35,7 @@ import functools
 import queue
 import sqlite3
 import threading
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -83,11 +83,9 @@ CREATE TRIGGER IF NOT EXISTS log_rev AFTER INSERT ON log BEGIN
 END;
 """
 
-# Bounded so one huge burst cannot hold the write lock (and the fsync) for long.
+# Bounded so one huge burst cannot hold the write lock (and the fsync) for long, and so a
+# batch is always one statement: 2,000 rows x 5 columns stays below SQLite's 32,766 variables.
 _MAX_BATCH = 2000
-# Rows per multi-row statement: a full batch, 2,000 x 5 columns, stays well below SQLite's
-# 32,766 variables, so a batch is one statement.
-_ROWS_PER_STATEMENT = _MAX_BATCH
 
 
 def prefix_end(prefix: str) -> str:
@@ -418,11 +416,6 @@ def _staged_or_stored(
     return staged[key] if key in staged else _current(conn, key)
 
 
-def _chunks(items: Sequence[Any]) -> Iterable[Sequence[Any]]:
-    for start in range(0, len(items), _ROWS_PER_STATEMENT):
-        yield items[start : start + _ROWS_PER_STATEMENT]
-
-
 @functools.cache
 def _placeholders(rows: int, columns: int) -> str:
     row = "(" + ",".join("?" * columns) + ")"
@@ -430,29 +423,27 @@ def _placeholders(rows: int, columns: int) -> str:
 
 
 def _values(conn: sqlite3.Connection, keys: set[str]) -> dict[str, bytes]:
-    """The committed values of ``keys`` (those that exist), in one statement per chunk."""
-    found: dict[str, bytes] = {}
-    for chunk in _chunks(sorted(keys)):
-        sql = f"SELECT key, value FROM kv WHERE key IN ({','.join('?' * len(chunk))})"
-        found.update(conn.execute(sql, chunk).fetchall())
-    return found
+    """The committed values of ``keys`` (those that exist), in one statement."""
+    if not keys:
+        return {}
+    sql = f"SELECT key, value FROM kv WHERE key IN ({','.join('?' * len(keys))})"
+    return dict(conn.execute(sql, list(keys)).fetchall())
 
 
 def _write(
     conn: sqlite3.Connection, log_rows: list[tuple[int, str, int, int, bytes]], compact_to: int
 ) -> None:
     """A batch's history rows (the triggers do the rest) and any compaction it asked for, in
-    one transaction: a single statement when it can be, else BEGIN ... COMMIT."""
-    if not compact_to and len(log_rows) <= _ROWS_PER_STATEMENT:
+    one transaction: the INSERT alone, or BEGIN ... COMMIT around it and the compaction."""
+    if not compact_to:
         if log_rows:
             _insert_log(conn, log_rows)
         return
     conn.execute("BEGIN IMMEDIATE")
     try:
-        if compact_to:
-            _compact(conn, compact_to)  # committed history only: this batch's rows are newer
-        for chunk in _chunks(log_rows):
-            _insert_log(conn, chunk)
+        _compact(conn, compact_to)  # committed history only: this batch's rows are newer
+        if log_rows:
+            _insert_log(conn, log_rows)
         conn.execute("COMMIT")
     except sqlite3.Error:
         with contextlib.suppress(sqlite3.Error):
