@@ -244,9 +244,10 @@ class APIServer:
 
     def http_server(self) -> web.Server:
         """aiohttp's low-level server around :meth:`_serve`: every path goes to one handler,
-        so an Application's router, middleware chain and signals would only add work (about
-        a tenth of the server's CPU per request). A client that disconnects cancels its
-        handler, which ends its watch at once."""
+        so an Application's router, middleware chain and signals would only add work (~5%
+        of the server's samples during a binding load). A client that disconnects cancels
+        its handler, which ends its watch at once."""
+        loop = asyncio.get_running_loop()
 
         def make_request(
             message: RawRequestMessage,
@@ -265,7 +266,6 @@ class APIServer:
                 client_max_size=negotiation.MAX_BODY_BYTES + 1024,
             )
 
-        loop = asyncio.get_running_loop()
         return web.Server(
             self._serve, request_factory=make_request, handler_cancellation=True, access_log=None
         )
