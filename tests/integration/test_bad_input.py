@@ -3,6 +3,8 @@ keeps serving and no stored object changes."""
 
 from __future__ import annotations
 
+import http.client
+
 import pytest
 
 from tests.support import Server
@@ -112,7 +114,26 @@ def test_missing_object_is_404_naming_it(server: Server, namespace: str) -> None
     assert status == 404
     assert_status(body, 404, "NotFound")
     assert body["message"] == 'configmaps "nope" not found'
-    assert body["details"] == {"name": "nope", "group": "", "kind": "configmaps"}
+    assert body["details"] == {"name": "nope", "kind": "configmaps"}
+
+
+def test_error_bodies_are_encoded_byte_for_byte_as_kube_apiserver_does(
+    server: Server, namespace: str
+) -> None:
+    """Field order of metav1.Status, empty fields left out, and Go's trailing newline."""
+    conn = http.client.HTTPSConnection("127.0.0.1", server.port, context=server.ssl_context())
+    conn.request(
+        "GET",
+        CM_PATH.format(ns=namespace) + "/nope",
+        headers={"Authorization": f"Bearer {server.token}"},
+    )
+    raw = conn.getresponse().read()
+    conn.close()
+    assert raw == (
+        b'{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure",'
+        b'"message":"configmaps \\"nope\\" not found","reason":"NotFound",'
+        b'"details":{"name":"nope","kind":"configmaps"},"code":404}\n'
+    )
 
 
 def test_wrong_media_type_is_415(server: Server, namespace: str, existing: dict) -> None:

@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import orjson
+
 from setpoint.resources.registry import FieldError, ResourceType
 
 
@@ -39,18 +41,46 @@ class APIError(Exception):
 def status_object(
     code: int, reason: str, message: str, details: dict[str, Any] | None = None
 ) -> dict[str, Any]:
+    """A failure ``Status`` with its fields in the order Go's encoder writes ``metav1.Status``
+    (``kind, apiVersion, metadata, status, message, reason, details, code``), empty ones left
+    out as ``omitempty`` does: clients and tests compare these bodies byte for byte."""
     status: dict[str, Any] = {
         "kind": "Status",
         "apiVersion": "v1",
         "metadata": {},
         "status": "Failure",
-        "message": message,
-        "reason": reason,
-        "code": code,
     }
+    if message:
+        status["message"] = message
+    if reason:
+        status["reason"] = reason
     if details:
-        status["details"] = details
+        status["details"] = _ordered_details(details)
+    status["code"] = code
     return status
+
+
+# metav1.StatusDetails and metav1.StatusCause, in their Go field order
+_DETAIL_FIELDS = ("name", "group", "kind", "uid", "causes", "retryAfterSeconds")
+_CAUSE_FIELDS = ("reason", "message", "field")
+
+
+def _ordered_details(details: dict[str, Any]) -> dict[str, Any]:
+    ordered: dict[str, Any] = {}
+    for key in _DETAIL_FIELDS:
+        value = details.get(key)
+        if not value:
+            continue
+        if key == "causes":
+            value = [{k: cause[k] for k in _CAUSE_FIELDS if cause.get(k)} for cause in value]
+        ordered[key] = value
+    return ordered
+
+
+def encode_status(status: dict[str, Any]) -> bytes:
+    """A Status as the apiserver sends it: compact JSON and the newline Go's encoder ends
+    every document with."""
+    return orjson.dumps(status) + b"\n"
 
 
 def success_status(rtype: ResourceType, name: str, uid: str) -> dict[str, Any]:
@@ -59,7 +89,9 @@ def success_status(rtype: ResourceType, name: str, uid: str) -> dict[str, Any]:
         "apiVersion": "v1",
         "metadata": {},
         "status": "Success",
-        "details": {"name": name, "group": rtype.group, "kind": rtype.plural, "uid": uid},
+        "details": _ordered_details(
+            {"name": name, "group": rtype.group, "kind": rtype.plural, "uid": uid}
+        ),
     }
 
 

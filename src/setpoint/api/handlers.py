@@ -21,6 +21,7 @@ import orjson
 from aiohttp import web
 
 from setpoint.api import errors, negotiation
+from setpoint.api.bodies import read_body, read_raw_body
 from setpoint.api.errors import APIError
 from setpoint.api.negotiation import ResponseFormat
 from setpoint.api.patch import PatchError, apply_json_patch, apply_merge_patch, require_object
@@ -856,21 +857,3 @@ def to_scale(obj: Obj) -> Obj:
 
 def _json(body: Any, *, status: int = 200) -> web.Response:
     return web.Response(body=orjson.dumps(body), status=status, content_type=negotiation.JSON)
-
-
-async def read_raw_body(request: web.BaseRequest) -> bytes:
-    length = request.content_length
-    if length is not None and length > negotiation.MAX_BODY_BYTES:
-        raise errors.too_large(negotiation.MAX_BODY_BYTES)
-    raw = await request.content.read(negotiation.MAX_BODY_BYTES + 1)
-    if len(raw) > negotiation.MAX_BODY_BYTES:
-        raise errors.too_large(negotiation.MAX_BODY_BYTES)
-    # drain anything left so keep-alive stays usable
-    return raw
-
-
-async def read_body(request: web.BaseRequest) -> Any:
-    raw = await read_raw_body(request)
-    if not raw.strip():
-        raise errors.bad_request("the request body is empty")
-    return negotiation.decode_body(raw, request.headers.get("Content-Type", ""))

@@ -42,6 +42,7 @@ import aiohttp
 from aiohttp import web
 
 from setpoint.api import errors
+from setpoint.api.bodies import read_limited
 from setpoint.api.errors import APIError
 from setpoint.api.handlers import int_param
 from setpoint.api.storage import ResourceStorage
@@ -242,7 +243,7 @@ class PodLogs:
             raise errors.internal(f'Get "{url}": {exc}') from None
         try:
             if not 200 <= upstream.status <= 206:
-                body = await upstream.content.read(MAX_ERROR_BYTES)
+                body = await read_limited(upstream.content, MAX_ERROR_BYTES, truncate=True)
                 raise upstream_error(upstream.status, body.decode(errors="replace"))
             response = web.StreamResponse(headers={"Content-Type": "text/plain"})
             response.enable_chunked_encoding()

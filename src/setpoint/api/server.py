@@ -34,6 +34,7 @@ from setpoint.api.discovery import AGGREGATED_CONTENT_TYPE, Discovery
 from setpoint.api.errors import APIError
 from setpoint.api.handlers import ResourceHandlers
 from setpoint.api.podlogs import PodLogs
+from setpoint.api.serving import APIHTTPServer, ServingLimits, status_response
 from setpoint.api.storage import DeleteOptions, ResourceStorage, WriteOptions
 from setpoint.api.watchcache import WatchCache
 from setpoint.pki import tokens_equal
@@ -78,15 +79,6 @@ class TokenAuthenticator:
         if token and tokens_equal(token, self._node):
             return User("system:node", ("system:nodes", "system:authenticated"))
         return None
-
-
-def error_response(exc: APIError) -> web.Response:
-    response = web.Response(
-        body=orjson.dumps(exc.status()), status=exc.code, content_type=negotiation.JSON
-    )
-    for key, value in exc.headers.items():
-        response.headers[key] = value
-    return response
 
 
 class APIServer:
@@ -242,11 +234,12 @@ class APIServer:
 
     # --------------------------------------------------------------- HTTP
 
-    def http_server(self) -> web.Server:
-        """aiohttp's low-level server around :meth:`_serve`: every path goes to one handler,
-        so an Application's router, middleware chain and signals would only add work (~5%
-        of the server's samples during a binding load). A client that disconnects cancels
-        its handler, which ends its watch at once."""
+    def http_server(self, limits: ServingLimits) -> APIHTTPServer:
+        """aiohttp's low-level server around :meth:`_serve`, with setpoint's connection
+        limits (:mod:`setpoint.api.serving`): every path goes to one handler, so an
+        Application's router, middleware chain and signals would only add work (~5% of the
+        server's samples during a binding load). A client that disconnects cancels its
+        handler, which ends its watch at once."""
         loop = asyncio.get_running_loop()
 
         def make_request(
@@ -266,8 +259,12 @@ class APIServer:
                 client_max_size=negotiation.MAX_BODY_BYTES + 1024,
             )
 
-        return web.Server(
-            self._serve, request_factory=make_request, handler_cancellation=True, access_log=None
+        return APIHTTPServer(
+            self._serve,
+            limits=limits,
+            request_factory=make_request,
+            handler_cancellation=True,
+            access_log=None,
         )
 
     async def _serve(self, request: web.BaseRequest) -> web.StreamResponse:
@@ -283,9 +280,10 @@ class APIServer:
                 request["user"] = user
             return await self._dispatch(request)
         except APIError as exc:
-            return error_response(exc)
-        except web.HTTPRequestEntityTooLarge:
-            return error_response(errors.too_large(negotiation.MAX_BODY_BYTES))
+            response = status_response(exc)
+            if exc.code == 413:
+                response.force_close()  # the rest of an oversized body is not worth reading
+            return response
         except ConnectionResetError:
             transport = request.transport
             if transport is None or transport.is_closing():
@@ -297,7 +295,7 @@ class APIServer:
             raise
         except Exception as exc:
             log.exception("internal error serving %s %s", request.method, request.path)
-            return error_response(errors.internal(type(exc).__name__))
+            return status_response(errors.internal(type(exc).__name__))
 
     async def _dispatch(self, request: web.BaseRequest) -> web.StreamResponse:
         path = request.path

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import click
 
+from setpoint.api.serving import ServingLimits
 from setpoint.cli.agent import agent
 from setpoint.cli.process import install_uvloop, tune_gc
 from setpoint.cli.server import ServerConfig, run_server
@@ -90,6 +91,31 @@ def cli(verbose: int) -> None:
     metavar="FLAG=VALUE",
     help="A flag for the local node agent, e.g. crash-loop-backoff-max=1m (see setpoint agent -h).",
 )
+@click.option(
+    "--max-connections",
+    type=click.IntRange(1),
+    default=ServingLimits.max_connections,
+    show_default=True,
+    help="Client connections served at once; more are closed as they arrive (and logged).",
+)
+@click.option(
+    "--tls-handshake-timeout",
+    default="10s",
+    show_default=True,
+    help="How long a client may take to finish its TLS handshake.",
+)
+@click.option(
+    "--request-header-timeout",
+    default="32s",
+    show_default=True,
+    help="How long a request line and headers may take to arrive (kube-apiserver: 32s).",
+)
+@click.option(
+    "--idle-connection-timeout",
+    default="90s",
+    show_default=True,
+    help="How long a kept-alive connection may wait for its next request.",
+)
 def server(
     data_dir: Path | None,
     bind_address: str,
@@ -101,6 +127,10 @@ def server(
     disable_scheduler: bool,
     event_ttl: str,
     kubelet_arg: tuple[str, ...],
+    max_connections: int,
+    tls_handshake_timeout: str,
+    request_header_timeout: str,
+    idle_connection_timeout: str,
 ) -> None:
     """Run the control plane (API server on the embedded store) on this machine."""
     if bad := [a for a in kubelet_arg if "=" not in a]:
@@ -116,6 +146,12 @@ def server(
         run_scheduler=not disable_scheduler,
         event_ttl=parse_duration(event_ttl),
         kubelet_args=kubelet_arg,
+        serving=ServingLimits(
+            max_connections=max_connections,
+            tls_handshake_timeout=parse_duration(tls_handshake_timeout),
+            read_header_timeout=parse_duration(request_header_timeout),
+            idle_timeout=parse_duration(idle_connection_timeout),
+        ),
     )
     install_uvloop()
     with contextlib.suppress(KeyboardInterrupt):

@@ -17,7 +17,7 @@ import socket
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from aiohttp import web
@@ -26,6 +26,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from setpoint.api.discovery import KUBERNETES_VERSION
 from setpoint.api.openapi import build_openapi
 from setpoint.api.server import APIServer, TokenAuthenticator
+from setpoint.api.serving import ServingLimits, TLSSite, raise_descriptor_limit
 from setpoint.cli.process import tune_gc
 from setpoint.pki import ensure_server_credentials, write_kubeconfig
 from setpoint.resources.catalog import default_registry
@@ -46,6 +47,7 @@ class ServerConfig:
     run_scheduler: bool = True
     event_ttl: float = 3600.0
     kubelet_args: tuple[str, ...] = ()  # "flag=value" for the local agent, as k3s takes them
+    serving: ServingLimits = field(default_factory=ServingLimits)
 
     @property
     def kubeconfig_path(self) -> Path:
@@ -79,17 +81,27 @@ async def run_server(config: ServerConfig) -> None:
         metrics_sockets=[config.data_dir / CONTROLLER_METRICS_SOCKET],
     )
     await api.start()
-    runner = web.ServerRunner(api.http_server(), handle_signals=False, shutdown_timeout=5.0)
+    limits = replace(
+        config.serving, max_connections=raise_descriptor_limit(config.serving.max_connections)
+    )
+    if limits.max_connections < config.serving.max_connections:
+        log.warning(
+            "serving at most %d connections (--max-connections %d does not fit the open-file "
+            "limit)",
+            limits.max_connections,
+            config.serving.max_connections,
+        )
+    runner = web.ServerRunner(api.http_server(limits), handle_signals=False, shutdown_timeout=5.0)
     await runner.setup()
-    site = web.TCPSite(
+    site = TLSSite(
         runner,
         config.bind_address,
         config.port,
         ssl_context=credentials.ssl_context(),
-        reuse_address=True,
+        handshake_timeout=limits.tls_handshake_timeout,
     )
     await site.start()
-    port = _bound_port(site) or config.port
+    port = site.port
     url = f"https://{client_host(config.bind_address)}:{port}"
     config.kubeconfig_path.unlink(missing_ok=True)
     write_kubeconfig(
@@ -229,15 +241,6 @@ async def supervise_child(name: str, args: list[str]) -> None:
         log.warning("%s exited with %s; restarting in %.1fs", name, code, backoff)
         await asyncio.sleep(backoff)
         backoff = min(backoff * 2, 10.0)
-
-
-def _bound_port(site: web.TCPSite) -> int | None:
-    server = site._server  # aiohttp keeps the asyncio server here
-    sockets = getattr(server, "sockets", None) or []
-    for sock in sockets:
-        if sock.family in (socket.AF_INET, socket.AF_INET6):
-            return int(sock.getsockname()[1])
-    return None
 
 
 async def run_controller_manager(
