@@ -106,6 +106,22 @@ def test_deployment_runs_three_ready_pods_and_replaces_a_deleted_one(k: Kubectl)
     assert len({p["metadata"]["name"] for p in replaced}) == 3
 
 
+def test_generation_changes_only_with_the_spec(k: Kubectl) -> None:
+    """The controller records the revision annotation without bumping generation (as
+    upstream's, through the status subresource)."""
+    k("apply", "-f", "-", input=deployment("gen", 2))
+    k("rollout", "status", "deployment/gen", "--timeout=60s")
+    d = k("get", "deployment", "gen", "-o", "json").json()
+    assert d["metadata"]["annotations"]["deployment.kubernetes.io/revision"] == "1"
+    assert d["metadata"]["generation"] == 1
+    assert d["status"]["observedGeneration"] == 1
+    k("scale", "deployment/gen", "--replicas=3")
+    k("rollout", "status", "deployment/gen", "--timeout=60s")
+    d = k("get", "deployment", "gen", "-o", "json").json()
+    assert d["metadata"]["generation"] == 2
+    assert d["status"]["observedGeneration"] == 2
+
+
 def test_scale_up_and_down(k: Kubectl) -> None:
     k("apply", "-f", "-", input=deployment("sc", 2))
     k("scale", "deploy/sc", "--replicas=5")

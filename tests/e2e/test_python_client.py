@@ -170,3 +170,75 @@ def test_apps_and_batch_objects_round_trip(api: client.ApiClient, namespace: str
     wait_for(lambda: batch.read_namespaced_job("j", namespace), what="the job")
     deleted = apps.delete_namespaced_deployment("x", namespace)
     assert deleted["status"] == "Success"  # this client returns delete answers as dicts
+
+
+def test_discovery_through_get_api_versions(api: client.ApiClient, server: Server) -> None:
+    """The client validates APIVersions: serverAddressByClientCIDRs must be a list."""
+    versions = client.CoreApi(api).get_api_versions()
+    assert versions.versions == ["v1"]
+    [address] = versions.server_address_by_client_cidrs
+    assert address.client_cidr == "0.0.0.0/0"
+    assert address.server_address == f"127.0.0.1:{server.port}"
+
+
+def test_new_objects_carry_the_structs_go_always_encodes(
+    api: client.ApiClient, namespace: str
+) -> None:
+    """``job.status.succeeded`` must be readable on a Job nothing has run yet, as on
+    Kubernetes, where an empty status is still ``"status": {}``."""
+    apps, batch = client.AppsV1Api(api), client.BatchV1Api(api)
+    pod_spec = client.V1PodSpec(
+        restart_policy="Never",
+        containers=[client.V1Container(name="c", image="busybox", command=["true"])],
+    )
+    job = batch.create_namespaced_job(
+        namespace,
+        client.V1Job(
+            metadata=client.V1ObjectMeta(name="j"),
+            spec=client.V1JobSpec(template=client.V1PodTemplateSpec(spec=pod_spec)),
+        ),
+    )
+    assert job.status is not None and job.status.succeeded is None
+    assert job.spec.template.metadata is not None
+    assert batch.read_namespaced_job_status("j", namespace).status is not None
+    cronjob = batch.create_namespaced_cron_job(
+        namespace,
+        client.V1CronJob(
+            metadata=client.V1ObjectMeta(name="cj"),
+            spec=client.V1CronJobSpec(
+                schedule="0 0 1 1 *",
+                job_template=client.V1JobTemplateSpec(
+                    spec=client.V1JobSpec(template=client.V1PodTemplateSpec(spec=pod_spec))
+                ),
+            ),
+        ),
+    )
+    assert cronjob.status is not None and cronjob.status.last_schedule_time is None
+    assert cronjob.spec.job_template.metadata is not None
+    selector = client.V1LabelSelector(match_labels={"app": "s"})
+    template = client.V1PodTemplateSpec(
+        metadata=client.V1ObjectMeta(labels={"app": "s"}), spec=pod_spec
+    )
+    template.spec.restart_policy = "Always"
+    deployment = apps.create_namespaced_deployment(
+        namespace,
+        client.V1Deployment(
+            metadata=client.V1ObjectMeta(name="d"),
+            spec=client.V1DeploymentSpec(replicas=0, selector=selector, template=template),
+        ),
+    )
+    assert deployment.status is not None and deployment.status.ready_replicas is None
+    replica_set = apps.create_namespaced_replica_set(
+        namespace,
+        client.V1ReplicaSet(
+            metadata=client.V1ObjectMeta(name="rs"),
+            spec=client.V1ReplicaSetSpec(replicas=0, selector=selector, template=template),
+        ),
+    )
+    assert replica_set.status is not None
+    listed = apps.list_namespaced_replica_set(namespace)
+    assert all(item.status is not None for item in listed.items)
+    lease = client.CoordinationV1Api(api).create_namespaced_lease(
+        namespace, client.V1Lease(metadata=client.V1ObjectMeta(name="l"))
+    )
+    assert lease.spec is not None and lease.spec.holder_identity is None

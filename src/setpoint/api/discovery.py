@@ -139,9 +139,7 @@ class Discovery:
                 "platform": platform,
             }
         )
-        self.api_versions_json = orjson.dumps(
-            {"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": None}
-        )
+        self._api_versions: dict[str, bytes] = {}
         groups = []
         self.groups: dict[str, bytes] = {}
         self.resource_lists: dict[tuple[str, str], bytes] = {}
@@ -177,3 +175,22 @@ class Discovery:
         self.group_list_json = orjson.dumps(
             {"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}
         )
+
+    def api_versions_json(self, server_address: str) -> bytes:
+        """``GET /api``. Kubernetes always lists where clients reach the server (its
+        advertise address, for every client network); setpoint names the address the
+        client's own connection came in on, which is one the client can reach."""
+        cached = self._api_versions.get(server_address)
+        if cached is None:
+            cached = orjson.dumps(
+                {
+                    "kind": "APIVersions",
+                    "versions": ["v1"],
+                    "serverAddressByClientCIDRs": [
+                        {"clientCIDR": "0.0.0.0/0", "serverAddress": server_address}
+                    ],
+                }
+            )
+            if len(self._api_versions) < 64:  # a server has few addresses
+                self._api_versions[server_address] = cached
+        return cached

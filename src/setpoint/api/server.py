@@ -320,7 +320,7 @@ class APIServer:
                 self._only_get(request)
                 if negotiation.wants_aggregated_discovery(request.headers.get("Accept", "")):
                     return _aggregated(self.discovery.aggregated_api_json)
-                return _raw(self.discovery.api_versions_json)
+                return _raw(self.discovery.api_versions_json(_server_address(request)))
             return await self._group_version(request, "", segments[1], segments[2:])
         if head == "apis":
             if len(segments) == 1:
@@ -402,6 +402,16 @@ class APIServer:
                 paths.append(f"/apis/{group}")
                 paths += [f"/apis/{group}/{v}" for v in versions]
         return paths
+
+
+def _server_address(request: web.BaseRequest) -> str:
+    """``host:port`` of the listener the request came in on."""
+    transport = request.transport
+    sockname = transport.get_extra_info("sockname") if transport is not None else None
+    if not sockname:
+        return request.host
+    host, port = sockname[0], sockname[1]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def _event_time(event: dict[str, Any]) -> float:

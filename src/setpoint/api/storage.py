@@ -387,6 +387,7 @@ class ResourceStorage:
         if not opts.managed_by_apply:
             obj = self._track(None, obj, opts, subresource="")
             meta = obj["metadata"]
+        self.rtype.fill_always_encoded(obj)  # after tracking: nobody set these fields
         if self.rtype.namespaced and self._namespace_check is not None:
             await self._namespace_check(meta["namespace"])
         if opts.dry_run:
@@ -491,6 +492,7 @@ class ResourceStorage:
         if not opts.managed_by_apply and subresource != "finalize":
             new = self._track(old, new, opts, subresource=subresource)
             new_meta = new["metadata"]
+        self.rtype.fill_always_encoded(new)
         new_meta.pop("resourceVersion", None)
         old_stripped = {
             **old,
@@ -593,6 +595,12 @@ class ResourceStorage:
                 new["status"] = obj["status"]
             else:
                 new.pop("status", None)
+            meta, given = new["metadata"], obj["metadata"]
+            for key in rtype.status_update_metadata:
+                if key in given:
+                    meta[key] = given[key]
+                else:
+                    meta.pop(key, None)
             return new
         new = obj
         meta, old_meta = new["metadata"], old["metadata"]

@@ -32,9 +32,9 @@ NewReplicaSetAvailable, or ProgressDeadlineExceeded when nothing moved within
 ``progressDeadlineSeconds``; a stuck Deployment is requeued for when the deadline passes).
 That is what ``kubectl rollout status`` and ``kubectl wait --for=condition=Available`` read.
 
-setpoint difference: the revision annotation on the Deployment itself is written with a
-metadata patch (Kubernetes slips it into a status update, which setpoint's status
-subresource does not allow), so it bumps ``metadata.generation`` once per new revision.
+The revision annotation on the Deployment itself is written with a status update, as
+upstream's ``getNewReplicaSet`` does (a Deployment's status subresource keeps annotation
+changes), so ``metadata.generation`` changes only with the spec.
 """
 
 from __future__ import annotations
@@ -1042,20 +1042,12 @@ class DeploymentController(Controller):
         await self.recorder.record(d, "Warning", FAILED_RS_CREATE_REASON, message)
 
     async def _set_deployment_revision(self, d: Obj, rev: str) -> Obj:
+        """``SetDeploymentRevision`` and the status update that carries it."""
         if not rev or annotations_of(d).get(REVISION) == rev:
             return d
-        patched = await self.client.patch(
-            DEPLOYMENTS,
-            d["metadata"]["name"],
-            {
-                "metadata": {
-                    "annotations": {REVISION: rev},
-                    "resourceVersion": d["metadata"]["resourceVersion"],
-                }
-            },
-            d["metadata"]["namespace"],
-        )
-        return patched
+        updated = copy.deepcopy(d)
+        updated["metadata"].setdefault("annotations", {})[REVISION] = rev
+        return await self.client.update_status(DEPLOYMENTS, updated)
 
     async def _scale(self, d: Obj, rs: Obj, size: int) -> Obj:
         """``scaleReplicaSetAndRecordEvent``."""

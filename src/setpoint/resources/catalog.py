@@ -8,11 +8,15 @@ subresources) and points at its official schema definition. Kind-specific behavi
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 from setpoint.resources import apps, batch, coordination, core, events
 from setpoint.resources.registry import Registry, ResourceType
 
 _ALL = ("all",)
+# structs every Go object of these kinds carries, encoded even when empty
+_SPEC_AND_STATUS: dict[str, Any] = {"spec": {}, "status": {}}
+_POD_TEMPLATE: dict[str, Any] = {"spec.template": {}, "spec.template.metadata": {}}
 
 TYPES: tuple[ResourceType, ...] = (
     ResourceType(
@@ -27,6 +31,7 @@ TYPES: tuple[ResourceType, ...] = (
         definition="io.k8s.api.core.v1.Namespace",
         has_status=True,
         return_deleted_object=True,
+        always_encoded=_SPEC_AND_STATUS,
     ),
     ResourceType(
         group="",
@@ -42,6 +47,7 @@ TYPES: tuple[ResourceType, ...] = (
         has_status=True,
         tracks_generation=True,
         return_deleted_object=True,
+        always_encoded=_SPEC_AND_STATUS,
     ),
     ResourceType(
         group="",
@@ -55,6 +61,7 @@ TYPES: tuple[ResourceType, ...] = (
         definition="io.k8s.api.core.v1.Node",
         has_status=True,
         keeps_status_on_create=True,
+        always_encoded=_SPEC_AND_STATUS,
     ),
     ResourceType(
         group="",
@@ -66,6 +73,12 @@ TYPES: tuple[ResourceType, ...] = (
         short_names=("ev",),
         definition="io.k8s.api.core.v1.Event",
         allow_create_on_update=True,
+        always_encoded={
+            "involvedObject": {},
+            "source": {},
+            "reportingComponent": "",
+            "reportingInstance": "",
+        },
     ),
     ResourceType(
         group="",
@@ -111,6 +124,10 @@ TYPES: tuple[ResourceType, ...] = (
         has_status=True,
         tracks_generation=True,
         generation_includes_annotations=True,
+        # deploymentStatusStrategy resets only spec and labels: the controller writes the
+        # revision annotation with its status, so it never bumps generation
+        status_update_metadata=("annotations", "ownerReferences", "finalizers"),
+        always_encoded={**_SPEC_AND_STATUS, **_POD_TEMPLATE, "spec.strategy": {}},
     ),
     ResourceType(
         group="apps",
@@ -125,6 +142,7 @@ TYPES: tuple[ResourceType, ...] = (
         definition="io.k8s.api.apps.v1.ReplicaSet",
         has_status=True,
         tracks_generation=True,
+        always_encoded={**_SPEC_AND_STATUS, **_POD_TEMPLATE, "status.replicas": 0},
     ),
     ResourceType(
         group="batch",
@@ -138,6 +156,7 @@ TYPES: tuple[ResourceType, ...] = (
         definition="io.k8s.api.batch.v1.Job",
         has_status=True,
         tracks_generation=True,
+        always_encoded={**_SPEC_AND_STATUS, **_POD_TEMPLATE},
     ),
     ResourceType(
         group="batch",
@@ -152,6 +171,14 @@ TYPES: tuple[ResourceType, ...] = (
         definition="io.k8s.api.batch.v1.CronJob",
         has_status=True,
         tracks_generation=True,
+        always_encoded={
+            **_SPEC_AND_STATUS,
+            "spec.jobTemplate": {},
+            "spec.jobTemplate.metadata": {},
+            "spec.jobTemplate.spec": {},
+            "spec.jobTemplate.spec.template": {},
+            "spec.jobTemplate.spec.template.metadata": {},
+        },
     ),
     ResourceType(
         group="coordination.k8s.io",
@@ -162,6 +189,7 @@ TYPES: tuple[ResourceType, ...] = (
         namespaced=True,
         definition="io.k8s.api.coordination.v1.Lease",
         allow_create_on_update=True,
+        always_encoded={"spec": {}},
     ),
     ResourceType(
         group="events.k8s.io",
@@ -173,6 +201,7 @@ TYPES: tuple[ResourceType, ...] = (
         short_names=("ev",),
         definition="io.k8s.api.events.v1.Event",
         allow_create_on_update=True,
+        always_encoded={"regarding": {}, "deprecatedSource": {}},
     ),
 )
 

@@ -10,6 +10,7 @@ the shapes and the lookup tables built from them.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -122,6 +123,9 @@ class ResourceType:
     tracks_generation: bool = False
     # annotation changes also bump generation (Deployment copies annotations to ReplicaSets)
     generation_includes_annotations: bool = False
+    # metadata a status update may change besides status itself (Kubernetes' status
+    # strategies differ: a Deployment's lets the controller record its revision annotation)
+    status_update_metadata: tuple[str, ...] = ()
     # status given on create is kept (Node) rather than reset (everything with /status)
     keeps_status_on_create: bool = False
     allow_create_on_update: bool = False
@@ -131,6 +135,21 @@ class ResourceType:
     prepare_for_create: Preparer = _no_preparation
     validator: Validator = _no_validation
     field_selectors: Mapping[str, FieldGetter] = field(default_factory=dict)
+    # fields Go writes even when empty (a struct that is not a pointer, a string without
+    # omitempty): dotted path -> its empty value, parents before children. Clients rely on
+    # them: the Python client's ``job.status`` is None, not empty, without ``"status": {}``.
+    always_encoded: Mapping[str, Any] = field(default_factory=dict)
+
+    def fill_always_encoded(self, obj: Obj) -> None:
+        """Give ``obj`` (in place) every :attr:`always_encoded` field it lacks, as the
+        apiserver's encoding of a Go struct would."""
+        for path, empty in self.always_encoded.items():
+            *parents, leaf = path.split(".")
+            target: Any = obj
+            for name in parents:
+                target = target.get(name) if isinstance(target, dict) else None
+            if isinstance(target, dict) and leaf not in target:
+                target[leaf] = copy.copy(empty)
 
     @property
     def api_version(self) -> str:
