@@ -8,7 +8,14 @@ from pathlib import Path
 import orjson
 import pytest
 
-from setpoint.api.watchcache import CacheWatcher, TooOldResourceVersion, WatchCache
+from setpoint.api.watchcache import (
+    BacklogLimits,
+    CachedObject,
+    CacheWatcher,
+    HistoryLimits,
+    TooOldResourceVersion,
+    WatchCache,
+)
 from setpoint.resources.catalog import default_registry
 from setpoint.store.sqlite import SQLiteStore
 
@@ -71,7 +78,7 @@ async def test_cache_catches_up_with_writes(store: SQLiteStore) -> None:
 
 async def test_watch_from_before_the_history_window_is_too_old(store: SQLiteStore) -> None:
     assert CONFIGMAPS is not None
-    cache = WatchCache(CONFIGMAPS, store, history=3)
+    cache = WatchCache(CONFIGMAPS, store, history=HistoryLimits(max_events=3))
     await cache.start()
     try:
         first = await store.create(CONFIGMAPS.store_key("default", "k0"), cm("k0"))
@@ -100,6 +107,127 @@ async def test_watch_replays_history_after_its_revision(store: SQLiteStore) -> N
         cache.watch(
             watcher, namespace=None, resource_version=first.mod_revision, initial_objects=False
         )
+        while watcher.has_output:
+            watcher.take()
         assert seen == [("ADDED", "b"), ("DELETED", "a")]
     finally:
         await cache.stop()
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_history_keeps_only_the_window(store: SQLiteStore) -> None:
+    """Events older than the window are forgotten even when nothing new arrives; a watch
+    resumes from any revision after the newest forgotten one, and earlier is 410."""
+    assert CONFIGMAPS is not None
+    clock = FakeClock()
+    cache = WatchCache(CONFIGMAPS, store, history=HistoryLimits(window=75.0), clock=clock)
+    await cache.start()
+    try:
+        old = await store.create(CONFIGMAPS.store_key("default", "old"), cm("old"))
+        await cache.wait_fresh(old.mod_revision)
+        clock.now += 60
+        new = await store.create(CONFIGMAPS.store_key("default", "new"), cm("new"))
+        await cache.wait_fresh(new.mod_revision)
+        clock.now += 20  # "old" is 80 s old, "new" 20 s
+        assert cache.trim_history() > 0
+        watcher, seen = recorder()
+        with pytest.raises(TooOldResourceVersion):
+            cache.watch(
+                watcher,
+                namespace=None,
+                resource_version=old.mod_revision - 1,
+                initial_objects=False,
+            )
+        cache.watch(
+            watcher, namespace=None, resource_version=old.mod_revision, initial_objects=False
+        )
+        while watcher.has_output:
+            watcher.take()
+        assert seen == [("ADDED", "new")]
+    finally:
+        await cache.stop()
+
+
+async def test_history_keeps_at_most_its_byte_budget(store: SQLiteStore) -> None:
+    assert CONFIGMAPS is not None
+    cache = WatchCache(CONFIGMAPS, store, history=HistoryLimits(max_bytes=2000))
+    await cache.start()
+    try:
+        for i in range(50):
+            kv = await store.create(CONFIGMAPS.store_key("default", f"k{i}"), cm(f"k{i}"))
+        await cache.wait_fresh(kv.mod_revision)
+        assert 0 < cache.history_bytes <= 2000
+        watcher, seen = recorder()
+        with pytest.raises(TooOldResourceVersion):
+            cache.watch(watcher, namespace=None, resource_version=1, initial_objects=False)
+        cache.watch(
+            watcher, namespace=None, resource_version=kv.mod_revision - 3, initial_objects=False
+        )
+        while watcher.has_output:
+            watcher.take()
+        assert [name for _, name in seen] == ["k47", "k48", "k49"]
+    finally:
+        await cache.stop()
+
+
+def cached(name: str, size: int = 0) -> CachedObject:
+    obj = {"metadata": {"name": name, "namespace": "default"}, "data": {"x": "y" * size}}
+    return CachedObject(f"/registry/core/configmaps/default/{name}", obj, orjson.dumps(obj), 1)
+
+
+def raw_encoder(event_type: str, obj: CachedObject) -> bytes:
+    return obj.raw
+
+
+def test_watcher_behind_a_stuck_write_is_closed_and_its_connection_aborted() -> None:
+    clock = FakeClock()
+    aborted: list[bool] = []
+    limits = BacklogLimits(stuck_bytes=10_000, stuck_seconds=2.0, max_bytes=1_000_000)
+    watcher = CacheWatcher(
+        lambda c: True,
+        raw_encoder,
+        limits=limits,
+        abort=lambda: aborted.append(True),
+        clock=clock,
+    )
+    with watcher.writing():  # a write the client never reads
+        for i in range(20):
+            watcher.send("ADDED", cached(f"a{i}", 1000))
+        assert not watcher.closed, "a fresh write is a client draining a burst"
+        clock.now += 3
+        watcher.send("ADDED", cached("late", 1000))
+    assert watcher.closed and watcher.overflowed and aborted == [True]
+
+
+def test_watcher_is_closed_past_the_hard_budget_whatever_its_writes_do() -> None:
+    limits = BacklogLimits(stuck_bytes=10_000, max_bytes=50_000)
+    watcher = CacheWatcher(lambda c: True, raw_encoder, limits=limits)
+    for i in range(100):
+        watcher.send("ADDED", cached(f"b{i}", 1000))
+        if watcher.closed:
+            break
+    assert watcher.overflowed and watcher.pending_bytes > 50_000
+
+
+def test_watcher_writes_its_prelude_before_live_events_in_slices() -> None:
+    limits = BacklogLimits(write_slice=3000)
+    watcher = CacheWatcher(lambda c: True, raw_encoder, limits=limits)
+    watcher.start_with([cached(f"i{i}", 1000) for i in range(5)])
+    watcher.send("ADDED", cached("live", 10))
+    chunks = []
+    while watcher.has_output:
+        chunks.append(watcher.take())
+    assert all(len(chunk) < 3000 + 1200 for chunk in chunks) and len(chunks) >= 2
+    names = [
+        orjson.loads(part)["metadata"]["name"]
+        for part in b"".join(chunks).replace(b"}{", b"}\n{").split(b"\n")
+    ]
+    assert names == ["i0", "i1", "i2", "i3", "i4", "live"]
+    assert watcher.pending_bytes == 0

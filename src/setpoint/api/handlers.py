@@ -337,8 +337,14 @@ class ResourceHandlers:
                 return cached.namespace == namespace and inner(cached)
 
         encode = self._watch_encoder(request, rtype, fmt)
-        watcher = CacheWatcher(matches, encode)
         cache = storage.cache
+        transport = request.transport
+        watcher = CacheWatcher(
+            matches,
+            encode,
+            limits=cache.backlog_limits,
+            abort=transport.abort if transport is not None else None,
+        )
         rv_text = opts.resource_version
         send_initial = query.get("sendInitialEvents")
         allow_bookmarks = _truthy(query.get("allowWatchBookmarks"))
@@ -378,8 +384,7 @@ class ResourceHandlers:
             await response.write(orjson.dumps({"type": "ERROR", "object": status}) + b"\n")
             return response
         if _truthy(send_initial):
-            watcher.pending.append(self._bookmark(rtype, cache.revision, initial_end=True))
-            watcher.wake.set()
+            watcher.push(self._bookmark(rtype, cache.revision, initial_end=True))
         try:
             await self._stream(response, watcher, cache, rtype, timeout, allow_bookmarks)
         except ConnectionResetError:
@@ -408,18 +413,20 @@ class ResourceHandlers:
             timers.append(loop.call_at(next_bookmark, watcher.wake.set))
         try:
             while True:
-                if not watcher.pending and not watcher.closed:
+                if not watcher.has_output and not watcher.closed:
                     await watcher.wake.wait()
                 watcher.wake.clear()
-                if watcher.pending:
-                    await response.write(watcher.take())
+                while watcher.has_output and not watcher.closed:
+                    with watcher.writing():
+                        await response.write(watcher.take())
                 if watcher.closed:
                     return
                 now = loop.time()
                 if now >= deadline:
                     return
                 if bookmarks and now >= next_bookmark:
-                    await response.write(self._bookmark(rtype, cache.revision))
+                    with watcher.writing():
+                        await response.write(self._bookmark(rtype, cache.revision))
                     next_bookmark = now + WATCH_BOOKMARK_INTERVAL
                     timers.append(loop.call_at(next_bookmark, watcher.wake.set))
         finally:

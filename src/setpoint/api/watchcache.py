@@ -7,6 +7,16 @@ informers cost one store watch, and each change is encoded once and fanned out t
 watcher whose namespace and selectors it matches — as ADDED/MODIFIED/DELETED from that
 watcher's point of view, so an object that stops matching a selector is DELETED for it.
 
+Memory is bounded by bytes and age, not by counts. The history keeps what happened in the
+last 75 s (kube-apiserver's ``eventFreshDuration``) and at most a byte budget of encoded
+objects, as bytes only: a watch that resumes from an older resourceVersion decodes the events
+it replays, so a superseded version costs its JSON and nothing more, and the sweep that
+drops old events gives the freed memory back to the system. A watch that resumes from before
+the history gets 410 Expired and re-lists. A client that does not read its watch is closed
+once its backlog passes a byte budget and its last write has been stuck for a while (or at
+once past a hard budget), as kube-apiserver terminates unresponsive watchers; its informer
+re-lists.
+
 Reads are served here too. A consistent read (no resourceVersion) first waits until the
 cache has caught up with the store's current revision (the store sends progress
 notifications, so this is immediate in the common case) — the same approach as Kubernetes'
@@ -16,7 +26,11 @@ consistent reads from cache.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ctypes
+import ctypes.util
 import logging
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -31,9 +45,31 @@ log = logging.getLogger(__name__)
 
 ADDED, MODIFIED, DELETED, BOOKMARK, ERROR = "ADDED", "MODIFIED", "DELETED", "BOOKMARK", "ERROR"
 
-# A watcher that falls this many events behind is closed (the client re-watches), as the
-# Kubernetes cacher does with slow watchers, so one stuck client cannot grow server memory.
-_MAX_PENDING = 20_000
+MIB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class HistoryLimits:
+    """How much change history a cache keeps for watches that resume from the past."""
+
+    window: float = 75.0  # seconds; kube-apiserver's eventFreshDuration
+    max_bytes: int = 32 * MIB  # encoded bytes of the events kept (shared versions counted once)
+    max_events: int = 100_000
+
+
+@dataclass(frozen=True)
+class BacklogLimits:
+    """How far a watcher may fall behind before it is closed (its client re-lists)."""
+
+    stuck_bytes: int = 2 * MIB  # waiting while its last write has not finished for...
+    stuck_seconds: float = 2.0  # ...this long
+    max_bytes: int = 32 * MIB  # waiting, whatever its writes are doing
+    write_slice: int = 256 * 1024  # bytes handed to the connection per write
+
+
+# once a sweep has let go of this much, hand freed heap pages back to the system
+_TRIM_AFTER_BYTES = 8 * MIB
+_SWEEP_INTERVAL = 5.0
 
 
 @dataclass(slots=True, eq=False)
@@ -78,44 +114,143 @@ class CacheEvent:
     rv: int
 
 
+@dataclass(slots=True)
+class HistoryEvent:
+    """A change as the history keeps it: encoded bytes only (``raw`` and ``prev_raw`` are the
+    very bytes objects of the cached versions, so a version is held once however many events
+    name it)."""
+
+    type: str
+    key: str
+    raw: bytes
+    prev_raw: bytes | None
+    rv: int
+    recorded: float  # clock time it was added
+
+    def decoded(self) -> CacheEvent:
+        obj = CachedObject(self.key, orjson.loads(self.raw), self.raw, self.rv)
+        prev = None
+        if self.prev_raw is not None:
+            prev = CachedObject(self.key, orjson.loads(self.prev_raw), self.prev_raw, 0)
+        return CacheEvent(self.type, obj, prev, self.rv)
+
+
 Matcher = Callable[[CachedObject], bool]
 Encoder = Callable[[str, CachedObject], bytes]
 
 
 @dataclass(eq=False)
 class CacheWatcher:
-    """One client watch: its filter, its encoder, and the bytes waiting to be written."""
+    """One client watch: its filter, its encoder, and the bytes waiting to be written.
+
+    What a watch starts with — the initial objects, or the history it resumes from — is kept
+    as references and encoded as it is written (the *prelude*), so a watch of 100,000 pods
+    does not hold a second, encoded copy of them. Live events wait, encoded, behind it.
+    The code that writes them marks each write (:meth:`writing`), so that a backlog behind a
+    write that does not finish — a client that stopped reading — can be told from a burst
+    that is being drained; ``abort`` ends the connection when the watcher is closed for it.
+    """
 
     matches: Matcher
     encode: Encoder
+    limits: BacklogLimits = field(default_factory=BacklogLimits)
+    abort: Callable[[], None] | None = None
+    clock: Callable[[], float] = time.monotonic
     pending: list[bytes] = field(default_factory=list)
+    pending_bytes: int = 0
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     closed: bool = False
     overflowed: bool = False
+    write_started: float | None = None
+    _prelude: deque[CachedObject | HistoryEvent] = field(default_factory=deque)
+
+    def start_with(self, items: Iterable[CachedObject | HistoryEvent]) -> None:
+        """Queue what the watch begins with, ahead of every live event: cached objects are
+        sent as ADDED, history events as they looked to this watcher."""
+        self._prelude.extend(items)
+        if self._prelude:
+            self.wake.set()
 
     def send(self, event_type: str, obj: CachedObject) -> None:
+        if not self.closed:
+            self.push(self.encode(event_type, obj))
+
+    def push(self, data: bytes) -> None:
+        """Queue already encoded bytes (events, bookmarks) for the client."""
         if self.closed:
             return
-        if len(self.pending) >= _MAX_PENDING:
+        self.pending.append(data)
+        self.pending_bytes += len(data)
+        self.wake.set()
+        if self.pending_bytes > self.limits.stuck_bytes and self._too_far_behind():
             self.overflowed = True
             self.close()
-            return
-        self.pending.append(self.encode(event_type, obj))
-        self.wake.set()
+            if self.abort is not None:
+                self.abort()
 
-    def deliver(self, event: CacheEvent) -> None:
+    def _too_far_behind(self) -> bool:
+        if self.pending_bytes > self.limits.max_bytes:
+            return True
+        started = self.write_started
+        return started is not None and self.clock() - started >= self.limits.stuck_seconds
+
+    def _changes(self, event: CacheEvent) -> tuple[str, CachedObject] | None:
+        """What ``event`` is to this watcher: an object that starts or stops matching its
+        selector is ADDED or DELETED for it."""
         new_match = event.type != DELETED and self.matches(event.obj)
         old_match = event.prev is not None and self.matches(event.prev)
         if new_match:
-            self.send(MODIFIED if old_match else ADDED, event.obj)
-        elif old_match:
-            self.send(DELETED, event.obj)
+            return (MODIFIED if old_match else ADDED), event.obj
+        if old_match:
+            return DELETED, event.obj
+        return None
+
+    def deliver(self, event: CacheEvent) -> None:
+        change = self._changes(event)
+        if change is not None:
+            self.send(*change)
+
+    @property
+    def has_output(self) -> bool:
+        return bool(self._prelude or self.pending)
 
     def take(self) -> bytes:
-        chunk = b"".join(self.pending)
-        self.pending.clear()
-        self.wake.clear()
-        return chunk
+        """The next bytes to write, about one write slice: the prelude first, encoded now,
+        then live events in the order they came."""
+        limit = self.limits.write_slice
+        parts: list[bytes] = []
+        size = 0
+        prelude = self._prelude
+        while prelude and size < limit:
+            item = prelude.popleft()
+            if isinstance(item, CachedObject):
+                data = self.encode(ADDED, item)
+            else:
+                change = self._changes(item.decoded())
+                data = self.encode(*change) if change is not None else b""
+            parts.append(data)
+            size += len(data)
+        pending = self.pending
+        count = 0
+        while not prelude and count < len(pending) and size < limit:
+            size += len(pending[count])
+            self.pending_bytes -= len(pending[count])
+            count += 1
+        parts += pending[:count]
+        del pending[:count]
+        if not self.has_output:
+            self.wake.clear()
+        return b"".join(parts)
+
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[None]:
+        """Around each write to the client: how long it has been blocked is what tells a
+        stuck client from a busy one."""
+        self.write_started = self.clock()
+        try:
+            yield
+        finally:
+            self.write_started = None
 
     def close(self) -> None:
         self.closed = True
@@ -127,33 +262,61 @@ class TooOldResourceVersion(Exception):
         super().__init__(f"too old resource version: {requested} ({oldest})")
 
 
+def _libc_malloc_trim() -> Callable[[], None]:
+    """glibc's ``malloc_trim(0)``: freed pages inside the heap go back to the system (a
+    heap does not shrink by itself below a block still in use); a no-op elsewhere."""
+    name = ctypes.util.find_library("c")
+    trim = getattr(ctypes.CDLL(name), "malloc_trim", None) if name else None
+    if trim is None:
+        return lambda: None
+    return lambda: trim(0)
+
+
+release_free_memory = _libc_malloc_trim()
+
+
 class WatchCache:
-    def __init__(self, rtype: ResourceType, store: Store, *, history: int = 100_000) -> None:
+    def __init__(
+        self,
+        rtype: ResourceType,
+        store: Store,
+        *,
+        history: HistoryLimits | None = None,
+        backlog: BacklogLimits | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.rtype = rtype
         self._store = store
         self.objects: dict[str, CachedObject] = {}
         self._by_namespace: dict[str, dict[str, CachedObject]] = {}
-        self._history: deque[CacheEvent] = deque(maxlen=history)
+        self.history_limits = history or HistoryLimits()
+        self.backlog_limits = backlog or BacklogLimits()
+        self._clock = clock
+        self._history: deque[HistoryEvent] = deque()
+        self.history_bytes = 0
         self._history_floor = 0  # watches may resume from any rv >= this
         self.revision = 0
         self._advanced = asyncio.Event()
         self._watchers: set[CacheWatcher] = set()
-        self._task: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
         self.ready = asyncio.Event()
 
     # ------------------------------------------------------------- lifecycle
 
     async def start(self) -> None:
         await self._relist()
-        self._task = asyncio.create_task(self._follow(), name=f"watchcache-{self.rtype.plural}")
+        name = self.rtype.plural
+        self._tasks = [
+            asyncio.create_task(self._follow(), name=f"watchcache-{name}"),
+            asyncio.create_task(self._sweep_history(), name=f"watchcache-{name}-sweep"),
+        ]
 
     async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         for watcher in list(self._watchers):
             watcher.close()
 
@@ -164,6 +327,7 @@ class WatchCache:
         for kv in listing.items:
             self._put(decode_object(kv))
         self._history.clear()
+        self.history_bytes = 0
         self._history_floor = listing.revision
         self._advance(listing.revision)
         self.ready.set()
@@ -187,6 +351,13 @@ class WatchCache:
             except Exception:  # keep the cache alive; the store watch is re-established
                 log.exception("%s: store watch failed; re-watching", self.rtype.plural)
                 await asyncio.sleep(0.1)
+
+    async def _sweep_history(self) -> None:
+        """Drop events older than the window even when nothing new arrives."""
+        while True:
+            await asyncio.sleep(min(_SWEEP_INTERVAL, self.history_limits.window))
+            if self.trim_history() >= _TRIM_AFTER_BYTES:
+                release_free_memory()
 
     # ------------------------------------------------------------- updates
 
@@ -212,14 +383,50 @@ class WatchCache:
                         del self._by_namespace[prev.namespace]
             last = decode_object(event.kv, revision=rv)
             change = CacheEvent(DELETED, last, prev or last, rv)
-        self._history.append(change)
-        if len(self._history) == self._history.maxlen:
-            self._history_floor = self._history[0].rv - 1
+        self._remember(change)
         for watcher in self._watchers:
             watcher.deliver(change)
         dead = [w for w in self._watchers if w.closed]
         for watcher in dead:
             self._watchers.discard(watcher)
+            if watcher.overflowed:
+                log.info(
+                    "%s: closed a watch that fell %d bytes behind (its client re-lists)",
+                    self.rtype.plural,
+                    watcher.pending_bytes,
+                )
+
+    def _remember(self, change: CacheEvent) -> None:
+        prev = change.prev
+        self._history.append(
+            HistoryEvent(
+                change.type,
+                change.obj.key,
+                change.obj.raw,
+                prev.raw if prev is not None else None,
+                change.rv,
+                self._clock(),
+            )
+        )
+        self.history_bytes += len(change.obj.raw)
+        self.trim_history()
+
+    def trim_history(self) -> int:
+        """Forget events past the window or beyond the budgets; returns the bytes let go.
+        A watch may then resume only from the newest forgotten revision on."""
+        limits, history = self.history_limits, self._history
+        oldest_kept = self._clock() - limits.window
+        freed = 0
+        while history and (
+            history[0].recorded < oldest_kept
+            or self.history_bytes > limits.max_bytes
+            or len(history) > limits.max_events
+        ):
+            event = history.popleft()
+            self.history_bytes -= len(event.raw)
+            freed += len(event.raw)
+            self._history_floor = event.rv
+        return freed
 
     def _advance(self, revision: int) -> None:
         if revision > self.revision:
@@ -272,15 +479,12 @@ class WatchCache:
         if resource_version is not None and resource_version < self._history_floor:
             raise TooOldResourceVersion(resource_version, self._history_floor + 1)
         if initial_objects:
-            for cached in self.items(namespace):
-                if watcher.matches(cached):
-                    watcher.send(ADDED, cached)
+            watcher.start_with([c for c in self.items(namespace) if watcher.matches(c)])
         if resource_version is not None and resource_version < self.revision:
-            for change in self._events_after(resource_version):
-                watcher.deliver(change)
+            watcher.start_with(list(self._events_after(resource_version)))
         self._watchers.add(watcher)
 
-    def _events_after(self, rv: int) -> Iterator[CacheEvent]:
+    def _events_after(self, rv: int) -> Iterator[HistoryEvent]:
         history = self._history
         if not history or history[-1].rv <= rv:
             return iter(())
