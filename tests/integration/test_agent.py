@@ -223,6 +223,27 @@ async def test_failing_pod_with_restart_policy_never_fails(node: AgentNode) -> N
     assert term["reason"] == "Error"
 
 
+async def test_on_failure_pod_that_failed_once_keeps_the_failure_as_last_state(
+    node: AgentNode,
+) -> None:
+    marker = node.data_dir / "failed-once"
+    script = f"[ -e {marker} ] && exit 0; touch {marker}; exit 1"
+    await node.create_pod(
+        "second-try", {"command": ["sh", "-c", script]}, restartPolicy="OnFailure"
+    )
+
+    async def succeeded() -> Obj | None:
+        pod = await node.pod("second-try")
+        return pod if pod["status"].get("phase") == "Succeeded" else None
+
+    status = (await eventually(succeeded, what="pod Succeeded"))["status"]["containerStatuses"][0]
+    assert status["restartCount"] == 1
+    term, last = status["state"]["terminated"], status["lastState"]["terminated"]
+    assert (term["exitCode"], term["reason"]) == (0, "Completed")
+    assert (last["exitCode"], last["reason"]) == (1, "Error")
+    assert last["finishedAt"] <= term["startedAt"]
+
+
 async def test_deleted_pod_gets_sigterm_and_disappears(node: AgentNode) -> None:
     marker = node.data_dir / "terminated"
     script = f"trap 'echo bye > {marker}; exit 0' TERM; while :; do sleep 0.1; done"

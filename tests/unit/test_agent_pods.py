@@ -62,7 +62,13 @@ def exit_record(code: int, reason: str, *, signal: int | None = None, **kw: Any)
     return ExitRecord(**values)
 
 
-def state(kind: str, *, restarts: int = 0, last: ExitRecord | None = None) -> ContainerState:
+def state(
+    kind: str,
+    *,
+    restarts: int = 0,
+    last: ExitRecord | None = None,
+    previous: ExitRecord | None = None,
+) -> ContainerState:
     return ContainerState(
         id=f"{UID}/app",
         state=kind,
@@ -72,6 +78,7 @@ def state(kind: str, *, restarts: int = 0, last: ExitRecord | None = None) -> Co
         started_at=T0 + 10 if kind == "running" else None,
         last_exit=last,
         next_start_at=T0 + 20 if kind == "waiting" else None,
+        previous_exit=previous,
     )
 
 
@@ -276,6 +283,28 @@ def test_exited_container_is_terminated_with_times() -> None:
     assert term["exitCode"] == 3 and term["reason"] == "Error"
     assert term["startedAt"] == "2027-01-15T08:00:00Z"
     assert term["finishedAt"] == "2027-01-15T08:00:05Z"
+    assert status["lastState"] == {}
+
+
+def test_exited_container_that_failed_before_reports_that_failure_as_last_state() -> None:
+    failed = exit_record(1, "Error", restart_count=0)
+    completed = exit_record(0, "Completed", restart_count=1, started_at=T0 + 6, finished_at=T0 + 7)
+    exited = state("exited", restarts=1, last=completed, previous=failed)
+    status = container_status(pod([APP], "OnFailure"), APP, exited)
+    assert status["state"]["terminated"]["exitCode"] == 0
+    assert status["state"]["terminated"]["reason"] == "Completed"
+    assert status["lastState"]["terminated"]["exitCode"] == 1
+    assert status["lastState"]["terminated"]["reason"] == "Error"
+    assert status["lastState"]["terminated"]["finishedAt"] == "2027-01-15T08:00:05Z"
+    assert pod_phase(pod([APP], "OnFailure"), [status]) == "Succeeded"
+
+
+def test_running_container_reports_its_newest_exit_not_the_one_before() -> None:
+    older, newer = exit_record(2, "Error"), exit_record(137, "Error", signal=9, restart_count=1)
+    status = container_status(
+        pod([APP]), APP, state("running", restarts=2, last=newer, previous=older)
+    )
+    assert status["lastState"]["terminated"]["exitCode"] == 137
 
 
 # ------------------------------------------------------------------ pod phase and conditions

@@ -242,6 +242,20 @@ async def test_exit_is_recorded_when_policy_is_never(node: Node) -> None:
     assert [(r["exit_code"], r["restart_count"]) for r in records] == [(3, 0)]
 
 
+async def test_container_that_failed_then_completed_keeps_both_exits(node: Node) -> None:
+    marker = node.state_dir / "failed-once"
+    script = f"[ -e {marker} ] && exit 0; touch {marker}; exit 1"
+    await node.start(node.spec("job", script, restart_policy="OnFailure"))
+    state = await node.wait_for("pod-1/job", lambda s: exited(s) and s.restart_count == 1)
+    assert state.last_exit is not None and state.previous_exit is not None
+    assert (state.last_exit.exit_code, state.last_exit.restart_count) == (0, 1)
+    assert (state.previous_exit.exit_code, state.previous_exit.restart_count) == (1, 0)
+    await node.kill_supervisor()  # a new supervisor reads both back from exits.jsonl
+    await node.restart_supervisor()
+    again = await node.get("pod-1/job")
+    assert (again.last_exit, again.previous_exit) == (state.last_exit, state.previous_exit)
+
+
 async def test_agent_learns_exits_that_happened_while_it_was_away(node: Node) -> None:
     first = await node.start(node.spec("app", "exec sleep 60"))
     await node.runtime.close()

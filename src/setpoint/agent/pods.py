@@ -15,8 +15,10 @@ shape (an immediate first restart, then 10 s doubling up to 5 minutes, reset aft
 minutes of running).
 
 Upward, the supervisor's :class:`ContainerState` becomes a Kubernetes ``containerStatus``
-(``waiting``/``running``/``terminated`` with the kubelet's reasons, ``lastState``,
-``restartCount``), and the pod's phase and conditions are computed from those statuses as
+(``waiting``/``running``/``terminated`` with the kubelet's reasons, ``restartCount``, and
+``lastState``: the instance before the current one, as the kubelet reports the runtime's
+second newest container, so a container that failed and then completed keeps the failure
+there), and the pod's phase and conditions are computed from those statuses as
 ``kubelet_pods.go``'s ``getPhase`` and ``status.GeneratePodReadyCondition`` do.
 """
 
@@ -332,6 +334,14 @@ def terminated(record: ExitRecord, cid: str) -> Obj:
     return {k: v for k, v in term.items() if v is not None}
 
 
+def last_state_exit(state: ContainerState | None) -> ExitRecord | None:
+    """The exit a container's ``lastState.terminated`` reports: the newest one while a
+    later instance runs or waits to, the one before it once the container has exited."""
+    if state is None:
+        return None
+    return state.previous_exit if state.state == "exited" else state.last_exit
+
+
 def is_ready(
     container: Obj, state: ContainerState | None, probed: tuple[bool, bool] | None = None
 ) -> bool:
@@ -385,19 +395,18 @@ def container_status(
     last = state.last_exit
     if state.state == "running":
         status["state"] = {"running": {"startedAt": rfc3339(state.started_at or 0)}}
-        if last is not None:
-            status["lastState"] = {"terminated": terminated(last, cid)}
     elif state.state == "waiting":
         message = f"back-off restarting failed container {name} in pod {pod_name(pod)}"
         if last is not None and last.reason == "StartError":
             message += f": {last.message}"
         status["state"] = {"waiting": {"reason": "CrashLoopBackOff", "message": message}}
-        if last is not None:
-            status["lastState"] = {"terminated": terminated(last, cid)}
     elif last is not None:
         status["state"] = {"terminated": terminated(last, cid)}
     else:  # exited without ever running (stopped before its first start)
         status["state"] = {"terminated": {"exitCode": 0, "reason": "Completed"}}
+    prior = last_state_exit(state)
+    if prior is not None:
+        status["lastState"] = {"terminated": terminated(prior, cid)}
     return status
 
 

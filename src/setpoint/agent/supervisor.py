@@ -165,7 +165,11 @@ class ContainerState:
 
     ``state`` is ``running`` (``pid``/``pid_start_time``/``started_at`` describe the current
     instance), ``waiting`` (in restart backoff until ``next_start_at``; reason
-    ``CrashLoopBackOff``) or ``exited`` (stopped, or not restarted by its policy)."""
+    ``CrashLoopBackOff``) or ``exited`` (stopped, or not restarted by its policy).
+    ``last_exit`` is the newest exit record and ``previous_exit`` the one before it: an
+    exited container that ran more than once reports the last instance as its state and
+    the one before as its last state, as the kubelet does from the runtime's two newest
+    containers."""
 
     id: str
     state: str
@@ -177,14 +181,18 @@ class ContainerState:
     reason: str = ""
     message: str = ""
     next_start_at: float | None = None
+    previous_exit: ExitRecord | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ContainerState:
-        last = data.get("last_exit")
-        return cls(**{**data, "last_exit": ExitRecord.from_dict(last) if last else None})
+        exits = {
+            key: ExitRecord.from_dict(data[key]) if data.get(key) else None
+            for key in ("last_exit", "previous_exit")
+        }
+        return cls(**{**data, **exits})
 
 
 # --------------------------------------------------------------------------- process identity
@@ -251,19 +259,23 @@ def append_json_line(path: Path, data: dict[str, Any]) -> None:
         os.close(fd)
 
 
-def last_json_line(path: Path) -> dict[str, Any] | None:
+def last_json_lines(path: Path, count: int) -> list[dict[str, Any]]:
+    """The last ``count`` readable JSON lines of ``path``, oldest first (a torn last line,
+    from a crash mid-append, is skipped)."""
     try:
         with open(path, "rb") as f:
             f.seek(0, os.SEEK_END)
             f.seek(max(0, f.tell() - 64 * 1024))
             lines = f.read().splitlines()
     except FileNotFoundError:
-        return None
+        return []
+    values: list[dict[str, Any]] = []
     for line in reversed(lines):
         with contextlib.suppress(ValueError):
-            value: dict[str, Any] = json.loads(line)
-            return value
-    return None
+            values.insert(0, json.loads(line))
+            if len(values) == count:
+                break
+    return values
 
 
 # --------------------------------------------------------------------------- logs
@@ -439,6 +451,7 @@ class Container:
         self.pidfd: int | None = None
         self.oom_baseline = 0
         self.last_exit: ExitRecord | None = None
+        self.previous_exit: ExitRecord | None = None  # the exit before last_exit
         self.next_start_at: float | None = None
         self.restart_timer: asyncio.TimerHandle | None = None
         self.message = ""
@@ -489,6 +502,7 @@ class Container:
             reason=reason,
             message=self.message,
             next_start_at=self.next_start_at if state == "waiting" else None,
+            previous_exit=self.previous_exit,
         )
 
     def save(self) -> None:
@@ -507,7 +521,7 @@ class Container:
 
     def record_exit(self, record: ExitRecord) -> None:
         append_json_line(self.dir / "exits.jsonl", dataclasses.asdict(record))
-        self.last_exit = record
+        self.previous_exit, self.last_exit = self.last_exit, record
 
 
 class Supervisor:
@@ -538,8 +552,9 @@ class Supervisor:
             c.restart_count = int(saved.get("restart_count", 0))
             c.failures = int(saved.get("failures", 0))
             c.wanted = bool(saved.get("wanted", True))
-            last = last_json_line(directory / "exits.jsonl")
-            c.last_exit = ExitRecord.from_dict(last) if last else None
+            exits = [ExitRecord.from_dict(e) for e in last_json_lines(directory / "exits.jsonl", 2)]
+            c.last_exit = exits[-1] if exits else None
+            c.previous_exit = exits[-2] if len(exits) == 2 else None
             pid, start_time = saved.get("pid"), saved.get("pid_start_time")
             if pid is not None and start_time is not None and is_same_process(pid, start_time):
                 self._adopt(c, pid, start_time, saved.get("started_at"))
