@@ -262,7 +262,7 @@ async def test_pod_without_command_is_create_container_config_error(node: AgentN
         return state.get("waiting") if "CreateContainerConfigError" in str(state) else None
 
     waiting_state = await eventually(waiting, what="CreateContainerConfigError")
-    assert "needs a command" in waiting_state["message"]
+    assert "has neither command nor args" in waiting_state["message"]
 
     async def warning() -> bool:
         events = await node.client.list(EVENTS, node.namespace)
@@ -274,6 +274,30 @@ async def test_pod_without_command_is_create_container_config_error(node: AgentN
         )
 
     await eventually(warning, what="Warning event")
+
+
+async def test_args_without_command_run_as_the_command_with_an_event(node: AgentNode) -> None:
+    pod = await node.create_pod(
+        "argsonly", {"image": "busybox", "args": ["sh", "-c", "exec sleep 1000"]}
+    )
+    pid = await node.running_pid("argsonly")
+    assert Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[:2] == [b"sleep", b"1000"]
+
+    async def entrypoint_event() -> Obj | None:
+        events = await node.client.list(EVENTS, node.namespace)
+        return next(
+            (
+                e
+                for e in events["items"]
+                if e["involvedObject"].get("uid") == pod["metadata"]["uid"]
+                and e["reason"] == "ImageEntrypointUnknown"
+            ),
+            None,
+        )
+
+    event = await eventually(entrypoint_event, what="ImageEntrypointUnknown event")
+    assert event["type"] == "Normal"
+    assert "entrypoint of image 'busybox' is not known" in event["message"]
 
 
 async def test_missing_binary_reports_the_start_error(node: AgentNode) -> None:

@@ -10,12 +10,14 @@ import pytest
 
 from setpoint.agent.pods import (
     ContainerConfigError,
+    args_as_command_message,
     container_spec,
     container_status,
     env_sources,
     expand,
     pod_phase,
     pod_status,
+    runs_args_as_command,
 )
 from setpoint.agent.runtime import ContainerState, ExitRecord
 
@@ -179,9 +181,33 @@ def test_working_dir_and_restart_policy_are_passed_on() -> None:
     assert spec.restart_policy == "OnFailure"
 
 
-def test_container_without_command_is_a_config_error() -> None:
-    with pytest.raises(ContainerConfigError, match="host processes"):
+def test_container_with_neither_command_nor_args_is_a_config_error() -> None:
+    with pytest.raises(ContainerConfigError, match="'app' has neither command nor args"):
         spec_of({"name": "app", "image": "nginx"})
+    with pytest.raises(ContainerConfigError, match="neither command nor args"):
+        spec_of({"name": "app", "image": "nginx", "command": [], "args": []})
+
+
+def test_args_without_command_are_the_argv_expanded_against_env() -> None:
+    container = {
+        "name": "app",
+        "image": "busybox",
+        "args": ["sh", "-c", "echo $(WHO)"],
+        "env": [{"name": "WHO", "value": "world"}],
+    }
+    assert spec_of(container).argv == ["sh", "-c", "echo world"]
+    assert runs_args_as_command(container)
+    message = args_as_command_message(container)
+    assert "entrypoint of image 'busybox' is not known" in message
+    assert "container app runs its args as the command" in message
+
+
+def test_command_without_args_and_command_with_args_are_not_args_as_command() -> None:
+    assert spec_of({"name": "app", "command": ["sleep", "1"]}).argv == ["sleep", "1"]
+    both = {"name": "app", "command": ["sleep"], "args": ["1"]}
+    assert spec_of(both).argv == ["sleep", "1"]
+    assert not runs_args_as_command(both)
+    assert not runs_args_as_command({"name": "app", "command": ["sleep", "1"]})
 
 
 def test_env_from_config_map_and_secret_references() -> None:

@@ -31,8 +31,9 @@ belong to a :class:`~setpoint.agent.probes.ProbeManager`: reconcile tells it whi
 instances run, it reports each container's ``started``/``ready`` and wakes the pod's key when
 a result changes. Sidecars (init containers with ``restartPolicy: Always``) start in
 order with the init containers, each once the previous one started, keep running next to
-the app containers, and are stopped after them, last one first. Not yet: images (every
-container needs a ``command``). Volumes,
+the app containers, and are stopped after them, last one first. Not yet: images (a
+container without ``command`` runs its ``args`` as the command, with a Normal
+``ImageEntrypointUnknown`` event; one with neither is a configuration error). Volumes,
 mount namespaces and cgroup limits belong to the pod sandbox (:mod:`setpoint.agent.sandbox`),
 set up before the first container starts and torn down once the last is removed.
 """
@@ -541,6 +542,10 @@ class NodeAgent:
             if "already exists" not in str(exc):
                 raise
             state = next(s for s in await self.runtime.list() if s.id == cid)
+        else:
+            if podspec.runs_args_as_command(container):  # once per container, not per restart
+                message = podspec.args_as_command_message(container)
+                await self.recorder.record(pod, "Normal", podspec.ARGS_AS_COMMAND_REASON, message)
         self._states.setdefault(cid, state)
 
     async def _fetch_sources(
