@@ -321,6 +321,60 @@ async def test_restarted_agent_adopts_running_containers(node: AgentNode) -> Non
     assert (await node.app_status("survivor"))["restartCount"] == 0
 
 
+async def container_event_counts(node: AgentNode, uid: str) -> dict[str, int]:
+    """How often each event was said about the pod: the sum of ``count`` per reason (a
+    repeated event bumps the count of the one already written)."""
+    counts: dict[str, int] = {}
+    for e in (await node.client.list(EVENTS, node.namespace))["items"]:
+        if e["involvedObject"].get("uid") == uid:
+            counts[e["reason"]] = counts.get(e["reason"], 0) + int(e.get("count") or 1)
+    return counts
+
+
+async def flush_agent_events(node: AgentNode, pod: Obj) -> None:
+    """Until every event the agent queued so far is written: its one sender writes in
+    order, so once a marker queued now is visible, so is everything queued before it."""
+    assert node.agent is not None
+    marker = f"flush-{uuid.uuid4().hex[:8]}"
+    await node.agent.recorder.record(pod, "Normal", "TestFlush", marker)
+
+    async def written() -> bool:
+        events = (await node.client.list(EVENTS, node.namespace))["items"]
+        return any(e["message"] == marker for e in events)
+
+    await eventually(written, what="the agent's queued events to be written")
+
+
+async def test_agent_restart_adds_no_created_or_started_events(node: AgentNode) -> None:
+    pod = await node.create_pod("steady", {"command": ["sleep", "1000"]})
+    uid = pod["metadata"]["uid"]
+    pid = await node.running_pid("steady")
+    assert node.agent is not None
+    await eventually(lambda: _reported(node, uid, ("running", 0)), what="events recorded")
+    await flush_agent_events(node, pod)
+    before = await container_event_counts(node, uid)
+    assert (before.get("Created"), before.get("Started")) == (1, 1)
+
+    await node.stop_agent()
+    await node.start_agent()  # a new agent (new event cache) on the same data dir
+    await eventually(lambda: _reported(node, uid, ("running", 0)), what="pod reconciled")
+    await flush_agent_events(node, pod)
+    after = await container_event_counts(node, uid)
+    assert (after.get("Created"), after.get("Started")) == (1, 1)
+
+    os.kill(pid, signal.SIGKILL)  # a real start: the supervisor restarts the container
+    await eventually(lambda: _reported(node, uid, ("running", 1)), what="restart seen")
+    await node.running_pid("steady")  # remember the new process for cleanup
+    await flush_agent_events(node, pod)
+    restarted = await container_event_counts(node, uid)
+    assert (restarted.get("Created"), restarted.get("Started")) == (2, 2)
+
+
+async def _reported(node: AgentNode, uid: str, seen: tuple[str, int]) -> bool:
+    """The agent has reconciled the pod's app container as ``seen`` (state, restarts)."""
+    return node.agent is not None and node.agent._reported.get(f"{uid}/app") == seen
+
+
 async def test_containers_of_vanished_pods_are_removed_on_start(node: AgentNode) -> None:
     await node.create_pod("ghost", {"command": ["sleep", "1000"]})
     pid = await node.running_pid("ghost")

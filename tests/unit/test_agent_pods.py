@@ -17,6 +17,7 @@ from setpoint.agent.pods import (
     expand,
     pod_phase,
     pod_status,
+    reported_instance,
     runs_args_as_command,
 )
 from setpoint.agent.runtime import ContainerState, ExitRecord
@@ -331,6 +332,27 @@ def test_running_container_reports_its_newest_exit_not_the_one_before() -> None:
         pod([APP]), APP, state("running", restarts=2, last=newer, previous=older)
     )
     assert status["lastState"]["terminated"]["exitCode"] == 137
+
+
+@pytest.mark.parametrize(
+    ("shown", "instance"),
+    [
+        (state("running", restarts=2, last=exit_record(1, "Error")), ("running", 2)),
+        (state("waiting", restarts=3, last=exit_record(1, "Error")), ("waiting", 3)),
+        (state("exited", restarts=1, last=exit_record(0, "Completed")), ("exited", 1)),
+        (None, None),  # ContainerCreating: no runtime container shown
+    ],
+)
+def test_reported_instance_reads_back_what_a_status_shows(
+    shown: ContainerState | None, instance: tuple[str, int] | None
+) -> None:
+    assert reported_instance(container_status(pod([APP]), APP, shown)) == instance
+
+
+def test_status_without_a_runtime_container_reports_no_instance() -> None:
+    config_error = container_status(pod([APP]), APP, None, "has neither command nor args")
+    assert reported_instance(config_error) is None
+    assert reported_instance(None) is None
 
 
 # ------------------------------------------------------------------ pod phase and conditions

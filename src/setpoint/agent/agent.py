@@ -570,8 +570,22 @@ class NodeAgent:
         return sources
 
     async def _record_container_events(self, pod: Obj) -> None:
-        """Started / BackOff / Failed events, once per change of a container's state."""
+        """Started / BackOff / Failed events, once per change of a container's state.
+
+        A container this agent has not reported on yet may have been reported by the agent
+        before it (a restart): what the pod's status, written by that agent, already shows
+        was announced then. Only what changed since gets events, so an agent restart adds
+        no Created/Started for containers that kept running, while a restart that happened
+        meanwhile (the supervisor's, without an agent) still gets its Started."""
         uid = pod["metadata"]["uid"]
+        status = pod.get("status") or {}
+        shown = {
+            cs.get("name"): cs
+            for cs in [
+                *(status.get("initContainerStatuses") or []),
+                *(status.get("containerStatuses") or []),
+            ]
+        }
         for container in all_containers(pod):
             name = container["name"]
             cid = podspec.container_id(uid, name)
@@ -579,6 +593,10 @@ class NodeAgent:
             if state is None:
                 continue
             seen = (state.state, state.restart_count)
+            if cid not in self._reported:
+                before = podspec.reported_instance(shown.get(name))
+                if before is not None:
+                    self._reported[cid] = before
             if self._reported.get(cid) == seen:
                 continue
             self._reported[cid] = seen

@@ -438,6 +438,24 @@ def container_status(
     return status
 
 
+def reported_instance(status: Obj | None) -> tuple[str, int] | None:
+    """What a ``containerStatus`` says of the runtime's container, in the supervisor's terms:
+    ``(state, restartCount)`` with state ``running``, ``waiting`` (in restart backoff) or
+    ``exited``; None when it shows none (``ContainerCreating`` and other waiting reasons)."""
+    if not status:
+        return None
+    state = status.get("state") or {}
+    if "running" in state:
+        kind = "running"
+    elif "terminated" in state:
+        kind = "exited"
+    elif (state.get("waiting") or {}).get("reason") == "CrashLoopBackOff":
+        kind = "waiting"
+    else:
+        return None
+    return kind, int(status.get("restartCount") or 0)
+
+
 def pod_name(pod: Obj) -> str:
     meta = pod["metadata"]
     return f"{meta.get('namespace')}/{meta.get('name')}"
