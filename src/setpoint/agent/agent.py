@@ -35,7 +35,9 @@ the app containers, and are stopped after them, last one first. Not yet: images 
 container without ``command`` runs its ``args`` as the command, with a Normal
 ``ImageEntrypointUnknown`` event; one with neither is a configuration error). Volumes,
 mount namespaces and cgroup limits belong to the pod sandbox (:mod:`setpoint.agent.sandbox`),
-set up before the first container starts and torn down once the last is removed.
+set up before the first container starts and torn down once the last is removed. The data
+dir is private to the agent's user (:mod:`setpoint.agent.files`), tightened at start if it
+already exists.
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ from typing import Any
 
 from setpoint.agent import lifecycle
 from setpoint.agent import pods as podspec
+from setpoint.agent.files import private_dir
 from setpoint.agent.pressure import measure_host, meminfo_bytes, node_pressure
 from setpoint.agent.probes import ProbeManager
 from setpoint.agent.runtime import ContainerState, Runtime, SupervisorError
@@ -227,7 +230,9 @@ class NodeAgent:
         tasks: list[asyncio.Task[Any]] = []
         try:
             tasks.append(asyncio.create_task(self.recorder.run(), name="agent-events"))
-            self.data_dir.mkdir(parents=True, exist_ok=True)
+            # private, also if it existed: secrets live below (see setpoint.agent.files)
+            await asyncio.to_thread(private_dir, self.data_dir)
+            await asyncio.to_thread(private_dir, self.data_dir / "pods")
             await self.kubelet.start()  # first: the Node publishes its port
             await self._register()
             await self._renew_lease()
@@ -535,7 +540,7 @@ class NodeAgent:
             self.queue.add_after(object_key(pod), CONFIG_RETRY_SECONDS)
             return
         container_spec = prepared
-        await asyncio.to_thread((log_dir / container["name"]).mkdir, parents=True, exist_ok=True)
+        await asyncio.to_thread(private_dir, log_dir / container["name"])
         try:
             state = await self.runtime.start_container(container_spec)
         except SupervisorError as exc:
