@@ -427,6 +427,45 @@ async def test_agent_command_registers_the_node(server: Server, client: ApiClien
         shutil.rmtree(data_dir, ignore_errors=True)
 
 
+async def test_agent_command_tightens_a_data_dir_left_open(
+    server: Server, client: ApiClient
+) -> None:
+    name = f"agent-cli-{uuid.uuid4().hex[:8]}"
+    parent = Path(tempfile.mkdtemp(prefix="sp-agent-cli-"))
+    data_dir = parent / "agent"
+    data_dir.mkdir()
+    for directory in (parent, data_dir):
+        os.chmod(directory, 0o755)  # made by hand, or by an older setpoint
+    process = subprocess.Popen(
+        [
+            *(SETPOINT, "agent", "--kubeconfig", str(server.kubeconfig)),
+            *("--node-name", name, "--data-dir", str(data_dir)),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+
+        async def registered() -> bool:
+            with contextlib.suppress(ApiError):
+                await client.get(LEASES, name, "kube-node-lease")
+                return True
+            return False
+
+        await eventually(registered, what="node lease")
+        modes = {p: p.stat().st_mode & 0o777 for p in (data_dir, data_dir / "supervisor")}
+        assert modes == {data_dir: 0o700, data_dir / "supervisor": 0o700}
+        assert parent.stat().st_mode & 0o777 == 0o755  # not the agent's to change
+        process.send_signal(signal.SIGTERM)
+        assert await asyncio.to_thread(process.wait, 15) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        kill_node_processes(data_dir)
+        shutil.rmtree(parent, ignore_errors=True)
+
+
 async def test_process_gets_env_from_config_map_secret_and_pod_fields(node: AgentNode) -> None:
     ns = node.namespace
     await node.client.create(
