@@ -223,6 +223,27 @@ async def test_failing_pod_with_restart_policy_never_fails(node: AgentNode) -> N
     assert term["reason"] == "Error"
 
 
+async def test_on_failure_pod_that_failed_once_keeps_the_failure_as_last_state(
+    node: AgentNode,
+) -> None:
+    marker = node.data_dir / "failed-once"
+    script = f"[ -e {marker} ] && exit 0; touch {marker}; exit 1"
+    await node.create_pod(
+        "second-try", {"command": ["sh", "-c", script]}, restartPolicy="OnFailure"
+    )
+
+    async def succeeded() -> Obj | None:
+        pod = await node.pod("second-try")
+        return pod if pod["status"].get("phase") == "Succeeded" else None
+
+    status = (await eventually(succeeded, what="pod Succeeded"))["status"]["containerStatuses"][0]
+    assert status["restartCount"] == 1
+    term, last = status["state"]["terminated"], status["lastState"]["terminated"]
+    assert (term["exitCode"], term["reason"]) == (0, "Completed")
+    assert (last["exitCode"], last["reason"]) == (1, "Error")
+    assert last["finishedAt"] <= term["startedAt"]
+
+
 async def test_deleted_pod_gets_sigterm_and_disappears(node: AgentNode) -> None:
     marker = node.data_dir / "terminated"
     script = f"trap 'echo bye > {marker}; exit 0' TERM; while :; do sleep 0.1; done"
@@ -241,7 +262,7 @@ async def test_pod_without_command_is_create_container_config_error(node: AgentN
         return state.get("waiting") if "CreateContainerConfigError" in str(state) else None
 
     waiting_state = await eventually(waiting, what="CreateContainerConfigError")
-    assert "needs a command" in waiting_state["message"]
+    assert "has neither command nor args" in waiting_state["message"]
 
     async def warning() -> bool:
         events = await node.client.list(EVENTS, node.namespace)
@@ -253,6 +274,30 @@ async def test_pod_without_command_is_create_container_config_error(node: AgentN
         )
 
     await eventually(warning, what="Warning event")
+
+
+async def test_args_without_command_run_as_the_command_with_an_event(node: AgentNode) -> None:
+    pod = await node.create_pod(
+        "argsonly", {"image": "busybox", "args": ["sh", "-c", "exec sleep 1000"]}
+    )
+    pid = await node.running_pid("argsonly")
+    assert Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[:2] == [b"sleep", b"1000"]
+
+    async def entrypoint_event() -> Obj | None:
+        events = await node.client.list(EVENTS, node.namespace)
+        return next(
+            (
+                e
+                for e in events["items"]
+                if e["involvedObject"].get("uid") == pod["metadata"]["uid"]
+                and e["reason"] == "ImageEntrypointUnknown"
+            ),
+            None,
+        )
+
+    event = await eventually(entrypoint_event, what="ImageEntrypointUnknown event")
+    assert event["type"] == "Normal"
+    assert "entrypoint of image 'busybox' is not known" in event["message"]
 
 
 async def test_missing_binary_reports_the_start_error(node: AgentNode) -> None:
@@ -274,6 +319,60 @@ async def test_restarted_agent_adopts_running_containers(node: AgentNode) -> Non
     await node.start_agent()
     assert await node.running_pid("survivor") == pid
     assert (await node.app_status("survivor"))["restartCount"] == 0
+
+
+async def container_event_counts(node: AgentNode, uid: str) -> dict[str, int]:
+    """How often each event was said about the pod: the sum of ``count`` per reason (a
+    repeated event bumps the count of the one already written)."""
+    counts: dict[str, int] = {}
+    for e in (await node.client.list(EVENTS, node.namespace))["items"]:
+        if e["involvedObject"].get("uid") == uid:
+            counts[e["reason"]] = counts.get(e["reason"], 0) + int(e.get("count") or 1)
+    return counts
+
+
+async def flush_agent_events(node: AgentNode, pod: Obj) -> None:
+    """Until every event the agent queued so far is written: its one sender writes in
+    order, so once a marker queued now is visible, so is everything queued before it."""
+    assert node.agent is not None
+    marker = f"flush-{uuid.uuid4().hex[:8]}"
+    await node.agent.recorder.record(pod, "Normal", "TestFlush", marker)
+
+    async def written() -> bool:
+        events = (await node.client.list(EVENTS, node.namespace))["items"]
+        return any(e["message"] == marker for e in events)
+
+    await eventually(written, what="the agent's queued events to be written")
+
+
+async def test_agent_restart_adds_no_created_or_started_events(node: AgentNode) -> None:
+    pod = await node.create_pod("steady", {"command": ["sleep", "1000"]})
+    uid = pod["metadata"]["uid"]
+    pid = await node.running_pid("steady")
+    assert node.agent is not None
+    await eventually(lambda: _reported(node, uid, ("running", 0)), what="events recorded")
+    await flush_agent_events(node, pod)
+    before = await container_event_counts(node, uid)
+    assert (before.get("Created"), before.get("Started")) == (1, 1)
+
+    await node.stop_agent()
+    await node.start_agent()  # a new agent (new event cache) on the same data dir
+    await eventually(lambda: _reported(node, uid, ("running", 0)), what="pod reconciled")
+    await flush_agent_events(node, pod)
+    after = await container_event_counts(node, uid)
+    assert (after.get("Created"), after.get("Started")) == (1, 1)
+
+    os.kill(pid, signal.SIGKILL)  # a real start: the supervisor restarts the container
+    await eventually(lambda: _reported(node, uid, ("running", 1)), what="restart seen")
+    await node.running_pid("steady")  # remember the new process for cleanup
+    await flush_agent_events(node, pod)
+    restarted = await container_event_counts(node, uid)
+    assert (restarted.get("Created"), restarted.get("Started")) == (2, 2)
+
+
+async def _reported(node: AgentNode, uid: str, seen: tuple[str, int]) -> bool:
+    """The agent has reconciled the pod's app container as ``seen`` (state, restarts)."""
+    return node.agent is not None and node.agent._reported.get(f"{uid}/app") == seen
 
 
 async def test_containers_of_vanished_pods_are_removed_on_start(node: AgentNode) -> None:
@@ -326,6 +425,45 @@ async def test_agent_command_registers_the_node(server: Server, client: ApiClien
             process.wait()
         kill_node_processes(data_dir)
         shutil.rmtree(data_dir, ignore_errors=True)
+
+
+async def test_agent_command_tightens_a_data_dir_left_open(
+    server: Server, client: ApiClient
+) -> None:
+    name = f"agent-cli-{uuid.uuid4().hex[:8]}"
+    parent = Path(tempfile.mkdtemp(prefix="sp-agent-cli-"))
+    data_dir = parent / "agent"
+    data_dir.mkdir()
+    for directory in (parent, data_dir):
+        os.chmod(directory, 0o755)  # made by hand, or by an older setpoint
+    process = subprocess.Popen(
+        [
+            *(SETPOINT, "agent", "--kubeconfig", str(server.kubeconfig)),
+            *("--node-name", name, "--data-dir", str(data_dir)),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+
+        async def registered() -> bool:
+            with contextlib.suppress(ApiError):
+                await client.get(LEASES, name, "kube-node-lease")
+                return True
+            return False
+
+        await eventually(registered, what="node lease")
+        modes = {p: p.stat().st_mode & 0o777 for p in (data_dir, data_dir / "supervisor")}
+        assert modes == {data_dir: 0o700, data_dir / "supervisor": 0o700}
+        assert parent.stat().st_mode & 0o777 == 0o755  # not the agent's to change
+        process.send_signal(signal.SIGTERM)
+        assert await asyncio.to_thread(process.wait, 15) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        kill_node_processes(data_dir)
+        shutil.rmtree(parent, ignore_errors=True)
 
 
 async def test_process_gets_env_from_config_map_secret_and_pod_fields(node: AgentNode) -> None:

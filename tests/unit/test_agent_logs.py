@@ -214,9 +214,14 @@ def exit_record(restart_count: int) -> ExitRecord:
     return ExitRecord(137, 9, "Error", 1, 1, 0.0, 1.0, restart_count)
 
 
-def state(kind: str, restarts: int, last: int | None) -> ContainerState:
+def state(
+    kind: str, restarts: int, last: int | None, previous: int | None = None
+) -> ContainerState:
     last_exit = exit_record(last) if last is not None else None
-    return ContainerState("u1/app", kind, None, None, restarts, None, last_exit)
+    previous_exit = exit_record(previous) if previous is not None else None
+    return ContainerState(
+        "u1/app", kind, None, None, restarts, None, last_exit, previous_exit=previous_exit
+    )
 
 
 def test_running_container_logs_its_current_instance() -> None:
@@ -225,6 +230,11 @@ def test_running_container_logs_its_current_instance() -> None:
 
 def test_previous_is_the_last_terminated_instance() -> None:
     assert log_instance(POD, APP, state("running", 2, 1), previous=True) == 1
+
+
+def test_previous_of_an_exited_container_is_the_instance_before_its_last() -> None:
+    assert log_instance(POD, APP, state("exited", 1, 1, previous=0)) == 1
+    assert log_instance(POD, APP, state("exited", 1, 1, previous=0), previous=True) == 0
 
 
 def test_crash_looping_container_logs_its_last_terminated_instance() -> None:

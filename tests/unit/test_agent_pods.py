@@ -10,12 +10,15 @@ import pytest
 
 from setpoint.agent.pods import (
     ContainerConfigError,
+    args_as_command_message,
     container_spec,
     container_status,
     env_sources,
     expand,
     pod_phase,
     pod_status,
+    reported_instance,
+    runs_args_as_command,
 )
 from setpoint.agent.runtime import ContainerState, ExitRecord
 
@@ -62,7 +65,13 @@ def exit_record(code: int, reason: str, *, signal: int | None = None, **kw: Any)
     return ExitRecord(**values)
 
 
-def state(kind: str, *, restarts: int = 0, last: ExitRecord | None = None) -> ContainerState:
+def state(
+    kind: str,
+    *,
+    restarts: int = 0,
+    last: ExitRecord | None = None,
+    previous: ExitRecord | None = None,
+) -> ContainerState:
     return ContainerState(
         id=f"{UID}/app",
         state=kind,
@@ -72,6 +81,7 @@ def state(kind: str, *, restarts: int = 0, last: ExitRecord | None = None) -> Co
         started_at=T0 + 10 if kind == "running" else None,
         last_exit=last,
         next_start_at=T0 + 20 if kind == "waiting" else None,
+        previous_exit=previous,
     )
 
 
@@ -172,9 +182,33 @@ def test_working_dir_and_restart_policy_are_passed_on() -> None:
     assert spec.restart_policy == "OnFailure"
 
 
-def test_container_without_command_is_a_config_error() -> None:
-    with pytest.raises(ContainerConfigError, match="host processes"):
+def test_container_with_neither_command_nor_args_is_a_config_error() -> None:
+    with pytest.raises(ContainerConfigError, match="'app' has neither command nor args"):
         spec_of({"name": "app", "image": "nginx"})
+    with pytest.raises(ContainerConfigError, match="neither command nor args"):
+        spec_of({"name": "app", "image": "nginx", "command": [], "args": []})
+
+
+def test_args_without_command_are_the_argv_expanded_against_env() -> None:
+    container = {
+        "name": "app",
+        "image": "busybox",
+        "args": ["sh", "-c", "echo $(WHO)"],
+        "env": [{"name": "WHO", "value": "world"}],
+    }
+    assert spec_of(container).argv == ["sh", "-c", "echo world"]
+    assert runs_args_as_command(container)
+    message = args_as_command_message(container)
+    assert "entrypoint of image 'busybox' is not known" in message
+    assert "container app runs its args as the command" in message
+
+
+def test_command_without_args_and_command_with_args_are_not_args_as_command() -> None:
+    assert spec_of({"name": "app", "command": ["sleep", "1"]}).argv == ["sleep", "1"]
+    both = {"name": "app", "command": ["sleep"], "args": ["1"]}
+    assert spec_of(both).argv == ["sleep", "1"]
+    assert not runs_args_as_command(both)
+    assert not runs_args_as_command({"name": "app", "command": ["sleep", "1"]})
 
 
 def test_env_from_config_map_and_secret_references() -> None:
@@ -276,6 +310,49 @@ def test_exited_container_is_terminated_with_times() -> None:
     assert term["exitCode"] == 3 and term["reason"] == "Error"
     assert term["startedAt"] == "2027-01-15T08:00:00Z"
     assert term["finishedAt"] == "2027-01-15T08:00:05Z"
+    assert status["lastState"] == {}
+
+
+def test_exited_container_that_failed_before_reports_that_failure_as_last_state() -> None:
+    failed = exit_record(1, "Error", restart_count=0)
+    completed = exit_record(0, "Completed", restart_count=1, started_at=T0 + 6, finished_at=T0 + 7)
+    exited = state("exited", restarts=1, last=completed, previous=failed)
+    status = container_status(pod([APP], "OnFailure"), APP, exited)
+    assert status["state"]["terminated"]["exitCode"] == 0
+    assert status["state"]["terminated"]["reason"] == "Completed"
+    assert status["lastState"]["terminated"]["exitCode"] == 1
+    assert status["lastState"]["terminated"]["reason"] == "Error"
+    assert status["lastState"]["terminated"]["finishedAt"] == "2027-01-15T08:00:05Z"
+    assert pod_phase(pod([APP], "OnFailure"), [status]) == "Succeeded"
+
+
+def test_running_container_reports_its_newest_exit_not_the_one_before() -> None:
+    older, newer = exit_record(2, "Error"), exit_record(137, "Error", signal=9, restart_count=1)
+    status = container_status(
+        pod([APP]), APP, state("running", restarts=2, last=newer, previous=older)
+    )
+    assert status["lastState"]["terminated"]["exitCode"] == 137
+
+
+@pytest.mark.parametrize(
+    ("shown", "instance"),
+    [
+        (state("running", restarts=2, last=exit_record(1, "Error")), ("running", 2)),
+        (state("waiting", restarts=3, last=exit_record(1, "Error")), ("waiting", 3)),
+        (state("exited", restarts=1, last=exit_record(0, "Completed")), ("exited", 1)),
+        (None, None),  # ContainerCreating: no runtime container shown
+    ],
+)
+def test_reported_instance_reads_back_what_a_status_shows(
+    shown: ContainerState | None, instance: tuple[str, int] | None
+) -> None:
+    assert reported_instance(container_status(pod([APP]), APP, shown)) == instance
+
+
+def test_status_without_a_runtime_container_reports_no_instance() -> None:
+    config_error = container_status(pod([APP]), APP, None, "has neither command nor args")
+    assert reported_instance(config_error) is None
+    assert reported_instance(None) is None
 
 
 # ------------------------------------------------------------------ pod phase and conditions

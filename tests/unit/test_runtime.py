@@ -242,6 +242,20 @@ async def test_exit_is_recorded_when_policy_is_never(node: Node) -> None:
     assert [(r["exit_code"], r["restart_count"]) for r in records] == [(3, 0)]
 
 
+async def test_container_that_failed_then_completed_keeps_both_exits(node: Node) -> None:
+    marker = node.state_dir / "failed-once"
+    script = f"[ -e {marker} ] && exit 0; touch {marker}; exit 1"
+    await node.start(node.spec("job", script, restart_policy="OnFailure"))
+    state = await node.wait_for("pod-1/job", lambda s: exited(s) and s.restart_count == 1)
+    assert state.last_exit is not None and state.previous_exit is not None
+    assert (state.last_exit.exit_code, state.last_exit.restart_count) == (0, 1)
+    assert (state.previous_exit.exit_code, state.previous_exit.restart_count) == (1, 0)
+    await node.kill_supervisor()  # a new supervisor reads both back from exits.jsonl
+    await node.restart_supervisor()
+    again = await node.get("pod-1/job")
+    assert (again.last_exit, again.previous_exit) == (state.last_exit, state.previous_exit)
+
+
 async def test_agent_learns_exits_that_happened_while_it_was_away(node: Node) -> None:
     first = await node.start(node.spec("app", "exec sleep 60"))
     await node.runtime.close()
@@ -485,6 +499,53 @@ async def test_readopted_instance_keeps_logging_to_its_own_file(node: Node) -> N
 async def test_supervisor_socket_is_private(node: Node) -> None:
     mode = (node.state_dir / "supervisor.sock").stat().st_mode
     assert mode & 0o777 == 0o600
+
+
+def private_paths(node: Node, spec: ContainerSpec) -> tuple[list[Path], list[Path]]:
+    """The directories and files the supervisor writes for ``node`` and one container."""
+    container_dir = node.state_dir / "containers" / quote(spec.id, safe="")
+    log = instance_log(spec)
+    directories = [node.state_dir, node.state_dir / "containers", container_dir, log.parent]
+    names = ("spec.json", "state.json", "exits.jsonl", "stdout.fifo", "stderr.fifo")
+    files = [container_dir / name for name in names]
+    files += [node.state_dir / n for n in ("supervisor.log", "supervisor.pid", "supervisor.lock")]
+    return directories, [*files, log]
+
+
+def modes(paths: list[Path]) -> set[int]:
+    return {p.stat().st_mode & 0o777 for p in paths}
+
+
+async def test_supervisor_files_are_private_whatever_the_umask(node: Node) -> None:
+    await node.kill_supervisor()
+    old_umask = os.umask(0)  # inherited by the supervisor started next
+    try:
+        os.chmod(node.state_dir, 0o777)
+        await node.restart_supervisor()
+    finally:
+        os.umask(old_umask)
+    spec = node.spec("job", "echo done", restart_policy="Never")
+    await node.start(spec)
+    await node.wait_for("pod-1/job", exited)
+    directories, files = private_paths(node, spec)
+    assert modes(directories) == {0o700}
+    assert modes(files) == {0o600}
+
+
+async def test_restarted_supervisor_tightens_what_was_left_open(node: Node) -> None:
+    spec = node.spec("app", "exec sleep 60")
+    await node.start(spec)
+    directories, files = private_paths(node, spec)
+    await node.kill_supervisor()
+    for path in directories:  # as an older supervisor left them
+        os.chmod(path, 0o755)
+    reopened = [p for p in files if p.suffix in (".log", ".lock", ".pid")]
+    for path in reopened:
+        os.chmod(path, 0o644)
+    await node.restart_supervisor()
+    await node.wait_for("pod-1/app", running)  # re-adopted: its log is open again
+    assert modes(directories) == {0o700}
+    assert modes(reopened) == {0o600}
 
 
 async def test_second_ensure_supervisor_connects_to_the_running_one(node: Node) -> None:

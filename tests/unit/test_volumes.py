@@ -13,7 +13,13 @@ from typing import Any
 import pytest
 
 from setpoint.agent import cgroups, volumes
-from setpoint.agent.sandbox import BindMount, container_mounts, mount_script, wrap_argv
+from setpoint.agent.sandbox import (
+    BindMount,
+    container_mounts,
+    mount_script,
+    tmpfs_options,
+    wrap_argv,
+)
 from setpoint.agent.supervisor import cgroup_dirs
 
 Obj = dict[str, Any]
@@ -53,6 +59,27 @@ def test_volume_directory_follows_the_kubelet_plugin_layout(tmp_path: Path) -> N
     path = materialise(tmp_path, {"name": "scratch", "emptyDir": {}})
     assert path == tmp_path / "volumes" / "kubernetes.io~empty-dir" / "scratch"
     assert path.is_dir() and mode_of(path) == 0o777
+
+
+def test_volumes_live_below_private_directories_whatever_the_umask(tmp_path: Path) -> None:
+    secret = {"data": {"token": base64.b64encode(b"s3cret").decode()}}
+    old_umask = os.umask(0)
+    try:
+        path = materialise(
+            tmp_path, {"name": "s", "secret": {"secretName": "s"}}, {("secret", "s"): secret}
+        )
+    finally:
+        os.umask(old_umask)
+    assert mode_of(tmp_path / "volumes") == mode_of(path.parent) == 0o700
+    assert mode_of(path) == 0o755  # the pod's user must traverse it, as AtomicWriter says
+    assert mode_of((path / "token").resolve()) == 0o644
+
+
+def test_only_an_empty_dir_tmpfs_is_world_writable() -> None:
+    memory = {"name": "m", "emptyDir": {"medium": "Memory", "sizeLimit": "1Mi"}}
+    assert tmpfs_options(memory) == "mode=0777,size=1048576"
+    assert tmpfs_options({"name": "s", "secret": {"secretName": "s"}}) == "mode=0755"
+    assert tmpfs_options({"name": "p", "projected": {"sources": []}}) == "mode=0755"
 
 
 def test_configmap_keys_become_files_with_default_mode_0644(tmp_path: Path) -> None:

@@ -31,10 +31,13 @@ belong to a :class:`~setpoint.agent.probes.ProbeManager`: reconcile tells it whi
 instances run, it reports each container's ``started``/``ready`` and wakes the pod's key when
 a result changes. Sidecars (init containers with ``restartPolicy: Always``) start in
 order with the init containers, each once the previous one started, keep running next to
-the app containers, and are stopped after them, last one first. Not yet: images (every
-container needs a ``command``). Volumes,
+the app containers, and are stopped after them, last one first. Not yet: images (a
+container without ``command`` runs its ``args`` as the command, with a Normal
+``ImageEntrypointUnknown`` event; one with neither is a configuration error). Volumes,
 mount namespaces and cgroup limits belong to the pod sandbox (:mod:`setpoint.agent.sandbox`),
-set up before the first container starts and torn down once the last is removed.
+set up before the first container starts and torn down once the last is removed. The data
+dir is private to the agent's user (:mod:`setpoint.agent.files`), tightened at start if it
+already exists.
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ from typing import Any
 
 from setpoint.agent import lifecycle
 from setpoint.agent import pods as podspec
+from setpoint.agent.files import private_dir
 from setpoint.agent.pressure import measure_host, meminfo_bytes, node_pressure
 from setpoint.agent.probes import ProbeManager
 from setpoint.agent.runtime import ContainerState, Runtime, SupervisorError
@@ -226,7 +230,9 @@ class NodeAgent:
         tasks: list[asyncio.Task[Any]] = []
         try:
             tasks.append(asyncio.create_task(self.recorder.run(), name="agent-events"))
-            self.data_dir.mkdir(parents=True, exist_ok=True)
+            # private, also if it existed: secrets live below (see setpoint.agent.files)
+            await asyncio.to_thread(private_dir, self.data_dir)
+            await asyncio.to_thread(private_dir, self.data_dir / "pods")
             await self.kubelet.start()  # first: the Node publishes its port
             await self._register()
             await self._renew_lease()
@@ -534,13 +540,17 @@ class NodeAgent:
             self.queue.add_after(object_key(pod), CONFIG_RETRY_SECONDS)
             return
         container_spec = prepared
-        await asyncio.to_thread((log_dir / container["name"]).mkdir, parents=True, exist_ok=True)
+        await asyncio.to_thread(private_dir, log_dir / container["name"])
         try:
             state = await self.runtime.start_container(container_spec)
         except SupervisorError as exc:
             if "already exists" not in str(exc):
                 raise
             state = next(s for s in await self.runtime.list() if s.id == cid)
+        else:
+            if podspec.runs_args_as_command(container):  # once per container, not per restart
+                message = podspec.args_as_command_message(container)
+                await self.recorder.record(pod, "Normal", podspec.ARGS_AS_COMMAND_REASON, message)
         self._states.setdefault(cid, state)
 
     async def _fetch_sources(
@@ -565,8 +575,22 @@ class NodeAgent:
         return sources
 
     async def _record_container_events(self, pod: Obj) -> None:
-        """Started / BackOff / Failed events, once per change of a container's state."""
+        """Started / BackOff / Failed events, once per change of a container's state.
+
+        A container this agent has not reported on yet may have been reported by the agent
+        before it (a restart): what the pod's status, written by that agent, already shows
+        was announced then. Only what changed since gets events, so an agent restart adds
+        no Created/Started for containers that kept running, while a restart that happened
+        meanwhile (the supervisor's, without an agent) still gets its Started."""
         uid = pod["metadata"]["uid"]
+        status = pod.get("status") or {}
+        shown = {
+            cs.get("name"): cs
+            for cs in [
+                *(status.get("initContainerStatuses") or []),
+                *(status.get("containerStatuses") or []),
+            ]
+        }
         for container in all_containers(pod):
             name = container["name"]
             cid = podspec.container_id(uid, name)
@@ -574,6 +598,10 @@ class NodeAgent:
             if state is None:
                 continue
             seen = (state.state, state.restart_count)
+            if cid not in self._reported:
+                before = podspec.reported_instance(shown.get(name))
+                if before is not None:
+                    self._reported[cid] = before
             if self._reported.get(cid) == seen:
                 continue
             self._reported[cid] = seen

@@ -2,8 +2,11 @@
 
 Downward, a pod's container becomes a :class:`ContainerSpec` for the supervisor. setpoint
 runs containers as plain host processes, so the image is not used: the argv is the
-container's ``command`` followed by its ``args`` (a container without ``command`` cannot run,
-which is the kubelet's ``CreateContainerConfigError``). As the kubelet does, ``$(VAR)`` in the
+container's ``command`` followed by its ``args``. Kubernetes runs the image's entrypoint
+when ``command`` is absent; setpoint does not know it and takes it to be empty, as it is in
+minimal images (busybox, alpine, python), so ``args`` alone are run as the command (the
+agent says so in a Normal event). A container with neither cannot run: the kubelet's
+``CreateContainerConfigError``. As the kubelet does, ``$(VAR)`` in the
 command, the args and env values is replaced by the value of an environment variable defined
 earlier (``$$`` is an escaped ``$``; a reference to an unknown variable stays as written), see
 ``third_party/forked/golang/expansion``. Env comes from ``value`` and from ``valueFrom.fieldRef``
@@ -15,8 +18,10 @@ shape (an immediate first restart, then 10 s doubling up to 5 minutes, reset aft
 minutes of running).
 
 Upward, the supervisor's :class:`ContainerState` becomes a Kubernetes ``containerStatus``
-(``waiting``/``running``/``terminated`` with the kubelet's reasons, ``lastState``,
-``restartCount``), and the pod's phase and conditions are computed from those statuses as
+(``waiting``/``running``/``terminated`` with the kubelet's reasons, ``restartCount``, and
+``lastState``: the instance before the current one, as the kubelet reports the runtime's
+second newest container, so a container that failed and then completed keeps the failure
+there), and the pod's phase and conditions are computed from those statuses as
 ``kubelet_pods.go``'s ``getPhase`` and ``status.GeneratePodReadyCondition`` do.
 """
 
@@ -42,8 +47,14 @@ BACKOFF_RESET = 600.0
 CONTAINER_ID_SCHEME = "setpoint://"
 
 NO_COMMAND_MESSAGE = (
-    "container {name!r} has no command: setpoint runs containers as host processes "
-    "and does not read images, so every container needs a command"
+    "container {name!r} has neither command nor args: setpoint runs containers as host "
+    "processes and does not read images, so a container needs a command (or args, which "
+    "are then run as the command)"
+)
+ARGS_AS_COMMAND_REASON = "ImageEntrypointUnknown"
+ARGS_AS_COMMAND_MESSAGE = (
+    "setpoint does not read images, so the entrypoint of image {image!r} is not known: "
+    "container {name} runs its args as the command"
 )
 
 
@@ -239,13 +250,11 @@ def container_spec(
     completion); raises :class:`ContainerConfigError`."""
     settings = settings or NodeContainerSettings()
     name = container["name"]
-    command = [str(c) for c in container.get("command") or []]
-    if not command:
-        raise ContainerConfigError(NO_COMMAND_MESSAGE.format(name=name))
+    argv = container_argv(container)
     env = container_env(
         pod, container, base_env=base_env, pod_ip=pod_ip, host_ip=host_ip, sources=sources
     )
-    argv = [expand(a, env) for a in command + [str(a) for a in container.get("args") or []]]
+    argv = [expand(a, env) for a in argv]
     return ContainerSpec(
         id=container_id(pod["metadata"]["uid"], name),
         argv=argv,
@@ -265,6 +274,27 @@ def container_spec(
         reset_after=BACKOFF_RESET,
         max_log_bytes=settings.max_log_bytes,
         max_log_files=settings.max_log_files,
+    )
+
+
+def container_argv(container: Obj) -> list[str]:
+    """``command`` + ``args``, before ``$(VAR)`` expansion. Without ``command`` Kubernetes
+    runs the image's entrypoint with ``args``; setpoint reads no image, so the entrypoint is
+    empty and ``args`` are the whole argv. Neither: :class:`ContainerConfigError`."""
+    argv = [str(a) for a in [*(container.get("command") or []), *(container.get("args") or [])]]
+    if not argv:
+        raise ContainerConfigError(NO_COMMAND_MESSAGE.format(name=container["name"]))
+    return argv
+
+
+def runs_args_as_command(container: Obj) -> bool:
+    """Its ``args`` stand in for an image entrypoint setpoint does not know."""
+    return not container.get("command") and bool(container.get("args"))
+
+
+def args_as_command_message(container: Obj) -> str:
+    return ARGS_AS_COMMAND_MESSAGE.format(
+        image=str(container.get("image") or ""), name=container["name"]
     )
 
 
@@ -332,6 +362,14 @@ def terminated(record: ExitRecord, cid: str) -> Obj:
     return {k: v for k, v in term.items() if v is not None}
 
 
+def last_state_exit(state: ContainerState | None) -> ExitRecord | None:
+    """The exit a container's ``lastState.terminated`` reports: the newest one while a
+    later instance runs or waits to, the one before it once the container has exited."""
+    if state is None:
+        return None
+    return state.previous_exit if state.state == "exited" else state.last_exit
+
+
 def is_ready(
     container: Obj, state: ContainerState | None, probed: tuple[bool, bool] | None = None
 ) -> bool:
@@ -385,20 +423,37 @@ def container_status(
     last = state.last_exit
     if state.state == "running":
         status["state"] = {"running": {"startedAt": rfc3339(state.started_at or 0)}}
-        if last is not None:
-            status["lastState"] = {"terminated": terminated(last, cid)}
     elif state.state == "waiting":
         message = f"back-off restarting failed container {name} in pod {pod_name(pod)}"
         if last is not None and last.reason == "StartError":
             message += f": {last.message}"
         status["state"] = {"waiting": {"reason": "CrashLoopBackOff", "message": message}}
-        if last is not None:
-            status["lastState"] = {"terminated": terminated(last, cid)}
     elif last is not None:
         status["state"] = {"terminated": terminated(last, cid)}
     else:  # exited without ever running (stopped before its first start)
         status["state"] = {"terminated": {"exitCode": 0, "reason": "Completed"}}
+    prior = last_state_exit(state)
+    if prior is not None:
+        status["lastState"] = {"terminated": terminated(prior, cid)}
     return status
+
+
+def reported_instance(status: Obj | None) -> tuple[str, int] | None:
+    """What a ``containerStatus`` says of the runtime's container, in the supervisor's terms:
+    ``(state, restartCount)`` with state ``running``, ``waiting`` (in restart backoff) or
+    ``exited``; None when it shows none (``ContainerCreating`` and other waiting reasons)."""
+    if not status:
+        return None
+    state = status.get("state") or {}
+    if "running" in state:
+        kind = "running"
+    elif "terminated" in state:
+        kind = "exited"
+    elif (state.get("waiting") or {}).get("reason") == "CrashLoopBackOff":
+        kind = "waiting"
+    else:
+        return None
+    return kind, int(status.get("restartCount") or 0)
 
 
 def pod_name(pod: Obj) -> str:

@@ -27,6 +27,7 @@ from collections.abc import AsyncGenerator
 from pathlib import Path
 from typing import Any
 
+from setpoint.agent.files import open_private, private_dir
 from setpoint.agent.supervisor import (
     LOG_NAME,
     SOCKET_NAME,
@@ -197,7 +198,8 @@ async def ensure_supervisor(
 
     A started supervisor runs in a session of its own and is orphaned (``--detach`` forks
     once more and the intermediate process exits when the daemon serves), so it is nobody's
-    child and survives the agent. Its output goes to ``state_dir/supervisor.log``."""
+    child and survives the agent. Its output goes to ``state_dir/supervisor.log``; the
+    state dir and the log are private (0700, 0600), created or tightened here."""
     state_dir = Path(state_dir).absolute()
     with contextlib.suppress(FileNotFoundError, ConnectionRefusedError):
         runtime = await Runtime.connect(state_dir)
@@ -212,8 +214,8 @@ async def ensure_supervisor(
             # older than in-place upgrades: stop it (its containers keep running) and let
             # a new supervisor re-adopt them below; only their exit statuses are lost
             await _stop_old_supervisor(runtime, int(info["pid"]), timeout=timeout)
-    state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    with open(state_dir / LOG_NAME, "ab") as log:
+    private_dir(state_dir)
+    with os.fdopen(open_private(state_dir / LOG_NAME, os.O_WRONLY | os.O_APPEND), "ab") as log:
         launcher = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",

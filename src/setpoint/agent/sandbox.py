@@ -3,11 +3,14 @@
 :class:`Sandboxes` prepares, for each pod bound to the node, before its first container
 starts (:meth:`~Sandboxes.ensure`):
 
-- the pod directory ``<data-dir>/pods/<uid>`` and its volumes (:mod:`setpoint.agent.volumes`);
-  ConfigMap and Secret contents are fetched again every ``RESYNC_SECONDS`` (the kubelet
-  re-syncs its volumes about every minute) and rewritten atomically when they changed;
-- a tmpfs for ``emptyDir`` with ``medium: Memory`` (``size`` = ``sizeLimit``), and for
-  ``secret`` and ``projected`` volumes, as the kubelet keeps secrets off the disk;
+- the pod directory ``<data-dir>/pods/<uid>`` (private, 0700, as are ``volumes`` and its
+  plugin directories below it: :mod:`setpoint.agent.files`) and its volumes
+  (:mod:`setpoint.agent.volumes`); ConfigMap and Secret contents are fetched again every
+  ``RESYNC_SECONDS`` (the kubelet re-syncs its volumes about every minute) and rewritten
+  atomically when they changed;
+- a tmpfs for ``emptyDir`` with ``medium: Memory`` (``size`` = ``sizeLimit``, mode 0777), and
+  for ``secret`` and ``projected`` volumes (mode 0755), as the kubelet keeps secrets off the
+  disk;
 - the pod's cgroup ``setpoint/pods/<uid>`` with the pod's totals (:mod:`setpoint.agent.cgroups`).
 
 Then, for each container (:meth:`~Sandboxes.prepare_container`): its leaf cgroup with its
@@ -63,6 +66,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from setpoint.agent import cgroups, volumes
+from setpoint.agent.files import private_dir
 from setpoint.agent.runtime import ContainerSpec
 from setpoint.client.api import CONFIGMAPS, SECRETS, ApiClient, ApiError, Obj
 from setpoint.client.events import EventRecorder
@@ -206,7 +210,10 @@ def mounts_under(directory: Path) -> list[str]:
 
 
 def tmpfs_options(volume: Obj) -> str:
-    options = ["mode=0777"]
+    """The mode of an emptyDir is 0777, as the kubelet makes it; a secret or projected
+    volume's tmpfs is 0755: its files keep their own modes and nobody writes there."""
+    mode = volumes.EMPTY_DIR_MODE if "emptyDir" in volume else volumes.PROJECTED_DIR_MODE
+    options = [f"mode={mode:04o}"]
     limit = cgroups.memory_bytes((volume.get("emptyDir") or {}).get("sizeLimit"))
     if limit:
         options.append(f"size={limit}")
@@ -260,7 +267,7 @@ class Sandboxes:
         if uid in self._ready and (not wanted or now < self._refresh_due.get(uid, 0.0)):
             return Setup(True)
         pod_dir = self.pod_dir(uid)
-        await asyncio.to_thread(pod_dir.mkdir, parents=True, exist_ok=True)
+        await asyncio.to_thread(private_dir, pod_dir)
         sources = await self._fetch(pod["metadata"].get("namespace", ""), wanted)
         try:
             for volume in volumes.pod_volumes(pod):
@@ -302,9 +309,8 @@ class Sandboxes:
         memory = kind == "emptyDir" and (volume["emptyDir"] or {}).get("medium") == "Memory"
         if not (memory or kind in ("secret", "projected")) or not self.is_root:
             return
-        target = volumes.volume_dir(pod_dir, volume)
-        target.mkdir(parents=True, exist_ok=True)
-        if os.path.ismount(target):
+        target = volumes.make_volume_dir(pod_dir, volume)
+        if os.path.ismount(target):  # (materialise sets the mode of one mounted before)
             return
         try:
             mount("tmpfs", str(target), "tmpfs", MS_NOSUID | MS_NODEV, tmpfs_options(volume))
@@ -426,11 +432,11 @@ class Sandboxes:
         async with self._ns_lock:
             if os.path.ismount(ns_file):
                 return ns_file
-            ns_dir.mkdir(parents=True, exist_ok=True)
+            private_dir(ns_dir)
             if not os.path.ismount(ns_dir):
                 mount(str(ns_dir), str(ns_dir), None, MS_BIND)
                 mount("none", str(ns_dir), None, MS_PRIVATE)
-            ns_file.touch()
+            os.close(os.open(ns_file, os.O_WRONLY | os.O_CREAT, 0o600))
             proc = await asyncio.create_subprocess_exec(
                 "unshare",
                 f"--mount={ns_file}",

@@ -84,11 +84,12 @@ def log_instance(
     last_terminated = (status.get("lastState") or {}).get("terminated")
     last_exit = state.last_exit if state is not None else None
     if previous:
-        if not last_terminated or last_exit is None:
+        prior = podspec.last_state_exit(state)  # the instance lastState reports
+        if not last_terminated or prior is None:
             raise LogRequestError(
                 400, f'previous terminated container "{name}" in pod "{pod_name}" not found'
             )
-        return last_exit.restart_count
+        return prior.restart_count
     if "running" in current and state is not None:
         return state.restart_count
     if "terminated" in current or last_terminated:

@@ -17,6 +17,11 @@ remove containers, to list them and to stream their changes. The supervisor
   agent that was down learns every exit it missed, and a supervisor that was killed
   re-attaches on start.
 
+Everything it writes is private to its user, whatever the umask: directories 0700 (made or,
+when they exist, tightened), files 0600. A container's ``spec.json`` holds its env, secrets
+included, and its log whatever it printed (see :mod:`setpoint.agent.files`, whose rule this
+follows with a few lines of its own).
+
 Process identity is pid plus start time (field 22 of ``/proc/<pid>/stat``): a pid whose start
 time does not match what was recorded is never signalled, because it is a recycled pid (or a
 forged state file). Exits of our own children come from pidfds (``os.pidfd_open``) made
@@ -165,7 +170,11 @@ class ContainerState:
 
     ``state`` is ``running`` (``pid``/``pid_start_time``/``started_at`` describe the current
     instance), ``waiting`` (in restart backoff until ``next_start_at``; reason
-    ``CrashLoopBackOff``) or ``exited`` (stopped, or not restarted by its policy)."""
+    ``CrashLoopBackOff``) or ``exited`` (stopped, or not restarted by its policy).
+    ``last_exit`` is the newest exit record and ``previous_exit`` the one before it: an
+    exited container that ran more than once reports the last instance as its state and
+    the one before as its last state, as the kubelet does from the runtime's two newest
+    containers."""
 
     id: str
     state: str
@@ -177,14 +186,18 @@ class ContainerState:
     reason: str = ""
     message: str = ""
     next_start_at: float | None = None
+    previous_exit: ExitRecord | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ContainerState:
-        last = data.get("last_exit")
-        return cls(**{**data, "last_exit": ExitRecord.from_dict(last) if last else None})
+        exits = {
+            key: ExitRecord.from_dict(data[key]) if data.get(key) else None
+            for key in ("last_exit", "previous_exit")
+        }
+        return cls(**{**data, **exits})
 
 
 # --------------------------------------------------------------------------- process identity
@@ -223,6 +236,33 @@ def signal_group(pid: int, start_time: int | None, signum: int) -> bool:
 # --------------------------------------------------------------------------- durable files
 
 
+def private_dir(path: Path) -> None:
+    """Create ``path`` (and missing parents) mode 0700, or tighten it to 0700 if it exists:
+    ``mkdir``'s mode passes through the umask. ``setpoint.agent.files`` has the agent's
+    twin; this module keeps to the standard library."""
+    missing = []
+    parent = path
+    while not os.path.lexists(parent):
+        missing.append(parent)
+        parent = parent.parent
+    for directory in reversed(missing):
+        with contextlib.suppress(FileExistsError):
+            directory.mkdir(0o700)
+        os.chmod(directory, 0o700)
+    os.chmod(path, 0o700)
+
+
+def open_private(path: Path | str, flags: int) -> int:
+    """Open (creating) a file mode 0600, tightening one that existed with a looser mode."""
+    fd = os.open(path, flags | os.O_CREAT, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+    except OSError:
+        os.close(fd)
+        raise
+    return fd
+
+
 def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
     """Replace ``path`` whole (write a temp file, rename it over), without fsync.
 
@@ -251,19 +291,23 @@ def append_json_line(path: Path, data: dict[str, Any]) -> None:
         os.close(fd)
 
 
-def last_json_line(path: Path) -> dict[str, Any] | None:
+def last_json_lines(path: Path, count: int) -> list[dict[str, Any]]:
+    """The last ``count`` readable JSON lines of ``path``, oldest first (a torn last line,
+    from a crash mid-append, is skipped)."""
     try:
         with open(path, "rb") as f:
             f.seek(0, os.SEEK_END)
             f.seek(max(0, f.tell() - 64 * 1024))
             lines = f.read().splitlines()
     except FileNotFoundError:
-        return None
+        return []
+    values: list[dict[str, Any]] = []
     for line in reversed(lines):
         with contextlib.suppress(ValueError):
-            value: dict[str, Any] = json.loads(line)
-            return value
-    return None
+            values.insert(0, json.loads(line))
+            if len(values) == count:
+                break
+    return values
 
 
 # --------------------------------------------------------------------------- logs
@@ -282,12 +326,12 @@ class LogFile:
         self.path = path
         self.max_bytes = max_bytes
         self.max_files = max_files
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(path.parent)
         self.fd = self._open()
         self.size = os.fstat(self.fd).st_size
 
     def _open(self) -> int:
-        return os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
+        return open_private(self.path, os.O_WRONLY | os.O_APPEND)
 
     def write(self, lines: list[bytes]) -> None:
         batch: list[bytes] = []
@@ -439,6 +483,7 @@ class Container:
         self.pidfd: int | None = None
         self.oom_baseline = 0
         self.last_exit: ExitRecord | None = None
+        self.previous_exit: ExitRecord | None = None  # the exit before last_exit
         self.next_start_at: float | None = None
         self.restart_timer: asyncio.TimerHandle | None = None
         self.message = ""
@@ -489,6 +534,7 @@ class Container:
             reason=reason,
             message=self.message,
             next_start_at=self.next_start_at if state == "waiting" else None,
+            previous_exit=self.previous_exit,
         )
 
     def save(self) -> None:
@@ -507,7 +553,7 @@ class Container:
 
     def record_exit(self, record: ExitRecord) -> None:
         append_json_line(self.dir / "exits.jsonl", dataclasses.asdict(record))
-        self.last_exit = record
+        self.previous_exit, self.last_exit = self.last_exit, record
 
 
 class Supervisor:
@@ -516,7 +562,7 @@ class Supervisor:
     def __init__(self, state_dir: Path) -> None:
         self.state_dir = state_dir
         self.root = state_dir / CONTAINERS
-        self.root.mkdir(parents=True, exist_ok=True)
+        private_dir(self.root)
         self.containers: dict[str, Container] = {}
         self.subscribers: set[asyncio.Queue[ContainerState | None]] = set()
         self.loop = asyncio.get_running_loop()
@@ -528,6 +574,7 @@ class Supervisor:
         exits of dead ones, and resume restarts and backoffs."""
         for directory in sorted(self.root.iterdir()):
             try:
+                private_dir(directory)  # one made by an older supervisor may be 0755
                 spec = ContainerSpec.from_dict(json.loads((directory / "spec.json").read_text()))
                 saved: dict[str, Any] = json.loads((directory / "state.json").read_text())
             except (OSError, ValueError, TypeError) as exc:
@@ -538,8 +585,9 @@ class Supervisor:
             c.restart_count = int(saved.get("restart_count", 0))
             c.failures = int(saved.get("failures", 0))
             c.wanted = bool(saved.get("wanted", True))
-            last = last_json_line(directory / "exits.jsonl")
-            c.last_exit = ExitRecord.from_dict(last) if last else None
+            exits = [ExitRecord.from_dict(e) for e in last_json_lines(directory / "exits.jsonl", 2)]
+            c.last_exit = exits[-1] if exits else None
+            c.previous_exit = exits[-2] if len(exits) == 2 else None
             pid, start_time = saved.get("pid"), saved.get("pid_start_time")
             if pid is not None and start_time is not None and is_same_process(pid, start_time):
                 self._adopt(c, pid, start_time, saved.get("started_at"))
@@ -591,7 +639,7 @@ class Supervisor:
         if spec.id in self.containers:
             raise ValueError(f"container {spec.id!r} already exists; remove it first")
         directory = self.root / quote(spec.id, safe="")
-        directory.mkdir(parents=True, exist_ok=True)
+        private_dir(directory)
         write_json_atomic(directory / "spec.json", spec.to_dict())
         c = Container(spec, directory)
         self.containers[spec.id] = c
@@ -1071,17 +1119,21 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     state_dir: Path = args.state_dir.absolute()
-    state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    private_dir(state_dir)
     ready = detach() if args.detach else lambda: None
     os.chdir(state_dir)
-    lock = os.open(LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
+    lock = open_private(LOCK_NAME, os.O_RDWR)
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         print(f"a supervisor already serves {state_dir}", file=sys.stderr, flush=True)
         ready()
         return 0
-    Path(PID_NAME).write_text(f"{os.getpid()}\n")
+    pid_file = open_private(PID_NAME, os.O_WRONLY | os.O_TRUNC)
+    try:
+        os.write(pid_file, f"{os.getpid()}\n".encode())
+    finally:
+        os.close(pid_file)
     if asyncio.run(serve(state_dir, ready, idle_exit_seconds=args.idle_exit_seconds)):
         upgrade(state_dir, args.idle_exit_seconds)
     return 0

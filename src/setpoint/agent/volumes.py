@@ -14,7 +14,9 @@ top-level name is a symlink into ``..data``. An update writes a new timestamped 
 and renames a new ``..data`` link over the old one, so a reader sees either the old or the
 new set of files, never a mix; an unchanged payload writes nothing. Modes are the item's
 ``mode``, else the volume's ``defaultMode``, else 0644 (``ConfigMapVolumeSourceDefaultMode``
-and ``SecretVolumeSourceDefaultMode`` are both 0644).
+and ``SecretVolumeSourceDefaultMode`` are both 0644), in directories 0755. What keeps other
+local users out is the pod's own directories above, ``<pod-uid>``, ``volumes`` and
+``<plugin>``, which are private (0700, see :mod:`setpoint.agent.files`).
 
 A problem the user can fix (a missing ConfigMap, a missing key, a hostPath of the wrong type)
 is a :class:`VolumeError`, whose text is the kubelet's ``FailedMount`` event message:
@@ -24,6 +26,7 @@ is a :class:`VolumeError`, whose text is the kubelet's ``FailedMount`` event mes
 from __future__ import annotations
 
 import base64
+import contextlib
 import math
 import os
 import re
@@ -37,6 +40,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+from setpoint.agent.files import private_dir
 from setpoint.agent.pressure import meminfo_bytes
 from setpoint.meta.validation import go_quote
 from setpoint.resources.quantity import QuantityError, parse_quantity
@@ -53,6 +57,9 @@ PLUGINS = {
 SUPPORTED = (*PLUGINS, "hostPath")
 DEFAULT_MODE = 0o644
 EMPTY_DIR_MODE = 0o777  # the kubelet makes emptyDir world-writable, whatever the umask
+# the directories of configMap, secret, downwardAPI and projected volumes: the pod's user
+# (root today, runAsUser later) must be able to traverse them, as AtomicWriter says
+PROJECTED_DIR_MODE = 0o755
 DATA_DIR = "..data"
 NEW_DATA_DIR = "..data_tmp"
 MAX_FILE_NAME = 255
@@ -86,6 +93,17 @@ def volume_kind(volume: Obj) -> str:
 def volume_dir(pod_dir: Path, volume: Obj) -> Path:
     """Where a (non-hostPath) volume lives under the pod's directory."""
     return pod_dir / "volumes" / PLUGINS[volume_kind(volume)] / volume["name"]
+
+
+def make_volume_dir(pod_dir: Path, volume: Obj) -> Path:
+    """Create the volume's directory (if missing) below private ones: ``volumes/<plugin>``
+    is 0700 like the pod directory, so the volume's own, more open mode lets no other
+    user in."""
+    target = volume_dir(pod_dir, volume)
+    private_dir(target.parent)
+    with contextlib.suppress(FileExistsError):
+        target.mkdir()
+    return target
 
 
 def volume_sources(pod: Obj) -> set[tuple[str, str]]:
@@ -427,11 +445,10 @@ def materialise(
             path = str(source.get("path", ""))
             check_host_path(path, source.get("type"))
             return Materialised(name, Path(path))
-        target = volume_dir(pod_dir, volume)
+        target = make_volume_dir(pod_dir, volume)
         notes: list[str] = []
         ref = volume[kind] or {}
         if kind == "emptyDir":
-            target.mkdir(parents=True, exist_ok=True)
             os.chmod(target, EMPTY_DIR_MODE)
             return Materialised(name, target)
         if kind == "configMap":
@@ -448,6 +465,7 @@ def materialise(
             payload, skipped = projected_payload(pod, ref, sources, allocatable)
             notes += skipped
         atomic_write(target, payload)
+        os.chmod(target, PROJECTED_DIR_MODE)  # the umask must not decide it
         return Materialised(name, target, tuple(notes))
     except (ValueError, OSError) as exc:
         message = str(exc) if isinstance(exc, ValueError) else f"{exc.strerror}: {exc.filename}"
