@@ -15,4 +15,5 @@ BENCHMARKS = (
     "crash",
     "podstartup",
     "agentoverhead",
+    "memory",
 )

@@ -35,6 +35,7 @@ TIME_LIMITS = {
     "crash": 240.0,
     "podstartup": 240.0,
     "agentoverhead": 420.0,
+    "memory": 420.0,
 }
 
 
