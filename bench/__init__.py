@@ -16,4 +16,5 @@ BENCHMARKS = (
     "podstartup",
     "agentoverhead",
     "memory",
+    "stuckwatchers",
 )

@@ -36,6 +36,7 @@ TIME_LIMITS = {
     "podstartup": 240.0,
     "agentoverhead": 420.0,
     "memory": 420.0,
+    "stuckwatchers": 360.0,
 }
 
 
