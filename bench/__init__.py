@@ -17,4 +17,5 @@ BENCHMARKS = (
     "agentoverhead",
     "memory",
     "stuckwatchers",
+    "flood",
 )

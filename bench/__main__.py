@@ -37,6 +37,7 @@ TIME_LIMITS = {
     "agentoverhead": 420.0,
     "memory": 420.0,
     "stuckwatchers": 360.0,
+    "flood": 300.0,
 }
 
 
