@@ -18,4 +18,5 @@ BENCHMARKS = (
     "memory",
     "stuckwatchers",
     "flood",
+    "biglist",
 )

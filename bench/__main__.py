@@ -38,6 +38,7 @@ TIME_LIMITS = {
     "memory": 420.0,
     "stuckwatchers": 360.0,
     "flood": 300.0,
+    "biglist": 720.0,
 }
 
 
