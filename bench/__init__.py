@@ -19,4 +19,5 @@ BENCHMARKS = (
     "stuckwatchers",
     "flood",
     "biglist",
+    "patchstorm",
 )

@@ -39,6 +39,7 @@ TIME_LIMITS = {
     "stuckwatchers": 360.0,
     "flood": 300.0,
     "biglist": 720.0,
+    "patchstorm": 240.0,
 }
 
 
