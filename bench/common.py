@@ -421,6 +421,7 @@ def configmap_body(name: str, size: int = 1024) -> bytes:
 
 
 JSON_HEADERS = {"Content-Type": "application/json", "Accept": "application/json"}
+MERGE_PATCH = {"Content-Type": "application/merge-patch+json", "Accept": "application/json"}
 
 
 async def warm_up(session: aiohttp.ClientSession, connections: int) -> None:

@@ -24,6 +24,7 @@ import orjson
 from bench.common import (
     CONFIGMAPS,
     JSON_HEADERS,
+    MERGE_PATCH,
     Context,
     Figure,
     RSSSampler,
@@ -43,7 +44,6 @@ WARM_UPDATES = 20
 IDLE_SECONDS = 90.0
 WRITE_TIME_LIMIT = 240.0  # for all 1,000 updates
 TARGET = "memory-target"
-MERGE_PATCH = {"Content-Type": "application/merge-patch+json", "Accept": "application/json"}
 _ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
 
 
