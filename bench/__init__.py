@@ -15,4 +15,9 @@ BENCHMARKS = (
     "crash",
     "podstartup",
     "agentoverhead",
+    "memory",
+    "stuckwatchers",
+    "flood",
+    "biglist",
+    "patchstorm",
 )

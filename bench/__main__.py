@@ -35,6 +35,11 @@ TIME_LIMITS = {
     "crash": 240.0,
     "podstartup": 240.0,
     "agentoverhead": 420.0,
+    "memory": 420.0,
+    "stuckwatchers": 360.0,
+    "flood": 300.0,
+    "biglist": 720.0,
+    "patchstorm": 240.0,
 }
 
 

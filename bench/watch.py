@@ -29,6 +29,7 @@ import orjson
 from bench.common import (
     CONFIGMAPS,
     JSON_HEADERS,
+    MERGE_PATCH,
     Context,
     Figure,
     RSSSampler,
@@ -48,7 +49,6 @@ WRITERS = 4
 WRITE_TIME_LIMIT = 300.0  # for all 10,000 updates
 DRAIN_TIME_LIMIT = 60.0  # after the last update, for the watchers to catch up
 WATCH_TIMEOUT = 900  # timeoutSeconds: the server ends the watches by itself after this
-MERGE_PATCH = {"Content-Type": "application/merge-patch+json", "Accept": "application/json"}
 
 
 @dataclass(eq=False)
