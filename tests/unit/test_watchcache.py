@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -186,24 +187,38 @@ def raw_encoder(event_type: str, obj: CachedObject) -> bytes:
     return obj.raw
 
 
-def test_watcher_behind_a_stuck_write_is_closed_and_its_connection_aborted() -> None:
-    clock = FakeClock()
+async def test_watcher_behind_a_stuck_write_is_closed_and_its_connection_aborted() -> None:
     aborted: list[bool] = []
-    limits = BacklogLimits(stuck_bytes=10_000, stuck_seconds=2.0, max_bytes=1_000_000)
+    limits = BacklogLimits(stuck_bytes=10_000, stuck_seconds=0.05, max_bytes=1_000_000)
     watcher = CacheWatcher(
-        lambda c: True,
-        raw_encoder,
-        limits=limits,
-        abort=lambda: aborted.append(True),
-        clock=clock,
+        lambda c: True, raw_encoder, limits=limits, abort=lambda: aborted.append(True)
     )
-    with watcher.writing():  # a write the client never reads
-        for i in range(20):
-            watcher.send("ADDED", cached(f"a{i}", 1000))
-        assert not watcher.closed, "a fresh write is a client draining a burst"
-        clock.now += 3
-        watcher.send("ADDED", cached("late", 1000))
+    never = asyncio.get_running_loop().create_future()
+
+    async def stuck_write() -> None:
+        with watcher.writing():  # a write the client never reads
+            await never
+
+    writer = asyncio.create_task(stuck_write())
+    await asyncio.sleep(0)
+    for i in range(20):
+        watcher.send("ADDED", cached(f"a{i}", 1000))
+    assert not watcher.closed, "a fresh write is a client draining a burst"
+    await asyncio.sleep(0.2)
     assert watcher.closed and watcher.overflowed and aborted == [True]
+    writer.cancel()
+
+
+async def test_watcher_draining_a_burst_is_not_closed() -> None:
+    limits = BacklogLimits(stuck_bytes=10_000, stuck_seconds=0.05, max_bytes=1_000_000)
+    watcher = CacheWatcher(lambda c: True, raw_encoder, limits=limits)
+    for i in range(200):  # 200 KB at once: more than stuck_bytes, but nothing is stuck
+        watcher.send("ADDED", cached(f"a{i}", 1000))
+    while watcher.has_output:
+        with watcher.writing():
+            watcher.take()
+            await asyncio.sleep(0.01)
+    assert not watcher.closed and watcher.pending_bytes == 0
 
 
 def test_watcher_is_closed_past_the_hard_budget_whatever_its_writes_do() -> None:
@@ -214,6 +229,14 @@ def test_watcher_is_closed_past_the_hard_budget_whatever_its_writes_do() -> None
         if watcher.closed:
             break
     assert watcher.overflowed and watcher.pending_bytes > 50_000
+
+
+def test_waiting_events_are_the_cached_versions_not_copies() -> None:
+    watcher = CacheWatcher(lambda c: True, raw_encoder)
+    version = cached("shared", 5000)
+    watcher.send("MODIFIED", version)
+    [entry] = watcher.pending
+    assert isinstance(entry, tuple) and entry[1] is version
 
 
 def test_watcher_writes_its_prelude_before_live_events_in_slices() -> None:

@@ -61,9 +61,9 @@ class HistoryLimits:
 class BacklogLimits:
     """How far a watcher may fall behind before it is closed (its client re-lists)."""
 
-    stuck_bytes: int = 2 * MIB  # waiting while its last write has not finished for...
-    stuck_seconds: float = 2.0  # ...this long
-    max_bytes: int = 32 * MIB  # waiting, whatever its writes are doing
+    stuck_bytes: int = 1 * MIB  # waiting while a write to the client has not finished...
+    stuck_seconds: float = 1.0  # ...for this long
+    max_bytes: int = 64 * MIB  # waiting, whatever its writes are doing
     write_slice: int = 256 * 1024  # bytes handed to the connection per write
 
 
@@ -141,27 +141,31 @@ Encoder = Callable[[str, CachedObject], bytes]
 
 @dataclass(eq=False)
 class CacheWatcher:
-    """One client watch: its filter, its encoder, and the bytes waiting to be written.
+    """One client watch: its filter, its encoder, and what waits to be written to it.
 
-    What a watch starts with — the initial objects, or the history it resumes from — is kept
-    as references and encoded as it is written (the *prelude*), so a watch of 100,000 pods
-    does not hold a second, encoded copy of them. Live events wait, encoded, behind it.
-    The code that writes them marks each write (:meth:`writing`), so that a backlog behind a
-    write that does not finish — a client that stopped reading — can be told from a burst
-    that is being drained; ``abort`` ends the connection when the watcher is closed for it.
+    Nothing is encoded before it is written: what the watch starts with (the initial
+    objects, or the history it resumes from) waits as references in its *prelude*, and live
+    events as references to the cached versions, which every watcher shares — so a watch of
+    100,000 pods holds no second copy of them, and twenty slow watchers behind the same
+    events hold those events once.
+
+    A watcher that falls behind a client that stopped reading is closed, as kube-apiserver
+    terminates unresponsive watchers, and its connection aborted (the client re-lists): when
+    more than ``stuck_bytes`` wait behind a write that has not finished for
+    ``stuck_seconds``, or more than ``max_bytes`` wait at all. A burst that a reading client
+    is draining never waits behind a stuck write.
     """
 
     matches: Matcher
     encode: Encoder
     limits: BacklogLimits = field(default_factory=BacklogLimits)
     abort: Callable[[], None] | None = None
-    clock: Callable[[], float] = time.monotonic
-    pending: list[bytes] = field(default_factory=list)
+    pending: deque[tuple[str, CachedObject] | bytes] = field(default_factory=deque)
     pending_bytes: int = 0
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     closed: bool = False
     overflowed: bool = False
-    write_started: float | None = None
+    write_overdue: bool = False  # a write has been blocked for stuck_seconds
     _prelude: deque[CachedObject | HistoryEvent] = field(default_factory=deque)
 
     def start_with(self, items: Iterable[CachedObject | HistoryEvent]) -> None:
@@ -172,27 +176,28 @@ class CacheWatcher:
             self.wake.set()
 
     def send(self, event_type: str, obj: CachedObject) -> None:
-        if not self.closed:
-            self.push(self.encode(event_type, obj))
+        self._queue((event_type, obj), len(obj.raw))
 
     def push(self, data: bytes) -> None:
-        """Queue already encoded bytes (events, bookmarks) for the client."""
+        """Queue already encoded bytes (a bookmark) for the client."""
+        self._queue(data, len(data))
+
+    def _queue(self, item: tuple[str, CachedObject] | bytes, size: int) -> None:
         if self.closed:
             return
-        self.pending.append(data)
-        self.pending_bytes += len(data)
+        self.pending.append(item)
+        self.pending_bytes += size
         self.wake.set()
-        if self.pending_bytes > self.limits.stuck_bytes and self._too_far_behind():
-            self.overflowed = True
-            self.close()
-            if self.abort is not None:
-                self.abort()
+        if self.pending_bytes > self.limits.max_bytes or (
+            self.write_overdue and self.pending_bytes > self.limits.stuck_bytes
+        ):
+            self._overflow()
 
-    def _too_far_behind(self) -> bool:
-        if self.pending_bytes > self.limits.max_bytes:
-            return True
-        started = self.write_started
-        return started is not None and self.clock() - started >= self.limits.stuck_seconds
+    def _overflow(self) -> None:
+        self.overflowed = True
+        self.close()
+        if self.abort is not None:
+            self.abort()
 
     def _changes(self, event: CacheEvent) -> tuple[str, CachedObject] | None:
         """What ``event`` is to this watcher: an object that starts or stops matching its
@@ -215,12 +220,12 @@ class CacheWatcher:
         return bool(self._prelude or self.pending)
 
     def take(self) -> bytes:
-        """The next bytes to write, about one write slice: the prelude first, encoded now,
-        then live events in the order they came."""
+        """The next bytes to write, about one write slice: the prelude first, then live
+        events in the order they came, encoded now."""
         limit = self.limits.write_slice
         parts: list[bytes] = []
         size = 0
-        prelude = self._prelude
+        prelude, pending = self._prelude, self.pending
         while prelude and size < limit:
             item = prelude.popleft()
             if isinstance(item, CachedObject):
@@ -230,27 +235,37 @@ class CacheWatcher:
                 data = self.encode(*change) if change is not None else b""
             parts.append(data)
             size += len(data)
-        pending = self.pending
-        count = 0
-        while not prelude and count < len(pending) and size < limit:
-            size += len(pending[count])
-            self.pending_bytes -= len(pending[count])
-            count += 1
-        parts += pending[:count]
-        del pending[:count]
+        while not prelude and pending and size < limit:
+            entry = pending.popleft()
+            if isinstance(entry, bytes):
+                data = entry
+                self.pending_bytes -= len(data)
+            else:
+                data = self.encode(*entry)
+                self.pending_bytes -= len(entry[1].raw)
+            parts.append(data)
+            size += len(data)
         if not self.has_output:
             self.wake.clear()
         return b"".join(parts)
 
     @contextlib.contextmanager
     def writing(self) -> Iterator[None]:
-        """Around each write to the client: how long it has been blocked is what tells a
-        stuck client from a busy one."""
-        self.write_started = self.clock()
+        """Around each write to the client (inside the event loop): a write still blocked
+        after ``stuck_seconds`` marks a client that stopped reading."""
+        timer = asyncio.get_running_loop().call_later(
+            self.limits.stuck_seconds, self._write_is_overdue
+        )
         try:
             yield
         finally:
-            self.write_started = None
+            timer.cancel()
+            self.write_overdue = False
+
+    def _write_is_overdue(self) -> None:
+        self.write_overdue = True
+        if self.pending_bytes > self.limits.stuck_bytes and not self.closed:
+            self._overflow()
 
     def close(self) -> None:
         self.closed = True
