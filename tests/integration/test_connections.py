@@ -17,55 +17,17 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import Server, start_server, wait_for
+from tests.support import (
+    Server,
+    closed_by_server,
+    read_response,
+    request_head,
+    start_server,
+    tls_connect,
+    wait_for,
+)
 
 MIB = 1024 * 1024
-
-
-def tls_connect(server: Server, *, timeout: float = 10.0) -> ssl.SSLSocket:
-    raw = socket.create_connection(("127.0.0.1", server.port), timeout=timeout)
-    return server.ssl_context().wrap_socket(raw, server_hostname="127.0.0.1")
-
-
-def read_response(sock: ssl.SSLSocket) -> tuple[int, dict[str, str], bytes]:
-    """One HTTP/1.1 response (Content-Length framed, as the server answers these)."""
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = sock.recv(65536)
-        if not chunk:
-            raise EOFError(f"connection closed after {data!r}")
-        data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    status = int(lines[0].split()[1])
-    headers = {k.lower(): v.strip() for k, v in (line.split(":", 1) for line in lines[1:])}
-    length = int(headers.get("content-length", "0"))
-    while len(body) < length:
-        chunk = sock.recv(65536)
-        if not chunk:
-            break
-        body += chunk
-    return status, headers, body
-
-
-def closed_by_server(sock: ssl.SSLSocket, *, within: float) -> bool:
-    """True if the server closes ``sock`` within ``within`` seconds."""
-    sock.settimeout(within)
-    try:
-        while sock.recv(65536):
-            pass
-        return True
-    except TimeoutError:
-        return False
-    except (ConnectionResetError, ssl.SSLError, OSError):
-        return True
-
-
-def request_head(server: Server, method: str, path: str, extra: str = "") -> bytes:
-    return (
-        f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-        f"Authorization: Bearer {server.token}\r\n{extra}"
-    ).encode()
 
 
 def configmap_body(namespace: str, name: str, value: str) -> bytes:

@@ -254,3 +254,33 @@ def test_watcher_writes_its_prelude_before_live_events_in_slices() -> None:
     ]
     assert names == ["i0", "i1", "i2", "i3", "i4", "live"]
     assert watcher.pending_bytes == 0
+
+
+async def test_sorted_items_stay_in_key_order_as_objects_come_and_go(store: SQLiteStore) -> None:
+    assert CONFIGMAPS is not None
+
+    def cm_in(namespace: str, name: str) -> bytes:
+        return orjson.dumps({"metadata": {"name": name, "namespace": namespace}})
+
+    for name in ("m", "c", "x"):
+        await store.create(CONFIGMAPS.store_key("b", name), cm_in("b", name))
+    cache = WatchCache(CONFIGMAPS, store)
+    await cache.start()
+    try:
+        assert [c.name for c in cache.sorted_items(None)] == ["c", "m", "x"]
+        await store.create(CONFIGMAPS.store_key("a", "z"), cm_in("a", "z"))
+        await store.create(CONFIGMAPS.store_key("b", "d"), cm_in("b", "d"))
+        await store.delete(CONFIGMAPS.store_key("b", "m"))
+        await store.create(CONFIGMAPS.store_key("bb", "a"), cm_in("bb", "a"))
+        kv = await store.create(CONFIGMAPS.store_key("b", "m"), cm_in("b", "m"))  # again
+        await cache.wait_fresh(kv.mod_revision)
+        listed = [(c.namespace, c.name) for c in cache.sorted_items(None)]
+        assert listed == sorted(listed) and len(listed) == 6
+        assert [c.name for c in cache.sorted_items("b")] == ["c", "d", "m", "x"]
+        assert [c.name for c in cache.sorted_items("bb")] == ["a"]
+        assert cache.sorted_items("nothing") == []
+        gone = await store.delete(CONFIGMAPS.store_key("b", "x"))
+        await cache.wait_fresh(gone.mod_revision)
+        assert [c.name for c in cache.sorted_items("b")] == ["c", "d", "m"]
+    finally:
+        await cache.stop()

@@ -33,6 +33,12 @@ from setpoint.api import errors, negotiation
 from setpoint.api.discovery import AGGREGATED_CONTENT_TYPE, Discovery
 from setpoint.api.errors import APIError
 from setpoint.api.handlers import ResourceHandlers
+from setpoint.api.inflight import (
+    InflightLimiter,
+    InflightLimits,
+    is_long_running,
+    priority_level,
+)
 from setpoint.api.podlogs import PodLogs
 from setpoint.api.serving import APIHTTPServer, ServingLimits, status_response
 from setpoint.api.storage import DeleteOptions, ResourceStorage, WriteOptions
@@ -91,6 +97,7 @@ class APIServer:
         openapi: Any | None = None,
         event_ttl: float = 3600.0,
         metrics_sockets: list[Path] | None = None,
+        inflight: InflightLimits | None = None,
     ) -> None:
         self.store = store
         self.registry = registry
@@ -98,6 +105,7 @@ class APIServer:
         self.openapi = openapi
         self.event_ttl = event_ttl
         self.metrics_sockets = metrics_sockets or []
+        self.inflight = InflightLimiter(inflight or InflightLimits())
         self.schemas = SchemaSet()
         self.caches: dict[ResourceType, WatchCache] = {}
         self.storages: dict[ResourceType, ResourceStorage] = {}
@@ -273,12 +281,18 @@ class APIServer:
         on every request."""
         try:
             path = request.path
-            if not path.startswith(_HEALTH_PREFIXES):
-                user = self.authenticator.authenticate(request.headers.get("Authorization"))
-                if user is None:
-                    raise errors.unauthorized()
-                request["user"] = user
-            return await self._dispatch(request)
+            if path.startswith(_HEALTH_PREFIXES):
+                return await self._dispatch(request)
+            user = self.authenticator.authenticate(request.headers.get("Authorization"))
+            if user is None:
+                raise errors.unauthorized()
+            request["user"] = user
+            segments = [s for s in path.split("/") if s]
+            watch = request.query.get("watch", "").lower() in ("1", "true")
+            if is_long_running(request.method, segments, watch):
+                return await self._dispatch(request)
+            with self.inflight.seat(priority_level(user.name, user.groups), request.method):
+                return await self._dispatch_before_deadline(request)
         except APIError as exc:
             response = status_response(exc)
             if exc.code == 413:
@@ -296,6 +310,19 @@ class APIServer:
         except Exception as exc:
             log.exception("internal error serving %s %s", request.method, request.path)
             return status_response(errors.internal(type(exc).__name__))
+
+    async def _dispatch_before_deadline(self, request: web.BaseRequest) -> web.StreamResponse:
+        deadline = asyncio.timeout(self.inflight.limits.request_timeout)
+        try:
+            async with deadline:
+                return await self._dispatch(request)
+        except TimeoutError:
+            if not deadline.expired():
+                raise
+            raise errors.timeout(
+                "Timeout: request did not complete within requested timeout - context "
+                "deadline exceeded"
+            ) from None
 
     async def _dispatch(self, request: web.BaseRequest) -> web.StreamResponse:
         path = request.path

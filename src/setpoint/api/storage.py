@@ -22,7 +22,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
@@ -30,6 +30,7 @@ from setpoint.api import errors
 from setpoint.api.apply import ApplyConflict, ApplyInvalid, track_update
 from setpoint.api.apply import apply as server_side_apply
 from setpoint.api.errors import APIError
+from setpoint.api.keylocks import KeyLocks
 from setpoint.api.watchcache import CachedObject, WatchCache, decode_object
 from setpoint.meta.fields import FieldSelector
 from setpoint.meta.labels import Selector
@@ -46,7 +47,6 @@ from setpoint.store.interface import (
 )
 
 _GENERATE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
-_MAX_CONFLICT_RETRIES = 8
 
 FINALIZER_ORPHAN = "orphan"
 FINALIZER_FOREGROUND = "foregroundDeletion"
@@ -126,6 +126,8 @@ class DeleteResult:
     deleted: bool  # removed from the store now (False: marked for deletion)
 
 
+_Written = TypeVar("_Written", WriteResult, DeleteResult)
+
 NamespaceCheck = Callable[[str], Awaitable[None]]
 """Raises the right APIError if new objects may not be created in the namespace."""
 
@@ -172,6 +174,7 @@ class ResourceStorage:
         self.cache = cache
         self._decoder = schemas.decoder(rtype.definition, rtype.kind, rtype.api_version)
         self._namespace_check = namespace_check
+        self._key_locks = KeyLocks()
         getters: dict[str, Callable[[Obj], str]] = {
             "metadata.name": lambda o: str(o["metadata"].get("name", "")),
             "metadata.namespace": lambda o: str(o["metadata"].get("namespace", "")),
@@ -297,16 +300,17 @@ class ResourceStorage:
                 raise _too_large_rv(_parse_rv(rv), self.cache.revision)
         elif not rv:
             await self._fresh()
-        namespace = opts.namespace
-        candidates = self.cache.items(namespace or self._namespace_hint(opts.field_selector))
-        items = [c for c in candidates if matches(c)]
+        namespace = opts.namespace or self._namespace_hint(opts.field_selector)
+        listed = self.cache.sorted_items(namespace)  # in key order already; shared
+        if _selects(opts.label_selector) or _selects(opts.field_selector):
+            items = [c for c in listed if matches(c)]
+        else:
+            items = list(listed)
         revision = self.cache.revision
         if opts.limit and len(items) > opts.limit:
-            items.sort(key=lambda c: c.key)
             page = items[: opts.limit]
             remaining = len(items) - opts.limit
             return ListResult(page, revision, encode_continue(revision, page[-1].key), remaining)
-        items.sort(key=lambda c: c.key)
         return ListResult(items, revision)
 
     def _namespace_hint(self, field_selector: FieldSelector | None) -> str | None:
@@ -442,19 +446,18 @@ class ResourceStorage:
         self._match_url(meta, namespace, name)
         expected = meta.get("resourceVersion")
         expected_rv = _parse_rv(expected) if expected else 0
-        for attempt in range(_MAX_CONFLICT_RETRIES):
+
+        async def attempt(fresh: bool) -> WriteResult | None:
             try:
-                current = await self.latest(
-                    namespace, name, fresh=attempt > 0, at_least=expected_rv
-                )
+                current = await self.latest(namespace, name, fresh=fresh, at_least=expected_rv)
             except APIError:
                 if self.rtype.allow_create_on_update and not subresource:
                     meta.pop("resourceVersion", None)
                     return await self.create(namespace, obj, opts)
                 raise
             if expected_rv and expected_rv != current.rv:
-                if expected_rv > current.rv and attempt == 0:
-                    continue  # our cache is behind what the client saw: look again, fresh
+                if expected_rv > current.rv and not fresh:
+                    return None  # our cache is behind what the client saw: look again
                 raise errors.stale_conflict(self.rtype, name)
             try:
                 result = await self._write_update(
@@ -462,11 +465,12 @@ class ResourceStorage:
                 )
             except APIError as exc:
                 if exc.code == 409 and exc.reason == "Conflict" and not expected_rv:
-                    continue  # unconditional update raced another writer: re-read, retry
+                    return None  # an unconditional update raced another writer
                 raise
             result.warnings = warnings + result.warnings
             return result
-        raise errors.stale_conflict(self.rtype, name)
+
+        return await self._until_written(self.key(namespace, name), attempt)
 
     async def _write_update(
         self,
@@ -538,9 +542,10 @@ class ResourceStorage:
         meta = body["metadata"]
         self._match_url(meta, namespace, name)
         opts = replace(opts, managed_by_apply=True)
-        for attempt in range(_MAX_CONFLICT_RETRIES):
+
+        async def attempt(fresh: bool) -> WriteResult | None:
             try:
-                current: CachedObject | None = await self.latest(namespace, name, fresh=attempt > 0)
+                current: CachedObject | None = await self.latest(namespace, name, fresh=fresh)
             except APIError as exc:
                 if exc.code != 404:
                     raise
@@ -573,11 +578,12 @@ class ResourceStorage:
                     )
             except APIError as exc:
                 if exc.code == 409 and exc.reason in ("Conflict", "AlreadyExists"):
-                    continue  # raced with another writer: apply again on the fresh object
+                    return None  # raced with another writer: apply again on the fresh object
                 raise
             result.warnings = warnings + result.warnings
             return result
-        raise errors.stale_conflict(self.rtype, name)
+
+        return await self._until_written(self.key(namespace, name), attempt)
 
     def _merge_for_update(self, current: CachedObject, obj: Obj, subresource: str) -> Obj:
         """Apply the update strategy: which parts of ``obj`` may replace the current
@@ -643,16 +649,17 @@ class ResourceStorage:
         subresource: str = "",
         precondition_rv: Callable[[Obj], str | None] | None = None,
     ) -> WriteResult:
-        """Read-modify-write (patch, scale): retried on conflict unless the change pinned a
-        resourceVersion, exactly as the apiserver's patcher does."""
-        for attempt in range(_MAX_CONFLICT_RETRIES):
-            current = await self.latest(namespace, name, fresh=attempt > 0)
+        """Read-modify-write (patch, scale): retried on conflict until it lands unless the
+        change pinned a resourceVersion, exactly as the apiserver's patcher does."""
+
+        async def attempt(fresh: bool) -> WriteResult | None:
+            current = await self.latest(namespace, name, fresh=fresh)
             changed = mutate(current.copy())
             pinned = precondition_rv(changed) if precondition_rv else None
             body, warnings, missing = self.decode_body(changed, opts, known=current.obj)
             if pinned and _parse_rv(pinned) != current.rv:
-                if _parse_rv(pinned) > current.rv and attempt == 0:
-                    continue  # our cache is behind what the client saw: look again, fresh
+                if _parse_rv(pinned) > current.rv and not fresh:
+                    return None  # our cache is behind what the client saw: look again
                 raise errors.stale_conflict(self.rtype, name)
             meta = body["metadata"]
             if meta.get("name") != name:
@@ -674,11 +681,12 @@ class ResourceStorage:
                 )
             except APIError as exc:
                 if exc.code == 409 and exc.reason == "Conflict" and not pinned:
-                    continue
+                    return None
                 raise
             result.warnings = warnings + result.warnings
             return result
-        raise errors.stale_conflict(self.rtype, name)
+
+        return await self._until_written(self.key(namespace, name), attempt)
 
     async def guaranteed_update(
         self,
@@ -692,8 +700,9 @@ class ResourceStorage:
         gets a copy of the newest object and returns it changed, and that is stored as it is,
         retried on conflict. There is nothing to decode, validate or record in managedFields,
         exactly as the apiserver's BindingREST writes ``spec.nodeName`` straight to etcd."""
-        for attempt in range(_MAX_CONFLICT_RETRIES):
-            current = await self.latest(namespace, name, fresh=attempt > 0)
+
+        async def attempt(fresh: bool) -> WriteResult | None:
+            current = await self.latest(namespace, name, fresh=fresh)
             new = mutate(current.copy())
             if opts.dry_run:
                 return WriteResult(new)
@@ -702,23 +711,39 @@ class ResourceStorage:
                     current.key, _encode(new), expected_revision=current.rv
                 )
             except RevisionConflictError:
-                continue
+                return None
             except KeyNotFoundError:
                 raise errors.not_found(self.rtype, name) from None
             new["metadata"]["resourceVersion"] = str(kv.mod_revision)
             return WriteResult(new)
-        raise errors.stale_conflict(self.rtype, name)
+
+        return await self._until_written(self.key(namespace, name), attempt)
+
+    async def _until_written(
+        self, key: str, attempt: Callable[[bool], Awaitable[_Written | None]]
+    ) -> _Written:
+        """Run ``attempt`` — ``fresh`` once it has lost a race — with this key's turn held,
+        until it returns a result (None: it raced another writer; read the newest and retry,
+        as GuaranteedUpdate does for as long as the request lasts)."""
+        async with self._key_locks.hold(key):
+            fresh = False
+            while True:
+                result = await attempt(fresh)
+                if result is not None:
+                    return result
+                fresh = True
 
     # -------------------------------------------------------------- delete
 
     async def delete(self, namespace: str | None, name: str, opts: DeleteOptions) -> DeleteResult:
-        for attempt in range(_MAX_CONFLICT_RETRIES):
-            current = await self.latest(namespace, name, fresh=attempt > 0)
+        async def attempt(fresh: bool) -> DeleteResult | None:
+            current = await self.latest(namespace, name, fresh=fresh)
             try:
                 return await self._delete_once(current, opts)
             except RevisionConflictError:
-                continue
-        raise errors.stale_conflict(self.rtype, name)
+                return None
+
+        return await self._until_written(self.key(namespace, name), attempt)
 
     async def _delete_once(self, current: CachedObject, opts: DeleteOptions) -> DeleteResult:
         obj = current.copy()
@@ -807,6 +832,10 @@ class ResourceStorage:
             return max(0, opts.grace_period_seconds)
         # Kubernetes treats a negative configured grace period as 1 second
         return max(1, int(spec.get("terminationGracePeriodSeconds", 30)))
+
+
+def _selects(selector: Selector | FieldSelector | None) -> bool:
+    return selector is not None and not selector.is_empty()
 
 
 def _is_namespace(rtype: ResourceType) -> bool:

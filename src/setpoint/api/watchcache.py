@@ -26,6 +26,7 @@ consistent reads from cache.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import ctypes
 import ctypes.util
@@ -39,7 +40,14 @@ from typing import Any
 import orjson
 
 from setpoint.resources.registry import ResourceType
-from setpoint.store.interface import CompactedError, EventType, KeyValue, Store, WatchEvent
+from setpoint.store.interface import (
+    CompactedError,
+    EventType,
+    KeyValue,
+    Store,
+    WatchEvent,
+    prefix_end,
+)
 
 log = logging.getLogger(__name__)
 
@@ -304,6 +312,12 @@ class WatchCache:
         self._store = store
         self.objects: dict[str, CachedObject] = {}
         self._by_namespace: dict[str, dict[str, CachedObject]] = {}
+        # every key in order, for lists; keys added since it was last put in order
+        self._sorted_keys: list[str] = []
+        self._keys_added: set[str] = set()
+        self._keys_removed = False
+        # lists of objects in key order as last returned, until anything changes
+        self._sorted_lists: dict[str | None, list[CachedObject]] = {}
         self.history_limits = history or HistoryLimits()
         self.backlog_limits = backlog or BacklogLimits()
         self._clock = clock
@@ -341,6 +355,10 @@ class WatchCache:
         self._by_namespace.clear()
         for kv in listing.items:
             self._put(decode_object(kv))
+        self._sorted_keys = sorted(self.objects)
+        self._keys_added.clear()
+        self._keys_removed = False
+        self._sorted_lists.clear()
         self._history.clear()
         self.history_bytes = 0
         self._history_floor = listing.revision
@@ -380,16 +398,20 @@ class WatchCache:
         prev = self.objects.get(cached.key)
         self.objects[cached.key] = cached
         self._by_namespace.setdefault(cached.namespace, {})[cached.key] = cached
+        if prev is None:
+            self._keys_added.add(cached.key)
         return prev
 
     def _apply(self, event: WatchEvent) -> None:
         rv = event.revision
+        self._sorted_lists.clear()
         if event.type is EventType.PUT:
             cached = decode_object(event.kv)
             prev = self._put(cached)
             change = CacheEvent(MODIFIED if prev else ADDED, cached, prev, rv)
         else:
             prev = self.objects.pop(event.kv.key, None)
+            self._keys_removed = True
             if prev is not None:
                 bucket = self._by_namespace.get(prev.namespace)
                 if bucket is not None:
@@ -472,6 +494,37 @@ class WatchCache:
         if namespace:
             return self._by_namespace.get(namespace, {}).values()
         return self.objects.values()
+
+    def sorted_items(self, namespace: str | None) -> list[CachedObject]:
+        """The objects (of one namespace, or all) in key order, as lists return them.
+
+        The order is kept as a list of keys that is put right again only when a list needs
+        it after objects came or went (two sorted runs, which Python's sort merges in linear
+        time), so a list of an unchanged set sorts nothing; and while nothing changes at all,
+        the same list is handed out again (callers must not change it)."""
+        listed = self._sorted_lists.get(namespace)
+        if listed is not None:
+            return listed
+        keys = self._ordered_keys()
+        if namespace:
+            prefix = f"{self.rtype.store_prefix}{namespace}/"
+            low = bisect.bisect_left(keys, prefix)
+            high = bisect.bisect_left(keys, prefix_end(prefix), low)
+            keys = keys[low:high]
+        objects = self.objects
+        listed = self._sorted_lists[namespace] = [objects[key] for key in keys]
+        return listed
+
+    def _ordered_keys(self) -> list[str]:
+        added, objects = self._keys_added, self.objects
+        if added or self._keys_removed:
+            kept = [k for k in self._sorted_keys if k in objects and k not in added]
+            kept += sorted(k for k in added if k in objects)
+            kept.sort()
+            self._sorted_keys = kept
+            added.clear()
+            self._keys_removed = False
+        return self._sorted_keys
 
     def namespace_count(self, namespace: str) -> int:
         return len(self._by_namespace.get(namespace, {}))

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import click
 
+from setpoint.api.inflight import InflightLimits
 from setpoint.api.serving import ServingLimits
 from setpoint.cli.agent import agent
 from setpoint.cli.process import install_uvloop, tune_gc
@@ -116,6 +117,26 @@ def cli(verbose: int) -> None:
     show_default=True,
     help="How long a kept-alive connection may wait for its next request.",
 )
+@click.option(
+    "--max-requests-inflight",
+    type=click.IntRange(1),
+    default=InflightLimits.max_requests_inflight,
+    show_default=True,
+    help="Read-only requests served at once per priority level; more get 429.",
+)
+@click.option(
+    "--max-mutating-requests-inflight",
+    type=click.IntRange(1),
+    default=InflightLimits.max_mutating_requests_inflight,
+    show_default=True,
+    help="Mutating requests served at once per priority level; more get 429.",
+)
+@click.option(
+    "--request-timeout",
+    default="1m0s",
+    show_default=True,
+    help="How long a request (not a watch or a log stream) may take before it gets 504.",
+)
 def server(
     data_dir: Path | None,
     bind_address: str,
@@ -131,6 +152,9 @@ def server(
     tls_handshake_timeout: str,
     request_header_timeout: str,
     idle_connection_timeout: str,
+    max_requests_inflight: int,
+    max_mutating_requests_inflight: int,
+    request_timeout: str,
 ) -> None:
     """Run the control plane (API server on the embedded store) on this machine."""
     if bad := [a for a in kubelet_arg if "=" not in a]:
@@ -151,6 +175,11 @@ def server(
             tls_handshake_timeout=parse_duration(tls_handshake_timeout),
             read_header_timeout=parse_duration(request_header_timeout),
             idle_timeout=parse_duration(idle_connection_timeout),
+        ),
+        inflight=InflightLimits(
+            max_requests_inflight=max_requests_inflight,
+            max_mutating_requests_inflight=max_mutating_requests_inflight,
+            request_timeout=parse_duration(request_timeout),
         ),
     )
     install_uvloop()

@@ -24,6 +24,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from setpoint.api.discovery import KUBERNETES_VERSION
+from setpoint.api.inflight import InflightLimits
 from setpoint.api.openapi import build_openapi
 from setpoint.api.server import APIServer, TokenAuthenticator
 from setpoint.api.serving import ServingLimits, TLSSite, raise_descriptor_limit
@@ -48,6 +49,7 @@ class ServerConfig:
     event_ttl: float = 3600.0
     kubelet_args: tuple[str, ...] = ()  # "flag=value" for the local agent, as k3s takes them
     serving: ServingLimits = field(default_factory=ServingLimits)
+    inflight: InflightLimits = field(default_factory=InflightLimits)
 
     @property
     def kubeconfig_path(self) -> Path:
@@ -79,6 +81,7 @@ async def run_server(config: ServerConfig) -> None:
         openapi=build_openapi(registry, server_version=KUBERNETES_VERSION["gitVersion"]),
         event_ttl=config.event_ttl,
         metrics_sockets=[config.data_dir / CONTROLLER_METRICS_SOCKET],
+        inflight=config.inflight,
     )
     await api.start()
     limits = replace(

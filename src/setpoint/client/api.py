@@ -105,6 +105,16 @@ class ClientConfig:
         return cls(info.server_url, info.token, info.ca_pem, user_agent)
 
 
+# client-go retries a 429 up to 10 times, waiting as long as the server's Retry-After says
+THROTTLE_RETRIES = 10
+
+
+def _retry_after(status: Obj) -> float:
+    details = status.get("details") if isinstance(status, dict) else None
+    seconds = details.get("retryAfterSeconds") if isinstance(details, dict) else None
+    return float(seconds) if isinstance(seconds, int) and 0 < seconds <= 60 else 1.0
+
+
 class ApiClient:
     """One keep-alive connection pool to the API server. Close with :meth:`close`."""
 
@@ -147,15 +157,21 @@ class ApiClient:
         content_type: str = "application/json",
         timeout: float = 30,
     ) -> Obj:
-        response = await self._pool.request(
-            method,
-            path,
-            query=query_string(params) if params else "",
-            body=None if body is None else orjson.dumps(body),
-            content_type=content_type,
-            timeout=timeout,
-        )
-        decoded: Obj = orjson.loads(response.body) if response.body else {}
+        encoded = None if body is None else orjson.dumps(body)
+        for attempt in range(THROTTLE_RETRIES + 1):
+            response = await self._pool.request(
+                method,
+                path,
+                query=query_string(params) if params else "",
+                body=encoded,
+                content_type=content_type,
+                timeout=timeout,
+            )
+            decoded: Obj = orjson.loads(response.body) if response.body else {}
+            if response.status != 429 or attempt == THROTTLE_RETRIES:
+                break
+            # refused before it was served (the server sheds load): safe to send again
+            await asyncio.sleep(_retry_after(decoded))
         if response.status >= 400:
             raise ApiError(response.status, decoded if isinstance(decoded, dict) else {})
         return decoded

@@ -72,6 +72,11 @@ class ListResult:
     more: bool  # more keys follow the last item under the prefix
 
 
+def prefix_end(prefix: str) -> str:
+    """The smallest key greater than every key starting with ``prefix``."""
+    return prefix[:-1] + chr(ord(prefix[-1]) + 1)
+
+
 class StoreError(Exception):
     """Base of every error a Store raises on purpose."""
 

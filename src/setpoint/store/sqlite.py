@@ -52,6 +52,7 @@ from setpoint.store.interface import (
     StoreError,
     WatchBatch,
     WatchEvent,
+    prefix_end,
 )
 
 _SCHEMA = """
@@ -86,11 +87,6 @@ END;
 # Bounded so one huge burst cannot hold the write lock (and the fsync) for long, and so a
 # batch is always one statement: 2,000 rows x 5 columns stays below SQLite's 32,766 variables.
 _MAX_BATCH = 2000
-
-
-def prefix_end(prefix: str) -> str:
-    """The smallest key greater than every key starting with ``prefix``."""
-    return prefix[:-1] + chr(ord(prefix[-1]) + 1)
 
 
 def _connect(path: Path) -> sqlite3.Connection:

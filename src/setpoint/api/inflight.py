@@ -1,0 +1,124 @@
+"""In-flight limits: load beyond what the server works on at once is refused, not queued.
+
+kube-apiserver bounds the requests it serves concurrently (``--max-requests-inflight`` 400
+read-only, ``--max-mutating-requests-inflight`` 200 mutating); one over the bound is answered
+at once with 429 ``TooManyRequests`` and ``Retry-After: 1``, which every Kubernetes client
+honours by retrying. Long-running requests (watches, pod logs, and later exec, attach,
+port-forward) are not counted: they hold a connection, not the server's attention.
+
+In the spirit of API Priority and Fairness, node agents (group ``system:nodes``: Lease
+renewals, node and pod status) and the controller manager (user
+``system:kube-controller-manager``) count against seats of their own, the same number
+again, so a user flooding the API never takes the seats a node needs for its heartbeat or a
+controller for its reconcile. setpoint differs from kube-apiserver in two ways, both on
+purpose: ``system:masters`` is limited too (kube-apiserver exempts it, but setpoint's admin
+kubeconfig is what users work with every day), and there is no queueing or per-flow
+fairness inside a level, only its seats.
+
+Every request that is not long-running also has a deadline (``--request-timeout``, 60 s as
+in Kubernetes), reading its body included, after which it is answered 504; so a client that
+sends its body slowly cannot hold a seat for longer than that.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from prometheus_client import Counter, Gauge
+
+from setpoint.api import errors
+
+NODES_GROUP = "system:nodes"
+CONTROLLER_MANAGER_USER = "system:kube-controller-manager"
+# subresources whose requests stream for as long as the client wants (kube-apiserver's
+# BasicLongRunningRequestCheck)
+LONG_RUNNING_SUBRESOURCES = frozenset({"log", "exec", "attach", "portforward", "proxy"})
+_READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+RETRY_AFTER_SECONDS = 1
+
+INFLIGHT = Gauge(
+    "apiserver_current_inflight_requests",
+    "Requests being served now, by priority level and kind (readOnly or mutating).",
+    ["priority_level", "request_kind"],
+)
+REJECTED = Counter(
+    "apiserver_flowcontrol_rejected_requests_total",
+    "Requests refused with 429 because their priority level had no seat free.",
+    ["priority_level", "request_kind"],
+)
+
+
+@dataclass(frozen=True)
+class InflightLimits:
+    """Seats per priority level (kube-apiserver's flags and defaults)."""
+
+    max_requests_inflight: int = 400
+    max_mutating_requests_inflight: int = 200
+    request_timeout: float = 60.0
+
+
+class PriorityLevel(enum.Enum):
+    SYSTEM = "system"  # node agents and the controller manager
+    WORKLOAD = "workload"  # everyone else
+
+
+def priority_level(user_name: str, groups: tuple[str, ...]) -> PriorityLevel:
+    if NODES_GROUP in groups or user_name == CONTROLLER_MANAGER_USER:
+        return PriorityLevel.SYSTEM
+    return PriorityLevel.WORKLOAD
+
+
+def is_long_running(method: str, segments: list[str], watch: bool) -> bool:
+    """A watch, or a request to a streaming subresource (``.../pods/NAME/log``)."""
+    if watch and method == "GET":
+        return True
+    return len(segments) >= 2 and segments[-1] in LONG_RUNNING_SUBRESOURCES
+
+
+def too_many_requests() -> errors.APIError:
+    return errors.APIError(
+        429,
+        "TooManyRequests",
+        "Too many requests, please try again later.",
+        details={"retryAfterSeconds": RETRY_AFTER_SECONDS},
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
+
+
+class InflightLimiter:
+    """Counts the requests in flight per priority level and kind."""
+
+    def __init__(self, limits: InflightLimits) -> None:
+        self.limits = limits
+        self._in_flight: dict[tuple[PriorityLevel, bool], int] = {
+            (level, mutating): 0 for level in PriorityLevel for mutating in (False, True)
+        }
+
+    def in_flight(self, level: PriorityLevel, *, mutating: bool) -> int:
+        return self._in_flight[(level, mutating)]
+
+    @contextlib.contextmanager
+    def seat(self, level: PriorityLevel, method: str) -> Iterator[None]:
+        """Hold a seat for one request; 429 when its level has none free."""
+        mutating = method not in _READ_METHODS
+        key = (level, mutating)
+        bound = (
+            self.limits.max_mutating_requests_inflight
+            if mutating
+            else self.limits.max_requests_inflight
+        )
+        kind = "mutating" if mutating else "readOnly"
+        if self._in_flight[key] >= bound:
+            REJECTED.labels(level.value, kind).inc()
+            raise too_many_requests()
+        self._in_flight[key] += 1
+        gauge = INFLIGHT.labels(level.value, kind)
+        gauge.inc()
+        try:
+            yield
+        finally:
+            self._in_flight[key] -= 1
+            gauge.dec()
