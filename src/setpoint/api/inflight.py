@@ -10,10 +10,14 @@ In the spirit of API Priority and Fairness, node agents (group ``system:nodes``:
 renewals, node and pod status) and the controller manager (user
 ``system:kube-controller-manager``) count against seats of their own, the same number
 again, so a user flooding the API never takes the seats a node needs for its heartbeat or a
-controller for its reconcile. setpoint differs from kube-apiserver in two ways, both on
-purpose: ``system:masters`` is limited too (kube-apiserver exempts it, but setpoint's admin
-kubeconfig is what users work with every day), and there is no queueing or per-flow
-fairness inside a level, only its seats.
+controller for its reconcile. Their requests over those seats wait their turn in a queue
+(four times as long as the seats, FIFO, within the request deadline) instead of being
+refused, as APF queues: there are only so many of these clients, each with bounded
+concurrency, and a burst of them (hundreds of nodes reporting at once, the scheduler's
+bindings) is work the cluster needs done. setpoint differs from kube-apiserver on purpose:
+``system:masters`` is limited too (kube-apiserver exempts it, but setpoint's admin
+kubeconfig is what users work with every day), and there is no per-flow fairness inside a
+level, only its seats and, for the system level, its queue.
 
 Every request that is not long-running also has a deadline (``--request-timeout``, 60 s as
 in Kubernetes), reading its body included, after which it is answered 504; so a client that
@@ -22,9 +26,11 @@ sends its body slowly cannot hold a seat for longer than that.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import enum
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from prometheus_client import Counter, Gauge
@@ -88,37 +94,80 @@ def too_many_requests() -> errors.APIError:
     )
 
 
+# how many requests of the system level may wait for a seat, per seat
+_QUEUE_PER_SEAT = 4
+
+
+class _Seats:
+    """The seats of one priority level for one kind of request, with a FIFO queue."""
+
+    def __init__(self, bound: int, queue_limit: int) -> None:
+        self.bound = bound
+        self.queue_limit = queue_limit
+        self.taken = 0
+        self._waiting: deque[asyncio.Future[None]] = deque()
+
+    async def take(self) -> bool:
+        """Take a seat, waiting in the queue if there is room in it; False if neither."""
+        if self.taken < self.bound and not self._waiting:
+            self.taken += 1
+            return True
+        if len(self._waiting) >= self.queue_limit:
+            return False
+        turn = asyncio.get_running_loop().create_future()
+        self._waiting.append(turn)
+        try:
+            await turn  # the seat is handed over with the turn
+        except asyncio.CancelledError:
+            if turn.done() and not turn.cancelled():
+                self.give_back()  # handed a seat just as the request went away
+            else:
+                self._waiting.remove(turn)
+            raise
+        return True
+
+    def give_back(self) -> None:
+        while self._waiting:
+            turn = self._waiting.popleft()
+            if not turn.done():
+                turn.set_result(None)  # the seat passes straight to the next in line
+                return
+        self.taken -= 1
+
+
 class InflightLimiter:
     """Counts the requests in flight per priority level and kind."""
 
     def __init__(self, limits: InflightLimits) -> None:
         self.limits = limits
-        self._in_flight: dict[tuple[PriorityLevel, bool], int] = {
-            (level, mutating): 0 for level in PriorityLevel for mutating in (False, True)
-        }
+        self._seats: dict[tuple[PriorityLevel, bool], _Seats] = {}
+        for level in PriorityLevel:
+            for mutating in (False, True):
+                bound = (
+                    limits.max_mutating_requests_inflight
+                    if mutating
+                    else limits.max_requests_inflight
+                )
+                queue = bound * _QUEUE_PER_SEAT if level is PriorityLevel.SYSTEM else 0
+                self._seats[(level, mutating)] = _Seats(bound, queue)
 
     def in_flight(self, level: PriorityLevel, *, mutating: bool) -> int:
-        return self._in_flight[(level, mutating)]
+        return self._seats[(level, mutating)].taken
 
-    @contextlib.contextmanager
-    def seat(self, level: PriorityLevel, method: str) -> Iterator[None]:
-        """Hold a seat for one request; 429 when its level has none free."""
+    @contextlib.asynccontextmanager
+    async def seat(self, level: PriorityLevel, method: str) -> AsyncIterator[None]:
+        """Hold a seat for one request; 429 when its level has none free (and, for the
+        system level, its queue is full too)."""
         mutating = method not in _READ_METHODS
-        key = (level, mutating)
-        bound = (
-            self.limits.max_mutating_requests_inflight
-            if mutating
-            else self.limits.max_requests_inflight
-        )
+        seats = self._seats[(level, mutating)]
         kind = "mutating" if mutating else "readOnly"
-        if self._in_flight[key] >= bound:
+        if not await seats.take():
             REJECTED.labels(level.value, kind).inc()
             raise too_many_requests()
-        self._in_flight[key] += 1
         gauge = INFLIGHT.labels(level.value, kind)
         gauge.inc()
         try:
             yield
         finally:
-            self._in_flight[key] -= 1
             gauge.dec()
+            seats.give_back()

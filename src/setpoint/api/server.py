@@ -36,6 +36,7 @@ from setpoint.api.handlers import ResourceHandlers
 from setpoint.api.inflight import (
     InflightLimiter,
     InflightLimits,
+    PriorityLevel,
     is_long_running,
     priority_level,
 )
@@ -291,8 +292,7 @@ class APIServer:
             watch = request.query.get("watch", "").lower() in ("1", "true")
             if is_long_running(request.method, segments, watch):
                 return await self._dispatch(request)
-            with self.inflight.seat(priority_level(user.name, user.groups), request.method):
-                return await self._dispatch_before_deadline(request)
+            return await self._dispatch_in_a_seat(request, priority_level(user.name, user.groups))
         except APIError as exc:
             response = status_response(exc)
             if exc.code == 413:
@@ -311,10 +311,14 @@ class APIServer:
             log.exception("internal error serving %s %s", request.method, request.path)
             return status_response(errors.internal(type(exc).__name__))
 
-    async def _dispatch_before_deadline(self, request: web.BaseRequest) -> web.StreamResponse:
+    async def _dispatch_in_a_seat(
+        self, request: web.BaseRequest, level: PriorityLevel
+    ) -> web.StreamResponse:
+        """Serve a request that is not long-running: in a seat of its priority level, and
+        before its deadline (a system request waiting for a seat is counted in it)."""
         deadline = asyncio.timeout(self.inflight.limits.request_timeout)
         try:
-            async with deadline:
+            async with deadline, self.inflight.seat(level, request.method):
                 return await self._dispatch(request)
         except TimeoutError:
             if not deadline.expired():
