@@ -53,9 +53,11 @@ class Sim:
     async def start(self, client: ApiClient, *, timeout: float = 120.0) -> float:
         """Start the hollow nodes and wait until all ``nodes`` Nodes are Ready; returns the
         time that took."""
-        kubeconfig = self.server.data_dir / "kubeconfig.yaml"
+        data_dir = self.server.data_dir
         command = [sys.executable, "-m", "setpoint.cli.main", "sim", "--nodes", str(self.nodes)]
-        command += ["--kubeconfig", str(kubeconfig)]
+        # hollow nodes join as nodes do, with the node token (their own priority level)
+        command += ["--server", self.server.url, "--token-file", str(data_dir / "node-token")]
+        command += ["--ca-file", str(data_dir / "tls" / "ca.crt")]
         log: IO[bytes]
         started = time.perf_counter()
         with open(self.log_path, "ab") as log:

@@ -14,6 +14,7 @@ The on-disk layout below ``data_dir`` is::
 
     data_dir/              mode 0700 when created here
         token              admin bearer token, 64 hex characters (32 random bytes)
+        controller-token   the controller manager's bearer token (same form)
         node-token         node join token, K10<sha256 of ca.crt>::server:<random hex>
         tls/               mode 0700
             ca.crt         self-signed CA certificate (EC P-256, 10 years)
@@ -91,6 +92,7 @@ CA_KEY_FILE = "ca.key"
 SERVING_CERT_FILE = "serving.crt"
 SERVING_KEY_FILE = "serving.key"
 ADMIN_TOKEN_FILE = "token"
+CONTROLLER_TOKEN_FILE = "controller-token"
 NODE_TOKEN_FILE = "node-token"
 
 SERVING_COMMON_NAME = "setpoint"
@@ -139,6 +141,7 @@ class ServerCredentials:
     serving_key: Path
     admin_token: str
     node_token: str
+    controller_token: str
 
     def ssl_context(self) -> ssl.SSLContext:
         """A server-side TLS context (TLS 1.2 or later) presenting the serving certificate."""
@@ -197,7 +200,10 @@ def ensure_server_credentials(data_dir: Path, *, hosts: Sequence[str]) -> Server
             wanted=wanted,
         )
 
-        admin_token = _ensure_admin_token(data_dir / ADMIN_TOKEN_FILE)
+        admin_token = _ensure_random_token(data_dir / ADMIN_TOKEN_FILE, "admin")
+        controller_token = _ensure_random_token(
+            data_dir / CONTROLLER_TOKEN_FILE, "controller manager"
+        )
         node_token = _ensure_node_token(data_dir / NODE_TOKEN_FILE, ca_cert_pem=ca_cert_pem)
 
     return ServerCredentials(
@@ -207,6 +213,7 @@ def ensure_server_credentials(data_dir: Path, *, hosts: Sequence[str]) -> Server
         serving_key=serving_key_path,
         admin_token=admin_token,
         node_token=node_token,
+        controller_token=controller_token,
     )
 
 
@@ -701,15 +708,15 @@ def _local_addresses() -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
 # --------------------------------------------------------------------------- tokens
 
 
-def _ensure_admin_token(path: Path) -> str:
+def _ensure_random_token(path: Path, whose: str) -> str:
     if path.exists():
         token = path.read_text(encoding="utf-8").strip()
         if not token:
-            raise PKIError(f"admin token file {path} is empty; remove it to create a new token")
+            raise PKIError(f"{whose} token file {path} is empty; remove it to create a new token")
         return token
     token = secrets.token_hex(32)
     _write_private_file(path, (token + "\n").encode("ascii"))
-    logger.info("created admin token %s", path)
+    logger.info("created %s token %s", whose, path)
     return token
 
 

@@ -17,7 +17,18 @@ pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("cluster")]
 
 def start_sim(server: Server, nodes: int, log: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [SETPOINT, "sim", "--nodes", str(nodes), "--kubeconfig", str(server.kubeconfig)],
+        [
+            SETPOINT,
+            "sim",
+            "--nodes",
+            str(nodes),
+            "--server",
+            server.url,
+            "--token-file",
+            str(server.data_dir / "node-token"),
+            "--ca-file",
+            str(server.ca_file),
+        ],
         stdout=open(log, "ab"),
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,

@@ -276,3 +276,17 @@ def test_node_heartbeats_are_never_refused_during_a_user_flood(tmp_path: Path) -
         assert renewal_statuses == [200] * 20
     finally:
         server.stop()
+
+
+def test_the_controller_manager_has_an_identity_of_its_own(server: Server) -> None:
+    """Its kubeconfig carries its own token, which is neither the admin's nor a node's, so
+    its requests count against the system level's seats."""
+    import yaml
+
+    config = yaml.safe_load((server.data_dir / "controller-manager.kubeconfig").read_text())
+    [user] = config["users"]
+    assert user["name"] == "system:kube-controller-manager"
+    token = user["user"]["token"]
+    assert token not in (server.token, node_token(server))
+    assert server.request("GET", "/api/v1/namespaces", token=token)[0] == 200
+    assert (server.data_dir / "controller-manager.kubeconfig").stat().st_mode & 0o077 == 0

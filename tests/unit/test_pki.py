@@ -116,6 +116,9 @@ def test_tokens_have_k3s_formats(creds: ServerCredentials, data_dir: Path) -> No
     assert (data_dir / "node-token").read_text().strip() == creds.node_token
     assert not tokens_equal(password, creds.admin_token)
 
+    assert len(creds.controller_token) == 64 and creds.controller_token != creds.admin_token
+    assert (data_dir / "controller-token").read_text().strip() == creds.controller_token
+
 
 def test_second_call_reuses_ca_serving_cert_and_tokens(
     data_dir: Path, creds: ServerCredentials
@@ -178,7 +181,11 @@ def test_new_host_reissues_serving_cert_with_same_ca(
 
     assert again.ca_cert.read_bytes() == ca_before
     assert again.ca_key.read_bytes() == ca_key_before
-    assert (again.admin_token, again.node_token) == (creds.admin_token, creds.node_token)
+    assert (again.admin_token, again.node_token, again.controller_token) == (
+        creds.admin_token,
+        creds.node_token,
+        creds.controller_token,
+    )
     assert again.serving_cert.read_bytes() != serving_before
     serving = _cert(again.serving_cert)
     serving.verify_directly_issued_by(_cert(again.ca_cert))

@@ -34,6 +34,7 @@ from setpoint.api.discovery import AGGREGATED_CONTENT_TYPE, Discovery
 from setpoint.api.errors import APIError
 from setpoint.api.handlers import ResourceHandlers
 from setpoint.api.inflight import (
+    CONTROLLER_MANAGER_USER,
     InflightLimiter,
     InflightLimits,
     PriorityLevel,
@@ -66,11 +67,13 @@ class User:
 
 
 class TokenAuthenticator:
-    """Static bearer tokens: the admin token and the node join token."""
+    """Static bearer tokens: the admin's, the node join token, and the controller
+    manager's (its own identity, so that it has seats of its own; see ``inflight``)."""
 
-    def __init__(self, *, admin_token: str, node_token: str) -> None:
+    def __init__(self, *, admin_token: str, node_token: str, controller_token: str = "") -> None:
         self._admin = admin_token
         self._node = node_token
+        self._controller = controller_token
 
     @property
     def node_token(self) -> str:
@@ -85,6 +88,8 @@ class TokenAuthenticator:
             return User("admin", ("system:masters", "system:authenticated"))
         if token and tokens_equal(token, self._node):
             return User("system:node", ("system:nodes", "system:authenticated"))
+        if token and self._controller and tokens_equal(token, self._controller):
+            return User(CONTROLLER_MANAGER_USER, ("system:authenticated",))
         return None
 
 

@@ -24,7 +24,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from setpoint.api.discovery import KUBERNETES_VERSION
-from setpoint.api.inflight import InflightLimits
+from setpoint.api.inflight import CONTROLLER_MANAGER_USER, InflightLimits
 from setpoint.api.openapi import build_openapi
 from setpoint.api.server import APIServer, TokenAuthenticator
 from setpoint.api.serving import ServingLimits, TLSSite, raise_descriptor_limit
@@ -55,6 +55,11 @@ class ServerConfig:
     def kubeconfig_path(self) -> Path:
         return self.data_dir / "kubeconfig.yaml"
 
+    @property
+    def controller_kubeconfig_path(self) -> Path:
+        """The controller manager's own kubeconfig (its own token and identity)."""
+        return self.data_dir / "controller-manager.kubeconfig"
+
 
 def client_host(bind_address: str) -> str:
     """The address local clients should use to reach a listener on ``bind_address``."""
@@ -76,7 +81,9 @@ async def run_server(config: ServerConfig) -> None:
         store,
         registry,
         authenticator=TokenAuthenticator(
-            admin_token=credentials.admin_token, node_token=credentials.node_token
+            admin_token=credentials.admin_token,
+            node_token=credentials.node_token,
+            controller_token=credentials.controller_token,
         ),
         openapi=build_openapi(registry, server_version=KUBERNETES_VERSION["gitVersion"]),
         event_ttl=config.event_ttl,
@@ -106,6 +113,13 @@ async def run_server(config: ServerConfig) -> None:
     await site.start()
     port = site.port
     url = f"https://{client_host(config.bind_address)}:{port}"
+    write_kubeconfig(
+        config.controller_kubeconfig_path,
+        server_url=url,
+        ca_pem=credentials.ca_pem(),
+        token=credentials.controller_token,
+        user_name=CONTROLLER_MANAGER_USER,
+    )
     config.kubeconfig_path.unlink(missing_ok=True)
     write_kubeconfig(
         config.kubeconfig_path,
@@ -160,7 +174,7 @@ async def run_server(config: ServerConfig) -> None:
 
 
 def controller_manager_args(config: ServerConfig) -> list[str]:
-    args = ["controller-manager", "--kubeconfig", str(config.kubeconfig_path)]
+    args = ["controller-manager", "--kubeconfig", str(config.controller_kubeconfig_path)]
     if not config.run_controllers:
         args.append("--disable-controllers")
     if not config.run_scheduler:
