@@ -93,7 +93,9 @@ async def test_a_lost_database_is_refused_where_a_store_existed(
         path.write_bytes(b"")
     Path(f"{path}-wal").unlink(missing_ok=True)
     # the high-water mark alone says a store was here
-    with pytest.raises(DatabaseMissingError, match=f"the database is {damage}"):
+    with pytest.raises(
+        DatabaseMissingError, match=f"state.db is {damage}, but a store existed here"
+    ):
         await SQLiteStore.open(path)
     # and so does the caller's knowledge, even with the mark gone too
     (path.parent / "high-water-mark").unlink()

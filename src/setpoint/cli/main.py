@@ -12,13 +12,14 @@ import contextlib
 import logging
 import os
 import re
+import sys
 from pathlib import Path
 
 import click
 
 from setpoint.cli.agent import agent
-from setpoint.cli.process import install_uvloop, tune_gc
-from setpoint.cli.server import ServerConfig, run_server
+from setpoint.cli.process import EXIT_CANNOT_START, install_uvloop, tune_gc
+from setpoint.cli.server import CannotStart, ServerConfig, run_server
 from setpoint.cli.sim import sim
 
 
@@ -90,6 +91,13 @@ def cli(verbose: int) -> None:
     metavar="FLAG=VALUE",
     help="A flag for the local node agent, e.g. crash-loop-backoff-max=1m (see setpoint agent -h).",
 )
+@click.option(
+    "--cluster-reset",
+    is_flag=True,
+    help="If the database is missing, empty or corrupt, start over with an empty one "
+    "(a corrupt one is moved aside); revisions continue above every one handed out before. "
+    "A healthy database is kept.",
+)
 def server(
     data_dir: Path | None,
     bind_address: str,
@@ -101,8 +109,11 @@ def server(
     disable_scheduler: bool,
     event_ttl: str,
     kubelet_arg: tuple[str, ...],
+    cluster_reset: bool,
 ) -> None:
-    """Run the control plane (API server on the embedded store) on this machine."""
+    """Run the control plane (API server on the embedded store) on this machine.
+
+    Exits with status 3 and one line on stderr if it cannot start."""
     if bad := [a for a in kubelet_arg if "=" not in a]:
         raise click.BadParameter(f"{bad[0]!r} is not FLAG=VALUE", param_hint="--kubelet-arg")
     config = ServerConfig(
@@ -116,10 +127,15 @@ def server(
         run_scheduler=not disable_scheduler,
         event_ttl=parse_duration(event_ttl),
         kubelet_args=kubelet_arg,
+        cluster_reset=cluster_reset,
     )
     install_uvloop()
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run_server(config))
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(run_server(config))
+    except CannotStart as exc:
+        click.echo(f"setpoint server: cannot start: {exc}", err=True)
+        sys.exit(EXIT_CANNOT_START)
 
 
 @cli.command()

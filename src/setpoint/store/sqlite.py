@@ -732,10 +732,9 @@ def _prepare_file(path: Path, mark: Mark | None, *, expect_data: bool, reset: bo
     if existed and not reset:
         state = "empty" if path.exists() else "missing"
         raise DatabaseMissingError(
-            f"the database is {state}, but this data dir already held a store (its cluster "
-            "CA and tokens, or the store's high-water mark): starting empty would lose every "
-            "object and send resourceVersions backwards; restore a snapshot (setpoint "
-            "datastore snapshot restore) or start over with --cluster-reset",
+            f"the database {path} is {state}, but a store existed here: starting empty would "
+            "lose every object and send resourceVersions backwards; restore a snapshot "
+            "(setpoint datastore snapshot restore) or start over with --cluster-reset",
             path=str(path),
         )
     if any(p.exists() for p in (path, *sidecars(path))):

@@ -178,7 +178,7 @@ class StoreLock:
             holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
             os.close(fd)
             raise StoreInUseError(
-                f"the store in {self.path.parent} is in use by {holder}", path=str(self.path)
+                f"the store in {self.path.parent} is in use by {holder}", path=str(self.path.parent)
             ) from None
         except BaseException:
             os.close(fd)
