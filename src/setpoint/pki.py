@@ -211,7 +211,7 @@ def ensure_server_credentials(data_dir: Path, *, hosts: Sequence[str]) -> Server
             data_dir / ADMIN_TOKEN_FILE,
             data_dir / NODE_TOKEN_FILE,
         ):
-            _tighten(path, _PRIVATE_FILE_MODE)
+            tighten(path, _PRIVATE_FILE_MODE)
 
     return ServerCredentials(
         ca_cert=ca_cert_path,
@@ -801,10 +801,10 @@ def make_private_dir(path: Path) -> None:
     except FileExistsError:
         if not path.is_dir():
             raise
-    _tighten(path, _PRIVATE_DIR_MODE)  # also undoes the umask's filtering of mkdir's mode
+    tighten(path, _PRIVATE_DIR_MODE)  # also undoes the umask's filtering of mkdir's mode
 
 
-def _tighten(path: Path, mode: int) -> None:
+def tighten(path: Path, mode: int) -> None:
     """Take away what ``mode`` does not grant; touch nothing that is already so (a read-only
     file system is then no obstacle to starting)."""
     try:

@@ -43,6 +43,7 @@ from setpoint.pki import (
     PKIError,
     ensure_server_credentials,
     make_private_dir,
+    tighten,
     write_kubeconfig,
 )
 from setpoint.resources.catalog import default_registry
@@ -159,6 +160,8 @@ async def _start(config: ServerConfig, running: contextlib.AsyncExitStack) -> st
     """Bring everything up in order, registering how to stop each part on ``running`` (which
     stops them in reverse: listener, caches, store). Returns the URL clients use."""
     make_private_dir(config.data_dir)
+    # a previous run's socket; the controller manager replaces it with a private one
+    tighten(config.data_dir / CONTROLLER_METRICS_SOCKET, 0o600)
     existed = cluster_exists(config.data_dir)
     store = await SQLiteStore.open(
         config.db_path, expect_data=existed, reset=config.cluster_reset, purpose="setpoint server"
@@ -355,6 +358,11 @@ async def serve_metrics_on_socket(path: Path) -> web.AppRunner:
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     path.unlink(missing_ok=True)
-    await web.UnixSite(runner, str(path)).start()
-    path.chmod(0o600)
+    # private from birth: bind() makes the socket with the umask's mode, and a chmod after
+    # it would leave a moment when it is not (this process creates no other files meanwhile)
+    umask = os.umask(0o177)
+    try:
+        await web.UnixSite(runner, str(path)).start()
+    finally:
+        os.umask(umask)
     return runner

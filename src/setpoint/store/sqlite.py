@@ -82,7 +82,6 @@ from setpoint.store.sqlite_files import (
     make_private_dir,
     move_aside,
     sidecars,
-    tighten_database_files,
 )
 
 log = logging.getLogger(__name__)
@@ -190,7 +189,6 @@ class SQLiteStore:
             self._lock.acquire(purpose=purpose)
             mark = self._mark_file.read()
             floor = _prepare_file(path, mark, expect_data=expect_data, reset=reset)
-            tighten_database_files(path)
             try:
                 self._open_connections(check=reset)
             except (sqlite3.DatabaseError, CorruptDatabaseError) as exc:

@@ -84,13 +84,17 @@ class StoreInUseError(BackendError):
 
 
 def make_private_dir(path: Path) -> None:
-    """Create ``path`` with mode 0700 (parents as the umask says), or tighten it to 0700."""
+    """Create ``path`` with mode 0700 (parents as the umask says), or tighten it and
+    everything already in it: 0700 for directories, 0600 for the rest (the database, its
+    sidecars, the lock, the mark, and copies moved aside)."""
     try:
         path.mkdir(mode=PRIVATE_DIR_MODE, parents=True)
     except FileExistsError:
         if not path.is_dir():
             raise
     tighten(path, PRIVATE_DIR_MODE)
+    for entry in path.iterdir():
+        tighten(entry, PRIVATE_DIR_MODE if entry.is_dir() else PRIVATE_FILE_MODE)
 
 
 def tighten(path: Path, mode: int) -> None:
@@ -102,11 +106,6 @@ def tighten(path: Path, mode: int) -> None:
         return
     if current & ~mode:
         os.chmod(path, current & mode)
-
-
-def tighten_database_files(db_path: Path) -> None:
-    for path in (db_path, *sidecars(db_path)):
-        tighten(path, PRIVATE_FILE_MODE)
 
 
 def create_private_file(path: Path) -> None:
