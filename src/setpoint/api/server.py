@@ -39,7 +39,7 @@ from setpoint.api.watchcache import WatchCache
 from setpoint.pki import tokens_equal
 from setpoint.resources.registry import Registry, ResourceType
 from setpoint.resources.schema import SchemaSet
-from setpoint.store.interface import Store
+from setpoint.store.interface import BackendError, Store
 
 log = logging.getLogger(__name__)
 
@@ -177,6 +177,8 @@ class APIServer:
                 target = seen.popleft()
                 try:
                     await self.store.compact(target)
+                except BackendError as exc:
+                    log.warning("compaction to revision %d failed: %s", target, exc)
                 except Exception:
                     log.exception("compaction to revision %d failed", target)
 
@@ -207,6 +209,8 @@ class APIServer:
             await asyncio.sleep(min(EVENT_TTL_SWEEP_INTERVAL, max(self.event_ttl / 2, 0.5)))
             try:
                 await self.expire_events()
+            except BackendError as exc:
+                log.warning("event TTL sweep failed: %s", exc)
             except Exception:
                 log.exception("event TTL sweep failed")
 
@@ -295,6 +299,8 @@ class APIServer:
             raise
         except asyncio.CancelledError:
             raise
+        except BackendError as exc:  # a full disk, a corrupt database: say which (store logs it)
+            return error_response(errors.internal(str(exc)))
         except Exception as exc:
             log.exception("internal error serving %s %s", request.method, request.path)
             return error_response(errors.internal(type(exc).__name__))

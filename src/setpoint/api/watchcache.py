@@ -25,7 +25,14 @@ from typing import Any
 import orjson
 
 from setpoint.resources.registry import ResourceType
-from setpoint.store.interface import CompactedError, EventType, KeyValue, Store, WatchEvent
+from setpoint.store.interface import (
+    BackendError,
+    CompactedError,
+    EventType,
+    KeyValue,
+    Store,
+    WatchEvent,
+)
 
 log = logging.getLogger(__name__)
 
@@ -184,6 +191,9 @@ class WatchCache:
                 await self._relist()
             except asyncio.CancelledError:
                 raise
+            except BackendError as exc:  # the database failed (and says why): retry calmly
+                log.warning("%s: store watch failed: %s; re-watching", self.rtype.plural, exc)
+                await asyncio.sleep(1.0)
             except Exception:  # keep the cache alive; the store watch is re-established
                 log.exception("%s: store watch failed; re-watching", self.rtype.plural)
                 await asyncio.sleep(0.1)

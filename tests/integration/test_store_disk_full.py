@@ -1,0 +1,60 @@
+"""A disk that fills up while the server runs: writes fail with a Status that says so, reads
+go on, and writes work again once there is space."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.disks import fill, tmpfs
+from tests.support import Server, start_server, wait_for
+
+CM = "/api/v1/namespaces/default/configmaps"
+
+
+def create(server: Server, name: str, size: int = 0) -> tuple[int, dict]:
+    status, body, _ = server.request(
+        "POST", CM, {"metadata": {"name": name}, "data": {"blob": "x" * size}}
+    )
+    return status, body
+
+
+def test_a_full_disk_fails_writes_with_the_cause_and_they_work_again_after(
+    tmp_path: Path,
+) -> None:
+    # the data dir is the mount point: the server's log (beside it) stays off the full disk
+    with tmpfs(tmp_path / "data", size="24m") as data:
+        server = start_server(data)
+        try:
+            status, before = create(server, "before")
+            assert status == 201, before
+            filler = fill(data)
+
+            status, body = create(server, "too-much", size=200_000)
+            assert status == 500, body
+            assert body["reason"] == "InternalError"
+            assert body["message"] == "Internal error occurred: database or disk is full"
+
+            # reads are served meanwhile
+            status, got, _ = server.request("GET", f"{CM}/before")
+            assert status == 200, got
+            assert got["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
+            status, listing, _ = server.request("GET", CM)
+            assert status == 200
+            assert [item["metadata"]["name"] for item in listing["items"]] == ["before"]
+
+            filler.unlink()
+
+            def created_again() -> dict | None:
+                status, body = create(server, "after", size=200_000)
+                return body if status == 201 else None
+
+            after = wait_for(created_again, timeout=20, what="a write once there is space")
+            assert int(after["metadata"]["resourceVersion"]) > int(
+                before["metadata"]["resourceVersion"]
+            )
+        finally:
+            assert server.stop() == 0
+        log = server.log()
+        assert "store: writes are failing: database or disk is full" in log
+        assert "store: writes work again" in log
+        assert "Traceback" not in log
