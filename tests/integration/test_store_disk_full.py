@@ -9,6 +9,9 @@ from tests.disks import fill, tmpfs
 from tests.support import Server, start_server, wait_for
 
 CM = "/api/v1/namespaces/default/configmaps"
+# small enough to arrive in one TLS record: the body reader of this version takes only the
+# first chunk of a larger body (being fixed separately); any write needs new pages anyway
+BLOB = 8_000
 
 
 def create(server: Server, name: str, size: int = 0) -> tuple[int, dict]:
@@ -29,8 +32,8 @@ def test_a_full_disk_fails_writes_with_the_cause_and_they_work_again_after(
             assert status == 201, before
             filler = fill(data)
 
-            status, body = create(server, "too-much", size=200_000)
-            assert status == 500, body
+            status, body = create(server, "too-much", size=BLOB)
+            assert status == 500, body["message"]
             assert body["reason"] == "InternalError"
             assert body["message"] == "Internal error occurred: database or disk is full"
 
@@ -45,7 +48,7 @@ def test_a_full_disk_fails_writes_with_the_cause_and_they_work_again_after(
             filler.unlink()
 
             def created_again() -> dict | None:
-                status, body = create(server, "after", size=200_000)
+                status, body = create(server, "after", size=BLOB)
                 return body if status == 201 else None
 
             after = wait_for(created_again, timeout=20, what="a write once there is space")
@@ -58,3 +61,39 @@ def test_a_full_disk_fails_writes_with_the_cause_and_they_work_again_after(
         assert "store: writes are failing: database or disk is full" in log
         assert "store: writes work again" in log
         assert "Traceback" not in log
+
+
+def test_readyz_fails_while_the_store_cannot_write_and_recovers_without_a_client_write(
+    tmp_path: Path,
+) -> None:
+    with tmpfs(tmp_path / "data", size="24m") as data:
+        server = start_server(data)
+        try:
+            filler = fill(data)
+
+            def readyz() -> tuple[int, str]:
+                status, body, _ = server.request("GET", "/readyz?verbose", token=None)
+                return status, body
+
+            # nobody writes: the store's own probe finds out once its last write is stale
+            def failing() -> str | None:
+                status, body = readyz()
+                return body if status == 500 else None
+
+            body = wait_for(failing, timeout=20, what="/readyz to fail")
+            assert body == (
+                "[+]ping ok\n"
+                "[+]etcd ok\n"
+                "[-]etcd-readiness failed: reason withheld\n"
+                "[+]informer-sync ok\n"
+                "readyz check failed\n"
+            )
+            status, reason, _ = server.request("GET", "/readyz/etcd-readiness")
+            assert (status, reason) == (500, "internal server error: database or disk is full\n")
+            status, body, _ = server.request("GET", "/livez", token=None)
+            assert (status, body) == (200, "ok")  # restarting would not help: still live
+
+            filler.unlink()
+            wait_for(lambda: readyz()[0] == 200, timeout=20, what="/readyz to pass again")
+        finally:
+            assert server.stop() == 0

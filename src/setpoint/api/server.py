@@ -2,8 +2,9 @@
 
 ``APIServer`` wires a :class:`~setpoint.store.interface.Store` to the Kubernetes REST surface:
 it builds one :class:`WatchCache` and :class:`ResourceStorage` per served type, answers
-discovery and OpenAPI, authenticates every request by bearer token (except the health
-endpoints, which Kubernetes also leaves open), turns every error into a ``Status``, creates
+discovery and OpenAPI, authenticates every request by bearer token (except the three health
+endpoints, which Kubernetes also leaves open; see ``health``), turns every error into a
+``Status``, creates
 the namespaces a cluster starts with, and compacts old store history periodically.
 """
 
@@ -33,6 +34,7 @@ from setpoint.api import errors, negotiation
 from setpoint.api.discovery import AGGREGATED_CONTENT_TYPE, Discovery
 from setpoint.api.errors import APIError
 from setpoint.api.handlers import ResourceHandlers
+from setpoint.api.health import Check, HealthEndpoints
 from setpoint.api.podlogs import PodLogs
 from setpoint.api.storage import DeleteOptions, ResourceStorage, WriteOptions
 from setpoint.api.watchcache import WatchCache
@@ -44,9 +46,9 @@ from setpoint.store.interface import BackendError, Store
 log = logging.getLogger(__name__)
 
 INITIAL_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+# what answers without a token, as kube-apiserver's system:public-info-viewer role allows;
+# a single check (/readyz/etcd) says why it fails, so it needs a token
 HEALTH_PATHS = ("/healthz", "/livez", "/readyz")
-# what answers without a token: the health paths and their sub-checks (/healthz/ping)
-_HEALTH_PREFIXES = tuple(p for h in HEALTH_PATHS for p in (h + "/", h))
 COMPACTION_INTERVAL = 300.0
 EVENT_TTL_SWEEP_INTERVAL = 60.0
 
@@ -125,6 +127,20 @@ class APIServer:
         )
         self._tasks: list[asyncio.Task[None]] = []
         self.ready = False
+        ping = Check("ping", _ok)
+        etcd = Check("etcd", store.check_readable)
+        self.health = HealthEndpoints(
+            {
+                "livez": [ping, etcd],
+                "healthz": [ping, etcd],
+                "readyz": [
+                    ping,
+                    etcd,
+                    Check("etcd-readiness", store.check_writable),
+                    Check("informer-sync", self._informers_synced),
+                ],
+            }
+        )
 
     def _storage(self, plural: str) -> ResourceStorage | None:
         rtype = self.registry.lookup("", "v1", plural)
@@ -280,7 +296,7 @@ class APIServer:
         on every request."""
         try:
             path = request.path
-            if not path.startswith(_HEALTH_PREFIXES):
+            if path not in HEALTH_PATHS:
                 user = self.authenticator.authenticate(request.headers.get("Authorization"))
                 if user is None:
                     raise errors.unauthorized()
@@ -312,7 +328,12 @@ class APIServer:
             return _json({"paths": sorted(self._root_paths())})
         head = segments[0]
         if head in ("healthz", "livez", "readyz"):
-            return self._health(head)
+            if len(segments) == 1:
+                return await self.health.serve(head, request)
+            check = self.health.find(head, "/".join(segments[1:]))
+            if check is None:
+                raise errors.resource_not_found(path)
+            return await self.health.serve_one(check)
         if head == "version" and len(segments) == 1:
             return _raw(self.discovery.version_json)
         if head == "metrics" and len(segments) == 1:
@@ -365,12 +386,9 @@ class APIServer:
             return await self.pod_logs.serve(request, target.namespace, target.name)
         return await self.handlers.handle(request, target)
 
-    def _health(self, which: str) -> web.Response:
-        if which == "readyz" and not self.ready:
-            return web.Response(
-                status=500, text="[-]informer-sync failed: not ready\nreadyz check failed"
-            )
-        return web.Response(text="ok")
+    async def _informers_synced(self) -> None:
+        if not self.ready:
+            raise RuntimeError("the watch caches have not loaded yet")
 
     def _openapi(self, request: web.BaseRequest, rest: list[str]) -> web.Response:
         self._only_get(request)
@@ -455,3 +473,7 @@ def _cached(
 
 def monotonic() -> float:
     return time.monotonic()
+
+
+async def _ok() -> None:
+    """The ``ping`` check: answering is all it takes."""
