@@ -21,6 +21,7 @@ import orjson
 from aiohttp import web
 
 from setpoint.api import errors, negotiation
+from setpoint.api.corrupt import UNSAFE_DELETE_OPTION
 from setpoint.api.errors import APIError
 from setpoint.api.negotiation import ResponseFormat
 from setpoint.api.patch import PatchError, apply_json_patch, apply_merge_patch, require_object
@@ -335,6 +336,7 @@ class ResourceHandlers:
             def matches(cached: CachedObject) -> bool:
                 return cached.namespace == namespace and inner(cached)
 
+        storage.check_readable(namespace)  # corrupt objects in scope: a Status naming them
         encode = self._watch_encoder(request, rtype, fmt)
         watcher = CacheWatcher(matches, encode)
         cache = storage.cache
@@ -618,6 +620,7 @@ class ResourceHandlers:
             preconditions_uid=pre.get("uid"),
             preconditions_resource_version=pre.get("resourceVersion"),
             dry_run=bool(dry),
+            ignore_store_read_error=options.get(UNSAFE_DELETE_OPTION) is True,
         )
 
     async def delete(
