@@ -1,4 +1,5 @@
-"""The ``setpoint`` command: ``setpoint server`` (and, later, ``agent`` and ``sim``).
+"""The ``setpoint`` command: ``server``, ``agent``, ``controller-manager``, ``sim``,
+``killall`` and ``datastore``.
 
 Flags follow k3s and Kubernetes where they have one (``--data-dir``, ``--bind-address``,
 ``--https-listen-port``, ``--disable-agent``, ``--node-name``), so Kubernetes users feel at
@@ -18,6 +19,7 @@ from pathlib import Path
 import click
 
 from setpoint.cli.agent import agent
+from setpoint.cli.datastore import datastore
 from setpoint.cli.process import EXIT_CANNOT_START, install_uvloop, tune_gc
 from setpoint.cli.server import CannotStart, ServerConfig, run_server
 from setpoint.cli.sim import sim
@@ -161,6 +163,7 @@ def killall(data_dir: Path | None) -> None:
 
 cli.add_command(sim)
 cli.add_command(agent)
+cli.add_command(datastore)
 
 
 @cli.command("controller-manager")
