@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.disks import fill, tmpfs
+from tests.disks import EXIT_CANNOT_START, fill, run_server_expecting_refusal, tmpfs
 from tests.support import Server, start_server, wait_for
 
 CM = "/api/v1/namespaces/default/configmaps"
@@ -97,3 +97,22 @@ def test_readyz_fails_while_the_store_cannot_write_and_recovers_without_a_client
             wait_for(lambda: readyz()[0] == 200, timeout=20, what="/readyz to pass again")
         finally:
             assert server.stop() == 0
+
+
+def test_a_full_disk_stops_start_up_with_one_line(tmp_path: Path) -> None:
+    with tmpfs(tmp_path / "data", size="24m") as data:
+        server = start_server(data)
+        assert server.stop() == 0
+        filler = fill(data)
+        try:
+            refusal = run_server_expecting_refusal(data)
+        finally:
+            filler.unlink()
+        assert refusal.returncode == EXIT_CANNOT_START
+        assert refusal.line.startswith("setpoint server: cannot start: database or disk is full (")
+        again = start_server(data)  # with the space back, nothing was lost
+        try:
+            status, body, _ = again.request("GET", "/api/v1/namespaces/default")
+            assert status == 200, body
+        finally:
+            again.stop()

@@ -25,13 +25,15 @@ proceed while the writer commits. Watch events are dispatched on the loop thread
 order before the writers are answered, so a client that has its acknowledgement can rely on
 every watcher having been handed the change.
 
-Files, privacy, the lock and the high-water mark are ``sqlite_files``'s. Opening checks what
-it finds: a database that is missing or empty where a store existed is refused
-(:class:`DatabaseMissingError`) unless ``reset`` says to start over; one older than the
-revisions this store already handed out (a copy put back by hand) continues above them. Either
-way the new history starts at a revision no client has seen, with everything before it
-compacted, so old watches end with 410 Gone and their clients re-list — what etcd's
-``snapshot restore --bump-revision --mark-compacted`` does for Kubernetes.
+Files, privacy, the lock and the high-water mark are ``sqlite_files``'s; the database's
+directory is the store's own. Opening checks what it finds: a database that is missing or
+empty where a store existed is refused (:class:`DatabaseMissingError`), and a corrupt one too
+(:class:`CorruptDatabaseError`), unless ``reset`` says to start over (a corrupt file is moved
+aside); one older than the revisions this store already handed out (a copy put back by hand)
+continues above them. Either way the new history starts at a revision no client has seen,
+with everything before it compacted, so old watches end with 410 Gone and their clients
+re-list — what etcd's ``snapshot restore --bump-revision --mark-compacted`` does for
+Kubernetes.
 
 Failures of the database or its files (full disk, read-only file system, corrupt pages) are
 raised as :class:`BackendError` naming the cause. The store remembers how its last writes
@@ -228,7 +230,8 @@ class SQLiteStore:
         reset: bool = False,
         purpose: str = "setpoint",
     ) -> SQLiteStore:
-        """Open (or create) the store at ``path``.
+        """Open (or create) the store at ``path``, in a directory of its own (made private,
+        with everything in it).
 
         ``expect_data``: the caller knows a store existed here (the server's data dir holds
         its cluster's CA and tokens), so a missing or empty database is refused with

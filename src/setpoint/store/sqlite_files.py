@@ -264,7 +264,9 @@ def describe(exc: BaseException, path: Path) -> BackendError:
         if name.startswith(unwritable) and _on_read_only_mount(path):
             return BackendError("read-only file system", path=where)
         if name.startswith("SQLITE_IOERR"):
-            return BackendError(f"I/O error on the database file: {exc}", path=where)
+            if _nearly_full(path):  # e.g. SQLITE_IOERR_SHMSIZE: no room for the -shm file
+                return BackendError("database or disk is full", path=where)
+            return BackendError(f"I/O error on the database file: {exc} ({name})", path=where)
         return BackendError(f"database error: {exc}", path=where)
     if isinstance(exc, OSError):
         where = str(exc.filename or path)
@@ -274,6 +276,17 @@ def describe(exc: BaseException, path: Path) -> BackendError:
             return BackendError("read-only file system", path=where)
         return BackendError((exc.strerror or str(exc)).lower(), path=where)
     return BackendError(f"storage failed: {exc}", path=where)
+
+
+def _nearly_full(path: Path) -> bool:
+    """Less than a megabyte left for us on the file system holding ``path``: SQLite reports
+    some failures to allocate space as plain I/O errors."""
+    for candidate in (path, path.parent):
+        with contextlib.suppress(OSError):
+            st = os.statvfs(candidate)
+            free = st.f_bfree if os.geteuid() == 0 else st.f_bavail
+            return free * st.f_frsize < 1 << 20
+    return False
 
 
 def _on_read_only_mount(path: Path) -> bool:
