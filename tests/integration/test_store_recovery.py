@@ -93,6 +93,7 @@ def test_cluster_reset_keeps_a_healthy_database(tmp_path: Path) -> None:
         assert create_configmap(server, "after") == last + 1
     finally:
         server.stop()
+    assert "state.db is healthy; keeping it (nothing to reset)" in server.log()
 
 
 @pytest.mark.parametrize(

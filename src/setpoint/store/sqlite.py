@@ -190,9 +190,12 @@ class SQLiteStore:
             make_private_dir(directory)
             self._lock.acquire(purpose=purpose)
             mark = self._mark_file.read()
+            had_database = path.exists() and path.stat().st_size > 0
             floor = _prepare_file(path, mark, expect_data=expect_data, reset=reset)
             try:
                 self._open_connections(check=reset)
+                if reset and had_database:
+                    log.warning("store: %s is healthy; keeping it (nothing to reset)", path)
             except (sqlite3.DatabaseError, CorruptDatabaseError) as exc:
                 failure = describe(exc, path)
                 if not (reset and isinstance(failure, CorruptDatabaseError)):
