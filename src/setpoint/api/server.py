@@ -4,8 +4,8 @@
 it builds one :class:`WatchCache` and :class:`ResourceStorage` per served type, answers
 discovery and OpenAPI, authenticates every request by bearer token (except the three health
 endpoints, which Kubernetes also leaves open; see ``health``), turns every error into a
-``Status``, creates
-the namespaces a cluster starts with, and compacts old store history periodically.
+``Status``, creates the namespaces a cluster starts with, and compacts old store history
+periodically.
 """
 
 from __future__ import annotations
