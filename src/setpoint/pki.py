@@ -12,7 +12,7 @@ clients notice nothing. The CA itself is never replaced automatically.
 
 The on-disk layout below ``data_dir`` is::
 
-    data_dir/              mode 0700 when created here
+    data_dir/              mode 0700
         token              admin bearer token, 64 hex characters (32 random bytes)
         controller-token   the controller manager's bearer token (same form)
         node-token         node join token, K10<sha256 of ca.crt>::server:<random hex>
@@ -25,6 +25,9 @@ The on-disk layout below ``data_dir`` is::
 Every file is written atomically (temporary file, fsync, ``os.replace``) with mode
 0600. ``ca.crt`` and ``ca.key`` may also be supplied by an operator before the first
 start (any key type ``cryptography`` can sign with); they are then used as they are.
+Directories and files found looser than 0700/0600 (made by an older version, by hand, or
+by an operator's ``cp``) are tightened on every start: the keys and tokens are the
+cluster's, and whoever reads them is its administrator.
 Concurrent calls on the same data directory are serialised with an ``flock`` on the
 ``tls`` directory.
 
@@ -50,6 +53,7 @@ import re
 import secrets
 import socket
 import ssl
+import stat
 import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -181,8 +185,8 @@ def ensure_server_credentials(data_dir: Path, *, hosts: Sequence[str]) -> Server
         raise TypeError("hosts must be a sequence of host names, not a single string")
     data_dir = Path(data_dir)
     tls_dir = data_dir / TLS_DIR
-    _make_private_dir(data_dir)
-    _make_private_dir(tls_dir)
+    make_private_dir(data_dir)
+    make_private_dir(tls_dir)
 
     with _locked(tls_dir):
         ca_cert_path = tls_dir / CA_CERT_FILE
@@ -205,6 +209,16 @@ def ensure_server_credentials(data_dir: Path, *, hosts: Sequence[str]) -> Server
             data_dir / CONTROLLER_TOKEN_FILE, "controller manager"
         )
         node_token = _ensure_node_token(data_dir / NODE_TOKEN_FILE, ca_cert_pem=ca_cert_pem)
+        for path in (
+            ca_cert_path,
+            ca_key_path,
+            serving_cert_path,
+            serving_key_path,
+            data_dir / ADMIN_TOKEN_FILE,
+            data_dir / CONTROLLER_TOKEN_FILE,
+            data_dir / NODE_TOKEN_FILE,
+        ):
+            tighten(path, _PRIVATE_FILE_MODE)
 
     return ServerCredentials(
         ca_cert=ca_cert_path,
@@ -252,7 +266,7 @@ def ensure_self_signed_serving(
     signed by a CA of its own (``<name>-ca.crt``/``.key``) that nobody else trusts, as the
     kubelet makes itself one when given no certificate. Reused on later calls, re-issued
     when a host is missing or it nears expiry. Returns (certificate path, key path)."""
-    _make_private_dir(directory)
+    make_private_dir(directory)
     cert_path, key_path = directory / f"{name}.crt", directory / f"{name}.key"
     with _locked(directory):
         ca_cert, ca_key, _ = _ensure_ca(directory / f"{name}-ca.crt", directory / f"{name}-ca.key")
@@ -787,18 +801,26 @@ def _check_key_matches(cert: x509.Certificate, key: PrivateKeyTypes, *, what: st
         raise PKIError(f"{what}: the private key does not belong to the certificate")
 
 
-def _make_private_dir(path: Path) -> None:
-    """Create ``path`` (and parents) if missing; a directory created here gets mode 0700."""
-    if path.is_dir():
-        return
+def make_private_dir(path: Path) -> None:
+    """Create ``path`` (and parents) if missing with mode 0700, or tighten it to 0700."""
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         path.mkdir(mode=_PRIVATE_DIR_MODE)
     except FileExistsError:
         if not path.is_dir():
             raise
+    tighten(path, _PRIVATE_DIR_MODE)  # also undoes the umask's filtering of mkdir's mode
+
+
+def tighten(path: Path, mode: int) -> None:
+    """Take away what ``mode`` does not grant; touch nothing that is already so (a read-only
+    file system is then no obstacle to starting)."""
+    try:
+        current = stat.S_IMODE(path.stat().st_mode)
+    except FileNotFoundError:
         return
-    os.chmod(path, _PRIVATE_DIR_MODE)  # mkdir's mode is filtered through the umask
+    if current & ~mode:
+        os.chmod(path, current & mode)
 
 
 @contextlib.contextmanager

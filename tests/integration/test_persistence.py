@@ -105,7 +105,7 @@ def test_child_processes_go_when_the_server_is_killed(tmp_path: Path) -> None:
 
     def children() -> list[str]:
         out = subprocess.run(
-            ["pgrep", "-f", f"controller-manager --kubeconfig {server.kubeconfig}"],
+            ["pgrep", "-f", f"controller-manager --kubeconfig {server.data_dir}/"],
             capture_output=True,
             text=True,
         ).stdout

@@ -22,6 +22,7 @@ from aiohttp import web
 
 from setpoint.api import errors, negotiation
 from setpoint.api.bodies import read_body, read_raw_body
+from setpoint.api.corrupt import UNSAFE_DELETE_OPTION
 from setpoint.api.errors import APIError
 from setpoint.api.negotiation import ResponseFormat
 from setpoint.api.patch import PatchError, apply_json_patch, apply_merge_patch, require_object
@@ -335,6 +336,7 @@ class ResourceHandlers:
             def matches(cached: CachedObject) -> bool:
                 return cached.namespace == namespace and inner(cached)
 
+        storage.check_readable(namespace)  # corrupt objects in scope: a Status naming them
         encode = self._watch_encoder(request, rtype, fmt)
         cache = storage.cache
         transport = request.transport
@@ -415,7 +417,9 @@ class ResourceHandlers:
                 if not watcher.has_output and not watcher.closed:
                     await watcher.wake.wait()
                 watcher.wake.clear()
-                while watcher.has_output and not watcher.closed:
+                # a watcher closed by the cache still says what it has (a last ERROR);
+                # one closed for falling behind has had its connection aborted
+                while watcher.has_output and not watcher.overflowed:
                     with watcher.writing():
                         await response.write(watcher.take())
                 if watcher.closed:
@@ -625,6 +629,7 @@ class ResourceHandlers:
             preconditions_uid=pre.get("uid"),
             preconditions_resource_version=pre.get("resourceVersion"),
             dry_run=bool(dry),
+            ignore_store_read_error=options.get(UNSAFE_DELETE_OPTION) is True,
         )
 
     async def delete(

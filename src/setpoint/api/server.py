@@ -2,9 +2,10 @@
 
 ``APIServer`` wires a :class:`~setpoint.store.interface.Store` to the Kubernetes REST surface:
 it builds one :class:`WatchCache` and :class:`ResourceStorage` per served type, answers
-discovery and OpenAPI, authenticates every request by bearer token (except the health
-endpoints, which Kubernetes also leaves open), turns every error into a ``Status``, creates
-the namespaces a cluster starts with, and compacts old store history periodically.
+discovery and OpenAPI, authenticates every request by bearer token (except the three health
+endpoints, which Kubernetes also leaves open; see ``health``), turns every error into a
+``Status``, creates the namespaces a cluster starts with, and compacts old store history
+periodically.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from setpoint.api import errors, negotiation
 from setpoint.api.discovery import AGGREGATED_CONTENT_TYPE, Discovery
 from setpoint.api.errors import APIError
 from setpoint.api.handlers import ResourceHandlers
+from setpoint.api.health import Check, HealthEndpoints
 from setpoint.api.inflight import (
     CONTROLLER_MANAGER_USER,
     InflightLimiter,
@@ -48,14 +50,14 @@ from setpoint.api.watchcache import WatchCache
 from setpoint.pki import tokens_equal
 from setpoint.resources.registry import Registry, ResourceType
 from setpoint.resources.schema import SchemaSet
-from setpoint.store.interface import Store
+from setpoint.store.interface import BackendError, Store
 
 log = logging.getLogger(__name__)
 
 INITIAL_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+# what answers without a token, as kube-apiserver's system:public-info-viewer role allows;
+# a single check (/readyz/etcd) says why it fails, so it needs a token
 HEALTH_PATHS = ("/healthz", "/livez", "/readyz")
-# what answers without a token: the health paths and their sub-checks (/healthz/ping)
-_HEALTH_PREFIXES = tuple(p for h in HEALTH_PATHS for p in (h + "/", h))
 COMPACTION_INTERVAL = 300.0
 EVENT_TTL_SWEEP_INTERVAL = 60.0
 
@@ -131,6 +133,20 @@ class APIServer:
         )
         self._tasks: list[asyncio.Task[None]] = []
         self.ready = False
+        ping = Check("ping", _ok)
+        etcd = Check("etcd", store.check_readable)
+        self.health = HealthEndpoints(
+            {
+                "livez": [ping, etcd],
+                "healthz": [ping, etcd],
+                "readyz": [
+                    ping,
+                    etcd,
+                    Check("etcd-readiness", store.check_writable),
+                    Check("informer-sync", self._informers_synced),
+                ],
+            }
+        )
 
     def _storage(self, plural: str) -> ResourceStorage | None:
         rtype = self.registry.lookup("", "v1", plural)
@@ -183,6 +199,8 @@ class APIServer:
                 target = seen.popleft()
                 try:
                     await self.store.compact(target)
+                except BackendError as exc:
+                    log.warning("compaction to revision %d failed: %s", target, exc)
                 except Exception:
                     log.exception("compaction to revision %d failed", target)
 
@@ -213,6 +231,8 @@ class APIServer:
             await asyncio.sleep(min(EVENT_TTL_SWEEP_INTERVAL, max(self.event_ttl / 2, 0.5)))
             try:
                 await self.expire_events()
+            except BackendError as exc:
+                log.warning("event TTL sweep failed: %s", exc)
             except Exception:
                 log.exception("event TTL sweep failed")
 
@@ -287,7 +307,7 @@ class APIServer:
         on every request."""
         try:
             path = request.path
-            if path.startswith(_HEALTH_PREFIXES):
+            if path in HEALTH_PATHS:
                 return await self._dispatch(request)
             user = self.authenticator.authenticate(request.headers.get("Authorization"))
             if user is None:
@@ -312,6 +332,8 @@ class APIServer:
             raise
         except asyncio.CancelledError:
             raise
+        except BackendError as exc:  # a full disk, a corrupt database: say which (store logs it)
+            return status_response(errors.internal(str(exc)))
         except Exception as exc:
             log.exception("internal error serving %s %s", request.method, request.path)
             return status_response(errors.internal(type(exc).__name__))
@@ -340,7 +362,12 @@ class APIServer:
             return _json({"paths": sorted(self._root_paths())})
         head = segments[0]
         if head in ("healthz", "livez", "readyz"):
-            return self._health(head)
+            if len(segments) == 1:
+                return await self.health.serve(head, request)
+            check = self.health.find(head, "/".join(segments[1:]))
+            if check is None:
+                raise errors.resource_not_found(path)
+            return await self.health.serve_one(check)
         if head == "version" and len(segments) == 1:
             return _raw(self.discovery.version_json)
         if head == "metrics" and len(segments) == 1:
@@ -393,12 +420,9 @@ class APIServer:
             return await self.pod_logs.serve(request, target.namespace, target.name)
         return await self.handlers.handle(request, target)
 
-    def _health(self, which: str) -> web.Response:
-        if which == "readyz" and not self.ready:
-            return web.Response(
-                status=500, text="[-]informer-sync failed: not ready\nreadyz check failed"
-            )
-        return web.Response(text="ok")
+    async def _informers_synced(self) -> None:
+        if not self.ready:
+            raise RuntimeError("the watch caches have not loaded yet")
 
     def _openapi(self, request: web.BaseRequest, rest: list[str]) -> web.Response:
         self._only_get(request)
@@ -493,3 +517,7 @@ def _cached(
 
 def monotonic() -> float:
     return time.monotonic()
+
+
+async def _ok() -> None:
+    """The ``ping`` check: answering is all it takes."""

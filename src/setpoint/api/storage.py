@@ -26,9 +26,10 @@ from typing import Any, TypeVar
 
 import orjson
 
-from setpoint.api import errors
+from setpoint.api import corrupt, errors
 from setpoint.api.apply import ApplyConflict, ApplyInvalid, track_update
 from setpoint.api.apply import apply as server_side_apply
+from setpoint.api.corrupt import CorruptObjectError
 from setpoint.api.errors import APIError
 from setpoint.api.keylocks import KeyLocks
 from setpoint.api.watchcache import CachedObject, WatchCache, decode_object
@@ -118,6 +119,8 @@ class DeleteOptions:
     preconditions_uid: str | None = None
     preconditions_resource_version: str | None = None
     dry_run: bool = False
+    # KEP-3926: remove a corrupt object without reading it (see ``corrupt``)
+    ignore_store_read_error: bool = False
 
 
 @dataclass
@@ -233,10 +236,20 @@ class ResourceStorage:
 
     async def get(self, namespace: str | None, name: str) -> CachedObject:
         await self._fresh()
-        cached = self.cache.get(self.key(namespace, name))
+        key = self.key(namespace, name)
+        cached = self.cache.get(key)
         if cached is None:
+            if key in self.cache.corrupt:
+                raise corrupt.get_error(self.cache.corrupt[key])
             raise errors.not_found(self.rtype, name)
         return cached
+
+    def check_readable(self, namespace: str | None) -> None:
+        """Refuse a list or watch over ``namespace`` (None: all) that holds corrupt objects,
+        naming them, rather than serve it without them."""
+        found = self.cache.corruption(namespace)
+        if found:
+            raise corrupt.list_error(self.rtype, found)
 
     async def latest(
         self, namespace: str | None, name: str, *, fresh: bool = False, at_least: int = 0
@@ -261,7 +274,10 @@ class ResourceStorage:
         kv = await self.store.get(self.key(namespace, name))
         if kv is None:
             raise errors.not_found(self.rtype, name)
-        return decode_object(kv)
+        try:
+            return decode_object(kv)
+        except CorruptObjectError as exc:
+            raise corrupt.get_error(exc) from None
 
     def matcher(
         self, label_selector: Selector | None, field_selector: FieldSelector | None
@@ -301,6 +317,7 @@ class ResourceStorage:
         elif not rv:
             await self._fresh()
         namespace = opts.namespace or self._namespace_hint(opts.field_selector)
+        self.check_readable(namespace)
         listed = self.cache.sorted_items(namespace)  # in key order already; shared
         if _selects(opts.label_selector) or _selects(opts.field_selector):
             items = [c for c in listed if matches(c)]
@@ -330,6 +347,7 @@ class ResourceStorage:
             prefix = f"{prefix}{opts.namespace}/"
         limit = opts.limit
         items: list[CachedObject] = []
+        bad: list[CorruptObjectError] = []
         cursor = start_after
         try:
             while True:
@@ -340,14 +358,22 @@ class ResourceStorage:
                     revision=revision,
                 )
                 for kv in chunk.items:
-                    cached = decode_object(kv)
+                    try:
+                        cached = decode_object(kv)
+                    except CorruptObjectError as exc:
+                        bad.append(exc)
+                        continue
                     if matches(cached):
                         items.append(cached)
                         if limit and len(items) == limit:
+                            if bad:
+                                raise corrupt.list_error(self.rtype, bad)
                             more = kv is not chunk.items[-1] or chunk.more
                             token = encode_continue(chunk.revision, kv.key) if more else ""
                             return ListResult(items, chunk.revision, token)
                 if not chunk.more or not chunk.items:
+                    if bad:
+                        raise corrupt.list_error(self.rtype, bad)
                     return ListResult(items, chunk.revision)
                 cursor = chunk.items[-1].key
         except CompactedError:
@@ -736,6 +762,9 @@ class ResourceStorage:
     # -------------------------------------------------------------- delete
 
     async def delete(self, namespace: str | None, name: str, opts: DeleteOptions) -> DeleteResult:
+        if opts.ignore_store_read_error:
+            return await self._delete_corrupt(namespace, name, opts)
+
         async def attempt(fresh: bool) -> DeleteResult | None:
             current = await self.latest(namespace, name, fresh=fresh)
             try:
@@ -819,6 +848,32 @@ class ResourceStorage:
             raise errors.not_found(self.rtype, name) from None
         deleted = decode_object(kv).obj
         return DeleteResult(deleted, deleted=True)
+
+    async def _delete_corrupt(
+        self, namespace: str | None, name: str, opts: DeleteOptions
+    ) -> DeleteResult:
+        """KEP-3926's unsafe deletion: remove the value from the store unread — only if it
+        really does not decode, and only if it is still the value found corrupt."""
+        key = self.key(namespace, name)
+        kv = await self.store.get(key)
+        if kv is None:
+            raise errors.not_found(self.rtype, name)
+        try:
+            decode_object(kv)
+        except CorruptObjectError:
+            pass
+        else:
+            raise corrupt.unsafe_delete_refused(self.rtype, name)
+        gone: Obj = {"metadata": {"name": name, "namespace": namespace or ""}}
+        if opts.dry_run:
+            return DeleteResult(gone, deleted=True)
+        try:
+            await self.store.delete(key, expected_revision=kv.mod_revision)
+        except KeyNotFoundError:
+            raise errors.not_found(self.rtype, name) from None
+        except RevisionConflictError:
+            raise errors.stale_conflict(self.rtype, name) from None
+        return DeleteResult(gone, deleted=True)
 
     def _grace_period(self, obj: Obj, opts: DeleteOptions) -> int:
         """Pods on a node terminate gracefully; everything else is removed at once."""

@@ -21,6 +21,11 @@ Reads are served here too. A consistent read (no resourceVersion) first waits un
 cache has caught up with the store's current revision (the store sends progress
 notifications, so this is immediate in the common case) — the same approach as Kubernetes'
 consistent reads from cache.
+
+A stored value that does not decode is kept out of the objects and remembered in
+``corrupt`` (key -> error), so everything else is still served and the requests that touch
+that key can say which it is (see ``corrupt``). A value that turns corrupt under running
+watches ends those whose namespace holds it, with an ERROR event naming it.
 """
 
 from __future__ import annotations
@@ -39,8 +44,10 @@ from typing import Any
 
 import orjson
 
+from setpoint.api.corrupt import CorruptObjectError, key_namespace, list_error
 from setpoint.resources.registry import ResourceType
 from setpoint.store.interface import (
+    BackendError,
     CompactedError,
     EventType,
     KeyValue,
@@ -105,13 +112,26 @@ class CachedObject:
 
 
 def decode_object(kv: KeyValue, *, revision: int | None = None) -> CachedObject:
-    """Turn stored bytes into a cached object whose resourceVersion is its revision."""
-    obj = orjson.loads(kv.value)
+    """Turn stored bytes into a cached object whose resourceVersion is its revision; raises
+    CorruptObjectError for bytes that are not an object with a name."""
+    try:
+        obj = orjson.loads(kv.value)
+    except orjson.JSONDecodeError as exc:
+        raise CorruptObjectError(kv.key, kv.mod_revision, str(exc)) from None
+    meta = obj.get("metadata") if isinstance(obj, dict) else None
+    if not isinstance(meta, dict) or not isinstance(meta.get("name"), str):
+        raise CorruptObjectError(kv.key, kv.mod_revision, "not an object with metadata.name")
     rv = revision if revision is not None else kv.mod_revision
     obj["metadata"]["resourceVersion"] = str(rv)
     # orjson returns bytes with spare capacity (several KiB); a cache of 100k objects would
     # hold that slack forever, so keep an exact-size copy.
     return CachedObject(kv.key, obj, bytes(memoryview(orjson.dumps(obj))), rv)
+
+
+def _at_revision(cached: CachedObject, revision: int) -> CachedObject:
+    obj = cached.copy()
+    obj["metadata"]["resourceVersion"] = str(revision)
+    return CachedObject(cached.key, obj, orjson.dumps(obj), revision)
 
 
 @dataclass(slots=True)
@@ -174,6 +194,7 @@ class CacheWatcher:
     closed: bool = False
     overflowed: bool = False
     write_overdue: bool = False  # a write has been blocked for stuck_seconds
+    namespace: str | None = None  # the watch's scope (None: all), set by WatchCache.watch
     _prelude: deque[CachedObject | HistoryEvent] = field(default_factory=deque)
 
     def start_with(self, items: Iterable[CachedObject | HistoryEvent]) -> None:
@@ -329,6 +350,7 @@ class WatchCache:
         self._watchers: set[CacheWatcher] = set()
         self._tasks: list[asyncio.Task[None]] = []
         self.ready = asyncio.Event()
+        self.corrupt: dict[str, CorruptObjectError] = {}  # keys whose values do not decode
 
     # ------------------------------------------------------------- lifecycle
 
@@ -353,8 +375,12 @@ class WatchCache:
         listing = await self._store.scan(self.rtype.store_prefix)
         self.objects.clear()
         self._by_namespace.clear()
+        self.corrupt.clear()
         for kv in listing.items:
-            self._put(decode_object(kv))
+            try:
+                self._put(decode_object(kv))
+            except CorruptObjectError as exc:
+                self._remember_corrupt(exc)
         self._sorted_keys = sorted(self.objects)
         self._keys_added.clear()
         self._keys_removed = False
@@ -381,6 +407,9 @@ class WatchCache:
                 await self._relist()
             except asyncio.CancelledError:
                 raise
+            except BackendError as exc:  # the database failed (and says why): retry calmly
+                log.warning("%s: store watch failed: %s; re-watching", self.rtype.plural, exc)
+                await asyncio.sleep(1.0)
             except Exception:  # keep the cache alive; the store watch is re-established
                 log.exception("%s: store watch failed; re-watching", self.rtype.plural)
                 await asyncio.sleep(0.1)
@@ -402,23 +431,47 @@ class WatchCache:
             self._keys_added.add(cached.key)
         return prev
 
+    def _remove(self, key: str) -> CachedObject | None:
+        prev = self.objects.pop(key, None)
+        self._keys_removed = True
+        if prev is not None:
+            bucket = self._by_namespace.get(prev.namespace)
+            if bucket is not None:
+                bucket.pop(key, None)
+                if not bucket:
+                    del self._by_namespace[prev.namespace]
+        return prev
+
+    def _remember_corrupt(self, error: CorruptObjectError) -> None:
+        log.warning("%s: %s", self.rtype.plural, error.storage_error)
+        self.corrupt[error.key] = error
+
     def _apply(self, event: WatchEvent) -> None:
         rv = event.revision
         self._sorted_lists.clear()
         if event.type is EventType.PUT:
-            cached = decode_object(event.kv)
+            self.corrupt.pop(event.kv.key, None)
+            try:
+                cached = decode_object(event.kv)
+            except CorruptObjectError as exc:
+                self._remove(event.kv.key)
+                self._remember_corrupt(exc)
+                self._end_watches_over(exc)
+                # nor can a watch resume from before: its client might hold the old value
+                # and would never hear of it again; 410 makes it re-list (as upstream)
+                self._history_floor = max(self._history_floor, rv)
+                return
             prev = self._put(cached)
             change = CacheEvent(MODIFIED if prev else ADDED, cached, prev, rv)
         else:
-            prev = self.objects.pop(event.kv.key, None)
-            self._keys_removed = True
-            if prev is not None:
-                bucket = self._by_namespace.get(prev.namespace)
-                if bucket is not None:
-                    bucket.pop(event.kv.key, None)
-                    if not bucket:
-                        del self._by_namespace[prev.namespace]
-            last = decode_object(event.kv, revision=rv)
+            prev = self._remove(event.kv.key)
+            try:
+                last = decode_object(event.kv, revision=rv)
+            except CorruptObjectError:
+                self.corrupt.pop(event.kv.key, None)
+                if prev is None:
+                    return  # a corrupt object went away: no watcher was ever sent it
+                last = _at_revision(prev, rv)  # its last value turned corrupt in the store
             change = CacheEvent(DELETED, last, prev or last, rv)
         self._remember(change)
         for watcher in self._watchers:
@@ -464,6 +517,31 @@ class WatchCache:
             freed += len(event.raw)
             self._history_floor = event.rv
         return freed
+
+    def _end_watches_over(self, error: CorruptObjectError) -> None:
+        """A value turned corrupt under running watches: those that may have been sent the
+        object (their namespace holds the key) cannot be told what became of it, so they end
+        with an ERROR naming it and their clients re-list (the upstream cacher ends all)."""
+        namespace = self.key_namespace(error.key)
+        line = orjson.dumps({"type": ERROR, "object": list_error(self.rtype, [error]).status()})
+        for watcher in list(self._watchers):
+            if watcher.namespace is None or watcher.namespace == namespace:
+                watcher.push(line + b"\n")
+                watcher.close()
+                self._watchers.discard(watcher)
+
+    def key_namespace(self, key: str) -> str:
+        return key_namespace(key, self.rtype.store_prefix, namespaced=self.rtype.namespaced)
+
+    def corruption(self, namespace: str | None) -> list[CorruptObjectError]:
+        """The corrupt objects in ``namespace`` (None or "": all of them)."""
+        if not self.corrupt:
+            return []
+        return [
+            error
+            for key, error in self.corrupt.items()
+            if not namespace or self.key_namespace(key) == namespace
+        ]
 
     def _advance(self, revision: int) -> None:
         if revision > self.revision:
@@ -544,6 +622,7 @@ class WatchCache:
         ``resource_version`` None means "from now" (after the initial objects if asked);
         otherwise replay history after it (raises TooOldResourceVersion if gone).
         """
+        watcher.namespace = namespace or None
         if resource_version is not None and resource_version < self._history_floor:
             raise TooOldResourceVersion(resource_version, self._history_floor + 1)
         if initial_objects:

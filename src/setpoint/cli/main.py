@@ -1,4 +1,5 @@
-"""The ``setpoint`` command: ``setpoint server`` (and, later, ``agent`` and ``sim``).
+"""The ``setpoint`` command: ``server``, ``agent``, ``controller-manager``, ``sim``,
+``killall`` and ``datastore``.
 
 Flags follow k3s and Kubernetes where they have one (``--data-dir``, ``--bind-address``,
 ``--https-listen-port``, ``--disable-agent``, ``--node-name``), so Kubernetes users feel at
@@ -12,6 +13,7 @@ import contextlib
 import logging
 import os
 import re
+import sys
 from pathlib import Path
 
 import click
@@ -19,8 +21,9 @@ import click
 from setpoint.api.inflight import InflightLimits
 from setpoint.api.serving import ServingLimits
 from setpoint.cli.agent import agent
-from setpoint.cli.process import install_uvloop, tune_gc
-from setpoint.cli.server import ServerConfig, run_server
+from setpoint.cli.datastore import datastore
+from setpoint.cli.process import EXIT_CANNOT_START, install_uvloop, tune_gc
+from setpoint.cli.server import CannotStart, ServerConfig, run_server
 from setpoint.cli.sim import sim
 
 
@@ -137,6 +140,13 @@ def cli(verbose: int) -> None:
     show_default=True,
     help="How long a request (not a watch or a log stream) may take before it gets 504.",
 )
+@click.option(
+    "--cluster-reset",
+    is_flag=True,
+    help="If the database is missing, empty or corrupt, start over with an empty one "
+    "(a corrupt one is moved aside); revisions continue above every one handed out before. "
+    "A healthy database is kept.",
+)
 def server(
     data_dir: Path | None,
     bind_address: str,
@@ -155,8 +165,11 @@ def server(
     max_requests_inflight: int,
     max_mutating_requests_inflight: int,
     request_timeout: str,
+    cluster_reset: bool,
 ) -> None:
-    """Run the control plane (API server on the embedded store) on this machine."""
+    """Run the control plane (API server on the embedded store) on this machine.
+
+    Exits with status 3 and one line on stderr if it cannot start."""
     if bad := [a for a in kubelet_arg if "=" not in a]:
         raise click.BadParameter(f"{bad[0]!r} is not FLAG=VALUE", param_hint="--kubelet-arg")
     config = ServerConfig(
@@ -181,10 +194,15 @@ def server(
             max_mutating_requests_inflight=max_mutating_requests_inflight,
             request_timeout=parse_duration(request_timeout),
         ),
+        cluster_reset=cluster_reset,
     )
     install_uvloop()
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run_server(config))
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(run_server(config))
+    except CannotStart as exc:
+        click.echo(f"setpoint server: cannot start: {exc}", err=True)
+        sys.exit(EXIT_CANNOT_START)
 
 
 @cli.command()
@@ -210,6 +228,7 @@ def killall(data_dir: Path | None) -> None:
 
 cli.add_command(sim)
 cli.add_command(agent)
+cli.add_command(datastore)
 
 
 @cli.command("controller-manager")

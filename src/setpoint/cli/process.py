@@ -1,9 +1,15 @@
-"""Process set-up every long-running ``setpoint`` command shares: the event loop and the
-garbage collector."""
+"""Process set-up every long-running ``setpoint`` command shares: the event loop, the
+garbage collector, and the exit status that says it could not start."""
 
 from __future__ import annotations
 
 import gc
+
+# Exit status of a command that could not start (a full or read-only disk, a corrupt or
+# missing database, a data dir in use): distinct from 1 (failed while running) and 2 (bad
+# usage), so a supervisor can tell "restarting will not help" apart, e.g. systemd's
+# RestartPreventExitStatus=3.
+EXIT_CANNOT_START = 3
 
 
 def install_uvloop() -> None:

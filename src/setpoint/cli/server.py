@@ -1,15 +1,24 @@
 """``setpoint server``: bring up the control plane on the embedded store and serve it.
 
-Start-up order: credentials (CA, serving certificate, tokens) in the data dir, the SQLite
-store, the API server's watch caches, the HTTPS listener, and last the admin kubeconfig, so
-that a kubeconfig on disk means a server that answers. SIGTERM and SIGINT stop it cleanly:
-the listener first, then the caches, then the store (which finishes its queued writes).
+Start-up order: the (private) data dir, the SQLite store, credentials (CA, serving
+certificate, tokens), the API server's watch caches, the HTTPS listener, and last the admin
+kubeconfig, so that a kubeconfig on disk means a server that answers. The store opens before
+the credentials are made because whether the cluster already existed — its CA and tokens are
+on disk — decides whether a missing database may be created empty (see ``store.sqlite``);
+opening it first means a first start that dies half-way never looks like a lost database.
+
+Anything that stops start-up — a full or read-only disk, a corrupt database, a data dir
+another server holds, a port in use — is :class:`CannotStart`: one line on stderr and exit
+status :data:`~setpoint.cli.process.EXIT_CANNOT_START`, never a traceback. SIGTERM and SIGINT
+stop a running server cleanly: the listener first, then the caches, then the store (which
+finishes its queued writes).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import os
 import signal
@@ -29,8 +38,18 @@ from setpoint.api.openapi import build_openapi
 from setpoint.api.server import APIServer, TokenAuthenticator
 from setpoint.api.serving import ServingLimits, TLSSite, raise_descriptor_limit
 from setpoint.cli.process import tune_gc
-from setpoint.pki import ensure_server_credentials, write_kubeconfig
+from setpoint.pki import (
+    ADMIN_TOKEN_FILE,
+    CA_CERT_FILE,
+    TLS_DIR,
+    PKIError,
+    ensure_server_credentials,
+    make_private_dir,
+    tighten,
+    write_kubeconfig,
+)
 from setpoint.resources.catalog import default_registry
+from setpoint.store.interface import BackendError
 from setpoint.store.sqlite import SQLiteStore
 
 log = logging.getLogger(__name__)
@@ -50,6 +69,7 @@ class ServerConfig:
     kubelet_args: tuple[str, ...] = ()  # "flag=value" for the local agent, as k3s takes them
     serving: ServingLimits = field(default_factory=ServingLimits)
     inflight: InflightLimits = field(default_factory=InflightLimits)
+    cluster_reset: bool = False  # start over if the database is missing, empty or corrupt
 
     @property
     def kubeconfig_path(self) -> Path:
@@ -59,6 +79,32 @@ class ServerConfig:
     def controller_kubeconfig_path(self) -> Path:
         """The controller manager's own kubeconfig (its own token and identity)."""
         return self.data_dir / "controller-manager.kubeconfig"
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "db" / "state.db"
+
+
+class CannotStart(Exception):
+    """The server cannot start; ``str()`` is the one line that says why."""
+
+
+def cluster_exists(data_dir: Path) -> bool:
+    """A cluster lived here before: its CA or admin token is on disk."""
+    return (data_dir / TLS_DIR / CA_CERT_FILE).exists() or (data_dir / ADMIN_TOKEN_FILE).exists()
+
+
+def cannot_start(exc: BaseException) -> CannotStart:
+    """What stopped start-up, in one line, with the file or address involved."""
+    if isinstance(exc, BackendError):
+        named = not exc.path or exc.path in str(exc)
+        return CannotStart(str(exc) if named else f"{exc} ({exc.path})")
+    if isinstance(exc, OSError):
+        if exc.errno == errno.EADDRINUSE:
+            return CannotStart(f"address already in use: {exc.strerror or exc}")
+        cause = (exc.strerror or str(exc)).lower()
+        return CannotStart(f"{cause} ({exc.filename})" if exc.filename else cause)
+    return CannotStart(str(exc))
 
 
 def client_host(bind_address: str) -> str:
@@ -71,11 +117,68 @@ def client_host(bind_address: str) -> str:
 
 
 async def run_server(config: ServerConfig) -> None:
-    config.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    """Start the control plane, serve until SIGTERM/SIGINT, stop. Raises CannotStart if it
+    could not start (anything it had started is stopped again)."""
+    async with contextlib.AsyncExitStack() as running:
+        try:
+            url = await _start(config, running)
+        except (BackendError, PKIError, OSError) as exc:
+            raise cannot_start(exc) from None
+        print(
+            f"setpoint API server listening on {url}\n"
+            f"Point kubectl at it:\n"
+            f"  export KUBECONFIG={config.kubeconfig_path}\n"
+            f"  kubectl get nodes\n"
+            f"Agents join with the token in {config.data_dir / 'node-token'}",
+            flush=True,
+        )
+        # Child processes: they get the machine's other core, and a crash in one cannot take
+        # the API server down (it is restarted).
+        children: list[asyncio.Task[None]] = []
+        if config.run_controllers or config.run_scheduler:
+            children.append(
+                asyncio.create_task(
+                    supervise_child("controller manager", controller_manager_args(config)),
+                    name="controller-manager",
+                )
+            )
+        if not config.disable_agent:
+            children.append(
+                asyncio.create_task(
+                    supervise_child("node agent", agent_args(config, url)), name="agent"
+                )
+            )
+        # start-up made many long-lived objects (schemas, OpenAPI, caches)
+        tune_gc()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            await stop.wait()
+        finally:
+            log.info("shutting down")
+            for task in children:
+                task.cancel()
+            for task in children:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+
+async def _start(config: ServerConfig, running: contextlib.AsyncExitStack) -> str:
+    """Bring everything up in order, registering how to stop each part on ``running`` (which
+    stops them in reverse: listener, caches, store). Returns the URL clients use."""
+    make_private_dir(config.data_dir)
+    # a previous run's socket; the controller manager replaces it with a private one
+    tighten(config.data_dir / CONTROLLER_METRICS_SOCKET, 0o600)
+    existed = cluster_exists(config.data_dir)
+    store = await SQLiteStore.open(
+        config.db_path, expect_data=existed, reset=config.cluster_reset, purpose="setpoint server"
+    )
+    running.push_async_callback(store.close)
     credentials = ensure_server_credentials(
         config.data_dir, hosts=[config.bind_address, *config.tls_sans]
     )
-    store = await SQLiteStore.open(config.data_dir / "db" / "state.db")
     registry = default_registry()
     api = APIServer(
         store,
@@ -90,6 +193,7 @@ async def run_server(config: ServerConfig) -> None:
         metrics_sockets=[config.data_dir / CONTROLLER_METRICS_SOCKET],
         inflight=config.inflight,
     )
+    running.push_async_callback(api.stop)
     await api.start()
     limits = replace(
         config.serving, max_connections=raise_descriptor_limit(config.serving.max_connections)
@@ -103,6 +207,9 @@ async def run_server(config: ServerConfig) -> None:
         )
     runner = web.ServerRunner(api.http_server(limits), handle_signals=False, shutdown_timeout=5.0)
     await runner.setup()
+    running.push_async_callback(runner.cleanup)
+    # open watches end now instead of holding shutdown open
+    running.callback(api.close_watches)
     site = TLSSite(
         runner,
         config.bind_address,
@@ -111,6 +218,7 @@ async def run_server(config: ServerConfig) -> None:
         handshake_timeout=limits.tls_handshake_timeout,
     )
     await site.start()
+    running.push_async_callback(site.stop)
     port = site.port
     url = f"https://{client_host(config.bind_address)}:{port}"
     write_kubeconfig(
@@ -127,50 +235,7 @@ async def run_server(config: ServerConfig) -> None:
         ca_pem=credentials.ca_pem(),
         token=credentials.admin_token,
     )
-    print(
-        f"setpoint API server listening on {url}\n"
-        f"Point kubectl at it:\n"
-        f"  export KUBECONFIG={config.kubeconfig_path}\n"
-        f"  kubectl get nodes\n"
-        f"Agents join with the token in {config.data_dir / 'node-token'}",
-        flush=True,
-    )
-    # Child processes: they get the machine's other core, and a crash in one cannot take
-    # the API server down (it is restarted).
-    children: list[asyncio.Task[None]] = []
-    if config.run_controllers or config.run_scheduler:
-        children.append(
-            asyncio.create_task(
-                supervise_child("controller manager", controller_manager_args(config)),
-                name="controller-manager",
-            )
-        )
-    if not config.disable_agent:
-        children.append(
-            asyncio.create_task(
-                supervise_child("node agent", agent_args(config, url)), name="agent"
-            )
-        )
-    # start-up made many long-lived objects (schemas, OpenAPI, caches)
-    tune_gc()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    try:
-        await stop.wait()
-    finally:
-        log.info("shutting down")
-        for task in children:
-            task.cancel()
-        for task in children:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        await site.stop()
-        api.close_watches()  # open watches end now instead of holding shutdown open
-        await runner.cleanup()
-        await api.stop()
-        await store.close()
+    return url
 
 
 def controller_manager_args(config: ServerConfig) -> list[str]:
@@ -313,6 +378,11 @@ async def serve_metrics_on_socket(path: Path) -> web.AppRunner:
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     path.unlink(missing_ok=True)
-    await web.UnixSite(runner, str(path)).start()
-    path.chmod(0o600)
+    # private from birth: bind() makes the socket with the umask's mode, and a chmod after
+    # it would leave a moment when it is not (this process creates no other files meanwhile)
+    umask = os.umask(0o177)
+    try:
+        await web.UnixSite(runner, str(path)).start()
+    finally:
+        os.umask(umask)
     return runner

@@ -12,7 +12,10 @@ gives Kubernetes:
   old history is compacted away (then :class:`CompactedError`, which the API turns into
   410 Gone).
 
-A write is acknowledged only once it is durable. Backends: ``sqlite.SQLiteStore`` (embedded
+A write is acknowledged only once it is durable. When the backend itself fails — a full disk,
+a read-only file system, a corrupt database file — it raises :class:`BackendError`, whose
+message names the cause in plain words, so the API can pass it on to clients and operators.
+Backends: ``sqlite.SQLiteStore`` (embedded
 default); an etcd backend satisfies the same protocol. ``tests/unit/test_store_conformance.py``
 is the contract both must pass.
 """
@@ -79,6 +82,16 @@ def prefix_end(prefix: str) -> str:
 
 class StoreError(Exception):
     """Base of every error a Store raises on purpose."""
+
+
+class BackendError(StoreError):
+    """The backend failed, not the request: disk full, read-only file system, corrupt database
+    file, I/O error. ``str()`` is the cause in words fit for a client ("database or disk is
+    full"); ``path`` names the file involved, for operators (empty if none)."""
+
+    def __init__(self, message: str, *, path: str = "") -> None:
+        super().__init__(message)
+        self.path = path
 
 
 class KeyExistsError(StoreError):
@@ -157,6 +170,16 @@ class Store(Protocol):
 
     async def compact(self, revision: int) -> None:
         """Forget history before ``revision`` (the latest value of each key is kept)."""
+        ...
+
+    async def check_readable(self) -> None:
+        """Raise BackendError if the store cannot answer reads now."""
+        ...
+
+    async def check_writable(self) -> None:
+        """Raise BackendError if the store cannot take writes now. Cheap enough for every
+        health probe: answered from the outcome of recent writes, with a real write of its
+        own only when there were none lately."""
         ...
 
     async def close(self) -> None: ...
