@@ -53,8 +53,6 @@ import re
 import secrets
 import socket
 import ssl
-import stat
-import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -71,6 +69,13 @@ from cryptography.hazmat.primitives.asymmetric.types import (
     PrivateKeyTypes,
 )
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from setpoint.meta.privatefiles import (
+    PRIVATE_FILE_MODE,
+    private_dir,
+    tighten,
+    write_private_file,
+)
 
 __all__ = [
     "KubeconfigError",
@@ -119,9 +124,6 @@ _BACKDATE = datetime.timedelta(minutes=5)
 _NODE_TOKEN_PREFIX = "K10"
 _NODE_TOKEN_USER = "server"
 _NODE_TOKEN_RE = re.compile(r"^K10(?P<hash>[0-9a-f]{64})::(?P<user>[^:]+):(?P<password>.+)$")
-
-_PRIVATE_FILE_MODE = 0o600
-_PRIVATE_DIR_MODE = 0o700
 
 
 class PKIError(Exception):
@@ -185,8 +187,8 @@ def ensure_server_credentials(data_dir: Path, *, hosts: Sequence[str]) -> Server
         raise TypeError("hosts must be a sequence of host names, not a single string")
     data_dir = Path(data_dir)
     tls_dir = data_dir / TLS_DIR
-    make_private_dir(data_dir)
-    make_private_dir(tls_dir)
+    private_dir(data_dir)
+    private_dir(tls_dir)
 
     with _locked(tls_dir):
         ca_cert_path = tls_dir / CA_CERT_FILE
@@ -218,7 +220,7 @@ def ensure_server_credentials(data_dir: Path, *, hosts: Sequence[str]) -> Server
             data_dir / CONTROLLER_TOKEN_FILE,
             data_dir / NODE_TOKEN_FILE,
         ):
-            tighten(path, _PRIVATE_FILE_MODE)
+            tighten(path, PRIVATE_FILE_MODE)
 
     return ServerCredentials(
         ca_cert=ca_cert_path,
@@ -266,7 +268,7 @@ def ensure_self_signed_serving(
     signed by a CA of its own (``<name>-ca.crt``/``.key``) that nobody else trusts, as the
     kubelet makes itself one when given no certificate. Reused on later calls, re-issued
     when a host is missing or it nears expiry. Returns (certificate path, key path)."""
-    make_private_dir(directory)
+    private_dir(directory)
     cert_path, key_path = directory / f"{name}.crt", directory / f"{name}.key"
     with _locked(directory):
         ca_cert, ca_key, _ = _ensure_ca(directory / f"{name}-ca.crt", directory / f"{name}-ca.key")
@@ -276,8 +278,8 @@ def ensure_self_signed_serving(
             cert, key = _issue_serving(
                 ca_cert=ca_cert, ca_key=ca_key, sans=wanted, common_name=common_name
             )
-            _write_private_file(key_path, _key_pem(key))
-            _write_private_file(cert_path, cert.public_bytes(serialization.Encoding.PEM))
+            write_private_file(key_path, _key_pem(key))
+            write_private_file(cert_path, cert.public_bytes(serialization.Encoding.PEM))
     return cert_path, key_path
 
 
@@ -353,7 +355,7 @@ def write_kubeconfig(
     text = yaml.safe_dump(config, sort_keys=False, default_flow_style=False)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    _write_private_file(path, text.encode("utf-8"))
+    write_private_file(path, text.encode("utf-8"))
 
 
 def load_kubeconfig(path: Path, *, context: str | None = None) -> KubeconfigInfo:
@@ -492,8 +494,8 @@ def _ensure_ca(
         .sign(ca_key, hashes.SHA256())
     )
     cert_pem = ca_cert.public_bytes(serialization.Encoding.PEM)
-    _write_private_file(key_path, _key_pem(ca_key))
-    _write_private_file(cert_path, cert_pem)
+    write_private_file(key_path, _key_pem(ca_key))
+    write_private_file(cert_path, cert_pem)
     logger.info("created cluster CA %s (%s)", cert_path, name.rfc4514_string())
     return ca_cert, ca_key, cert_pem
 
@@ -536,8 +538,8 @@ def _ensure_serving(
     cert, key = _issue_serving(
         ca_cert=ca_cert, ca_key=ca_key, sans=wanted, common_name=SERVING_COMMON_NAME
     )
-    _write_private_file(key_path, _key_pem(key))
-    _write_private_file(cert_path, cert.public_bytes(serialization.Encoding.PEM))
+    write_private_file(key_path, _key_pem(key))
+    write_private_file(cert_path, cert.public_bytes(serialization.Encoding.PEM))
 
 
 def _usable_serving_sans(
@@ -729,7 +731,7 @@ def _ensure_random_token(path: Path, whose: str) -> str:
             raise PKIError(f"{whose} token file {path} is empty; remove it to create a new token")
         return token
     token = secrets.token_hex(32)
-    _write_private_file(path, (token + "\n").encode("ascii"))
+    write_private_file(path, (token + "\n").encode("ascii"))
     logger.info("created %s token %s", whose, path)
     return token
 
@@ -749,7 +751,7 @@ def _ensure_node_token(path: Path, *, ca_cert_pem: bytes) -> str:
     else:
         user, password = _NODE_TOKEN_USER, secrets.token_hex(16)
     token = f"{_NODE_TOKEN_PREFIX}{digest}::{user}:{password}"
-    _write_private_file(path, (token + "\n").encode("ascii"))
+    write_private_file(path, (token + "\n").encode("ascii"))
     return token
 
 
@@ -801,28 +803,6 @@ def _check_key_matches(cert: x509.Certificate, key: PrivateKeyTypes, *, what: st
         raise PKIError(f"{what}: the private key does not belong to the certificate")
 
 
-def make_private_dir(path: Path) -> None:
-    """Create ``path`` (and parents) if missing with mode 0700, or tighten it to 0700."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        path.mkdir(mode=_PRIVATE_DIR_MODE)
-    except FileExistsError:
-        if not path.is_dir():
-            raise
-    tighten(path, _PRIVATE_DIR_MODE)  # also undoes the umask's filtering of mkdir's mode
-
-
-def tighten(path: Path, mode: int) -> None:
-    """Take away what ``mode`` does not grant; touch nothing that is already so (a read-only
-    file system is then no obstacle to starting)."""
-    try:
-        current = stat.S_IMODE(path.stat().st_mode)
-    except FileNotFoundError:
-        return
-    if current & ~mode:
-        os.chmod(path, current & mode)
-
-
 @contextlib.contextmanager
 def _locked(directory: Path) -> Iterator[None]:
     fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
@@ -831,25 +811,3 @@ def _locked(directory: Path) -> Iterator[None]:
         yield
     finally:
         os.close(fd)  # closing releases the lock
-
-
-def _write_private_file(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically, with mode 0600 from the first byte."""
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, _PRIVATE_FILE_MODE)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp_name)
-        raise
-    with contextlib.suppress(OSError):
-        dir_fd = os.open(path.parent, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)

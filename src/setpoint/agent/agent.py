@@ -36,7 +36,7 @@ container without ``command`` runs its ``args`` as the command, with a Normal
 ``ImageEntrypointUnknown`` event; one with neither is a configuration error). Volumes,
 mount namespaces and cgroup limits belong to the pod sandbox (:mod:`setpoint.agent.sandbox`),
 set up before the first container starts and torn down once the last is removed. The data
-dir is private to the agent's user (:mod:`setpoint.agent.files`), tightened at start if it
+dir is private to the agent's user (:mod:`setpoint.meta.privatefiles`), tightened at start if it
 already exists.
 """
 
@@ -54,7 +54,6 @@ from typing import Any
 
 from setpoint.agent import lifecycle
 from setpoint.agent import pods as podspec
-from setpoint.agent.files import private_dir
 from setpoint.agent.pressure import measure_host, meminfo_bytes, node_pressure
 from setpoint.agent.probes import ProbeManager
 from setpoint.agent.runtime import ContainerState, Runtime, SupervisorError
@@ -66,6 +65,7 @@ from setpoint.client.informer import EventHandler, Informer, object_key
 from setpoint.client.nodes import node_conditions, renew_lease
 from setpoint.client.tasks import cancel_all, run_until_stopped
 from setpoint.client.workqueue import WorkQueue, run_worker
+from setpoint.meta.privatefiles import private_dir
 
 log = logging.getLogger(__name__)
 
@@ -230,7 +230,7 @@ class NodeAgent:
         tasks: list[asyncio.Task[Any]] = []
         try:
             tasks.append(asyncio.create_task(self.recorder.run(), name="agent-events"))
-            # private, also if it existed: secrets live below (see setpoint.agent.files)
+            # private, also if it existed: secrets live below (see setpoint.meta.privatefiles)
             await asyncio.to_thread(private_dir, self.data_dir)
             await asyncio.to_thread(private_dir, self.data_dir / "pods")
             await self.kubelet.start()  # first: the Node publishes its port

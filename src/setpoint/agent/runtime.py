@@ -27,7 +27,6 @@ from collections.abc import AsyncGenerator
 from pathlib import Path
 from typing import Any
 
-from setpoint.agent.files import open_private, private_dir
 from setpoint.agent.supervisor import (
     LOG_NAME,
     SOCKET_NAME,
@@ -36,6 +35,7 @@ from setpoint.agent.supervisor import (
     ContainerState,
     ExitRecord,
 )
+from setpoint.meta.privatefiles import open_private, private_dir
 
 __all__ = [
     "ContainerSpec",

@@ -4,7 +4,7 @@
 starts (:meth:`~Sandboxes.ensure`):
 
 - the pod directory ``<data-dir>/pods/<uid>`` (private, 0700, as are ``volumes`` and its
-  plugin directories below it: :mod:`setpoint.agent.files`) and its volumes
+  plugin directories below it: :mod:`setpoint.meta.privatefiles`) and its volumes
   (:mod:`setpoint.agent.volumes`); ConfigMap and Secret contents are fetched again every
   ``RESYNC_SECONDS`` (the kubelet re-syncs its volumes about every minute) and rewritten
   atomically when they changed;
@@ -66,10 +66,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from setpoint.agent import cgroups, volumes
-from setpoint.agent.files import private_dir
 from setpoint.agent.runtime import ContainerSpec
 from setpoint.client.api import CONFIGMAPS, SECRETS, ApiClient, ApiError, Obj
 from setpoint.client.events import EventRecorder
+from setpoint.meta.privatefiles import private_dir
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ remove containers, to list them and to stream their changes. The supervisor
 
 Everything it writes is private to its user, whatever the umask: directories 0700 (made or,
 when they exist, tightened), files 0600. A container's ``spec.json`` holds its env, secrets
-included, and its log whatever it printed (see :mod:`setpoint.agent.files`, whose rule this
+included, and its log whatever it printed (see :mod:`setpoint.meta.privatefiles`, whose rule this
 follows with a few lines of its own).
 
 Process identity is pid plus start time (field 22 of ``/proc/<pid>/stat``): a pid whose start
@@ -238,7 +238,7 @@ def signal_group(pid: int, start_time: int | None, signum: int) -> bool:
 
 def private_dir(path: Path) -> None:
     """Create ``path`` (and missing parents) mode 0700, or tighten it to 0700 if it exists:
-    ``mkdir``'s mode passes through the umask. ``setpoint.agent.files`` has the agent's
+    ``mkdir``'s mode passes through the umask. ``setpoint.meta.privatefiles`` has the agent's
     twin; this module keeps to the standard library."""
     missing = []
     parent = path

@@ -16,7 +16,7 @@ new set of files, never a mix; an unchanged payload writes nothing. Modes are th
 ``mode``, else the volume's ``defaultMode``, else 0644 (``ConfigMapVolumeSourceDefaultMode``
 and ``SecretVolumeSourceDefaultMode`` are both 0644), in directories 0755. What keeps other
 local users out is the pod's own directories above, ``<pod-uid>``, ``volumes`` and
-``<plugin>``, which are private (0700, see :mod:`setpoint.agent.files`).
+``<plugin>``, which are private (0700, see :mod:`setpoint.meta.privatefiles`).
 
 A problem the user can fix (a missing ConfigMap, a missing key, a hostPath of the wrong type)
 is a :class:`VolumeError`, whose text is the kubelet's ``FailedMount`` event message:
@@ -40,8 +40,8 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from setpoint.agent.files import private_dir
 from setpoint.agent.pressure import meminfo_bytes
+from setpoint.meta.privatefiles import private_dir
 from setpoint.meta.validation import go_quote
 from setpoint.resources.quantity import QuantityError, parse_quantity
 

@@ -38,14 +38,13 @@ from setpoint.api.openapi import build_openapi
 from setpoint.api.server import APIServer, TokenAuthenticator
 from setpoint.api.serving import ServingLimits, TLSSite, raise_descriptor_limit
 from setpoint.cli.process import tune_gc
+from setpoint.meta.privatefiles import private_dir, tighten
 from setpoint.pki import (
     ADMIN_TOKEN_FILE,
     CA_CERT_FILE,
     TLS_DIR,
     PKIError,
     ensure_server_credentials,
-    make_private_dir,
-    tighten,
     write_kubeconfig,
 )
 from setpoint.resources.catalog import default_registry
@@ -168,7 +167,7 @@ async def run_server(config: ServerConfig) -> None:
 async def _start(config: ServerConfig, running: contextlib.AsyncExitStack) -> str:
     """Bring everything up in order, registering how to stop each part on ``running`` (which
     stops them in reverse: listener, caches, store). Returns the URL clients use."""
-    make_private_dir(config.data_dir)
+    private_dir(config.data_dir)
     # a previous run's socket; the controller manager replaces it with a private one
     tighten(config.data_dir / CONTROLLER_METRICS_SOCKET, 0o600)
     existed = cluster_exists(config.data_dir)

@@ -26,6 +26,7 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
+from setpoint.meta.privatefiles import create_private_file, fsync_dir
 from setpoint.store.interface import BackendError
 from setpoint.store.sqlite import bump_revision
 from setpoint.store.sqlite_files import (
@@ -33,9 +34,7 @@ from setpoint.store.sqlite_files import (
     Mark,
     StoreLock,
     clock_floor,
-    create_private_file,
     describe,
-    fsync_dir,
     make_private_dir,
     move_aside,
     sidecars,

@@ -57,6 +57,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from setpoint.meta.privatefiles import create_private_file
 from setpoint.store.interface import (
     BackendError,
     CompactedError,
@@ -80,7 +81,6 @@ from setpoint.store.sqlite_files import (
     Mark,
     StoreLock,
     clock_floor,
-    create_private_file,
     describe,
     make_private_dir,
     move_aside,

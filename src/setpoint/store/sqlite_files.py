@@ -48,18 +48,22 @@ import json
 import logging
 import os
 import sqlite3
-import stat
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from setpoint.meta.privatefiles import (
+    PRIVATE_DIR_MODE,
+    PRIVATE_FILE_MODE,
+    fsync_dir,
+    private_dir,
+    tighten,
+    write_private_file,
+)
 from setpoint.store.interface import BackendError
 
 log = logging.getLogger(__name__)
 
-PRIVATE_DIR_MODE = 0o700
-PRIVATE_FILE_MODE = 0o600
 MARK_FILE = "high-water-mark"
 LOCK_FILE = "lock"
 # How far ahead of need the high-water mark is raised: one fsync'd write per this many
@@ -84,61 +88,12 @@ class StoreInUseError(BackendError):
 
 
 def make_private_dir(path: Path) -> None:
-    """Create ``path`` with mode 0700 (parents as the umask says), or tighten it and
-    everything already in it: 0700 for directories, 0600 for the rest (the database, its
-    sidecars, the lock, the mark, and copies moved aside)."""
-    try:
-        path.mkdir(mode=PRIVATE_DIR_MODE, parents=True)
-    except FileExistsError:
-        if not path.is_dir():
-            raise
-    tighten(path, PRIVATE_DIR_MODE)
+    """Make the store's directory private (0700), and everything already in it: 0700 for
+    directories, 0600 for the rest (the database, its sidecars, the lock, the mark, and
+    copies moved aside)."""
+    private_dir(path)
     for entry in path.iterdir():
         tighten(entry, PRIVATE_DIR_MODE if entry.is_dir() else PRIVATE_FILE_MODE)
-
-
-def tighten(path: Path, mode: int) -> None:
-    """Take away from ``path`` whatever ``mode`` does not grant (no-op if already so; a
-    read-only file system is only an error when something has to change)."""
-    try:
-        current = stat.S_IMODE(path.stat().st_mode)
-    except FileNotFoundError:
-        return
-    if current & ~mode:
-        os.chmod(path, current & mode)
-
-
-def create_private_file(path: Path) -> None:
-    """Create an empty file with mode 0600 if there is none. SQLite then opens it rather
-    than creating it with 0644, and gives its ``-wal`` and ``-shm`` files the same mode."""
-    with contextlib.suppress(FileExistsError):
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE))
-
-
-def write_private_file(path: Path, data: bytes) -> None:
-    """Replace ``path`` atomically with ``data`` (mode 0600), durably: file and directory
-    are fsync'd before this returns."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, PRIVATE_FILE_MODE)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    fsync_dir(path.parent)
-
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def sidecars(db_path: Path) -> tuple[Path, Path]:

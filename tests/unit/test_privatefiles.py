@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from setpoint.agent import supervisor
-from setpoint.agent.files import open_private, private_dir
+from setpoint.meta.privatefiles import open_private, private_dir
 
 
 def mode(path: Path) -> int:
