@@ -486,6 +486,42 @@ async def create_configmaps(
     return run
 
 
+async def numbered_patches(
+    session: aiohttp.ClientSession,
+    *,
+    target: Callable[[int], str],
+    body: Callable[[int], bytes],
+    writers: int,
+    updates: int,
+    time_limit: float,
+) -> tuple[int, list[float]]:
+    """Send ``updates`` merge patches numbered 0, 1, ... from ``writers`` closed loops
+    (one in flight each; writer ``i`` patches ``target(i)`` with ``body(seq)``, built just
+    before it is sent); returns (acknowledged, latencies in seconds)."""
+    next_seq = 0
+    acked = 0
+    latencies: list[float] = []
+    deadline = time.monotonic() + time_limit
+
+    async def writer(index: int) -> None:
+        nonlocal next_seq, acked
+        path = target(index)
+        while next_seq < updates and time.monotonic() < deadline:
+            seq = next_seq
+            next_seq += 1
+            data = body(seq)
+            start = time.perf_counter()
+            async with session.patch(path, data=data, headers=MERGE_PATCH) as resp:
+                await resp.read()
+                if resp.status != 200:
+                    raise RuntimeError(f"patch failed: HTTP {resp.status}")
+            latencies.append(time.perf_counter() - start)
+            acked += 1
+
+    await asyncio.gather(*(writer(i) for i in range(writers)))
+    return acked, latencies
+
+
 async def list_names(session: aiohttp.ClientSession, query: str = "") -> tuple[set[str], str]:
     """Names of the ConfigMaps in the benchmark namespace, and the list's resourceVersion."""
     async with session.get(CONFIGMAPS + query, headers={"Accept": "application/json"}) as resp:

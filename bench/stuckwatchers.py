@@ -24,7 +24,6 @@ import asyncio
 import contextlib
 import socket
 import ssl
-import time
 from collections import Counter
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
@@ -35,7 +34,6 @@ import orjson
 from bench.common import (
     CONFIGMAPS,
     JSON_HEADERS,
-    MERGE_PATCH,
     Context,
     Figure,
     RSSSampler,
@@ -44,6 +42,7 @@ from bench.common import (
     exactly,
     info,
     mib,
+    numbered_patches,
     percentiles,
     warm_up,
 )
@@ -181,28 +180,14 @@ def configmap(name: str) -> bytes:
 
 async def write_updates(session: aiohttp.ClientSession) -> tuple[int, list[float]]:
     """UPDATES patches from WRITERS connections; returns (acknowledged, latencies)."""
-    next_seq = 0
-    acked = 0
-    latencies: list[float] = []
-    deadline = time.monotonic() + WRITE_TIME_LIMIT
-
-    async def writer(index: int) -> None:
-        nonlocal next_seq, acked
-        path = f"{CONFIGMAPS}/stuck-target-{index}"
-        while next_seq < UPDATES and time.monotonic() < deadline:
-            seq = next_seq
-            next_seq += 1
-            body = orjson.dumps({"data": {"seq": str(seq)}})
-            start = time.perf_counter()
-            async with session.patch(path, data=body, headers=MERGE_PATCH) as resp:
-                await resp.read()
-                if resp.status != 200:
-                    raise RuntimeError(f"patch failed: HTTP {resp.status}")
-            latencies.append(time.perf_counter() - start)
-            acked += 1
-
-    await asyncio.gather(*(writer(i) for i in range(WRITERS)))
-    return acked, latencies
+    return await numbered_patches(
+        session,
+        target=lambda index: f"{CONFIGMAPS}/stuck-target-{index}",
+        body=lambda seq: orjson.dumps({"data": {"seq": str(seq)}}),
+        writers=WRITERS,
+        updates=UPDATES,
+        time_limit=WRITE_TIME_LIMIT,
+    )
 
 
 # --------------------------------------------------------------------------- run

@@ -29,7 +29,6 @@ import orjson
 from bench.common import (
     CONFIGMAPS,
     JSON_HEADERS,
-    MERGE_PATCH,
     Context,
     Figure,
     RSSSampler,
@@ -38,6 +37,7 @@ from bench.common import (
     exactly,
     info,
     mib,
+    numbered_patches,
     percentiles,
     warm_up,
 )
@@ -109,29 +109,16 @@ async def open_watch(
 
 
 async def write_updates(session: aiohttp.ClientSession) -> tuple[int, list[float]]:
-    """Send UPDATES patches from WRITERS connections; returns (acknowledged, latencies)."""
-    next_seq = 0
-    acked = 0
-    latencies: list[float] = []
-    deadline = time.monotonic() + WRITE_TIME_LIMIT
-
-    async def writer(index: int) -> None:
-        nonlocal next_seq, acked
-        path = f"{CONFIGMAPS}/watch-target-{index}"
-        while next_seq < UPDATES and time.monotonic() < deadline:
-            seq = next_seq
-            next_seq += 1
-            sent = time.time()
-            body = orjson.dumps({"data": {"seq": str(seq), "ts": f"{sent:.6f}"}})
-            async with session.patch(path, data=body, headers=MERGE_PATCH) as resp:
-                await resp.read()
-                if resp.status != 200:
-                    raise RuntimeError(f"patch failed: HTTP {resp.status}")
-            latencies.append(time.time() - sent)
-            acked += 1
-
-    await asyncio.gather(*(writer(i) for i in range(WRITERS)))
-    return acked, latencies
+    """Send UPDATES patches from WRITERS connections; returns (acknowledged, latencies).
+    Each patch carries ``ts``, the wall-clock time just before it is sent."""
+    return await numbered_patches(
+        session,
+        target=lambda index: f"{CONFIGMAPS}/watch-target-{index}",
+        body=lambda seq: orjson.dumps({"data": {"seq": str(seq), "ts": f"{time.time():.6f}"}}),
+        writers=WRITERS,
+        updates=UPDATES,
+        time_limit=WRITE_TIME_LIMIT,
+    )
 
 
 async def run(ctx: Context) -> list[Figure]:
