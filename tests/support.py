@@ -144,6 +144,18 @@ class Server:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
 
+def assert_watch_expired(server: Server, path: str) -> None:
+    """A watch of ``path`` (with its ``resourceVersion``) ends at once with the 410 ERROR
+    event that tells a client to re-list."""
+    watch = server.watch(path)
+    try:
+        event = watch.next()
+    finally:
+        watch.close()
+    assert event["type"] == "ERROR", event
+    assert event["object"]["code"] == 410, event
+
+
 def create_namespace(server: Server, prefix: str = "t") -> str:
     """A fresh namespace with a unique name (tests isolate by namespace)."""
     name = f"{prefix}-{uuid.uuid4().hex[:10]}"

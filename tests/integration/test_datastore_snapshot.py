@@ -9,7 +9,7 @@ import subprocess
 import threading
 from pathlib import Path
 
-from tests.support import SETPOINT, Server, start_server
+from tests.support import SETPOINT, Server, assert_watch_expired, start_server
 
 CM = "/api/v1/namespaces/default/configmaps"
 
@@ -99,11 +99,7 @@ def test_snapshot_taken_while_serving_restores_what_came_before_it(tmp_path: Pat
         # revisions continue above everything handed out before ...
         assert create(server, "new") > last_seen
         # ... and a client holding one from after the snapshot is told to re-list
-        watch = server.watch(f"{CM}?watch=1&resourceVersion={after}")
-        event = watch.next()
-        watch.close()
-        assert event["type"] == "ERROR"
-        assert event["object"]["code"] == 410
+        assert_watch_expired(server, f"{CM}?watch=1&resourceVersion={after}")
     finally:
         assert server.stop() == 0
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.disks import EXIT_CANNOT_START, remount, run_server_expecting_refusal, tmpfs
-from tests.support import Server, start_server
+from tests.support import Server, assert_watch_expired, start_server
 
 CM = "/api/v1/namespaces/default/configmaps"
 
@@ -69,11 +69,7 @@ def test_cluster_reset_starts_over_above_every_revision_handed_out(tmp_path: Pat
         assert configmap_names(server) == set()
         assert create_configmap(server, "after") > last
         # a client still holding the old resourceVersion is told its history is gone
-        watch = server.watch(f"{CM}?watch=1&resourceVersion={written}")
-        event = watch.next()
-        watch.close()
-        assert event["type"] == "ERROR"
-        assert event["object"]["code"] == 410
+        assert_watch_expired(server, f"{CM}?watch=1&resourceVersion={written}")
     finally:
         assert server.stop() == 0
     # the reset database is the database now: later starts need no flag
