@@ -132,7 +132,23 @@ def test_deleting_a_namespace_makes_it_terminating_and_closed(server: Server) ->
     assert body["status"]["phase"] == "Terminating"
     status, body, _ = server.request("POST", CM.format(ns="doomed"), {"metadata": {"name": "x"}})
     assert status == 403
-    assert "because it is being terminated" in body["message"]
+    # NamespaceLifecycle's answer, with the cause controllers recognise
+    assert body["reason"] == "Forbidden"
+    assert body["message"] == (
+        'configmaps "x" is forbidden: unable to create new content in namespace doomed '
+        "because it is being terminated"
+    )
+    assert body["details"] == {
+        "name": "x",
+        "kind": "configmaps",
+        "causes": [
+            {
+                "reason": "NamespaceTerminating",
+                "message": "namespace doomed is being terminated",
+                "field": "metadata.namespace",
+            }
+        ],
+    }
     # what the namespace controller does once the namespace is empty
     status, body, _ = server.request(
         "PUT",

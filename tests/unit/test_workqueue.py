@@ -6,6 +6,7 @@ import asyncio
 
 import pytest
 
+from setpoint.client.api import ApiError
 from setpoint.client.workqueue import ShutDown, WorkQueue, run_worker
 
 
@@ -59,6 +60,35 @@ async def test_worker_retries_a_failing_reconcile_until_it_succeeds() -> None:
     await asyncio.wait_for(run_worker(queue, reconcile), 2)
     assert attempts == ["k", "k", "k"]
     assert queue.retries("k") == 0
+
+
+async def test_worker_drops_a_key_whose_namespace_is_being_deleted() -> None:
+    """Every create in a terminating namespace fails: client-go's controllers forget the key
+    rather than retry it (and an API error is never worth a traceback)."""
+    queue: WorkQueue[str] = WorkQueue(base_delay=0.001)
+    attempts: list[str] = []
+    terminating = ApiError(
+        403,
+        {
+            "reason": "Forbidden",
+            "details": {"causes": [{"reason": "NamespaceTerminating", "message": "going"}]},
+        },
+    )
+
+    async def reconcile(key: str) -> None:
+        attempts.append(key)
+        if key == "a":
+            raise terminating
+        if key == "b" and attempts.count("b") == 1:
+            raise ApiError(409, {"reason": "Conflict"})
+        if attempts.count("b") == 2:
+            queue.shut_down()
+
+    queue.add("a")
+    queue.add("b")
+    await asyncio.wait_for(run_worker(queue, reconcile), 2)
+    assert attempts == ["a", "b", "b"]
+    assert queue.retries("a") == 0
 
 
 async def test_get_after_shutdown_raises() -> None:

@@ -206,6 +206,33 @@ def forbidden(message: str) -> APIError:
     return APIError(403, "Forbidden", message)
 
 
+def forbidden_object(rtype: ResourceType, name: str, why: str) -> APIError:
+    """403 for one object, as ``apierrors.NewForbidden`` words it."""
+    subject = f'{qualified_resource(rtype)} "{name}"' if name else qualified_resource(rtype)
+    return APIError(
+        403, "Forbidden", f"{subject} is forbidden: {why}", details=_details(rtype, name)
+    )
+
+
+def namespace_terminating(rtype: ResourceType, name: str, namespace: str) -> APIError:
+    """NamespaceLifecycle's refusal, with the ``NamespaceTerminating`` cause that clients
+    (and controllers, which then skip the object quietly) look for."""
+    error = forbidden_object(
+        rtype,
+        name,
+        f"unable to create new content in namespace {namespace} because it is being terminated",
+    )
+    assert error.details is not None
+    error.details["causes"] = [
+        {
+            "reason": "NamespaceTerminating",
+            "message": f"namespace {namespace} is being terminated",
+            "field": "metadata.namespace",
+        }
+    ]
+    return error
+
+
 def expired(message: str) -> APIError:
     return APIError(410, "Expired", message)
 

@@ -251,7 +251,10 @@ class APIServer:
                         pass  # already gone or changed; the next sweep looks again
         return expired
 
-    async def _check_namespace(self, namespace: str) -> None:
+    async def _check_namespace(self, rtype: ResourceType, namespace: str, name: str) -> None:
+        """NamespaceLifecycle admission: no new objects in a namespace that does not exist
+        (404) or is being deleted (403 with the NamespaceTerminating cause, by which
+        controllers recognise it)."""
         assert self._namespace_type is not None
         cache = self.caches[self._namespace_type]
         cached = cache.get(self._namespace_type.store_key(None, namespace))
@@ -261,10 +264,7 @@ class APIServer:
         if cached is None:
             raise errors.not_found(self._namespace_type, namespace)
         if cached.obj["metadata"].get("deletionTimestamp"):
-            raise errors.forbidden(
-                f"unable to create new content in namespace {namespace} because it is being "
-                "terminated"
-            )
+            raise errors.namespace_terminating(rtype, name, namespace)
 
     # --------------------------------------------------------------- HTTP
 

@@ -131,8 +131,9 @@ class DeleteResult:
 
 _Written = TypeVar("_Written", WriteResult, DeleteResult)
 
-NamespaceCheck = Callable[[str], Awaitable[None]]
-"""Raises the right APIError if new objects may not be created in the namespace."""
+NamespaceCheck = Callable[[ResourceType, str, str], Awaitable[None]]
+"""``(rtype, namespace, name)``: raises the right APIError if the object may not be created
+in the namespace (Kubernetes' NamespaceLifecycle admission)."""
 
 
 def encode_continue(revision: int, start_after: str) -> str:
@@ -419,7 +420,7 @@ class ResourceStorage:
             meta = obj["metadata"]
         self.rtype.fill_always_encoded(obj)  # after tracking: nobody set these fields
         if self.rtype.namespaced and self._namespace_check is not None:
-            await self._namespace_check(meta["namespace"])
+            await self._namespace_check(self.rtype, meta["namespace"], meta["name"])
         if opts.dry_run:
             if self.cache.get(self.key(namespace, meta["name"])) is not None:
                 raise errors.already_exists(self.rtype, meta["name"])

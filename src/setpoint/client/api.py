@@ -80,6 +80,16 @@ class ApiError(Exception):
         return self.code == 404
 
     @property
+    def is_namespace_terminating(self) -> bool:
+        """Refused because the namespace is being deleted (``NamespaceTerminating`` cause):
+        every create there will fail, so controllers do not retry or report it."""
+        details = self.status.get("details")
+        causes = details.get("causes") if isinstance(details, dict) else None
+        return any(
+            isinstance(c, dict) and c.get("reason") == "NamespaceTerminating" for c in causes or []
+        )
+
+    @property
     def is_conflict(self) -> bool:
         return self.code == 409 and self.reason == "Conflict"
 

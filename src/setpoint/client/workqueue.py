@@ -19,6 +19,8 @@ from typing import Generic, TypeVar
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from setpoint.client.api import ApiError
+
 log = logging.getLogger(__name__)
 
 # The metric names client-go's workqueue exports (component-base/metrics/prometheus/workqueue).
@@ -208,6 +210,15 @@ async def run_worker(queue: WorkQueue[K], reconcile: Callable[[K], Awaitable[Non
         except asyncio.CancelledError:
             queue.done(key)
             raise
+        except ApiError as exc:
+            RECONCILES.labels(queue.name, "error").inc()
+            if exc.is_namespace_terminating:
+                # every later create there fails too: nothing to retry (client-go's handleErr)
+                log.debug("%s: %r is in a namespace being deleted: %s", queue.name, key, exc)
+                queue.forget(key)
+            else:  # an answer of the API, not a fault here: one line, and retry
+                log.warning("%s: reconcile of %r failed: %s; retrying", queue.name, key, exc)
+                queue.add_rate_limited(key)
         except Exception:
             log.exception("%s: reconcile of %r failed; retrying", queue.name, key)
             RECONCILES.labels(queue.name, "error").inc()

@@ -1034,9 +1034,10 @@ class JobController(Controller):
                 if isinstance(result, BaseException):
                     errors += 1
                     self.expectations.creation_observed(key)
-                    await self.recorder.record(
-                        job, "Warning", "FailedCreate", f"Error creating: {result}"
-                    )
+                    if not (isinstance(result, ApiError) and result.is_namespace_terminating):
+                        await self.recorder.record(
+                            job, "Warning", "FailedCreate", f"Error creating: {result}"
+                        )
                 else:
                     sync.active.append(result)
                     await self.recorder.record(

@@ -413,7 +413,10 @@ class ReplicaSetController(Controller):
             try:
                 created = await self.client.create(PODS, copy.deepcopy(pod))
             except ApiError as exc:
-                await self.recorder.record(rs, "Warning", "FailedCreate", f"Error creating: {exc}")
+                if not exc.is_namespace_terminating:  # nothing to report as the namespace goes
+                    await self.recorder.record(
+                        rs, "Warning", "FailedCreate", f"Error creating: {exc}"
+                    )
                 raise
             await self.recorder.record(
                 rs, "Normal", "SuccessfulCreate", f"Created pod: {created['metadata']['name']}"
