@@ -114,6 +114,22 @@ def test_kubectl_run_pod_runs_with_full_status(k: Kubectl, node_server: Server) 
     assert alive(container_process(node_server.data_dir / "agent", pod))
 
 
+def test_the_agent_writes_as_itself(k: Kubectl, node_server: Server) -> None:
+    """Its field manager is the agent's own (it once wrote as ``setpoint-sim``)."""
+    k("run", "owned", "--image=busybox", "--command", "--", "sleep", "1000")
+    running_pod(k, "owned")
+    pod = k("get", "pod", "owned", "-o", "json", "--show-managed-fields").json()
+    status_managers = {
+        entry["manager"]
+        for entry in pod["metadata"]["managedFields"]
+        if entry.get("subresource") == "status"
+    }
+    assert "setpoint-agent" in status_managers
+    node = k("get", "node", pod["spec"]["nodeName"], "-o", "json", "--show-managed-fields").json()
+    managers = {entry["manager"] for entry in node["metadata"]["managedFields"]}
+    assert "setpoint-agent" in managers and "setpoint-sim" not in managers
+
+
 def test_killed_process_is_restarted_and_reported(k: Kubectl, node_server: Server) -> None:
     k("run", "crashy", "--image=busybox", "--command", "--", "sleep", "1000")
     pod = running_pod(k, "crashy")

@@ -171,3 +171,31 @@ def test_a_killed_server_leaves_no_lock_behind(tmp_path: Path) -> None:
     first.stop(signal.SIGKILL)
     again = start_server(data)
     again.stop()
+
+
+def test_the_store_can_live_where_datastore_endpoint_says(tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere" / "cluster.db"
+    server = start_server(
+        tmp_path / "data", extra=["--datastore-endpoint", f"sqlite://{elsewhere}"]
+    )
+    try:
+        create_configmap(server, "there")
+    finally:
+        assert server.stop() == 0
+    assert elsewhere.exists() and not (tmp_path / "data" / "db" / "state.db").exists()
+    assert (elsewhere.parent.stat().st_mode & 0o077) == 0
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "says"),
+    [
+        ("etcd://127.0.0.1:2379", "etcd is not supported yet"),
+        ("mysql://root@tcp(127.0.0.1:3306)/k3s", "unknown scheme 'mysql'"),
+    ],
+)
+def test_an_endpoint_setpoint_cannot_open_stops_start_up(
+    tmp_path: Path, endpoint: str, says: str
+) -> None:
+    refusal = run_server_expecting_refusal(tmp_path / "data", "--datastore-endpoint", endpoint)
+    assert refusal.returncode == EXIT_CANNOT_START
+    assert says in refusal.line

@@ -21,8 +21,8 @@ from setpoint.agent.agent import NodeAgent
 from setpoint.agent.pods import NodeContainerSettings
 from setpoint.agent.runtime import ensure_supervisor
 from setpoint.agent.server import DEFAULT_KUBELET_PORT
-from setpoint.cli.process import install_uvloop, tune_gc
-from setpoint.cli.sim import client_config
+from setpoint.cli.flags import client_config, parse_duration
+from setpoint.cli.process import exit_with_parent, install_uvloop, tune_gc
 from setpoint.client.api import ApiClient, ClientConfig
 from setpoint.resources.quantity import QuantityError, parse_quantity
 
@@ -71,8 +71,6 @@ _PATH = click.Path(exists=True, dir_okay=False, path_type=Path)
 
 
 def _duration(ctx: click.Context, param: click.Parameter, value: str) -> float:
-    from setpoint.cli.main import parse_duration  # cli.main imports this module
-
     return parse_duration(value)
 
 
@@ -156,11 +154,13 @@ def agent(
 ) -> None:
     """Run the node agent: register this host as a node and run the pods bound to it."""
     config = client_config(
-        kubeconfig=kubeconfig, server=server, token_file=token_file, ca_file=ca_file
+        kubeconfig=kubeconfig,
+        server=server,
+        token_file=token_file,
+        ca_file=ca_file,
+        user_agent="setpoint-agent",
     )
     name = (node_name or socket.gethostname()).lower()
-    from setpoint.cli.server import exit_with_parent
-
     exit_with_parent()  # when run by `setpoint server`, go when it goes
     settings = NodeContainerSettings(
         initial_backoff=crash_loop_backoff_initial,

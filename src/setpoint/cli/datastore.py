@@ -13,6 +13,7 @@ from pathlib import Path
 
 import click
 
+from setpoint.cli.flags import default_data_dir
 from setpoint.store.interface import BackendError
 from setpoint.store.snapshot import restore, save
 
@@ -29,8 +30,6 @@ def _data_dir_option(func: click.decorators.FC) -> click.decorators.FC:
 
 
 def _data_dir(given: Path | None) -> Path:
-    from setpoint.cli.main import default_data_dir
-
     return (given or default_data_dir()).resolve()
 
 

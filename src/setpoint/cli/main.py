@@ -11,8 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import re
 import sys
 from pathlib import Path
 
@@ -22,28 +20,10 @@ from setpoint.api.inflight import InflightLimits
 from setpoint.api.serving import ServingLimits
 from setpoint.cli.agent import agent
 from setpoint.cli.datastore import datastore
-from setpoint.cli.process import EXIT_CANNOT_START, install_uvloop, tune_gc
+from setpoint.cli.flags import default_data_dir, parse_duration
+from setpoint.cli.process import EXIT_CANNOT_START, exit_with_parent, install_uvloop, tune_gc
 from setpoint.cli.server import CannotStart, ServerConfig, run_server
 from setpoint.cli.sim import sim
-
-
-def parse_duration(text: str) -> float:
-    """A Go-style duration (``1h``, ``30m``, ``1h30m``, ``90s``, ``500ms``) in seconds."""
-    units = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
-    match = re.fullmatch(r"((?:\d+(?:\.\d+)?(?:ms|h|m|s))+)", text.strip())
-    if not match:
-        raise click.BadParameter(f"not a duration: {text!r} (use e.g. 1h, 30m, 90s)")
-    return sum(
-        float(number) * units[unit]
-        for number, unit in re.findall(r"(\d+(?:\.\d+)?)(ms|h|m|s)", text)
-    )
-
-
-def default_data_dir() -> Path:
-    if os.geteuid() == 0:
-        return Path("/var/lib/setpoint")
-    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(base) / "setpoint"
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -141,6 +121,13 @@ def cli(verbose: int) -> None:
     help="How long a request (not a watch or a log stream) may take before it gets 504.",
 )
 @click.option(
+    "--datastore-endpoint",
+    default=None,
+    metavar="URL",
+    help="The store, as k3s spells it: sqlite:///absolute/path/state.db "
+    "[default: the SQLite file db/state.db in the data dir].",
+)
+@click.option(
     "--cluster-reset",
     is_flag=True,
     help="If the database is missing, empty or corrupt, start over with an empty one "
@@ -165,6 +152,7 @@ def server(
     max_requests_inflight: int,
     max_mutating_requests_inflight: int,
     request_timeout: str,
+    datastore_endpoint: str | None,
     cluster_reset: bool,
 ) -> None:
     """Run the control plane (API server on the embedded store) on this machine.
@@ -195,6 +183,7 @@ def server(
             request_timeout=parse_duration(request_timeout),
         ),
         cluster_reset=cluster_reset,
+        datastore_endpoint=datastore_endpoint,
     )
     install_uvloop()
     try:
@@ -244,7 +233,7 @@ def controller_manager(
     kubeconfig: Path, disable_controllers: bool, disable_scheduler: bool
 ) -> None:
     """Run the controllers and the scheduler (leader-elected) against an API server."""
-    from setpoint.cli.server import exit_with_parent, run_controller_manager
+    from setpoint.cli.server import run_controller_manager
 
     exit_with_parent()
     install_uvloop()

@@ -1,9 +1,14 @@
 """Process set-up every long-running ``setpoint`` command shares: the event loop, the
-garbage collector, and the exit status that says it could not start."""
+garbage collector, the exit status that says it could not start, and going when the server
+that started it goes."""
 
 from __future__ import annotations
 
 import gc
+import os
+import signal
+import threading
+import time
 
 # Exit status of a command that could not start (a full or read-only disk, a corrupt or
 # missing database, a data dir in use): distinct from 1 (failed while running) and 2 (bad
@@ -33,3 +38,22 @@ def tune_gc() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(50_000, 50, 1000)
+
+
+PARENT_PID_ENV = "SETPOINT_EXIT_WITH_PARENT"
+
+
+def exit_with_parent() -> None:
+    """In a child started by :func:`setpoint.cli.server.supervise_child`: stop (SIGTERM to
+    ourselves, so the normal shutdown runs) when the server that started us is gone, even if
+    it was killed with SIGKILL and could not stop us itself."""
+    parent = os.environ.get(PARENT_PID_ENV)
+    if not parent or not parent.isdigit():
+        return
+
+    def watch() -> None:
+        while os.getppid() == int(parent):
+            time.sleep(1.0)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()

@@ -24,8 +24,6 @@ import os
 import signal
 import socket
 import sys
-import threading
-import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -37,7 +35,7 @@ from setpoint.api.inflight import CONTROLLER_MANAGER_USER, InflightLimits
 from setpoint.api.openapi import build_openapi
 from setpoint.api.server import APIServer, TokenAuthenticator
 from setpoint.api.serving import ServingLimits, TLSSite, raise_descriptor_limit
-from setpoint.cli.process import tune_gc
+from setpoint.cli.process import PARENT_PID_ENV, tune_gc
 from setpoint.meta.privatefiles import private_dir, tighten
 from setpoint.pki import (
     ADMIN_TOKEN_FILE,
@@ -48,8 +46,8 @@ from setpoint.pki import (
     write_kubeconfig,
 )
 from setpoint.resources.catalog import default_registry
+from setpoint.store.endpoint import EndpointError, default_endpoint, open_store
 from setpoint.store.interface import BackendError
-from setpoint.store.sqlite import SQLiteStore
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +67,7 @@ class ServerConfig:
     serving: ServingLimits = field(default_factory=ServingLimits)
     inflight: InflightLimits = field(default_factory=InflightLimits)
     cluster_reset: bool = False  # start over if the database is missing, empty or corrupt
+    datastore_endpoint: str | None = None  # default: the SQLite file in the data dir
 
     @property
     def kubeconfig_path(self) -> Path:
@@ -80,8 +79,9 @@ class ServerConfig:
         return self.data_dir / "controller-manager.kubeconfig"
 
     @property
-    def db_path(self) -> Path:
-        return self.data_dir / "db" / "state.db"
+    def endpoint(self) -> str:
+        """The store to open (``--datastore-endpoint``, k3s-style)."""
+        return self.datastore_endpoint or default_endpoint(self.data_dir)
 
 
 class CannotStart(Exception):
@@ -121,7 +121,7 @@ async def run_server(config: ServerConfig) -> None:
     async with contextlib.AsyncExitStack() as running:
         try:
             url = await _start(config, running)
-        except (BackendError, PKIError, OSError) as exc:
+        except (BackendError, EndpointError, PKIError, OSError) as exc:
             raise cannot_start(exc) from None
         print(
             f"setpoint API server listening on {url}\n"
@@ -171,8 +171,8 @@ async def _start(config: ServerConfig, running: contextlib.AsyncExitStack) -> st
     # a previous run's socket; the controller manager replaces it with a private one
     tighten(config.data_dir / CONTROLLER_METRICS_SOCKET, 0o600)
     existed = cluster_exists(config.data_dir)
-    store = await SQLiteStore.open(
-        config.db_path, expect_data=existed, reset=config.cluster_reset, purpose="setpoint server"
+    store = await open_store(
+        config.endpoint, expect_data=existed, reset=config.cluster_reset, purpose="setpoint server"
     )
     running.push_async_callback(store.close)
     credentials = ensure_server_credentials(
@@ -273,25 +273,6 @@ def kubelet_arg_flags(kubelet_args: tuple[str, ...]) -> list[str]:
         name, _, value = arg.lstrip("-").partition("=")
         flags += [f"--{name}", value]
     return flags
-
-
-PARENT_PID_ENV = "SETPOINT_EXIT_WITH_PARENT"
-
-
-def exit_with_parent() -> None:
-    """In a child started by :func:`supervise_child`: stop (SIGTERM to ourselves, so the
-    normal shutdown runs) when the server that started us is gone, even if it was killed
-    with SIGKILL and could not stop us itself."""
-    parent = os.environ.get(PARENT_PID_ENV)
-    if not parent or not parent.isdigit():
-        return
-
-    def watch() -> None:
-        while os.getppid() == int(parent):
-            time.sleep(1.0)
-        os.kill(os.getpid(), signal.SIGTERM)
-
-    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
 async def supervise_child(name: str, args: list[str]) -> None:

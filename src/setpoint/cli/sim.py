@@ -15,41 +15,10 @@ from pathlib import Path
 
 import click
 
+from setpoint.cli.flags import client_config, parse_labels
 from setpoint.cli.process import install_uvloop, tune_gc
 from setpoint.client.api import ApiClient, ClientConfig
 from setpoint.sim.hollow import HollowNodes
-
-
-def client_config(
-    *,
-    kubeconfig: Path | None,
-    server: str | None,
-    token_file: Path | None,
-    ca_file: Path | None,
-) -> ClientConfig:
-    """Build the client configuration from a kubeconfig or from explicit flags."""
-    if server:
-        if token_file is None or ca_file is None:
-            raise click.UsageError("--server needs --token-file and --ca-file")
-        return ClientConfig(
-            server_url=server,
-            token=token_file.read_text().strip(),
-            ca_pem=ca_file.read_bytes(),
-            user_agent="setpoint-sim",
-        )
-    if kubeconfig is None:
-        raise click.UsageError("give --kubeconfig (or $KUBECONFIG), or --server")
-    return ClientConfig.from_kubeconfig(kubeconfig, user_agent="setpoint-sim")
-
-
-def parse_labels(values: tuple[str, ...]) -> dict[str, str]:
-    labels = {}
-    for value in values:
-        key, sep, val = value.partition("=")
-        if not sep or not key:
-            raise click.BadParameter(f"{value!r} is not key=value", param_hint="--node-labels")
-        labels[key] = val
-    return labels
 
 
 async def run_hollow_nodes(config: ClientConfig, make: Callable[[ApiClient], HollowNodes]) -> None:
@@ -97,7 +66,11 @@ def sim(
 ) -> None:
     """Run hollow nodes (fake kubelets that run no processes) for scale tests."""
     config = client_config(
-        kubeconfig=kubeconfig, server=server, token_file=token_file, ca_file=ca_file
+        kubeconfig=kubeconfig,
+        server=server,
+        token_file=token_file,
+        ca_file=ca_file,
+        user_agent="setpoint-sim",
     )
     install_uvloop()
     tune_gc()

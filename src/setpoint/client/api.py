@@ -114,6 +114,33 @@ class ClientConfig:
         info = load_kubeconfig(path)
         return cls(info.server_url, info.token, info.ca_pem, user_agent)
 
+    @classmethod
+    def from_flags(
+        cls,
+        *,
+        kubeconfig: Path | None,
+        server: str | None,
+        token_file: Path | None,
+        ca_file: Path | None,
+        user_agent: str,
+    ) -> ClientConfig:
+        """A server URL with a token file and a CA file (k3s agent's ``--server``,
+        ``--token-file``, ``--ca-file``), or else a kubeconfig; ValueError names what is
+        missing. ``user_agent`` is the component's own: it becomes the field manager of
+        everything it writes."""
+        if server:
+            if token_file is None or ca_file is None:
+                raise ValueError("--server needs --token-file and --ca-file")
+            return cls(
+                server_url=server,
+                token=token_file.read_text().strip(),
+                ca_pem=ca_file.read_bytes(),
+                user_agent=user_agent,
+            )
+        if kubeconfig is None:
+            raise ValueError("give --kubeconfig (or $KUBECONFIG), or --server")
+        return cls.from_kubeconfig(kubeconfig, user_agent=user_agent)
+
 
 # client-go retries a 429 up to 10 times, waiting as long as the server's Retry-After says
 THROTTLE_RETRIES = 10
