@@ -32,7 +32,6 @@ from setpoint.api.storage import (
     ResourceStorage,
     WriteOptions,
     WriteResult,
-    parse_resource_version,
 )
 from setpoint.api.strategic import apply_strategic_merge_patch
 from setpoint.api.tables import partial_metadata, to_table
@@ -40,7 +39,6 @@ from setpoint.api.watchcache import (
     BOOKMARK,
     CachedObject,
     CacheWatcher,
-    TooOldResourceVersion,
 )
 from setpoint.meta.fields import FieldSelectorParseError, parse_field_selector
 from setpoint.meta.labels import SelectorParseError, parse_selector
@@ -325,73 +323,38 @@ class ResourceHandlers:
         target: Target,
         fmt: ResponseFormat,
     ) -> web.StreamResponse:
-        opts = self._list_options(request, target)
+        """Stream what :meth:`ResourceStorage.watch` starts (the semantics live there)."""
         query = request.query
-        matches = storage.matcher(opts.label_selector, opts.field_selector)
-        namespace = target.namespace
-        rtype = target.rtype
-        if namespace:
-            inner = matches
-
-            def matches(cached: CachedObject) -> bool:
-                return cached.namespace == namespace and inner(cached)
-
-        storage.check_readable(namespace)  # corrupt objects in scope: a Status naming them
-        encode = self._watch_encoder(request, rtype, fmt)
-        cache = storage.cache
-        transport = request.transport
-        watcher = CacheWatcher(
-            matches,
-            encode,
-            limits=cache.backlog_limits,
-            abort=transport.abort if transport is not None else None,
-        )
-        rv_text = opts.resource_version
         send_initial = query.get("sendInitialEvents")
         allow_bookmarks = _truthy(query.get("allowWatchBookmarks"))
-        if send_initial is not None and (
-            opts.resource_version_match != "NotOlderThan" or not allow_bookmarks
-        ):
-            raise errors.bad_request(
-                "sendInitialEvents requires resourceVersionMatch=NotOlderThan and "
-                "allowWatchBookmarks=true"
-            )
-        initial = _truthy(send_initial) if send_initial is not None else rv_text in ("", "0")
-        start_rv: int | None = None
-        if rv_text and rv_text != "0":
-            start_rv = parse_resource_version(rv_text)
-            if not await cache.wait_fresh(start_rv):
-                raise errors.timeout(
-                    f"Too large resource version: {start_rv}, current: {cache.revision}"
-                )
-            if initial:
-                start_rv = None  # initial state as of now replaces the replay
-        elif not rv_text:
-            revision = await storage.store.current_revision()
-            await cache.wait_fresh(revision)
-        timeout = int_param(query, "timeoutSeconds")
-        response = web.StreamResponse(
-            status=200,
-            headers={"Content-Type": "application/json", "Cache-Control": "no-cache, private"},
+        transport = request.transport
+        started = await storage.watch(
+            self._list_options(request, target),
+            send_initial_events=_truthy(send_initial) if send_initial is not None else None,
+            allow_bookmarks=allow_bookmarks,
+            encode=self._watch_encoder(request, target.rtype, fmt),
+            abort=transport.abort if transport is not None else None,
         )
-        response.enable_chunked_encoding()
-        await response.prepare(request)
         try:
-            cache.watch(
-                watcher, namespace=namespace, resource_version=start_rv, initial_objects=initial
+            response = web.StreamResponse(
+                status=200,
+                headers={"Content-Type": "application/json", "Cache-Control": "no-cache, private"},
             )
-        except TooOldResourceVersion as exc:
-            status = errors.expired(str(exc)).status()
-            await response.write(orjson.dumps({"type": "ERROR", "object": status}) + b"\n")
-            return response
-        if _truthy(send_initial):
-            watcher.push(self._bookmark(rtype, cache.revision, initial_end=True))
-        try:
+            response.enable_chunked_encoding()
+            await response.prepare(request)
+            if started.expired is not None:
+                status = started.expired.status()
+                await response.write(orjson.dumps({"type": "ERROR", "object": status}) + b"\n")
+                return response
+            rtype, watcher, cache = target.rtype, started.watcher, started.cache
+            if started.initial_events_end:
+                watcher.push(self._bookmark(rtype, cache.revision, initial_end=True))
+            timeout = int_param(query, "timeoutSeconds")
             await self._stream(response, watcher, cache, rtype, timeout, allow_bookmarks)
         except ConnectionResetError:
             pass  # the client went away mid-stream: its watch simply ends
         finally:
-            cache.unwatch(watcher)
+            started.stop()
         return response
 
     async def _stream(

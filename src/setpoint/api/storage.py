@@ -32,7 +32,14 @@ from setpoint.api.apply import apply as server_side_apply
 from setpoint.api.corrupt import CorruptObjectError
 from setpoint.api.errors import APIError
 from setpoint.api.keylocks import KeyLocks
-from setpoint.api.watchcache import CachedObject, WatchCache, decode_object
+from setpoint.api.watchcache import (
+    CachedObject,
+    CacheWatcher,
+    Encoder,
+    TooOldResourceVersion,
+    WatchCache,
+    decode_object,
+)
 from setpoint.meta.fields import FieldSelector
 from setpoint.meta.labels import Selector
 from setpoint.resources.meta import validate_object_meta
@@ -110,6 +117,20 @@ class ListResult:
     resource_version: int
     continue_token: str = ""
     remaining: int | None = None
+
+
+@dataclass
+class StartedWatch:
+    """A watch that has begun: its watcher, registered with the cache (or ``expired``, the
+    410 to send instead), and whether the initial-events-end bookmark goes first."""
+
+    watcher: CacheWatcher
+    cache: WatchCache
+    expired: APIError | None = None
+    initial_events_end: bool = False
+
+    def stop(self) -> None:
+        self.cache.unwatch(self.watcher)
 
 
 @dataclass
@@ -330,6 +351,59 @@ class ResourceStorage:
             remaining = len(items) - opts.limit
             return ListResult(page, revision, encode_continue(revision, page[-1].key), remaining)
         return ListResult(items, revision)
+
+    async def watch(
+        self,
+        opts: ListOptions,
+        *,
+        send_initial_events: bool | None,
+        allow_bookmarks: bool,
+        encode: Encoder,
+        abort: Callable[[], None] | None = None,
+    ) -> StartedWatch:
+        """Start a watch: who it follows (namespace and selectors), from where (the
+        resourceVersion, or now with the current objects first), and whether its initial
+        events end with a bookmark (``sendInitialEvents``, which needs
+        ``resourceVersionMatch=NotOlderThan`` and bookmarks). A resourceVersion older than
+        the cache's history gives a watch that only says 410 Expired; one newer than the
+        store is 504 after the cache had its chance to catch up."""
+        if send_initial_events is not None and (
+            opts.resource_version_match != "NotOlderThan" or not allow_bookmarks
+        ):
+            raise errors.bad_request(
+                "sendInitialEvents requires resourceVersionMatch=NotOlderThan and "
+                "allowWatchBookmarks=true"
+            )
+        matches = self.matcher(opts.label_selector, opts.field_selector)
+        namespace = opts.namespace
+        if namespace:
+            selected = matches
+
+            def matches(cached: CachedObject) -> bool:
+                return cached.namespace == namespace and selected(cached)
+
+        self.check_readable(namespace)  # corrupt objects in scope: a Status naming them
+        rv_text, cache = opts.resource_version, self.cache
+        initial = send_initial_events if send_initial_events is not None else rv_text in ("", "0")
+        start_rv: int | None = None
+        if rv_text and rv_text != "0":
+            start_rv = _parse_rv(rv_text)
+            if not await cache.wait_fresh(start_rv):
+                raise errors.timeout(
+                    f"Too large resource version: {start_rv}, current: {cache.revision}"
+                )
+            if initial:
+                start_rv = None  # initial state as of now replaces the replay
+        elif not rv_text:
+            await cache.wait_fresh(await self.store.current_revision())
+        watcher = CacheWatcher(matches, encode, limits=cache.backlog_limits, abort=abort)
+        try:
+            cache.watch(
+                watcher, namespace=namespace, resource_version=start_rv, initial_objects=initial
+            )
+        except TooOldResourceVersion as exc:
+            return StartedWatch(watcher, cache, expired=errors.expired(str(exc)))
+        return StartedWatch(watcher, cache, initial_events_end=bool(send_initial_events))
 
     def _namespace_hint(self, field_selector: FieldSelector | None) -> str | None:
         if field_selector is None or not self.rtype.namespaced:
@@ -928,10 +1002,6 @@ def _parse_rv(value: str) -> int:
     if rv < 0:
         raise errors.bad_request(f'resourceVersion: Invalid value: "{value}": must be >= 0')
     return rv
-
-
-def parse_resource_version(value: str) -> int:
-    return _parse_rv(value)
 
 
 def _too_large_rv(requested: int, current: int) -> APIError:
