@@ -15,7 +15,6 @@ import contextlib
 import logging
 import platform
 import time
-from collections import deque
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -50,6 +49,7 @@ from setpoint.api.watchcache import WatchCache
 from setpoint.pki import tokens_equal
 from setpoint.resources.registry import Registry, ResourceType
 from setpoint.resources.schema import SchemaSet
+from setpoint.store.clustertimer import ClusterTimer
 from setpoint.store.interface import BackendError, Store
 
 log = logging.getLogger(__name__)
@@ -157,8 +157,8 @@ class APIServer:
     async def start(self) -> None:
         await asyncio.gather(*(cache.start() for cache in self.caches.values()))
         await self._ensure_initial_namespaces()
-        self._tasks.append(asyncio.create_task(self._compactor(), name="compactor"))
-        self._tasks.append(asyncio.create_task(self._event_ttl_sweeper(), name="event-ttl"))
+        for timer in self._cluster_timers():
+            self._tasks.append(asyncio.create_task(timer.run(), name=timer.name))
         self.ready = True
 
     def close_watches(self) -> None:
@@ -188,21 +188,29 @@ class APIServer:
                 if exc.code != 409:
                     raise
 
-    async def _compactor(self) -> None:
-        """Every interval, forget history older than the revision seen one interval ago —
-        the same cadence as kube-apiserver's etcd compaction."""
-        seen: deque[int] = deque()
-        while True:
-            await asyncio.sleep(COMPACTION_INTERVAL)
-            seen.append(await self.store.current_revision())
-            if len(seen) > 1:
-                target = seen.popleft()
-                try:
-                    await self.store.compact(target)
-                except BackendError as exc:
-                    log.warning("compaction to revision %d failed: %s", target, exc)
-                except Exception:
-                    log.exception("compaction to revision %d failed", target)
+    def _cluster_timers(self) -> list[ClusterTimer]:
+        """Compaction and the Event TTL sweep, each done once per interval for the whole
+        cluster however many API servers share the store (see ``store.clustertimer``)."""
+
+        async def revision_now() -> bytes:
+            return str(await self.store.current_revision()).encode()
+
+        async def compact(recorded: bytes | None) -> None:
+            # forget history older than the revision seen one interval ago, as
+            # kube-apiserver's compactor does
+            if recorded:
+                await self.store.compact(int(recorded))
+
+        async def sweep(_: bytes | None) -> None:
+            await self.expire_events()
+
+        sweep_interval = min(EVENT_TTL_SWEEP_INTERVAL, max(self.event_ttl / 2, 0.5))
+        return [
+            ClusterTimer(
+                self.store, "compaction", COMPACTION_INTERVAL, compact, record=revision_now
+            ),
+            ClusterTimer(self.store, "event-ttl", sweep_interval, sweep),
+        ]
 
     async def _child_metrics(self) -> bytes:
         """Metrics of the processes this server runs (the controller manager), read from
@@ -224,19 +232,9 @@ class APIServer:
                 continue
         return out
 
-    async def _event_ttl_sweeper(self) -> None:
-        """Events expire ``event_ttl`` after their last update (kube-apiserver's
-        ``--event-ttl``, 1 h by default), so recorders never fill the store."""
-        while True:
-            await asyncio.sleep(min(EVENT_TTL_SWEEP_INTERVAL, max(self.event_ttl / 2, 0.5)))
-            try:
-                await self.expire_events()
-            except BackendError as exc:
-                log.warning("event TTL sweep failed: %s", exc)
-            except Exception:
-                log.exception("event TTL sweep failed")
-
     async def expire_events(self) -> int:
+        """Delete every Event last touched more than ``event_ttl`` ago (kube-apiserver's
+        ``--event-ttl``, 1 h by default), so recorders never fill the store."""
         expired = 0
         cutoff = time.time() - self.event_ttl
         for rtype, storage in self.storages.items():
