@@ -14,7 +14,7 @@ import pytest
 
 from setpoint.api.printers import PRINTERS, human_duration, printer_for
 from setpoint.api.tables import to_table
-from setpoint.resources.catalog import TYPES
+from setpoint.resources.catalog import KINDS
 
 NOW = datetime(2026, 5, 1, 12, 0, 0, tzinfo=UTC)
 
@@ -39,7 +39,7 @@ def meta(name: str = "x", **extra: Any) -> dict[str, Any]:
 
 
 def test_every_served_kind_has_its_own_printer() -> None:
-    for rtype in TYPES:
+    for rtype in KINDS:
         assert (rtype.group, rtype.kind) in PRINTERS, rtype.kind
         assert printer_for(rtype) is PRINTERS[(rtype.group, rtype.kind)]
 
@@ -361,7 +361,7 @@ def test_pod_row_of_a_running_pod_has_no_conditions() -> None:
 
 
 def test_table_rows_carry_pod_conditions() -> None:
-    rtype = next(t for t in TYPES if t.kind == "Pod")
+    rtype = next(t for t in KINDS if t.kind == "Pod")
     table = to_table(rtype, [pod([], phase="Succeeded"), pod([RUNNING])])
     assert table["rows"][0]["conditions"][0]["type"] == "Completed"
     assert "conditions" not in table["rows"][1]

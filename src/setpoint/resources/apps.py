@@ -1,4 +1,4 @@
-"""Kind-specific behaviour for the apps API group: Deployments and ReplicaSets.
+"""The apps API group's kinds, declared whole (``KINDS``): Deployments and ReplicaSets.
 
 Both run pods from a template that their selector must select, with ``restartPolicy:
 Always``. A Deployment defaults to one replica, a RollingUpdate strategy with 25% surge and
@@ -9,7 +9,6 @@ defaults to one replica. In ``apps/v1`` a selector can never change after creati
 from __future__ import annotations
 
 import re
-from typing import Any
 
 from setpoint.meta.validation import go_quote, regex_error
 from setpoint.resources import podspec
@@ -23,7 +22,17 @@ from setpoint.resources.checks import (
     label_selector_errors,
     nonnegative,
 )
-from setpoint.resources.registry import FieldError, Obj, forbidden, not_supported, required
+from setpoint.resources.registry import (
+    CATEGORY_ALL,
+    POD_TEMPLATE,
+    SPEC_AND_STATUS,
+    FieldError,
+    Obj,
+    ResourceType,
+    forbidden,
+    not_supported,
+    required,
+)
 
 _PERCENT = re.compile(r"[0-9]+%")
 _PERCENT_ERROR = regex_error(
@@ -188,7 +197,43 @@ def _int_or_percent_value(value: int | str | None) -> int:
     return value or 0
 
 
-HOOKS: dict[tuple[str, str], dict[str, Any]] = {
-    ("apps", "Deployment"): {"defaulter": _default_deployment, "validator": _validate_deployment},
-    ("apps", "ReplicaSet"): {"defaulter": _default_replica_set, "validator": _validate_replica_set},
-}
+KINDS: tuple[ResourceType, ...] = (
+    ResourceType(
+        group="apps",
+        version="v1",
+        kind="Deployment",
+        plural="deployments",
+        singular="deployment",
+        namespaced=True,
+        short_names=("deploy",),
+        categories=CATEGORY_ALL,
+        subresources=("status", "scale"),
+        definition="io.k8s.api.apps.v1.Deployment",
+        has_status=True,
+        tracks_generation=True,
+        generation_includes_annotations=True,
+        # deploymentStatusStrategy resets only spec and labels: the controller writes the
+        # revision annotation with its status, so it never bumps generation
+        status_update_metadata=("annotations", "ownerReferences", "finalizers"),
+        always_encoded={**SPEC_AND_STATUS, **POD_TEMPLATE, "spec.strategy": {}},
+        defaulter=_default_deployment,
+        validator=_validate_deployment,
+    ),
+    ResourceType(
+        group="apps",
+        version="v1",
+        kind="ReplicaSet",
+        plural="replicasets",
+        singular="replicaset",
+        namespaced=True,
+        short_names=("rs",),
+        categories=CATEGORY_ALL,
+        subresources=("status", "scale"),
+        definition="io.k8s.api.apps.v1.ReplicaSet",
+        has_status=True,
+        tracks_generation=True,
+        always_encoded={**SPEC_AND_STATUS, **POD_TEMPLATE, "status.replicas": 0},
+        defaulter=_default_replica_set,
+        validator=_validate_replica_set,
+    ),
+)

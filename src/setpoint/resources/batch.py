@@ -1,4 +1,4 @@
-"""Kind-specific behaviour for the batch API group: Jobs and CronJobs.
+"""The batch API group's kinds, declared whole (``KINDS``): Jobs and CronJobs.
 
 A Job's pods must not restart forever (``restartPolicy`` OnFailure or Never). Unless
 ``manualSelector`` is set, the Job selects its pods by its own uid: on creation Kubernetes
@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import copy
 import re
-from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from setpoint.meta.labels import SelectorParseError, selector_from_label_selector
@@ -34,7 +33,16 @@ from setpoint.resources.checks import (
     label_selector_errors,
     nonnegative,
 )
-from setpoint.resources.registry import FieldError, Obj, not_supported, required
+from setpoint.resources.registry import (
+    CATEGORY_ALL,
+    POD_TEMPLATE,
+    SPEC_AND_STATUS,
+    FieldError,
+    Obj,
+    ResourceType,
+    not_supported,
+    required,
+)
 
 CONTROLLER_UID = "batch.kubernetes.io/controller-uid"
 JOB_NAME = "batch.kubernetes.io/job-name"
@@ -394,12 +402,47 @@ def _job_template_errors(template: Obj, path: str) -> list[FieldError]:
     return errors
 
 
-HOOKS: dict[tuple[str, str], dict[str, Any]] = {
-    ("batch", "Job"): {
-        "prepare_for_create": _prepare_job,
-        "defaulter": _default_job,
-        "validator": _validate_job,
-        "field_selectors": {"status.successful": _succeeded},
-    },
-    ("batch", "CronJob"): {"defaulter": _default_cron_job, "validator": _validate_cron_job},
-}
+KINDS: tuple[ResourceType, ...] = (
+    ResourceType(
+        group="batch",
+        version="v1",
+        kind="Job",
+        plural="jobs",
+        singular="job",
+        namespaced=True,
+        categories=CATEGORY_ALL,
+        subresources=("status",),
+        definition="io.k8s.api.batch.v1.Job",
+        has_status=True,
+        tracks_generation=True,
+        always_encoded={**SPEC_AND_STATUS, **POD_TEMPLATE},
+        prepare_for_create=_prepare_job,
+        defaulter=_default_job,
+        validator=_validate_job,
+        field_selectors={"status.successful": _succeeded},
+    ),
+    ResourceType(
+        group="batch",
+        version="v1",
+        kind="CronJob",
+        plural="cronjobs",
+        singular="cronjob",
+        namespaced=True,
+        short_names=("cj",),
+        categories=CATEGORY_ALL,
+        subresources=("status",),
+        definition="io.k8s.api.batch.v1.CronJob",
+        has_status=True,
+        tracks_generation=True,
+        always_encoded={
+            **SPEC_AND_STATUS,
+            "spec.jobTemplate": {},
+            "spec.jobTemplate.metadata": {},
+            "spec.jobTemplate.spec": {},
+            "spec.jobTemplate.spec.template": {},
+            "spec.jobTemplate.spec.template.metadata": {},
+        },
+        defaulter=_default_cron_job,
+        validator=_validate_cron_job,
+    ),
+)

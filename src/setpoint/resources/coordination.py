@@ -1,4 +1,4 @@
-"""Kind-specific behaviour for the coordination.k8s.io API group: Leases.
+"""The coordination.k8s.io API group's one kind, declared whole (``KINDS``): Lease.
 
 A Lease is a small lock record (holder, duration, renew time) used for leader election and
 node heartbeats. Kubernetes checks only that durations and transition counts make sense and
@@ -7,11 +7,9 @@ that a preferred holder comes with a strategy; nothing is defaulted.
 
 from __future__ import annotations
 
-from typing import Any
-
 from setpoint.meta.validation import label_key_errors
 from setpoint.resources.checks import invalid_value
-from setpoint.resources.registry import FieldError, Obj, forbidden, not_supported
+from setpoint.resources.registry import FieldError, Obj, ResourceType, forbidden, not_supported
 
 _STRATEGIES = ("OldestEmulationVersion",)
 
@@ -47,6 +45,17 @@ def _strategy_errors(strategy: str, path: str) -> list[FieldError]:
     return [invalid_value(path, strategy, ",".join(messages))] if messages else []
 
 
-HOOKS: dict[tuple[str, str], dict[str, Any]] = {
-    ("coordination.k8s.io", "Lease"): {"validator": _validate_lease},
-}
+KINDS: tuple[ResourceType, ...] = (
+    ResourceType(
+        group="coordination.k8s.io",
+        version="v1",
+        kind="Lease",
+        plural="leases",
+        singular="lease",
+        namespaced=True,
+        definition="io.k8s.api.coordination.v1.Lease",
+        allow_create_on_update=True,
+        always_encoded={"spec": {}},
+        validator=_validate_lease,
+    ),
+)

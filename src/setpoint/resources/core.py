@@ -1,4 +1,5 @@
-"""Kind-specific behaviour for the core API group: defaults, validation and field selectors.
+"""The core API group's kinds, declared whole (``KINDS``): Namespace, Pod, Node, Event,
+ConfigMap, Secret and ServiceAccount, with their defaults, validation and field selectors.
 
 * Namespaces start ``Active`` with the ``kubernetes`` finalizer and carry the
   ``kubernetes.io/metadata.name`` label.
@@ -35,7 +36,16 @@ from setpoint.resources.checks import (
 )
 from setpoint.resources.containers import config_key_errors
 from setpoint.resources.events import legacy_event_errors
-from setpoint.resources.registry import FieldError, Obj, forbidden, not_supported, required
+from setpoint.resources.registry import (
+    CATEGORY_ALL,
+    SPEC_AND_STATUS,
+    FieldError,
+    Obj,
+    ResourceType,
+    forbidden,
+    not_supported,
+    required,
+)
 
 MAX_DATA_SIZE = 1024 * 1024
 NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
@@ -360,33 +370,117 @@ def _validate_core_meta(obj: Obj, old: Obj | None) -> list[FieldError]:
     return kube_finalizer_errors(obj)
 
 
-HOOKS: dict[tuple[str, str], dict[str, Any]] = {
-    ("", "Namespace"): {
-        "prepare_for_create": _prepare_namespace,
-        "defaulter": _default_namespace,
-        "validator": _validate_namespace,
-        "field_selectors": {
+KINDS: tuple[ResourceType, ...] = (
+    ResourceType(
+        group="",
+        version="v1",
+        kind="Namespace",
+        plural="namespaces",
+        singular="namespace",
+        namespaced=False,
+        short_names=("ns",),
+        subresources=("status", "finalize"),
+        definition="io.k8s.api.core.v1.Namespace",
+        has_status=True,
+        return_deleted_object=True,
+        always_encoded=SPEC_AND_STATUS,
+        prepare_for_create=_prepare_namespace,
+        defaulter=_default_namespace,
+        validator=_validate_namespace,
+        field_selectors={
             "status.phase": _field("status", "phase"),
             "name": _field("metadata", "name"),
         },
-    },
-    ("", "Pod"): {
-        "prepare_for_create": _prepare_pod,
-        "defaulter": podspec.default_pod,
-        "validator": _validate_pod,
-        "field_selectors": _POD_FIELDS,
-    },
-    ("", "Node"): {
-        "defaulter": _default_node,
-        "validator": _validate_node,
-        "field_selectors": {"spec.unschedulable": _field("spec", "unschedulable", default="false")},
-    },
-    ("", "Event"): {"validator": _validate_event, "field_selectors": _EVENT_FIELDS},
-    ("", "ConfigMap"): {"validator": _validate_configmap},
-    ("", "Secret"): {
-        "defaulter": _default_secret,
-        "validator": _validate_secret,
-        "field_selectors": {"type": _field("type")},
-    },
-    ("", "ServiceAccount"): {"validator": _validate_core_meta},
-}
+    ),
+    ResourceType(
+        group="",
+        version="v1",
+        kind="Pod",
+        plural="pods",
+        singular="pod",
+        namespaced=True,
+        short_names=("po",),
+        categories=CATEGORY_ALL,
+        subresources=("status", "binding", "log"),
+        definition="io.k8s.api.core.v1.Pod",
+        has_status=True,
+        tracks_generation=True,
+        return_deleted_object=True,
+        always_encoded=SPEC_AND_STATUS,
+        prepare_for_create=_prepare_pod,
+        defaulter=podspec.default_pod,
+        validator=_validate_pod,
+        field_selectors=_POD_FIELDS,
+    ),
+    ResourceType(
+        group="",
+        version="v1",
+        kind="Node",
+        plural="nodes",
+        singular="node",
+        namespaced=False,
+        short_names=("no",),
+        subresources=("status",),
+        definition="io.k8s.api.core.v1.Node",
+        has_status=True,
+        keeps_status_on_create=True,
+        always_encoded=SPEC_AND_STATUS,
+        defaulter=_default_node,
+        validator=_validate_node,
+        field_selectors={"spec.unschedulable": _field("spec", "unschedulable", default="false")},
+    ),
+    ResourceType(
+        group="",
+        version="v1",
+        kind="Event",
+        plural="events",
+        singular="event",
+        namespaced=True,
+        short_names=("ev",),
+        definition="io.k8s.api.core.v1.Event",
+        allow_create_on_update=True,
+        always_encoded={
+            "involvedObject": {},
+            "source": {},
+            "reportingComponent": "",
+            "reportingInstance": "",
+        },
+        validator=_validate_event,
+        field_selectors=_EVENT_FIELDS,
+    ),
+    ResourceType(
+        group="",
+        version="v1",
+        kind="ConfigMap",
+        plural="configmaps",
+        singular="configmap",
+        namespaced=True,
+        short_names=("cm",),
+        definition="io.k8s.api.core.v1.ConfigMap",
+        validator=_validate_configmap,
+    ),
+    ResourceType(
+        group="",
+        version="v1",
+        kind="Secret",
+        plural="secrets",
+        singular="secret",
+        namespaced=True,
+        definition="io.k8s.api.core.v1.Secret",
+        defaulter=_default_secret,
+        validator=_validate_secret,
+        field_selectors={"type": _field("type")},
+    ),
+    ResourceType(
+        group="",
+        version="v1",
+        kind="ServiceAccount",
+        plural="serviceaccounts",
+        singular="serviceaccount",
+        namespaced=True,
+        short_names=("sa",),
+        definition="io.k8s.api.core.v1.ServiceAccount",
+        return_deleted_object=True,
+        validator=_validate_core_meta,
+    ),
+)

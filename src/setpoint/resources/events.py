@@ -1,4 +1,5 @@
-"""Events: validation shared by ``v1`` and ``events.k8s.io/v1``, and the latter's hooks.
+"""Events: validation shared by ``v1`` and ``events.k8s.io/v1``, and the declaration of the
+latter (``KINDS``; the core Event is declared with the core group).
 
 Kubernetes stores both API versions of Event as one internal type, so one set of rules
 applies, worded with the core (``v1``) field names whichever version was used. Events written
@@ -19,7 +20,7 @@ from typing import Any
 
 from setpoint.meta.validation import dns1123_subdomain_errors, go_quote, label_key_errors
 from setpoint.resources.checks import immutable, invalid_value, kube_finalizer_errors
-from setpoint.resources.registry import FieldError, Obj, required
+from setpoint.resources.registry import FieldError, Obj, ResourceType, required
 
 _LIMITS = {"reportingInstance": 128, "action": 128, "reason": 128}
 _NOTE_LIMIT = 1024
@@ -179,10 +180,20 @@ def _source(event: Obj) -> str:
     return str(source or event.get("reportingController", ""))
 
 
-HOOKS: dict[tuple[str, str], dict[str, Any]] = {
-    ("events.k8s.io", "Event"): {
-        "validator": _validate_event,
-        "field_selectors": {
+KINDS: tuple[ResourceType, ...] = (
+    ResourceType(
+        group="events.k8s.io",
+        version="v1",
+        kind="Event",
+        plural="events",
+        singular="event",
+        namespaced=True,
+        short_names=("ev",),
+        definition="io.k8s.api.events.v1.Event",
+        allow_create_on_update=True,
+        always_encoded={"regarding": {}, "deprecatedSource": {}},
+        validator=_validate_event,
+        field_selectors={
             **{
                 f"regarding.{key}": _reference_field(key)
                 for key in (
@@ -200,5 +211,5 @@ HOOKS: dict[tuple[str, str], dict[str, Any]] = {
             "source": _source,
             "type": lambda e: str(e.get("type", "")),
         },
-    },
-}
+    ),
+)

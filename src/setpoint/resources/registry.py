@@ -95,6 +95,13 @@ def _no_validation(obj: Obj, old: Obj | None) -> list[FieldError]:
     return []
 
 
+# what kind declarations share: the ``all`` category (``kubectl get all``), and the structs
+# Go always encodes in objects with a spec and a status, and in pod templates
+CATEGORY_ALL = ("all",)
+SPEC_AND_STATUS: Mapping[str, Any] = {"spec": {}, "status": {}}
+POD_TEMPLATE: Mapping[str, Any] = {"spec.template": {}, "spec.template.metadata": {}}
+
+
 @dataclass(frozen=True, eq=False)
 class ResourceType:
     group: str  # "" for the core group
