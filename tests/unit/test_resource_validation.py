@@ -992,3 +992,25 @@ def test_cron_next_run_is_the_earliest_match(schedule: str, moment: datetime) ->
     while minute < end:
         assert not parsed.matches(minute), f"{minute} matches before {result}"
         minute += timedelta(minutes=1)
+
+
+def test_the_registry_grows_and_shrinks_and_refuses_a_taken_name() -> None:
+    from dataclasses import replace
+
+    from setpoint.resources.registry import Registry, RegistryConflict
+
+    registry = default_registry()
+    lease = registry.lookup("coordination.k8s.io", "v1", "leases")
+    assert lease is not None
+    before = registry.generation
+    widget = replace(lease, group="example.com", kind="Widget", plural="widgets", singular="widget")
+    registry.register(widget)
+    assert registry.lookup("example.com", "v1", "widgets") is widget
+    assert registry.group_versions()["example.com"] == ["v1"]
+    with pytest.raises(RegistryConflict):
+        registry.register(replace(widget, kind="Gadget"))  # the plural is taken
+    registry.remove(widget)
+    assert registry.lookup("example.com", "v1", "widgets") is None
+    assert "example.com" not in registry.group_versions()
+    assert registry.generation == before + 2
+    assert isinstance(registry, Registry)

@@ -182,13 +182,50 @@ class ResourceType:
         return f"{self.store_prefix}{name}"
 
 
+class RegistryConflict(ValueError):
+    """A kind that would take a name (its plural or kind in a group version) another holds."""
+
+
 class Registry:
-    """Lookup of served resource types by (group, version, plural) and by kind."""
+    """The served resource types, looked up by (group, version, plural) and by kind.
+
+    It can grow and shrink while the server runs (:meth:`register`, :meth:`remove`): a
+    CustomResourceDefinition or a new built-in group plugs in here, and whoever serves the
+    registry (the API server) starts and stops what each kind needs. ``generation`` counts
+    the changes, so anything rendered from the registry (discovery, OpenAPI) knows when it
+    is out of date."""
 
     def __init__(self, types: Iterable[ResourceType]) -> None:
-        self.types: tuple[ResourceType, ...] = tuple(types)
-        self._by_path = {(t.group, t.version, t.plural): t for t in self.types}
-        self._by_kind = {(t.group, t.version, t.kind): t for t in self.types}
+        self.types: tuple[ResourceType, ...] = ()
+        self._by_path: dict[tuple[str, str, str], ResourceType] = {}
+        self._by_kind: dict[tuple[str, str, str], ResourceType] = {}
+        self.generation = 0
+        for rtype in types:
+            self.register(rtype)
+
+    def register(self, rtype: ResourceType) -> None:
+        """Serve ``rtype`` from now on; RegistryConflict if its plural or kind is taken in
+        its group version."""
+        path = (rtype.group, rtype.version, rtype.plural)
+        kind = (rtype.group, rtype.version, rtype.kind)
+        if path in self._by_path or kind in self._by_kind:
+            raise RegistryConflict(
+                f"{rtype.plural}.{rtype.group or 'core'}/{rtype.version} (kind {rtype.kind}) "
+                "is already served"
+            )
+        self.types = (*self.types, rtype)
+        self._by_path[path] = rtype
+        self._by_kind[kind] = rtype
+        self.generation += 1
+
+    def remove(self, rtype: ResourceType) -> None:
+        """Stop serving ``rtype`` (KeyError if it is not served)."""
+        if self._by_path.get((rtype.group, rtype.version, rtype.plural)) is not rtype:
+            raise KeyError(rtype.plural)
+        self.types = tuple(t for t in self.types if t is not rtype)
+        del self._by_path[(rtype.group, rtype.version, rtype.plural)]
+        del self._by_kind[(rtype.group, rtype.version, rtype.kind)]
+        self.generation += 1
 
     def lookup(self, group: str, version: str, plural: str) -> ResourceType | None:
         return self._by_path.get((group, version, plural))
