@@ -21,7 +21,6 @@ import base64
 import binascii
 import json
 from collections.abc import Callable
-from typing import Any
 
 from setpoint.meta.validation import label_key_errors, label_value_errors
 from setpoint.resources import podspec
@@ -42,8 +41,10 @@ from setpoint.resources.registry import (
     FieldError,
     Obj,
     ResourceType,
+    field_getter,
     forbidden,
     not_supported,
+    reference_field_selectors,
     required,
 )
 
@@ -68,20 +69,6 @@ _SECRET_JSON_KEYS = {
     "kubernetes.io/dockercfg": ".dockercfg",
     "kubernetes.io/dockerconfigjson": ".dockerconfigjson",
 }
-
-
-def _field(*path: str, default: str = "") -> Callable[[Obj], str]:
-    """A field-selector getter for a nested string field."""
-
-    def get(obj: Obj) -> str:
-        value: Any = obj
-        for key in path:
-            value = value.get(key) if isinstance(value, dict) else None
-        if isinstance(value, bool):
-            return "true" if value else "false"
-        return default if value is None else str(value)
-
-    return get
 
 
 # ----------------------------------------------------------------------------- Namespace
@@ -152,14 +139,14 @@ def _pod_ip(pod: Obj) -> str:
 
 
 _POD_FIELDS: dict[str, Callable[[Obj], str]] = {
-    "spec.nodeName": _field("spec", "nodeName"),
-    "spec.restartPolicy": _field("spec", "restartPolicy"),
-    "spec.schedulerName": _field("spec", "schedulerName"),
-    "spec.serviceAccountName": _field("spec", "serviceAccountName"),
-    "spec.hostNetwork": _field("spec", "hostNetwork", default="false"),
-    "status.phase": _field("status", "phase"),
+    "spec.nodeName": field_getter("spec", "nodeName"),
+    "spec.restartPolicy": field_getter("spec", "restartPolicy"),
+    "spec.schedulerName": field_getter("spec", "schedulerName"),
+    "spec.serviceAccountName": field_getter("spec", "serviceAccountName"),
+    "spec.hostNetwork": field_getter("spec", "hostNetwork", default="false"),
+    "status.phase": field_getter("status", "phase"),
     "status.podIP": _pod_ip,
-    "status.nominatedNodeName": _field("status", "nominatedNodeName"),
+    "status.nominatedNodeName": field_getter("status", "nominatedNodeName"),
 }
 
 
@@ -212,22 +199,11 @@ def _event_source(event: Obj) -> str:
 
 
 _EVENT_FIELDS: dict[str, Callable[[Obj], str]] = {
-    **{
-        f"involvedObject.{key}": _field("involvedObject", key)
-        for key in (
-            "kind",
-            "namespace",
-            "name",
-            "uid",
-            "apiVersion",
-            "resourceVersion",
-            "fieldPath",
-        )
-    },
-    "reason": _field("reason"),
-    "reportingComponent": _field("reportingComponent"),
+    **reference_field_selectors("involvedObject"),
+    "reason": field_getter("reason"),
+    "reportingComponent": field_getter("reportingComponent"),
     "source": _event_source,
-    "type": _field("type"),
+    "type": field_getter("type"),
 }
 
 
@@ -388,8 +364,8 @@ KINDS: tuple[ResourceType, ...] = (
         defaulter=_default_namespace,
         validator=_validate_namespace,
         field_selectors={
-            "status.phase": _field("status", "phase"),
-            "name": _field("metadata", "name"),
+            "status.phase": field_getter("status", "phase"),
+            "name": field_getter("metadata", "name"),
         },
     ),
     ResourceType(
@@ -427,7 +403,9 @@ KINDS: tuple[ResourceType, ...] = (
         always_encoded=SPEC_AND_STATUS,
         defaulter=_default_node,
         validator=_validate_node,
-        field_selectors={"spec.unschedulable": _field("spec", "unschedulable", default="false")},
+        field_selectors={
+            "spec.unschedulable": field_getter("spec", "unschedulable", default="false")
+        },
     ),
     ResourceType(
         group="",
@@ -469,7 +447,7 @@ KINDS: tuple[ResourceType, ...] = (
         definition="io.k8s.api.core.v1.Secret",
         defaulter=_default_secret,
         validator=_validate_secret,
-        field_selectors={"type": _field("type")},
+        field_selectors={"type": field_getter("type")},
     ),
     ResourceType(
         group="",

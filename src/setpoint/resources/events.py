@@ -20,7 +20,14 @@ from typing import Any
 
 from setpoint.meta.validation import dns1123_subdomain_errors, go_quote, label_key_errors
 from setpoint.resources.checks import immutable, invalid_value, kube_finalizer_errors
-from setpoint.resources.registry import FieldError, Obj, ResourceType, required
+from setpoint.resources.registry import (
+    FieldError,
+    Obj,
+    ResourceType,
+    field_getter,
+    reference_field_selectors,
+    required,
+)
 
 _LIMITS = {"reportingInstance": 128, "action": 128, "reason": 128}
 _NOTE_LIMIT = 1024
@@ -171,10 +178,6 @@ def _validate_event(event: Obj, old: Obj | None) -> list[FieldError]:
     return strict_event_errors(as_core_event(event), as_core_event(old) if old else None)
 
 
-def _reference_field(key: str) -> Any:
-    return lambda event: str((event.get("regarding") or {}).get(key, ""))
-
-
 def _source(event: Obj) -> str:
     source = (event.get("deprecatedSource") or {}).get("component", "")
     return str(source or event.get("reportingController", ""))
@@ -194,22 +197,11 @@ KINDS: tuple[ResourceType, ...] = (
         always_encoded={"regarding": {}, "deprecatedSource": {}},
         validator=_validate_event,
         field_selectors={
-            **{
-                f"regarding.{key}": _reference_field(key)
-                for key in (
-                    "kind",
-                    "namespace",
-                    "name",
-                    "uid",
-                    "apiVersion",
-                    "resourceVersion",
-                    "fieldPath",
-                )
-            },
-            "reason": lambda e: str(e.get("reason", "")),
-            "reportingController": lambda e: str(e.get("reportingController", "")),
+            **reference_field_selectors("regarding"),
+            "reason": field_getter("reason"),
+            "reportingController": field_getter("reportingController"),
             "source": _source,
-            "type": lambda e: str(e.get("type", "")),
+            "type": field_getter("type"),
         },
     ),
 )

@@ -19,6 +19,40 @@ Obj = dict[str, Any]
 """A Kubernetes object in its JSON shape."""
 
 FieldGetter = Callable[[Obj], str]
+
+
+def field_getter(*path: str, default: str = "") -> FieldGetter:
+    """A field selector's reading of a nested field, as its string (``true``/``false`` for a
+    boolean, ``default`` when absent)."""
+
+    def get(obj: Obj) -> str:
+        value: Any = obj
+        for key in path:
+            value = value.get(key) if isinstance(value, dict) else None
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        return default if value is None else str(value)
+
+    return get
+
+
+# an ObjectReference's fields, each selectable (an Event's involvedObject.name, ...)
+OBJECT_REFERENCE_FIELDS = (
+    "kind",
+    "namespace",
+    "name",
+    "uid",
+    "apiVersion",
+    "resourceVersion",
+    "fieldPath",
+)
+
+
+def reference_field_selectors(reference: str) -> dict[str, FieldGetter]:
+    """Field selectors for every field of the ObjectReference at ``reference``."""
+    return {f"{reference}.{key}": field_getter(reference, key) for key in OBJECT_REFERENCE_FIELDS}
+
+
 """Reads one selectable field (``spec.nodeName``) of an object as a string."""
 
 
