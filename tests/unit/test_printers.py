@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from setpoint.api.printers import PRINTERS, human_duration, printer_for
-from setpoint.api.tables import to_table
+from setpoint.api.printers.registry import PRINTERS, human_duration, printer_for
+from setpoint.api.printers.tables import to_table
 from setpoint.resources.catalog import TYPES
 
 NOW = datetime(2026, 5, 1, 12, 0, 0, tzinfo=UTC)

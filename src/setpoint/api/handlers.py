@@ -26,6 +26,7 @@ from setpoint.api.corrupt import UNSAFE_DELETE_OPTION
 from setpoint.api.errors import APIError
 from setpoint.api.negotiation import ResponseFormat
 from setpoint.api.patch import PatchError, apply_json_patch, apply_merge_patch, require_object
+from setpoint.api.printers.tables import partial_metadata, to_table
 from setpoint.api.storage import (
     DeleteOptions,
     ListOptions,
@@ -35,7 +36,6 @@ from setpoint.api.storage import (
     parse_resource_version,
 )
 from setpoint.api.strategic import apply_strategic_merge_patch
-from setpoint.api.tables import partial_metadata, to_table
 from setpoint.api.watchcache import (
     BOOKMARK,
     CachedObject,

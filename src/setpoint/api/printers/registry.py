@@ -7,16 +7,16 @@ it finds the printer of a resource type in :data:`PRINTERS`, keyed by (group, ki
 without a printer of their own get ``NAME`` and ``AGE``, as Kubernetes' default table
 convertor does.
 
-The printers themselves live in :mod:`setpoint.api.printers_core` (pods, nodes, namespaces,
-config maps, secrets, service accounts), :mod:`setpoint.api.printers_events` (both Event APIs)
-and :mod:`setpoint.api.printers_workloads` (deployments, replica sets, jobs, cron jobs, leases);
-the shared pieces (column definitions, ages, selectors) in :mod:`setpoint.api.printers_base`,
+The printers themselves live in :mod:`setpoint.api.printers.core` (pods, nodes, namespaces,
+config maps, secrets, service accounts), :mod:`setpoint.api.printers.events` (both Event APIs)
+and :mod:`setpoint.api.printers.workloads` (deployments, replica sets, jobs, cron jobs, leases);
+the shared pieces (column definitions, ages, selectors) in :mod:`setpoint.api.printers.base`,
 re-exported here.
 """
 
 from __future__ import annotations
 
-from setpoint.api.printers_base import (
+from setpoint.api.printers.base import (
     AGE_COLUMN,
     NAME_COLUMN,
     Cells,
@@ -27,9 +27,9 @@ from setpoint.api.printers_base import (
     human_duration,
     parse_time,
 )
-from setpoint.api.printers_core import CORE_PRINTERS
-from setpoint.api.printers_events import EVENT_PRINTERS
-from setpoint.api.printers_workloads import WORKLOAD_PRINTERS
+from setpoint.api.printers.core import CORE_PRINTERS
+from setpoint.api.printers.events import EVENT_PRINTERS
+from setpoint.api.printers.workloads import WORKLOAD_PRINTERS
 from setpoint.resources.registry import ResourceType
 
 __all__ = [
