@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from setpoint.api.printers.registry import PRINTERS, human_duration, printer_for
+from setpoint.api.printers.base import human_duration
+from setpoint.api.printers.registry import PRINTERS, printer_for
 from setpoint.api.printers.tables import to_table
 from setpoint.resources.catalog import TYPES
 
