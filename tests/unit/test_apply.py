@@ -1,4 +1,4 @@
-"""Tests for server-side apply and managedFields tracking (setpoint.api.apply, .fieldset)."""
+"""Tests for server-side apply and managedFields tracking (setpoint.api.merge)."""
 
 from __future__ import annotations
 
@@ -10,17 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from setpoint.api.apply import (
-    LAST_APPLIED_ANNOTATION,
-    ApplyConflict,
-    ApplyInvalid,
-    apply,
-    conflict_status_message,
-    decode_managed_fields,
-    fieldset_of,
-    track_update,
-)
-from setpoint.api.fieldset import (
+from setpoint.api.merge.fieldpath import (
     FieldSet,
     FieldsV1Error,
     field,
@@ -29,6 +19,16 @@ from setpoint.api.fieldset import (
     path_string,
     serialize_path_element,
     value_element,
+)
+from setpoint.api.merge.merge import (
+    LAST_APPLIED_ANNOTATION,
+    ApplyConflict,
+    ApplyInvalid,
+    apply,
+    conflict_status_message,
+    decode_managed_fields,
+    fieldset_of,
+    track_update,
 )
 
 DEPLOYMENT = "io.k8s.api.apps.v1.Deployment"
@@ -1232,7 +1232,7 @@ _jobs = st.fixed_dictionaries(
 
 
 def _diff_both_ways(definition: str, old: dict[str, Any], new: dict[str, Any]) -> None:
-    from setpoint.api.apply import _diff, _go_message_for, _go_view, _root_type
+    from setpoint.api.merge.merge import _diff, _go_message_for, _go_view, _root_type
 
     t = _root_type(definition)
     message = _go_message_for(definition)

@@ -1,4 +1,4 @@
-"""Tests for setpoint.api.patch: JSON patch (RFC 6902) and JSON merge patch (RFC 7386)."""
+"""Tests for setpoint.api.merge.jsonpatch: JSON patch (RFC 6902) and merge patch (RFC 7386)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from setpoint.api.patch import (
+from setpoint.api.merge.jsonpatch import (
     MAX_COPY_BYTES,
     MAX_JSON_PATCH_OPERATIONS,
     MERGE_PATCH,

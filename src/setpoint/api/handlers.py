@@ -24,8 +24,14 @@ from setpoint.api import errors, negotiation
 from setpoint.api.bodies import read_body, read_raw_body
 from setpoint.api.corrupt import UNSAFE_DELETE_OPTION
 from setpoint.api.errors import APIError
+from setpoint.api.merge.jsonpatch import (
+    PatchError,
+    apply_json_patch,
+    apply_merge_patch,
+    require_object,
+)
+from setpoint.api.merge.strategic import apply_strategic_merge_patch
 from setpoint.api.negotiation import ResponseFormat
-from setpoint.api.patch import PatchError, apply_json_patch, apply_merge_patch, require_object
 from setpoint.api.printers.tables import partial_metadata, to_table
 from setpoint.api.storage import (
     DeleteOptions,
@@ -35,7 +41,6 @@ from setpoint.api.storage import (
     WriteResult,
     parse_resource_version,
 )
-from setpoint.api.strategic import apply_strategic_merge_patch
 from setpoint.api.watchcache import (
     BOOKMARK,
     CachedObject,

@@ -27,11 +27,11 @@ from typing import Any, TypeVar
 import orjson
 
 from setpoint.api import corrupt, errors
-from setpoint.api.apply import ApplyConflict, ApplyInvalid, track_update
-from setpoint.api.apply import apply as server_side_apply
 from setpoint.api.corrupt import CorruptObjectError
 from setpoint.api.errors import APIError
 from setpoint.api.keylocks import KeyLocks
+from setpoint.api.merge.merge import ApplyConflict, ApplyInvalid, track_update
+from setpoint.api.merge.merge import apply as server_side_apply
 from setpoint.api.watchcache import CachedObject, WatchCache, decode_object
 from setpoint.meta.fields import FieldSelector
 from setpoint.meta.labels import Selector

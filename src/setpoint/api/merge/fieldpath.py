@@ -6,7 +6,7 @@ the field-set half of that machinery, modelled on ``sigs.k8s.io/structured-merge
 ``fieldpath`` package: the path elements, the set itself with its set algebra, the
 ``FieldsV1`` encoding and the human-readable path strings Kubernetes prints in apply
 conflicts. Everything that needs a schema (which paths an object has, merging, pruning) lives
-in :mod:`setpoint.api.apply`.
+in :mod:`setpoint.api.merge.merge`.
 
 Path elements
 -------------

@@ -90,7 +90,7 @@ import itertools
 import math
 from typing import Any, Final
 
-from setpoint.api.patch import PatchError
+from setpoint.api.merge.jsonpatch import PatchError
 from setpoint.resources.schema import load_definitions
 
 __all__ = [

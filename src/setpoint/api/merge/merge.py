@@ -61,7 +61,7 @@ from typing import Any, Final, NamedTuple
 
 import orjson
 
-from setpoint.api.fieldset import (
+from setpoint.api.merge.fieldpath import (
     EMPTY,
     FIELD,
     KEY,
