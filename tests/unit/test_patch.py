@@ -16,9 +16,9 @@ from setpoint.api.merge.jsonpatch import (
     PatchError,
     apply_json_patch,
     apply_merge_patch,
-    create_merge_patch,
     require_object,
 )
+from tests.merge_oracle import create_merge_patch
 
 REJECTED = "the server rejected our request due to an error in our request"
 

@@ -22,12 +22,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from setpoint.api.merge.jsonpatch import PatchError
-from setpoint.api.merge.strategic import (
-    StrategicPatchError,
-    apply_strategic_merge_patch,
-    create_three_way_merge_patch,
-    create_two_way_merge_patch,
-)
+from setpoint.api.merge.strategic import StrategicPatchError, apply_strategic_merge_patch
+from tests.merge_oracle import create_three_way_merge_patch, create_two_way_merge_patch
 
 DEPLOYMENT = "io.k8s.api.apps.v1.Deployment"
 POD = "io.k8s.api.core.v1.Pod"
