@@ -30,7 +30,8 @@ from setpoint.api import corrupt, errors
 from setpoint.api.corrupt import CorruptObjectError
 from setpoint.api.errors import APIError
 from setpoint.api.keylocks import KeyLocks
-from setpoint.api.merge.merge import ApplyConflict, ApplyInvalid, track_update
+from setpoint.api.merge.conflicts import ApplyConflict
+from setpoint.api.merge.merge import ApplyInvalid, track_update
 from setpoint.api.merge.merge import apply as server_side_apply
 from setpoint.api.watchcache import CachedObject, WatchCache, decode_object
 from setpoint.meta.fields import FieldSelector
