@@ -1,4 +1,4 @@
-"""The patch between two objects: what the patch tests compare kubectl's patches against.
+"""What the merge tests compute to check the server against: patches and field sets.
 
 The API server applies patches; it never computes them. Clients do (``kubectl apply``
 computes a three-way strategic merge patch, ``kubectl edit`` a two-way one), and so do the
@@ -11,7 +11,10 @@ computations therefore live with the tests, next to the code they check:
   ``k8s.io/apimachinery/pkg/util/strategicpatch``'s ``CreateTwoWayMergePatch`` and
   ``CreateThreeWayMergePatch`` (with ``overwrite`` set, kubectl's default, so no conflict
   detection), built from the patch metadata and Go value helpers of
-  :mod:`setpoint.api.merge.strategic`.
+  :mod:`setpoint.api.merge.strategic`;
+* :func:`fieldset_of` (the fields an object of a schema definition sets) and
+  :func:`decode_managed_fields` (``metadata.managedFields`` as one set per manager) are what
+  the apply tests state ownership with.
 """
 
 from __future__ import annotations
@@ -19,7 +22,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from setpoint.api.merge.fieldpath import FieldSet
 from setpoint.api.merge.jsonpatch import PatchError, deep_copy, json_equal
+from setpoint.api.merge.managedfields import APPLY, decode
 from setpoint.api.merge.strategic import (
     DELETE,
     DELETE_FROM_PRIMITIVE_LIST,
@@ -44,6 +49,7 @@ from setpoint.api.merge.strategic import (
     root_patch_meta,
     value_token,
 )
+from setpoint.api.merge.typed import root_type, to_field_set
 
 # --------------------------------------------------------------------------- JSON merge patch
 
@@ -333,3 +339,25 @@ def create_three_way_merge_patch(
         return combine_patches(deletions, delta, schema)
     except RecursionError:
         raise StrategicPatchError("the object is nested too deeply", UNPROCESSABLE) from None
+
+
+# --------------------------------------------------------------------------- server-side apply
+
+
+def fieldset_of(obj: Any, definition: str) -> FieldSet:
+    """Every leaf field, map key and list item ``obj`` sets (structured-merge-diff ToFieldSet)
+    for an object of the schema ``definition``."""
+    return to_field_set(root_type(definition), obj)
+
+
+def decode_managed_fields(entries: Any) -> dict[tuple[str, str, str, str], FieldSet]:
+    """``metadata.managedFields`` as ``{(manager, operation, apiVersion, subresource): set}``.
+
+    Raises ``ValueError`` with Kubernetes' wording for entries it would refuse to decode
+    (operation not ``Apply``/``Update``, missing apiVersion, fieldsType not ``FieldsV1``).
+    """
+    managers, _ = decode(entries)
+    return {
+        (m.name, APPLY if o.applied else m.operation, o.api_version, m.subresource): o.fields
+        for m, o in managers.items()
+    }

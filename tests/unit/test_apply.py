@@ -22,9 +22,9 @@ from setpoint.api.merge.fieldpath import (
     value_element,
 )
 from setpoint.api.merge.goview import go_message_for, go_view
-from setpoint.api.merge.managedfields import decode_managed_fields
 from setpoint.api.merge.merge import LAST_APPLIED_ANNOTATION, ApplyInvalid, apply, track_update
-from setpoint.api.merge.typed import compare, fieldset_of, root_type
+from setpoint.api.merge.typed import compare, root_type
+from tests.merge_oracle import decode_managed_fields, fieldset_of
 
 DEPLOYMENT = "io.k8s.api.apps.v1.Deployment"
 CONFIGMAP = "io.k8s.api.core.v1.ConfigMap"

@@ -43,7 +43,6 @@ __all__ = [
     "Times",
     "cap",
     "decode",
-    "decode_managed_fields",
     "decode_or_empty",
     "is_reset",
     "object_meta",
@@ -105,19 +104,6 @@ Times = dict[Manager, "str | None"]
 
 class _DecodeError(ValueError):
     pass
-
-
-def decode_managed_fields(entries: Any) -> dict[tuple[str, str, str, str], FieldSet]:
-    """``metadata.managedFields`` as ``{(manager, operation, apiVersion, subresource): set}``.
-
-    Raises ``ValueError`` with Kubernetes' wording for entries it would refuse to decode
-    (operation not ``Apply``/``Update``, missing apiVersion, fieldsType not ``FieldsV1``).
-    """
-    managers, _ = decode(entries)
-    return {
-        (m.name, APPLY if o.applied else m.operation, o.api_version, m.subresource): o.fields
-        for m, o in managers.items()
-    }
 
 
 def decode(entries: Any) -> tuple[Managers, Times]:

@@ -62,7 +62,6 @@ __all__ = [
     "copy_value",
     "ensure_named",
     "equals",
-    "fieldset_of",
     "group_version_kinds",
     "item_elements",
     "resolve",
@@ -386,20 +385,13 @@ def item_elements(t: Type, items: list[Any]) -> list[PathElement] | None:
 # =========================================================================== ToFieldSet
 
 
-def fieldset_of(obj: Any, definition: str) -> FieldSet:
+def to_field_set(t: Type, obj: Any) -> FieldSet:
     """Every leaf field, map key and list item ``obj`` sets (structured-merge-diff ToFieldSet).
 
     Struct fields are not members themselves unless empty or ``null``; atomic lists and maps are
     single leaves; items of ``map`` and ``set`` lists are members and, for ``map`` lists, also
     parents of their fields.
     """
-    builder = FieldSetBuilder()
-    _to_set(root_type(definition), obj, (), builder)
-    return builder.build()
-
-
-def to_field_set(t: Type, obj: Any) -> FieldSet:
-    """:func:`fieldset_of` for an object of type ``t``."""
     builder = FieldSetBuilder()
     _to_set(t, obj, (), builder)
     return builder.build()
