@@ -1,7 +1,8 @@
 """kubectl apply of a ``kind: List`` file, which kubectl validates on the client side.
 
 The server cannot validate a List itself, so kubectl checks each item against the Swagger 2.0
-document it fetches from ``/openapi/v2`` as gnostic protobuf (see setpoint.api.openapi_pb).
+document it fetches from ``/openapi/v2`` as gnostic protobuf (see
+setpoint.api.discovery.openapi_pb).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from setpoint.api.openapi_pb import PROTOBUF_MEDIA_TYPE, PROTOBUF_MEDIA_TYPE_DEPRECATED
+from setpoint.api.discovery.openapi_pb import PROTOBUF_MEDIA_TYPE, PROTOBUF_MEDIA_TYPE_DEPRECATED
 from tests.support import Kubectl, Server
 
 pytestmark = pytest.mark.e2e

@@ -1,4 +1,4 @@
-"""Tests for server-side apply and managedFields tracking (setpoint.api.apply, .fieldset)."""
+"""Tests for server-side apply and managedFields tracking (setpoint.api.merge)."""
 
 from __future__ import annotations
 
@@ -10,17 +10,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from setpoint.api.apply import (
-    LAST_APPLIED_ANNOTATION,
-    ApplyConflict,
-    ApplyInvalid,
-    apply,
-    conflict_status_message,
-    decode_managed_fields,
-    fieldset_of,
-    track_update,
-)
-from setpoint.api.fieldset import (
+from setpoint.api.merge.conflicts import ApplyConflict, conflict_status_message
+from setpoint.api.merge.fieldpath import (
     FieldSet,
     FieldsV1Error,
     field,
@@ -30,6 +21,10 @@ from setpoint.api.fieldset import (
     serialize_path_element,
     value_element,
 )
+from setpoint.api.merge.goview import go_message_for, go_view
+from setpoint.api.merge.merge import LAST_APPLIED_ANNOTATION, ApplyInvalid, apply, track_update
+from setpoint.api.merge.typed import compare, root_type
+from tests.merge_oracle import decode_managed_fields, fieldset_of
 
 DEPLOYMENT = "io.k8s.api.apps.v1.Deployment"
 CONFIGMAP = "io.k8s.api.core.v1.ConfigMap"
@@ -1232,13 +1227,11 @@ _jobs = st.fixed_dictionaries(
 
 
 def _diff_both_ways(definition: str, old: dict[str, Any], new: dict[str, Any]) -> None:
-    from setpoint.api.apply import _diff, _go_message_for, _go_view, _root_type
-
-    t = _root_type(definition)
-    message = _go_message_for(definition)
+    t = root_type(definition)
+    message = go_message_for(definition)
     assert message
-    eager = _diff(t, _go_view(definition, old), _go_view(definition, new))
-    lazy = _diff(t, old, new, message=message)
+    eager = compare(t, go_view(definition, old), go_view(definition, new))
+    lazy = compare(t, old, new, message=message)
     assert lazy == eager
 
 

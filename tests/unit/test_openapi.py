@@ -1,4 +1,4 @@
-"""Tests for setpoint.api.openapi: the /openapi/v2 and /openapi/v3 documents.
+"""Tests for setpoint.api.discovery.openapi: the /openapi/v2 and /openapi/v3 documents.
 
 Several tests replay, in Python, the checks kubectl itself runs against these documents
 (field-validation detection, client-side apply's strategic-merge lookup, ``kubectl explain``),
@@ -16,7 +16,7 @@ import kubernetes.client
 import orjson
 import pytest
 
-from setpoint.api.openapi import (
+from setpoint.api.discovery.openapi import (
     INT_OR_STRING,
     QUANTITY,
     OpenAPIDocuments,

@@ -1,4 +1,4 @@
-"""Tests for setpoint.api.openapi_pb: /openapi/v2 as gnostic's ``openapi.v2.Document``.
+"""Tests for setpoint.api.discovery.openapi_pb: /openapi/v2 as gnostic's ``openapi.v2.Document``.
 
 The encoded document is read back with the wire-format reader of setpoint.api.protobuf and
 a decoder written here from gnostic's OpenAPIv2.proto (field numbers and oneofs), then
@@ -16,14 +16,14 @@ import pytest
 import yaml
 
 from setpoint.api import errors
-from setpoint.api.negotiation import JSON, negotiate_openapi_v2
-from setpoint.api.openapi import OpenAPIDocuments, build_openapi
-from setpoint.api.openapi_pb import (
+from setpoint.api.discovery.openapi import OpenAPIDocuments, build_openapi
+from setpoint.api.discovery.openapi_pb import (
     PROTOBUF_MEDIA_TYPE,
     PROTOBUF_MEDIA_TYPE_DEPRECATED,
     OpenAPIEncodeError,
     encode_document,
 )
+from setpoint.api.negotiation import JSON, negotiate_openapi_v2
 from setpoint.api.protobuf import _iter_fields
 from setpoint.resources.catalog import default_registry
 

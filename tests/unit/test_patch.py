@@ -1,4 +1,4 @@
-"""Tests for setpoint.api.patch: JSON patch (RFC 6902) and JSON merge patch (RFC 7386)."""
+"""Tests for setpoint.api.merge.jsonpatch: JSON patch (RFC 6902) and merge patch (RFC 7386)."""
 
 from __future__ import annotations
 
@@ -9,16 +9,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from setpoint.api.patch import (
+from setpoint.api.merge.jsonpatch import (
     MAX_COPY_BYTES,
     MAX_JSON_PATCH_OPERATIONS,
     MERGE_PATCH,
     PatchError,
     apply_json_patch,
     apply_merge_patch,
-    create_merge_patch,
     require_object,
 )
+from tests.merge_oracle import create_merge_patch
 
 REJECTED = "the server rejected our request due to an error in our request"
 

@@ -12,8 +12,9 @@ from typing import Any
 
 import pytest
 
-from setpoint.api.printers import PRINTERS, human_duration, printer_for
-from setpoint.api.tables import to_table
+from setpoint.api.printers.base import human_duration
+from setpoint.api.printers.registry import PRINTERS, printer_for
+from setpoint.api.printers.tables import to_table
 from setpoint.resources.catalog import KINDS
 
 NOW = datetime(2026, 5, 1, 12, 0, 0, tzinfo=UTC)

@@ -1,4 +1,4 @@
-"""Tests for setpoint.api.strategic: Kubernetes' strategic merge patch.
+"""Tests for setpoint.api.merge.strategic: Kubernetes' strategic merge patch.
 
 Besides hand-written expectations, two oracles keep the implementation honest: kubectl's
 own Go implementation (``kubectl patch --local --type strategic`` applies a patch without a
@@ -21,13 +21,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from setpoint.api.patch import PatchError
-from setpoint.api.strategic import (
-    StrategicPatchError,
-    apply_strategic_merge_patch,
-    create_three_way_merge_patch,
-    create_two_way_merge_patch,
-)
+from setpoint.api.merge.jsonpatch import PatchError
+from setpoint.api.merge.strategic import StrategicPatchError, apply_strategic_merge_patch
+from tests.merge_oracle import create_three_way_merge_patch, create_two_way_merge_patch
 
 DEPLOYMENT = "io.k8s.api.apps.v1.Deployment"
 POD = "io.k8s.api.core.v1.Pod"

@@ -24,8 +24,15 @@ from setpoint.api import errors, negotiation
 from setpoint.api.bodies import read_body, read_raw_body
 from setpoint.api.corrupt import UNSAFE_DELETE_OPTION
 from setpoint.api.errors import APIError
+from setpoint.api.merge.jsonpatch import (
+    PatchError,
+    apply_json_patch,
+    apply_merge_patch,
+    require_object,
+)
+from setpoint.api.merge.strategic import apply_strategic_merge_patch
 from setpoint.api.negotiation import ResponseFormat
-from setpoint.api.patch import PatchError, apply_json_patch, apply_merge_patch, require_object
+from setpoint.api.printers.tables import partial_metadata, to_table
 from setpoint.api.storage import (
     DeleteOptions,
     ListOptions,
@@ -33,8 +40,6 @@ from setpoint.api.storage import (
     WriteOptions,
     WriteResult,
 )
-from setpoint.api.strategic import apply_strategic_merge_patch
-from setpoint.api.tables import partial_metadata, to_table
 from setpoint.api.watchcache import (
     BOOKMARK,
     CachedObject,

@@ -15,7 +15,8 @@ from typing import Any, Final
 import orjson
 import yaml
 
-from setpoint.api import errors, openapi_pb, protobuf
+from setpoint.api import errors, protobuf
+from setpoint.api.discovery import openapi_pb
 
 MAX_BODY_BYTES = 3 * 1024 * 1024
 

@@ -30,7 +30,7 @@ from aiohttp.web_protocol import RequestHandler
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from setpoint.api import errors, negotiation
-from setpoint.api.discovery import AGGREGATED_CONTENT_TYPE, Discovery
+from setpoint.api.discovery.discovery import AGGREGATED_CONTENT_TYPE, Discovery
 from setpoint.api.errors import APIError
 from setpoint.api.handlers import ResourceHandlers
 from setpoint.api.health import Check, HealthEndpoints

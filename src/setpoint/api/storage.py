@@ -27,11 +27,12 @@ from typing import Any, TypeVar
 import orjson
 
 from setpoint.api import corrupt, errors
-from setpoint.api.apply import ApplyConflict, ApplyInvalid, track_update
-from setpoint.api.apply import apply as server_side_apply
 from setpoint.api.corrupt import CorruptObjectError
 from setpoint.api.errors import APIError
 from setpoint.api.keylocks import KeyLocks
+from setpoint.api.merge.conflicts import ApplyConflict
+from setpoint.api.merge.merge import ApplyInvalid, track_update
+from setpoint.api.merge.merge import apply as server_side_apply
 from setpoint.api.watchcache import (
     CachedObject,
     CacheWatcher,

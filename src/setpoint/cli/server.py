@@ -30,9 +30,9 @@ from pathlib import Path
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from setpoint.api.discovery import KUBERNETES_VERSION
+from setpoint.api.discovery.discovery import KUBERNETES_VERSION
+from setpoint.api.discovery.openapi import build_openapi
 from setpoint.api.inflight import CONTROLLER_MANAGER_USER, InflightLimits
-from setpoint.api.openapi import build_openapi
 from setpoint.api.server import APIServer, TokenAuthenticator
 from setpoint.api.serving import ServingLimits, TLSSite, raise_descriptor_limit
 from setpoint.cli.process import PARENT_PID_ENV, tune_gc

@@ -2,7 +2,7 @@
 
 kubectl asks for ``application/json;as=Table;v=v1;g=meta.k8s.io`` and prints whatever columns
 the server sends, so the familiar ``NAME READY STATUS RESTARTS AGE`` come from here. The
-per-kind columns and cell values live in :mod:`setpoint.api.printers` (Kubernetes'
+per-kind columns and cell values live in :mod:`setpoint.api.printers.registry` (Kubernetes'
 ``pkg/printers/internalversion``); this module wraps them into Table objects, for lists,
 single objects and watch events, honouring ``includeObject`` (None, Metadata, Object).
 """
@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from setpoint.api.printers import printer_for
+from setpoint.api.printers.registry import printer_for
 from setpoint.resources.registry import Obj, ResourceType
 
 TABLE_API_VERSION = "meta.k8s.io/v1"

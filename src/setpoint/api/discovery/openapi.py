@@ -25,8 +25,8 @@ with the operation ids, actions and query parameters Kubernetes documents.
 together with the SHA-512 hashes (upper-case hex, as kube-openapi computes them) that the v3
 root advertises in each ``serverRelativeURL`` and that double as ETags, so the HTTP handlers
 only pick bytes and compare ``If-None-Match``. The v2 document is also served in gnostic's
-protobuf encoding (:mod:`setpoint.api.openapi_pb`), which client-go's discovery client asks for;
-that encoding is made from the JSON bytes on first request and kept.
+protobuf encoding (:mod:`setpoint.api.discovery.openapi_pb`), which client-go's discovery
+client asks for; that encoding is made from the JSON bytes on first request and kept.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from typing import Any, Final, Literal
 
 import orjson
 
-from setpoint.api import openapi_pb
+from setpoint.api.discovery import openapi_pb
 from setpoint.resources.registry import Registry, ResourceType
 from setpoint.resources.schema import Schema, load_definitions
 

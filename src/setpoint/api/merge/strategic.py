@@ -72,12 +72,12 @@ patch) is a 400, and a patch that does not fit the object (the object's list has
 another type or without merge keys, lists of lists) is a 422, the code Kubernetes uses for
 its own "cannot apply" errors.
 
-Besides applying patches, :func:`create_two_way_merge_patch` computes the patch that turns
-one object into another (Go's ``CreateTwoWayMergePatch``: deletions as ``null``, ``$patch:
-delete`` items, ``$deleteFromPrimitiveList``; ``$setElementOrder`` whenever a merge list
-changes; ``$retainKeys`` for ``retainKeys`` fields) and :func:`create_three_way_merge_patch`
-the one client-side ``kubectl apply`` sends (Go's ``CreateThreeWayMergePatch`` with
-``overwrite`` set, kubectl's default, so no conflict detection).
+Computing patches (Go's ``CreateTwoWayMergePatch`` and ``CreateThreeWayMergePatch``) is
+what clients do, not the server; the tests' oracle (``tests/merge_oracle.py``) does it with
+the pieces of patch.go this module shares: the directive names, the patch metadata
+(:func:`root_patch_meta`, :func:`lookup_field`), the Go value helpers (:func:`go_kind`,
+:func:`deep_equal`, :func:`value_token`, :func:`go_format`), the list helpers, and
+:func:`combine_patches`, which merges one patch into another.
 
 No function mutates its arguments; results may share structure with private copies only.
 """
@@ -90,27 +90,50 @@ import itertools
 import math
 from typing import Any, Final
 
-from setpoint.api.patch import PatchError
+from setpoint.api.merge.jsonpatch import PatchError
 from setpoint.resources.schema import load_definitions
 
 __all__ = [
+    "BAD_REQUEST",
+    "DELETE",
+    "DELETE_FROM_PRIMITIVE_LIST",
+    "DIRECTIVE",
+    "LIST",
+    "MAP",
+    "MERGE",
+    "REPLACE",
+    "RETAIN_KEYS",
+    "SET_ELEMENT_ORDER",
+    "UNPROCESSABLE",
+    "PatchMeta",
     "StrategicPatchError",
     "apply_strategic_merge_patch",
-    "create_three_way_merge_patch",
-    "create_two_way_merge_patch",
+    "check_merge_keys",
+    "combine_patches",
+    "dedupe_scalars",
+    "deep_equal",
+    "element_kind",
+    "go_format",
+    "go_kind",
+    "lookup_field",
+    "normalize_slice_order",
+    "root_patch_meta",
+    "value_token",
 ]
 
-_DIRECTIVE: Final = "$patch"
-_DELETE: Final = "delete"
-_REPLACE: Final = "replace"
-_MERGE: Final = "merge"
+# patch.go's directives and strategies
+DIRECTIVE: Final = "$patch"
+DELETE: Final = "delete"
+REPLACE: Final = "replace"
+MERGE: Final = "merge"
 _RETAIN_KEYS_STRATEGY: Final = "retainKeys"
-_RETAIN_KEYS: Final = "$retainKeys"
-_DELETE_FROM_PRIMITIVE_LIST: Final = "$deleteFromPrimitiveList"
-_SET_ELEMENT_ORDER: Final = "$setElementOrder"
+RETAIN_KEYS: Final = "$retainKeys"
+DELETE_FROM_PRIMITIVE_LIST: Final = "$deleteFromPrimitiveList"
+SET_ELEMENT_ORDER: Final = "$setElementOrder"
 
-_BAD_REQUEST: Final = 400
-_UNPROCESSABLE: Final = 422
+# StrategicPatchError codes: a malformed patch, a patch that does not fit the object
+BAD_REQUEST: Final = 400
+UNPROCESSABLE: Final = 422
 
 # mergepatch/errors.go
 _BAD_FORMAT_PRIMITIVE_LIST: Final = "invalid patch format of primitive list"
@@ -118,8 +141,9 @@ _BAD_FORMAT_RETAIN_KEYS: Final = "invalid patch format of retainKeys"
 _BAD_FORMAT_SET_ELEMENT_ORDER: Final = "invalid patch format of setElementOrder list"
 _NO_LIST_OF_LISTS: Final = "lists of lists are not supported"
 
-_MAP: Final = "map"
-_LIST: Final = "list"
+# what go_kind calls objects and arrays
+MAP: Final = "map"
+LIST: Final = "list"
 
 
 class StrategicPatchError(PatchError):
@@ -129,7 +153,7 @@ class StrategicPatchError(PatchError):
     ``status_message`` are what an API server answers with (see :class:`PatchError`).
     """
 
-    def __init__(self, message: str, code: int = _BAD_REQUEST) -> None:
+    def __init__(self, message: str, code: int = BAD_REQUEST) -> None:
         super().__init__(message, code)
 
     def __repr__(self) -> str:
@@ -142,15 +166,15 @@ class StrategicPatchError(PatchError):
 _KINDS: Final[dict[type, str]] = {
     type(None): "null",
     bool: "bool",
-    dict: _MAP,
-    list: _LIST,
+    dict: MAP,
+    list: LIST,
     str: "string",
     int: "int64",
     float: "float64",
 }
 
 
-def _kind(value: Any) -> str:
+def go_kind(value: Any) -> str:
     """The Go type a decoded JSON value has, as a short name.
 
     Kubernetes decodes JSON keeping integers apart from floats (``3`` is an ``int64``,
@@ -168,13 +192,13 @@ def _kind(value: Any) -> str:
 
 _GO_TYPES: Final = {
     "null": "<nil>",
-    _MAP: "map[string]interface {}",
-    _LIST: "[]interface {}",
+    MAP: "map[string]interface {}",
+    LIST: "[]interface {}",
 }
 
 
 def _go_type(value: Any) -> str:
-    kind = _kind(value)
+    kind = go_kind(value)
     return _GO_TYPES.get(kind, kind)
 
 
@@ -201,16 +225,16 @@ def _go_float(value: float) -> str:
     return f"{prefix}{digits[: exp10 + 1]}.{digits[exp10 + 1 :]}"
 
 
-def _go(value: Any) -> str:
+def go_format(value: Any) -> str:
     """``fmt``'s ``%v`` of a decoded JSON value (maps print with sorted keys)."""
     if value is None:
         return "<nil>"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, dict):
-        return "map[" + " ".join(f"{k}:{_go(value[k])}" for k in sorted(value, key=str)) + "]"
+        return "map[" + " ".join(f"{k}:{go_format(value[k])}" for k in sorted(value, key=str)) + "]"
     if isinstance(value, list):
-        return "[" + " ".join(_go(item) for item in value) + "]"
+        return "[" + " ".join(go_format(item) for item in value) + "]"
     if isinstance(value, str):
         return value
     if isinstance(value, float):
@@ -229,7 +253,7 @@ def _go_s(value: Any, *, nested: bool = False) -> str:
         return f"map[{inner}]"
     if isinstance(value, list):
         return "[" + " ".join(_go_s(item, nested=True) for item in value) + "]"
-    return f"%!s({_go_type(value)}={_go(value)})"
+    return f"%!s({_go_type(value)}={go_format(value)})"
 
 
 def _copy(value: Any) -> Any:
@@ -240,27 +264,27 @@ def _copy(value: Any) -> Any:
     return value
 
 
-def _equal(a: Any, b: Any) -> bool:
+def deep_equal(a: Any, b: Any) -> bool:
     """``reflect.DeepEqual`` of decoded JSON: ``true`` is not ``1``, nor ``1`` ``1.0``."""
-    kind = _kind(a)
-    if kind != _kind(b):
+    kind = go_kind(a)
+    if kind != go_kind(b):
         return False
-    if kind == _MAP:
-        return len(a) == len(b) and all(k in b and _equal(v, b[k]) for k, v in a.items())
-    if kind == _LIST:
-        return len(a) == len(b) and all(_equal(x, y) for x, y in zip(a, b, strict=True))
+    if kind == MAP:
+        return len(a) == len(b) and all(k in b and deep_equal(v, b[k]) for k, v in a.items())
+    if kind == LIST:
+        return len(a) == len(b) and all(deep_equal(x, y) for x, y in zip(a, b, strict=True))
     return bool(a == b)
 
 
-def _token(value: Any) -> Any:
+def value_token(value: Any) -> Any:
     """A hashable stand-in for a JSON value; tokens are equal exactly when values are."""
     if type(value) is str:
         return ("string", value)
-    kind = _kind(value)
-    if kind == _MAP:
-        return (_MAP, tuple(sorted((k, _token(v)) for k, v in value.items())))
-    if kind == _LIST:
-        return (_LIST, tuple(_token(v) for v in value))
+    kind = go_kind(value)
+    if kind == MAP:
+        return (MAP, tuple(sorted((k, value_token(v)) for k, v in value.items())))
+    if kind == LIST:
+        return (LIST, tuple(value_token(v) for v in value))
     return (kind, value)
 
 
@@ -272,18 +296,18 @@ def _bad_type(expected: str, actual: Any, code: int) -> StrategicPatchError:
 
 def _no_merge_key(item: dict[str, Any], merge_key: str, code: int) -> StrategicPatchError:
     return StrategicPatchError(
-        f"map: {_go(item)} does not contain declared merge key: {merge_key}", code
+        f"map: {go_format(item)} does not contain declared merge key: {merge_key}", code
     )
 
 
 def _bad_patch_type(directive: Any, item: dict[str, Any]) -> StrategicPatchError:
-    return StrategicPatchError(f"unknown patch type: {_go_s(directive)} in map: {_go(item)}")
+    return StrategicPatchError(f"unknown patch type: {_go_s(directive)} in map: {go_format(item)}")
 
 
 # --------------------------------------------------------------------------- schema
 
 
-class _Schema:
+class PatchMeta:
     """One position of the schema, with the lookups patch.go asks its ``LookupPatchMeta``.
 
     Children are computed once and cached; the tree is shared by every patch of a kind.
@@ -294,11 +318,13 @@ class _Schema:
     def __init__(self, name: str, node: dict[str, Any]) -> None:
         self.name = name or "object"
         self.node = node
-        self._fields: dict[str, tuple[_Schema | None, tuple[str, ...], str, _Schema | None]] = {}
-        self._values: _Schema | None = None
+        self._fields: dict[
+            str, tuple[PatchMeta | None, tuple[str, ...], str, PatchMeta | None]
+        ] = {}
+        self._values: PatchMeta | None = None
         self._values_done = False
 
-    def lookup(self, key: str) -> tuple[_Schema | None, tuple[str, ...], str, _Schema | None]:
+    def lookup(self, key: str) -> tuple[PatchMeta | None, tuple[str, ...], str, PatchMeta | None]:
         """The field's schema, patch strategies, merge key and (for lists) element schema."""
         found = self._fields.get(key)
         if found is not None:
@@ -319,7 +345,7 @@ class _Schema:
         items = values.node.get("items")
         return values, (), "", _resolve(items) if isinstance(items, dict) else None
 
-    def _map_values(self) -> _Schema | None:
+    def _map_values(self) -> PatchMeta | None:
         if not self._values_done:
             extra = self.node.get("additionalProperties")
             self._values = _resolve(extra) if isinstance(extra, dict) else None
@@ -327,10 +353,10 @@ class _Schema:
         return self._values
 
 
-_RESOLVED: dict[int, tuple[dict[str, Any], _Schema]] = {}
+_RESOLVED: dict[int, tuple[dict[str, Any], PatchMeta]] = {}
 
 
-def _resolve(node: dict[str, Any]) -> _Schema:
+def _resolve(node: dict[str, Any]) -> PatchMeta:
     """Follow ``$ref`` (and an ``allOf`` that only wraps one) to the schema of a value."""
     cached = _RESOLVED.get(id(node))
     if cached is not None and cached[0] is node:
@@ -358,7 +384,7 @@ def _resolve(node: dict[str, Any]) -> _Schema:
                 current = refs[0]
                 continue
         break
-    schema = _Schema(name, current)
+    schema = PatchMeta(name, current)
     # The cache holds on to ``node``, so its id cannot be reused by another dict.
     _RESOLVED[id(node)] = (node, schema)
     return schema
@@ -376,7 +402,8 @@ def _patch_metadata(prop: dict[str, Any]) -> tuple[tuple[str, ...], str]:
     return strategies, merge_key if isinstance(merge_key, str) else ""
 
 
-def _root(definition: str) -> _Schema:
+def root_patch_meta(definition: str) -> PatchMeta:
+    """The patch metadata of objects of schema ``definition`` (a ``KeyError`` if none)."""
     node = load_definitions().get(definition)
     if not isinstance(node, dict):
         raise KeyError(f"no schema definition named {definition!r}")
@@ -392,14 +419,12 @@ def _split_strategies(strategies: tuple[str, ...]) -> tuple[bool, str]:
     if len(strategies) == 2 and _RETAIN_KEYS_STRATEGY in strategies:
         other = strategies[1] if strategies[0] == _RETAIN_KEYS_STRATEGY else strategies[0]
         return True, other
-    raise StrategicPatchError(
-        f"unexpected patch strategy: [{' '.join(strategies)}]", _UNPROCESSABLE
-    )
+    raise StrategicPatchError(f"unexpected patch strategy: [{' '.join(strategies)}]", UNPROCESSABLE)
 
 
-def _lookup(
-    schema: _Schema | None, key: str
-) -> tuple[_Schema | None, bool, str, str, _Schema | None]:
+def lookup_field(
+    schema: PatchMeta | None, key: str
+) -> tuple[PatchMeta | None, bool, str, str, PatchMeta | None]:
     """(field schema, retainKeys?, strategy, merge key, element schema) of ``key``."""
     if schema is None:
         return None, False, "", "", None
@@ -408,15 +433,15 @@ def _lookup(
     return sub, retain, strategy, merge_key, element
 
 
-def _schema_name(schema: _Schema | None) -> str:
+def _schema_name(schema: PatchMeta | None) -> str:
     return schema.name if schema is not None else "object"
 
 
 # --------------------------------------------------------------------------- list helpers
 
 
-def _element_kind(
-    original: list[Any], patch: list[Any], *, patch_code: int = _BAD_REQUEST
+def element_kind(
+    original: list[Any], patch: list[Any], *, patch_code: int = BAD_REQUEST
 ) -> str | None:
     """patch.go ``sliceElementType``: the one element type of both lists (``None`` if empty).
 
@@ -426,25 +451,25 @@ def _element_kind(
     """
     first: str | None = None
     for value in itertools.chain(original, patch):
-        kind = _kind(value)
+        kind = go_kind(value)
         if first is None:
             first = kind
-            if kind == _LIST:
-                raise StrategicPatchError(_NO_LIST_OF_LISTS, _UNPROCESSABLE)
+            if kind == LIST:
+                raise StrategicPatchError(_NO_LIST_OF_LISTS, UNPROCESSABLE)
         elif kind != first:
-            mixed_patch = len({_kind(item) for item in patch}) > 1
+            mixed_patch = len({go_kind(item) for item in patch}) > 1
             raise StrategicPatchError(
-                f"list element types are not identical: [{_go(original)} {_go(patch)}]",
-                patch_code if mixed_patch else _UNPROCESSABLE,
+                f"list element types are not identical: [{go_format(original)} {go_format(patch)}]",
+                patch_code if mixed_patch else UNPROCESSABLE,
             )
     return first
 
 
 def _order_key(value: Any, merge_key: str, kind: str | None) -> Any:
     """What patch.go's ``index`` compares: the merge key's value of a map, else the value."""
-    if kind == _MAP:
-        return _token(value.get(merge_key) if isinstance(value, dict) else None)
-    return _token(value)
+    if kind == MAP:
+        return value_token(value.get(merge_key) if isinstance(value, dict) else None)
+    return value_token(value)
 
 
 def _positions(order: list[Any], merge_key: str, kind: str | None) -> dict[Any, int]:
@@ -454,7 +479,8 @@ def _positions(order: list[Any], merge_key: str, kind: str | None) -> dict[Any, 
     return positions
 
 
-def _check_merge_keys(merge_key: str, *lists: list[Any], code: int) -> None:
+def check_merge_keys(merge_key: str, *lists: list[Any], code: int) -> None:
+    """Refuse (with ``code``) an item of ``lists`` that is not an object with ``merge_key``."""
     for values in lists:
         for item in values:
             if not isinstance(item, dict):
@@ -464,16 +490,16 @@ def _check_merge_keys(merge_key: str, *lists: list[Any], code: int) -> None:
 
 
 def _is_delete_item(item: Any) -> bool:
-    return isinstance(item, dict) and item.get(_DIRECTIVE) == _DELETE
+    return isinstance(item, dict) and item.get(DIRECTIVE) == DELETE
 
 
-def _normalize_slice_order(
+def normalize_slice_order(
     values: list[Any], order: list[Any], merge_key: str, kind: str | None, *, code: int
 ) -> list[Any]:
     """Sort ``values`` by their position in ``order``; ``$patch: delete`` items go last."""
     deletions: list[Any] = []
-    if kind == _MAP:
-        _check_merge_keys(merge_key, values, order, code=code)
+    if kind == MAP:
+        check_merge_keys(merge_key, values, order, code=code)
         deletions = [item for item in values if _is_delete_item(item)]
         values = [item for item in values if not _is_delete_item(item)]
     positions = _positions(order, merge_key, kind)
@@ -515,11 +541,9 @@ def _normalize_element_order(
     merge_key: str,
     kind: str | None,
 ) -> list[Any]:
-    patch_items = _normalize_slice_order(
-        patch_items, patch_order, merge_key, kind, code=_BAD_REQUEST
-    )
-    server_only = _normalize_slice_order(
-        server_only, server_order, merge_key, kind, code=_UNPROCESSABLE
+    patch_items = normalize_slice_order(patch_items, patch_order, merge_key, kind, code=BAD_REQUEST)
+    server_only = normalize_slice_order(
+        server_only, server_order, merge_key, kind, code=UNPROCESSABLE
     )
     return _merge_sorted(server_only, patch_items, server_order, merge_key, kind)
 
@@ -535,9 +559,9 @@ def _partition(
     (which fails on a non-map met before the match).
     """
     if not merge_key:
-        wanted = {_token(v) for v in present_in}
-        inside = [v for v in merged if _token(v) in wanted]
-        outside = [v for v in merged if _token(v) not in wanted]
+        wanted = {value_token(v) for v in present_in}
+        inside = [v for v in merged if value_token(v) in wanted]
+        outside = [v for v in merged if value_token(v) not in wanted]
         return inside, outside
     first_non_map = len(present_in)
     positions: dict[Any, int] = {}
@@ -546,16 +570,16 @@ def _partition(
             first_non_map = i
             break
         if merge_key in value:
-            positions.setdefault(_token(value[merge_key]), i)
+            positions.setdefault(value_token(value[merge_key]), i)
     from_patch = {id(item) for item in present_in}
     inside, outside = [], []
     for item in merged:
-        code = _BAD_REQUEST if id(item) in from_patch else _UNPROCESSABLE
+        code = BAD_REQUEST if id(item) in from_patch else UNPROCESSABLE
         if not isinstance(item, dict):
             raise _bad_type("map[string]interface {}", item, code)
         if merge_key not in item:
             raise _no_merge_key(item, merge_key, code)
-        if _token(item[merge_key]) in positions:
+        if value_token(item[merge_key]) in positions:
             inside.append(item)
         elif first_non_map < len(present_in):
             raise StrategicPatchError(f"value for key {first_non_map} is not a map")
@@ -566,20 +590,21 @@ def _partition(
 
 def _find_by_key(values: list[Any], merge_key: str, wanted: Any) -> int:
     """Index of the first map whose merge key equals ``wanted`` (-1 if none)."""
-    token = _token(wanted)
+    token = value_token(wanted)
     for i, item in enumerate(values):
         if not isinstance(item, dict):
-            raise StrategicPatchError(f"value for key {i} is not a map", _UNPROCESSABLE)
-        if merge_key in item and _token(item[merge_key]) == token:
+            raise StrategicPatchError(f"value for key {i} is not a map", UNPROCESSABLE)
+        if merge_key in item and value_token(item[merge_key]) == token:
             return i
     return -1
 
 
-def _dedupe_scalars(values: list[Any]) -> list[Any]:
+def dedupe_scalars(values: list[Any]) -> list[Any]:
+    """``values`` without repeats, first occurrences kept."""
     seen: set[Any] = set()
     unique = []
     for value in values:
-        token = _token(value)
+        token = value_token(value)
         if token not in seen:
             seen.add(token)
             unique.append(value)
@@ -589,7 +614,7 @@ def _dedupe_scalars(values: list[Any]) -> list[Any]:
 def _remove_directives(value: Any) -> tuple[Any, bool]:
     """patch.go ``removeDirectives``: drop objects carrying ``$patch`` (the bool: keep?)."""
     if isinstance(value, dict):
-        if _DIRECTIVE in value:
+        if DIRECTIVE in value:
             return None, False
         cleaned = {}
         for key, item in value.items():
@@ -643,16 +668,16 @@ _COMBINE: Final = _MergeOptions(merge_parallel_list=False, ignore_unmatched_null
 def _merge_map(
     original: dict[str, Any] | None,
     patch: dict[str, Any],
-    schema: _Schema | None,
+    schema: PatchMeta | None,
     options: _MergeOptions,
 ) -> dict[str, Any]:
     """Merge ``patch`` into ``original``; both are private copies and may be consumed."""
-    if _DIRECTIVE in patch:
-        directive = patch[_DIRECTIVE]
-        if _kind(directive) == "string" and directive == _REPLACE:
-            del patch[_DIRECTIVE]
+    if DIRECTIVE in patch:
+        directive = patch[DIRECTIVE]
+        if go_kind(directive) == "string" and directive == REPLACE:
+            del patch[DIRECTIVE]
             return patch
-        if _kind(directive) == "string" and directive == _DELETE:
+        if go_kind(directive) == "string" and directive == DELETE:
             return {}
         raise _bad_patch_type(directive, patch)
     if original is None:
@@ -662,11 +687,11 @@ def _merge_map(
 
     deletions: list[tuple[str, Any]] = []
     for key, value in patch.items():
-        if key.startswith(_DELETE_FROM_PRIMITIVE_LIST):
+        if key.startswith(DELETE_FROM_PRIMITIVE_LIST):
             if not options.merge_parallel_list:
                 original[key] = value
                 continue
-            field = _directive_key(key, _DELETE_FROM_PRIMITIVE_LIST, _BAD_FORMAT_PRIMITIVE_LIST)
+            field = _directive_key(key, DELETE_FROM_PRIMITIVE_LIST, _BAD_FORMAT_PRIMITIVE_LIST)
             # Go visits the patch in random order; removing after every merge makes the
             # result deterministic and lets a deletion win over an addition.
             deletions.append((field, value))
@@ -681,7 +706,7 @@ def _merge_value(
     original: dict[str, Any],
     key: str,
     value: Any,
-    schema: _Schema | None,
+    schema: PatchMeta | None,
     options: _MergeOptions,
     *,
     is_delete_list: bool,
@@ -691,7 +716,7 @@ def _merge_value(
         original.pop(key, None)
         if options.ignore_unmatched_nulls:
             return
-    if key not in original or _kind(original[key]) != _kind(value):
+    if key not in original or go_kind(original[key]) != go_kind(value):
         if is_delete_list:
             return
         if options.ignore_unmatched_nulls:
@@ -704,13 +729,13 @@ def _merge_value(
         return
     current = original[key]
     if isinstance(current, dict):
-        sub, _, strategy, _, _ = _lookup(schema, key)
-        if strategy == _REPLACE:
+        sub, _, strategy, _, _ = lookup_field(schema, key)
+        if strategy == REPLACE:
             original[key] = value
         else:
             original[key] = _merge_map(current, value, sub, options)
     elif isinstance(current, list):
-        _, _, strategy, merge_key, element = _lookup(schema, key)
+        _, _, strategy, merge_key, element = lookup_field(schema, key)
         original[key] = _merge_list_field(
             current, value, element, strategy, merge_key, is_delete_list, options
         )
@@ -726,19 +751,19 @@ def _apply_retain_keys(
     original: dict[str, Any], patch: dict[str, Any], options: _MergeOptions
 ) -> None:
     """patch.go ``applyRetainKeysDirective``."""
-    if _RETAIN_KEYS not in patch:
+    if RETAIN_KEYS not in patch:
         return
-    retain = patch.pop(_RETAIN_KEYS)
+    retain = patch.pop(RETAIN_KEYS)
     if not options.merge_parallel_list:
-        if _RETAIN_KEYS in original:
-            if not _equal(original[_RETAIN_KEYS], retain):
+        if RETAIN_KEYS in original:
+            if not deep_equal(original[RETAIN_KEYS], retain):
                 raise StrategicPatchError(
-                    f"{_go(original[_RETAIN_KEYS])} and {_go(retain)} are not deep equal: "
-                    "this may happen when calculating the 3-way diff patch",
-                    _UNPROCESSABLE,
+                    f"{go_format(original[RETAIN_KEYS])} and {go_format(retain)} are not deep "
+                    "equal: this may happen when calculating the 3-way diff patch",
+                    UNPROCESSABLE,
                 )
         else:
-            original[_RETAIN_KEYS] = retain
+            original[RETAIN_KEYS] = retain
         return
     if not isinstance(retain, list):
         raise StrategicPatchError(_BAD_FORMAT_RETAIN_KEYS)
@@ -746,8 +771,8 @@ def _apply_retain_keys(
     for key, value in patch.items():
         if (
             value is None
-            or key.startswith(_DELETE_FROM_PRIMITIVE_LIST)
-            or key.startswith(_SET_ELEMENT_ORDER)
+            or key.startswith(DELETE_FROM_PRIMITIVE_LIST)
+            or key.startswith(SET_ELEMENT_ORDER)
         ):
             continue
         if key not in kept:
@@ -759,34 +784,34 @@ def _apply_retain_keys(
 def _merge_ordered_lists(
     original: dict[str, Any],
     patch: dict[str, Any],
-    schema: _Schema | None,
+    schema: PatchMeta | None,
     options: _MergeOptions,
 ) -> None:
     """patch.go ``mergePatchIntoOriginal``: merge and order lists named by ``$setElementOrder``."""
-    for key in [k for k in patch if k.startswith(_SET_ELEMENT_ORDER)]:
+    for key in [k for k in patch if k.startswith(SET_ELEMENT_ORDER)]:
         order = patch.pop(key)
         if not options.merge_parallel_list:
             if key in original:
-                if not _equal(original[key], order):
+                if not deep_equal(original[key], order):
                     raise StrategicPatchError(_BAD_FORMAT_SET_ELEMENT_ORDER)
             else:
                 original[key] = order
         if not isinstance(order, list):
-            raise _bad_type("[]interface {}", order, _BAD_REQUEST)
-        field = _directive_key(key, _SET_ELEMENT_ORDER, _BAD_FORMAT_SET_ELEMENT_ORDER)
+            raise _bad_type("[]interface {}", order, BAD_REQUEST)
+        field = _directive_key(key, SET_ELEMENT_ORDER, _BAD_FORMAT_SET_ELEMENT_ORDER)
         found_original = field in original
         found_patch = field in patch
         original_list: list[Any] = []
         patch_list: list[Any] = []
         if found_original:
             if not isinstance(original[field], list):
-                raise _bad_type("[]interface {}", original[field], _UNPROCESSABLE)
+                raise _bad_type("[]interface {}", original[field], UNPROCESSABLE)
             original_list = original[field]
         if found_patch:
             if not isinstance(patch[field], list):
-                raise _bad_type("[]interface {}", patch[field], _BAD_REQUEST)
+                raise _bad_type("[]interface {}", patch[field], BAD_REQUEST)
             patch_list = patch[field]
-        _, _, strategy, merge_key, element = _lookup(schema, field)
+        _, _, strategy, merge_key, element = lookup_field(schema, field)
         _check_order_list(patch_list, order, merge_key)
 
         if found_original and not found_patch:
@@ -800,9 +825,9 @@ def _merge_ordered_lists(
         else:
             continue
         patch_items, server_only = _partition(merged, order, merge_key)
-        kind = _element_kind(original_list, patch_list)
+        kind = element_kind(original_list, patch_list)
         if kind is None:
-            raise StrategicPatchError("no elements in any of the given slices", _UNPROCESSABLE)
+            raise StrategicPatchError("no elements in any of the given slices", UNPROCESSABLE)
         original[field] = _normalize_element_order(
             patch_items, server_only, order, original_list, merge_key, kind
         )
@@ -817,39 +842,39 @@ def _check_order_list(patch_list: list[Any], order: list[Any], merge_key: str) -
     if merge_key:
         for item in patch_list:
             if not isinstance(item, dict):
-                raise _bad_type("map[string]interface {}", item, _BAD_REQUEST)
+                raise _bad_type("map[string]interface {}", item, BAD_REQUEST)
         items = [item for item in patch_list if not _is_delete_item(item)]
     p = o = 0
     while p < len(items) and o < len(order):
         item = items[p]
-        if isinstance(item, dict) and _DIRECTIVE in item:
+        if isinstance(item, dict) and DIRECTIVE in item:
             p += 1
             continue
         if merge_key:
             target = order[o]
             if not isinstance(target, dict):
-                raise _bad_type("map[string]interface {}", target, _BAD_REQUEST)
+                raise _bad_type("map[string]interface {}", target, BAD_REQUEST)
             if merge_key not in item:
-                raise _no_merge_key(item, merge_key, _BAD_REQUEST)
+                raise _no_merge_key(item, merge_key, BAD_REQUEST)
             if merge_key not in target:
-                raise _no_merge_key(target, merge_key, _BAD_REQUEST)
-            same = _token(item[merge_key]) == _token(target[merge_key])
+                raise _no_merge_key(target, merge_key, BAD_REQUEST)
+            same = value_token(item[merge_key]) == value_token(target[merge_key])
         else:
-            same = _token(item) == _token(order[o])
+            same = value_token(item) == value_token(order[o])
         if same:
             p += 1
         o += 1
     if p < len(items) and o >= len(order):
         raise StrategicPatchError(
-            f"The order in patch list:\n{_go(patch_list)}\n doesn't match "
-            f"{_SET_ELEMENT_ORDER} list:\n{_go(order)}"
+            f"The order in patch list:\n{go_format(patch_list)}\n doesn't match "
+            f"{SET_ELEMENT_ORDER} list:\n{go_format(order)}"
         )
 
 
 def _merge_list_field(
     original: list[Any],
     patch: Any,
-    element: _Schema | None,
+    element: PatchMeta | None,
     strategy: str,
     merge_key: str,
     is_delete_list: bool,
@@ -857,8 +882,8 @@ def _merge_list_field(
 ) -> list[Any]:
     """patch.go ``mergeSliceHandler``: merge lists with the ``merge`` strategy, else replace."""
     if not isinstance(patch, list):
-        raise _bad_type("[]interface {}", patch, _BAD_REQUEST)
-    if strategy == _MERGE or is_delete_list:
+        raise _bad_type("[]interface {}", patch, BAD_REQUEST)
+    if strategy == MERGE or is_delete_list:
         return _merge_list(original, patch, element, merge_key, options, is_delete_list)
     return patch
 
@@ -866,7 +891,7 @@ def _merge_list_field(
 def _merge_list(
     original: list[Any],
     patch: list[Any],
-    element: _Schema | None,
+    element: PatchMeta | None,
     merge_key: str,
     options: _MergeOptions,
     is_delete_list: bool,
@@ -874,12 +899,12 @@ def _merge_list(
     """patch.go ``mergeSlice``."""
     if not original and not patch:
         return original
-    kind = _element_kind(original, patch)
-    if kind != _MAP:
+    kind = element_kind(original, patch)
+    if kind != MAP:
         if options.merge_parallel_list and is_delete_list:
-            doomed = {_token(v) for v in patch}
-            return [v for v in original if _token(v) not in doomed]
-        merged = _dedupe_scalars(original + patch)
+            doomed = {value_token(v) for v in patch}
+            return [v for v in original if value_token(v) not in doomed]
+        merged = dedupe_scalars(original + patch)
         patch_items, server_only = _partition(merged, patch, merge_key)
         return _normalize_element_order(patch_items, server_only, patch, original, merge_key, kind)
     if not merge_key:
@@ -890,7 +915,7 @@ def _merge_list(
     merged = list(original)
     for item in patch:
         if merge_key not in item:
-            raise _no_merge_key(item, merge_key, _BAD_REQUEST)
+            raise _no_merge_key(item, merge_key, BAD_REQUEST)
         at = _find_by_key(merged, merge_key, item[merge_key])
         if at >= 0:
             merged[at] = _merge_map(merged[at], item, element, options)
@@ -907,25 +932,25 @@ def _apply_list_directives(
     plain: list[Any] = []
     replace = False
     for item in patch:
-        if _DIRECTIVE not in item:
+        if DIRECTIVE not in item:
             plain.append(item)
             continue
-        directive = item[_DIRECTIVE]
-        if _kind(directive) == "string" and directive == _DELETE:
+        directive = item[DIRECTIVE]
+        if go_kind(directive) == "string" and directive == DELETE:
             if merge_key not in item:
-                raise _no_merge_key(item, merge_key, _BAD_REQUEST)
-            token = _token(item[merge_key])
+                raise _no_merge_key(item, merge_key, BAD_REQUEST)
+            token = value_token(item[merge_key])
             for i, existing in enumerate(original):
                 if not isinstance(existing, dict):
-                    raise StrategicPatchError(f"value for key {i} is not a map", _UNPROCESSABLE)
+                    raise StrategicPatchError(f"value for key {i} is not a map", UNPROCESSABLE)
             original = [
                 existing
                 for existing in original
-                if not (merge_key in existing and _token(existing[merge_key]) == token)
+                if not (merge_key in existing and value_token(existing[merge_key]) == token)
             ]
-        elif _kind(directive) == "string" and directive == _REPLACE:
+        elif go_kind(directive) == "string" and directive == REPLACE:
             replace = True
-        elif _kind(directive) == "string" and directive == _MERGE:
+        elif go_kind(directive) == "string" and directive == MERGE:
             raise StrategicPatchError("merging lists cannot yet be specified in the patch")
         else:
             raise _bad_patch_type(directive, item)
@@ -944,263 +969,24 @@ def apply_strategic_merge_patch(
     arguments are not modified. Raises :class:`StrategicPatchError` when the patch is
     malformed (400) or cannot be applied to this object (422).
     """
-    schema = _root(definition)
+    schema = root_patch_meta(definition)
     if not isinstance(patch, dict):
         raise StrategicPatchError("invalid JSON document")
     if not isinstance(original, dict):
-        raise StrategicPatchError("invalid JSON document", _UNPROCESSABLE)
+        raise StrategicPatchError("invalid JSON document", UNPROCESSABLE)
     try:
         return _merge_map(_copy(original), _copy(patch), schema, _APPLY)
     except RecursionError:
         raise StrategicPatchError("the patch is nested too deeply") from None
 
 
-# --------------------------------------------------------------------------- diff
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class _DiffOptions:
-    set_element_order: bool = True
-    ignore_changes_and_additions: bool = False
-    ignore_deletions: bool = False
-    build_retain_keys: bool = False
-
-
-def _diff_maps(
-    original: dict[str, Any],
-    modified: dict[str, Any],
-    schema: _Schema | None,
-    options: _DiffOptions,
+def combine_patches(
+    patch: dict[str, Any], other: dict[str, Any], schema: PatchMeta | None
 ) -> dict[str, Any]:
-    """patch.go ``diffMaps``: the patch turning ``original`` into ``modified``."""
-    patch: dict[str, Any] = {}
-    retain: list[str] = []
-    for key, new in modified.items():
-        if options.build_retain_keys and new is not None:
-            retain.append(key)
-        if key not in original:
-            if not options.ignore_changes_and_additions:
-                patch[key] = new
-            continue
-        old = original[key]
-        if key == _DIRECTIVE:
-            if not isinstance(old, str) or not isinstance(new, str):
-                raise StrategicPatchError(f"invalid value for special key: {_DIRECTIVE}")
-            if old != new:
-                patch[_DIRECTIVE] = new
-            continue
-        if _kind(old) != _kind(new):
-            if not options.ignore_changes_and_additions:
-                patch[key] = new
-            continue
-        if isinstance(old, dict):
-            _diff_map_field(key, old, new, patch, schema, options)
-        elif isinstance(old, list):
-            _diff_list_field(key, old, new, patch, schema, options)
-        elif not options.ignore_changes_and_additions and not _equal(old, new):
-            patch[key] = new
-    if not options.ignore_deletions:
-        for key in original:
-            if key not in modified:
-                patch[key] = None
-    if retain and (patch or any(v is not None and k not in modified for k, v in original.items())):
-        patch[_RETAIN_KEYS] = sorted(retain)
-    return patch
+    """Merge the patch ``other`` into ``patch``, keeping their directives and ``null``s.
 
-
-def _diff_map_field(
-    key: str,
-    old: dict[str, Any],
-    new: dict[str, Any],
-    patch: dict[str, Any],
-    schema: _Schema | None,
-    options: _DiffOptions,
-) -> None:
-    sub, retain, strategy, _, _ = _lookup(schema, key)
-    if strategy == _REPLACE:
-        if not options.ignore_changes_and_additions:
-            patch[key] = new
-        return
-    value = _diff_maps(old, new, sub, dataclasses.replace(options, build_retain_keys=retain))
-    if value:
-        patch[key] = value
-
-
-def _diff_list_field(
-    key: str,
-    old: list[Any],
-    new: list[Any],
-    patch: dict[str, Any],
-    schema: _Schema | None,
-    options: _DiffOptions,
-) -> None:
-    _, retain, strategy, merge_key, element = _lookup(schema, key)
-    if strategy != _MERGE:
-        if not options.ignore_changes_and_additions and not _equal(old, new):
-            patch[key] = new
-        return
-    options = dataclasses.replace(options, build_retain_keys=retain)
-    additions, deletions, order = _diff_lists(old, new, element, merge_key, options)
-    if additions:
-        patch[key] = additions
-    if deletions:
-        patch[f"{_DELETE_FROM_PRIMITIVE_LIST}/{key}"] = deletions
-    if order:
-        patch[f"{_SET_ELEMENT_ORDER}/{key}"] = order
-
-
-def _diff_lists(
-    original: list[Any],
-    modified: list[Any],
-    element: _Schema | None,
-    merge_key: str,
-    options: _DiffOptions,
-) -> tuple[list[Any], list[Any], list[Any]]:
-    """patch.go ``diffLists``: (patch list, primitive deletions, ``$setElementOrder``)."""
-    if not original:
-        if not modified or options.ignore_changes_and_additions:
-            return [], [], []
-        return modified, [], []
-    kind = _element_kind(original, modified, patch_code=_UNPROCESSABLE)
-    if kind == _MAP:
-        changes, deletions = _diff_lists_of_maps(original, modified, element, merge_key, options)
-        changes = _normalize_slice_order(changes, modified, merge_key, kind, code=_UNPROCESSABLE)
-        same_order = len(original) == len(modified) and all(
-            _token(a[merge_key]) == _token(b[merge_key])
-            for a, b in zip(original, modified, strict=True)
-        )
-        changes += deletions
-        order: list[Any] = []
-        if options.set_element_order and (
-            (not options.ignore_changes_and_additions and (changes or not same_order))
-            or (not options.ignore_deletions and changes)
-        ):
-            order = [{merge_key: item[merge_key]} for item in modified]
-        return changes, [], order
-    additions, removals = _diff_lists_of_scalars(original, modified, options)
-    additions = _normalize_slice_order(additions, modified, merge_key, kind, code=_UNPROCESSABLE)
-    order = []
-    if options.set_element_order and (
-        (not options.ignore_deletions and removals)
-        or (not options.ignore_changes_and_additions and not _equal(original, modified))
-    ):
-        order = modified
-    return additions, removals, order
-
-
-def _diff_lists_of_scalars(
-    original: list[Any], modified: list[Any], options: _DiffOptions
-) -> tuple[list[Any], list[Any]]:
-    """patch.go ``diffListsOfScalars``: walk both lists sorted by their text."""
-    old = sorted(original, key=_go)
-    new = sorted(modified, key=_go)
-    additions: list[Any] = []
-    removals: list[Any] = []
-    i = j = 0
-    while i < len(old) or j < len(new):
-        old_text = _go(old[i]) if i < len(old) else None
-        new_text = _go(new[j]) if j < len(new) else None
-        if old_text is not None and new_text is not None and old_text == new_text:
-            i += 1
-            j += 1
-        elif old_text is None or (new_text is not None and old_text > new_text):
-            if not options.ignore_changes_and_additions:
-                additions.append(new[j])
-            j += 1
-        else:
-            if not options.ignore_deletions:
-                removals.append(old[i])
-            i += 1
-    return additions, _dedupe_scalars(removals)
-
-
-def _diff_lists_of_maps(
-    original: list[Any],
-    modified: list[Any],
-    element: _Schema | None,
-    merge_key: str,
-    options: _DiffOptions,
-) -> tuple[list[Any], list[Any]]:
-    """patch.go ``diffListsOfMaps``: changed/added items, and ``$patch: delete`` items."""
-    _check_merge_keys(merge_key, original, modified, code=_UNPROCESSABLE)
-    old = sorted(original, key=lambda item: _go(item[merge_key]))
-    new = sorted(modified, key=lambda item: _go(item[merge_key]))
-    changes: list[Any] = []
-    deletions: list[Any] = []
-    i = j = 0
-    while i < len(old) or j < len(new):
-        old_text = _go(old[i][merge_key]) if i < len(old) else None
-        new_text = _go(new[j][merge_key]) if j < len(new) else None
-        if old_text is not None and new_text is not None and old_text == new_text:
-            value = _diff_maps(old[i], new[j], element, options)
-            if value:
-                value[merge_key] = new[j][merge_key]
-                changes.append(value)
-            i += 1
-            j += 1
-        elif old_text is None or (new_text is not None and old_text > new_text):
-            if not options.ignore_changes_and_additions:
-                changes.append(new[j])
-            j += 1
-        else:
-            if not options.ignore_deletions:
-                deletions.append({merge_key: old[i][merge_key], _DIRECTIVE: _DELETE})
-            i += 1
-    return changes, deletions
-
-
-def create_two_way_merge_patch(
-    original: dict[str, Any], modified: dict[str, Any], definition: str
-) -> dict[str, Any]:
-    """The strategic merge patch that turns ``original`` into ``modified``.
-
-    Go's ``CreateTwoWayMergePatch``: added and changed keys, ``null`` for removed keys,
-    ``$patch: delete`` items and ``$deleteFromPrimitiveList`` for removed list items,
-    ``$setElementOrder`` for every merge list whose items or order changed, and
-    ``$retainKeys`` for ``retainKeys`` fields. Raises :class:`StrategicPatchError` (422)
-    for objects whose merge lists cannot be diffed (items without the merge key, lists of
-    mixed types).
+    patch.go's ``mergeMap`` with ``MergeParallelList`` and ``IgnoreUnmatchedNulls`` off, as
+    ``CreateThreeWayMergePatch`` combines its deletions with its changes. Both arguments are
+    consumed (pass private copies).
     """
-    schema = _root(definition)
-    for doc in (original, modified):
-        if not isinstance(doc, dict):
-            raise StrategicPatchError("invalid JSON document", _UNPROCESSABLE)
-    try:
-        return _diff_maps(_copy(original), _copy(modified), schema, _DiffOptions())
-    except RecursionError:
-        raise StrategicPatchError("the object is nested too deeply", _UNPROCESSABLE) from None
-
-
-def create_three_way_merge_patch(
-    original: dict[str, Any] | None,
-    modified: dict[str, Any],
-    current: dict[str, Any],
-    definition: str,
-) -> dict[str, Any]:
-    """The patch client-side ``kubectl apply`` sends (``CreateThreeWayMergePatch``).
-
-    ``original`` is the last applied configuration (``None`` when there is none),
-    ``modified`` the new configuration and ``current`` the live object. The patch makes the
-    live object agree with ``modified`` in everything ``modified`` sets, and deletes what
-    ``original`` set but ``modified`` no longer does; fields only the live object has (set
-    by controllers or other clients) are left alone. Computed with ``overwrite`` on, as
-    kubectl does by default, so no conflict check is made.
-    """
-    schema = _root(definition)
-    original = original or {}
-    for doc in (original, modified, current):
-        if not isinstance(doc, dict):
-            raise StrategicPatchError("invalid JSON document", _UNPROCESSABLE)
-    try:
-        delta = _diff_maps(
-            _copy(current), _copy(modified), schema, _DiffOptions(ignore_deletions=True)
-        )
-        deletions = _diff_maps(
-            _copy(original),
-            _copy(modified),
-            schema,
-            _DiffOptions(ignore_changes_and_additions=True),
-        )
-        return _merge_map(deletions, delta, schema, _COMBINE)
-    except RecursionError:
-        raise StrategicPatchError("the object is nested too deeply", _UNPROCESSABLE) from None
+    return _merge_map(patch, other, schema, _COMBINE)

@@ -1,12 +1,15 @@
-"""Field sets: the sets of field paths that server-side apply tracks ownership of.
+"""Field paths and field sets: the vocabulary server-side apply tracks ownership in.
 
 Kubernetes records who owns which fields of an object in ``metadata.managedFields``, one entry
 per manager, each holding a *field set* serialized in the ``FieldsV1`` format. This module is
 the field-set half of that machinery, modelled on ``sigs.k8s.io/structured-merge-diff``'s
 ``fieldpath`` package: the path elements, the set itself with its set algebra, the
-``FieldsV1`` encoding and the human-readable path strings Kubernetes prints in apply
-conflicts. Everything that needs a schema (which paths an object has, merging, pruning) lives
-in :mod:`setpoint.api.apply`.
+``FieldsV1`` encoding of a set (its ``serialize.go``; the keys are Go's JSON text, from
+:mod:`setpoint.api.merge.goview`) and the human-readable path strings Kubernetes prints in
+apply conflicts. Everything that needs a schema lives elsewhere: which paths an object has
+and how objects differ in :mod:`setpoint.api.merge.typed`, merging and pruning in
+:mod:`setpoint.api.merge.merge`, the entries themselves in
+:mod:`setpoint.api.merge.managedfields`.
 
 Path elements
 -------------
@@ -33,25 +36,28 @@ owned). A node may be both, which ``FieldsV1`` writes as ``".": {}``. Union, int
 difference and recursive difference follow structured-merge-diff exactly (difference is plain
 path-set difference; recursive difference also drops everything under a removed member), and
 empty child nodes are never kept, so structural equality is set equality.
+:class:`FieldSetBuilder` builds one path by path.
 """
 
 from __future__ import annotations
 
 import functools
 import json
-import math
 from collections.abc import Iterable, Iterator, Mapping
-from decimal import Decimal
 from typing import Any, Final
 
 import orjson
 
+from setpoint.api.merge.goview import go_json
+
 __all__ = [
+    "EMPTY",
     "FIELD",
     "INDEX",
     "KEY",
     "VALUE",
     "FieldSet",
+    "FieldSetBuilder",
     "FieldsV1Error",
     "Path",
     "PathElement",
@@ -115,52 +121,6 @@ def untag(tagged: tuple[int, Any]) -> Any:
     return payload
 
 
-def _go_float(value: float) -> str:
-    """A float the way Go's ``encoding/json`` writes it."""
-    if not math.isfinite(value):
-        raise ValueError(f"unsupported float {value!r}")
-    magnitude = abs(value)
-    if magnitude != 0 and (magnitude < 1e-6 or magnitude >= 1e21):
-        text = repr(value)
-        mantissa, _, exponent = text.partition("e")
-        sign = exponent[0] if exponent[:1] in "+-" else "+"
-        digits = exponent.lstrip("+-").lstrip("0") or "0"
-        if len(digits) < 2 and sign == "+":
-            digits = digits.rjust(2, "0")
-        if mantissa.endswith(".0"):
-            mantissa = mantissa[:-2]
-        return f"{mantissa}e{sign}{digits}"
-    text = format(Decimal(repr(value)), "f")
-    if "." in text:
-        text = text.rstrip("0").rstrip(".")
-    return text or "0"
-
-
-def _go_json(value: Any) -> str:
-    """Compact JSON as Go's ``encoding/json`` writes it (HTML-safe, sorted map keys)."""
-    if isinstance(value, bool) or value is None:
-        return json.dumps(value)
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        return _go_float(value)
-    if isinstance(value, str):
-        text = json.dumps(value, ensure_ascii=False)
-        return (
-            text.replace("<", "\\u003c")
-            .replace(">", "\\u003e")
-            .replace("&", "\\u0026")
-            .replace("\u2028", "\\u2028")
-            .replace("\u2029", "\\u2029")
-        )
-    if isinstance(value, list):
-        return "[" + ",".join(_go_json(item) for item in value) + "]"
-    if isinstance(value, dict):
-        items = sorted(value.items())
-        return "{" + ",".join(_go_json(str(k)) + ":" + _go_json(v) for k, v in items) + "}"
-    raise TypeError(f"not a JSON value: {value!r}")
-
-
 def _go_string(value: Any) -> str:
     """``value.ToString`` of structured-merge-diff (used in printed paths)."""
     if value is None:
@@ -212,10 +172,10 @@ def serialize_path_element(pe: PathElement) -> str:
     if kind == FIELD:
         return "f:" + payload
     if kind == KEY:
-        inner = ",".join(_go_json(name) + ":" + _go_json(untag(v)) for name, v in payload)
+        inner = ",".join(go_json(name) + ":" + go_json(untag(v)) for name, v in payload)
         return "k:{" + inner + "}"
     if kind == VALUE:
-        return "v:" + _go_json(untag(payload))
+        return "v:" + go_json(untag(payload))
     if kind == INDEX:
         return f"i:{payload}"
     raise ValueError(f"invalid path element {pe!r}")
@@ -280,7 +240,7 @@ class FieldSet:
     _hash: int | None
 
     def __init__(self, paths: Iterable[Path] = ()) -> None:
-        builder = _Builder()
+        builder = FieldSetBuilder()
         for path in paths:
             builder.insert(tuple(path))
         built = builder.build()
@@ -289,9 +249,11 @@ class FieldSet:
         self._hash = None
 
     @classmethod
-    def _make(
+    def from_node(
         cls, members: frozenset[PathElement], children: dict[PathElement, FieldSet]
     ) -> FieldSet:
+        """The set whose top node holds ``members`` and ``children``, taken as they are
+        (children must not be empty sets)."""
         obj = cls.__new__(cls)
         obj._members = members
         obj._children = children
@@ -388,7 +350,7 @@ class FieldSet:
             members = members | other._members
         elif not changed:
             return self  # nothing new: the same set, whose hash and encoding are known
-        return FieldSet._make(members, children)
+        return FieldSet.from_node(members, children)
 
     def intersection(self, other: FieldSet) -> FieldSet:
         """Paths in both sets."""
@@ -399,7 +361,7 @@ class FieldSet:
                 both = child.intersection(theirs)
                 if not both.empty():
                     children[pe] = both
-        return FieldSet._make(self._members & other._members, children)
+        return FieldSet.from_node(self._members & other._members, children)
 
     def difference(self, other: FieldSet) -> FieldSet:
         """Paths in this set and not in ``other`` (parents and children are unrelated)."""
@@ -444,13 +406,13 @@ class FieldSet:
         """``self`` when removing left it as it was (so its hash and encoding are reused)."""
         if not changed and len(members) == len(self._members):
             return self
-        return FieldSet._make(members, children)
+        return FieldSet.from_node(members, children)
 
     def leaves(self) -> FieldSet:
         """Only the members that have no children of their own."""
         children = {pe: child.leaves() for pe, child in self._children.items()}
         members = frozenset(pe for pe in self._members if pe not in self._children)
-        return FieldSet._make(members, {pe: c for pe, c in children.items() if not c.empty()})
+        return FieldSet.from_node(members, {pe: c for pe, c in children.items() if not c.empty()})
 
     # ------------------------------------------------------------------ FieldsV1
 
@@ -509,7 +471,7 @@ class FieldSet:
                 children[pe] = grandchildren if previous is None else previous.union(grandchildren)
         if not members and not children:
             return None, True
-        return FieldSet._make(frozenset(members), children), is_member
+        return FieldSet.from_node(frozenset(members), children), is_member
 
 
 @functools.lru_cache(maxsize=4096)
@@ -518,14 +480,14 @@ def _fieldsv1_json(fields: FieldSet) -> bytes:
     return orjson.dumps(fields._emit(include_self=False))
 
 
-class _Builder:
+class FieldSetBuilder:
     """A mutable tree used to build a :class:`FieldSet` by inserting paths."""
 
     __slots__ = ("children", "members")
 
     def __init__(self) -> None:
         self.members: set[PathElement] = set()
-        self.children: dict[PathElement, _Builder] = {}
+        self.children: dict[PathElement, FieldSetBuilder] = {}
 
     def insert(self, path: Path) -> None:
         if not path:
@@ -534,7 +496,7 @@ class _Builder:
         for pe in path[:-1]:
             child = node.children.get(pe)
             if child is None:
-                child = node.children[pe] = _Builder()
+                child = node.children[pe] = FieldSetBuilder()
             node = child
         node.members.add(path[-1])
 
@@ -544,7 +506,7 @@ class _Builder:
             built = child.build()
             if not built.empty():
                 children[pe] = built
-        return FieldSet._make(frozenset(self.members), children)
+        return FieldSet.from_node(frozenset(self.members), children)
 
 
-EMPTY: Final = FieldSet._make(frozenset(), {})
+EMPTY: Final = FieldSet.from_node(frozenset(), {})

@@ -7,11 +7,13 @@ This module owns the two "plain JSON" PATCH formats the API server accepts:
   addressing values with RFC 6901 JSON pointers (``~0``/``~1`` escaping, ``-`` for "append").
 * ``application/merge-patch+json`` (RFC 7386): :func:`apply_merge_patch` merges an object into
   the document (``null`` deletes a member, objects merge recursively, anything else replaces),
-  :func:`require_object` rejects a PATCH body that is not an object the way the API server
-  does, and :func:`create_merge_patch` computes the merge patch between two objects (for
-  clients and tests).
+  and :func:`require_object` rejects a PATCH body that is not an object the way the API
+  server does.
 
 Strategic merge patch and server-side apply live elsewhere; they need per-field schema.
+Computing the merge patch between two objects (evanphx's ``CreateMergePatch``) is a client's
+job, done by the tests' oracle (``tests/merge_oracle.py``) with :func:`deep_copy` and
+:func:`json_equal` from here.
 
 Kubernetes compatibility
 ------------------------
@@ -77,7 +79,8 @@ __all__ = [
     "PatchError",
     "apply_json_patch",
     "apply_merge_patch",
-    "create_merge_patch",
+    "deep_copy",
+    "json_equal",
     "require_object",
 ]
 
@@ -155,16 +158,16 @@ def _kind(value: Any) -> str:
     return type(value).__name__
 
 
-def _json_equal(a: Any, b: Any) -> bool:
+def json_equal(a: Any, b: Any) -> bool:
     """Structural JSON equality: ``true`` is not ``1``, but ``1`` equals ``1.0``."""
     if isinstance(a, dict):
         if not isinstance(b, dict) or len(a) != len(b):
             return False
-        return all(key in b and _json_equal(value, b[key]) for key, value in a.items())
+        return all(key in b and json_equal(value, b[key]) for key, value in a.items())
     if isinstance(a, list):
         if not isinstance(b, list) or len(a) != len(b):
             return False
-        return all(_json_equal(x, y) for x, y in zip(a, b, strict=True))
+        return all(json_equal(x, y) for x, y in zip(a, b, strict=True))
     if isinstance(a, bool) or isinstance(b, bool):
         return isinstance(a, bool) and isinstance(b, bool) and a is b
     if isinstance(a, int | float):
@@ -176,11 +179,12 @@ def _json_equal(a: Any, b: Any) -> bool:
     return bool(a == b)
 
 
-def _deep_copy(value: Any) -> Any:
+def deep_copy(value: Any) -> Any:
+    """A deep copy of a JSON value."""
     if isinstance(value, dict):
-        return {key: _deep_copy(item) for key, item in value.items()}
+        return {key: deep_copy(item) for key, item in value.items()}
     if isinstance(value, list):
-        return [_deep_copy(item) for item in value]
+        return [deep_copy(item) for item in value]
     return value
 
 
@@ -496,7 +500,7 @@ class _JSONPatch:
             )
         expected = op.get("value")
         if path == "":
-            if _json_equal(self.doc.root, expected):
+            if json_equal(self.doc.root, expected):
                 return
             raise _OpError(f"testing value {path} failed: test failed")
         found = self.doc.locate(path, write=False)
@@ -507,7 +511,7 @@ class _JSONPatch:
         except _OpError as err:
             raise _OpError(f"error in test for path: '{path}': {err}") from None
         # A missing object member reads as null, and a missing "value" tests for null.
-        if not _json_equal(actual, expected):
+        if not json_equal(actual, expected):
             raise _OpError(f"testing value {path} failed: test failed")
 
     def copy(self, op: dict[str, Any]) -> None:
@@ -602,7 +606,7 @@ def apply_merge_patch(doc: Any, patch: Any) -> Any:
     """
     try:
         if not isinstance(patch, dict):
-            return _deep_copy(patch)
+            return deep_copy(patch)
         return _merge(doc, patch)
     except RecursionError:
         raise PatchError("the document or patch is nested too deeply", 422) from None
@@ -629,39 +633,3 @@ def require_object(patch: Any, patch_type: str) -> dict[str, Any]:
     else:
         message = f"error decoding patch: {cannot}"
     raise PatchError(message, 400)
-
-
-def _diff(original: dict[str, Any], modified: dict[str, Any]) -> dict[str, Any]:
-    patch: dict[str, Any] = {}
-    for key, new in modified.items():
-        if key not in original:
-            patch[key] = _deep_copy(new)
-            continue
-        old = original[key]
-        if isinstance(old, dict) and isinstance(new, dict):
-            nested = _diff(old, new)
-            if nested:
-                patch[key] = nested
-        elif not _json_equal(old, new):
-            patch[key] = _deep_copy(new)
-    for key in original:
-        if key not in modified:
-            patch[key] = None
-    return patch
-
-
-def create_merge_patch(original: Any, modified: Any) -> dict[str, Any]:
-    """The RFC 7386 merge patch that turns the object ``original`` into ``modified``.
-
-    Members only in ``original`` become ``null``; objects are diffed recursively; any other
-    changed value (arrays included) is carried whole. Both arguments must be JSON objects
-    (``PatchError`` 400 ``Invalid JSON Document`` otherwise, as evanphx's
-    ``CreateMergePatch``). A merge patch cannot set a member *to* ``null``, so a
-    ``modified`` containing ``null`` members does not round-trip.
-    """
-    if not isinstance(original, dict) or not isinstance(modified, dict):
-        raise PatchError("Invalid JSON Document", 400)
-    try:
-        return _diff(original, modified)
-    except RecursionError:
-        raise PatchError("the document is nested too deeply", 422) from None

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from setpoint.api.printers_base import (
+from setpoint.api.printers.base import (
     AGE_COLUMN,
     NAME_COLUMN,
     Printer,

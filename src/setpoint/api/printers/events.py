@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from setpoint.api.printers_base import NAME_DOC, Printer, age, column, name_of, number, text
+from setpoint.api.printers.base import NAME_DOC, Printer, age, column, name_of, number, text
 from setpoint.resources.events import as_core_event
 from setpoint.resources.registry import Obj
 

@@ -7,7 +7,7 @@ it has no JSON fallback. kubectl needs that document whenever it validates on th
 which it does when the server cannot validate the object itself: notably for ``kind: List``
 files, whose items it checks one by one against the v2 definitions. kube-openapi serves the
 encoding by parsing its JSON document with gnostic and marshalling the result; this module does
-the same mapping for the JSON document :func:`setpoint.api.openapi.build_v2` produces.
+the same mapping for the JSON document :func:`setpoint.api.discovery.openapi.build_v2` produces.
 
 The mapping follows gnostic's compiler. Each Swagger object becomes its message, with fields
 numbered as in the .proto; JSON objects that are maps (``definitions``, ``properties``,
