@@ -9,7 +9,6 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from setpoint.client.api import Obj
-from setpoint.controllers import podutil
 from setpoint.controllers.deployment import (
     DESIRED_REPLICAS,
     MAX_REPLICAS,
@@ -31,6 +30,7 @@ from setpoint.controllers.deployment import (
     set_new_replica_set_annotations,
     stuck_requeue_after,
 )
+from setpoint.controllers.util.conditions import get_condition
 from setpoint.meta.timestamps import format_time
 
 NOW = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
@@ -267,7 +267,7 @@ def progressing(d: Obj, reason: str, seconds_ago: float) -> None:
 
 
 def reason(status: Obj) -> str:
-    return str(podutil.get_condition(status, "Progressing")["reason"])  # type: ignore[index]
+    return str(get_condition(status, "Progressing")["reason"])  # type: ignore[index]
 
 
 def test_complete_rollout_reports_new_replica_set_available() -> None:
@@ -285,7 +285,7 @@ def test_progress_refreshes_and_stall_times_out() -> None:
     new = rset("new", 1, available=0)
     timed_out = rollout_status([old, new], new, d, NOW)
     assert reason(timed_out) == "ProgressDeadlineExceeded"
-    assert podutil.get_condition(timed_out, "Progressing")["status"] == "False"  # type: ignore[index]
+    assert get_condition(timed_out, "Progressing")["status"] == "False"  # type: ignore[index]
     new["status"]["availableReplicas"] = 1
     new["status"]["readyReplicas"] = 1
     d["status"]["readyReplicas"] = 1

@@ -44,7 +44,7 @@ import logging
 import math
 import struct
 from collections.abc import Iterable, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import orjson
 
@@ -53,9 +53,10 @@ from setpoint.client.controller import Controller
 from setpoint.client.events import EventRecorder
 from setpoint.client.factory import SharedInformers
 from setpoint.client.informer import EventHandler, by_namespace, by_owner_uid, object_key
-from setpoint.controllers import podutil
+from setpoint.controllers.util import conditions, ownerrefs
+from setpoint.controllers.util import pods as podutil
 from setpoint.meta.labels import Selector, selector_from_label_selector
-from setpoint.meta.timestamps import format_time, parse_time
+from setpoint.meta.timestamps import parse_time
 
 log = logging.getLogger(__name__)
 
@@ -496,21 +497,14 @@ def replica_sets_to_clean_up(old_rss: list[Obj], d: Obj) -> list[Obj]:
 
 
 def new_condition(kind: str, status: str, reason: str, message: str, now: datetime) -> Obj:
-    stamp = format_time(now)
-    return {
-        "type": kind,
-        "status": status,
-        "lastUpdateTime": stamp,
-        "lastTransitionTime": stamp,
-        "reason": reason,
-        "message": message,
-    }
+    """``NewDeploymentCondition``: a condition with ``lastUpdateTime``."""
+    return conditions.new_condition(kind, status, reason, message, now, heartbeat="lastUpdateTime")
 
 
 def set_condition(status: Obj, condition: Obj) -> None:
     """``SetDeploymentCondition``: no-op when status and reason are unchanged; keeps
     lastTransitionTime when only the reason changes."""
-    current = podutil.get_condition(status, condition["type"])
+    current = conditions.get_condition(status, condition["type"])
     if (
         current is not None
         and current.get("status") == condition["status"]
@@ -581,7 +575,7 @@ def deployment_progressing(d: Obj, status: Obj) -> bool:
 def deployment_timed_out(d: Obj, status: Obj, now: datetime) -> bool:
     if not has_progress_deadline(d):
         return False
-    condition = podutil.get_condition(status, "Progressing")
+    condition = conditions.get_condition(status, "Progressing")
     if condition is None or condition.get("reason") == NEW_RS_AVAILABLE_REASON:
         return False
     if condition.get("reason") == TIMED_OUT_REASON:
@@ -597,8 +591,8 @@ def rollout_status(all_rss: list[Obj], new_rs: Obj | None, d: Obj, now: datetime
     """``syncRolloutStatus``' new status: counts, Available, Progressing, ReplicaFailure."""
     status = calculate_status(all_rss, new_rs, d, now)
     if not has_progress_deadline(d):
-        podutil.remove_condition(status, "Progressing")
-    current = podutil.get_condition(d.get("status") or {}, "Progressing")
+        conditions.remove_condition(status, "Progressing")
+    current = conditions.get_condition(d.get("status") or {}, "Progressing")
     complete_before = (
         status["replicas"] == status["updatedReplicas"]
         and current is not None
@@ -625,7 +619,7 @@ def rollout_status(all_rss: list[Obj], new_rs: Obj | None, d: Obj, now: datetime
             if current is not None:
                 if current.get("status") == "True":
                     condition["lastTransitionTime"] = current.get("lastTransitionTime")
-                podutil.remove_condition(status, "Progressing")
+                conditions.remove_condition(status, "Progressing")
             set_condition(status, condition)
         elif deployment_timed_out(d, status, now):
             set_condition(
@@ -642,7 +636,7 @@ def rollout_status(all_rss: list[Obj], new_rs: Obj | None, d: Obj, now: datetime
     if failures:
         set_condition(status, failures[0])
     else:
-        podutil.remove_condition(status, "ReplicaFailure")
+        conditions.remove_condition(status, "ReplicaFailure")
     return status
 
 
@@ -669,7 +663,7 @@ def replica_failures(all_rss: list[Obj], new_rs: Obj | None) -> list[Obj]:
 def stuck_requeue_after(d: Obj, status: Obj, now: datetime) -> float | None:
     """``requeueStuckDeployment``: seconds until the progress deadline should be checked
     again (None when there is nothing to wait for)."""
-    current = podutil.get_condition(d.get("status") or {}, "Progressing")
+    current = conditions.get_condition(d.get("status") or {}, "Progressing")
     if not has_progress_deadline(d) or current is None:
         return None
     if deployment_complete(d, status) or current.get("reason") == TIMED_OUT_REASON:
@@ -714,7 +708,7 @@ class DeploymentController(Controller):
     # ------------------------------------------------------------- event handlers
 
     def _owner_key(self, obj: Obj, kind: str) -> str | None:
-        ref = podutil.controller_ref(obj)
+        ref = ownerrefs.controller_ref(obj)
         if ref is None or ref.get("kind") != kind:
             return None
         return f"{obj['metadata'].get('namespace')}/{ref.get('name')}"
@@ -831,56 +825,15 @@ class DeploymentController(Controller):
     # ------------------------------------------------------------------ helpers
 
     async def _claim_replica_sets(self, d: Obj) -> list[Obj]:
-        namespace = d["metadata"]["namespace"]
-        candidates = self.replica_sets.by_index("namespace", namespace)
-        claims = podutil.classify_claims(d, deployment_selector(d), candidates)
-        owned = list(claims.owned)
-        if claims.adopt and await self._still_adoptable(d):
-            ref = podutil.new_controller_ref(d, API_VERSION, KIND)
-            for rs in claims.adopt:
-                try:
-                    owned.append(
-                        await self.client.patch(
-                            REPLICASETS,
-                            rs["metadata"]["name"],
-                            podutil.adoption_patch(rs, ref),
-                            namespace,
-                        )
-                    )
-                except ApiError as exc:
-                    if not exc.is_not_found:
-                        raise
-        for rs in claims.release:
-            try:
-                await self.client.patch(
-                    REPLICASETS,
-                    rs["metadata"]["name"],
-                    podutil.release_patch(rs, d["metadata"]["uid"]),
-                    namespace,
-                )
-            except ApiError as exc:
-                if not exc.is_not_found:
-                    raise
-        return owned
-
-    async def _still_adoptable(self, d: Obj) -> bool:
-        try:
-            fresh = await self.client.get(
-                DEPLOYMENTS, d["metadata"]["name"], d["metadata"]["namespace"]
-            )
-        except ApiError as exc:
-            if exc.is_not_found:
-                return False
-            raise
-        return fresh["metadata"].get("uid") == d["metadata"]["uid"] and not (
-            podutil.is_terminating(fresh)
-        )
+        candidates = self.replica_sets.by_index("namespace", d["metadata"]["namespace"])
+        target = ownerrefs.ClaimTarget(d, DEPLOYMENTS, API_VERSION, KIND, REPLICASETS)
+        return await ownerrefs.claim(self.client, target, deployment_selector(d), candidates)
 
     async def _check_paused_conditions(self, d: Obj) -> Obj:
         if not has_progress_deadline(d):
             return d
         status = copy.deepcopy(d.get("status") or {})
-        condition = podutil.get_condition(status, "Progressing")
+        condition = conditions.get_condition(status, "Progressing")
         if condition is not None and condition.get("reason") == TIMED_OUT_REASON:
             return d
         paused_noted = condition is not None and condition.get("reason") == PAUSED_REASON
@@ -922,7 +875,7 @@ class DeploymentController(Controller):
             new_rs = await self._sync_existing_new_rs(d, existing, new_revision)
             d = await self._set_deployment_revision(d, annotations_of(new_rs).get(REVISION, ""))
             status = copy.deepcopy(d.get("status") or {})
-            if has_progress_deadline(d) and podutil.get_condition(status, "Progressing") is None:
+            if has_progress_deadline(d) and conditions.get_condition(status, "Progressing") is None:
                 set_condition(
                     status,
                     new_condition(
@@ -968,7 +921,7 @@ class DeploymentController(Controller):
             "metadata": {
                 "name": f"{d['metadata']['name']}-{pod_hash}",
                 "namespace": namespace,
-                "ownerReferences": [podutil.new_controller_ref(d, API_VERSION, KIND)],
+                "ownerReferences": [ownerrefs.new_controller_ref(d, API_VERSION, KIND)],
                 "labels": dict(tmeta["labels"]),
             },
             "spec": {
@@ -1018,7 +971,7 @@ class DeploymentController(Controller):
         """The ReplicaSet name is taken: ours (a stale cache) or a hash collision, which
         bumps ``collisionCount`` so the next attempt hashes differently."""
         existing = await self.client.get(REPLICASETS, name, d["metadata"]["namespace"])
-        if podutil.is_controlled_by(existing, d) and equal_ignore_hash(
+        if ownerrefs.is_controlled_by(existing, d) and equal_ignore_hash(
             existing["spec"].get("template"), d["spec"].get("template")
         ):
             return existing
@@ -1101,7 +1054,7 @@ class DeploymentController(Controller):
             return True
         for rs in old_rss:
             for pod in self.pods.by_index("owner", rs["metadata"]["uid"]):
-                if not podutil.is_controlled_by(pod, rs):
+                if not ownerrefs.is_controlled_by(pod, rs):
                     continue
                 if podutil.pod_phase(pod) not in ("Succeeded", "Failed"):
                     return True
@@ -1149,4 +1102,4 @@ class DeploymentController(Controller):
 
 
 def _now() -> datetime:
-    return podutil.now_utc()
+    return datetime.now(UTC)

@@ -44,17 +44,27 @@ from __future__ import annotations
 import asyncio
 import copy
 import logging
-import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from setpoint.client.api import JOBS, PODS, ApiError, Obj
 from setpoint.client.controller import Controller
 from setpoint.client.events import EventRecorder
 from setpoint.client.factory import SharedInformers
 from setpoint.client.informer import EventHandler, by_namespace
+from setpoint.controllers.util import ownerrefs
+from setpoint.controllers.util.conditions import get_condition, new_condition
+from setpoint.controllers.util.expectations import UIDTrackingControllerExpectations
+from setpoint.controllers.util.pods import (
+    active_pods_order,
+    is_pod_active,
+    is_pod_ready,
+    is_terminating,
+    pod_phase,
+    pod_uid,
+)
 from setpoint.meta.labels import SelectorParseError, selector_from_label_selector
 from setpoint.meta.timestamps import format_time, parse_time
 
@@ -68,20 +78,18 @@ COMPLETION_INDEX_ENV = "JOB_COMPLETION_INDEX"
 
 MAX_UNCOUNTED_PODS = 500  # bounds the size of status.uncountedTerminatedPods per write
 MAX_POD_CHANGES_PER_SYNC = 500
-EXPECTATIONS_TIMEOUT = 300.0
-
-
-# ------------------------------------------------------------------------------- time
 
 
 # ---------------------------------------------------------------------- conditions
 
 
+def new_job_condition(kind: str, status: str, reason: str, message: str, now: datetime) -> Obj:
+    """``newCondition``: a Job condition, with ``lastProbeTime``."""
+    return new_condition(kind, status, reason, message, now, heartbeat="lastProbeTime")
+
+
 def find_condition(job: Obj, kind: str) -> Obj | None:
-    for condition in (job.get("status") or {}).get("conditions") or []:
-        if condition.get("type") == kind:
-            return dict(condition)
-    return None
+    return get_condition(job.get("status") or {}, kind)
 
 
 def condition_true(job: Obj, kind: str) -> bool:
@@ -93,18 +101,6 @@ def is_job_finished(job: Obj) -> bool:
     return condition_true(job, "Complete") or condition_true(job, "Failed")
 
 
-def new_condition(kind: str, status: str, reason: str, message: str, now: datetime) -> Obj:
-    stamp = format_time(now)
-    return {
-        "type": kind,
-        "status": status,
-        "lastProbeTime": stamp,
-        "lastTransitionTime": stamp,
-        "reason": reason,
-        "message": message,
-    }
-
-
 def ensure_condition(
     conditions: list[Obj], kind: str, status: str, reason: str, message: str, now: datetime
 ) -> bool:
@@ -114,39 +110,16 @@ def ensure_condition(
         if condition.get("type") == kind:
             current = (condition.get("status"), condition.get("reason"), condition.get("message"))
             if current != (status, reason, message):
-                conditions[i] = new_condition(kind, status, reason, message, now)
+                conditions[i] = new_job_condition(kind, status, reason, message, now)
                 return True
             return False
     if status != "False":
-        conditions.append(new_condition(kind, status, reason, message, now))
+        conditions.append(new_job_condition(kind, status, reason, message, now))
         return True
     return False
 
 
 # ----------------------------------------------------------------------- pod facts
-
-
-def pod_phase(pod: Obj) -> str:
-    return str((pod.get("status") or {}).get("phase") or "Pending")
-
-
-def pod_uid(pod: Obj) -> str:
-    return str(pod["metadata"].get("uid", ""))
-
-
-def is_terminating(pod: Obj) -> bool:
-    return bool(pod["metadata"].get("deletionTimestamp"))
-
-
-def is_pod_active(pod: Obj) -> bool:
-    return pod_phase(pod) not in ("Succeeded", "Failed") and not is_terminating(pod)
-
-
-def is_pod_ready(pod: Obj) -> bool:
-    for condition in (pod.get("status") or {}).get("conditions") or []:
-        if condition.get("type") == "Ready":
-            return bool(condition.get("status") == "True")
-    return False
 
 
 def has_tracking_finalizer(pod: Obj) -> bool:
@@ -206,23 +179,6 @@ def pod_finish_time(pod: Obj) -> datetime:
         parse_time(meta.get("deletionTimestamp"))
         or parse_time(meta.get("creationTimestamp"))
         or datetime.now(UTC)
-    )
-
-
-def active_pod_deletion_order(pod: Obj) -> tuple[Any, ...]:
-    """``controller.ActivePods`` ordering: the pods least worth keeping come first
-    (unscheduled, pending, not ready, recently ready, most restarts, newest)."""
-    status = pod.get("status") or {}
-    phase_rank = {"Pending": 0, "Unknown": 1, "Running": 2}.get(pod_phase(pod), 1)
-    restarts = sum(int(cs.get("restartCount") or 0) for cs in status.get("containerStatuses") or [])
-    created = parse_time(pod["metadata"].get("creationTimestamp"))
-    created_ts = created.timestamp() if created else 0.0
-    return (
-        bool((pod.get("spec") or {}).get("nodeName")),
-        phase_rank,
-        is_pod_ready(pod),
-        -restarts,
-        -created_ts,
     )
 
 
@@ -485,24 +441,6 @@ def next_index_failure_counts(job: Obj, pods: Iterable[Obj]) -> dict[int, tuple[
 # ------------------------------------------------------------------ pod template
 
 
-def controller_ref(owner: Obj) -> Obj:
-    return {
-        "apiVersion": owner.get("apiVersion", "batch/v1"),
-        "kind": owner.get("kind", "Job"),
-        "name": owner["metadata"]["name"],
-        "uid": owner["metadata"]["uid"],
-        "controller": True,
-        "blockOwnerDeletion": True,
-    }
-
-
-def controller_uid(obj: Obj) -> str | None:
-    for ref in obj["metadata"].get("ownerReferences") or []:
-        if ref.get("controller"):
-            return str(ref.get("uid", ""))
-    return None
-
-
 def new_pod(
     job: Obj, index: int | None = None, failure_counts: tuple[int, int] | None = None
 ) -> Obj:
@@ -520,7 +458,7 @@ def new_pod(
         "labels": labels,
         "annotations": annotations,
         "finalizers": [JOB_TRACKING_FINALIZER],
-        "ownerReferences": [controller_ref(job)],
+        "ownerReferences": [ownerrefs.new_controller_ref(job, "batch/v1", "Job")],
     }
     if index is not None:
         annotations[COMPLETION_INDEX] = str(index)
@@ -566,64 +504,31 @@ def ttl_expires_at(job: Obj) -> datetime | None:
     return finished + timedelta(seconds=int(ttl))
 
 
-# ----------------------------------------------------------------- expectations
+# ------------------------------------------------------- finalizer expectations
 
 
-@dataclass
-class _Expected:
-    adds: int = 0
-    deletes: set[str] = field(default_factory=set)
-    since: float = field(default_factory=time.monotonic)
+class FinalizerExpectations:
+    """The uids of pods whose tracking finalizer this process removed and whose update the
+    pod informer has not delivered yet (upstream's ``uidTrackingExpectations`` in
+    ``tracking_utils.go``): until it does, the cache still shows the finalizer, and the pod
+    must not be counted twice."""
 
+    def __init__(self) -> None:
+        self._removed: dict[str, set[str]] = {}
 
-class Expectations:
-    """What this controller just asked for and has not yet seen in its cache
-    (``ControllerExpectations``): pod creations by count, deletions and finalizer
-    removals by uid. A Job is not scaled again until its expectations are met or expire."""
+    def removed(self, key: str) -> set[str]:
+        return self._removed.get(key, set())
 
-    def __init__(self, timeout: float = EXPECTATIONS_TIMEOUT) -> None:
-        self.timeout = timeout
-        self._pods: dict[str, _Expected] = {}
-        self.removed_finalizers: dict[str, set[str]] = {}
+    def expect_removal(self, key: str, uid: str) -> None:
+        self._removed.setdefault(key, set()).add(uid)
 
-    def expect(self, key: str, *, adds: int = 0, deletes: Iterable[str] = ()) -> None:
-        entry = self._pods.get(key)
-        if entry is None or self._expired(entry):
-            entry = self._pods[key] = _Expected()
-        entry.adds += adds
-        entry.deletes.update(deletes)
-        entry.since = time.monotonic()
-
-    def creation_observed(self, key: str) -> None:
-        entry = self._pods.get(key)
-        if entry is not None and entry.adds > 0:
-            entry.adds -= 1
-
-    def deletion_observed(self, key: str, uid: str) -> None:
-        entry = self._pods.get(key)
-        if entry is not None:
-            entry.deletes.discard(uid)
-
-    def satisfied(self, key: str) -> bool:
-        entry = self._pods.get(key)
-        if entry is None or self._expired(entry):
-            return True
-        return entry.adds <= 0 and not entry.deletes
-
-    def _expired(self, entry: _Expected) -> bool:
-        return time.monotonic() - entry.since > self.timeout
-
-    def finalizer_removed(self, key: str, uid: str) -> None:
-        self.removed_finalizers.setdefault(key, set()).add(uid)
-
-    def finalizer_removal_observed(self, key: str, uid: str) -> None:
-        uids = self.removed_finalizers.get(key)
+    def removal_observed(self, key: str, uid: str) -> None:
+        uids = self._removed.get(key)
         if uids is not None:
             uids.discard(uid)
 
-    def forget(self, key: str) -> None:
-        self._pods.pop(key, None)
-        self.removed_finalizers.pop(key, None)
+    def delete_expectations(self, key: str) -> None:
+        self._removed.pop(key, None)
 
 
 # ------------------------------------------------------------------ the controller
@@ -677,7 +582,8 @@ class JobController(Controller):
         super().__init__(informers, recorder)
         self.backoff_initial = backoff_initial
         self.backoff_max = backoff_max
-        self.expectations = Expectations()
+        self.expectations = UIDTrackingControllerExpectations()
+        self.finalizer_expectations = FinalizerExpectations()
         self.jobs = informers.informer(JOBS, indexers={"namespace": by_namespace})
         self.pods = informers.informer(PODS, indexers={"namespace": by_namespace})
         self.watch_owned(self.jobs)
@@ -714,7 +620,7 @@ class JobController(Controller):
         if is_terminating(new):
             self.expectations.deletion_observed(key, pod_uid(new))
         if not has_tracking_finalizer(new):
-            self.expectations.finalizer_removal_observed(key, pod_uid(new))
+            self.finalizer_expectations.removal_observed(key, pod_uid(new))
         self.queue.add(key)
 
     def _pod_deleted(self, pod: Obj) -> None:
@@ -722,7 +628,7 @@ class JobController(Controller):
         if key is None:
             return
         self.expectations.deletion_observed(key, pod_uid(pod))
-        self.expectations.finalizer_removal_observed(key, pod_uid(pod))
+        self.finalizer_expectations.removal_observed(key, pod_uid(pod))
         self.queue.add(key)
 
     # ---------------------------------------------------------------- reconcile
@@ -731,7 +637,8 @@ class JobController(Controller):
         cached = self.jobs.get(key)
         if cached is None:
             await self._release_orphaned_pods(key)
-            self.expectations.forget(key)
+            self.expectations.delete_expectations(key)
+            self.finalizer_expectations.delete_expectations(key)
             return
         job = copy.deepcopy(cached)
         pods = self._pods_for(job)
@@ -769,7 +676,8 @@ class JobController(Controller):
         return [
             pod
             for pod in self.pods.by_index("namespace", namespace)
-            if controller_uid(pod) == uid and selector.matches(pod["metadata"].get("labels") or {})
+            if ownerrefs.controller_uid(pod) == uid
+            and selector.matches(pod["metadata"].get("labels") or {})
         ]
 
     def _observe(self, key: str, job: Obj, pods: list[Obj]) -> _Sync:
@@ -779,7 +687,7 @@ class JobController(Controller):
         uncounted = status.get("uncountedTerminatedPods") or {}
         uncounted_succeeded = set(uncounted.get("succeeded") or [])
         uncounted_failed = set(uncounted.get("failed") or [])
-        removed = self.expectations.removed_finalizers.get(key, set())
+        removed = self.finalizer_expectations.removed(key)
         policy = sync.spec.get("podFailurePolicy")
         sync.active = [p for p in pods if is_pod_active(p)]
         sync.terminating = sum(
@@ -838,7 +746,7 @@ class JobController(Controller):
         if target is not None and target.get("status") == "True":
             sync.finished = target
         elif message is not None:
-            sync.finished = new_condition(
+            sync.finished = new_job_condition(
                 "FailureTarget", "True", "PodFailurePolicy", message, sync.now
             )
         elif sync.failed > int(spec.get("backoffLimit", 6)) or past_backoff_limit_on_failure(
@@ -869,7 +777,7 @@ class JobController(Controller):
             ),
             "FailedIndexes": "Job has failed indexes",
         }
-        return new_condition("FailureTarget", "True", reason, messages[reason], sync.now)
+        return new_job_condition("FailureTarget", "True", reason, messages[reason], sync.now)
 
     # ------------------------------------------------------------ managing pods
 
@@ -890,7 +798,7 @@ class JobController(Controller):
         else:
             complete = sync.succeeded >= sync.completions and active == 0
         if complete:
-            sync.finished = new_condition(
+            sync.finished = new_job_condition(
                 "SuccessCriteriaMet",
                 "True",
                 "CompletionsReached",
@@ -923,9 +831,7 @@ class JobController(Controller):
             succeeded=sync.succeeded,
             active=active_valid,
         )
-        surplus = [
-            p for p in sorted(sync.active, key=active_pod_deletion_order) if p not in removable
-        ]
+        surplus = [p for p in sorted(sync.active, key=active_pods_order) if p not in removable]
         removable += surplus[: max(0, active_valid - want)]
         if removable:
             await self._delete_pods(key, sync, removable[:MAX_POD_CHANGES_PER_SYNC])
@@ -957,7 +863,7 @@ class JobController(Controller):
         failed = sync.failed_indexes or set()
         seen: set[int] = set()
         remove: list[Obj] = []
-        for pod in sorted(sync.active, key=active_pod_deletion_order, reverse=True):
+        for pod in sorted(sync.active, key=active_pods_order, reverse=True):
             index = completion_index(pod)
             if (
                 index is None
@@ -1019,10 +925,12 @@ class JobController(Controller):
         error, as ``manageJob`` does, so a broken template costs one failed request."""
         job = sync.job
         pending = list(indexes)
+        if not pending:
+            return
+        self.expectations.expect_creations(key, len(pending))
         batch = 1
         while pending:
             chunk, pending = pending[:batch], pending[batch:]
-            self.expectations.expect(key, adds=len(chunk))
             bodies = [
                 new_pod(job, i, (counts or {}).get(i) if i is not None else None) for i in chunk
             ]
@@ -1047,6 +955,8 @@ class JobController(Controller):
                         f"Created pod: {result['metadata']['name']}",
                     )
             if errors:
+                # the pods of later batches are never created: do not wait for them
+                self.expectations.lower_creations(key, len(pending))
                 error = next(r for r in results if isinstance(r, BaseException))
                 if isinstance(error, ApiError):
                     raise error
@@ -1056,7 +966,7 @@ class JobController(Controller):
     async def _delete_pods(self, key: str, sync: _Sync, pods: list[Obj]) -> int:
         """Scale down / suspend: the finalizer goes first, so these pods are not counted as
         failures (``deleteJobPods``)."""
-        self.expectations.expect(key, deletes=[pod_uid(p) for p in pods])
+        self.expectations.expect_deletions(key, [pod_uid(p) for p in pods])
 
         async def delete(pod: Obj) -> None:
             meta = pod["metadata"]
@@ -1104,7 +1014,7 @@ class JobController(Controller):
         then the terminal condition once nothing is left uncounted or terminating."""
         job, status = sync.job, sync.status
         before = copy.deepcopy(status)
-        removed = self.expectations.removed_finalizers.get(key, set())
+        removed = self.finalizer_expectations.removed(key)
         uncounted = status.setdefault("uncountedTerminatedPods", {})
         succeeded_uids: list[str] = list(uncounted.get("succeeded") or [])
         failed_uids: list[str] = list(uncounted.get("failed") or [])
@@ -1147,7 +1057,7 @@ class JobController(Controller):
             if not condition_true(job, interim):
                 conditions.append({**sync.finished, "type": interim})
             final_type = "Failed" if interim == "FailureTarget" else "Complete"
-            final = new_condition(
+            final = new_job_condition(
                 final_type, "True", sync.finished["reason"], sync.finished["message"], sync.now
             )
         _compact_status(status)
@@ -1238,7 +1148,7 @@ class JobController(Controller):
         meta = pod["metadata"]
         patch = {"metadata": {"$deleteFromPrimitiveList/finalizers": [JOB_TRACKING_FINALIZER]}}
         # Expect first: the watch may report the change before the patch call returns.
-        self.expectations.finalizer_removed(key, pod_uid(pod))
+        self.finalizer_expectations.expect_removal(key, pod_uid(pod))
         try:
             await self.client.patch(
                 PODS,
@@ -1249,7 +1159,7 @@ class JobController(Controller):
             )
         except ApiError as exc:
             if not exc.is_not_found:
-                self.expectations.finalizer_removal_observed(key, pod_uid(pod))
+                self.finalizer_expectations.removal_observed(key, pod_uid(pod))
             raise
 
     async def _release_orphaned_pods(self, key: str) -> None:
@@ -1263,7 +1173,7 @@ class JobController(Controller):
                 ref.get("controller") and ref.get("kind") == "Job" and ref.get("name") == name
                 for ref in pod["metadata"].get("ownerReferences") or []
             )
-            and (controller_uid(pod) or "") not in self._live_job_uids(namespace, name)
+            and (ownerrefs.controller_uid(pod) or "") not in self._live_job_uids(namespace, name)
         ]
         await self._remove_finalizers(key, orphans)
 
