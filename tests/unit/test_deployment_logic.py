@@ -3,17 +3,23 @@ ReplicaSet scaling, proportional scaling, status and progress."""
 
 from __future__ import annotations
 
+import asyncio
 import copy
 from datetime import UTC, datetime, timedelta
+from typing import cast
 
 import pytest
 
-from setpoint.client.api import Obj
+from setpoint.client.api import ApiClient, ApiError, Obj
+from setpoint.client.events import EventRecorder
+from setpoint.client.factory import SharedInformers
+from setpoint.client.workqueue import Requeue, run_worker
 from setpoint.controllers.deployment import (
     DESIRED_REPLICAS,
     MAX_REPLICAS,
     REVISION,
     REVISION_HISTORY,
+    DeploymentController,
     calculate_status,
     compute_hash,
     equal_ignore_hash,
@@ -300,3 +306,45 @@ def test_stuck_deployment_requeued_for_remaining_deadline() -> None:
     assert stuck_requeue_after(d, status, NOW) == pytest.approx(501)
     progressing(d, "ProgressDeadlineExceeded", 100)
     assert stuck_requeue_after(d, status, NOW) is None
+
+
+# ------------------------------------------------- what a reconcile asks of the queue
+
+
+class ConflictingApi:
+    """An API where every write loses to a newer resourceVersion (a stale cache)."""
+
+    def __init__(self) -> None:
+        self.writes = 0
+
+    async def create(self, *args: object, **kwargs: object) -> Obj:
+        self.writes += 1
+        raise ApiError(409, {"reason": "Conflict", "message": "the object has been modified"})
+
+    update = update_status = patch = create
+
+
+class SilentRecorder:
+    async def record(self, *args: object) -> None:
+        return None
+
+
+async def test_repeated_conflicts_back_off_further_each_time() -> None:
+    """A Deployment whose writes keep conflicting is requeued rate-limited, and its backoff
+    grows with each conflict instead of starting again from the base delay."""
+    api = ConflictingApi()
+    informers = SharedInformers(cast(ApiClient, api))
+    controller = DeploymentController(informers, cast(EventRecorder, SilentRecorder()))
+    controller.deployments.cache["ns/web"] = deploy(3)  # no ReplicaSet yet: it creates one
+    retries: list[int] = []
+
+    async def reconcile(key: str) -> Requeue | None:
+        retries.append(controller.queue.retries(key))
+        if len(retries) == 5:
+            controller.queue.shut_down()
+        return await controller.reconcile(key)
+
+    controller.queue.add("ns/web")
+    await asyncio.wait_for(run_worker(controller.queue, reconcile), 5)
+    assert retries == [0, 1, 2, 3, 4]
+    assert api.writes >= 5

@@ -37,6 +37,7 @@ from setpoint.client.controller import Controller
 from setpoint.client.events import EventRecorder
 from setpoint.client.factory import SharedInformers
 from setpoint.client.informer import EventHandler, by_owner_uid
+from setpoint.client.workqueue import Requeue
 from setpoint.controllers.util import ownerrefs
 from setpoint.meta.timestamps import format_time, parse_time
 from setpoint.resources import cron
@@ -268,10 +269,10 @@ class CronJobController(Controller):
             if ref.get("controller") and ref.get("kind") == "CronJob":
                 self.queue.add(f"{job['metadata'].get('namespace')}/{ref.get('name')}")
 
-    async def reconcile(self, key: str) -> None:
+    async def reconcile(self, key: str) -> Requeue | None:
         cached = self.cron_jobs.get(key)
         if cached is None:
-            return
+            return None
         cron_job = copy.deepcopy(cached)
         before = copy.deepcopy(cron_job.get("status") or {})
         jobs = [
@@ -293,10 +294,8 @@ class CronJobController(Controller):
                 # A stale cache: start over from the newer CronJob. A Job created above
                 # is found again by its name, so it is not created twice.
                 log.debug("%s: conflict writing status; retrying", key)
-                self.queue.add_after(key, 0.05)
-                return
-        if delay is not None:
-            self.queue.add_after(key, delay)
+                return Requeue(after=0.05)
+        return None if delay is None else Requeue(after=delay)
 
     async def _sync_active(self, cron_job: Obj, jobs: list[Obj]) -> None:
         """Drop finished or vanished Jobs from ``status.active``; note the last success."""

@@ -53,6 +53,7 @@ from setpoint.client.controller import Controller
 from setpoint.client.events import EventRecorder
 from setpoint.client.factory import SharedInformers
 from setpoint.client.informer import EventHandler, by_namespace, by_owner_uid, object_key
+from setpoint.client.workqueue import Requeue
 from setpoint.controllers.util import conditions, ownerrefs
 from setpoint.controllers.util import pods as podutil
 from setpoint.meta.labels import Selector, selector_from_label_selector
@@ -742,38 +743,39 @@ class DeploymentController(Controller):
 
     # ------------------------------------------------------------------ reconcile
 
-    async def reconcile(self, key: str) -> None:
+    async def reconcile(self, key: str) -> Requeue | None:
         try:
-            await self._sync(key)
+            return await self._sync(key)
         except ApiError as exc:
             if not exc.is_conflict:
                 raise
-            # a write raced the cache (ours or a user's): try again once it has caught up
+            # a write raced the cache (ours or a user's): try again once it has caught up,
+            # backing off further each time it races again
             log.debug("deployment %s: %s; requeued", key, exc)
-            self.queue.add_rate_limited(key)
+            return Requeue()
 
-    async def _sync(self, key: str) -> None:
+    async def _sync(self, key: str) -> Requeue | None:
         cached = self.deployments.get(key)
         if cached is None:
-            return
+            return None
         d = copy.deepcopy(cached)
         if (d["spec"].get("selector") or {}) == {}:
             await self.recorder.record(
                 d, "Warning", "SelectingAll", "This deployment is selecting all pods."
             )
-            return
+            return None
         replica_sets = await self._claim_replica_sets(d)
         if podutil.is_terminating(d):
             new_rs = find_new_replica_set(d, replica_sets)
             await self._write_status(d, calculate_status(replica_sets, new_rs, d, _now()))
-            return
+            return None
         d = await self._check_paused_conditions(d)
         if d["spec"].get("paused") or self._is_scaling_event(d, replica_sets):
             await self._sync_scale(d, replica_sets)
-        elif is_rolling_update(d):
-            await self._rollout_rolling(d, replica_sets)
-        else:
-            await self._rollout_recreate(d, replica_sets)
+            return None
+        if is_rolling_update(d):
+            return await self._rollout_rolling(d, replica_sets)
+        return await self._rollout_recreate(d, replica_sets)
 
     # --------------------------------------------------------------- strategies
 
@@ -786,7 +788,7 @@ class DeploymentController(Controller):
         all_rss = self._refresh([*old_rss, new_rs])
         await self._write_status(d, calculate_status(all_rss, new_rs, d, _now()))
 
-    async def _rollout_rolling(self, d: Obj, replica_sets: list[Obj]) -> None:
+    async def _rollout_rolling(self, d: Obj, replica_sets: list[Obj]) -> Requeue | None:
         d, new_rs, old_rss = await self._new_and_old(d, replica_sets, create=True)
         assert new_rs is not None
         all_rss = [*old_rss, new_rs]
@@ -800,18 +802,16 @@ class DeploymentController(Controller):
                 status = calculate_status(all_rss, new_rs, d, _now())
                 if deployment_complete(d, status):
                     await self._cleanup(d, old_rss)
-        await self._sync_rollout_status(d, all_rss, new_rs)
+        return await self._sync_rollout_status(d, all_rss, new_rs)
 
-    async def _rollout_recreate(self, d: Obj, replica_sets: list[Obj]) -> None:
+    async def _rollout_recreate(self, d: Obj, replica_sets: list[Obj]) -> Requeue | None:
         d, new_rs, old_rss = await self._new_and_old(d, replica_sets, create=False)
         active_old = active_replica_sets(old_rss)
         if active_old:
             await self._apply_sizes(d, active_old, {rs["metadata"]["name"]: 0 for rs in active_old})
-            await self._sync_rollout_status(d, [*old_rss, new_rs], new_rs)
-            return
+            return await self._sync_rollout_status(d, [*old_rss, new_rs], new_rs)
         if self._old_pods_running(new_rs, old_rss):
-            await self._sync_rollout_status(d, [*old_rss, new_rs], new_rs)
-            return
+            return await self._sync_rollout_status(d, [*old_rss, new_rs], new_rs)
         if new_rs is None:
             d, new_rs, old_rss = await self._new_and_old(d, replica_sets, create=True)
         assert new_rs is not None
@@ -820,7 +820,7 @@ class DeploymentController(Controller):
         status = calculate_status([*old_rss, new_rs], new_rs, d, _now())
         if deployment_complete(d, status):
             await self._cleanup(d, old_rss)
-        await self._sync_rollout_status(d, [*old_rss, new_rs], new_rs)
+        return await self._sync_rollout_status(d, [*old_rss, new_rs], new_rs)
 
     # ------------------------------------------------------------------ helpers
 
@@ -1075,21 +1075,20 @@ class DeploymentController(Controller):
 
     async def _sync_rollout_status(
         self, d: Obj, all_rss: Sequence[Obj | None], new_rs: Obj | None
-    ) -> None:
+    ) -> Requeue | None:
+        """``syncRolloutStatus``: write the new status; when nothing changed, come back
+        when the progress deadline passes (``requeueStuckDeployment``)."""
         fresh = self._refresh(all_rss)
         new_fresh = self._refresh([new_rs])[0] if new_rs is not None else None
         now = _now()
         status = rollout_status(fresh, new_fresh, d, now)
         if status == (d.get("status") or {}):
             after = stuck_requeue_after(d, status, now)
-            if after is not None:
-                key = object_key(d)
-                if after <= 0:
-                    self.queue.add_rate_limited(key)
-                else:
-                    self.queue.add_after(key, after)
-            return
+            if after is None:
+                return None
+            return Requeue() if after <= 0 else Requeue(after=after)
         await self._update_status(d, status)
+        return None
 
     async def _write_status(self, d: Obj, status: Obj) -> None:
         if status != (d.get("status") or {}):

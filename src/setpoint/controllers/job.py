@@ -54,6 +54,7 @@ from setpoint.client.controller import Controller
 from setpoint.client.events import EventRecorder
 from setpoint.client.factory import SharedInformers
 from setpoint.client.informer import EventHandler, by_namespace
+from setpoint.client.workqueue import Requeue
 from setpoint.controllers.util import ownerrefs
 from setpoint.controllers.util.conditions import get_condition, new_condition
 from setpoint.controllers.util.expectations import UIDTrackingControllerExpectations
@@ -548,6 +549,16 @@ class _Sync:
     succeeded_indexes: set[int] = field(default_factory=set)
     failed_indexes: set[int] | None = None
     finished: Obj | None = None  # FailureTarget / SuccessCriteriaMet (or their final form)
+    wake_after: float | None = None  # seconds until this Job needs another look
+
+    def wake_in(self, seconds: float) -> None:
+        """Ask to see the Job again in ``seconds`` (the soonest of all asks wins: that
+        reconcile works out the later ones again)."""
+        if self.wake_after is None or seconds < self.wake_after:
+            self.wake_after = seconds
+
+    def result(self) -> Requeue | None:
+        return None if self.wake_after is None else Requeue(after=self.wake_after)
 
     @property
     def spec(self) -> Obj:
@@ -633,23 +644,23 @@ class JobController(Controller):
 
     # ---------------------------------------------------------------- reconcile
 
-    async def reconcile(self, key: str) -> None:
+    async def reconcile(self, key: str) -> Requeue | None:
         cached = self.jobs.get(key)
         if cached is None:
             await self._release_orphaned_pods(key)
             self.expectations.delete_expectations(key)
             self.finalizer_expectations.delete_expectations(key)
-            return
+            return None
         job = copy.deepcopy(cached)
         pods = self._pods_for(job)
         if is_job_finished(job) or job["metadata"].get("deletionTimestamp"):
             # Nothing left to count: let every remaining pod go.
             await self._remove_finalizers(key, [p for p in pods if has_tracking_finalizer(p)])
-            await self._expire_after_ttl(key, job)
-            return
+            wait = await self._expire_after_ttl(job)
+            return None if wait is None else Requeue(after=wait)
 
         sync = self._observe(key, job, pods)
-        self._decide_failure(key, sync)
+        self._decide_failure(sync)
         try:
             if sync.finished is not None and sync.finished["type"] == "FailureTarget":
                 await self._delete_active_pods(key, sync, keep_finalizers=True)
@@ -662,7 +673,8 @@ class JobController(Controller):
             # Our cached Job is older than the server's (often our own last status write);
             # the watch delivers the newer one, and we start over from it.
             log.debug("%s: conflict writing status; retrying from a fresher cache", key)
-            self.queue.add_after(key, 0.05)
+            return Requeue(after=0.05)
+        return sync.result()
 
     def _pods_for(self, job: Obj) -> list[Obj]:
         """The pods this Job controls: its selector matches and its controllerRef is the Job
@@ -734,7 +746,7 @@ class JobController(Controller):
             status["startTime"] = format_time(sync.now)
         return sync
 
-    def _decide_failure(self, key: str, sync: _Sync) -> None:
+    def _decide_failure(self, sync: _Sync) -> None:
         """Whether the Job has failed: an earlier FailureTarget, a FailJob rule, the backoff
         limit, the active deadline, or too many failed indexes (in that order)."""
         job, spec = sync.job, sync.spec
@@ -758,7 +770,7 @@ class JobController(Controller):
         elif spec.get("activeDeadlineSeconds") is not None and not spec.get("suspend"):
             start = parse_time(sync.status.get("startTime")) or sync.now
             remaining = spec["activeDeadlineSeconds"] - (sync.now - start).total_seconds()
-            self.queue.add_after(key, max(remaining, 0.0) + 0.01)
+            sync.wake_in(max(remaining, 0.0) + 0.01)
         if sync.finished is None and sync.failed_indexes is not None:
             failed = len(sync.failed_indexes)
             max_failed = spec.get("maxFailedIndexes")
@@ -850,7 +862,7 @@ class JobController(Controller):
             self.backoff_max,
         )
         if wait > 0:
-            self.queue.add_after(key, wait)
+            sync.wake_in(wait)
             return
         await self._create_pods(key, sync, [None] * missing)
 
@@ -894,7 +906,7 @@ class JobController(Controller):
                 self.backoff_max,
             )
             if wait > 0:
-                self.queue.add_after(key, wait)
+                sync.wake_in(wait)
                 return
             await self._create_pods(key, sync, list(indexes))
             return
@@ -911,7 +923,7 @@ class JobController(Controller):
             else:
                 ready.append(index)
         if soonest > 0:
-            self.queue.add_after(key, soonest)
+            sync.wake_in(soonest)
         await self._create_pods(key, sync, ready, counts)
 
     async def _create_pods(
@@ -1043,7 +1055,7 @@ class JobController(Controller):
                 if match is None or match.count_failed:
                     failed_uids.append(uid)
             if len(succeeded_uids) + len(failed_uids) >= MAX_UNCOUNTED_PODS:
-                self.queue.add(key)
+                sync.wake_in(0.0)  # more to count than one write holds
                 break
         uncounted["succeeded"], uncounted["failed"] = succeeded_uids, failed_uids
         self._write_fields(sync)
@@ -1099,13 +1111,15 @@ class JobController(Controller):
                     status["completionTime"] = format_time(sync.now)
                 finished_now = True
             else:
-                self.queue.add_after(key, 1.0)
+                sync.wake_in(1.0)
         _compact_status(status)
         if status != before:
             sync.job = await self.client.update_status(JOBS, sync.job)
         if finished_now:
             await self._record_finished(sync.job, final)
-            await self._expire_after_ttl(key, sync.job)
+            wait = await self._expire_after_ttl(sync.job)
+            if wait is not None:
+                sync.wake_in(wait)
 
     def _write_fields(self, sync: _Sync) -> None:
         status = sync.status
@@ -1181,22 +1195,22 @@ class JobController(Controller):
         job = self.jobs.get(f"{namespace}/{name}")
         return {job["metadata"].get("uid", "")} if job else set()
 
-    async def _expire_after_ttl(self, key: str, job: Obj) -> None:
+    async def _expire_after_ttl(self, job: Obj) -> float | None:
         """``ttlSecondsAfterFinished``: delete the finished Job and, in the background, its
-        pods; re-check against a fresh read so a changed TTL or a recreated Job is honoured."""
+        pods; re-check against a fresh read so a changed TTL or a recreated Job is honoured.
+        Returns the seconds left until the TTL expires, if it has not yet."""
         expires = ttl_expires_at(job)
         if expires is None:
-            return
+            return None
         wait = (expires - self._now()).total_seconds()
         if wait > 0:
-            self.queue.add_after(key, wait)
-            return
+            return wait
         meta = job["metadata"]
         try:
             fresh = await self.client.get(JOBS, meta["name"], meta.get("namespace"))
             fresh_expires = ttl_expires_at(fresh)
             if fresh_expires is None or fresh_expires > self._now():
-                return
+                return None
             await self.client.delete(
                 JOBS,
                 meta["name"],
@@ -1207,6 +1221,7 @@ class JobController(Controller):
         except ApiError as exc:
             if not (exc.is_not_found or exc.code == 409):
                 raise
+        return None
 
 
 def _compact_status(status: Obj) -> None:

@@ -40,6 +40,7 @@ from setpoint.client.api import NAMESPACES, PODS, ApiError, Obj, Resource
 from setpoint.client.controller import Controller
 from setpoint.client.events import EventRecorder
 from setpoint.client.factory import SharedInformers
+from setpoint.client.workqueue import Requeue
 
 log = logging.getLogger(__name__)
 
@@ -222,23 +223,23 @@ class NamespaceController(Controller):
         self.namespaces = informers.informer(NAMESPACES)
         self.watch_owned(self.namespaces)
 
-    async def reconcile(self, key: str) -> None:
+    async def reconcile(self, key: str) -> Requeue | None:
         cached = self.namespaces.get(key)
         if cached is None or not cached["metadata"].get("deletionTimestamp"):
-            return
+            return None
         namespace = await self._get_live(key)
         if namespace is None or not namespace["metadata"].get("deletionTimestamp"):
-            return
+            return None
         if FINALIZER_KUBERNETES not in ((namespace.get("spec") or {}).get("finalizers") or []):
-            return  # already emptied; other finalizers belong to others
+            return None  # already emptied; other finalizers belong to others
         totals = await self._delete_all_content(key)
         namespace = await self._update_conditions(key, totals)
         if not totals.empty:
             delay = min(max(totals.estimate / 2, self.recheck_interval), 5 * self.recheck_interval)
             log.info("namespace %s: content remains, looking again in %.1fs", key, delay)
-            self.queue.add_after(key, delay)
-            return
+            return Requeue(after=delay)
         await self._finalize(key)
+        return None
 
     # ------------------------------------------------------------- content
 

@@ -38,6 +38,7 @@ from setpoint.client.controller import Controller
 from setpoint.client.events import EventRecorder
 from setpoint.client.factory import SharedInformers
 from setpoint.client.informer import EventHandler, by_namespace, by_owner_uid, object_key
+from setpoint.client.workqueue import Requeue
 from setpoint.controllers.util import conditions, ownerrefs
 from setpoint.controllers.util import pods as podutil
 from setpoint.controllers.util.expectations import UIDTrackingControllerExpectations
@@ -255,11 +256,11 @@ class ReplicaSetController(Controller):
 
     # ------------------------------------------------------------------ reconcile
 
-    async def reconcile(self, key: str) -> None:
+    async def reconcile(self, key: str) -> Requeue | None:
         rs = self.replica_sets.get(key)
         if rs is None:
             self.expectations.delete_expectations(key)
-            return
+            return None
         needs_sync = self.expectations.satisfied(key)
         namespace = rs["metadata"]["namespace"]
         candidates = [
@@ -274,21 +275,28 @@ class ReplicaSetController(Controller):
             except ApiError as exc:
                 manage_error = str(exc)
 
-        updated = await self._write_status(rs, active, manage_error)
+        try:
+            updated = await self._write_status(rs, active, manage_error)
+        except ApiError as exc:
+            if not exc.is_conflict:
+                raise
+            updated = None  # the cache is behind; try again once it has caught up
+        if manage_error is not None:
+            raise RuntimeError(f"ReplicaSet {key}: {manage_error}")
+        if updated is None:
+            return Requeue()
         spec = updated.get("spec") or {}
         status = updated.get("status") or {}
         min_ready = int(spec.get("minReadySeconds") or 0)
         desired = int(spec.get("replicas", 1))
         if (
-            manage_error is None
-            and min_ready > 0
+            min_ready > 0
             and status.get("readyReplicas", 0) == desired
             and status.get("availableReplicas", 0) != desired
         ):
             # guard against missing the moment pods become available
-            self.queue.add_after(key, float(min_ready))
-        if manage_error is not None:
-            raise RuntimeError(f"ReplicaSet {key}: {manage_error}")
+            return Requeue(after=float(min_ready))
+        return None
 
     # ------------------------------------------------------------------- helpers
 
@@ -379,9 +387,5 @@ class ReplicaSetController(Controller):
             return await self.client.update_status(REPLICASETS, updated)
         except ApiError as exc:
             if exc.is_not_found:
-                return rs
-            if exc.is_conflict:
-                # the cache is behind; the ReplicaSet's update event brings it back here
-                self.queue.add_rate_limited(object_key(rs))
                 return rs
             raise
