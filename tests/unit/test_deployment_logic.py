@@ -14,27 +14,30 @@ from setpoint.client.api import ApiClient, ApiError, Obj
 from setpoint.client.events import EventRecorder
 from setpoint.client.factory import SharedInformers
 from setpoint.client.workqueue import Requeue, run_worker
-from setpoint.controllers.deployment import (
+from setpoint.controllers.deployment import DeploymentController
+from setpoint.controllers.deployment.progress import rollout_status, stuck_requeue_after
+from setpoint.controllers.deployment.rolling import (
+    new_replica_set_target,
+    old_replica_sets_targets,
+)
+from setpoint.controllers.deployment.sync import (
+    calculate_status,
+    replica_sets_to_clean_up,
+    scale_targets,
+)
+from setpoint.controllers.deployment.util import (
     DESIRED_REPLICAS,
     MAX_REPLICAS,
     REVISION,
     REVISION_HISTORY,
-    DeploymentController,
-    calculate_status,
     compute_hash,
     equal_ignore_hash,
     find_new_replica_set,
     max_surge,
     max_unavailable,
-    new_replica_set_target,
-    old_replica_sets_targets,
-    replica_sets_to_clean_up,
     resolve_fenceposts,
-    rollout_status,
-    scale_targets,
     scaled_value,
     set_new_replica_set_annotations,
-    stuck_requeue_after,
 )
 from setpoint.controllers.util.conditions import get_condition
 from setpoint.meta.timestamps import format_time
