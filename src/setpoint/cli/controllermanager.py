@@ -1,9 +1,12 @@
-"""The controller manager: every controller and the scheduler, under one leader election.
+"""``setpoint controller-manager``: every controller and the scheduler, under one leader election.
 
-``setpoint server`` runs one (unless ``--disable-controller-manager``); with several servers
-only the holder of the ``kube-system/setpoint-controller-manager`` Lease reconciles, the others
-wait to take over. All controllers share one set of informers, one API connection pool and
-one event queue, as kube-controller-manager shares its informer factory and event
+This is where the controllers and the scheduler are put together (the ``cmd/`` of
+kube-controller-manager and kube-scheduler in one): :func:`build_components` instantiates the
+enabled ones, :class:`ControllerManager` runs them while it holds the lease. ``setpoint
+server`` starts one as a child process (unless ``--disable-controller-manager``); with several
+servers only the holder of the ``kube-system/setpoint-controller-manager`` Lease reconciles,
+the others wait to take over. All controllers share one set of informers, one API connection
+pool and one event queue, as kube-controller-manager shares its informer factory and event
 broadcaster. Events are queued and written by one sender at up to ``EVENT_QPS`` (burst
 ``EVENT_BURST``): a burst of reconciles is not slowed by, nor doubled in API writes by, the
 events it records (see :class:`~setpoint.client.events.QueuedEventRecorder`).
