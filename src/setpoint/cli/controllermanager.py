@@ -22,21 +22,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from setpoint.client.api import (
-    CONFIGMAPS,
-    CRONJOBS,
-    DEPLOYMENTS,
-    EVENTS,
-    JOBS,
-    LEASES,
-    PODS,
-    REPLICASETS,
-    SECRETS,
-    SERVICEACCOUNTS,
-    ApiClient,
-    ClientConfig,
-    Resource,
-)
+from setpoint.client.api import ApiClient, ClientConfig
 from setpoint.client.events import EventRecorder, QueuedEventRecorder
 from setpoint.client.factory import SharedInformers
 from setpoint.client.leaderelection import LeaderElectionConfig, LeaderElector
@@ -50,24 +36,6 @@ LEASE_NAME = "setpoint-controller-manager"
 # limit of their own.
 EVENT_QPS = 100.0
 EVENT_BURST = 200
-
-# What the garbage collector follows (owners and their dependents)...
-OWNED_RESOURCES: tuple[Resource, ...] = (
-    PODS,
-    REPLICASETS,
-    DEPLOYMENTS,
-    JOBS,
-    CRONJOBS,
-    CONFIGMAPS,
-    SECRETS,
-)
-# ... and everything namespaced, which the namespace controller empties.
-NAMESPACED_RESOURCES: tuple[Resource, ...] = (
-    *OWNED_RESOURCES,
-    SERVICEACCOUNTS,
-    LEASES,
-    EVENTS,
-)
 
 
 class Runnable(Protocol):
@@ -112,16 +80,9 @@ def build_components(
                 backoff_max=config.job_backoff_max,
             ),
             CronJobController(informers, recorder.for_component("cronjob-controller")),
-            GarbageCollector(
-                informers,
-                recorder.for_component("garbage-collector-controller"),
-                resources=OWNED_RESOURCES,
-            ),
-            NamespaceController(
-                informers,
-                recorder.for_component("namespace-controller"),
-                resources=NAMESPACED_RESOURCES,
-            ),
+            # both find the resources they cover through discovery, as kube-controller-manager
+            GarbageCollector(informers, recorder.for_component("garbage-collector-controller")),
+            NamespaceController(informers, recorder.for_component("namespace-controller")),
         ]
     if config.run_scheduler:
         from setpoint.scheduler.scheduler import Scheduler
