@@ -129,6 +129,13 @@ async def test_forbid_skips_while_a_job_is_active(
         return cron_job if cron_job.get("status", {}).get("active") else None
 
     await eventually(active_recorded)
+
+    async def active_cached() -> bool:
+        # the next start is decided from the controller's cache, which may lag the server
+        cached = controller.cron_jobs.get(key)
+        return bool(cached and (cached.get("status") or {}).get("active"))
+
+    await eventually(active_cached, what="the controller's cache to see the active Job")
     await advance_to(controller, clock, first + timedelta(minutes=1, seconds=1), key)
 
     async def skipped_event() -> bool:

@@ -1,9 +1,11 @@
 """The garbage collector in-process against a real server: the three propagation policies
-and dangling ownerReferences, with ConfigMaps as owners and dependents."""
+and dangling ownerReferences, with ConfigMaps as owners and dependents; then every kind
+discovery names, as an owner and as a dependent, and a kind discovered later."""
 
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -11,15 +13,18 @@ import pytest
 
 from setpoint.client.api import (
     CONFIGMAPS,
-    DEPLOYMENTS,
-    PODS,
-    REPLICASETS,
+    NODES,
+    SECRETS,
     ApiClient,
     ApiError,
+    Resource,
 )
+from setpoint.client.discovery import Discovered, server_preferred_resources
 from setpoint.client.events import EventRecorder
 from setpoint.client.factory import SharedInformers
-from setpoint.controllers.garbagecollector import GarbageCollector
+from setpoint.controllers.garbagecollector import GarbageCollector, followed_resources
+from setpoint.controllers.namespace import NamespaceController
+from tests.integration.samples import reference_to, sample
 from tests.support import eventually
 
 Obj = dict[str, Any]
@@ -28,11 +33,7 @@ Obj = dict[str, Any]
 @pytest.fixture
 async def gc(client: ApiClient) -> AsyncIterator[GarbageCollector]:
     informers = SharedInformers(client)
-    collector = GarbageCollector(
-        informers,
-        EventRecorder(client, "test-gc"),
-        resources=[CONFIGMAPS, PODS, REPLICASETS, DEPLOYMENTS],
-    )
+    collector = GarbageCollector(informers, EventRecorder(client, "test-gc"))
     informers.start()
     task = asyncio.create_task(collector.run())
     yield collector
@@ -252,13 +253,165 @@ async def test_dependents_of_an_owner_deleted_while_collector_was_down_are_colle
     await client.delete(CONFIGMAPS, "owner", namespace)
     assert await exists(client, namespace, "dep") is not None
     informers = SharedInformers(client)
-    collector = GarbageCollector(
-        informers, EventRecorder(client, "test-gc"), resources=[CONFIGMAPS]
-    )
+    collector = GarbageCollector(informers, EventRecorder(client, "test-gc"))
     informers.start()
     task = asyncio.create_task(collector.run())
     try:
         await eventually(lambda: gone(client, namespace, "dep"), what="the dependent to go")
+    finally:
+        await collector.stop()
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await informers.stop()
+
+
+# ------------------------------------------------------------- what discovery names
+
+
+async def being_deleted_or_gone(client: ApiClient, resource: Resource, obj: Obj) -> bool:
+    meta = obj["metadata"]
+    try:
+        live = await client.get(resource, meta["name"], meta.get("namespace"))
+    except ApiError as exc:
+        if exc.is_not_found:
+            return True
+        raise
+    return live["metadata"].get("uid") != meta["uid"] or bool(
+        live["metadata"].get("deletionTimestamp")
+    )
+
+
+async def followed(client: ApiClient) -> list[Resource]:
+    discovered = await server_preferred_resources(client)
+    resources = followed_resources(discovered.resources)
+    assert {(r.group, r.plural) for r in resources} >= {
+        ("", "pods"),
+        ("", "nodes"),
+        ("", "namespaces"),
+        ("", "configmaps"),
+        ("", "secrets"),
+        ("", "serviceaccounts"),
+        ("coordination.k8s.io", "leases"),
+        ("apps", "deployments"),
+        ("apps", "replicasets"),
+        ("batch", "jobs"),
+        ("batch", "cronjobs"),
+    }
+    return resources
+
+
+def unique(resource: Resource, role: str) -> str:
+    group = resource.group.replace(".", "-") or "core"
+    return f"{role}-{resource.plural}-{group}-{uuid.uuid4().hex[:6]}"
+
+
+async def test_dependents_of_every_followed_kind_are_collected(
+    gc: GarbageCollector, client: ApiClient, namespace: str
+) -> None:
+    """Whatever kind a dependent is, the collector follows it (no hand list) and deletes it
+    once its owner is gone: namespaced ones owned by a ConfigMap, cluster-scoped ones (a
+    namespaced owner cannot own them) by a Node."""
+    cm_owner = await make_cm(client, namespace, "owner")
+    node_owner = await client.create(NODES, sample(NODES, unique(NODES, "owner")))
+    dependents = []
+    for resource in await followed(client):
+        owner, owner_resource = (
+            (cm_owner, CONFIGMAPS) if resource.namespaced else (node_owner, NODES)
+        )
+        body = sample(
+            resource,
+            unique(resource, "dep"),
+            namespace,
+            owners=[reference_to(owner_resource, owner)],
+        )
+        dependents.append((resource, await client.create(resource, body)))
+    await client.delete(CONFIGMAPS, "owner", namespace)
+    await client.delete(NODES, node_owner["metadata"]["name"])
+
+    async def all_collected() -> list[str] | None:
+        left = [
+            f"{resource.plural}/{obj['metadata']['name']}"
+            for resource, obj in dependents
+            if not await being_deleted_or_gone(client, resource, obj)
+        ]
+        return None if left else ["done"]
+
+    await eventually(all_collected, what="every dependent to be deleted")
+
+
+async def test_dependents_of_an_owner_of_every_followed_kind_are_collected(
+    gc: GarbageCollector, client: ApiClient, namespace: str
+) -> None:
+    """Whatever kind an owner is, its dependents go once it is gone (a Namespace owner is
+    gone once the namespace controller has emptied and finalized it)."""
+    namespaces = NamespaceController(
+        gc.informers, EventRecorder(client, "test-namespace"), recheck_interval=0.2
+    )
+    task = asyncio.create_task(namespaces.run())
+    try:
+        owners = []
+        for resource in await followed(client):
+            name = unique(resource, "owner")
+            owner = await client.create(resource, sample(resource, name, namespace))
+            dependent = await make_cm(
+                client, namespace, unique(resource, "dep"), [reference_to(resource, owner)]
+            )
+            owners.append((resource, owner, dependent))
+        for resource, owner, _ in owners:
+            meta = owner["metadata"]
+            await client.delete(resource, meta["name"], meta.get("namespace"))
+
+        async def all_collected() -> list[str] | None:
+            left = [
+                f"dependent of {resource.plural}"
+                for resource, _, dependent in owners
+                if not await being_deleted_or_gone(client, CONFIGMAPS, dependent)
+            ]
+            return None if left else ["done"]
+
+        await eventually(all_collected, what="the dependents of every owner to be deleted")
+    finally:
+        await namespaces.stop()
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_a_kind_discovered_later_is_followed(client: ApiClient, namespace: str) -> None:
+    """Discovery is read again every resync period: a kind the server starts serving (here:
+    one discovery did not report at first) is followed from then on."""
+    visible = {"configmaps"}
+
+    async def discover() -> Discovered:
+        found = await server_preferred_resources(client)
+        return Discovered(
+            tuple(r for r in found.resources if r.resource.plural in visible), found.failed
+        )
+
+    informers = SharedInformers(client)
+    collector = GarbageCollector(
+        informers, EventRecorder(client, "test-gc"), discover=discover, resync_period=0.2
+    )
+    informers.start()
+    task = asyncio.create_task(collector.run())
+    try:
+        owner = await make_cm(client, namespace, "owner")
+        secret = sample(SECRETS, "dep", namespace, owners=[owned_by(owner)])
+        await client.create(SECRETS, secret)
+        await client.delete(CONFIGMAPS, "owner", namespace)
+        await asyncio.sleep(0.6)  # several resyncs: secrets are not served (as far as it knows)
+        assert (await client.get(SECRETS, "dep", namespace))["metadata"]["name"] == "dep"
+
+        visible.add("secrets")
+
+        async def secret_gone() -> bool:
+            try:
+                await client.get(SECRETS, "dep", namespace)
+            except ApiError as exc:
+                return exc.is_not_found
+            return False
+
+        await eventually(secret_gone, what="the dependent Secret to be deleted")
+        assert SECRETS in collector.followed
     finally:
         await collector.stop()
         task.cancel()

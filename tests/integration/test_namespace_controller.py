@@ -16,10 +16,13 @@ from setpoint.client.api import (
     PODS,
     ApiClient,
     ApiError,
+    Resource,
 )
+from setpoint.client.discovery import Discovered, server_preferred_resources
 from setpoint.client.events import EventRecorder
 from setpoint.client.factory import SharedInformers
-from setpoint.controllers.namespace import NamespaceController
+from setpoint.controllers.namespace import NamespaceController, namespace_content
+from tests.integration.samples import sample
 from tests.support import Kubectl, Server, eventually
 
 Obj = dict[str, Any]
@@ -30,10 +33,7 @@ T = TypeVar("T")
 async def controller(client: ApiClient) -> AsyncIterator[NamespaceController]:
     informers = SharedInformers(client)
     ctrl = NamespaceController(
-        informers,
-        EventRecorder(client, "test-namespace"),
-        resources=[PODS, CONFIGMAPS],
-        recheck_interval=0.2,
+        informers, EventRecorder(client, "test-namespace"), recheck_interval=0.2
     )
     informers.start()
     await informers.wait_synced()
@@ -181,3 +181,97 @@ async def test_namespace_not_being_deleted_is_left_alone(
     ns = await client.get(NAMESPACES, doomed)
     assert not (ns.get("status") or {}).get("conditions")
     assert (await client.get(CONFIGMAPS, "keep", doomed))["metadata"]["name"] == "keep"
+
+
+# ------------------------------------------------------------- what discovery names
+
+
+def sample_name(resource: Resource) -> str:
+    return f"s-{resource.plural}-{resource.group.replace('.', '-') or 'core'}"
+
+
+async def test_every_served_namespaced_kind_is_emptied(
+    controller: NamespaceController, client: ApiClient, doomed: str
+) -> None:
+    """No hand list: whatever namespaced kind the server serves (here Leases, both kinds of
+    Events, Secrets, ServiceAccounts, ConfigMaps, Pods and the workload kinds) is emptied."""
+    discovered = await server_preferred_resources(client)
+    content = [r.resource for r in namespace_content(discovered.resources)]
+    assert {(r.group, r.plural) for r in content} >= {
+        ("", "pods"),
+        ("", "configmaps"),
+        ("", "secrets"),
+        ("", "serviceaccounts"),
+        ("", "events"),
+        ("events.k8s.io", "events"),
+        ("coordination.k8s.io", "leases"),
+        ("apps", "deployments"),
+        ("apps", "replicasets"),
+        ("batch", "jobs"),
+        ("batch", "cronjobs"),
+    }
+    for resource in content:
+        await client.create(resource, sample(resource, sample_name(resource), doomed))
+    await client.delete(NAMESPACES, doomed)
+
+    async def namespace_gone() -> bool:
+        return await namespace_or_none(client, doomed) is None
+
+    await eventually(namespace_gone, what="the namespace to be removed")
+    for resource in content:
+        assert (await client.list(resource, doomed))["items"] == [], resource
+
+
+async def test_a_namespace_is_not_finalized_while_discovery_fails(
+    client: ApiClient, doomed: str
+) -> None:
+    """A group discovery cannot read may hide content: the namespace says so and waits; the
+    next pass reads discovery again and, once it answers in full, empties and finalizes."""
+    broken = True
+
+    async def discover() -> Discovered:
+        found = await server_preferred_resources(client)
+        if not broken:
+            return found
+        kept = tuple(r for r in found.resources if r.resource.group != "")
+        return Discovered(kept, {"v1": "503 ServiceUnavailable: unavailable"})
+
+    informers = SharedInformers(client)
+    ctrl = NamespaceController(
+        informers, EventRecorder(client, "test-namespace"), recheck_interval=0.2, discover=discover
+    )
+    informers.start()
+    await informers.wait_synced()
+    task = asyncio.create_task(ctrl.run())
+    try:
+        await client.create(CONFIGMAPS, {"metadata": {"name": "hidden"}}, doomed)
+        await client.delete(NAMESPACES, doomed)
+
+        async def discovery_failure_reported() -> Obj | None:
+            ns = await namespace_or_none(client, doomed)
+            assert ns is not None
+            cond = condition(ns, "NamespaceDeletionDiscoveryFailure")
+            return cond if cond.get("status") == "True" else None
+
+        cond = await eventually(discovery_failure_reported, what="DiscoveryFailure=True")
+        assert cond["reason"] == "DiscoveryFailed"
+        assert cond["message"] == (
+            "Discovery failed for some groups, 1 failing: unable to retrieve the complete "
+            "list of server APIs: v1: 503 ServiceUnavailable: unavailable"
+        )
+        await asyncio.sleep(0.5)  # several passes: still there, and so is its content
+        assert await namespace_or_none(client, doomed) is not None
+        assert (await client.get(CONFIGMAPS, "hidden", doomed))["metadata"]["name"] == "hidden"
+
+        broken = False
+
+        async def namespace_gone() -> bool:
+            return await namespace_or_none(client, doomed) is None
+
+        await eventually(namespace_gone, what="the namespace to be removed")
+        assert (await client.list(CONFIGMAPS, doomed))["items"] == []
+    finally:
+        await ctrl.stop()
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await informers.stop()

@@ -3,34 +3,43 @@ ReplicaSet scaling, proportional scaling, status and progress."""
 
 from __future__ import annotations
 
+import asyncio
 import copy
 from datetime import UTC, datetime, timedelta
+from typing import cast
 
 import pytest
 
-from setpoint.client.api import Obj
-from setpoint.controllers import podutil
-from setpoint.controllers.deployment import (
+from setpoint.client.api import ApiClient, ApiError, Obj
+from setpoint.client.events import EventRecorder
+from setpoint.client.factory import SharedInformers
+from setpoint.client.workqueue import Requeue, run_worker
+from setpoint.controllers.deployment import DeploymentController
+from setpoint.controllers.deployment.progress import rollout_status, stuck_requeue_after
+from setpoint.controllers.deployment.rolling import (
+    new_replica_set_target,
+    old_replica_sets_targets,
+)
+from setpoint.controllers.deployment.sync import (
+    calculate_status,
+    replica_sets_to_clean_up,
+    scale_targets,
+)
+from setpoint.controllers.deployment.util import (
     DESIRED_REPLICAS,
     MAX_REPLICAS,
     REVISION,
     REVISION_HISTORY,
-    calculate_status,
     compute_hash,
     equal_ignore_hash,
     find_new_replica_set,
     max_surge,
     max_unavailable,
-    new_replica_set_target,
-    old_replica_sets_targets,
-    replica_sets_to_clean_up,
     resolve_fenceposts,
-    rollout_status,
-    scale_targets,
     scaled_value,
     set_new_replica_set_annotations,
-    stuck_requeue_after,
 )
+from setpoint.controllers.util.conditions import get_condition
 from setpoint.meta.timestamps import format_time
 
 NOW = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
@@ -267,7 +276,7 @@ def progressing(d: Obj, reason: str, seconds_ago: float) -> None:
 
 
 def reason(status: Obj) -> str:
-    return str(podutil.get_condition(status, "Progressing")["reason"])  # type: ignore[index]
+    return str(get_condition(status, "Progressing")["reason"])  # type: ignore[index]
 
 
 def test_complete_rollout_reports_new_replica_set_available() -> None:
@@ -285,7 +294,7 @@ def test_progress_refreshes_and_stall_times_out() -> None:
     new = rset("new", 1, available=0)
     timed_out = rollout_status([old, new], new, d, NOW)
     assert reason(timed_out) == "ProgressDeadlineExceeded"
-    assert podutil.get_condition(timed_out, "Progressing")["status"] == "False"  # type: ignore[index]
+    assert get_condition(timed_out, "Progressing")["status"] == "False"  # type: ignore[index]
     new["status"]["availableReplicas"] = 1
     new["status"]["readyReplicas"] = 1
     d["status"]["readyReplicas"] = 1
@@ -300,3 +309,45 @@ def test_stuck_deployment_requeued_for_remaining_deadline() -> None:
     assert stuck_requeue_after(d, status, NOW) == pytest.approx(501)
     progressing(d, "ProgressDeadlineExceeded", 100)
     assert stuck_requeue_after(d, status, NOW) is None
+
+
+# ------------------------------------------------- what a reconcile asks of the queue
+
+
+class ConflictingApi:
+    """An API where every write loses to a newer resourceVersion (a stale cache)."""
+
+    def __init__(self) -> None:
+        self.writes = 0
+
+    async def create(self, *args: object, **kwargs: object) -> Obj:
+        self.writes += 1
+        raise ApiError(409, {"reason": "Conflict", "message": "the object has been modified"})
+
+    update = update_status = patch = create
+
+
+class SilentRecorder:
+    async def record(self, *args: object) -> None:
+        return None
+
+
+async def test_repeated_conflicts_back_off_further_each_time() -> None:
+    """A Deployment whose writes keep conflicting is requeued rate-limited, and its backoff
+    grows with each conflict instead of starting again from the base delay."""
+    api = ConflictingApi()
+    informers = SharedInformers(cast(ApiClient, api))
+    controller = DeploymentController(informers, cast(EventRecorder, SilentRecorder()))
+    controller.deployments.cache["ns/web"] = deploy(3)  # no ReplicaSet yet: it creates one
+    retries: list[int] = []
+
+    async def reconcile(key: str) -> Requeue | None:
+        retries.append(controller.queue.retries(key))
+        if len(retries) == 5:
+            controller.queue.shut_down()
+        return await controller.reconcile(key)
+
+    controller.queue.add("ns/web")
+    await asyncio.wait_for(run_worker(controller.queue, reconcile), 5)
+    assert retries == [0, 1, 2, 3, 4]
+    assert api.writes >= 5

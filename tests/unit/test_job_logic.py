@@ -5,28 +5,32 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from setpoint.controllers.job import (
-    COMPLETION_INDEX,
-    INDEX_FAILURE_COUNT,
-    JOB_TRACKING_FINALIZER,
+from setpoint.controllers.job.backoff import (
     FailureStreak,
     backoff_delay,
-    ensure_condition,
     failures_since_last_success,
+    remaining_backoff,
+)
+from setpoint.controllers.job.controller import (
+    ensure_condition,
+    new_pod,
+    past_active_deadline,
+    past_backoff_limit_on_failure,
+    want_active,
+)
+from setpoint.controllers.job.failure_policy import match_pod_failure_policy
+from setpoint.controllers.job.indexed import (
+    COMPLETION_INDEX,
+    INDEX_FAILURE_COUNT,
     first_pending_indexes,
     format_indexes,
     is_index_failed,
-    is_pod_failed,
-    match_pod_failure_policy,
-    new_pod,
     next_index_failure_counts,
     parse_indexes,
-    past_active_deadline,
-    past_backoff_limit_on_failure,
-    remaining_backoff,
-    ttl_expires_at,
-    want_active,
 )
+from setpoint.controllers.job.tracking import JOB_TRACKING_FINALIZER
+from setpoint.controllers.job.ttl import ttl_expires_at
+from setpoint.controllers.job.util import is_pod_failed
 
 T0 = datetime(2030, 1, 1, tzinfo=UTC)
 

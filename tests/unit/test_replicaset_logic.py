@@ -6,14 +6,15 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from setpoint.client.api import Obj
-from setpoint.controllers import podutil
 from setpoint.controllers.replicaset import (
-    Expectations,
     calculate_status,
     pod_from_template,
     replica_diff,
     slow_start_batches,
 )
+from setpoint.controllers.util import ownerrefs
+from setpoint.controllers.util import pods as podutil
+from setpoint.controllers.util.expectations import UIDTrackingControllerExpectations
 from setpoint.meta.labels import selector_from_set
 from setpoint.meta.timestamps import format_time
 
@@ -110,8 +111,8 @@ def test_deletion_cost_annotation_is_respected() -> None:
     assert names(podutil.pods_to_delete([dear2, cheap], [], 1)) == ["cheap"]
 
 
-def test_expectations_block_until_observed() -> None:
-    exp = Expectations()
+def test_creation_expectations_block_until_observed() -> None:
+    exp = UIDTrackingControllerExpectations()
     assert exp.satisfied("ns/rs")
     exp.expect_creations("ns/rs", 2)
     assert not exp.satisfied("ns/rs")
@@ -122,7 +123,7 @@ def test_expectations_block_until_observed() -> None:
 
 
 def test_deletion_expectations_track_pod_keys() -> None:
-    exp = Expectations()
+    exp = UIDTrackingControllerExpectations()
     exp.expect_deletions("ns/rs", ["ns/a", "ns/b"])
     exp.deletion_observed("ns/rs", "ns/unrelated")
     exp.deletion_observed("ns/rs", "ns/a")
@@ -134,7 +135,7 @@ def test_deletion_expectations_track_pod_keys() -> None:
 
 def test_expectations_expire() -> None:
     clock = [0.0]
-    exp = Expectations(ttl=300, clock=lambda: clock[0])
+    exp = UIDTrackingControllerExpectations(ttl=300, clock=lambda: clock[0])
     exp.expect_creations("ns/rs", 3)
     clock[0] = 299
     assert not exp.satisfied("ns/rs")
@@ -223,7 +224,7 @@ def test_claims_adopt_orphans_release_mismatches_ignore_others() -> None:
     stranger = pod("stranger", labels={"app": "other"})
     dying = pod("dying")
     dying["metadata"]["deletionTimestamp"] = ts(0)
-    claims = podutil.classify_claims(
+    claims = ownerrefs.classify_claims(
         owner, selector, [mine, drifted, orphan, foreign, stranger, dying]
     )
     assert names(claims.owned) == ["mine"]
@@ -234,11 +235,11 @@ def test_claims_adopt_orphans_release_mismatches_ignore_others() -> None:
 def test_adoption_and_release_patches_pin_resource_version() -> None:
     target = pod("p")
     target["metadata"]["resourceVersion"] = "42"
-    ref = podutil.new_controller_ref(rs(), "apps/v1", "ReplicaSet")
-    patch = podutil.adoption_patch(target, ref)
+    ref = ownerrefs.new_controller_ref(rs(), "apps/v1", "ReplicaSet")
+    patch = ownerrefs.adoption_patch(target, ref)
     assert patch == {"metadata": {"ownerReferences": [ref], "resourceVersion": "42"}}
     target["metadata"]["ownerReferences"] = [ref]
-    assert podutil.release_patch(target, "rs-uid")["metadata"]["ownerReferences"] is None
+    assert ownerrefs.release_patch(target, "rs-uid")["metadata"]["ownerReferences"] is None
 
 
 def test_inactive_pods() -> None:

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from setpoint.client.api import ApiError
-from setpoint.client.workqueue import ShutDown, WorkQueue, run_worker
+from setpoint.client.workqueue import Requeue, ShutDown, WorkQueue, run_worker
 
 
 async def test_a_waiting_key_is_held_once() -> None:
@@ -89,6 +89,50 @@ async def test_worker_drops_a_key_whose_namespace_is_being_deleted() -> None:
     await asyncio.wait_for(run_worker(queue, reconcile), 2)
     assert attempts == ["a", "b", "b"]
     assert queue.retries("a") == 0
+
+
+async def test_requeue_without_delay_backs_off_further_each_time() -> None:
+    """``Requeue()`` (controller-runtime's ``Requeue: true``) is rate-limited and the worker
+    does not forget the key first, so consecutive requests wait 1x, 2x, 4x, ... the base."""
+    queue: WorkQueue[str] = WorkQueue(base_delay=0.01)
+    loop = asyncio.get_running_loop()
+    seen: list[tuple[int, float]] = []
+
+    async def reconcile(key: str) -> Requeue | None:
+        seen.append((queue.retries(key), loop.time()))
+        if len(seen) < 5:
+            return Requeue()
+        queue.shut_down()
+        return None
+
+    queue.add("k")
+    await asyncio.wait_for(run_worker(queue, reconcile), 5)
+    assert [retries for retries, _ in seen] == [0, 1, 2, 3, 4]
+    last_wait = seen[4][1] - seen[3][1]
+    assert last_wait >= 0.08 * 0.9  # the fourth wait is 0.01 * 2**3
+    assert queue.retries("k") == 0  # the reconcile that ended well forgot the backoff
+
+
+async def test_requeue_after_forgets_the_backoff_and_comes_back_later() -> None:
+    queue: WorkQueue[str] = WorkQueue(base_delay=0.01)
+    loop = asyncio.get_running_loop()
+    calls: list[float] = []
+
+    async def reconcile(key: str) -> Requeue | None:
+        calls.append(loop.time())
+        if len(calls) == 1:
+            raise RuntimeError("first try fails")
+        if len(calls) == 2:
+            assert queue.retries(key) == 1
+            return Requeue(after=0.1)
+        assert queue.retries(key) == 0
+        queue.shut_down()
+        return None
+
+    queue.add("k")
+    await asyncio.wait_for(run_worker(queue, reconcile), 5)
+    assert len(calls) == 3
+    assert calls[2] - calls[1] >= 0.1 * 0.9
 
 
 async def test_get_after_shutdown_raises() -> None:

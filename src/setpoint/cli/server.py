@@ -310,8 +310,8 @@ async def run_controller_manager(
 ) -> None:
     """``setpoint controller-manager``: reconcile until SIGTERM/SIGINT, then give up the
     leader lease so a successor takes over at once."""
+    from setpoint.cli.controllermanager import ControllerManager, ManagerConfig
     from setpoint.client.api import ClientConfig
-    from setpoint.controllers.manager import ControllerManager, ManagerConfig
 
     manager = ControllerManager(
         ClientConfig.from_kubeconfig(kubeconfig, user_agent="setpoint-controller-manager"),

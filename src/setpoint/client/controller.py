@@ -2,8 +2,10 @@
 
 A controller subclass names the informers it needs, maps informer events to keys of the
 objects it owns (``enqueue``), and implements ``reconcile(key)``: read the cache, compare
-desired with actual, act through the API, write status. ``Controller.run`` starts the
-workers; errors retry with per-key backoff; nothing here is specific to any kind.
+desired with actual, act through the API, write status, and return what should happen to
+the key next: ``None`` when it is done, a :class:`~setpoint.client.workqueue.Requeue` to
+see it again. ``Controller.run`` starts the workers, which apply that result; errors retry
+with per-key backoff; nothing here is specific to any kind.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from setpoint.client.api import ApiClient
 from setpoint.client.events import EventRecorder
 from setpoint.client.factory import SharedInformers
 from setpoint.client.informer import EventHandler, Informer, object_key
-from setpoint.client.workqueue import WorkQueue, run_worker
+from setpoint.client.workqueue import Requeue, WorkQueue, run_worker
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +53,7 @@ class Controller(ABC, Generic[K]):
         )
 
     @abstractmethod
-    async def reconcile(self, key: K) -> None: ...
+    async def reconcile(self, key: K) -> Requeue | None: ...
 
     async def run(self) -> None:
         self._tasks = [

@@ -6,6 +6,13 @@ often it is added, and a key being processed is never handed to a second worker:
 added meanwhile it is queued again when the first worker is done. Failures come back with
 per-item exponential backoff (``add_rate_limited``), bounded overall by a token bucket;
 ``forget`` resets an item's backoff after a success.
+
+What happens to a key after ``reconcile`` is the worker's decision alone (:func:`run_worker`),
+made from what ``reconcile`` returned, as controller-runtime does with its ``Result``:
+``None`` forgets the key, :class:`Requeue` brings it back (later, or rate-limited), and an
+exception retries it rate-limited. A reconcile never touches the queue itself, so nothing it
+does can reset a key's backoff by accident: a key that keeps asking to be rate-limited, or
+keeps failing, waits twice as long each time until a reconcile of it ends well.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Hashable
+from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from prometheus_client import Counter, Gauge, Histogram
@@ -197,16 +205,42 @@ class WorkQueue(Generic[K]):
         self._wakeup.set()
 
 
-async def run_worker(queue: WorkQueue[K], reconcile: Callable[[K], Awaitable[None]]) -> None:
-    """Take keys until shutdown: success forgets the key's backoff, failure re-queues it
-    rate-limited. Exceptions never escape (the key is retried), as in client-go."""
+@dataclass(frozen=True)
+class Requeue:
+    """What a reconcile asks for when it is not done with a key (controller-runtime's
+    ``Result``). ``Requeue(after=s)``: the key succeeded for now and comes back in ``s``
+    seconds (``RequeueAfter``: its backoff is forgotten first). ``Requeue()``: the key comes
+    back rate-limited (``Requeue: true``), its backoff growing with each consecutive
+    request, e.g. while writes keep losing to a stale cache."""
+
+    after: float | None = None
+
+
+Reconciler = Callable[[K], Awaitable[Requeue | None]]
+
+
+def apply_result(queue: WorkQueue[K], key: K, result: Requeue | None) -> None:
+    """What the worker does with a key after a reconcile returned ``result``."""
+    if result is None:
+        queue.forget(key)
+    elif result.after is None:
+        queue.add_rate_limited(key)
+    else:
+        queue.forget(key)
+        queue.add_after(key, result.after)
+
+
+async def run_worker(queue: WorkQueue[K], reconcile: Reconciler[K]) -> None:
+    """Take keys until shutdown and apply each reconcile's result (:func:`apply_result`);
+    a failure re-queues the key rate-limited. Exceptions never escape (the key is retried),
+    as in client-go."""
     while True:
         try:
             key = await queue.get()
         except ShutDown:
             return
         try:
-            await reconcile(key)
+            result = await reconcile(key)
         except asyncio.CancelledError:
             queue.done(key)
             raise
@@ -225,6 +259,6 @@ async def run_worker(queue: WorkQueue[K], reconcile: Callable[[K], Awaitable[Non
             queue.add_rate_limited(key)
         else:
             RECONCILES.labels(queue.name, "success").inc()
-            queue.forget(key)
+            apply_result(queue, key, result)
         finally:
             queue.done(key)

@@ -37,6 +37,8 @@ from setpoint.client.controller import Controller
 from setpoint.client.events import EventRecorder
 from setpoint.client.factory import SharedInformers
 from setpoint.client.informer import EventHandler, by_owner_uid
+from setpoint.client.workqueue import Requeue
+from setpoint.controllers.util import ownerrefs
 from setpoint.meta.timestamps import format_time, parse_time
 from setpoint.resources import cron
 
@@ -171,16 +173,7 @@ def job_from_template(cron_job: Obj, scheduled: datetime) -> Obj:
             "namespace": meta.get("namespace"),
             "labels": dict(template_meta.get("labels") or {}),
             "annotations": annotations,
-            "ownerReferences": [
-                {
-                    "apiVersion": "batch/v1",
-                    "kind": "CronJob",
-                    "name": meta["name"],
-                    "uid": meta["uid"],
-                    "controller": True,
-                    "blockOwnerDeletion": True,
-                }
-            ],
+            "ownerReferences": [ownerrefs.new_controller_ref(cron_job, "batch/v1", "CronJob")],
         },
         "spec": copy.deepcopy(template.get("spec") or {}),
     }
@@ -204,14 +197,6 @@ def job_finished_condition(job: Obj) -> str | None:
         if condition.get("type") in ("Complete", "Failed") and condition.get("status") == "True":
             return str(condition["type"])
     return None
-
-
-def is_controlled_by(job: Obj, cron_job: Obj) -> bool:
-    uid = cron_job["metadata"].get("uid")
-    return any(
-        ref.get("controller") and ref.get("uid") == uid
-        for ref in job["metadata"].get("ownerReferences") or []
-    )
 
 
 # ------------------------------------------------------------------- decisions
@@ -284,16 +269,16 @@ class CronJobController(Controller):
             if ref.get("controller") and ref.get("kind") == "CronJob":
                 self.queue.add(f"{job['metadata'].get('namespace')}/{ref.get('name')}")
 
-    async def reconcile(self, key: str) -> None:
+    async def reconcile(self, key: str) -> Requeue | None:
         cached = self.cron_jobs.get(key)
         if cached is None:
-            return
+            return None
         cron_job = copy.deepcopy(cached)
         before = copy.deepcopy(cron_job.get("status") or {})
         jobs = [
             j
             for j in self.jobs.by_index("owner", cron_job["metadata"]["uid"])
-            if is_controlled_by(j, cron_job)
+            if ownerrefs.is_controlled_by(j, cron_job)
         ]
         await self._sync_active(cron_job, jobs)
         delay: float | None = None
@@ -309,10 +294,8 @@ class CronJobController(Controller):
                 # A stale cache: start over from the newer CronJob. A Job created above
                 # is found again by its name, so it is not created twice.
                 log.debug("%s: conflict writing status; retrying", key)
-                self.queue.add_after(key, 0.05)
-                return
-        if delay is not None:
-            self.queue.add_after(key, delay)
+                return Requeue(after=0.05)
+        return None if delay is None else Requeue(after=delay)
 
     async def _sync_active(self, cron_job: Obj, jobs: list[Obj]) -> None:
         """Drop finished or vanished Jobs from ``status.active``; note the last success."""
@@ -442,7 +425,7 @@ class CronJobController(Controller):
                 raise
             # The name is the lock: an earlier attempt (ours, before a crash) made it.
             job = await self.client.get(JOBS, body["metadata"]["name"], namespace)
-            if not is_controlled_by(job, cron_job):
+            if not ownerrefs.is_controlled_by(job, cron_job):
                 raise
             return job
         await self.recorder.record(

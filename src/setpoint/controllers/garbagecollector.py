@@ -16,14 +16,23 @@ finalizer on the owner (see ``DELETE`` with ``DeleteOptions.propagationPolicy``)
   then removes the ``orphan`` finalizer; the dependents live on, ownerless.
 
 The collector keeps its graph in the shared informers: each followed resource is indexed by
-``metadata.uid`` (the owners) and by owner uid (the dependents). Work items are single
-objects; ``reconcile`` looks at one object and either processes its own pending deletion
-(orphan or foreground) or checks its owners (``attempt to delete``). An owner that is not in
-the graph is looked up live by name and the uid compared before anything is deleted, because
-an informer can lag behind the server; an owner that was never there, or has another uid now,
-is absent. A dependent is deleted only when none of its owners remain ("solid" owners keep
-it; dangling references to absent owners are then merely removed). An owner of a kind the
-collector does not follow is assumed to exist: never delete on a guess.
+``metadata.uid`` (the owners) and by owner uid (the dependents). It follows every resource
+the server's discovery names with the verbs ``list``, ``watch`` and ``delete`` (Events
+excepted, as upstream's ``DefaultIgnoredResources``), and reads discovery again every
+``resync_period`` (30 s, as kube-controller-manager), so a kind the server starts serving
+later is followed too; workers wait while informers for new kinds fill their caches, so no
+decision is made on a graph that lacks them (``GarbageCollector.Sync``). A kind that is no
+longer served is no longer followed; if discovery fails for a group, what the collector
+followed in it is kept.
+
+Work items are single objects; ``reconcile`` looks at one object and either processes its
+own pending deletion (orphan or foreground) or checks its owners (``attempt to delete``). An
+owner that is not in the graph is looked up live by name and the uid compared before
+anything is deleted, because an informer can lag behind the server; an owner that was never
+there, or has another uid now, is absent. A dependent is deleted only when none of its
+owners remain ("solid" owners keep it; dangling references to absent owners are then merely
+removed). An owner of a kind the collector does not follow is assumed to exist: never delete
+on a guess.
 
 All writes are merge patches on ``metadata.ownerReferences`` / ``metadata.finalizers``
 pinned to the resourceVersion just read (retried on conflict), and deletions carry a uid
@@ -39,15 +48,17 @@ attemptToDeleteItem, processDeletingDependentsItem, orphanDependents).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import logging
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from setpoint.client.api import ApiError, Obj, Resource
 from setpoint.client.controller import Controller
+from setpoint.client.discovery import APIResource, Discovered, server_preferred_resources
 from setpoint.client.events import EventRecorder
 from setpoint.client.factory import SharedInformers
 from setpoint.client.informer import EventHandler, Informer, by_owner_uid, object_key, split_key
@@ -61,6 +72,13 @@ UID_INDEX = "by_uid"
 OWNER_INDEX = "by_owner_uid"
 
 _ABSENT_CACHE_SIZE = 4096
+
+RESYNC_PERIOD = 30.0  # how often discovery is read again (kube-controller-manager: 30 s)
+INITIAL_SYNC_TIMEOUT = 300.0
+# the verbs a resource needs for the collector to follow it (GetDeletableResources)
+FOLLOW_VERBS = ("delete", "list", "watch")
+# resources never followed: Events own nothing and are many (DefaultIgnoredResources)
+IGNORED_RESOURCES = frozenset({("", "events"), ("events.k8s.io", "events")})
 
 
 def by_uid(obj: Obj) -> Iterable[str]:
@@ -217,6 +235,24 @@ def api_group(api_version: str) -> str:
     return api_version.rpartition("/")[0]
 
 
+def followed_resources(discovered: Iterable[APIResource]) -> list[Resource]:
+    """The served resources the collector follows: those it can list, watch and delete,
+    except the ignored ones (``GetDeletableResources``)."""
+    return [
+        r.resource
+        for r in discovered
+        if r.supports(FOLLOW_VERBS)
+        and (r.resource.group, r.resource.plural) not in IGNORED_RESOURCES
+    ]
+
+
+def resources_to_follow(discovered: Discovered, following: Iterable[Resource]) -> list[Resource]:
+    """What to follow after a discovery pass: what it found, plus what is already followed
+    in group versions it could not read (a failed group is not a removed one)."""
+    kept = [r for r in following if r.api_version in discovered.failed]
+    return list(dict.fromkeys([*followed_resources(discovered.resources), *kept]))
+
+
 def can_reference(dependent: Obj, owner_resource: Resource) -> bool:
     """A cluster-scoped object cannot be owned by a namespaced one (Kubernetes treats such a
     reference as pointing at nothing)."""
@@ -227,7 +263,8 @@ def can_reference(dependent: Obj, owner_resource: Resource) -> bool:
 
 
 class GarbageCollector(Controller[ItemRef]):
-    """Follows ownerReferences across ``resources`` and carries out propagation policies."""
+    """Follows ownerReferences across every resource discovery names and carries out
+    propagation policies."""
 
     name = "garbagecollector"
     workers = 4
@@ -237,31 +274,92 @@ class GarbageCollector(Controller[ItemRef]):
         informers: SharedInformers,
         recorder: EventRecorder,
         *,
-        resources: Sequence[Resource],
+        discover: Callable[[], Awaitable[Discovered]] | None = None,
+        resync_period: float = RESYNC_PERIOD,
     ) -> None:
         super().__init__(informers, recorder)
+        self.discover = discover or (lambda: server_preferred_resources(self.client))
+        self.resync_period = resync_period
         self.followed: dict[Resource, Informer] = {}
         self._kinds: dict[tuple[str, str], Resource] = {}
         self._absent: OrderedDict[str, None] = OrderedDict()
-        for resource in dict.fromkeys(resources):
-            informer = informers.informer(
-                resource, indexers={UID_INDEX: by_uid, OWNER_INDEX: by_owner_uid}
-            )
-            self.followed[resource] = informer
-            self._kinds[(resource.group, resource.kind)] = resource
-            informer.add_handler(self._handler(resource))
+        self._graph_synced = asyncio.Event()
+        self._handled: set[Resource] = set()  # informers that already have our handler
 
     # ------------------------------------------------------------- running
 
     async def run(self) -> None:
         # deciding that an owner is gone needs every followed resource listed first
-        await asyncio.gather(*(i.wait_synced(timeout=300) for i in self.followed.values()))
-        await super().run()
+        while not await self.sync(sync_timeout=INITIAL_SYNC_TIMEOUT, initial=True):
+            await asyncio.sleep(1.0)
+        log.info("garbage collector: following %d resources", len(self.followed))
+        resync = asyncio.create_task(self._resync_loop(), name="garbagecollector-resync")
+        try:
+            await super().run()
+        finally:
+            resync.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await resync
+
+    async def _resync_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.resync_period)
+            await self.sync(sync_timeout=self.resync_period)
+
+    async def sync(self, *, sync_timeout: float, initial: bool = False) -> bool:
+        """``GarbageCollector.Sync``: read discovery, follow new resources (workers wait
+        until their informers have listed, at most ``sync_timeout``), stop following
+        resources no longer served. Returns whether discovery could be read."""
+        try:
+            discovered = await self.discover()
+        except (ApiError, OSError, TimeoutError) as exc:
+            log.warning("garbage collector: discovery failed, following what it did: %s", exc)
+            return False
+        if discovered.failed:
+            log.warning("garbage collector: %s", discovered.failure_message())
+        wanted = resources_to_follow(discovered, self.followed)
+        for resource in [r for r in self.followed if r not in wanted]:
+            log.info("garbage collector: no longer following %s", resource_name(resource))
+            del self.followed[resource]
+            if self._kinds.get((resource.group, resource.kind)) == resource:
+                del self._kinds[(resource.group, resource.kind)]
+        added = [r for r in wanted if r not in self.followed]
+        if not added:
+            self._graph_synced.set()
+            return True
+        self._graph_synced.clear()  # new kinds: no decisions until the graph holds them
+        for resource in added:
+            if not initial:
+                log.info("garbage collector: following %s", resource_name(resource))
+            self._follow(resource)
+        try:
+            await asyncio.gather(
+                *(self.followed[r].wait_synced(timeout=sync_timeout) for r in added)
+            )
+        except TimeoutError:
+            if initial:
+                raise
+            log.warning("garbage collector: informers of new resources not synced yet")
+        finally:
+            self._graph_synced.set()
+        return True
+
+    def _follow(self, resource: Resource) -> None:
+        informer = self.informers.informer(
+            resource, indexers={UID_INDEX: by_uid, OWNER_INDEX: by_owner_uid}
+        )
+        self.followed[resource] = informer
+        self._kinds[(resource.group, resource.kind)] = resource
+        if resource not in self._handled:  # followed again after a while: it still has one
+            self._handled.add(resource)
+            informer.add_handler(self._handler(resource))
 
     # ------------------------------------------------------------- events -> work
 
     def _handler(self, resource: Resource) -> EventHandler:
         def changed(old: Obj | None, new: Obj) -> None:
+            if resource not in self.followed:
+                return  # no longer served (a shared informer cannot drop a handler)
             if old is None or _graph_fields(old) != _graph_fields(new):
                 self.queue.add(ItemRef(resource, object_key(new)))
                 self._enqueue_waiting_owners(new)
@@ -269,6 +367,8 @@ class GarbageCollector(Controller[ItemRef]):
                     self._enqueue_waiting_owners(old)
 
         def deleted(obj: Obj) -> None:
+            if resource not in self.followed:
+                return
             uid = obj["metadata"].get("uid", "")
             for dep_resource, dependent in self._dependents_of(uid, obj, resource):
                 self.queue.add(ItemRef(dep_resource, object_key(dependent)))
@@ -345,7 +445,9 @@ class GarbageCollector(Controller[ItemRef]):
     # ------------------------------------------------------------- reconcile
 
     async def reconcile(self, item: ItemRef) -> None:
-        obj = self.followed[item.resource].get(item.key)
+        await self._graph_synced.wait()
+        informer = self.followed.get(item.resource)
+        obj = informer.get(item.key) if informer is not None else None
         if obj is None:
             return  # gone: its dependents were enqueued when it left the graph
         if is_being_deleted(obj):
@@ -481,6 +583,11 @@ class GarbageCollector(Controller[ItemRef]):
         except ApiError as exc:
             if not exc.is_not_found:
                 raise
+
+
+def resource_name(resource: Resource) -> str:
+    """``deployments.apps`` / ``pods``: a resource as Kubernetes names it in logs."""
+    return f"{resource.plural}.{resource.group}" if resource.group else resource.plural
 
 
 def _graph_fields(obj: Obj) -> tuple[object, ...]:

@@ -5,11 +5,13 @@ Deleting a Namespace does not remove it: the API server sets its deletionTimesta
 ``spec.finalizers`` holds ``kubernetes``. That finalizer is this controller's promise to
 delete everything inside first. Each pass over a terminating namespace:
 
-1. deletes the content of every followed namespaced resource (a ``deletecollection`` with
-   propagationPolicy Background; per-object deletes if the collection verb is refused).
-   Pods go first and the rest waits until they are gone (Kubernetes' ordered namespace
-   deletion), so workloads stop before the objects they use (ConfigMaps, Secrets) vanish;
-   bound pods terminate gracefully, so that may take their grace period;
+1. reads discovery (:func:`~setpoint.client.discovery.server_preferred_resources`) and
+   deletes the content of every namespaced resource the server serves that can be listed
+   and deleted (a ``deletecollection`` with propagationPolicy Background; per-object
+   deletes where the collection verb is not served or is refused). Pods go first and the
+   rest waits until they are gone (Kubernetes' ordered namespace deletion), so workloads
+   stop before the objects they use (ConfigMaps, Secrets) vanish; bound pods terminate
+   gracefully, so that may take their grace period;
 2. lists what remains, counting instances per resource and the finalizers holding them;
 3. records the outcome in the namespace conditions Kubernetes reports
    (NamespaceDeletionDiscoveryFailure, NamespaceDeletionGroupVersionParsingFailure,
@@ -21,8 +23,11 @@ delete everything inside first. Each pass over a terminating namespace:
    namespace when no finalizers are left.
 
 Objects held by their own finalizers wait for whoever owns those finalizers; this controller
-never removes them. Resources it is not given are not emptied (discovery of every served
-kind is the caller's choice of ``resources``).
+never removes them. Discovery is read on every pass, as kube-controller-manager reads it
+whenever it deletes a namespace, so a kind the server starts serving later is emptied too. A
+pass in which discovery failed, even for one group, reports
+``NamespaceDeletionDiscoveryFailure`` and never finalizes: content of a kind it could not see
+may remain.
 
 Reference: kubernetes/pkg/controller/namespace (namespace_controller.go,
 deletion/namespaced_resources_deleter.go, deletion/status_condition_utils.go).
@@ -32,14 +37,16 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from setpoint.client.api import NAMESPACES, PODS, ApiError, Obj, Resource
 from setpoint.client.controller import Controller
+from setpoint.client.discovery import APIResource, Discovered, server_preferred_resources
 from setpoint.client.events import EventRecorder
 from setpoint.client.factory import SharedInformers
+from setpoint.client.workqueue import Requeue
 
 log = logging.getLogger(__name__)
 
@@ -86,13 +93,41 @@ class ContentTotals:
     finalizers: Counter[str] = field(default_factory=Counter)  # finalizer -> instances
     errors: list[str] = field(default_factory=list)
     estimate: float = 0.0  # seconds until the remaining content is likely gone
+    discovery_error: str | None = None  # what could not be discovered: content may hide there
 
     @property
     def empty(self) -> bool:
-        return not any(self.remaining.values()) and not self.errors
+        return not any(self.remaining.values()) and not self.errors and self.discovery_error is None
 
 
 # ------------------------------------------------------------------ pure decisions
+
+# the verbs that make a namespaced resource something this controller can empty
+LIST = "list"
+DELETE_VERBS = ("delete", "deletecollection")
+
+
+def namespace_content(discovered: Sequence[APIResource]) -> list[APIResource]:
+    """The served resources a namespace can hold and this controller can empty: namespaced,
+    listable, and deletable one by one or as a collection."""
+    return [
+        r
+        for r in discovered
+        if r.resource.namespaced
+        and LIST in r.verbs
+        and any(verb in r.verbs for verb in DELETE_VERBS)
+    ]
+
+
+def discovery_failure(discovered: Discovered) -> str | None:
+    """The ``NamespaceDeletionDiscoveryFailure`` message for a partial discovery, as
+    ``ProcessDiscoverResourcesErr`` words it."""
+    if not discovered.failed:
+        return None
+    return (
+        f"Discovery failed for some groups, {len(discovered.failed)} failing: "
+        + discovered.failure_message()
+    )
 
 
 def resource_label(resource: Resource) -> str:
@@ -119,6 +154,8 @@ def count_remaining(resource: Resource, items: Sequence[Obj], totals: ContentTot
 def deletion_conditions(totals: ContentTotals) -> dict[str, tuple[str, str, str]]:
     """The five conditions for one pass: type -> (status, reason, message)."""
     conditions = {kind: ("False", *OK_CONDITIONS[kind]) for kind in CONDITION_TYPES}
+    if totals.discovery_error is not None:
+        conditions[DISCOVERY_FAILURE] = ("True", "DiscoveryFailed", totals.discovery_error)
     if totals.errors:
         messages = sorted(totals.errors)
         conditions[CONTENT_FAILURE] = (
@@ -212,68 +249,79 @@ class NamespaceController(Controller):
         informers: SharedInformers,
         recorder: EventRecorder,
         *,
-        resources: Sequence[Resource],
         recheck_interval: float = 1.0,
+        discover: Callable[[], Awaitable[Discovered]] | None = None,
     ) -> None:
         super().__init__(informers, recorder)
-        self.resources = list(resources)
+        self.discover = discover or (lambda: server_preferred_resources(self.client))
         # Kubernetes requeues after half its estimate; setpoint looks again sooner, capped
         self.recheck_interval = recheck_interval
         self.namespaces = informers.informer(NAMESPACES)
         self.watch_owned(self.namespaces)
 
-    async def reconcile(self, key: str) -> None:
+    async def reconcile(self, key: str) -> Requeue | None:
         cached = self.namespaces.get(key)
         if cached is None or not cached["metadata"].get("deletionTimestamp"):
-            return
+            return None
         namespace = await self._get_live(key)
         if namespace is None or not namespace["metadata"].get("deletionTimestamp"):
-            return
+            return None
         if FINALIZER_KUBERNETES not in ((namespace.get("spec") or {}).get("finalizers") or []):
-            return  # already emptied; other finalizers belong to others
+            return None  # already emptied; other finalizers belong to others
         totals = await self._delete_all_content(key)
         namespace = await self._update_conditions(key, totals)
         if not totals.empty:
             delay = min(max(totals.estimate / 2, self.recheck_interval), 5 * self.recheck_interval)
             log.info("namespace %s: content remains, looking again in %.1fs", key, delay)
-            self.queue.add_after(key, delay)
-            return
+            return Requeue(after=delay)
         await self._finalize(key)
+        return None
 
     # ------------------------------------------------------------- content
 
     async def _delete_all_content(self, namespace: str) -> ContentTotals:
+        """``deleteAllContent``: one pass over every namespaced resource discovery names."""
         totals = ContentTotals()
-        for group in deletion_order(self.resources):
+        try:
+            discovered = await self.discover()
+        except (ApiError, OSError, TimeoutError) as exc:  # not even the group lists
+            totals.discovery_error = str(exc)
+            return totals
+        totals.discovery_error = discovery_failure(discovered)
+        verbs = {r.resource: r.verbs for r in namespace_content(discovered.resources)}
+        for group in deletion_order(list(verbs)):
             for resource in group:
-                await self._delete_resource_content(resource, namespace, totals)
-            if not totals.empty:
+                await self._delete_resource_content(resource, verbs[resource], namespace, totals)
+            if any(totals.remaining.values()) or totals.errors:
                 break  # later groups wait until this one is gone
         return totals
 
     async def _delete_resource_content(
-        self, resource: Resource, namespace: str, totals: ContentTotals
+        self, resource: Resource, verbs: frozenset[str], namespace: str, totals: ContentTotals
     ) -> None:
         try:
-            await self._delete_collection(resource, namespace)
+            await self._delete_collection(resource, verbs, namespace)
             listing = await self.client.list(resource, namespace)
         except ApiError as exc:
             totals.errors.append(f"{resource_label(resource)}: {exc}")
             return
         count_remaining(resource, listing.get("items") or [], totals)
 
-    async def _delete_collection(self, resource: Resource, namespace: str) -> None:
+    async def _delete_collection(
+        self, resource: Resource, verbs: frozenset[str], namespace: str
+    ) -> None:
         options: Obj = {
             "kind": "DeleteOptions",
             "apiVersion": "v1",
             "propagationPolicy": "Background",
         }
-        try:
-            await self.client.request("DELETE", resource.path(namespace), body=options)
-            return
-        except ApiError as exc:
-            if exc.code not in (404, 405):
-                raise
+        if "deletecollection" in verbs:
+            try:
+                await self.client.request("DELETE", resource.path(namespace), body=options)
+                return
+            except ApiError as exc:
+                if exc.code not in (404, 405):
+                    raise
         # the collection verb is not served: delete one by one
         listing = await self.client.list(resource, namespace)
         for item in listing.get("items") or []:

@@ -10,9 +10,11 @@ creates or deletes fail). This follows ``pkg/controller/replicaset/replica_set.g
 *Expectations.* The informer cache lags the controller's own writes: right after creating
 three pods, the cache may still show none, and a naive second reconcile would create three
 more. So before acting the controller records what it expects to see (N adds, or the keys of
-the pods it deletes) and does not manage replicas again for that ReplicaSet until the
-informer has delivered those events, or the expectations expired (``expectations_ttl``, five
-minutes like Kubernetes, a safety net for lost events). Status is still written every time.
+the pods it deletes: :mod:`setpoint.controllers.util.expectations`) and does not manage
+replicas again for that ReplicaSet until the informer has delivered those events, or the
+expectations expired (five minutes like Kubernetes, a safety net for lost
+events). Status is still written every time. Claiming pods (adopt, keep, release) is
+:func:`setpoint.controllers.util.ownerrefs.claim`.
 
 *Creating and deleting.* Creates go out in slow-start batches of 1, 2, 4, ... pods and stop
 at the first failure (``slowStartBatch``), so a quota or admission error costs one request,
@@ -20,7 +22,7 @@ not hundreds; at most ``burst_replicas`` pods are created or deleted per reconci
 ``generateName: <rs>-`` (the server adds five random characters), the template's labels,
 annotations and spec, and a controller ownerReference to the ReplicaSet. Surplus pods are
 deleted in Kubernetes' order (unscheduled, pending, not ready, ... first; see
-:func:`setpoint.controllers.podutil.pods_to_delete`).
+:func:`setpoint.controllers.util.pods.pods_to_delete`).
 """
 
 from __future__ import annotations
@@ -28,78 +30,25 @@ from __future__ import annotations
 import asyncio
 import copy
 import logging
-import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
 from setpoint.client.api import PODS, REPLICASETS, ApiError, Obj
 from setpoint.client.controller import Controller
 from setpoint.client.events import EventRecorder
 from setpoint.client.factory import SharedInformers
 from setpoint.client.informer import EventHandler, by_namespace, by_owner_uid, object_key
-from setpoint.controllers import podutil
+from setpoint.client.workqueue import Requeue
+from setpoint.controllers.util import conditions, ownerrefs
+from setpoint.controllers.util import pods as podutil
+from setpoint.controllers.util.expectations import UIDTrackingControllerExpectations
 from setpoint.meta.labels import Selector, selector_from_label_selector, selector_from_set
-from setpoint.meta.timestamps import format_time
 
 log = logging.getLogger(__name__)
 
 KIND = "ReplicaSet"
 API_VERSION = "apps/v1"
-EXPECTATIONS_TTL = 300.0
 SLOW_START_INITIAL_BATCH = 1
-
-
-# ------------------------------------------------------------------------ expectations
-
-
-@dataclass
-class _Expectation:
-    adds: int = 0
-    deletes: set[str] = field(default_factory=set)
-    stamp: float = 0.0
-
-
-class Expectations:
-    """Per-controller-key counts of creates and pod keys of deletes still in flight
-    (``UIDTrackingControllerExpectations``). Keys with none outstanding, or whose record is
-    older than ``ttl``, are *satisfied*: the cache can be trusted for that owner again."""
-
-    def __init__(self, ttl: float = EXPECTATIONS_TTL, clock: Callable[[], float] = time.monotonic):
-        self.ttl = ttl
-        self.clock = clock
-        self._records: dict[str, _Expectation] = {}
-
-    def satisfied(self, key: str) -> bool:
-        record = self._records.get(key)
-        if record is None:
-            return True
-        if record.adds <= 0 and not record.deletes:
-            return True
-        return self.clock() - record.stamp > self.ttl
-
-    def expect_creations(self, key: str, count: int) -> None:
-        self._records[key] = _Expectation(adds=count, stamp=self.clock())
-
-    def expect_deletions(self, key: str, pod_keys: list[str]) -> None:
-        self._records[key] = _Expectation(deletes=set(pod_keys), stamp=self.clock())
-
-    def creation_observed(self, key: str) -> None:
-        record = self._records.get(key)
-        if record is not None and record.adds > 0:
-            record.adds -= 1
-
-    def deletion_observed(self, key: str, pod_key: str) -> None:
-        record = self._records.get(key)
-        if record is not None:
-            record.deletes.discard(pod_key)
-
-    def forget(self, key: str) -> None:
-        self._records.pop(key, None)
-
-    def pending(self, key: str) -> tuple[int, int]:
-        record = self._records.get(key)
-        return (record.adds, len(record.deletes)) if record else (0, 0)
 
 
 # ------------------------------------------------------------------------- pure logic
@@ -153,7 +102,7 @@ def pod_from_template(rs: Obj) -> Obj:
     meta: Obj = {
         "generateName": f"{rs['metadata']['name']}-",
         "namespace": rs["metadata"]["namespace"],
-        "ownerReferences": [podutil.new_controller_ref(rs, API_VERSION, KIND)],
+        "ownerReferences": [ownerrefs.new_controller_ref(rs, API_VERSION, KIND)],
     }
     for key in ("labels", "annotations", "finalizers"):
         if tmeta.get(key):
@@ -189,21 +138,15 @@ def calculate_status(
     status["fullyLabeledReplicas"] = labeled
     status["readyReplicas"] = ready
     status["availableReplicas"] = available
-    failure = podutil.get_condition(status, "ReplicaFailure")
+    failure = conditions.get_condition(status, "ReplicaFailure")
     if manage_error is not None and failure is None:
         diff = len(active_pods) - int(spec.get("replicas", 1))
         reason = "FailedCreate" if diff < 0 else "FailedDelete" if diff > 0 else ""
         status.setdefault("conditions", []).append(
-            {
-                "type": "ReplicaFailure",
-                "status": "True",
-                "lastTransitionTime": format_time(now),
-                "reason": reason,
-                "message": manage_error,
-            }
+            conditions.new_condition("ReplicaFailure", "True", reason, manage_error, now)
         )
     elif manage_error is None and failure is not None:
-        podutil.remove_condition(status, "ReplicaFailure")
+        conditions.remove_condition(status, "ReplicaFailure")
     return status
 
 
@@ -222,7 +165,7 @@ class ReplicaSetController(Controller):
     ) -> None:
         super().__init__(informers, recorder)
         self.burst_replicas = burst_replicas
-        self.expectations = Expectations()
+        self.expectations = UIDTrackingControllerExpectations()
         self.replica_sets = informers.informer(REPLICASETS, indexers={"namespace": by_namespace})
         self.pods = informers.informer(
             PODS, indexers={"namespace": by_namespace, "owner": by_owner_uid}
@@ -246,12 +189,12 @@ class ReplicaSetController(Controller):
 
     def _on_rs_delete(self, rs: Obj) -> None:
         key = object_key(rs)
-        self.expectations.forget(key)
+        self.expectations.delete_expectations(key)
         self.queue.add(key)
 
     def _owner_key(self, pod: Obj) -> str | None:
         """The key of the cached ReplicaSet controlling ``pod`` (uid checked)."""
-        ref = podutil.controller_ref(pod)
+        ref = ownerrefs.controller_ref(pod)
         if ref is None or ref.get("kind") != KIND:
             return None
         key = f"{pod['metadata'].get('namespace')}/{ref.get('name')}"
@@ -276,7 +219,7 @@ class ReplicaSetController(Controller):
         if key is not None:
             self.expectations.creation_observed(key)
             self.queue.add(key)
-        elif podutil.controller_ref(pod) is None:
+        elif ownerrefs.controller_ref(pod) is None:
             self._enqueue_matching(pod)
 
     def _on_pod_update(self, old: Obj, new: Obj) -> None:
@@ -296,15 +239,15 @@ class ReplicaSetController(Controller):
             if min_ready > 0 and not podutil.is_pod_ready(old) and podutil.is_pod_ready(new):
                 self.queue.add_after(new_key, float(min_ready))
             return
-        if podutil.controller_ref(new) is None and (
-            labels_changed or podutil.controller_ref(old) is not None
+        if ownerrefs.controller_ref(new) is None and (
+            labels_changed or ownerrefs.controller_ref(old) is not None
         ):
             self._enqueue_matching(new)
 
     def _on_pod_delete(self, pod: Obj) -> None:
         key = self._owner_key(pod)
         if key is None:
-            ref = podutil.controller_ref(pod)
+            ref = ownerrefs.controller_ref(pod)
             if ref is None or ref.get("kind") != KIND:
                 return
             key = f"{pod['metadata'].get('namespace')}/{ref.get('name')}"
@@ -313,11 +256,11 @@ class ReplicaSetController(Controller):
 
     # ------------------------------------------------------------------ reconcile
 
-    async def reconcile(self, key: str) -> None:
+    async def reconcile(self, key: str) -> Requeue | None:
         rs = self.replica_sets.get(key)
         if rs is None:
-            self.expectations.forget(key)
-            return
+            self.expectations.delete_expectations(key)
+            return None
         needs_sync = self.expectations.satisfied(key)
         namespace = rs["metadata"]["namespace"]
         candidates = [
@@ -332,70 +275,35 @@ class ReplicaSetController(Controller):
             except ApiError as exc:
                 manage_error = str(exc)
 
-        updated = await self._write_status(rs, active, manage_error)
+        try:
+            updated = await self._write_status(rs, active, manage_error)
+        except ApiError as exc:
+            if not exc.is_conflict:
+                raise
+            updated = None  # the cache is behind; try again once it has caught up
+        if manage_error is not None:
+            raise RuntimeError(f"ReplicaSet {key}: {manage_error}")
+        if updated is None:
+            return Requeue()
         spec = updated.get("spec") or {}
         status = updated.get("status") or {}
         min_ready = int(spec.get("minReadySeconds") or 0)
         desired = int(spec.get("replicas", 1))
         if (
-            manage_error is None
-            and min_ready > 0
+            min_ready > 0
             and status.get("readyReplicas", 0) == desired
             and status.get("availableReplicas", 0) != desired
         ):
             # guard against missing the moment pods become available
-            self.queue.add_after(key, float(min_ready))
-        if manage_error is not None:
-            raise RuntimeError(f"ReplicaSet {key}: {manage_error}")
+            return Requeue(after=float(min_ready))
+        return None
 
     # ------------------------------------------------------------------- helpers
 
     async def _claim_pods(self, rs: Obj, candidates: list[Obj]) -> list[Obj]:
         """Adopt matching orphans and release non-matching pods; return the owned ones."""
-        claims = podutil.classify_claims(rs, rs_selector(rs), candidates)
-        owned = list(claims.owned)
-        if claims.adopt and await self._still_adoptable(rs):
-            ref = podutil.new_controller_ref(rs, API_VERSION, KIND)
-            for pod in claims.adopt:
-                try:
-                    adopted = await self.client.patch(
-                        PODS,
-                        pod["metadata"]["name"],
-                        podutil.adoption_patch(pod, ref),
-                        pod["metadata"]["namespace"],
-                    )
-                except ApiError as exc:
-                    if exc.is_not_found:
-                        continue
-                    raise
-                owned.append(adopted)
-        for pod in claims.release:
-            try:
-                await self.client.patch(
-                    PODS,
-                    pod["metadata"]["name"],
-                    podutil.release_patch(pod, rs["metadata"]["uid"]),
-                    pod["metadata"]["namespace"],
-                )
-            except ApiError as exc:
-                if not (exc.is_not_found or exc.code == 422):
-                    raise
-        return owned
-
-    async def _still_adoptable(self, rs: Obj) -> bool:
-        """``RecheckDeletionTimestamp``: read the ReplicaSet fresh before adopting, so a
-        ReplicaSet being deleted (or replaced under the same name) adopts nothing."""
-        try:
-            fresh = await self.client.get(
-                REPLICASETS, rs["metadata"]["name"], rs["metadata"]["namespace"]
-            )
-        except ApiError as exc:
-            if exc.is_not_found:
-                return False
-            raise
-        return fresh["metadata"].get("uid") == rs["metadata"]["uid"] and not (
-            podutil.is_terminating(fresh)
-        )
+        target = ownerrefs.ClaimTarget(rs, REPLICASETS, API_VERSION, KIND, PODS)
+        return await ownerrefs.claim(self.client, target, rs_selector(rs), candidates)
 
     async def _manage_replicas(self, key: str, rs: Obj, active: list[Obj]) -> None:
         desired = int(rs["spec"].get("replicas", 1))
@@ -437,7 +345,7 @@ class ReplicaSetController(Controller):
         related = [
             p
             for p in self.pods.by_index("namespace", rs["metadata"]["namespace"])
-            if podutil.is_controlled_by(p, rs)
+            if ownerrefs.is_controlled_by(p, rs)
         ]
         victims = podutil.pods_to_delete(active, related, count)
         self.expectations.expect_deletions(key, [object_key(p) for p in victims])
@@ -467,7 +375,7 @@ class ReplicaSetController(Controller):
                 raise result
 
     async def _write_status(self, rs: Obj, active: list[Obj], manage_error: str | None) -> Obj:
-        status = calculate_status(rs, active, manage_error, podutil.now_utc())
+        status = calculate_status(rs, active, manage_error, datetime.now(UTC))
         generation = rs["metadata"].get("generation", 1)
         old = rs.get("status") or {}
         status["observedGeneration"] = generation
@@ -479,9 +387,5 @@ class ReplicaSetController(Controller):
             return await self.client.update_status(REPLICASETS, updated)
         except ApiError as exc:
             if exc.is_not_found:
-                return rs
-            if exc.is_conflict:
-                # the cache is behind; the ReplicaSet's update event brings it back here
-                self.queue.add_rate_limited(object_key(rs))
                 return rs
             raise

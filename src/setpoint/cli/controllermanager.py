@@ -1,9 +1,12 @@
-"""The controller manager: every controller and the scheduler, under one leader election.
+"""``setpoint controller-manager``: every controller and the scheduler, under one leader election.
 
-``setpoint server`` runs one (unless ``--disable-controller-manager``); with several servers
-only the holder of the ``kube-system/setpoint-controller-manager`` Lease reconciles, the others
-wait to take over. All controllers share one set of informers, one API connection pool and
-one event queue, as kube-controller-manager shares its informer factory and event
+This is where the controllers and the scheduler are put together (the ``cmd/`` of
+kube-controller-manager and kube-scheduler in one): :func:`build_components` instantiates the
+enabled ones, :class:`ControllerManager` runs them while it holds the lease. ``setpoint
+server`` starts one as a child process (unless ``--disable-controller-manager``); with several
+servers only the holder of the ``kube-system/setpoint-controller-manager`` Lease reconciles,
+the others wait to take over. All controllers share one set of informers, one API connection
+pool and one event queue, as kube-controller-manager shares its informer factory and event
 broadcaster. Events are queued and written by one sender at up to ``EVENT_QPS`` (burst
 ``EVENT_BURST``): a burst of reconciles is not slowed by, nor doubled in API writes by, the
 events it records (see :class:`~setpoint.client.events.QueuedEventRecorder`).
@@ -19,21 +22,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from setpoint.client.api import (
-    CONFIGMAPS,
-    CRONJOBS,
-    DEPLOYMENTS,
-    EVENTS,
-    JOBS,
-    LEASES,
-    PODS,
-    REPLICASETS,
-    SECRETS,
-    SERVICEACCOUNTS,
-    ApiClient,
-    ClientConfig,
-    Resource,
-)
+from setpoint.client.api import ApiClient, ClientConfig
 from setpoint.client.events import EventRecorder, QueuedEventRecorder
 from setpoint.client.factory import SharedInformers
 from setpoint.client.leaderelection import LeaderElectionConfig, LeaderElector
@@ -47,24 +36,6 @@ LEASE_NAME = "setpoint-controller-manager"
 # limit of their own.
 EVENT_QPS = 100.0
 EVENT_BURST = 200
-
-# What the garbage collector follows (owners and their dependents)...
-OWNED_RESOURCES: tuple[Resource, ...] = (
-    PODS,
-    REPLICASETS,
-    DEPLOYMENTS,
-    JOBS,
-    CRONJOBS,
-    CONFIGMAPS,
-    SECRETS,
-)
-# ... and everything namespaced, which the namespace controller empties.
-NAMESPACED_RESOURCES: tuple[Resource, ...] = (
-    *OWNED_RESOURCES,
-    SERVICEACCOUNTS,
-    LEASES,
-    EVENTS,
-)
 
 
 class Runnable(Protocol):
@@ -109,16 +80,9 @@ def build_components(
                 backoff_max=config.job_backoff_max,
             ),
             CronJobController(informers, recorder.for_component("cronjob-controller")),
-            GarbageCollector(
-                informers,
-                recorder.for_component("garbage-collector-controller"),
-                resources=OWNED_RESOURCES,
-            ),
-            NamespaceController(
-                informers,
-                recorder.for_component("namespace-controller"),
-                resources=NAMESPACED_RESOURCES,
-            ),
+            # both find the resources they cover through discovery, as kube-controller-manager
+            GarbageCollector(informers, recorder.for_component("garbage-collector-controller")),
+            NamespaceController(informers, recorder.for_component("namespace-controller")),
         ]
     if config.run_scheduler:
         from setpoint.scheduler.scheduler import Scheduler

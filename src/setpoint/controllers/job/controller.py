@@ -1,42 +1,17 @@
-"""The Job controller: run pods until a number of them succeed, within a failure budget.
+"""The Job controller's sync: observe a Job's pods, decide, act, then account for them.
 
-A Job asks for ``completions`` successful pods, running at most ``parallelism`` at a time
-(``active = min(parallelism, completions - succeeded)``). Without ``completions`` it is a
-work queue: ``parallelism`` pods run and the Job is done once any succeeds and the rest have
-finished. In ``Indexed`` completion mode each pod gets a completion index (annotation and
-label ``batch.kubernetes.io/job-completion-index``, env ``JOB_COMPLETION_INDEX``, hostname
-``<job>-<index>``) and the Job is done when every index ``0..completions-1`` has succeeded;
-``status.completedIndexes`` lists them in the compressed form ``"0-2,4"``.
-
-*Exact accounting.* Every pod the controller creates carries the finalizer
-``batch.kubernetes.io/job-tracking``, so a finished pod cannot vanish before it is counted.
-Counting follows Kubernetes' three steps, each safe to repeat after a crash: (1) the uids of
-newly finished pods go to ``status.uncountedTerminatedPods`` in a status write; (2) their
-finalizers are removed; (3) uids whose finalizer is gone move from the uncounted lists into
-``status.succeeded`` / ``status.failed``. An in-memory set of uids whose finalizer this
-process removed stands in until the pod informer catches up (Kubernetes'
-finalizerExpectations), and pod-creation/deletion expectations stop a lagging cache from
-causing duplicate pods.
-
-*Failure.* A pod failure counts against ``backoffLimit`` (with ``restartPolicy: OnFailure``
-the sum of container restarts of running pods counts too). Before a failed pod is replaced
-the controller waits an exponential delay (setpoint's default: 1 s doubling to a 60 s cap)
-measured from the last failure since the last success. ``podFailurePolicy`` rules, matched
-in order on container exit codes or pod conditions, may fail the Job at once (``FailJob``),
-not count the failure (``Ignore``), count it (``Count``) or fail just the pod's index
-(``FailIndex``). Indexed Jobs may have a per-index budget (``backoffLimitPerIndex``,
-``status.failedIndexes``, ``maxFailedIndexes``). ``activeDeadlineSeconds`` bounds the time
-since ``startTime``. As in Kubernetes 1.31+, a failing Job first gets ``FailureTarget=True``,
-its active pods are deleted, and once none is left terminating it gets ``Failed=True`` with
-the same reason; a succeeding Job gets ``SuccessCriteriaMet=True`` and then ``Complete=True``
-with ``completionTime``.
-
-*Suspend* deletes active pods (removing their finalizer first, so they are not counted as
-failures) and sets the ``Suspended`` condition; resuming resets ``startTime``.
-``ttlSecondsAfterFinished`` deletes a finished Job (propagation ``Background``) once the TTL
-has passed since it finished (Kubernetes does this in a separate TTL controller).
-
-Reference: ``pkg/controller/job/job_controller.go`` and ``indexed_job_utils.go``.
+One reconcile of a Job (upstream's ``syncJob``) reads the Job and the pods it controls from
+the cache, counts them (active, terminating, succeeded and failed, including pods finished
+but not yet counted), decides whether the Job has failed (an earlier ``FailureTarget``, a
+``FailJob`` rule, ``backoffLimit``, ``activeDeadlineSeconds``, too many failed indexes) or
+succeeded, then either deletes the active pods of a failing Job or creates and deletes pods
+toward ``min(parallelism, completions - succeeded)`` (``manageJob``: slow-start batches,
+backoff before replacing failed pods, suspend), and finally writes status in the three
+steps of exact accounting (``trackJobStatusAndRemoveFinalizers``, see
+:mod:`~setpoint.controllers.job.tracking`) with the terminal condition last. What it needs to
+see again (the active deadline, a backoff, terminating pods, the TTL) it returns as the
+soonest :class:`~setpoint.client.workqueue.Requeue`. Expectations stop a lagging cache from
+causing duplicate pods. Follows ``pkg/controller/job/job_controller.go``.
 """
 
 from __future__ import annotations
@@ -44,65 +19,66 @@ from __future__ import annotations
 import asyncio
 import copy
 import logging
-import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from typing import Any, NamedTuple
+from datetime import UTC, datetime
 
 from setpoint.client.api import JOBS, PODS, ApiError, Obj
 from setpoint.client.controller import Controller
 from setpoint.client.events import EventRecorder
 from setpoint.client.factory import SharedInformers
 from setpoint.client.informer import EventHandler, by_namespace
+from setpoint.client.workqueue import Requeue
+from setpoint.controllers.job.backoff import failures_since_last_success, remaining_backoff
+from setpoint.controllers.job.failure_policy import fail_job_message, match_pod_failure_policy
+from setpoint.controllers.job.indexed import (
+    add_completion_index,
+    completion_index,
+    first_pending_indexes,
+    format_indexes,
+    is_index_failed,
+    next_index_failure_counts,
+    parse_indexes,
+    pod_generate_name,
+    pods_to_remove,
+)
+from setpoint.controllers.job.tracking import (
+    JOB_TRACKING_FINALIZER,
+    FinalizerExpectations,
+    compact_status,
+    has_tracking_finalizer,
+)
+from setpoint.controllers.job.ttl import expire_after_ttl
+from setpoint.controllers.job.util import (
+    condition_true,
+    find_condition,
+    is_job_finished,
+    is_pod_failed,
+    only_replace_failed_pods,
+)
+from setpoint.controllers.util import ownerrefs
+from setpoint.controllers.util.conditions import new_condition
+from setpoint.controllers.util.expectations import UIDTrackingControllerExpectations
+from setpoint.controllers.util.pods import (
+    active_pods_order,
+    is_pod_active,
+    is_pod_ready,
+    is_terminating,
+    pod_phase,
+    pod_uid,
+)
 from setpoint.meta.labels import SelectorParseError, selector_from_label_selector
 from setpoint.meta.timestamps import format_time, parse_time
 
 log = logging.getLogger(__name__)
 
-JOB_TRACKING_FINALIZER = "batch.kubernetes.io/job-tracking"
-COMPLETION_INDEX = "batch.kubernetes.io/job-completion-index"
-INDEX_FAILURE_COUNT = "batch.kubernetes.io/job-index-failure-count"
-INDEX_IGNORED_FAILURE_COUNT = "batch.kubernetes.io/job-index-ignored-failure-count"
-COMPLETION_INDEX_ENV = "JOB_COMPLETION_INDEX"
-
 MAX_UNCOUNTED_PODS = 500  # bounds the size of status.uncountedTerminatedPods per write
 MAX_POD_CHANGES_PER_SYNC = 500
-EXPECTATIONS_TIMEOUT = 300.0
 
 
-# ------------------------------------------------------------------------------- time
-
-
-# ---------------------------------------------------------------------- conditions
-
-
-def find_condition(job: Obj, kind: str) -> Obj | None:
-    for condition in (job.get("status") or {}).get("conditions") or []:
-        if condition.get("type") == kind:
-            return dict(condition)
-    return None
-
-
-def condition_true(job: Obj, kind: str) -> bool:
-    condition = find_condition(job, kind)
-    return condition is not None and condition.get("status") == "True"
-
-
-def is_job_finished(job: Obj) -> bool:
-    return condition_true(job, "Complete") or condition_true(job, "Failed")
-
-
-def new_condition(kind: str, status: str, reason: str, message: str, now: datetime) -> Obj:
-    stamp = format_time(now)
-    return {
-        "type": kind,
-        "status": status,
-        "lastProbeTime": stamp,
-        "lastTransitionTime": stamp,
-        "reason": reason,
-        "message": message,
-    }
+def new_job_condition(kind: str, status: str, reason: str, message: str, now: datetime) -> Obj:
+    """``newCondition``: a Job condition, with ``lastProbeTime``."""
+    return new_condition(kind, status, reason, message, now, heartbeat="lastProbeTime")
 
 
 def ensure_condition(
@@ -114,174 +90,13 @@ def ensure_condition(
         if condition.get("type") == kind:
             current = (condition.get("status"), condition.get("reason"), condition.get("message"))
             if current != (status, reason, message):
-                conditions[i] = new_condition(kind, status, reason, message, now)
+                conditions[i] = new_job_condition(kind, status, reason, message, now)
                 return True
             return False
     if status != "False":
-        conditions.append(new_condition(kind, status, reason, message, now))
+        conditions.append(new_job_condition(kind, status, reason, message, now))
         return True
     return False
-
-
-# ----------------------------------------------------------------------- pod facts
-
-
-def pod_phase(pod: Obj) -> str:
-    return str((pod.get("status") or {}).get("phase") or "Pending")
-
-
-def pod_uid(pod: Obj) -> str:
-    return str(pod["metadata"].get("uid", ""))
-
-
-def is_terminating(pod: Obj) -> bool:
-    return bool(pod["metadata"].get("deletionTimestamp"))
-
-
-def is_pod_active(pod: Obj) -> bool:
-    return pod_phase(pod) not in ("Succeeded", "Failed") and not is_terminating(pod)
-
-
-def is_pod_ready(pod: Obj) -> bool:
-    for condition in (pod.get("status") or {}).get("conditions") or []:
-        if condition.get("type") == "Ready":
-            return bool(condition.get("status") == "True")
-    return False
-
-
-def has_tracking_finalizer(pod: Obj) -> bool:
-    return JOB_TRACKING_FINALIZER in (pod["metadata"].get("finalizers") or [])
-
-
-def only_replace_failed_pods(job: Obj) -> bool:
-    spec = job.get("spec") or {}
-    return spec.get("podReplacementPolicy") == "Failed" or spec.get("podFailurePolicy") is not None
-
-
-def is_pod_failed(pod: Obj, job: Obj) -> bool:
-    """Failed, or (unless only failed pods are replaced) deleted before succeeding: a deleted
-    pod may never reach the Failed phase."""
-    if pod_phase(pod) == "Failed":
-        return True
-    if only_replace_failed_pods(job):
-        return False
-    return is_terminating(pod) and pod_phase(pod) != "Succeeded"
-
-
-def completion_index(pod: Obj) -> int | None:
-    value = (pod["metadata"].get("annotations") or {}).get(COMPLETION_INDEX)
-    try:
-        index = int(value) if value is not None else -1
-    except ValueError:
-        return None
-    return index if index >= 0 else None
-
-
-def _annotation_int(pod: Obj, key: str) -> int:
-    try:
-        return max(0, int((pod["metadata"].get("annotations") or {}).get(key, 0)))
-    except (TypeError, ValueError):
-        return 0
-
-
-def pod_finish_time(pod: Obj) -> datetime:
-    """``getFinishedTime``: the latest container termination, else the Ready=False
-    transition, else the deletion or creation time."""
-    status = pod.get("status") or {}
-    finished = [
-        parse_time(((cs.get("state") or {}).get("terminated") or {}).get("finishedAt"))
-        for cs in (status.get("initContainerStatuses") or [])
-        + (status.get("containerStatuses") or [])
-    ]
-    known = [t for t in finished if t is not None]
-    if known:
-        return max(known)
-    for condition in status.get("conditions") or []:
-        if condition.get("type") == "Ready" and condition.get("status") == "False":
-            moment = parse_time(condition.get("lastTransitionTime"))
-            if moment:
-                return moment
-    meta = pod["metadata"]
-    return (
-        parse_time(meta.get("deletionTimestamp"))
-        or parse_time(meta.get("creationTimestamp"))
-        or datetime.now(UTC)
-    )
-
-
-def active_pod_deletion_order(pod: Obj) -> tuple[Any, ...]:
-    """``controller.ActivePods`` ordering: the pods least worth keeping come first
-    (unscheduled, pending, not ready, recently ready, most restarts, newest)."""
-    status = pod.get("status") or {}
-    phase_rank = {"Pending": 0, "Unknown": 1, "Running": 2}.get(pod_phase(pod), 1)
-    restarts = sum(int(cs.get("restartCount") or 0) for cs in status.get("containerStatuses") or [])
-    created = parse_time(pod["metadata"].get("creationTimestamp"))
-    created_ts = created.timestamp() if created else 0.0
-    return (
-        bool((pod.get("spec") or {}).get("nodeName")),
-        phase_rank,
-        is_pod_ready(pod),
-        -restarts,
-        -created_ts,
-    )
-
-
-# ------------------------------------------------------------------- index sets
-
-
-def parse_indexes(text: str | None, completions: int | None = None) -> set[int]:
-    """``"0-2,4"`` -> ``{0, 1, 2, 4}``; malformed pieces and indexes >= completions are
-    dropped, as Kubernetes' ``parseIndexesFromString`` does."""
-    result: set[int] = set()
-    for piece in (text or "").split(","):
-        piece = piece.strip()
-        if not piece:
-            continue
-        low_text, _, high_text = piece.partition("-")
-        try:
-            low = int(low_text)
-            high = int(high_text) if high_text else low
-        except ValueError:
-            continue
-        if completions is not None:
-            high = min(high, completions - 1)
-        result.update(range(max(low, 0), high + 1))
-    return result
-
-
-def format_indexes(indexes: Iterable[int]) -> str:
-    """The compressed form: sorted, consecutive runs as ``first-last``."""
-    ordered = sorted(set(indexes))
-    runs: list[str] = []
-    start = prev = None
-    for index in ordered:
-        if start is None:
-            start = prev = index
-        elif prev is not None and index == prev + 1:
-            prev = index
-        else:
-            runs.append(str(start) if start == prev else f"{start}-{prev}")
-            start = prev = index
-    if start is not None:
-        runs.append(str(start) if start == prev else f"{start}-{prev}")
-    return ",".join(runs)
-
-
-def first_pending_indexes(
-    completions: int, count: int, *, succeeded: set[int], failed: set[int], active: set[int]
-) -> list[int]:
-    """The ``count`` lowest indexes that have not succeeded, failed, nor a running pod."""
-    taken = succeeded | failed | active
-    pending: list[int] = []
-    for index in range(completions):
-        if len(pending) >= count:
-            break
-        if index not in taken:
-            pending.append(index)
-    return pending
-
-
-# ------------------------------------------------------------ how many pods to run
 
 
 def want_active(*, completions: int | None, parallelism: int, succeeded: int, active: int) -> int:
@@ -290,55 +105,6 @@ def want_active(*, completions: int | None, parallelism: int, succeeded: int, ac
         # A work queue: once any pod succeeded, let the others finish, start no more.
         return active if succeeded > 0 else parallelism
     return max(0, min(completions - succeeded, parallelism))
-
-
-def backoff_delay(failures: int, initial: float, maximum: float) -> float:
-    """The pause before recreating a pod after ``failures`` consecutive failures:
-    ``initial * 2**(failures-1)``, capped at ``maximum``; no pause without failures."""
-    if failures <= 0:
-        return 0.0
-    delay = initial
-    for _ in range(1, failures):
-        delay *= 2
-        if delay >= maximum:
-            return maximum
-    return min(delay, maximum)
-
-
-class FailureStreak(NamedTuple):
-    failures: int
-    last_failure: datetime | None
-
-
-def failures_since_last_success(pods: Iterable[Obj], job: Obj) -> FailureStreak:
-    """Counted pod failures that finished after the last successful pod (Kubernetes keeps
-    this in an in-memory backoff record; recomputing it from the pods is level-triggered)."""
-    policy = (job.get("spec") or {}).get("podFailurePolicy")
-    finished: list[tuple[datetime, bool]] = []
-    for pod in pods:
-        if pod_phase(pod) == "Succeeded":
-            finished.append((pod_finish_time(pod), True))
-        elif is_pod_failed(pod, job):
-            match = match_pod_failure_policy(policy, pod)
-            if match is None or match.count_failed:
-                finished.append((pod_finish_time(pod), False))
-    finished.sort(key=lambda item: item[0])
-    failures, last = 0, None
-    for moment, success in finished:
-        if success:
-            failures, last = 0, None
-        else:
-            failures, last = failures + 1, moment
-    return FailureStreak(failures, last)
-
-
-def remaining_backoff(
-    streak: FailureStreak, now: datetime, initial: float, maximum: float
-) -> float:
-    delay = backoff_delay(streak.failures, initial, maximum)
-    if delay <= 0 or streak.last_failure is None:
-        return 0.0
-    return max(0.0, delay - (now - streak.last_failure).total_seconds())
 
 
 def past_backoff_limit_on_failure(job: Obj, pods: Iterable[Obj]) -> bool:
@@ -368,141 +134,6 @@ def past_active_deadline(job: Obj, now: datetime) -> bool:
     return (now - start).total_seconds() >= deadline
 
 
-# ---------------------------------------------------------------- pod failure policy
-
-
-class PolicyMatch(NamedTuple):
-    action: str
-    rule_index: int
-    message: str | None  # only for FailJob
-
-    @property
-    def count_failed(self) -> bool:
-        return self.action != "Ignore"
-
-
-def _exit_code_container(status: Obj, requirement: Obj) -> Obj | None:
-    """The first container (init containers first) that terminated with a non-zero exit
-    code matching the requirement; exit code 0 never matches."""
-    name = requirement.get("containerName")
-    operator = requirement.get("operator")
-    values = set(requirement.get("values") or [])
-    for cs in (status.get("initContainerStatuses") or []) + (status.get("containerStatuses") or []):
-        if name is not None and cs.get("name") != name:
-            continue
-        terminated = (cs.get("state") or {}).get("terminated")
-        if not terminated:
-            continue
-        code = int(terminated.get("exitCode") or 0)
-        if code == 0:
-            continue
-        if (operator == "In" and code in values) or (operator == "NotIn" and code not in values):
-            return dict(cs)
-    return None
-
-
-def match_pod_failure_policy(policy: Obj | None, pod: Obj) -> PolicyMatch | None:
-    """The first rule that matches a failed pod (``matchPodFailurePolicy``); None when no
-    rule matches (the failure then counts)."""
-    if not policy:
-        return None
-    meta, status = pod["metadata"], pod.get("status") or {}
-    where = f"{meta.get('namespace', '')}/{meta.get('name', '')}"
-    for index, rule in enumerate(policy.get("rules") or []):
-        action = str(rule.get("action", ""))
-        if rule.get("onExitCodes"):
-            container = _exit_code_container(status, rule["onExitCodes"])
-            if container is not None:
-                code = container["state"]["terminated"].get("exitCode")
-                message = (
-                    f"Container {container.get('name')} for pod {where} failed with exit code "
-                    f"{code} matching {action} rule at index {index}"
-                )
-                return PolicyMatch(action, index, message if action == "FailJob" else None)
-        for pattern in rule.get("onPodConditions") or []:
-            for condition in status.get("conditions") or []:
-                if condition.get("type") == pattern.get("type") and condition.get(
-                    "status"
-                ) == pattern.get("status", "True"):
-                    message = (
-                        f"Pod {where} has condition {pattern.get('type')} matching {action} "
-                        f"rule at index {index}"
-                    )
-                    return PolicyMatch(action, index, message if action == "FailJob" else None)
-    return None
-
-
-def fail_job_message(job: Obj, pods: Iterable[Obj]) -> str | None:
-    policy = (job.get("spec") or {}).get("podFailurePolicy")
-    if not policy:
-        return None
-    for pod in pods:
-        if is_pod_failed(pod, job):
-            match = match_pod_failure_policy(policy, pod)
-            if match is not None and match.message:
-                return match.message
-    return None
-
-
-def is_index_failed(job: Obj, pod: Obj) -> bool:
-    """A failed pod fails its index when the failure counts and the index already used up
-    ``backoffLimitPerIndex``, or when a ``FailIndex`` rule matches."""
-    if not is_pod_failed(pod, job):
-        return False
-    spec = job.get("spec") or {}
-    match = match_pod_failure_policy(spec.get("podFailurePolicy"), pod)
-    if match is not None and match.action == "FailIndex":
-        return True
-    counted = match is None or match.count_failed
-    return counted and _annotation_int(pod, INDEX_FAILURE_COUNT) >= int(
-        spec.get("backoffLimitPerIndex") or 0
-    )
-
-
-def next_index_failure_counts(job: Obj, pods: Iterable[Obj]) -> dict[int, tuple[int, int]]:
-    """For each index, the (failure count, ignored failure count) its next pod carries:
-    the latest failed pod's counts, plus one for its own failure."""
-    policy = (job.get("spec") or {}).get("podFailurePolicy")
-    latest: dict[int, Obj] = {}
-    for pod in pods:
-        index = completion_index(pod)
-        if index is None or not is_pod_failed(pod, job):
-            continue
-        if index not in latest or pod_finish_time(pod) >= pod_finish_time(latest[index]):
-            latest[index] = pod
-    counts: dict[int, tuple[int, int]] = {}
-    for index, pod in latest.items():
-        failures = _annotation_int(pod, INDEX_FAILURE_COUNT)
-        ignored = _annotation_int(pod, INDEX_IGNORED_FAILURE_COUNT)
-        match = match_pod_failure_policy(policy, pod)
-        if match is not None and not match.count_failed:
-            counts[index] = (failures, ignored + 1)
-        else:
-            counts[index] = (failures + 1, ignored)
-    return counts
-
-
-# ------------------------------------------------------------------ pod template
-
-
-def controller_ref(owner: Obj) -> Obj:
-    return {
-        "apiVersion": owner.get("apiVersion", "batch/v1"),
-        "kind": owner.get("kind", "Job"),
-        "name": owner["metadata"]["name"],
-        "uid": owner["metadata"]["uid"],
-        "controller": True,
-        "blockOwnerDeletion": True,
-    }
-
-
-def controller_uid(obj: Obj) -> str | None:
-    for ref in obj["metadata"].get("ownerReferences") or []:
-        if ref.get("controller"):
-            return str(ref.get("uid", ""))
-    return None
-
-
 def new_pod(
     job: Obj, index: int | None = None, failure_counts: tuple[int, int] | None = None
 ) -> Obj:
@@ -515,118 +146,25 @@ def new_pod(
     labels = dict(template_meta.get("labels") or {})
     annotations = dict(template_meta.get("annotations") or {})
     meta: Obj = {
-        "generateName": f"{name}-" if index is None else f"{name}-{index}-",
+        "generateName": f"{name}-" if index is None else pod_generate_name(name, index),
         "namespace": job["metadata"].get("namespace"),
         "labels": labels,
         "annotations": annotations,
         "finalizers": [JOB_TRACKING_FINALIZER],
-        "ownerReferences": [controller_ref(job)],
+        "ownerReferences": [ownerrefs.new_controller_ref(job, "batch/v1", "Job")],
     }
     if index is not None:
-        annotations[COMPLETION_INDEX] = str(index)
-        labels[COMPLETION_INDEX] = str(index)
-        if not spec.get("hostname"):
-            spec["hostname"] = f"{name}-{index}"
-        env_var = {
-            "name": COMPLETION_INDEX_ENV,
-            "valueFrom": {
-                "fieldRef": {
-                    "apiVersion": "v1",
-                    "fieldPath": f"metadata.annotations['{COMPLETION_INDEX}']",
-                }
-            },
-        }
-        for key in ("initContainers", "containers"):
-            for container in spec.get(key) or []:
-                env = [e for e in container.get("env") or [] if e.get("name") != env_var["name"]]
-                container["env"] = [*env, copy.deepcopy(env_var)]
-        if (job.get("spec") or {}).get("backoffLimitPerIndex") is not None:
-            failures, ignored = failure_counts or (0, 0)
-            annotations[INDEX_FAILURE_COUNT] = str(failures)
-            if ignored:
-                annotations[INDEX_IGNORED_FAILURE_COUNT] = str(ignored)
+        add_completion_index(
+            job,
+            index,
+            labels=labels,
+            annotations=annotations,
+            spec=spec,
+            failure_counts=failure_counts,
+        )
     if not annotations:
         meta.pop("annotations")
     return {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec}
-
-
-def ttl_expires_at(job: Obj) -> datetime | None:
-    """When a finished Job with ``ttlSecondsAfterFinished`` may be deleted."""
-    ttl = (job.get("spec") or {}).get("ttlSecondsAfterFinished")
-    if ttl is None or not is_job_finished(job):
-        return None
-    finished = parse_time((job.get("status") or {}).get("completionTime"))
-    if finished is None:
-        for kind in ("Complete", "Failed"):
-            condition = find_condition(job, kind)
-            if condition and condition.get("status") == "True":
-                finished = parse_time(condition.get("lastTransitionTime"))
-    if finished is None:
-        return None
-    return finished + timedelta(seconds=int(ttl))
-
-
-# ----------------------------------------------------------------- expectations
-
-
-@dataclass
-class _Expected:
-    adds: int = 0
-    deletes: set[str] = field(default_factory=set)
-    since: float = field(default_factory=time.monotonic)
-
-
-class Expectations:
-    """What this controller just asked for and has not yet seen in its cache
-    (``ControllerExpectations``): pod creations by count, deletions and finalizer
-    removals by uid. A Job is not scaled again until its expectations are met or expire."""
-
-    def __init__(self, timeout: float = EXPECTATIONS_TIMEOUT) -> None:
-        self.timeout = timeout
-        self._pods: dict[str, _Expected] = {}
-        self.removed_finalizers: dict[str, set[str]] = {}
-
-    def expect(self, key: str, *, adds: int = 0, deletes: Iterable[str] = ()) -> None:
-        entry = self._pods.get(key)
-        if entry is None or self._expired(entry):
-            entry = self._pods[key] = _Expected()
-        entry.adds += adds
-        entry.deletes.update(deletes)
-        entry.since = time.monotonic()
-
-    def creation_observed(self, key: str) -> None:
-        entry = self._pods.get(key)
-        if entry is not None and entry.adds > 0:
-            entry.adds -= 1
-
-    def deletion_observed(self, key: str, uid: str) -> None:
-        entry = self._pods.get(key)
-        if entry is not None:
-            entry.deletes.discard(uid)
-
-    def satisfied(self, key: str) -> bool:
-        entry = self._pods.get(key)
-        if entry is None or self._expired(entry):
-            return True
-        return entry.adds <= 0 and not entry.deletes
-
-    def _expired(self, entry: _Expected) -> bool:
-        return time.monotonic() - entry.since > self.timeout
-
-    def finalizer_removed(self, key: str, uid: str) -> None:
-        self.removed_finalizers.setdefault(key, set()).add(uid)
-
-    def finalizer_removal_observed(self, key: str, uid: str) -> None:
-        uids = self.removed_finalizers.get(key)
-        if uids is not None:
-            uids.discard(uid)
-
-    def forget(self, key: str) -> None:
-        self._pods.pop(key, None)
-        self.removed_finalizers.pop(key, None)
-
-
-# ------------------------------------------------------------------ the controller
 
 
 @dataclass
@@ -643,6 +181,16 @@ class _Sync:
     succeeded_indexes: set[int] = field(default_factory=set)
     failed_indexes: set[int] | None = None
     finished: Obj | None = None  # FailureTarget / SuccessCriteriaMet (or their final form)
+    wake_after: float | None = None  # seconds until this Job needs another look
+
+    def wake_in(self, seconds: float) -> None:
+        """Ask to see the Job again in ``seconds`` (the soonest of all asks wins: that
+        reconcile works out the later ones again)."""
+        if self.wake_after is None or seconds < self.wake_after:
+            self.wake_after = seconds
+
+    def result(self) -> Requeue | None:
+        return None if self.wake_after is None else Requeue(after=self.wake_after)
 
     @property
     def spec(self) -> Obj:
@@ -677,7 +225,8 @@ class JobController(Controller):
         super().__init__(informers, recorder)
         self.backoff_initial = backoff_initial
         self.backoff_max = backoff_max
-        self.expectations = Expectations()
+        self.expectations = UIDTrackingControllerExpectations()
+        self.finalizer_expectations = FinalizerExpectations()
         self.jobs = informers.informer(JOBS, indexers={"namespace": by_namespace})
         self.pods = informers.informer(PODS, indexers={"namespace": by_namespace})
         self.watch_owned(self.jobs)
@@ -714,7 +263,7 @@ class JobController(Controller):
         if is_terminating(new):
             self.expectations.deletion_observed(key, pod_uid(new))
         if not has_tracking_finalizer(new):
-            self.expectations.finalizer_removal_observed(key, pod_uid(new))
+            self.finalizer_expectations.removal_observed(key, pod_uid(new))
         self.queue.add(key)
 
     def _pod_deleted(self, pod: Obj) -> None:
@@ -722,27 +271,28 @@ class JobController(Controller):
         if key is None:
             return
         self.expectations.deletion_observed(key, pod_uid(pod))
-        self.expectations.finalizer_removal_observed(key, pod_uid(pod))
+        self.finalizer_expectations.removal_observed(key, pod_uid(pod))
         self.queue.add(key)
 
     # ---------------------------------------------------------------- reconcile
 
-    async def reconcile(self, key: str) -> None:
+    async def reconcile(self, key: str) -> Requeue | None:
         cached = self.jobs.get(key)
         if cached is None:
             await self._release_orphaned_pods(key)
-            self.expectations.forget(key)
-            return
+            self.expectations.delete_expectations(key)
+            self.finalizer_expectations.delete_expectations(key)
+            return None
         job = copy.deepcopy(cached)
         pods = self._pods_for(job)
         if is_job_finished(job) or job["metadata"].get("deletionTimestamp"):
             # Nothing left to count: let every remaining pod go.
             await self._remove_finalizers(key, [p for p in pods if has_tracking_finalizer(p)])
-            await self._expire_after_ttl(key, job)
-            return
+            wait = await expire_after_ttl(self.client, job, self._now)
+            return None if wait is None else Requeue(after=wait)
 
         sync = self._observe(key, job, pods)
-        self._decide_failure(key, sync)
+        self._decide_failure(sync)
         try:
             if sync.finished is not None and sync.finished["type"] == "FailureTarget":
                 await self._delete_active_pods(key, sync, keep_finalizers=True)
@@ -755,7 +305,8 @@ class JobController(Controller):
             # Our cached Job is older than the server's (often our own last status write);
             # the watch delivers the newer one, and we start over from it.
             log.debug("%s: conflict writing status; retrying from a fresher cache", key)
-            self.queue.add_after(key, 0.05)
+            return Requeue(after=0.05)
+        return sync.result()
 
     def _pods_for(self, job: Obj) -> list[Obj]:
         """The pods this Job controls: its selector matches and its controllerRef is the Job
@@ -769,7 +320,8 @@ class JobController(Controller):
         return [
             pod
             for pod in self.pods.by_index("namespace", namespace)
-            if controller_uid(pod) == uid and selector.matches(pod["metadata"].get("labels") or {})
+            if ownerrefs.controller_uid(pod) == uid
+            and selector.matches(pod["metadata"].get("labels") or {})
         ]
 
     def _observe(self, key: str, job: Obj, pods: list[Obj]) -> _Sync:
@@ -779,7 +331,7 @@ class JobController(Controller):
         uncounted = status.get("uncountedTerminatedPods") or {}
         uncounted_succeeded = set(uncounted.get("succeeded") or [])
         uncounted_failed = set(uncounted.get("failed") or [])
-        removed = self.expectations.removed_finalizers.get(key, set())
+        removed = self.finalizer_expectations.removed(key)
         policy = sync.spec.get("podFailurePolicy")
         sync.active = [p for p in pods if is_pod_active(p)]
         sync.terminating = sum(
@@ -826,7 +378,7 @@ class JobController(Controller):
             status["startTime"] = format_time(sync.now)
         return sync
 
-    def _decide_failure(self, key: str, sync: _Sync) -> None:
+    def _decide_failure(self, sync: _Sync) -> None:
         """Whether the Job has failed: an earlier FailureTarget, a FailJob rule, the backoff
         limit, the active deadline, or too many failed indexes (in that order)."""
         job, spec = sync.job, sync.spec
@@ -838,7 +390,7 @@ class JobController(Controller):
         if target is not None and target.get("status") == "True":
             sync.finished = target
         elif message is not None:
-            sync.finished = new_condition(
+            sync.finished = new_job_condition(
                 "FailureTarget", "True", "PodFailurePolicy", message, sync.now
             )
         elif sync.failed > int(spec.get("backoffLimit", 6)) or past_backoff_limit_on_failure(
@@ -850,7 +402,7 @@ class JobController(Controller):
         elif spec.get("activeDeadlineSeconds") is not None and not spec.get("suspend"):
             start = parse_time(sync.status.get("startTime")) or sync.now
             remaining = spec["activeDeadlineSeconds"] - (sync.now - start).total_seconds()
-            self.queue.add_after(key, max(remaining, 0.0) + 0.01)
+            sync.wake_in(max(remaining, 0.0) + 0.01)
         if sync.finished is None and sync.failed_indexes is not None:
             failed = len(sync.failed_indexes)
             max_failed = spec.get("maxFailedIndexes")
@@ -869,7 +421,7 @@ class JobController(Controller):
             ),
             "FailedIndexes": "Job has failed indexes",
         }
-        return new_condition("FailureTarget", "True", reason, messages[reason], sync.now)
+        return new_job_condition("FailureTarget", "True", reason, messages[reason], sync.now)
 
     # ------------------------------------------------------------ managing pods
 
@@ -890,7 +442,7 @@ class JobController(Controller):
         else:
             complete = sync.succeeded >= sync.completions and active == 0
         if complete:
-            sync.finished = new_condition(
+            sync.finished = new_job_condition(
                 "SuccessCriteriaMet",
                 "True",
                 "CompletionsReached",
@@ -923,9 +475,7 @@ class JobController(Controller):
             succeeded=sync.succeeded,
             active=active_valid,
         )
-        surplus = [
-            p for p in sorted(sync.active, key=active_pod_deletion_order) if p not in removable
-        ]
+        surplus = [p for p in sorted(sync.active, key=active_pods_order) if p not in removable]
         removable += surplus[: max(0, active_valid - want)]
         if removable:
             await self._delete_pods(key, sync, removable[:MAX_POD_CHANGES_PER_SYNC])
@@ -944,32 +494,19 @@ class JobController(Controller):
             self.backoff_max,
         )
         if wait > 0:
-            self.queue.add_after(key, wait)
+            sync.wake_in(wait)
             return
         await self._create_pods(key, sync, [None] * missing)
 
     def _pods_to_remove(self, sync: _Sync) -> list[Obj]:
-        """Indexed: active pods whose index is invalid, already succeeded or failed, or held
-        by another active pod."""
         if not sync.indexed:
             return []
-        completions = sync.completions or 0
-        failed = sync.failed_indexes or set()
-        seen: set[int] = set()
-        remove: list[Obj] = []
-        for pod in sorted(sync.active, key=active_pod_deletion_order, reverse=True):
-            index = completion_index(pod)
-            if (
-                index is None
-                or index >= completions
-                or index in seen
-                or index in sync.succeeded_indexes
-                or index in failed
-            ):
-                remove.append(pod)
-            else:
-                seen.add(index)
-        return remove
+        return pods_to_remove(
+            sync.active,
+            sync.completions or 0,
+            succeeded=sync.succeeded_indexes,
+            failed=sync.failed_indexes or set(),
+        )
 
     async def _create_indexed(self, key: str, sync: _Sync, missing: int) -> None:
         active_indexes = {i for p in sync.active if (i := completion_index(p)) is not None}
@@ -988,7 +525,7 @@ class JobController(Controller):
                 self.backoff_max,
             )
             if wait > 0:
-                self.queue.add_after(key, wait)
+                sync.wake_in(wait)
                 return
             await self._create_pods(key, sync, list(indexes))
             return
@@ -1005,7 +542,7 @@ class JobController(Controller):
             else:
                 ready.append(index)
         if soonest > 0:
-            self.queue.add_after(key, soonest)
+            sync.wake_in(soonest)
         await self._create_pods(key, sync, ready, counts)
 
     async def _create_pods(
@@ -1019,10 +556,12 @@ class JobController(Controller):
         error, as ``manageJob`` does, so a broken template costs one failed request."""
         job = sync.job
         pending = list(indexes)
+        if not pending:
+            return
+        self.expectations.expect_creations(key, len(pending))
         batch = 1
         while pending:
             chunk, pending = pending[:batch], pending[batch:]
-            self.expectations.expect(key, adds=len(chunk))
             bodies = [
                 new_pod(job, i, (counts or {}).get(i) if i is not None else None) for i in chunk
             ]
@@ -1047,6 +586,8 @@ class JobController(Controller):
                         f"Created pod: {result['metadata']['name']}",
                     )
             if errors:
+                # the pods of later batches are never created: do not wait for them
+                self.expectations.lower_creations(key, len(pending))
                 error = next(r for r in results if isinstance(r, BaseException))
                 if isinstance(error, ApiError):
                     raise error
@@ -1056,7 +597,7 @@ class JobController(Controller):
     async def _delete_pods(self, key: str, sync: _Sync, pods: list[Obj]) -> int:
         """Scale down / suspend: the finalizer goes first, so these pods are not counted as
         failures (``deleteJobPods``)."""
-        self.expectations.expect(key, deletes=[pod_uid(p) for p in pods])
+        self.expectations.expect_deletions(key, [pod_uid(p) for p in pods])
 
         async def delete(pod: Obj) -> None:
             meta = pod["metadata"]
@@ -1104,7 +645,7 @@ class JobController(Controller):
         then the terminal condition once nothing is left uncounted or terminating."""
         job, status = sync.job, sync.status
         before = copy.deepcopy(status)
-        removed = self.expectations.removed_finalizers.get(key, set())
+        removed = self.finalizer_expectations.removed(key)
         uncounted = status.setdefault("uncountedTerminatedPods", {})
         succeeded_uids: list[str] = list(uncounted.get("succeeded") or [])
         failed_uids: list[str] = list(uncounted.get("failed") or [])
@@ -1133,7 +674,7 @@ class JobController(Controller):
                 if match is None or match.count_failed:
                     failed_uids.append(uid)
             if len(succeeded_uids) + len(failed_uids) >= MAX_UNCOUNTED_PODS:
-                self.queue.add(key)
+                sync.wake_in(0.0)  # more to count than one write holds
                 break
         uncounted["succeeded"], uncounted["failed"] = succeeded_uids, failed_uids
         self._write_fields(sync)
@@ -1147,10 +688,10 @@ class JobController(Controller):
             if not condition_true(job, interim):
                 conditions.append({**sync.finished, "type": interim})
             final_type = "Failed" if interim == "FailureTarget" else "Complete"
-            final = new_condition(
+            final = new_job_condition(
                 final_type, "True", sync.finished["reason"], sync.finished["message"], sync.now
             )
-        _compact_status(status)
+        compact_status(status)
         if status != before:
             job = sync.job = await self.client.update_status(JOBS, sync.job)
             status = sync.status
@@ -1189,13 +730,15 @@ class JobController(Controller):
                     status["completionTime"] = format_time(sync.now)
                 finished_now = True
             else:
-                self.queue.add_after(key, 1.0)
-        _compact_status(status)
+                sync.wake_in(1.0)
+        compact_status(status)
         if status != before:
             sync.job = await self.client.update_status(JOBS, sync.job)
         if finished_now:
             await self._record_finished(sync.job, final)
-            await self._expire_after_ttl(key, sync.job)
+            wait = await expire_after_ttl(self.client, sync.job, self._now)
+            if wait is not None:
+                sync.wake_in(wait)
 
     def _write_fields(self, sync: _Sync) -> None:
         status = sync.status
@@ -1238,7 +781,7 @@ class JobController(Controller):
         meta = pod["metadata"]
         patch = {"metadata": {"$deleteFromPrimitiveList/finalizers": [JOB_TRACKING_FINALIZER]}}
         # Expect first: the watch may report the change before the patch call returns.
-        self.expectations.finalizer_removed(key, pod_uid(pod))
+        self.finalizer_expectations.expect_removal(key, pod_uid(pod))
         try:
             await self.client.patch(
                 PODS,
@@ -1249,7 +792,7 @@ class JobController(Controller):
             )
         except ApiError as exc:
             if not exc.is_not_found:
-                self.expectations.finalizer_removal_observed(key, pod_uid(pod))
+                self.finalizer_expectations.removal_observed(key, pod_uid(pod))
             raise
 
     async def _release_orphaned_pods(self, key: str) -> None:
@@ -1263,46 +806,10 @@ class JobController(Controller):
                 ref.get("controller") and ref.get("kind") == "Job" and ref.get("name") == name
                 for ref in pod["metadata"].get("ownerReferences") or []
             )
-            and (controller_uid(pod) or "") not in self._live_job_uids(namespace, name)
+            and (ownerrefs.controller_uid(pod) or "") not in self._live_job_uids(namespace, name)
         ]
         await self._remove_finalizers(key, orphans)
 
     def _live_job_uids(self, namespace: str, name: str) -> set[str]:
         job = self.jobs.get(f"{namespace}/{name}")
         return {job["metadata"].get("uid", "")} if job else set()
-
-    async def _expire_after_ttl(self, key: str, job: Obj) -> None:
-        """``ttlSecondsAfterFinished``: delete the finished Job and, in the background, its
-        pods; re-check against a fresh read so a changed TTL or a recreated Job is honoured."""
-        expires = ttl_expires_at(job)
-        if expires is None:
-            return
-        wait = (expires - self._now()).total_seconds()
-        if wait > 0:
-            self.queue.add_after(key, wait)
-            return
-        meta = job["metadata"]
-        try:
-            fresh = await self.client.get(JOBS, meta["name"], meta.get("namespace"))
-            fresh_expires = ttl_expires_at(fresh)
-            if fresh_expires is None or fresh_expires > self._now():
-                return
-            await self.client.delete(
-                JOBS,
-                meta["name"],
-                meta.get("namespace"),
-                propagation_policy="Background",
-                preconditions_uid=fresh["metadata"].get("uid"),
-            )
-        except ApiError as exc:
-            if not (exc.is_not_found or exc.code == 409):
-                raise
-
-
-def _compact_status(status: Obj) -> None:
-    """Drop empty uncounted lists, as the API omits them."""
-    uncounted = status.get("uncountedTerminatedPods")
-    if isinstance(uncounted, dict):
-        for kind in ("succeeded", "failed"):
-            if not uncounted.get(kind):
-                uncounted.pop(kind, None)

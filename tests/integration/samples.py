@@ -1,0 +1,87 @@
+"""A small valid object of each kind the server serves, for tests that must cover every kind
+discovery names (the namespace controller empties them all; the garbage collector follows
+them all). A kind the server starts serving needs an entry here only if a bare object of it
+(``apiVersion``, ``kind``, ``metadata``) is not valid."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from setpoint.client.api import Resource
+
+Obj = dict[str, Any]
+
+_POD_SPEC: Obj = {
+    "restartPolicy": "Never",
+    "containers": [{"name": "c", "image": "busybox", "command": ["true"]}],
+}
+_TEMPLATE: Obj = {"metadata": {"labels": {"sample": "yes"}}, "spec": _POD_SPEC}
+_ALWAYS: Obj = {**_TEMPLATE, "spec": {**_POD_SPEC, "restartPolicy": "Always"}}
+_SELECTOR: Obj = {"matchLabels": {"sample": "yes"}}
+_NOW = "2026-01-01T00:00:00Z"
+_NOW_MICRO = "2026-01-01T00:00:00.000000Z"
+_REGARDING: Obj = {"apiVersion": "v1", "kind": "ConfigMap", "name": "x"}
+
+BODIES: dict[tuple[str, str], Obj] = {
+    ("", "pods"): {"spec": _POD_SPEC},
+    ("", "configmaps"): {"data": {"k": "v"}},
+    ("", "secrets"): {"stringData": {"k": "v"}},
+    ("", "events"): {
+        "involvedObject": _REGARDING,
+        "reason": "Sample",
+        "message": "a sample event",
+        "type": "Normal",
+        "firstTimestamp": _NOW,
+        "lastTimestamp": _NOW,
+        "count": 1,
+    },
+    ("events.k8s.io", "events"): {
+        "eventTime": _NOW_MICRO,
+        "reportingController": "example.com/sample",
+        "reportingInstance": "sample-1",
+        "action": "Sample",
+        "reason": "Sample",
+        "regarding": _REGARDING,
+        "type": "Normal",
+    },
+    ("coordination.k8s.io", "leases"): {"spec": {"holderIdentity": "sample"}},
+    ("apps", "deployments"): {"spec": {"replicas": 0, "selector": _SELECTOR, "template": _ALWAYS}},
+    ("apps", "replicasets"): {"spec": {"replicas": 0, "selector": _SELECTOR, "template": _ALWAYS}},
+    ("batch", "jobs"): {"spec": {"suspend": True, "template": _TEMPLATE}},
+    ("batch", "cronjobs"): {
+        "spec": {
+            "schedule": "0 0 1 1 *",
+            "suspend": True,
+            "jobTemplate": {"spec": {"template": _TEMPLATE}},
+        }
+    },
+}
+
+
+def sample(
+    resource: Resource, name: str, namespace: str = "", *, owners: list[Obj] | None = None
+) -> Obj:
+    """A new object of ``resource`` named ``name`` (in ``namespace`` if it is namespaced),
+    owned by ``owners`` if given."""
+    meta: Obj = {"name": name}
+    if resource.namespaced:
+        meta["namespace"] = namespace
+    if owners:
+        meta["ownerReferences"] = owners
+    body = copy.deepcopy(BODIES.get((resource.group, resource.plural), {}))
+    for about in ("involvedObject", "regarding"):  # an event is about an object beside it
+        if about in body:
+            body[about]["namespace"] = namespace
+    return {"apiVersion": resource.api_version, "kind": resource.kind, "metadata": meta, **body}
+
+
+def reference_to(resource: Resource, obj: Obj) -> Obj:
+    """An ownerReference to ``obj`` (of ``resource``) that blocks its foreground deletion."""
+    return {
+        "apiVersion": resource.api_version,
+        "kind": resource.kind,
+        "name": obj["metadata"]["name"],
+        "uid": obj["metadata"]["uid"],
+        "blockOwnerDeletion": True,
+    }
