@@ -45,29 +45,30 @@ import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-# (apiVersion, kind) -> message. "*" matches every apiVersion (meta kinds are registered in
-# every group version, so a typed client encodes DeleteOptions as e.g. "apps/v1").
-KINDS: dict[str, dict[str, str]] = {
-    "v1": {
-        k: f"k8s.io.api.core.v1.{k}"
-        for k in (
-            "Namespace",
-            "Pod",
-            "Node",
-            "Event",
-            "ConfigMap",
-            "Secret",
-            "ServiceAccount",
-            "Binding",
-        )
-    },
-    "apps/v1": {k: f"k8s.io.api.apps.v1.{k}" for k in ("Deployment", "ReplicaSet")},
-    "batch/v1": {k: f"k8s.io.api.batch.v1.{k}" for k in ("Job", "CronJob")},
-    "coordination.k8s.io/v1": {"Lease": "k8s.io.api.coordination.v1.Lease"},
-    "events.k8s.io/v1": {"Event": "k8s.io.api.events.v1.Event"},
+# Messages that are not served kinds but travel as request bodies: a subresource's own kind
+# (pods/binding, .../scale), and meta kinds registered in every group version ("*": a typed
+# client encodes DeleteOptions as e.g. "apps/v1").
+SUBRESOURCE_AND_META_KINDS: dict[str, dict[str, str]] = {
+    "v1": {"Binding": "k8s.io.api.core.v1.Binding"},
     "autoscaling/v1": {"Scale": "k8s.io.api.autoscaling.v1.Scale"},
     "*": {k: f"k8s.io.apimachinery.pkg.apis.meta.v1.{k}" for k in ("DeleteOptions", "Status")},
 }
+
+
+def served_kinds() -> dict[str, dict[str, str]]:
+    """(apiVersion, kind) -> message: every built-in kind as its declaration names its wire
+    schema (JSON-only kinds left out), and the subresource and meta kinds."""
+    from setpoint.resources.catalog import KINDS as DECLARED
+    from setpoint.resources.registry import JSON_ONLY
+
+    kinds: dict[str, dict[str, str]] = {v: dict(m) for v, m in SUBRESOURCE_AND_META_KINDS.items()}
+    for rtype in DECLARED:
+        if rtype.protobuf and rtype.protobuf != JSON_ONLY:
+            kinds.setdefault(rtype.api_version, {})[rtype.kind] = rtype.protobuf
+    return kinds
+
+
+KINDS = served_kinds()
 
 META = "k8s.io.apimachinery.pkg.apis.meta.v1"
 # Messages whose Go types marshal by hand (their Go fields carry no protobuf tags); their

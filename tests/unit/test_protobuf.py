@@ -572,3 +572,23 @@ def test_generator_parses_proto2_messages_maps_and_qualified_types() -> None:
     assert (thing[3].type, thing[3].repeated) == ("k8s.io.api.demo.v1.Part", True)
     assert (thing[4].type, thing[4].repeated) == ("int64", False)
     assert messages["k8s.io.api.demo.v1.Part"][1].repeated
+
+
+def test_every_built_in_kind_declares_its_wire_schema_and_the_table_has_it() -> None:
+    """A kind says which protobuf message it is (or that it is JSON-only), and the generated
+    field table (scripts/gen_protobuf_schema.py) holds that message under the kind: adding a
+    kind without regenerating the table fails here."""
+    from setpoint.api.protobuf import message_for
+    from setpoint.resources.catalog import KINDS
+    from setpoint.resources.registry import JSON_ONLY
+
+    table = json.loads(
+        (Path(__file__).parents[2] / "src/setpoint/api/protobuf_schema.json").read_text()
+    )
+    for rtype in KINDS:
+        assert rtype.protobuf is not None, f"{rtype.kind} declares no wire schema"
+        if rtype.protobuf == JSON_ONLY:
+            assert message_for(rtype.api_version, rtype.kind) is None
+            continue
+        assert message_for(rtype.api_version, rtype.kind) == rtype.protobuf, rtype.kind
+        assert rtype.protobuf in table["messages"], rtype.protobuf

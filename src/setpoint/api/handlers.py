@@ -32,7 +32,6 @@ from setpoint.api.merge.jsonpatch import (
 )
 from setpoint.api.merge.strategic import apply_strategic_merge_patch
 from setpoint.api.negotiation import ResponseFormat
-from setpoint.api.printers.tables import partial_metadata, to_table
 from setpoint.api.storage import (
     DeleteOptions,
     ListOptions,
@@ -40,6 +39,7 @@ from setpoint.api.storage import (
     WriteOptions,
     WriteResult,
 )
+from setpoint.api.tables import partial_metadata, to_table
 from setpoint.api.watchcache import (
     BOOKMARK,
     CachedObject,

@@ -22,6 +22,7 @@ from setpoint.resources.checks import (
     label_selector_errors,
     nonnegative,
 )
+from setpoint.resources.printers.workloads import DEPLOYMENT_PRINTER, REPLICASET_PRINTER
 from setpoint.resources.registry import (
     CATEGORY_ALL,
     POD_TEMPLATE,
@@ -209,6 +210,8 @@ KINDS: tuple[ResourceType, ...] = (
         categories=CATEGORY_ALL,
         subresources=("status", "scale"),
         definition="io.k8s.api.apps.v1.Deployment",
+        printer=DEPLOYMENT_PRINTER,
+        protobuf="k8s.io.api.apps.v1.Deployment",
         has_status=True,
         tracks_generation=True,
         generation_includes_annotations=True,
@@ -230,6 +233,8 @@ KINDS: tuple[ResourceType, ...] = (
         categories=CATEGORY_ALL,
         subresources=("status", "scale"),
         definition="io.k8s.api.apps.v1.ReplicaSet",
+        printer=REPLICASET_PRINTER,
+        protobuf="k8s.io.api.apps.v1.ReplicaSet",
         has_status=True,
         tracks_generation=True,
         always_encoded={**SPEC_AND_STATUS, **POD_TEMPLATE, "status.replicas": 0},

@@ -33,6 +33,7 @@ from setpoint.resources.checks import (
     label_selector_errors,
     nonnegative,
 )
+from setpoint.resources.printers.workloads import CRONJOB_PRINTER, JOB_PRINTER
 from setpoint.resources.registry import (
     CATEGORY_ALL,
     POD_TEMPLATE,
@@ -413,6 +414,8 @@ KINDS: tuple[ResourceType, ...] = (
         categories=CATEGORY_ALL,
         subresources=("status",),
         definition="io.k8s.api.batch.v1.Job",
+        printer=JOB_PRINTER,
+        protobuf="k8s.io.api.batch.v1.Job",
         has_status=True,
         tracks_generation=True,
         always_encoded={**SPEC_AND_STATUS, **POD_TEMPLATE},
@@ -432,6 +435,8 @@ KINDS: tuple[ResourceType, ...] = (
         categories=CATEGORY_ALL,
         subresources=("status",),
         definition="io.k8s.api.batch.v1.CronJob",
+        printer=CRONJOB_PRINTER,
+        protobuf="k8s.io.api.batch.v1.CronJob",
         has_status=True,
         tracks_generation=True,
         always_encoded={

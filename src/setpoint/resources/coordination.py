@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from setpoint.meta.validation import label_key_errors
 from setpoint.resources.checks import invalid_value
+from setpoint.resources.printers.workloads import LEASE_PRINTER
 from setpoint.resources.registry import FieldError, Obj, ResourceType, forbidden, not_supported
 
 _STRATEGIES = ("OldestEmulationVersion",)
@@ -54,6 +55,8 @@ KINDS: tuple[ResourceType, ...] = (
         singular="lease",
         namespaced=True,
         definition="io.k8s.api.coordination.v1.Lease",
+        printer=LEASE_PRINTER,
+        protobuf="k8s.io.api.coordination.v1.Lease",
         allow_create_on_update=True,
         always_encoded={"spec": {}},
         validator=_validate_lease,

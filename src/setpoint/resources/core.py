@@ -35,6 +35,15 @@ from setpoint.resources.checks import (
 )
 from setpoint.resources.containers import config_key_errors
 from setpoint.resources.events import legacy_event_errors
+from setpoint.resources.printers.core import (
+    CONFIGMAP_PRINTER,
+    NAMESPACE_PRINTER,
+    NODE_PRINTER,
+    POD_PRINTER,
+    SECRET_PRINTER,
+    SERVICE_ACCOUNT_PRINTER,
+)
+from setpoint.resources.printers.events import EVENT_PRINTER
 from setpoint.resources.registry import (
     CATEGORY_ALL,
     SPEC_AND_STATUS,
@@ -357,6 +366,8 @@ KINDS: tuple[ResourceType, ...] = (
         short_names=("ns",),
         subresources=("status", "finalize"),
         definition="io.k8s.api.core.v1.Namespace",
+        printer=NAMESPACE_PRINTER,
+        protobuf="k8s.io.api.core.v1.Namespace",
         has_status=True,
         return_deleted_object=True,
         always_encoded=SPEC_AND_STATUS,
@@ -379,6 +390,8 @@ KINDS: tuple[ResourceType, ...] = (
         categories=CATEGORY_ALL,
         subresources=("status", "binding", "log"),
         definition="io.k8s.api.core.v1.Pod",
+        printer=POD_PRINTER,
+        protobuf="k8s.io.api.core.v1.Pod",
         has_status=True,
         tracks_generation=True,
         return_deleted_object=True,
@@ -398,6 +411,8 @@ KINDS: tuple[ResourceType, ...] = (
         short_names=("no",),
         subresources=("status",),
         definition="io.k8s.api.core.v1.Node",
+        printer=NODE_PRINTER,
+        protobuf="k8s.io.api.core.v1.Node",
         has_status=True,
         keeps_status_on_create=True,
         always_encoded=SPEC_AND_STATUS,
@@ -416,6 +431,8 @@ KINDS: tuple[ResourceType, ...] = (
         namespaced=True,
         short_names=("ev",),
         definition="io.k8s.api.core.v1.Event",
+        printer=EVENT_PRINTER,
+        protobuf="k8s.io.api.core.v1.Event",
         allow_create_on_update=True,
         always_encoded={
             "involvedObject": {},
@@ -435,6 +452,8 @@ KINDS: tuple[ResourceType, ...] = (
         namespaced=True,
         short_names=("cm",),
         definition="io.k8s.api.core.v1.ConfigMap",
+        printer=CONFIGMAP_PRINTER,
+        protobuf="k8s.io.api.core.v1.ConfigMap",
         validator=_validate_configmap,
     ),
     ResourceType(
@@ -445,6 +464,8 @@ KINDS: tuple[ResourceType, ...] = (
         singular="secret",
         namespaced=True,
         definition="io.k8s.api.core.v1.Secret",
+        printer=SECRET_PRINTER,
+        protobuf="k8s.io.api.core.v1.Secret",
         defaulter=_default_secret,
         validator=_validate_secret,
         field_selectors={"type": field_getter("type")},
@@ -458,6 +479,8 @@ KINDS: tuple[ResourceType, ...] = (
         namespaced=True,
         short_names=("sa",),
         definition="io.k8s.api.core.v1.ServiceAccount",
+        printer=SERVICE_ACCOUNT_PRINTER,
+        protobuf="k8s.io.api.core.v1.ServiceAccount",
         return_deleted_object=True,
         validator=_validate_core_meta,
     ),

@@ -20,6 +20,8 @@ from typing import Any
 
 from setpoint.meta.validation import dns1123_subdomain_errors, go_quote, label_key_errors
 from setpoint.resources.checks import immutable, invalid_value, kube_finalizer_errors
+from setpoint.resources.eventfields import as_core_event
+from setpoint.resources.printers.events import EVENTS_V1_PRINTER
 from setpoint.resources.registry import (
     FieldError,
     Obj,
@@ -31,16 +33,6 @@ from setpoint.resources.registry import (
 
 _LIMITS = {"reportingInstance": 128, "action": 128, "reason": 128}
 _NOTE_LIMIT = 1024
-# events.k8s.io/v1 name -> core/v1 name of the same internal field
-_RENAMED = {
-    "regarding": "involvedObject",
-    "note": "message",
-    "deprecatedSource": "source",
-    "deprecatedFirstTimestamp": "firstTimestamp",
-    "deprecatedLastTimestamp": "lastTimestamp",
-    "deprecatedCount": "count",
-    "reportingController": "reportingComponent",
-}
 _IMMUTABLE_FIELDS = (
     "involvedObject",
     "reason",
@@ -66,11 +58,6 @@ _REFERENCE_FIELDS = (
     ("ResourceVersion", "resourceVersion"),
     ("FieldPath", "fieldPath"),
 )
-
-
-def as_core_event(event: Obj) -> Obj:
-    """An ``events.k8s.io/v1`` Event with the core/v1 field names."""
-    return {_RENAMED.get(key, key): value for key, value in event.items()}
 
 
 def legacy_event_errors(event: Obj) -> list[FieldError]:
@@ -193,6 +180,8 @@ KINDS: tuple[ResourceType, ...] = (
         namespaced=True,
         short_names=("ev",),
         definition="io.k8s.api.events.v1.Event",
+        printer=EVENTS_V1_PRINTER,
+        protobuf="k8s.io.api.events.v1.Event",
         allow_create_on_update=True,
         always_encoded={"regarding": {}, "deprecatedSource": {}},
         validator=_validate_event,

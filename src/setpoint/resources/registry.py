@@ -15,8 +15,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-Obj = dict[str, Any]
-"""A Kubernetes object in its JSON shape."""
+from setpoint.meta.jsonvalue import Obj
+from setpoint.resources.printers.base import Printer
 
 FieldGetter = Callable[[Obj], str]
 
@@ -129,6 +129,9 @@ def _no_validation(obj: Obj, old: Obj | None) -> list[FieldError]:
     return []
 
 
+JSON_ONLY = "json-only"
+"""``protobuf=JSON_ONLY``: the kind has no protobuf encoding; clients send it as JSON."""
+
 # what kind declarations share: the ``all`` category (``kubectl get all``), and the structs
 # Go always encodes in objects with a spec and a status, and in pod templates
 CATEGORY_ALL = ("all",)
@@ -176,6 +179,12 @@ class ResourceType:
     prepare_for_create: Preparer = _no_preparation
     validator: Validator = _no_validation
     field_selectors: Mapping[str, FieldGetter] = field(default_factory=dict)
+    # the table ``kubectl get`` shows; every built-in kind says which (DEFAULT_PRINTER: NAME
+    # and AGE); None only for a kind registered at run time without one
+    printer: Printer | None = None
+    # the protobuf message of this kind in Kubernetes' generated.proto (what kubectl sends),
+    # or JSON_ONLY; None only for a kind registered at run time
+    protobuf: str | None = None
     # fields Go writes even when empty (a struct that is not a pointer, a string without
     # omitempty): dotted path -> its empty value, parents before children. Clients rely on
     # them: the Python client's ``job.status`` is None, not empty, without ``"status": {}``.

@@ -71,7 +71,7 @@ from setpoint.client.nodes import (
 )
 from setpoint.client.tasks import cancel_all, run_until_stopped
 from setpoint.client.workqueue import WorkQueue, run_worker
-from setpoint.meta.jsoncopy import json_copy
+from setpoint.meta.jsonvalue import json_copy
 
 log = logging.getLogger(__name__)
 

@@ -31,7 +31,7 @@ import orjson
 
 from setpoint.api.merge.fieldpath import EMPTY, FieldSet, FieldsV1Error
 from setpoint.api.merge.goview import go_json
-from setpoint.meta.jsoncopy import json_copy
+from setpoint.meta.jsonvalue import json_copy
 
 __all__ = [
     "APPLY",

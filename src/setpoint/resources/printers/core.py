@@ -15,7 +15,8 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from setpoint.api.printers.base import (
+from setpoint.meta.jsonvalue import Obj
+from setpoint.resources.printers.base import (
     AGE_COLUMN,
     NAME_COLUMN,
     Printer,
@@ -30,7 +31,6 @@ from setpoint.api.printers.base import (
     size,
     text,
 )
-from setpoint.resources.registry import Obj
 
 # --- pods ---------------------------------------------------------------------------------
 
@@ -441,11 +441,9 @@ def service_account_cells(account: Obj, now: datetime) -> list[Any]:
     return [name_of(account), size(account, "secrets"), age_of(account, now)]
 
 
-CORE_PRINTERS: dict[tuple[str, str], Printer] = {
-    ("", "Pod"): Printer(POD_COLUMNS, pod_cells, pod_conditions),
-    ("", "Node"): Printer(NODE_COLUMNS, node_cells),
-    ("", "Namespace"): Printer(NAMESPACE_COLUMNS, namespace_cells),
-    ("", "ConfigMap"): Printer(CONFIGMAP_COLUMNS, configmap_cells),
-    ("", "Secret"): Printer(SECRET_COLUMNS, secret_cells),
-    ("", "ServiceAccount"): Printer(SERVICE_ACCOUNT_COLUMNS, service_account_cells),
-}
+POD_PRINTER = Printer(POD_COLUMNS, pod_cells, pod_conditions)
+NODE_PRINTER = Printer(NODE_COLUMNS, node_cells)
+NAMESPACE_PRINTER = Printer(NAMESPACE_COLUMNS, namespace_cells)
+CONFIGMAP_PRINTER = Printer(CONFIGMAP_COLUMNS, configmap_cells)
+SECRET_PRINTER = Printer(SECRET_COLUMNS, secret_cells)
+SERVICE_ACCOUNT_PRINTER = Printer(SERVICE_ACCOUNT_COLUMNS, service_account_cells)

@@ -17,7 +17,8 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from setpoint.api.printers.base import (
+from setpoint.meta.jsonvalue import Obj
+from setpoint.resources.printers.base import (
     AGE_COLUMN,
     NAME_COLUMN,
     Printer,
@@ -37,7 +38,6 @@ from setpoint.api.printers.base import (
     text,
     wide_containers_columns,
 )
-from setpoint.resources.registry import Obj
 
 _READY_DOC = "Number of the pod with ready state"
 
@@ -291,10 +291,8 @@ def lease_cells(lease: Obj, now: datetime) -> list[Any]:
     return [name_of(lease), text(lease, "spec", "holderIdentity"), age_of(lease, now)]
 
 
-WORKLOAD_PRINTERS: dict[tuple[str, str], Printer] = {
-    ("apps", "Deployment"): Printer(DEPLOYMENT_COLUMNS, deployment_cells),
-    ("apps", "ReplicaSet"): Printer(REPLICASET_COLUMNS, replicaset_cells),
-    ("batch", "Job"): Printer(JOB_COLUMNS, job_cells),
-    ("batch", "CronJob"): Printer(CRONJOB_COLUMNS, cronjob_cells),
-    ("coordination.k8s.io", "Lease"): Printer(LEASE_COLUMNS, lease_cells),
-}
+DEPLOYMENT_PRINTER = Printer(DEPLOYMENT_COLUMNS, deployment_cells)
+REPLICASET_PRINTER = Printer(REPLICASET_COLUMNS, replicaset_cells)
+JOB_PRINTER = Printer(JOB_COLUMNS, job_cells)
+CRONJOB_PRINTER = Printer(CRONJOB_COLUMNS, cronjob_cells)
+LEASE_PRINTER = Printer(LEASE_COLUMNS, lease_cells)

@@ -17,9 +17,9 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from setpoint.api.printers.base import NAME_DOC, Printer, age, column, name_of, number, text
-from setpoint.resources.events import as_core_event
-from setpoint.resources.registry import Obj
+from setpoint.meta.jsonvalue import Obj
+from setpoint.resources.eventfields import as_core_event
+from setpoint.resources.printers.base import NAME_DOC, Printer, age, column, name_of, number, text
 
 EVENT_COLUMNS = [
     column(
@@ -108,7 +108,5 @@ def events_v1_cells(event: Obj, now: datetime) -> list[Any]:
     return event_cells(as_core_event(event), now)
 
 
-EVENT_PRINTERS: dict[tuple[str, str], Printer] = {
-    ("", "Event"): Printer(EVENT_COLUMNS, event_cells),
-    ("events.k8s.io", "Event"): Printer(EVENT_COLUMNS, events_v1_cells),
-}
+EVENT_PRINTER = Printer(EVENT_COLUMNS, event_cells)
+EVENTS_V1_PRINTER = Printer(EVENT_COLUMNS, events_v1_cells)

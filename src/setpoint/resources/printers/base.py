@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from setpoint.meta.jsonvalue import Obj
 from setpoint.meta.labels import selector_from_label_selector
 from setpoint.meta.timestamps import parse_time
-from setpoint.resources.registry import Obj
 
 Cells = Callable[[Obj, datetime], list[Any]]
 """Computes one row's cells, wide columns included, at the moment ``now``."""
@@ -203,3 +203,8 @@ class Printer:
     def conditions(self, obj: Obj) -> list[dict[str, Any]]:
         """Row conditions: kubectl hides ``Completed`` rows only when asked to."""
         return self.row_conditions(obj)
+
+
+DEFAULT_PRINTER = Printer()
+"""``NAME`` and ``AGE``: what Kubernetes' default table convertor shows of a kind without a
+printer of its own."""

@@ -1,9 +1,9 @@
 """Server-side printing: ``meta.k8s.io/v1 Table`` responses for ``kubectl get``.
 
 kubectl asks for ``application/json;as=Table;v=v1;g=meta.k8s.io`` and prints whatever columns
-the server sends, so the familiar ``NAME READY STATUS RESTARTS AGE`` come from here. The
-per-kind columns and cell values live in :mod:`setpoint.api.printers.registry` (Kubernetes'
-``pkg/printers/internalversion``); this module wraps them into Table objects, for lists,
+the server sends, so the familiar ``NAME READY STATUS RESTARTS AGE`` come from here. Each
+kind's declaration names its printer (columns and cell values, :mod:`setpoint.resources.printers`,
+Kubernetes' ``pkg/printers/internalversion``); this module wraps them into Table objects, for lists,
 single objects and watch events, honouring ``includeObject`` (None, Metadata, Object).
 """
 
@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from setpoint.api.printers.registry import printer_for
+from setpoint.resources.printers.base import DEFAULT_PRINTER, Printer
 from setpoint.resources.registry import Obj, ResourceType
 
 TABLE_API_VERSION = "meta.k8s.io/v1"
@@ -28,7 +28,7 @@ def partial_metadata(obj: Obj) -> Obj:
 
 
 def _row(rtype: ResourceType, obj: Obj, include_object: str, now: datetime) -> dict[str, Any]:
-    printer = printer_for(rtype)
+    printer = _printer(rtype)
     row: dict[str, Any] = {"cells": printer.cells(obj, now)}
     conditions = printer.conditions(obj)
     if conditions:
@@ -62,6 +62,10 @@ def to_table(
         "kind": "Table",
         "apiVersion": TABLE_API_VERSION,
         "metadata": metadata,
-        "columnDefinitions": printer_for(rtype).columns if with_columns else [],
+        "columnDefinitions": _printer(rtype).columns if with_columns else [],
         "rows": [_row(rtype, obj, include_object, now) for obj in objects],
     }
+
+
+def _printer(rtype: ResourceType) -> Printer:
+    return rtype.printer or DEFAULT_PRINTER
