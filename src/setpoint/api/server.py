@@ -30,7 +30,12 @@ from aiohttp.web_protocol import RequestHandler
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from setpoint.api import errors, negotiation
-from setpoint.api.discovery.discovery import AGGREGATED_CONTENT_TYPE, Discovery
+from setpoint.api.discovery.discovery import (
+    AGGREGATED_CONTENT_TYPE,
+    KUBERNETES_VERSION,
+    Discovery,
+)
+from setpoint.api.discovery.openapi import build_openapi
 from setpoint.api.errors import APIError
 from setpoint.api.handlers import ResourceHandlers
 from setpoint.api.health import Check, HealthEndpoints
@@ -102,7 +107,6 @@ class APIServer:
         registry: Registry,
         *,
         authenticator: TokenAuthenticator,
-        openapi: Any | None = None,
         event_ttl: float = 3600.0,
         metrics_sockets: list[Path] | None = None,
         inflight: InflightLimits | None = None,
@@ -110,21 +114,16 @@ class APIServer:
         self.store = store
         self.registry = registry
         self.authenticator = authenticator
-        self.openapi = openapi
         self.event_ttl = event_ttl
         self.metrics_sockets = metrics_sockets or []
         self.inflight = InflightLimiter(inflight or InflightLimits())
         self.schemas = SchemaSet()
         self.caches: dict[ResourceType, WatchCache] = {}
         self.storages: dict[ResourceType, ResourceStorage] = {}
-        self.discovery = Discovery(registry, platform=f"linux/{platform.machine()}")
         self._namespace_type = registry.lookup("", "v1", "namespaces")
         for rtype in registry.types:
-            cache = WatchCache(rtype, store)
-            self.caches[rtype] = cache
-            self.storages[rtype] = ResourceStorage(
-                rtype, store, cache, self.schemas, namespace_check=self._check_namespace
-            )
+            self._build_storage(rtype)
+        self._render()
         self.handlers = ResourceHandlers(registry, self.storages)
         self.pod_logs = PodLogs(
             pods=self._storage("pods"),
@@ -147,6 +146,46 @@ class APIServer:
                 ],
             }
         )
+
+    def _build_storage(self, rtype: ResourceType) -> WatchCache:
+        cache = WatchCache(rtype, self.store)
+        self.caches[rtype] = cache
+        self.storages[rtype] = ResourceStorage(
+            rtype, self.store, cache, self.schemas, namespace_check=self._check_namespace
+        )
+        return cache
+
+    def _render(self) -> None:
+        """Discovery and OpenAPI for the registry as it is now (their ETags change with it)."""
+        self.discovery = Discovery(self.registry, platform=f"linux/{platform.machine()}")
+        self.openapi = build_openapi(self.registry, server_version=KUBERNETES_VERSION["gitVersion"])
+
+    # --------------------------------------------------------- kinds at run time
+
+    async def add_kind(self, rtype: ResourceType) -> None:
+        """Serve ``rtype`` from now on: its watch cache loads what the store holds, and
+        discovery and OpenAPI name it (a CustomResourceDefinition becomes Established so)."""
+        self.registry.register(rtype)
+        cache = self._build_storage(rtype)
+        try:
+            await cache.start()
+        except BaseException:
+            self.caches.pop(rtype, None)
+            self.storages.pop(rtype, None)
+            self.registry.remove(rtype)
+            raise
+        self._render()
+
+    async def remove_kind(self, rtype: ResourceType) -> None:
+        """Stop serving ``rtype``: it leaves discovery and OpenAPI, its watches end and its
+        cache goes. Its objects stay in the store (deleting them is its owner's business,
+        as the CRD controller deletes custom resources before a CRD goes)."""
+        self.registry.remove(rtype)
+        self._render()
+        cache = self.caches.pop(rtype)
+        self.storages.pop(rtype)
+        cache.close_watchers()
+        await cache.stop()
 
     def _storage(self, plural: str) -> ResourceStorage | None:
         rtype = self.registry.lookup("", "v1", plural)
@@ -310,7 +349,6 @@ class APIServer:
             user = self.authenticator.authenticate(request.headers.get("Authorization"))
             if user is None:
                 raise errors.unauthorized()
-            request["user"] = user
             segments = [s for s in path.split("/") if s]
             watch = request.query.get("watch", "").lower() in ("1", "true")
             if is_long_running(request.method, segments, watch):
@@ -425,8 +463,6 @@ class APIServer:
     def _openapi(self, request: web.BaseRequest, rest: list[str]) -> web.Response:
         self._only_get(request)
         docs = self.openapi
-        if docs is None:
-            raise errors.resource_not_found(request.path)
         if rest == ["v2"]:
             content_type = negotiation.negotiate_openapi_v2(request.headers.get("Accept", ""))
             body = docs.v2_json if content_type == negotiation.JSON else docs.v2_protobuf

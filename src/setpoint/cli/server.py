@@ -30,8 +30,6 @@ from pathlib import Path
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from setpoint.api.discovery.discovery import KUBERNETES_VERSION
-from setpoint.api.discovery.openapi import build_openapi
 from setpoint.api.inflight import CONTROLLER_MANAGER_USER, InflightLimits
 from setpoint.api.server import APIServer, TokenAuthenticator
 from setpoint.api.serving import ServingLimits, TLSSite, raise_descriptor_limit
@@ -187,7 +185,6 @@ async def _start(config: ServerConfig, running: contextlib.AsyncExitStack) -> st
             node_token=credentials.node_token,
             controller_token=credentials.controller_token,
         ),
-        openapi=build_openapi(registry, server_version=KUBERNETES_VERSION["gitVersion"]),
         event_ttl=config.event_ttl,
         metrics_sockets=[config.data_dir / CONTROLLER_METRICS_SOCKET],
         inflight=config.inflight,
