@@ -128,7 +128,7 @@ async def served(tmp_path: Path) -> AsyncIterator[Served]:
 
 async def watch_for(lines: asyncio.StreamReader, text: str) -> str:
     while True:
-        line = (await asyncio.wait_for(lines.readline(), 20)).decode()
+        line = (await asyncio.wait_for(lines.readline(), 60)).decode()
         if not line:
             raise EOFError(f"the watch ended before {text!r}")
         if text in line:
@@ -159,12 +159,14 @@ async def test_a_kind_added_while_serving_is_served_until_it_is_removed(served: 
         "--output-watch-events",
         "-o",
         "custom-columns=EVENT:type,HOLDER:object.spec.holderIdentity",
+        "-v=6",  # it logs its watch request: the update must come after it
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
         env=served.env(),
     )
-    assert watch.stdout is not None
+    assert watch.stdout is not None and watch.stderr is not None
     try:
+        await watch_for(watch.stderr, "watch=true")
         await served.apply(LEASE_YAML.replace("holderIdentity: first", "holderIdentity: second"))
         line = await watch_for(watch.stdout, "second")
         assert line.split() == ["MODIFIED", "second"]
