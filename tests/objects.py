@@ -43,9 +43,9 @@ def _meta(
     if namespace is not None:
         meta["namespace"] = namespace
     if labels is not None:
-        meta["labels"] = dict(labels)
+        meta["labels"] = labels
     if annotations is not None:
-        meta["annotations"] = dict(annotations)
+        meta["annotations"] = annotations
     meta.update(metadata or {})
     return meta
 
@@ -67,7 +67,7 @@ def container(name: str = "app", image: str = "busybox", **fields: Any) -> Obj:
 
 
 def _pod_spec(containers: list[Obj] | None, spec: Obj) -> Obj:
-    return {"containers": [container()] if containers is None else list(containers), **spec}
+    return {"containers": [container()] if containers is None else containers, **spec}
 
 
 def pod_template(
@@ -81,7 +81,7 @@ def pod_template(
     metadata without them) and their spec, by default one :func:`container`."""
     template: Obj = {}
     meta = {
-        key: dict(value)
+        key: value
         for key, value in (("labels", labels), ("annotations", annotations))
         if value is not None
     }
@@ -137,7 +137,7 @@ def _workload(
     labels = {"app": name} if pod_labels is None else pod_labels
     body = {
         "selector": {"matchLabels": dict(labels)},
-        "template": pod_template(labels, containers=containers),
+        "template": pod_template(dict(labels), containers=containers),
         **spec,
     }
     return _object("apps/v1", kind, meta, spec=body, status=status)
@@ -213,7 +213,7 @@ def job_template(
 ) -> Obj:
     """The ``jobTemplate`` of a CronJob: the ``labels`` of its Jobs (no metadata without
     them) and their spec, as :func:`job` fills it in."""
-    template: Obj = {} if labels is None else {"metadata": {"labels": dict(labels)}}
+    template: Obj = {} if labels is None else {"metadata": {"labels": labels}}
     template["spec"] = _job_spec(containers, spec)
     return template
 
@@ -261,7 +261,7 @@ def node(
     node_status: Obj = {
         "capacity": dict(resources),
         "allocatable": dict(resources),
-        "conditions": [dict(READY)] if conditions is None else list(conditions),
+        "conditions": [dict(READY)] if conditions is None else conditions,
         **(status or {}),
     }
     hostname = {"kubernetes.io/hostname": name, **(labels or {})}
@@ -269,7 +269,7 @@ def node(
         "v1",
         "Node",
         _meta(name, None, hostname, annotations, metadata),
-        spec=dict(spec),
+        spec=spec,
         status=node_status,
     )
 
@@ -290,7 +290,7 @@ def namespace(
         "v1",
         "Namespace",
         _meta(name, None, labels, annotations, metadata),
-        spec=dict(spec) or None,
+        spec=spec or None,
     )
 
 
@@ -336,5 +336,5 @@ def lease(
         "coordination.k8s.io/v1",
         "Lease",
         _meta(name, namespace, labels, annotations, metadata),
-        spec=dict(spec),
+        spec=spec,
     )
