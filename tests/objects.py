@@ -283,6 +283,7 @@ def namespace(
     labels: dict[str, str] | None = None,
     annotations: dict[str, str] | None = None,
     metadata: Obj | None = None,
+    status: Obj | None = None,
     **spec: Any,
 ) -> Obj:
     """A Namespace (a ``spec`` only when fields of it, such as ``finalizers``, are given)."""
@@ -291,6 +292,7 @@ def namespace(
         "Namespace",
         _meta(name, None, labels, annotations, metadata),
         spec=spec or None,
+        status=status,
     )
 
 
