@@ -116,7 +116,7 @@ def test_bound_pod_is_deleted_gracefully(server: Server, namespace: str) -> None
 
 
 def test_deleting_a_namespace_makes_it_terminating_and_closed(server: Server) -> None:
-    server.request("POST", "/api/v1/namespaces", {"metadata": {"name": "doomed"}})
+    server.request("POST", "/api/v1/namespaces", objects.namespace("doomed"))
     status, body, _ = server.request("DELETE", "/api/v1/namespaces/doomed")
     assert status == 200
     assert body["status"]["phase"] == "Terminating"
