@@ -2,7 +2,7 @@
 test cares about as keywords and fill in the rest.
 
 A builder returns a new object of one kind, with its ``apiVersion``, ``kind`` and
-``metadata``, and the smallest body the API server accepts. Its keywords are of two sorts:
+``metadata``, and a body the API server accepts as it is. Its keywords are of two sorts:
 
 * lower_snake_case ones are the builder's own: ``namespace``, ``labels`` and
   ``annotations``; ``metadata`` for any other field of the metadata (``{"uid": ...}``);
@@ -16,7 +16,9 @@ A builder returns a new object of one kind, with its ``apiVersion``, ``kind`` an
 Builders compose: ``deployment("web", containers=[container("web", "nginx:1.27")])``,
 ``cron_job(jobTemplate=job_template({"app": "tick"}))``. The values filled in are for tests
 that do not care about them; a test whose assertion depends on a value reads best when it
-passes that value itself. Dicts and lists a caller passes go into the object as they are.
+passes that value itself. Dicts and lists a caller passes go into the object as they are
+(not copied), except a workload's ``pod_labels``, which its selector and template each get
+a copy of.
 """
 
 from __future__ import annotations
@@ -79,14 +81,12 @@ def pod_template(
 ) -> Obj:
     """The pod template of a workload: the ``labels`` and ``annotations`` of its pods (no
     metadata without them) and their spec, by default one :func:`container`."""
-    template: Obj = {}
-    meta = {
-        key: value
-        for key, value in (("labels", labels), ("annotations", annotations))
-        if value is not None
-    }
-    if meta:
-        template["metadata"] = meta
+    meta: Obj = {}
+    if labels is not None:
+        meta["labels"] = labels
+    if annotations is not None:
+        meta["annotations"] = annotations
+    template: Obj = {"metadata": meta} if meta else {}
     template["spec"] = _pod_spec(containers, spec)
     return template
 
@@ -125,24 +125,6 @@ def binding(pod_name: str, node_name: str) -> Obj:
 # ------------------------------------------------------------------- workloads
 
 
-def _workload(
-    kind: str,
-    name: str,
-    meta: Obj,
-    pod_labels: dict[str, str] | None,
-    containers: list[Obj] | None,
-    status: Obj | None,
-    spec: Obj,
-) -> Obj:
-    labels = {"app": name} if pod_labels is None else pod_labels
-    body = {
-        "selector": {"matchLabels": dict(labels)},
-        "template": pod_template(dict(labels), containers=containers),
-        **spec,
-    }
-    return _object("apps/v1", kind, meta, spec=body, status=status)
-
-
 def deployment(
     name: str = "web",
     *,
@@ -157,26 +139,25 @@ def deployment(
 ) -> Obj:
     """A Deployment whose pods carry ``pod_labels`` (default ``app: <name>``), which its
     selector matches, and run ``containers``."""
-    meta = _meta(name, namespace, labels, annotations, metadata)
-    return _workload("Deployment", name, meta, pod_labels, containers, status, spec)
+    pods = {"app": name} if pod_labels is None else pod_labels
+    body = {
+        "selector": {"matchLabels": dict(pods)},
+        "template": pod_template(dict(pods), containers=containers),
+        **spec,
+    }
+    return _object(
+        "apps/v1",
+        "Deployment",
+        _meta(name, namespace, labels, annotations, metadata),
+        spec=body,
+        status=status,
+    )
 
 
-def replica_set(
-    name: str = "web",
-    *,
-    namespace: str | None = None,
-    labels: dict[str, str] | None = None,
-    annotations: dict[str, str] | None = None,
-    metadata: Obj | None = None,
-    pod_labels: dict[str, str] | None = None,
-    containers: list[Obj] | None = None,
-    status: Obj | None = None,
-    **spec: Any,
-) -> Obj:
-    """A ReplicaSet whose pods carry ``pod_labels`` (default ``app: <name>``), which its
-    selector matches, and run ``containers``."""
-    meta = _meta(name, namespace, labels, annotations, metadata)
-    return _workload("ReplicaSet", name, meta, pod_labels, containers, status, spec)
+def replica_set(name: str = "web", **fields: Any) -> Obj:
+    """A ReplicaSet, from the same keywords as :func:`deployment` (whose spec is a
+    ReplicaSet's, with more fields)."""
+    return {**deployment(name, **fields), "kind": "ReplicaSet"}
 
 
 def _job_spec(containers: list[Obj] | None, spec: Obj) -> Obj:
