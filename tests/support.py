@@ -26,6 +26,8 @@ from typing import Any, TypeVar
 
 import yaml
 
+from tests import objects
+
 VENV_BIN = Path(sys.executable).parent
 KUBECTL = str(VENV_BIN / "kubectl")
 SETPOINT = str(VENV_BIN / "setpoint")
@@ -159,11 +161,7 @@ def assert_watch_expired(server: Server, path: str) -> None:
 def create_namespace(server: Server, prefix: str = "t") -> str:
     """A fresh namespace with a unique name (tests isolate by namespace)."""
     name = f"{prefix}-{uuid.uuid4().hex[:10]}"
-    status, body, _ = server.request(
-        "POST",
-        "/api/v1/namespaces",
-        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}},
-    )
+    status, body, _ = server.request("POST", "/api/v1/namespaces", objects.namespace(name))
     assert status == 201, body
     return name
 

@@ -9,7 +9,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
+from tests import objects
 from tests.support import SETPOINT, Kubectl, Server, start_server, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("cluster")]
@@ -63,23 +65,17 @@ def k(cluster: Server) -> Iterator[Kubectl]:
     yield Kubectl(cluster, ns)
 
 
-def deployment(name: str, replicas: int, image: str = "nginx:1.27", extra: str = "") -> str:
-    return f"""
-apiVersion: apps/v1
-kind: Deployment
-metadata: {{name: {name}}}
-spec:
-  replicas: {replicas}
-  selector: {{matchLabels: {{app: {name}}}}}
-  strategy: {{rollingUpdate: {{maxSurge: 1, maxUnavailable: 0}}}}
-  template:
-    metadata: {{labels: {{app: {name}}}}}
-    spec:
-      containers:
-      - name: app
-        image: {image}
-        command: ["sleep", "3600"]
-{extra}"""
+def deployment(name: str, replicas: int, image: str = "nginx:1.27") -> str:
+    """The manifest of a Deployment of ``replicas`` pods of ``image`` that rolls out one
+    new pod at a time, none going before its replacement is up."""
+    return yaml.safe_dump(
+        objects.deployment(
+            name,
+            containers=[objects.container("app", image, command=["sleep", "3600"])],
+            replicas=replicas,
+            strategy={"rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
+        )
+    )
 
 
 def pods(k: Kubectl, selector: str) -> list[dict]:

@@ -13,7 +13,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import yaml
 
+from tests import objects
 from tests.support import Kubectl, Server, collect_lines, create_namespace, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("node")]
@@ -21,16 +23,17 @@ pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("node")]
 TIMESTAMPED = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z (.*)$")
 
 
-def pod_yaml(name: str, containers: dict[str, str], *, labels: str = "") -> str:
-    body = "".join(
-        f"  - name: {c}\n    image: busybox\n    command: [sh, -c, {script!r}]\n"
-        for c, script in containers.items()
+def pod_yaml(name: str, scripts: dict[str, str], *, labels: dict[str, str] | None = None) -> str:
+    """The manifest of a pod whose containers, named as ``scripts``' keys, run its shell
+    scripts."""
+    containers = [
+        objects.container(c, "busybox", command=["sh", "-c", script])
+        for c, script in scripts.items()
+    ]
+    pod = objects.pod(
+        name, labels=labels or {}, containers=containers, terminationGracePeriodSeconds=1
     )
-    return (
-        f"apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\n"
-        f"  labels: {{{labels}}}\n"
-        f"spec:\n  terminationGracePeriodSeconds: 1\n  containers:\n{body}"
-    )
+    return yaml.safe_dump(pod)
 
 
 @pytest.fixture(scope="module")
@@ -38,9 +41,9 @@ def kubectl(node_server: Server) -> Iterator[Kubectl]:
     namespace = create_namespace(node_server)
     kubectl = Kubectl(node_server, namespace)
     greeter = "for i in 1 2 3 4; do echo line $i; done; echo oops >&2; exec sleep 1000"
-    kubectl("apply", "-f", "-", input=pod_yaml("greeter", {"app": greeter}, labels="app: hi"))
+    kubectl("apply", "-f", "-", input=pod_yaml("greeter", {"app": greeter}, labels={"app": "hi"}))
     duo = {"a": "echo from-a; exec sleep 1000", "b": "echo from-b; exec sleep 1000"}
-    kubectl("apply", "-f", "-", input=pod_yaml("duo", duo, labels="app: duo"))
+    kubectl("apply", "-f", "-", input=pod_yaml("duo", duo, labels={"app": "duo"}))
     wait_for(
         lambda: "oops" in kubectl("logs", "greeter", check=False).stdout,
         timeout=30,

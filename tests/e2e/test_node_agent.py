@@ -24,6 +24,7 @@ from urllib.parse import quote
 import pytest
 
 from setpoint.agent.supervisor import proc_start_time
+from tests import objects
 from tests.support import (
     SETPOINT,
     Kubectl,
@@ -158,21 +159,12 @@ def test_kubectl_delete_sends_sigterm_to_the_process(k: Kubectl, node_server: Se
 def test_process_ignoring_sigterm_is_killed_after_the_grace_period(
     k: Kubectl, node_server: Server
 ) -> None:
-    manifest = {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": "stubborn"},
-        "spec": {
-            "terminationGracePeriodSeconds": 2,
-            "containers": [
-                {
-                    "name": "app",
-                    "image": "busybox",
-                    "command": ["sh", "-c", 'trap "" TERM; while true; do sleep 0.1; done'],
-                }
-            ],
-        },
-    }
+    deaf = ["sh", "-c", 'trap "" TERM; while true; do sleep 0.1; done']
+    manifest = objects.pod(
+        "stubborn",
+        containers=[objects.container("app", "busybox", command=deaf)],
+        terminationGracePeriodSeconds=2,
+    )
     k("apply", "-f", "-", input=json.dumps(manifest))
     pod = running_pod(k, "stubborn")
     process = container_process(node_server.data_dir / "agent", pod)
@@ -279,15 +271,15 @@ def second_agent(node_server: Server, k: Kubectl) -> Iterator[SecondAgent]:
 
 
 def pinned_pod(name: str, node: str, *, selector: bool = False) -> Obj:
-    spec: Obj = {
-        "terminationGracePeriodSeconds": 5,
-        "containers": [{"name": "app", "image": "busybox", "command": ["sleep", "1000"]}],
-    }
-    if selector:
-        spec["nodeSelector"] = {"kubernetes.io/hostname": node}
-    else:
-        spec["nodeName"] = node
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name}, "spec": spec}
+    """A pod bound to ``node`` by its ``nodeName``, or by a ``nodeSelector`` of its
+    hostname."""
+    pin = {"nodeSelector": {"kubernetes.io/hostname": node}} if selector else {"nodeName": node}
+    return objects.pod(
+        name,
+        containers=[objects.container("app", "busybox", command=["sleep", "1000"])],
+        terminationGracePeriodSeconds=5,
+        **pin,
+    )
 
 
 def test_second_agent_on_the_same_machine_joins_as_another_node(

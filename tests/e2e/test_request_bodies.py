@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests import objects
 from tests.support import Kubectl
 
 pytestmark = pytest.mark.e2e
@@ -29,20 +30,8 @@ def _payload(size: int) -> str:
 def _big_deployment(name: str, size: int) -> str:
     """A Deployment manifest of about ``size`` bytes (its env carries the bulk)."""
     env = [{"name": f"VAR_{i}", "value": "x" * 80} for i in range(size // 122)]
-    manifest = {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name},
-        "spec": {
-            "replicas": 0,
-            "selector": {"matchLabels": {"app": name}},
-            "template": {
-                "metadata": {"labels": {"app": name}},
-                "spec": {"containers": [{"name": "c", "image": "busybox", "env": env}]},
-            },
-        },
-    }
-    return yaml.safe_dump(manifest)
+    containers = [objects.container("c", "busybox", env=env)]
+    return yaml.safe_dump(objects.deployment(name, containers=containers, replicas=0))
 
 
 def test_applying_a_31_kb_manifest_succeeds_every_time(kubectl: Kubectl) -> None:

@@ -35,6 +35,7 @@ from setpoint.client.api import (
     ApiClient,
     ApiError,
 )
+from tests import objects
 from tests.support import SETPOINT, Server, eventually, kill_node_processes
 
 Obj = dict[str, Any]
@@ -72,19 +73,10 @@ class AgentNode:
         self.agent = self.task = None
 
     async def create_pod(self, name: str, container: Obj, **spec: Any) -> Obj:
-        pod = {
-            "apiVersion": "v1",
-            "kind": "Pod",
-            "metadata": {"name": name, "namespace": self.namespace},
-            "spec": {"containers": [{"name": "app", "image": "none", **container}], **spec},
-        }
+        containers = [{**objects.container("app", "none"), **container}]
+        pod = objects.pod(name, namespace=self.namespace, containers=containers, **spec)
         created = await self.client.create(PODS, pod)
-        binding = {
-            "apiVersion": "v1",
-            "kind": "Binding",
-            "metadata": {"name": name},
-            "target": {"apiVersion": "v1", "kind": "Node", "name": self.name},
-        }
+        binding = objects.binding(name, self.name)
         await self.client.request("POST", PODS.path(self.namespace, name, "binding"), body=binding)
         return created
 
@@ -468,19 +460,9 @@ async def test_agent_command_tightens_a_data_dir_left_open(
 
 async def test_process_gets_env_from_config_map_secret_and_pod_fields(node: AgentNode) -> None:
     ns = node.namespace
-    await node.client.create(
-        CONFIGMAPS,
-        {
-            "apiVersion": "v1",
-            "kind": "ConfigMap",
-            "metadata": {"name": "cm"},
-            "data": {"c": "blue"},
-        },
-        ns,
-    )
-    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}}
-    secret["data"] = {"p": base64.b64encode(b"hunter2").decode()}
-    await node.client.create(SECRETS, secret, ns)
+    await node.client.create(CONFIGMAPS, objects.configmap("cm", data={"c": "blue"}), ns)
+    password = base64.b64encode(b"hunter2").decode()
+    await node.client.create(SECRETS, objects.secret("s", data={"p": password}), ns)
     env = [
         {"name": "COLOR", "valueFrom": {"configMapKeyRef": {"name": "cm", "key": "c"}}},
         {"name": "PASSWORD", "valueFrom": {"secretKeyRef": {"name": "s", "key": "p"}}},

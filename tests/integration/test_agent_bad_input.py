@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from setpoint.client.api import CONFIGMAPS, EVENTS
+from tests import objects
 from tests.integration.test_agent import AgentNode, node  # noqa: F401
 from tests.support import eventually
 
@@ -85,8 +86,8 @@ async def test_working_dir_that_does_not_exist_is_a_start_error(node: AgentNode)
 
 async def test_missing_config_map_key_is_create_container_config_error(node: AgentNode) -> None:
     async def bad() -> None:
-        body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg"}}
-        await node.client.create(CONFIGMAPS, {**body, "data": {"a": "1"}}, node.namespace)
+        cfg = objects.configmap("cfg", data={"a": "1"})
+        await node.client.create(CONFIGMAPS, cfg, node.namespace)
         ref = {"configMapKeyRef": {"name": "cfg", "key": "missing"}}
         await node.create_pod("nokey", {**SLEEP, "env": [{"name": "X", "valueFrom": ref}]})
 

@@ -21,13 +21,16 @@ from setpoint.agent.runtime import ensure_supervisor
 from setpoint.agent.server import KubeletServer, PodView
 from setpoint.agent.supervisor import ContainerState
 from setpoint.client.api import NODES, ApiClient
+from tests import objects
 from tests.support import kill_node_processes
 
 TOKEN = "K10" + "0" * 64 + "::server:secret"
-POD = {
-    "metadata": {"name": "web", "namespace": "ns", "uid": "u1"},
-    "spec": {"containers": [{"name": "app", "image": "x", "command": ["sh"]}]},
-}
+POD = objects.pod(
+    "web",
+    namespace="ns",
+    metadata={"uid": "u1"},
+    containers=[objects.container("app", "x", command=["sh"])],
+)
 RUNNING = ContainerState("u1/app", "running", 1, 1, 0, 0.0, None)
 
 

@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 
 from setpoint.client.api import PODS, SECRETS
+from tests import objects
 from tests.integration.test_agent import AgentNode, node  # noqa: F401
 from tests.support import eventually
 
@@ -65,8 +66,7 @@ def files_holding(root: Path, value: bytes) -> list[Path]:
 
 async def create_secret(node: AgentNode, name: str, data: dict[str, str]) -> None:
     encoded = {k: base64.b64encode(v.encode()).decode() for k, v in data.items()}
-    body = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name}, "data": encoded}
-    await node.client.create(SECRETS, body, node.namespace)
+    await node.client.create(SECRETS, objects.secret(name, data=encoded), node.namespace)
 
 
 async def test_no_secret_byte_is_readable_by_another_local_user(node: AgentNode) -> None:

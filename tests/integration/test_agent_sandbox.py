@@ -19,6 +19,7 @@ import pytest
 from setpoint.agent import cgroups
 from setpoint.agent.sandbox import mounts_under
 from setpoint.client.api import CONFIGMAPS, EVENTS, PODS
+from tests import objects
 from tests.integration.test_agent import AgentNode, node  # noqa: F401
 from tests.support import eventually
 
@@ -37,8 +38,7 @@ def unique(prefix: str) -> str:
 
 
 async def create_configmap(node: AgentNode, name: str, data: dict[str, str]) -> None:
-    body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": data}
-    await node.client.create(CONFIGMAPS, body, node.namespace)
+    await node.client.create(CONFIGMAPS, objects.configmap(name, data=data), node.namespace)
 
 
 async def pod_events(node: AgentNode, uid: str, reason: str) -> list[Obj]:

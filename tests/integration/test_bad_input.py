@@ -7,6 +7,7 @@ import http.client
 
 import pytest
 
+from tests import objects
 from tests.support import Server
 
 CM_PATH = "/api/v1/namespaces/{ns}/configmaps"
@@ -308,19 +309,10 @@ def test_yaml_bodies_read_as_kubernetes_reads_them(server: Server, namespace: st
 
 def test_bad_scales_are_refused_as_kubernetes_refuses_them(server: Server, namespace: str) -> None:
     deployments = f"/apis/apps/v1/namespaces/{namespace}/deployments"
-    deployment = {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": "s"},
-        "spec": {
-            "replicas": 1,
-            "selector": {"matchLabels": {"a": "b"}},
-            "template": {
-                "metadata": {"labels": {"a": "b"}},
-                "spec": {"schedulerName": "nobody", "containers": [{"name": "c", "image": "i"}]},
-            },
-        },
-    }
+    template = objects.pod_template(
+        {"a": "b"}, containers=[objects.container("c", "i")], schedulerName="nobody"
+    )
+    deployment = objects.deployment("s", pod_labels={"a": "b"}, template=template, replicas=1)
     server.request("POST", deployments, deployment)
     scale = f"{deployments}/s/scale"
 

@@ -4,29 +4,25 @@ from __future__ import annotations
 
 from typing import Any
 
+from tests import objects
 from tests.support import Server
 
 
 def _pod(name: str, **meta: Any) -> dict[str, Any]:
-    return {
-        "metadata": {"name": name, **meta},
-        "spec": {
-            "schedulerName": "nobody",  # keep the session's scheduler away from it
-            "containers": [{"name": "c", "image": "busybox", "command": ["sleep", "9"]}],
-        },
-    }
-
-
-def _binding(name: str, node: str | None = "node-a") -> dict[str, Any]:
-    target = {"apiVersion": "v1", "kind": "Node", **({"name": node} if node else {})}
-    return {"apiVersion": "v1", "kind": "Binding", "metadata": {"name": name}, "target": target}
+    """A pod with more ``meta``data, that the session's scheduler leaves alone."""
+    return objects.pod(
+        name,
+        metadata=meta,
+        containers=[objects.container("c", command=["sleep", "9"])],
+        schedulerName="nobody",
+    )
 
 
 def test_binding_sets_the_node_and_the_scheduled_condition(server: Server, namespace: str) -> None:
     pods = f"/api/v1/namespaces/{namespace}/pods"
     status, created, _ = server.request("POST", pods, _pod("p"))
     assert status == 201
-    status, body, _ = server.request("POST", f"{pods}/p/binding", _binding("p"))
+    status, body, _ = server.request("POST", f"{pods}/p/binding", objects.binding("p", "node-a"))
     assert (status, body["status"], body["code"]) == (201, "Success", 201)
     status, bound, _ = server.request("GET", f"{pods}/p")
     assert bound["spec"]["nodeName"] == "node-a"
@@ -36,7 +32,7 @@ def test_binding_sets_the_node_and_the_scheduled_condition(server: Server, names
     # as in Kubernetes, a binding is not a field manager's write
     assert bound["metadata"]["managedFields"] == created["metadata"]["managedFields"]
 
-    status, body, _ = server.request("POST", f"{pods}/p/binding", _binding("p", "node-b"))
+    status, body, _ = server.request("POST", f"{pods}/p/binding", objects.binding("p", "node-b"))
     assert (status, body["reason"]) == (409, "Conflict")
     assert 'pod p is already assigned to node "node-a"' in body["message"]
     status, again, _ = server.request("GET", f"{pods}/p")
@@ -45,10 +41,14 @@ def test_binding_sets_the_node_and_the_scheduled_condition(server: Server, names
 
 def test_binding_bad_requests(server: Server, namespace: str) -> None:
     pods = f"/api/v1/namespaces/{namespace}/pods"
-    status, body, _ = server.request("POST", f"{pods}/missing/binding", _binding("missing"))
+    status, body, _ = server.request(
+        "POST", f"{pods}/missing/binding", objects.binding("missing", "node-a")
+    )
     assert (status, body["reason"]) == (404, "NotFound")
     server.request("POST", pods, _pod("q"))
-    status, body, _ = server.request("POST", f"{pods}/q/binding", _binding("q", None))
+    nameless = objects.binding("q", "node-a")
+    del nameless["target"]["name"]
+    status, body, _ = server.request("POST", f"{pods}/q/binding", nameless)
     assert (status, body["reason"]) == (422, "Invalid")
     assert "target.name: Required value" in body["message"]
     status, body, _ = server.request("POST", f"{pods}/q/binding", ["not", "an", "object"])
@@ -60,7 +60,7 @@ def test_a_pod_being_deleted_cannot_be_bound(server: Server, namespace: str) -> 
     server.request("POST", pods, _pod("r", finalizers=["example.com/hold"]))
     status, _, _ = server.request("DELETE", f"{pods}/r")
     assert status == 200
-    status, body, _ = server.request("POST", f"{pods}/r/binding", _binding("r"))
+    status, body, _ = server.request("POST", f"{pods}/r/binding", objects.binding("r", "node-a"))
     assert (status, body["reason"]) == (409, "Conflict")
     assert "being deleted" in body["message"]
     merge = {"Content-Type": "application/merge-patch+json"}
@@ -70,7 +70,7 @@ def test_a_pod_being_deleted_cannot_be_bound(server: Server, namespace: str) -> 
 def test_binding_checks_its_target_and_adds_its_annotations(server: Server, namespace: str) -> None:
     pods = f"/api/v1/namespaces/{namespace}/pods"
     server.request("POST", pods, _pod("s", annotations={"kept": "yes"}))
-    wrong_kind = _binding("s")
+    wrong_kind = objects.binding("s", "node-a")
     wrong_kind["target"]["kind"] = "Pod"
     status, body, _ = server.request("POST", f"{pods}/s/binding", wrong_kind)
     assert (status, body["reason"]) == (422, "Invalid")
@@ -80,16 +80,25 @@ def test_binding_checks_its_target_and_adds_its_annotations(server: Server, name
     )
     status, body, _ = server.request("POST", f"{pods}/s/binding", {"target": "node-a"})
     assert status == 400
-    bad_value = {**_binding("s"), "metadata": {"name": "s", "annotations": {"a": 1}}}
+    bad_value = {
+        **objects.binding("s", "node-a"),
+        "metadata": {"name": "s", "annotations": {"a": 1}},
+    }
     status, body, _ = server.request("POST", f"{pods}/s/binding", bad_value)
     assert status == 400
-    bad_key = {**_binding("s"), "metadata": {"name": "s", "annotations": {"no pe": "x"}}}
+    bad_key = {
+        **objects.binding("s", "node-a"),
+        "metadata": {"name": "s", "annotations": {"no pe": "x"}},
+    }
     status, body, _ = server.request("POST", f"{pods}/s/binding", bad_key)
     assert (status, body["reason"]) == (422, "Invalid")
     status, pod, _ = server.request("GET", f"{pods}/s")
     assert not pod["spec"].get("nodeName")  # nothing was written
 
-    good = {**_binding("s"), "metadata": {"name": "s", "annotations": {"placed-by": "me"}}}
+    good = {
+        **objects.binding("s", "node-a"),
+        "metadata": {"name": "s", "annotations": {"placed-by": "me"}},
+    }
     status, _, _ = server.request("POST", f"{pods}/s/binding", good)
     assert status == 201
     status, pod, _ = server.request("GET", f"{pods}/s")

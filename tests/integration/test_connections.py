@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from tests import objects
 from tests.support import (
     Server,
     closed_by_server,
@@ -31,14 +32,7 @@ MIB = 1024 * 1024
 
 
 def configmap_body(namespace: str, name: str, value: str) -> bytes:
-    return json.dumps(
-        {
-            "apiVersion": "v1",
-            "kind": "ConfigMap",
-            "metadata": {"name": name, "namespace": namespace},
-            "data": {"value": value},
-        }
-    ).encode()
+    return json.dumps(objects.configmap(name, namespace=namespace, data={"value": value})).encode()
 
 
 def send_in_pieces(sock: ssl.SSLSocket, data: bytes, *, piece: int, pause: float) -> None:

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests import objects
 from tests.support import Kubectl, Server, start_server
 
 # one server for the module, on one worker; the unsafe DELETE at the end removes the corruption
@@ -30,14 +31,11 @@ def broken(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, i
     data = tmp_path_factory.mktemp("corrupt") / "data"
     server = start_server(data)
     for namespace in ("broken-ns", "fine-ns"):
-        status, body, _ = server.request(
-            "POST", "/api/v1/namespaces", {"metadata": {"name": namespace}}
-        )
+        status, body, _ = server.request("POST", "/api/v1/namespaces", objects.namespace(namespace))
         assert status == 201, body
     for namespace, name in (("broken-ns", "victim"), ("broken-ns", "good"), ("fine-ns", "other")):
-        status, body, _ = server.request(
-            "POST", cm_path(namespace), {"metadata": {"name": name}, "data": {"k": "v"}}
-        )
+        cm = objects.configmap(name, data={"k": "v"})
+        status, body, _ = server.request("POST", cm_path(namespace), cm)
         assert status == 201, body
     assert server.stop() == 0
 

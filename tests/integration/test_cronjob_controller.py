@@ -13,6 +13,7 @@ from setpoint.client.api import CRONJOBS, EVENTS, JOBS, ApiClient, Obj
 from setpoint.client.events import EventRecorder
 from setpoint.client.factory import SharedInformers
 from setpoint.controllers.cronjob import SCHEDULED_TIMESTAMP, CronJobController
+from tests import objects
 from tests.support import eventually
 
 
@@ -45,26 +46,10 @@ async def controller(client: ApiClient, clock: FakeClock) -> AsyncIterator[CronJ
 
 
 def cron_job_manifest(name: str, policy: str = "Allow") -> Obj:
-    return {
-        "apiVersion": "batch/v1",
-        "kind": "CronJob",
-        "metadata": {"name": name},
-        "spec": {
-            "schedule": "* * * * *",
-            "concurrencyPolicy": policy,
-            "jobTemplate": {
-                "metadata": {"labels": {"app": name}},
-                "spec": {
-                    "template": {
-                        "spec": {
-                            "restartPolicy": "Never",
-                            "containers": [{"name": "main", "image": "busybox"}],
-                        }
-                    }
-                },
-            },
-        },
-    }
+    """A CronJob due every minute under concurrency ``policy``, its Jobs labelled
+    ``app: <name>``."""
+    jobs = objects.job_template({"app": name}, containers=[objects.container("main")])
+    return objects.cron_job(name, schedule="* * * * *", concurrencyPolicy=policy, jobTemplate=jobs)
 
 
 def next_minute(moment: datetime) -> datetime:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from tests import objects
 from tests.support import Server
 
 CM = "/api/v1/namespaces/{ns}/configmaps"
@@ -82,10 +83,7 @@ def test_failed_uid_precondition_is_409_and_keeps_the_object(
 
 
 def test_unscheduled_pod_is_deleted_at_once(server: Server, namespace: str) -> None:
-    pod = {
-        "metadata": {"name": "p"},
-        "spec": {"containers": [{"name": "c", "image": "busybox", "command": ["sleep", "9"]}]},
-    }
+    pod = objects.pod("p", containers=[objects.container("c", command=["sleep", "9"])])
     status, _, _ = server.request("POST", f"/api/v1/namespaces/{namespace}/pods", pod)
     assert status == 201
     status, body, _ = server.request("DELETE", f"/api/v1/namespaces/{namespace}/pods/p")
@@ -95,20 +93,12 @@ def test_unscheduled_pod_is_deleted_at_once(server: Server, namespace: str) -> N
 
 
 def test_bound_pod_is_deleted_gracefully(server: Server, namespace: str) -> None:
-    pod = {
-        "metadata": {"name": "p"},
-        "spec": {"containers": [{"name": "c", "image": "busybox", "command": ["sleep", "9"]}]},
-    }
+    pod = objects.pod("p", containers=[objects.container("c", command=["sleep", "9"])])
     server.request("POST", f"/api/v1/namespaces/{namespace}/pods", pod)
     status, _, _ = server.request(
         "POST",
         f"/api/v1/namespaces/{namespace}/pods/p/binding",
-        {
-            "apiVersion": "v1",
-            "kind": "Binding",
-            "metadata": {"name": "p"},
-            "target": {"apiVersion": "v1", "kind": "Node", "name": "node-a"},
-        },
+        objects.binding("p", "node-a"),
     )
     assert status == 201
     status, body, _ = server.request("DELETE", f"/api/v1/namespaces/{namespace}/pods/p")
@@ -126,7 +116,7 @@ def test_bound_pod_is_deleted_gracefully(server: Server, namespace: str) -> None
 
 
 def test_deleting_a_namespace_makes_it_terminating_and_closed(server: Server) -> None:
-    server.request("POST", "/api/v1/namespaces", {"metadata": {"name": "doomed"}})
+    server.request("POST", "/api/v1/namespaces", objects.namespace("doomed"))
     status, body, _ = server.request("DELETE", "/api/v1/namespaces/doomed")
     assert status == 200
     assert body["status"]["phase"] == "Terminating"

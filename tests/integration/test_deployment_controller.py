@@ -22,6 +22,7 @@ from setpoint.client.events import EventRecorder
 from setpoint.client.factory import SharedInformers
 from setpoint.controllers.deployment import REVISION, DeploymentController
 from setpoint.controllers.replicaset import ReplicaSetController
+from tests import objects
 from tests.support import eventually
 
 
@@ -42,22 +43,10 @@ async def controllers(client: ApiClient) -> AsyncIterator[None]:
 
 
 def deployment(name: str, replicas: int, *, image: str = "v1", strategy: Obj | None = None) -> Obj:
-    spec: Obj = {
-        "replicas": replicas,
-        "selector": {"matchLabels": {"app": name}},
-        "template": {
-            "metadata": {"labels": {"app": name}},
-            "spec": {"containers": [{"name": "c", "image": image, "command": ["sleep"]}]},
-        },
-    }
-    if strategy is not None:
-        spec["strategy"] = strategy
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name},
-        "spec": spec,
-    }
+    """A Deployment of ``replicas`` pods whose container ``c`` runs ``image``."""
+    rollout = {} if strategy is None else {"strategy": strategy}
+    containers = [objects.container("c", image, command=["sleep"])]
+    return objects.deployment(name, containers=containers, replicas=replicas, **rollout)
 
 
 async def active_pods(client: ApiClient, namespace: str) -> list[Obj]:

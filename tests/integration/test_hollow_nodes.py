@@ -13,6 +13,7 @@ import pytest
 
 from setpoint.client.api import LEASES, NODES, PODS, ApiClient, ApiError
 from setpoint.sim.hollow import KUBELET_VERSION, HollowNodes, parse_time
+from tests import objects
 from tests.support import SETPOINT, Kubectl, Server, eventually, wait_for
 
 Obj = dict[str, Any]
@@ -62,22 +63,14 @@ async def create_bound_pod(
     restart_policy: str = "Always",
     annotations: dict[str, str] | None = None,
 ) -> Obj:
-    pod = {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": name, "annotations": annotations or {}},
-        "spec": {
-            "restartPolicy": restart_policy,
-            "containers": [{"name": "main", "image": "busybox:1.36", "command": ["true"]}],
-        },
-    }
+    pod = objects.pod(
+        name,
+        annotations=annotations or {},
+        containers=[objects.container("main", "busybox:1.36", command=["true"])],
+        restartPolicy=restart_policy,
+    )
     created = await client.create(PODS, pod, namespace)
-    binding = {
-        "apiVersion": "v1",
-        "kind": "Binding",
-        "metadata": {"name": name},
-        "target": {"apiVersion": "v1", "kind": "Node", "name": node},
-    }
+    binding = objects.binding(name, node)
     await client.request("POST", PODS.path(namespace, name, "binding"), body=binding)
     return created
 

@@ -14,6 +14,7 @@ from setpoint.client.api import EVENTS, JOBS, PODS, ApiClient, Obj
 from setpoint.client.events import EventRecorder
 from setpoint.client.factory import SharedInformers
 from setpoint.controllers.job import JOB_TRACKING_FINALIZER, JobController
+from tests import objects
 from tests.support import eventually
 
 
@@ -33,20 +34,8 @@ async def controller(client: ApiClient) -> AsyncIterator[JobController]:
 
 
 def job_manifest(name: str, **spec: Any) -> Obj:
-    return {
-        "apiVersion": "batch/v1",
-        "kind": "Job",
-        "metadata": {"name": name},
-        "spec": {
-            "template": {
-                "spec": {
-                    "restartPolicy": "Never",
-                    "containers": [{"name": "main", "image": "busybox", "command": ["true"]}],
-                }
-            },
-            **spec,
-        },
-    }
+    """A Job whose pods' one container, ``main``, runs ``true``."""
+    return objects.job(name, containers=[objects.container("main", command=["true"])], **spec)
 
 
 def now() -> str:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from tests import objects
 from tests.support import (
     KUBECTL,
     Kubectl,
@@ -70,12 +71,10 @@ def node_token(server: Server) -> str:
 
 
 def lease(name: str) -> dict[str, object]:
-    return {
-        "apiVersion": "coordination.k8s.io/v1",
-        "kind": "Lease",
-        "metadata": {"name": name, "namespace": "kube-node-lease"},
-        "spec": {"holderIdentity": name, "leaseDurationSeconds": 40},
-    }
+    """The heartbeat Lease of the node ``name``."""
+    return objects.lease(
+        name, namespace="kube-node-lease", holderIdentity=name, leaseDurationSeconds=40
+    )
 
 
 def test_over_the_limit_is_429_with_retry_after_while_nodes_keep_their_seats(

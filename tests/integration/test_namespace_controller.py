@@ -22,6 +22,7 @@ from setpoint.client.discovery import Discovered, server_preferred_resources
 from setpoint.client.events import EventRecorder
 from setpoint.client.factory import SharedInformers
 from setpoint.controllers.namespace import NamespaceController, namespace_content
+from tests import objects
 from tests.integration.samples import sample
 from tests.support import Kubectl, Server, eventually
 
@@ -48,7 +49,7 @@ async def controller(client: ApiClient) -> AsyncIterator[NamespaceController]:
 @pytest.fixture
 async def doomed(client: ApiClient) -> str:
     name = f"doomed-{uuid.uuid4().hex[:8]}"
-    await client.create(NAMESPACES, {"metadata": {"name": name}})
+    await client.create(NAMESPACES, objects.namespace(name))
     return name
 
 
@@ -68,23 +69,9 @@ def condition(ns: Obj, kind: str) -> Obj:
     return {}
 
 
-def pod(name: str) -> Obj:
-    return {
-        "metadata": {"name": name},
-        "spec": {"containers": [{"name": "c", "image": "busybox", "command": ["sleep", "9"]}]},
-    }
-
-
 async def bind(client: ApiClient, namespace: str, name: str) -> None:
     await client.request(
-        "POST",
-        PODS.path(namespace, name, "binding"),
-        body={
-            "apiVersion": "v1",
-            "kind": "Binding",
-            "metadata": {"name": name},
-            "target": {"apiVersion": "v1", "kind": "Node", "name": "node-a"},
-        },
+        "POST", PODS.path(namespace, name, "binding"), body=objects.binding(name, "node-a")
     )
 
 
@@ -92,7 +79,7 @@ async def test_kubectl_delete_namespace_removes_content_then_namespace(
     controller: NamespaceController, client: ApiClient, server: Server, doomed: str
 ) -> None:
     for i in range(3):
-        await client.create(CONFIGMAPS, {"metadata": {"name": f"cm-{i}"}}, doomed)
+        await client.create(CONFIGMAPS, objects.configmap(f"cm-{i}"), doomed)
     kubectl = Kubectl(server)
     await asyncio.to_thread(kubectl, "delete", "namespace", doomed, "--timeout=30s")
     assert await namespace_or_none(client, doomed) is None
@@ -105,9 +92,10 @@ async def test_remaining_content_is_reported_in_conditions_until_it_is_gone(
 ) -> None:
     # two pods bound to a node terminate gracefully: they stay until their node confirms
     for name in ("p-0", "p-1"):
-        await client.create(PODS, pod(name), doomed)
+        pod = objects.pod(name, containers=[objects.container("c", command=["sleep", "9"])])
+        await client.create(PODS, pod, doomed)
         await bind(client, doomed, name)
-    await client.create(CONFIGMAPS, {"metadata": {"name": "cm"}}, doomed)
+    await client.create(CONFIGMAPS, objects.configmap("cm"), doomed)
     await client.delete(NAMESPACES, doomed)
 
     async def pods_reported() -> Obj | None:
@@ -144,9 +132,8 @@ async def test_remaining_content_is_reported_in_conditions_until_it_is_gone(
 async def test_finalizers_on_content_hold_the_namespace(
     controller: NamespaceController, client: ApiClient, doomed: str
 ) -> None:
-    await client.create(
-        CONFIGMAPS, {"metadata": {"name": "held", "finalizers": ["example.com/hold"]}}, doomed
-    )
+    holding = objects.configmap("held", metadata={"finalizers": ["example.com/hold"]})
+    await client.create(CONFIGMAPS, holding, doomed)
     await client.delete(NAMESPACES, doomed)
 
     async def finalizers_reported() -> Obj | None:
@@ -176,7 +163,7 @@ async def test_finalizers_on_content_hold_the_namespace(
 async def test_namespace_not_being_deleted_is_left_alone(
     controller: NamespaceController, client: ApiClient, doomed: str
 ) -> None:
-    await client.create(CONFIGMAPS, {"metadata": {"name": "keep"}}, doomed)
+    await client.create(CONFIGMAPS, objects.configmap("keep"), doomed)
     await asyncio.sleep(0.5)
     ns = await client.get(NAMESPACES, doomed)
     assert not (ns.get("status") or {}).get("conditions")
@@ -244,7 +231,7 @@ async def test_a_namespace_is_not_finalized_while_discovery_fails(
     await informers.wait_synced()
     task = asyncio.create_task(ctrl.run())
     try:
-        await client.create(CONFIGMAPS, {"metadata": {"name": "hidden"}}, doomed)
+        await client.create(CONFIGMAPS, objects.configmap("hidden"), doomed)
         await client.delete(NAMESPACES, doomed)
 
         async def discovery_failure_reported() -> Obj | None:

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests import objects
 from tests.support import Server
 
 PATCH_TYPES = [
@@ -69,26 +70,18 @@ json_patch_ops = st.lists(
     max_size=4,
 )
 
-DEPLOYMENT = {
-    "apiVersion": "apps/v1",
-    "kind": "Deployment",
-    "metadata": {"name": "fuzzed", "labels": {"app": "f"}},
-    "spec": {
-        "replicas": 1,
-        "selector": {"matchLabels": {"app": "f"}},
-        "template": {
-            "metadata": {"labels": {"app": "f"}},
-            "spec": {"containers": [{"name": "c", "image": "busybox", "command": ["sleep", "1"]}]},
-        },
-    },
-}
+DEPLOYMENT = objects.deployment(
+    "fuzzed",
+    labels={"app": "f"},
+    pod_labels={"app": "f"},
+    containers=[objects.container("c", command=["sleep", "1"])],
+    replicas=1,
+)
 
 
 @pytest.fixture(scope="module")
 def target(server: Server) -> str:
-    status, _, _ = server.request(
-        "POST", "/api/v1/namespaces", {"metadata": {"name": "fuzz-patches"}}
-    )
+    status, _, _ = server.request("POST", "/api/v1/namespaces", objects.namespace("fuzz-patches"))
     assert status in (201, 409)
     path = "/apis/apps/v1/namespaces/fuzz-patches/deployments"
     status, _, _ = server.request("POST", path, DEPLOYMENT)

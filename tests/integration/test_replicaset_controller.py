@@ -13,6 +13,7 @@ from setpoint.client.api import EVENTS, PODS, REPLICASETS, ApiClient, Obj
 from setpoint.client.events import EventRecorder
 from setpoint.client.factory import SharedInformers
 from setpoint.controllers.replicaset import ReplicaSetController
+from tests import objects
 from tests.support import eventually
 
 T = TypeVar("T")
@@ -31,29 +32,16 @@ async def controller(client: ApiClient) -> AsyncIterator[ReplicaSetController]:
     await informers.stop()
 
 
-def replica_set(name: str, replicas: int, app: str = "web") -> Obj:
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "ReplicaSet",
-        "metadata": {"name": name},
-        "spec": {
-            "replicas": replicas,
-            "selector": {"matchLabels": {"app": app}},
-            "template": {
-                "metadata": {"labels": {"app": app}, "annotations": {"note": "x"}},
-                "spec": {"containers": [{"name": "c", "image": "busybox", "command": ["sleep"]}]},
-            },
-        },
-    }
-
-
-def orphan_pod(name: str, labels: dict[str, str]) -> Obj:
-    return {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": name, "labels": labels},
-        "spec": {"containers": [{"name": "c", "image": "busybox"}]},
-    }
+def replica_set(name: str, replicas: int) -> Obj:
+    """A ReplicaSet of ``replicas`` pods labelled ``app: web`` and annotated ``note: x``."""
+    template = objects.pod_template(
+        {"app": "web"},
+        annotations={"note": "x"},
+        containers=[objects.container("c", command=["sleep"])],
+    )
+    return objects.replica_set(
+        name, pod_labels={"app": "web"}, template=template, replicas=replicas
+    )
 
 
 async def active_pods(client: ApiClient, namespace: str) -> list[Obj]:
@@ -173,7 +161,7 @@ async def _ready_count(client: ApiClient, namespace: str, n: int) -> bool:
 async def test_adopts_orphans_and_releases_non_matching(
     client: ApiClient, namespace: str, controller: ReplicaSetController
 ) -> None:
-    await client.create(PODS, orphan_pod("stray", {"app": "web"}), namespace)
+    await client.create(PODS, objects.pod("stray", labels={"app": "web"}), namespace)
     rs = await client.create(REPLICASETS, replica_set("web", 2), namespace)
 
     async def adopted() -> bool:

@@ -15,6 +15,7 @@ from setpoint.client.api import EVENTS, NAMESPACES, NODES, PODS, ApiClient, Clie
 from setpoint.client.events import EventRecorder
 from setpoint.client.factory import SharedInformers
 from setpoint.scheduler.scheduler import Scheduler
+from tests import objects
 from tests.support import Server, eventually, start_server
 
 Obj = dict[str, Any]
@@ -42,9 +43,7 @@ async def client(sched_server: Server) -> AsyncIterator[ApiClient]:
 @pytest.fixture
 async def ns(client: ApiClient) -> AsyncIterator[str]:
     name = f"s-{uuid.uuid4().hex[:8]}"
-    await client.create(
-        NAMESPACES, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
-    )
+    await client.create(NAMESPACES, objects.namespace(name))
     yield name
     # Pods left Pending would compete for the next test's nodes.
     for pod in (await client.list(PODS, name)).get("items") or []:
@@ -69,30 +68,20 @@ async def scheduler(client: ApiClient) -> AsyncIterator[Scheduler]:
 def node_obj(
     name: str, *, cpu: str = "4", memory: str = "8Gi", labels: dict[str, str] | None = None
 ) -> Obj:
-    return {
-        "apiVersion": "v1",
-        "kind": "Node",
-        "metadata": {"name": name, "labels": {"kubernetes.io/hostname": name, **(labels or {})}},
-        "status": {
-            "capacity": {"cpu": cpu, "memory": memory, "pods": "110"},
-            "allocatable": {"cpu": cpu, "memory": memory, "pods": "110"},
-            "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady"}],
-        },
-    }
+    """A Ready node offering ``cpu`` and ``memory``."""
+    return objects.node(
+        name,
+        labels=labels,
+        allocatable={"cpu": cpu, "memory": memory, "pods": "110"},
+        conditions=[{"type": "Ready", "status": "True", "reason": "KubeletReady"}],
+    )
 
 
 def pod_obj(name: str, *, cpu: str = "100m", **spec: Any) -> Obj:
-    return {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": name},
-        "spec": {
-            "containers": [
-                {"name": "c", "image": "busybox", "resources": {"requests": {"cpu": cpu}}}
-            ],
-            **spec,
-        },
-    }
+    """A pod whose one container requests ``cpu``."""
+    requests = {"requests": {"cpu": cpu}}
+    containers = [objects.container("c", resources=requests)]
+    return objects.pod(name, containers=containers, **spec)
 
 
 async def make_nodes(client: ApiClient, *nodes: Obj) -> list[str]:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests import objects
 from tests.disks import EXIT_CANNOT_START, remount, run_server_expecting_refusal, tmpfs
 from tests.support import Server, assert_watch_expired, start_server
 
@@ -17,7 +18,7 @@ CM = "/api/v1/namespaces/default/configmaps"
 
 
 def create_configmap(server: Server, name: str) -> int:
-    status, body, _ = server.request("POST", CM, {"metadata": {"name": name}, "data": {"k": "v"}})
+    status, body, _ = server.request("POST", CM, objects.configmap(name, data={"k": "v"}))
     assert status == 201, body
     return int(body["metadata"]["resourceVersion"])
 

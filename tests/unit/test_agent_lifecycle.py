@@ -11,14 +11,18 @@ from setpoint.agent.lifecycle import (
     deadline_exceeded_status,
 )
 from setpoint.client.nodes import rfc3339
+from tests import objects
 
 
 def _pod(phase: str = "Running", **status: str) -> dict[str, object]:
-    return {
-        "metadata": {"name": "p", "namespace": "ns", "uid": "u"},
-        "spec": {"activeDeadlineSeconds": 30, "containers": [{"name": "app"}]},
-        "status": {"phase": phase, "startTime": rfc3339(1000.0), **status},
-    }
+    """A pod in ``phase`` that started at 1000 and may run for 30 seconds."""
+    return objects.pod(
+        "p",
+        namespace="ns",
+        metadata={"uid": "u"},
+        status={"phase": phase, "startTime": rfc3339(1000.0), **status},
+        activeDeadlineSeconds=30,
+    )
 
 
 def test_active_deadline_is_start_time_plus_seconds() -> None:

@@ -21,22 +21,26 @@ from setpoint.agent.pods import (
     runs_args_as_command,
 )
 from setpoint.agent.runtime import ContainerState, ExitRecord
+from tests import objects
+from tests.objects import container
 
 T0 = 1_800_000_000.0
 UID = "uid-1"
 
 
 def pod(containers: list[dict[str, Any]], restart_policy: str = "Always") -> dict[str, Any]:
-    return {
-        "metadata": {"name": "web", "namespace": "ns", "uid": UID, "labels": {"app": "a"}},
-        "spec": {
-            "nodeName": "n1",
-            "serviceAccountName": "sa",
-            "restartPolicy": restart_policy,
-            "containers": containers,
-        },
-        "status": {"phase": "Pending"},
-    }
+    """The pod ``web``, bound to this node ``n1`` and not started yet, of ``containers``."""
+    return objects.pod(
+        "web",
+        namespace="ns",
+        labels={"app": "a"},
+        metadata={"uid": UID},
+        containers=containers,
+        status={"phase": "Pending"},
+        nodeName="n1",
+        serviceAccountName="sa",
+        restartPolicy=restart_policy,
+    )
 
 
 def spec_of(container: dict[str, Any], restart_policy: str = "Always") -> Any:
@@ -255,7 +259,7 @@ def test_unsupported_value_from_is_a_config_error() -> None:
 
 # ------------------------------------------------------------------ container statuses
 
-APP: dict[str, Any] = {"name": "app", "image": "busybox", "command": ["sleep", "1"]}
+APP = container("app", "busybox", command=["sleep", "1"])
 
 
 def test_not_yet_started_container_is_creating() -> None:
@@ -417,7 +421,7 @@ def test_condition_transition_time_kept_while_status_unchanged() -> None:
 
 # ------------------------------------------------------------------ init containers
 
-INIT: dict[str, Any] = {"name": "init", "command": ["true"]}
+INIT = container("init", command=["true"])
 
 
 def init_pod(policy: str = "Always") -> dict[str, Any]:
@@ -483,7 +487,7 @@ def test_init_containers_run_to_success() -> None:
 
 # ------------------------------------------------------------------ sidecars (restartable init)
 
-SIDECAR: dict[str, Any] = {"name": "proxy", "command": ["sleep", "1000"], "restartPolicy": "Always"}
+SIDECAR = container("proxy", command=["sleep", "1000"], restartPolicy="Always")
 
 
 def sidecar_pod(policy: str = "Always") -> dict[str, Any]:

@@ -24,7 +24,9 @@ from setpoint.api.merge.fieldpath import (
 from setpoint.api.merge.goview import go_message_for, go_view
 from setpoint.api.merge.merge import LAST_APPLIED_ANNOTATION, ApplyInvalid, apply, track_update
 from setpoint.api.merge.typed import compare, root_type
+from tests import objects
 from tests.merge_oracle import decode_managed_fields, fieldset_of
+from tests.objects import configmap, container
 
 DEPLOYMENT = "io.k8s.api.apps.v1.Deployment"
 CONFIGMAP = "io.k8s.api.core.v1.ConfigMap"
@@ -36,22 +38,14 @@ def f(*names: str) -> tuple[Any, ...]:
     return tuple(field(n) for n in names)
 
 
-def deployment(**spec_overrides: Any) -> dict[str, Any]:
-    spec: dict[str, Any] = {
-        "replicas": 2,
-        "selector": {"matchLabels": {"app": "web"}},
-        "template": {
-            "metadata": {"labels": {"app": "web"}},
-            "spec": {"containers": [{"name": "web", "image": "nginx:1.25"}]},
-        },
-    }
-    spec.update(spec_overrides)
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": "web", "labels": {"app": "web"}},
-        "spec": spec,
-    }
+def deployment(**spec: Any) -> dict[str, Any]:
+    """The Deployment ``web`` (labelled ``app: web``) of two ``nginx:1.25`` pods."""
+    return objects.deployment(
+        "web",
+        labels={"app": "web"},
+        containers=[container("web", "nginx:1.25")],
+        **{"replicas": 2, **spec},
+    )
 
 
 def do_apply(
@@ -307,7 +301,7 @@ def test_set_merge_order_matches_structured_merge_diff(
     live: list[Any], applied: list[Any], merged: list[Any]
 ) -> None:
     kw: dict[str, Any] = {"definition": CONFIGMAP, "api_version": "v1"}
-    base = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}}
+    base = configmap("c")
     first = do_apply(None, {**base, "metadata": {"name": "c", "finalizers": live}}, "one", **kw)
     second = {**base, "metadata": {"name": "c", "finalizers": applied}}
     assert do_apply(first, second, "two", **kw)["metadata"]["finalizers"] == merged
@@ -315,13 +309,7 @@ def test_set_merge_order_matches_structured_merge_diff(
 
 def test_map_list_merge_order_matches_structured_merge_diff() -> None:
     def pod(*names: str) -> dict[str, Any]:
-        containers = [{"name": n, "image": "i"} for n in names]
-        return {
-            "apiVersion": "v1",
-            "kind": "Pod",
-            "metadata": {"name": "p"},
-            "spec": {"containers": containers},
-        }
+        return objects.pod("p", containers=[container(n, "i") for n in names])
 
     kw: dict[str, Any] = {"definition": POD, "api_version": "v1"}
     for live, applied, merged in [
@@ -767,18 +755,10 @@ def test_both_appliers_own_a_shared_container_field() -> None:
 
 
 def test_set_lists_merge_by_value() -> None:
-    cm = {
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": {"name": "c", "finalizers": ["a/one"]},
-    }
+    cm = configmap("c", metadata={"finalizers": ["a/one"]})
     kw: dict[str, Any] = {"definition": CONFIGMAP, "api_version": "v1"}
     live = store(do_apply(None, cm, "a", now=T0, **kw))
-    other = {
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": {"name": "c", "finalizers": ["b/two", "a/one"]},
-    }
+    other = configmap("c", metadata={"finalizers": ["b/two", "a/one"]})
     out = do_apply(live, other, "b", now=T1, **kw)
     assert out["metadata"]["finalizers"] == ["b/two", "a/one"]
     fin = f("metadata", "finalizers")
@@ -806,7 +786,7 @@ def test_atomic_fields_are_replaced_whole() -> None:
 
 def test_configmap_data_keys_are_granular() -> None:
     kw: dict[str, Any] = {"definition": CONFIGMAP, "api_version": "v1"}
-    base = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}}
+    base = configmap("c")
     live = store(do_apply(None, {**base, "data": {"a": "1"}}, "one", now=T0, **kw))
     out = do_apply(live, {**base, "data": {"b": "2"}}, "two", now=T1, **kw)
     assert out["data"] == {"a": "1", "b": "2"}
@@ -1015,20 +995,8 @@ def test_invalid_apply_requests() -> None:
 
 
 def test_duplicate_live_items_survive_tracking() -> None:
-    pod: dict[str, Any] = {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": "p"},
-        "spec": {
-            "containers": [
-                {
-                    "name": "c",
-                    "image": "i",
-                    "env": [{"name": "A", "value": "1"}, {"name": "A", "value": "2"}],
-                }
-            ]
-        },
-    }
+    env = [{"name": "A", "value": "1"}, {"name": "A", "value": "2"}]
+    pod = objects.pod("p", containers=[container("c", "i", env=env)])
     kw: dict[str, Any] = {"definition": POD, "api_version": "v1"}
     out = update(None, pod, "kubectl-create", **kw)
     env = FieldSet.from_fieldsv1(out["metadata"]["managedFields"][0]["fieldsV1"])
@@ -1053,7 +1021,7 @@ _maps = st.dictionaries(_label_keys, _label_values, max_size=4)
 
 @st.composite
 def configmaps(draw: st.DrawFn) -> dict[str, Any]:
-    meta: dict[str, Any] = {"name": "c"}
+    meta: dict[str, Any] = {}
     for key in ("labels", "annotations"):
         value = draw(st.none() | _maps)
         if value is not None:
@@ -1061,7 +1029,7 @@ def configmaps(draw: st.DrawFn) -> dict[str, Any]:
     finalizers = draw(st.lists(_label_keys, unique=True, max_size=3))
     if finalizers:
         meta["finalizers"] = finalizers
-    obj: dict[str, Any] = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta}
+    obj = configmap("c", metadata=meta)
     data = draw(st.none() | _maps)
     if data is not None:
         obj["data"] = data

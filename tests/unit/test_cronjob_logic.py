@@ -18,6 +18,8 @@ from setpoint.controllers.cronjob import (
     schedule_for,
     too_late,
 )
+from tests import objects
+from tests.objects import job, job_template
 
 CREATED = datetime(2030, 1, 1, 0, 0, 30, tzinfo=UTC)
 
@@ -27,26 +29,16 @@ def stamp(moment: datetime) -> str:
 
 
 def cron_job(schedule: str = "*/5 * * * *", **spec: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": "batch/v1",
-        "kind": "CronJob",
-        "metadata": {
-            "name": "tick",
-            "namespace": "ns",
-            "uid": "cj-uid",
-            "creationTimestamp": stamp(CREATED),
-        },
-        "spec": {
-            "schedule": schedule,
-            "concurrencyPolicy": "Allow",
-            "jobTemplate": {
-                "metadata": {"labels": {"app": "tick"}},
-                "spec": {"template": {"spec": {"restartPolicy": "Never", "containers": []}}},
-            },
-            **spec,
-        },
-        "status": {},
-    }
+    """The CronJob ``tick``, created at ``CREATED``, on ``schedule``."""
+    jobs = job_template({"app": "tick"}, containers=[])
+    spec = {"schedule": schedule, "concurrencyPolicy": "Allow", "jobTemplate": jobs, **spec}
+    return objects.cron_job(
+        "tick",
+        namespace="ns",
+        metadata={"uid": "cj-uid", "creationTimestamp": stamp(CREATED)},
+        status={},
+        **spec,
+    )
 
 
 def at(minute: int, second: int = 0) -> datetime:
@@ -133,13 +125,9 @@ def test_concurrency_policies() -> None:
 
 
 def finished(name: str, kind: str, started: int) -> dict[str, Any]:
-    return {
-        "metadata": {"name": name},
-        "status": {
-            "startTime": stamp(at(started)),
-            "conditions": [{"type": kind, "status": "True"}],
-        },
-    }
+    """A Job started at minute ``started`` that has finished as ``kind``."""
+    conditions = [{"type": kind, "status": "True"}]
+    return job(name, status={"startTime": stamp(at(started)), "conditions": conditions})
 
 
 def test_history_keeps_the_newest_finished_jobs() -> None:
@@ -149,7 +137,7 @@ def test_history_keeps_the_newest_finished_jobs() -> None:
         finished("ok-2", "Complete", 2),
         finished("bad-1", "Failed", 1),
         finished("bad-2", "Failed", 2),
-        {"metadata": {"name": "running"}, "status": {"startTime": stamp(at(0))}},
+        job("running", status={"startTime": stamp(at(0))}),
     ]
     doomed = [j["metadata"]["name"] for j in jobs_to_clean_up(jobs, 2, 1)]
     assert doomed == ["ok-1", "bad-1"]

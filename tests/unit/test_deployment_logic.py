@@ -41,53 +41,56 @@ from setpoint.controllers.deployment.util import (
 )
 from setpoint.controllers.util.conditions import get_condition
 from setpoint.meta.timestamps import format_time
+from tests.objects import container, deployment, pod_template, replica_set
 
 NOW = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
-TEMPLATE: Obj = {
-    "metadata": {"labels": {"app": "web"}},
-    "spec": {"containers": [{"name": "c", "image": "v1"}]},
-}
+TEMPLATE: Obj = pod_template({"app": "web"}, containers=[container("c", "v1")])
 
 
 def deploy(replicas: int = 10, surge: int | str = "25%", unavailable: int | str = "25%") -> Obj:
-    return {
-        "metadata": {"name": "web", "namespace": "ns", "uid": "d-uid", "generation": 2},
-        "spec": {
-            "replicas": replicas,
-            "selector": {"matchLabels": {"app": "web"}},
-            "template": copy.deepcopy(TEMPLATE),
-            "strategy": {
-                "type": "RollingUpdate",
-                "rollingUpdate": {"maxSurge": surge, "maxUnavailable": unavailable},
-            },
-            "revisionHistoryLimit": 2,
-            "progressDeadlineSeconds": 600,
+    """The Deployment ``web`` of ``TEMPLATE``, rolling with ``surge`` and ``unavailable``."""
+    return deployment(
+        "web",
+        namespace="ns",
+        metadata={"uid": "d-uid", "generation": 2},
+        status={"observedGeneration": 2},
+        replicas=replicas,
+        selector={"matchLabels": {"app": "web"}},
+        template=copy.deepcopy(TEMPLATE),
+        strategy={
+            "type": "RollingUpdate",
+            "rollingUpdate": {"maxSurge": surge, "maxUnavailable": unavailable},
         },
-        "status": {"observedGeneration": 2},
-    }
+        revisionHistoryLimit=2,
+        progressDeadlineSeconds=600,
+    )
 
 
 def rset(
     name: str, replicas: int, available: int | None = None, *, age: int = 0, rev: int = 1
 ) -> Obj:
+    """A ReplicaSet of ``TEMPLATE`` at revision ``rev``, ``age`` seconds old, with
+    ``available`` of its ``replicas`` (all unless given) ready and available."""
     available = replicas if available is None else available
-    return {
-        "metadata": {
-            "name": name,
-            "namespace": "ns",
+    return replica_set(
+        name,
+        namespace="ns",
+        annotations={REVISION: str(rev)},
+        metadata={
             "uid": f"uid-{name}",
             "creationTimestamp": format_time(NOW - timedelta(seconds=age)),
-            "annotations": {REVISION: str(rev)},
             "generation": 1,
         },
-        "spec": {"replicas": replicas, "template": copy.deepcopy(TEMPLATE)},
-        "status": {
+        status={
             "replicas": replicas,
             "readyReplicas": available,
             "availableReplicas": available,
             "observedGeneration": 1,
         },
-    }
+        replicas=replicas,
+        pod_labels={"app": "web"},
+        template=copy.deepcopy(TEMPLATE),
+    )
 
 
 @pytest.mark.parametrize(
@@ -152,7 +155,7 @@ def test_equal_ignore_hash_and_find_new() -> None:
 def test_new_replica_set_gets_revision_and_replica_annotations() -> None:
     d = deploy(4, 1, 0)
     d["metadata"]["annotations"] = {"team": "a", REVISION: "7"}
-    rs: Obj = {"metadata": {"name": "x"}, "spec": {"replicas": 0}}
+    rs = replica_set("x", replicas=0)
     assert set_new_replica_set_annotations(d, rs, 3, exists=False)
     assert rs["metadata"]["annotations"] == {
         "team": "a",

@@ -15,19 +15,24 @@ from setpoint.sim.hollow import (
     pod_timing,
     terminated_pod_status,
 )
+from tests import objects
+from tests.objects import container
 
 T0 = 1_800_000_000.0
 
 
 def pod(restart_policy: str = "Always", **annotations: str) -> dict[str, Any]:
-    return {
-        "metadata": {"name": "p", "namespace": "ns", "uid": "u-1", "annotations": annotations},
-        "spec": {
-            "restartPolicy": restart_policy,
-            "containers": [{"name": "a", "image": "img"}, {"name": "b", "image": "img"}],
-        },
-        "status": {"phase": "Pending", "qosClass": "BestEffort"},
-    }
+    """A pod of two containers, ``a`` and ``b``, whose ``annotations`` tell the hollow node
+    how it runs."""
+    return objects.pod(
+        "p",
+        namespace="ns",
+        annotations=annotations,
+        metadata={"uid": "u-1"},
+        containers=[container("a", "img"), container("b", "img")],
+        status={"phase": "Pending", "qosClass": "BestEffort"},
+        restartPolicy=restart_policy,
+    )
 
 
 def test_service_pod_runs_forever() -> None:

@@ -31,6 +31,8 @@ from setpoint.controllers.job.indexed import (
 from setpoint.controllers.job.tracking import JOB_TRACKING_FINALIZER
 from setpoint.controllers.job.ttl import ttl_expires_at
 from setpoint.controllers.job.util import is_pod_failed
+from tests import objects
+from tests.objects import container, pod_template
 
 T0 = datetime(2030, 1, 1, tzinfo=UTC)
 
@@ -40,17 +42,14 @@ def stamp(moment: datetime) -> str:
 
 
 def job(**spec: Any) -> dict[str, Any]:
-    template = {
-        "metadata": {"labels": {"batch.kubernetes.io/job-name": "pi"}},
-        "spec": {"restartPolicy": "Never", "containers": [{"name": "main", "image": "x"}]},
-    }
-    return {
-        "apiVersion": "batch/v1",
-        "kind": "Job",
-        "metadata": {"name": "pi", "namespace": "ns", "uid": "job-uid"},
-        "spec": {"backoffLimit": 6, "template": template, **spec},
-        "status": {},
-    }
+    """The Job ``pi`` as its controller sees it: pods labelled with its name, six retries."""
+    template = pod_template(
+        {"batch.kubernetes.io/job-name": "pi"},
+        containers=[container("main", "x")],
+        restartPolicy="Never",
+    )
+    spec = {"backoffLimit": 6, "template": template, **spec}
+    return objects.job("pi", namespace="ns", metadata={"uid": "job-uid"}, status={}, **spec)
 
 
 def pod(
@@ -64,6 +63,8 @@ def pod(
     restarts: int = 0,
     deleting: bool = False,
 ) -> dict[str, Any]:
+    """A pod of that Job in ``phase``, its container ``main`` having exited with
+    ``exit_code`` (if given) at ``finished``, for completion ``index`` (if given)."""
     state: dict[str, Any] = {}
     if exit_code is not None:
         state = {"terminated": {"exitCode": exit_code, "finishedAt": stamp(finished or T0)}}
@@ -71,23 +72,24 @@ def pod(
     if index is not None:
         notes[COMPLETION_INDEX] = str(index)
     meta: dict[str, Any] = {
-        "name": f"p{id(state)}",
-        "namespace": "ns",
         "uid": f"u{id(notes)}",
-        "annotations": notes,
         "finalizers": [JOB_TRACKING_FINALIZER],
         "creationTimestamp": stamp(T0),
     }
     if deleting:
         meta["deletionTimestamp"] = stamp(T0)
-    return {
-        "metadata": meta,
-        "status": {
+    return objects.pod(
+        f"p{id(state)}",
+        namespace="ns",
+        annotations=notes,
+        metadata=meta,
+        containers=[container("main", "x")],
+        status={
             "phase": phase,
             "conditions": conditions or [],
             "containerStatuses": [{"name": "main", "state": state, "restartCount": restarts}],
         },
-    }
+    )
 
 
 # ------------------------------------------------------------------ active pods

@@ -15,6 +15,19 @@ import pytest
 from setpoint.api.tables import to_table
 from setpoint.resources.catalog import KINDS
 from setpoint.resources.printers.base import DEFAULT_PRINTER, Printer, human_duration
+from tests import objects
+from tests.objects import (
+    configmap,
+    container,
+    cron_job,
+    deployment,
+    job_template,
+    lease,
+    namespace,
+    pod_template,
+    replica_set,
+    secret,
+)
 
 NOW = datetime(2026, 5, 1, 12, 0, 0, tzinfo=UTC)
 # each built-in kind's printer, as its declaration names it
@@ -35,8 +48,12 @@ def column_names(group: str, kind: str, priority: int) -> list[str]:
     return [c["name"] for c in PRINTERS[(group, kind)].columns if c["priority"] == priority]
 
 
+CREATED = {"creationTimestamp": ago(hours=5)}
+"""The metadata of every object here besides its name: made five hours before ``NOW``."""
+
+
 def meta(name: str = "x", **extra: Any) -> dict[str, Any]:
-    return {"name": name, "creationTimestamp": ago(hours=5), **extra}
+    return {"name": name, **CREATED, **extra}
 
 
 # --- every kind -----------------------------------------------------------------------------
@@ -106,27 +123,25 @@ def pod(
     spec: dict[str, Any] | None = None,
     **status: Any,
 ) -> dict[str, Any]:
-    """A pod whose containers are named after their statuses (``c0``, ``c1``, ...)."""
+    """A pod whose containers are named after their statuses (``c0``, ``c1``, ...; init
+    containers ``i0``, ``i1``, ...) with more of its ``spec`` and its ``status``."""
     containers = containers or []
     init = init or []
-    pod_spec: dict[str, Any] = {
-        "containers": [{"name": f"c{i}", "image": "busybox"} for i in range(len(containers))],
-        **(spec or {}),
-    }
-    if init and "initContainers" not in pod_spec:
-        pod_spec["initContainers"] = [
-            {"name": f"i{i}", "image": "busybox"} for i in range(len(init))
-        ]
-    return {
-        "metadata": meta("p"),
-        "spec": pod_spec,
-        "status": {
+    pod_spec: dict[str, Any] = dict(spec or {})
+    if init:
+        pod_spec.setdefault("initContainers", [container(f"i{i}") for i in range(len(init))])
+    return objects.pod(
+        "p",
+        metadata=CREATED,
+        containers=[container(f"c{i}") for i in range(len(containers))],
+        status={
             "phase": phase,
             "containerStatuses": [{"name": f"c{i}", **c} for i, c in enumerate(containers)],
             "initContainerStatuses": [{"name": f"i{i}", **c} for i, c in enumerate(init)],
             **status,
         },
-    }
+        **pod_spec,
+    )
 
 
 RUNNING = {"ready": True, "restartCount": 0, "state": {"running": {"startedAt": ago(hours=1)}}}
@@ -377,11 +392,13 @@ def test_table_rows_carry_pod_conditions() -> None:
 
 
 def node(*conditions: dict[str, Any], labels: dict[str, str] | None = None, **spec: Any) -> Any:
-    return {
-        "metadata": meta("node-a", labels=labels or {}),
-        "spec": spec,
-        "status": {
-            "conditions": list(conditions),
+    """The node ``node-a`` with ``conditions``, its versions and addresses."""
+    return objects.node(
+        "node-a",
+        labels=labels,
+        metadata=CREATED,
+        conditions=list(conditions),
+        status={
             "nodeInfo": {
                 "kubeletVersion": "v1.37.1",
                 "osImage": "Debian GNU/Linux 13",
@@ -393,7 +410,8 @@ def node(*conditions: dict[str, Any], labels: dict[str, str] | None = None, **sp
                 {"type": "InternalIP", "address": "10.0.0.5"},
             ],
         },
-    }
+        **spec,
+    )
 
 
 READY = {"type": "Ready", "status": "True"}
@@ -467,19 +485,19 @@ def test_node_wide_cells_are_unknown_without_node_info() -> None:
 
 
 def test_namespace_row() -> None:
-    obj = {"metadata": meta("team"), "status": {"phase": "Terminating"}}
+    obj = namespace("team", metadata=CREATED, status={"phase": "Terminating"})
     assert column_names("", "Namespace", 0) == ["Name", "Status", "Age"]
     assert cells("", "Namespace", obj) == ["team", "Terminating", "5h"]
 
 
 def test_configmap_data_counts_data_and_binary_data() -> None:
-    obj = {"metadata": meta("cfg"), "data": {"a": "1", "b": "2"}, "binaryData": {"c": "AA=="}}
+    obj = configmap("cfg", metadata=CREATED, data={"a": "1", "b": "2"}, binaryData={"c": "AA=="})
     assert column_names("", "ConfigMap", 0) == ["Name", "Data", "Age"]
     assert cells("", "ConfigMap", obj) == ["cfg", 3, "5h"]
 
 
 def test_secret_row() -> None:
-    obj = {"metadata": meta("s"), "type": "Opaque", "data": {"user": "bWU="}}
+    obj = secret("s", metadata=CREATED, type="Opaque", data={"user": "bWU="})
     assert column_names("", "Secret", 0) == ["Name", "Type", "Data", "Age"]
     assert cells("", "Secret", obj) == ["s", "Opaque", 1, "5h"]
 
@@ -491,13 +509,13 @@ def test_service_account_row_counts_secrets() -> None:
 
 
 def test_lease_row_shows_the_holder() -> None:
-    obj = {"metadata": meta("leader"), "spec": {"holderIdentity": "node-a"}}
+    obj = lease("leader", metadata=CREATED, holderIdentity="node-a")
     assert column_names("coordination.k8s.io", "Lease", 0) == ["Name", "Holder", "Age"]
     assert cells("coordination.k8s.io", "Lease", obj) == ["leader", "node-a", "5h"]
 
 
 def test_lease_holder_is_blank_when_unheld() -> None:
-    assert cells("coordination.k8s.io", "Lease", {"metadata": meta("l"), "spec": {}})[1] == ""
+    assert cells("coordination.k8s.io", "Lease", lease("l", metadata=CREATED))[1] == ""
 
 
 # --- events ---------------------------------------------------------------------------------
@@ -613,15 +631,9 @@ def test_events_v1_deprecated_fields_are_the_core_times_and_count() -> None:
 
 # --- deployments and replica sets -----------------------------------------------------------
 
-TEMPLATE = {
-    "metadata": {"labels": {"app": "web"}},
-    "spec": {
-        "containers": [
-            {"name": "web", "image": "nginx:1.27"},
-            {"name": "log", "image": "busybox"},
-        ]
-    },
-}
+TEMPLATE = pod_template(
+    {"app": "web"}, containers=[container("web", "nginx:1.27"), container("log", "busybox")]
+)
 
 
 def test_deployment_columns() -> None:
@@ -636,11 +648,14 @@ def test_deployment_columns() -> None:
 
 
 def test_deployment_cells() -> None:
-    obj = {
-        "metadata": meta("web"),
-        "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "web"}}, "template": TEMPLATE},
-        "status": {"readyReplicas": 2, "updatedReplicas": 3, "availableReplicas": 1},
-    }
+    obj = deployment(
+        "web",
+        metadata=CREATED,
+        status={"readyReplicas": 2, "updatedReplicas": 3, "availableReplicas": 1},
+        replicas=3,
+        selector={"matchLabels": {"app": "web"}},
+        template=TEMPLATE,
+    )
     assert cells("apps", "Deployment", obj) == [
         "web",
         "2/3",
@@ -654,13 +669,13 @@ def test_deployment_cells() -> None:
 
 
 def test_deployment_empty_selector_is_blank() -> None:
-    obj = {"metadata": meta("web"), "spec": {"replicas": 1, "selector": {}}}
+    obj = deployment("web", metadata=CREATED, replicas=1, selector={})
     assert cells("apps", "Deployment", obj)[-1] == ""
 
 
 def test_deployment_invalid_selector() -> None:
     bad = {"matchExpressions": [{"key": "app", "operator": "Near", "values": ["x"]}]}
-    obj = {"metadata": meta("web"), "spec": {"replicas": 1, "selector": bad}}
+    obj = deployment("web", metadata=CREATED, replicas=1, selector=bad)
     assert cells("apps", "Deployment", obj)[-1] == "<invalid>"
 
 
@@ -674,11 +689,14 @@ def test_replicaset_cells_render_the_selector_canonically() -> None:
         "matchLabels": {"app": "web"},
         "matchExpressions": [{"key": "tier", "operator": "In", "values": ["fe", "be"]}],
     }
-    obj = {
-        "metadata": meta("web-1"),
-        "spec": {"replicas": 3, "selector": selector, "template": TEMPLATE},
-        "status": {"replicas": 3, "readyReplicas": 2},
-    }
+    obj = replica_set(
+        "web-1",
+        metadata=CREATED,
+        status={"replicas": 3, "readyReplicas": 2},
+        replicas=3,
+        selector=selector,
+        template=TEMPLATE,
+    )
     assert cells("apps", "ReplicaSet", obj) == [
         "web-1",
         3,
@@ -692,13 +710,13 @@ def test_replicaset_cells_render_the_selector_canonically() -> None:
 
 
 def test_replicaset_empty_selector_is_none() -> None:
-    obj = {"metadata": meta("rs"), "spec": {"replicas": 1, "selector": {}}}
+    obj = replica_set("rs", metadata=CREATED, replicas=1, selector={})
     assert cells("apps", "ReplicaSet", obj)[-1] == "<none>"
 
 
 def test_replicaset_invalid_selector_is_an_error() -> None:
     bad = {"matchExpressions": [{"key": "tier", "operator": "In", "values": []}]}
-    obj = {"metadata": meta("rs"), "spec": {"replicas": 1, "selector": bad}}
+    obj = replica_set("rs", metadata=CREATED, replicas=1, selector=bad)
     assert cells("apps", "ReplicaSet", obj)[-1] == "<error>"
 
 
@@ -706,20 +724,23 @@ def test_replicaset_invalid_selector_is_an_error() -> None:
 
 
 def job(*conditions: str, spec: dict[str, Any] | None = None, **status: Any) -> dict[str, Any]:
-    return {
-        "metadata": meta("pi"),
-        "spec": {
-            "parallelism": 1,
-            "completions": 1,
-            "selector": {"matchLabels": {"batch.kubernetes.io/controller-uid": "u1"}},
-            "template": {"spec": {"containers": [{"name": "pi", "image": "perl"}]}},
-            **(spec or {}),
-        },
-        "status": {
+    """The Job ``pi`` with its ``conditions`` true, more of its ``spec`` and its ``status``."""
+    job_spec = {
+        "parallelism": 1,
+        "completions": 1,
+        "selector": {"matchLabels": {"batch.kubernetes.io/controller-uid": "u1"}},
+        **(spec or {}),
+    }
+    return objects.job(
+        "pi",
+        metadata=CREATED,
+        containers=[container("pi", "perl")],
+        status={
             "conditions": [{"type": kind, "status": "True"} for kind in conditions],
             **status,
         },
-    }
+        **job_spec,
+    )
 
 
 def job_status(obj: dict[str, Any]) -> str:
@@ -820,16 +841,14 @@ def test_job_empty_selector_is_none() -> None:
 
 
 def cronjob(**spec: Any) -> dict[str, Any]:
-    return {
-        "metadata": meta("tick"),
-        "spec": {
-            "schedule": "*/5 * * * *",
-            "suspend": False,
-            "jobTemplate": {"spec": {"template": TEMPLATE}},
-            **spec,
-        },
-        "status": {},
+    """The CronJob ``tick`` of ``TEMPLATE``'s pods, every five minutes, not suspended."""
+    spec = {
+        "schedule": "*/5 * * * *",
+        "suspend": False,
+        "jobTemplate": job_template(template=TEMPLATE),
+        **spec,
     }
+    return cron_job("tick", metadata=CREATED, status={}, **spec)
 
 
 def test_cronjob_columns() -> None:

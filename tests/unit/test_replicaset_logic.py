@@ -17,6 +17,8 @@ from setpoint.controllers.util import pods as podutil
 from setpoint.controllers.util.expectations import UIDTrackingControllerExpectations
 from setpoint.meta.labels import selector_from_set
 from setpoint.meta.timestamps import format_time
+from tests import objects
+from tests.objects import container, pod_template, replica_set
 
 NOW = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
 
@@ -37,20 +39,25 @@ def pod(
     labels: dict[str, str] | None = None,
     owner: str | None = None,
 ) -> Obj:
+    """A pod of the ReplicaSet ``web`` (``app: web`` unless ``labels`` are given) with what
+    the deletion ranking reads: its node, phase, readiness (for ``ready_for`` seconds),
+    restarts, age and controller (the uid ``owner``)."""
     status: Obj = {"phase": phase, "containerStatuses": [{"restartCount": restarts}]}
     if ready:
         status["conditions"] = [
             {"type": "Ready", "status": "True", "lastTransitionTime": ts(ready_for)}
         ]
-    meta: Obj = {
-        "name": name,
-        "namespace": "ns",
-        "creationTimestamp": ts(age),
-        "labels": labels if labels is not None else {"app": "web"},
-    }
+    meta: Obj = {"creationTimestamp": ts(age)}
     if owner:
         meta["ownerReferences"] = [{"uid": owner, "controller": True, "kind": "ReplicaSet"}]
-    return {"metadata": meta, "spec": {"nodeName": node} if node else {}, "status": status}
+    return objects.pod(
+        name,
+        namespace="ns",
+        labels=labels if labels is not None else {"app": "web"},
+        metadata=meta,
+        status=status,
+        **({"nodeName": node} if node else {}),
+    )
 
 
 def names(pods: list[Obj]) -> list[str]:
@@ -156,18 +163,18 @@ def test_replica_diff_is_bounded_by_burst() -> None:
 
 
 def rs(replicas: int = 2) -> Obj:
-    return {
-        "metadata": {"name": "web", "namespace": "ns", "uid": "rs-uid", "generation": 4},
-        "spec": {
-            "replicas": replicas,
-            "minReadySeconds": 30,
-            "selector": {"matchLabels": {"app": "web"}},
-            "template": {
-                "metadata": {"labels": {"app": "web", "tier": "fe"}, "annotations": {"a": "b"}},
-                "spec": {"containers": [{"name": "c", "image": "i"}]},
-            },
-        },
-    }
+    """The ReplicaSet ``web`` selecting ``app: web``, whose template has more labels."""
+    return replica_set(
+        "web",
+        namespace="ns",
+        metadata={"uid": "rs-uid", "generation": 4},
+        replicas=replicas,
+        minReadySeconds=30,
+        selector={"matchLabels": {"app": "web"}},
+        template=pod_template(
+            {"app": "web", "tier": "fe"}, annotations={"a": "b"}, containers=[container("c", "i")]
+        ),
+    )
 
 
 def test_pod_from_template() -> None:

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from setpoint.resources.catalog import default_registry
 from setpoint.resources.quantity import canonical, parse_quantity, round_to_milli
+from tests.objects import container, cron_job, deployment, job, namespace, pod, replica_set, secret
 
 REGISTRY = default_registry()
 UID = "5b9a8c1e-0000-4000-8000-000000000001"
@@ -47,30 +48,9 @@ def selector(group: str, kind: str, field: str, obj: Obj) -> str:
     return rtype.field_selectors[field](obj)
 
 
-def container(**extra: Any) -> Obj:
-    return {"name": "app", "image": "nginx:1.25", **extra}
-
-
-def pod(**spec: Any) -> Obj:
-    return {"metadata": {"name": "web"}, "spec": {"containers": [container()], **spec}}
-
-
 def pod_with(**fields: Any) -> Obj:
     """A Pod whose single container has ``fields``."""
     return pod(containers=[container(**fields)])
-
-
-def deployment(**spec: Any) -> Obj:
-    template = {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [container()]}}
-    return {
-        "metadata": {"name": "web"},
-        "spec": {"selector": {"matchLabels": {"app": "web"}}, "template": template, **spec},
-    }
-
-
-def job(**spec: Any) -> Obj:
-    template = {"spec": {"containers": [container()], "restartPolicy": "Never"}}
-    return {"metadata": {"name": "pi"}, "spec": {"template": template, **spec}}
 
 
 # ----------------------------------------------------------------------------------- pods
@@ -251,13 +231,13 @@ def test_scheduling_gated_pod_gets_pod_scheduled_condition() -> None:
 
 
 def test_namespace_starts_active_with_kubernetes_finalizer() -> None:
-    ns = create("", "Namespace", {"metadata": {"name": "team-a"}})
+    ns = create("", "Namespace", namespace("team-a"))
     assert ns["status"] == {"phase": "Active"}
     assert ns["spec"] == {"finalizers": ["kubernetes"]}
 
 
 def test_namespace_keeps_own_finalizers_and_adds_kubernetes() -> None:
-    obj = {"metadata": {"name": "team-a"}, "spec": {"finalizers": ["example.com/cleanup"]}}
+    obj = namespace("team-a", finalizers=["example.com/cleanup"])
     assert create("", "Namespace", obj)["spec"]["finalizers"] == [
         "example.com/cleanup",
         "kubernetes",
@@ -265,19 +245,18 @@ def test_namespace_keeps_own_finalizers_and_adds_kubernetes() -> None:
 
 
 def test_namespace_is_labelled_with_its_name() -> None:
-    labels = create("", "Namespace", {"metadata": {"name": "team-a"}})["metadata"]["labels"]
+    labels = create("", "Namespace", namespace("team-a"))["metadata"]["labels"]
     assert labels == {"kubernetes.io/metadata.name": "team-a"}
 
 
 def test_secret_type_defaults_to_opaque() -> None:
-    assert create("", "Secret", {"metadata": {"name": "s"}})["type"] == "Opaque"
+    assert create("", "Secret", secret("s"))["type"] == "Opaque"
 
 
 def test_secret_string_data_is_folded_into_data() -> None:
-    obj = {"metadata": {"name": "s"}, "data": {"a": "YQ=="}, "stringData": {"b": "hunter2"}}
-    secret = create("", "Secret", obj)
-    assert secret["data"] == {"a": "YQ==", "b": "aHVudGVyMg=="}
-    assert "stringData" not in secret
+    obj = create("", "Secret", secret("s", data={"a": "YQ=="}, stringData={"b": "hunter2"}))
+    assert obj["data"] == {"a": "YQ==", "b": "aHVudGVyMg=="}
+    assert "stringData" not in obj
 
 
 def test_node_allocatable_defaults_to_capacity() -> None:
@@ -321,14 +300,14 @@ def test_recreate_deployment_gets_no_rolling_update() -> None:
 
 
 def test_deployment_template_gets_pod_spec_defaults() -> None:
-    template = create("apps", "Deployment", deployment())["spec"]["template"]["spec"]
+    tagged = deployment(containers=[container(image="nginx:1.25")])
+    template = create("apps", "Deployment", tagged)["spec"]["template"]["spec"]
     assert template["restartPolicy"] == "Always"
     assert template["containers"][0]["imagePullPolicy"] == "IfNotPresent"
 
 
 def test_replica_set_defaults_one_replica() -> None:
-    obj = deployment()
-    assert create("apps", "ReplicaSet", obj)["spec"]["replicas"] == 1
+    assert create("apps", "ReplicaSet", replica_set())["spec"]["replicas"] == 1
 
 
 # ----------------------------------------------------------------------------------- batch
@@ -399,16 +378,14 @@ def test_job_with_manual_selector_keeps_its_selector_and_labels() -> None:
 
 
 def test_cron_job_defaults() -> None:
-    obj = {"metadata": {"name": "hourly"}, "spec": {"schedule": "@hourly", "jobTemplate": job()}}
-    del obj["spec"]["jobTemplate"]["metadata"]
-    spec = create("batch", "CronJob", obj)["spec"]
+    spec = create("batch", "CronJob", cron_job("hourly", schedule="@hourly"))["spec"]
     assert spec["concurrencyPolicy"] == "Allow"
     assert spec["suspend"] is False
     assert (spec["successfulJobsHistoryLimit"], spec["failedJobsHistoryLimit"]) == (3, 1)
 
 
 def test_cron_job_template_gets_pod_defaults_but_no_job_defaults() -> None:
-    obj = {"metadata": {"name": "hourly"}, "spec": {"schedule": "@hourly", "jobTemplate": job()}}
+    obj = cron_job("hourly", schedule="@hourly")
     job_spec = create("batch", "CronJob", obj)["spec"]["jobTemplate"]["spec"]
     assert job_spec["template"]["spec"]["dnsPolicy"] == "ClusterFirst"
     assert "backoffLimit" not in job_spec
@@ -487,14 +464,11 @@ def test_node_unschedulable_selector() -> None:
 
 
 def test_secret_type_selector() -> None:
-    assert (
-        selector("", "Secret", "type", create("", "Secret", {"metadata": {"name": "s"}}))
-        == "Opaque"
-    )
+    assert selector("", "Secret", "type", create("", "Secret", secret("s"))) == "Opaque"
 
 
 def test_namespace_selectors() -> None:
-    ns = create("", "Namespace", {"metadata": {"name": "team-a"}})
+    ns = create("", "Namespace", namespace("team-a"))
     assert selector("", "Namespace", "status.phase", ns) == "Active"
     assert selector("", "Namespace", "name", ns) == "team-a"
 

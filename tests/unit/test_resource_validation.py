@@ -17,6 +17,19 @@ from hypothesis import strategies as st
 
 from setpoint.resources import cron
 from setpoint.resources.catalog import default_registry
+from tests.objects import (
+    configmap,
+    container,
+    cron_job,
+    deployment,
+    job,
+    lease,
+    namespace,
+    node,
+    pod,
+    replica_set,
+    secret,
+)
 
 REGISTRY = default_registry()
 UID = "5b9a8c1e-0000-4000-8000-000000000001"
@@ -51,37 +64,9 @@ def problems(group: str, kind: str, obj: Obj, old: Obj | None = None) -> list[st
     return [f"{e.field}: {e.message}" for e in rtype.validator(new, old)]
 
 
-def container(**extra: Any) -> Obj:
-    return {"name": "app", "image": "nginx:1.25", **extra}
-
-
-def pod(**spec: Any) -> Obj:
-    return {"metadata": {"name": "web"}, "spec": {"containers": [container()], **spec}}
-
-
 def pod_with(**fields: Any) -> Obj:
+    """A Pod whose single container has ``fields``."""
     return pod(containers=[container(**fields)])
-
-
-def deployment(**spec: Any) -> Obj:
-    template = {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [container()]}}
-    return {
-        "metadata": {"name": "web"},
-        "spec": {"selector": {"matchLabels": {"app": "web"}}, "template": template, **spec},
-    }
-
-
-def job(**spec: Any) -> Obj:
-    template = {"spec": {"containers": [container()], "restartPolicy": "Never"}}
-    return {"metadata": {"name": "pi"}, "spec": {"template": template, **spec}}
-
-
-def cron_job(**spec: Any) -> Obj:
-    job_spec = job()["spec"]
-    return {
-        "metadata": {"name": "nightly"},
-        "spec": {"schedule": "0 3 * * *", "jobTemplate": {"spec": job_spec}, **spec},
-    }
 
 
 def set_in(obj: Obj, path: str, value: Any) -> Obj:
@@ -470,7 +455,7 @@ def test_deployment_update_may_change_template_and_replicas() -> None:
 
 
 def test_replica_set_selector_is_immutable() -> None:
-    old = stored("apps", "ReplicaSet", deployment())
+    old = stored("apps", "ReplicaSet", replica_set())
     new = set_in(old, "spec.selector.matchLabels", {})
     new["spec"]["selector"]["matchExpressions"] = [{"key": "app", "operator": "Exists"}]
     found = problems("apps", "ReplicaSet", new, old)
@@ -679,19 +664,19 @@ def test_cron_job_name_at_most_52_characters() -> None:
 
 
 def test_lease_duration_must_be_positive() -> None:
-    lease = {"metadata": {"name": "leader"}, "spec": {"leaseDurationSeconds": 0}}
-    assert problems("coordination.k8s.io", "Lease", lease) == [
+    obj = lease("leader", leaseDurationSeconds=0)
+    assert problems("coordination.k8s.io", "Lease", obj) == [
         "spec.leaseDurationSeconds: Invalid value: 0: must be greater than 0"
     ]
 
 
 def test_lease_without_duration_is_valid() -> None:
-    lease = {"metadata": {"name": "leader"}, "spec": {"holderIdentity": "me"}}
-    assert problems("coordination.k8s.io", "Lease", lease) == []
+    obj = lease("leader", holderIdentity="me")
+    assert problems("coordination.k8s.io", "Lease", obj) == []
 
 
 def test_namespace_finalizers_must_be_qualified_names() -> None:
-    obj = {"metadata": {"name": "team-a"}, "spec": {"finalizers": ["custom"]}}
+    obj = namespace("team-a", finalizers=["custom"])
     assert problems("", "Namespace", obj) == [
         'spec.finalizers: Invalid value: "custom": name is neither a standard finalizer name nor '
         "is it fully qualified"
@@ -699,7 +684,7 @@ def test_namespace_finalizers_must_be_qualified_names() -> None:
 
 
 def test_configmap_keys_must_be_config_keys() -> None:
-    obj = {"metadata": {"name": "c"}, "data": {"bad key": "v", "good.key-1_A": "v"}}
+    obj = configmap("c", data={"bad key": "v", "good.key-1_A": "v"})
     assert problems("", "ConfigMap", obj) == [
         'data[bad key]: Invalid value: "bad key": a valid config key must consist of '
         "alphanumeric characters, '-', '_' or '.' (e.g. 'key.name',  or 'KEY_NAME',  or "
@@ -708,21 +693,19 @@ def test_configmap_keys_must_be_config_keys() -> None:
 
 
 def test_configmap_key_not_in_both_data_and_binary_data() -> None:
-    obj = {"metadata": {"name": "c"}, "data": {"k": "v"}, "binaryData": {"k": "dg=="}}
+    obj = configmap("c", data={"k": "v"}, binaryData={"k": "dg=="})
     assert problems("", "ConfigMap", obj) == [
         'data[k]: Invalid value: "k": duplicate of key present in binaryData'
     ]
 
 
 def test_configmap_total_size_at_most_one_mebibyte() -> None:
-    obj = {"metadata": {"name": "c"}, "data": {"a": "x" * (1024 * 1024), "b": "y"}}
+    obj = configmap("c", data={"a": "x" * (1024 * 1024), "b": "y"})
     assert problems("", "ConfigMap", obj) == [": Too long: may not be more than 1048576 bytes"]
 
 
 def test_immutable_configmap_data_is_frozen() -> None:
-    old = stored(
-        "", "ConfigMap", {"metadata": {"name": "c"}, "data": {"k": "v"}, "immutable": True}
-    )
+    old = stored("", "ConfigMap", configmap("c", data={"k": "v"}, immutable=True))
     assert problems("", "ConfigMap", set_in(old, "data", {"k": "w"}), old) == [
         "data: Forbidden: field is immutable when `immutable` is set"
     ]
@@ -732,7 +715,7 @@ def test_immutable_configmap_data_is_frozen() -> None:
     ("value", "offset"), [("abc", 0), ("ab!d", 2), ("YQ=", 3), ("YQ==YQ==", 4)]
 )
 def test_secret_data_must_be_base64(value: str, offset: int) -> None:
-    obj = {"metadata": {"name": "s"}, "data": {"k": value}}
+    obj = secret("s", data={"k": value})
     assert problems("", "Secret", obj) == [
         f'data[k]: Invalid value: "<secret contents redacted>": illegal base64 data at input '
         f"byte {offset}"
@@ -740,32 +723,32 @@ def test_secret_data_must_be_base64(value: str, offset: int) -> None:
 
 
 def test_secret_base64_may_contain_newlines() -> None:
-    obj = {"metadata": {"name": "s"}, "data": {"k": "aHVu\ndGVy\nMg=="}}
+    obj = secret("s", data={"k": "aHVu\ndGVy\nMg=="})
     assert problems("", "Secret", obj) == []
 
 
 def test_secret_total_size_at_most_one_mebibyte() -> None:
     big = "A" * (4 * 350_000)  # decodes to 1,050,000 bytes
-    assert problems("", "Secret", {"metadata": {"name": "s"}, "data": {"k": big}}) == [
+    assert problems("", "Secret", secret("s", data={"k": big})) == [
         "data: Too long: may not be more than 1048576 bytes"
     ]
 
 
 def test_secret_type_is_immutable() -> None:
-    old = stored("", "Secret", {"metadata": {"name": "s"}})
+    old = stored("", "Secret", secret("s"))
     assert problems("", "Secret", set_in(old, "type", "example.com/token"), old) == [
         'type: Invalid value: "example.com/token": field is immutable'
     ]
 
 
 def test_tls_secret_needs_certificate_and_key() -> None:
-    obj = {"metadata": {"name": "s"}, "type": "kubernetes.io/tls", "data": {"tls.crt": "Yw=="}}
+    obj = secret("s", type="kubernetes.io/tls", data={"tls.crt": "Yw=="})
     assert problems("", "Secret", obj) == ["data[tls.key]: Required value"]
 
 
 def test_node_taint_effect_values() -> None:
-    node = {"metadata": {"name": "n1"}, "spec": {"taints": [{"key": "k", "effect": "Maybe"}]}}
-    assert problems("", "Node", node) == [
+    obj = node("n1", taints=[{"key": "k", "effect": "Maybe"}])
+    assert problems("", "Node", obj) == [
         'metadata.taints[0].effect: Unsupported value: "Maybe": supported values: '
         '"NoSchedule", "PreferNoSchedule", "NoExecute"'
     ]

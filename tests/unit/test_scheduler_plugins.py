@@ -21,6 +21,8 @@ from setpoint.scheduler.plugins import (
     score_nodes,
 )
 from setpoint.scheduler.queue import SchedulingQueue
+from tests import objects
+from tests.objects import container
 
 Obj = dict[str, Any]
 
@@ -36,14 +38,16 @@ def node(
     unschedulable: bool = False,
     ready: str = "True",
 ) -> Obj:
-    return {
-        "metadata": {"name": name, "labels": {"kubernetes.io/hostname": name, **(labels or {})}},
-        "spec": {"taints": taints or [], "unschedulable": unschedulable},
-        "status": {
-            "allocatable": {"cpu": cpu, "memory": memory, "pods": pods},
-            "conditions": [{"type": "Ready", "status": ready}],
-        },
-    }
+    """A node offering ``cpu``, ``memory`` and ``pods``, with its taints, whether it is
+    cordoned and its Ready status."""
+    return objects.node(
+        name,
+        labels=labels,
+        allocatable={"cpu": cpu, "memory": memory, "pods": pods},
+        conditions=[{"type": "Ready", "status": ready}],
+        taints=taints or [],
+        unschedulable=unschedulable,
+    )
 
 
 def pod(
@@ -56,18 +60,22 @@ def pod(
     owner: str = "",
     **spec: Any,
 ) -> Obj:
+    """A pod in ``ns`` whose one container requests ``cpu`` and ``memory``, on
+    ``node_name`` if given, controlled by the ReplicaSet with uid ``owner`` if given."""
     requests = {k: v for k, v in (("cpu", cpu), ("memory", memory)) if v is not None}
-    meta: Obj = {"name": name, "namespace": "ns", "labels": labels or {}}
+    meta: Obj = {}
     if owner:
         meta["ownerReferences"] = [{"uid": owner, "controller": True, "kind": "ReplicaSet"}]
-    return {
-        "metadata": meta,
-        "spec": {
-            "containers": [{"name": "c", "resources": {"requests": requests}}],
-            **({"nodeName": node_name} if node_name else {}),
-            **spec,
-        },
-    }
+    if node_name:
+        spec = {"nodeName": node_name, **spec}
+    return objects.pod(
+        name,
+        namespace="ns",
+        labels=labels or {},
+        metadata=meta,
+        containers=[container("c", resources={"requests": requests})],
+        **spec,
+    )
 
 
 def cluster(*nodes: Obj, pods: tuple[Obj, ...] = ()) -> ClusterSnapshot:

@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 
 from setpoint.api.merge.jsonpatch import PatchError
 from setpoint.api.merge.strategic import StrategicPatchError, apply_strategic_merge_patch
+from tests import objects
 from tests.merge_oracle import create_three_way_merge_patch, create_two_way_merge_patch
 
 DEPLOYMENT = "io.k8s.api.apps.v1.Deployment"
@@ -31,47 +32,33 @@ LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 
 
 def _deployment() -> dict[str, Any]:
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {
-            "name": "web",
-            "labels": {"app": "web", "tier": "fe"},
+    c1 = objects.container(
+        "c1",
+        "nginx:1",
+        args=["a", "b"],
+        env=[{"name": "A", "value": "1"}, {"name": "B", "value": "2"}],
+        ports=[{"containerPort": 80, "protocol": "TCP"}],
+    )
+    return objects.deployment(
+        "web",
+        labels={"app": "web", "tier": "fe"},
+        metadata={
             "finalizers": ["example.com/a", "example.com/b"],
             "ownerReferences": [
                 {"apiVersion": "v1", "kind": "ConfigMap", "name": "o1", "uid": "u1"},
                 {"apiVersion": "v1", "kind": "ConfigMap", "name": "o2", "uid": "u2"},
             ],
         },
-        "spec": {
-            "replicas": 2,
-            "selector": {"matchLabels": {"app": "web"}},
-            "strategy": {
-                "type": "RollingUpdate",
-                "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
-            },
-            "template": {
-                "metadata": {"labels": {"app": "web"}},
-                "spec": {
-                    "containers": [
-                        {
-                            "name": "c1",
-                            "image": "nginx:1",
-                            "args": ["a", "b"],
-                            "env": [{"name": "A", "value": "1"}, {"name": "B", "value": "2"}],
-                            "ports": [{"containerPort": 80, "protocol": "TCP"}],
-                        },
-                        {"name": "c2", "image": "busybox"},
-                    ],
-                    "volumes": [
-                        {"name": "v1", "emptyDir": {}},
-                        {"name": "v2", "configMap": {"name": "cm"}},
-                    ],
-                    "tolerations": [{"key": "k", "operator": "Exists"}],
-                },
-            },
-        },
-    }
+        replicas=2,
+        selector={"matchLabels": {"app": "web"}},
+        strategy={"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
+        template=objects.pod_template(
+            {"app": "web"},
+            containers=[c1, objects.container("c2", "busybox")],
+            volumes=[{"name": "v1", "emptyDir": {}}, {"name": "v2", "configMap": {"name": "cm"}}],
+            tolerations=[{"key": "k", "operator": "Exists"}],
+        ),
+    )
 
 
 def _pod_spec(result: dict[str, Any]) -> dict[str, Any]:

@@ -21,26 +21,22 @@ from setpoint.agent.sandbox import (
     wrap_argv,
 )
 from setpoint.agent.supervisor import cgroup_dirs
+from tests import objects
 
 Obj = dict[str, Any]
 
-POD: Obj = {
-    "metadata": {
-        "name": "web",
-        "namespace": "prod",
-        "uid": "0b9f4a52-7f61-4f7e-9a1c-2d3e4f5a6b7c",
-        "labels": {"app": "web", "tier": 'front "end"'},
-        "annotations": {"note": "line1\nline2"},
-    },
-    "spec": {
-        "containers": [
-            {
-                "name": "app",
-                "resources": {"limits": {"memory": "64Mi"}, "requests": {"cpu": "250m"}},
-            }
-        ]
-    },
-}
+POD = objects.pod(
+    "web",
+    namespace="prod",
+    labels={"app": "web", "tier": 'front "end"'},
+    annotations={"note": "line1\nline2"},
+    metadata={"uid": "0b9f4a52-7f61-4f7e-9a1c-2d3e4f5a6b7c"},
+    containers=[
+        objects.container(
+            "app", resources={"limits": {"memory": "64Mi"}, "requests": {"cpu": "250m"}}
+        )
+    ],
+)
 ALLOCATABLE = {"cpu": "2", "memory": "4Gi"}
 
 
