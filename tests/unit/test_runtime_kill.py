@@ -7,7 +7,7 @@ import time
 
 from setpoint.agent.supervisor import proc_start_time
 from tests.unit import test_runtime
-from tests.unit.test_runtime import Node, exited, restarted, running
+from tests.unit.test_runtime import Node, exited, instance_log, restarted, running, until
 
 node = test_runtime.node  # the supervisor fixture of the runtime tests
 
@@ -31,7 +31,10 @@ async def test_killed_instance_stays_exited_when_policy_is_never(node: Node) -> 
 
 
 async def test_kill_escalates_to_sigkill_after_the_grace_period(node: Node) -> None:
-    await node.start(node.spec("app", "trap '' TERM; while :; do sleep 0.05; done"))
+    spec = node.spec("app", "trap '' TERM; echo ready; while :; do sleep 0.05; done")
+    await node.start(spec)
+    log = instance_log(spec)  # the trap is set once it says so (a loaded machine is slow)
+    await until(lambda: log.exists() and b"ready" in log.read_bytes())
     started = time.monotonic()
     await node.runtime.kill_instance("pod-1/app", grace_seconds=0.3)
     state = await node.wait_for("pod-1/app", restarted(1))
