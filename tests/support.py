@@ -365,9 +365,9 @@ def tls_connect(server: Server, *, timeout: float = 10.0) -> ssl.SSLSocket:
     return server.ssl_context().wrap_socket(raw, server_hostname="127.0.0.1")
 
 
-def read_response(sock: ssl.SSLSocket) -> tuple[int, dict[str, str], bytes]:
-    """One HTTP/1.1 response (Content-Length framed, as the server answers these)."""
-    data = b""
+def read_response(sock: ssl.SSLSocket, data: bytes = b"") -> tuple[int, dict[str, str], bytes]:
+    """One HTTP/1.1 response (Content-Length framed, as the server answers these), of which
+    ``data`` may have been read already."""
     while b"\r\n\r\n" not in data:
         chunk = sock.recv(65536)
         if not chunk:
