@@ -16,8 +16,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from setpoint.meta.quantity import canonical, parse_quantity, round_to_milli
 from setpoint.resources.catalog import default_registry
-from setpoint.resources.quantity import canonical, parse_quantity, round_to_milli
 
 REGISTRY = default_registry()
 UID = "5b9a8c1e-0000-4000-8000-000000000001"

@@ -42,8 +42,8 @@ from typing import Any
 
 from setpoint.agent.pressure import meminfo_bytes
 from setpoint.meta.privatefiles import private_dir
+from setpoint.meta.quantity import QuantityError, parse_quantity
 from setpoint.meta.validation import go_quote
-from setpoint.resources.quantity import QuantityError, parse_quantity
 
 Obj = dict[str, Any]
 

@@ -39,8 +39,8 @@ from setpoint.client.factory import SharedInformers
 from setpoint.client.informer import EventHandler, by_owner_uid
 from setpoint.client.workqueue import Requeue
 from setpoint.controllers.util import ownerrefs
+from setpoint.meta import cron
 from setpoint.meta.timestamps import format_time, parse_time
-from setpoint.resources import cron
 
 log = logging.getLogger(__name__)
 

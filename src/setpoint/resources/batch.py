@@ -9,7 +9,7 @@ selector, completion mode and template, except that a suspended Job that never s
 change where its pods are scheduled, and an Indexed Job may scale completions together with
 parallelism.
 
-A CronJob's ``schedule`` is a cron expression (see :mod:`setpoint.resources.cron`), with the
+A CronJob's ``schedule`` is a cron expression (see :mod:`setpoint.meta.cron`), with the
 time zone in ``spec.timeZone`` rather than in the schedule; its job template is validated as
 a Job spec whose selector is generated later.
 """
@@ -20,9 +20,10 @@ import copy
 import re
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from setpoint.meta import cron
 from setpoint.meta.labels import SelectorParseError, selector_from_label_selector
 from setpoint.meta.validation import dns1123_label_errors
-from setpoint.resources import cron, podspec
+from setpoint.resources import podspec
 from setpoint.resources.checks import (
     go_label_selector,
     go_string_map,

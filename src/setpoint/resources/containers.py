@@ -13,19 +13,19 @@ import posixpath
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from setpoint.meta.validation import (
-    dns1123_label_errors,
-    dns1123_subdomain_errors,
-    label_key_errors,
-)
-from setpoint.resources.checks import invalid_value, nonnegative, not_found
-from setpoint.resources.quantity import (
+from setpoint.meta.quantity import (
     Quantity,
     QuantityError,
     canonical,
     parse_quantity,
     parse_quantity_or_none,
 )
+from setpoint.meta.validation import (
+    dns1123_label_errors,
+    dns1123_subdomain_errors,
+    label_key_errors,
+)
+from setpoint.resources.checks import invalid_value, nonnegative, not_found
 from setpoint.resources.registry import (
     FieldError,
     Obj,

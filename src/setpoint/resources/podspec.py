@@ -17,6 +17,7 @@ from fractions import Fraction
 from typing import Any
 
 from setpoint.meta.labels import SelectorParseError, selector_from_label_selector
+from setpoint.meta.quantity import QuantityError, parse_quantity_or_none, stored_resource_text
 from setpoint.meta.validation import (
     dns1123_label_errors,
     dns1123_subdomain_errors,
@@ -41,7 +42,6 @@ from setpoint.resources.containers import (
     validate_volumes,
 )
 from setpoint.resources.meta import validate_annotations
-from setpoint.resources.quantity import QuantityError, parse_quantity_or_none, stored_resource_text
 from setpoint.resources.registry import FieldError, Obj, forbidden, not_supported, required
 
 RESTART_POLICIES = ("Always", "OnFailure", "Never")

@@ -22,7 +22,7 @@ from typing import Any, Final
 
 import orjson
 
-from setpoint.resources.quantity import parse_quantity_or_none
+from setpoint.meta.quantity import parse_quantity_or_none
 
 Schema = dict[str, Any]
 """One JSON (Schema) object, as parsed."""
