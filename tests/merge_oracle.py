@@ -10,8 +10,8 @@ computations therefore live with the tests, next to the code they check:
 * :func:`create_two_way_merge_patch` and :func:`create_three_way_merge_patch` are
   ``k8s.io/apimachinery/pkg/util/strategicpatch``'s ``CreateTwoWayMergePatch`` and
   ``CreateThreeWayMergePatch`` (with ``overwrite`` set, kubectl's default, so no conflict
-  detection), built from the patch metadata and Go value helpers of
-  :mod:`setpoint.api.merge.strategic`;
+  detection), built from the patch metadata of :mod:`setpoint.api.merge.strategic` and
+  the Go value helpers of :mod:`setpoint.meta.jsonvalue` and :mod:`setpoint.meta.gofmt`;
 * :func:`fieldset_of` (the fields an object of a schema definition sets) and
   :func:`decode_managed_fields` (``metadata.managedFields`` as one set per manager) are what
   the apply tests state ownership with.
@@ -23,13 +23,12 @@ import dataclasses
 from typing import Any
 
 from setpoint.api.merge.fieldpath import FieldSet
-from setpoint.api.merge.jsonpatch import PatchError, deep_copy, json_equal
+from setpoint.api.merge.jsonpatch import PatchError
 from setpoint.api.merge.managedfields import APPLY, decode
 from setpoint.api.merge.strategic import (
     DELETE,
     DELETE_FROM_PRIMITIVE_LIST,
     DIRECTIVE,
-    MAP,
     MERGE,
     REPLACE,
     RETAIN_KEYS,
@@ -40,16 +39,15 @@ from setpoint.api.merge.strategic import (
     check_merge_keys,
     combine_patches,
     dedupe_scalars,
-    deep_equal,
     element_kind,
     go_format,
-    go_kind,
     lookup_field,
     normalize_slice_order,
     root_patch_meta,
     value_token,
 )
 from setpoint.api.merge.typed import root_type, to_field_set
+from setpoint.meta.jsonvalue import MAP, deep_copy, deep_equal, go_kind, json_equal
 
 # --------------------------------------------------------------------------- JSON merge patch
 

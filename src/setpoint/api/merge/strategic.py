@@ -75,9 +75,10 @@ its own "cannot apply" errors.
 Computing patches (Go's ``CreateTwoWayMergePatch`` and ``CreateThreeWayMergePatch``) is
 what clients do, not the server; the tests' oracle (``tests/merge_oracle.py``) does it with
 the pieces of patch.go this module shares: the directive names, the patch metadata
-(:func:`root_patch_meta`, :func:`lookup_field`), the Go value helpers (:func:`go_kind`,
-:func:`deep_equal`, :func:`value_token`, :func:`go_format`), the list helpers, and
-:func:`combine_patches`, which merges one patch into another.
+(:func:`root_patch_meta`, :func:`lookup_field`), :func:`value_token`, the list helpers,
+and :func:`combine_patches`, which merges one patch into another; the Go value helpers it
+uses (``go_kind``, ``deep_equal``, ``verb_v``) are :mod:`setpoint.meta.jsonvalue`'s and
+:mod:`setpoint.meta.gofmt`'s.
 
 No function mutates its arguments; results may share structure with private copies only.
 """
@@ -91,6 +92,7 @@ import math
 from typing import Any, Final
 
 from setpoint.api.merge.jsonpatch import PatchError
+from setpoint.meta.jsonvalue import LIST, MAP, deep_copy, deep_equal, go_kind
 from setpoint.resources.schema import load_definitions
 
 __all__ = [
@@ -98,8 +100,6 @@ __all__ = [
     "DELETE",
     "DELETE_FROM_PRIMITIVE_LIST",
     "DIRECTIVE",
-    "LIST",
-    "MAP",
     "MERGE",
     "REPLACE",
     "RETAIN_KEYS",
@@ -111,10 +111,8 @@ __all__ = [
     "check_merge_keys",
     "combine_patches",
     "dedupe_scalars",
-    "deep_equal",
     "element_kind",
     "go_format",
-    "go_kind",
     "lookup_field",
     "normalize_slice_order",
     "root_patch_meta",
@@ -141,10 +139,6 @@ _BAD_FORMAT_RETAIN_KEYS: Final = "invalid patch format of retainKeys"
 _BAD_FORMAT_SET_ELEMENT_ORDER: Final = "invalid patch format of setElementOrder list"
 _NO_LIST_OF_LISTS: Final = "lists of lists are not supported"
 
-# what go_kind calls objects and arrays
-MAP: Final = "map"
-LIST: Final = "list"
-
 
 class StrategicPatchError(PatchError):
     """A strategic merge patch that is malformed (``code`` 400) or does not fit (422).
@@ -161,33 +155,6 @@ class StrategicPatchError(PatchError):
 
 
 # --------------------------------------------------------------------------- JSON helpers
-
-
-_KINDS: Final[dict[type, str]] = {
-    type(None): "null",
-    bool: "bool",
-    dict: MAP,
-    list: LIST,
-    str: "string",
-    int: "int64",
-    float: "float64",
-}
-
-
-def go_kind(value: Any) -> str:
-    """The Go type a decoded JSON value has, as a short name.
-
-    Kubernetes decodes JSON keeping integers apart from floats (``3`` is an ``int64``,
-    ``3.0`` a ``float64``), and so does Python's ``json``: the two never compare equal,
-    whether as values, as merge keys or as list element types.
-    """
-    kind = _KINDS.get(type(value))
-    if kind is not None:
-        return kind
-    for base in (bool, dict, list, str, int, float):  # subclasses; bool before int
-        if isinstance(value, base):
-            return _KINDS[base]
-    return type(value).__name__
 
 
 _GO_TYPES: Final = {
@@ -254,26 +221,6 @@ def _go_s(value: Any, *, nested: bool = False) -> str:
     if isinstance(value, list):
         return "[" + " ".join(_go_s(item, nested=True) for item in value) + "]"
     return f"%!s({_go_type(value)}={go_format(value)})"
-
-
-def _copy(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {key: _copy(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_copy(item) for item in value]
-    return value
-
-
-def deep_equal(a: Any, b: Any) -> bool:
-    """``reflect.DeepEqual`` of decoded JSON: ``true`` is not ``1``, nor ``1`` ``1.0``."""
-    kind = go_kind(a)
-    if kind != go_kind(b):
-        return False
-    if kind == MAP:
-        return len(a) == len(b) and all(k in b and deep_equal(v, b[k]) for k, v in a.items())
-    if kind == LIST:
-        return len(a) == len(b) and all(deep_equal(x, y) for x, y in zip(a, b, strict=True))
-    return bool(a == b)
 
 
 def value_token(value: Any) -> Any:
@@ -975,7 +922,7 @@ def apply_strategic_merge_patch(
     if not isinstance(original, dict):
         raise StrategicPatchError("invalid JSON document", UNPROCESSABLE)
     try:
-        return _merge_map(_copy(original), _copy(patch), schema, _APPLY)
+        return _merge_map(deep_copy(original), deep_copy(patch), schema, _APPLY)
     except RecursionError:
         raise StrategicPatchError("the patch is nested too deeply") from None
 
