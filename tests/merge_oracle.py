@@ -40,13 +40,13 @@ from setpoint.api.merge.strategic import (
     combine_patches,
     dedupe_scalars,
     element_kind,
-    go_format,
     lookup_field,
     normalize_slice_order,
     root_patch_meta,
     value_token,
 )
 from setpoint.api.merge.typed import root_type, to_field_set
+from setpoint.meta import gofmt
 from setpoint.meta.jsonvalue import MAP, deep_copy, deep_equal, go_kind, json_equal
 
 # --------------------------------------------------------------------------- JSON merge patch
@@ -225,14 +225,14 @@ def _diff_lists_of_scalars(
     original: list[Any], modified: list[Any], options: _DiffOptions
 ) -> tuple[list[Any], list[Any]]:
     """patch.go ``diffListsOfScalars``: walk both lists sorted by their text."""
-    old = sorted(original, key=go_format)
-    new = sorted(modified, key=go_format)
+    old = sorted(original, key=gofmt.verb_v)
+    new = sorted(modified, key=gofmt.verb_v)
     additions: list[Any] = []
     removals: list[Any] = []
     i = j = 0
     while i < len(old) or j < len(new):
-        old_text = go_format(old[i]) if i < len(old) else None
-        new_text = go_format(new[j]) if j < len(new) else None
+        old_text = gofmt.verb_v(old[i]) if i < len(old) else None
+        new_text = gofmt.verb_v(new[j]) if j < len(new) else None
         if old_text is not None and new_text is not None and old_text == new_text:
             i += 1
             j += 1
@@ -256,14 +256,14 @@ def _diff_lists_of_maps(
 ) -> tuple[list[Any], list[Any]]:
     """patch.go ``diffListsOfMaps``: changed/added items, and ``$patch: delete`` items."""
     check_merge_keys(merge_key, original, modified, code=UNPROCESSABLE)
-    old = sorted(original, key=lambda item: go_format(item[merge_key]))
-    new = sorted(modified, key=lambda item: go_format(item[merge_key]))
+    old = sorted(original, key=lambda item: gofmt.verb_v(item[merge_key]))
+    new = sorted(modified, key=lambda item: gofmt.verb_v(item[merge_key]))
     changes: list[Any] = []
     deletions: list[Any] = []
     i = j = 0
     while i < len(old) or j < len(new):
-        old_text = go_format(old[i][merge_key]) if i < len(old) else None
-        new_text = go_format(new[j][merge_key]) if j < len(new) else None
+        old_text = gofmt.verb_v(old[i][merge_key]) if i < len(old) else None
+        new_text = gofmt.verb_v(new[j][merge_key]) if j < len(new) else None
         if old_text is not None and new_text is not None and old_text == new_text:
             value = _diff_maps(old[i], new[j], element, options)
             if value:

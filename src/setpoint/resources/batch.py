@@ -20,13 +20,11 @@ import copy
 import re
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from setpoint.meta import cron
+from setpoint.meta import cron, gofmt
 from setpoint.meta.labels import SelectorParseError, selector_from_label_selector
 from setpoint.meta.validation import dns1123_label_errors
 from setpoint.resources import podspec
 from setpoint.resources.checks import (
-    go_label_selector,
-    go_string_map,
     immutable,
     invalid_rendered,
     invalid_value,
@@ -148,13 +146,15 @@ def _generated_selector_errors(job: Obj, prefixed: bool) -> list[FieldError]:
         if key not in (labels or {}):
             errors.append(required(path, f"must be '{value}'"))
         elif labels and labels[key] != value:
-            errors.append(invalid_rendered(path, go_string_map(labels), f"must be '{value}'"))
+            errors.append(
+                invalid_rendered(path, gofmt.sharp_v_string_map(labels), f"must be '{value}'")
+            )
     try:
         selected = selector_from_label_selector(spec["selector"]).matches(expected)
     except SelectorParseError:
         selected = True  # reported as an invalid selector
     if not selected:
-        rendered = go_label_selector(spec["selector"])
+        rendered = gofmt.sharp_v_label_selector(spec["selector"])
         errors.append(invalid_rendered("spec.selector", rendered, "`selector` not auto-generated"))
     return errors
 
@@ -250,7 +250,7 @@ def _job_update_errors(spec: Obj, old_spec: Obj, old: Obj) -> list[FieldError]:
         spec.get("selector"),
         old_spec.get("selector"),
         "spec.selector",
-        go_label_selector(spec.get("selector")),
+        gofmt.sharp_v_label_selector(spec.get("selector")),
     )
     errors += _template_update_errors(spec, old_spec, old)
     errors += immutable(
@@ -396,7 +396,7 @@ def _job_template_errors(template: Obj, path: str) -> list[FieldError]:
     spec = template.get("spec") or {}
     errors = _job_spec_errors(spec, f"{path}.spec")
     if spec.get("selector") is not None:
-        rendered = go_label_selector(spec["selector"])
+        rendered = gofmt.sharp_v_label_selector(spec["selector"])
         detail = "`selector` will be auto-generated"
         errors.append(invalid_rendered(f"{path}.spec.selector", rendered, detail))
     if spec.get("manualSelector"):

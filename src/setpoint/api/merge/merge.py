@@ -42,7 +42,7 @@ import orjson
 
 from setpoint.api.merge.conflicts import ManagerConflicts
 from setpoint.api.merge.fieldpath import EMPTY, FIELD, FieldSet, Path, PathElement, path_string
-from setpoint.api.merge.goview import go_json, go_message_for, go_view
+from setpoint.api.merge.goview import go_message_for, go_view
 from setpoint.api.merge.managedfields import (
     APPLY,
     UPDATE,
@@ -74,6 +74,7 @@ from setpoint.api.merge.typed import (
     root_type,
     to_field_set,
 )
+from setpoint.meta import gofmt
 from setpoint.meta.jsonvalue import deep_copy, smd_equal
 
 __all__ = [
@@ -596,7 +597,7 @@ def _last_applied_value(applied: dict[str, Any]) -> str:
     meta = obj.get("metadata")
     if isinstance(meta, dict) and isinstance(meta.get("annotations"), dict):
         meta["annotations"].pop(LAST_APPLIED_ANNOTATION, None)
-    return go_json(obj) + "\n"
+    return gofmt.json_marshal(obj) + "\n"
 
 
 def apply(
