@@ -43,8 +43,9 @@ from setpoint.api.watchcache import (
 )
 from setpoint.meta.fields import FieldSelector
 from setpoint.meta.labels import Selector
+from setpoint.resources.fielderrors import FieldError, required
 from setpoint.resources.meta import validate_object_meta
-from setpoint.resources.registry import FieldError, Obj, ResourceType, required
+from setpoint.resources.registry import Obj, ResourceType
 from setpoint.resources.schema import DecodeError, SchemaSet
 from setpoint.store.interface import (
     CompactedError,

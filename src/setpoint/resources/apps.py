@@ -15,23 +15,25 @@ from setpoint.meta.validation import regex_error
 from setpoint.resources import podspec
 from setpoint.resources.checks import (
     immutable,
-    invalid_rendered,
-    invalid_value,
     kube_finalizer_errors,
     label_selector_errors,
     nonnegative,
+)
+from setpoint.resources.fielderrors import (
+    FieldError,
+    forbidden,
+    invalid_rendered,
+    invalid_value,
+    not_supported,
+    required,
 )
 from setpoint.resources.printers.workloads import DEPLOYMENT_PRINTER, REPLICASET_PRINTER
 from setpoint.resources.registry import (
     CATEGORY_ALL,
     POD_TEMPLATE,
     SPEC_AND_STATUS,
-    FieldError,
     Obj,
     ResourceType,
-    forbidden,
-    not_supported,
-    required,
 )
 
 _PERCENT = re.compile(r"[0-9]+%")

@@ -26,22 +26,24 @@ from setpoint.meta.validation import dns1123_label_errors
 from setpoint.resources import podspec
 from setpoint.resources.checks import (
     immutable,
-    invalid_rendered,
-    invalid_value,
     kube_finalizer_errors,
     label_selector_errors,
     nonnegative,
+)
+from setpoint.resources.fielderrors import (
+    FieldError,
+    invalid_rendered,
+    invalid_value,
+    not_supported,
+    required,
 )
 from setpoint.resources.printers.workloads import CRONJOB_PRINTER, JOB_PRINTER
 from setpoint.resources.registry import (
     CATEGORY_ALL,
     POD_TEMPLATE,
     SPEC_AND_STATUS,
-    FieldError,
     Obj,
     ResourceType,
-    not_supported,
-    required,
 )
 
 CONTROLLER_UID = "batch.kubernetes.io/controller-uid"

@@ -3,7 +3,7 @@
 Kubernetes prints a rejected value the way Go's ``fmt`` does: strings quoted, numbers bare,
 and structs and maps as Go literals (``map[string]string{"app":"web"}``,
 ``v1.LabelSelector{...}``). :mod:`setpoint.meta.gofmt` renders those literals for the values
-our messages show, and :func:`invalid_rendered` builds a cause around an already rendered value.
+our messages show; the causes themselves are built by :mod:`setpoint.resources.fielderrors`.
 """
 
 from __future__ import annotations
@@ -14,29 +14,12 @@ from typing import Any
 from setpoint.meta import gofmt
 from setpoint.meta.labels import label_selector_field_errors
 from setpoint.meta.validation import validate_labels
-from setpoint.resources.registry import FieldError
+from setpoint.resources.fielderrors import FieldError, invalid_rendered, invalid_value
 
 IMMUTABLE = "field is immutable"
 NEGATIVE = "must be greater than or equal to 0"
 STANDARD_FINALIZERS = ("kubernetes", "orphan", "foregroundDeletion")
 NONSTANDARD_FINALIZER = "name is neither a standard finalizer name nor is it fully qualified"
-
-
-def invalid_rendered(path: str, rendered: str, detail: str) -> FieldError:
-    """A FieldValueInvalid cause whose value is already in Go's printed form."""
-    return FieldError("FieldValueInvalid", path, f"Invalid value: {rendered}: {detail}")
-
-
-def invalid_value(path: str, value: Any, detail: str) -> FieldError:
-    return invalid_rendered(path, gofmt.field_error_value(value), detail)
-
-
-def not_found(path: str, value: str) -> FieldError:
-    return FieldError("FieldValueNotFound", path, f"Not found: {gofmt.quote(value)}")
-
-
-def too_long(path: str, limit: int) -> FieldError:
-    return FieldError("FieldValueTooLong", path, f"Too long: may not be more than {limit} bytes")
 
 
 def nonnegative(value: Any, path: str) -> list[FieldError]:

@@ -19,17 +19,11 @@ from typing import Any
 
 from setpoint.meta import gofmt
 from setpoint.meta.validation import dns1123_subdomain_errors, label_key_errors
-from setpoint.resources.checks import immutable, invalid_value, kube_finalizer_errors
+from setpoint.resources.checks import immutable, kube_finalizer_errors
 from setpoint.resources.eventfields import as_core_event
+from setpoint.resources.fielderrors import FieldError, invalid_value, required
 from setpoint.resources.printers.events import EVENTS_V1_PRINTER
-from setpoint.resources.registry import (
-    FieldError,
-    Obj,
-    ResourceType,
-    field_getter,
-    reference_field_selectors,
-    required,
-)
+from setpoint.resources.registry import Obj, ResourceType, field_getter, reference_field_selectors
 
 _LIMITS = {"reportingInstance": 128, "action": 128, "reason": 128}
 _NOTE_LIMIT = 1024

@@ -25,7 +25,7 @@ from setpoint.meta.validation import (
     label_key_errors,
     label_value_errors,
 )
-from setpoint.resources.checks import invalid_rendered, invalid_value, label_errors
+from setpoint.resources.checks import label_errors
 from setpoint.resources.containers import (
     PROBES,
     QOS_RESOURCES,
@@ -36,8 +36,16 @@ from setpoint.resources.containers import (
     validate_init_containers,
     validate_volumes,
 )
+from setpoint.resources.fielderrors import (
+    FieldError,
+    forbidden,
+    invalid_rendered,
+    invalid_value,
+    not_supported,
+    required,
+)
 from setpoint.resources.meta import validate_annotations
-from setpoint.resources.registry import FieldError, Obj, forbidden, not_supported, required
+from setpoint.resources.registry import Obj
 
 RESTART_POLICIES = ("Always", "OnFailure", "Never")
 DNS_POLICIES = ("ClusterFirstWithHostNet", "ClusterFirst", "Default", "None")
