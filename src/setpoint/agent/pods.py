@@ -37,7 +37,7 @@ from typing import Any
 from setpoint.agent import volumes
 from setpoint.agent.runtime import ContainerSpec, ContainerState, ExitRecord
 from setpoint.client.api import Obj
-from setpoint.client.nodes import rfc3339
+from setpoint.meta.timestamps import rfc3339
 
 # the kubelet's container restart backoff (MaxContainerBackOff 300 s, initial 10 s)
 BACKOFF_BASE = 10.0

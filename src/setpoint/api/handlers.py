@@ -799,7 +799,7 @@ def _binding(body: Any, name: str) -> tuple[str, dict[str, str]]:
 
 
 def _now() -> str:
-    from setpoint.api.storage import now_rfc3339
+    from setpoint.meta.clock import now_rfc3339
 
     return now_rfc3339()
 

@@ -47,31 +47,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple, TypeVar
 
 from setpoint.client.api import NODES, PODS, ApiClient, ApiError, Obj
 from setpoint.client.informer import EventHandler, Informer, object_key
-from setpoint.client.nodes import (  # re-exported: hollow's public names before the move
-    LEASE_NAMESPACE as LEASE_NAMESPACE,
-)
-from setpoint.client.nodes import (
-    lease_object as lease_object,
-)
-from setpoint.client.nodes import (
-    micro_time as micro_time,
-)
-from setpoint.client.nodes import (
-    node_conditions,
-    parse_time,
-    renew_lease,
-    rfc3339,
-)
+from setpoint.client.nodes import node_conditions, renew_lease
 from setpoint.client.tasks import cancel_all, run_until_stopped
 from setpoint.client.workqueue import WorkQueue, run_worker
+from setpoint.meta.clock import REAL_CLOCK, Clock
 from setpoint.meta.jsonvalue import json_copy
+from setpoint.meta.timestamps import parse_epoch, rfc3339
 
 log = logging.getLogger(__name__)
 
@@ -189,11 +176,11 @@ def pod_timing(pod: Obj, seen_at: float) -> PodTiming:
     hollow node reaches the same answer."""
     annotations = pod["metadata"].get("annotations") or {}
     status = pod.get("status") or {}
-    seen_at = parse_time(status.get("startTime")) or seen_at
+    seen_at = parse_epoch(status.get("startTime")) or seen_at
     start_at = seen_at + _float_annotation(annotations, ANNOTATION_START_DELAY, 0.0)
     for cs in status.get("containerStatuses") or []:
         state = cs.get("state") or {}
-        started = parse_time(
+        started = parse_epoch(
             (state.get("running") or state.get("terminated") or {}).get("startedAt")
         )
         if started is not None and str(cs.get("containerID", "")).startswith("hollow://"):
@@ -376,8 +363,10 @@ class HollowNodes:
         heartbeat_seconds: float = 10.0,
         node_status_report_seconds: float = NODE_STATUS_REPORT_SECONDS,
         max_concurrent_calls: int = 32,
+        clock: Clock = REAL_CLOCK,
     ) -> None:
         self.client = client
+        self.clock = clock
         self.names = [f"{name_prefix}-{i}" for i in range(count)]
         self._ours = frozenset(self.names)
         self.shape = NodeShape(cpu, memory, pods, tuple(sorted((labels or {}).items())))
@@ -450,7 +439,7 @@ class HollowNodes:
 
     async def _register(self, name: str) -> None:
         """Create the Node, or take over an existing one (restart) and refresh it."""
-        now = time.time()
+        now = self.clock.time()
         try:
             self._nodes[name] = await self._call(
                 lambda: self.client.create(NODES, node_object(name, self.shape, now))
@@ -466,14 +455,14 @@ class HollowNodes:
             if any(node["metadata"].get("labels", {}).get(k) != v for k, v in labels.items()):
                 node["metadata"].setdefault("labels", {}).update(labels)
                 node = await self.client.update(NODES, node)
-            node["status"] = node_status(name, self.shape, time.time(), node.get("status"))
+            node["status"] = node_status(name, self.shape, self.clock.time(), node.get("status"))
             return await self.client.update_status(NODES, node)
 
         self._nodes[name] = await self._call(lambda: self.client.retry_on_conflict(take_over))
 
     async def _post_node_status(self, name: str) -> None:
         previous = (self._nodes.get(name) or {}).get("status")
-        status = node_status(name, self.shape, time.time(), previous)
+        status = node_status(name, self.shape, self.clock.time(), previous)
         self._nodes[name] = await self._call(
             lambda: self.client.patch(NODES, name, {"status": status}, subresource="status")
         )
@@ -500,7 +489,7 @@ class HollowNodes:
                 self._nodes[name],
                 last,
                 duration_seconds=self.lease_duration_seconds,
-                now=time.time(),
+                now=self.clock.time(),
             )
         )
 
@@ -530,7 +519,7 @@ class HollowNodes:
         if pod is None or (pod.get("spec") or {}).get("nodeName") not in self._ours:
             return
         uid = pod["metadata"].get("uid", "")
-        now = time.time()
+        now = self.clock.time()
         timing = pod_timing(pod, self._seen_at.setdefault(uid, now))
         if pod["metadata"].get("deletionTimestamp"):
             await self._terminate(pod, timing, now)
