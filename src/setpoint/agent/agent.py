@@ -67,6 +67,7 @@ from setpoint.client.tasks import cancel_all, run_until_stopped
 from setpoint.client.workqueue import WorkQueue, run_worker
 from setpoint.meta.clock import REAL_CLOCK, Clock
 from setpoint.meta.privatefiles import private_dir
+from setpoint.node.podstatus import same_status
 
 log = logging.getLogger(__name__)
 
@@ -655,9 +656,7 @@ class NodeAgent:
         )
         status = lifecycle.deadline_exceeded_status(pod, status, now=self.clock.time())
         current = pod.get("status") or {}
-        if podspec.same_status(status, current) or (
-            written is not None and podspec.same_status(status, written)
-        ):
+        if same_status(status, current) or (written is not None and same_status(status, written)):
             return
         try:
             await self.client.patch(

@@ -34,7 +34,8 @@ Simplifications on purpose: a container whose exit would be restarted by its res
 (``Always`` with an exit-code annotation, ``OnFailure`` with a non-zero code) is treated as
 terminal with that code; no probes, no images, no volumes, no resource accounting.
 
-What a pod's status should be is computed by pure functions (:func:`desired_pod_status`)
+What a pod's status should be is computed by pure functions (:func:`desired_pod_status`,
+built from the pieces the real agent uses too, :mod:`setpoint.node.podstatus`)
 from the pod, the time the hollow node first saw it and the clock, so the outcome is
 level-triggered: after a restart the times are recovered from the status already written.
 Writes are coalesced: a pod is reconciled through a de-duplicating work queue, the desired
@@ -59,6 +60,7 @@ from setpoint.client.workqueue import WorkQueue, run_worker
 from setpoint.meta.clock import REAL_CLOCK, Clock
 from setpoint.meta.jsonvalue import json_copy
 from setpoint.meta.timestamps import parse_epoch, rfc3339
+from setpoint.node.podstatus import pod_condition, same_status, terminated_state
 
 log = logging.getLogger(__name__)
 
@@ -201,20 +203,6 @@ def pod_timing(pod: Obj, seen_at: float) -> PodTiming:
     return PodTiming(seen_at, start_at, start_at + run, exit_code)
 
 
-def _condition(kind: str, status: bool, at: float, reason: str = "", message: str = "") -> Obj:
-    condition: Obj = {
-        "type": kind,
-        "status": "True" if status else "False",
-        "lastProbeTime": None,
-        "lastTransitionTime": rfc3339(at),
-    }
-    if reason:
-        condition["reason"] = reason
-    if message:
-        condition["message"] = message
-    return condition
-
-
 def _container_status(pod: Obj, container: Obj, state: Obj, *, ready: bool) -> Obj:
     uid = pod["metadata"].get("uid", "")
     image = container.get("image", "")
@@ -232,14 +220,9 @@ def _container_status(pod: Obj, container: Obj, state: Obj, *, ready: bool) -> O
 
 
 def _terminated(code: int, started: float, finished: float) -> Obj:
-    return {
-        "terminated": {
-            "exitCode": code,
-            "reason": "Completed" if code == 0 else "Error",
-            "startedAt": rfc3339(started),
-            "finishedAt": rfc3339(finished),
-        }
-    }
+    """A hollow container's end: ``Completed`` for exit code 0, ``Error`` otherwise."""
+    reason = "Completed" if code == 0 else "Error"
+    return {"terminated": terminated_state(code, reason, started, finished)}
 
 
 def desired_pod_status(pod: Obj, timing: PodTiming, now: float) -> Obj:
@@ -262,7 +245,7 @@ def desired_pod_status(pod: Obj, timing: PodTiming, now: float) -> Obj:
     )
     scheduled = next(
         (c for c in current.get("conditions") or [] if c.get("type") == "PodScheduled"),
-        _condition("PodScheduled", True, timing.seen_at),
+        pod_condition("PodScheduled", True, timing.seen_at),
     )
     if now < timing.start_at:
         state: Obj = {"waiting": {"reason": "ContainerCreating"}}
@@ -280,12 +263,16 @@ def desired_pod_status(pod: Obj, timing: PodTiming, now: float) -> Obj:
     status["phase"] = phase
     unready = f"containers with unready status: [{' '.join(c['name'] for c in containers)}]"
     status["conditions"] = [
-        _condition(
+        pod_condition(
             "PodReadyToStartContainers", phase != "Succeeded" and phase != "Failed", timing.seen_at
         ),
-        _condition("Initialized", True, timing.seen_at),
-        _condition("Ready", ready, started_at, not_ready, "" if ready else unready),
-        _condition("ContainersReady", ready, started_at, not_ready, "" if ready else unready),
+        pod_condition("Initialized", True, timing.seen_at),
+        pod_condition(
+            "Ready", ready, started_at, reason=not_ready, message="" if ready else unready
+        ),
+        pod_condition(
+            "ContainersReady", ready, started_at, reason=not_ready, message="" if ready else unready
+        ),
         scheduled,
     ]
     status["containerStatuses"] = [
@@ -314,20 +301,6 @@ def next_transition(timing: PodTiming, now: float) -> float | None:
         if at is not None and now < at:
             return at - now
     return None
-
-
-def _without_nulls(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
-    if isinstance(value, list):
-        return [_without_nulls(v) for v in value]
-    return value
-
-
-def same_status(a: Obj, b: Obj) -> bool:
-    """Equal up to explicit nulls (``lastProbeTime: null``), which a server may or may
-    not echo back."""
-    return a == b or bool(_without_nulls(a) == _without_nulls(b))
 
 
 def is_terminal(pod: Obj) -> bool:
