@@ -47,7 +47,7 @@ from bench.common import (
     percentiles,
     warm_up,
 )
-from setpoint.client.nodes import micro_time
+from setpoint.meta.timestamps import micro_time
 
 NAME = "flood"
 CREATES = 2_000

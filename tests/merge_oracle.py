@@ -10,8 +10,8 @@ computations therefore live with the tests, next to the code they check:
 * :func:`create_two_way_merge_patch` and :func:`create_three_way_merge_patch` are
   ``k8s.io/apimachinery/pkg/util/strategicpatch``'s ``CreateTwoWayMergePatch`` and
   ``CreateThreeWayMergePatch`` (with ``overwrite`` set, kubectl's default, so no conflict
-  detection), built from the patch metadata and Go value helpers of
-  :mod:`setpoint.api.merge.strategic`;
+  detection), built from the patch metadata of :mod:`setpoint.api.merge.strategic` and
+  the Go value helpers of :mod:`setpoint.meta.jsonvalue` and :mod:`setpoint.meta.gofmt`;
 * :func:`fieldset_of` (the fields an object of a schema definition sets) and
   :func:`decode_managed_fields` (``metadata.managedFields`` as one set per manager) are what
   the apply tests state ownership with.
@@ -23,13 +23,12 @@ import dataclasses
 from typing import Any
 
 from setpoint.api.merge.fieldpath import FieldSet
-from setpoint.api.merge.jsonpatch import PatchError, deep_copy, json_equal
+from setpoint.api.merge.jsonpatch import PatchError
 from setpoint.api.merge.managedfields import APPLY, decode
 from setpoint.api.merge.strategic import (
     DELETE,
     DELETE_FROM_PRIMITIVE_LIST,
     DIRECTIVE,
-    MAP,
     MERGE,
     REPLACE,
     RETAIN_KEYS,
@@ -40,16 +39,15 @@ from setpoint.api.merge.strategic import (
     check_merge_keys,
     combine_patches,
     dedupe_scalars,
-    deep_equal,
     element_kind,
-    go_format,
-    go_kind,
     lookup_field,
     normalize_slice_order,
     root_patch_meta,
     value_token,
 )
 from setpoint.api.merge.typed import root_type, to_field_set
+from setpoint.meta import gofmt
+from setpoint.meta.jsonvalue import MAP, deep_copy, deep_equal, go_kind, json_equal
 
 # --------------------------------------------------------------------------- JSON merge patch
 
@@ -227,14 +225,14 @@ def _diff_lists_of_scalars(
     original: list[Any], modified: list[Any], options: _DiffOptions
 ) -> tuple[list[Any], list[Any]]:
     """patch.go ``diffListsOfScalars``: walk both lists sorted by their text."""
-    old = sorted(original, key=go_format)
-    new = sorted(modified, key=go_format)
+    old = sorted(original, key=gofmt.verb_v)
+    new = sorted(modified, key=gofmt.verb_v)
     additions: list[Any] = []
     removals: list[Any] = []
     i = j = 0
     while i < len(old) or j < len(new):
-        old_text = go_format(old[i]) if i < len(old) else None
-        new_text = go_format(new[j]) if j < len(new) else None
+        old_text = gofmt.verb_v(old[i]) if i < len(old) else None
+        new_text = gofmt.verb_v(new[j]) if j < len(new) else None
         if old_text is not None and new_text is not None and old_text == new_text:
             i += 1
             j += 1
@@ -258,14 +256,14 @@ def _diff_lists_of_maps(
 ) -> tuple[list[Any], list[Any]]:
     """patch.go ``diffListsOfMaps``: changed/added items, and ``$patch: delete`` items."""
     check_merge_keys(merge_key, original, modified, code=UNPROCESSABLE)
-    old = sorted(original, key=lambda item: go_format(item[merge_key]))
-    new = sorted(modified, key=lambda item: go_format(item[merge_key]))
+    old = sorted(original, key=lambda item: gofmt.verb_v(item[merge_key]))
+    new = sorted(modified, key=lambda item: gofmt.verb_v(item[merge_key]))
     changes: list[Any] = []
     deletions: list[Any] = []
     i = j = 0
     while i < len(old) or j < len(new):
-        old_text = go_format(old[i][merge_key]) if i < len(old) else None
-        new_text = go_format(new[j][merge_key]) if j < len(new) else None
+        old_text = gofmt.verb_v(old[i][merge_key]) if i < len(old) else None
+        new_text = gofmt.verb_v(new[j][merge_key]) if j < len(new) else None
         if old_text is not None and new_text is not None and old_text == new_text:
             value = _diff_maps(old[i], new[j], element, options)
             if value:

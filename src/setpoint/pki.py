@@ -53,7 +53,6 @@ import re
 import secrets
 import socket
 import ssl
-import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,6 +69,7 @@ from cryptography.hazmat.primitives.asymmetric.types import (
 )
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from setpoint.meta.clock import REAL_CLOCK, Clock
 from setpoint.meta.privatefiles import (
     PRIVATE_FILE_MODE,
     private_dir,
@@ -173,7 +173,9 @@ class KubeconfigInfo:
 # --------------------------------------------------------------------------- server credentials
 
 
-def ensure_server_credentials(data_dir: Path, *, hosts: Sequence[str]) -> ServerCredentials:
+def ensure_server_credentials(
+    data_dir: Path, *, hosts: Sequence[str], clock: Clock = REAL_CLOCK
+) -> ServerCredentials:
     """Create the server's CA, serving certificate and tokens under ``data_dir``, or reuse them.
 
     ``hosts`` are the names and addresses clients will use to reach the server (bind
@@ -193,7 +195,7 @@ def ensure_server_credentials(data_dir: Path, *, hosts: Sequence[str]) -> Server
     with _locked(tls_dir):
         ca_cert_path = tls_dir / CA_CERT_FILE
         ca_key_path = tls_dir / CA_KEY_FILE
-        ca_cert, ca_key, ca_cert_pem = _ensure_ca(ca_cert_path, ca_key_path)
+        ca_cert, ca_key, ca_cert_pem = _ensure_ca(ca_cert_path, ca_key_path, clock)
 
         serving_cert_path = tls_dir / SERVING_CERT_FILE
         serving_key_path = tls_dir / SERVING_KEY_FILE
@@ -204,6 +206,7 @@ def ensure_server_credentials(data_dir: Path, *, hosts: Sequence[str]) -> Server
             ca_cert=ca_cert,
             ca_key=ca_key,
             wanted=wanted,
+            clock=clock,
         )
 
         admin_token = _ensure_random_token(data_dir / ADMIN_TOKEN_FILE, "admin")
@@ -239,6 +242,7 @@ def issue_serving_certificate(
     ca_key_pem: bytes,
     hosts: Sequence[str],
     common_name: str,
+    clock: Clock = REAL_CLOCK,
 ) -> tuple[bytes, bytes]:
     """Issue a one-year TLS server certificate for ``hosts``, signed by the given CA.
 
@@ -256,13 +260,17 @@ def issue_serving_certificate(
     )
     _check_key_matches(ca_cert, ca_key, what="CA")
     cert, key = _issue_serving(
-        ca_cert=ca_cert, ca_key=ca_key, sans=_san_entries(hosts), common_name=common_name
+        ca_cert=ca_cert,
+        ca_key=ca_key,
+        sans=_san_entries(hosts),
+        common_name=common_name,
+        clock=clock,
     )
     return cert.public_bytes(serialization.Encoding.PEM), _key_pem(key)
 
 
 def ensure_self_signed_serving(
-    directory: Path, *, hosts: Sequence[str], name: str, common_name: str
+    directory: Path, *, hosts: Sequence[str], name: str, common_name: str, clock: Clock = REAL_CLOCK
 ) -> tuple[Path, Path]:
     """A serving certificate ``<name>.crt``/``<name>.key`` for ``hosts`` under ``directory``,
     signed by a CA of its own (``<name>-ca.crt``/``.key``) that nobody else trusts, as the
@@ -271,12 +279,14 @@ def ensure_self_signed_serving(
     private_dir(directory)
     cert_path, key_path = directory / f"{name}.crt", directory / f"{name}.key"
     with _locked(directory):
-        ca_cert, ca_key, _ = _ensure_ca(directory / f"{name}-ca.crt", directory / f"{name}-ca.key")
+        ca_cert, ca_key, _ = _ensure_ca(
+            directory / f"{name}-ca.crt", directory / f"{name}-ca.key", clock
+        )
         wanted = _san_entries(hosts)
-        existing = _usable_serving_sans(cert_path, key_path, ca_cert)
+        existing = _usable_serving_sans(cert_path, key_path, ca_cert, clock)
         if existing is None or any(san not in existing for san in wanted):
             cert, key = _issue_serving(
-                ca_cert=ca_cert, ca_key=ca_key, sans=wanted, common_name=common_name
+                ca_cert=ca_cert, ca_key=ca_key, sans=wanted, common_name=common_name, clock=clock
             )
             write_private_file(key_path, _key_pem(key))
             write_private_file(cert_path, cert.public_bytes(serialization.Encoding.PEM))
@@ -436,7 +446,7 @@ def _read_referenced(base: Path, reference: str, kubeconfig: Path) -> bytes:
 
 
 def _ensure_ca(
-    cert_path: Path, key_path: Path
+    cert_path: Path, key_path: Path, clock: Clock
 ) -> tuple[x509.Certificate, CertificateIssuerPrivateKeyTypes, bytes]:
     if cert_path.exists():
         if not key_path.exists():
@@ -456,15 +466,15 @@ def _ensure_ca(
         _check_key_matches(cert, key, what=f"CA in {cert_path.parent}")
         if not _is_ca(cert):
             raise PKIError(f"{cert_path} is not a CA certificate (basicConstraints CA:false)")
-        if cert.not_valid_after_utc <= _now():
+        if cert.not_valid_after_utc <= _whole_seconds(clock):
             logger.warning("cluster CA %s expired at %s", cert_path, cert.not_valid_after_utc)
         return cert, key, cert_pem
 
     # No certificate: either a first start, or a creation interrupted after the key was
     # written. Either way nobody can have trusted a CA whose certificate never existed.
     ca_key = ec.generate_private_key(ec.SECP256R1())
-    now = _now()
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"setpoint-ca@{int(time.time())}")])
+    now = _whole_seconds(clock)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"setpoint-ca@{int(clock.time())}")])
     ca_cert = (
         x509.CertificateBuilder()
         .subject_name(name)
@@ -520,8 +530,9 @@ def _ensure_serving(
     ca_cert: x509.Certificate,
     ca_key: CertificateIssuerPrivateKeyTypes,
     wanted: list[_San],
+    clock: Clock,
 ) -> None:
-    existing = _usable_serving_sans(cert_path, key_path, ca_cert)
+    existing = _usable_serving_sans(cert_path, key_path, ca_cert, clock)
     if existing is not None:
         missing = [san for san in wanted if san not in existing]
         if not missing:
@@ -536,14 +547,14 @@ def _ensure_serving(
     else:
         logger.info("issuing serving certificate %s", cert_path)
     cert, key = _issue_serving(
-        ca_cert=ca_cert, ca_key=ca_key, sans=wanted, common_name=SERVING_COMMON_NAME
+        ca_cert=ca_cert, ca_key=ca_key, sans=wanted, common_name=SERVING_COMMON_NAME, clock=clock
     )
     write_private_file(key_path, _key_pem(key))
     write_private_file(cert_path, cert.public_bytes(serialization.Encoding.PEM))
 
 
 def _usable_serving_sans(
-    cert_path: Path, key_path: Path, ca_cert: x509.Certificate
+    cert_path: Path, key_path: Path, ca_cert: x509.Certificate, clock: Clock
 ) -> list[_San] | None:
     """The SANs of the existing serving certificate, or None if it must be replaced."""
     try:
@@ -557,7 +568,7 @@ def _usable_serving_sans(
         cert.verify_directly_issued_by(ca_cert)
     except (ValueError, TypeError, InvalidSignature):
         return None
-    if cert.not_valid_after_utc - _now() < _RENEW_BEFORE:
+    if cert.not_valid_after_utc - _whole_seconds(clock) < _RENEW_BEFORE:
         return None
     try:
         san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
@@ -574,11 +585,12 @@ def _issue_serving(
     ca_key: CertificateIssuerPrivateKeyTypes,
     sans: list[_San],
     common_name: str,
+    clock: Clock,
 ) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
     if not sans:
         raise ValueError("a serving certificate needs at least one host name or address")
     key = ec.generate_private_key(ec.SECP256R1())
-    now = _now()
+    now = _whole_seconds(clock)
     not_after = min(now + _SERVING_VALIDITY, ca_cert.not_valid_after_utc)
     general_names: list[x509.GeneralName] = [
         x509.IPAddress(value) if kind == "ip" else x509.DNSName(value) for kind, value in sans
@@ -758,8 +770,9 @@ def _ensure_node_token(path: Path, *, ca_cert_pem: bytes) -> str:
 # --------------------------------------------------------------------------- helpers
 
 
-def _now() -> datetime.datetime:
-    return datetime.datetime.now(datetime.UTC).replace(microsecond=0)
+def _whole_seconds(clock: Clock) -> datetime.datetime:
+    """The clock's time without microseconds (certificates store whole seconds)."""
+    return clock.now().replace(microsecond=0)
 
 
 def _key_pem(key: PrivateKeyTypes) -> bytes:

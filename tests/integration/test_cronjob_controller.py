@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -13,16 +12,9 @@ from setpoint.client.api import CRONJOBS, EVENTS, JOBS, ApiClient, Obj
 from setpoint.client.events import EventRecorder
 from setpoint.client.factory import SharedInformers
 from setpoint.controllers.cronjob import SCHEDULED_TIMESTAMP, CronJobController
+from setpoint.meta.clock import FakeClock
 from tests import objects
 from tests.support import eventually
-
-
-@dataclass
-class FakeClock:
-    moment: datetime
-
-    def __call__(self) -> datetime:
-        return self.moment
 
 
 @pytest.fixture
@@ -34,7 +26,7 @@ def clock() -> FakeClock:
 async def controller(client: ApiClient, clock: FakeClock) -> AsyncIterator[CronJobController]:
     informers = SharedInformers(client)
     recorder = EventRecorder(client, "cronjob-controller-test")
-    cron_controller = CronJobController(informers, recorder, now=clock)
+    cron_controller = CronJobController(informers, recorder, clock=clock)
     informers.start()
     await informers.wait_synced()
     task = asyncio.create_task(cron_controller.run())
@@ -59,7 +51,7 @@ def next_minute(moment: datetime) -> datetime:
 async def advance_to(
     controller: CronJobController, clock: FakeClock, moment: datetime, key: str
 ) -> None:
-    clock.moment = moment
+    clock.set(moment)
     controller.queue.add(key)
 
 
@@ -73,7 +65,7 @@ async def test_job_is_created_at_the_scheduled_time(
     created = await client.create(CRONJOBS, cron_job_manifest("tick"), namespace)
     born = datetime.fromisoformat(created["metadata"]["creationTimestamp"].replace("Z", "+00:00"))
     key = f"{namespace}/tick"
-    clock.moment = born  # born + 1 s would already be due when born at hh:mm:59
+    clock.set(born)  # born + 1 s would already be due when born at hh:mm:59
     controller.queue.add(key)
     await asyncio.sleep(0.3)
     assert await jobs_of(client, namespace) == []  # not due yet

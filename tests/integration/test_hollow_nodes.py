@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 
 from setpoint.client.api import LEASES, NODES, PODS, ApiClient, ApiError
-from setpoint.sim.hollow import KUBELET_VERSION, HollowNodes, parse_time
+from setpoint.meta.timestamps import parse_epoch
+from setpoint.sim.hollow import KUBELET_VERSION, HollowNodes
 from tests import objects
 from tests.support import SETPOINT, Kubectl, Server, eventually, wait_for
 
@@ -140,14 +141,14 @@ async def test_bound_pod_becomes_running_and_ready(
         pod = await eventually(running, what="pod Running")
         status = pod["status"]
         assert status["podIP"] == "127.0.0.1" and status["hostIP"] == "127.0.0.1"
-        assert parse_time(status["startTime"]) is not None
+        assert parse_epoch(status["startTime"]) is not None
         for kind in ("PodScheduled", "Initialized", "ContainersReady", "Ready"):
             assert condition(pod, kind)["status"] == "True", kind
         (cs,) = status["containerStatuses"]
         assert cs["name"] == "main" and cs["image"] == "busybox:1.36" and cs["imageID"]
         assert cs["containerID"] == f"hollow://{created['metadata']['uid']}/main"
         assert cs["ready"] is True and cs["started"] is True and cs["restartCount"] == 0
-        assert parse_time(cs["state"]["running"]["startedAt"]) is not None
+        assert parse_epoch(cs["state"]["running"]["startedAt"]) is not None
         assert status["qosClass"] == "BestEffort"  # fields the node does not own are kept
 
 

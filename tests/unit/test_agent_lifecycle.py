@@ -10,7 +10,7 @@ from setpoint.agent.lifecycle import (
     deadline_exceeded,
     deadline_exceeded_status,
 )
-from setpoint.client.nodes import rfc3339
+from setpoint.meta.timestamps import rfc3339
 from tests import objects
 
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from setpoint.client.nodes import node_conditions
+from setpoint.meta.timestamps import micro_time
 from setpoint.sim.hollow import (
     NodeShape,
     desired_pod_status,
-    micro_time,
     next_transition,
-    node_conditions,
     node_object,
     pod_timing,
     terminated_pod_status,

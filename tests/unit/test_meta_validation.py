@@ -14,7 +14,6 @@ from hypothesis import strategies as st
 from setpoint.meta.validation import (
     dns1123_label_errors,
     dns1123_subdomain_errors,
-    go_quote,
     is_label_key,
     is_label_value,
     label_key_errors,
@@ -190,18 +189,6 @@ def test_regex_error_without_examples() -> None:
     assert regex_error("bad", "x+") == "bad (regex used for validation is 'x+')"
 
 
-def test_go_quote_plain_ascii() -> None:
-    assert go_quote("abc") == '"abc"'
-
-
-def test_go_quote_escapes_quotes_backslashes_and_controls() -> None:
-    assert go_quote('a"b\\c\n\x01\x7f') == '"a\\"b\\\\c\\n\\x01\\x7f"'
-
-
-def test_go_quote_keeps_printable_unicode_and_escapes_the_rest() -> None:
-    assert go_quote("é\u200b") == '"é\\u200b"'
-
-
 def test_validate_labels_reports_key_and_value_problems_at_the_map_path() -> None:
     problems = validate_labels({"a/b/c": "ok", "good": "-bad"}, "metadata.labels")
     assert [p for p, _ in problems] == ["metadata.labels", "metadata.labels"]
@@ -238,10 +225,3 @@ def test_label_key_validity_is_the_prefix_and_name_rule(key: str) -> None:
         prefix_ok, name = False, ""
     name_ok = _NAME_RE.fullmatch(name) is not None and len(name.encode()) <= 63
     assert (label_key_errors(key) == []) is (prefix_ok and name_ok)
-
-
-@given(st.text(max_size=20))
-def test_go_quote_is_always_a_double_quoted_single_line(value: str) -> None:
-    quoted = go_quote(value)
-    assert quoted.startswith('"') and quoted.endswith('"')
-    assert "\n" not in quoted

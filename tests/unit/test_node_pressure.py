@@ -6,7 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from setpoint.agent.pressure import HostSignals, measure_host, node_pressure
-from setpoint.client.nodes import NodePressure, node_conditions, rfc3339
+from setpoint.client.nodes import NodePressure, node_conditions
+from setpoint.meta.timestamps import rfc3339
 
 MI = 1024 * 1024
 GI = 1024 * MI

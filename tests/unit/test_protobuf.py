@@ -375,25 +375,6 @@ def test_fields_v1_that_is_not_json_is_rejected() -> None:
         configmap(field_bytes(1, field_bytes(17, entry)))
 
 
-@pytest.mark.parametrize(
-    ("nanos", "text"),
-    [
-        (0, "0s"),
-        (1, "1ns"),
-        (1_500, "1.5µs"),
-        (2_000_000, "2ms"),
-        (1_500_000_000, "1.5s"),
-        (90 * 10**9, "1m30s"),
-        (3600 * 10**9, "1h0m0s"),
-        (-(3723 * 10**9 + 5), "-1h2m3.000000005s"),
-    ],
-)
-def test_go_duration_strings(nanos: int, text: str) -> None:
-    from setpoint.api.protobuf import _go_duration
-
-    assert _go_duration(nanos) == text
-
-
 def test_delete_options_decode_under_any_group_version() -> None:
     raw = field_varint(1, 0) + field_bytes(4, "Foreground") + field_bytes(5, "All")
     assert decode_protobuf_object(envelope("apps/v1", "DeleteOptions", raw)) == {

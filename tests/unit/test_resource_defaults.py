@@ -16,8 +16,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from setpoint.meta.quantity import canonical, parse_quantity, round_to_milli
 from setpoint.resources.catalog import default_registry
-from setpoint.resources.quantity import canonical, parse_quantity, round_to_milli
 from tests.objects import container, cron_job, deployment, job, namespace, pod, replica_set, secret
 
 REGISTRY = default_registry()

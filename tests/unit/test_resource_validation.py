@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from setpoint.resources import cron
+from setpoint.meta import cron
 from setpoint.resources.catalog import default_registry
 from tests.objects import (
     configmap,

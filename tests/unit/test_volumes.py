@@ -150,10 +150,6 @@ def test_downward_api_labels_are_sorted_go_quoted_lines() -> None:
     assert volumes.downward_field(POD, "metadata.uid") == POD["metadata"]["uid"]
 
 
-def test_go_quote_escapes_control_characters_and_keeps_unicode() -> None:
-    assert volumes.go_quote("a\tb\x01é\\") == '"a\\tb\\x01é\\\\"'
-
-
 def test_downward_api_resource_fields_divide_and_round_up() -> None:
     ref = {"containerName": "app", "resource": "limits.memory", "divisor": "1Mi"}
     assert volumes.downward_resource(POD, ref, ALLOCATABLE) == "64"

@@ -65,7 +65,9 @@ from setpoint.client.informer import EventHandler, Informer, object_key
 from setpoint.client.nodes import node_conditions, renew_lease
 from setpoint.client.tasks import cancel_all, run_until_stopped
 from setpoint.client.workqueue import WorkQueue, run_worker
+from setpoint.meta.clock import REAL_CLOCK, Clock
 from setpoint.meta.privatefiles import private_dir
+from setpoint.node.podstatus import same_status
 
 log = logging.getLogger(__name__)
 
@@ -173,8 +175,10 @@ class NodeAgent:
         container_settings: podspec.NodeContainerSettings | None = None,
         kubelet_port: int = 0,
         kubelet_token: str | None = None,
+        clock: Clock = REAL_CLOCK,
     ) -> None:
         self.client = client
+        self.clock = clock
         self.node_name = node_name
         self.data_dir = data_dir
         self.runtime = runtime
@@ -184,7 +188,7 @@ class NodeAgent:
         self.workers = workers
         self.container_settings = container_settings or podspec.NodeContainerSettings()
         # events are written behind the pod workers' backs, like the kubelet's broadcaster
-        self.recorder = QueuedEventRecorder(client, "kubelet", host=node_name)
+        self.recorder = QueuedEventRecorder(client, "kubelet", host=node_name, clock=clock)
         self.sandboxes = Sandboxes(client, self.recorder, data_dir=data_dir)
         self.pods = Informer(client, PODS, field_selector=f"spec.nodeName={node_name}")
         self.queue: WorkQueue[str] = WorkQueue("agent-pods", qps=100.0, burst=1000)
@@ -198,6 +202,7 @@ class NodeAgent:
             pod_ip=host_ip,
             host_ip=host_ip,
             enter_namespace=self.sandboxes.enter,
+            clock=clock,
         )
         self.ready = asyncio.Event()
         self._node: Obj = {}
@@ -220,6 +225,7 @@ class NodeAgent:
             port=kubelet_port,
             cert_dir=data_dir / "pki",
             node_name=node_name,
+            clock=clock,
         )
 
     # ------------------------------------------------------------- lifecycle
@@ -276,7 +282,7 @@ class NodeAgent:
 
     async def _register(self) -> None:
         """Create the Node, or take over an existing one and refresh its status."""
-        name, now = self.node_name, time.time()
+        name, now = self.node_name, self.clock.time()
         node = {
             "apiVersion": "v1",
             "kind": "Node",
@@ -303,7 +309,7 @@ class NodeAgent:
                 name,
                 self.data_dir,
                 self.host_ip,
-                time.time(),
+                self.clock.time(),
                 current.get("status"),
                 kubelet_port=self.kubelet.port,
             )
@@ -317,7 +323,7 @@ class NodeAgent:
             self._node,
             self._lease,
             duration_seconds=self.lease_duration_seconds,
-            now=time.time(),
+            now=self.clock.time(),
         )
 
     async def _lease_loop(self) -> None:
@@ -342,7 +348,7 @@ class NodeAgent:
                 self.node_name,
                 self.data_dir,
                 self.host_ip,
-                time.time(),
+                self.clock.time(),
                 self._node.get("status"),
                 kubelet_port=self.kubelet.port,
             )
@@ -410,7 +416,7 @@ class NodeAgent:
             await self._terminate(pod)
             return
         if (pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed"):
-            if lifecycle.deadline_exceeded(pod, time.time()):
+            if lifecycle.deadline_exceeded(pod, self.clock.time()):
                 await self._stop_for_deadline(pod)
             else:
                 await self._start_missing_containers(pod)
@@ -425,7 +431,7 @@ class NodeAgent:
         deadline, uid = lifecycle.active_deadline(pod), pod["metadata"]["uid"]
         if deadline is not None and self._deadlines.get(uid) != deadline:
             self._deadlines[uid] = deadline
-            self.queue.add_after(key, deadline - time.time())
+            self.queue.add_after(key, deadline - self.clock.time())
 
     async def _stop_for_deadline(self, pod: Obj) -> None:
         """The pod ran out of its ``activeDeadlineSeconds``: kill its containers within its
@@ -643,16 +649,14 @@ class NodeAgent:
             pod,
             states,
             errors,
-            now=time.time(),
+            now=self.clock.time(),
             host_ip=self.host_ip,
             previous=written,
             probes=self.probes.status(pod, states),
         )
-        status = lifecycle.deadline_exceeded_status(pod, status, now=time.time())
+        status = lifecycle.deadline_exceeded_status(pod, status, now=self.clock.time())
         current = pod.get("status") or {}
-        if podspec.same_status(status, current) or (
-            written is not None and podspec.same_status(status, written)
-        ):
+        if same_status(status, current) or (written is not None and same_status(status, written)):
             return
         try:
             await self.client.patch(

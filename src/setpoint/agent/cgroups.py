@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from setpoint.agent.supervisor import cgroup_path
-from setpoint.resources.quantity import QuantityError, parse_quantity
+from setpoint.meta.quantity import QuantityError, parse_quantity
 
 Obj = dict[str, Any]
 

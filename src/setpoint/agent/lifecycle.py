@@ -21,7 +21,7 @@ import copy
 
 from setpoint.agent import pods as podspec
 from setpoint.client.api import Obj
-from setpoint.client.nodes import parse_time
+from setpoint.meta.timestamps import parse_epoch
 
 DEADLINE_REASON = "DeadlineExceeded"
 DEADLINE_MESSAGE = "Pod was active on the node longer than the specified deadline"
@@ -37,7 +37,7 @@ def active_deadline(pod: Obj, status: Obj | None = None) -> float | None:
         return None
     if status is None:
         status = pod.get("status") or {}
-    started = parse_time(status.get("startTime"))
+    started = parse_epoch(status.get("startTime"))
     if started is None:
         return None
     return started + seconds

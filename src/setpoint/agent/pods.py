@@ -22,7 +22,9 @@ Upward, the supervisor's :class:`ContainerState` becomes a Kubernetes ``containe
 ``lastState``: the instance before the current one, as the kubelet reports the runtime's
 second newest container, so a container that failed and then completed keeps the failure
 there), and the pod's phase and conditions are computed from those statuses as
-``kubelet_pods.go``'s ``getPhase`` and ``status.GeneratePodReadyCondition`` do.
+``kubelet_pods.go``'s ``getPhase`` and ``status.GeneratePodReadyCondition`` do. The pieces
+the hollow nodes build the same way (conditions, terminated states, telling whether a status
+changed) are :mod:`setpoint.node.podstatus`'s.
 """
 
 from __future__ import annotations
@@ -37,7 +39,8 @@ from typing import Any
 from setpoint.agent import volumes
 from setpoint.agent.runtime import ContainerSpec, ContainerState, ExitRecord
 from setpoint.client.api import Obj
-from setpoint.client.nodes import rfc3339
+from setpoint.meta.timestamps import rfc3339
+from setpoint.node.podstatus import pod_condition, terminated_state
 
 # the kubelet's container restart backoff (MaxContainerBackOff 300 s, initial 10 s)
 BACKOFF_BASE = 10.0
@@ -348,18 +351,16 @@ def pod_log_dir(data_dir: Path, pod: Obj) -> Path:
 
 
 def terminated(record: ExitRecord, cid: str) -> Obj:
-    term: Obj = {
-        "containerID": cid,
-        "exitCode": record.exit_code,
-        "reason": record.reason,
-        "startedAt": rfc3339(record.started_at) if record.started_at else None,
-        "finishedAt": rfc3339(record.finished_at),
-    }
-    if record.signal:
-        term["signal"] = record.signal
-    if record.message:
-        term["message"] = record.message
-    return {k: v for k, v in term.items() if v is not None}
+    """The ``state.terminated`` of the container instance that ended as ``record`` says."""
+    return terminated_state(
+        record.exit_code,
+        record.reason,
+        record.started_at or None,
+        record.finished_at,
+        container_id=cid,
+        signal=record.signal,
+        message=record.message,
+    )
 
 
 def last_state_exit(state: ContainerState | None) -> ExitRecord | None:
@@ -520,18 +521,6 @@ def pod_phase(pod: Obj, statuses: list[Obj], init_statuses: list[Obj] | None = N
     return "Pending"
 
 
-def _condition(kind: str, ok: bool, now: float, previous: Obj | None, reason: str = "") -> Obj:
-    status = "True" if ok else "False"
-    condition: Obj = {"type": kind, "status": status, "lastProbeTime": None}
-    if previous is not None and previous.get("status") == status:
-        condition["lastTransitionTime"] = previous.get("lastTransitionTime") or rfc3339(now)
-    else:
-        condition["lastTransitionTime"] = rfc3339(now)
-    if reason:
-        condition["reason"] = reason
-    return condition
-
-
 def pod_conditions(
     pod: Obj,
     statuses: list[Obj],
@@ -561,24 +550,26 @@ def pod_conditions(
         else:
             reason = "ContainersNotReady"
             message = f"containers with unready status: [{' '.join(unready)}]"
-    initialized = _condition(
+    initialized = pod_condition(
         "Initialized",
         not incomplete,
         now,
-        before.get("Initialized"),
-        "ContainersNotInitialized" if incomplete else "",
+        previous=before.get("Initialized"),
+        reason="ContainersNotInitialized" if incomplete else "",
     )
     if incomplete:
         initialized["message"] = f"containers with incomplete status: [{' '.join(incomplete)}]"
     conditions = [
         initialized,
-        _condition("ContainersReady", ready, now, before.get("ContainersReady"), reason),
-        _condition("Ready", ready, now, before.get("Ready"), reason),
+        pod_condition(
+            "ContainersReady", ready, now, previous=before.get("ContainersReady"), reason=reason
+        ),
+        pod_condition("Ready", ready, now, previous=before.get("Ready"), reason=reason),
     ]
     if message:
         for c in conditions[1:]:
             c["message"] = message
-    scheduled = before.get("PodScheduled") or _condition("PodScheduled", True, now, None)
+    scheduled = before.get("PodScheduled") or pod_condition("PodScheduled", True, now)
     return [*conditions, copy.deepcopy(scheduled)]
 
 
@@ -644,16 +635,3 @@ def pod_status(
     if init_statuses:
         status["initContainerStatuses"] = init_statuses
     return status
-
-
-def without_nulls(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: without_nulls(v) for k, v in value.items() if v is not None}
-    if isinstance(value, list):
-        return [without_nulls(v) for v in value]
-    return value
-
-
-def same_status(a: Obj, b: Obj) -> bool:
-    """Equal up to explicit nulls, which a server may or may not echo back."""
-    return a == b or bool(without_nulls(a) == without_nulls(b))

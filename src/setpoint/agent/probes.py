@@ -60,6 +60,7 @@ from setpoint.agent import pods as podspec
 from setpoint.agent.runtime import ContainerState, Runtime, SupervisorError
 from setpoint.client.api import ApiError, Obj
 from setpoint.client.events import EventRecorder
+from setpoint.meta.clock import REAL_CLOCK, Clock
 
 # (argv, cwd) -> the same command made to run inside the container's mount namespace
 EnterNamespace = Callable[[list[str], str | None], tuple[list[str], str | None]]
@@ -505,8 +506,10 @@ class ProbeManager:
         host_ip: str,
         enter_namespace: Callable[[Obj, Obj, list[str], str | None], tuple[list[str], str | None]]
         | None = None,  # (pod, container, argv, cwd): see Sandboxes.enter
+        clock: Clock = REAL_CLOCK,
     ) -> None:
         self.runtime = runtime
+        self.clock = clock
         self.enter_namespace = enter_namespace
         self.recorder = recorder
         self.wake = wake
@@ -617,7 +620,7 @@ class ProbeManager:
             pod=pod,
             container=container,
             identity=identity,
-            started_at=state.started_at or time.time(),
+            started_at=state.started_at or self.clock.time(),
             configs=probe_configs(container),
         )
         self._instances[cid] = inst
@@ -672,7 +675,7 @@ class ProbeManager:
 
     async def _work(self, inst: Instance, config: ProbeConfig) -> None:
         """One probe of one instance: probe, then sleep a period (or until woken)."""
-        delay = inst.started_at + config.initial_delay - time.time()
+        delay = inst.started_at + config.initial_delay - self.clock.time()
         if delay > 0:
             await asyncio.sleep(delay)
         threshold = Threshold(config.success_threshold, config.failure_threshold)

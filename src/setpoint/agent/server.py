@@ -29,7 +29,6 @@ from __future__ import annotations
 import logging
 import socket
 import ssl
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,7 +39,8 @@ from aiohttp import web
 from setpoint.agent import logs
 from setpoint.agent import pods as podspec
 from setpoint.agent.runtime import ContainerState
-from setpoint.client import nodes
+from setpoint.meta.clock import REAL_CLOCK, Clock
+from setpoint.meta.timestamps import parse_epoch
 from setpoint.pki import ensure_self_signed_serving, tokens_equal
 
 log = logging.getLogger(__name__)
@@ -130,7 +130,7 @@ def _int(query: Mapping[str, str], name: str) -> int | None:
 
 def parse_time(raw: str) -> float:
     """An RFC3339 time (as ``sinceTime`` carries it) in epoch seconds."""
-    since = nodes.parse_time(raw)
+    since = parse_epoch(raw)
     if since is None:
         raise LogRequestError(400, f'invalid value "{raw}" for query parameter sinceTime')
     return since
@@ -205,8 +205,10 @@ class KubeletServer:
         port: int = DEFAULT_KUBELET_PORT,
         cert_dir: Path,
         node_name: str = "",
+        clock: Clock = REAL_CLOCK,
     ) -> None:
         self.view = view
+        self.clock = clock
         self.token = token
         self.host = host
         self.port = port
@@ -217,7 +219,11 @@ class KubeletServer:
     def ssl_context(self) -> ssl.SSLContext:
         hosts = sorted({self.host, "127.0.0.1", "localhost", self.node_name} - {""})
         cert, key = ensure_self_signed_serving(
-            self.cert_dir, hosts=hosts, name="kubelet", common_name=self.node_name or "kubelet"
+            self.cert_dir,
+            hosts=hosts,
+            name="kubelet",
+            common_name=self.node_name or "kubelet",
+            clock=self.clock,
         )
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.minimum_version = ssl.TLSVersion.TLSv1_2
@@ -276,7 +282,7 @@ class KubeletServer:
         namespace = request.match_info["namespace"]
         pod_name = request.match_info["pod"]
         name = request.match_info["container"]
-        options, previous = log_options(request.query, now=time.time())
+        options, previous = log_options(request.query, now=self.clock.time())
         pod = self.view.pod(f"{namespace}/{pod_name}")
         if pod is None:
             raise LogRequestError(404, f'pod "{pod_name}" does not exist')

@@ -41,9 +41,9 @@ from pathlib import Path
 from typing import Any
 
 from setpoint.agent.pressure import meminfo_bytes
+from setpoint.meta import gofmt
 from setpoint.meta.privatefiles import private_dir
-from setpoint.meta.validation import go_quote
-from setpoint.resources.quantity import QuantityError, parse_quantity
+from setpoint.meta.quantity import QuantityError, parse_quantity
 
 Obj = dict[str, Any]
 
@@ -213,7 +213,7 @@ def downward_field(pod: Obj, field_path: str) -> str:
 
 def format_map(values: Mapping[str, str]) -> str:
     """``fieldpath.FormatMap``: ``key="value"`` lines in key order, Go-quoted values."""
-    return "\n".join(f"{key}={go_quote(str(values[key]))}" for key in sorted(values))
+    return "\n".join(f"{key}={gofmt.quote(str(values[key]))}" for key in sorted(values))
 
 
 def host_allocatable() -> dict[str, str]:

@@ -14,7 +14,8 @@ from typing import Any
 
 import orjson
 
-from setpoint.resources.registry import FieldError, ResourceType
+from setpoint.resources.fielderrors import FieldError
+from setpoint.resources.registry import ResourceType
 
 
 class APIError(Exception):

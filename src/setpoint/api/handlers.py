@@ -47,15 +47,9 @@ from setpoint.api.watchcache import (
 )
 from setpoint.meta.fields import FieldSelectorParseError, parse_field_selector
 from setpoint.meta.labels import SelectorParseError, parse_selector
+from setpoint.resources.fielderrors import invalid, not_supported, required
 from setpoint.resources.meta import validate_annotations
-from setpoint.resources.registry import (
-    Obj,
-    Registry,
-    ResourceType,
-    invalid,
-    not_supported,
-    required,
-)
+from setpoint.resources.registry import Obj, Registry, ResourceType
 from setpoint.resources.schema import DecodeError, Decoder, SchemaSet
 
 log = logging.getLogger(__name__)
@@ -805,7 +799,7 @@ def _binding(body: Any, name: str) -> tuple[str, dict[str, str]]:
 
 
 def _now() -> str:
-    from setpoint.api.storage import now_rfc3339
+    from setpoint.meta.clock import now_rfc3339
 
     return now_rfc3339()
 

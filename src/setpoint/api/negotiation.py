@@ -8,7 +8,6 @@ read, 406 for a response type it cannot produce, and 400 for a body that does no
 from __future__ import annotations
 
 import math
-import struct
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -17,6 +16,7 @@ import yaml
 
 from setpoint.api import errors, protobuf
 from setpoint.api.discovery import openapi_pb
+from setpoint.meta import gofmt
 
 MAX_BODY_BYTES = 3 * 1024 * 1024
 
@@ -221,36 +221,20 @@ def _json_key(key: Any, node: Any) -> str:
     if isinstance(key, int):
         return str(key)
     if isinstance(key, float):
-        return _go_float32(key)
+        return _yaml_float_key(key)
     raise yaml.constructor.ConstructorError(
         None, None, f"unsupported map key {key!r}", node.start_mark
     )
 
 
-def _go_float32(value: float) -> str:
-    """Go's ``strconv.FormatFloat(value, 'g', -1, 32)``, with go-yaml's names for infinities
-    and NaN."""
+def _yaml_float_key(value: float) -> str:
+    """A float map key as go-yaml writes it: ``strconv.FormatFloat(value, 'g', -1, 32)``,
+    with go-yaml's names for infinities and NaN."""
     if math.isnan(value):
         return ".nan"
     if math.isinf(value):
         return ".inf" if value > 0 else "-.inf"
-    single = struct.unpack("f", struct.pack("f", value))[0]
-    for decimals in range(9):  # the fewest digits that read back as the same float32
-        text = f"{single:.{decimals}e}"
-        if struct.unpack("f", struct.pack("f", float(text)))[0] == single:
-            break
-    mantissa, exponent_text = text.split("e")
-    exponent = int(exponent_text)
-    sign = "-" if mantissa.startswith("-") else ""
-    digits = mantissa.lstrip("-").replace(".", "").rstrip("0") or "0"
-    if exponent < -4 or exponent >= 6:  # 'g' with the shortest digits: %e from 1e6 on
-        tail = f".{digits[1:]}" if len(digits) > 1 else ""
-        return f"{sign}{digits[0]}{tail}e{'-' if exponent < 0 else '+'}{abs(exponent):02d}"
-    if exponent < 0:
-        return f"{sign}0.{'0' * (-exponent - 1)}{digits}"
-    whole = digits[: exponent + 1].ljust(exponent + 1, "0")
-    fraction = digits[exponent + 1 :]
-    return f"{sign}{whole}{'.' + fraction if fraction else ''}"
+    return gofmt.format_float(value, 32)
 
 
 def encode(obj: Any, fmt: ResponseFormat) -> tuple[bytes, str]:

@@ -47,7 +47,7 @@ from setpoint.api.errors import APIError
 from setpoint.api.handlers import int_param
 from setpoint.api.storage import ResourceStorage
 from setpoint.meta.timestamps import format_time, parse_time
-from setpoint.resources.registry import FieldError, forbidden, invalid, not_supported
+from setpoint.resources.fielderrors import FieldError, forbidden, invalid, not_supported
 
 log = logging.getLogger(__name__)
 

@@ -44,6 +44,8 @@ from typing import Any, Final, NamedTuple
 
 import orjson
 
+from setpoint.meta import gofmt
+
 __all__ = [
     "MAGIC",
     "PROTOBUF_MEDIA_TYPE",
@@ -433,7 +435,9 @@ class _Decoder:
 
     def duration(self, start: int, end: int, depth: int) -> str:
         fields = self.last_fields(start, end)
-        return _go_duration(int(_scalar(self.buf, fields[1], "int64")) if 1 in fields else 0)
+        return gofmt.duration_string(
+            int(_scalar(self.buf, fields[1], "int64")) if 1 in fields else 0
+        )
 
     def int_or_string(self, start: int, end: int, depth: int) -> int | str:
         fields = self.last_fields(start, end)
@@ -525,37 +529,6 @@ def _rfc3339(seconds: int, nanos: int, *, micro: bool) -> str:
     if micro:
         text += f".{frac // 1000:06d}"
     return text + "Z"
-
-
-def _fraction(value: int, precision: int) -> str:
-    """Go's fmtFrac + fmtInt: value / 10**precision with trailing zeros trimmed."""
-    whole, frac = divmod(value, 10**precision)
-    if not precision or not frac:
-        return str(whole)
-    return f"{whole}." + f"{frac:0{precision}d}".rstrip("0")
-
-
-def _go_duration(nanos: int) -> str:
-    """time.Duration.String() for a count of nanoseconds."""
-    if nanos == 0:
-        return "0s"
-    sign = "-" if nanos < 0 else ""
-    u = abs(nanos)
-    if u < 1_000_000_000:
-        if u < 1_000:
-            return f"{sign}{u}ns"
-        if u < 1_000_000:
-            return f"{sign}{_fraction(u, 3)}µs"
-        return f"{sign}{_fraction(u, 6)}ms"
-    seconds, frac = divmod(u, 1_000_000_000)
-    text = _fraction((seconds % 60) * 1_000_000_000 + frac, 9) + "s"
-    minutes = seconds // 60
-    if minutes:
-        text = f"{minutes % 60}m{text}"
-        hours = minutes // 60
-        if hours:
-            text = f"{hours}h{text}"
-    return sign + text
 
 
 def _decode_envelope(data: bytes, depth: int) -> dict[str, Any]:

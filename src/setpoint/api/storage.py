@@ -17,11 +17,9 @@ from __future__ import annotations
 import base64
 import copy
 import secrets
-import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import orjson
@@ -41,10 +39,12 @@ from setpoint.api.watchcache import (
     WatchCache,
     decode_object,
 )
+from setpoint.meta.clock import REAL_CLOCK, Clock, now_rfc3339
 from setpoint.meta.fields import FieldSelector
 from setpoint.meta.labels import Selector
+from setpoint.resources.fielderrors import FieldError, required
 from setpoint.resources.meta import validate_object_meta
-from setpoint.resources.registry import FieldError, Obj, ResourceType, required
+from setpoint.resources.registry import Obj, ResourceType
 from setpoint.resources.schema import DecodeError, SchemaSet
 from setpoint.store.interface import (
     CompactedError,
@@ -59,20 +59,6 @@ _GENERATE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 
 FINALIZER_ORPHAN = "orphan"
 FINALIZER_FOREGROUND = "foregroundDeletion"
-
-
-_clock_cache: list[Any] = [0, ""]
-
-
-def now_rfc3339(offset_seconds: int = 0) -> str:
-    """The current time (plus an offset) in Kubernetes' RFC 3339 second form."""
-    second = int(time.time()) + offset_seconds
-    if offset_seconds == 0 and _clock_cache[0] == second:
-        return str(_clock_cache[1])
-    text = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    if offset_seconds == 0:
-        _clock_cache[0], _clock_cache[1] = second, text
-    return text
 
 
 @dataclass
@@ -194,8 +180,10 @@ class ResourceStorage:
         schemas: SchemaSet,
         *,
         namespace_check: NamespaceCheck | None = None,
+        clock: Clock = REAL_CLOCK,
     ) -> None:
         self.rtype = rtype
+        self.clock = clock
         self.store = store
         self.cache = cache
         self._decoder = schemas.decoder(rtype.definition, rtype.kind, rtype.api_version)
@@ -474,7 +462,7 @@ class ResourceStorage:
             suffix = "".join(secrets.choice(_GENERATE_ALPHABET) for _ in range(5))
             meta["name"] = f"{meta['generateName']}{suffix}"
         meta["uid"] = str(uuid.uuid4())
-        meta["creationTimestamp"] = now_rfc3339()
+        meta["creationTimestamp"] = now_rfc3339(self.clock)
         for key in ("deletionTimestamp", "deletionGracePeriodSeconds", "selfLink"):
             meta.pop(key, None)
         if self.rtype.tracks_generation:
@@ -631,7 +619,7 @@ class ResourceStorage:
             manager=opts.manager,
             definition=self.rtype.definition,
             api_version=self.rtype.api_version,
-            now=now_rfc3339(),
+            now=now_rfc3339(self.clock),
             subresource=subresource,
         )
 
@@ -660,7 +648,7 @@ class ResourceStorage:
                     force=force,
                     definition=self.rtype.definition,
                     api_version=self.rtype.api_version,
-                    now=now_rfc3339(),
+                    now=now_rfc3339(self.clock),
                 )
             except ApplyConflict as exc:
                 raise APIError(409, "Conflict", str(exc), details={"causes": exc.causes}) from None
@@ -906,7 +894,7 @@ class ResourceStorage:
             else:
                 meta.pop("finalizers", None)
             if not pending or grace > 0:
-                meta["deletionTimestamp"] = now_rfc3339(grace)
+                meta["deletionTimestamp"] = now_rfc3339(self.clock, offset_seconds=grace)
             meta["deletionGracePeriodSeconds"] = grace
             if meta.get("generation") is not None and not pending:
                 meta["generation"] = meta["generation"] + 1

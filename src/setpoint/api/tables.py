@@ -10,9 +10,10 @@ single objects and watch events, honouring ``includeObject`` (None, Metadata, Ob
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
+from setpoint.meta.clock import REAL_CLOCK, Clock
 from setpoint.resources.printers.base import DEFAULT_PRINTER, Printer
 from setpoint.resources.registry import Obj, ResourceType
 
@@ -49,8 +50,9 @@ def to_table(
     continue_token: str = "",
     remaining: int | None = None,
     with_columns: bool = True,
+    clock: Clock = REAL_CLOCK,
 ) -> dict[str, Any]:
-    now = datetime.now(UTC)
+    now = clock.now()
     metadata: dict[str, Any] = {}
     if resource_version:
         metadata["resourceVersion"] = resource_version

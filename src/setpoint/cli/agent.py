@@ -24,7 +24,7 @@ from setpoint.agent.server import DEFAULT_KUBELET_PORT
 from setpoint.cli.flags import client_config, parse_duration
 from setpoint.cli.process import exit_with_parent, install_uvloop, tune_gc
 from setpoint.client.api import ApiClient, ClientConfig
-from setpoint.resources.quantity import QuantityError, parse_quantity
+from setpoint.meta.quantity import QuantityError, parse_quantity
 
 
 def default_agent_dir() -> Path:

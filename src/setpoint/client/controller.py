@@ -5,7 +5,8 @@ objects it owns (``enqueue``), and implements ``reconcile(key)``: read the cache
 desired with actual, act through the API, write status, and return what should happen to
 the key next: ``None`` when it is done, a :class:`~setpoint.client.workqueue.Requeue` to
 see it again. ``Controller.run`` starts the workers, which apply that result; errors retry
-with per-key backoff; nothing here is specific to any kind.
+with per-key backoff; nothing here is specific to any kind. A controller reads the time from
+its ``clock`` (:mod:`setpoint.meta.clock`), which tests may replace with a fake one.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from setpoint.client.events import EventRecorder
 from setpoint.client.factory import SharedInformers
 from setpoint.client.informer import EventHandler, Informer, object_key
 from setpoint.client.workqueue import Requeue, WorkQueue, run_worker
+from setpoint.meta.clock import REAL_CLOCK, Clock
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +37,11 @@ class Controller(ABC, Generic[K]):
     name: str = "controller"
     workers: int = 4
 
-    def __init__(self, informers: SharedInformers, recorder: EventRecorder) -> None:
+    def __init__(
+        self, informers: SharedInformers, recorder: EventRecorder, *, clock: Clock = REAL_CLOCK
+    ) -> None:
         self.informers = informers
+        self.clock = clock
         self.client: ApiClient = informers.client
         self.recorder = recorder
         self.queue: WorkQueue[K] = WorkQueue(self.name)

@@ -29,11 +29,11 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
 from typing import Generic, TypeVar
 
 from setpoint.client.api import EVENTS, ApiClient, ApiError, Obj
 from setpoint.client.workqueue import TokenBucket
+from setpoint.meta.clock import REAL_CLOCK, Clock
 from setpoint.meta.timestamps import format_time
 
 log = logging.getLogger(__name__)
@@ -167,16 +167,18 @@ class EventRecorder:
         *,
         host: str = "",
         correlator: EventCorrelator | None = None,
+        clock: Clock = REAL_CLOCK,
     ) -> None:
         self.client = client
         self.component = component
         self.host = host
+        self.clock = clock
         self.correlator = correlator or EventCorrelator()
 
     def for_component(self, component: str) -> EventRecorder:
         """A recorder for another component (each controller is its own event source, as
         in kube-controller-manager), with its own correlation state."""
-        return EventRecorder(self.client, component, host=self.host)
+        return EventRecorder(self.client, component, host=self.host, clock=self.clock)
 
     async def record(self, obj: Obj, event_type: str, reason: str, message: str) -> None:
         meta = obj.get("metadata", {})
@@ -203,7 +205,7 @@ class EventRecorder:
         if verdict.skip:
             log.debug("event %s on %s dropped by the spam filter", reason, involved["name"])
             return
-        now = format_time(datetime.now(UTC))
+        now = format_time(self.clock.now())
         try:
             previous = verdict.previous
             if previous is not None and previous.count > 0:
@@ -280,12 +282,15 @@ class QueuedEventRecorder(EventRecorder):
         qps: float = EVENT_QPS,
         burst: int = EVENT_BURST,
         outbox: _Outbox | None = None,
+        clock: Clock = REAL_CLOCK,
     ) -> None:
-        super().__init__(client, component, host=host)
+        super().__init__(client, component, host=host, clock=clock)
         self._outbox = outbox or _Outbox(backlog, qps, burst)
 
     def for_component(self, component: str) -> QueuedEventRecorder:
-        return QueuedEventRecorder(self.client, component, host=self.host, outbox=self._outbox)
+        return QueuedEventRecorder(
+            self.client, component, host=self.host, outbox=self._outbox, clock=self.clock
+        )
 
     async def record(self, obj: Obj, event_type: str, reason: str, message: str) -> None:
         self._outbox.put((self, obj, event_type, reason, message))

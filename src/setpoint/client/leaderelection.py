@@ -15,10 +15,11 @@ import contextlib
 import logging
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from setpoint.client.api import LEASES, ApiClient, ApiError, Obj
+from setpoint.meta.clock import REAL_CLOCK, Clock
 from setpoint.meta.timestamps import format_micro_time, parse_time
 
 log = logging.getLogger(__name__)
@@ -35,9 +36,12 @@ class LeaderElectionConfig:
 
 
 class LeaderElector:
-    def __init__(self, client: ApiClient, config: LeaderElectionConfig) -> None:
+    def __init__(
+        self, client: ApiClient, config: LeaderElectionConfig, *, clock: Clock = REAL_CLOCK
+    ) -> None:
         self.client = client
         self.config = config
+        self.clock = clock
         self.is_leader = False
 
     def _spec(self, now: datetime, *, acquire: bool, transitions: int) -> Obj:
@@ -54,7 +58,7 @@ class LeaderElector:
     async def try_acquire_or_renew(self) -> bool:
         """One attempt; True if we hold the lease afterwards."""
         cfg = self.config
-        now = datetime.now(UTC)
+        now = self.clock.now()
         try:
             lease = await self.client.get(LEASES, cfg.lease_name, cfg.namespace)
         except ApiError as exc:

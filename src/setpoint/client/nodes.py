@@ -14,42 +14,12 @@ capacity stay with each agent.
 from __future__ import annotations
 
 import copy
-import functools
-import math
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any
 
 from setpoint.client.api import LEASES, ApiClient, ApiError, Obj
-from setpoint.meta import timestamps
-from setpoint.meta.timestamps import format_micro_time, format_time
+from setpoint.meta.timestamps import micro_time, rfc3339
 
 LEASE_NAMESPACE = "kube-node-lease"
-
-# ------------------------------------------------------------------ time helpers
-
-
-def rfc3339(epoch: float) -> str:
-    """``metav1.Time`` of a Unix time."""
-    return _rfc3339_second(int(epoch) if epoch >= 0 else math.floor(epoch))
-
-
-@functools.lru_cache(maxsize=4096)
-def _rfc3339_second(second: int) -> str:
-    # hollow nodes and agents format the same few seconds thousands of times
-    return format_time(datetime.fromtimestamp(second, UTC))
-
-
-def micro_time(epoch: float) -> str:
-    """``metav1.MicroTime`` of a Unix time."""
-    return format_micro_time(datetime.fromtimestamp(epoch, UTC))
-
-
-def parse_time(value: Any) -> float | None:
-    """A timestamp as a Unix time; None when unset or malformed."""
-    moment = timestamps.parse_time(value)
-    return moment.timestamp() if moment else None
-
 
 # ------------------------------------------------------------------ node conditions
 

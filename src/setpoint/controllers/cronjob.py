@@ -17,7 +17,8 @@ the new one anyway, ``Forbid`` skips this start, ``Replace`` deletes the running
 time and the last successful completion time; finished Jobs beyond
 ``successfulJobsHistoryLimit`` / ``failedJobsHistoryLimit`` are deleted, oldest first.
 
-The clock is injectable (``now=``), so tests can move time by hand.
+The clock is injectable (``clock=``, see :mod:`setpoint.meta.clock`), so tests can move time
+by hand.
 
 Reference: ``pkg/controller/cronjob/cronjob_controllerv2.go`` and ``utils.go``.
 """
@@ -26,7 +27,7 @@ from __future__ import annotations
 
 import copy
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from enum import Enum
 from typing import NamedTuple
@@ -39,8 +40,9 @@ from setpoint.client.factory import SharedInformers
 from setpoint.client.informer import EventHandler, by_owner_uid
 from setpoint.client.workqueue import Requeue
 from setpoint.controllers.util import ownerrefs
+from setpoint.meta import cron
+from setpoint.meta.clock import REAL_CLOCK, Clock
 from setpoint.meta.timestamps import format_time, parse_time
-from setpoint.resources import cron
 
 log = logging.getLogger(__name__)
 
@@ -249,10 +251,9 @@ class CronJobController(Controller):
         informers: SharedInformers,
         recorder: EventRecorder,
         *,
-        now: Callable[[], datetime] | None = None,
+        clock: Clock = REAL_CLOCK,
     ) -> None:
-        super().__init__(informers, recorder)
-        self.now: Callable[[], datetime] = now or (lambda: datetime.now(UTC))
+        super().__init__(informers, recorder, clock=clock)
         self.cron_jobs = informers.informer(CRONJOBS)
         self.jobs = informers.informer(JOBS, indexers={"owner": by_owner_uid})
         self.watch_owned(self.cron_jobs)
@@ -369,7 +370,7 @@ class CronJobController(Controller):
             message = f"unparseable schedule: {spec.get('schedule')!r} : {exc}"
             await self.recorder.record(cron_job, "Warning", "UnparseableSchedule", message)
             return None
-        now = self.now()
+        now = self.clock.now()
         try:
             recent = most_recent_schedule_time(cron_job, now, schedule)
         except ValueError as exc:

@@ -39,7 +39,6 @@ import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
 from setpoint.client.api import NAMESPACES, PODS, ApiError, Obj, Resource
 from setpoint.client.controller import Controller
@@ -47,6 +46,8 @@ from setpoint.client.discovery import APIResource, Discovered, server_preferred_
 from setpoint.client.events import EventRecorder
 from setpoint.client.factory import SharedInformers
 from setpoint.client.workqueue import Requeue
+from setpoint.meta.clock import REAL_CLOCK, Clock
+from setpoint.meta.timestamps import format_time
 
 log = logging.getLogger(__name__)
 
@@ -233,10 +234,6 @@ def deletion_order(resources: Sequence[Resource]) -> list[list[Resource]]:
     return [group for group in (pods, rest) if group]
 
 
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 # ------------------------------------------------------------------ the controller
 
 
@@ -251,8 +248,9 @@ class NamespaceController(Controller):
         *,
         recheck_interval: float = 1.0,
         discover: Callable[[], Awaitable[Discovered]] | None = None,
+        clock: Clock = REAL_CLOCK,
     ) -> None:
-        super().__init__(informers, recorder)
+        super().__init__(informers, recorder, clock=clock)
         self.discover = discover or (lambda: server_preferred_resources(self.client))
         # Kubernetes requeues after half its estimate; setpoint looks again sooner, capped
         self.recheck_interval = recheck_interval
@@ -358,7 +356,9 @@ class NamespaceController(Controller):
             if live is None:
                 return None
             status = dict(live.get("status") or {})
-            conditions, changed = merge_conditions(status.get("conditions") or [], wanted, _now())
+            conditions, changed = merge_conditions(
+                status.get("conditions") or [], wanted, format_time(self.clock.now())
+            )
             if not changed and status.get("phase") == "Terminating":
                 return live
             status["conditions"] = conditions

@@ -31,7 +31,7 @@ import asyncio
 import copy
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import datetime
 
 from setpoint.client.api import PODS, REPLICASETS, ApiError, Obj
 from setpoint.client.controller import Controller
@@ -42,6 +42,7 @@ from setpoint.client.workqueue import Requeue
 from setpoint.controllers.util import conditions, ownerrefs
 from setpoint.controllers.util import pods as podutil
 from setpoint.controllers.util.expectations import UIDTrackingControllerExpectations
+from setpoint.meta.clock import REAL_CLOCK, Clock
 from setpoint.meta.labels import Selector, selector_from_label_selector, selector_from_set
 
 log = logging.getLogger(__name__)
@@ -161,9 +162,14 @@ class ReplicaSetController(Controller):
     name = "replicaset"
 
     def __init__(
-        self, informers: SharedInformers, recorder: EventRecorder, *, burst_replicas: int = 500
+        self,
+        informers: SharedInformers,
+        recorder: EventRecorder,
+        *,
+        burst_replicas: int = 500,
+        clock: Clock = REAL_CLOCK,
     ) -> None:
-        super().__init__(informers, recorder)
+        super().__init__(informers, recorder, clock=clock)
         self.burst_replicas = burst_replicas
         self.expectations = UIDTrackingControllerExpectations()
         self.replica_sets = informers.informer(REPLICASETS, indexers={"namespace": by_namespace})
@@ -375,7 +381,7 @@ class ReplicaSetController(Controller):
                 raise result
 
     async def _write_status(self, rs: Obj, active: list[Obj], manage_error: str | None) -> Obj:
-        status = calculate_status(rs, active, manage_error, datetime.now(UTC))
+        status = calculate_status(rs, active, manage_error, self.clock.now())
         generation = rs["metadata"].get("generation", 1)
         old = rs.get("status") or {}
         status["observedGeneration"] = generation

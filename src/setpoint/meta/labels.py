@@ -30,7 +30,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from setpoint.meta.validation import go_quote, label_key_errors, label_value_errors
+from setpoint.meta import gofmt
+from setpoint.meta.validation import label_key_errors, label_value_errors
 
 __all__ = [
     "OPERATORS",
@@ -110,7 +111,9 @@ class Requirement:
 
     def __post_init__(self) -> None:
         if self.operator not in _OPERATOR_SET:
-            raise SelectorParseError(f"{go_quote(self.operator)} is not a valid selector operator")
+            raise SelectorParseError(
+                f"{gofmt.quote(self.operator)} is not a valid selector operator"
+            )
         if not isinstance(self.values, tuple):
             object.__setattr__(self, "values", tuple(self.values))
         object.__setattr__(self, "_value_set", frozenset(self.values))
@@ -162,13 +165,6 @@ def _child(path: str | None, name: str) -> str:
     return f"{path}.{name}" if path else name
 
 
-def _go_string_slice(values: Sequence[str] | None) -> str:
-    """Go's ``%#v`` of a ``[]string`` (``[]string(nil)`` for a nil slice)."""
-    if values is None:
-        return "[]string(nil)"
-    return "[]string{" + ", ".join(go_quote(v) for v in values) + "}"
-
-
 def _aggregate(messages: list[str]) -> str:
     """Kubernetes' ``ErrorList.ToAggregate().Error()``: de-duplicated, bracketed if several."""
     unique = list(dict.fromkeys(messages))
@@ -184,50 +180,52 @@ def _requirement_errors(
     errs: list[str] = []
     key_errs = label_key_errors(key)
     if key_errs:
-        errs.append(f"{_child(path, 'key')}: Invalid value: {go_quote(key)}: {'; '.join(key_errs)}")
+        errs.append(
+            f"{_child(path, 'key')}: Invalid value: {gofmt.quote(key)}: {'; '.join(key_errs)}"
+        )
     vals: Sequence[str] = values or ()
     value_path = _child(path, "values")
     if operator in (IN, NOT_IN):
         if not vals:
             errs.append(
-                f"{value_path}: Invalid value: {_go_string_slice(values)}: "
+                f"{value_path}: Invalid value: {gofmt.sharp_v_string_slice(values)}: "
                 "for 'in', 'notin' operators, values set can't be empty"
             )
     elif operator in (EQUALS, DOUBLE_EQUALS, NOT_EQUALS):
         if len(vals) != 1:
             errs.append(
-                f"{value_path}: Invalid value: {_go_string_slice(values)}: "
+                f"{value_path}: Invalid value: {gofmt.sharp_v_string_slice(values)}: "
                 "exact-match compatibility requires one single value"
             )
     elif operator in (EXISTS, DOES_NOT_EXIST):
         if vals:
             errs.append(
-                f"{value_path}: Invalid value: {_go_string_slice(values)}: "
+                f"{value_path}: Invalid value: {gofmt.sharp_v_string_slice(values)}: "
                 "values set must be empty for exists and does not exist"
             )
     elif operator in (GREATER_THAN, LESS_THAN):
         if len(vals) != 1:
             errs.append(
-                f"{value_path}: Invalid value: {_go_string_slice(values)}: "
+                f"{value_path}: Invalid value: {gofmt.sharp_v_string_slice(values)}: "
                 "for 'Gt', 'Lt' operators, exactly one value is required"
             )
         for i, value in enumerate(vals):
             if _parse_int64(value) is None:
                 errs.append(
-                    f"{value_path}[{i}]: Invalid value: {go_quote(value)}: "
+                    f"{value_path}[{i}]: Invalid value: {gofmt.quote(value)}: "
                     "for 'Gt', 'Lt' operators, the value must be an integer"
                 )
     else:
-        supported = ", ".join(go_quote(op) for op in OPERATORS)
+        supported = ", ".join(gofmt.quote(op) for op in OPERATORS)
         errs.append(
-            f"{_child(path, 'operator')}: Unsupported value: {go_quote(operator)}: "
+            f"{_child(path, 'operator')}: Unsupported value: {gofmt.quote(operator)}: "
             f"supported values: {supported}"
         )
     for i, value in enumerate(vals):
         value_errs = label_value_errors(value)
         if value_errs:
             errs.append(
-                f"{value_path}[{i}][{key}]: Invalid value: {go_quote(value)}: "
+                f"{value_path}[{i}][{key}]: Invalid value: {gofmt.quote(value)}: "
                 + "; ".join(value_errs)
             )
     return errs
@@ -620,7 +618,7 @@ class _Parser:
         if key_errs:
             # Kubernetes reports this against a nil field path, hence "<nil>".
             raise _RequirementError(
-                f"<nil>: Invalid value: {go_quote(literal)}: {'; '.join(key_errs)}"
+                f"<nil>: Invalid value: {gofmt.quote(literal)}: {'; '.join(key_errs)}"
             )
         next_token, _ = self.lookahead(True)
         if next_token in (_EOS, _COMMA) and operator != DOES_NOT_EXIST:
@@ -741,7 +739,7 @@ def selector_from_label_selector(ls: Mapping[str, Any] | None) -> Selector:
         operator = _EXPRESSION_OPERATORS.get(raw_operator)
         if operator is None:
             raise SelectorParseError(
-                f"{go_quote(str(raw_operator))} is not a valid pod selector operator"
+                f"{gofmt.quote(str(raw_operator))} is not a valid pod selector operator"
             )
         values = _string_list(expr.get("values"))
         # Kubernetes copies the values with append([]string(nil), ...): empty means nil.
@@ -766,12 +764,16 @@ def label_selector_field_errors(
     for key, value in match_labels.items():
         for msg in label_key_errors(key):
             problems.append(
-                ("FieldValueInvalid", labels_path, f"Invalid value: {go_quote(key)}: {msg}")
+                ("FieldValueInvalid", labels_path, f"Invalid value: {gofmt.quote(key)}: {msg}")
             )
         if isinstance(value, str):
             for msg in label_value_errors(value):
                 problems.append(
-                    ("FieldValueInvalid", labels_path, f"Invalid value: {go_quote(value)}: {msg}")
+                    (
+                        "FieldValueInvalid",
+                        labels_path,
+                        f"Invalid value: {gofmt.quote(value)}: {msg}",
+                    )
                 )
     for i, expr in enumerate(ls.get("matchExpressions") or []):
         expr_path = f"{_child(path, 'matchExpressions')}[{i}]"
@@ -803,13 +805,17 @@ def label_selector_field_errors(
                 (
                     "FieldValueInvalid",
                     f"{expr_path}.operator",
-                    f"Invalid value: {go_quote(str(operator))}: not a valid selector operator",
+                    f"Invalid value: {gofmt.quote(str(operator))}: not a valid selector operator",
                 )
             )
         key = expr.get("key") or ""
         for msg in label_key_errors(key):
             problems.append(
-                ("FieldValueInvalid", f"{expr_path}.key", f"Invalid value: {go_quote(key)}: {msg}")
+                (
+                    "FieldValueInvalid",
+                    f"{expr_path}.key",
+                    f"Invalid value: {gofmt.quote(key)}: {msg}",
+                )
             )
         for j, value in enumerate(values):
             if not isinstance(value, str):
@@ -819,7 +825,7 @@ def label_selector_field_errors(
                     (
                         "FieldValueInvalid",
                         f"{expr_path}.values[{j}]",
-                        f"Invalid value: {go_quote(value)}: {msg}",
+                        f"Invalid value: {gofmt.quote(value)}: {msg}",
                     )
                 )
     return problems

@@ -12,15 +12,17 @@ return the same 422 messages a real cluster does. It mirrors two Go packages:
   ``must be no more than N characters``.
 
 Lengths are counted in UTF-8 bytes, as Go's ``len`` does. Each validator returns the list of
-problems (an empty list means valid), never raises. :func:`go_quote` renders a value the way
-Go's ``%q`` does, which is how ``field.Invalid`` shows the rejected value, and
-:func:`validate_labels` is Kubernetes' ``ValidateLabels`` for a ``metadata.labels`` map.
+problems (an empty list means valid), never raises. :func:`validate_labels` is Kubernetes'
+``ValidateLabels`` for a ``metadata.labels`` map; it shows a rejected value as ``field.Invalid``
+does, quoted by :func:`setpoint.meta.gofmt.quote`.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+
+from setpoint.meta import gofmt
 
 LABEL_KEY_NAME_MAX_LENGTH = 63
 LABEL_VALUE_MAX_LENGTH = 63
@@ -187,44 +189,6 @@ def is_label_value(value: str) -> bool:
     )
 
 
-_GO_ESCAPES = {
-    "\a": "\\a",
-    "\b": "\\b",
-    "\f": "\\f",
-    "\n": "\\n",
-    "\r": "\\r",
-    "\t": "\\t",
-    "\v": "\\v",
-    "\\": "\\\\",
-    '"': '\\"',
-}
-
-
-def go_quote(value: str) -> str:
-    """Render ``value`` as Go's ``strconv.Quote`` / ``%q`` does (how ``field.Invalid`` shows it)."""
-    if value.isascii() and value.isprintable() and '"' not in value and "\\" not in value:
-        return '"' + value + '"'
-    out = ['"']
-    for ch in value:
-        esc = _GO_ESCAPES.get(ch)
-        if esc is not None:
-            out.append(esc)
-            continue
-        code = ord(ch)
-        if code < 0x20 or code == 0x7F:
-            out.append(f"\\x{code:02x}")
-        elif ch.isprintable():
-            out.append(ch)
-        elif 0xD800 <= code <= 0xDFFF:
-            out.append("\\ufffd")  # not a valid rune: Go substitutes U+FFFD
-        elif code < 0x10000:
-            out.append(f"\\u{code:04x}")
-        else:
-            out.append(f"\\U{code:08x}")
-    out.append('"')
-    return "".join(out)
-
-
 def validate_labels(labels: Mapping[str, str] | None, path: str) -> list[tuple[str, str]]:
     """Kubernetes' ``ValidateLabels`` for a label map at ``path`` (e.g. ``metadata.labels``).
 
@@ -237,7 +201,7 @@ def validate_labels(labels: Mapping[str, str] | None, path: str) -> list[tuple[s
         return problems
     for key, value in labels.items():
         for msg in label_key_errors(key):
-            problems.append((path, f"Invalid value: {go_quote(key)}: {msg}"))
+            problems.append((path, f"Invalid value: {gofmt.quote(key)}: {msg}"))
         for msg in label_value_errors(value):
-            problems.append((path, f"Invalid value: {go_quote(value)}: {msg}"))
+            problems.append((path, f"Invalid value: {gofmt.quote(value)}: {msg}"))
     return problems

@@ -10,29 +10,30 @@ from __future__ import annotations
 
 import re
 
-from setpoint.meta.validation import go_quote, regex_error
+from setpoint.meta import gofmt
+from setpoint.meta.validation import regex_error
 from setpoint.resources import podspec
 from setpoint.resources.checks import (
-    go_int_or_string,
-    go_label_selector,
     immutable,
-    invalid_rendered,
-    invalid_value,
     kube_finalizer_errors,
     label_selector_errors,
     nonnegative,
+)
+from setpoint.resources.fielderrors import (
+    FieldError,
+    forbidden,
+    invalid_rendered,
+    invalid_value,
+    not_supported,
+    required,
 )
 from setpoint.resources.printers.workloads import DEPLOYMENT_PRINTER, REPLICASET_PRINTER
 from setpoint.resources.registry import (
     CATEGORY_ALL,
     POD_TEMPLATE,
     SPEC_AND_STATUS,
-    FieldError,
     Obj,
     ResourceType,
-    forbidden,
-    not_supported,
-    required,
 )
 
 _PERCENT = re.compile(r"[0-9]+%")
@@ -107,7 +108,9 @@ def _selector_and_template_errors(spec: Obj) -> list[FieldError]:
         if not selector.get("matchLabels") and not selector.get("matchExpressions"):
             # Kubernetes says "deployment" for ReplicaSets too
             detail = "empty selector is invalid for deployment"
-            errors.append(invalid_rendered("spec.selector", go_label_selector(selector), detail))
+            errors.append(
+                invalid_rendered("spec.selector", gofmt.sharp_v_label_selector(selector), detail)
+            )
     invalid_selector = podspec.selector_is_parseable(
         selector, "spec.selector", "invalid label selector"
     )
@@ -136,7 +139,9 @@ def _selector_update_errors(obj: Obj, old: Obj | None) -> list[FieldError]:
         return []
     selector = (obj.get("spec") or {}).get("selector")
     old_selector = (old.get("spec") or {}).get("selector")
-    return immutable(selector, old_selector, "spec.selector", go_label_selector(selector))
+    return immutable(
+        selector, old_selector, "spec.selector", gofmt.sharp_v_label_selector(selector)
+    )
 
 
 def _strategy_errors(strategy: Obj, path: str) -> list[FieldError]:
@@ -152,7 +157,7 @@ def _strategy_errors(strategy: Obj, path: str) -> list[FieldError]:
         return _rolling_update_errors(rolling, f"{path}.rollingUpdate")
     pointer = "(nil)" if rolling is None else "(0xc000000000)"
     rendered = (
-        f"apps.DeploymentStrategy{{Type:{go_quote(kind)}, "
+        f"apps.DeploymentStrategy{{Type:{gofmt.quote(kind)}, "
         f"RollingUpdate:(*apps.RollingUpdateDeployment){pointer}}}"
     )
     supported = ", ".join(f'"{s}"' for s in _STRATEGIES)
@@ -168,7 +173,9 @@ def _rolling_update_errors(rolling: Obj, path: str) -> list[FieldError]:
     if _int_or_percent_value(unavailable) == 0 and _int_or_percent_value(surge) == 0:
         detail = "may not be 0 when `maxSurge` is 0"
         errors.append(
-            invalid_rendered(f"{path}.maxUnavailable", go_int_or_string(unavailable), detail)
+            invalid_rendered(
+                f"{path}.maxUnavailable", gofmt.sharp_v_int_or_string(unavailable), detail
+            )
         )
     if (
         isinstance(unavailable, str)
@@ -176,7 +183,7 @@ def _rolling_update_errors(rolling: Obj, path: str) -> list[FieldError]:
         and int(unavailable[:-1]) > 100
     ):
         detail = "must not be greater than 100%"
-        rendered = go_int_or_string(unavailable)
+        rendered = gofmt.sharp_v_int_or_string(unavailable)
         errors.append(invalid_rendered(f"{path}.maxUnavailable", rendered, detail))
     return errors
 
@@ -186,7 +193,7 @@ def _int_or_percent_errors(value: int | str | None, path: str) -> list[FieldErro
     if isinstance(value, str):
         if _PERCENT.fullmatch(value):
             return []
-        return [invalid_rendered(path, go_int_or_string(value), _PERCENT_ERROR)]
+        return [invalid_rendered(path, gofmt.sharp_v_int_or_string(value), _PERCENT_ERROR)]
     return nonnegative(value or 0, path)
 
 

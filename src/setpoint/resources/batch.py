@@ -9,7 +9,7 @@ selector, completion mode and template, except that a suspended Job that never s
 change where its pods are scheduled, and an Indexed Job may scale completions together with
 parallelism.
 
-A CronJob's ``schedule`` is a cron expression (see :mod:`setpoint.resources.cron`), with the
+A CronJob's ``schedule`` is a cron expression (see :mod:`setpoint.meta.cron`), with the
 time zone in ``spec.timeZone`` rather than in the schedule; its job template is validated as
 a Job spec whose selector is generated later.
 """
@@ -20,29 +20,30 @@ import copy
 import re
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from setpoint.meta import cron, gofmt
 from setpoint.meta.labels import SelectorParseError, selector_from_label_selector
 from setpoint.meta.validation import dns1123_label_errors
-from setpoint.resources import cron, podspec
+from setpoint.resources import podspec
 from setpoint.resources.checks import (
-    go_label_selector,
-    go_string_map,
     immutable,
-    invalid_rendered,
-    invalid_value,
     kube_finalizer_errors,
     label_selector_errors,
     nonnegative,
+)
+from setpoint.resources.fielderrors import (
+    FieldError,
+    invalid_rendered,
+    invalid_value,
+    not_supported,
+    required,
 )
 from setpoint.resources.printers.workloads import CRONJOB_PRINTER, JOB_PRINTER
 from setpoint.resources.registry import (
     CATEGORY_ALL,
     POD_TEMPLATE,
     SPEC_AND_STATUS,
-    FieldError,
     Obj,
     ResourceType,
-    not_supported,
-    required,
 )
 
 CONTROLLER_UID = "batch.kubernetes.io/controller-uid"
@@ -147,13 +148,15 @@ def _generated_selector_errors(job: Obj, prefixed: bool) -> list[FieldError]:
         if key not in (labels or {}):
             errors.append(required(path, f"must be '{value}'"))
         elif labels and labels[key] != value:
-            errors.append(invalid_rendered(path, go_string_map(labels), f"must be '{value}'"))
+            errors.append(
+                invalid_rendered(path, gofmt.sharp_v_string_map(labels), f"must be '{value}'")
+            )
     try:
         selected = selector_from_label_selector(spec["selector"]).matches(expected)
     except SelectorParseError:
         selected = True  # reported as an invalid selector
     if not selected:
-        rendered = go_label_selector(spec["selector"])
+        rendered = gofmt.sharp_v_label_selector(spec["selector"])
         errors.append(invalid_rendered("spec.selector", rendered, "`selector` not auto-generated"))
     return errors
 
@@ -249,7 +252,7 @@ def _job_update_errors(spec: Obj, old_spec: Obj, old: Obj) -> list[FieldError]:
         spec.get("selector"),
         old_spec.get("selector"),
         "spec.selector",
-        go_label_selector(spec.get("selector")),
+        gofmt.sharp_v_label_selector(spec.get("selector")),
     )
     errors += _template_update_errors(spec, old_spec, old)
     errors += immutable(
@@ -395,7 +398,7 @@ def _job_template_errors(template: Obj, path: str) -> list[FieldError]:
     spec = template.get("spec") or {}
     errors = _job_spec_errors(spec, f"{path}.spec")
     if spec.get("selector") is not None:
-        rendered = go_label_selector(spec["selector"])
+        rendered = gofmt.sharp_v_label_selector(spec["selector"])
         detail = "`selector` will be auto-generated"
         errors.append(invalid_rendered(f"{path}.spec.selector", rendered, detail))
     if spec.get("manualSelector"):

@@ -13,27 +13,29 @@ import posixpath
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from setpoint.meta.validation import (
-    dns1123_label_errors,
-    dns1123_subdomain_errors,
-    label_key_errors,
-)
-from setpoint.resources.checks import invalid_value, nonnegative, not_found
-from setpoint.resources.quantity import (
+from setpoint.meta.quantity import (
     Quantity,
     QuantityError,
     canonical,
     parse_quantity,
     parse_quantity_or_none,
 )
-from setpoint.resources.registry import (
+from setpoint.meta.validation import (
+    dns1123_label_errors,
+    dns1123_subdomain_errors,
+    label_key_errors,
+)
+from setpoint.resources.checks import nonnegative
+from setpoint.resources.fielderrors import (
     FieldError,
-    Obj,
     duplicate,
     forbidden,
+    invalid_value,
+    not_found,
     not_supported,
     required,
 )
+from setpoint.resources.registry import Obj
 
 PORT_RANGE = "must be between 1 and 65535, inclusive"
 FILE_MODE = "must be a number between 0 and 0777 (octal), both inclusive"

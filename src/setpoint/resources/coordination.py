@@ -8,9 +8,9 @@ that a preferred holder comes with a strategy; nothing is defaulted.
 from __future__ import annotations
 
 from setpoint.meta.validation import label_key_errors
-from setpoint.resources.checks import invalid_value
+from setpoint.resources.fielderrors import FieldError, forbidden, invalid_value, not_supported
 from setpoint.resources.printers.workloads import LEASE_PRINTER
-from setpoint.resources.registry import FieldError, Obj, ResourceType, forbidden, not_supported
+from setpoint.resources.registry import Obj, ResourceType
 
 _STRATEGIES = ("OldestEmulationVersion",)
 

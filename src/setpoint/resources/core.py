@@ -29,12 +29,18 @@ from setpoint.resources.checks import (
     NONSTANDARD_FINALIZER,
     STANDARD_FINALIZERS,
     immutable,
-    invalid_value,
     kube_finalizer_errors,
-    too_long,
 )
 from setpoint.resources.containers import config_key_errors
 from setpoint.resources.events import legacy_event_errors
+from setpoint.resources.fielderrors import (
+    FieldError,
+    forbidden,
+    invalid_value,
+    not_supported,
+    required,
+    too_long,
+)
 from setpoint.resources.printers.core import (
     CONFIGMAP_PRINTER,
     NAMESPACE_PRINTER,
@@ -47,14 +53,10 @@ from setpoint.resources.printers.events import EVENT_PRINTER
 from setpoint.resources.registry import (
     CATEGORY_ALL,
     SPEC_AND_STATUS,
-    FieldError,
     Obj,
     ResourceType,
     field_getter,
-    forbidden,
-    not_supported,
     reference_field_selectors,
-    required,
 )
 
 MAX_DATA_SIZE = 1024 * 1024

@@ -15,21 +15,15 @@ before it is checked.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
-from setpoint.meta.validation import dns1123_subdomain_errors, go_quote, label_key_errors
-from setpoint.resources.checks import immutable, invalid_value, kube_finalizer_errors
+from setpoint.meta import gofmt
+from setpoint.meta.validation import dns1123_subdomain_errors, label_key_errors
+from setpoint.resources.checks import immutable, kube_finalizer_errors
 from setpoint.resources.eventfields import as_core_event
+from setpoint.resources.fielderrors import FieldError, invalid_value, required
 from setpoint.resources.printers.events import EVENTS_V1_PRINTER
-from setpoint.resources.registry import (
-    FieldError,
-    Obj,
-    ResourceType,
-    field_getter,
-    reference_field_selectors,
-    required,
-)
+from setpoint.resources.registry import Obj, ResourceType, field_getter, reference_field_selectors
 
 _LIMITS = {"reportingInstance": 128, "action": 128, "reason": 128}
 _NOTE_LIMIT = 1024
@@ -139,26 +133,20 @@ def _render(key: str, value: Any) -> str:
     if key in ("involvedObject", "related"):
         if value is None:
             return "null"
-        fields = ", ".join(f"{go}:{go_quote(value.get(js, ''))}" for go, js in _REFERENCE_FIELDS)
+        fields = ", ".join(f"{go}:{gofmt.quote(value.get(js, ''))}" for go, js in _REFERENCE_FIELDS)
         return f"core.ObjectReference{{{fields}}}"
     if key == "source":
         value = value or {}
-        component, host = go_quote(value.get("component", "")), go_quote(value.get("host", ""))
+        component, host = (
+            gofmt.quote(value.get("component", "")),
+            gofmt.quote(value.get("host", "")),
+        )
         return f"core.EventSource{{Component:{component}, Host:{host}}}"
     if key in ("firstTimestamp", "lastTimestamp", "eventTime"):
-        return go_time(value)
+        return gofmt.time_string(value)
     if value is None:
-        return go_quote("") if key != "count" else "0"
-    return go_quote(value) if isinstance(value, str) else str(value)
-
-
-def go_time(value: str | None) -> str:
-    """Go's ``time.Time.String`` for an RFC 3339 timestamp (the zero time when absent)."""
-    if not value:
-        return "0001-01-01 00:00:00 +0000 UTC"
-    moment = datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
-    fraction = f".{moment.microsecond:06d}".rstrip("0") if moment.microsecond else ""
-    return moment.strftime("%Y-%m-%d %H:%M:%S") + fraction + " +0000 UTC"
+        return gofmt.quote("") if key != "count" else "0"
+    return gofmt.quote(value) if isinstance(value, str) else str(value)
 
 
 def _validate_event(event: Obj, old: Obj | None) -> list[FieldError]:

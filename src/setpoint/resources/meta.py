@@ -15,7 +15,8 @@ from setpoint.meta.validation import (
     label_key_errors,
     label_value_errors,
 )
-from setpoint.resources.registry import FieldError, Obj, ResourceType, forbidden, invalid, required
+from setpoint.resources.fielderrors import FieldError, forbidden, invalid, required
+from setpoint.resources.registry import Obj, ResourceType
 
 _TOTAL_ANNOTATION_SIZE = 256 * 1024
 

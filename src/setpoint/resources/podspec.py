@@ -16,20 +16,16 @@ from __future__ import annotations
 from fractions import Fraction
 from typing import Any
 
+from setpoint.meta import gofmt
 from setpoint.meta.labels import SelectorParseError, selector_from_label_selector
+from setpoint.meta.quantity import QuantityError, parse_quantity_or_none, stored_resource_text
 from setpoint.meta.validation import (
     dns1123_label_errors,
     dns1123_subdomain_errors,
     label_key_errors,
     label_value_errors,
 )
-from setpoint.resources.checks import (
-    go_label_selector,
-    go_string_map,
-    invalid_rendered,
-    invalid_value,
-    label_errors,
-)
+from setpoint.resources.checks import label_errors
 from setpoint.resources.containers import (
     PROBES,
     QOS_RESOURCES,
@@ -40,9 +36,16 @@ from setpoint.resources.containers import (
     validate_init_containers,
     validate_volumes,
 )
+from setpoint.resources.fielderrors import (
+    FieldError,
+    forbidden,
+    invalid_rendered,
+    invalid_value,
+    not_supported,
+    required,
+)
 from setpoint.resources.meta import validate_annotations
-from setpoint.resources.quantity import QuantityError, parse_quantity_or_none, stored_resource_text
-from setpoint.resources.registry import FieldError, Obj, forbidden, not_supported, required
+from setpoint.resources.registry import Obj
 
 RESTART_POLICIES = ("Always", "OnFailure", "Never")
 DNS_POLICIES = ("ClusterFirstWithHostNet", "ClusterFirst", "Default", "None")
@@ -288,7 +291,7 @@ def validate_selector_matches_template(
     return [
         invalid_rendered(
             f"{template_path}.metadata.labels",
-            go_string_map(labels),
+            gofmt.sharp_v_string_map(labels),
             "`selector` does not match template `labels`",
         )
     ]
@@ -299,7 +302,7 @@ def selector_is_parseable(selector: Obj | None, path: str, detail: str) -> list[
     try:
         selector_from_label_selector(selector)
     except SelectorParseError:
-        return [invalid_rendered(path, go_label_selector(selector), detail)]
+        return [invalid_rendered(path, gofmt.sharp_v_label_selector(selector), detail)]
     return []
 
 

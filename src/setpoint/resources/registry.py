@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from setpoint.meta.jsonvalue import Obj
+from setpoint.resources.fielderrors import FieldError
 from setpoint.resources.printers.base import Printer
 
 FieldGetter = Callable[[Obj], str]
@@ -54,56 +55,6 @@ def reference_field_selectors(reference: str) -> dict[str, FieldGetter]:
 
 
 """Reads one selectable field (``spec.nodeName``) of an object as a string."""
-
-
-@dataclass(frozen=True)
-class FieldError:
-    """One cause of a 422 Invalid: Kubernetes' ``field.Error`` (``CauseType`` + field path)."""
-
-    type: str  # FieldValueRequired, FieldValueInvalid, FieldValueNotSupported, ...
-    field: str
-    message: str
-
-
-def required(path: str, detail: str = "") -> FieldError:
-    return FieldError(
-        "FieldValueRequired", path, f"Required value{': ' + detail if detail else ''}"
-    )
-
-
-def invalid(path: str, value: Any, detail: str) -> FieldError:
-    return FieldError("FieldValueInvalid", path, f"Invalid value: {_render(value)}: {detail}")
-
-
-def forbidden(path: str, detail: str) -> FieldError:
-    return FieldError("FieldValueForbidden", path, f"Forbidden: {detail}")
-
-
-def not_supported(path: str, value: Any, supported: Iterable[str]) -> FieldError:
-    options = ", ".join(f'"{s}"' for s in supported)
-    return FieldError(
-        "FieldValueNotSupported",
-        path,
-        f"Unsupported value: {_render(value)}: supported values: {options}",
-    )
-
-
-def duplicate(path: str, value: Any) -> FieldError:
-    return FieldError("FieldValueDuplicate", path, f"Duplicate value: {_render(value)}")
-
-
-def _render(value: Any) -> str:
-    if isinstance(value, str):
-        return f'"{value}"'
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if value is None:
-        return "null"
-    if isinstance(value, int | float):
-        return str(value)
-    return (
-        "{...}" if isinstance(value, dict) else "[...]" if isinstance(value, list) else str(value)
-    )
 
 
 Defaulter = Callable[[Obj], None]

@@ -22,7 +22,8 @@ from typing import Any, Final
 
 import orjson
 
-from setpoint.resources.quantity import parse_quantity_or_none
+from setpoint.meta.jsonvalue import json_type_name
+from setpoint.meta.quantity import parse_quantity_or_none
 
 Schema = dict[str, Any]
 """One JSON (Schema) object, as parsed."""
@@ -205,20 +206,6 @@ class DecodeResult:
     missing_required: list[str]
 
 
-def _json_type(value: Any) -> str:
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, int | float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    if isinstance(value, dict):
-        return "object"
-    return "null"
-
-
 class Decoder:
     """Checks and prunes one object against a compiled definition."""
 
@@ -234,7 +221,7 @@ class Decoder:
         instead of being walked again — most writes send back most of what they read."""
         if not isinstance(obj, dict):
             raise DecodeError(
-                f"json: cannot unmarshal {_json_type(obj)} into Go value of type "
+                f"json: cannot unmarshal {json_type_name(obj)} into Go value of type "
                 f"struct {{ APIVersion string; Kind string }}"
             )
         unknown: list[str] = []
@@ -244,7 +231,7 @@ class Decoder:
 
     def _fail(self, value: Any, path: str, node: Node, parent: str) -> DecodeError:
         where = f"Go struct field {parent}.{path}" if path else "Go value"
-        what = _json_type(value)
+        what = json_type_name(value)
         if what == "number" and (node.scalar == "integer" or node.kind == "intstr"):
             what = f"number {value!r}"  # Go names a number an integer cannot hold
         return DecodeError(

@@ -47,7 +47,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from setpoint.meta.labels import Selector, SelectorParseError, selector_from_label_selector
-from setpoint.resources.quantity import QuantityError, parse_quantity
+from setpoint.meta.quantity import QuantityError, parse_quantity
 
 Obj = dict[str, Any]
 

@@ -33,13 +33,14 @@ import asyncio
 import contextlib
 import logging
 import random
-from datetime import UTC, datetime
 from typing import Any
 
 from setpoint.client.api import NODES, PODS, ApiClient, ApiError, Obj
 from setpoint.client.events import EventRecorder
 from setpoint.client.factory import SharedInformers
 from setpoint.client.informer import EventHandler, by_node_name, object_key
+from setpoint.meta.clock import REAL_CLOCK, Clock
+from setpoint.meta.timestamps import format_time
 from setpoint.scheduler.plugins import (
     ClusterSnapshot,
     Decision,
@@ -60,10 +61,6 @@ log = logging.getLogger(__name__)
 
 DEFAULT_SCHEDULER_NAME = "default-scheduler"
 TERMINAL_PHASES = ("Succeeded", "Failed")
-
-
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def responsible_for(pod: Obj, scheduler_name: str) -> bool:
@@ -100,9 +97,9 @@ def scheduling_relevant(node: Obj) -> tuple[Any, ...]:
     )
 
 
-def unschedulable_condition(pod: Obj, message: str) -> list[Obj] | None:
-    """The pod's conditions with PodScheduled=False/Unschedulable, or None when they
-    already say exactly that."""
+def unschedulable_condition(pod: Obj, message: str, now: str) -> list[Obj] | None:
+    """The pod's conditions with PodScheduled=False/Unschedulable (a transition at ``now``),
+    or None when they already say exactly that."""
     conditions = list((pod.get("status") or {}).get("conditions") or [])
     for i, condition in enumerate(conditions):
         if condition.get("type") != "PodScheduled":
@@ -115,9 +112,9 @@ def unschedulable_condition(pod: Obj, message: str) -> list[Obj] | None:
             return None
         changed = dict(condition)
         if condition.get("status") != "False":
-            changed["lastTransitionTime"] = _now()
+            changed["lastTransitionTime"] = now
         changed.update(status="False", reason="Unschedulable", message=message)
-        changed.setdefault("lastTransitionTime", _now())
+        changed.setdefault("lastTransitionTime", now)
         changed["lastProbeTime"] = None
         conditions[i] = changed
         return conditions
@@ -128,7 +125,7 @@ def unschedulable_condition(pod: Obj, message: str) -> list[Obj] | None:
             "reason": "Unschedulable",
             "message": message,
             "lastProbeTime": None,
-            "lastTransitionTime": _now(),
+            "lastTransitionTime": now,
         }
     )
     return conditions
@@ -157,8 +154,10 @@ class Scheduler:
         flush_interval: float = 1.0,
         record_scheduled_events: bool = True,
         seed: int | None = None,
+        clock: Clock = REAL_CLOCK,
     ) -> None:
         self.informers = informers
+        self.clock = clock
         self.client: ApiClient = client or informers.client
         self.recorder = recorder
         self.scheduler_name = scheduler_name
@@ -319,7 +318,7 @@ class Scheduler:
 
     async def _report_unschedulable(self, pod: Obj, message: str) -> None:
         await self.recorder.record(pod, "Warning", "FailedScheduling", message)
-        conditions = unschedulable_condition(pod, message)
+        conditions = unschedulable_condition(pod, message, format_time(self.clock.now()))
         if conditions is None:
             return
         meta = pod["metadata"]

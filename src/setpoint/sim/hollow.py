@@ -34,7 +34,8 @@ Simplifications on purpose: a container whose exit would be restarted by its res
 (``Always`` with an exit-code annotation, ``OnFailure`` with a non-zero code) is treated as
 terminal with that code; no probes, no images, no volumes, no resource accounting.
 
-What a pod's status should be is computed by pure functions (:func:`desired_pod_status`)
+What a pod's status should be is computed by pure functions (:func:`desired_pod_status`,
+built from the pieces the real agent uses too, :mod:`setpoint.node.podstatus`)
 from the pod, the time the hollow node first saw it and the clock, so the outcome is
 level-triggered: after a restart the times are recovered from the status already written.
 Writes are coalesced: a pod is reconciled through a de-duplicating work queue, the desired
@@ -47,31 +48,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple, TypeVar
 
 from setpoint.client.api import NODES, PODS, ApiClient, ApiError, Obj
 from setpoint.client.informer import EventHandler, Informer, object_key
-from setpoint.client.nodes import (  # re-exported: hollow's public names before the move
-    LEASE_NAMESPACE as LEASE_NAMESPACE,
-)
-from setpoint.client.nodes import (
-    lease_object as lease_object,
-)
-from setpoint.client.nodes import (
-    micro_time as micro_time,
-)
-from setpoint.client.nodes import (
-    node_conditions,
-    parse_time,
-    renew_lease,
-    rfc3339,
-)
+from setpoint.client.nodes import node_conditions, renew_lease
 from setpoint.client.tasks import cancel_all, run_until_stopped
 from setpoint.client.workqueue import WorkQueue, run_worker
+from setpoint.meta.clock import REAL_CLOCK, Clock
 from setpoint.meta.jsonvalue import json_copy
+from setpoint.meta.timestamps import parse_epoch, rfc3339
+from setpoint.node.podstatus import pod_condition, same_status, terminated_state
 
 log = logging.getLogger(__name__)
 
@@ -189,11 +178,11 @@ def pod_timing(pod: Obj, seen_at: float) -> PodTiming:
     hollow node reaches the same answer."""
     annotations = pod["metadata"].get("annotations") or {}
     status = pod.get("status") or {}
-    seen_at = parse_time(status.get("startTime")) or seen_at
+    seen_at = parse_epoch(status.get("startTime")) or seen_at
     start_at = seen_at + _float_annotation(annotations, ANNOTATION_START_DELAY, 0.0)
     for cs in status.get("containerStatuses") or []:
         state = cs.get("state") or {}
-        started = parse_time(
+        started = parse_epoch(
             (state.get("running") or state.get("terminated") or {}).get("startedAt")
         )
         if started is not None and str(cs.get("containerID", "")).startswith("hollow://"):
@@ -214,20 +203,6 @@ def pod_timing(pod: Obj, seen_at: float) -> PodTiming:
     return PodTiming(seen_at, start_at, start_at + run, exit_code)
 
 
-def _condition(kind: str, status: bool, at: float, reason: str = "", message: str = "") -> Obj:
-    condition: Obj = {
-        "type": kind,
-        "status": "True" if status else "False",
-        "lastProbeTime": None,
-        "lastTransitionTime": rfc3339(at),
-    }
-    if reason:
-        condition["reason"] = reason
-    if message:
-        condition["message"] = message
-    return condition
-
-
 def _container_status(pod: Obj, container: Obj, state: Obj, *, ready: bool) -> Obj:
     uid = pod["metadata"].get("uid", "")
     image = container.get("image", "")
@@ -245,14 +220,9 @@ def _container_status(pod: Obj, container: Obj, state: Obj, *, ready: bool) -> O
 
 
 def _terminated(code: int, started: float, finished: float) -> Obj:
-    return {
-        "terminated": {
-            "exitCode": code,
-            "reason": "Completed" if code == 0 else "Error",
-            "startedAt": rfc3339(started),
-            "finishedAt": rfc3339(finished),
-        }
-    }
+    """A hollow container's end: ``Completed`` for exit code 0, ``Error`` otherwise."""
+    reason = "Completed" if code == 0 else "Error"
+    return {"terminated": terminated_state(code, reason, started, finished)}
 
 
 def desired_pod_status(pod: Obj, timing: PodTiming, now: float) -> Obj:
@@ -275,7 +245,7 @@ def desired_pod_status(pod: Obj, timing: PodTiming, now: float) -> Obj:
     )
     scheduled = next(
         (c for c in current.get("conditions") or [] if c.get("type") == "PodScheduled"),
-        _condition("PodScheduled", True, timing.seen_at),
+        pod_condition("PodScheduled", True, timing.seen_at),
     )
     if now < timing.start_at:
         state: Obj = {"waiting": {"reason": "ContainerCreating"}}
@@ -293,12 +263,16 @@ def desired_pod_status(pod: Obj, timing: PodTiming, now: float) -> Obj:
     status["phase"] = phase
     unready = f"containers with unready status: [{' '.join(c['name'] for c in containers)}]"
     status["conditions"] = [
-        _condition(
+        pod_condition(
             "PodReadyToStartContainers", phase != "Succeeded" and phase != "Failed", timing.seen_at
         ),
-        _condition("Initialized", True, timing.seen_at),
-        _condition("Ready", ready, started_at, not_ready, "" if ready else unready),
-        _condition("ContainersReady", ready, started_at, not_ready, "" if ready else unready),
+        pod_condition("Initialized", True, timing.seen_at),
+        pod_condition(
+            "Ready", ready, started_at, reason=not_ready, message="" if ready else unready
+        ),
+        pod_condition(
+            "ContainersReady", ready, started_at, reason=not_ready, message="" if ready else unready
+        ),
         scheduled,
     ]
     status["containerStatuses"] = [
@@ -327,20 +301,6 @@ def next_transition(timing: PodTiming, now: float) -> float | None:
         if at is not None and now < at:
             return at - now
     return None
-
-
-def _without_nulls(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
-    if isinstance(value, list):
-        return [_without_nulls(v) for v in value]
-    return value
-
-
-def same_status(a: Obj, b: Obj) -> bool:
-    """Equal up to explicit nulls (``lastProbeTime: null``), which a server may or may
-    not echo back."""
-    return a == b or bool(_without_nulls(a) == _without_nulls(b))
 
 
 def is_terminal(pod: Obj) -> bool:
@@ -376,8 +336,10 @@ class HollowNodes:
         heartbeat_seconds: float = 10.0,
         node_status_report_seconds: float = NODE_STATUS_REPORT_SECONDS,
         max_concurrent_calls: int = 32,
+        clock: Clock = REAL_CLOCK,
     ) -> None:
         self.client = client
+        self.clock = clock
         self.names = [f"{name_prefix}-{i}" for i in range(count)]
         self._ours = frozenset(self.names)
         self.shape = NodeShape(cpu, memory, pods, tuple(sorted((labels or {}).items())))
@@ -450,7 +412,7 @@ class HollowNodes:
 
     async def _register(self, name: str) -> None:
         """Create the Node, or take over an existing one (restart) and refresh it."""
-        now = time.time()
+        now = self.clock.time()
         try:
             self._nodes[name] = await self._call(
                 lambda: self.client.create(NODES, node_object(name, self.shape, now))
@@ -466,14 +428,14 @@ class HollowNodes:
             if any(node["metadata"].get("labels", {}).get(k) != v for k, v in labels.items()):
                 node["metadata"].setdefault("labels", {}).update(labels)
                 node = await self.client.update(NODES, node)
-            node["status"] = node_status(name, self.shape, time.time(), node.get("status"))
+            node["status"] = node_status(name, self.shape, self.clock.time(), node.get("status"))
             return await self.client.update_status(NODES, node)
 
         self._nodes[name] = await self._call(lambda: self.client.retry_on_conflict(take_over))
 
     async def _post_node_status(self, name: str) -> None:
         previous = (self._nodes.get(name) or {}).get("status")
-        status = node_status(name, self.shape, time.time(), previous)
+        status = node_status(name, self.shape, self.clock.time(), previous)
         self._nodes[name] = await self._call(
             lambda: self.client.patch(NODES, name, {"status": status}, subresource="status")
         )
@@ -500,7 +462,7 @@ class HollowNodes:
                 self._nodes[name],
                 last,
                 duration_seconds=self.lease_duration_seconds,
-                now=time.time(),
+                now=self.clock.time(),
             )
         )
 
@@ -530,7 +492,7 @@ class HollowNodes:
         if pod is None or (pod.get("spec") or {}).get("nodeName") not in self._ours:
             return
         uid = pod["metadata"].get("uid", "")
-        now = time.time()
+        now = self.clock.time()
         timing = pod_timing(pod, self._seen_at.setdefault(uid, now))
         if pod["metadata"].get("deletionTimestamp"):
             await self._terminate(pod, timing, now)

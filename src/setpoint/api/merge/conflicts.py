@@ -18,8 +18,8 @@ from collections.abc import Sequence
 from typing import NamedTuple
 
 from setpoint.api.merge.fieldpath import EMPTY, FieldSet, path_string
-from setpoint.api.merge.goview import go_json
 from setpoint.api.merge.managedfields import APPLY, UPDATE, Manager, Managers
+from setpoint.meta import gofmt
 
 __all__ = [
     "ApplyConflict",
@@ -46,9 +46,9 @@ class Conflict(NamedTuple):
     @property
     def described_manager(self) -> str:
         """The owner as Kubernetes names it in conflicts: ``"name" using apps/v1``."""
-        text = _go_quote(self.manager)
+        text = gofmt.quote(self.manager)
         if self.subresource:
-            text += f" with subresource {_go_quote(self.subresource)}"
+            text += f" with subresource {gofmt.quote(self.subresource)}"
         if self.operation == UPDATE:
             text += f" using {self.api_version}"
         return text
@@ -101,10 +101,6 @@ def conflict_status_message(conflicts: Sequence[tuple[str, str]]) -> str:
         lines.append(f"conflicts with {manager}:")
         lines.extend(f"- {path}" for path in paths)
     return f"Apply failed with {len(conflicts)} conflicts: " + "\n".join(lines)
-
-
-def _go_quote(text: str) -> str:
-    return go_json(text).replace("\\u003c", "<").replace("\\u003e", ">").replace("\\u0026", "&")
 
 
 class ManagerConflicts(Exception):

@@ -42,13 +42,12 @@ empty child nodes are never kept, so structural equality is set equality.
 from __future__ import annotations
 
 import functools
-import json
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, Final
 
 import orjson
 
-from setpoint.api.merge.goview import go_json
+from setpoint.meta import gofmt
 
 __all__ = [
     "EMPTY",
@@ -121,27 +120,6 @@ def untag(tagged: tuple[int, Any]) -> Any:
     return payload
 
 
-def _go_string(value: Any) -> str:
-    """``value.ToString`` of structured-merge-diff (used in printed paths)."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        if value == int(value) and abs(value) < 1e21:
-            return str(int(value))
-        return repr(value)
-    if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False)
-    if isinstance(value, list):
-        return "[" + ",".join(_go_string(item) for item in value) + "]"
-    if isinstance(value, dict):
-        return "".join(f"{k}={_go_string(v)}" for k, v in value.items())
-    return str(value)
-
-
 # --------------------------------------------------------------------------- path elements
 
 
@@ -172,10 +150,12 @@ def serialize_path_element(pe: PathElement) -> str:
     if kind == FIELD:
         return "f:" + payload
     if kind == KEY:
-        inner = ",".join(go_json(name) + ":" + go_json(untag(v)) for name, v in payload)
+        inner = ",".join(
+            gofmt.json_marshal(name) + ":" + gofmt.json_marshal(untag(v)) for name, v in payload
+        )
         return "k:{" + inner + "}"
     if kind == VALUE:
-        return "v:" + go_json(untag(payload))
+        return "v:" + gofmt.json_marshal(untag(payload))
     if kind == INDEX:
         return f"i:{payload}"
     raise ValueError(f"invalid path element {pe!r}")
@@ -214,9 +194,13 @@ def _element_string(pe: PathElement) -> str:
     if kind == FIELD:
         return "." + payload
     if kind == KEY:
-        return "[" + ",".join(f"{name}={_go_string(untag(v))}" for name, v in payload) + "]"
+        return (
+            "["
+            + ",".join(f"{name}={gofmt.smd_value_string(untag(v))}" for name, v in payload)
+            + "]"
+        )
     if kind == VALUE:
-        return f"[={_go_string(untag(payload))}]"
+        return f"[={gofmt.smd_value_string(untag(payload))}]"
     if kind == INDEX:
         return f"[{payload}]"
     return "{{invalid path element}}"

@@ -2,14 +2,9 @@
 
 The apiserver's field manager decodes objects into Go structs and writes its records with
 Go's ``encoding/json``, so two things about Go decide what setpoint must record in
-``managedFields``; this module owns both.
-
-Go's JSON text
---------------
-:func:`go_json` writes a value the way ``encoding/json`` does: compact, map keys sorted,
-``<``, ``>`` and ``&`` as Unicode escapes, floats in Go's format. It spells the keys of
-FieldsV1 (``k:{"name":"web"}``, ``v:1.5e-7``), manager identifiers and the
-``last-applied-configuration`` annotation ``kubectl`` keeps.
+``managedFields``. The JSON text is :func:`setpoint.meta.gofmt.json_marshal`'s (it spells the
+keys of FieldsV1, ``k:{"name":"web"}`` and ``v:1.5e-7``, manager identifiers and the
+``last-applied-configuration`` annotation ``kubectl`` keeps); this module owns the other.
 
 The Go view of objects
 ----------------------
@@ -29,9 +24,6 @@ view the field manager gets by converting the decoded Go object
 from __future__ import annotations
 
 import functools
-import json
-import math
-from decimal import Decimal
 from importlib import resources
 from typing import Any, Final
 
@@ -42,7 +34,6 @@ __all__ = [
     "NO_CHILDREN",
     "go_children",
     "go_full",
-    "go_json",
     "go_message_for",
     "go_shallow",
     "go_view",
@@ -50,55 +41,6 @@ __all__ = [
 
 # the absence of a field (as opposed to an explicit null)
 _ABSENT: Final = object()
-
-
-# =========================================================================== Go's JSON text
-
-
-def _go_float(value: float) -> str:
-    """A float the way Go's ``encoding/json`` writes it."""
-    if not math.isfinite(value):
-        raise ValueError(f"unsupported float {value!r}")
-    magnitude = abs(value)
-    if magnitude != 0 and (magnitude < 1e-6 or magnitude >= 1e21):
-        text = repr(value)
-        mantissa, _, exponent = text.partition("e")
-        sign = exponent[0] if exponent[:1] in "+-" else "+"
-        digits = exponent.lstrip("+-").lstrip("0") or "0"
-        if len(digits) < 2 and sign == "+":
-            digits = digits.rjust(2, "0")
-        if mantissa.endswith(".0"):
-            mantissa = mantissa[:-2]
-        return f"{mantissa}e{sign}{digits}"
-    text = format(Decimal(repr(value)), "f")
-    if "." in text:
-        text = text.rstrip("0").rstrip(".")
-    return text or "0"
-
-
-def go_json(value: Any) -> str:
-    """Compact JSON as Go's ``encoding/json`` writes it (HTML-safe, sorted map keys)."""
-    if isinstance(value, bool) or value is None:
-        return json.dumps(value)
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        return _go_float(value)
-    if isinstance(value, str):
-        text = json.dumps(value, ensure_ascii=False)
-        return (
-            text.replace("<", "\\u003c")
-            .replace(">", "\\u003e")
-            .replace("&", "\\u0026")
-            .replace("\u2028", "\\u2028")
-            .replace("\u2029", "\\u2029")
-        )
-    if isinstance(value, list):
-        return "[" + ",".join(go_json(item) for item in value) + "]"
-    if isinstance(value, dict):
-        items = sorted(value.items())
-        return "{" + ",".join(go_json(str(k)) + ":" + go_json(v) for k, v in items) + "}"
-    raise TypeError(f"not a JSON value: {value!r}")
 
 
 # =========================================================================== Go zero values

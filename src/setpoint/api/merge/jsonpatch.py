@@ -12,8 +12,9 @@ This module owns the two "plain JSON" PATCH formats the API server accepts:
 
 Strategic merge patch and server-side apply live elsewhere; they need per-field schema.
 Computing the merge patch between two objects (evanphx's ``CreateMergePatch``) is a client's
-job, done by the tests' oracle (``tests/merge_oracle.py``) with :func:`deep_copy` and
-:func:`json_equal` from here.
+job, done by the tests' oracle (``tests/merge_oracle.py``) with
+:func:`~setpoint.meta.jsonvalue.deep_copy` and :func:`~setpoint.meta.jsonvalue.json_equal`, the
+copy and the equality this module uses too.
 
 Kubernetes compatibility
 ------------------------
@@ -71,6 +72,8 @@ import json
 import re
 from typing import Any, Final
 
+from setpoint.meta.jsonvalue import deep_copy, json_equal, json_type_name
+
 __all__ = [
     "JSON_PATCH",
     "MAX_COPY_BYTES",
@@ -79,8 +82,6 @@ __all__ = [
     "PatchError",
     "apply_json_patch",
     "apply_merge_patch",
-    "deep_copy",
-    "json_equal",
     "require_object",
 ]
 
@@ -139,53 +140,6 @@ _INT64_MAX: Final = 2**63 - 1
 
 
 # --------------------------------------------------------------------------- JSON helpers
-
-
-def _kind(value: Any) -> str:
-    """The JSON type name Go's ``encoding/json`` uses in ``UnmarshalTypeError``."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, int | float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    if isinstance(value, dict):
-        return "object"
-    return type(value).__name__
-
-
-def json_equal(a: Any, b: Any) -> bool:
-    """Structural JSON equality: ``true`` is not ``1``, but ``1`` equals ``1.0``."""
-    if isinstance(a, dict):
-        if not isinstance(b, dict) or len(a) != len(b):
-            return False
-        return all(key in b and json_equal(value, b[key]) for key, value in a.items())
-    if isinstance(a, list):
-        if not isinstance(b, list) or len(a) != len(b):
-            return False
-        return all(json_equal(x, y) for x, y in zip(a, b, strict=True))
-    if isinstance(a, bool) or isinstance(b, bool):
-        return isinstance(a, bool) and isinstance(b, bool) and a is b
-    if isinstance(a, int | float):
-        return isinstance(b, int | float) and a == b
-    if isinstance(a, str):
-        return isinstance(b, str) and a == b
-    if a is None:
-        return b is None
-    return bool(a == b)
-
-
-def deep_copy(value: Any) -> Any:
-    """A deep copy of a JSON value."""
-    if isinstance(value, dict):
-        return {key: deep_copy(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [deep_copy(item) for item in value]
-    return value
 
 
 def _encoded_size(value: Any) -> int:
@@ -361,19 +315,19 @@ def _decode_json_patch(patch: Any) -> list[dict[str, Any] | None]:
         return []  # Go decodes `null` into a nil slice: a patch with no operations
     if not isinstance(patch, list):
         raise PatchError(
-            f"{prefix} {_kind(patch)} into Go value of type []handlers.jsonPatchOp", 400
+            f"{prefix} {json_type_name(patch)} into Go value of type []handlers.jsonPatchOp", 400
         )
     for op in patch:
         if op is None:
             continue  # decodes to a zero jsonPatchOp; Apply then rejects its kind
         if not isinstance(op, dict):
             raise PatchError(
-                f"{prefix} {_kind(op)} into Go value of type handlers.jsonPatchOp", 400
+                f"{prefix} {json_type_name(op)} into Go value of type handlers.jsonPatchOp", 400
             )
         for field, value in op.items():
             if field in ("op", "path", "from") and value is not None and not isinstance(value, str):
                 raise PatchError(
-                    f"{prefix} {_kind(value)} into Go struct field jsonPatchOp.{field} "
+                    f"{prefix} {json_type_name(value)} into Go struct field jsonPatchOp.{field} "
                     "of type string",
                     400,
                 )
@@ -564,7 +518,8 @@ def apply_json_patch(doc: Any, patch: Any) -> Any:
     ops = _decode_json_patch(patch)
     if not isinstance(doc, dict | list):
         raise PatchError(
-            f"json: cannot unmarshal {_kind(doc)} into Go value of type jsonpatch.partialDoc"
+            f"json: cannot unmarshal {json_type_name(doc)} "
+            "into Go value of type jsonpatch.partialDoc"
         )
     state = _Document(doc)
     applier = _JSONPatch(state)
@@ -625,7 +580,7 @@ def require_object(patch: Any, patch_type: str) -> dict[str, Any]:
     if patch is None:
         raise PatchError("Invalid JSON Patch", 400)
     media_type = patch_type.split(";", 1)[0].strip().lower()
-    cannot = f"json: cannot unmarshal {_kind(patch)} into Go value of type {_MAP_TYPE}"
+    cannot = f"json: cannot unmarshal {json_type_name(patch)} into Go value of type {_MAP_TYPE}"
     if media_type == STRATEGIC_MERGE_PATCH:
         message = cannot
     elif media_type in (APPLY_PATCH_YAML, APPLY_PATCH_CBOR):

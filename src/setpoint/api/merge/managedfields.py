@@ -30,7 +30,7 @@ from typing import Any, Final
 import orjson
 
 from setpoint.api.merge.fieldpath import EMPTY, FieldSet, FieldsV1Error
-from setpoint.api.merge.goview import go_json
+from setpoint.meta import gofmt
 from setpoint.meta.jsonvalue import json_copy
 
 __all__ = [
@@ -74,13 +74,13 @@ class Manager:
         """Kubernetes' manager identifier (JSON of the identity), used to order managers."""
         parts = []
         if self.name:
-            parts.append('"manager":' + go_json(self.name))
+            parts.append('"manager":' + gofmt.json_marshal(self.name))
         if self.operation:
-            parts.append('"operation":' + go_json(self.operation))
+            parts.append('"operation":' + gofmt.json_marshal(self.operation))
         if self.api_version:
-            parts.append('"apiVersion":' + go_json(self.api_version))
+            parts.append('"apiVersion":' + gofmt.json_marshal(self.api_version))
         if self.subresource:
-            parts.append('"subresource":' + go_json(self.subresource))
+            parts.append('"subresource":' + gofmt.json_marshal(self.subresource))
         return "{" + ",".join(parts) + "}"
 
 

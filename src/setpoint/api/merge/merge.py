@@ -42,7 +42,7 @@ import orjson
 
 from setpoint.api.merge.conflicts import ManagerConflicts
 from setpoint.api.merge.fieldpath import EMPTY, FIELD, FieldSet, Path, PathElement, path_string
-from setpoint.api.merge.goview import go_json, go_message_for, go_view
+from setpoint.api.merge.goview import go_message_for, go_view
 from setpoint.api.merge.managedfields import (
     APPLY,
     UPDATE,
@@ -67,15 +67,15 @@ from setpoint.api.merge.typed import (
     Diff,
     Type,
     compare,
-    copy_value,
     ensure_named,
-    equals,
     group_version_kinds,
     item_elements,
     resolve,
     root_type,
     to_field_set,
 )
+from setpoint.meta import gofmt
+from setpoint.meta.jsonvalue import deep_copy, smd_equal
 
 __all__ = [
     "LAST_APPLIED_ANNOTATION",
@@ -116,12 +116,12 @@ def _merge(t: Type, lhs: Any, rhs: Any, path: Path) -> Any:
     t = resolve(t, lhs, rhs)
     kind = t.kind
     if kind == SCALAR or t.atomic:
-        return copy_value(rhs if rhs is not MISSING else lhs)
+        return deep_copy(rhs if rhs is not MISSING else lhs)
     if kind == MAP:
         lmap = lhs if isinstance(lhs, dict) else None
         rmap = rhs if isinstance(rhs, dict) else None
         if not lmap and not rmap:
-            return copy_value(rhs if rhs is not MISSING else lhs)
+            return deep_copy(rhs if rhs is not MISSING else lhs)
         out: dict[str, Any] = {}
         for key, lval in (lmap or {}).items():
             merged = _merge(
@@ -141,11 +141,11 @@ def _merge(t: Type, lhs: Any, rhs: Any, path: Path) -> Any:
     llist = lhs if isinstance(lhs, list) else None
     rlist = rhs if isinstance(rhs, list) else None
     if not llist and not rlist:
-        return copy_value(rhs if rhs is not MISSING else lhs)
+        return deep_copy(rhs if rhs is not MISSING else lhs)
     lpes = item_elements(t, llist or [])
     rpes = item_elements(t, rlist or [])
     if lpes is None or rpes is None:
-        return copy_value(rhs if rhs is not MISSING else lhs)
+        return deep_copy(rhs if rhs is not MISSING else lhs)
     merged_list = _merge_items(t, llist or [], lpes, rlist or [], rpes, path)
     return merged_list if merged_list else MISSING
 
@@ -558,8 +558,8 @@ def _apply_once(
     live_view = go_view(definition, base)
     merged_view = go_view(definition, merged)
     managers, _ = _update(t, live_view, merged_view, managers, ident, force=force, ignored=ignored)
-    if live_obj is not None and equals(live_view, merged_view):
-        merged = copy_value(live_obj)  # a no-op apply: the object (and the applier's time) stay
+    if live_obj is not None and smd_equal(live_view, merged_view):
+        merged = deep_copy(live_obj)  # a no-op apply: the object (and the applier's time) stay
     else:
         times[ident] = now
     mine = managers.get(ident)
@@ -593,11 +593,11 @@ def _allowed_by_last_applied(
 
 def _last_applied_value(applied: dict[str, Any]) -> str:
     """The annotation ``kubectl`` keeps in sync: the configuration as Go encodes it."""
-    obj = copy_value(applied)
+    obj = deep_copy(applied)
     meta = obj.get("metadata")
     if isinstance(meta, dict) and isinstance(meta.get("annotations"), dict):
         meta["annotations"].pop(LAST_APPLIED_ANNOTATION, None)
-    return go_json(obj) + "\n"
+    return gofmt.json_marshal(obj) + "\n"
 
 
 def apply(

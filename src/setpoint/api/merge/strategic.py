@@ -75,9 +75,10 @@ its own "cannot apply" errors.
 Computing patches (Go's ``CreateTwoWayMergePatch`` and ``CreateThreeWayMergePatch``) is
 what clients do, not the server; the tests' oracle (``tests/merge_oracle.py``) does it with
 the pieces of patch.go this module shares: the directive names, the patch metadata
-(:func:`root_patch_meta`, :func:`lookup_field`), the Go value helpers (:func:`go_kind`,
-:func:`deep_equal`, :func:`value_token`, :func:`go_format`), the list helpers, and
-:func:`combine_patches`, which merges one patch into another.
+(:func:`root_patch_meta`, :func:`lookup_field`), :func:`value_token`, the list helpers,
+and :func:`combine_patches`, which merges one patch into another; the Go value helpers it
+uses (``go_kind``, ``deep_equal``, ``verb_v``) are :mod:`setpoint.meta.jsonvalue`'s and
+:mod:`setpoint.meta.gofmt`'s.
 
 No function mutates its arguments; results may share structure with private copies only.
 """
@@ -85,12 +86,12 @@ No function mutates its arguments; results may share structure with private copi
 from __future__ import annotations
 
 import dataclasses
-import decimal
 import itertools
-import math
 from typing import Any, Final
 
 from setpoint.api.merge.jsonpatch import PatchError
+from setpoint.meta import gofmt
+from setpoint.meta.jsonvalue import LIST, MAP, deep_copy, deep_equal, go_kind
 from setpoint.resources.schema import load_definitions
 
 __all__ = [
@@ -98,8 +99,6 @@ __all__ = [
     "DELETE",
     "DELETE_FROM_PRIMITIVE_LIST",
     "DIRECTIVE",
-    "LIST",
-    "MAP",
     "MERGE",
     "REPLACE",
     "RETAIN_KEYS",
@@ -111,10 +110,7 @@ __all__ = [
     "check_merge_keys",
     "combine_patches",
     "dedupe_scalars",
-    "deep_equal",
     "element_kind",
-    "go_format",
-    "go_kind",
     "lookup_field",
     "normalize_slice_order",
     "root_patch_meta",
@@ -141,10 +137,6 @@ _BAD_FORMAT_RETAIN_KEYS: Final = "invalid patch format of retainKeys"
 _BAD_FORMAT_SET_ELEMENT_ORDER: Final = "invalid patch format of setElementOrder list"
 _NO_LIST_OF_LISTS: Final = "lists of lists are not supported"
 
-# what go_kind calls objects and arrays
-MAP: Final = "map"
-LIST: Final = "list"
-
 
 class StrategicPatchError(PatchError):
     """A strategic merge patch that is malformed (``code`` 400) or does not fit (422).
@@ -163,119 +155,6 @@ class StrategicPatchError(PatchError):
 # --------------------------------------------------------------------------- JSON helpers
 
 
-_KINDS: Final[dict[type, str]] = {
-    type(None): "null",
-    bool: "bool",
-    dict: MAP,
-    list: LIST,
-    str: "string",
-    int: "int64",
-    float: "float64",
-}
-
-
-def go_kind(value: Any) -> str:
-    """The Go type a decoded JSON value has, as a short name.
-
-    Kubernetes decodes JSON keeping integers apart from floats (``3`` is an ``int64``,
-    ``3.0`` a ``float64``), and so does Python's ``json``: the two never compare equal,
-    whether as values, as merge keys or as list element types.
-    """
-    kind = _KINDS.get(type(value))
-    if kind is not None:
-        return kind
-    for base in (bool, dict, list, str, int, float):  # subclasses; bool before int
-        if isinstance(value, base):
-            return _KINDS[base]
-    return type(value).__name__
-
-
-_GO_TYPES: Final = {
-    "null": "<nil>",
-    MAP: "map[string]interface {}",
-    LIST: "[]interface {}",
-}
-
-
-def _go_type(value: Any) -> str:
-    kind = go_kind(value)
-    return _GO_TYPES.get(kind, kind)
-
-
-def _go_float(value: float) -> str:
-    """``fmt``'s ``%v`` of a float64: shortest digits, exponent form below 1e-4 and from 1e+06."""
-    if value != value:
-        return "NaN"
-    if value in (float("inf"), float("-inf")):
-        return "+Inf" if value > 0 else "-Inf"
-    if value == 0:
-        return "-0" if math.copysign(1.0, value) < 0 else "0"
-    sign, digit_tuple, exponent = decimal.Decimal(repr(value)).normalize().as_tuple()
-    assert isinstance(exponent, int)
-    digits = "".join(map(str, digit_tuple))
-    exp10 = len(digits) + exponent - 1
-    prefix = "-" if sign else ""
-    if exp10 < -4 or exp10 >= 6:
-        mantissa = digits[0] + ("." + digits[1:] if len(digits) > 1 else "")
-        return f"{prefix}{mantissa}e{'-' if exp10 < 0 else '+'}{abs(exp10):02d}"
-    if exp10 < 0:
-        return f"{prefix}0.{'0' * (-exp10 - 1)}{digits}"
-    if exp10 >= len(digits) - 1:
-        return prefix + digits + "0" * (exp10 - len(digits) + 1)
-    return f"{prefix}{digits[: exp10 + 1]}.{digits[exp10 + 1 :]}"
-
-
-def go_format(value: Any) -> str:
-    """``fmt``'s ``%v`` of a decoded JSON value (maps print with sorted keys)."""
-    if value is None:
-        return "<nil>"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, dict):
-        return "map[" + " ".join(f"{k}:{go_format(value[k])}" for k in sorted(value, key=str)) + "]"
-    if isinstance(value, list):
-        return "[" + " ".join(go_format(item) for item in value) + "]"
-    if isinstance(value, str):
-        return value
-    if isinstance(value, float):
-        return _go_float(value)
-    return str(value)
-
-
-def _go_s(value: Any, *, nested: bool = False) -> str:
-    """``fmt``'s ``%s``: strings as they are, other scalars flagged the way Go flags them."""
-    if isinstance(value, str):
-        return value
-    if value is None:
-        return "<nil>" if nested else "%!s(<nil>)"
-    if isinstance(value, dict):
-        inner = " ".join(f"{k}:{_go_s(value[k], nested=True)}" for k in sorted(value, key=str))
-        return f"map[{inner}]"
-    if isinstance(value, list):
-        return "[" + " ".join(_go_s(item, nested=True) for item in value) + "]"
-    return f"%!s({_go_type(value)}={go_format(value)})"
-
-
-def _copy(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {key: _copy(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_copy(item) for item in value]
-    return value
-
-
-def deep_equal(a: Any, b: Any) -> bool:
-    """``reflect.DeepEqual`` of decoded JSON: ``true`` is not ``1``, nor ``1`` ``1.0``."""
-    kind = go_kind(a)
-    if kind != go_kind(b):
-        return False
-    if kind == MAP:
-        return len(a) == len(b) and all(k in b and deep_equal(v, b[k]) for k, v in a.items())
-    if kind == LIST:
-        return len(a) == len(b) and all(deep_equal(x, y) for x, y in zip(a, b, strict=True))
-    return bool(a == b)
-
-
 def value_token(value: Any) -> Any:
     """A hashable stand-in for a JSON value; tokens are equal exactly when values are."""
     if type(value) is str:
@@ -290,18 +169,20 @@ def value_token(value: Any) -> Any:
 
 def _bad_type(expected: str, actual: Any, code: int) -> StrategicPatchError:
     # mergepatch.ErrBadArgType formats reflect types with %s, so a nil one is "%!s(<nil>)".
-    received = "%!s(<nil>)" if actual is None else _go_type(actual)
+    received = "%!s(<nil>)" if actual is None else gofmt.verb_t(actual)
     return StrategicPatchError(f"expected a {expected}, but received a {received}", code)
 
 
 def _no_merge_key(item: dict[str, Any], merge_key: str, code: int) -> StrategicPatchError:
     return StrategicPatchError(
-        f"map: {go_format(item)} does not contain declared merge key: {merge_key}", code
+        f"map: {gofmt.verb_v(item)} does not contain declared merge key: {merge_key}", code
     )
 
 
 def _bad_patch_type(directive: Any, item: dict[str, Any]) -> StrategicPatchError:
-    return StrategicPatchError(f"unknown patch type: {_go_s(directive)} in map: {go_format(item)}")
+    return StrategicPatchError(
+        f"unknown patch type: {gofmt.verb_s(directive)} in map: {gofmt.verb_v(item)}"
+    )
 
 
 # --------------------------------------------------------------------------- schema
@@ -459,7 +340,8 @@ def element_kind(
         elif kind != first:
             mixed_patch = len({go_kind(item) for item in patch}) > 1
             raise StrategicPatchError(
-                f"list element types are not identical: [{go_format(original)} {go_format(patch)}]",
+                "list element types are not identical: "
+                f"[{gofmt.verb_v(original)} {gofmt.verb_v(patch)}]",
                 patch_code if mixed_patch else UNPROCESSABLE,
             )
     return first
@@ -758,8 +640,8 @@ def _apply_retain_keys(
         if RETAIN_KEYS in original:
             if not deep_equal(original[RETAIN_KEYS], retain):
                 raise StrategicPatchError(
-                    f"{go_format(original[RETAIN_KEYS])} and {go_format(retain)} are not deep "
-                    "equal: this may happen when calculating the 3-way diff patch",
+                    f"{gofmt.verb_v(original[RETAIN_KEYS])} and {gofmt.verb_v(retain)} are not "
+                    "deep equal: this may happen when calculating the 3-way diff patch",
                     UNPROCESSABLE,
                 )
         else:
@@ -866,8 +748,8 @@ def _check_order_list(patch_list: list[Any], order: list[Any], merge_key: str) -
         o += 1
     if p < len(items) and o >= len(order):
         raise StrategicPatchError(
-            f"The order in patch list:\n{go_format(patch_list)}\n doesn't match "
-            f"{SET_ELEMENT_ORDER} list:\n{go_format(order)}"
+            f"The order in patch list:\n{gofmt.verb_v(patch_list)}\n doesn't match "
+            f"{SET_ELEMENT_ORDER} list:\n{gofmt.verb_v(order)}"
         )
 
 
@@ -975,7 +857,7 @@ def apply_strategic_merge_patch(
     if not isinstance(original, dict):
         raise StrategicPatchError("invalid JSON document", UNPROCESSABLE)
     try:
-        return _merge_map(_copy(original), _copy(patch), schema, _APPLY)
+        return _merge_map(deep_copy(original), deep_copy(patch), schema, _APPLY)
     except RecursionError:
         raise StrategicPatchError("the patch is nested too deeply") from None
 

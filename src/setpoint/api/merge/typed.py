@@ -25,8 +25,9 @@ no value for use the apiserver's OpenAPI defaults (``protocol: TCP`` for ports, 
 Values
 ------
 Values are parsed JSON. :data:`MISSING` stands for an absent value (as opposed to an explicit
-``null``), :data:`EMPTIED` for a container that removal emptied; :func:`equals` is
-structured-merge-diff's value equality (numbers compare numerically, booleans apart).
+``null``), :data:`EMPTIED` for a container that removal emptied; values compare with
+structured-merge-diff's value equality (:func:`setpoint.meta.jsonvalue.smd_equal`: numbers
+numerically, booleans apart, and a sentinel equal to nothing).
 Compare can look at objects through their Go view (:mod:`setpoint.api.merge.goview`),
 converting only the subtrees that differ.
 """
@@ -50,6 +51,7 @@ from setpoint.api.merge.fieldpath import (
     tag,
 )
 from setpoint.api.merge.goview import NO_CHILD, NO_CHILDREN, go_children, go_full, go_shallow
+from setpoint.meta.jsonvalue import smd_equal
 from setpoint.resources.schema import load_definitions
 
 __all__ = [
@@ -59,9 +61,7 @@ __all__ = [
     "Diff",
     "Type",
     "compare",
-    "copy_value",
     "ensure_named",
-    "equals",
     "group_version_kinds",
     "item_elements",
     "resolve",
@@ -317,40 +317,6 @@ class _Emptied:
 EMPTIED: Final = _Emptied()
 
 
-def copy_value(value: Any) -> Any:
-    """A deep copy of a JSON value."""
-    if isinstance(value, dict):
-        return {k: copy_value(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [copy_value(v) for v in value]
-    return value
-
-
-def equals(a: Any, b: Any) -> bool:
-    """structured-merge-diff's value equality (numbers compare numerically, bools apart)."""
-    if isinstance(a, bool) or isinstance(b, bool):
-        return isinstance(a, bool) and isinstance(b, bool) and a == b
-    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
-        return a == b
-    if isinstance(a, dict):
-        if not isinstance(b, dict) or len(a) != len(b):
-            return False
-        for k, v in a.items():
-            other = b.get(k, MISSING)
-            if other is MISSING or not equals(v, other):
-                return False
-        return True
-    if isinstance(a, list):
-        if not isinstance(b, list) or len(a) != len(b):
-            return False
-        return all(equals(x, y) for x, y in zip(a, b, strict=True))
-    if a is None or b is None:
-        return a is None and b is None
-    if isinstance(a, str) and isinstance(b, str):
-        return a == b
-    return False
-
-
 def _item_element(t: Type, item: Any) -> PathElement | None:
     """The path element of a list item, or ``None`` when it cannot have one."""
     if t.keys:
@@ -500,7 +466,7 @@ def _compare_leaf(lhs: Any, rhs: Any, path: Path, cmp: _Comparison) -> None:
         cmp.added.insert(path)
     elif rhs is MISSING:
         cmp.removed.insert(path)
-    elif not equals(lhs, rhs):
+    elif not smd_equal(lhs, rhs):
         cmp.modified.insert(path)
 
 
@@ -662,7 +628,7 @@ def _compare_items(
                 left = [go_full(message, False, v) for v in left]
                 right = [go_full(message, False, v) for v in right]
             if len(left) != len(right) or not all(
-                equals(a, b) for a, b in zip(left, right, strict=True)
+                smd_equal(a, b) for a, b in zip(left, right, strict=True)
             ):
                 cmp.modified.insert(child)
         elif len(left) >= 2:

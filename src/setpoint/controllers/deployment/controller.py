@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import copy
 import logging
-from datetime import UTC, datetime
 
 from setpoint.client.api import DEPLOYMENTS, PODS, REPLICASETS, ApiError, Obj
 from setpoint.client.controller import Controller
@@ -41,6 +40,7 @@ from setpoint.controllers.deployment.util import (
 )
 from setpoint.controllers.util import ownerrefs
 from setpoint.controllers.util import pods as podutil
+from setpoint.meta.clock import REAL_CLOCK, Clock
 from setpoint.meta.labels import Selector, selector_from_label_selector
 
 log = logging.getLogger(__name__)
@@ -53,8 +53,10 @@ def deployment_selector(d: Obj) -> Selector:
 class DeploymentController(Controller):
     name = "deployment"
 
-    def __init__(self, informers: SharedInformers, recorder: EventRecorder) -> None:
-        super().__init__(informers, recorder)
+    def __init__(
+        self, informers: SharedInformers, recorder: EventRecorder, *, clock: Clock = REAL_CLOCK
+    ) -> None:
+        super().__init__(informers, recorder, clock=clock)
         self.deployments = informers.informer(DEPLOYMENTS, indexers={"namespace": by_namespace})
         self.replica_sets = informers.informer(
             REPLICASETS, indexers={"namespace": by_namespace, "owner": by_owner_uid}
@@ -133,9 +135,7 @@ class DeploymentController(Controller):
         replica_sets = await self._claim_replica_sets(d)
         if podutil.is_terminating(d):
             new_rs = find_new_replica_set(d, replica_sets)
-            await write_status(
-                self, d, calculate_status(replica_sets, new_rs, d, datetime.now(UTC))
-            )
+            await write_status(self, d, calculate_status(replica_sets, new_rs, d, self.clock.now()))
             return None
         d = await check_paused_conditions(self, d)
         if d["spec"].get("paused") or is_scaling_event(d, replica_sets):

@@ -12,7 +12,7 @@ nothing changed, a Deployment still rolling asks to be seen again when its deadl
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from setpoint.client.api import Obj
@@ -132,7 +132,7 @@ async def sync_rollout_status(
     when the progress deadline passes (``requeueStuckDeployment``)."""
     fresh = refresh(dc, all_rss)
     new_fresh = refresh(dc, [new_rs])[0] if new_rs is not None else None
-    now = datetime.now(UTC)
+    now = dc.clock.now()
     status = rollout_status(fresh, new_fresh, d, now)
     if status == (d.get("status") or {}):
         after = stuck_requeue_after(d, status, now)

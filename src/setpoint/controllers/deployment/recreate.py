@@ -8,7 +8,6 @@ a pod is deleted), so two versions never run at once. Follows
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from setpoint.client.api import Obj
@@ -50,7 +49,7 @@ async def rollout_recreate(
     assert new_rs is not None
     if spec_replicas(new_rs) != spec_replicas(d):
         await scale(dc, d, new_rs, spec_replicas(d))
-    status = calculate_status([*old_rss, new_rs], new_rs, d, datetime.now(UTC))
+    status = calculate_status([*old_rss, new_rs], new_rs, d, dc.clock.now())
     if deployment_complete(d, status):
         await cleanup(dc, d, old_rss)
     return await sync_rollout_status(dc, d, [*old_rss, new_rs], new_rs)

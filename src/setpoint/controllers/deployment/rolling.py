@@ -12,7 +12,6 @@ beyond the history limit go. Follows ``pkg/controller/deployment/rolling.go``.
 from __future__ import annotations
 
 import copy
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from setpoint.client.api import Obj
@@ -110,7 +109,7 @@ async def rollout_rolling(
         targets = old_replica_sets_targets(all_rss, active_replica_sets(old_rss), new_rs, d)
         await apply_sizes(dc, d, old_rss, targets)
         if not targets:
-            status = calculate_status(all_rss, new_rs, d, datetime.now(UTC))
+            status = calculate_status(all_rss, new_rs, d, dc.clock.now())
             if deployment_complete(d, status):
                 await cleanup(dc, d, old_rss)
     return await sync_rollout_status(dc, d, all_rss, new_rs)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from setpoint.client.api import DEPLOYMENTS, REPLICASETS, ApiError, Obj
@@ -184,7 +184,7 @@ async def sync_scale(dc: DeploymentController, d: Obj, replica_sets: list[Obj]) 
     if d["spec"].get("paused"):
         await cleanup(dc, d, old_rss)
     all_rss = refresh(dc, [*old_rss, new_rs])
-    await write_status(dc, d, calculate_status(all_rss, new_rs, d, datetime.now(UTC)))
+    await write_status(dc, d, calculate_status(all_rss, new_rs, d, dc.clock.now()))
 
 
 async def check_paused_conditions(dc: DeploymentController, d: Obj) -> Obj:
@@ -199,11 +199,11 @@ async def check_paused_conditions(dc: DeploymentController, d: Obj) -> Obj:
     paused = bool(d["spec"].get("paused"))
     if paused and not paused_noted:
         cond = new_deployment_condition(
-            "Progressing", "Unknown", PAUSED_REASON, "Deployment is paused", datetime.now(UTC)
+            "Progressing", "Unknown", PAUSED_REASON, "Deployment is paused", dc.clock.now()
         )
     elif not paused and paused_noted:
         cond = new_deployment_condition(
-            "Progressing", "Unknown", RESUMED_REASON, "Deployment is resumed", datetime.now(UTC)
+            "Progressing", "Unknown", RESUMED_REASON, "Deployment is resumed", dc.clock.now()
         )
     else:
         return d
@@ -231,7 +231,7 @@ async def new_and_old(
                     "True",
                     FOUND_NEW_RS_REASON,
                     f'Found new replica set "{new_rs["metadata"]["name"]}"',
-                    datetime.now(UTC),
+                    dc.clock.now(),
                 ),
             )
             d = await update_status(dc, d, status)
@@ -313,7 +313,7 @@ async def _create_new_rs(
                 "True",
                 NEW_RS_REASON,
                 f'Created new replica set "{created["metadata"]["name"]}"',
-                datetime.now(UTC),
+                dc.clock.now(),
             ),
         )
         d = await update_status(dc, d, status)
@@ -345,7 +345,7 @@ async def _report_create_failure(
         set_condition(
             status,
             new_deployment_condition(
-                "Progressing", "False", FAILED_RS_CREATE_REASON, message, datetime.now(UTC)
+                "Progressing", "False", FAILED_RS_CREATE_REASON, message, dc.clock.now()
             ),
         )
         try:

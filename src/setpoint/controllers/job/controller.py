@@ -21,7 +21,7 @@ import copy
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 
 from setpoint.client.api import JOBS, PODS, ApiError, Obj
 from setpoint.client.controller import Controller
@@ -67,6 +67,7 @@ from setpoint.controllers.util.pods import (
     pod_phase,
     pod_uid,
 )
+from setpoint.meta.clock import REAL_CLOCK, Clock
 from setpoint.meta.labels import SelectorParseError, selector_from_label_selector
 from setpoint.meta.timestamps import format_time, parse_time
 
@@ -221,8 +222,9 @@ class JobController(Controller):
         *,
         backoff_initial: float = 1.0,
         backoff_max: float = 60.0,
+        clock: Clock = REAL_CLOCK,
     ) -> None:
-        super().__init__(informers, recorder)
+        super().__init__(informers, recorder, clock=clock)
         self.backoff_initial = backoff_initial
         self.backoff_max = backoff_max
         self.expectations = UIDTrackingControllerExpectations()
@@ -235,9 +237,6 @@ class JobController(Controller):
                 on_add=self._pod_added, on_update=self._pod_updated, on_delete=self._pod_deleted
             )
         )
-
-    def _now(self) -> datetime:
-        return datetime.now(UTC)
 
     # ------------------------------------------------------------ event handlers
 
@@ -288,7 +287,7 @@ class JobController(Controller):
         if is_job_finished(job) or job["metadata"].get("deletionTimestamp"):
             # Nothing left to count: let every remaining pod go.
             await self._remove_finalizers(key, [p for p in pods if has_tracking_finalizer(p)])
-            wait = await expire_after_ttl(self.client, job, self._now)
+            wait = await expire_after_ttl(self.client, job, self.clock.now)
             return None if wait is None else Requeue(after=wait)
 
         sync = self._observe(key, job, pods)
@@ -326,7 +325,7 @@ class JobController(Controller):
 
     def _observe(self, key: str, job: Obj, pods: list[Obj]) -> _Sync:
         """Counters including what is finished but not yet counted; startTime."""
-        sync = _Sync(job=job, pods=pods, now=self._now())
+        sync = _Sync(job=job, pods=pods, now=self.clock.now())
         status = sync.status
         uncounted = status.get("uncountedTerminatedPods") or {}
         uncounted_succeeded = set(uncounted.get("succeeded") or [])
@@ -736,7 +735,7 @@ class JobController(Controller):
             sync.job = await self.client.update_status(JOBS, sync.job)
         if finished_now:
             await self._record_finished(sync.job, final)
-            wait = await expire_after_ttl(self.client, sync.job, self._now)
+            wait = await expire_after_ttl(self.client, sync.job, self.clock.now)
             if wait is not None:
                 sync.wake_in(wait)
 
