@@ -39,6 +39,7 @@ from aiohttp import web
 from setpoint.agent import logs
 from setpoint.agent import pods as podspec
 from setpoint.agent.runtime import ContainerState
+from setpoint.meta import queryparams
 from setpoint.meta.clock import REAL_CLOCK, Clock
 from setpoint.meta.timestamps import parse_epoch
 from setpoint.pki import ensure_self_signed_serving, tokens_equal
@@ -119,13 +120,10 @@ def _bool(query: Mapping[str, str], name: str) -> bool:
 
 
 def _int(query: Mapping[str, str], name: str) -> int | None:
-    raw = query.get(name)
-    if raw is None or raw == "":
-        return None
     try:
-        return int(raw)
-    except ValueError:
-        raise LogRequestError(400, f'invalid value "{raw}" for query parameter {name}') from None
+        return queryparams.int_param(query, name)
+    except queryparams.QueryParamError as exc:
+        raise LogRequestError(400, str(exc)) from None
 
 
 def parse_time(raw: str) -> float:

@@ -45,6 +45,7 @@ from setpoint.api.watchcache import (
     CachedObject,
     CacheWatcher,
 )
+from setpoint.meta import queryparams
 from setpoint.meta.fields import FieldSelectorParseError, parse_field_selector
 from setpoint.meta.labels import SelectorParseError, parse_selector
 from setpoint.resources.fielderrors import invalid, not_supported, required
@@ -74,13 +75,10 @@ def _truthy(value: str | None) -> bool:
 
 def int_param(query: Any, name: str) -> int | None:
     """An integer query parameter (None when absent or empty); 400 when not a number."""
-    raw = query.get(name)
-    if raw is None or raw == "":
-        return None
     try:
-        return int(raw)
-    except ValueError:
-        raise errors.bad_request(f'invalid value "{raw}" for query parameter {name}') from None
+        return queryparams.int_param(query, name)
+    except queryparams.QueryParamError as exc:
+        raise errors.bad_request(str(exc)) from None
 
 
 def _write_options(request: web.BaseRequest) -> WriteOptions:

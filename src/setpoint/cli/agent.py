@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
 import socket
 from pathlib import Path
 
@@ -22,7 +21,7 @@ from setpoint.agent.pods import NodeContainerSettings
 from setpoint.agent.runtime import ensure_supervisor
 from setpoint.agent.server import DEFAULT_KUBELET_PORT
 from setpoint.cli.flags import client_config, parse_duration
-from setpoint.cli.process import exit_with_parent, install_uvloop, tune_gc
+from setpoint.cli.process import exit_with_parent, install_uvloop, run_until_signalled, tune_gc
 from setpoint.client.api import ApiClient, ClientConfig
 from setpoint.meta.quantity import QuantityError, parse_quantity
 
@@ -55,14 +54,9 @@ async def run_agent(
         container_settings=container_settings,
         kubelet_port=kubelet_port,
     )
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, lambda: asyncio.ensure_future(agent.stop()))
     try:
-        await agent.run()
+        await run_until_signalled(agent)
     finally:
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.remove_signal_handler(sig)
         await client.close()
         await runtime.close()
 

@@ -20,8 +20,9 @@ import logging
 import socket
 import uuid
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
+from setpoint.cli.process import Runnable
 from setpoint.client.api import ApiClient, ClientConfig
 from setpoint.client.events import EventRecorder, QueuedEventRecorder
 from setpoint.client.factory import SharedInformers
@@ -36,12 +37,6 @@ LEASE_NAME = "setpoint-controller-manager"
 # limit of their own.
 EVENT_QPS = 100.0
 EVENT_BURST = 200
-
-
-class Runnable(Protocol):
-    async def run(self) -> None: ...
-
-    async def stop(self) -> None: ...
 
 
 @dataclass(frozen=True)

@@ -4,11 +4,13 @@ that started it goes."""
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import os
 import signal
 import threading
 import time
+from typing import Protocol
 
 # Exit status of a command that could not start (a full or read-only disk, a corrupt or
 # missing database, a data dir in use): distinct from 1 (failed while running) and 2 (bad
@@ -57,3 +59,21 @@ def exit_with_parent() -> None:
         os.kill(os.getpid(), signal.SIGTERM)
 
     threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
+class Runnable(Protocol):
+    async def run(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+async def run_until_signalled(component: Runnable) -> None:
+    """Run ``component`` until it ends by itself or SIGTERM/SIGINT asks it to stop."""
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, lambda: asyncio.ensure_future(component.stop()))
+    try:
+        await component.run()
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)

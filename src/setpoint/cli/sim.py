@@ -9,14 +9,13 @@ connects either through a kubeconfig (``--kubeconfig``, or ``$KUBECONFIG``) or t
 from __future__ import annotations
 
 import asyncio
-import signal
 from collections.abc import Callable
 from pathlib import Path
 
 import click
 
 from setpoint.cli.flags import client_config, parse_labels
-from setpoint.cli.process import install_uvloop, tune_gc
+from setpoint.cli.process import install_uvloop, run_until_signalled, tune_gc
 from setpoint.client.api import ApiClient, ClientConfig
 from setpoint.sim.hollow import HollowNodes
 
@@ -25,14 +24,9 @@ async def run_hollow_nodes(config: ClientConfig, make: Callable[[ApiClient], Hol
     """Run the hollow nodes ``make`` builds until SIGTERM/SIGINT."""
     client = ApiClient(config)
     nodes = make(client)
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, lambda: asyncio.ensure_future(nodes.stop()))
     try:
-        await nodes.run()
+        await run_until_signalled(nodes)
     finally:
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.remove_signal_handler(sig)
         await client.close()
 
 

@@ -486,6 +486,12 @@ class JobController(Controller):
         if sync.indexed:
             await self._create_indexed(key, sync, missing)
             return
+        if self._backing_off(sync):
+            return
+        await self._create_pods(key, sync, [None] * missing)
+
+    def _backing_off(self, sync: _Sync) -> bool:
+        """Still in the pod-failure backoff: wake the Job when it ends, create nothing now."""
         wait = remaining_backoff(
             failures_since_last_success(sync.pods, sync.job),
             sync.now,
@@ -494,8 +500,7 @@ class JobController(Controller):
         )
         if wait > 0:
             sync.wake_in(wait)
-            return
-        await self._create_pods(key, sync, [None] * missing)
+        return wait > 0
 
     def _pods_to_remove(self, sync: _Sync) -> list[Obj]:
         if not sync.indexed:
@@ -517,14 +522,7 @@ class JobController(Controller):
             active=active_indexes,
         )
         if sync.spec.get("backoffLimitPerIndex") is None:
-            wait = remaining_backoff(
-                failures_since_last_success(sync.pods, sync.job),
-                sync.now,
-                self.backoff_initial,
-                self.backoff_max,
-            )
-            if wait > 0:
-                sync.wake_in(wait)
+            if self._backing_off(sync):
                 return
             await self._create_pods(key, sync, list(indexes))
             return
