@@ -10,6 +10,7 @@ SIGINT) leaves the supervisor and the workloads running; a restarted agent picks
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import os
 import socket
 from pathlib import Path
@@ -41,6 +42,7 @@ async def run_agent(
     lease_duration_seconds: int = 40,
     container_settings: NodeContainerSettings | None = None,
     kubelet_port: int = DEFAULT_KUBELET_PORT,
+    node_ip: str = "127.0.0.1",
 ) -> None:
     """Run the node agent until SIGTERM/SIGINT."""
     runtime = await ensure_supervisor(data_dir / "supervisor")
@@ -53,12 +55,20 @@ async def run_agent(
         lease_duration_seconds=lease_duration_seconds,
         container_settings=container_settings,
         kubelet_port=kubelet_port,
+        host_ip=node_ip,
     )
     try:
         await run_until_signalled(agent)
     finally:
         await client.close()
         await runtime.close()
+
+
+def _ip_address(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not an IP address") from None
 
 
 _PATH = click.Path(exists=True, dir_okay=False, path_type=Path)
@@ -132,6 +142,14 @@ def _size(ctx: click.Context, param: click.Parameter, value: str) -> int:
     show_default=True,
     help="Port of the agent's HTTPS endpoint for `kubectl logs` (0: any free port).",
 )
+@click.option(
+    "--node-ip",
+    default="127.0.0.1",
+    show_default=True,
+    callback=_ip_address,
+    help="This node's address: reported as its InternalIP, where the API server reaches the "
+    "agent's endpoint (set it when the agent runs on another machine).",
+)
 def agent(
     server: str | None,
     token_file: Path | None,
@@ -145,6 +163,7 @@ def agent(
     container_log_max_size: int,
     container_log_max_files: int,
     kubelet_port: int,
+    node_ip: str,
 ) -> None:
     """Run the node agent: register this host as a node and run the pods bound to it."""
     config = client_config(
@@ -172,5 +191,6 @@ def agent(
             lease_duration_seconds=node_lease_duration_seconds,
             container_settings=settings,
             kubelet_port=kubelet_port,
+            node_ip=node_ip,
         )
     )
