@@ -29,7 +29,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
+from setpoint.agent.supervisor import proc_start_time
 from tests.support import SETPOINT, Kubectl, Server, kill_node_processes, start_server, wait_for
 
 
@@ -191,6 +193,21 @@ class ClusterNode:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def container_processes(self, pod_uid: str = "") -> set[tuple[int, int]]:
+        """The (pid, start time) of every container instance — of one pod if ``pod_uid`` is
+        given — that this node's supervisor recorded and that still runs."""
+        found: set[tuple[int, int]] = set()
+        containers = self.data_dir / "supervisor" / "containers"
+        for state_file in containers.glob("*/state.json"):
+            if pod_uid and not unquote(state_file.parent.name).startswith(pod_uid + "/"):
+                continue
+            with contextlib.suppress(OSError, ValueError):
+                saved = json.loads(state_file.read_text())
+                process = (int(saved.get("pid") or 0), int(saved.get("pid_start_time") or 0))
+                if process[0] and proc_start_time(process[0]) == process[1]:
+                    found.add(process)
+        return found
 
 
 def node_conditions(server: Server, name: str) -> dict[str, dict[str, Any]]:
