@@ -237,6 +237,27 @@ def start_server(
     return server
 
 
+def start_sim(server: Server, nodes: int, log: Path) -> subprocess.Popen[bytes]:
+    """``setpoint sim``: ``nodes`` hollow nodes joined to ``server``, logging to ``log``."""
+    return subprocess.Popen(
+        [
+            SETPOINT,
+            "sim",
+            "--nodes",
+            str(nodes),
+            "--server",
+            server.url,
+            "--token-file",
+            str(server.data_dir / "node-token"),
+            "--ca-file",
+            str(server.ca_file),
+        ],
+        stdout=open(log, "ab"),
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+    )
+
+
 class WatchStream:
     """The events of one watch response, read line by line (each read has a timeout)."""
 

@@ -36,10 +36,10 @@ from setpoint.controllers.deployment.util import (
     max_surge,
     max_unavailable,
     resolve_fenceposts,
-    scaled_value,
     set_new_replica_set_annotations,
 )
 from setpoint.controllers.util.conditions import get_condition
+from setpoint.meta.intstr import scaled_value
 from setpoint.meta.timestamps import format_time
 from tests.objects import container, deployment, pod_template, replica_set
 

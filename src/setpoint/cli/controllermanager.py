@@ -60,6 +60,7 @@ def build_components(
     if config.run_controllers:
         from setpoint.controllers.cronjob import CronJobController
         from setpoint.controllers.deployment import DeploymentController
+        from setpoint.controllers.disruption import DisruptionController
         from setpoint.controllers.garbagecollector import GarbageCollector
         from setpoint.controllers.job import JobController
         from setpoint.controllers.namespace import NamespaceController
@@ -75,6 +76,7 @@ def build_components(
                 backoff_max=config.job_backoff_max,
             ),
             CronJobController(informers, recorder.for_component("cronjob-controller")),
+            DisruptionController(informers, recorder.for_component("controllermanager")),
             # both find the resources they cover through discovery, as kube-controller-manager
             GarbageCollector(informers, recorder.for_component("garbage-collector-controller")),
             NamespaceController(informers, recorder.for_component("namespace-controller")),

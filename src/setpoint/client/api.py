@@ -59,6 +59,7 @@ REPLICASETS = Resource("apps", "v1", "replicasets", True, "ReplicaSet")
 JOBS = Resource("batch", "v1", "jobs", True, "Job")
 CRONJOBS = Resource("batch", "v1", "cronjobs", True, "CronJob")
 LEASES = Resource("coordination.k8s.io", "v1", "leases", True, "Lease")
+PODDISRUPTIONBUDGETS = Resource("policy", "v1", "poddisruptionbudgets", True, "PodDisruptionBudget")
 SECRETS = Resource("", "v1", "secrets", True, "Secret")
 SERVICEACCOUNTS = Resource("", "v1", "serviceaccounts", True, "ServiceAccount")
 

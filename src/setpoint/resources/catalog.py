@@ -1,14 +1,14 @@
 """The resource types setpoint serves: every kind each API group module declares.
 
 A kind has one home: its group module (``core``, ``apps``, ``batch``, ``coordination``,
-``events``) declares it whole — identity and scope as Kubernetes' discovery names them,
+``events``, ``policy``) declares it whole — identity and scope as Kubernetes' discovery names them,
 its schema definition, and its behaviour (defaults, validation, field selectors) — and this
 module only collects them.
 """
 
 from __future__ import annotations
 
-from setpoint.resources import apps, batch, coordination, core, events
+from setpoint.resources import apps, batch, coordination, core, events, policy
 from setpoint.resources.registry import Registry, ResourceType
 
 KINDS: tuple[ResourceType, ...] = (
@@ -17,6 +17,7 @@ KINDS: tuple[ResourceType, ...] = (
     *batch.KINDS,
     *coordination.KINDS,
     *events.KINDS,
+    *policy.KINDS,
 )
 
 

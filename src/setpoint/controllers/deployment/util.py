@@ -24,6 +24,7 @@ import orjson
 
 from setpoint.client.api import Obj
 from setpoint.controllers.util import conditions
+from setpoint.meta.intstr import scaled_value
 from setpoint.meta.timestamps import parse_time
 
 KIND = "Deployment"
@@ -102,23 +103,6 @@ def has_progress_deadline(d: Obj) -> bool:
 
 def active_replica_sets(replica_sets: Iterable[Obj | None]) -> list[Obj]:
     return [rs for rs in replica_sets if rs is not None and spec_replicas(rs) > 0]
-
-
-def scaled_value(value: int | str | None, total: int, round_up: bool) -> int:
-    """``GetScaledValueFromIntOrPercent``: an int as is, ``"N%"`` of ``total`` rounded."""
-    if value is None:
-        return 0
-    if isinstance(value, int):
-        return value
-    text = str(value)
-    if not text.endswith("%"):
-        try:
-            return int(text)
-        except ValueError:
-            raise ValueError(f"invalid value for IntOrString: {text!r}") from None
-    percent = int(text[:-1])
-    numerator = percent * total
-    return -(-numerator // 100) if round_up else numerator // 100
 
 
 def resolve_fenceposts(
