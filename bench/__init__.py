@@ -20,4 +20,6 @@ BENCHMARKS = (
     "flood",
     "biglist",
     "patchstorm",
+    "nodefailure",
+    "seedstory",
 )

@@ -40,6 +40,8 @@ TIME_LIMITS = {
     "flood": 300.0,
     "biglist": 720.0,
     "patchstorm": 240.0,
+    "nodefailure": 1500.0,
+    "seedstory": 300.0,
 }
 
 
