@@ -230,6 +230,18 @@ async def test_failing_container_backs_off_after_its_first_restart(node: Node) -
     assert state.reason == "CrashLoopBackOff"
     assert state.next_start_at is not None
     assert state.next_start_at - time.time() > 20  # the second waits backoff_base
+    assert state.backoff == 30.0
+
+
+async def test_backoff_is_reset_by_an_instance_that_ran_long_enough(node: Node) -> None:
+    spec = node.spec(
+        "job", "sleep 0.3; exit 3", restart_policy="OnFailure", backoff_base=30.0,
+        reset_after=0.2,
+    )  # fmt: skip
+    await node.start(spec)
+    # every instance outlives reset_after, so each restart is a first one: immediate
+    state = await node.wait_for("pod-1/job", lambda s: s.restart_count >= 3, timeout=10)
+    assert state.state == "running"
 
 
 async def test_exit_is_recorded_when_policy_is_never(node: Node) -> None:

@@ -620,9 +620,7 @@ class NodeAgent:
                 message = f"Error: failed to start container {name}: {last.message}"
                 await self.recorder.record(pod, "Warning", "Failed", message)
             elif state.state == "waiting":
-                message = (
-                    f"Back-off restarting failed container {name} in pod {podspec.pod_name(pod)}"
-                )
+                message = podspec.back_off_event_message(pod, name)
                 await self.recorder.record(pod, "Warning", "BackOff", message)
 
     def _pod_states(self, pod: Obj) -> dict[str, ContainerState]:

@@ -11,7 +11,8 @@ remove containers, to list them and to stream their changes. The supervisor
 - restarts a container that exits, by its restart policy (``Always``, ``OnFailure``,
   ``Never``) and with Kubernetes' backoff shape (first restart after ``initial_backoff``,
   then ``backoff_base`` doubling up to ``backoff_max``, reset after ``reset_after`` seconds
-  of clean running), itself, so crash-to-running takes milliseconds and needs no agent;
+  of clean running; the defaults are the kubelet's front-loaded curve of KEP-4603, 1 s
+  doubling to 60 s), itself, so crash-to-running takes milliseconds and needs no agent;
 - records every exit durably (one fsynced JSON line per exit in
   ``DIR/containers/<id>/exits.jsonl``) and keeps the current instance in ``state.json``, so an
   agent that was down learns every exit it missed, and a supervisor that was killed
@@ -100,7 +101,7 @@ class ContainerSpec:
     restart_policy: str = "Always"
     initial_backoff: float = 0.0  # before the first restart; 0: immediately
     backoff_base: float = 1.0  # before the second, doubling for each further one
-    backoff_max: float = 300.0
+    backoff_max: float = 60.0
     reset_after: float = 600.0  # an instance that ran this long resets the backoff
     cgroup_parent: str | None = None  # relative to each hierarchy root; best effort
     uid: int | None = None
@@ -169,8 +170,9 @@ class ContainerState:
     """A container as the supervisor sees it now.
 
     ``state`` is ``running`` (``pid``/``pid_start_time``/``started_at`` describe the current
-    instance), ``waiting`` (in restart backoff until ``next_start_at``; reason
-    ``CrashLoopBackOff``) or ``exited`` (stopped, or not restarted by its policy).
+    instance), ``waiting`` (in restart backoff until ``next_start_at``, a wait of
+    ``backoff`` seconds; reason ``CrashLoopBackOff``) or ``exited`` (stopped, or not
+    restarted by its policy).
     ``last_exit`` is the newest exit record and ``previous_exit`` the one before it: an
     exited container that ran more than once reports the last instance as its state and
     the one before as its last state, as the kubelet does from the runtime's two newest
@@ -187,6 +189,7 @@ class ContainerState:
     message: str = ""
     next_start_at: float | None = None
     previous_exit: ExitRecord | None = None
+    backoff: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -485,6 +488,7 @@ class Container:
         self.last_exit: ExitRecord | None = None
         self.previous_exit: ExitRecord | None = None  # the exit before last_exit
         self.next_start_at: float | None = None
+        self.backoff: float | None = None  # the restart delay being waited
         self.restart_timer: asyncio.TimerHandle | None = None
         self.message = ""
         self.exit_waiters: list[asyncio.Future[None]] = []
@@ -535,6 +539,7 @@ class Container:
             message=self.message,
             next_start_at=self.next_start_at if state == "waiting" else None,
             previous_exit=self.previous_exit,
+            backoff=self.backoff if state == "waiting" else None,
         )
 
     def save(self) -> None:
@@ -785,6 +790,7 @@ class Supervisor:
             self._schedule_restart(c, delay)
 
     def _schedule_restart(self, c: Container, delay: float) -> None:
+        c.backoff = delay
         c.next_start_at = time.time() + delay
         c.restart_timer = self.loop.call_later(delay, self._restart, c)
         c.save()

@@ -17,7 +17,7 @@ from pathlib import Path
 import click
 
 from setpoint.agent.agent import NodeAgent
-from setpoint.agent.pods import NodeContainerSettings
+from setpoint.agent.pods import MAX_RESTART_PERIOD_RANGE, NodeContainerSettings
 from setpoint.agent.runtime import ensure_supervisor
 from setpoint.agent.server import DEFAULT_KUBELET_PORT
 from setpoint.cli.flags import client_config, parse_duration
@@ -68,6 +68,14 @@ def _duration(ctx: click.Context, param: click.Parameter, value: str) -> float:
     return parse_duration(value)
 
 
+def _restart_period(ctx: click.Context, param: click.Parameter, value: str) -> float:
+    period = parse_duration(value)
+    low, high = MAX_RESTART_PERIOD_RANGE
+    if not low <= period <= high:
+        raise click.BadParameter(f"{value!r} is not between {low:g}s and {high:g}s")
+    return period
+
+
 def _size(ctx: click.Context, param: click.Parameter, value: str) -> int:
     try:
         size = parse_quantity(value).value
@@ -105,11 +113,12 @@ def _size(ctx: click.Context, param: click.Parameter, value: str) -> int:
     help="Delay before the first restart of a crashed container (Go duration).",
 )
 @click.option(
-    "--crash-loop-backoff-max",
-    default="5m",
+    "--max-container-restart-period",
+    default="60s",
     show_default=True,
-    callback=_duration,
-    help="Cap of a crash-looping container's restart backoff (Go duration).",
+    callback=_restart_period,
+    help="Cap of a crash-looping container's restart backoff, 1s to 300s (the kubelet's "
+    "crashLoopBackOff.maxContainerRestartPeriod).",
 )
 @click.option(
     "--container-log-max-size",
@@ -141,7 +150,7 @@ def agent(
     data_dir: Path | None,
     node_lease_duration_seconds: int,
     crash_loop_backoff_initial: float,
-    crash_loop_backoff_max: float,
+    max_container_restart_period: float,
     container_log_max_size: int,
     container_log_max_files: int,
     kubelet_port: int,
@@ -158,7 +167,7 @@ def agent(
     exit_with_parent()  # when run by `setpoint server`, go when it goes
     settings = NodeContainerSettings(
         initial_backoff=crash_loop_backoff_initial,
-        backoff_max=crash_loop_backoff_max,
+        backoff_max=max_container_restart_period,
         max_log_bytes=container_log_max_size,
         max_log_files=container_log_max_files,
     )

@@ -264,7 +264,7 @@ def agent_args(config: ServerConfig, url: str) -> list[str]:
 
 
 def kubelet_arg_flags(kubelet_args: tuple[str, ...]) -> list[str]:
-    """k3s's ``--kubelet-arg crash-loop-backoff-max=1m`` as the agent's own flags."""
+    """k3s's ``--kubelet-arg max-container-restart-period=30s`` as the agent's own flags."""
     flags: list[str] = []
     for arg in kubelet_args:
         name, _, value = arg.lstrip("-").partition("=")
