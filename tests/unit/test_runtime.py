@@ -475,6 +475,26 @@ async def test_logs_rotate_by_size(node: Node) -> None:
     assert numbers == list(range(numbers[0], 201))  # the newest lines, in order
 
 
+async def test_a_writer_faster_than_its_log_budget_is_slowed_and_loses_nothing(
+    node: Node,
+) -> None:
+    # seq writes ~4 MiB of CRI log; a 1 MiB/s budget cannot have taken it in one second,
+    # and the FIFO holds 64 KiB: seq must be blocked writing, not racing ahead
+    spec = node.spec("seq", "seq 1 100000", restart_policy="Never", max_log_rate=1 << 20)
+    await node.start(spec)
+    await asyncio.sleep(1.0)
+    assert (await node.get("pod-1/seq")).state == "running"
+    await node.wait_for("pod-1/seq", exited, timeout=60)
+    await until(lambda: logged(instance_log(spec), b" F 100000\n"), timeout=10)
+    pieces = []
+    for entry in instance_log(spec).read_bytes().splitlines():  # partial entries joined
+        match = CRI_LINE.match(entry)
+        assert match is not None
+        pieces += [match.group(3), b"\n" if match.group(2) == b"F" else b""]
+    numbers = [int(line) for line in b"".join(pieces).splitlines()]
+    assert numbers == list(range(1, 100001))
+
+
 async def test_each_restart_logs_to_a_file_named_by_its_restart_count(node: Node) -> None:
     spec = node.spec("app", "echo started $$; exec sleep 60")
     first = await node.start(spec)

@@ -244,6 +244,7 @@ class NodeContainerSettings:
     backoff_max: float = BACKOFF_MAX
     max_log_bytes: int = 10 * 1024 * 1024
     max_log_files: int = 5
+    max_log_rate: int = 32 * 1024 * 1024  # bytes of log a second (0: no limit)
 
 
 def container_spec(
@@ -286,6 +287,7 @@ def container_spec(
         reset_after=BACKOFF_RESET,
         max_log_bytes=settings.max_log_bytes,
         max_log_files=settings.max_log_files,
+        max_log_rate=settings.max_log_rate,
     )
 
 

@@ -76,14 +76,22 @@ def _restart_period(ctx: click.Context, param: click.Parameter, value: str) -> f
     return period
 
 
-def _size(ctx: click.Context, param: click.Parameter, value: str) -> int:
+def _bytes(value: str, *, least: int) -> int:
     try:
         size = parse_quantity(value).value
     except QuantityError as exc:
         raise click.BadParameter(f"{value!r}: {exc}") from None
-    if size < 1:
-        raise click.BadParameter(f"{value!r} is not a positive size")
+    if size < least:
+        raise click.BadParameter(f"{value!r} is not a {'positive' if least else 'valid'} size")
     return int(size)
+
+
+def _size(ctx: click.Context, param: click.Parameter, value: str) -> int:
+    return _bytes(value, least=1)
+
+
+def _rate(ctx: click.Context, param: click.Parameter, value: str) -> int:
+    return _bytes(value, least=0)
 
 
 @click.command()
@@ -135,6 +143,14 @@ def _size(ctx: click.Context, param: click.Parameter, value: str) -> int:
     help="Log files kept per container, the current one included.",
 )
 @click.option(
+    "--container-log-max-rate",
+    default="32Mi",
+    show_default=True,
+    callback=_rate,
+    help="Bytes of log a container may write a second (a second's worth at once); a faster "
+    "writer is slowed down, nothing is dropped (0: no limit).",
+)
+@click.option(
     "--kubelet-port",
     type=click.IntRange(0, 65535),
     default=DEFAULT_KUBELET_PORT,
@@ -153,6 +169,7 @@ def agent(
     max_container_restart_period: float,
     container_log_max_size: int,
     container_log_max_files: int,
+    container_log_max_rate: int,
     kubelet_port: int,
 ) -> None:
     """Run the node agent: register this host as a node and run the pods bound to it."""
@@ -170,6 +187,7 @@ def agent(
         backoff_max=max_container_restart_period,
         max_log_bytes=container_log_max_size,
         max_log_files=container_log_max_files,
+        max_log_rate=container_log_max_rate,
     )
     install_uvloop()  # the server's event loop too: a quarter less CPU for its API traffic
     tune_gc()
