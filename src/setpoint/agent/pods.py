@@ -56,6 +56,8 @@ BACKOFF_MAX = 60.0
 MAX_RESTART_PERIOD_RANGE = (1.0, 300.0)
 BACKOFF_RESET = 600.0
 
+DEFAULT_GRACE_SECONDS = 30  # terminationGracePeriodSeconds when a pod says none
+
 CONTAINER_ID_SCHEME = "setpoint://"
 
 NO_COMMAND_MESSAGE = (
@@ -309,6 +311,13 @@ def runs_args_as_command(container: Obj) -> bool:
 def args_as_command_message(container: Obj) -> str:
     return ARGS_AS_COMMAND_MESSAGE.format(
         image=str(container.get("image") or ""), name=container["name"]
+    )
+
+
+def termination_grace_seconds(pod: Obj) -> float:
+    """The pod's ``terminationGracePeriodSeconds`` (defaulted to 30 by the API server)."""
+    return float(
+        (pod.get("spec") or {}).get("terminationGracePeriodSeconds", DEFAULT_GRACE_SECONDS)
     )
 
 

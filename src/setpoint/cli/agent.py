@@ -5,6 +5,9 @@ Like ``k3s agent``, it connects to a server (``--server`` with ``--token-file`` 
 default) and runs the pods bound to it as host processes through the per-node supervisor,
 which it starts under ``--data-dir`` if none runs there yet. Stopping the agent (SIGTERM,
 SIGINT) leaves the supervisor and the workloads running; a restarted agent picks them up.
+With ``--shutdown-grace-period``, SIGTERM means the node is going down: the agent shuts its
+pods down gracefully first, as the kubelet's GracefulNodeShutdown (see
+:mod:`setpoint.agent.shutdown`), then exits.
 """
 
 from __future__ import annotations
@@ -41,6 +44,8 @@ async def run_agent(
     lease_duration_seconds: int = 40,
     container_settings: NodeContainerSettings | None = None,
     kubelet_port: int = DEFAULT_KUBELET_PORT,
+    shutdown_grace_period: float = 0.0,
+    shutdown_grace_period_critical_pods: float = 0.0,
 ) -> None:
     """Run the node agent until SIGTERM/SIGINT."""
     runtime = await ensure_supervisor(data_dir / "supervisor")
@@ -53,6 +58,8 @@ async def run_agent(
         lease_duration_seconds=lease_duration_seconds,
         container_settings=container_settings,
         kubelet_port=kubelet_port,
+        shutdown_grace_period=shutdown_grace_period,
+        shutdown_grace_period_critical_pods=shutdown_grace_period_critical_pods,
     )
     try:
         await run_until_signalled(agent)
@@ -157,6 +164,22 @@ def _rate(ctx: click.Context, param: click.Parameter, value: str) -> int:
     show_default=True,
     help="Port of the agent's HTTPS endpoint for `kubectl logs` (0: any free port).",
 )
+@click.option(
+    "--shutdown-grace-period",
+    default="0s",
+    show_default=True,
+    callback=_duration,
+    help="On SIGTERM, shut the node down gracefully within this long: report it not ready "
+    "and terminate its pods (Go duration; 0s: SIGTERM stops only the agent, the pods keep "
+    "running).",
+)
+@click.option(
+    "--shutdown-grace-period-critical-pods",
+    default="0s",
+    show_default=True,
+    callback=_duration,
+    help="The part of --shutdown-grace-period kept for critical pods, terminated last.",
+)
 def agent(
     server: str | None,
     token_file: Path | None,
@@ -171,8 +194,15 @@ def agent(
     container_log_max_files: int,
     container_log_max_rate: int,
     kubelet_port: int,
+    shutdown_grace_period: float,
+    shutdown_grace_period_critical_pods: float,
 ) -> None:
     """Run the node agent: register this host as a node and run the pods bound to it."""
+    if shutdown_grace_period_critical_pods > shutdown_grace_period:
+        raise click.BadParameter(
+            "must not exceed --shutdown-grace-period",
+            param_hint="--shutdown-grace-period-critical-pods",
+        )
     config = client_config(
         kubeconfig=kubeconfig,
         server=server,
@@ -199,5 +229,7 @@ def agent(
             lease_duration_seconds=node_lease_duration_seconds,
             container_settings=settings,
             kubelet_port=kubelet_port,
+            shutdown_grace_period=shutdown_grace_period,
+            shutdown_grace_period_critical_pods=shutdown_grace_period_critical_pods,
         )
     )
