@@ -32,7 +32,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.common import Context, Figure, below, info, percentiles
+from bench.common import Context, Figure, below, info, percentiles, run_standalone
 from setpoint.agent.runtime import ContainerSpec, Runtime, ensure_supervisor
 
 NAME = "crash"
@@ -207,13 +207,5 @@ async def run(ctx: Context) -> list[Figure]:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def main() -> int:
-    ctx = Context(work_dir=Path(tempfile.gettempdir()))
-    figures = asyncio.run(run(ctx))
-    for f in figures:
-        print(f"{f.name:45} {f.text:>12}  {f.target} {f.verdict}")
-    return 0 if all(f.ok is not False for f in figures) else 1
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_standalone(run))
