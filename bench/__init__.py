@@ -13,6 +13,7 @@ BENCHMARKS = (
     "deployment",
     "job",
     "crash",
+    "logflood",
     "podstartup",
     "agentoverhead",
     "memory",

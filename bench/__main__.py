@@ -33,6 +33,7 @@ TIME_LIMITS = {
     "deployment": 480.0,
     "job": 300.0,
     "crash": 240.0,
+    "logflood": 120.0,
     "podstartup": 240.0,
     "agentoverhead": 420.0,
     "memory": 420.0,

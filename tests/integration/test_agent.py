@@ -383,6 +383,42 @@ async def test_containers_of_vanished_pods_are_removed_on_start(node: AgentNode)
     assert proc_start_time(pid) != started  # the process is gone (or its pid reused)
 
 
+def pod_dirs(node: AgentNode, uid: str) -> list[str]:
+    """What the node keeps of the pod ``uid`` under ``<data-dir>/pods``: its sandbox
+    directory and its log directory."""
+    return sorted(p.name for p in (node.data_dir / "pods").iterdir() if uid in p.name)
+
+
+async def test_deleted_pods_leave_no_log_directories_behind(node: AgentNode) -> None:
+    uids = []
+    for n in range(3):
+        pod = await node.create_pod(f"chatty-{n}", {"command": ["sh", "-c", "echo hi; sleep 1000"]})
+        uids.append(pod["metadata"]["uid"])
+        await node.running_pid(f"chatty-{n}")
+    assert all(any("_" in d for d in pod_dirs(node, uid)) for uid in uids)  # logs were kept
+    for n in range(3):
+        await node.client.delete(PODS, f"chatty-{n}", node.namespace, grace_period_seconds=1)
+    for n in range(3):
+        await node.wait_gone(f"chatty-{n}")
+    assert [pod_dirs(node, uid) for uid in uids] == [[], [], []]
+
+
+async def test_log_directory_of_a_pod_deleted_while_the_agent_was_down_is_removed(
+    node: AgentNode,
+) -> None:
+    pod = await node.create_pod("gone", {"command": ["sh", "-c", "echo hi; sleep 1000"]})
+    uid = pod["metadata"]["uid"]
+    await node.running_pid("gone")
+    await node.stop_agent()
+    await node.client.delete(PODS, "gone", node.namespace, grace_period_seconds=0)
+    await node.start_agent()
+
+    async def removed() -> bool:
+        return not pod_dirs(node, uid)
+
+    await eventually(removed, what="log directory of the vanished pod removed")
+
+
 async def test_agent_command_registers_the_node(server: Server, client: ApiClient) -> None:
     name = f"agent-cli-{uuid.uuid4().hex[:8]}"
     data_dir = Path(tempfile.mkdtemp(prefix="sp-agent-cli-"))

@@ -49,10 +49,11 @@ import logging
 import os
 import platform
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from setpoint.agent import lifecycle
+from setpoint.agent import lifecycle, shutdown
 from setpoint.agent import pods as podspec
 from setpoint.agent.pressure import measure_host, meminfo_bytes, node_pressure
 from setpoint.agent.probes import ProbeManager
@@ -75,8 +76,8 @@ KUBELET_VERSION = "v1.37.0-setpoint"
 RUNTIME_VERSION = "setpoint-supervisor://1"
 MAX_PODS = 110
 NODE_STATUS_REPORT_SECONDS = 60.0
-DEFAULT_GRACE_SECONDS = 30
 CONFIG_RETRY_SECONDS = 10.0
+SHUTDOWN_KILL_WAIT_SECONDS = 15.0  # after the last group: a kill's SIGKILL, and the status
 ORPHANS_KEY = ""  # the work item "remove containers of pods that are gone"
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -119,13 +120,17 @@ def node_status(
     previous: Obj | None,
     *,
     kubelet_port: int = DEFAULT_KUBELET_PORT,
+    not_ready: str | None = None,
 ) -> Obj:
     capacity = host_capacity(data_dir)
     return {
         "capacity": capacity,
         "allocatable": dict(capacity),
         "conditions": node_conditions(
-            now, (previous or {}).get("conditions"), node_pressure(measure_host(data_dir))
+            now,
+            (previous or {}).get("conditions"),
+            node_pressure(measure_host(data_dir)),
+            not_ready=not_ready,
         ),
         "addresses": [
             {"type": "InternalIP", "address": host_ip},
@@ -175,8 +180,15 @@ class NodeAgent:
         container_settings: podspec.NodeContainerSettings | None = None,
         kubelet_port: int = 0,
         kubelet_token: str | None = None,
+        shutdown_grace_period: float = 0.0,
+        shutdown_grace_period_critical_pods: float = 0.0,
         clock: Clock = REAL_CLOCK,
     ) -> None:
+        if not 0 <= shutdown_grace_period_critical_pods <= shutdown_grace_period:
+            raise ValueError(
+                "the shutdown grace period for critical pods must lie between 0 and the "
+                "shutdown grace period"
+            )
         self.client = client
         self.clock = clock
         self.node_name = node_name
@@ -187,6 +199,8 @@ class NodeAgent:
         self.lease_duration_seconds = lease_duration_seconds
         self.workers = workers
         self.container_settings = container_settings or podspec.NodeContainerSettings()
+        self.shutdown_grace_period = shutdown_grace_period
+        self.shutdown_grace_period_critical_pods = shutdown_grace_period_critical_pods
         # events are written behind the pod workers' backs, like the kubelet's broadcaster
         self.recorder = QueuedEventRecorder(client, "kubelet", host=node_name, clock=clock)
         self.sandboxes = Sandboxes(client, self.recorder, data_dir=data_dir)
@@ -214,6 +228,8 @@ class NodeAgent:
         self._written: dict[str, Obj] = {}  # pod uid -> status we last wrote
         self._deadlines: dict[str, float] = {}  # pod uid -> active deadline requeued for
         self._terminating: set[str] = set()  # pod uids being (or done) torn down
+        self._shutdown: asyncio.Task[None] | None = None  # the graceful node shutdown
+        self._shut_down: set[str] = set()  # pod uids it terminated
         self._stopping = asyncio.Event()
         self._stopped = asyncio.Event()
         self._running = False
@@ -273,10 +289,58 @@ class NodeAgent:
             self._stopped.set()
 
     async def stop(self) -> None:
-        """Stop the agent; the containers keep running under the supervisor."""
-        self._stopping.set()
-        if self._running:
-            await self._stopped.wait()
+        """Stop the agent. Without a shutdown grace period (the default) the containers
+        keep running under the supervisor, so restarting or upgrading the agent restarts
+        nothing; with one, the node is shut down gracefully first (:meth:`_shut_down_node`)."""
+        try:
+            if self.shutdown_grace_period > 0 and self.ready.is_set():
+                if self._shutdown is None and not self._stopping.is_set():
+                    self._shutdown = asyncio.create_task(self._shut_down_node(), name="shutdown")
+                if self._shutdown is not None:
+                    await self._shutdown
+        finally:
+            self._stopping.set()
+            if self._running:
+                await self._stopped.wait()
+
+    async def _shut_down_node(self) -> None:
+        """The kubelet's graceful node shutdown (:mod:`setpoint.agent.shutdown`): report the
+        node not ready, start no more containers, then kill the pods group by group, each
+        reported ``Failed`` for the shutdown once its containers are gone."""
+        log.info("node %s: shutting down its pods", self.node_name)
+        await self._post_node_status()
+        groups = shutdown.shutdown_groups(
+            self.pods.objects(),
+            grace_period=self.shutdown_grace_period,
+            critical_grace_period=self.shutdown_grace_period_critical_pods,
+        )
+        kills: list[asyncio.Task[None]] = []
+        for group in groups:
+            started = [
+                asyncio.create_task(self._kill_for_shutdown(pod, group)) for pod in group.pods
+            ]
+            kills += started
+            await asyncio.wait(started, timeout=group.grace_seconds)
+        # A kill outlasts its group only by its SIGKILL; processes must not outlive the agent.
+        if kills:
+            await asyncio.wait(kills, timeout=SHUTDOWN_KILL_WAIT_SECONDS)
+
+    async def _kill_for_shutdown(self, pod: Obj, group: shutdown.ShutdownGroup) -> None:
+        uid, grace = pod["metadata"]["uid"], shutdown.pod_grace_seconds(pod, group)
+        self._shut_down.add(uid)
+
+        async def kill(cid: str) -> None:
+            state = self._states.get(cid)
+            if state is not None and state.state != "exited":
+                stopped = await self._kill_container(pod, cid, grace)
+                if stopped is not None:
+                    self._states[cid] = stopped
+
+        await self._in_stop_order(uid, pod, kill)
+        try:
+            await self._write_status(self.pods.get(object_key(pod)) or pod)
+        except (ApiError, OSError, TimeoutError) as exc:
+            log.warning("node %s: shut down pod %s: %s", self.node_name, object_key(pod), exc)
 
     # ------------------------------------------------------------- node and lease
 
@@ -344,20 +408,24 @@ class NodeAgent:
             if pressure == previous and time.monotonic() - reported < NODE_STATUS_REPORT_SECONDS:
                 continue
             reported = time.monotonic()
-            status = node_status(
-                self.node_name,
-                self.data_dir,
-                self.host_ip,
-                self.clock.time(),
-                self._node.get("status"),
-                kubelet_port=self.kubelet.port,
+            await self._post_node_status()
+
+    async def _post_node_status(self) -> None:
+        status = node_status(
+            self.node_name,
+            self.data_dir,
+            self.host_ip,
+            self.clock.time(),
+            self._node.get("status"),
+            kubelet_port=self.kubelet.port,
+            not_ready=shutdown.NODE_SHUTTING_DOWN if self._shutdown is not None else None,
+        )
+        try:
+            self._node = await self.client.patch(
+                NODES, self.node_name, {"status": status}, subresource="status"
             )
-            try:
-                self._node = await self.client.patch(
-                    NODES, self.node_name, {"status": status}, subresource="status"
-                )
-            except (ApiError, OSError, TimeoutError) as exc:
-                log.warning("node %s: status update failed: %s", self.node_name, exc)
+        except (ApiError, OSError, TimeoutError) as exc:
+            log.warning("node %s: status update failed: %s", self.node_name, exc)
 
     # ------------------------------------------------------------- following the runtime
 
@@ -408,6 +476,8 @@ class NodeAgent:
             raise
 
     async def _reconcile(self, key: str) -> None:
+        if self._shutdown is not None:
+            return  # the node is going down: nothing starts, the shutdown writes statuses
         pod = self.pods.get(key)
         if key == ORPHANS_KEY or pod is None:
             await self._remove_orphans()
@@ -446,10 +516,10 @@ class NodeAgent:
             return
         message = lifecycle.DEADLINE_MESSAGE
         await self.recorder.record(pod, "Normal", lifecycle.DEADLINE_REASON, message)
-        grace = (pod.get("spec") or {}).get("terminationGracePeriodSeconds", DEFAULT_GRACE_SECONDS)
+        grace = podspec.termination_grace_seconds(pod)
 
         async def stop(cid: str) -> None:
-            state = await self._kill_container(pod, cid, float(grace))
+            state = await self._kill_container(pod, cid, grace)
             if state is not None:
                 self._states[cid] = state
 
@@ -467,12 +537,12 @@ class NodeAgent:
         app_states = [self._states.get(podspec.container_id(uid, c["name"])) for c in apps]
         if not all(state is not None and state.state == "exited" for state in app_states):
             return
-        grace = (pod.get("spec") or {}).get("terminationGracePeriodSeconds", DEFAULT_GRACE_SECONDS)
+        grace = podspec.termination_grace_seconds(pod)
         for sidecar in reversed(sidecars):
             cid = podspec.container_id(uid, sidecar["name"])
             state = self._states.get(cid)
             if state is not None and state.state != "exited":
-                stopped = await self._kill_container(pod, cid, float(grace))
+                stopped = await self._kill_container(pod, cid, grace)
                 if stopped is not None:
                     self._states[cid] = stopped
 
@@ -620,9 +690,7 @@ class NodeAgent:
                 message = f"Error: failed to start container {name}: {last.message}"
                 await self.recorder.record(pod, "Warning", "Failed", message)
             elif state.state == "waiting":
-                message = (
-                    f"Back-off restarting failed container {name} in pod {podspec.pod_name(pod)}"
-                )
+                message = podspec.back_off_event_message(pod, name)
                 await self.recorder.record(pod, "Warning", "BackOff", message)
 
     def _pod_states(self, pod: Obj) -> dict[str, ContainerState]:
@@ -655,6 +723,9 @@ class NodeAgent:
             probes=self.probes.status(pod, states),
         )
         status = lifecycle.deadline_exceeded_status(pod, status, now=self.clock.time())
+        status = shutdown.node_shutdown_status(
+            pod, status, now=self.clock.time(), terminated=uid in self._shut_down
+        )
         current = pod.get("status") or {}
         if same_status(status, current) or (written is not None and same_status(status, written)):
             return
@@ -680,9 +751,7 @@ class NodeAgent:
         uid = meta["uid"]
         grace = meta.get("deletionGracePeriodSeconds")
         if grace is None:
-            grace = (pod.get("spec") or {}).get(
-                "terminationGracePeriodSeconds", DEFAULT_GRACE_SECONDS
-            )
+            grace = podspec.termination_grace_seconds(pod)
         self._terminating.add(uid)
         await self._remove_containers(uid, grace_seconds=float(grace), pod=pod)
         try:
@@ -700,7 +769,6 @@ class NodeAgent:
     async def _remove_containers(
         self, uid: str, *, grace_seconds: float, pod: Obj | None = None
     ) -> None:
-        ids = [cid for cid in self._states if podspec.pod_uid_of(cid) == uid]
         self.probes.forget_pod(uid)
 
         async def stop_and_remove(cid: str) -> None:
@@ -716,17 +784,24 @@ class NodeAgent:
             self._reported.pop(cid, None)
             self._config_errors.pop(cid, None)
 
-        # the kubelet's order: everything else at once, then the sidecars, last one first
-        sidecars = [
-            podspec.container_id(uid, c["name"]) for c in podspec.sidecars(pod or {"spec": {}})
-        ]
-        await asyncio.gather(*(stop_and_remove(cid) for cid in ids if cid not in sidecars))
-        for cid in reversed(sidecars):
-            if cid in ids:
-                await stop_and_remove(cid)
+        await self._in_stop_order(uid, pod, stop_and_remove)
         for cid in [c for c in self._config_errors if podspec.pod_uid_of(c) == uid]:
             self._config_errors.pop(cid, None)
         await self.sandboxes.teardown(uid)  # StopPodSandbox, now its containers are gone
+
+    async def _in_stop_order(
+        self, uid: str, pod: Obj | None, action: Callable[[str], Awaitable[None]]
+    ) -> None:
+        """``action`` on each of the pod's containers the runtime has, in the kubelet's
+        order: everything else at once, then the sidecars, last one first."""
+        ids = [cid for cid in self._states if podspec.pod_uid_of(cid) == uid]
+        sidecars = [
+            podspec.container_id(uid, c["name"]) for c in podspec.sidecars(pod or {"spec": {}})
+        ]
+        await asyncio.gather(*(action(cid) for cid in ids if cid not in sidecars))
+        for cid in reversed(sidecars):
+            if cid in ids:
+                await action(cid)
 
     async def _remove_orphans(self) -> None:
         """Stop and remove containers whose pod is not (any more) bound to this node."""
@@ -741,7 +816,7 @@ class NodeAgent:
         self._terminating &= live | orphans
         for uid in orphans:
             self._terminating.add(uid)
-            await self._remove_containers(uid, grace_seconds=DEFAULT_GRACE_SECONDS)
+            await self._remove_containers(uid, grace_seconds=podspec.DEFAULT_GRACE_SECONDS)
         for uid in self.sandboxes.on_disk() - live:  # sandboxes of pods gone while we were down
             await self.sandboxes.teardown(uid)
 

@@ -45,9 +45,12 @@ controller) are named in a ``ResourceLimitsNotEnforced`` Warning: never silently
 
 :meth:`~Sandboxes.teardown` (StopPodSandbox, after the containers are gone) unmounts what
 was mounted under the pod directory (namespace files included), removes it and the pod's
-cgroups. Everything is idempotent and kept on disk, so an agent restart re-runs ``ensure``
-as a no-op (apart from refreshing ConfigMap and Secret contents), and orphan cleanup finds
-the sandboxes of pods that no longer exist by scanning ``<data-dir>/pods/``.
+cgroups, and removes the pod's log directory (``<data-dir>/pods/<namespace>_<name>_<uid>``,
+the CRI sandbox's ``LogDirectory``), as the kubelet removes a deleted pod's logs.
+Everything is idempotent and kept on disk, so an agent restart re-runs ``ensure`` as a
+no-op (apart from refreshing ConfigMap and Secret contents), and orphan cleanup finds the
+sandboxes and log directories of pods that no longer exist by scanning
+``<data-dir>/pods/``.
 """
 
 from __future__ import annotations
@@ -251,9 +254,9 @@ class Sandboxes:
         return self.root / uid
 
     def on_disk(self) -> set[str]:
-        """The pod uids that have a sandbox directory."""
+        """The pod uids that have a sandbox directory or a log directory."""
         with contextlib.suppress(FileNotFoundError):
-            return {p.name for p in self.root.iterdir() if _UID.match(p.name)}
+            return {uid for p in self.root.iterdir() if (uid := _pod_uid(p.name))}
         return set()
 
     # ------------------------------------------------------------- RunPodSandbox
@@ -465,6 +468,21 @@ class Sandboxes:
         self._noted = {k for k in self._noted if k[0] != uid}
         async with self._ns_lock:
             remove_sandbox(self.pod_dir(uid), self.cgroups)
+        await asyncio.to_thread(remove_log_dirs, self.root, uid)
+
+
+def _pod_uid(name: str) -> str | None:
+    """The pod uid a directory under ``<data_dir>/pods`` belongs to: a sandbox is named by
+    the uid, a log directory ``<namespace>_<name>_<uid>`` (``setpoint.agent.pods``)."""
+    uid = name.rpartition("_")[2]
+    return uid if _UID.match(uid) else None
+
+
+def remove_log_dirs(root: Path, uid: str) -> None:
+    """Remove the pod's log directory, as the kubelet's container GC removes the
+    ``/var/log/pods`` directory of a pod that is gone (``evictPodLogsDirectories``)."""
+    for log_dir in root.glob(f"*_{uid}"):
+        shutil.rmtree(log_dir, ignore_errors=True)
 
 
 def remove_sandbox(pod_dir: Path, host: cgroups.Host) -> None:
@@ -488,3 +506,5 @@ def remove_all_sandboxes(data_dir: Path) -> None:
         for pod_dir in root.iterdir():
             if _UID.match(pod_dir.name):
                 remove_sandbox(pod_dir, host)
+            elif uid := _pod_uid(pod_dir.name):
+                remove_log_dirs(root, uid)

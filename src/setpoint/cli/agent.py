@@ -5,6 +5,9 @@ Like ``k3s agent``, it connects to a server (``--server`` with ``--token-file`` 
 default) and runs the pods bound to it as host processes through the per-node supervisor,
 which it starts under ``--data-dir`` if none runs there yet. Stopping the agent (SIGTERM,
 SIGINT) leaves the supervisor and the workloads running; a restarted agent picks them up.
+With ``--shutdown-grace-period``, SIGTERM means the node is going down: the agent shuts its
+pods down gracefully first, as the kubelet's GracefulNodeShutdown (see
+:mod:`setpoint.agent.shutdown`), then exits.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from pathlib import Path
 import click
 
 from setpoint.agent.agent import NodeAgent
-from setpoint.agent.pods import NodeContainerSettings
+from setpoint.agent.pods import MAX_RESTART_PERIOD_RANGE, NodeContainerSettings
 from setpoint.agent.runtime import ensure_supervisor
 from setpoint.agent.server import DEFAULT_KUBELET_PORT
 from setpoint.cli.flags import client_config, parse_duration
@@ -43,6 +46,8 @@ async def run_agent(
     container_settings: NodeContainerSettings | None = None,
     kubelet_port: int = DEFAULT_KUBELET_PORT,
     node_ip: str = "127.0.0.1",
+    shutdown_grace_period: float = 0.0,
+    shutdown_grace_period_critical_pods: float = 0.0,
 ) -> None:
     """Run the node agent until SIGTERM/SIGINT."""
     runtime = await ensure_supervisor(data_dir / "supervisor")
@@ -56,6 +61,8 @@ async def run_agent(
         container_settings=container_settings,
         kubelet_port=kubelet_port,
         host_ip=node_ip,
+        shutdown_grace_period=shutdown_grace_period,
+        shutdown_grace_period_critical_pods=shutdown_grace_period_critical_pods,
     )
     try:
         await run_until_signalled(agent)
@@ -78,14 +85,30 @@ def _duration(ctx: click.Context, param: click.Parameter, value: str) -> float:
     return parse_duration(value)
 
 
-def _size(ctx: click.Context, param: click.Parameter, value: str) -> int:
+def _restart_period(ctx: click.Context, param: click.Parameter, value: str) -> float:
+    period = parse_duration(value)
+    low, high = MAX_RESTART_PERIOD_RANGE
+    if not low <= period <= high:
+        raise click.BadParameter(f"{value!r} is not between {low:g}s and {high:g}s")
+    return period
+
+
+def _bytes(value: str, *, least: int) -> int:
     try:
         size = parse_quantity(value).value
     except QuantityError as exc:
         raise click.BadParameter(f"{value!r}: {exc}") from None
-    if size < 1:
-        raise click.BadParameter(f"{value!r} is not a positive size")
+    if size < least:
+        raise click.BadParameter(f"{value!r} is not a {'positive' if least else 'valid'} size")
     return int(size)
+
+
+def _size(ctx: click.Context, param: click.Parameter, value: str) -> int:
+    return _bytes(value, least=1)
+
+
+def _rate(ctx: click.Context, param: click.Parameter, value: str) -> int:
+    return _bytes(value, least=0)
 
 
 @click.command()
@@ -115,11 +138,12 @@ def _size(ctx: click.Context, param: click.Parameter, value: str) -> int:
     help="Delay before the first restart of a crashed container (Go duration).",
 )
 @click.option(
-    "--crash-loop-backoff-max",
-    default="5m",
+    "--max-container-restart-period",
+    default="60s",
     show_default=True,
-    callback=_duration,
-    help="Cap of a crash-looping container's restart backoff (Go duration).",
+    callback=_restart_period,
+    help="Cap of a crash-looping container's restart backoff, 1s to 300s (the kubelet's "
+    "crashLoopBackOff.maxContainerRestartPeriod).",
 )
 @click.option(
     "--container-log-max-size",
@@ -136,6 +160,14 @@ def _size(ctx: click.Context, param: click.Parameter, value: str) -> int:
     help="Log files kept per container, the current one included.",
 )
 @click.option(
+    "--container-log-max-rate",
+    default="32Mi",
+    show_default=True,
+    callback=_rate,
+    help="Bytes of log a container may write a second (a second's worth at once); a faster "
+    "writer is slowed down, nothing is dropped (0: no limit).",
+)
+@click.option(
     "--kubelet-port",
     type=click.IntRange(0, 65535),
     default=DEFAULT_KUBELET_PORT,
@@ -150,6 +182,22 @@ def _size(ctx: click.Context, param: click.Parameter, value: str) -> int:
     help="This node's address: reported as its InternalIP, where the API server reaches the "
     "agent's endpoint (set it when the agent runs on another machine).",
 )
+@click.option(
+    "--shutdown-grace-period",
+    default="0s",
+    show_default=True,
+    callback=_duration,
+    help="On SIGTERM, shut the node down gracefully within this long: report it not ready "
+    "and terminate its pods (Go duration; 0s: SIGTERM stops only the agent, the pods keep "
+    "running).",
+)
+@click.option(
+    "--shutdown-grace-period-critical-pods",
+    default="0s",
+    show_default=True,
+    callback=_duration,
+    help="The part of --shutdown-grace-period kept for critical pods, terminated last.",
+)
 def agent(
     server: str | None,
     token_file: Path | None,
@@ -159,13 +207,21 @@ def agent(
     data_dir: Path | None,
     node_lease_duration_seconds: int,
     crash_loop_backoff_initial: float,
-    crash_loop_backoff_max: float,
+    max_container_restart_period: float,
     container_log_max_size: int,
     container_log_max_files: int,
+    container_log_max_rate: int,
     kubelet_port: int,
     node_ip: str,
+    shutdown_grace_period: float,
+    shutdown_grace_period_critical_pods: float,
 ) -> None:
     """Run the node agent: register this host as a node and run the pods bound to it."""
+    if shutdown_grace_period_critical_pods > shutdown_grace_period:
+        raise click.BadParameter(
+            "must not exceed --shutdown-grace-period",
+            param_hint="--shutdown-grace-period-critical-pods",
+        )
     config = client_config(
         kubeconfig=kubeconfig,
         server=server,
@@ -177,9 +233,10 @@ def agent(
     exit_with_parent()  # when run by `setpoint server`, go when it goes
     settings = NodeContainerSettings(
         initial_backoff=crash_loop_backoff_initial,
-        backoff_max=crash_loop_backoff_max,
+        backoff_max=max_container_restart_period,
         max_log_bytes=container_log_max_size,
         max_log_files=container_log_max_files,
+        max_log_rate=container_log_max_rate,
     )
     install_uvloop()  # the server's event loop too: a quarter less CPU for its API traffic
     tune_gc()
@@ -192,5 +249,7 @@ def agent(
             container_settings=settings,
             kubelet_port=kubelet_port,
             node_ip=node_ip,
+            shutdown_grace_period=shutdown_grace_period,
+            shutdown_grace_period_critical_pods=shutdown_grace_period_critical_pods,
         )
     )

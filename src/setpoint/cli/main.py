@@ -73,7 +73,8 @@ def cli(verbose: int) -> None:
     "--kubelet-arg",
     multiple=True,
     metavar="FLAG=VALUE",
-    help="A flag for the local node agent, e.g. crash-loop-backoff-max=1m (see setpoint agent -h).",
+    help="A flag for the local node agent, e.g. max-container-restart-period=30s "
+    "(see setpoint agent -h).",
 )
 @click.option(
     "--max-connections",

@@ -33,6 +33,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from setpoint.api.inflight import CONTROLLER_MANAGER_USER, InflightLimits
 from setpoint.api.server import APIServer, TokenAuthenticator
 from setpoint.api.serving import ServingLimits, TLSSite, raise_descriptor_limit
+from setpoint.cli.flags import parse_duration
 from setpoint.cli.process import PARENT_PID_ENV, tune_gc
 from setpoint.meta.privatefiles import private_dir, tighten
 from setpoint.pki import (
@@ -48,6 +49,8 @@ from setpoint.store.endpoint import EndpointError, default_endpoint, open_store
 from setpoint.store.interface import BackendError
 
 log = logging.getLogger(__name__)
+
+CHILD_STOP_SECONDS = 10.0  # a SIGTERMed child is SIGKILLed after this long
 
 
 @dataclass(frozen=True)
@@ -142,7 +145,12 @@ async def run_server(config: ServerConfig) -> None:
         if not config.disable_agent:
             children.append(
                 asyncio.create_task(
-                    supervise_child("node agent", agent_args(config, url)), name="agent"
+                    supervise_child(
+                        "node agent",
+                        agent_args(config, url),
+                        stop_seconds=agent_stop_seconds(config.kubelet_args),
+                    ),
+                    name="agent",
                 )
             )
         # start-up made many long-lived objects (schemas, OpenAPI, caches)
@@ -264,7 +272,7 @@ def agent_args(config: ServerConfig, url: str) -> list[str]:
 
 
 def kubelet_arg_flags(kubelet_args: tuple[str, ...]) -> list[str]:
-    """k3s's ``--kubelet-arg crash-loop-backoff-max=1m`` as the agent's own flags."""
+    """k3s's ``--kubelet-arg max-container-restart-period=30s`` as the agent's own flags."""
     flags: list[str] = []
     for arg in kubelet_args:
         name, _, value = arg.lstrip("-").partition("=")
@@ -272,9 +280,23 @@ def kubelet_arg_flags(kubelet_args: tuple[str, ...]) -> list[str]:
     return flags
 
 
-async def supervise_child(name: str, args: list[str]) -> None:
+def agent_stop_seconds(kubelet_args: tuple[str, ...]) -> float:
+    """How long the local agent may take to stop once SIGTERMed: a graceful node shutdown
+    (``--kubelet-arg shutdown-grace-period=D``) takes up to D, and the API server must
+    outlive it, since the agent reports its pods' and node's status through it."""
+    grace = 0.0
+    for arg in kubelet_args:
+        name, _, value = arg.lstrip("-").partition("=")
+        if name == "shutdown-grace-period":
+            grace = parse_duration(value)
+    return CHILD_STOP_SECONDS + grace
+
+
+async def supervise_child(
+    name: str, args: list[str], *, stop_seconds: float = CHILD_STOP_SECONDS
+) -> None:
     """Run ``setpoint <args>`` as a child process; restart it with backoff if it exits;
-    stop it with SIGTERM (then SIGKILL) when cancelled."""
+    stop it with SIGTERM (then SIGKILL after ``stop_seconds``) when cancelled."""
     argv = [sys.executable, "-m", "setpoint.cli.main"]
     if log.isEnabledFor(logging.INFO):
         argv.append("-v")
@@ -292,7 +314,7 @@ async def supervise_child(name: str, args: list[str]) -> None:
             if child.returncode is None:
                 child.terminate()
                 try:
-                    await asyncio.wait_for(child.wait(), 10)
+                    await asyncio.wait_for(child.wait(), stop_seconds)
                 except TimeoutError:
                     child.kill()
                     await child.wait()
