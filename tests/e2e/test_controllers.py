@@ -17,13 +17,17 @@ from tests.support import SETPOINT, Kubectl, Server, start_server, wait_for
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("cluster")]
 
 
-def start_sim(server: Server, nodes: int, log: Path) -> subprocess.Popen[bytes]:
+def start_sim(
+    server: Server, nodes: int, log: Path, *, name_prefix: str = "hollow-node"
+) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [
             SETPOINT,
             "sim",
             "--nodes",
             str(nodes),
+            "--name-prefix",
+            name_prefix,
             "--server",
             server.url,
             "--token-file",
