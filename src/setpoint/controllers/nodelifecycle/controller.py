@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from setpoint.client.api import LEASES, NODES, PODS, ApiError, Obj
@@ -41,7 +40,7 @@ from setpoint.client.events import EventRecorder
 from setpoint.client.factory import SharedInformers
 from setpoint.client.informer import EventHandler, by_node_name
 from setpoint.client.nodes import LEASE_NAMESPACE, ready_status
-from setpoint.client.tasks import cancel_all
+from setpoint.client.tasks import cancel_all, run_periodically
 from setpoint.client.workqueue import Requeue
 from setpoint.controllers.nodelifecycle.health import (
     NOT_READY_NO_EXECUTE,
@@ -172,21 +171,17 @@ class NodeLifecycleController(Controller[str]):
 
     async def run(self) -> None:
         loops = [
-            asyncio.create_task(self._every(self.settings.monitor_period, self.monitor)),
-            asyncio.create_task(self._every(NODE_EVICTION_PERIOD, self.taint_pass)),
+            asyncio.create_task(
+                run_periodically(self.settings.monitor_period, self.monitor, name=self.name)
+            ),
+            asyncio.create_task(
+                run_periodically(NODE_EVICTION_PERIOD, self.taint_pass, name=self.name)
+            ),
         ]
         try:
             await super().run()
         finally:
             await cancel_all(loops)
-
-    async def _every(self, period: float, step: Callable[[], Awaitable[None]]) -> None:
-        while True:
-            try:
-                await step()
-            except Exception:  # one bad pass must not stop the next
-                log.exception("%s: periodic pass failed", self.name)
-            await asyncio.sleep(period)
 
     def _silent_too_long(self, node: Obj, now: float) -> bool:
         name = node["metadata"]["name"]

@@ -40,7 +40,7 @@ from setpoint.client.events import EventRecorder
 from setpoint.client.factory import SharedInformers
 from setpoint.client.informer import by_node_name, object_key
 from setpoint.client.nodes import ready_status
-from setpoint.client.tasks import cancel_all
+from setpoint.client.tasks import cancel_all, run_periodically
 from setpoint.client.workqueue import Requeue
 from setpoint.controllers.util.disruption import disrupt_and_delete
 from setpoint.controllers.util.pods import is_terminating, pod_phase
@@ -151,25 +151,19 @@ class PodGCController(Controller[Item]):
         self._missing_since: dict[str, float] = {}  # node name -> when first not in the cache
 
     async def run(self) -> None:
-        passes = asyncio.create_task(self._passes(), name=f"{self.name}-passes")
+        passes = asyncio.create_task(
+            run_periodically(self.period, self.gc_pass, name=self.name), name=f"{self.name}-passes"
+        )
         try:
             await super().run()
         finally:
             await cancel_all([passes])
 
-    async def _passes(self) -> None:
-        while True:
-            try:
-                self.gc_pass()
-            except Exception:  # one bad pass must not stop the next
-                log.exception("%s: pass failed", self.name)
-            await asyncio.sleep(self.period)
-
     def lost_nodes_allowed(self) -> bool:
         """Some node is Ready: a lost one is lost, not the control plane cut off."""
         return any(ready_status(n) == "True" for n in self.nodes.objects())
 
-    def gc_pass(self) -> None:
+    async def gc_pass(self) -> None:
         """Queue every pod that must go, with its reason (``gc``)."""
         now = self.clock.time()
         for pod in excess_terminated(
