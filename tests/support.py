@@ -237,14 +237,19 @@ def start_server(
     return server
 
 
-def start_sim(server: Server, nodes: int, log: Path) -> subprocess.Popen[bytes]:
-    """``setpoint sim``: ``nodes`` hollow nodes joined to ``server``, logging to ``log``."""
+def start_sim(
+    server: Server, nodes: int, log: Path, *, name_prefix: str = "hollow-node"
+) -> subprocess.Popen[bytes]:
+    """``setpoint sim``: ``nodes`` hollow nodes (``<name_prefix>-<n>``) joined to ``server``,
+    logging to ``log``."""
     return subprocess.Popen(
         [
             SETPOINT,
             "sim",
             "--nodes",
             str(nodes),
+            "--name-prefix",
+            name_prefix,
             "--server",
             server.url,
             "--token-file",

@@ -35,6 +35,7 @@ from setpoint.client.api import (
     ApiClient,
     ApiError,
 )
+from setpoint.client.nodes import NODE_LEASE_DURATION_SECONDS
 from tests import objects
 from tests.support import SETPOINT, Server, eventually, kill_node_processes
 
@@ -148,7 +149,7 @@ async def test_node_registers_with_host_capacity_and_lease(node: AgentNode) -> N
     assert ready["status"] == "True"
     lease = await node.client.get(LEASES, node.name, "kube-node-lease")
     assert lease["spec"]["holderIdentity"] == node.name
-    assert lease["spec"]["leaseDurationSeconds"] == 40
+    assert lease["spec"]["leaseDurationSeconds"] == NODE_LEASE_DURATION_SECONDS
 
 
 async def test_killall_stops_the_nodes_workloads_and_removes_their_sandboxes(

@@ -3,8 +3,9 @@
 :class:`NodeAgent` makes one host a node of the cluster. It registers the Node (capacity
 read from the host: CPUs, memory from ``/proc/meminfo``, disk of its data dir, 110 pods),
 renews the node's Lease in ``kube-node-lease`` every ``heartbeat_seconds`` (the cheap
-heartbeat the node lifecycle controller watches) and re-posts the Node's conditions every
-minute.
+heartbeat the node lifecycle controller watches; by default a quarter of the lease duration)
+and re-posts the Node's conditions every minute, or at once when it sees its Node marked lost
+(Ready ``Unknown``) by the node lifecycle controller while it is in fact alive.
 
 It runs the pods bound to the node. An informer follows exactly those pods (field selector
 ``spec.nodeName=<node>``) and a work queue reconciles each pod, level-triggered: start the
@@ -63,7 +64,13 @@ from setpoint.agent.server import DEFAULT_KUBELET_PORT, KubeletServer, PodView
 from setpoint.client.api import CONFIGMAPS, NODES, PODS, SECRETS, ApiClient, ApiError, Obj
 from setpoint.client.events import QueuedEventRecorder
 from setpoint.client.informer import EventHandler, Informer, object_key
-from setpoint.client.nodes import node_conditions, renew_lease
+from setpoint.client.nodes import (
+    NODE_LEASE_DURATION_SECONDS,
+    marked_lost,
+    node_conditions,
+    renew_interval,
+    renew_lease,
+)
 from setpoint.client.tasks import cancel_all, run_until_stopped
 from setpoint.client.workqueue import WorkQueue, run_worker
 from setpoint.meta.clock import REAL_CLOCK, Clock
@@ -174,8 +181,8 @@ class NodeAgent:
         data_dir: Path,
         runtime: Runtime,
         host_ip: str = "127.0.0.1",
-        heartbeat_seconds: float = 10.0,
-        lease_duration_seconds: int = 40,
+        heartbeat_seconds: float | None = None,
+        lease_duration_seconds: int = NODE_LEASE_DURATION_SECONDS,
         workers: int = 64,
         container_settings: podspec.NodeContainerSettings | None = None,
         kubelet_port: int = 0,
@@ -195,7 +202,7 @@ class NodeAgent:
         self.data_dir = data_dir
         self.runtime = runtime
         self.host_ip = host_ip
-        self.heartbeat_seconds = heartbeat_seconds
+        self.heartbeat_seconds = heartbeat_seconds or renew_interval(lease_duration_seconds)
         self.lease_duration_seconds = lease_duration_seconds
         self.workers = workers
         self.container_settings = container_settings or podspec.NodeContainerSettings()
@@ -205,6 +212,9 @@ class NodeAgent:
         self.recorder = QueuedEventRecorder(client, "kubelet", host=node_name, clock=clock)
         self.sandboxes = Sandboxes(client, self.recorder, data_dir=data_dir)
         self.pods = Informer(client, PODS, field_selector=f"spec.nodeName={node_name}")
+        # our own Node, to see the node lifecycle controller mark it lost
+        self.node_informer = Informer(client, NODES, field_selector=f"metadata.name={node_name}")
+        self._repost_status = asyncio.Event()
         self.queue: WorkQueue[str] = WorkQueue("agent-pods", qps=100.0, burst=1000)
         self.base_env = {"PATH": os.environ.get("PATH") or DEFAULT_PATH}
         self.probes = ProbeManager(
@@ -269,6 +279,10 @@ class NodeAgent:
                 )
             )
             tasks.append(self.pods.start())
+            self.node_informer.add_handler(
+                EventHandler(on_add=self._on_node, on_update=lambda old, new: self._on_node(new))
+            )
+            tasks.append(self.node_informer.start())
             await self.pods.wait_synced(timeout=60)
             await self._remove_orphans()
             tasks += [
@@ -398,14 +412,25 @@ class NodeAgent:
             except (ApiError, OSError, TimeoutError) as exc:
                 log.warning("node %s: lease renewal failed: %s", self.node_name, exc)
 
+    def _on_node(self, node: Obj) -> None:
+        if marked_lost(node):
+            self._repost_status.set()
+
     async def _node_status_loop(self) -> None:
-        """Re-post the Node's status every minute, and within a heartbeat of a pressure
-        condition changing."""
+        """Re-post the Node's status every minute, within a heartbeat of a pressure
+        condition changing, and at once when the Node was marked lost."""
         reported, pressure = time.monotonic(), node_pressure(measure_host(self.data_dir))
         while True:
-            await asyncio.sleep(min(self.heartbeat_seconds, NODE_STATUS_REPORT_SECONDS))
-            previous, pressure = pressure, node_pressure(measure_host(self.data_dir))
-            if pressure == previous and time.monotonic() - reported < NODE_STATUS_REPORT_SECONDS:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    self._repost_status.wait(),
+                    min(self.heartbeat_seconds, NODE_STATUS_REPORT_SECONDS),
+                )
+            lost, previous = self._repost_status.is_set(), pressure
+            self._repost_status.clear()
+            pressure = node_pressure(measure_host(self.data_dir))
+            recent = time.monotonic() - reported < NODE_STATUS_REPORT_SECONDS
+            if not lost and pressure == previous and recent:
                 continue
             reported = time.monotonic()
             await self._post_node_status()

@@ -27,6 +27,7 @@ from setpoint.agent.server import DEFAULT_KUBELET_PORT
 from setpoint.cli.flags import client_config, parse_duration
 from setpoint.cli.process import exit_with_parent, install_uvloop, run_until_signalled, tune_gc
 from setpoint.client.api import ApiClient, ClientConfig
+from setpoint.client.nodes import NODE_LEASE_DURATION_SECONDS
 from setpoint.meta.quantity import QuantityError, parse_quantity
 
 
@@ -42,7 +43,7 @@ async def run_agent(
     *,
     node_name: str,
     data_dir: Path,
-    lease_duration_seconds: int = 40,
+    lease_duration_seconds: int = NODE_LEASE_DURATION_SECONDS,
     container_settings: NodeContainerSettings | None = None,
     kubelet_port: int = DEFAULT_KUBELET_PORT,
     node_ip: str = "127.0.0.1",
@@ -126,9 +127,10 @@ def _rate(ctx: click.Context, param: click.Parameter, value: str) -> int:
 @click.option(
     "--node-lease-duration-seconds",
     type=click.IntRange(1),
-    default=40,
+    default=NODE_LEASE_DURATION_SECONDS,
     show_default=True,
-    help="Duration of the node's Lease (renewed every 10 s).",
+    help="Duration of the node's Lease, renewed every quarter of it; keep it at most the "
+    "controller manager's --node-monitor-grace-period.",
 )
 @click.option(
     "--crash-loop-backoff-initial",

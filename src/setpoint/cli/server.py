@@ -33,8 +33,11 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from setpoint.api.inflight import CONTROLLER_MANAGER_USER, InflightLimits
 from setpoint.api.server import APIServer, TokenAuthenticator
 from setpoint.api.serving import ServingLimits, TLSSite, raise_descriptor_limit
+from setpoint.cli.controllermanager import ManagerConfig, node_lifecycle_args
 from setpoint.cli.flags import parse_duration
 from setpoint.cli.process import PARENT_PID_ENV, tune_gc
+from setpoint.controllers.nodelifecycle import NodeLifecycleSettings
+from setpoint.controllers.podgc.controller import DEFAULT_TERMINATED_POD_THRESHOLD
 from setpoint.meta.privatefiles import private_dir, tighten
 from setpoint.pki import (
     ADMIN_TOKEN_FILE,
@@ -45,6 +48,7 @@ from setpoint.pki import (
     write_kubeconfig,
 )
 from setpoint.resources.catalog import default_registry
+from setpoint.resources.core import DEFAULT_TOLERATION_SECONDS, DefaultTolerationSeconds
 from setpoint.store.endpoint import EndpointError, default_endpoint, open_store
 from setpoint.store.interface import BackendError
 
@@ -69,6 +73,9 @@ class ServerConfig:
     inflight: InflightLimits = field(default_factory=InflightLimits)
     cluster_reset: bool = False  # start over if the database is missing, empty or corrupt
     datastore_endpoint: str | None = None  # default: the SQLite file in the data dir
+    tolerations: DefaultTolerationSeconds = DEFAULT_TOLERATION_SECONDS
+    node_lifecycle: NodeLifecycleSettings = field(default_factory=NodeLifecycleSettings)
+    terminated_pod_gc_threshold: int = DEFAULT_TERMINATED_POD_THRESHOLD
 
     @property
     def kubeconfig_path(self) -> Path:
@@ -184,7 +191,7 @@ async def _start(config: ServerConfig, running: contextlib.AsyncExitStack) -> st
     credentials = ensure_server_credentials(
         config.data_dir, hosts=[config.bind_address, *config.tls_sans]
     )
-    registry = default_registry()
+    registry = default_registry(tolerations=config.tolerations)
     api = APIServer(
         store,
         registry,
@@ -244,6 +251,7 @@ async def _start(config: ServerConfig, running: contextlib.AsyncExitStack) -> st
 
 def controller_manager_args(config: ServerConfig) -> list[str]:
     args = ["controller-manager", "--kubeconfig", str(config.controller_kubeconfig_path)]
+    args += node_lifecycle_args(config.node_lifecycle, config.terminated_pod_gc_threshold)
     if not config.run_controllers:
         args.append("--disable-controllers")
     if not config.run_scheduler:
@@ -324,17 +332,15 @@ async def supervise_child(
         backoff = min(backoff * 2, 10.0)
 
 
-async def run_controller_manager(
-    kubeconfig: Path, *, run_controllers: bool, run_scheduler: bool
-) -> None:
+async def run_controller_manager(kubeconfig: Path, config: ManagerConfig) -> None:
     """``setpoint controller-manager``: reconcile until SIGTERM/SIGINT, then give up the
     leader lease so a successor takes over at once."""
-    from setpoint.cli.controllermanager import ControllerManager, ManagerConfig
+    from setpoint.cli.controllermanager import ControllerManager
     from setpoint.client.api import ClientConfig
 
     manager = ControllerManager(
         ClientConfig.from_kubeconfig(kubeconfig, user_agent="setpoint-controller-manager"),
-        ManagerConfig(run_controllers=run_controllers, run_scheduler=run_scheduler),
+        config,
     )
     task = asyncio.create_task(manager.run(), name="controller-manager")
     loop = asyncio.get_running_loop()

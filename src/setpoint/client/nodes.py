@@ -4,8 +4,14 @@ A kubelet (the real node agent in ``setpoint.agent`` as well as the hollow ones 
 ``setpoint.sim``) reports on its node in two ways. The Node's status carries the node
 conditions (Ready, and Memory/Disk/PID pressure), re-posted rarely; the cheap heartbeat is
 a Lease of the node's name in ``kube-node-lease`` (``holderIdentity`` = node name, owned by
-the Node), renewed every few seconds, as the kubelet's ``nodelease`` controller does. The
-node lifecycle controller reads the Lease's ``renewTime`` to decide whether a node is alive.
+the Node), renewed every quarter of its ``leaseDurationSeconds`` (:func:`renew_interval`), as
+the kubelet's ``nodelease`` controller does. The node lifecycle controller reads the Lease's
+``renewTime`` to decide whether a node is alive: a node whose Lease and status were not renewed
+for its ``--node-monitor-grace-period`` (15 s by default) is marked lost, its Ready condition
+``Unknown``. The default lease duration matches that grace period, so a node renews about four
+times in it and may miss three renewals. A node that finds itself marked lost
+(:func:`marked_lost`) while it is alive re-posts its status at once rather than waiting for its
+next periodic report, so that the control plane sees it Ready again within a heartbeat.
 
 This module holds the shapes and the renewal step both kinds of agent share; timers and
 capacity stay with each agent.
@@ -20,6 +26,30 @@ from setpoint.client.api import LEASES, ApiClient, ApiError, Obj
 from setpoint.meta.timestamps import micro_time, rfc3339
 
 LEASE_NAMESPACE = "kube-node-lease"
+# the controller manager's --node-monitor-grace-period default (Kubernetes: 40 s lease, 50 s grace)
+NODE_LEASE_DURATION_SECONDS = 15
+# nodelease's renewIntervalFraction
+RENEW_INTERVAL_FRACTION = 0.25
+
+
+def renew_interval(lease_duration_seconds: float) -> float:
+    """How often a node renews a Lease of ``lease_duration_seconds`` (the kubelet's
+    ``leaseDuration * 0.25``)."""
+    return lease_duration_seconds * RENEW_INTERVAL_FRACTION
+
+
+def ready_status(node: Obj) -> str | None:
+    """The Node's Ready condition status (``True``, ``False``, ``Unknown``); None without one."""
+    for condition in (node.get("status") or {}).get("conditions") or []:
+        if condition.get("type") == "Ready":
+            return str(condition.get("status"))
+    return None
+
+
+def marked_lost(node: Obj) -> bool:
+    """The node lifecycle controller marked this Node lost (its Ready condition ``Unknown``)."""
+    return ready_status(node) == "Unknown"
+
 
 # ------------------------------------------------------------------ node conditions
 

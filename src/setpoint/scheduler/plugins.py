@@ -48,13 +48,11 @@ from typing import Any, NamedTuple
 
 from setpoint.meta.labels import Selector, SelectorParseError, selector_from_label_selector
 from setpoint.meta.quantity import QuantityError, parse_quantity
+from setpoint.meta.taints import TAINT_NOT_READY, TAINT_UNREACHABLE, TAINT_UNSCHEDULABLE, tolerates
 
 Obj = dict[str, Any]
 
 HOSTNAME_LABEL = "kubernetes.io/hostname"
-TAINT_UNSCHEDULABLE = "node.kubernetes.io/unschedulable"
-TAINT_NOT_READY = "node.kubernetes.io/not-ready"
-TAINT_UNREACHABLE = "node.kubernetes.io/unreachable"
 
 # Used for scoring only, as schedutil.DefaultMilliCPURequest / DefaultMemoryRequest: a
 # container without requests still counts for something, so empty pods spread out.
@@ -728,22 +726,6 @@ def filter_node(state: PodState, node: NodeInfo) -> Status | None:
     if state.has_inter_pod_affinity and (status := inter_pod_affinity(state, node)):
         return status
     return None
-
-
-def tolerates(toleration: Mapping[str, Any], taint: Mapping[str, Any]) -> bool:
-    """``Toleration.ToleratesTaint``."""
-    effect = toleration.get("effect") or ""
-    if effect and effect != taint.get("effect"):
-        return False
-    key = toleration.get("key") or ""
-    if key and key != taint.get("key"):
-        return False
-    operator = toleration.get("operator") or "Equal"
-    if operator == "Exists":
-        return True
-    if operator == "Equal":
-        return (toleration.get("value") or "") == (taint.get("value") or "")
-    return False
 
 
 def node_unschedulable(state: PodState, node: NodeInfo) -> Status | None:
