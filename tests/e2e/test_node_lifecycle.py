@@ -14,7 +14,7 @@ import yaml
 
 from tests import objects
 from tests.e2e.test_controllers import deployment, pods, ready
-from tests.support import Kubectl, Server, start_server, wait_for
+from tests.support import Kubectl, Server, start_server, start_sim, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("cluster")]
 
