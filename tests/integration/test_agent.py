@@ -52,9 +52,13 @@ class AgentNode:
     agent: NodeAgent | None = None
     task: asyncio.Task[None] | None = None
 
-    async def start_agent(self) -> NodeAgent:
+    async def start_agent(self, **options: Any) -> NodeAgent:
         agent = NodeAgent(
-            self.client, node_name=self.name, data_dir=self.data_dir, runtime=self.runtime
+            self.client,
+            node_name=self.name,
+            data_dir=self.data_dir,
+            runtime=self.runtime,
+            **options,
         )
         self.agent, self.task = agent, asyncio.create_task(agent.run())
         ready = asyncio.create_task(agent.ready.wait())

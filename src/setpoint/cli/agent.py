@@ -41,6 +41,7 @@ async def run_agent(
     lease_duration_seconds: int = 40,
     container_settings: NodeContainerSettings | None = None,
     kubelet_port: int = DEFAULT_KUBELET_PORT,
+    pod_max_pids: int = -1,
 ) -> None:
     """Run the node agent until SIGTERM/SIGINT."""
     runtime = await ensure_supervisor(data_dir / "supervisor")
@@ -53,6 +54,7 @@ async def run_agent(
         lease_duration_seconds=lease_duration_seconds,
         container_settings=container_settings,
         kubelet_port=kubelet_port,
+        pod_max_pids=pod_max_pids,
     )
     try:
         await run_until_signalled(agent)
@@ -132,6 +134,13 @@ def _size(ctx: click.Context, param: click.Parameter, value: str) -> int:
     show_default=True,
     help="Port of the agent's HTTPS endpoint for `kubectl logs` (0: any free port).",
 )
+@click.option(
+    "--pod-max-pids",
+    type=click.IntRange(-1),
+    default=-1,
+    show_default=True,
+    help="Maximum number of processes (tasks) in one pod (-1: unlimited).",
+)
 def agent(
     server: str | None,
     token_file: Path | None,
@@ -145,6 +154,7 @@ def agent(
     container_log_max_size: int,
     container_log_max_files: int,
     kubelet_port: int,
+    pod_max_pids: int,
 ) -> None:
     """Run the node agent: register this host as a node and run the pods bound to it."""
     config = client_config(
@@ -172,5 +182,6 @@ def agent(
             lease_duration_seconds=node_lease_duration_seconds,
             container_settings=settings,
             kubelet_port=kubelet_port,
+            pod_max_pids=pod_max_pids,
         )
     )

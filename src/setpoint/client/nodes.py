@@ -59,17 +59,25 @@ _PRESSURE_CONDITIONS = (
 
 
 def node_conditions(
-    now: float, previous: list[Obj] | None = None, pressure: NodePressure | None = None
+    now: float,
+    previous: list[Obj] | None = None,
+    pressure: NodePressure | None = None,
+    *,
+    not_ready: str | None = None,
 ) -> list[Obj]:
-    """The node conditions at ``now`` of a ready node under ``pressure`` (default: none); a
-    condition whose status is unchanged keeps its ``lastTransitionTime`` from ``previous``,
-    as the kubelet's setters do."""
+    """The node conditions at ``now`` of a node under ``pressure`` (default: none), ready
+    unless ``not_ready`` says why not (the kubelet's ``KubeletNotReady`` with its errors, e.g.
+    "container runtime is down"); a condition whose status is unchanged keeps its
+    ``lastTransitionTime`` from ``previous``, as the kubelet's setters do."""
     pressure = pressure or NodePressure()
     table: list[tuple[str, str, str, str]] = []
     for kind, attr, low, high in _PRESSURE_CONDITIONS:
         under = getattr(pressure, attr)
         table.append((kind, "True" if under else "False", *(high if under else low)))
-    table.append(("Ready", "True", "KubeletReady", "kubelet is posting ready status"))
+    if not_ready is None:
+        table.append(("Ready", "True", "KubeletReady", "kubelet is posting ready status"))
+    else:
+        table.append(("Ready", "False", "KubeletNotReady", not_ready))
     before = {c.get("type"): c for c in previous or []}
     conditions = []
     for kind, status, reason, message in table:
