@@ -20,4 +20,5 @@ BENCHMARKS = (
     "flood",
     "biglist",
     "patchstorm",
+    "supervisorloss",
 )

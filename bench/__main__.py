@@ -40,6 +40,7 @@ TIME_LIMITS = {
     "flood": 300.0,
     "biglist": 720.0,
     "patchstorm": 240.0,
+    "supervisorloss": 240.0,
 }
 
 

@@ -177,7 +177,10 @@ class Runtime:
         except ConnectionError as exc:
             self._pending.pop(request_id, None)
             raise RuntimeUnavailableError(f"supervisor connection broken: {exc}") from exc
-        return await future
+        try:
+            return await future
+        finally:  # given up on (a timeout): its answer, or its failure, goes unread
+            self._pending.pop(request_id, None)
 
     async def start_container(self, spec: ContainerSpec) -> ContainerState:
         """Start a new container (its id must not exist yet) and return it running."""

@@ -545,8 +545,8 @@ def kill_cgroup(dirs: list[Path]) -> None:
                 (d / "cgroup.kill").write_text("1")
                 return
     existing = [d for d in dirs if d.is_dir()]
-    if not existing:
-        return
+    if not existing or not cgroup_pids(existing[0]):
+        return  # nothing left, and an empty cgroup cannot fork: nothing to freeze
     frozen = next((d for d in existing if _freeze(d, True)), None)
     try:
         for _ in range(1 if frozen else KILL_ROUNDS):
