@@ -122,6 +122,31 @@ class AgentNode:
         return await eventually(check, what=f"{name} running")
 
 
+async def wait_registered(client: ApiClient, name: str) -> None:
+    """Until node ``name``'s agent has renewed its Lease once."""
+
+    async def registered() -> bool:
+        with contextlib.suppress(ApiError):
+            await client.get(LEASES, name, "kube-node-lease")
+            return True
+        return False
+
+    await eventually(registered, timeout=30, what="node lease")
+
+
+async def killall(data_dir: Path) -> subprocess.CompletedProcess[str]:
+    """``setpoint killall --data-dir data_dir``, which must succeed."""
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [SETPOINT, "killall", "--data-dir", str(data_dir)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 0, done.stderr
+    return done
+
+
 @pytest.fixture
 async def node(client: ApiClient, namespace: str) -> AsyncIterator[AgentNode]:
     data_dir = Path(tempfile.mkdtemp(prefix="sp-agent-"))
@@ -162,14 +187,7 @@ async def test_killall_stops_the_nodes_workloads_and_removes_their_sandboxes(
     pid = await node.running_pid("doomed")
     uid = (await node.pod("doomed"))["metadata"]["uid"]
     await node.stop_agent()
-    done = await asyncio.to_thread(
-        subprocess.run,
-        [SETPOINT, "killall", "--data-dir", str(node.data_dir)],
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
-    assert done.returncode == 0, done.stderr
+    done = await killall(node.data_dir)
     assert "killed 1 container process group" in done.stdout
     assert not Path(f"/proc/{pid}").exists()
     assert not (node.data_dir / "pods" / uid).exists()
@@ -405,14 +423,7 @@ async def test_agent_command_registers_the_node(server: Server, client: ApiClien
         stderr=subprocess.PIPE,
     )
     try:
-
-        async def registered() -> bool:
-            with contextlib.suppress(ApiError):
-                await client.get(LEASES, name, "kube-node-lease")
-                return True
-            return False
-
-        await eventually(registered, what="node lease")
+        await wait_registered(client, name)
         process.send_signal(signal.SIGTERM)
         assert await asyncio.to_thread(process.wait, 15) == 0
     finally:
@@ -441,14 +452,7 @@ async def test_agent_command_tightens_a_data_dir_left_open(
         stderr=subprocess.PIPE,
     )
     try:
-
-        async def registered() -> bool:
-            with contextlib.suppress(ApiError):
-                await client.get(LEASES, name, "kube-node-lease")
-                return True
-            return False
-
-        await eventually(registered, what="node lease")
+        await wait_registered(client, name)
         modes = {p: p.stat().st_mode & 0o777 for p in (data_dir, data_dir / "supervisor")}
         assert modes == {data_dir: 0o700, data_dir / "supervisor": 0o700}
         assert parent.stat().st_mode & 0o777 == 0o755  # not the agent's to change

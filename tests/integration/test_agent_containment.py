@@ -8,9 +8,7 @@ process limit (``--pod-max-pids``) contains a fork bomb."""
 
 from __future__ import annotations
 
-import asyncio
 import os
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +18,9 @@ from setpoint.agent import cgroups
 from setpoint.agent import pods as podspec
 from setpoint.agent.supervisor import cgroup_dirs, cgroup_pids, proc_start_time
 from setpoint.client.api import PODS
-from tests.integration.test_agent import AgentNode, node  # noqa: F401
+from tests.integration.test_agent import AgentNode, killall, node  # noqa: F401
 from tests.integration.test_agent_sandbox import pod_events
-from tests.support import SETPOINT, eventually
+from tests.support import eventually
 
 Obj = dict[str, Any]
 
@@ -43,15 +41,20 @@ async def container_cgroup(node: AgentNode, pod_name: str) -> Path:
     return cgroup_dirs(cgroups.pod_parent(uid), f"{uid}/app")[0]
 
 
-async def session_leader(leaf: Path, main: int) -> int:
-    """The process other than ``main`` in cgroup ``leaf``, once it leads a session of its own
-    (``setsid``): no process group signal reaches it."""
+async def run_daemonizing_pod(node: AgentNode, name: str) -> tuple[int, int | None, Path]:
+    """Run a pod whose container starts a process in a session of its own (``setsid``):
+    no process group signal reaches it. Returns that process (pid, start time) and the
+    container's cgroup."""
+    await node.create_pod(name, {"command": ["sh", "-c", "setsid sleep 1000 & exec sleep 1000"]})
+    main = await node.running_pid(name)
+    leaf = await container_cgroup(node, name)
 
     async def escaped() -> int | None:
         others = [pid for pid in cgroup_pids(leaf) if pid != main]
         return others[0] if others and os.getsid(others[0]) == others[0] else None
 
-    return await eventually(escaped, what="the setsid child in its own session")
+    pid = await eventually(escaped, what="the setsid child in its own session")
+    return pid, proc_start_time(pid), leaf
 
 
 async def delete_and_wait_gone(node: AgentNode, name: str) -> None:
@@ -102,13 +105,7 @@ async def test_all_two_hundred_children_run_inside_the_container(node: AgentNode
 
 async def test_setsid_child_does_not_outlive_its_deleted_pod(node: AgentNode) -> None:
     usable_host()
-    await node.create_pod(
-        "daemonizer", {"command": ["sh", "-c", "setsid sleep 1000 & exec sleep 1000"]}
-    )
-    main = await node.running_pid("daemonizer")
-    leaf = await container_cgroup(node, "daemonizer")
-    pid = await session_leader(leaf, main)
-    started = proc_start_time(pid)
+    pid, started, _ = await run_daemonizing_pod(node, "daemonizer")
     await delete_and_wait_gone(node, "daemonizer")
     assert proc_start_time(pid) != started
 
@@ -155,21 +152,8 @@ async def test_pid_limit_without_a_pids_controller_is_a_warning(node: AgentNode)
 
 async def test_killall_kills_what_left_the_process_group(node: AgentNode) -> None:
     usable_host()
-    await node.create_pod(
-        "detached", {"command": ["sh", "-c", "setsid sleep 1000 & exec sleep 1000"]}
-    )
-    main = await node.running_pid("detached")
-    leaf = await container_cgroup(node, "detached")
-    pid = await session_leader(leaf, main)
-    started = proc_start_time(pid)
+    pid, started, leaf = await run_daemonizing_pod(node, "detached")
     await node.stop_agent()
-    done = await asyncio.to_thread(
-        subprocess.run,
-        [SETPOINT, "killall", "--data-dir", str(node.data_dir)],
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
-    assert done.returncode == 0, done.stderr
+    await killall(node.data_dir)
     assert proc_start_time(pid) != started
     assert not leaf.exists()

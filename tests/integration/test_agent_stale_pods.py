@@ -23,8 +23,9 @@ from pathlib import Path
 import pytest
 
 from setpoint.agent.supervisor import proc_start_time
-from setpoint.client.api import LEASES, PODS, ApiClient, ApiError
+from setpoint.client.api import PODS, ApiClient
 from tests import objects
+from tests.integration.test_agent import wait_registered
 from tests.support import SETPOINT, Server, eventually, kill_node_processes
 
 STUBBORN = ["sh", "-c", "trap '' TERM; sleep 1000"]  # SIGTERM does not stop it
@@ -60,14 +61,7 @@ async def agent(server: Server, client: ApiClient) -> AsyncIterator[AgentProcess
         stderr=subprocess.DEVNULL,
     )
     try:
-
-        async def registered() -> bool:
-            with contextlib.suppress(ApiError):
-                await client.get(LEASES, name, "kube-node-lease")
-                return True
-            return False
-
-        await eventually(registered, timeout=30, what="node lease")
+        await wait_registered(client, name)
         yield AgentProcess(name, data_dir, process)
     finally:
         process.send_signal(signal.SIGCONT)
@@ -92,6 +86,16 @@ async def running(agent: AgentProcess) -> tuple[int, int]:
     return await eventually(started, timeout=30, what="the pod's process")
 
 
+async def returns_and_kills(agent: AgentProcess, pid: int, started: int) -> None:
+    """SIGCONT the agent: the stale pod's process must be gone within a few seconds."""
+    agent.process.send_signal(signal.SIGCONT)
+
+    async def gone() -> bool:
+        return proc_start_time(pid) != started
+
+    await eventually(gone, timeout=10, what="the stale pod's process killed")
+
+
 async def test_pod_force_deleted_while_the_node_was_stopped_is_killed_when_it_returns(
     agent: AgentProcess, client: ApiClient, namespace: str
 ) -> None:
@@ -100,12 +104,7 @@ async def test_pod_force_deleted_while_the_node_was_stopped_is_killed_when_it_re
     agent.process.send_signal(signal.SIGSTOP)
     await client.delete(PODS, "stale", namespace, grace_period_seconds=0)  # --force
     await asyncio.sleep(1)  # the node stays away a while (the test's point, not a wait)
-    agent.process.send_signal(signal.SIGCONT)
-
-    async def gone() -> bool:
-        return proc_start_time(pid) != started
-
-    await eventually(gone, timeout=10, what="the stale pod's process killed")
+    await returns_and_kills(agent, pid, started)
 
 
 async def test_pod_made_anew_on_another_node_while_the_node_was_stopped_is_killed(
@@ -117,9 +116,4 @@ async def test_pod_made_anew_on_another_node_while_the_node_was_stopped_is_kille
     await client.delete(PODS, "moved", namespace, grace_period_seconds=0)
     await run_pod(client, namespace, "moved", f"elsewhere-{uuid.uuid4().hex[:6]}")
     await asyncio.sleep(1)
-    agent.process.send_signal(signal.SIGCONT)
-
-    async def gone() -> bool:
-        return proc_start_time(pid) != started
-
-    await eventually(gone, timeout=10, what="the moved pod's old process killed")
+    await returns_and_kills(agent, pid, started)
