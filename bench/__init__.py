@@ -23,4 +23,5 @@ BENCHMARKS = (
     "patchstorm",
     "nodefailure",
     "seedstory",
+    "supervisorloss",
 )

@@ -43,6 +43,7 @@ TIME_LIMITS = {
     "patchstorm": 240.0,
     "nodefailure": 1500.0,
     "seedstory": 300.0,
+    "supervisorloss": 240.0,
 }
 
 

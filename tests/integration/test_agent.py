@@ -53,9 +53,13 @@ class AgentNode:
     agent: NodeAgent | None = None
     task: asyncio.Task[None] | None = None
 
-    async def start_agent(self) -> NodeAgent:
+    async def start_agent(self, **options: Any) -> NodeAgent:
         agent = NodeAgent(
-            self.client, node_name=self.name, data_dir=self.data_dir, runtime=self.runtime
+            self.client,
+            node_name=self.name,
+            data_dir=self.data_dir,
+            runtime=self.runtime,
+            **options,
         )
         self.agent, self.task = agent, asyncio.create_task(agent.run())
         ready = asyncio.create_task(agent.ready.wait())
@@ -119,6 +123,31 @@ class AgentNode:
         return await eventually(check, what=f"{name} running")
 
 
+async def wait_registered(client: ApiClient, name: str) -> None:
+    """Until node ``name``'s agent has renewed its Lease once."""
+
+    async def registered() -> bool:
+        with contextlib.suppress(ApiError):
+            await client.get(LEASES, name, "kube-node-lease")
+            return True
+        return False
+
+    await eventually(registered, timeout=30, what="node lease")
+
+
+async def killall(data_dir: Path) -> subprocess.CompletedProcess[str]:
+    """``setpoint killall --data-dir data_dir``, which must succeed."""
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [SETPOINT, "killall", "--data-dir", str(data_dir)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 0, done.stderr
+    return done
+
+
 @pytest.fixture
 async def node(client: ApiClient, namespace: str) -> AsyncIterator[AgentNode]:
     data_dir = Path(tempfile.mkdtemp(prefix="sp-agent-"))
@@ -159,14 +188,7 @@ async def test_killall_stops_the_nodes_workloads_and_removes_their_sandboxes(
     pid = await node.running_pid("doomed")
     uid = (await node.pod("doomed"))["metadata"]["uid"]
     await node.stop_agent()
-    done = await asyncio.to_thread(
-        subprocess.run,
-        [SETPOINT, "killall", "--data-dir", str(node.data_dir)],
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
-    assert done.returncode == 0, done.stderr
+    done = await killall(node.data_dir)
     assert "killed 1 container process group" in done.stdout
     assert not Path(f"/proc/{pid}").exists()
     assert not (node.data_dir / "pods" / uid).exists()
@@ -438,14 +460,7 @@ async def test_agent_command_registers_the_node(server: Server, client: ApiClien
         stderr=subprocess.PIPE,
     )
     try:
-
-        async def registered() -> bool:
-            with contextlib.suppress(ApiError):
-                await client.get(LEASES, name, "kube-node-lease")
-                return True
-            return False
-
-        await eventually(registered, what="node lease")
+        await wait_registered(client, name)
         process.send_signal(signal.SIGTERM)
         assert await asyncio.to_thread(process.wait, 15) == 0
     finally:
@@ -474,14 +489,7 @@ async def test_agent_command_tightens_a_data_dir_left_open(
         stderr=subprocess.PIPE,
     )
     try:
-
-        async def registered() -> bool:
-            with contextlib.suppress(ApiError):
-                await client.get(LEASES, name, "kube-node-lease")
-                return True
-            return False
-
-        await eventually(registered, what="node lease")
+        await wait_registered(client, name)
         modes = {p: p.stat().st_mode & 0o777 for p in (data_dir, data_dir / "supervisor")}
         assert modes == {data_dir: 0o700, data_dir / "supervisor": 0o700}
         assert parent.stat().st_mode & 0o777 == 0o755  # not the agent's to change

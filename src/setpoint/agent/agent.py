@@ -16,12 +16,22 @@ when, it changed. The processes themselves belong to the per-node supervisor
 the agent; the agent follows the supervisor's change stream and re-reconciles the pod a
 change belongs to.
 
+A lost supervisor (killed, crashed) is a node fault, handled as the kubelet handles a
+container runtime that is down: the moment its change stream breaks and it no longer
+answers, the node reports ``Ready=False`` (reason ``KubeletNotReady``, message "container
+runtime is down") and pod syncs are skipped, while the agent starts a new supervisor at
+once. That one re-adopts the containers still running and records the exits it missed, so
+each container that died in the gap is restarted by its restart policy and reported
+(restart count, last state); then the node is ready again and every pod is reconciled.
+
 A pod with a ``deletionTimestamp`` is stopped: every container runs its preStop hook, gets
 SIGTERM, SIGKILL after the pod's grace period, is removed from the runtime, and the deletion
 is confirmed with ``gracePeriodSeconds=0`` and a uid precondition, as the kubelet ends
 graceful deletion.
-Containers whose pod no longer exists (deleted while the agent was down, or forcibly) are
-stopped and removed, at start and whenever a pod leaves the cache.
+Containers whose pod no longer exists (deleted while the agent was down or cut off, or
+forcibly) are stopped and removed, at start and whenever a pod leaves the cache (a watch
+event, or a relist that no longer lists it), with the 1 s grace period the kubelet gives
+such orphans.
 
 A bad pod never takes the agent down: reconcile errors are retried with backoff and
 configuration errors are reported in the pod's status and as events.
@@ -58,7 +68,7 @@ from setpoint.agent import lifecycle, shutdown
 from setpoint.agent import pods as podspec
 from setpoint.agent.pressure import measure_host, meminfo_bytes, node_pressure
 from setpoint.agent.probes import ProbeManager
-from setpoint.agent.runtime import ContainerState, Runtime, SupervisorError
+from setpoint.agent.runtime import ContainerState, Runtime, RuntimeUnavailableError, SupervisorError
 from setpoint.agent.sandbox import Sandboxes
 from setpoint.agent.server import DEFAULT_KUBELET_PORT, KubeletServer, PodView
 from setpoint.client.api import CONFIGMAPS, NODES, PODS, SECRETS, ApiClient, ApiError, Obj
@@ -86,6 +96,11 @@ NODE_STATUS_REPORT_SECONDS = 60.0
 CONFIG_RETRY_SECONDS = 10.0
 SHUTDOWN_KILL_WAIT_SECONDS = 15.0  # after the last group: a kill's SIGKILL, and the status
 ORPHANS_KEY = ""  # the work item "remove containers of pods that are gone"
+# the kubelet kills what a pod it no longer knows left running with a 1 s grace period
+# (HandlePodCleanups: PodTerminationGracePeriodSecondsOverride)
+ORPHAN_GRACE_SECONDS = 1.0
+RUNTIME_DOWN_MESSAGE = "container runtime is down"  # the kubelet's runtimeErrors()
+RUNTIME_RETRY_MIN, RUNTIME_RETRY_MAX = 0.1, 5.0  # between attempts to start a supervisor
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 _ARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm"}
@@ -189,6 +204,7 @@ class NodeAgent:
         kubelet_token: str | None = None,
         shutdown_grace_period: float = 0.0,
         shutdown_grace_period_critical_pods: float = 0.0,
+        pod_max_pids: int = -1,
         clock: Clock = REAL_CLOCK,
     ) -> None:
         if not 0 <= shutdown_grace_period_critical_pods <= shutdown_grace_period:
@@ -210,7 +226,9 @@ class NodeAgent:
         self.shutdown_grace_period_critical_pods = shutdown_grace_period_critical_pods
         # events are written behind the pod workers' backs, like the kubelet's broadcaster
         self.recorder = QueuedEventRecorder(client, "kubelet", host=node_name, clock=clock)
-        self.sandboxes = Sandboxes(client, self.recorder, data_dir=data_dir)
+        self.sandboxes = Sandboxes(
+            client, self.recorder, data_dir=data_dir, pod_max_pids=pod_max_pids
+        )
         self.pods = Informer(client, PODS, field_selector=f"spec.nodeName={node_name}")
         # our own Node, to see the node lifecycle controller mark it lost
         self.node_informer = Informer(client, NODES, field_selector=f"metadata.name={node_name}")
@@ -231,6 +249,7 @@ class NodeAgent:
         self.ready = asyncio.Event()
         self._node: Obj = {}
         self._lease: Obj | None = None
+        self._runtime_down: str | None = None  # why the node is not ready, while it is not
         self._states: dict[str, ContainerState] = {}  # container id -> latest state
         self._config_errors: dict[str, str] = {}  # container id -> message
         self._reported: dict[str, tuple[str, int]] = {}  # container id -> (state, restarts)
@@ -274,7 +293,7 @@ class NodeAgent:
             self.pods.add_handler(
                 EventHandler(
                     on_add=self._on_pod,
-                    on_update=lambda old, new: self._on_pod(new),
+                    on_update=self._on_pod_updated,
                     on_delete=self._on_pod_deleted,
                 )
             )
@@ -443,7 +462,9 @@ class NodeAgent:
             self.clock.time(),
             self._node.get("status"),
             kubelet_port=self.kubelet.port,
-            not_ready=shutdown.NODE_SHUTTING_DOWN if self._shutdown is not None else None,
+            not_ready=(
+                shutdown.NODE_SHUTTING_DOWN if self._shutdown is not None else self._runtime_down
+            ),
         )
         try:
             self._node = await self.client.patch(
@@ -456,17 +477,57 @@ class NodeAgent:
 
     async def _follow_runtime(self) -> None:
         """Keep ``_states`` current from the supervisor's change stream and requeue the
-        pod of each change; on a broken stream, re-list and subscribe again."""
+        pod of each change; when the stream ends, reach a supervisor again (starting one
+        if it died) and subscribe again."""
         while True:
             try:
                 async for state in self.runtime.events():
                     self._observe(state)
             except (SupervisorError, ConnectionError, OSError, ValueError) as exc:
                 log.warning("node %s: runtime event stream broke: %s", self.node_name, exc)
-            await asyncio.sleep(1.0)
-            with contextlib.suppress(SupervisorError, ConnectionError, OSError):
-                for state in await self.runtime.list():
-                    self._observe(state)
+            await self._reattach_runtime()
+
+    async def _reattach_runtime(self) -> None:
+        """After the change stream ended: if the supervisor still answers (it only cut off
+        a slow reader), re-list. If it is gone, report the node not ready at once and start
+        a new one, retrying with backoff until one answers; then re-list (the new supervisor
+        has re-adopted the live containers and recorded the exits of the others), report the
+        node ready and reconcile every pod."""
+        lost = not await self.runtime.responsive()
+        down: asyncio.Task[None] | None = None
+        if lost:
+            log.warning(
+                "node %s: %s; starting a new supervisor", self.node_name, RUNTIME_DOWN_MESSAGE
+            )
+            self._runtime_down = RUNTIME_DOWN_MESSAGE
+            # in parallel: an API that is slow to answer must not delay the new supervisor
+            down = asyncio.create_task(self._post_node_status(), name="agent-runtime-down")
+        delay = RUNTIME_RETRY_MIN
+        try:
+            while True:
+                try:
+                    await self.runtime.reconnect()
+                    states = await self.runtime.list()
+                    break
+                except (SupervisorError, ConnectionError, OSError, TimeoutError) as exc:
+                    log.warning("node %s: no supervisor: %s", self.node_name, exc)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, RUNTIME_RETRY_MAX)
+            if down is not None:
+                await down  # Ready=False is posted before Ready=True
+        finally:
+            if down is not None and not down.done():  # the agent is stopping
+                down.cancel()
+        listed = {state.id for state in states}
+        for cid in [cid for cid in self._states if cid not in listed]:
+            self._states.pop(cid, None)  # gone with its state dir: the pod starts it anew
+        for state in states:
+            self._observe(state)
+        if lost:
+            self._runtime_down = None
+            await self._post_node_status()
+            for pod in self.pods.objects():
+                self.queue.add(object_key(pod))
 
     def _observe(self, state: ContainerState) -> None:
         uid = podspec.pod_uid_of(state.id)
@@ -484,15 +545,28 @@ class NodeAgent:
         self._keys[pod["metadata"].get("uid", "")] = key
         self.queue.add(key)
 
+    def _on_pod_updated(self, old: Obj, new: Obj) -> None:
+        self._on_pod(new)
+        if old["metadata"].get("uid") != new["metadata"].get("uid"):
+            # deleted and made again under the same name while the watch was away (a relist
+            # showed only the new one): the old pod's containers are orphans now
+            self.queue.add(ORPHANS_KEY)
+
     def _on_pod_deleted(self, pod: Obj) -> None:
         # the pod may already be back under the same key with a new uid: sweep by uid
         self.queue.add(ORPHANS_KEY)
 
     async def reconcile(self, key: str) -> None:
         """Bring one pod's containers and status in line with its spec. A failure is
-        recorded on the pod as an event and the key retried with backoff."""
+        recorded on the pod as an event and the key retried with backoff. While the runtime
+        is down pods are not synced (the kubelet's "Skipping pod synchronization"): every
+        pod is reconciled again once a supervisor answers."""
+        if self._runtime_down is not None:
+            return
         try:
             await self._reconcile(key)
+        except RuntimeUnavailableError:
+            raise  # the node's Ready condition says it; no event per pod
         except Exception as exc:
             pod = self.pods.get(key)
             if pod is not None:
@@ -841,7 +915,7 @@ class NodeAgent:
         self._terminating &= live | orphans
         for uid in orphans:
             self._terminating.add(uid)
-            await self._remove_containers(uid, grace_seconds=podspec.DEFAULT_GRACE_SECONDS)
+            await self._remove_containers(uid, grace_seconds=ORPHAN_GRACE_SECONDS)
         for uid in self.sandboxes.on_disk() - live:  # sandboxes of pods gone while we were down
             await self.sandboxes.teardown(uid)
 

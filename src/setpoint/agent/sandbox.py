@@ -237,6 +237,7 @@ class Sandboxes:
         data_dir: Path,
         cgroup_host: cgroups.Host | None = None,
         resync_seconds: float = RESYNC_SECONDS,
+        pod_max_pids: int = -1,
     ) -> None:
         self.client = client
         self.recorder = recorder
@@ -244,6 +245,7 @@ class Sandboxes:
         self.cgroups = cgroup_host if cgroup_host is not None else cgroups.Host.detect()
         self.is_root = os.geteuid() == 0
         self.resync_seconds = resync_seconds
+        self.pod_max_pids = pod_max_pids  # the kubelet's podPidsLimit; -1: unlimited
         self._ready: set[str] = set()  # pods whose volumes and pod cgroup are set up
         self._refresh_due: dict[str, float] = {}  # pod uid -> next ConfigMap/Secret re-sync
         self._noted: set[tuple[str, str]] = set()  # (uid, reason) warned about once
@@ -342,18 +344,28 @@ class Sandboxes:
         # cgroup and directory work goes to a thread: under I/O load (the API server's
         # fsyncs share the disk) one mkdir can block for milliseconds, and the event loop
         # runs every other pod meanwhile
-        problems = await asyncio.to_thread(
-            self.cgroups.apply, cgroups.pod_parent(uid), cgroups.pod_limits(pod)
-        )
+        limits = cgroups.pod_limits(pod, pids_max=self.pod_max_pids)
+        problems = await asyncio.to_thread(self.cgroups.apply, cgroups.pod_parent(uid), limits)
         unenforced = []
         for c in containers:
             for limit in cgroups.wanted(c):
                 why = self.cgroups.missing.get(limit.split()[0])
                 if why:
                     unenforced.append(f"{limit} ({why})")
+        if limits.pids_max and "pids" in self.cgroups.missing:
+            why = self.cgroups.missing["pids"]
+            unenforced.append(f"pod pid limit {limits.pids_max} of the node ({why})")
         if unenforced or problems:
             message = "resource limits not enforced: " + "; ".join(unenforced + problems)
             await self._note(pod, "Warning", "ResourceLimitsNotEnforced", message)
+        if not self.cgroups.version:
+            why = self.cgroups.missing.get("memory", "no cgroups")
+            message = (
+                f"containers are not placed in cgroups ({why}): each is stopped by its "
+                "process group, so a process that starts a session of its own (setsid) "
+                "can outlive its container"
+            )
+            await self._note(pod, "Warning", "ContainersNotContained", message)
 
     # ------------------------------------------------------------- containers
 

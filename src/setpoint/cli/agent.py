@@ -49,6 +49,7 @@ async def run_agent(
     node_ip: str = "127.0.0.1",
     shutdown_grace_period: float = 0.0,
     shutdown_grace_period_critical_pods: float = 0.0,
+    pod_max_pids: int = -1,
 ) -> None:
     """Run the node agent until SIGTERM/SIGINT."""
     runtime = await ensure_supervisor(data_dir / "supervisor")
@@ -64,6 +65,7 @@ async def run_agent(
         host_ip=node_ip,
         shutdown_grace_period=shutdown_grace_period,
         shutdown_grace_period_critical_pods=shutdown_grace_period_critical_pods,
+        pod_max_pids=pod_max_pids,
     )
     try:
         await run_until_signalled(agent)
@@ -200,6 +202,13 @@ def _rate(ctx: click.Context, param: click.Parameter, value: str) -> int:
     callback=_duration,
     help="The part of --shutdown-grace-period kept for critical pods, terminated last.",
 )
+@click.option(
+    "--pod-max-pids",
+    type=click.IntRange(-1),
+    default=-1,
+    show_default=True,
+    help="Maximum number of processes (tasks) in one pod (-1: unlimited).",
+)
 def agent(
     server: str | None,
     token_file: Path | None,
@@ -217,6 +226,7 @@ def agent(
     node_ip: str,
     shutdown_grace_period: float,
     shutdown_grace_period_critical_pods: float,
+    pod_max_pids: int,
 ) -> None:
     """Run the node agent: register this host as a node and run the pods bound to it."""
     if shutdown_grace_period_critical_pods > shutdown_grace_period:
@@ -253,5 +263,6 @@ def agent(
             node_ip=node_ip,
             shutdown_grace_period=shutdown_grace_period,
             shutdown_grace_period_critical_pods=shutdown_grace_period_critical_pods,
+            pod_max_pids=pod_max_pids,
         )
     )
