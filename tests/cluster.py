@@ -290,9 +290,18 @@ class Cluster:
             self.network.close()
 
     def tracebacks(self) -> list[str]:
-        """Component logs holding a Python traceback (a bug wherever it came from)."""
+        """The Python tracebacks in the components' logs (a bug wherever they came from),
+        each with the component's name and the lines that follow it."""
         logs = {"server": self.server.log(), **{n.name: n.log() for n in self.nodes}}
-        return [name for name, text in logs.items() if "Traceback" in text]
+        found = []
+        for name, text in logs.items():
+            lines = text.splitlines()
+            found += [
+                f"{name}:\n" + "\n".join(lines[i : i + 40])
+                for i, line in enumerate(lines)
+                if line.startswith("Traceback")
+            ]
+        return found
 
 
 @contextlib.contextmanager
