@@ -110,8 +110,9 @@ class Poller:
         ]
         return sum(self._pool.map(answers, addresses))
 
-    def latest(self) -> int:
-        return self.samples[-1][1] if self.samples else 0
+    def latest(self, since: float = 0.0) -> int:
+        """The last count, of a poll begun at ``since`` or later (0 if none was yet)."""
+        return self.samples[-1][1] if self.samples and self.samples[-1][0] >= since else 0
 
     def outage(self, fault: str, since: float) -> Outage:
         window = [(t, n) for t, n in self.samples if t >= since]
@@ -202,8 +203,12 @@ def run_seed_story(
             since = time.monotonic()
             reacted = inject()
             wait_for(reacted, timeout=recover_within, what=f"the cluster to react to: {fault}")
+            seen = time.monotonic()  # samples from here on show the reaction
             wait_for(
-                lambda: poller.latest() == REPLICAS and live_replicas(cluster, namespace),
+                lambda: (
+                    poller.latest(since=seen) == REPLICAS  # noqa: B023
+                    and live_replicas(cluster, namespace)
+                ),
                 timeout=recover_within,
                 what=f"3 replicas answering again after: {fault}",
             )
