@@ -419,6 +419,20 @@ def test_condition_transition_time_kept_while_status_unchanged() -> None:
     assert again["startTime"] == first["startTime"]
 
 
+def test_an_evicted_pods_disruption_target_survives_its_last_status() -> None:
+    """A Job's podFailurePolicy matches on DisruptionTarget: the agent's final status of a pod
+    the taint manager evicted from a live node must still carry it."""
+    p = pod([APP], "Never")
+    running = pod_status(p, {"app": state("running")}, {}, now=T0, host_ip="127.0.0.1")
+    evicted = {"type": "DisruptionTarget", "status": "True", "reason": "DeletionByTaintManager"}
+    running["conditions"].append(evicted)
+    done = pod_status(
+        p, {"app": state("exited")}, {}, now=T0 + 1, host_ip="127.0.0.1", previous=running
+    )
+    assert evicted in done["conditions"]
+    assert [c["type"] for c in done["conditions"]].count("DisruptionTarget") == 1
+
+
 # ------------------------------------------------------------------ init containers
 
 INIT = container("init", command=["true"])

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from setpoint.meta.timestamps import rfc3339
-from setpoint.node.podstatus import pod_condition, same_status, terminated_state
+from setpoint.node.podstatus import others_conditions, pod_condition, same_status, terminated_state
 
 T0 = 1_800_000_000.0
 
@@ -48,3 +48,13 @@ def test_statuses_are_the_same_up_to_explicit_nulls() -> None:
     echoed = {"conditions": [{"type": "Ready"}], "podIP": "10.0.0.1"}
     assert same_status(written, echoed) and same_status(echoed, written)
     assert not same_status(written, {**echoed, "podIP": "10.0.0.2"})
+
+
+def test_conditions_a_node_does_not_own_are_kept_as_they_are() -> None:
+    """An eviction's DisruptionTarget (or a readiness gate) survives the node's rewrites of
+    the pod status, as the kubelet keeps conditions it does not own."""
+    evicted = {"type": "DisruptionTarget", "status": "True", "reason": "DeletionByTaintManager"}
+    gate = {"type": "example.com/gate", "status": "False"}
+    previous = [{"type": "Ready", "status": "True"}, evicted, gate]
+    assert others_conditions(previous) == [evicted, gate]
+    assert others_conditions(None) == []

@@ -46,7 +46,7 @@ from setpoint.agent.runtime import ContainerSpec, ContainerState, ExitRecord
 from setpoint.client.api import Obj
 from setpoint.meta.gofmt import duration_string
 from setpoint.meta.timestamps import rfc3339
-from setpoint.node.podstatus import pod_condition, terminated_state
+from setpoint.node.podstatus import others_conditions, pod_condition, terminated_state
 
 # the kubelet's container restart backoff with ReduceDefaultCrashLoopBackOffDecay (initial
 # 1 s, max 60 s), the max configurable from 1 s to 300 s (crashLoopBackOff.
@@ -567,7 +567,8 @@ def pod_conditions(
     previous: list[Obj] | None,
     init_statuses: list[Obj] | None = None,
 ) -> list[Obj]:
-    """PodScheduled, Initialized, ContainersReady and Ready (no readiness gates)."""
+    """PodScheduled, Initialized, ContainersReady and Ready (no readiness gates), and the
+    conditions others wrote (``DisruptionTarget``) as they were."""
     before = {c.get("type"): c for c in previous or []}
     restartable = {c["name"] for c in sidecars(pod)}
     incomplete = [
@@ -608,7 +609,7 @@ def pod_conditions(
         for c in conditions[1:]:
             c["message"] = message
     scheduled = before.get("PodScheduled") or pod_condition("PodScheduled", True, now)
-    return [*conditions, copy.deepcopy(scheduled)]
+    return [*conditions, copy.deepcopy(scheduled), *others_conditions(previous)]
 
 
 def pod_status(

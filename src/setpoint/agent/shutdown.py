@@ -111,15 +111,16 @@ def node_shutdown_status(pod: Obj, status: Obj, *, now: float, terminated: bool)
     phase = "Succeeded" if status.get("phase") == "Succeeded" else "Failed"
     result.update({"phase": phase, "reason": SHUTDOWN_REASON, "message": SHUTDOWN_MESSAGE})
     before = {c.get("type"): c for c in (pod.get("status") or {}).get("conditions") or []}
+    conditions = podspec.pod_conditions(
+        pod,
+        result.get("containerStatuses") or [],
+        phase,
+        now,
+        status.get("conditions"),
+        result.get("initContainerStatuses"),
+    )
     result["conditions"] = [
-        *podspec.pod_conditions(
-            pod,
-            result.get("containerStatuses") or [],
-            phase,
-            now,
-            status.get("conditions"),
-            result.get("initContainerStatuses"),
-        ),
+        *(c for c in conditions if c.get("type") != DISRUPTION_TARGET),
         pod_condition(
             DISRUPTION_TARGET,
             True,

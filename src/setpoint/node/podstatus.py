@@ -17,7 +17,20 @@ from typing import Any
 from setpoint.meta.jsonvalue import Obj
 from setpoint.meta.timestamps import rfc3339
 
-__all__ = ["pod_condition", "same_status", "terminated_state", "without_nulls"]
+__all__ = [
+    "NODE_CONDITIONS",
+    "others_conditions",
+    "pod_condition",
+    "same_status",
+    "terminated_state",
+    "without_nulls",
+]
+
+# The pod conditions a node writes (the kubelet's PodConditionByKubelet, plus PodScheduled,
+# which it keeps as the scheduler wrote it); every other type belongs to someone else.
+NODE_CONDITIONS = frozenset(
+    {"PodScheduled", "PodReadyToStartContainers", "Initialized", "ContainersReady", "Ready"}
+)
 
 
 def pod_condition(
@@ -42,6 +55,13 @@ def pod_condition(
     if message:
         condition["message"] = message
     return condition
+
+
+def others_conditions(previous: list[Obj] | None) -> list[Obj]:
+    """The conditions of ``previous`` that a node does not own — ``DisruptionTarget`` from
+    an eviction, a readiness gate's — kept as they are, as the kubelet's
+    ``generateAPIPodStatus`` keeps them."""
+    return [dict(c) for c in previous or [] if c.get("type") not in NODE_CONDITIONS]
 
 
 def terminated_state(

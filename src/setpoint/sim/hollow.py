@@ -68,7 +68,12 @@ from setpoint.client.workqueue import WorkQueue, run_worker
 from setpoint.meta.clock import REAL_CLOCK, Clock
 from setpoint.meta.jsonvalue import json_copy
 from setpoint.meta.timestamps import parse_epoch, rfc3339
-from setpoint.node.podstatus import pod_condition, same_status, terminated_state
+from setpoint.node.podstatus import (
+    others_conditions,
+    pod_condition,
+    same_status,
+    terminated_state,
+)
 
 log = logging.getLogger(__name__)
 
@@ -282,6 +287,7 @@ def desired_pod_status(pod: Obj, timing: PodTiming, now: float) -> Obj:
             "ContainersReady", ready, started_at, reason=not_ready, message="" if ready else unready
         ),
         scheduled,
+        *others_conditions(current.get("conditions")),
     ]
     status["containerStatuses"] = [
         _container_status(pod, c, json_copy(state), ready=ready) for c in containers
