@@ -59,6 +59,7 @@ def build_components(
     components: list[Any] = []
     if config.run_controllers:
         from setpoint.controllers.cronjob import CronJobController
+        from setpoint.controllers.daemonset import DaemonSetController
         from setpoint.controllers.deployment import DeploymentController
         from setpoint.controllers.garbagecollector import GarbageCollector
         from setpoint.controllers.job import JobController
@@ -68,6 +69,7 @@ def build_components(
         components += [
             ReplicaSetController(informers, recorder.for_component("replicaset-controller")),
             DeploymentController(informers, recorder.for_component("deployment-controller")),
+            DaemonSetController(informers, recorder.for_component("daemonset-controller")),
             JobController(
                 informers,
                 recorder.for_component("job-controller"),

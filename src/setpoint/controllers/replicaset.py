@@ -18,11 +18,11 @@ events). Status is still written every time. Claiming pods (adopt, keep, release
 
 *Creating and deleting.* Creates go out in slow-start batches of 1, 2, 4, ... pods and stop
 at the first failure (:mod:`setpoint.controllers.util.slowstart`), so a quota or admission
-error costs one request, not hundreds; at most ``burst_replicas`` pods are created or deleted per reconcile. Pods get
-``generateName: <rs>-`` (the server adds five random characters), the template's labels,
-annotations and spec, and a controller ownerReference to the ReplicaSet. Surplus pods are
-deleted in Kubernetes' order (unscheduled, pending, not ready, ... first; see
-:func:`setpoint.controllers.util.pods.pods_to_delete`).
+error costs one request, not hundreds; at most ``burst_replicas`` pods are created or
+deleted per reconcile. Pods get ``generateName: <rs>-`` (the server adds five random
+characters), the template's labels, annotations and spec, and a controller ownerReference to
+the ReplicaSet. Surplus pods are deleted in Kubernetes' order (unscheduled, pending, not
+ready, ... first; see :func:`setpoint.controllers.util.pods.pods_to_delete`).
 """
 
 from __future__ import annotations
