@@ -151,23 +151,12 @@ class ReplicaSetController(Controller):
         self.queue.add(key)
 
     def _owner_key(self, pod: Obj) -> str | None:
-        """The key of the cached ReplicaSet controlling ``pod`` (uid checked)."""
-        ref = ownerrefs.controller_ref(pod)
-        if ref is None or ref.get("kind") != KIND:
-            return None
-        key = f"{pod['metadata'].get('namespace')}/{ref.get('name')}"
-        rs = self.replica_sets.get(key)
-        if rs is None or rs["metadata"].get("uid") != ref.get("uid"):
-            return None
-        return key
+        return ownerrefs.resolve_controller_ref(pod, KIND, self.replica_sets)
 
     def _enqueue_matching(self, pod: Obj) -> None:
         """Orphans: wake every ReplicaSet that might adopt the pod."""
-        labels = pod["metadata"].get("labels") or {}
-        namespace = pod["metadata"].get("namespace", "")
-        for rs in self.replica_sets.by_index("namespace", namespace):
-            if rs_selector(rs).matches(labels):
-                self.queue.add(object_key(rs))
+        for key in ownerrefs.selecting_owners(pod, self.replica_sets, rs_selector):
+            self.queue.add(key)
 
     def _on_pod_add(self, pod: Obj) -> None:
         if podutil.is_terminating(pod):

@@ -171,22 +171,12 @@ class DaemonSetController(Controller[str]):
         self.queue.add(key)
 
     def _owner_key(self, obj: Obj) -> str | None:
-        """The key of the cached DaemonSet that controls ``obj`` (uid checked)."""
-        ref = ownerrefs.controller_ref(obj)
-        if ref is None or ref.get("kind") != KIND:
-            return None
-        key = f"{obj['metadata'].get('namespace')}/{ref.get('name')}"
-        ds = self.daemon_sets.get(key)
-        if ds is None or ds["metadata"].get("uid") != ref.get("uid"):
-            return None
-        return key
+        return ownerrefs.resolve_controller_ref(obj, KIND, self.daemon_sets)
 
     def _enqueue_matching(self, obj: Obj) -> None:
         """An orphan: wake every DaemonSet that might adopt it."""
-        labels = obj["metadata"].get("labels") or {}
-        for ds in self.daemon_sets.by_index("namespace", obj["metadata"].get("namespace", "")):
-            if daemon_set_selector(ds).matches(labels):
-                self.queue.add(object_key(ds))
+        for key in ownerrefs.selecting_owners(obj, self.daemon_sets, daemon_set_selector):
+            self.queue.add(key)
 
     def _enqueue_all(self) -> None:
         for ds in self.daemon_sets.objects():
