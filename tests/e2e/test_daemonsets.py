@@ -50,6 +50,9 @@ def test_rollout_status_history_undo_and_restart(k: Kubectl) -> None:
     row = k("get", "ds", "agent", "--no-headers").stdout.split()
     assert row[:6] == ["agent", "1", "1", "1", "1", "1"]
     assert row[6] == f"kubernetes.io/hostname={NODE}"
+    described = k("describe", "ds", "agent").stdout
+    assert "Desired Number of Nodes Scheduled: 1" in described
+    assert "Pods Status:  1 Running / 0 Waiting / 0 Succeeded / 0 Failed" in described
     pod = k("get", "pods", "-o", "json").json()["items"][0]
     assert pod["spec"]["nodeName"] == NODE
     assert pod["status"]["phase"] == "Running"
