@@ -13,6 +13,7 @@ BENCHMARKS = (
     "deployment",
     "job",
     "crash",
+    "logflood",
     "podstartup",
     "agentoverhead",
     "memory",
@@ -20,4 +21,7 @@ BENCHMARKS = (
     "flood",
     "biglist",
     "patchstorm",
+    "nodefailure",
+    "seedstory",
+    "supervisorloss",
 )

@@ -33,6 +33,7 @@ TIME_LIMITS = {
     "deployment": 480.0,
     "job": 300.0,
     "crash": 240.0,
+    "logflood": 120.0,
     "podstartup": 240.0,
     "agentoverhead": 420.0,
     "memory": 420.0,
@@ -40,6 +41,9 @@ TIME_LIMITS = {
     "flood": 300.0,
     "biglist": 720.0,
     "patchstorm": 240.0,
+    "nodefailure": 1500.0,
+    "seedstory": 300.0,
+    "supervisorloss": 240.0,
 }
 
 

@@ -17,8 +17,9 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -104,6 +105,16 @@ def percentile(values: Sequence[float], p: float) -> float:
 
 
 # --------------------------------------------------------------------------- server
+
+
+def run_standalone(run: Callable[[Context], Awaitable[list[Figure]]]) -> int:
+    """``python -m bench.<name>``: run one benchmark without the table or recording, print
+    its figures; non-zero when one misses its target."""
+    ctx = Context(work_dir=Path(tempfile.gettempdir()))
+    figures = asyncio.run(run(ctx))
+    for f in figures:
+        print(f"{f.name:50} {f.text:>12}  {f.target} {f.verdict}")
+    return 0 if all(f.ok is not False for f in figures) else 1
 
 
 def require_loopback(url: str) -> None:

@@ -32,8 +32,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.common import Context, Figure, below, info, percentiles
-from setpoint.agent.runtime import ContainerSpec, ensure_supervisor
+from bench.common import Context, Figure, below, info, percentiles, run_standalone
+from setpoint.agent.runtime import ContainerSpec, Runtime, ensure_supervisor
 
 NAME = "crash"
 KILLS = 200
@@ -59,25 +59,8 @@ async def measure_setpoint(work: Path) -> tuple[list[float], list[float], int, i
             id="bench/crash", argv=["sleep", "600"], env={"PATH": os.environ["PATH"]},
             backoff_base=0.0,
         )  # fmt: skip
-        state = await runtime.start_container(spec)
-        events = runtime.events()
-        async for current in events:  # the initial snapshot
-            if current.id == spec.id:
-                break
-        observed: list[float] = []
-        internal: list[float] = []
-        for n in range(1, KILLS + 1):
-            assert state.pid is not None
-            started = time.perf_counter()
-            os.kill(state.pid, signal.SIGKILL)
-            async with asyncio.timeout(5):
-                async for state in events:
-                    if state.restart_count == n and state.state == "running":
-                        break
-            observed.append(time.perf_counter() - started)
-            assert state.last_exit is not None and state.started_at is not None
-            internal.append(state.started_at - state.last_exit.finished_at)
-        await events.aclose()
+        await runtime.start_container(spec)
+        observed, internal = await time_restarts(runtime, spec.id, KILLS)
         for i in range(IDLE_CONTAINERS):
             await runtime.start_container(
                 ContainerSpec(id=f"bench/idle-{i}", argv=["sleep", "600"], env=spec.env)
@@ -90,6 +73,39 @@ async def measure_setpoint(work: Path) -> tuple[list[float], list[float], int, i
     finally:
         await runtime.close()
         os.kill(supervisor, signal.SIGTERM)
+
+
+async def time_restarts(
+    runtime: Runtime, container_id: str, kills: int
+) -> tuple[list[float], list[float]]:
+    """SIGKILL the running container ``kills`` times, one after another; for each kill, the
+    time until the event stream reports the replacement running, and the supervisor's own
+    view of it (replacement start minus recorded finish)."""
+    events = runtime.events()
+    try:
+        async for state in events:  # the initial snapshot
+            if state.id == container_id:
+                break
+        first = state.restart_count
+        observed: list[float] = []
+        internal: list[float] = []
+        for n in range(first + 1, first + kills + 1):
+            assert state.pid is not None
+            started = time.perf_counter()
+            os.kill(state.pid, signal.SIGKILL)
+            async with asyncio.timeout(5):
+                async for state in events:
+                    if state.id == container_id and (state.restart_count, state.state) == (
+                        n,
+                        "running",
+                    ):
+                        break
+            observed.append(time.perf_counter() - started)
+            assert state.last_exit is not None and state.started_at is not None
+            internal.append(state.started_at - state.last_exit.finished_at)
+        return observed, internal
+    finally:
+        await events.aclose()
 
 
 def children(pid: int) -> set[int]:
@@ -191,13 +207,5 @@ async def run(ctx: Context) -> list[Figure]:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def main() -> int:
-    ctx = Context(work_dir=Path(tempfile.gettempdir()))
-    figures = asyncio.run(run(ctx))
-    for f in figures:
-        print(f"{f.name:45} {f.text:>12}  {f.target} {f.verdict}")
-    return 0 if all(f.ok is not False for f in figures) else 1
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_standalone(run))

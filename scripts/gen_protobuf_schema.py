@@ -46,11 +46,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 # Messages that are not served kinds but travel as request bodies: a subresource's own kind
-# (pods/binding, .../scale), and meta kinds registered in every group version ("*": a typed
+# (pods/binding, pods/eviction, .../scale), and meta kinds registered in every group version ("*": a typed
 # client encodes DeleteOptions as e.g. "apps/v1").
 SUBRESOURCE_AND_META_KINDS: dict[str, dict[str, str]] = {
     "v1": {"Binding": "k8s.io.api.core.v1.Binding"},
     "autoscaling/v1": {"Scale": "k8s.io.api.autoscaling.v1.Scale"},
+    "policy/v1": {"Eviction": "k8s.io.api.policy.v1.Eviction"},
     "*": {k: f"k8s.io.apimachinery.pkg.apis.meta.v1.{k}" for k in ("DeleteOptions", "Status")},
 }
 

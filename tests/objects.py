@@ -326,3 +326,26 @@ def lease(
         _meta(name, namespace, labels, annotations, metadata),
         spec=spec,
     )
+
+
+def pod_disruption_budget(
+    name: str = "web",
+    *,
+    namespace: str | None = None,
+    labels: dict[str, str] | None = None,
+    metadata: Obj | None = None,
+    match_labels: dict[str, str] | None = None,
+    status: Obj | None = None,
+    **spec: Any,
+) -> Obj:
+    """A policy/v1 PodDisruptionBudget selecting ``match_labels`` (``minAvailable``,
+    ``maxUnavailable``, ``unhealthyPodEvictionPolicy`` are its spec)."""
+    if match_labels is not None:
+        spec = {"selector": {"matchLabels": match_labels}, **spec}
+    return _object(
+        "policy/v1",
+        "PodDisruptionBudget",
+        _meta(name, namespace, labels, None, metadata),
+        spec=spec,
+        status=status,
+    )

@@ -70,6 +70,7 @@ class Server:
     port: int
     process: subprocess.Popen[bytes]
     log_path: Path
+    host: str = "127.0.0.1"
 
     @property
     def kubeconfig(self) -> Path:
@@ -77,7 +78,7 @@ class Server:
 
     @property
     def url(self) -> str:
-        return f"https://127.0.0.1:{self.port}"
+        return f"https://{self.host}:{self.port}"
 
     @property
     def token(self) -> str:
@@ -127,7 +128,7 @@ class Server:
         import http.client
 
         conn = http.client.HTTPSConnection(
-            "127.0.0.1", self.port, context=self.ssl_context(), timeout=timeout
+            self.host, self.port, context=self.ssl_context(), timeout=timeout
         )
         conn.request("GET", path, headers={"Authorization": f"Bearer {self.token}"})
         return WatchStream(conn, conn.getresponse())
@@ -182,11 +183,13 @@ def start_server(
     extra: list[str] | None = None,
     controllers: bool = False,
     agent: bool = False,
+    bind_address: str = "127.0.0.1",
 ) -> Server:
     """Start ``setpoint server`` and wait until it answers /readyz and wrote its kubeconfig.
 
     ``controllers`` runs the controller manager and scheduler; ``agent`` also runs the
-    local node agent (its node is ``<data_dir name>-node``)."""
+    local node agent (its node is ``<data_dir name>-node``); ``bind_address`` is where it
+    listens and where the returned handle connects."""
     data_dir.mkdir(parents=True, exist_ok=True)
     if port is None:
         # the server picks a free port itself (no race with other processes binding the one
@@ -205,13 +208,15 @@ def start_server(
             str(port or 0),
             *(["--node-name", f"{data_dir.name}-node"] if agent else ["--disable-agent"]),
             *([] if controllers else ["--disable-controller-manager", "--disable-scheduler"]),
+            "--bind-address",
+            bind_address,
             *(extra or []),
         ],
         stdout=log_file,
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
     )
-    server = Server(data_dir, port or 0, process, log_path)
+    server = Server(data_dir, port or 0, process, log_path, bind_address)
 
     def ready() -> bool:
         if process.poll() is not None:
@@ -230,6 +235,32 @@ def start_server(
         server.stop(signal.SIGKILL)
         raise
     return server
+
+
+def start_sim(
+    server: Server, nodes: int, log: Path, *, name_prefix: str = "hollow-node"
+) -> subprocess.Popen[bytes]:
+    """``setpoint sim``: ``nodes`` hollow nodes (``<name_prefix>-<n>``) joined to ``server``,
+    logging to ``log``."""
+    return subprocess.Popen(
+        [
+            SETPOINT,
+            "sim",
+            "--nodes",
+            str(nodes),
+            "--name-prefix",
+            name_prefix,
+            "--server",
+            server.url,
+            "--token-file",
+            str(server.data_dir / "node-token"),
+            "--ca-file",
+            str(server.ca_file),
+        ],
+        stdout=open(log, "ab"),
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 class WatchStream:

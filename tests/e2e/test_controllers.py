@@ -4,7 +4,6 @@ hollow nodes from `setpoint sim`, and the real kubectl."""
 from __future__ import annotations
 
 import signal
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,29 +11,9 @@ import pytest
 import yaml
 
 from tests import objects
-from tests.support import SETPOINT, Kubectl, Server, start_server, wait_for
+from tests.support import Kubectl, Server, start_server, start_sim, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("cluster")]
-
-
-def start_sim(server: Server, nodes: int, log: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [
-            SETPOINT,
-            "sim",
-            "--nodes",
-            str(nodes),
-            "--server",
-            server.url,
-            "--token-file",
-            str(server.data_dir / "node-token"),
-            "--ca-file",
-            str(server.ca_file),
-        ],
-        stdout=open(log, "ab"),
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-    )
 
 
 @pytest.fixture(scope="module")

@@ -31,6 +31,7 @@ from tests.support import (
     Server,
     create_namespace,
     kill_node_processes,
+    start_server,
     wait_for,
 )
 
@@ -141,6 +142,28 @@ def test_killed_process_is_restarted_and_reported(k: Kubectl, node_server: Serve
     assert (terminated["exitCode"], terminated["reason"]) == (137, "Error")
     table = k("get", "pod", "crashy", "--no-headers").stdout.split()
     assert table[3] == "1"  # NAME READY STATUS RESTARTS AGE
+
+
+def test_crash_looping_container_backs_off_from_one_second_doubling(k: Kubectl) -> None:
+    started = time.monotonic()
+    k("run", "crashloop", "--image=busybox", "--command", "--", "sh", "-c", "exit 1")
+
+    def fourth_wait() -> Obj | None:
+        (cs,) = get_pod(k, "crashloop")["status"].get("containerStatuses") or [{}]
+        waiting = cs.get("state", {}).get("waiting", {})
+        if cs.get("restartCount") == 3 and waiting.get("reason") == "CrashLoopBackOff":
+            return cs
+        return None
+
+    # restarts at once, after 1 s and after 2 s, then waits 4 s: the classic curve (10 s,
+    # then 20 s) would need 30 s to get this far
+    cs = wait_for(fourth_wait, timeout=25, what="the third restart's crash backing off")
+    assert time.monotonic() - started >= 3.0
+    uid = get_pod(k, "crashloop")["metadata"]["uid"]
+    assert cs["state"]["waiting"]["message"] == (
+        f"back-off 4s restarting failed container=crashloop pod=crashloop_{k.namespace}({uid})"
+    )
+    assert k("get", "pod", "crashloop", "--no-headers").stdout.split()[2] == "CrashLoopBackOff"
 
 
 def test_kubectl_delete_sends_sigterm_to_the_process(k: Kubectl, node_server: Server) -> None:
@@ -333,3 +356,33 @@ def test_workloads_survive_the_agent_being_killed_and_their_exits_are_not_lost(
     wait_for(lambda: not alive(before["forced"]), timeout=20, what="the orphan terminated")
     wait_for(lambda: pod_gone(k, "leaving"), timeout=20, what="the deletion confirmed")
     assert not alive(before["leaving"])
+
+
+# ------------------------------------------------------------------ a server of its own
+
+
+def test_server_stop_with_a_shutdown_grace_period_shuts_its_node_down_first(
+    tmp_path: Path,
+) -> None:
+    """``setpoint server --kubelet-arg shutdown-grace-period=5s``: SIGTERM reaches the local
+    agent, which reports through the still-running API server before all goes down."""
+    data_dir = tmp_path / "graceful"
+    grace = ["--kubelet-arg", "shutdown-grace-period=5s"]
+    server = start_server(data_dir, controllers=True, agent=True, extra=grace)
+    again: Server | None = None
+    try:
+        k = Kubectl(server, create_namespace(server, "gs"))
+        k("run", "sleeper", "--image=busybox", "--command", "--", "sleep", "1000")
+        process = container_process(data_dir / "agent", running_pod(k, "sleeper"))
+
+        assert server.stop(timeout=60) == 0
+        assert not alive(process)
+
+        again = start_server(data_dir)  # no agent: the status is what the last one wrote
+        status = Kubectl(again, k.namespace)("get", "pod", "sleeper", "-o", "json").json()["status"]
+        assert (status["phase"], status["reason"]) == ("Failed", "Terminated")
+    finally:
+        for s in (server, again):
+            if s is not None:
+                s.stop()
+        kill_node_processes(data_dir / "agent")

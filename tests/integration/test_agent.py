@@ -35,6 +35,7 @@ from setpoint.client.api import (
     ApiClient,
     ApiError,
 )
+from setpoint.client.nodes import NODE_LEASE_DURATION_SECONDS
 from tests import objects
 from tests.support import SETPOINT, Server, eventually, kill_node_processes
 
@@ -52,9 +53,13 @@ class AgentNode:
     agent: NodeAgent | None = None
     task: asyncio.Task[None] | None = None
 
-    async def start_agent(self) -> NodeAgent:
+    async def start_agent(self, **options: Any) -> NodeAgent:
         agent = NodeAgent(
-            self.client, node_name=self.name, data_dir=self.data_dir, runtime=self.runtime
+            self.client,
+            node_name=self.name,
+            data_dir=self.data_dir,
+            runtime=self.runtime,
+            **options,
         )
         self.agent, self.task = agent, asyncio.create_task(agent.run())
         ready = asyncio.create_task(agent.ready.wait())
@@ -118,6 +123,31 @@ class AgentNode:
         return await eventually(check, what=f"{name} running")
 
 
+async def wait_registered(client: ApiClient, name: str) -> None:
+    """Until node ``name``'s agent has renewed its Lease once."""
+
+    async def registered() -> bool:
+        with contextlib.suppress(ApiError):
+            await client.get(LEASES, name, "kube-node-lease")
+            return True
+        return False
+
+    await eventually(registered, timeout=30, what="node lease")
+
+
+async def killall(data_dir: Path) -> subprocess.CompletedProcess[str]:
+    """``setpoint killall --data-dir data_dir``, which must succeed."""
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [SETPOINT, "killall", "--data-dir", str(data_dir)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 0, done.stderr
+    return done
+
+
 @pytest.fixture
 async def node(client: ApiClient, namespace: str) -> AsyncIterator[AgentNode]:
     data_dir = Path(tempfile.mkdtemp(prefix="sp-agent-"))
@@ -148,7 +178,7 @@ async def test_node_registers_with_host_capacity_and_lease(node: AgentNode) -> N
     assert ready["status"] == "True"
     lease = await node.client.get(LEASES, node.name, "kube-node-lease")
     assert lease["spec"]["holderIdentity"] == node.name
-    assert lease["spec"]["leaseDurationSeconds"] == 40
+    assert lease["spec"]["leaseDurationSeconds"] == NODE_LEASE_DURATION_SECONDS
 
 
 async def test_killall_stops_the_nodes_workloads_and_removes_their_sandboxes(
@@ -158,14 +188,7 @@ async def test_killall_stops_the_nodes_workloads_and_removes_their_sandboxes(
     pid = await node.running_pid("doomed")
     uid = (await node.pod("doomed"))["metadata"]["uid"]
     await node.stop_agent()
-    done = await asyncio.to_thread(
-        subprocess.run,
-        [SETPOINT, "killall", "--data-dir", str(node.data_dir)],
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
-    assert done.returncode == 0, done.stderr
+    done = await killall(node.data_dir)
     assert "killed 1 container process group" in done.stdout
     assert not Path(f"/proc/{pid}").exists()
     assert not (node.data_dir / "pods" / uid).exists()
@@ -383,6 +406,42 @@ async def test_containers_of_vanished_pods_are_removed_on_start(node: AgentNode)
     assert proc_start_time(pid) != started  # the process is gone (or its pid reused)
 
 
+def pod_dirs(node: AgentNode, uid: str) -> list[str]:
+    """What the node keeps of the pod ``uid`` under ``<data-dir>/pods``: its sandbox
+    directory and its log directory."""
+    return sorted(p.name for p in (node.data_dir / "pods").iterdir() if uid in p.name)
+
+
+async def test_deleted_pods_leave_no_log_directories_behind(node: AgentNode) -> None:
+    uids = []
+    for n in range(3):
+        pod = await node.create_pod(f"chatty-{n}", {"command": ["sh", "-c", "echo hi; sleep 1000"]})
+        uids.append(pod["metadata"]["uid"])
+        await node.running_pid(f"chatty-{n}")
+    assert all(any("_" in d for d in pod_dirs(node, uid)) for uid in uids)  # logs were kept
+    for n in range(3):
+        await node.client.delete(PODS, f"chatty-{n}", node.namespace, grace_period_seconds=1)
+    for n in range(3):
+        await node.wait_gone(f"chatty-{n}")
+    assert [pod_dirs(node, uid) for uid in uids] == [[], [], []]
+
+
+async def test_log_directory_of_a_pod_deleted_while_the_agent_was_down_is_removed(
+    node: AgentNode,
+) -> None:
+    pod = await node.create_pod("gone", {"command": ["sh", "-c", "echo hi; sleep 1000"]})
+    uid = pod["metadata"]["uid"]
+    await node.running_pid("gone")
+    await node.stop_agent()
+    await node.client.delete(PODS, "gone", node.namespace, grace_period_seconds=0)
+    await node.start_agent()
+
+    async def removed() -> bool:
+        return not pod_dirs(node, uid)
+
+    await eventually(removed, what="log directory of the vanished pod removed")
+
+
 async def test_agent_command_registers_the_node(server: Server, client: ApiClient) -> None:
     name = f"agent-cli-{uuid.uuid4().hex[:8]}"
     data_dir = Path(tempfile.mkdtemp(prefix="sp-agent-cli-"))
@@ -401,14 +460,7 @@ async def test_agent_command_registers_the_node(server: Server, client: ApiClien
         stderr=subprocess.PIPE,
     )
     try:
-
-        async def registered() -> bool:
-            with contextlib.suppress(ApiError):
-                await client.get(LEASES, name, "kube-node-lease")
-                return True
-            return False
-
-        await eventually(registered, what="node lease")
+        await wait_registered(client, name)
         process.send_signal(signal.SIGTERM)
         assert await asyncio.to_thread(process.wait, 15) == 0
     finally:
@@ -437,14 +489,7 @@ async def test_agent_command_tightens_a_data_dir_left_open(
         stderr=subprocess.PIPE,
     )
     try:
-
-        async def registered() -> bool:
-            with contextlib.suppress(ApiError):
-                await client.get(LEASES, name, "kube-node-lease")
-                return True
-            return False
-
-        await eventually(registered, what="node lease")
+        await wait_registered(client, name)
         modes = {p: p.stat().st_mode & 0o777 for p in (data_dir, data_dir / "supervisor")}
         assert modes == {data_dir: 0o700, data_dir / "supervisor": 0o700}
         assert parent.stat().st_mode & 0o777 == 0o755  # not the agent's to change

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import signal
+from pathlib import Path
 
 import pytest
 
-from setpoint.client.api import CONFIGMAPS, ApiClient, ApiError
+from setpoint.client.api import CONFIGMAPS, ApiClient, ApiError, ClientConfig
 from setpoint.client.informer import EventHandler, Informer, by_namespace
+from tests.support import start_server
 
 
 def cm(name: str) -> dict[str, object]:
@@ -80,3 +83,29 @@ async def test_informer_follows_adds_updates_and_deletes(client: ApiClient, name
         ]
     finally:
         await informer.stop()
+
+
+async def test_informer_outlives_a_server_killed_mid_watch(tmp_path: Path) -> None:
+    """A watch stream that breaks off in the middle of a chunked response (the server was
+    SIGKILLed) is a connection error like any other: the informer re-lists once the server
+    is back, and the program that runs it goes on (an agent once died of exactly this)."""
+    server = start_server(tmp_path / "data")
+    api = ApiClient(ClientConfig.from_kubeconfig(server.kubeconfig))
+    informer = Informer(api, CONFIGMAPS, namespace="default")
+    informer.start()
+    try:
+        await informer.wait_synced()
+        await asyncio.sleep(0.2)  # the watch request is open and streaming
+        server.stop(signal.SIGKILL)
+        server = await asyncio.to_thread(start_server, server.data_dir, port=server.port)
+        await api.create(CONFIGMAPS, cm("after-restart"), "default")
+
+        async def seen() -> None:
+            while informer.get("default/after-restart") is None:
+                await asyncio.sleep(0.05)
+
+        await asyncio.wait_for(seen(), 30)
+    finally:
+        await informer.stop()
+        await api.close()
+        server.stop()

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from setpoint.client.api import LEASES, NODES, PODS, ApiClient, ApiError
+from setpoint.client.nodes import NODE_LEASE_DURATION_SECONDS
 from setpoint.meta.timestamps import parse_epoch
 from setpoint.sim.hollow import KUBELET_VERSION, HollowNodes
 from tests import objects
@@ -105,7 +106,7 @@ async def test_nodes_register_ready_with_capacity_and_renew_leases(
 
         lease = await client.get(LEASES, f"{prefix}-0", "kube-node-lease")
         assert lease["spec"]["holderIdentity"] == f"{prefix}-0"
-        assert lease["spec"]["leaseDurationSeconds"] == 40
+        assert lease["spec"]["leaseDurationSeconds"] == NODE_LEASE_DURATION_SECONDS
         first = lease["spec"]["renewTime"]
         assert first.endswith("Z") and "." in first  # MicroTime
         assert lease["metadata"]["ownerReferences"][0]["kind"] == "Node"

@@ -93,6 +93,16 @@ def test_node_condition_keeps_transition_time_while_unchanged() -> None:
     assert later[0]["lastHeartbeatTime"] != first[0]["lastHeartbeatTime"]
 
 
+def test_node_not_ready_is_kubelet_not_ready_with_its_reason_and_a_new_transition() -> None:
+    ready = node_conditions(T0)
+    down = node_conditions(T0 + 1, ready, not_ready="container runtime is down")
+    condition = next(c for c in down if c["type"] == "Ready")
+    assert (condition["status"], condition["reason"]) == ("False", "KubeletNotReady")
+    assert condition["message"] == "container runtime is down"
+    before = next(c for c in ready if c["type"] == "Ready")
+    assert condition["lastTransitionTime"] != before["lastTransitionTime"]
+
+
 def test_node_object_carries_well_known_labels_and_extra_labels() -> None:
     node = node_object("n-1", NodeShape(labels=(("tier", "sim"),)), T0)
     labels = node["metadata"]["labels"]

@@ -25,6 +25,7 @@ from tests.objects import (
     job_template,
     lease,
     namespace,
+    pod_disruption_budget,
     pod_template,
     replica_set,
     secret,
@@ -950,3 +951,25 @@ def test_controllerrevision_cells_name_the_controller_with_its_group() -> None:
     assert cells("apps", "ControllerRevision", obj) == ["web-abc", "daemonset.apps/web", 3, "5h"]
     orphan = {"metadata": meta("old"), "revision": 1}
     assert cells("apps", "ControllerRevision", orphan)[1] == "<none>"
+
+
+# --- pod disruption budgets -----------------------------------------------------------------
+
+
+def test_pdb_columns_are_kubectls() -> None:
+    assert column_names("policy", "PodDisruptionBudget", 0) == [
+        "Name",
+        "Min Available",
+        "Max Unavailable",
+        "Allowed Disruptions",
+        "Age",
+    ]
+
+
+def test_pdb_row_shows_the_budget_and_na_for_the_unset_one() -> None:
+    obj = pod_disruption_budget(
+        "web", metadata=CREATED, minAvailable="50%", status={"disruptionsAllowed": 2}
+    )
+    assert cells("policy", "PodDisruptionBudget", obj) == ["web", "50%", "N/A", 2, "5h"]
+    obj = pod_disruption_budget("db", metadata=CREATED, maxUnavailable=1)
+    assert cells("policy", "PodDisruptionBudget", obj) == ["db", "N/A", "1", 0, "5h"]

@@ -28,6 +28,7 @@ from tests.objects import (
     namespace,
     node,
     pod,
+    pod_disruption_budget,
     replica_set,
     secret,
 )
@@ -1085,4 +1086,60 @@ def test_controller_revision_data_is_immutable() -> None:
     new = {**copy.deepcopy(old), "data": {"a": 2}, "revision": 5}
     assert problems("apps", "ControllerRevision", new, old) == [
         'data: Invalid value: {"a":2}: field is immutable'
+    ]
+
+
+# --- PodDisruptionBudgets -------------------------------------------------------------------
+
+
+def pdb_problems(**spec: Any) -> list[str]:
+    return problems("policy", "PodDisruptionBudget", pod_disruption_budget(**spec))
+
+
+def test_pdb_with_min_available_or_max_unavailable_is_valid() -> None:
+    assert pdb_problems(match_labels={"app": "web"}, minAvailable=2) == []
+    assert pdb_problems(match_labels={"app": "web"}, maxUnavailable="25%") == []
+
+
+def test_pdb_may_not_set_both_min_available_and_max_unavailable() -> None:
+    assert pdb_problems(minAvailable=1, maxUnavailable=1) == [
+        "spec: Invalid value: policy.PodDisruptionBudgetSpec{MinAvailable:"
+        "(*intstr.IntOrString)(0xc000000000), Selector:(*v1.LabelSelector)(nil), "
+        "MaxUnavailable:(*intstr.IntOrString)(0xc000000000), UnhealthyPodEvictionPolicy:"
+        "(*policy.UnhealthyPodEvictionPolicyType)(nil)}: minAvailable and maxUnavailable "
+        "cannot be both set"
+    ]
+
+
+def test_pdb_counts_are_non_negative_numbers_or_percentages_up_to_100() -> None:
+    assert pdb_problems(minAvailable=-1) == [
+        "spec.minAvailable: Invalid value: -1: must be greater than or equal to 0"
+    ]
+    assert pdb_problems(maxUnavailable="101%") == [
+        'spec.maxUnavailable: Invalid value: intstr.IntOrString{Type:1, IntVal:0, StrVal:"101%"}: '
+        "must not be greater than 100%"
+    ]
+    (problem,) = pdb_problems(minAvailable="half")
+    assert problem.startswith("spec.minAvailable: Invalid value: ")
+    assert "a valid percent string must be a numeric string followed by an ending '%'" in problem
+
+
+def test_pdb_unhealthy_pod_eviction_policy_values() -> None:
+    assert pdb_problems(minAvailable=1, unhealthyPodEvictionPolicy="AlwaysAllow") == []
+    assert pdb_problems(minAvailable=1, unhealthyPodEvictionPolicy="Sometimes") == [
+        'spec.unhealthyPodEvictionPolicy: Unsupported value: "Sometimes": supported values: '
+        '"AlwaysAllow", "IfHealthyBudget"'
+    ]
+
+
+def test_pdb_selector_must_be_valid() -> None:
+    selector = {"matchExpressions": [{"key": "app", "operator": "Maybe"}]}
+    assert pdb_problems(selector=selector, minAvailable=1) != []
+
+
+def test_pdb_status_counts_are_non_negative() -> None:
+    old = stored("policy", "PodDisruptionBudget", pod_disruption_budget(minAvailable=1))
+    new = {**old, "status": {"disruptionsAllowed": -1}}
+    assert problems("policy", "PodDisruptionBudget", new, old) == [
+        "status.disruptionsAllowed: Invalid value: -1: must be greater than or equal to 0"
     ]

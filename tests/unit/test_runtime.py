@@ -230,6 +230,18 @@ async def test_failing_container_backs_off_after_its_first_restart(node: Node) -
     assert state.reason == "CrashLoopBackOff"
     assert state.next_start_at is not None
     assert state.next_start_at - time.time() > 20  # the second waits backoff_base
+    assert state.backoff == 30.0
+
+
+async def test_backoff_is_reset_by_an_instance_that_ran_long_enough(node: Node) -> None:
+    spec = node.spec(
+        "job", "sleep 0.3; exit 3", restart_policy="OnFailure", backoff_base=30.0,
+        reset_after=0.2,
+    )  # fmt: skip
+    await node.start(spec)
+    # every instance outlives reset_after, so each restart is a first one: immediate
+    state = await node.wait_for("pod-1/job", lambda s: s.restart_count >= 3, timeout=10)
+    assert state.state == "running"
 
 
 async def test_exit_is_recorded_when_policy_is_never(node: Node) -> None:
@@ -461,6 +473,26 @@ async def test_logs_rotate_by_size(node: Node) -> None:
     kept = b"".join(log.parent.joinpath(n).read_bytes() for n in reversed(files))
     numbers = [int(line.rsplit(b" ", 1)[1]) for line in kept.splitlines()]
     assert numbers == list(range(numbers[0], 201))  # the newest lines, in order
+
+
+async def test_a_writer_faster_than_its_log_budget_is_slowed_and_loses_nothing(
+    node: Node,
+) -> None:
+    # seq writes ~4 MiB of CRI log; a 1 MiB/s budget cannot have taken it in one second,
+    # and the FIFO holds 64 KiB: seq must be blocked writing, not racing ahead
+    spec = node.spec("seq", "seq 1 100000", restart_policy="Never", max_log_rate=1 << 20)
+    await node.start(spec)
+    await asyncio.sleep(1.0)
+    assert (await node.get("pod-1/seq")).state == "running"
+    await node.wait_for("pod-1/seq", exited, timeout=60)
+    await until(lambda: logged(instance_log(spec), b" F 100000\n"), timeout=10)
+    pieces = []
+    for entry in instance_log(spec).read_bytes().splitlines():  # partial entries joined
+        match = CRI_LINE.match(entry)
+        assert match is not None
+        pieces += [match.group(3), b"\n" if match.group(2) == b"F" else b""]
+    numbers = [int(line) for line in b"".join(pieces).splitlines()]
+    assert numbers == list(range(1, 100001))
 
 
 async def test_each_restart_logs_to_a_file_named_by_its_restart_count(node: Node) -> None:

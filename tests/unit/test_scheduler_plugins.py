@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from setpoint.scheduler.plugins import (
+    REASON_NODE_PORTS,
     ClusterSnapshot,
     NodeInfo,
     PodInfo,
@@ -243,6 +244,36 @@ def test_pod_count_limit() -> None:
     assert check(pod("p"), s, "n1") == Status(
         "NodeResourcesFit", ("Too many pods",), resolvable=True
     )
+
+
+def with_host_port(p: Obj, port: int, *, ip: str = "", protocol: str = "") -> Obj:
+    entry: Obj = {"containerPort": port, "hostPort": port}
+    entry.update({k: v for k, v in (("hostIP", ip), ("protocol", protocol)) if v})
+    p["spec"]["containers"][0]["ports"] = [entry]
+    return p
+
+
+def test_host_ports_conflict_by_protocol_port_and_address() -> None:
+    taken = with_host_port(pod("web", node_name="n1"), 8080)
+    on_one_ip = with_host_port(pod("dns", node_name="n2"), 53, ip="10.0.0.1", protocol="UDP")
+    s = cluster(node("n1"), node("n2"), pods=(taken, on_one_ip))
+    refused = Status("NodePorts", (REASON_NODE_PORTS,))
+    assert check(with_host_port(pod("again"), 8080), s, "n1") == refused
+    assert check(with_host_port(pod("again"), 8080), s, "n2") is None
+    assert check(with_host_port(pod("udp"), 8080, protocol="UDP"), s, "n1") is None
+    assert check(with_host_port(pod("other"), 8081), s, "n1") is None
+    # a wildcard conflicts with any address, a specific address only with itself or a wildcard
+    assert check(with_host_port(pod("any"), 53, protocol="UDP"), s, "n2") == refused
+    assert check(with_host_port(pod("b"), 53, ip="10.0.0.2", protocol="UDP"), s, "n2") is None
+    assert check(with_host_port(pod("a"), 53, ip="10.0.0.1", protocol="UDP"), s, "n2") == refused
+    assert check(with_host_port(pod("one"), 8080, ip="10.0.0.9"), s, "n1") == refused
+
+
+def test_host_ports_are_freed_with_their_pod() -> None:
+    s = cluster(node("n1"), pods=(with_host_port(pod("web", node_name="n1"), 8080),))
+    s.remove_pod("ns/web")
+    assert check(with_host_port(pod("next"), 8080), s, "n1") is None
+    assert not s.nodes["n1"].used_ports
 
 
 def test_extended_resources_are_checked() -> None:

@@ -355,16 +355,16 @@ def test_pod_limits_sum_containers_only_when_all_have_a_limit() -> None:
 
 
 def test_container_cgroup_is_where_the_supervisor_puts_the_process(tmp_path: Path) -> None:
-    for controller in ("memory", "cpu", "pids"):
+    for controller in ("memory", "cpu", "pids", "freezer"):
         (tmp_path / controller).mkdir()
         (tmp_path / controller / "cgroup.procs").write_text("")
     host = cgroups.Host(1, {}, tmp_path)
     cid = f"{POD['metadata']['uid']}/app"
     mine = host.dirs(cgroups.pod_parent(POD["metadata"]["uid"]), cid)
-    theirs = cgroup_dirs(cgroups.pod_parent(POD["metadata"]["uid"]), cid)
-    assert [str(p).replace(str(tmp_path), "/sys/fs/cgroup") for p in mine.values()] == [
-        str(p) for p in theirs
-    ]
+    theirs = cgroup_dirs(cgroups.pod_parent(POD["metadata"]["uid"]), cid, root=tmp_path)
+    # the process joins every hierarchy holding a limit, and the freezer that stops it
+    assert list(mine.values()) == theirs[:3]
+    assert [p.relative_to(tmp_path).parts[0] for p in theirs] == [*mine, "freezer"]
 
 
 def test_limits_are_written_to_v1_files(tmp_path: Path) -> None:

@@ -91,6 +91,25 @@ async def test_worker_drops_a_key_whose_namespace_is_being_deleted() -> None:
     assert queue.retries("a") == 0
 
 
+async def test_an_unreachable_api_server_is_retried_with_one_line_not_a_traceback(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    queue: WorkQueue[str] = WorkQueue(base_delay=0.001)
+    attempts: list[str] = []
+
+    async def reconcile(key: str) -> None:
+        attempts.append(key)
+        if len(attempts) == 1:
+            raise ConnectionRefusedError(111, "Connection refused")
+        queue.shut_down()
+
+    queue.add("k")
+    await asyncio.wait_for(run_worker(queue, reconcile), 2)
+    assert attempts == ["k", "k"]
+    assert "Connection refused" in caplog.text
+    assert not any(record.exc_info for record in caplog.records)
+
+
 async def test_requeue_without_delay_backs_off_further_each_time() -> None:
     """``Requeue()`` (controller-runtime's ``Requeue: true``) is rate-limited and the worker
     does not forget the key first, so consecutive requests wait 1x, 2x, 4x, ... the base."""

@@ -3,8 +3,9 @@
 :class:`NodeAgent` makes one host a node of the cluster. It registers the Node (capacity
 read from the host: CPUs, memory from ``/proc/meminfo``, disk of its data dir, 110 pods),
 renews the node's Lease in ``kube-node-lease`` every ``heartbeat_seconds`` (the cheap
-heartbeat the node lifecycle controller watches) and re-posts the Node's conditions every
-minute.
+heartbeat the node lifecycle controller watches; by default a quarter of the lease duration)
+and re-posts the Node's conditions every minute, or at once when it sees its Node marked lost
+(Ready ``Unknown``) by the node lifecycle controller while it is in fact alive.
 
 It runs the pods bound to the node. An informer follows exactly those pods (field selector
 ``spec.nodeName=<node>``) and a work queue reconciles each pod, level-triggered: start the
@@ -15,12 +16,22 @@ when, it changed. The processes themselves belong to the per-node supervisor
 the agent; the agent follows the supervisor's change stream and re-reconciles the pod a
 change belongs to.
 
+A lost supervisor (killed, crashed) is a node fault, handled as the kubelet handles a
+container runtime that is down: the moment its change stream breaks and it no longer
+answers, the node reports ``Ready=False`` (reason ``KubeletNotReady``, message "container
+runtime is down") and pod syncs are skipped, while the agent starts a new supervisor at
+once. That one re-adopts the containers still running and records the exits it missed, so
+each container that died in the gap is restarted by its restart policy and reported
+(restart count, last state); then the node is ready again and every pod is reconciled.
+
 A pod with a ``deletionTimestamp`` is stopped: every container runs its preStop hook, gets
 SIGTERM, SIGKILL after the pod's grace period, is removed from the runtime, and the deletion
 is confirmed with ``gracePeriodSeconds=0`` and a uid precondition, as the kubelet ends
 graceful deletion.
-Containers whose pod no longer exists (deleted while the agent was down, or forcibly) are
-stopped and removed, at start and whenever a pod leaves the cache.
+Containers whose pod no longer exists (deleted while the agent was down or cut off, or
+forcibly) are stopped and removed, at start and whenever a pod leaves the cache (a watch
+event, or a relist that no longer lists it), with the 1 s grace period the kubelet gives
+such orphans.
 
 A bad pod never takes the agent down: reconcile errors are retried with backoff and
 configuration errors are reported in the pod's status and as events.
@@ -49,20 +60,27 @@ import logging
 import os
 import platform
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from setpoint.agent import lifecycle
+from setpoint.agent import lifecycle, shutdown
 from setpoint.agent import pods as podspec
 from setpoint.agent.pressure import measure_host, meminfo_bytes, node_pressure
 from setpoint.agent.probes import ProbeManager
-from setpoint.agent.runtime import ContainerState, Runtime, SupervisorError
+from setpoint.agent.runtime import ContainerState, Runtime, RuntimeUnavailableError, SupervisorError
 from setpoint.agent.sandbox import Sandboxes
 from setpoint.agent.server import DEFAULT_KUBELET_PORT, KubeletServer, PodView
 from setpoint.client.api import CONFIGMAPS, NODES, PODS, SECRETS, ApiClient, ApiError, Obj
 from setpoint.client.events import QueuedEventRecorder
 from setpoint.client.informer import EventHandler, Informer, object_key
-from setpoint.client.nodes import node_conditions, renew_lease
+from setpoint.client.nodes import (
+    NODE_LEASE_DURATION_SECONDS,
+    marked_lost,
+    node_conditions,
+    renew_interval,
+    renew_lease,
+)
 from setpoint.client.tasks import cancel_all, run_until_stopped
 from setpoint.client.workqueue import WorkQueue, run_worker
 from setpoint.meta.clock import REAL_CLOCK, Clock
@@ -75,9 +93,14 @@ KUBELET_VERSION = "v1.37.0-setpoint"
 RUNTIME_VERSION = "setpoint-supervisor://1"
 MAX_PODS = 110
 NODE_STATUS_REPORT_SECONDS = 60.0
-DEFAULT_GRACE_SECONDS = 30
 CONFIG_RETRY_SECONDS = 10.0
+SHUTDOWN_KILL_WAIT_SECONDS = 15.0  # after the last group: a kill's SIGKILL, and the status
 ORPHANS_KEY = ""  # the work item "remove containers of pods that are gone"
+# the kubelet kills what a pod it no longer knows left running with a 1 s grace period
+# (HandlePodCleanups: PodTerminationGracePeriodSecondsOverride)
+ORPHAN_GRACE_SECONDS = 1.0
+RUNTIME_DOWN_MESSAGE = "container runtime is down"  # the kubelet's runtimeErrors()
+RUNTIME_RETRY_MIN, RUNTIME_RETRY_MAX = 0.1, 5.0  # between attempts to start a supervisor
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 _ARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm"}
@@ -119,13 +142,17 @@ def node_status(
     previous: Obj | None,
     *,
     kubelet_port: int = DEFAULT_KUBELET_PORT,
+    not_ready: str | None = None,
 ) -> Obj:
     capacity = host_capacity(data_dir)
     return {
         "capacity": capacity,
         "allocatable": dict(capacity),
         "conditions": node_conditions(
-            now, (previous or {}).get("conditions"), node_pressure(measure_host(data_dir))
+            now,
+            (previous or {}).get("conditions"),
+            node_pressure(measure_host(data_dir)),
+            not_ready=not_ready,
         ),
         "addresses": [
             {"type": "InternalIP", "address": host_ip},
@@ -169,28 +196,43 @@ class NodeAgent:
         data_dir: Path,
         runtime: Runtime,
         host_ip: str = "127.0.0.1",
-        heartbeat_seconds: float = 10.0,
-        lease_duration_seconds: int = 40,
+        heartbeat_seconds: float | None = None,
+        lease_duration_seconds: int = NODE_LEASE_DURATION_SECONDS,
         workers: int = 64,
         container_settings: podspec.NodeContainerSettings | None = None,
         kubelet_port: int = 0,
         kubelet_token: str | None = None,
+        shutdown_grace_period: float = 0.0,
+        shutdown_grace_period_critical_pods: float = 0.0,
+        pod_max_pids: int = -1,
         clock: Clock = REAL_CLOCK,
     ) -> None:
+        if not 0 <= shutdown_grace_period_critical_pods <= shutdown_grace_period:
+            raise ValueError(
+                "the shutdown grace period for critical pods must lie between 0 and the "
+                "shutdown grace period"
+            )
         self.client = client
         self.clock = clock
         self.node_name = node_name
         self.data_dir = data_dir
         self.runtime = runtime
         self.host_ip = host_ip
-        self.heartbeat_seconds = heartbeat_seconds
+        self.heartbeat_seconds = heartbeat_seconds or renew_interval(lease_duration_seconds)
         self.lease_duration_seconds = lease_duration_seconds
         self.workers = workers
         self.container_settings = container_settings or podspec.NodeContainerSettings()
+        self.shutdown_grace_period = shutdown_grace_period
+        self.shutdown_grace_period_critical_pods = shutdown_grace_period_critical_pods
         # events are written behind the pod workers' backs, like the kubelet's broadcaster
         self.recorder = QueuedEventRecorder(client, "kubelet", host=node_name, clock=clock)
-        self.sandboxes = Sandboxes(client, self.recorder, data_dir=data_dir)
+        self.sandboxes = Sandboxes(
+            client, self.recorder, data_dir=data_dir, pod_max_pids=pod_max_pids
+        )
         self.pods = Informer(client, PODS, field_selector=f"spec.nodeName={node_name}")
+        # our own Node, to see the node lifecycle controller mark it lost
+        self.node_informer = Informer(client, NODES, field_selector=f"metadata.name={node_name}")
+        self._repost_status = asyncio.Event()
         self.queue: WorkQueue[str] = WorkQueue("agent-pods", qps=100.0, burst=1000)
         self.base_env = {"PATH": os.environ.get("PATH") or DEFAULT_PATH}
         self.probes = ProbeManager(
@@ -207,6 +249,7 @@ class NodeAgent:
         self.ready = asyncio.Event()
         self._node: Obj = {}
         self._lease: Obj | None = None
+        self._runtime_down: str | None = None  # why the node is not ready, while it is not
         self._states: dict[str, ContainerState] = {}  # container id -> latest state
         self._config_errors: dict[str, str] = {}  # container id -> message
         self._reported: dict[str, tuple[str, int]] = {}  # container id -> (state, restarts)
@@ -214,6 +257,8 @@ class NodeAgent:
         self._written: dict[str, Obj] = {}  # pod uid -> status we last wrote
         self._deadlines: dict[str, float] = {}  # pod uid -> active deadline requeued for
         self._terminating: set[str] = set()  # pod uids being (or done) torn down
+        self._shutdown: asyncio.Task[None] | None = None  # the graceful node shutdown
+        self._shut_down: set[str] = set()  # pod uids it terminated
         self._stopping = asyncio.Event()
         self._stopped = asyncio.Event()
         self._running = False
@@ -248,11 +293,15 @@ class NodeAgent:
             self.pods.add_handler(
                 EventHandler(
                     on_add=self._on_pod,
-                    on_update=lambda old, new: self._on_pod(new),
+                    on_update=self._on_pod_updated,
                     on_delete=self._on_pod_deleted,
                 )
             )
             tasks.append(self.pods.start())
+            self.node_informer.add_handler(
+                EventHandler(on_add=self._on_node, on_update=lambda old, new: self._on_node(new))
+            )
+            tasks.append(self.node_informer.start())
             await self.pods.wait_synced(timeout=60)
             await self._remove_orphans()
             tasks += [
@@ -273,10 +322,58 @@ class NodeAgent:
             self._stopped.set()
 
     async def stop(self) -> None:
-        """Stop the agent; the containers keep running under the supervisor."""
-        self._stopping.set()
-        if self._running:
-            await self._stopped.wait()
+        """Stop the agent. Without a shutdown grace period (the default) the containers
+        keep running under the supervisor, so restarting or upgrading the agent restarts
+        nothing; with one, the node is shut down gracefully first (:meth:`_shut_down_node`)."""
+        try:
+            if self.shutdown_grace_period > 0 and self.ready.is_set():
+                if self._shutdown is None and not self._stopping.is_set():
+                    self._shutdown = asyncio.create_task(self._shut_down_node(), name="shutdown")
+                if self._shutdown is not None:
+                    await self._shutdown
+        finally:
+            self._stopping.set()
+            if self._running:
+                await self._stopped.wait()
+
+    async def _shut_down_node(self) -> None:
+        """The kubelet's graceful node shutdown (:mod:`setpoint.agent.shutdown`): report the
+        node not ready, start no more containers, then kill the pods group by group, each
+        reported ``Failed`` for the shutdown once its containers are gone."""
+        log.info("node %s: shutting down its pods", self.node_name)
+        await self._post_node_status()
+        groups = shutdown.shutdown_groups(
+            self.pods.objects(),
+            grace_period=self.shutdown_grace_period,
+            critical_grace_period=self.shutdown_grace_period_critical_pods,
+        )
+        kills: list[asyncio.Task[None]] = []
+        for group in groups:
+            started = [
+                asyncio.create_task(self._kill_for_shutdown(pod, group)) for pod in group.pods
+            ]
+            kills += started
+            await asyncio.wait(started, timeout=group.grace_seconds)
+        # A kill outlasts its group only by its SIGKILL; processes must not outlive the agent.
+        if kills:
+            await asyncio.wait(kills, timeout=SHUTDOWN_KILL_WAIT_SECONDS)
+
+    async def _kill_for_shutdown(self, pod: Obj, group: shutdown.ShutdownGroup) -> None:
+        uid, grace = pod["metadata"]["uid"], shutdown.pod_grace_seconds(pod, group)
+        self._shut_down.add(uid)
+
+        async def kill(cid: str) -> None:
+            state = self._states.get(cid)
+            if state is not None and state.state != "exited":
+                stopped = await self._kill_container(pod, cid, grace)
+                if stopped is not None:
+                    self._states[cid] = stopped
+
+        await self._in_stop_order(uid, pod, kill)
+        try:
+            await self._write_status(self.pods.get(object_key(pod)) or pod)
+        except (ApiError, OSError, TimeoutError) as exc:
+            log.warning("node %s: shut down pod %s: %s", self.node_name, object_key(pod), exc)
 
     # ------------------------------------------------------------- node and lease
 
@@ -334,46 +431,103 @@ class NodeAgent:
             except (ApiError, OSError, TimeoutError) as exc:
                 log.warning("node %s: lease renewal failed: %s", self.node_name, exc)
 
+    def _on_node(self, node: Obj) -> None:
+        if marked_lost(node):
+            self._repost_status.set()
+
     async def _node_status_loop(self) -> None:
-        """Re-post the Node's status every minute, and within a heartbeat of a pressure
-        condition changing."""
+        """Re-post the Node's status every minute, within a heartbeat of a pressure
+        condition changing, and at once when the Node was marked lost."""
         reported, pressure = time.monotonic(), node_pressure(measure_host(self.data_dir))
         while True:
-            await asyncio.sleep(min(self.heartbeat_seconds, NODE_STATUS_REPORT_SECONDS))
-            previous, pressure = pressure, node_pressure(measure_host(self.data_dir))
-            if pressure == previous and time.monotonic() - reported < NODE_STATUS_REPORT_SECONDS:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    self._repost_status.wait(),
+                    min(self.heartbeat_seconds, NODE_STATUS_REPORT_SECONDS),
+                )
+            lost, previous = self._repost_status.is_set(), pressure
+            self._repost_status.clear()
+            pressure = node_pressure(measure_host(self.data_dir))
+            recent = time.monotonic() - reported < NODE_STATUS_REPORT_SECONDS
+            if not lost and pressure == previous and recent:
                 continue
             reported = time.monotonic()
-            status = node_status(
-                self.node_name,
-                self.data_dir,
-                self.host_ip,
-                self.clock.time(),
-                self._node.get("status"),
-                kubelet_port=self.kubelet.port,
+            await self._post_node_status()
+
+    async def _post_node_status(self) -> None:
+        status = node_status(
+            self.node_name,
+            self.data_dir,
+            self.host_ip,
+            self.clock.time(),
+            self._node.get("status"),
+            kubelet_port=self.kubelet.port,
+            not_ready=(
+                shutdown.NODE_SHUTTING_DOWN if self._shutdown is not None else self._runtime_down
+            ),
+        )
+        try:
+            self._node = await self.client.patch(
+                NODES, self.node_name, {"status": status}, subresource="status"
             )
-            try:
-                self._node = await self.client.patch(
-                    NODES, self.node_name, {"status": status}, subresource="status"
-                )
-            except (ApiError, OSError, TimeoutError) as exc:
-                log.warning("node %s: status update failed: %s", self.node_name, exc)
+        except (ApiError, OSError, TimeoutError) as exc:
+            log.warning("node %s: status update failed: %s", self.node_name, exc)
 
     # ------------------------------------------------------------- following the runtime
 
     async def _follow_runtime(self) -> None:
         """Keep ``_states`` current from the supervisor's change stream and requeue the
-        pod of each change; on a broken stream, re-list and subscribe again."""
+        pod of each change; when the stream ends, reach a supervisor again (starting one
+        if it died) and subscribe again."""
         while True:
             try:
                 async for state in self.runtime.events():
                     self._observe(state)
             except (SupervisorError, ConnectionError, OSError, ValueError) as exc:
                 log.warning("node %s: runtime event stream broke: %s", self.node_name, exc)
-            await asyncio.sleep(1.0)
-            with contextlib.suppress(SupervisorError, ConnectionError, OSError):
-                for state in await self.runtime.list():
-                    self._observe(state)
+            await self._reattach_runtime()
+
+    async def _reattach_runtime(self) -> None:
+        """After the change stream ended: if the supervisor still answers (it only cut off
+        a slow reader), re-list. If it is gone, report the node not ready at once and start
+        a new one, retrying with backoff until one answers; then re-list (the new supervisor
+        has re-adopted the live containers and recorded the exits of the others), report the
+        node ready and reconcile every pod."""
+        lost = not await self.runtime.responsive()
+        down: asyncio.Task[None] | None = None
+        if lost:
+            log.warning(
+                "node %s: %s; starting a new supervisor", self.node_name, RUNTIME_DOWN_MESSAGE
+            )
+            self._runtime_down = RUNTIME_DOWN_MESSAGE
+            # in parallel: an API that is slow to answer must not delay the new supervisor
+            down = asyncio.create_task(self._post_node_status(), name="agent-runtime-down")
+        delay = RUNTIME_RETRY_MIN
+        try:
+            while True:
+                try:
+                    await self.runtime.reconnect()
+                    states = await self.runtime.list()
+                    break
+                except (SupervisorError, ConnectionError, OSError, TimeoutError) as exc:
+                    log.warning("node %s: no supervisor: %s", self.node_name, exc)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, RUNTIME_RETRY_MAX)
+            if down is not None:
+                await down  # Ready=False is posted before Ready=True
+        finally:
+            if down is not None and not down.done():  # the agent is stopping
+                down.cancel()
+        listed = {state.id for state in states}
+        for cid in [cid for cid in self._states if cid not in listed]:
+            self._states.pop(cid, None)  # gone with its state dir: the pod starts it anew
+        for state in states:
+            self._observe(state)
+        if lost:
+            self._runtime_down = None
+            await self._post_node_status()
+            for pod in self.pods.objects():
+                self.queue.add(object_key(pod))
 
     def _observe(self, state: ContainerState) -> None:
         uid = podspec.pod_uid_of(state.id)
@@ -391,15 +545,28 @@ class NodeAgent:
         self._keys[pod["metadata"].get("uid", "")] = key
         self.queue.add(key)
 
+    def _on_pod_updated(self, old: Obj, new: Obj) -> None:
+        self._on_pod(new)
+        if old["metadata"].get("uid") != new["metadata"].get("uid"):
+            # deleted and made again under the same name while the watch was away (a relist
+            # showed only the new one): the old pod's containers are orphans now
+            self.queue.add(ORPHANS_KEY)
+
     def _on_pod_deleted(self, pod: Obj) -> None:
         # the pod may already be back under the same key with a new uid: sweep by uid
         self.queue.add(ORPHANS_KEY)
 
     async def reconcile(self, key: str) -> None:
         """Bring one pod's containers and status in line with its spec. A failure is
-        recorded on the pod as an event and the key retried with backoff."""
+        recorded on the pod as an event and the key retried with backoff. While the runtime
+        is down pods are not synced (the kubelet's "Skipping pod synchronization"): every
+        pod is reconciled again once a supervisor answers."""
+        if self._runtime_down is not None:
+            return
         try:
             await self._reconcile(key)
+        except RuntimeUnavailableError:
+            raise  # the node's Ready condition says it; no event per pod
         except Exception as exc:
             pod = self.pods.get(key)
             if pod is not None:
@@ -408,6 +575,8 @@ class NodeAgent:
             raise
 
     async def _reconcile(self, key: str) -> None:
+        if self._shutdown is not None:
+            return  # the node is going down: nothing starts, the shutdown writes statuses
         pod = self.pods.get(key)
         if key == ORPHANS_KEY or pod is None:
             await self._remove_orphans()
@@ -446,10 +615,10 @@ class NodeAgent:
             return
         message = lifecycle.DEADLINE_MESSAGE
         await self.recorder.record(pod, "Normal", lifecycle.DEADLINE_REASON, message)
-        grace = (pod.get("spec") or {}).get("terminationGracePeriodSeconds", DEFAULT_GRACE_SECONDS)
+        grace = podspec.termination_grace_seconds(pod)
 
         async def stop(cid: str) -> None:
-            state = await self._kill_container(pod, cid, float(grace))
+            state = await self._kill_container(pod, cid, grace)
             if state is not None:
                 self._states[cid] = state
 
@@ -467,12 +636,12 @@ class NodeAgent:
         app_states = [self._states.get(podspec.container_id(uid, c["name"])) for c in apps]
         if not all(state is not None and state.state == "exited" for state in app_states):
             return
-        grace = (pod.get("spec") or {}).get("terminationGracePeriodSeconds", DEFAULT_GRACE_SECONDS)
+        grace = podspec.termination_grace_seconds(pod)
         for sidecar in reversed(sidecars):
             cid = podspec.container_id(uid, sidecar["name"])
             state = self._states.get(cid)
             if state is not None and state.state != "exited":
-                stopped = await self._kill_container(pod, cid, float(grace))
+                stopped = await self._kill_container(pod, cid, grace)
                 if stopped is not None:
                     self._states[cid] = stopped
 
@@ -620,9 +789,7 @@ class NodeAgent:
                 message = f"Error: failed to start container {name}: {last.message}"
                 await self.recorder.record(pod, "Warning", "Failed", message)
             elif state.state == "waiting":
-                message = (
-                    f"Back-off restarting failed container {name} in pod {podspec.pod_name(pod)}"
-                )
+                message = podspec.back_off_event_message(pod, name)
                 await self.recorder.record(pod, "Warning", "BackOff", message)
 
     def _pod_states(self, pod: Obj) -> dict[str, ContainerState]:
@@ -655,6 +822,9 @@ class NodeAgent:
             probes=self.probes.status(pod, states),
         )
         status = lifecycle.deadline_exceeded_status(pod, status, now=self.clock.time())
+        status = shutdown.node_shutdown_status(
+            pod, status, now=self.clock.time(), terminated=uid in self._shut_down
+        )
         current = pod.get("status") or {}
         if same_status(status, current) or (written is not None and same_status(status, written)):
             return
@@ -680,9 +850,7 @@ class NodeAgent:
         uid = meta["uid"]
         grace = meta.get("deletionGracePeriodSeconds")
         if grace is None:
-            grace = (pod.get("spec") or {}).get(
-                "terminationGracePeriodSeconds", DEFAULT_GRACE_SECONDS
-            )
+            grace = podspec.termination_grace_seconds(pod)
         self._terminating.add(uid)
         await self._remove_containers(uid, grace_seconds=float(grace), pod=pod)
         try:
@@ -700,7 +868,6 @@ class NodeAgent:
     async def _remove_containers(
         self, uid: str, *, grace_seconds: float, pod: Obj | None = None
     ) -> None:
-        ids = [cid for cid in self._states if podspec.pod_uid_of(cid) == uid]
         self.probes.forget_pod(uid)
 
         async def stop_and_remove(cid: str) -> None:
@@ -716,17 +883,24 @@ class NodeAgent:
             self._reported.pop(cid, None)
             self._config_errors.pop(cid, None)
 
-        # the kubelet's order: everything else at once, then the sidecars, last one first
-        sidecars = [
-            podspec.container_id(uid, c["name"]) for c in podspec.sidecars(pod or {"spec": {}})
-        ]
-        await asyncio.gather(*(stop_and_remove(cid) for cid in ids if cid not in sidecars))
-        for cid in reversed(sidecars):
-            if cid in ids:
-                await stop_and_remove(cid)
+        await self._in_stop_order(uid, pod, stop_and_remove)
         for cid in [c for c in self._config_errors if podspec.pod_uid_of(c) == uid]:
             self._config_errors.pop(cid, None)
         await self.sandboxes.teardown(uid)  # StopPodSandbox, now its containers are gone
+
+    async def _in_stop_order(
+        self, uid: str, pod: Obj | None, action: Callable[[str], Awaitable[None]]
+    ) -> None:
+        """``action`` on each of the pod's containers the runtime has, in the kubelet's
+        order: everything else at once, then the sidecars, last one first."""
+        ids = [cid for cid in self._states if podspec.pod_uid_of(cid) == uid]
+        sidecars = [
+            podspec.container_id(uid, c["name"]) for c in podspec.sidecars(pod or {"spec": {}})
+        ]
+        await asyncio.gather(*(action(cid) for cid in ids if cid not in sidecars))
+        for cid in reversed(sidecars):
+            if cid in ids:
+                await action(cid)
 
     async def _remove_orphans(self) -> None:
         """Stop and remove containers whose pod is not (any more) bound to this node."""
@@ -741,7 +915,7 @@ class NodeAgent:
         self._terminating &= live | orphans
         for uid in orphans:
             self._terminating.add(uid)
-            await self._remove_containers(uid, grace_seconds=DEFAULT_GRACE_SECONDS)
+            await self._remove_containers(uid, grace_seconds=ORPHAN_GRACE_SECONDS)
         for uid in self.sandboxes.on_disk() - live:  # sandboxes of pods gone while we were down
             await self.sandboxes.teardown(uid)
 

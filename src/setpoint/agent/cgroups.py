@@ -13,10 +13,13 @@ values are the kubelet's (``pkg/kubelet/cm/helpers_linux.go``):
   = ``1 + (shares - 2) * 9999 / 262142``.
 
 The pod's cgroup carries the pod's totals (``ResourceConfigForPod``): cpu shares from the
-sum of requests, and a cpu quota or memory limit only when every container has one.
+sum of requests, and a cpu quota or memory limit only when every container has one; and the
+node's per-pod process limit, the kubelet's ``--pod-max-pids`` (``podPidsLimit``), as v1/v2
+``pids.max``, so a fork bomb in one pod stops at that many tasks.
 
 The limits are written into the leaf when the container is created, before the supervisor
-spawns it and moves it in, so a process never runs a moment unconstrained. A container the
+spawns the process, which joins its cgroups before it execs: nothing it runs or forks is
+ever unconstrained. A container the
 kernel OOM-kills in its memory cgroup is reported ``OOMKilled`` by the supervisor, which
 compares the cgroup's ``oom_kill`` counter (v1 ``memory.oom_control``, kernel 4.13+; v2
 ``memory.events``) before and after the instance ran.
@@ -31,18 +34,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from setpoint.agent.supervisor import cgroup_path
+from setpoint.agent.supervisor import CGROUP_ROOT, cgroup_path
 from setpoint.meta.quantity import QuantityError, parse_quantity
 
 Obj = dict[str, Any]
 
-ROOT = Path("/sys/fs/cgroup")
+ROOT = CGROUP_ROOT
 PODS_PARENT = "setpoint/pods"
 CPU_PERIOD_US = 100_000
 MIN_QUOTA_US = 1_000
 MIN_SHARES = 2
 MAX_SHARES = 262_144
 V1_CONTROLLERS = ("memory", "cpu", "pids")
+CONTROLLERS = V1_CONTROLLERS  # the ones limits are written to (v2 names them alike)
 # What a new cgroup starts with (v1 and v2 files): writing these into a cgroup just created
 # changes nothing, and each cgroup file write costs ~0.1 ms of kernel time per pod start.
 KERNEL_DEFAULTS = {
@@ -51,6 +55,7 @@ KERNEL_DEFAULTS = {
     "cpu.cfs_quota_us": "-1",
     "memory.max": "max",
     "cpu.max": f"max {CPU_PERIOD_US}",
+    "pids.max": "max",
 }
 
 
@@ -59,6 +64,7 @@ class Limits:
     memory_bytes: int | None = None
     cpu_quota_us: int | None = None  # per CPU_PERIOD_US
     cpu_shares: int = MIN_SHARES
+    pids_max: int | None = None  # tasks (processes and threads); None: unlimited
 
 
 def pod_parent(uid: str) -> str:
@@ -115,8 +121,9 @@ def container_limits(container: Obj) -> Limits:
     )
 
 
-def pod_limits(pod: Obj) -> Limits:
-    """The pod's totals: app containers summed, init containers (run alone) as a floor."""
+def pod_limits(pod: Obj, *, pids_max: int | None = None) -> Limits:
+    """The pod's totals: app containers summed, init containers (run alone) as a floor;
+    ``pids_max`` is the node's per-pod process limit (None or below 1: none)."""
     spec = pod.get("spec") or {}
     apps, inits = spec.get("containers") or [], spec.get("initContainers") or []
 
@@ -145,6 +152,7 @@ def pod_limits(pod: Obj) -> Limits:
         memory_bytes=memory_limit if all_memory and memory_limit else None,
         cpu_quota_us=quota(cpu_limit) if all_cpu else None,
         cpu_shares=shares(cpu_request),
+        pids_max=pids_max if pids_max is not None and pids_max > 0 else None,
     )
 
 
@@ -175,22 +183,20 @@ class Host:
     def detect(cls, root: Path = ROOT) -> Host:
         if os.geteuid() != 0:
             reason = "the setpoint agent is not running as root"
-            return cls(0, {"memory": reason, "cpu": reason}, root)
+            return cls(0, dict.fromkeys(CONTROLLERS, reason), root)
         if (root / "cgroup.controllers").exists():
             try:
                 available = set((root / "cgroup.controllers").read_text().split())
             except OSError:
                 available = set()
             reason = "the cgroup v2 controller {} is not available"
-            return cls(
-                2, {c: reason.format(c) for c in ("memory", "cpu") if c not in available}, root
-            )
+            return cls(2, {c: reason.format(c) for c in CONTROLLERS if c not in available}, root)
         missing = {
             c: f"no cgroup v1 {c} hierarchy at {root / c}"
-            for c in ("memory", "cpu")
+            for c in CONTROLLERS
             if not (root / c / "cgroup.procs").exists()
         }
-        if len(missing) == 2:
+        if len(missing) == len(CONTROLLERS):
             return cls(0, missing, root)
         return cls(1, missing, root)
 
@@ -242,6 +248,8 @@ class Host:
                 cpu_max = str(limits.cpu_quota_us) if limits.cpu_quota_us else "max"
                 files.append((dirs["cpu"] / "cpu.max", f"{cpu_max} {CPU_PERIOD_US}"))
                 files.append((dirs["cpu"] / "cpu.weight", str(weight(limits.cpu_shares))))
+            if "pids" not in self.missing:
+                files.append((dirs["pids"] / "pids.max", str(limits.pids_max or "max")))
             return files
         if "memory" in dirs:
             memory = str(limits.memory_bytes) if limits.memory_bytes else "-1"
@@ -250,11 +258,13 @@ class Host:
             files.append((dirs["cpu"] / "cpu.shares", str(limits.cpu_shares)))
             files.append((dirs["cpu"] / "cpu.cfs_period_us", str(CPU_PERIOD_US)))
             files.append((dirs["cpu"] / "cpu.cfs_quota_us", str(limits.cpu_quota_us or -1)))
+        if "pids" in dirs:
+            files.append((dirs["pids"] / "pids.max", str(limits.pids_max or "max")))
         return files
 
     def _enable_controllers(self, parent: Path, with_leaf: bool, problems: list[str]) -> None:
         """v2 hands a controller to a child only through each ancestor's subtree_control."""
-        wanted = " ".join(f"+{c}" for c in ("memory", "cpu", "pids") if c not in self.missing)
+        wanted = " ".join(f"+{c}" for c in CONTROLLERS if c not in self.missing)
         d = self.root
         for part in (None, *parent.parts) if with_leaf else (None, *parent.parts[:-1]):
             if part is not None:

@@ -5,8 +5,11 @@ running. To really clear a node — before uninstalling, at the end of a test or
 :func:`kill_node` stops everything an agent data dir accounts for:
 
 1. the per-node supervisor, first and with SIGKILL, so that it restarts nothing;
-2. the process group of every container it recorded (and any the caller names), each only if
-   its pid still has the recorded start time, so a recycled pid is never signalled;
+2. every process in the cgroup of each container it recorded (a container is its cgroup:
+   this reaches what left the process group, e.g. with ``setsid``), and the process group
+   of every container instance it recorded (and any the caller names: all a container
+   without a cgroup has), each only if its pid still has the recorded start time, so a
+   recycled pid is never signalled;
 3. once those processes are gone, every pod sandbox: the tmpfs and mount-namespace mounts
    under ``<data dir>/pods`` and the pods' cgroups (which the kernel keeps until removed).
 """
@@ -22,7 +25,13 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from setpoint.agent.sandbox import remove_all_sandboxes
-from setpoint.agent.supervisor import PID_NAME, proc_start_time
+from setpoint.agent.supervisor import (
+    PID_NAME,
+    cgroup_dirs,
+    cgroup_empty,
+    kill_cgroup,
+    proc_start_time,
+)
 
 Process = tuple[int, int]  # (pid, start time)
 EXIT_WAIT_SECONDS = 5.0
@@ -39,12 +48,26 @@ def recorded_processes(state_dir: Path) -> set[Process]:
     return found
 
 
+def recorded_cgroups(state_dir: Path) -> list[list[Path]]:
+    """The cgroup directories of every container in a supervisor's state dir."""
+    found = []
+    for spec_file in state_dir.glob("containers/*/spec.json"):
+        with contextlib.suppress(OSError, ValueError, TypeError, KeyError):
+            spec = json.loads(spec_file.read_text())
+            if spec.get("cgroup_parent"):
+                found.append(cgroup_dirs(spec["cgroup_parent"], spec["id"]))
+    return found
+
+
 def kill_node(agent_dir: Path, processes: Iterable[Process] = ()) -> list[int]:
     """Kill the supervisor and the containers of the agent data dir ``agent_dir``, then
     remove its pod sandboxes; returns the pids that were signalled."""
     state_dir = agent_dir / "supervisor"
     with contextlib.suppress(OSError, ValueError):
         os.kill(int((state_dir / PID_NAME).read_text()), signal.SIGKILL)
+    cgroups = recorded_cgroups(state_dir)
+    for dirs in cgroups:
+        kill_cgroup(dirs)
     killed = []
     for pid, start_time in {*processes, *recorded_processes(state_dir)}:
         if proc_start_time(pid) == start_time:
@@ -53,7 +76,10 @@ def kill_node(agent_dir: Path, processes: Iterable[Process] = ()) -> list[int]:
                 killed.append(pid)
     # a cgroup cannot be removed while a dying process is still in it
     deadline = time.monotonic() + EXIT_WAIT_SECONDS
-    while any(Path(f"/proc/{pid}").exists() for pid in killed) and time.monotonic() < deadline:
+    while time.monotonic() < deadline and (
+        any(Path(f"/proc/{pid}").exists() for pid in killed)
+        or not all(cgroup_empty(dirs) for dirs in cgroups)
+    ):
         time.sleep(0.01)
     remove_all_sandboxes(agent_dir)
     return killed

@@ -14,8 +14,13 @@ earlier (``$$`` is an escaped ``$``; a reference to an unknown variable stays as
 ``secretKeyRef``, and ``envFrom``; the agent fetches the ConfigMaps and Secrets and passes
 their data in, and a missing one that is not ``optional`` is a configuration error.
 ``restartPolicy`` maps onto the supervisor's policy with the kubelet's crash-loop backoff
-shape (an immediate first restart, then 10 s doubling up to 5 minutes, reset after 10
-minutes of running).
+shape: an immediate first restart, then the front-loaded curve of KEP-4603
+(``ReduceDefaultCrashLoopBackOffDecay``): 1 s doubling up to the node's
+``maxContainerRestartPeriod`` (KEP-5593; 60 s by default, and a cap below 1 s lowers the
+first wait to it, as ``newCrashLoopBackOff`` in ``pkg/kubelet/kubelet.go`` does), reset after
+10 minutes of running (the kubelet's ``HasExpiredFunc``). A container waiting out its
+backoff shows ``CrashLoopBackOff`` with the kubelet's message, ``back-off 2s restarting
+failed container=app pod=web_default(<uid>)``.
 
 Upward, the supervisor's :class:`ContainerState` becomes a Kubernetes ``containerStatus``
 (``waiting``/``running``/``terminated`` with the kubelet's reasons, ``restartCount``, and
@@ -39,13 +44,19 @@ from typing import Any
 from setpoint.agent import volumes
 from setpoint.agent.runtime import ContainerSpec, ContainerState, ExitRecord
 from setpoint.client.api import Obj
+from setpoint.meta.gofmt import duration_string
 from setpoint.meta.timestamps import rfc3339
 from setpoint.node.podstatus import pod_condition, terminated_state
 
-# the kubelet's container restart backoff (MaxContainerBackOff 300 s, initial 10 s)
-BACKOFF_BASE = 10.0
-BACKOFF_MAX = 300.0
+# the kubelet's container restart backoff with ReduceDefaultCrashLoopBackOffDecay (initial
+# 1 s, max 60 s), the max configurable from 1 s to 300 s (crashLoopBackOff.
+# maxContainerRestartPeriod), reset after 10 minutes of running
+BACKOFF_BASE = 1.0
+BACKOFF_MAX = 60.0
+MAX_RESTART_PERIOD_RANGE = (1.0, 300.0)
 BACKOFF_RESET = 600.0
+
+DEFAULT_GRACE_SECONDS = 30  # terminationGracePeriodSeconds when a pod says none
 
 CONTAINER_ID_SCHEME = "setpoint://"
 
@@ -228,13 +239,14 @@ def container_env(
 @dataclass(frozen=True)
 class NodeContainerSettings:
     """What the node's flags set for every container: the crash-loop backoff's first delay
-    and cap (``--crash-loop-backoff-initial``/``-max``) and log rotation
-    (``--container-log-max-size``/``-max-files``, the kubelet's names)."""
+    and cap (``--crash-loop-backoff-initial``, ``--max-container-restart-period``) and log
+    rotation (``--container-log-max-size``/``-max-files``, the kubelet's names)."""
 
     initial_backoff: float = 0.0
     backoff_max: float = BACKOFF_MAX
     max_log_bytes: int = 10 * 1024 * 1024
     max_log_files: int = 5
+    max_log_rate: int = 32 * 1024 * 1024  # bytes of log a second (0: no limit)
 
 
 def container_spec(
@@ -277,6 +289,7 @@ def container_spec(
         reset_after=BACKOFF_RESET,
         max_log_bytes=settings.max_log_bytes,
         max_log_files=settings.max_log_files,
+        max_log_rate=settings.max_log_rate,
     )
 
 
@@ -298,6 +311,13 @@ def runs_args_as_command(container: Obj) -> bool:
 def args_as_command_message(container: Obj) -> str:
     return ARGS_AS_COMMAND_MESSAGE.format(
         image=str(container.get("image") or ""), name=container["name"]
+    )
+
+
+def termination_grace_seconds(pod: Obj) -> float:
+    """The pod's ``terminationGracePeriodSeconds`` (defaulted to 30 by the API server)."""
+    return float(
+        (pod.get("spec") or {}).get("terminationGracePeriodSeconds", DEFAULT_GRACE_SECONDS)
     )
 
 
@@ -425,7 +445,7 @@ def container_status(
     if state.state == "running":
         status["state"] = {"running": {"startedAt": rfc3339(state.started_at or 0)}}
     elif state.state == "waiting":
-        message = f"back-off restarting failed container {name} in pod {pod_name(pod)}"
+        message = crash_loop_message(pod, name, state.backoff or 0.0)
         if last is not None and last.reason == "StartError":
             message += f": {last.message}"
         status["state"] = {"waiting": {"reason": "CrashLoopBackOff", "message": message}}
@@ -460,6 +480,24 @@ def reported_instance(status: Obj | None) -> tuple[str, int] | None:
 def pod_name(pod: Obj) -> str:
     meta = pod["metadata"]
     return f"{meta.get('namespace')}/{meta.get('name')}"
+
+
+def pod_desc(pod: Obj) -> str:
+    """The kubelet's ``format.Pod``: ``<name>_<namespace>(<uid>)``."""
+    meta = pod["metadata"]
+    return f"{meta.get('name')}_{meta.get('namespace')}({meta.get('uid', '')})"
+
+
+def crash_loop_message(pod: Obj, name: str, backoff: float) -> str:
+    """A ``CrashLoopBackOff`` container's message, as ``doBackOff`` in
+    ``pkg/kubelet/kuberuntime`` words it (the wait as a Go duration)."""
+    wait = duration_string(round(backoff * 1e9))
+    return f"back-off {wait} restarting failed container={name} pod={pod_desc(pod)}"
+
+
+def back_off_event_message(pod: Obj, name: str) -> str:
+    """The message of the kubelet's ``BackOff`` event for a container in restart backoff."""
+    return f"Back-off restarting failed container {name} in pod {pod_desc(pod)}"
 
 
 # ------------------------------------------------------------------ pod phase and conditions

@@ -70,7 +70,6 @@ log = logging.getLogger(__name__)
 USER_AGENT = "kube-probe/1.37"
 MAX_OUTPUT = 10 * 1024  # the kubelet keeps at most 10 KiB of a probe's output or body
 MIN_GRACE_SECONDS = 2.0  # kuberuntime's minimumGracePeriodInSeconds
-DEFAULT_GRACE_SECONDS = 30.0
 HOOK_HTTP_TIMEOUT = 10.0
 PROBE_TYPES = ("startup", "liveness", "readiness")
 
@@ -752,11 +751,7 @@ class ProbeManager:
         if message.startswith("Container ") and podspec.restart_policy(pod) != "Never":
             message += ", will be restarted"
         await self._record(pod, "Normal", "Killing", message)
-        grace = probe_grace
-        if grace is None:
-            grace = float(
-                (pod.get("spec") or {}).get("terminationGracePeriodSeconds", DEFAULT_GRACE_SECONDS)
-            )
+        grace = podspec.termination_grace_seconds(pod) if probe_grace is None else probe_grace
         grace = await self.pre_stop(pod, inst.container["name"], _running(inst), grace)
         try:
             await self.runtime.kill_instance(

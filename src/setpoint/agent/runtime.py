@@ -11,6 +11,13 @@ and the last exit of each container) and follows their changes with ``events()``
 Requests travel as JSON lines over one connection and are answered by id, so a slow
 ``stop_container`` (which waits out a grace period) does not hold up other calls; each
 ``events()`` stream uses a connection of its own.
+
+A supervisor can die (``kill -9``, the OOM killer). Its containers keep running, but while
+no supervisor runs nothing restarts them or records their exits, so the agent treats the
+loss as a node fault and calls :meth:`Runtime.reconnect`, which starts a new supervisor (it
+re-adopts the live containers and records the exits it missed) and moves the same
+``Runtime`` object onto it: whoever holds it (the agent, its probe manager) carries on. A
+call made while the connection is down fails with :class:`RuntimeUnavailableError`.
 """
 
 from __future__ import annotations
@@ -42,6 +49,7 @@ __all__ = [
     "ContainerState",
     "ExitRecord",
     "Runtime",
+    "RuntimeUnavailableError",
     "SupervisorError",
     "ensure_supervisor",
 ]
@@ -51,6 +59,10 @@ LINE_LIMIT = 64 * 1024 * 1024  # a list of many containers is one line
 
 class SupervisorError(Exception):
     """The supervisor refused a request (unknown container, duplicate id, bad spec ...)."""
+
+
+class RuntimeUnavailableError(ConnectionError):
+    """No supervisor answers: the connection to it broke (it died) and is not back yet."""
 
 
 async def open_socket(state_dir: Path) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
@@ -75,11 +87,43 @@ class Runtime:
         self, state_dir: Path, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
         self.state_dir = state_dir
+        self._ids = itertools.count(1)
+        self._attach(reader, writer)
+
+    def _attach(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._reader = reader
         self._writer = writer
-        self._ids = itertools.count(1)
         self._pending: dict[int, asyncio.Future[Any]] = {}
         self._receiver = asyncio.create_task(self._receive(), name="runtime-receiver")
+
+    @property
+    def connected(self) -> bool:
+        """False once the supervisor's end of the connection went away."""
+        return not self._receiver.done()
+
+    async def responsive(self, *, timeout: float = 2.0) -> bool:
+        """Whether the supervisor answers on this runtime's connection."""
+        if not self.connected:
+            return False
+        try:
+            await asyncio.wait_for(self.info(), timeout)
+        except (ConnectionError, SupervisorError, TimeoutError):
+            return False
+        return True
+
+    async def reconnect(self, *, timeout: float = 10.0) -> None:
+        """Attach this runtime to the node's supervisor again, starting a new one if none
+        serves (:func:`ensure_supervisor`). A connection that still works is kept, so calls
+        in flight on it (a stop waiting out its grace period) are not cut."""
+        if await self.responsive(timeout=timeout):
+            return
+        fresh = await ensure_supervisor(self.state_dir, timeout=timeout)
+        for receiver in (fresh._receiver, self._receiver):  # one reader per connection
+            receiver.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await receiver
+        self._writer.close()
+        self._attach(fresh._reader, fresh._writer)
 
     @classmethod
     async def connect(cls, state_dir: Path | str) -> Runtime:
@@ -112,9 +156,10 @@ class Runtime:
                     future.set_result(answer.get("result"))
                 else:
                     future.set_exception(SupervisorError(answer.get("error", "failed")))
-            error: Exception = ConnectionError("supervisor closed the connection")
         except (ConnectionError, ValueError) as exc:
-            error = ConnectionError(f"supervisor connection broken: {exc}")
+            error = RuntimeUnavailableError(f"supervisor connection broken: {exc}")
+        else:
+            error = RuntimeUnavailableError("supervisor closed the connection")
         for future in self._pending.values():
             if not future.done():
                 future.set_exception(error)
@@ -122,13 +167,20 @@ class Runtime:
 
     async def _call(self, op: str, **args: Any) -> Any:
         if self._receiver.done():
-            raise ConnectionError("supervisor connection is closed")
+            raise RuntimeUnavailableError("supervisor connection is closed")
         request_id = next(self._ids)
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._pending[request_id] = future
-        self._writer.write(json.dumps({"id": request_id, "op": op, **args}).encode() + b"\n")
-        await self._writer.drain()
-        return await future
+        try:
+            self._writer.write(json.dumps({"id": request_id, "op": op, **args}).encode() + b"\n")
+            await self._writer.drain()
+        except ConnectionError as exc:
+            self._pending.pop(request_id, None)
+            raise RuntimeUnavailableError(f"supervisor connection broken: {exc}") from exc
+        try:
+            return await future
+        finally:  # given up on (a timeout): its answer, or its failure, goes unread
+            self._pending.pop(request_id, None)
 
     async def start_container(self, spec: ContainerSpec) -> ContainerState:
         """Start a new container (its id must not exist yet) and return it running."""

@@ -45,9 +45,12 @@ controller) are named in a ``ResourceLimitsNotEnforced`` Warning: never silently
 
 :meth:`~Sandboxes.teardown` (StopPodSandbox, after the containers are gone) unmounts what
 was mounted under the pod directory (namespace files included), removes it and the pod's
-cgroups. Everything is idempotent and kept on disk, so an agent restart re-runs ``ensure``
-as a no-op (apart from refreshing ConfigMap and Secret contents), and orphan cleanup finds
-the sandboxes of pods that no longer exist by scanning ``<data-dir>/pods/``.
+cgroups, and removes the pod's log directory (``<data-dir>/pods/<namespace>_<name>_<uid>``,
+the CRI sandbox's ``LogDirectory``), as the kubelet removes a deleted pod's logs.
+Everything is idempotent and kept on disk, so an agent restart re-runs ``ensure`` as a
+no-op (apart from refreshing ConfigMap and Secret contents), and orphan cleanup finds the
+sandboxes and log directories of pods that no longer exist by scanning
+``<data-dir>/pods/``.
 """
 
 from __future__ import annotations
@@ -234,6 +237,7 @@ class Sandboxes:
         data_dir: Path,
         cgroup_host: cgroups.Host | None = None,
         resync_seconds: float = RESYNC_SECONDS,
+        pod_max_pids: int = -1,
     ) -> None:
         self.client = client
         self.recorder = recorder
@@ -241,6 +245,7 @@ class Sandboxes:
         self.cgroups = cgroup_host if cgroup_host is not None else cgroups.Host.detect()
         self.is_root = os.geteuid() == 0
         self.resync_seconds = resync_seconds
+        self.pod_max_pids = pod_max_pids  # the kubelet's podPidsLimit; -1: unlimited
         self._ready: set[str] = set()  # pods whose volumes and pod cgroup are set up
         self._refresh_due: dict[str, float] = {}  # pod uid -> next ConfigMap/Secret re-sync
         self._noted: set[tuple[str, str]] = set()  # (uid, reason) warned about once
@@ -251,9 +256,9 @@ class Sandboxes:
         return self.root / uid
 
     def on_disk(self) -> set[str]:
-        """The pod uids that have a sandbox directory."""
+        """The pod uids that have a sandbox directory or a log directory."""
         with contextlib.suppress(FileNotFoundError):
-            return {p.name for p in self.root.iterdir() if _UID.match(p.name)}
+            return {uid for p in self.root.iterdir() if (uid := _pod_uid(p.name))}
         return set()
 
     # ------------------------------------------------------------- RunPodSandbox
@@ -339,18 +344,28 @@ class Sandboxes:
         # cgroup and directory work goes to a thread: under I/O load (the API server's
         # fsyncs share the disk) one mkdir can block for milliseconds, and the event loop
         # runs every other pod meanwhile
-        problems = await asyncio.to_thread(
-            self.cgroups.apply, cgroups.pod_parent(uid), cgroups.pod_limits(pod)
-        )
+        limits = cgroups.pod_limits(pod, pids_max=self.pod_max_pids)
+        problems = await asyncio.to_thread(self.cgroups.apply, cgroups.pod_parent(uid), limits)
         unenforced = []
         for c in containers:
             for limit in cgroups.wanted(c):
                 why = self.cgroups.missing.get(limit.split()[0])
                 if why:
                     unenforced.append(f"{limit} ({why})")
+        if limits.pids_max and "pids" in self.cgroups.missing:
+            why = self.cgroups.missing["pids"]
+            unenforced.append(f"pod pid limit {limits.pids_max} of the node ({why})")
         if unenforced or problems:
             message = "resource limits not enforced: " + "; ".join(unenforced + problems)
             await self._note(pod, "Warning", "ResourceLimitsNotEnforced", message)
+        if not self.cgroups.version:
+            why = self.cgroups.missing.get("memory", "no cgroups")
+            message = (
+                f"containers are not placed in cgroups ({why}): each is stopped by its "
+                "process group, so a process that starts a session of its own (setsid) "
+                "can outlive its container"
+            )
+            await self._note(pod, "Warning", "ContainersNotContained", message)
 
     # ------------------------------------------------------------- containers
 
@@ -465,6 +480,21 @@ class Sandboxes:
         self._noted = {k for k in self._noted if k[0] != uid}
         async with self._ns_lock:
             remove_sandbox(self.pod_dir(uid), self.cgroups)
+        await asyncio.to_thread(remove_log_dirs, self.root, uid)
+
+
+def _pod_uid(name: str) -> str | None:
+    """The pod uid a directory under ``<data_dir>/pods`` belongs to: a sandbox is named by
+    the uid, a log directory ``<namespace>_<name>_<uid>`` (``setpoint.agent.pods``)."""
+    uid = name.rpartition("_")[2]
+    return uid if _UID.match(uid) else None
+
+
+def remove_log_dirs(root: Path, uid: str) -> None:
+    """Remove the pod's log directory, as the kubelet's container GC removes the
+    ``/var/log/pods`` directory of a pod that is gone (``evictPodLogsDirectories``)."""
+    for log_dir in root.glob(f"*_{uid}"):
+        shutil.rmtree(log_dir, ignore_errors=True)
 
 
 def remove_sandbox(pod_dir: Path, host: cgroups.Host) -> None:
@@ -488,3 +518,5 @@ def remove_all_sandboxes(data_dir: Path) -> None:
         for pod_dir in root.iterdir():
             if _UID.match(pod_dir.name):
                 remove_sandbox(pod_dir, host)
+            elif uid := _pod_uid(pod_dir.name):
+                remove_log_dirs(root, uid)

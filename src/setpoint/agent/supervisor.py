@@ -8,10 +8,17 @@ remove containers, to list them and to stream their changes. The supervisor
 - starts each container as a plain host process in a session and process group of its own,
   with its stdout and stderr on two FIFOs which it turns into one CRI-format log file
   (``<RFC3339Nano> stdout|stderr F|P <text>``), rotated by size;
+- confines it, when the agent gives it a cgroup parent, to the container's cgroups (one
+  leaf per hierarchy: v1 memory, cpu, pids and freezer, or the v2 unified one), joined in
+  the child between fork and exec so nothing it forks ever runs outside them, and treats
+  that cgroup as the container: SIGTERM goes to the main process, as a runtime sends it,
+  but SIGKILL (at the end of a grace period, and whenever an instance ends) goes to every
+  process in the cgroup, whatever session it made for itself (:func:`kill_cgroup`);
 - restarts a container that exits, by its restart policy (``Always``, ``OnFailure``,
   ``Never``) and with Kubernetes' backoff shape (first restart after ``initial_backoff``,
   then ``backoff_base`` doubling up to ``backoff_max``, reset after ``reset_after`` seconds
-  of clean running), itself, so crash-to-running takes milliseconds and needs no agent;
+  of clean running; the defaults are the kubelet's front-loaded curve of KEP-4603, 1 s
+  doubling to 60 s), itself, so crash-to-running takes milliseconds and needs no agent;
 - records every exit durably (one fsynced JSON line per exit in
   ``DIR/containers/<id>/exits.jsonl``) and keeps the current instance in ``state.json``, so an
   agent that was down learns every exit it missed, and a supervisor that was killed
@@ -41,7 +48,9 @@ killed by SIGPIPE; its output waits in the FIFO (64 KiB) until the next supervis
 FIFO again by path and drains it. Output still buffered when such a container exits is lost.
 
 The daemon imports nothing but the standard library (asyncio, json, subprocess), because it
-is one process per node whose memory counts against every node's footprint.
+is one process per node whose memory counts against every node's footprint. It is also
+single-threaded, and must stay so: a container's process joins its cgroups in a
+``preexec_fn``, Python code run in a forked child, which is safe only without threads.
 """
 
 from __future__ import annotations
@@ -79,6 +88,9 @@ START_ERROR_EXIT_CODE = 128  # containerd CRI: a process that could not be start
 RESTART_POLICIES = ("Always", "OnFailure", "Never")
 SUBSCRIBER_BACKLOG = 10_000  # a watcher further behind than this is cut off and must re-list
 SIGKILL_WAIT = 10.0  # bound on waiting for a SIGKILLed process group leader to go away
+# One read of a log FIFO: at most ~0.5 ms of work, however short its lines, so a flood
+# delays the restarts queued behind it by no more (a FIFO holds 64 KiB).
+LOG_READ_BYTES = 16384
 
 
 # --------------------------------------------------------------------------- wire types
@@ -97,10 +109,11 @@ class ContainerSpec:
     log_dir: str | None = None
     max_log_bytes: int = 10 * 1024 * 1024  # kubelet containerLogMaxSize
     max_log_files: int = 5  # kubelet containerLogMaxFiles, the current file included
+    max_log_rate: int = 0  # bytes of log a second, on average (see LogRate); 0: no limit
     restart_policy: str = "Always"
     initial_backoff: float = 0.0  # before the first restart; 0: immediately
     backoff_base: float = 1.0  # before the second, doubling for each further one
-    backoff_max: float = 300.0
+    backoff_max: float = 60.0
     reset_after: float = 600.0  # an instance that ran this long resets the backoff
     cgroup_parent: str | None = None  # relative to each hierarchy root; best effort
     uid: int | None = None
@@ -113,6 +126,8 @@ class ContainerSpec:
             raise ValueError(f"restart_policy must be one of {', '.join(RESTART_POLICIES)}")
         if self.max_log_files < 1 or self.max_log_bytes < 1:
             raise ValueError("max_log_files and max_log_bytes must be positive")
+        if self.max_log_rate < 0:
+            raise ValueError("max_log_rate must not be negative")
 
     def backoff(self, failures: int) -> float:
         """Delay before restart number ``failures`` since the backoff was last reset."""
@@ -169,8 +184,9 @@ class ContainerState:
     """A container as the supervisor sees it now.
 
     ``state`` is ``running`` (``pid``/``pid_start_time``/``started_at`` describe the current
-    instance), ``waiting`` (in restart backoff until ``next_start_at``; reason
-    ``CrashLoopBackOff``) or ``exited`` (stopped, or not restarted by its policy).
+    instance), ``waiting`` (in restart backoff until ``next_start_at``, a wait of
+    ``backoff`` seconds; reason ``CrashLoopBackOff``) or ``exited`` (stopped, or not
+    restarted by its policy).
     ``last_exit`` is the newest exit record and ``previous_exit`` the one before it: an
     exited container that ran more than once reports the last instance as its state and
     the one before as its last state, as the kubelet does from the runtime's two newest
@@ -187,6 +203,7 @@ class ContainerState:
     message: str = ""
     next_start_at: float | None = None
     previous_exit: ExitRecord | None = None
+    backoff: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -224,10 +241,19 @@ def is_same_process(pid: int | None, start_time: int | None) -> bool:
 def signal_group(pid: int, start_time: int | None, signum: int) -> bool:
     """Signal the process group led by ``pid``, only if ``pid`` is still the process we
     started (its start time matches): a recycled pid is never signalled."""
+    return _signal(os.killpg, pid, start_time, signum)
+
+
+def signal_process(pid: int, start_time: int | None, signum: int) -> bool:
+    """Signal process ``pid`` alone, only if it is still the process we started."""
+    return _signal(os.kill, pid, start_time, signum)
+
+
+def _signal(send: Callable[[int, int], None], pid: int, start_time: int | None, sig: int) -> bool:
     if not is_same_process(pid, start_time):
         return False
     try:
-        os.killpg(pid, signum)
+        send(pid, sig)
     except ProcessLookupError:
         return False
     return True
@@ -333,23 +359,27 @@ class LogFile:
     def _open(self) -> int:
         return open_private(self.path, os.O_WRONLY | os.O_APPEND)
 
-    def write(self, lines: list[bytes]) -> None:
-        batch: list[bytes] = []
-        pending = 0
-        for line in lines:
-            if self.size + pending + len(line) > self.max_bytes and self.size + pending > 0:
-                self._flush(batch)
-                batch, pending = [], 0
+    def write(self, entries: bytes) -> None:
+        """Append whole CRI entries (lines), rotating first where the next entry would not
+        fit; an entry larger than ``max_bytes`` fills a file of its own."""
+        start, end = 0, len(entries)
+        while start < end and end - start > self.max_bytes - self.size:
+            cut = entries.rfind(b"\n", start, start + max(0, self.max_bytes - self.size)) + 1
+            if cut <= start and self.size == 0:
+                cut = entries.index(b"\n", start) + 1
+            if cut > start:
+                self._write(entries, start, cut)
+                start = cut
+            if start < end:
                 self._rotate()
-            batch.append(line)
-            pending += len(line)
-        self._flush(batch)
+        self._write(entries, start, end)
 
-    def _flush(self, batch: list[bytes]) -> None:
-        if batch:
-            data = b"".join(batch)
-            os.write(self.fd, data)
-            self.size += len(data)
+    def _write(self, entries: bytes, start: int, end: int) -> None:
+        view = memoryview(entries)
+        while start < end:  # a regular file takes it all at once, unless the disk is full
+            written = os.write(self.fd, view[start:end])
+            self.size += written
+            start += written
 
     def _rotate(self) -> None:
         os.close(self.fd)
@@ -368,13 +398,49 @@ class LogFile:
         os.close(self.fd)
 
 
-class StreamPump:
-    """Reads one FIFO (a container's stdout or stderr) and writes CRI lines to a LogFile."""
+class LogRate:
+    """A container's log budget, shared by its stdout and stderr pumps: on average ``rate``
+    bytes of log a second (CRI entries as written, timestamps included), up to a second's
+    worth at once (a token bucket).
 
-    def __init__(self, fifo: Path, stream: bytes, log: LogFile | None) -> None:
+    A pump that has spent it stops reading its FIFO until the budget has refilled. The
+    container's writes then block on the full FIFO, as they would on a slow terminal: no
+    line is dropped, the writer is slowed down. Kubernetes sets no such limit (a container
+    runtime's log copy goes as fast as it can); without one, a single container writing
+    flat out keeps the supervisor busy on a whole core and delays every other container's
+    restart behind its output."""
+
+    def __init__(self, rate: int) -> None:
+        self.rate = rate
+        self.tokens = float(rate)
+        self.stamp: float | None = None
+
+    def spend(self, n: int, now: float) -> float:
+        """Take ``n`` bytes at monotonic time ``now``; the seconds to wait before reading on
+        (0: at once)."""
+        if self.stamp is not None:
+            self.tokens = min(float(self.rate), self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        self.tokens -= n
+        return 0.0 if self.tokens >= 0 else -self.tokens / self.rate
+
+
+class StreamPump:
+    """Reads one FIFO (a container's stdout or stderr) and writes CRI lines to a LogFile.
+
+    Each read (up to ``LOG_READ_BYTES``) becomes CRI entries sharing one timestamp, built
+    with a few bytes operations rather than line by line in Python, and written with one
+    ``write``: a flood of one-character lines costs ~2.5 ms of supervisor time per MiB of
+    log, a quarter of what per-line formatting cost (``bench/logflood.py``)."""
+
+    def __init__(
+        self, fifo: Path, stream: bytes, log: LogFile | None, rate: LogRate | None = None
+    ) -> None:
         self.stream = stream
         self.log = log
+        self.rate = rate
         self.watching = False
+        self.resume: asyncio.TimerHandle | None = None  # set while the log budget refills
         if not fifo.exists():
             os.mkfifo(fifo, 0o600)
         # Our end only reads, so the FIFO reaches EOF once every instance writing it is gone.
@@ -386,38 +452,55 @@ class StreamPump:
         return os.open(self.fifo, os.O_RDWR)
 
     def watch(self, loop: asyncio.AbstractEventLoop) -> None:
-        if not self.watching:
+        if not self.watching and self.resume is None:
             loop.add_reader(self.fd, self.on_readable, loop)
             self.watching = True
 
     def on_readable(self, loop: asyncio.AbstractEventLoop) -> None:
         try:
-            data = os.read(self.fd, 65536)
+            data = os.read(self.fd, LOG_READ_BYTES)
         except BlockingIOError:
             return
         if not data:  # no writer left: stop watching (a FIFO would report EOF forever)
-            loop.remove_reader(self.fd)
-            self.watching = False
+            self._unwatch(loop)
             return
-        # Like conmon: a read that does not end a line is logged at once as a P(artial)
-        # entry, so a prompt without newline is not held back until the next one.
-        *complete, rest = data.split(b"\n")
-        entries = [(line, b"F") for line in complete]
-        if rest:
-            entries.append((rest, b"P"))
-        self._emit(entries)
+        written = self._emit(data)
+        pause = self.rate.spend(written, loop.time()) if self.rate is not None else 0.0
+        if pause > 0 and self.resume is None:
+            self._unwatch(loop)
+            self.resume = loop.call_later(pause, self._resume, loop)
 
-    def _emit(self, entries: list[tuple[bytes, bytes]]) -> None:
-        if self.log is None or not entries:
-            return
-        stamp = cri_timestamp(time.time_ns())
-        prefix = b"%s %s " % (stamp, self.stream)
-        self.log.write([b"%s%s %s\n" % (prefix, tag, text) for text, tag in entries])
+    def _resume(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.resume = None
+        self.watch(loop)
 
-    def close(self, loop: asyncio.AbstractEventLoop) -> None:
+    def _unwatch(self, loop: asyncio.AbstractEventLoop) -> None:
         if self.watching:
             loop.remove_reader(self.fd)
             self.watching = False
+
+    def _emit(self, data: bytes) -> int:
+        """Log ``data`` as CRI entries; returns the bytes written. Like conmon, a read that
+        does not end a line is logged at once as a P(artial) entry, so a prompt without
+        newline is not held back until the next one."""
+        if self.log is None:
+            return 0
+        prefix = b"%s %s " % (cri_timestamp(time.time_ns()), self.stream)
+        complete, newline, rest = data.rpartition(b"\n")
+        entries = b""
+        if newline:
+            head = prefix + b"F "
+            entries = head + complete.replace(b"\n", b"\n" + head) + b"\n"
+        if rest:
+            entries += prefix + b"P " + rest + b"\n"
+        self.log.write(entries)
+        return len(entries)
+
+    def close(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._unwatch(loop)
+        if self.resume is not None:
+            self.resume.cancel()
+            self.resume = None
         os.close(self.fd)
 
 
@@ -431,30 +514,126 @@ def cgroup_path(parent: str, container_id: str | None = None) -> Path:
     return rel if container_id is None else rel / quote(container_id, safe="")
 
 
-def cgroup_dirs(parent: str, container_id: str) -> list[Path]:
-    """The container's cgroup directory in each hierarchy we place it in (v2 or v1)."""
-    root = Path("/sys/fs/cgroup")
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+# the v1 hierarchies a container joins: its limits' (memory, cpu, pids) and the freezer,
+# which stops it whole (see kill_cgroup)
+V1_HIERARCHIES = ("memory", "cpu", "pids", "freezer")
+FREEZE_WAIT = 1.0  # bound on waiting for a cgroup to report itself frozen
+KILL_ROUNDS = 20  # without a freezer: kill what the cgroup lists until it lists nothing new
+
+
+def cgroup_dirs(parent: str, container_id: str, root: Path = CGROUP_ROOT) -> list[Path]:
+    """The container's cgroup directory in each hierarchy it joins: the one unified
+    hierarchy (v2), or each v1 hierarchy of ``V1_HIERARCHIES`` that is mounted."""
     leaf = cgroup_path(parent, container_id)
     if (root / "cgroup.controllers").exists():
         return [root / leaf]
-    return [root / controller / leaf for controller in ("memory", "cpu", "pids")]
+    return [root / h / leaf for h in V1_HIERARCHIES if (root / h / "cgroup.procs").exists()]
 
 
-def join_cgroups(parent: str, container_id: str, pid: int) -> str:
-    """Best effort: move ``pid`` into its cgroups; returns what could not be done."""
-    problems = []
-    for d in cgroup_dirs(parent, container_id):
+def make_cgroups(dirs: list[Path]) -> tuple[list[Path], str]:
+    """Create the container's cgroups (the agent made those holding its limits already);
+    returns those that exist and, in words, what could not be made."""
+    made, problems = [], []
+    for d in dirs:
         try:
             d.mkdir(parents=True, exist_ok=True)
-            (d / "cgroup.procs").write_text(str(pid))
+            made.append(d)
         except OSError as exc:
             problems.append(f"{d}: {exc.strerror}")
-    return "; ".join(problems)
+    return made, "; ".join(problems)
 
 
-def oom_kills(parent: str, container_id: str) -> int:
-    """OOM kills counted in the container's memory cgroup (v1 or v2); 0 if unknown."""
-    for d in cgroup_dirs(parent, container_id):
+def enter_cgroups(procs_files: list[str], uid: int | None, gid: int | None) -> Callable[[], None]:
+    """The ``preexec_fn`` that puts a new container process in its cgroups between fork and
+    exec, so that nothing it runs or forks is ever outside them (moving it in after
+    ``Popen`` returned left a window in which its first children escaped). Running Python
+    in a forked child is safe only because the supervisor is single-threaded. The user and
+    group are switched here too, after joining: a process that is no longer root could not
+    write ``cgroup.procs``."""
+
+    def child() -> None:
+        pid = str(os.getpid()).encode()
+        for procs in procs_files:
+            fd = os.open(procs, os.O_WRONLY)
+            try:
+                os.write(fd, pid)
+            finally:
+                os.close(fd)
+        if gid is not None:
+            os.setgroups([])
+            os.setgid(gid)
+        if uid is not None:
+            os.setuid(uid)
+
+    return child
+
+
+def cgroup_pids(d: Path) -> list[int]:
+    """The processes in cgroup ``d`` (none if it is gone)."""
+    try:
+        return [int(line) for line in (d / "cgroup.procs").read_text().split()]
+    except (OSError, ValueError):
+        return []
+
+
+def _freeze(d: Path, frozen: bool) -> bool:
+    """Freeze (or thaw) cgroup ``d`` with the v2 ``cgroup.freeze`` or the v1 freezer; on
+    freezing, wait (bounded) until every task is frozen, so none can fork any more. False if
+    ``d`` has no freezer."""
+    if (d / "cgroup.freeze").exists():  # v2
+        control, value, done = d / "cgroup.freeze", "1" if frozen else "0", "frozen 1"
+        state = d / "cgroup.events"
+    elif (d / "freezer.state").exists():  # v1
+        control, value, done = d / "freezer.state", "FROZEN" if frozen else "THAWED", "FROZEN"
+        state = control
+    else:
+        return False
+    try:
+        control.write_text(value)
+        deadline = time.monotonic() + FREEZE_WAIT
+        while frozen and done not in state.read_text() and time.monotonic() < deadline:
+            time.sleep(0.001)
+    except OSError:
+        return False
+    return True
+
+
+def kill_cgroup(dirs: list[Path]) -> None:
+    """SIGKILL every process in a container's cgroup, whatever session or process group it
+    made for itself: v2 ``cgroup.kill`` (Linux 5.14+); else freeze the cgroup, kill each task
+    it lists, thaw (so the kills land and nothing forks in between); without a freezer,
+    kill what it lists until it lists nothing alive. Returns at once: the tasks die right
+    after (see :func:`cgroup_empty`)."""
+    for d in dirs:
+        with contextlib.suppress(OSError):
+            if (d / "cgroup.kill").exists():
+                (d / "cgroup.kill").write_text("1")
+                return
+    existing = [d for d in dirs if d.is_dir()]
+    if not existing or not cgroup_pids(existing[0]):
+        return  # nothing left, and an empty cgroup cannot fork: nothing to freeze
+    frozen = next((d for d in existing if _freeze(d, True)), None)
+    try:
+        for _ in range(1 if frozen else KILL_ROUNDS):
+            pids = cgroup_pids(frozen or existing[0])
+            for pid in pids:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signal.SIGKILL)
+            if not pids:
+                break
+    finally:
+        if frozen is not None:
+            _freeze(frozen, False)
+
+
+def cgroup_empty(dirs: list[Path]) -> bool:
+    return not any(cgroup_pids(d) for d in dirs)
+
+
+def oom_kills(dirs: list[Path]) -> int:
+    """OOM kills counted in a container's memory cgroup (v1 or v2); 0 if unknown."""
+    for d in dirs:
         for name in ("memory.events", "memory.oom_control"):
             with contextlib.suppress(OSError, ValueError):
                 for line in (d / name).read_text().splitlines():
@@ -473,6 +652,8 @@ class Container:
     def __init__(self, spec: ContainerSpec, directory: Path) -> None:
         self.spec = spec
         self.dir = directory
+        # a container is its cgroup (none: the agent placed it in none, e.g. not root)
+        self.cgroups = cgroup_dirs(spec.cgroup_parent, spec.id) if spec.cgroup_parent else []
         self.restart_count = 0
         self.failures = 0  # exits since the backoff was last reset
         self.wanted = True  # False once stopped: never restarted again
@@ -485,13 +666,15 @@ class Container:
         self.last_exit: ExitRecord | None = None
         self.previous_exit: ExitRecord | None = None  # the exit before last_exit
         self.next_start_at: float | None = None
+        self.backoff: float | None = None  # the restart delay being waited
         self.restart_timer: asyncio.TimerHandle | None = None
         self.message = ""
         self.exit_waiters: list[asyncio.Future[None]] = []
         self.log: LogFile | None = None  # the current instance's; see open_log()
+        rate = LogRate(spec.max_log_rate) if spec.max_log_rate else None
         self.pumps = [
-            StreamPump(directory / "stdout.fifo", b"stdout", None),
-            StreamPump(directory / "stderr.fifo", b"stderr", None),
+            StreamPump(directory / "stdout.fifo", b"stdout", None, rate),
+            StreamPump(directory / "stderr.fifo", b"stderr", None, rate),
         ]
 
     def open_log(self) -> None:
@@ -535,6 +718,7 @@ class Container:
             message=self.message,
             next_start_at=self.next_start_at if state == "waiting" else None,
             previous_exit=self.previous_exit,
+            backoff=self.backoff if state == "waiting" else None,
         )
 
     def save(self) -> None:
@@ -651,6 +835,12 @@ class Supervisor:
         c.next_start_at = None
         spec = c.spec
         c.open_log()
+        cgroups, problems = make_cgroups(c.cgroups)
+        # read before the process runs: an OOM kill right at its start still counts
+        c.oom_baseline = oom_kills(cgroups)
+        preexec = None
+        if cgroups:
+            preexec = enter_cgroups([str(d / "cgroup.procs") for d in cgroups], spec.uid, spec.gid)
         ends = [pump.child_end() for pump in c.pumps]
         started_at = time.time()
         try:
@@ -662,12 +852,16 @@ class Supervisor:
                 stdout=ends[0],
                 stderr=ends[1],
                 start_new_session=True,
-                user=spec.uid,
-                group=spec.gid,
-                extra_groups=[] if spec.gid is not None else None,
+                preexec_fn=preexec,
+                user=None if preexec else spec.uid,
+                group=None if preexec else spec.gid,
+                extra_groups=[] if spec.gid is not None and not preexec else None,
             )
         except (OSError, subprocess.SubprocessError, ValueError) as exc:
             c.message = str(exc)
+            if preexec is not None and type(exc) is subprocess.SubprocessError:
+                joined = ", ".join(str(d) for d in cgroups)
+                c.message = f"could not enter the container's cgroups ({joined}), or its user"
             record = ExitRecord(
                 exit_code=START_ERROR_EXIT_CODE,
                 signal=None,
@@ -677,7 +871,7 @@ class Supervisor:
                 started_at=started_at,
                 finished_at=time.time(),
                 restart_count=c.restart_count,
-                message=str(exc),
+                message=c.message,
             )
             c.record_exit(record)
             self._after_exit(c, record)
@@ -693,10 +887,7 @@ class Supervisor:
         self.loop.add_reader(c.pidfd, self._on_exit, c)
         for pump in c.pumps:
             pump.watch(self.loop)
-        c.message = ""
-        if spec.cgroup_parent:
-            c.message = join_cgroups(spec.cgroup_parent, spec.id, popen.pid)
-            c.oom_baseline = oom_kills(spec.cgroup_parent, spec.id)
+        c.message = problems
         c.save()
         self._publish(c)
 
@@ -722,14 +913,12 @@ class Supervisor:
             c.popen = None
         signum = -status if status < 0 else None
         code = 128 + signum if signum is not None else status
-        if code == 0:
-            reason = "Completed"
-        elif (
-            signum == signal.SIGKILL
-            and c.spec.cgroup_parent
-            and oom_kills(c.spec.cgroup_parent, c.spec.id) > c.oom_baseline
-        ):
+        if c.cgroups and oom_kills(c.cgroups) > c.oom_baseline:
+            # containerd's rule: the kernel OOM-killed a process of the container (its main
+            # process, or any other: the container is its cgroup) while this instance ran
             reason = "OOMKilled"
+        elif code == 0:
+            reason = "Completed"
         else:
             reason = "Error"
         record = ExitRecord(
@@ -761,6 +950,10 @@ class Supervisor:
 
     def _finish(self, c: Container, record: ExitRecord) -> None:
         c.record_exit(record)  # durable before anything else happens
+        # The instance is over, and a container is its cgroup: what its main process left
+        # behind (a setsid daemon, children of a re-adopted instance whose group we could
+        # not signal) goes with it, before a next instance starts in the same cgroup.
+        kill_cgroup(c.cgroups)
         c.pid = c.pid_start_time = None
         waiters, c.exit_waiters = c.exit_waiters, []
         for waiter in waiters:
@@ -785,6 +978,7 @@ class Supervisor:
             self._schedule_restart(c, delay)
 
     def _schedule_restart(self, c: Container, delay: float) -> None:
+        c.backoff = delay
         c.next_start_at = time.time() + delay
         c.restart_timer = self.loop.call_later(delay, self._restart, c)
         c.save()
@@ -795,7 +989,8 @@ class Supervisor:
         self._spawn(c)
 
     async def stop(self, container_id: str, grace_seconds: float) -> ContainerState:
-        """SIGTERM the container's process group, SIGKILL it after the grace period."""
+        """SIGTERM the container's main process, as a runtime does; after the grace period
+        SIGKILL the whole container (:meth:`_kill_all`)."""
         c = self._get(container_id)
         c.wanted = False
         if c.restart_timer is not None:
@@ -805,10 +1000,10 @@ class Supervisor:
         if c.pid is None:
             self._publish(c)
             return c.state()
-        if grace_seconds > 0 and signal_group(c.pid, c.pid_start_time, signal.SIGTERM):
+        if grace_seconds > 0 and signal_process(c.pid, c.pid_start_time, signal.SIGTERM):
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._exited(c), grace_seconds)
-        if c.pid is not None and signal_group(c.pid, c.pid_start_time, signal.SIGKILL):
+        if c.pid is not None and self._kill_all(c):
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._exited(c), SIGKILL_WAIT)
         if c.pid is not None and not is_same_process(c.pid, c.pid_start_time):
@@ -820,24 +1015,31 @@ class Supervisor:
     async def kill_instance(
         self, container_id: str, grace_seconds: float, *, restart_count: int | None = None
     ) -> ContainerState:
-        """Kill the current instance (SIGTERM to its group, SIGKILL after the grace period)
-        but, unlike :meth:`stop`, keep the container wanted: its restart policy decides what
-        follows, as after a crash (a failed liveness probe). ``restart_count`` names the
-        instance meant; a newer one is left alone."""
+        """Kill the current instance (SIGTERM to its main process, SIGKILL to all of it
+        after the grace period) but, unlike :meth:`stop`, keep the container wanted: its
+        restart policy decides what follows, as after a crash (a failed liveness probe).
+        ``restart_count`` names the instance meant; a newer one is left alone."""
         c = self._get(container_id)
         if c.pid is None or restart_count not in (None, c.restart_count):
             return c.state()
         pid, start_time = c.pid, c.pid_start_time
-        if grace_seconds > 0 and signal_group(pid, start_time, signal.SIGTERM):
+        if grace_seconds > 0 and signal_process(pid, start_time, signal.SIGTERM):
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._exited(c), grace_seconds)
         # an immediate restart may already run a new instance: only the old one is killed
-        if (c.pid, c.pid_start_time) == (pid, start_time) and signal_group(
-            pid, start_time, signal.SIGKILL
-        ):
+        if (c.pid, c.pid_start_time) == (pid, start_time) and self._kill_all(c):
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._exited(c), SIGKILL_WAIT)
         return c.state()
+
+    def _kill_all(self, c: Container) -> bool:
+        """SIGKILL the current instance whole: every process in the container's cgroup,
+        whatever session it started, and the main process's group (all that a container
+        without a cgroup has). True if its main process was still ours to wait for."""
+        assert c.pid is not None
+        ours = is_same_process(c.pid, c.pid_start_time)
+        kill_cgroup(c.cgroups)
+        return signal_group(c.pid, c.pid_start_time, signal.SIGKILL) or ours
 
     def _exited(self, c: Container) -> asyncio.Future[None]:
         waiter: asyncio.Future[None] = self.loop.create_future()
@@ -865,11 +1067,14 @@ class Supervisor:
                 (c.dir / name).unlink()
         with contextlib.suppress(OSError):
             c.dir.rmdir()
-        if c.spec.cgroup_parent:
-            for d in cgroup_dirs(c.spec.cgroup_parent, c.spec.id):
-                with contextlib.suppress(OSError):
-                    d.rmdir()
-        del self.containers[container_id]
+        # the killed processes leave the cgroup as they die; only then can it go
+        deadline = self.loop.time() + SIGKILL_WAIT
+        while not cgroup_empty(c.cgroups) and self.loop.time() < deadline:
+            await asyncio.sleep(0.005)
+        for d in c.cgroups:
+            with contextlib.suppress(OSError):
+                d.rmdir()
+        self.containers.pop(container_id, None)  # (a concurrent remove may have done it)
 
     def _get(self, container_id: str) -> Container:
         try:

@@ -253,3 +253,13 @@ def internal(message: str) -> APIError:
 
 def timeout(message: str) -> APIError:
     return APIError(504, "Timeout", message)
+
+
+def too_many_requests(
+    message: str, *, retry_after: int = 0, causes: Sequence[dict[str, str]] = ()
+) -> APIError:
+    """429 as ``apierrors.NewTooManyRequests``: a ``retryAfterSeconds`` above 0 also goes out
+    as the ``Retry-After`` header, which makes client-go retry by itself."""
+    details: dict[str, Any] = {"causes": list(causes), "retryAfterSeconds": retry_after}
+    headers = {"Retry-After": str(retry_after)} if retry_after > 0 else {}
+    return APIError(429, "TooManyRequests", message, details=details, headers=headers)

@@ -556,7 +556,6 @@ class ResourceHandlers:
     # -------------------------------------------------------------- delete
 
     async def _delete_options(self, request: web.BaseRequest) -> DeleteOptions:
-        query = request.query
         options: dict[str, Any] = {}
         if request.can_read_body:
             raw = await read_raw_body(request)
@@ -565,32 +564,7 @@ class ResourceHandlers:
                 if not isinstance(parsed, dict):
                     raise errors.bad_request("DeleteOptions must be an object")
                 options = parsed
-        grace = options.get("gracePeriodSeconds", int_param(query, "gracePeriodSeconds"))
-        policy = options.get("propagationPolicy") or query.get("propagationPolicy")
-        orphan = options.get("orphanDependents")
-        if orphan is None and query.get("orphanDependents") is not None:
-            orphan = _truthy(query.get("orphanDependents"))
-        if policy is None and orphan is not None:
-            policy = "Orphan" if orphan else "Background"
-        if policy not in (None, "Orphan", "Background", "Foreground"):
-            raise errors.APIError(
-                422,
-                "Invalid",
-                f'DeleteOptions.meta.k8s.io "" is invalid: propagationPolicy: Unsupported value: '
-                f'"{policy}": supported values: "Foreground", "Background", "Orphan", "nil"',
-            )
-        if grace is not None and not isinstance(grace, int):
-            raise errors.bad_request("gracePeriodSeconds must be an integer")
-        pre = options.get("preconditions") or {}
-        dry = options.get("dryRun") or query.getall("dryRun", [])
-        return DeleteOptions(
-            grace_period_seconds=grace,
-            propagation_policy=policy,
-            preconditions_uid=pre.get("uid"),
-            preconditions_resource_version=pre.get("resourceVersion"),
-            dry_run=bool(dry),
-            ignore_store_read_error=options.get(UNSAFE_DELETE_OPTION) is True,
-        )
+        return delete_options(options, request.query)
 
     async def delete(
         self,
@@ -749,6 +723,37 @@ class ResourceHandlers:
             },
             status=201,
         )
+
+
+def delete_options(options: Obj, query: Any) -> DeleteOptions:
+    """A ``DeleteOptions`` body (``{}`` when none came) and the query parameters that may
+    stand in for its fields, checked as the apiserver checks them."""
+    grace = options.get("gracePeriodSeconds", int_param(query, "gracePeriodSeconds"))
+    policy = options.get("propagationPolicy") or query.get("propagationPolicy")
+    orphan = options.get("orphanDependents")
+    if orphan is None and query.get("orphanDependents") is not None:
+        orphan = _truthy(query.get("orphanDependents"))
+    if policy is None and orphan is not None:
+        policy = "Orphan" if orphan else "Background"
+    if policy not in (None, "Orphan", "Background", "Foreground"):
+        raise errors.APIError(
+            422,
+            "Invalid",
+            f'DeleteOptions.meta.k8s.io "" is invalid: propagationPolicy: Unsupported value: '
+            f'"{policy}": supported values: "Foreground", "Background", "Orphan", "nil"',
+        )
+    if grace is not None and not isinstance(grace, int):
+        raise errors.bad_request("gracePeriodSeconds must be an integer")
+    pre = options.get("preconditions") or {}
+    dry = options.get("dryRun") or query.getall("dryRun", [])
+    return DeleteOptions(
+        grace_period_seconds=grace,
+        propagation_policy=policy,
+        preconditions_uid=pre.get("uid"),
+        preconditions_resource_version=pre.get("resourceVersion"),
+        dry_run=bool(dry),
+        ignore_store_read_error=options.get(UNSAFE_DELETE_OPTION) is True,
+    )
 
 
 @functools.cache

@@ -37,6 +37,7 @@ from setpoint.api.discovery.discovery import (
 )
 from setpoint.api.discovery.openapi import build_openapi
 from setpoint.api.errors import APIError
+from setpoint.api.eviction import PodEviction
 from setpoint.api.handlers import ResourceHandlers
 from setpoint.api.health import Check, HealthEndpoints
 from setpoint.api.inflight import (
@@ -130,6 +131,9 @@ class APIServer:
             nodes=self._storage("nodes"),
             node_token=authenticator.node_token,
         )
+        pods = self._storage("pods")
+        assert pods is not None
+        self.eviction = PodEviction(pods=pods, budgets=self._budgets)
         self._tasks: list[asyncio.Task[None]] = []
         self.ready = False
         ping = Check("ping", _ok)
@@ -186,6 +190,10 @@ class APIServer:
         self.storages.pop(rtype)
         cache.close_watchers()
         await cache.stop()
+
+    def _budgets(self) -> ResourceStorage | None:
+        rtype = self.registry.lookup("policy", "v1", "poddisruptionbudgets")
+        return self.storages.get(rtype) if rtype is not None else None
 
     def _storage(self, plural: str) -> ResourceStorage | None:
         rtype = self.registry.lookup("", "v1", plural)
@@ -454,6 +462,8 @@ class APIServer:
             raise errors.resource_not_found(request.path)
         if target.subresource == "log" and target.namespace is not None:
             return await self.pod_logs.serve(request, target.namespace, target.name)
+        if target.subresource == "eviction" and target.namespace is not None:
+            return await self.eviction.serve(request, target.namespace, target.name)
         return await self.handlers.handle(request, target)
 
     async def _informers_synced(self) -> None:

@@ -5,11 +5,15 @@ Like ``k3s agent``, it connects to a server (``--server`` with ``--token-file`` 
 default) and runs the pods bound to it as host processes through the per-node supervisor,
 which it starts under ``--data-dir`` if none runs there yet. Stopping the agent (SIGTERM,
 SIGINT) leaves the supervisor and the workloads running; a restarted agent picks them up.
+With ``--shutdown-grace-period``, SIGTERM means the node is going down: the agent shuts its
+pods down gracefully first, as the kubelet's GracefulNodeShutdown (see
+:mod:`setpoint.agent.shutdown`), then exits.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import os
 import socket
 from pathlib import Path
@@ -17,12 +21,13 @@ from pathlib import Path
 import click
 
 from setpoint.agent.agent import NodeAgent
-from setpoint.agent.pods import NodeContainerSettings
+from setpoint.agent.pods import MAX_RESTART_PERIOD_RANGE, NodeContainerSettings
 from setpoint.agent.runtime import ensure_supervisor
 from setpoint.agent.server import DEFAULT_KUBELET_PORT
 from setpoint.cli.flags import client_config, parse_duration
 from setpoint.cli.process import exit_with_parent, install_uvloop, run_until_signalled, tune_gc
 from setpoint.client.api import ApiClient, ClientConfig
+from setpoint.client.nodes import NODE_LEASE_DURATION_SECONDS
 from setpoint.meta.quantity import QuantityError, parse_quantity
 
 
@@ -38,9 +43,13 @@ async def run_agent(
     *,
     node_name: str,
     data_dir: Path,
-    lease_duration_seconds: int = 40,
+    lease_duration_seconds: int = NODE_LEASE_DURATION_SECONDS,
     container_settings: NodeContainerSettings | None = None,
     kubelet_port: int = DEFAULT_KUBELET_PORT,
+    node_ip: str = "127.0.0.1",
+    shutdown_grace_period: float = 0.0,
+    shutdown_grace_period_critical_pods: float = 0.0,
+    pod_max_pids: int = -1,
 ) -> None:
     """Run the node agent until SIGTERM/SIGINT."""
     runtime = await ensure_supervisor(data_dir / "supervisor")
@@ -53,12 +62,23 @@ async def run_agent(
         lease_duration_seconds=lease_duration_seconds,
         container_settings=container_settings,
         kubelet_port=kubelet_port,
+        host_ip=node_ip,
+        shutdown_grace_period=shutdown_grace_period,
+        shutdown_grace_period_critical_pods=shutdown_grace_period_critical_pods,
+        pod_max_pids=pod_max_pids,
     )
     try:
         await run_until_signalled(agent)
     finally:
         await client.close()
         await runtime.close()
+
+
+def _ip_address(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not an IP address") from None
 
 
 _PATH = click.Path(exists=True, dir_okay=False, path_type=Path)
@@ -68,14 +88,30 @@ def _duration(ctx: click.Context, param: click.Parameter, value: str) -> float:
     return parse_duration(value)
 
 
-def _size(ctx: click.Context, param: click.Parameter, value: str) -> int:
+def _restart_period(ctx: click.Context, param: click.Parameter, value: str) -> float:
+    period = parse_duration(value)
+    low, high = MAX_RESTART_PERIOD_RANGE
+    if not low <= period <= high:
+        raise click.BadParameter(f"{value!r} is not between {low:g}s and {high:g}s")
+    return period
+
+
+def _bytes(value: str, *, least: int) -> int:
     try:
         size = parse_quantity(value).value
     except QuantityError as exc:
         raise click.BadParameter(f"{value!r}: {exc}") from None
-    if size < 1:
-        raise click.BadParameter(f"{value!r} is not a positive size")
+    if size < least:
+        raise click.BadParameter(f"{value!r} is not a {'positive' if least else 'valid'} size")
     return int(size)
+
+
+def _size(ctx: click.Context, param: click.Parameter, value: str) -> int:
+    return _bytes(value, least=1)
+
+
+def _rate(ctx: click.Context, param: click.Parameter, value: str) -> int:
+    return _bytes(value, least=0)
 
 
 @click.command()
@@ -93,9 +129,10 @@ def _size(ctx: click.Context, param: click.Parameter, value: str) -> int:
 @click.option(
     "--node-lease-duration-seconds",
     type=click.IntRange(1),
-    default=40,
+    default=NODE_LEASE_DURATION_SECONDS,
     show_default=True,
-    help="Duration of the node's Lease (renewed every 10 s).",
+    help="Duration of the node's Lease, renewed every quarter of it; keep it at most the "
+    "controller manager's --node-monitor-grace-period.",
 )
 @click.option(
     "--crash-loop-backoff-initial",
@@ -105,11 +142,12 @@ def _size(ctx: click.Context, param: click.Parameter, value: str) -> int:
     help="Delay before the first restart of a crashed container (Go duration).",
 )
 @click.option(
-    "--crash-loop-backoff-max",
-    default="5m",
+    "--max-container-restart-period",
+    default="60s",
     show_default=True,
-    callback=_duration,
-    help="Cap of a crash-looping container's restart backoff (Go duration).",
+    callback=_restart_period,
+    help="Cap of a crash-looping container's restart backoff, 1s to 300s (the kubelet's "
+    "crashLoopBackOff.maxContainerRestartPeriod).",
 )
 @click.option(
     "--container-log-max-size",
@@ -126,11 +164,50 @@ def _size(ctx: click.Context, param: click.Parameter, value: str) -> int:
     help="Log files kept per container, the current one included.",
 )
 @click.option(
+    "--container-log-max-rate",
+    default="32Mi",
+    show_default=True,
+    callback=_rate,
+    help="Bytes of log a container may write a second (a second's worth at once); a faster "
+    "writer is slowed down, nothing is dropped (0: no limit).",
+)
+@click.option(
     "--kubelet-port",
     type=click.IntRange(0, 65535),
     default=DEFAULT_KUBELET_PORT,
     show_default=True,
     help="Port of the agent's HTTPS endpoint for `kubectl logs` (0: any free port).",
+)
+@click.option(
+    "--node-ip",
+    default="127.0.0.1",
+    show_default=True,
+    callback=_ip_address,
+    help="This node's address: reported as its InternalIP, where the API server reaches the "
+    "agent's endpoint (set it when the agent runs on another machine).",
+)
+@click.option(
+    "--shutdown-grace-period",
+    default="0s",
+    show_default=True,
+    callback=_duration,
+    help="On SIGTERM, shut the node down gracefully within this long: report it not ready "
+    "and terminate its pods (Go duration; 0s: SIGTERM stops only the agent, the pods keep "
+    "running).",
+)
+@click.option(
+    "--shutdown-grace-period-critical-pods",
+    default="0s",
+    show_default=True,
+    callback=_duration,
+    help="The part of --shutdown-grace-period kept for critical pods, terminated last.",
+)
+@click.option(
+    "--pod-max-pids",
+    type=click.IntRange(-1),
+    default=-1,
+    show_default=True,
+    help="Maximum number of processes (tasks) in one pod (-1: unlimited).",
 )
 def agent(
     server: str | None,
@@ -141,12 +218,22 @@ def agent(
     data_dir: Path | None,
     node_lease_duration_seconds: int,
     crash_loop_backoff_initial: float,
-    crash_loop_backoff_max: float,
+    max_container_restart_period: float,
     container_log_max_size: int,
     container_log_max_files: int,
+    container_log_max_rate: int,
     kubelet_port: int,
+    node_ip: str,
+    shutdown_grace_period: float,
+    shutdown_grace_period_critical_pods: float,
+    pod_max_pids: int,
 ) -> None:
     """Run the node agent: register this host as a node and run the pods bound to it."""
+    if shutdown_grace_period_critical_pods > shutdown_grace_period:
+        raise click.BadParameter(
+            "must not exceed --shutdown-grace-period",
+            param_hint="--shutdown-grace-period-critical-pods",
+        )
     config = client_config(
         kubeconfig=kubeconfig,
         server=server,
@@ -158,9 +245,10 @@ def agent(
     exit_with_parent()  # when run by `setpoint server`, go when it goes
     settings = NodeContainerSettings(
         initial_backoff=crash_loop_backoff_initial,
-        backoff_max=crash_loop_backoff_max,
+        backoff_max=max_container_restart_period,
         max_log_bytes=container_log_max_size,
         max_log_files=container_log_max_files,
+        max_log_rate=container_log_max_rate,
     )
     install_uvloop()  # the server's event loop too: a quarter less CPU for its API traffic
     tune_gc()
@@ -172,5 +260,9 @@ def agent(
             lease_duration_seconds=node_lease_duration_seconds,
             container_settings=settings,
             kubelet_port=kubelet_port,
+            node_ip=node_ip,
+            shutdown_grace_period=shutdown_grace_period,
+            shutdown_grace_period_critical_pods=shutdown_grace_period_critical_pods,
+            pod_max_pids=pod_max_pids,
         )
     )

@@ -19,14 +19,20 @@ import contextlib
 import logging
 import socket
 import uuid
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
+import click
+
+from setpoint.cli.flags import parse_duration
 from setpoint.cli.process import Runnable
 from setpoint.client.api import ApiClient, ClientConfig
 from setpoint.client.events import EventRecorder, QueuedEventRecorder
 from setpoint.client.factory import SharedInformers
 from setpoint.client.leaderelection import LeaderElectionConfig, LeaderElector
+from setpoint.controllers.nodelifecycle import NodeLifecycleSettings
+from setpoint.controllers.podgc.controller import DEFAULT_TERMINATED_POD_THRESHOLD
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +51,116 @@ class ManagerConfig:
     run_scheduler: bool = True
     job_backoff_initial: float = 1.0
     job_backoff_max: float = 60.0
+    node_lifecycle: NodeLifecycleSettings = field(default_factory=NodeLifecycleSettings)
+    terminated_pod_gc_threshold: int = DEFAULT_TERMINATED_POD_THRESHOLD
+
+
+# ------------------------------------------------------------------ node lifecycle flags
+# `setpoint controller-manager` takes them, and `setpoint server` passes them on to the
+# controller manager it runs; spelt as kube-controller-manager spells them.
+
+F = TypeVar("F", bound=Callable[..., Any])
+_DEFAULTS = NodeLifecycleSettings()
+
+
+def _duration(ctx: click.Context, param: click.Parameter, value: str) -> float:
+    return parse_duration(value)
+
+
+_NODE_LIFECYCLE_OPTIONS = (
+    click.option(
+        "--node-monitor-period",
+        default="1s",
+        show_default=True,
+        callback=_duration,
+        help="How often node heartbeats are checked (Kubernetes: 5s).",
+    ),
+    click.option(
+        "--node-monitor-grace-period",
+        default="15s",
+        show_default=True,
+        callback=_duration,
+        help="How long a node may go without a heartbeat before it is marked lost "
+        "(Ready Unknown) and tainted unreachable (Kubernetes: 50s).",
+    ),
+    click.option(
+        "--node-startup-grace-period",
+        default="30s",
+        show_default=True,
+        callback=_duration,
+        help="The same for a node that never reported Ready (Kubernetes: 1m).",
+    ),
+    click.option(
+        "--node-eviction-rate",
+        type=click.FloatRange(0),
+        default=_DEFAULTS.eviction_rate,
+        show_default=True,
+        help="Nodes per second tainted NoExecute in a healthy zone (Kubernetes: 0.1).",
+    ),
+    click.option(
+        "--secondary-node-eviction-rate",
+        type=click.FloatRange(0),
+        default=_DEFAULTS.secondary_eviction_rate,
+        show_default=True,
+        help="Nodes per second in a large zone in partial disruption (Kubernetes: 0.01).",
+    ),
+    click.option(
+        "--unhealthy-zone-threshold",
+        type=click.FloatRange(0, 1),
+        default=_DEFAULTS.unhealthy_zone_threshold,
+        show_default=True,
+        help="Fraction of not-Ready nodes (at least 3) that puts a zone in partial disruption.",
+    ),
+    click.option(
+        "--large-cluster-size-threshold",
+        type=click.IntRange(0),
+        default=_DEFAULTS.large_cluster_size_threshold,
+        show_default=True,
+        help="Zones up to this size stop evictions altogether in partial disruption.",
+    ),
+    click.option(
+        "--terminated-pod-gc-threshold",
+        type=click.IntRange(0),
+        default=DEFAULT_TERMINATED_POD_THRESHOLD,
+        show_default=True,
+        help="Finished pods kept before PodGC deletes the oldest (0: never).",
+    ),
+)
+
+
+def node_lifecycle_options(command: F) -> F:
+    """Add the node lifecycle and PodGC flags to a click command."""
+    for option in reversed(_NODE_LIFECYCLE_OPTIONS):
+        command = option(command)
+    return command
+
+
+def node_lifecycle_config(flags: dict[str, Any]) -> tuple[NodeLifecycleSettings, int]:
+    """The settings those flags (as click passed them) give, and the PodGC threshold."""
+    settings = NodeLifecycleSettings(
+        monitor_period=flags["node_monitor_period"],
+        grace_period=flags["node_monitor_grace_period"],
+        startup_grace_period=flags["node_startup_grace_period"],
+        eviction_rate=flags["node_eviction_rate"],
+        secondary_eviction_rate=flags["secondary_node_eviction_rate"],
+        unhealthy_zone_threshold=flags["unhealthy_zone_threshold"],
+        large_cluster_size_threshold=flags["large_cluster_size_threshold"],
+    )
+    return settings, int(flags["terminated_pod_gc_threshold"])
+
+
+def node_lifecycle_args(settings: NodeLifecycleSettings, terminated_threshold: int) -> list[str]:
+    """The same settings as `setpoint controller-manager` flags."""
+    return [
+        f"--node-monitor-period={settings.monitor_period}s",
+        f"--node-monitor-grace-period={settings.grace_period}s",
+        f"--node-startup-grace-period={settings.startup_grace_period}s",
+        f"--node-eviction-rate={settings.eviction_rate}",
+        f"--secondary-node-eviction-rate={settings.secondary_eviction_rate}",
+        f"--unhealthy-zone-threshold={settings.unhealthy_zone_threshold}",
+        f"--large-cluster-size-threshold={settings.large_cluster_size_threshold}",
+        f"--terminated-pod-gc-threshold={terminated_threshold}",
+    ]
 
 
 def build_components(
@@ -61,10 +177,14 @@ def build_components(
         from setpoint.controllers.cronjob import CronJobController
         from setpoint.controllers.daemonset import DaemonSetController
         from setpoint.controllers.deployment import DeploymentController
+        from setpoint.controllers.disruption import DisruptionController
         from setpoint.controllers.garbagecollector import GarbageCollector
         from setpoint.controllers.job import JobController
         from setpoint.controllers.namespace import NamespaceController
+        from setpoint.controllers.nodelifecycle import NodeLifecycleController
+        from setpoint.controllers.podgc import PodGCController
         from setpoint.controllers.replicaset import ReplicaSetController
+        from setpoint.controllers.tainteviction import TaintEvictionController
 
         components += [
             ReplicaSetController(informers, recorder.for_component("replicaset-controller")),
@@ -77,9 +197,22 @@ def build_components(
                 backoff_max=config.job_backoff_max,
             ),
             CronJobController(informers, recorder.for_component("cronjob-controller")),
+            DisruptionController(informers, recorder.for_component("controllermanager")),
             # both find the resources they cover through discovery, as kube-controller-manager
             GarbageCollector(informers, recorder.for_component("garbage-collector-controller")),
             NamespaceController(informers, recorder.for_component("namespace-controller")),
+            # events "From node-controller" and "taint-eviction-controller", as upstream's
+            NodeLifecycleController(
+                informers,
+                recorder.for_component("node-controller"),
+                settings=config.node_lifecycle,
+            ),
+            TaintEvictionController(informers, recorder.for_component("taint-eviction-controller")),
+            PodGCController(
+                informers,
+                recorder.for_component("pod-garbage-collector"),
+                terminated_pod_threshold=config.terminated_pod_gc_threshold,
+            ),
         ]
     if config.run_scheduler:
         from setpoint.scheduler.scheduler import Scheduler

@@ -13,17 +13,20 @@ import contextlib
 import logging
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
 from setpoint.api.inflight import InflightLimits
 from setpoint.api.serving import ServingLimits
 from setpoint.cli.agent import agent
+from setpoint.cli.controllermanager import node_lifecycle_config, node_lifecycle_options
 from setpoint.cli.datastore import datastore
 from setpoint.cli.flags import default_data_dir, parse_duration
 from setpoint.cli.process import EXIT_CANNOT_START, exit_with_parent, install_uvloop, tune_gc
 from setpoint.cli.server import CannotStart, ServerConfig, run_server
 from setpoint.cli.sim import sim
+from setpoint.resources.core import DEFAULT_TOLERATION_SECONDS, DefaultTolerationSeconds
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -73,7 +76,8 @@ def cli(verbose: int) -> None:
     "--kubelet-arg",
     multiple=True,
     metavar="FLAG=VALUE",
-    help="A flag for the local node agent, e.g. crash-loop-backoff-max=1m (see setpoint agent -h).",
+    help="A flag for the local node agent, e.g. max-container-restart-period=30s "
+    "(see setpoint agent -h).",
 )
 @click.option(
     "--max-connections",
@@ -134,6 +138,22 @@ def cli(verbose: int) -> None:
     "(a corrupt one is moved aside); revisions continue above every one handed out before. "
     "A healthy database is kept.",
 )
+@click.option(
+    "--default-not-ready-toleration-seconds",
+    type=click.IntRange(0),
+    default=DEFAULT_TOLERATION_SECONDS.not_ready,
+    show_default=True,
+    help="tolerationSeconds of the node.kubernetes.io/not-ready:NoExecute toleration every "
+    "pod without one gets (Kubernetes: 300).",
+)
+@click.option(
+    "--default-unreachable-toleration-seconds",
+    type=click.IntRange(0),
+    default=DEFAULT_TOLERATION_SECONDS.unreachable,
+    show_default=True,
+    help="The same for node.kubernetes.io/unreachable:NoExecute (Kubernetes: 300).",
+)
+@node_lifecycle_options
 def server(
     data_dir: Path | None,
     bind_address: str,
@@ -154,12 +174,16 @@ def server(
     request_timeout: str,
     datastore_endpoint: str | None,
     cluster_reset: bool,
+    default_not_ready_toleration_seconds: int,
+    default_unreachable_toleration_seconds: int,
+    **node_lifecycle: Any,
 ) -> None:
     """Run the control plane (API server on the embedded store) on this machine.
 
     Exits with status 3 and one line on stderr if it cannot start."""
     if bad := [a for a in kubelet_arg if "=" not in a]:
         raise click.BadParameter(f"{bad[0]!r} is not FLAG=VALUE", param_hint="--kubelet-arg")
+    lifecycle, terminated_threshold = node_lifecycle_config(node_lifecycle)
     config = ServerConfig(
         data_dir=(data_dir or default_data_dir()).resolve(),
         bind_address=bind_address,
@@ -184,6 +208,12 @@ def server(
         ),
         cluster_reset=cluster_reset,
         datastore_endpoint=datastore_endpoint,
+        tolerations=DefaultTolerationSeconds(
+            not_ready=default_not_ready_toleration_seconds,
+            unreachable=default_unreachable_toleration_seconds,
+        ),
+        node_lifecycle=lifecycle,
+        terminated_pod_gc_threshold=terminated_threshold,
     )
     install_uvloop()
     try:
@@ -229,12 +259,15 @@ cli.add_command(datastore)
 )
 @click.option("--disable-controllers", is_flag=True, help="Run only the scheduler.")
 @click.option("--disable-scheduler", is_flag=True, help="Run only the controllers.")
+@node_lifecycle_options
 def controller_manager(
-    kubeconfig: Path, disable_controllers: bool, disable_scheduler: bool
+    kubeconfig: Path, disable_controllers: bool, disable_scheduler: bool, **node_lifecycle: Any
 ) -> None:
     """Run the controllers and the scheduler (leader-elected) against an API server."""
+    from setpoint.cli.controllermanager import ManagerConfig
     from setpoint.cli.server import run_controller_manager
 
+    lifecycle, terminated_threshold = node_lifecycle_config(node_lifecycle)
     exit_with_parent()
     install_uvloop()
     tune_gc()
@@ -242,8 +275,12 @@ def controller_manager(
         asyncio.run(
             run_controller_manager(
                 kubeconfig,
-                run_controllers=not disable_controllers,
-                run_scheduler=not disable_scheduler,
+                ManagerConfig(
+                    run_controllers=not disable_controllers,
+                    run_scheduler=not disable_scheduler,
+                    node_lifecycle=lifecycle,
+                    terminated_pod_gc_threshold=terminated_threshold,
+                ),
             )
         )
 

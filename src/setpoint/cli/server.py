@@ -33,7 +33,11 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from setpoint.api.inflight import CONTROLLER_MANAGER_USER, InflightLimits
 from setpoint.api.server import APIServer, TokenAuthenticator
 from setpoint.api.serving import ServingLimits, TLSSite, raise_descriptor_limit
+from setpoint.cli.controllermanager import ManagerConfig, node_lifecycle_args
+from setpoint.cli.flags import parse_duration
 from setpoint.cli.process import PARENT_PID_ENV, tune_gc
+from setpoint.controllers.nodelifecycle import NodeLifecycleSettings
+from setpoint.controllers.podgc.controller import DEFAULT_TERMINATED_POD_THRESHOLD
 from setpoint.meta.privatefiles import private_dir, tighten
 from setpoint.pki import (
     ADMIN_TOKEN_FILE,
@@ -44,10 +48,13 @@ from setpoint.pki import (
     write_kubeconfig,
 )
 from setpoint.resources.catalog import default_registry
+from setpoint.resources.core import DEFAULT_TOLERATION_SECONDS, DefaultTolerationSeconds
 from setpoint.store.endpoint import EndpointError, default_endpoint, open_store
 from setpoint.store.interface import BackendError
 
 log = logging.getLogger(__name__)
+
+CHILD_STOP_SECONDS = 10.0  # a SIGTERMed child is SIGKILLed after this long
 
 
 @dataclass(frozen=True)
@@ -66,6 +73,9 @@ class ServerConfig:
     inflight: InflightLimits = field(default_factory=InflightLimits)
     cluster_reset: bool = False  # start over if the database is missing, empty or corrupt
     datastore_endpoint: str | None = None  # default: the SQLite file in the data dir
+    tolerations: DefaultTolerationSeconds = DEFAULT_TOLERATION_SECONDS
+    node_lifecycle: NodeLifecycleSettings = field(default_factory=NodeLifecycleSettings)
+    terminated_pod_gc_threshold: int = DEFAULT_TERMINATED_POD_THRESHOLD
 
     @property
     def kubeconfig_path(self) -> Path:
@@ -142,7 +152,12 @@ async def run_server(config: ServerConfig) -> None:
         if not config.disable_agent:
             children.append(
                 asyncio.create_task(
-                    supervise_child("node agent", agent_args(config, url)), name="agent"
+                    supervise_child(
+                        "node agent",
+                        agent_args(config, url),
+                        stop_seconds=agent_stop_seconds(config.kubelet_args),
+                    ),
+                    name="agent",
                 )
             )
         # start-up made many long-lived objects (schemas, OpenAPI, caches)
@@ -176,7 +191,7 @@ async def _start(config: ServerConfig, running: contextlib.AsyncExitStack) -> st
     credentials = ensure_server_credentials(
         config.data_dir, hosts=[config.bind_address, *config.tls_sans]
     )
-    registry = default_registry()
+    registry = default_registry(tolerations=config.tolerations)
     api = APIServer(
         store,
         registry,
@@ -236,6 +251,7 @@ async def _start(config: ServerConfig, running: contextlib.AsyncExitStack) -> st
 
 def controller_manager_args(config: ServerConfig) -> list[str]:
     args = ["controller-manager", "--kubeconfig", str(config.controller_kubeconfig_path)]
+    args += node_lifecycle_args(config.node_lifecycle, config.terminated_pod_gc_threshold)
     if not config.run_controllers:
         args.append("--disable-controllers")
     if not config.run_scheduler:
@@ -264,7 +280,7 @@ def agent_args(config: ServerConfig, url: str) -> list[str]:
 
 
 def kubelet_arg_flags(kubelet_args: tuple[str, ...]) -> list[str]:
-    """k3s's ``--kubelet-arg crash-loop-backoff-max=1m`` as the agent's own flags."""
+    """k3s's ``--kubelet-arg max-container-restart-period=30s`` as the agent's own flags."""
     flags: list[str] = []
     for arg in kubelet_args:
         name, _, value = arg.lstrip("-").partition("=")
@@ -272,9 +288,23 @@ def kubelet_arg_flags(kubelet_args: tuple[str, ...]) -> list[str]:
     return flags
 
 
-async def supervise_child(name: str, args: list[str]) -> None:
+def agent_stop_seconds(kubelet_args: tuple[str, ...]) -> float:
+    """How long the local agent may take to stop once SIGTERMed: a graceful node shutdown
+    (``--kubelet-arg shutdown-grace-period=D``) takes up to D, and the API server must
+    outlive it, since the agent reports its pods' and node's status through it."""
+    grace = 0.0
+    for arg in kubelet_args:
+        name, _, value = arg.lstrip("-").partition("=")
+        if name == "shutdown-grace-period":
+            grace = parse_duration(value)
+    return CHILD_STOP_SECONDS + grace
+
+
+async def supervise_child(
+    name: str, args: list[str], *, stop_seconds: float = CHILD_STOP_SECONDS
+) -> None:
     """Run ``setpoint <args>`` as a child process; restart it with backoff if it exits;
-    stop it with SIGTERM (then SIGKILL) when cancelled."""
+    stop it with SIGTERM (then SIGKILL after ``stop_seconds``) when cancelled."""
     argv = [sys.executable, "-m", "setpoint.cli.main"]
     if log.isEnabledFor(logging.INFO):
         argv.append("-v")
@@ -292,7 +322,7 @@ async def supervise_child(name: str, args: list[str]) -> None:
             if child.returncode is None:
                 child.terminate()
                 try:
-                    await asyncio.wait_for(child.wait(), 10)
+                    await asyncio.wait_for(child.wait(), stop_seconds)
                 except TimeoutError:
                     child.kill()
                     await child.wait()
@@ -302,17 +332,15 @@ async def supervise_child(name: str, args: list[str]) -> None:
         backoff = min(backoff * 2, 10.0)
 
 
-async def run_controller_manager(
-    kubeconfig: Path, *, run_controllers: bool, run_scheduler: bool
-) -> None:
+async def run_controller_manager(kubeconfig: Path, config: ManagerConfig) -> None:
     """``setpoint controller-manager``: reconcile until SIGTERM/SIGINT, then give up the
     leader lease so a successor takes over at once."""
-    from setpoint.cli.controllermanager import ControllerManager, ManagerConfig
+    from setpoint.cli.controllermanager import ControllerManager
     from setpoint.client.api import ClientConfig
 
     manager = ControllerManager(
         ClientConfig.from_kubeconfig(kubeconfig, user_agent="setpoint-controller-manager"),
-        ManagerConfig(run_controllers=run_controllers, run_scheduler=run_scheduler),
+        config,
     )
     task = asyncio.create_task(manager.run(), name="controller-manager")
     loop = asyncio.get_running_loop()

@@ -17,6 +17,7 @@ import click
 from setpoint.cli.flags import client_config, parse_labels
 from setpoint.cli.process import install_uvloop, run_until_signalled, tune_gc
 from setpoint.client.api import ApiClient, ClientConfig
+from setpoint.client.nodes import NODE_LEASE_DURATION_SECONDS
 from setpoint.sim.hollow import HollowNodes
 
 
@@ -44,7 +45,13 @@ _PATH = click.Path(exists=True, dir_okay=False, path_type=Path)
 @click.option("--memory", default="16Gi", show_default=True, help="Memory of each node.")
 @click.option("--max-pods", "pods", type=click.IntRange(1), default=110, show_default=True)
 @click.option("--node-labels", multiple=True, help="Extra node label key=value (repeatable).")
-@click.option("--node-lease-duration-seconds", type=click.IntRange(1), default=40)
+@click.option(
+    "--node-lease-duration-seconds",
+    type=click.IntRange(1),
+    default=NODE_LEASE_DURATION_SECONDS,
+    show_default=True,
+    help="Duration of each node's Lease, renewed every quarter of it.",
+)
 def sim(
     count: int,
     kubeconfig: Path | None,

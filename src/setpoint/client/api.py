@@ -61,6 +61,7 @@ CONTROLLERREVISIONS = Resource("apps", "v1", "controllerrevisions", True, "Contr
 JOBS = Resource("batch", "v1", "jobs", True, "Job")
 CRONJOBS = Resource("batch", "v1", "cronjobs", True, "CronJob")
 LEASES = Resource("coordination.k8s.io", "v1", "leases", True, "Lease")
+PODDISRUPTIONBUDGETS = Resource("policy", "v1", "poddisruptionbudgets", True, "PodDisruptionBudget")
 SECRETS = Resource("", "v1", "secrets", True, "Secret")
 SERVICEACCOUNTS = Resource("", "v1", "serviceaccounts", True, "ServiceAccount")
 
@@ -304,7 +305,8 @@ class ApiClient:
         allow_bookmarks: bool = True,
     ) -> AsyncIterator[tuple[str, Obj]]:
         """Yield ``(type, object)`` until the server ends the watch. An ``ERROR`` event
-        (e.g. 410 Gone) is raised as :class:`ApiError`."""
+        (e.g. 410 Gone) is raised as :class:`ApiError`; a stream that breaks off as
+        :class:`ConnectionResetError` (an ``OSError``, as a refused connection is)."""
         params = {
             "watch": "true",
             "resourceVersion": resource_version,
@@ -313,24 +315,31 @@ class ApiClient:
             "timeoutSeconds": timeout_seconds,
             "allowWatchBookmarks": "true" if allow_bookmarks else None,
         }
-        async with self._session.get(
-            resource.path(namespace),
-            params=_clean(params),
-            timeout=aiohttp.ClientTimeout(
-                total=None, sock_connect=30, sock_read=timeout_seconds + 30
-            ),
-        ) as response:
-            if response.status >= 400:
-                payload = await response.read()
-                raise ApiError(response.status, orjson.loads(payload) if payload else {})
-            async for line in response.content:
-                if not line.strip():
-                    continue
-                event = orjson.loads(line)
-                if event["type"] == "ERROR":
-                    status = event.get("object") or {}
-                    raise ApiError(int(status.get("code", 500)), status)
-                yield event["type"], event["object"]
+        try:
+            async with self._session.get(
+                resource.path(namespace),
+                params=_clean(params),
+                timeout=aiohttp.ClientTimeout(
+                    total=None, sock_connect=30, sock_read=timeout_seconds + 30
+                ),
+            ) as response:
+                if response.status >= 400:
+                    payload = await response.read()
+                    raise ApiError(response.status, orjson.loads(payload) if payload else {})
+                async for line in response.content:
+                    if not line.strip():
+                        continue
+                    event = orjson.loads(line)
+                    if event["type"] == "ERROR":
+                        status = event.get("object") or {}
+                        raise ApiError(int(status.get("code", 500)), status)
+                    yield event["type"], event["object"]
+        except aiohttp.ClientError as exc:
+            if isinstance(exc, OSError):
+                raise
+            # a stream cut mid-way (the server died, a proxy dropped it): a connection error
+            # like any other, which every watcher already retries
+            raise ConnectionResetError(f"the watch stream broke: {exc}") from exc
 
     async def retry_on_conflict(
         self, attempt: Callable[[], Awaitable[T]], *, retries: int = 5

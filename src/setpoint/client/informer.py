@@ -92,6 +92,10 @@ class Informer:
         keys = self._indexes[index].get(value, ())
         return [self.cache[k] for k in keys if k in self.cache]
 
+    def index_values(self, index: str) -> list[str]:
+        """Every value ``index`` holds objects for (e.g. every node name pods are bound to)."""
+        return list(self._indexes[index])
+
     def reindex(self, index: str) -> None:
         """Build (or rebuild) one index over the current cache."""
         func = self.indexers[index]

@@ -253,6 +253,11 @@ async def run_worker(queue: WorkQueue[K], reconcile: Reconciler[K]) -> None:
             else:  # an answer of the API, not a fault here: one line, and retry
                 log.warning("%s: reconcile of %r failed: %s; retrying", queue.name, key, exc)
                 queue.add_rate_limited(key)
+        except (ConnectionError, TimeoutError) as exc:
+            # the API server is unreachable (restarting, overloaded): not a bug here
+            RECONCILES.labels(queue.name, "error").inc()
+            log.warning("%s: reconcile of %r failed: %r; retrying", queue.name, key, exc)
+            queue.add_rate_limited(key)
         except Exception:
             log.exception("%s: reconcile of %r failed; retrying", queue.name, key)
             RECONCILES.labels(queue.name, "error").inc()

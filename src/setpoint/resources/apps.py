@@ -23,13 +23,15 @@ from __future__ import annotations
 import re
 
 from setpoint.meta import gofmt
-from setpoint.meta.validation import regex_error
 from setpoint.resources import podspec
 from setpoint.resources.checks import (
+    PERCENT,
     immutable,
     kube_finalizer_errors,
     label_selector_errors,
     nonnegative,
+    not_more_than_100_percent,
+    positive_int_or_percent_errors,
 )
 from setpoint.resources.fielderrors import (
     FieldError,
@@ -53,13 +55,6 @@ from setpoint.resources.registry import (
     ResourceType,
 )
 
-_PERCENT = re.compile(r"[0-9]+%")
-_PERCENT_ERROR = regex_error(
-    "a valid percent string must be a numeric string followed by an ending '%'",
-    "[0-9]+%",
-    "1%",
-    "93%",
-)
 _STRATEGIES = ("Recreate", "RollingUpdate")
 _DAEMONSET_STRATEGIES = ("RollingUpdate", "OnDelete")
 TEMPLATE_GENERATION = "deprecated.daemonset.template.generation"
@@ -180,14 +175,10 @@ def _daemon_set_strategy_errors(strategy: Obj, path: str) -> list[FieldError]:
         return [required(f"{path}.rollingUpdate")]
     path = f"{path}.rollingUpdate"
     unavailable, surge = rolling.get("maxUnavailable"), rolling.get("maxSurge")
-    errors = _int_or_percent_errors(unavailable, f"{path}.maxUnavailable")
-    errors += _int_or_percent_errors(surge, f"{path}.maxSurge")
-    for value, name in ((unavailable, "maxUnavailable"), (surge, "maxSurge")):
-        if isinstance(value, str) and _PERCENT.fullmatch(value) and int(value[:-1]) > 100:
-            rendered = gofmt.sharp_v_int_or_string(value)
-            errors.append(
-                invalid_rendered(f"{path}.{name}", rendered, "must not be greater than 100%")
-            )
+    errors = positive_int_or_percent_errors(unavailable, f"{path}.maxUnavailable")
+    errors += positive_int_or_percent_errors(surge, f"{path}.maxSurge")
+    errors += not_more_than_100_percent(unavailable, f"{path}.maxUnavailable")
+    errors += not_more_than_100_percent(surge, f"{path}.maxSurge")
     has_unavailable = _int_or_percent_value(unavailable) != 0
     has_surge = _int_or_percent_value(surge) != 0
     if has_unavailable and has_surge:
@@ -287,8 +278,8 @@ def _strategy_errors(strategy: Obj, path: str) -> list[FieldError]:
 def _rolling_update_errors(rolling: Obj, path: str) -> list[FieldError]:
     """``ValidateRollingUpdateDeployment``."""
     unavailable, surge = rolling.get("maxUnavailable"), rolling.get("maxSurge")
-    errors = _int_or_percent_errors(unavailable, f"{path}.maxUnavailable")
-    errors += _int_or_percent_errors(surge, f"{path}.maxSurge")
+    errors = positive_int_or_percent_errors(unavailable, f"{path}.maxUnavailable")
+    errors += positive_int_or_percent_errors(surge, f"{path}.maxSurge")
     if _int_or_percent_value(unavailable) == 0 and _int_or_percent_value(surge) == 0:
         detail = "may not be 0 when `maxSurge` is 0"
         errors.append(
@@ -296,30 +287,13 @@ def _rolling_update_errors(rolling: Obj, path: str) -> list[FieldError]:
                 f"{path}.maxUnavailable", gofmt.sharp_v_int_or_string(unavailable), detail
             )
         )
-    if (
-        isinstance(unavailable, str)
-        and _PERCENT.fullmatch(unavailable)
-        and int(unavailable[:-1]) > 100
-    ):
-        detail = "must not be greater than 100%"
-        rendered = gofmt.sharp_v_int_or_string(unavailable)
-        errors.append(invalid_rendered(f"{path}.maxUnavailable", rendered, detail))
-    return errors
-
-
-def _int_or_percent_errors(value: int | str | None, path: str) -> list[FieldError]:
-    """``ValidatePositiveIntOrPercent``."""
-    if isinstance(value, str):
-        if _PERCENT.fullmatch(value):
-            return []
-        return [invalid_rendered(path, gofmt.sharp_v_int_or_string(value), _PERCENT_ERROR)]
-    return nonnegative(value or 0, path)
+    return errors + not_more_than_100_percent(unavailable, f"{path}.maxUnavailable")
 
 
 def _int_or_percent_value(value: int | str | None) -> int:
     """``getIntOrPercentValue``: a percentage's number, else Go's ``IntValue``."""
     if isinstance(value, str):
-        digits = value[:-1] if _PERCENT.fullmatch(value) else value
+        digits = value[:-1] if PERCENT.fullmatch(value) else value
         return int(digits) if re.fullmatch(r"[+-]?[0-9]+", digits) else 0
     return value or 0
 

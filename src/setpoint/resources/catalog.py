@@ -1,25 +1,28 @@
 """The resource types setpoint serves: every kind each API group module declares.
 
 A kind has one home: its group module (``core``, ``apps``, ``batch``, ``coordination``,
-``events``) declares it whole — identity and scope as Kubernetes' discovery names them,
+``events``, ``policy``) declares it whole — identity and scope as Kubernetes' discovery names them,
 its schema definition, and its behaviour (defaults, validation, field selectors) — and this
 module only collects them.
 """
 
 from __future__ import annotations
 
-from setpoint.resources import apps, batch, coordination, core, events
+from setpoint.resources import apps, batch, coordination, core, events, policy
 from setpoint.resources.registry import Registry, ResourceType
 
-KINDS: tuple[ResourceType, ...] = (
-    *core.KINDS,
+_BEYOND_CORE: tuple[ResourceType, ...] = (
     *apps.KINDS,
     *batch.KINDS,
     *coordination.KINDS,
     *events.KINDS,
+    *policy.KINDS,
 )
+KINDS: tuple[ResourceType, ...] = (*core.KINDS, *_BEYOND_CORE)
 
 
-def default_registry() -> Registry:
-    """A registry of every built-in kind."""
-    return Registry(KINDS)
+def default_registry(
+    *, tolerations: core.DefaultTolerationSeconds = core.DEFAULT_TOLERATION_SECONDS
+) -> Registry:
+    """A registry of every built-in kind; pods are admitted with ``tolerations``."""
+    return Registry((*core.kinds(tolerations), *_BEYOND_CORE))

@@ -8,18 +8,26 @@ our messages show; the causes themselves are built by :mod:`setpoint.resources.f
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
 from setpoint.meta import gofmt
 from setpoint.meta.labels import label_selector_field_errors
-from setpoint.meta.validation import validate_labels
+from setpoint.meta.validation import regex_error, validate_labels
 from setpoint.resources.fielderrors import FieldError, invalid_rendered, invalid_value
 
 IMMUTABLE = "field is immutable"
 NEGATIVE = "must be greater than or equal to 0"
 STANDARD_FINALIZERS = ("kubernetes", "orphan", "foregroundDeletion")
 NONSTANDARD_FINALIZER = "name is neither a standard finalizer name nor is it fully qualified"
+PERCENT = re.compile(r"[0-9]+%")
+_PERCENT_ERROR = regex_error(
+    "a valid percent string must be a numeric string followed by an ending '%'",
+    "[0-9]+%",
+    "1%",
+    "93%",
+)
 
 
 def nonnegative(value: Any, path: str) -> list[FieldError]:
@@ -67,6 +75,23 @@ def label_selector_errors(selector: Mapping[str, Any] | None, path: str) -> list
         FieldError(cause, field, message)
         for cause, field, message in label_selector_field_errors(selector, path)
     ]
+
+
+def positive_int_or_percent_errors(value: int | str | None, path: str) -> list[FieldError]:
+    """``ValidatePositiveIntOrPercent``: a non-negative number or ``"N%"``."""
+    if isinstance(value, str):
+        if PERCENT.fullmatch(value):
+            return []
+        return [invalid_rendered(path, gofmt.sharp_v_int_or_string(value), _PERCENT_ERROR)]
+    return nonnegative(value or 0, path)
+
+
+def not_more_than_100_percent(value: int | str | None, path: str) -> list[FieldError]:
+    """``IsNotMoreThan100Percent``: a percentage up to 100 (numbers are not checked)."""
+    if isinstance(value, str) and PERCENT.fullmatch(value) and int(value[:-1]) > 100:
+        rendered = gofmt.sharp_v_int_or_string(value)
+        return [invalid_rendered(path, rendered, "must not be greater than 100%")]
+    return []
 
 
 def _normalized(value: Any) -> Any:

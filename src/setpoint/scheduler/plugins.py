@@ -16,9 +16,9 @@ A decision runs in the phases of Kubernetes' scheduling framework:
   constraints need.
 * **Filter** (:func:`filter_node`): a node is feasible if every filter passes, run in the
   order of the default profile — NodeUnschedulable, TaintToleration, NodeAffinity (node
-  selector and required node affinity), NodeResourcesFit, PodTopologySpread,
-  InterPodAffinity. The first filter that rejects a node gives that node's
-  :class:`Status`, whose reasons are Kubernetes' own texts.
+  selector and required node affinity), NodePorts (``hostPort``s already taken),
+  NodeResourcesFit, PodTopologySpread, InterPodAffinity. The first filter that rejects a
+  node gives that node's :class:`Status`, whose reasons are Kubernetes' own texts.
 * **Score** (:func:`score_nodes`): each feasible node gets 0..100 per plugin, weighted as
   the default profile weighs them — least-allocated and balanced resource use (weight 1
   each), taint toleration for ``PreferNoSchedule`` (3), preferred node affinity (2), and
@@ -66,6 +66,7 @@ REASON_UNSCHEDULABLE = "node(s) were unschedulable"
 REASON_TAINT = "node(s) had untolerated taint(s)"
 REASON_NODE_AFFINITY = "node(s) didn't match Pod's node affinity/selector"
 REASON_TOO_MANY_PODS = "Too many pods"
+REASON_NODE_PORTS = "node(s) didn't have free ports for the requested pod ports"
 REASON_SPREAD = "node(s) didn't match pod topology spread constraints"
 REASON_SPREAD_LABEL = REASON_SPREAD + " (missing required label)"
 REASON_AFFINITY = "node(s) didn't match pod affinity rules"
@@ -279,6 +280,7 @@ class PodInfo:
     non_zero: Resources
     owner_uid: str
     anti_affinity: list[Term]  # required anti-affinity of this pod, for incoming pods
+    host_ports: tuple[HostPort, ...] = ()
 
     @classmethod
     def from_pod(cls, pod: Mapping[str, Any], node_name: str = "") -> PodInfo:
@@ -296,7 +298,33 @@ class PodInfo:
             non_zero=pod_requests(pod, non_zero=True),
             owner_uid=controller_uid(pod),
             anti_affinity=parse_terms(pod, anti) if anti else [],
+            host_ports=host_ports(spec),
         )
+
+
+class HostPort(NamedTuple):
+    """A ``hostPort`` a pod claims on its node (``hostIP`` 0.0.0.0 means every address)."""
+
+    ip: str
+    protocol: str
+    port: int
+
+
+WILDCARD_IP = "0.0.0.0"
+
+
+def host_ports(spec: Mapping[str, Any]) -> tuple[HostPort, ...]:
+    """The host ports of a pod's containers and sidecars, as NodePorts' ``getContainerPorts``."""
+    containers = [
+        *(spec.get("containers") or []),
+        *(c for c in spec.get("initContainers") or [] if c.get("restartPolicy") == "Always"),
+    ]
+    return tuple(
+        HostPort(port.get("hostIP") or WILDCARD_IP, port.get("protocol") or "TCP", host_port)
+        for container in containers
+        for port in container.get("ports") or []
+        if (host_port := port.get("hostPort"))
+    )
 
 
 def controller_uid(pod: Mapping[str, Any]) -> str:
@@ -320,6 +348,8 @@ class NodeInfo:
     requested: Resources = field(default_factory=Resources)
     non_zero_requested: Resources = field(default_factory=Resources)
     pods: dict[str, PodInfo] = field(default_factory=dict)
+    # (protocol, port) -> how many pods hold it on each host IP
+    used_ports: dict[tuple[str, int], dict[str, int]] = field(default_factory=dict)
     # resource_scores by the incoming pod's requests, while the node's pods stay the same:
     # the replicas of one workload ask the same, so most nodes are scored once per change
     resource_score_cache: dict[tuple[int, int, int, int], int] = field(default_factory=dict)
@@ -351,6 +381,9 @@ class NodeInfo:
         self.requested.add(pod.requests)
         self.non_zero_requested.add(pod.non_zero)
         self.resource_score_cache.clear()
+        for ip, protocol, port in pod.host_ports:
+            ips = self.used_ports.setdefault((protocol, port), {})
+            ips[ip] = ips.get(ip, 0) + 1
 
     def remove_pod(self, key: str) -> PodInfo | None:
         pod = self.pods.pop(key, None)
@@ -358,7 +391,22 @@ class NodeInfo:
             self.requested.add(pod.requests, -1)
             self.non_zero_requested.add(pod.non_zero, -1)
             self.resource_score_cache.clear()
+            for ip, protocol, port in pod.host_ports:
+                ips = self.used_ports[(protocol, port)]
+                ips[ip] -= 1
+                if not ips[ip]:
+                    del ips[ip]
+                if not ips:
+                    del self.used_ports[(protocol, port)]
         return pod
+
+    def port_taken(self, want: HostPort) -> bool:
+        """``HostPortInfo.CheckConflict``: the same protocol and port on the same host IP,
+        or on any IP when either side binds every address."""
+        ips = self.used_ports.get((want.protocol, want.port))
+        if not ips:
+            return False
+        return want.ip == WILDCARD_IP or want.ip in ips or WILDCARD_IP in ips
 
 
 def _readiness_taint(node: Mapping[str, Any]) -> dict[str, str] | None:
@@ -670,6 +718,8 @@ def filter_node(state: PodState, node: NodeInfo) -> Status | None:
         return status
     if state.has_node_affinity and (status := node_affinity(state, node)):
         return status
+    if state.info.host_ports and (status := node_ports(state, node)):
+        return status
     if status := node_resources_fit(state, node):
         return status
     if state.spread and (status := pod_topology_spread(state, node)):
@@ -694,6 +744,12 @@ def taint_toleration(state: PodState, node: NodeInfo) -> Status | None:
             continue
         if not any(tolerates(t, taint) for t in state.tolerations):
             return Status("TaintToleration", (REASON_TAINT,))
+    return None
+
+
+def node_ports(state: PodState, node: NodeInfo) -> Status | None:
+    if any(node.port_taken(want) for want in state.info.host_ports):
+        return Status("NodePorts", (REASON_NODE_PORTS,))
     return None
 
 

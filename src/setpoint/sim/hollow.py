@@ -14,9 +14,11 @@ other components can observe through the API:
   condition's status did not change.
 - **Heartbeats.** As the kubelet's ``nodelease`` controller does, each node owns a Lease of
   the same name in ``kube-node-lease`` (``holderIdentity`` = node name, owned by the Node),
-  renewed every ``heartbeat_seconds`` with a little jitter so thousands of nodes do not
-  renew in lock-step. The Node's status itself is re-posted only every minute (the
-  kubelet's ``nodeStatusReportFrequency``), because the Lease is the cheap heartbeat.
+  renewed every ``heartbeat_seconds`` (a quarter of the lease duration unless told) with a
+  little jitter so thousands of nodes do not renew in lock-step. The Node's status itself is
+  re-posted only every minute (the kubelet's ``nodeStatusReportFrequency``), because the
+  Lease is the cheap heartbeat, or with the next renewal when one Node informer (for all the
+  hollow nodes) shows it marked lost (Ready ``Unknown``) by the node lifecycle controller.
 - **Pods.** One pod informer serves all hollow nodes. It watches all pods (a
   ``spec.nodeName!=`` field selector is not something every server supports) and the
   handlers keep only pods whose ``spec.nodeName`` is one of ours. A bound pod is "run"
@@ -54,7 +56,13 @@ from typing import Any, NamedTuple, TypeVar
 
 from setpoint.client.api import NODES, PODS, ApiClient, ApiError, Obj
 from setpoint.client.informer import EventHandler, Informer, object_key
-from setpoint.client.nodes import node_conditions, renew_lease
+from setpoint.client.nodes import (
+    NODE_LEASE_DURATION_SECONDS,
+    marked_lost,
+    node_conditions,
+    renew_interval,
+    renew_lease,
+)
 from setpoint.client.tasks import cancel_all, run_until_stopped
 from setpoint.client.workqueue import WorkQueue, run_worker
 from setpoint.meta.clock import REAL_CLOCK, Clock
@@ -332,8 +340,8 @@ class HollowNodes:
         memory: str = "16Gi",
         pods: int = 110,
         labels: dict[str, str] | None = None,
-        lease_duration_seconds: int = 40,
-        heartbeat_seconds: float = 10.0,
+        lease_duration_seconds: int = NODE_LEASE_DURATION_SECONDS,
+        heartbeat_seconds: float | None = None,
         node_status_report_seconds: float = NODE_STATUS_REPORT_SECONDS,
         max_concurrent_calls: int = 32,
         clock: Clock = REAL_CLOCK,
@@ -344,7 +352,7 @@ class HollowNodes:
         self._ours = frozenset(self.names)
         self.shape = NodeShape(cpu, memory, pods, tuple(sorted((labels or {}).items())))
         self.lease_duration_seconds = lease_duration_seconds
-        self.heartbeat_seconds = heartbeat_seconds
+        self.heartbeat_seconds = heartbeat_seconds or renew_interval(lease_duration_seconds)
         self.node_status_report_seconds = node_status_report_seconds
         self._calls = asyncio.Semaphore(max_concurrent_calls)
         self._workers = max_concurrent_calls
@@ -353,6 +361,8 @@ class HollowNodes:
         self._seen_at: dict[str, float] = {}  # pod uid -> when first seen bound to us
         self._written: dict[str, int] = {}  # pod uid -> resourceVersion of our last write
         self.pods = Informer(client, PODS)
+        self.node_informer = Informer(client, NODES)
+        self._lost: set[str] = set()  # our nodes seen marked lost, to re-post at next renewal
         self.queue: WorkQueue[str] = WorkQueue("hollow-pods", qps=1000.0, burst=10000)
         self.ready = asyncio.Event()
         self._stopping = asyncio.Event()
@@ -376,6 +386,10 @@ class HollowNodes:
                 )
             )
             tasks.append(self.pods.start())
+            self.node_informer.add_handler(
+                EventHandler(on_add=self._on_node, on_update=lambda old, new: self._on_node(new))
+            )
+            tasks.append(self.node_informer.start())
             tasks += [
                 asyncio.create_task(run_worker(self.queue, self.reconcile_pod), name=f"hollow-{i}")
                 for i in range(self._workers)
@@ -466,12 +480,20 @@ class HollowNodes:
             )
         )
 
+    def _on_node(self, node: Obj) -> None:
+        name = node["metadata"]["name"]
+        if name in self._ours and marked_lost(node):
+            self._lost.add(name)
+
     async def _lease_loop(self, name: str) -> None:
         while True:
             interval = self.heartbeat_seconds * (1 + random.uniform(0, LEASE_JITTER))
             await asyncio.sleep(interval)
             try:
                 await self._renew_lease(name)
+                if name in self._lost:
+                    await self._post_node_status(name)
+                    self._lost.discard(name)
             except (ApiError, OSError, TimeoutError) as exc:
                 log.warning("hollow node %s: lease renewal failed: %s", name, exc)
 

@@ -21,6 +21,7 @@ _SUBRESOURCE_VERBS = {
     "status": ["get", "patch", "update"],
     "scale": ["get", "patch", "update"],
     "binding": ["create"],
+    "eviction": ["create"],
     "finalize": ["update"],
 }
 
@@ -56,6 +57,9 @@ def _resource_entries(rtype: ResourceType) -> list[dict[str, Any]]:
             entry.update(group="autoscaling", version="v1", kind="Scale")
         elif sub == "binding":
             entry["kind"] = "Binding"
+        elif sub == "eviction":
+            # kubectl drain evicts only where discovery names pods/eviction's group version
+            entry.update(group="policy", version="v1", kind="Eviction")
         entries.append(entry)
     return entries
 
@@ -82,6 +86,8 @@ def _aggregated_resource(rtype: ResourceType) -> dict[str, Any]:
             kind = {"group": "autoscaling", "version": "v1", "kind": "Scale"}
         elif sub == "binding":
             kind = {"group": "", "version": "v1", "kind": "Binding"}
+        elif sub == "eviction":
+            kind = {"group": "policy", "version": "v1", "kind": "Eviction"}
         subresources.append(
             {
                 "subresource": sub,

@@ -55,11 +55,18 @@ PATCH: Final = _META + "Patch"
 API_RESOURCE_LIST: Final = _META + "APIResourceList"
 SCALE: Final = "io.k8s.api.autoscaling.v1.Scale"
 BINDING: Final = "io.k8s.api.core.v1.Binding"
+EVICTION: Final = "io.k8s.api.policy.v1.Eviction"
 INT_OR_STRING: Final = "io.k8s.apimachinery.pkg.util.intstr.IntOrString"
 QUANTITY: Final = "io.k8s.apimachinery.pkg.api.resource.Quantity"
 
 _SCALE_GVK: Final = {"group": "autoscaling", "kind": "Scale", "version": "v1"}
 _BINDING_GVK: Final = {"group": "", "kind": "Binding", "version": "v1"}
+_EVICTION_GVK: Final = {"group": "policy", "kind": "Eviction", "version": "v1"}
+# subresources that take a POST of a kind of their own: its definition, GVK and kind
+_CREATE_SUBRESOURCES: Final = {
+    "binding": (BINDING, _BINDING_GVK, "Binding"),
+    "eviction": (EVICTION, _EVICTION_GVK, "Eviction"),
+}
 
 # What the server answers with. It speaks JSON only, so that is all the documents promise.
 _JSON: Final = "application/json"
@@ -789,19 +796,20 @@ class _Routes:
                 ),
             )
             return _Path(path, _sorted((*scope, _name_param(named))), ops)
-        if sub == "binding":
+        if sub in _CREATE_SUBRESOURCES:
+            definition, gvk, named = _CREATE_SUBRESOURCES[sub]
             op = self.op(
                 "post",
                 "create",
                 "post",
-                f"create binding of a {t.kind}",
+                f"create {sub} of a {t.kind}",
                 suffix=title,
-                gvk=_BINDING_GVK,
+                gvk=gvk,
                 params=_WRITE_PARAMS,
-                body=BINDING,
-                responses=tuple((code, BINDING) for code in (_OK, _CREATED, _ACCEPTED)),
+                body=definition,
+                responses=tuple((code, definition) for code in (_OK, _CREATED, _ACCEPTED)),
             )
-            return _Path(path, _sorted((*scope, _name_param("Binding"))), (op,))
+            return _Path(path, _sorted((*scope, _name_param(named))), (op,))
         if sub == "finalize":
             op = self._replace(
                 f"replace finalize of the specified {t.kind}", t.definition, suffix=title

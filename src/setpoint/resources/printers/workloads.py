@@ -1,5 +1,5 @@
 """Tables for the workload kinds (deployments, replica sets, daemon sets, controller
-revisions, jobs, cron jobs) and leases.
+revisions, jobs, cron jobs), the PodDisruptionBudgets that guard them, and leases.
 
 Each printer reproduces the matching ``print*`` function of Kubernetes'
 ``pkg/printers/internalversion/printers.go``. Two details are easy to miss. Deployments render
@@ -402,6 +402,38 @@ def lease_cells(lease: Obj, now: datetime) -> list[Any]:
     return [name_of(lease), text(lease, "spec", "holderIdentity"), age_of(lease, now)]
 
 
+# --- pod disruption budgets ------------------------------------------------------------------
+
+PDB_COLUMNS = [
+    NAME_COLUMN,
+    column("Min Available", description="The minimum number of pods that must be available."),
+    column("Max Unavailable", description="The maximum number of pods that may be unavailable."),
+    column(
+        "Allowed Disruptions",
+        "integer",
+        "Calculated number of pods that may be disrupted at this time.",
+    ),
+    AGE_COLUMN,
+]
+
+
+def _int_or_string(value: Any) -> str:
+    """``IntOrString.String()``, ``N/A`` when unset (``printPodDisruptionBudget``)."""
+    if value is None:
+        return "N/A"
+    return str(value)
+
+
+def pdb_cells(pdb: Obj, now: datetime) -> list[Any]:
+    return [
+        name_of(pdb),
+        _int_or_string(dig(pdb, "spec", "minAvailable")),
+        _int_or_string(dig(pdb, "spec", "maxUnavailable")),
+        number(pdb, "status", "disruptionsAllowed"),
+        age_of(pdb, now),
+    ]
+
+
 DEPLOYMENT_PRINTER = Printer(DEPLOYMENT_COLUMNS, deployment_cells)
 REPLICASET_PRINTER = Printer(REPLICASET_COLUMNS, replicaset_cells)
 DAEMONSET_PRINTER = Printer(DAEMONSET_COLUMNS, daemonset_cells)
@@ -409,3 +441,4 @@ CONTROLLERREVISION_PRINTER = Printer(CONTROLLERREVISION_COLUMNS, controllerrevis
 JOB_PRINTER = Printer(JOB_COLUMNS, job_cells)
 CRONJOB_PRINTER = Printer(CRONJOB_COLUMNS, cronjob_cells)
 LEASE_PRINTER = Printer(LEASE_COLUMNS, lease_cells)
+PDB_PRINTER = Printer(PDB_COLUMNS, pdb_cells)
