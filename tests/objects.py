@@ -160,6 +160,11 @@ def replica_set(name: str = "web", **fields: Any) -> Obj:
     return {**deployment(name, **fields), "kind": "ReplicaSet"}
 
 
+def daemon_set(name: str = "agent", **fields: Any) -> Obj:
+    """A DaemonSet, from the same keywords as :func:`deployment` (without ``replicas``)."""
+    return {**deployment(name, **fields), "kind": "DaemonSet"}
+
+
 def _job_spec(containers: list[Obj] | None, spec: Obj) -> Obj:
     return {"template": pod_template(containers=containers, restartPolicy="Never"), **spec}
 

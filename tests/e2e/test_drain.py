@@ -248,12 +248,30 @@ def test_drain_passes_its_grace_period_to_the_eviction(scene: Scene) -> None:
     assert 3 in graces
 
 
-@pytest.mark.skip(
-    reason="DaemonSets are not on this branch (another helper adds the kind); kubectl drain "
-    "--ignore-daemonsets then has no DaemonSet pods to skip"
-)
-def test_drain_ignores_daemonset_pods() -> None:
-    raise AssertionError("unreachable")
+def test_drain_ignores_daemonset_pods_only_when_told(scene: Scene) -> None:
+    first, second = scene.nodes
+    ds = objects.daemon_set(
+        "agent",
+        pod_labels={"app": scene.app},
+        containers=[objects.container("agent", command=["sleep", "3600"])],
+    )
+    scene.k("apply", "-f", "-", input=yaml.safe_dump(ds))
+    wait_for(
+        lambda: len(live_pods(scene)) == 2 and all(map(ready, live_pods(scene))),
+        timeout=60,
+        what="a daemon pod on each node",
+    )
+    refused = scene.drain(first, "--timeout=30s", check=False)
+    assert refused.returncode != 0
+    assert "cannot delete DaemonSet-managed Pods (use --ignore-daemonsets to ignore)" in (
+        refused.stderr
+    )
+    drained = scene.drain(first, "--ignore-daemonsets", "--timeout=30s")
+    assert "Warning: ignoring DaemonSet-managed Pods" in drained.stderr
+    assert f"node/{first} drained" in drained.stdout
+    # the cordoned node keeps its daemon pod: daemon pods tolerate unschedulable
+    nodes = sorted(p["spec"]["nodeName"] for p in live_pods(scene))
+    assert nodes == sorted([first, second])
 
 
 def _json_stream(text: str) -> list[dict[str, Any]]:

@@ -48,6 +48,14 @@ BODIES: dict[tuple[str, str], Obj] = {
     ("coordination.k8s.io", "leases"): {"spec": {"holderIdentity": "sample"}},
     ("apps", "deployments"): {"spec": {"replicas": 0, "selector": _SELECTOR, "template": _ALWAYS}},
     ("apps", "replicasets"): {"spec": {"replicas": 0, "selector": _SELECTOR, "template": _ALWAYS}},
+    # selects no node, in case a DaemonSet controller runs
+    ("apps", "daemonsets"): {
+        "spec": {
+            "selector": _SELECTOR,
+            "template": {**_ALWAYS, "spec": {**_ALWAYS["spec"], "nodeSelector": {"no": "node"}}},
+        }
+    },
+    ("apps", "controllerrevisions"): {"data": {"sample": "yes"}, "revision": 1},
     ("batch", "jobs"): {"spec": {"suspend": True, "template": _TEMPLATE}},
     ("batch", "cronjobs"): {
         "spec": {

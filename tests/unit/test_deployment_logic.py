@@ -30,7 +30,6 @@ from setpoint.controllers.deployment.util import (
     MAX_REPLICAS,
     REVISION,
     REVISION_HISTORY,
-    compute_hash,
     equal_ignore_hash,
     find_new_replica_set,
     max_surge,
@@ -39,6 +38,7 @@ from setpoint.controllers.deployment.util import (
     set_new_replica_set_annotations,
 )
 from setpoint.controllers.util.conditions import get_condition
+from setpoint.controllers.util.history import compute_hash
 from setpoint.meta.intstr import scaled_value
 from setpoint.meta.timestamps import format_time
 from tests.objects import container, deployment, pod_template, replica_set

@@ -20,6 +20,7 @@ from tests.objects import (
     configmap,
     container,
     cron_job,
+    daemon_set,
     deployment,
     job_template,
     lease,
@@ -889,6 +890,67 @@ def test_cronjob_without_time_zone_or_schedule_history() -> None:
 
 def test_cronjob_suspend_unset() -> None:
     assert cells("batch", "CronJob", cronjob(suspend=None))[3] == "<unset>"
+
+
+# --- daemon sets and controller revisions ---------------------------------------------------
+
+
+def test_daemonset_columns() -> None:
+    assert column_names("apps", "DaemonSet", 0) == [
+        "Name",
+        "Desired",
+        "Current",
+        "Ready",
+        "Up-to-date",
+        "Available",
+        "Node Selector",
+        "Age",
+    ]
+    assert column_names("apps", "DaemonSet", 1) == ["Containers", "Images", "Selector"]
+
+
+def test_daemonset_cells_show_the_counts_and_the_node_selector() -> None:
+    template = pod_template({"app": "web"}, containers=[container("web", "nginx:1.27")])
+    template["spec"]["nodeSelector"] = {"zone": "b", "disk": "ssd"}
+    status = {
+        "desiredNumberScheduled": 4,
+        "currentNumberScheduled": 3,
+        "numberReady": 2,
+        "updatedNumberScheduled": 1,
+        "numberAvailable": 2,
+    }
+    obj = daemon_set("web", metadata=CREATED, status=status, template=template)
+    assert cells("apps", "DaemonSet", obj) == [
+        "web",
+        4,
+        3,
+        2,
+        1,
+        2,
+        "disk=ssd,zone=b",
+        "5h",
+        "web",
+        "nginx:1.27",
+        "app=web",
+    ]
+
+
+def test_daemonset_without_node_selector_shows_none() -> None:
+    assert cells("apps", "DaemonSet", daemon_set("web", metadata=CREATED))[6] == "<none>"
+
+
+def test_controllerrevision_cells_name_the_controller_with_its_group() -> None:
+    owner = {"apiVersion": "apps/v1", "kind": "DaemonSet", "name": "web", "controller": True}
+    obj = {"metadata": meta("web-abc", ownerReferences=[owner]), "revision": 3}
+    assert column_names("apps", "ControllerRevision", 0) == [
+        "Name",
+        "Controller",
+        "Revision",
+        "Age",
+    ]
+    assert cells("apps", "ControllerRevision", obj) == ["web-abc", "daemonset.apps/web", 3, "5h"]
+    orphan = {"metadata": meta("old"), "revision": 1}
+    assert cells("apps", "ControllerRevision", orphan)[1] == "<none>"
 
 
 # --- pod disruption budgets -----------------------------------------------------------------

@@ -10,11 +10,11 @@ from setpoint.controllers.replicaset import (
     calculate_status,
     pod_from_template,
     replica_diff,
-    slow_start_batches,
 )
 from setpoint.controllers.util import ownerrefs
 from setpoint.controllers.util import pods as podutil
 from setpoint.controllers.util.expectations import UIDTrackingControllerExpectations
+from setpoint.controllers.util.slowstart import slow_start_batches
 from setpoint.meta.labels import selector_from_set
 from setpoint.meta.timestamps import format_time
 from tests import objects

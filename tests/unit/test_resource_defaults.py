@@ -18,7 +18,17 @@ from hypothesis import strategies as st
 
 from setpoint.meta.quantity import canonical, parse_quantity, round_to_milli
 from setpoint.resources.catalog import default_registry
-from tests.objects import container, cron_job, deployment, job, namespace, pod, replica_set, secret
+from tests.objects import (
+    container,
+    cron_job,
+    daemon_set,
+    deployment,
+    job,
+    namespace,
+    pod,
+    replica_set,
+    secret,
+)
 
 REGISTRY = default_registry()
 UID = "5b9a8c1e-0000-4000-8000-000000000001"
@@ -505,3 +515,41 @@ def test_events_k8s_io_field_selectors_use_v1_names() -> None:
     assert selector(group, "Event", "regarding.name", event) == "web"
     assert selector(group, "Event", "reportingController", event) == "example.com/ctrl"
     assert selector(group, "Event", "source", event) == "old"
+
+
+# ----------------------------------------------------------------------------- DaemonSets
+
+
+def test_daemon_set_defaults_rolling_update_one_unavailable_no_surge() -> None:
+    spec = create("apps", "DaemonSet", daemon_set())["spec"]
+    assert spec["updateStrategy"] == {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0},
+    }
+    assert spec["revisionHistoryLimit"] == 10
+    assert spec["template"]["spec"]["restartPolicy"] == "Always"
+
+
+def test_on_delete_daemon_set_gets_no_rolling_update() -> None:
+    obj = daemon_set(updateStrategy={"type": "OnDelete"})
+    assert create("apps", "DaemonSet", obj)["spec"]["updateStrategy"] == {"type": "OnDelete"}
+
+
+def test_daemon_set_starts_at_template_generation_one() -> None:
+    annotations = create("apps", "DaemonSet", daemon_set())["metadata"]["annotations"]
+    assert annotations == {"deprecated.daemonset.template.generation": "1"}
+
+
+def test_template_change_raises_the_template_generation_and_nothing_else_does() -> None:
+    rtype = REGISTRY.by_kind("apps", "v1", "DaemonSet")
+    assert rtype is not None
+    old = create("apps", "DaemonSet", daemon_set())
+    relabelled = copy.deepcopy(old)
+    relabelled["metadata"]["annotations"] = {"deprecated.daemonset.template.generation": "7"}
+    relabelled["spec"]["minReadySeconds"] = 5
+    rtype.prepare_for_update(relabelled, old)
+    assert relabelled["metadata"]["annotations"]["deprecated.daemonset.template.generation"] == "1"
+    changed = copy.deepcopy(old)
+    changed["spec"]["template"]["spec"]["containers"][0]["image"] = "busybox:2"
+    rtype.prepare_for_update(changed, old)
+    assert changed["metadata"]["annotations"]["deprecated.daemonset.template.generation"] == "2"

@@ -21,6 +21,7 @@ from tests.objects import (
     configmap,
     container,
     cron_job,
+    daemon_set,
     deployment,
     job,
     lease,
@@ -998,6 +999,94 @@ def test_the_registry_grows_and_shrinks_and_refuses_a_taken_name() -> None:
     assert "example.com" not in registry.group_versions()
     assert registry.generation == before + 2
     assert isinstance(registry, Registry)
+
+
+# ------------------------------------------------------------ DaemonSet & ControllerRevision
+
+
+def test_valid_daemon_set_has_no_problems() -> None:
+    assert problems("apps", "DaemonSet", daemon_set()) == []
+
+
+def test_daemon_set_selector_may_not_be_empty() -> None:
+    assert problems("apps", "DaemonSet", daemon_set(selector={})) == [
+        "spec.selector: Invalid value: v1.LabelSelector{MatchLabels:map[string]string(nil), "
+        "MatchExpressions:[]v1.LabelSelectorRequirement(nil)}: empty selector is invalid for "
+        "daemonset"
+    ]
+
+
+def test_daemon_set_update_strategy_type_values() -> None:
+    assert problems("apps", "DaemonSet", daemon_set(updateStrategy={"type": "Sometimes"})) == [
+        'spec.updateStrategy: Unsupported value: "Sometimes": supported values: '
+        '"RollingUpdate", "OnDelete"'
+    ]
+
+
+def test_daemon_set_surge_and_unavailable_exclude_each_other() -> None:
+    both = {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1, "maxSurge": "10%"}}
+    assert problems("apps", "DaemonSet", daemon_set(updateStrategy=both)) == [
+        "spec.updateStrategy.rollingUpdate.maxSurge: Invalid value: intstr.IntOrString{Type:1, "
+        'IntVal:0, StrVal:"10%"}: may not be set when maxUnavailable is non-zero'
+    ]
+    neither = {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 0}}
+    assert problems("apps", "DaemonSet", daemon_set(updateStrategy=neither)) == [
+        "spec.updateStrategy.rollingUpdate.maxUnavailable: Required value: cannot be 0 when "
+        "maxSurge is 0"
+    ]
+
+
+def test_daemon_set_percentages_stop_at_100() -> None:
+    strategy = {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "150%"}}
+    assert problems("apps", "DaemonSet", daemon_set(updateStrategy=strategy)) == [
+        "spec.updateStrategy.rollingUpdate.maxUnavailable: Invalid value: "
+        'intstr.IntOrString{Type:1, IntVal:0, StrVal:"150%"}: must not be greater than 100%'
+    ]
+
+
+def test_daemon_set_pods_restart_always_without_deadline() -> None:
+    template = daemon_set()["spec"]["template"]
+    template["spec"].update(restartPolicy="Never", activeDeadlineSeconds=5)
+    assert problems("apps", "DaemonSet", daemon_set(template=template)) == [
+        'spec.template.spec.restartPolicy: Unsupported value: "Never": supported values: "Always"',
+        "spec.template.spec.activeDeadlineSeconds: Invalid value: 5: activeDeadlineSeconds in "
+        "DaemonSet is not Supported",
+    ]
+
+
+def test_daemon_set_selector_is_immutable() -> None:
+    old = stored("apps", "DaemonSet", daemon_set())
+    new = copy.deepcopy(old)
+    new["spec"]["selector"] = {"matchLabels": {"app": "agent", "tier": "x"}}
+    new["spec"]["template"]["metadata"]["labels"]["tier"] = "x"
+    assert [p for p in problems("apps", "DaemonSet", new, old) if "immutable" in p] == [
+        "spec.selector: Invalid value: v1.LabelSelector{MatchLabels:map[string]string"
+        '{"app":"agent", "tier":"x"}, MatchExpressions:[]v1.LabelSelectorRequirement(nil)}: '
+        "field is immutable"
+    ]
+
+
+def controller_revision(data: Obj | None, revision: int = 1) -> Obj:
+    body: Obj = {"revision": revision}
+    if data is not None:
+        body["data"] = data
+    return {"apiVersion": "apps/v1", "kind": "ControllerRevision", "metadata": {}, **body}
+
+
+def test_controller_revision_needs_data_and_a_nonnegative_revision() -> None:
+    assert problems("apps", "ControllerRevision", controller_revision({"a": 1})) == []
+    assert problems("apps", "ControllerRevision", controller_revision(None, -1)) == [
+        "data: Required value: data is mandatory",
+        "revision: Invalid value: -1: must be greater than or equal to 0",
+    ]
+
+
+def test_controller_revision_data_is_immutable() -> None:
+    old = stored("apps", "ControllerRevision", controller_revision({"a": 1}))
+    new = {**copy.deepcopy(old), "data": {"a": 2}, "revision": 5}
+    assert problems("apps", "ControllerRevision", new, old) == [
+        'data: Invalid value: {"a":2}: field is immutable'
+    ]
 
 
 # --- PodDisruptionBudgets -------------------------------------------------------------------

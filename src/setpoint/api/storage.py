@@ -578,6 +578,7 @@ class ResourceStorage:
             missing = []
         if not subresource:
             self.rtype.defaulter(new)
+            self.rtype.prepare_for_update(new, old)
         problems = missing + validate_object_meta(self.rtype, new, old)
         problems += self.rtype.validator(new, old)
         problems = list(dict.fromkeys(problems))

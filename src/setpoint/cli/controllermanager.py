@@ -175,6 +175,7 @@ def build_components(
     components: list[Any] = []
     if config.run_controllers:
         from setpoint.controllers.cronjob import CronJobController
+        from setpoint.controllers.daemonset import DaemonSetController
         from setpoint.controllers.deployment import DeploymentController
         from setpoint.controllers.disruption import DisruptionController
         from setpoint.controllers.garbagecollector import GarbageCollector
@@ -188,6 +189,7 @@ def build_components(
         components += [
             ReplicaSetController(informers, recorder.for_component("replicaset-controller")),
             DeploymentController(informers, recorder.for_component("deployment-controller")),
+            DaemonSetController(informers, recorder.for_component("daemonset-controller")),
             JobController(
                 informers,
                 recorder.for_component("job-controller"),

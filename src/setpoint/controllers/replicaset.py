@@ -17,12 +17,12 @@ events). Status is still written every time. Claiming pods (adopt, keep, release
 :func:`setpoint.controllers.util.ownerrefs.claim`.
 
 *Creating and deleting.* Creates go out in slow-start batches of 1, 2, 4, ... pods and stop
-at the first failure (``slowStartBatch``), so a quota or admission error costs one request,
-not hundreds; at most ``burst_replicas`` pods are created or deleted per reconcile. Pods get
-``generateName: <rs>-`` (the server adds five random characters), the template's labels,
-annotations and spec, and a controller ownerReference to the ReplicaSet. Surplus pods are
-deleted in Kubernetes' order (unscheduled, pending, not ready, ... first; see
-:func:`setpoint.controllers.util.pods.pods_to_delete`).
+at the first failure (:mod:`setpoint.controllers.util.slowstart`), so a quota or admission
+error costs one request, not hundreds; at most ``burst_replicas`` pods are created or
+deleted per reconcile. Pods get ``generateName: <rs>-`` (the server adds five random
+characters), the template's labels, annotations and spec, and a controller ownerReference to
+the ReplicaSet. Surplus pods are deleted in Kubernetes' order (unscheduled, pending, not
+ready, ... first; see :func:`setpoint.controllers.util.pods.pods_to_delete`).
 """
 
 from __future__ import annotations
@@ -30,7 +30,6 @@ from __future__ import annotations
 import asyncio
 import copy
 import logging
-from collections.abc import Awaitable, Callable
 from datetime import datetime
 
 from setpoint.client.api import PODS, REPLICASETS, ApiError, Obj
@@ -42,6 +41,7 @@ from setpoint.client.workqueue import Requeue
 from setpoint.controllers.util import conditions, ownerrefs
 from setpoint.controllers.util import pods as podutil
 from setpoint.controllers.util.expectations import UIDTrackingControllerExpectations
+from setpoint.controllers.util.slowstart import BatchError, slow_start_batch
 from setpoint.meta.clock import REAL_CLOCK, Clock
 from setpoint.meta.labels import Selector, selector_from_label_selector, selector_from_set
 
@@ -49,45 +49,9 @@ log = logging.getLogger(__name__)
 
 KIND = "ReplicaSet"
 API_VERSION = "apps/v1"
-SLOW_START_INITIAL_BATCH = 1
 
 
 # ------------------------------------------------------------------------- pure logic
-
-
-async def slow_start_batch(count: int, initial: int, fn: Callable[[], Awaitable[None]]) -> int:
-    """Run ``fn`` ``count`` times in growing parallel batches (1, 2, 4, ...); stop after
-    the first batch with a failure. Returns how many calls succeeded; re-raises the first
-    error after counting (``slowStartBatch``)."""
-    remaining, successes = count, 0
-    batch = min(remaining, initial)
-    while batch > 0:
-        results = await asyncio.gather(*(fn() for _ in range(batch)), return_exceptions=True)
-        errors = [r for r in results if isinstance(r, BaseException)]
-        successes += batch - len(errors)
-        if errors:
-            raise _BatchError(successes, errors[0])
-        remaining -= batch
-        batch = min(2 * batch, remaining)
-    return successes
-
-
-class _BatchError(Exception):
-    def __init__(self, successes: int, cause: BaseException) -> None:
-        super().__init__(str(cause))
-        self.successes = successes
-        self.cause = cause
-
-
-def slow_start_batches(count: int, initial: int = SLOW_START_INITIAL_BATCH) -> list[int]:
-    """The batch sizes :func:`slow_start_batch` would use if every call succeeded."""
-    sizes, remaining = [], count
-    batch = min(remaining, initial)
-    while batch > 0:
-        sizes.append(batch)
-        remaining -= batch
-        batch = min(2 * batch, remaining)
-    return sizes
 
 
 def replica_diff(active: int, desired: int, burst: int) -> int:
@@ -99,21 +63,9 @@ def replica_diff(active: int, desired: int, burst: int) -> int:
 def pod_from_template(rs: Obj) -> Obj:
     """A new pod for ``rs`` (``GetPodFromTemplate``)."""
     template = rs["spec"].get("template") or {}
-    tmeta = template.get("metadata") or {}
-    meta: Obj = {
-        "generateName": f"{rs['metadata']['name']}-",
-        "namespace": rs["metadata"]["namespace"],
-        "ownerReferences": [ownerrefs.new_controller_ref(rs, API_VERSION, KIND)],
-    }
-    for key in ("labels", "annotations", "finalizers"):
-        if tmeta.get(key):
-            meta[key] = copy.deepcopy(tmeta[key])
-    return {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": meta,
-        "spec": copy.deepcopy(template.get("spec") or {}),
-    }
+    return podutil.pod_from_template(
+        template, rs, ownerrefs.new_controller_ref(rs, API_VERSION, KIND)
+    )
 
 
 def calculate_status(
@@ -199,23 +151,12 @@ class ReplicaSetController(Controller):
         self.queue.add(key)
 
     def _owner_key(self, pod: Obj) -> str | None:
-        """The key of the cached ReplicaSet controlling ``pod`` (uid checked)."""
-        ref = ownerrefs.controller_ref(pod)
-        if ref is None or ref.get("kind") != KIND:
-            return None
-        key = f"{pod['metadata'].get('namespace')}/{ref.get('name')}"
-        rs = self.replica_sets.get(key)
-        if rs is None or rs["metadata"].get("uid") != ref.get("uid"):
-            return None
-        return key
+        return ownerrefs.resolve_controller_ref(pod, KIND, self.replica_sets)
 
     def _enqueue_matching(self, pod: Obj) -> None:
         """Orphans: wake every ReplicaSet that might adopt the pod."""
-        labels = pod["metadata"].get("labels") or {}
-        namespace = pod["metadata"].get("namespace", "")
-        for rs in self.replica_sets.by_index("namespace", namespace):
-            if rs_selector(rs).matches(labels):
-                self.queue.add(object_key(rs))
+        for key in ownerrefs.selecting_owners(pod, self.replica_sets, rs_selector):
+            self.queue.add(key)
 
     def _on_pod_add(self, pod: Obj) -> None:
         if podutil.is_terminating(pod):
@@ -323,7 +264,7 @@ class ReplicaSetController(Controller):
         self.expectations.expect_creations(key, count)
         pod = pod_from_template(rs)
 
-        async def create_one() -> None:
+        async def create_one(_: int) -> None:
             try:
                 created = await self.client.create(PODS, copy.deepcopy(pod))
             except ApiError as exc:
@@ -337,8 +278,8 @@ class ReplicaSetController(Controller):
             )
 
         try:
-            await slow_start_batch(count, SLOW_START_INITIAL_BATCH, create_one)
-        except _BatchError as failed:
+            await slow_start_batch(range(count), create_one)
+        except BatchError as failed:
             for _ in range(count - failed.successes):
                 self.expectations.creation_observed(key)  # those will never show up
             if isinstance(failed.cause, ApiError):

@@ -2,9 +2,10 @@
 
 One home each: label and field selectors (:mod:`~setpoint.meta.labels`,
 :mod:`~setpoint.meta.fields`), name and label validation (:mod:`~setpoint.meta.validation`),
-resource quantities (:mod:`~setpoint.meta.quantity`), cron schedules (:mod:`~setpoint.meta.cron`),
+resource quantities (:mod:`~setpoint.meta.quantity`), int-or-percent counts
+(:mod:`~setpoint.meta.intstr`), taints and tolerations (:mod:`~setpoint.meta.taints`), required
+node affinity (:mod:`~setpoint.meta.nodeaffinity`), cron schedules (:mod:`~setpoint.meta.cron`),
 timestamps (:mod:`~setpoint.meta.timestamps`) and the clock (:mod:`~setpoint.meta.clock`), JSON
-values (:mod:`~setpoint.meta.jsonvalue`), values as Go prints them (:mod:`~setpoint.meta.gofmt`),
-taints and tolerations (:mod:`~setpoint.meta.taints`) and private files
-(:mod:`~setpoint.meta.privatefiles`).
+values (:mod:`~setpoint.meta.jsonvalue`), values as Go prints them (:mod:`~setpoint.meta.gofmt`)
+and private files (:mod:`~setpoint.meta.privatefiles`).
 """

@@ -1,17 +1,19 @@
 """Taints and tolerations: the well-known taint keys, and whether a toleration tolerates a taint.
 
 A Node's ``spec.taints`` repel pods; a pod's ``spec.tolerations`` let it stay despite them.
-Three components read them the same way: the scheduler (``NoSchedule`` and ``NoExecute``
+Four components read them the same way: the scheduler (``NoSchedule`` and ``NoExecute``
 taints keep pods off a node), the taint eviction controller (``NoExecute`` taints remove pods
-already there, at once or after a toleration's ``tolerationSeconds``) and the API server's
+already there, at once or after a toleration's ``tolerationSeconds``), the DaemonSet
+controller (which decides itself which nodes should run a daemon pod) and the API server's
 DefaultTolerationSeconds admission. The matching rules are ``Toleration.ToleratesTaint`` and
-``GetMatchingTolerations`` of ``k8s.io/api/core/v1`` and ``pkg/apis/core/v1/helper``; the keys
+``GetMatchingTolerations`` of ``k8s.io/api/core/v1`` and ``pkg/apis/core/v1/helper``, and
+``FindMatchingUntoleratedTaint`` of ``k8s.io/component-helpers/scheduling/corev1``; the keys
 are the ``TaintNode*`` constants of ``k8s.io/api/core/v1/well_known_taints.go``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 TAINT_NOT_READY = "node.kubernetes.io/not-ready"
@@ -75,3 +77,17 @@ def matching_tolerations(
             return None
         used.append(match)
     return used
+
+
+def untolerated_taint(
+    taints: Iterable[Taint],
+    tolerations: Iterable[Toleration],
+    considered: Callable[[Taint], bool],
+) -> Taint | None:
+    """``FindMatchingUntoleratedTaint``: the first taint ``considered`` picks out that no
+    toleration tolerates, or None."""
+    tolerations = list(tolerations)
+    for taint in taints:
+        if considered(taint) and not any(tolerates(t, taint) for t in tolerations):
+            return taint
+    return None

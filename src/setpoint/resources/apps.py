@@ -1,9 +1,21 @@
-"""The apps API group's kinds, declared whole (``KINDS``): Deployments and ReplicaSets.
+"""The apps API group's kinds, declared whole (``KINDS``): Deployments, ReplicaSets,
+DaemonSets and ControllerRevisions.
 
-Both run pods from a template that their selector must select, with ``restartPolicy:
-Always``. A Deployment defaults to one replica, a RollingUpdate strategy with 25% surge and
-25% unavailability, ten old ReplicaSets kept and a ten-minute progress deadline; a ReplicaSet
-defaults to one replica. In ``apps/v1`` a selector can never change after creation.
+The three workloads run pods from a template that their selector must select, with
+``restartPolicy: Always``. A Deployment defaults to one replica, a RollingUpdate strategy with
+25% surge and 25% unavailability, ten old ReplicaSets kept and a ten-minute progress deadline;
+a ReplicaSet defaults to one replica; a DaemonSet (one pod per eligible node) to a
+RollingUpdate strategy with ``maxUnavailable: 1`` and ``maxSurge: 0`` and ten old revisions
+kept. In ``apps/v1`` a selector can never change after creation.
+
+A DaemonSet also carries the annotation ``deprecated.daemonset.template.generation``: what
+``apps/v1`` shows of the internal ``spec.templateGeneration``, 1 on creation and raised by one
+with every change of the pod template (``daemonSetStrategy``). The API server owns it: setpoint
+keeps the stored value on update whatever the client sent, where Kubernetes validates the
+client's value (it may not be lowered, nor raised without a template change).
+
+A ControllerRevision is an immutable snapshot of state (``data``, any JSON) with a revision
+number; the DaemonSet controller keeps its history in them (``kubectl rollout history``).
 """
 
 from __future__ import annotations
@@ -29,7 +41,12 @@ from setpoint.resources.fielderrors import (
     not_supported,
     required,
 )
-from setpoint.resources.printers.workloads import DEPLOYMENT_PRINTER, REPLICASET_PRINTER
+from setpoint.resources.printers.workloads import (
+    CONTROLLERREVISION_PRINTER,
+    DAEMONSET_PRINTER,
+    DEPLOYMENT_PRINTER,
+    REPLICASET_PRINTER,
+)
 from setpoint.resources.registry import (
     CATEGORY_ALL,
     POD_TEMPLATE,
@@ -39,6 +56,8 @@ from setpoint.resources.registry import (
 )
 
 _STRATEGIES = ("Recreate", "RollingUpdate")
+_DAEMONSET_STRATEGIES = ("RollingUpdate", "OnDelete")
+TEMPLATE_GENERATION = "deprecated.daemonset.template.generation"
 
 
 # ------------------------------------------------------------------------------ defaults
@@ -63,6 +82,46 @@ def _default_replica_set(replica_set: Obj) -> None:
     spec = replica_set.setdefault("spec", {})
     spec.setdefault("replicas", 1)
     podspec.default_template(spec)
+
+
+def _default_daemon_set(daemon_set: Obj) -> None:
+    """``SetDefaults_DaemonSet``."""
+    spec = daemon_set.setdefault("spec", {})
+    strategy = spec.setdefault("updateStrategy", {})
+    if not strategy.get("type"):
+        strategy["type"] = "RollingUpdate"
+    if strategy["type"] == "RollingUpdate":
+        rolling = strategy.setdefault("rollingUpdate", {})
+        rolling.setdefault("maxUnavailable", 1)
+        rolling.setdefault("maxSurge", 0)
+    spec.setdefault("revisionHistoryLimit", 10)
+    podspec.default_template(spec)
+
+
+def _prepare_daemon_set(daemon_set: Obj) -> None:
+    """``daemonSetStrategy.PrepareForCreate``: template generation 1 (or the one given)."""
+    meta = daemon_set["metadata"]
+    given = _template_generation(daemon_set)
+    meta["annotations"] = {**(meta.get("annotations") or {}), TEMPLATE_GENERATION: str(given or 1)}
+
+
+def _prepare_daemon_set_update(daemon_set: Obj, old: Obj) -> None:
+    """``daemonSetStrategy.PrepareForUpdate``: a new pod template raises the template
+    generation by one; anything else keeps it."""
+    generation = _template_generation(old) or 1
+    template = (daemon_set.get("spec") or {}).get("template")
+    if template != (old.get("spec") or {}).get("template"):
+        generation += 1
+    meta = daemon_set["metadata"]
+    meta["annotations"] = {**(meta.get("annotations") or {}), TEMPLATE_GENERATION: str(generation)}
+
+
+def _template_generation(daemon_set: Obj) -> int:
+    text = (daemon_set["metadata"].get("annotations") or {}).get(TEMPLATE_GENERATION, "")
+    try:
+        return max(int(text), 0)
+    except ValueError:
+        return 0
 
 
 # ---------------------------------------------------------------------------- validation
@@ -94,15 +153,65 @@ def _validate_replica_set(replica_set: Obj, old: Obj | None) -> list[FieldError]
     return errors + _selector_update_errors(replica_set, old)
 
 
-def _selector_and_template_errors(spec: Obj) -> list[FieldError]:
+def _validate_daemon_set(daemon_set: Obj, old: Obj | None) -> list[FieldError]:
+    """``ValidateDaemonSetSpec`` (+ selector immutability on update)."""
+    spec = daemon_set.get("spec") or {}
+    errors = kube_finalizer_errors(daemon_set)
+    errors += _selector_and_template_errors(spec, owner="daemonset")
+    errors += nonnegative(spec.get("minReadySeconds"), "spec.minReadySeconds")
+    errors += _daemon_set_strategy_errors(spec.get("updateStrategy") or {}, "spec.updateStrategy")
+    errors += nonnegative(spec.get("revisionHistoryLimit"), "spec.revisionHistoryLimit")
+    return errors + _selector_update_errors(daemon_set, old)
+
+
+def _daemon_set_strategy_errors(strategy: Obj, path: str) -> list[FieldError]:
+    """``ValidateDaemonSetUpdateStrategy`` and ``ValidateRollingUpdateDaemonSet``."""
+    kind, rolling = strategy.get("type", ""), strategy.get("rollingUpdate")
+    if kind == "OnDelete":
+        return []
+    if kind != "RollingUpdate":
+        return [not_supported(path, kind, _DAEMONSET_STRATEGIES)]
+    if rolling is None:
+        return [required(f"{path}.rollingUpdate")]
+    path = f"{path}.rollingUpdate"
+    unavailable, surge = rolling.get("maxUnavailable"), rolling.get("maxSurge")
+    errors = positive_int_or_percent_errors(unavailable, f"{path}.maxUnavailable")
+    errors += positive_int_or_percent_errors(surge, f"{path}.maxSurge")
+    errors += not_more_than_100_percent(unavailable, f"{path}.maxUnavailable")
+    errors += not_more_than_100_percent(surge, f"{path}.maxSurge")
+    has_unavailable = _int_or_percent_value(unavailable) != 0
+    has_surge = _int_or_percent_value(surge) != 0
+    if has_unavailable and has_surge:
+        detail = "may not be set when maxUnavailable is non-zero"
+        rendered = gofmt.sharp_v_int_or_string(surge)
+        errors.append(invalid_rendered(f"{path}.maxSurge", rendered, detail))
+    elif not has_unavailable and not has_surge:
+        errors.append(required(f"{path}.maxUnavailable", "cannot be 0 when maxSurge is 0"))
+    return errors
+
+
+def _validate_controller_revision(revision: Obj, old: Obj | None) -> list[FieldError]:
+    """``ValidateControllerRevision`` (+ ``data`` immutable on update)."""
+    errors = kube_finalizer_errors(revision)
+    if revision.get("data") is None:
+        errors.append(required("data", "data is mandatory"))
+    errors += nonnegative(revision.get("revision"), "revision")
+    if old is not None:
+        data = revision.get("data")
+        errors += immutable(data, old.get("data"), "data", gofmt.json_marshal(data))
+    return errors
+
+
+def _selector_and_template_errors(spec: Obj, *, owner: str = "deployment") -> list[FieldError]:
+    """The selector (required, valid, not empty) and the template it must select; ``owner``
+    names the kind in the messages as Kubernetes does ("deployment" for ReplicaSets too)."""
     selector = spec.get("selector")
     if selector is None:
         errors = [required("spec.selector")]
     else:
         errors = label_selector_errors(selector, "spec.selector")
         if not selector.get("matchLabels") and not selector.get("matchExpressions"):
-            # Kubernetes says "deployment" for ReplicaSets too
-            detail = "empty selector is invalid for deployment"
+            detail = f"empty selector is invalid for {owner}"
             errors.append(
                 invalid_rendered("spec.selector", gofmt.sharp_v_label_selector(selector), detail)
             )
@@ -111,11 +220,11 @@ def _selector_and_template_errors(spec: Obj) -> list[FieldError]:
     )
     if invalid_selector:
         return errors + invalid_selector
-    return errors + _template_errors(selector, spec.get("template"))
+    return errors + _template_errors(selector, spec.get("template"), owner)
 
 
-def _template_errors(selector: Obj | None, template: Obj | None) -> list[FieldError]:
-    """``ValidatePodTemplateSpecForReplicaSet``."""
+def _template_errors(selector: Obj | None, template: Obj | None, owner: str) -> list[FieldError]:
+    """``ValidatePodTemplateSpecForReplicaSet`` (and its DaemonSet twin)."""
     path = "spec.template"
     errors = podspec.validate_selector_matches_template(selector, template, path)
     errors += podspec.validate_template(template, path)
@@ -123,9 +232,15 @@ def _template_errors(selector: Obj | None, template: Obj | None) -> list[FieldEr
     restart_policy = pod_spec.get("restartPolicy", "")
     if restart_policy != "Always":
         errors.append(not_supported(f"{path}.spec.restartPolicy", restart_policy, ["Always"]))
-    if pod_spec.get("activeDeadlineSeconds") is not None:
-        detail = "activeDeadlineSeconds in ReplicaSet is not Supported"
-        errors.append(forbidden(f"{path}.spec.activeDeadlineSeconds", detail))
+    deadline = pod_spec.get("activeDeadlineSeconds")
+    if deadline is not None:
+        field_path = f"{path}.spec.activeDeadlineSeconds"
+        if owner == "daemonset":
+            detail = "activeDeadlineSeconds in DaemonSet is not Supported"
+            errors.append(invalid_value(field_path, deadline, detail))
+        else:
+            detail = "activeDeadlineSeconds in ReplicaSet is not Supported"
+            errors.append(forbidden(field_path, detail))
     return errors
 
 
@@ -225,5 +340,47 @@ KINDS: tuple[ResourceType, ...] = (
         always_encoded={**SPEC_AND_STATUS, **POD_TEMPLATE, "status.replicas": 0},
         defaulter=_default_replica_set,
         validator=_validate_replica_set,
+    ),
+    ResourceType(
+        group="apps",
+        version="v1",
+        kind="DaemonSet",
+        plural="daemonsets",
+        singular="daemonset",
+        namespaced=True,
+        short_names=("ds",),
+        categories=CATEGORY_ALL,
+        subresources=("status",),
+        definition="io.k8s.api.apps.v1.DaemonSet",
+        printer=DAEMONSET_PRINTER,
+        protobuf="k8s.io.api.apps.v1.DaemonSet",
+        has_status=True,
+        tracks_generation=True,
+        always_encoded={
+            **SPEC_AND_STATUS,
+            **POD_TEMPLATE,
+            "spec.updateStrategy": {},
+            "status.currentNumberScheduled": 0,
+            "status.numberMisscheduled": 0,
+            "status.desiredNumberScheduled": 0,
+            "status.numberReady": 0,
+        },
+        defaulter=_default_daemon_set,
+        prepare_for_create=_prepare_daemon_set,
+        prepare_for_update=_prepare_daemon_set_update,
+        validator=_validate_daemon_set,
+    ),
+    ResourceType(
+        group="apps",
+        version="v1",
+        kind="ControllerRevision",
+        plural="controllerrevisions",
+        singular="controllerrevision",
+        namespaced=True,
+        definition="io.k8s.api.apps.v1.ControllerRevision",
+        printer=CONTROLLERREVISION_PRINTER,
+        protobuf="k8s.io.api.apps.v1.ControllerRevision",
+        always_encoded={"revision": 0},
+        validator=_validate_controller_revision,
     ),
 )

@@ -67,12 +67,21 @@ Preparer = Callable[[Obj], None]
 """Strategy hook run in place on a new object before defaults (Kubernetes' PrepareForCreate),
 e.g. a Namespace starts Active with the ``kubernetes`` finalizer."""
 
+UpdatePreparer = Callable[[Obj, Obj], None]
+"""Strategy hook run in place on ``(new, old)`` when the object itself (not its status) is
+updated, before defaults (Kubernetes' PrepareForUpdate), e.g. a DaemonSet's template
+generation goes up with its template."""
+
 
 def _no_defaults(obj: Obj) -> None:
     return None
 
 
 def _no_preparation(obj: Obj) -> None:
+    return None
+
+
+def _no_update_preparation(obj: Obj, old: Obj) -> None:
     return None
 
 
@@ -128,6 +137,7 @@ class ResourceType:
     return_deleted_object: bool = False
     defaulter: Defaulter = _no_defaults
     prepare_for_create: Preparer = _no_preparation
+    prepare_for_update: UpdatePreparer = _no_update_preparation
     validator: Validator = _no_validation
     field_selectors: Mapping[str, FieldGetter] = field(default_factory=dict)
     # the table ``kubectl get`` shows; every built-in kind says which (DEFAULT_PRINTER: NAME

@@ -47,6 +47,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from setpoint.meta.labels import Selector, SelectorParseError, selector_from_label_selector
+from setpoint.meta.nodeaffinity import node_selector_term_matches
 from setpoint.meta.quantity import QuantityError, parse_quantity
 from setpoint.meta.taints import TAINT_NOT_READY, TAINT_UNREACHABLE, TAINT_UNSCHEDULABLE, tolerates
 
@@ -766,49 +767,7 @@ def _node_affinity_matches(state: PodState, node: NodeInfo) -> bool:
     terms = state.required_node_terms
     if terms is None:
         return True
-    return any(node_selector_term_matches(term, node) for term in terms)
-
-
-def node_selector_term_matches(term: Mapping[str, Any], node: NodeInfo) -> bool:
-    """A NodeSelectorTerm: all expressions and fields must match; an empty term matches
-    nothing."""
-    expressions = term.get("matchExpressions") or []
-    fields = term.get("matchFields") or []
-    if not expressions and not fields:
-        return False
-    for expr in expressions:
-        if not _requirement_matches(expr, node.labels):
-            return False
-    for expr in fields:
-        if expr.get("key") != "metadata.name":
-            return False
-        if not _requirement_matches(expr, {"metadata.name": node.name}):
-            return False
-    return True
-
-
-def _requirement_matches(expr: Mapping[str, Any], labels: Mapping[str, str]) -> bool:
-    key = expr.get("key") or ""
-    operator = expr.get("operator") or ""
-    values = expr.get("values") or []
-    present = key in labels
-    if operator == "In":
-        return present and labels[key] in values
-    if operator == "NotIn":
-        return not present or labels[key] not in values
-    if operator == "Exists":
-        return present
-    if operator == "DoesNotExist":
-        return not present
-    if operator in ("Gt", "Lt"):
-        if not present or len(values) != 1:
-            return False
-        try:
-            have, want = int(labels[key]), int(values[0])
-        except ValueError:
-            return False
-        return have > want if operator == "Gt" else have < want
-    return False
+    return any(node_selector_term_matches(term, labels, node.name) for term in terms)
 
 
 def node_resources_fit(state: PodState, node: NodeInfo) -> Status | None:
@@ -966,7 +925,9 @@ def preferred_node_affinity(state: PodState, node: NodeInfo) -> int:
     total = 0
     for term in state.preferred_node_terms:
         weight = int(term.get("weight") or 0)
-        if weight and node_selector_term_matches(term.get("preference") or {}, node):
+        if weight and node_selector_term_matches(
+            term.get("preference") or {}, node.labels, node.name
+        ):
             total += weight
     return total
 

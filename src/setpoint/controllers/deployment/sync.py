@@ -38,7 +38,6 @@ from setpoint.controllers.deployment.util import (
     TIMED_OUT_REASON,
     active_replica_sets,
     annotations_of,
-    compute_hash,
     creation_key,
     equal_ignore_hash,
     find_active_or_latest,
@@ -63,6 +62,7 @@ from setpoint.controllers.deployment.util import (
 )
 from setpoint.controllers.util import conditions, ownerrefs
 from setpoint.controllers.util import pods as podutil
+from setpoint.controllers.util.history import compute_hash
 
 if TYPE_CHECKING:
     from setpoint.controllers.deployment.controller import DeploymentController

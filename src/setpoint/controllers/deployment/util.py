@@ -5,22 +5,19 @@ Small accessors (``spec.replicas``, a status count, annotations, creation order)
 (``deployment.kubernetes.io/revision`` and ``revision-history``) and the
 ``desired-replicas``/``max-replicas`` annotations that remember the size a Deployment had when
 a ReplicaSet was last scaled; ``maxSurge``/``maxUnavailable`` resolved to pods
-(``ResolveFenceposts``); the template hash and finding the new and old ReplicaSets;
+(``ResolveFenceposts``); finding the new and old ReplicaSets;
 proportional scaling; the Deployment's conditions (``NewDeploymentCondition``,
 ``SetDeploymentCondition``) and whether a rollout is complete, progressing or timed out.
-Follows ``pkg/controller/deployment/util/deployment_util.go`` (and ``ComputeHash`` of
-``pkg/controller/controller_utils.go``).
+Follows ``pkg/controller/deployment/util/deployment_util.go``; the template hash is
+:func:`setpoint.controllers.util.history.compute_hash`.
 """
 
 from __future__ import annotations
 
 import copy
 import math
-import struct
 from collections.abc import Iterable
 from datetime import datetime, timedelta
-
-import orjson
 
 from setpoint.client.api import Obj
 from setpoint.controllers.util import conditions
@@ -54,7 +51,6 @@ MIN_UNAVAILABLE_REASON = "MinimumReplicasUnavailable"
 _SKIP_ANNOTATIONS = frozenset(
     {LAST_APPLIED, REVISION, REVISION_HISTORY, DESIRED_REPLICAS, MAX_REPLICAS, ROLLBACK_TO}
 )
-_SAFE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 
 
 def spec_replicas(obj: Obj | None) -> int:
@@ -161,20 +157,6 @@ def _template_without_hash(template: Obj | None) -> Obj:
 def equal_ignore_hash(a: Obj | None, b: Obj | None) -> bool:
     """``EqualIgnoreHash``: two pod templates equal except for ``pod-template-hash``."""
     return _template_without_hash(a) == _template_without_hash(b)
-
-
-def compute_hash(template: Obj, collision_count: int | None) -> str:
-    """The pod-template-hash: FNV-1a (32 bit) of the template's canonical JSON, plus the
-    collision count when set, spelled in Kubernetes' vowel-free alphabet
-    (``controller.ComputeHash`` hashes Go's deep printing instead; the values differ from
-    Kubernetes' but are just as stable)."""
-    data = orjson.dumps(template, option=orjson.OPT_SORT_KEYS)
-    if collision_count is not None:
-        data += struct.pack("<Q", collision_count & 0xFFFFFFFF)
-    value = 0x811C9DC5
-    for byte in data:
-        value = ((value ^ byte) * 0x01000193) & 0xFFFFFFFF
-    return "".join(_SAFE_ALPHABET[ord(ch) % len(_SAFE_ALPHABET)] for ch in str(value))
 
 
 def find_new_replica_set(d: Obj, replica_sets: list[Obj]) -> Obj | None:

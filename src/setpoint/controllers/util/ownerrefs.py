@@ -20,10 +20,11 @@ of the same name, and must not adopt anything then.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from setpoint.client.api import ApiClient, ApiError, Obj, Resource
+from setpoint.client.informer import Informer, object_key
 from setpoint.controllers.util.pods import is_terminating
 from setpoint.meta.labels import Selector
 
@@ -54,6 +55,33 @@ def new_controller_ref(owner: Obj, api_version: str, kind: str) -> Obj:
         "controller": True,
         "blockOwnerDeletion": True,
     }
+
+
+def resolve_controller_ref(obj: Obj, kind: str, owners: Informer) -> str | None:
+    """``resolveControllerRef``: the key of the cached owner of ``kind`` that controls
+    ``obj``, if its uid is the one the reference names (a namesake is not the owner)."""
+    ref = controller_ref(obj)
+    if ref is None or ref.get("kind") != kind:
+        return None
+    key = f"{obj['metadata'].get('namespace')}/{ref.get('name')}"
+    owner = owners.get(key)
+    if owner is None or owner["metadata"].get("uid") != ref.get("uid"):
+        return None
+    return key
+
+
+def selecting_owners(
+    obj: Obj, owners: Informer, selector_of: Callable[[Obj], Selector]
+) -> list[str]:
+    """The keys of the cached owners in ``obj``'s namespace whose selector matches it: who
+    might adopt an orphan (owners indexed ``namespace``)."""
+    labels = obj["metadata"].get("labels") or {}
+    namespace = obj["metadata"].get("namespace", "")
+    return [
+        object_key(owner)
+        for owner in owners.by_index("namespace", namespace)
+        if selector_of(owner).matches(labels)
+    ]
 
 
 def is_controlled_by(obj: Obj, owner: Obj) -> bool:

@@ -15,6 +15,7 @@ crowded a pod's node is) and the plain ``ActivePods`` order the Job controller s
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Iterable
 from datetime import datetime, timedelta
@@ -88,6 +89,27 @@ def deletion_cost(pod: Obj) -> int:
         return int(raw) if raw is not None else 0
     except ValueError:
         return 0
+
+
+def pod_from_template(template: Obj, owner: Obj, controller_ref: Obj) -> Obj:
+    """A new pod for ``owner`` from ``template`` (``GetPodFromTemplate``): ``generateName
+    <owner>-``, the template's labels, annotations, finalizers and spec, and
+    ``controller_ref``."""
+    tmeta = template.get("metadata") or {}
+    meta: Obj = {
+        "generateName": f"{owner['metadata']['name']}-",
+        "namespace": owner["metadata"]["namespace"],
+        "ownerReferences": [controller_ref],
+    }
+    for key in ("labels", "annotations", "finalizers"):
+        if tmeta.get(key):
+            meta[key] = copy.deepcopy(tmeta[key])
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": meta,
+        "spec": copy.deepcopy(template.get("spec") or {}),
+    }
 
 
 # ------------------------------------------------------------------ deletion ranking

@@ -1,5 +1,5 @@
-"""Tables for the workload kinds (deployments, replica sets, jobs, cron jobs), the
-PodDisruptionBudgets that guard them, and leases.
+"""Tables for the workload kinds (deployments, replica sets, daemon sets, controller
+revisions, jobs, cron jobs), the PodDisruptionBudgets that guard them, and leases.
 
 Each printer reproduces the matching ``print*`` function of Kubernetes'
 ``pkg/printers/internalversion/printers.go``. Two details are easy to miss. Deployments render
@@ -122,6 +122,116 @@ def replicaset_cells(replicaset: Obj, now: datetime) -> list[Any]:
         age_of(replicaset, now),
         *containers_cells(dig(replicaset, "spec", "template", "spec")),
         format_label_selector(dig(replicaset, "spec", "selector")),
+    ]
+
+
+# --- daemon sets ----------------------------------------------------------------------------
+
+DAEMONSET_COLUMNS = [
+    NAME_COLUMN,
+    column(
+        "Desired",
+        "integer",
+        "The total number of nodes that should be running the daemon pod (including nodes "
+        "correctly running the daemon pod). More info: "
+        "https://kubernetes.io/docs/concepts/workloads/controllers/daemonset/",
+    ),
+    column(
+        "Current",
+        "integer",
+        "The number of nodes that are running at least 1 daemon pod and are supposed to run the "
+        "daemon pod. More info: "
+        "https://kubernetes.io/docs/concepts/workloads/controllers/daemonset/",
+    ),
+    column(
+        "Ready",
+        "integer",
+        "numberReady is the number of nodes that should be running the daemon pod and have one "
+        "or more of the daemon pod running with a Ready Condition.",
+    ),
+    column(
+        "Up-to-date",
+        "integer",
+        "The total number of nodes that are running updated daemon pod",
+    ),
+    column(
+        "Available",
+        "integer",
+        "The number of nodes that should be running the daemon pod and have one or more of the "
+        "daemon pod running and available (ready for at least spec.minReadySeconds)",
+    ),
+    column(
+        "Node Selector",
+        description="NodeSelector is a selector which must be true for the pod to fit on a "
+        "node. Selector which must match a node's labels for the pod to be scheduled on that "
+        "node. More info: "
+        "https://kubernetes.io/docs/concepts/configuration/assign-pod-node/",
+    ),
+    AGE_COLUMN,
+    *wide_containers_columns(
+        "A label query over pods that are managed by the daemon set. Must match in order to be "
+        "controlled. It must match the pod template's labels. More info: "
+        "https://kubernetes.io/docs/concepts/overview/working-with-objects/labels/"
+        "#label-selectors"
+    ),
+]
+
+
+def format_labels(labels: Mapping[str, Any] | None) -> str:
+    """``labels.FormatLabels``: ``k=v`` pairs sorted by key, ``<none>`` when empty."""
+    if not labels:
+        return "<none>"
+    return ",".join(f"{key}={labels[key]}" for key in sorted(labels))
+
+
+def daemonset_cells(daemonset: Obj, now: datetime) -> list[Any]:
+    """``printDaemonSet``: the status counts and the template's node selector."""
+    pod_spec = dig(daemonset, "spec", "template", "spec")
+    return [
+        name_of(daemonset),
+        number(daemonset, "status", "desiredNumberScheduled"),
+        number(daemonset, "status", "currentNumberScheduled"),
+        number(daemonset, "status", "numberReady"),
+        number(daemonset, "status", "updatedNumberScheduled"),
+        number(daemonset, "status", "numberAvailable"),
+        format_labels(dig(pod_spec, "nodeSelector")),
+        age_of(daemonset, now),
+        *containers_cells(pod_spec),
+        format_label_selector(dig(daemonset, "spec", "selector")),
+    ]
+
+
+# --- controller revisions -------------------------------------------------------------------
+
+CONTROLLERREVISION_COLUMNS = [
+    NAME_COLUMN,
+    column("Controller", description="Controller of the object"),
+    column(
+        "Revision", description="Revision indicates the revision of the state represented by Data."
+    ),
+    AGE_COLUMN,
+]
+
+
+def controller_name(obj: Obj) -> str:
+    """The CONTROLLER cell: ``<kind>.<group>/<name>`` of the controller reference (the core
+    group without a dot), ``<none>`` without one (``formatResourceName`` with kind)."""
+    for ref in items(obj, "metadata", "ownerReferences"):
+        if isinstance(ref, Mapping) and ref.get("controller"):
+            api_version = str(ref.get("apiVersion") or "")
+            group = api_version.split("/")[0] if "/" in api_version else ""
+            kind = str(ref.get("kind") or "").lower()
+            return f"{kind}.{group}/{ref.get('name')}" if group else f"{kind}/{ref.get('name')}"
+    return "<none>"
+
+
+def controllerrevision_cells(revision: Obj, now: datetime) -> list[Any]:
+    """``printControllerRevision``: its controller and revision number."""
+    return [
+        name_of(revision),
+        controller_name(revision),
+        number(revision, "revision"),
+        age_of(revision, now),
     ]
 
 
@@ -326,6 +436,8 @@ def pdb_cells(pdb: Obj, now: datetime) -> list[Any]:
 
 DEPLOYMENT_PRINTER = Printer(DEPLOYMENT_COLUMNS, deployment_cells)
 REPLICASET_PRINTER = Printer(REPLICASET_COLUMNS, replicaset_cells)
+DAEMONSET_PRINTER = Printer(DAEMONSET_COLUMNS, daemonset_cells)
+CONTROLLERREVISION_PRINTER = Printer(CONTROLLERREVISION_COLUMNS, controllerrevision_cells)
 JOB_PRINTER = Printer(JOB_COLUMNS, job_cells)
 CRONJOB_PRINTER = Printer(CRONJOB_COLUMNS, cronjob_cells)
 LEASE_PRINTER = Printer(LEASE_COLUMNS, lease_cells)
