@@ -264,13 +264,14 @@ def test_a_killed_supervisor_is_replaced_and_the_exit_it_missed_restarted(
 # ------------------------------------------------------------------ the node returns
 
 
-@pytest.mark.parametrize("fault", ["sigstop", "network"])
+@pytest.mark.parametrize("fault", ["sigkill", "sigstop", "network"])
 def test_a_returning_node_stops_the_pods_that_were_replaced_meanwhile(
     cluster: Cluster, k: Kubectl, fault: str
 ) -> None:
-    """The agent freezes (SIGSTOP) or the node's link goes down: its workloads keep running,
-    unseen. The control plane replaces them elsewhere; when the node returns its agent finds
-    they no longer exist and stops them at once."""
+    """The agent is killed (SIGKILL) or freezes (SIGSTOP), or the node's link goes down: its
+    workloads keep running, unseen. The control plane replaces them elsewhere; when the node
+    returns (the agent is started again, resumed, the link restored) its agent finds they no
+    longer exist and stops them at once."""
     if fault == "network" and not cluster.network:
         pytest.skip("needs root to create network namespaces")
     namespace = k.namespace or ""
@@ -282,7 +283,9 @@ def test_a_returning_node_stops_the_pods_that_were_replaced_meanwhile(
     }
     assert stale
 
-    if fault == "sigstop":
+    if fault == "sigkill":
+        victim.kill()
+    elif fault == "sigstop":
         victim.signal(signal.SIGSTOP)
     else:
         assert victim.link is not None
@@ -292,7 +295,9 @@ def test_a_returning_node_stops_the_pods_that_were_replaced_meanwhile(
     assert stale <= victim.container_processes(), "the unreachable node's workloads kept running"
 
     returned = time.monotonic()
-    if fault == "sigstop":
+    if fault == "sigkill":
+        victim.start()
+    elif fault == "sigstop":
         victim.signal(signal.SIGCONT)
     else:
         assert victim.link is not None
