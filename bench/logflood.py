@@ -40,7 +40,7 @@ from setpoint.agent.pods import NodeContainerSettings
 from setpoint.agent.runtime import ContainerSpec, Runtime, ensure_supervisor
 
 NAME = "logflood"
-KILLS = 200
+KILLS = 500
 WINDOW = 5.0  # seconds of flood the supervisor's cost is measured over
 WARM_UP = 1.0
 
