@@ -90,22 +90,24 @@ async def test_informer_outlives_a_server_killed_mid_watch(tmp_path: Path) -> No
     SIGKILLed) is a connection error like any other: the informer re-lists once the server
     is back, and the program that runs it goes on (an agent once died of exactly this)."""
     server = start_server(tmp_path / "data")
-    api = ApiClient(ClientConfig.from_kubeconfig(server.kubeconfig))
-    informer = Informer(api, CONFIGMAPS, namespace="default")
-    informer.start()
     try:
-        await informer.wait_synced()
-        await asyncio.sleep(0.2)  # the watch request is open and streaming
-        server.stop(signal.SIGKILL)
-        server = await asyncio.to_thread(start_server, server.data_dir, port=server.port)
-        await api.create(CONFIGMAPS, cm("after-restart"), "default")
+        api = ApiClient(ClientConfig.from_kubeconfig(server.kubeconfig))
+        informer = Informer(api, CONFIGMAPS, namespace="default")
+        informer.start()
+        try:
+            await informer.wait_synced()
+            await asyncio.sleep(0.2)  # the watch request is open and streaming
+            server.stop(signal.SIGKILL)
+            server = await asyncio.to_thread(start_server, server.data_dir, port=server.port)
+            await api.create(CONFIGMAPS, cm("after-restart"), "default")
 
-        async def seen() -> None:
-            while informer.get("default/after-restart") is None:
-                await asyncio.sleep(0.05)
+            async def seen() -> None:
+                while informer.get("default/after-restart") is None:
+                    await asyncio.sleep(0.05)
 
-        await asyncio.wait_for(seen(), 30)
+            await asyncio.wait_for(seen(), 30)
+        finally:
+            await informer.stop()
+            await api.close()
     finally:
-        await informer.stop()
-        await api.close()
         server.stop()
