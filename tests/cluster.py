@@ -34,6 +34,18 @@ from urllib.parse import unquote
 from setpoint.agent.supervisor import proc_start_time
 from tests.support import SETPOINT, Kubectl, Server, kill_node_processes, start_server, wait_for
 
+# Node loss in seconds, for tests: lost 3 s after the last heartbeat (a Lease of 3 s, renewed
+# every 0.75 s), pods tolerate an unreachable or not-ready node for 1 s more.
+FAST_NODE_LOSS_SERVER = [
+    "--node-monitor-grace-period",
+    "3s",
+    "--default-not-ready-toleration-seconds",
+    "1",
+    "--default-unreachable-toleration-seconds",
+    "1",
+]
+FAST_NODE_LOSS_AGENT = ["--node-lease-duration-seconds", "3"]
+
 
 def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["ip", *args], capture_output=True, text=True, check=check)

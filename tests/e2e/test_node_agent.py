@@ -11,12 +11,10 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 import tempfile
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -25,8 +23,8 @@ import pytest
 
 from setpoint.agent.supervisor import proc_start_time
 from tests import objects
+from tests.cluster import ClusterNode
 from tests.support import (
-    SETPOINT,
     Kubectl,
     Server,
     create_namespace,
@@ -203,71 +201,6 @@ def test_process_ignoring_sigterm_is_killed_after_the_grace_period(
 # ------------------------------------------------------------------ a second agent
 
 
-@dataclass
-class SecondAgent:
-    """A `setpoint agent` process joining ``server`` as node ``name``."""
-
-    server: Server
-    name: str
-    data_dir: Path
-    log_path: Path
-    process: subprocess.Popen[bytes] | None = None
-
-    def command(self) -> list[str]:
-        argv = [
-            SETPOINT,
-            "-v",
-            "agent",
-            "--server",
-            self.server.url,
-            "--token-file",
-            str(self.server.data_dir / "node-token"),
-            "--ca-file",
-            str(self.server.ca_file),
-            "--node-name",
-            self.name,
-            "--data-dir",
-            str(self.data_dir),
-        ]
-        if "--kubelet-port" in _agent_help():  # its log endpoint must not take 10250 twice
-            argv += ["--kubelet-port", "0"]
-        return argv
-
-    def start(self) -> None:
-        with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen(
-                self.command(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
-            )
-
-    def kill(self) -> None:
-        """SIGKILL: the agent gets no chance to clean up."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(10)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.kill()
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-
-_HELP: list[str] = []
-
-
-def _agent_help() -> str:
-    if not _HELP:
-        _HELP.append(
-            subprocess.run([SETPOINT, "agent", "--help"], capture_output=True).stdout.decode()
-        )
-    return _HELP[0]
-
-
 def ready_nodes(k: Kubectl) -> set[str]:
     nodes = k("get", "nodes", "-o", "json", namespaced=False).json()["items"]
     return {
@@ -278,9 +211,9 @@ def ready_nodes(k: Kubectl) -> set[str]:
 
 
 @pytest.fixture
-def second_agent(node_server: Server, k: Kubectl) -> Iterator[SecondAgent]:
+def second_agent(node_server: Server, k: Kubectl) -> Iterator[ClusterNode]:
     work = Path(tempfile.mkdtemp(prefix="sp-agent2-"))
-    agent = SecondAgent(node_server, f"second-{uuid.uuid4().hex[:6]}", work / "agent", work / "log")
+    agent = ClusterNode(node_server, f"second-{uuid.uuid4().hex[:6]}", work / "agent", work / "log")
     agent.start()
     try:
         wait_for(lambda: agent.name in ready_nodes(k), timeout=30, what="the second node Ready")
@@ -306,7 +239,7 @@ def pinned_pod(name: str, node: str, *, selector: bool = False) -> Obj:
 
 
 def test_second_agent_on_the_same_machine_joins_as_another_node(
-    k: Kubectl, second_agent: SecondAgent
+    k: Kubectl, second_agent: ClusterNode
 ) -> None:
     assert {"node-server-node", second_agent.name} <= ready_nodes(k)
     table = k("get", "nodes", "--no-headers", namespaced=False).stdout
@@ -315,7 +248,7 @@ def test_second_agent_on_the_same_machine_joins_as_another_node(
 
 
 def test_workloads_survive_the_agent_being_killed_and_their_exits_are_not_lost(
-    k: Kubectl, second_agent: SecondAgent
+    k: Kubectl, second_agent: ClusterNode
 ) -> None:
     node, agent_dir = second_agent.name, second_agent.data_dir
     manifests = [

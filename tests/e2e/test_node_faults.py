@@ -23,22 +23,23 @@ from typing import Any
 import pytest
 
 from tests import objects
-from tests.cluster import Cluster, ClusterNode, manifest, node_ready, running_cluster
+from tests.cluster import (
+    FAST_NODE_LOSS_AGENT,
+    FAST_NODE_LOSS_SERVER,
+    Cluster,
+    ClusterNode,
+    manifest,
+    node_ready,
+    running_cluster,
+)
 from tests.support import Kubectl, create_namespace, start_server, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("cluster")]
 
 Obj = dict[str, Any]
 
-SERVER_FLAGS = [
-    "--node-monitor-grace-period",
-    "3s",
-    "--default-not-ready-toleration-seconds",
-    "1",
-    "--default-unreachable-toleration-seconds",
-    "1",
-]
-AGENT_FLAGS = ["--node-lease-duration-seconds", "3"]
+SERVER_FLAGS = FAST_NODE_LOSS_SERVER
+AGENT_FLAGS = FAST_NODE_LOSS_AGENT
 LOST_WITHIN = 30.0  # seconds from a fault to the workload whole again, with room for a busy CI
 
 

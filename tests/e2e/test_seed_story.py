@@ -6,27 +6,18 @@ from __future__ import annotations
 
 import pytest
 
-from tests.cluster import running_cluster
+from tests.cluster import FAST_NODE_LOSS_AGENT, FAST_NODE_LOSS_SERVER, running_cluster
 from tests.seedstory import REPLICAS, run_seed_story
 from tests.support import create_namespace
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("cluster")]
 
-FAST_NODE_LOSS = [
-    "--node-monitor-grace-period",
-    "3s",
-    "--default-not-ready-toleration-seconds",
-    "1",
-    "--default-unreachable-toleration-seconds",
-    "1",
-]
-
 
 def test_seed_story() -> None:
     with running_cluster(
         REPLICAS + 1,
-        server_flags=FAST_NODE_LOSS,
-        agent_flags=["--node-lease-duration-seconds", "3"],
+        server_flags=FAST_NODE_LOSS_SERVER,
+        agent_flags=FAST_NODE_LOSS_AGENT,
     ) as cluster:
         outages = run_seed_story(cluster, create_namespace(cluster.server, "seed"))
         for outage in outages:
