@@ -52,14 +52,25 @@ def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
 
 
 def can_make_network_namespaces() -> bool:
-    """Whether this process may create network namespaces and veth pairs (root + iproute2)."""
+    """Whether this process may create a network namespace, a bridge and a veth pair into
+    it (root, iproute2, util-linux, the kernel's veth and bridge drivers): tried once, for
+    real, on throwaway names."""
     if os.geteuid() != 0 or not shutil.which("ip") or not shutil.which("nsenter"):
         return False
-    probe = f"sp-probe-{uuid.uuid4().hex[:8]}"
-    if _ip("netns", "add", probe, check=False).returncode != 0:
-        return False
-    _ip("netns", "del", probe, check=False)
-    return True
+    probe = uuid.uuid4().hex[:8]
+    netns, bridge, veth = f"sp-probe-{probe}", f"spp{probe}", f"spv{probe}"
+    steps = [
+        ("netns", "add", netns),
+        ("link", "add", bridge, "type", "bridge"),
+        ("link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", netns),
+        ("link", "set", veth, "master", bridge),
+    ]
+    try:
+        return all(_ip(*step, check=False).returncode == 0 for step in steps)
+    finally:
+        _ip("link", "del", veth, check=False)
+        _ip("link", "del", bridge, check=False)
+        _ip("netns", "del", netns, check=False)
 
 
 def _unused_subnet() -> ipaddress.IPv4Network:

@@ -1,8 +1,9 @@
 """The seed story: the promise setpoint makes, played out on a cluster of real nodes.
 
 A web server Deployment of 3 replicas (``python3 -m http.server`` on hostPort 8080, so one
-per node) with readiness and liveness probes runs on a cluster with one node to spare. A
-poller asks every Ready replica for ``/`` ten times a second and records how many answered.
+per node; each node must be in a network namespace of its own, see :mod:`tests.cluster`)
+with readiness and liveness probes runs on a cluster with one node to spare. A poller asks
+every Ready replica for ``/`` ten times a second and records how many answered.
 Then, one after another, each waiting until 3 replicas answer again:
 
 1. the process of one replica is killed -> the node's supervisor restarts it;

@@ -6,13 +6,22 @@ from __future__ import annotations
 
 import pytest
 
-from tests.cluster import FAST_NODE_LOSS_AGENT, FAST_NODE_LOSS_SERVER, running_cluster
+from tests.cluster import (
+    FAST_NODE_LOSS_AGENT,
+    FAST_NODE_LOSS_SERVER,
+    can_make_network_namespaces,
+    running_cluster,
+)
 from tests.seedstory import REPLICAS, run_seed_story
 from tests.support import create_namespace
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("cluster")]
 
 
+@pytest.mark.skipif(
+    not can_make_network_namespaces(),
+    reason="one replica per node on port 8080 needs each node in a network namespace (root)",
+)
 def test_seed_story() -> None:
     with running_cluster(
         REPLICAS + 1,
