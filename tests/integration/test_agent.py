@@ -189,7 +189,7 @@ async def test_killall_stops_the_nodes_workloads_and_removes_their_sandboxes(
     uid = (await node.pod("doomed"))["metadata"]["uid"]
     await node.stop_agent()
     done = await killall(node.data_dir)
-    assert "killed 1 container process group" in done.stdout
+    assert "killed 1 container process(es)" in done.stdout
     assert not Path(f"/proc/{pid}").exists()
     assert not (node.data_dir / "pods" / uid).exists()
 

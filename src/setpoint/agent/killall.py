@@ -29,6 +29,7 @@ from setpoint.agent.supervisor import (
     PID_NAME,
     cgroup_dirs,
     cgroup_empty,
+    cgroup_pids,
     kill_cgroup,
     proc_start_time,
 )
@@ -61,19 +62,23 @@ def recorded_cgroups(state_dir: Path) -> list[list[Path]]:
 
 def kill_node(agent_dir: Path, processes: Iterable[Process] = ()) -> list[int]:
     """Kill the supervisor and the containers of the agent data dir ``agent_dir``, then
-    remove its pod sandboxes; returns the pids that were signalled."""
+    remove its pod sandboxes; returns the pids that were signalled (the processes found in
+    the containers' cgroups and the process groups' leaders)."""
     state_dir = agent_dir / "supervisor"
     with contextlib.suppress(OSError, ValueError):
         os.kill(int((state_dir / PID_NAME).read_text()), signal.SIGKILL)
     cgroups = recorded_cgroups(state_dir)
+    killed: set[int] = set()
     for dirs in cgroups:
+        existing = [d for d in dirs if d.is_dir()]
+        if existing:
+            killed.update(cgroup_pids(existing[0]))
         kill_cgroup(dirs)
-    killed = []
     for pid, start_time in {*processes, *recorded_processes(state_dir)}:
         if proc_start_time(pid) == start_time:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(pid, signal.SIGKILL)
-                killed.append(pid)
+                killed.add(pid)
     # a cgroup cannot be removed while a dying process is still in it
     deadline = time.monotonic() + EXIT_WAIT_SECONDS
     while time.monotonic() < deadline and (
@@ -82,4 +87,4 @@ def kill_node(agent_dir: Path, processes: Iterable[Process] = ()) -> list[int]:
     ):
         time.sleep(0.01)
     remove_all_sandboxes(agent_dir)
-    return killed
+    return sorted(killed)

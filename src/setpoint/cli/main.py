@@ -242,7 +242,7 @@ def killall(data_dir: Path | None) -> None:
     if not (agent_dir / "supervisor").is_dir():
         raise click.ClickException(f"no node agent state under {directory}")
     killed = kill_node(agent_dir)
-    click.echo(f"killed {len(killed)} container process group(s) of {agent_dir}")
+    click.echo(f"killed {len(killed)} container process(es) of {agent_dir}")
 
 
 cli.add_command(sim)

@@ -250,6 +250,9 @@ async def run_worker(queue: WorkQueue[K], reconcile: Reconciler[K]) -> None:
                 # every later create there fails too: nothing to retry (client-go's handleErr)
                 log.debug("%s: %r is in a namespace being deleted: %s", queue.name, key, exc)
                 queue.forget(key)
+            elif exc.is_conflict:  # lost an optimistic-concurrency race: routine, retry
+                log.debug("%s: reconcile of %r conflicted: %s; retrying", queue.name, key, exc)
+                queue.add_rate_limited(key)
             else:  # an answer of the API, not a fault here: one line, and retry
                 log.warning("%s: reconcile of %r failed: %s; retrying", queue.name, key, exc)
                 queue.add_rate_limited(key)
