@@ -18,7 +18,7 @@ from setpoint.agent.logs import (
     parse_timestamp,
     read_log,
 )
-from setpoint.agent.server import LogRequestError, log_instance, log_options
+from setpoint.agent.server import RequestError, log_instance, log_options
 from setpoint.agent.supervisor import ContainerState, ExitRecord
 
 T0 = 1_700_000_000 * 1_000_000_000  # 2023-11-14T22:13:20Z
@@ -242,12 +242,12 @@ def test_crash_looping_container_logs_its_last_terminated_instance() -> None:
 
 
 def test_previous_without_a_terminated_instance_is_refused() -> None:
-    with pytest.raises(LogRequestError, match='previous terminated container "app" in pod "web"'):
+    with pytest.raises(RequestError, match='previous terminated container "app" in pod "web"'):
         log_instance(POD, APP, state("running", 0, None), previous=True)
 
 
 def test_container_not_started_yet_is_waiting_to_start() -> None:
-    with pytest.raises(LogRequestError) as caught:
+    with pytest.raises(RequestError) as caught:
         log_instance(POD, APP, None)
     assert caught.value.code == 400
     assert caught.value.message == (
@@ -276,6 +276,6 @@ def test_since_seconds_counts_back_from_now() -> None:
 
 
 def test_negative_tail_lines_is_invalid() -> None:
-    with pytest.raises(LogRequestError) as caught:
+    with pytest.raises(RequestError) as caught:
         log_options({"tailLines": "-1"}, now=0.0)
     assert caught.value.code == 422

@@ -319,10 +319,10 @@ def test_mount_script_creates_mount_points_and_remounts_read_only() -> None:
 
 def test_working_dir_inside_a_volume_is_entered_after_the_namespace() -> None:
     plan = [BindMount("/v", "/work", read_only=False, is_file=False)]
-    argv, cwd = wrap_argv(["run"], "/work/sub", Path("/ns/app"), plan)
+    argv, cwd = wrap_argv(["run"], "/work/sub", [("mount", Path("/ns/app"))], plan)
     assert argv == ["nsenter", "--mount=/ns/app", "--", "env", "--chdir=/work/sub", "--", "run"]
     assert cwd is None
-    argv, cwd = wrap_argv(["run"], "/srv", Path("/ns/app"), plan)
+    argv, cwd = wrap_argv(["run"], "/srv", [("mount", Path("/ns/app"))], plan)
     assert argv == ["nsenter", "--mount=/ns/app", "--wd=/srv", "--", "run"] and cwd == "/srv"
 
 

@@ -68,7 +68,14 @@ from setpoint.agent import lifecycle, shutdown
 from setpoint.agent import pods as podspec
 from setpoint.agent.pressure import measure_host, meminfo_bytes, node_pressure
 from setpoint.agent.probes import ProbeManager
-from setpoint.agent.runtime import ContainerState, Runtime, RuntimeUnavailableError, SupervisorError
+from setpoint.agent.remotecommand import ContainerContext
+from setpoint.agent.runtime import (
+    ContainerState,
+    Runtime,
+    RuntimeUnavailableError,
+    SupervisorError,
+    stdin_fifo,
+)
 from setpoint.agent.sandbox import Sandboxes
 from setpoint.agent.server import DEFAULT_KUBELET_PORT, KubeletServer, PodView
 from setpoint.client.api import CONFIGMAPS, NODES, PODS, SECRETS, ApiClient, ApiError, Obj
@@ -264,7 +271,14 @@ class NodeAgent:
         self._running = False
         # `kubectl logs` through the API server; authenticated by the token we joined with
         self.kubelet = KubeletServer(
-            PodView(self.pods.get, self._states, self._config_errors, data_dir),
+            PodView(
+                self.pods.get,
+                self._states,
+                self._config_errors,
+                data_dir,
+                context=self._container_context,
+                stdin_fifo=lambda cid: stdin_fifo(runtime.state_dir, cid),
+            ),
             token=kubelet_token or client.config.token,
             host=host_ip,
             port=kubelet_port,
@@ -728,6 +742,15 @@ class NodeAgent:
                 await self.recorder.record(pod, "Normal", podspec.ARGS_AS_COMMAND_REASON, message)
         self._states.setdefault(cid, state)
 
+    async def _container_context(self, pod: Obj, container: Obj) -> ContainerContext:
+        """Where a process joining the container runs (``kubectl exec``): the container's
+        env and workingDir as its probes get them, its namespaces and its cgroups."""
+        target = await self.probes.target(pod, container)
+        cgroups = await asyncio.to_thread(self.sandboxes.container_cgroups, pod, container)
+        return ContainerContext(
+            env=target.env, cwd=target.cwd, enter=target.enter, cgroups=tuple(cgroups)
+        )
+
     async def _fetch_sources(
         self, namespace: str, wanted: set[tuple[str, str]]
     ) -> dict[tuple[str, str], dict[str, str] | None]:
@@ -766,7 +789,7 @@ class NodeAgent:
                 *(status.get("containerStatuses") or []),
             ]
         }
-        for container in all_containers(pod):
+        for container in podspec.all_containers(pod):
             name = container["name"]
             cid = podspec.container_id(uid, name)
             state = self._states.get(cid)
@@ -797,7 +820,7 @@ class NodeAgent:
         uid = pod["metadata"]["uid"]
         return {
             c["name"]: state
-            for c in all_containers(pod)
+            for c in podspec.all_containers(pod)
             if (state := self._states.get(podspec.container_id(uid, c["name"]))) is not None
         }
 
@@ -807,7 +830,7 @@ class NodeAgent:
         states = self._pod_states(pod)
         errors = {
             c["name"]: self._config_errors[cid]
-            for c in all_containers(pod)
+            for c in podspec.all_containers(pod)
             if (cid := podspec.container_id(uid, c["name"])) in self._config_errors
         }
         written = self._written.get(uid)
@@ -918,8 +941,3 @@ class NodeAgent:
             await self._remove_containers(uid, grace_seconds=ORPHAN_GRACE_SECONDS)
         for uid in self.sandboxes.on_disk() - live:  # sandboxes of pods gone while we were down
             await self.sandboxes.teardown(uid)
-
-
-def all_containers(pod: Obj) -> list[Obj]:
-    spec = pod.get("spec") or {}
-    return [*(spec.get("initContainers") or []), *(spec.get("containers") or [])]

@@ -290,7 +290,14 @@ def container_spec(
         max_log_bytes=settings.max_log_bytes,
         max_log_files=settings.max_log_files,
         max_log_rate=settings.max_log_rate,
+        stdin=bool(container.get("stdin")),
     )
+
+
+def all_containers(pod: Obj) -> list[Obj]:
+    """Init containers (sidecars among them), then app containers."""
+    spec = pod.get("spec") or {}
+    return [*(spec.get("initContainers") or []), *(spec.get("containers") or [])]
 
 
 def container_argv(container: Obj) -> list[str]:

@@ -289,12 +289,12 @@ async def run_exec(
     output = _OutputReader(read_end)
     try:
         async with asyncio.timeout(timeout):
-            await _exited(process.pid)
+            await process_exited(process.pid)
     except (TimeoutError, asyncio.CancelledError) as exc:
         # not reaped yet, so the pid (= the group id) cannot have been recycled
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
-        await asyncio.shield(_exited(process.pid))
+        await asyncio.shield(process_exited(process.pid))
         process.wait()
         output.close()
         if isinstance(exc, asyncio.CancelledError):
@@ -305,7 +305,7 @@ async def run_exec(
     return Outcome(Result.SUCCESS if code == 0 else Result.FAILURE, text)
 
 
-async def _exited(pid: int) -> None:
+async def process_exited(pid: int) -> None:
     """Until the process ``pid`` (our unreaped child) has exited."""
     loop = asyncio.get_running_loop()
     pidfd = os.pidfd_open(pid)
@@ -585,7 +585,7 @@ class ProbeManager:
             return grace_seconds
         began = time.monotonic()
         try:
-            target = await self._target(pod, container)
+            target = await self.target(pod, container)
             async with asyncio.timeout(grace_seconds):
                 outcome = await run_action(action, target, timeout=None)
         except TimeoutError:
@@ -649,7 +649,7 @@ class ProbeManager:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _target(self, pod: Obj, container: Obj) -> Target:
+    async def target(self, pod: Obj, container: Obj) -> Target:
         """The container's own env and workingDir, built as the agent built them."""
         namespace = pod["metadata"].get("namespace", "")
         try:
@@ -701,7 +701,7 @@ class ProbeManager:
         if config.kind != "startup" and not started:
             return True
         if inst.target is None:
-            inst.target = await self._target(inst.pod, inst.container)
+            inst.target = await self.target(inst.pod, inst.container)
         try:
             outcome = await run_action(config.action, inst.target, timeout=config.timeout)
         except ProbeError as exc:
@@ -731,7 +731,7 @@ class ProbeManager:
         return True
 
     async def _post_start(self, inst: Instance, action: Obj) -> None:
-        inst.target = inst.target or await self._target(inst.pod, inst.container)
+        inst.target = inst.target or await self.target(inst.pod, inst.container)
         try:
             outcome = await run_action(action, inst.target, timeout=None)
         except ProbeError as exc:

@@ -41,6 +41,7 @@ from setpoint.agent.supervisor import (
     ContainerSpec,
     ContainerState,
     ExitRecord,
+    stdin_fifo,
 )
 from setpoint.meta.privatefiles import open_private, private_dir
 
@@ -52,6 +53,7 @@ __all__ = [
     "RuntimeUnavailableError",
     "SupervisorError",
     "ensure_supervisor",
+    "stdin_fifo",
 ]
 
 LINE_LIMIT = 64 * 1024 * 1024  # a list of many containers is one line

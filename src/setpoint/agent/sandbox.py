@@ -69,7 +69,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from setpoint.agent import cgroups, volumes
+from setpoint.agent.pods import container_id
 from setpoint.agent.runtime import ContainerSpec
+from setpoint.agent.supervisor import cgroup_dirs
 from setpoint.client.api import CONFIGMAPS, SECRETS, ApiClient, ApiError, Obj
 from setpoint.client.events import EventRecorder
 from setpoint.meta.privatefiles import private_dir
@@ -162,12 +164,22 @@ def mount_script(plan: list[BindMount]) -> str:
     return "\n".join(lines) + "\n"
 
 
+# A namespace a container's processes live in, as nsenter names it: (``mount`` | ``net`` |
+# ..., the file that holds it). Entering more of them (the pod's network namespace) is one
+# more entry in :meth:`Sandboxes.namespaces`.
+Namespace = tuple[str, Path]
+
+
+def nsenter_argv(namespaces: list[Namespace]) -> list[str]:
+    return ["nsenter", *(f"--{kind}={path}" for kind, path in namespaces)]
+
+
 def wrap_argv(
-    argv: list[str], cwd: str | None, ns_file: Path, plan: list[BindMount]
+    argv: list[str], cwd: str | None, namespaces: list[Namespace], plan: list[BindMount]
 ) -> tuple[list[str], str | None]:
-    """The argv (and host cwd) that runs ``argv`` in ``cwd`` inside the mount namespace
-    ``ns_file``."""
-    prefix = ["nsenter", f"--mount={ns_file}"]
+    """The argv (and host cwd) that runs ``argv`` in ``cwd`` inside ``namespaces`` (which
+    include the container's mount namespace, holding the mounts of ``plan``)."""
+    prefix = nsenter_argv(namespaces)
     if cwd is None:
         return [*prefix, "--", *argv], None
     inside = any(cwd == m.target or cwd.startswith(m.target.rstrip("/") + "/") for m in plan)
@@ -401,7 +413,9 @@ class Sandboxes:
                     text = f"MountVolume.SetUp failed for container {container['name']!r}: {exc}"
                     await self.recorder.record(pod, "Warning", "FailedMount", text)
                     return None
-                changes["argv"], changes["cwd"] = wrap_argv(spec.argv, spec.cwd, ns_file, plan)
+                changes["argv"], changes["cwd"] = wrap_argv(
+                    spec.argv, spec.cwd, [("mount", ns_file)], plan
+                )
         return dataclasses.replace(spec, **changes)  # type: ignore[arg-type]
 
     def enter(
@@ -410,15 +424,31 @@ class Sandboxes:
         """``argv`` (and cwd) made to run inside the container's mount namespace, as its
         exec probes and hooks must (they read the container's volumes where the container
         does); unchanged for a container without one."""
-        uid = pod["metadata"]["uid"]
-        ns_file = self.pod_dir(uid) / "ns" / container["name"]
-        if not container.get("volumeMounts") or not os.path.ismount(ns_file):
+        namespaces = self.namespaces(pod, container)
+        if not namespaces:
             return argv, cwd
         try:
-            plan = container_mounts(pod, container, self.pod_dir(uid))
+            plan = container_mounts(pod, container, self.pod_dir(pod["metadata"]["uid"]))
         except MountError:
             return argv, cwd  # cannot happen once its namespace exists; run on the host
-        return wrap_argv(argv, cwd, ns_file, plan)
+        return wrap_argv(argv, cwd, namespaces, plan)
+
+    def namespaces(self, pod: Obj, container: Obj) -> list[Namespace]:
+        """The namespaces of the container's own that a process joining it enters (as
+        ``nsenter`` would): today its mount namespace, when it has one."""
+        ns_file = self.pod_dir(pod["metadata"]["uid"]) / "ns" / container["name"]
+        if container.get("volumeMounts") and os.path.ismount(ns_file):
+            return [("mount", ns_file)]
+        return []
+
+    def container_cgroups(self, pod: Obj, container: Obj) -> list[Path]:
+        """The container's cgroup directories (one per hierarchy) that exist: where a
+        process joining the container goes, so the container's limits apply to it."""
+        if not self.cgroups.version:
+            return []
+        uid = pod["metadata"]["uid"]
+        cid = container_id(uid, container["name"])
+        return [d for d in cgroup_dirs(cgroups.pod_parent(uid), cid) if d.is_dir()]
 
     async def _mount_namespaces_unavailable(self) -> str:
         """Why this agent cannot make mount namespaces ("" if it can); probed once."""

@@ -1,4 +1,5 @@
-"""The agent's own HTTPS endpoint, the part of the kubelet API that ``kubectl logs`` needs.
+"""The agent's own HTTPS endpoint: the part of the kubelet API that ``kubectl logs``,
+``exec``, ``attach``, ``cp`` and ``port-forward`` need.
 
 ``kubectl logs`` asks the API server (``pods/{name}/log``), and the API server asks the
 node's agent, exactly as kube-apiserver asks a kubelet: ``GET
@@ -18,6 +19,13 @@ The endpoint speaks TLS with a certificate the agent makes itself on first start
 ``--tls-cert-file``; the API server does not verify it (kube-apiserver without
 ``--kubelet-certificate-authority`` does not either), the token is what authenticates.
 
+The streaming endpoints are WebSockets, as the kubelet serves them to WebSocket clients:
+``/exec/{namespace}/{pod}/{container}`` and ``/attach/...`` (:mod:`setpoint.agent.
+remotecommand`) and ``/portForward/{namespace}/{pod}`` (:mod:`setpoint.agent.portforward`).
+The API server relays the client's WebSocket to them. A pod the agent does not run is 404
+``pod does not exist``; a container that is not running (not started yet, exited, waiting
+to restart) is the runtime's 500 ``container not found ("app")``, as a kubelet answers.
+
 Which file is read: the instance (restart) of the container that the pod's status shows,
 by kubelet's rules (``validateContainerLogStatus``): the running instance, else the last
 terminated one; ``previous`` asks for the one in ``lastState.terminated``. Following ends
@@ -29,15 +37,23 @@ from __future__ import annotations
 import logging
 import socket
 import ssl
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from aiohttp import web
 
-from setpoint.agent import logs
+from setpoint.agent import logs, portforward, remotecommand
 from setpoint.agent import pods as podspec
+from setpoint.agent.channels import (
+    PORT_FORWARD_PROTOCOLS,
+    REMOTE_COMMAND_PROTOCOLS,
+    Channels,
+    protocol_named,
+)
+from setpoint.agent.remotecommand import AttachTarget, ContainerContext, StreamRequestError
 from setpoint.agent.runtime import ContainerState
 from setpoint.meta import queryparams
 from setpoint.meta.clock import REAL_CLOCK, Clock
@@ -48,11 +64,12 @@ log = logging.getLogger(__name__)
 
 Obj = dict[str, Any]
 DEFAULT_KUBELET_PORT = 10250  # kubelet's --port
+ERROR_HEADER = "X-Setpoint-Error"  # a refusal's message, percent-encoded
 _TRUE = ("1", "t", "true", "yes")  # Go's strconv.ParseBool, and kubectl's "true"
 _FALSE = ("0", "f", "false", "no", "")
 
 
-class LogRequestError(Exception):
+class RequestError(Exception):
     """A request the endpoint answers with ``code`` and a plain-text ``message``."""
 
     def __init__(self, code: int, message: str) -> None:
@@ -76,7 +93,7 @@ def log_instance(
 ) -> int:
     """The restart count of the instance whose log to read, by kubelet's
     ``validateContainerLogStatus`` over the status the agent reports for the container;
-    raises :class:`LogRequestError` (400) with kubelet's message when there is none."""
+    raises :class:`RequestError` (400) with kubelet's message when there is none."""
     status = podspec.container_status(
         pod, container, state, config_error, init=init, initialized=initialized
     )
@@ -87,7 +104,7 @@ def log_instance(
     if previous:
         prior = podspec.last_state_exit(state)  # the instance lastState reports
         if not last_terminated or prior is None:
-            raise LogRequestError(
+            raise RequestError(
                 400, f'previous terminated container "{name}" in pod "{pod_name}" not found'
             )
         return prior.restart_count
@@ -95,14 +112,14 @@ def log_instance(
         return state.restart_count
     if "terminated" in current or last_terminated:
         if last_exit is None:
-            raise LogRequestError(400, f'container "{name}" in pod "{pod_name}" is terminated')
+            raise RequestError(400, f'container "{name}" in pod "{pod_name}" is terminated')
         return last_exit.restart_count
     reason = (current.get("waiting") or {}).get("reason")
     if reason:
-        raise LogRequestError(
+        raise RequestError(
             400, f'container "{name}" in pod "{pod_name}" is waiting to start: {reason}'
         )
-    raise LogRequestError(
+    raise RequestError(
         400, f'container "{name}" in pod "{pod_name}" is waiting to start - no logs yet'
     )
 
@@ -116,21 +133,21 @@ def _bool(query: Mapping[str, str], name: str) -> bool:
         return True
     if value in _FALSE:
         return False
-    raise LogRequestError(400, f'invalid value "{query[name]}" for query parameter {name}')
+    raise RequestError(400, f'invalid value "{query[name]}" for query parameter {name}')
 
 
 def _int(query: Mapping[str, str], name: str) -> int | None:
     try:
         return queryparams.int_param(query, name)
     except queryparams.QueryParamError as exc:
-        raise LogRequestError(400, str(exc)) from None
+        raise RequestError(400, str(exc)) from None
 
 
 def parse_time(raw: str) -> float:
     """An RFC3339 time (as ``sinceTime`` carries it) in epoch seconds."""
     since = parse_epoch(raw)
     if since is None:
-        raise LogRequestError(400, f'invalid value "{raw}" for query parameter sinceTime')
+        raise RequestError(400, f'invalid value "{raw}" for query parameter sinceTime')
     return since
 
 
@@ -159,7 +176,7 @@ def log_options(query: Mapping[str, str], *, now: float) -> tuple[logs.LogOption
     elif stream != "All" and tail_lines is not None:
         problems.append("`tailLines` and specific `stream` are mutually exclusive for now")
     if problems:
-        raise LogRequestError(422, f"Invalid request: {'; '.join(problems)}")
+        raise RequestError(422, f"Invalid request: {'; '.join(problems)}")
     since: float | None = None
     if since_seconds is not None:
         since = now - since_seconds
@@ -188,6 +205,9 @@ class PodView:
     states: Mapping[str, ContainerState]
     config_errors: Mapping[str, str]
     data_dir: Path
+    # where a process joining a container runs (exec), and a container's stdin FIFO (attach)
+    context: Callable[[Obj, Obj], Awaitable[ContainerContext]]
+    stdin_fifo: Callable[[str], Path]
 
 
 class KubeletServer:
@@ -233,6 +253,16 @@ class KubeletServer:
         app.router.add_get(
             "/containerLogs/{namespace}/{pod}/{container}", self._authenticated(self.logs)
         )
+        for method in ("GET", "POST"):  # WebSocket upgrades are GETs; SPDY's were POSTs
+            app.router.add_route(
+                method, "/exec/{namespace}/{pod}/{container}", self._authenticated(self.exec)
+            )
+            app.router.add_route(
+                method, "/attach/{namespace}/{pod}/{container}", self._authenticated(self.attach)
+            )
+            app.router.add_route(
+                method, "/portForward/{namespace}/{pod}", self._authenticated(self.port_forward)
+            )
         return app
 
     async def start(self) -> int:
@@ -265,8 +295,14 @@ class KubeletServer:
                 return web.Response(status=401, text="Unauthorized")
             try:
                 response: web.StreamResponse = await handler(request)
-            except LogRequestError as exc:
-                return web.Response(status=exc.code, text=exc.message)
+            except (RequestError, StreamRequestError) as exc:
+                # the message in a header too: a WebSocket client (the API server) sees the
+                # status and headers of a refused upgrade, not its body
+                return web.Response(
+                    status=exc.code,
+                    text=exc.message,
+                    headers={ERROR_HEADER: quote(exc.message, safe=" ")},
+                )
             except ConnectionResetError:
                 if request.transport is not None and not request.transport.is_closing():
                     raise
@@ -283,14 +319,14 @@ class KubeletServer:
         options, previous = log_options(request.query, now=self.clock.time())
         pod = self.view.pod(f"{namespace}/{pod_name}")
         if pod is None:
-            raise LogRequestError(404, f'pod "{pod_name}" does not exist')
+            raise RequestError(404, f'pod "{pod_name}" does not exist')
         spec = pod.get("spec") or {}
         inits = spec.get("initContainers") or []
         container = next(
             (c for c in [*inits, *(spec.get("containers") or [])] if c.get("name") == name), None
         )
         if container is None:
-            raise LogRequestError(404, f'container "{name}" not found in pod "{pod_name}"')
+            raise RequestError(404, f'container "{name}" not found in pod "{pod_name}"')
         uid = pod["metadata"].get("uid", "")
         cid = podspec.container_id(uid, name)
         states = self.view.states
@@ -323,3 +359,82 @@ class KubeletServer:
             await response.write(chunk)
         await response.write_eof()
         return response
+
+    # ------------------------------------------------------------- streaming
+
+    def _pod(self, request: web.Request) -> Obj:
+        namespace, name = request.match_info["namespace"], request.match_info["pod"]
+        pod = self.view.pod(f"{namespace}/{name}")
+        if pod is None:
+            raise RequestError(404, "pod does not exist")
+        return pod
+
+    def _running(self, request: web.Request) -> tuple[Obj, Obj, ContainerState]:
+        """The pod, the container and its running instance (``findContainer``)."""
+        pod = self._pod(request)
+        name = request.match_info["container"]
+        container = next((c for c in podspec.all_containers(pod) if c.get("name") == name), None)
+        state = self.view.states.get(podspec.container_id(pod["metadata"]["uid"], name))
+        if container is None or state is None or state.state != "running":
+            raise RequestError(500, f'container not found ("{name}")')
+        return pod, container, state
+
+    async def exec(self, request: web.Request) -> web.StreamResponse:
+        """``/exec/{namespace}/{pod}/{container}?command=...&stdin=1...``."""
+        options = remotecommand.stream_options(request.query)
+        command = request.query.getall("command", [])
+        pod, container, _ = self._running(request)
+        if not command:
+            raise RequestError(400, "you must specify at least one command for the container")
+        context = await self.view.context(pod, container)
+        ws, protocol = await remotecommand.accept(request, REMOTE_COMMAND_PROTOCOLS)
+        channels = Channels(ws, protocol_named(protocol))
+        await remotecommand.run_exec(channels, options, context, command)
+        return ws
+
+    async def attach(self, request: web.Request) -> web.StreamResponse:
+        """``/attach/{namespace}/{pod}/{container}?stdin=1&stdout=1...``."""
+        options = remotecommand.stream_options(request.query)
+        pod, container, state = self._running(request)
+        log_dir = podspec.pod_log_dir(self.view.data_dir, pod) / container["name"]
+        instance = state.restart_count
+
+        def is_active() -> bool:
+            now = self.view.states.get(state.id)
+            return now is not None and now.state == "running" and now.restart_count == instance
+
+        def output(stream: str) -> AsyncIterator[bytes]:
+            options = logs.LogOptions(tail_lines=0, follow=True, streams=frozenset({stream}))
+            return logs.read_log(
+                lambda: logs.instance_files(log_dir, instance), options, is_active=is_active
+            )
+
+        fifo = self.view.stdin_fifo(state.id) if container.get("stdin") else None
+        ws, protocol = await remotecommand.accept(request, REMOTE_COMMAND_PROTOCOLS)
+        channels = Channels(ws, protocol_named(protocol))
+        await remotecommand.run_attach(channels, options, AttachTarget(output, fifo))
+        return ws
+
+    async def port_forward(self, request: web.Request) -> web.StreamResponse:
+        """``/portForward/{namespace}/{pod}``: kubectl's SPDY tunnel, or the channel
+        protocol with ``?ports=...``."""
+        pod = self._pod(request)
+        meta = pod["metadata"]
+        offered = [
+            p.strip()
+            for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",")
+            if p.strip()
+        ]
+        tunnel = portforward.SPDY_TUNNEL in offered
+        ports = [] if tunnel else portforward.query_ports(request.query.getall("ports", []))
+        protocols = (portforward.SPDY_TUNNEL,) if tunnel else PORT_FORWARD_PROTOCOLS
+        ws, _ = await remotecommand.accept(request, protocols)
+        if tunnel:
+            await portforward.serve_spdy(
+                ws, portforward.dial, pod=meta["name"], uid=meta.get("uid", "")
+            )
+        else:
+            await portforward.serve_channels(
+                ws, portforward.dial, ports, pod=meta["name"], uid=meta.get("uid", "")
+            )
+        return ws

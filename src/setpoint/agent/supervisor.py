@@ -7,7 +7,8 @@ remove containers, to list them and to stream their changes. The supervisor
 
 - starts each container as a plain host process in a session and process group of its own,
   with its stdout and stderr on two FIFOs which it turns into one CRI-format log file
-  (``<RFC3339Nano> stdout|stderr F|P <text>``), rotated by size;
+  (``<RFC3339Nano> stdout|stderr F|P <text>``), rotated by size, and, for a container with
+  ``stdin``, its stdin on a third FIFO that ``kubectl attach -i`` writes to;
 - confines it, when the agent gives it a cgroup parent, to the container's cgroups (one
   leaf per hierarchy: v1 memory, cpu, pids and freezer, or the v2 unified one), joined in
   the child between fork and exec so nothing it forks ever runs outside them, and treats
@@ -118,6 +119,7 @@ class ContainerSpec:
     cgroup_parent: str | None = None  # relative to each hierarchy root; best effort
     uid: int | None = None
     gid: int | None = None
+    stdin: bool = False  # stdin is a FIFO that `kubectl attach` writes (see stdin_fifo)
 
     def __post_init__(self) -> None:
         if not self.id or not self.argv:
@@ -423,6 +425,24 @@ class LogRate:
         self.stamp = now
         self.tokens -= n
         return 0.0 if self.tokens >= 0 else -self.tokens / self.rate
+
+
+STDIN_FIFO = "stdin.fifo"
+
+
+def stdin_fifo(state_dir: Path, container_id: str) -> Path:
+    """The FIFO a container with ``stdin`` reads as its stdin; a writer (the agent, for
+    ``kubectl attach -i``) opens it by path while the container runs."""
+    return state_dir / CONTAINERS / quote(container_id, safe="") / STDIN_FIFO
+
+
+def open_stdin_fifo(fifo: Path) -> int:
+    """A new instance's stdin: the FIFO opened read-write, so the container keeps a writer
+    itself and never reads EOF between two attach sessions (Kubernetes' ``stdin`` without
+    ``stdinOnce``), and a writer can always open it."""
+    if not fifo.exists():
+        os.mkfifo(fifo, 0o600)
+    return os.open(fifo, os.O_RDWR)
 
 
 class StreamPump:
@@ -842,13 +862,15 @@ class Supervisor:
         if cgroups:
             preexec = enter_cgroups([str(d / "cgroup.procs") for d in cgroups], spec.uid, spec.gid)
         ends = [pump.child_end() for pump in c.pumps]
+        if spec.stdin:
+            ends.append(open_stdin_fifo(c.dir / STDIN_FIFO))
         started_at = time.time()
         try:
             popen = subprocess.Popen(
                 spec.argv,
                 env=spec.env,
                 cwd=spec.cwd,
-                stdin=subprocess.DEVNULL,
+                stdin=ends[2] if spec.stdin else subprocess.DEVNULL,
                 stdout=ends[0],
                 stderr=ends[1],
                 start_new_session=True,
@@ -1062,7 +1084,8 @@ class Supervisor:
             pump.close(self.loop)
         if c.log is not None:
             c.log.close()
-        for name in ("spec.json", "state.json", "exits.jsonl", "stdout.fifo", "stderr.fifo"):
+        files = ("spec.json", "state.json", "exits.jsonl", "stdout.fifo", "stderr.fifo")
+        for name in (*files, STDIN_FIFO):
             with contextlib.suppress(FileNotFoundError):
                 (c.dir / name).unlink()
         with contextlib.suppress(OSError):

@@ -17,25 +17,15 @@ the agent reports (``container "app" in pod "web" is waiting to start: Container
 ``previous terminated container "app" in pod "web" not found``) comes back as a Status
 with the same code and the agent's words, as ``GenericHttpResponseChecker`` makes it.
 
-Authentication to the agent is the node token (the token agents join with, which the
-server created). The agent's certificate is self-signed and is not verified — as
-kube-apiserver without ``--kubelet-certificate-authority`` does not verify a kubelet's —
-so the TLS protects the log text from passive observers, and the token, not the
-certificate, is what the agent checks. ``insecureSkipTLSVerifyBackend`` is accepted and
-changes nothing for that reason.
-
-The agent's address is the Node's ``InternalIP`` (then ``ExternalIP``, then ``Hostname``):
-setpoint agents name the node after the host but the name need not resolve.
+How the agent is reached, and how its failures become Statuses: :mod:`setpoint.api.kubelet`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import ssl
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
 from urllib.parse import quote, urlencode
 
 import aiohttp
@@ -45,28 +35,15 @@ from setpoint.api import errors
 from setpoint.api.bodies import read_limited
 from setpoint.api.errors import APIError
 from setpoint.api.handlers import int_param
+from setpoint.api.kubelet import KubeletClient, pick_container, upstream_error
 from setpoint.api.storage import ResourceStorage
 from setpoint.meta.timestamps import format_time, parse_time
 from setpoint.resources.fielderrors import FieldError, forbidden, invalid, not_supported
 
 log = logging.getLogger(__name__)
 
-DEFAULT_KUBELET_PORT = 10250  # kube-apiserver's --kubelet-port, for a Node that names none
-ADDRESS_TYPES = ("InternalIP", "ExternalIP", "Hostname")
-CONNECT_TIMEOUT = 10.0
 MAX_ERROR_BYTES = 50_000  # GenericHttpResponseChecker's maxReadLength
 _BOOL = {"1": True, "t": True, "true": True, "0": False, "f": False, "false": False, "": False}
-_REASONS = {
-    400: "BadRequest",
-    401: "Unauthorized",
-    403: "Forbidden",
-    404: "NotFound",
-    409: "Conflict",
-    422: "Invalid",
-    429: "TooManyRequests",
-    503: "ServiceUnavailable",
-    504: "Timeout",
-}
 
 
 def _bool(query: Mapping[str, str], name: str) -> bool:
@@ -146,84 +123,19 @@ def invalid_options(name: str, problems: list[FieldError]) -> APIError:
     )
 
 
-def pick_container(pod: dict[str, Any], container: str) -> str:
-    """``validateContainer``: the named container must exist; without a name, the pod
-    must have exactly one (app) container."""
-    spec = pod.get("spec") or {}
-    name = pod["metadata"]["name"]
-    apps = spec.get("containers") or []
-    every = [*(spec.get("initContainers") or []), *apps, *(spec.get("ephemeralContainers") or [])]
-    if container:
-        if not any(c.get("name") == container for c in every):
-            raise errors.bad_request(f"container {container} is not valid for pod {name}")
-        return container
-    if len(apps) == 1:
-        return str(apps[0]["name"])
-    if not apps:
-        raise errors.bad_request(f"a container name must be specified for pod {name}")
-    names = " ".join(str(c.get("name")) for c in every)
-    raise errors.bad_request(
-        f"a container name must be specified for pod {name}, choose one of: [{names}]"
-    )
-
-
-def kubelet_address(node: dict[str, Any]) -> tuple[str, int]:
-    """Where a Node's agent listens: its preferred address and published port."""
-    status = node.get("status") or {}
-    addresses = {a.get("type"): a.get("address") for a in status.get("addresses") or []}
-    host = next((addresses[t] for t in ADDRESS_TYPES if addresses.get(t)), None)
-    if host is None:
-        raise errors.internal(f'no preferred addresses found for node "{node["metadata"]["name"]}"')
-    endpoint = (status.get("daemonEndpoints") or {}).get("kubeletEndpoint") or {}
-    port = int(endpoint.get("Port") or 0) or DEFAULT_KUBELET_PORT
-    return host, port
-
-
-def upstream_error(code: int, body: str) -> APIError:
-    """A kubelet failure as kube-apiserver's ``GenericHttpResponseChecker`` returns it."""
-    message = body.strip()
-    if code == 500:
-        return errors.internal(message)
-    if code == 400:
-        return errors.bad_request(message)
-    reason = _REASONS.get(code, "InternalError")
-    return APIError(code, reason, message or f"the server responded with status {code}")
-
-
 class PodLogs:
-    """The ``pods/log`` subresource. :meth:`close` it with the server."""
+    """The ``pods/log`` subresource."""
 
-    def __init__(
-        self, *, pods: ResourceStorage | None, nodes: ResourceStorage | None, node_token: str
-    ) -> None:
+    def __init__(self, *, pods: ResourceStorage | None, kubelet: KubeletClient) -> None:
         self.pods = pods
-        self.nodes = nodes
-        self.node_token = node_token
-        self._session: aiohttp.ClientSession | None = None
-
-    def session(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            # TLS without verification: the agent's certificate is self-signed (see above).
-            context = ssl.create_default_context()
-            context.check_hostname = False
-            context.verify_mode = ssl.CERT_NONE
-            self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(ssl=context),
-                timeout=aiohttp.ClientTimeout(total=None, sock_connect=CONNECT_TIMEOUT),
-            )
-        return self._session
-
-    async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        self.kubelet = kubelet
 
     async def serve(
         self, request: web.BaseRequest, namespace: str, name: str
     ) -> web.StreamResponse:
         if request.method not in ("GET", "HEAD"):
             raise errors.method_not_allowed(request.method)
-        if self.pods is None or self.nodes is None:  # a server that serves no pods or nodes
+        if self.pods is None or self.kubelet.nodes is None:  # serves no pods or nodes
             raise errors.resource_not_found(request.path)
         params = kubelet_query(request.query, name)
         pod = (await self.pods.get(namespace, name)).obj
@@ -231,14 +143,11 @@ class PodLogs:
         node_name = (pod.get("spec") or {}).get("nodeName")
         if not node_name:
             return web.Response(body=b"", content_type="text/plain")
-        host, port = kubelet_address((await self.nodes.get(None, node_name)).obj)
         path = "/".join(quote(p, safe="") for p in ("containerLogs", namespace, name, container))
-        netloc = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-        url = f"https://{netloc}/{path}" + (f"?{urlencode(params)}" if params else "")
+        url = f"{await self.kubelet.base_url(node_name)}/{path}"
+        url += f"?{urlencode(params)}" if params else ""
         try:
-            upstream = await self.session().get(
-                url, headers={"Authorization": f"Bearer {self.node_token}"}
-            )
+            upstream = await self.kubelet.session().get(url, headers=self.kubelet.headers)
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             raise errors.internal(f'Get "{url}": {exc}') from None
         try:

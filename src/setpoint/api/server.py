@@ -48,7 +48,10 @@ from setpoint.api.inflight import (
     is_long_running,
     priority_level,
 )
+from setpoint.api.kubelet import KubeletClient
 from setpoint.api.podlogs import PodLogs
+from setpoint.api.podstreams import STREAM_SUBRESOURCES, PodStreams
+from setpoint.api.podstreams import authorize as authorize_stream
 from setpoint.api.serving import APIHTTPServer, ServingLimits, status_response
 from setpoint.api.storage import DeleteOptions, ResourceStorage, WriteOptions
 from setpoint.api.watchcache import WatchCache
@@ -126,11 +129,11 @@ class APIServer:
             self._build_storage(rtype)
         self._render()
         self.handlers = ResourceHandlers(registry, self.storages)
-        self.pod_logs = PodLogs(
-            pods=self._storage("pods"),
-            nodes=self._storage("nodes"),
-            node_token=authenticator.node_token,
+        self.kubelet = KubeletClient(
+            nodes=self._storage("nodes"), node_token=authenticator.node_token
         )
+        self.pod_logs = PodLogs(pods=self._storage("pods"), kubelet=self.kubelet)
+        self.pod_streams = PodStreams(pods=self._storage("pods"), kubelet=self.kubelet)
         pods = self._storage("pods")
         assert pods is not None
         self.eviction = PodEviction(pods=pods, budgets=self._budgets)
@@ -220,7 +223,7 @@ class APIServer:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await asyncio.gather(*(cache.stop() for cache in self.caches.values()))
-        await self.pod_logs.close()
+        await self.kubelet.close()
 
     async def _ensure_initial_namespaces(self) -> None:
         assert self._namespace_type is not None
@@ -358,6 +361,7 @@ class APIServer:
             if user is None:
                 raise errors.unauthorized()
             segments = [s for s in path.split("/") if s]
+            authorize_stream(user.name, user.groups, segments)
             watch = request.query.get("watch", "").lower() in ("1", "true")
             if is_long_running(request.method, segments, watch):
                 return await self._dispatch(request)
@@ -462,6 +466,10 @@ class APIServer:
             raise errors.resource_not_found(request.path)
         if target.subresource == "log" and target.namespace is not None:
             return await self.pod_logs.serve(request, target.namespace, target.name)
+        if target.subresource in STREAM_SUBRESOURCES and target.namespace is not None:
+            return await self.pod_streams.serve(
+                request, target.subresource, target.namespace, target.name
+            )
         if target.subresource == "eviction" and target.namespace is not None:
             return await self.eviction.serve(request, target.namespace, target.name)
         return await self.handlers.handle(request, target)

@@ -23,6 +23,15 @@ _SUBRESOURCE_VERBS = {
     "binding": ["create"],
     "eviction": ["create"],
     "finalize": ["update"],
+    "exec": ["create", "get"],
+    "attach": ["create", "get"],
+    "portforward": ["create", "get"],
+}
+# the options kind that connect subresources name in discovery, as kube-apiserver lists them
+_CONNECT_KINDS = {
+    "exec": "PodExecOptions",
+    "attach": "PodAttachOptions",
+    "portforward": "PodPortForwardOptions",
 }
 
 
@@ -60,6 +69,8 @@ def _resource_entries(rtype: ResourceType) -> list[dict[str, Any]]:
         elif sub == "eviction":
             # kubectl drain evicts only where discovery names pods/eviction's group version
             entry.update(group="policy", version="v1", kind="Eviction")
+        elif sub in _CONNECT_KINDS:
+            entry["kind"] = _CONNECT_KINDS[sub]
         entries.append(entry)
     return entries
 
@@ -88,6 +99,8 @@ def _aggregated_resource(rtype: ResourceType) -> dict[str, Any]:
             kind = {"group": "", "version": "v1", "kind": "Binding"}
         elif sub == "eviction":
             kind = {"group": "policy", "version": "v1", "kind": "Eviction"}
+        elif sub in _CONNECT_KINDS:
+            kind = {"group": "", "version": "v1", "kind": _CONNECT_KINDS[sub]}
         subresources.append(
             {
                 "subresource": sub,
