@@ -20,7 +20,11 @@ import click
 from setpoint.api.inflight import InflightLimits
 from setpoint.api.serving import ServingLimits
 from setpoint.cli.agent import agent
-from setpoint.cli.controllermanager import node_lifecycle_config, node_lifecycle_options
+from setpoint.cli.controllermanager import (
+    node_ipam_config,
+    node_lifecycle_config,
+    node_lifecycle_options,
+)
 from setpoint.cli.datastore import datastore
 from setpoint.cli.flags import default_data_dir, parse_duration
 from setpoint.cli.process import EXIT_CANNOT_START, exit_with_parent, install_uvloop, tune_gc
@@ -183,6 +187,7 @@ def server(
     Exits with status 3 and one line on stderr if it cannot start."""
     if bad := [a for a in kubelet_arg if "=" not in a]:
         raise click.BadParameter(f"{bad[0]!r} is not FLAG=VALUE", param_hint="--kubelet-arg")
+    node_ipam = node_ipam_config(node_lifecycle)
     lifecycle, terminated_threshold = node_lifecycle_config(node_lifecycle)
     config = ServerConfig(
         data_dir=(data_dir or default_data_dir()).resolve(),
@@ -214,6 +219,7 @@ def server(
         ),
         node_lifecycle=lifecycle,
         terminated_pod_gc_threshold=terminated_threshold,
+        node_ipam=node_ipam,
     )
     install_uvloop()
     try:
@@ -267,6 +273,7 @@ def controller_manager(
     from setpoint.cli.controllermanager import ManagerConfig
     from setpoint.cli.server import run_controller_manager
 
+    node_ipam = node_ipam_config(node_lifecycle)
     lifecycle, terminated_threshold = node_lifecycle_config(node_lifecycle)
     exit_with_parent()
     install_uvloop()
@@ -280,6 +287,7 @@ def controller_manager(
                     run_scheduler=not disable_scheduler,
                     node_lifecycle=lifecycle,
                     terminated_pod_gc_threshold=terminated_threshold,
+                    node_ipam=node_ipam,
                 ),
             )
         )

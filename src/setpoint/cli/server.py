@@ -33,7 +33,12 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from setpoint.api.inflight import CONTROLLER_MANAGER_USER, InflightLimits
 from setpoint.api.server import APIServer, TokenAuthenticator
 from setpoint.api.serving import ServingLimits, TLSSite, raise_descriptor_limit
-from setpoint.cli.controllermanager import ManagerConfig, node_lifecycle_args
+from setpoint.cli.controllermanager import (
+    ManagerConfig,
+    NodeIPAMSettings,
+    node_ipam_args,
+    node_lifecycle_args,
+)
 from setpoint.cli.flags import parse_duration
 from setpoint.cli.process import PARENT_PID_ENV, tune_gc
 from setpoint.controllers.nodelifecycle import NodeLifecycleSettings
@@ -76,6 +81,7 @@ class ServerConfig:
     tolerations: DefaultTolerationSeconds = DEFAULT_TOLERATION_SECONDS
     node_lifecycle: NodeLifecycleSettings = field(default_factory=NodeLifecycleSettings)
     terminated_pod_gc_threshold: int = DEFAULT_TERMINATED_POD_THRESHOLD
+    node_ipam: NodeIPAMSettings | None = field(default_factory=NodeIPAMSettings)
 
     @property
     def kubeconfig_path(self) -> Path:
@@ -252,6 +258,7 @@ async def _start(config: ServerConfig, running: contextlib.AsyncExitStack) -> st
 def controller_manager_args(config: ServerConfig) -> list[str]:
     args = ["controller-manager", "--kubeconfig", str(config.controller_kubeconfig_path)]
     args += node_lifecycle_args(config.node_lifecycle, config.terminated_pod_gc_threshold)
+    args += node_ipam_args(config.node_ipam)
     if not config.run_controllers:
         args.append("--disable-controllers")
     if not config.run_scheduler:
