@@ -64,7 +64,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from setpoint.agent import lifecycle, shutdown
+from setpoint.agent import lifecycle, network, shutdown
 from setpoint.agent import pods as podspec
 from setpoint.agent.pressure import measure_host, meminfo_bytes, node_pressure
 from setpoint.agent.probes import ProbeManager
@@ -101,6 +101,10 @@ ORPHANS_KEY = ""  # the work item "remove containers of pods that are gone"
 ORPHAN_GRACE_SECONDS = 1.0
 RUNTIME_DOWN_MESSAGE = "container runtime is down"  # the kubelet's runtimeErrors()
 RUNTIME_RETRY_MIN, RUNTIME_RETRY_MAX = 0.1, 5.0  # between attempts to start a supervisor
+POD_NETWORK_MODES = ("auto", "host")
+HOST_ONLY = "the agent runs with --pod-network=host"
+POD_CIDR_WAIT_SECONDS = 10.0
+ROUTE_SYNC_INTERVAL = 0.2  # at most five route syncs a second, however many Nodes change
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 _ARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm"}
@@ -205,8 +209,11 @@ class NodeAgent:
         shutdown_grace_period: float = 0.0,
         shutdown_grace_period_critical_pods: float = 0.0,
         pod_max_pids: int = -1,
+        pod_network: str = "host",
         clock: Clock = REAL_CLOCK,
     ) -> None:
+        if pod_network not in POD_NETWORK_MODES:
+            raise ValueError(f"pod_network must be one of {', '.join(POD_NETWORK_MODES)}")
         if not 0 <= shutdown_grace_period_critical_pods <= shutdown_grace_period:
             raise ValueError(
                 "the shutdown grace period for critical pods must lie between 0 and the "
@@ -226,12 +233,22 @@ class NodeAgent:
         self.shutdown_grace_period_critical_pods = shutdown_grace_period_critical_pods
         # events are written behind the pod workers' backs, like the kubelet's broadcaster
         self.recorder = QueuedEventRecorder(client, "kubelet", host=node_name, clock=clock)
+        why_not = network.pod_network_unavailable() if pod_network == "auto" else HOST_ONLY
+        self.network = network.PodNetwork(data_dir) if not why_not else None
         self.sandboxes = Sandboxes(
-            client, self.recorder, data_dir=data_dir, pod_max_pids=pod_max_pids
+            client,
+            self.recorder,
+            data_dir=data_dir,
+            pod_max_pids=pod_max_pids,
+            pod_network=self.network,
+            no_pod_network=why_not,
         )
         self.pods = Informer(client, PODS, field_selector=f"spec.nodeName={node_name}")
         # our own Node, to see the node lifecycle controller mark it lost
         self.node_informer = Informer(client, NODES, field_selector=f"metadata.name={node_name}")
+        # every Node, for routes to their pods (only with a pod network)
+        self.all_nodes = Informer(client, NODES) if self.network is not None else None
+        self._routes_changed = asyncio.Event()
         self._repost_status = asyncio.Event()
         self.queue: WorkQueue[str] = WorkQueue("agent-pods", qps=100.0, burst=1000)
         self.base_env = {"PATH": os.environ.get("PATH") or DEFAULT_PATH}
@@ -241,7 +258,7 @@ class NodeAgent:
             wake=self.queue.add,
             fetch_sources=self._fetch_sources,
             base_env=self.base_env,
-            pod_ip=host_ip,
+            pod_ip=self.pod_ip,
             host_ip=host_ip,
             enter_namespace=self.sandboxes.enter,
             clock=clock,
@@ -287,6 +304,7 @@ class NodeAgent:
             await self.kubelet.start()  # first: the Node publishes its port
             await self._register()
             await self._renew_lease()
+            await self._wait_for_pod_cidr()
             for state in await self.runtime.list():
                 self._states[state.id] = state
             self.probes.adopt(self._states.values())
@@ -302,6 +320,16 @@ class NodeAgent:
                 EventHandler(on_add=self._on_node, on_update=lambda old, new: self._on_node(new))
             )
             tasks.append(self.node_informer.start())
+            if self.all_nodes is not None:
+                self.all_nodes.add_handler(
+                    EventHandler(
+                        on_add=lambda n: self._routes_changed.set(),
+                        on_update=lambda old, new: self._routes_changed.set(),
+                        on_delete=lambda n: self._routes_changed.set(),
+                    )
+                )
+                tasks.append(self.all_nodes.start())
+                tasks.append(asyncio.create_task(self._routes_loop(), name="agent-routes"))
             await self.pods.wait_synced(timeout=60)
             await self._remove_orphans()
             tasks += [
@@ -434,6 +462,46 @@ class NodeAgent:
     def _on_node(self, node: Obj) -> None:
         if marked_lost(node):
             self._repost_status.set()
+        if self.network is not None:
+            self.network.set_pod_cidr((node.get("spec") or {}).get("podCIDR"))
+
+    async def _wait_for_pod_cidr(self) -> None:
+        """With a pod network, give node IPAM ``POD_CIDR_WAIT_SECONDS`` to give the new Node
+        its podCIDR before pods are run (without one they run in the node's network)."""
+        if self.network is None:
+            return
+        deadline = time.monotonic() + POD_CIDR_WAIT_SECONDS
+        while True:
+            self._on_node(self._node)
+            if self.network.subnet is not None or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.1)
+            with contextlib.suppress(ApiError, OSError, TimeoutError):
+                self._node = await self.client.get(NODES, self.node_name)
+        if self.network.subnet is None:
+            log.warning(
+                "node %s: no spec.podCIDR after %.0fs (is node IPAM on?): pods run in the "
+                "node's network until it has one",
+                self.node_name,
+                POD_CIDR_WAIT_SECONDS,
+            )
+
+    async def _routes_loop(self) -> None:
+        """Route to other nodes' pods: again whenever a Node changes (debounced)."""
+        assert self.network is not None and self.all_nodes is not None
+        while True:
+            await self._routes_changed.wait()
+            self._routes_changed.clear()
+            routes = network.other_node_routes(self.all_nodes.objects(), self.node_name)
+            try:
+                await self.network.sync_routes(routes)
+            except (OSError, network.NetworkError) as exc:
+                log.warning("node %s: routes to other nodes: %s", self.node_name, exc)
+            await asyncio.sleep(ROUTE_SYNC_INTERVAL)
+
+    def pod_ip(self, pod: Obj) -> str:
+        """The pod's own IP, or the node's for a pod in the node's network."""
+        return self.sandboxes.pod_ip(pod) or self.host_ip
 
     async def _node_status_loop(self) -> None:
         """Re-post the Node's status every minute, within a heartbeat of a pressure
@@ -698,7 +766,7 @@ class NodeAgent:
                 container,
                 log_dir=log_dir,
                 base_env=self.base_env,
-                pod_ip=self.host_ip,
+                pod_ip=self.pod_ip(pod),
                 host_ip=self.host_ip,
                 sources=sources,
                 init=init,
@@ -818,6 +886,7 @@ class NodeAgent:
             errors,
             now=self.clock.time(),
             host_ip=self.host_ip,
+            pod_ip=self.pod_ip(pod),
             previous=written,
             probes=self.probes.status(pod, states),
         )

@@ -619,6 +619,7 @@ def pod_status(
     *,
     now: float,
     host_ip: str,
+    pod_ip: str | None = None,
     previous: Obj | None = None,
     probes: Mapping[str, tuple[bool, bool]] | None = None,
 ) -> Obj:
@@ -662,8 +663,8 @@ def pod_status(
             "phase": phase,
             "hostIP": host_ip,
             "hostIPs": [{"ip": host_ip}],
-            "podIP": host_ip,
-            "podIPs": [{"ip": host_ip}],
+            "podIP": pod_ip or host_ip,
+            "podIPs": [{"ip": pod_ip or host_ip}],
             "startTime": previous.get("startTime") or rfc3339(now),
             "conditions": pod_conditions(
                 pod, statuses, phase, now, previous.get("conditions"), init_statuses

@@ -11,7 +11,12 @@ starts (:meth:`~Sandboxes.ensure`):
 - a tmpfs for ``emptyDir`` with ``medium: Memory`` (``size`` = ``sizeLimit``, mode 0777), and
   for ``secret`` and ``projected`` volumes (mode 0755), as the kubelet keeps secrets off the
   disk;
-- the pod's cgroup ``setpoint/pods/<uid>`` with the pod's totals (:mod:`setpoint.agent.cgroups`).
+- the pod's cgroup ``setpoint/pods/<uid>`` with the pod's totals (:mod:`setpoint.agent.cgroups`);
+- its network namespace, veth and IP (:mod:`setpoint.agent.network`), unless the pod has
+  ``hostNetwork: true`` or the agent has no pod network (not root, or the Node has no
+  ``spec.podCIDR``): then it runs in the node's network, with a ``ContainerPortsNotIsolated``
+  Warning if it declares ``containerPorts``, which it then shares with every other pod there.
+  A failed setup is a ``FailedCreatePodSandBox`` Warning and retried; other pods go on.
 
 Then, for each container (:meth:`~Sandboxes.prepare_container`): its leaf cgroup with its
 limits, written before the supervisor spawns the process and moves it in; and, if it has
@@ -68,7 +73,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from setpoint.agent import cgroups, volumes
+from setpoint.agent import cgroups, network, volumes
 from setpoint.agent.runtime import ContainerSpec
 from setpoint.client.api import CONFIGMAPS, SECRETS, ApiClient, ApiError, Obj
 from setpoint.client.events import EventRecorder
@@ -163,11 +168,16 @@ def mount_script(plan: list[BindMount]) -> str:
 
 
 def wrap_argv(
-    argv: list[str], cwd: str | None, ns_file: Path, plan: list[BindMount]
+    argv: list[str],
+    cwd: str | None,
+    ns_file: Path,
+    plan: list[BindMount],
+    *,
+    netns: str | None = None,
 ) -> tuple[list[str], str | None]:
     """The argv (and host cwd) that runs ``argv`` in ``cwd`` inside the mount namespace
-    ``ns_file``."""
-    prefix = ["nsenter", f"--mount={ns_file}"]
+    ``ns_file`` (and the network namespace ``netns``, for exec probes and hooks)."""
+    prefix = ["nsenter", *([f"--net={netns}"] if netns else []), f"--mount={ns_file}"]
     if cwd is None:
         return [*prefix, "--", *argv], None
     inside = any(cwd == m.target or cwd.startswith(m.target.rstrip("/") + "/") for m in plan)
@@ -238,8 +248,12 @@ class Sandboxes:
         cgroup_host: cgroups.Host | None = None,
         resync_seconds: float = RESYNC_SECONDS,
         pod_max_pids: int = -1,
+        pod_network: network.PodNetwork | None = None,
+        no_pod_network: str = "",
     ) -> None:
         self.client = client
+        self.network = pod_network
+        self.no_pod_network = no_pod_network  # why there is no pod network, if none
         self.recorder = recorder
         self.root = data_dir.absolute() / "pods"
         self.cgroups = cgroup_host if cgroup_host is not None else cgroups.Host.detect()
@@ -251,15 +265,25 @@ class Sandboxes:
         self._noted: set[tuple[str, str]] = set()  # (uid, reason) warned about once
         self._ns_lock = asyncio.Lock()
         self._can_unshare: str | None = None  # "" if we can; else why not
+        self._addresses: dict[str, network.PodAddress] = {}  # pod uid -> its network
 
     def pod_dir(self, uid: str) -> Path:
         return self.root / uid
 
     def on_disk(self) -> set[str]:
-        """The pod uids that have a sandbox directory or a log directory."""
+        """The pod uids that have a sandbox directory, a log directory or a network."""
+        found = self.network.on_disk() if self.network is not None else set()
         with contextlib.suppress(FileNotFoundError):
-            return {uid for p in self.root.iterdir() if (uid := _pod_uid(p.name))}
-        return set()
+            found |= {uid for p in self.root.iterdir() if (uid := _pod_uid(p.name))}
+        return found
+
+    def pod_ip(self, pod: Obj) -> str | None:
+        """The pod's own IP, None if it runs in the node's network."""
+        uid = pod["metadata"]["uid"]
+        address = self._addresses.get(uid)
+        if address is None and self.network is not None and not host_network(pod):
+            address = self.network.attached(uid)  # set up by the agent before this one
+        return address.ip if address is not None else None
 
     # ------------------------------------------------------------- RunPodSandbox
 
@@ -271,6 +295,8 @@ class Sandboxes:
         wanted = volumes.volume_sources(pod)
         if uid in self._ready and (not wanted or now < self._refresh_due.get(uid, 0.0)):
             return Setup(True)
+        if not await self._ensure_network(pod):
+            return Setup(False, RETRY_SECONDS)
         pod_dir = self.pod_dir(uid)
         await asyncio.to_thread(private_dir, pod_dir)
         sources = await self._fetch(pod["metadata"].get("namespace", ""), wanted)
@@ -293,6 +319,30 @@ class Sandboxes:
             return Setup(True)
         self._refresh_due[uid] = now + self.resync_seconds
         return Setup(True, self.resync_seconds)
+
+    async def _ensure_network(self, pod: Obj) -> bool:
+        """The pod's network namespace and IP, or the node's network (see the module doc).
+        False: setup failed (a FailedCreatePodSandBox Warning), retry later."""
+        uid = pod["metadata"]["uid"]
+        if uid in self._addresses or host_network(pod):
+            return True
+        if self.network is None or self.network.subnet is None:
+            why = self.no_pod_network or "the node has no spec.podCIDR"
+            ports = container_ports(pod)
+            if ports:
+                message = (
+                    f"the pod runs in the node's network namespace ({why}): its containerPorts "
+                    f"{', '.join(ports)} are bound on the node and shared with every pod there"
+                )
+                await self._note(pod, "Warning", "ContainerPortsNotIsolated", message)
+            return True
+        try:
+            self._addresses[uid] = await self.network.setup(uid)
+        except network.NetworkError as exc:
+            message = f"Failed to create pod sandbox: pod network: {exc}"
+            await self.recorder.record(pod, "Warning", "FailedCreatePodSandBox", message)
+            return False
+        return True
 
     async def _fetch(self, namespace: str, wanted: set[tuple[str, str]]) -> volumes.Sources:
         sources: dict[tuple[str, str], Obj | None] = {}
@@ -385,6 +435,9 @@ class Sandboxes:
                 message = "resource limits not enforced: " + "; ".join(problems)
                 await self._note(pod, "Warning", "ResourceLimitsNotEnforced", message)
             changes["cgroup_parent"] = parent
+        address = self._addresses.get(uid)
+        if address is not None:
+            changes["netns"] = address.netns
         if container.get("volumeMounts"):
             why_not = await self._mount_namespaces_unavailable()
             if why_not:
@@ -411,14 +464,18 @@ class Sandboxes:
         exec probes and hooks must (they read the container's volumes where the container
         does); unchanged for a container without one."""
         uid = pod["metadata"]["uid"]
+        address = self._addresses.get(uid)
+        netns = address.netns if address is not None else None
         ns_file = self.pod_dir(uid) / "ns" / container["name"]
-        if not container.get("volumeMounts") or not os.path.ismount(ns_file):
-            return argv, cwd
-        try:
-            plan = container_mounts(pod, container, self.pod_dir(uid))
-        except MountError:
-            return argv, cwd  # cannot happen once its namespace exists; run on the host
-        return wrap_argv(argv, cwd, ns_file, plan)
+        plan: list[BindMount] | None = None
+        if container.get("volumeMounts") and os.path.ismount(ns_file):
+            with contextlib.suppress(MountError):  # cannot fail once its namespace exists
+                plan = container_mounts(pod, container, self.pod_dir(uid))
+        if plan is not None:
+            return wrap_argv(argv, cwd, ns_file, plan, netns=netns)
+        if netns is not None:
+            return ["nsenter", f"--net={netns}", "--", *argv], cwd
+        return argv, cwd
 
     async def _mount_namespaces_unavailable(self) -> str:
         """Why this agent cannot make mount namespaces ("" if it can); probed once."""
@@ -481,6 +538,23 @@ class Sandboxes:
         async with self._ns_lock:
             remove_sandbox(self.pod_dir(uid), self.cgroups)
         await asyncio.to_thread(remove_log_dirs, self.root, uid)
+        self._addresses.pop(uid, None)
+        if self.network is not None:
+            await self.network.teardown(uid)
+
+
+def host_network(pod: Obj) -> bool:
+    return bool((pod.get("spec") or {}).get("hostNetwork"))
+
+
+def container_ports(pod: Obj) -> list[str]:
+    """The pod's containerPorts as ``8080/TCP``."""
+    spec = pod.get("spec") or {}
+    return [
+        f"{port.get('containerPort')}/{port.get('protocol') or 'TCP'}"
+        for c in [*(spec.get("initContainers") or []), *(spec.get("containers") or [])]
+        for port in c.get("ports") or []
+    ]
 
 
 def _pod_uid(name: str) -> str | None:
