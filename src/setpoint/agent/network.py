@@ -58,6 +58,9 @@ log = logging.getLogger(__name__)
 NETNS_DIR = Path("/run/netns")
 POD_INTERFACE = "eth0"
 IP_FORWARD = Path("/proc/sys/net/ipv4/ip_forward")
+# the routing protocol number marking the agent's routes to other nodes' pods, so that
+# removing them never removes a route someone else made to the same place
+ROUTE_PROTO = 240
 
 
 class NetworkError(Exception):
@@ -298,9 +301,9 @@ class PodNetwork:
         routes of nodes that went. A route the kernel refuses (the node is not on our L2
         segment) is logged and tried again at the next sync."""
         async with self._lock:
-            lines = [f"route del {cidr}" for cidr in self.routes if cidr not in wanted]
+            lines = [route_del(c, v) for c, v in self.routes.items() if wanted.get(c) != v]
             lines += [
-                f"route replace {cidr} via {via}"
+                f"route replace {cidr} via {via} proto {ROUTE_PROTO}"
                 for cidr, via in wanted.items()
                 if self.routes.get(cidr) != via
             ]
@@ -311,7 +314,9 @@ class PodNetwork:
             if failed:
                 log.warning("pod network: routes to other nodes: %s", errors.strip())
             self.routes = {
-                c: v for c, v in wanted.items() if f"route replace {c} via {v}" not in failed
+                c: v
+                for c, v in wanted.items()
+                if f"route replace {c} via {v} proto {ROUTE_PROTO}" not in failed
             }
             if self.routes:
                 await asyncio.to_thread(enable_forwarding)
@@ -325,6 +330,10 @@ class PodNetwork:
     def _save_routes(self) -> None:
         private_dir(self.directory)
         (self.directory / "routes.json").write_text(json.dumps(self.routes))
+
+
+def route_del(cidr: str, via: str) -> str:
+    return f"route del {cidr} via {via} proto {ROUTE_PROTO}"
 
 
 def enable_forwarding() -> None:
@@ -368,7 +377,7 @@ def remove_all(data_dir: Path) -> None:
     for uid in network.on_disk():
         lines += [f"link del {veth_name(network.key, uid)}"]
         lines += [f"netns del {netns_name(network.key, uid)}"]
-    lines += [f"route del {cidr}" for cidr in network.routes]
+    lines += [route_del(cidr, via) for cidr, via in network.routes.items()]
     if link_exists(network.bridge):
         lines.append(f"link del {network.bridge}")
     if lines:
