@@ -52,8 +52,7 @@ def web_server(**fields: Any) -> Obj:
         "python",
         command=["python3", "-m", "http.server", str(PORT), "--directory", "/tmp"],
         ports=[{"containerPort": PORT}],
-        readinessProbe={"httpGet": {"path": "/", "port": PORT}, "periodSeconds": 1},
-        **fields,
+        **{"readinessProbe": {"httpGet": {"path": "/", "port": PORT}, "periodSeconds": 1}} | fields,
     )
 
 
@@ -235,3 +234,16 @@ def test_without_a_pod_network_declared_ports_get_a_warning(k: Kubectl, cluster:
     assert "8080/TCP" in message and "--pod-network=host" in message
     (pod,) = ready_pods(k, "", 1)
     assert node.link is not None and pod["status"]["podIP"] == node.link.address
+
+
+def test_exec_probes_run_in_the_pods_network(k: Kubectl, cluster: Cluster) -> None:
+    """Its loopback is the pod's own: 127.0.0.1:8080 answers only inside the pod."""
+    local = "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8080/', timeout=1)"
+    probe = {"exec": {"command": ["python3", "-c", local]}, "periodSeconds": 1}
+    server = web_server(readinessProbe=probe)
+    body = objects.pod("loopback", containers=[server], labels={"app": "lo"})
+    body["spec"].update(on_node(cluster.nodes[0]))
+    k("apply", "-f", "-", input=json.dumps(body))
+    ready_pods(k, "app=lo", 1)
+    with pytest.raises(subprocess.CalledProcessError):  # the node's loopback has no server
+        in_node(cluster.nodes[0], "python3", "-c", local)
