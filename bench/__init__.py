@@ -24,4 +24,5 @@ BENCHMARKS = (
     "nodefailure",
     "seedstory",
     "supervisorloss",
+    "podnet",
 )
