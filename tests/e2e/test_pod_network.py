@@ -51,8 +51,11 @@ def web_server(**fields: Any) -> Obj:
         "web",
         "python",
         command=["python3", "-m", "http.server", str(PORT), "--directory", "/tmp"],
-        ports=[{"containerPort": PORT}],
-        **{"readinessProbe": {"httpGet": {"path": "/", "port": PORT}, "periodSeconds": 1}} | fields,
+        **{
+            "ports": [{"containerPort": PORT}],
+            "readinessProbe": {"httpGet": {"path": "/", "port": PORT}, "periodSeconds": 1},
+        }
+        | fields,
     )
 
 
@@ -247,3 +250,18 @@ def test_exec_probes_run_in_the_pods_network(k: Kubectl, cluster: Cluster) -> No
     ready_pods(k, "app=lo", 1)
     with pytest.raises(subprocess.CalledProcessError):  # the node's loopback has no server
         in_node(cluster.nodes[0], "python3", "-c", local)
+
+
+def test_a_host_port_reaches_the_pod_at_the_nodes_address(k: Kubectl, cluster: Cluster) -> None:
+    node = cluster.nodes[1]
+    server = web_server(ports=[{"containerPort": PORT, "hostPort": 30080}])
+    body = objects.pod("mapped", containers=[server], labels={"app": "mapped"})
+    body["spec"].update(on_node(node))
+    k("apply", "-f", "-", input=json.dumps(body))
+    ready_pods(k, "app=mapped", 1)
+    assert node.link is not None
+    with urllib.request.urlopen(f"http://{node.link.address}:30080/", timeout=5) as response:
+        assert response.status == 200
+    k("delete", "pod", "mapped", "--wait=true")
+    with pytest.raises(OSError):  # the listener went with the pod
+        urllib.request.urlopen(f"http://{node.link.address}:30080/", timeout=5)

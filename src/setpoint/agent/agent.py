@@ -345,6 +345,7 @@ class NodeAgent:
             self.queue.shut_down()
             await cancel_all(tasks)
             await self.probes.close()
+            await self.sandboxes.close()
             await self.kubelet.stop()
             self._running = False
             self._stopped.set()

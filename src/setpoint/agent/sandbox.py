@@ -17,6 +17,7 @@ starts (:meth:`~Sandboxes.ensure`):
   ``spec.podCIDR``): then it runs in the node's network, with a ``ContainerPortsNotIsolated``
   Warning if it declares ``containerPorts``, which it then shares with every other pod there.
   A failed setup is a ``FailedCreatePodSandBox`` Warning and retried; other pods go on.
+  Its ``hostPort`` ports are forwarded to it by the agent (:mod:`setpoint.agent.hostports`).
 
 Then, for each container (:meth:`~Sandboxes.prepare_container`): its leaf cgroup with its
 limits, written before the supervisor spawns the process and moves it in; and, if it has
@@ -74,6 +75,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from setpoint.agent import cgroups, network, volumes
+from setpoint.agent.hostports import HostPorts
 from setpoint.agent.runtime import ContainerSpec
 from setpoint.client.api import CONFIGMAPS, SECRETS, ApiClient, ApiError, Obj
 from setpoint.client.events import EventRecorder
@@ -266,6 +268,7 @@ class Sandboxes:
         self._ns_lock = asyncio.Lock()
         self._can_unshare: str | None = None  # "" if we can; else why not
         self._addresses: dict[str, network.PodAddress] = {}  # pod uid -> its network
+        self.host_ports = HostPorts()
 
     def pod_dir(self, uid: str) -> Path:
         return self.root / uid
@@ -337,12 +340,21 @@ class Sandboxes:
                 await self._note(pod, "Warning", "ContainerPortsNotIsolated", message)
             return True
         try:
-            self._addresses[uid] = await self.network.setup(uid)
+            address = await self.network.setup(uid)
         except network.NetworkError as exc:
             message = f"Failed to create pod sandbox: pod network: {exc}"
             await self.recorder.record(pod, "Warning", "FailedCreatePodSandBox", message)
             return False
+        self._addresses[uid] = address
+        problems = await self.host_ports.open(pod, address.ip)
+        if problems:
+            message = "hostPort not mapped: " + "; ".join(problems)
+            await self._note(pod, "Warning", "HostPortNotMapped", message)
         return True
+
+    async def close(self) -> None:
+        """Stop what lives in the agent (the hostPort listeners); pods keep running."""
+        await self.host_ports.close_all()
 
     async def _fetch(self, namespace: str, wanted: set[tuple[str, str]]) -> volumes.Sources:
         sources: dict[tuple[str, str], Obj | None] = {}
@@ -539,6 +551,7 @@ class Sandboxes:
             remove_sandbox(self.pod_dir(uid), self.cgroups)
         await asyncio.to_thread(remove_log_dirs, self.root, uid)
         self._addresses.pop(uid, None)
+        await self.host_ports.close(uid)
         if self.network is not None:
             await self.network.teardown(uid)
 
