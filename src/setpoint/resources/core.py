@@ -1,5 +1,6 @@
 """The core API group's kinds, declared whole (``KINDS``): Namespace, Pod, Node, Event,
-ConfigMap, Secret and ServiceAccount, with their defaults, validation and field selectors.
+ConfigMap, Secret, ServiceAccount, Service and Endpoints, with their defaults, validation and
+field selectors (a Service's and Endpoints' rules live in :mod:`setpoint.resources.service`).
 
 * Namespaces start ``Active`` with the ``kubernetes`` finalizer and carry the
   ``kubernetes.io/metadata.name`` label.
@@ -30,7 +31,7 @@ from dataclasses import dataclass
 
 from setpoint.meta.taints import NO_EXECUTE, TAINT_NOT_READY, TAINT_UNREACHABLE
 from setpoint.meta.validation import label_key_errors, label_value_errors
-from setpoint.resources import podspec
+from setpoint.resources import podspec, service
 from setpoint.resources.checks import (
     IMMUTABLE,
     NONSTANDARD_FINALIZER,
@@ -57,6 +58,7 @@ from setpoint.resources.printers.core import (
     SERVICE_ACCOUNT_PRINTER,
 )
 from setpoint.resources.printers.events import EVENT_PRINTER
+from setpoint.resources.printers.network import ENDPOINTS_PRINTER, SERVICE_PRINTER
 from setpoint.resources.registry import (
     CATEGORY_ALL,
     SPEC_AND_STATUS,
@@ -543,5 +545,38 @@ KINDS: tuple[ResourceType, ...] = (
         protobuf="k8s.io.api.core.v1.ServiceAccount",
         return_deleted_object=True,
         validator=_validate_core_meta,
+    ),
+    ResourceType(
+        group="",
+        version="v1",
+        kind="Service",
+        plural="services",
+        singular="service",
+        namespaced=True,
+        short_names=("svc",),
+        categories=CATEGORY_ALL,
+        subresources=("status",),
+        definition="io.k8s.api.core.v1.Service",
+        printer=SERVICE_PRINTER,
+        protobuf="k8s.io.api.core.v1.Service",
+        has_status=True,
+        always_encoded={**SPEC_AND_STATUS, "status.loadBalancer": {}},
+        defaulter=service.default_service,
+        prepare_for_update=service.prepare_service_update,
+        validator=service.validate_service,
+    ),
+    ResourceType(
+        group="",
+        version="v1",
+        kind="Endpoints",
+        plural="endpoints",
+        singular="endpoints",
+        namespaced=True,
+        short_names=("ep",),
+        definition="io.k8s.api.core.v1.Endpoints",
+        printer=ENDPOINTS_PRINTER,
+        protobuf="k8s.io.api.core.v1.Endpoints",
+        defaulter=service.default_endpoints,
+        validator=service.validate_endpoints,
     ),
 )
