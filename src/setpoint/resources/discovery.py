@@ -108,6 +108,7 @@ KINDS: tuple[ResourceType, ...] = (
         definition="io.k8s.api.discovery.v1.EndpointSlice",
         printer=ENDPOINT_SLICE_PRINTER,
         protobuf="k8s.io.api.discovery.v1.EndpointSlice",
+        tracks_generation=True,
         defaulter=_default_slice,
         validator=_validate_slice,
     ),
