@@ -159,8 +159,12 @@ def test_allocations_survive_a_restart(tmp_path: Path) -> None:
 def test_service_range_flags_are_used(tmp_path: Path) -> None:
     srv = start_server(
         tmp_path / "data",
-        extra=["--service-cluster-ip-range", "10.200.0.0/24", "--service-node-port-range",
-               "40000-40010"],
+        extra=[
+            "--service-cluster-ip-range",
+            "10.200.0.0/24",
+            "--service-node-port-range",
+            "40000-40010",
+        ],
     )
     try:
         _, kube, _ = srv.request("GET", "/api/v1/namespaces/default/services/kubernetes")

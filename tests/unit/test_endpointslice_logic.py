@@ -35,7 +35,12 @@ def pod(
     phase: str = "Running",
     ports: list[Obj] | None = None,
 ) -> Obj:
-    meta: Obj = {"name": name, "namespace": "default", "uid": f"uid-{name}", "labels": {"app": "web"}}
+    meta: Obj = {
+        "name": name,
+        "namespace": "default",
+        "uid": f"uid-{name}",
+        "labels": {"app": "web"},
+    }
     if terminating:
         meta["deletionTimestamp"] = "2026-01-01T00:00:00Z"
     status: Obj = {
@@ -114,7 +119,10 @@ def test_new_service_gets_one_slice_with_its_pods() -> None:
     assert first["conditions"] == {"ready": False, "serving": False, "terminating": False}
     assert first["nodeName"] == "n1"
     assert first["targetRef"] == {
-        "kind": "Pod", "namespace": "default", "name": "a", "uid": "uid-a"
+        "kind": "Pod",
+        "namespace": "default",
+        "name": "a",
+        "uid": "uid-a",
     }
 
 
@@ -219,16 +227,24 @@ def test_endpoints_split_ready_and_not_ready_addresses() -> None:
                 {
                     "ip": "10.0.0.1",
                     "nodeName": "n1",
-                    "targetRef": {"kind": "Pod", "namespace": "default", "name": "a",
-                                  "uid": "uid-a"},
+                    "targetRef": {
+                        "kind": "Pod",
+                        "namespace": "default",
+                        "name": "a",
+                        "uid": "uid-a",
+                    },
                 }
             ],
             "notReadyAddresses": [
                 {
                     "ip": "10.0.0.2",
                     "nodeName": "n1",
-                    "targetRef": {"kind": "Pod", "namespace": "default", "name": "b",
-                                  "uid": "uid-b"},
+                    "targetRef": {
+                        "kind": "Pod",
+                        "namespace": "default",
+                        "name": "b",
+                        "uid": "uid-b",
+                    },
                 }
             ],
             "ports": [{"port": 8080, "protocol": "TCP"}],

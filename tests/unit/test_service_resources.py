@@ -107,28 +107,44 @@ def test_service_name_must_be_a_dns_1035_label() -> None:
     ("spec", "expected"),
     [
         ({"ports": []}, "spec.ports: Required value"),
-        ({"type": "Fancy"}, 'spec.type: Unsupported value: "Fancy": supported values: '
-         '"ClusterIP", "ExternalName", "LoadBalancer", "NodePort"'),
-        ({"ports": [{"port": 0}]}, "spec.ports[0].port: Invalid value: 0: must be between 1 "
-         "and 65535, inclusive"),
-        ({"ports": [{"port": 80, "nodePort": 30080}]},
-         "spec.ports[0].nodePort: Forbidden: may not be used when `type` is 'ClusterIP'"),
-        ({"ports": [{"port": 80, "name": "a"}, {"port": 81}]},
-         "spec.ports[1].name: Required value"),
-        ({"clusterIP": "banana"}, 'spec.clusterIPs[0]: Invalid value: "banana": must be empty, '
-         "'None', or a valid IP address"),
-        ({"type": "NodePort", "clusterIP": "None"}, 'spec.clusterIPs[0]: Invalid value: "None": '
-         "may not be set to 'None' for NodePort services"),
+        (
+            {"type": "Fancy"},
+            'spec.type: Unsupported value: "Fancy": supported values: '
+            '"ClusterIP", "ExternalName", "LoadBalancer", "NodePort"',
+        ),
+        (
+            {"ports": [{"port": 0}]},
+            "spec.ports[0].port: Invalid value: 0: must be between 1 and 65535, inclusive",
+        ),
+        (
+            {"ports": [{"port": 80, "nodePort": 30080}]},
+            "spec.ports[0].nodePort: Forbidden: may not be used when `type` is 'ClusterIP'",
+        ),
+        (
+            {"ports": [{"port": 80, "name": "a"}, {"port": 81}]},
+            "spec.ports[1].name: Required value",
+        ),
+        (
+            {"clusterIP": "banana"},
+            'spec.clusterIPs[0]: Invalid value: "banana": must be empty, '
+            "'None', or a valid IP address",
+        ),
+        (
+            {"type": "NodePort", "clusterIP": "None"},
+            'spec.clusterIPs[0]: Invalid value: "None": '
+            "may not be set to 'None' for NodePort services",
+        ),
         ({"type": "ExternalName", "ports": []}, "spec.externalName: Required value"),
-        ({"sessionAffinity": "Sticky"}, 'spec.sessionAffinity: Unsupported value: "Sticky": '
-         'supported values: "ClientIP", "None"'),
+        (
+            {"sessionAffinity": "Sticky"},
+            'spec.sessionAffinity: Unsupported value: "Sticky": '
+            'supported values: "ClientIP", "None"',
+        ),
         ({"selector": {"app": "-x"}}, 'spec.selector: Invalid value: "-x": a valid label must'),
     ],
 )
 def test_invalid_services(spec: Obj, expected: str) -> None:
-    assert any(p.startswith(expected) for p in problems(service(**spec))), problems(
-        service(**spec)
-    )
+    assert any(p.startswith(expected) for p in problems(service(**spec))), problems(service(**spec))
 
 
 def test_duplicate_port_and_protocol() -> None:
@@ -151,9 +167,7 @@ def test_a_port_without_a_matching_container_port_is_fine() -> None:
 def test_cluster_ip_is_immutable() -> None:
     old = defaulted(service(clusterIP="10.96.0.10"))
     new = service(clusterIP="10.96.0.11")
-    assert "spec.clusterIP: Invalid value: \"10.96.0.11\": field is immutable" in problems(
-        new, old
-    )
+    assert 'spec.clusterIP: Invalid value: "10.96.0.11": field is immutable' in problems(new, old)
 
 
 def test_update_without_allocated_values_keeps_them() -> None:
@@ -216,7 +230,13 @@ def test_service_row() -> None:
     svc = defaulted(service(type="NodePort", clusterIPs=["10.96.0.10"]))
     svc["spec"]["ports"][0]["nodePort"] = 30080
     assert service_cells(svc, NOW) == [
-        "web", "NodePort", "10.96.0.10", "<none>", "80:30080/TCP", "5m", "app=web",
+        "web",
+        "NodePort",
+        "10.96.0.10",
+        "<none>",
+        "80:30080/TCP",
+        "5m",
+        "app=web",
     ]
 
 
@@ -240,7 +260,9 @@ def test_endpoints_row_shows_three_then_more() -> None:
         ],
     }
     assert endpoints_cells(ep, NOW) == [
-        "web", "10.0.0.1:8080,10.0.0.2:8080,10.0.0.3:8080 + 2 more...", "5m",
+        "web",
+        "10.0.0.1:8080,10.0.0.2:8080,10.0.0.3:8080 + 2 more...",
+        "5m",
     ]
     assert endpoints_cells({"metadata": {"name": "x"}}, NOW)[1] == "<none>"
 
@@ -253,7 +275,11 @@ def test_endpoint_slice_row() -> None:
         "endpoints": [{"addresses": ["10.0.0.1"]}, {"addresses": ["fd00::1"]}],
     }
     assert endpoint_slice_cells(es, NOW) == [
-        "web-abc", "IPv4", "8080,metrics", "10.0.0.1,fd00::1", "5m",
+        "web-abc",
+        "IPv4",
+        "8080,metrics",
+        "10.0.0.1,fd00::1",
+        "5m",
     ]
     empty = {"metadata": {"name": "web-x"}, "addressType": "IPv4"}
     assert endpoint_slice_cells(empty, NOW)[2:4] == ["<unset>", "<unset>"]
