@@ -281,23 +281,12 @@ def _ports_errors(spec: Obj, kind: str) -> list[FieldError]:
     errors: list[FieldError] = []
     if not ports and spec.get("clusterIP") != CLUSTER_IP_NONE and kind != "ExternalName":
         errors.append(required("spec.ports"))
-    names: set[str] = set()
+    errors += _named_ports_errors(ports, "spec.ports")
     seen_ports: set[tuple[str, int]] = set()
     seen_node_ports: set[tuple[str, int]] = set()
     for i, port in enumerate(ports):
         path = f"spec.ports[{i}]"
-        name = port.get("name", "")
-        if len(ports) > 1 and not name:
-            errors.append(required(f"{path}.name"))
-        elif name:
-            errors += [invalid_value(f"{path}.name", name, m) for m in dns1123_label_errors(name)]
-            if name in names:
-                errors.append(duplicate(f"{path}.name", name))
-            names.add(name)
         number = port.get("port", 0)
-        if not 1 <= number <= 65535:
-            errors.append(invalid_value(f"{path}.port", number, PORT_RANGE))
-        errors += one_of(port.get("protocol", ""), f"{path}.protocol", PROTOCOLS)
         errors += port_errors(port.get("targetPort"), f"{path}.targetPort")
         node_port = port.get("nodePort") or 0
         if node_port:
@@ -373,11 +362,13 @@ def validate_endpoints(endpoints: Obj, old: Obj | None) -> list[FieldError]:
                     errors.append(
                         invalid_value(f"{path}.{key}[{j}].ip", ip, "must be a valid IP address")
                     )
-        errors += _endpoint_port_errors(subset.get("ports") or [], f"{path}.ports")
+        errors += _named_ports_errors(subset.get("ports") or [], f"{path}.ports")
     return errors
 
 
-def _endpoint_port_errors(ports: list[Any], path: str) -> list[FieldError]:
+def _named_ports_errors(ports: list[Any], path: str) -> list[FieldError]:
+    """What a Service's and an Endpoints' ports share: names (required when there are
+    several, DNS labels, unique), numbers and protocols."""
     errors: list[FieldError] = []
     names: set[str] = set()
     for i, port in enumerate(ports):

@@ -98,7 +98,9 @@ class KubernetesService:
         address: str,
         port: int,
     ) -> None:
-        self._service = (services, desired_service(cluster_ip, port), ("spec",))
+        # the fields kept as desired: of the Service only its type and ports, as
+        # CreateOrUpdateMasterServiceIfNeeded (its cluster IP cannot change anyway)
+        self._service = (services, desired_service(cluster_ip, port), ("spec.type", "spec.ports"))
         self._endpoints = (endpoints, desired_endpoints(address, port), ("subsets",))
         self._slice = (slices, desired_slice(address, port), ("addressType", "endpoints", "ports"))
 
@@ -118,8 +120,8 @@ class KubernetesService:
 
 
 async def _ensure(storage: ResourceStorage, desired: Obj, fields: tuple[str, ...]) -> None:
-    """Create ``desired``, or bring its ``fields`` and labels back when they differ (for the
-    Service: only its type and ports, as ``CreateOrUpdateMasterServiceIfNeeded``)."""
+    """Create ``desired``, or bring its labels and its ``fields`` (dotted paths) back when
+    they differ."""
     opts = WriteOptions(field_manager=FIELD_MANAGER)
     cached = storage.cache.get(storage.key(NAMESPACE, NAME))
     if cached is None:
@@ -134,22 +136,26 @@ async def _ensure(storage: ResourceStorage, desired: Obj, fields: tuple[str, ...
 
     def mutate(current: Obj) -> Obj:
         current["metadata"].setdefault("labels", {}).update(desired["metadata"]["labels"])
-        if desired["kind"] == "Service":
-            current["spec"]["type"] = desired["spec"]["type"]
-            current["spec"]["ports"] = copy.deepcopy(desired["spec"]["ports"])
-        else:
-            for name in fields:
-                current[name] = copy.deepcopy(desired[name])
+        for path in fields:
+            *parents, leaf = path.split(".")
+            target, source = current, desired
+            for name in parents:
+                target, source = target.setdefault(name, {}), source[name]
+            target[leaf] = copy.deepcopy(source[leaf])
         return current
 
     await storage.replace_with_retry(NAMESPACE, NAME, mutate, opts)
+
+
+def _get(obj: Obj, path: str) -> object:
+    value: object = obj
+    for name in path.split("."):
+        value = value.get(name) if isinstance(value, dict) else None
+    return value
 
 
 def _differs(current: Obj, desired: Obj, fields: tuple[str, ...]) -> bool:
     labels = current["metadata"].get("labels") or {}
     if any(labels.get(k) != v for k, v in desired["metadata"]["labels"].items()):
         return True
-    if desired["kind"] == "Service":
-        spec, want = current.get("spec") or {}, desired["spec"]
-        return bool(spec.get("type") != want["type"] or spec.get("ports") != want["ports"])
-    return any(current.get(name) != desired[name] for name in fields)
+    return any(_get(current, path) != _get(desired, path) for path in fields)
