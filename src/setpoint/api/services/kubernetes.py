@@ -26,6 +26,7 @@ from setpoint.api.errors import APIError
 from setpoint.api.storage import ResourceStorage, WriteOptions
 from setpoint.resources.registry import Obj
 from setpoint.resources.service import ip_family
+from setpoint.store.interface import BackendError
 
 log = logging.getLogger(__name__)
 
@@ -105,18 +106,19 @@ class KubernetesService:
         self._slice = (slices, desired_slice(address, port), ("addressType", "endpoints", "ports"))
 
     async def reconcile(self) -> None:
+        """Bring the three objects back to what they should be; a failure (a full disk, a
+        user's Service holding the first address) is logged and tried again next time."""
         for storage, desired, fields in (self._service, self._endpoints, self._slice):
-            await _ensure(storage, desired, fields)
+            try:
+                await _ensure(storage, desired, fields)
+            except (APIError, BackendError) as exc:
+                log.warning("could not update %s default/kubernetes: %s", desired["kind"], exc)
 
     async def run(self) -> None:
-        """Reconcile now and every interval until cancelled; a failed round (a full disk)
-        is logged and tried again next time."""
+        """Reconcile every interval until cancelled."""
         while True:
-            try:
-                await self.reconcile()
-            except APIError as exc:
-                log.warning("could not update the kubernetes Service: %s", exc)
             await asyncio.sleep(RECONCILE_INTERVAL)
+            await self.reconcile()
 
 
 async def _ensure(storage: ResourceStorage, desired: Obj, fields: tuple[str, ...]) -> None:
