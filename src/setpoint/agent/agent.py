@@ -42,7 +42,11 @@ belong to a :class:`~setpoint.agent.probes.ProbeManager`: reconcile tells it whi
 instances run, it reports each container's ``started``/``ready`` and wakes the pod's key when
 a result changes. Sidecars (init containers with ``restartPolicy: Always``) start in
 order with the init containers, each once the previous one started, keep running next to
-the app containers, and are stopped after them, last one first. Not yet: images (a
+the app containers, and are stopped after them, last one first. Ephemeral containers
+(added to a running pod through ``pods/ephemeralcontainers``, as ``kubectl debug`` does) start
+as soon as the sandbox is up, before the init containers, are never restarted, and are
+reported in ``ephemeralContainerStatuses``; they count for neither the pod's phase nor its
+readiness. Not yet: images (a
 container without ``command`` runs its ``args`` as the command, with a Normal
 ``ImageEntrypointUnknown`` event; one with neither is a configuration error). Volumes,
 mount namespaces and cgroup limits belong to the pod sandbox (:mod:`setpoint.agent.sandbox`),
@@ -668,6 +672,10 @@ class NodeAgent:
             self.queue.add_after(object_key(pod), setup.recheck_after)
         if not setup.ready:
             return
+        # ephemeral containers first, as the kubelet starts them: they may debug the others
+        for container in spec.get("ephemeralContainers") or []:
+            if podspec.container_id(uid, container["name"]) not in self._states:
+                await self._start_container(pod, container, init=False, ephemeral=True)
         for container in spec.get("initContainers") or []:
             state = self._states.get(podspec.container_id(uid, container["name"]))
             if state is None:
@@ -683,10 +691,12 @@ class NodeAgent:
             if podspec.container_id(uid, container["name"]) not in self._states:
                 await self._start_container(pod, container, init=False)
 
-    async def _start_container(self, pod: Obj, container: Obj, *, init: bool) -> None:
-        """Start one container. One that cannot be created is reported (status and a
-        Warning event) and retried every ``CONFIG_RETRY_SECONDS``, since the ConfigMap it
-        misses may yet appear."""
+    async def _start_container(
+        self, pod: Obj, container: Obj, *, init: bool, ephemeral: bool = False
+    ) -> None:
+        """Start one container (an ephemeral one is never restarted). One that cannot be
+        created is reported (status and a Warning event) and retried every
+        ``CONFIG_RETRY_SECONDS``, since the ConfigMap it misses may yet appear."""
         cid = podspec.container_id(pod["metadata"]["uid"], container["name"])
         log_dir = podspec.pod_log_dir(self.data_dir, pod)
         try:
@@ -702,6 +712,7 @@ class NodeAgent:
                 host_ip=self.host_ip,
                 sources=sources,
                 init=init,
+                ephemeral=ephemeral,
                 settings=self.container_settings,
             )
         except (podspec.ContainerConfigError, ValueError) as exc:
@@ -764,6 +775,7 @@ class NodeAgent:
             for cs in [
                 *(status.get("initContainerStatuses") or []),
                 *(status.get("containerStatuses") or []),
+                *(status.get("ephemeralContainerStatuses") or []),
             ]
         }
         for container in all_containers(pod):
@@ -922,4 +934,8 @@ class NodeAgent:
 
 def all_containers(pod: Obj) -> list[Obj]:
     spec = pod.get("spec") or {}
-    return [*(spec.get("initContainers") or []), *(spec.get("containers") or [])]
+    return [
+        *(spec.get("initContainers") or []),
+        *(spec.get("containers") or []),
+        *(spec.get("ephemeralContainers") or []),
+    ]
