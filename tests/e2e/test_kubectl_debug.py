@@ -136,6 +136,21 @@ def test_running_ephemeral_container_is_stopped_with_its_pod(
     wait_for(lambda: not Path(f"/proc/{pid}").exists(), what="the debugger's process to go")
 
 
+def test_running_ephemeral_container_ends_with_a_pod_that_completes(
+    k: Kubectl, tmp_path: Path
+) -> None:
+    done = tmp_path / "done"
+    app = objects.container("app", command=["sh", "-c", f"until [ -e {done} ]; do sleep 0.1; done"])
+    pod = objects.pod("job", containers=[app], restartPolicy="Never")
+    k("apply", "-f", "-", input=yaml.safe_dump(pod))
+    wait_for(lambda: pod_of(k, "job")["status"].get("phase") == "Running", what="job running")
+    k("debug", "job", "--image=busybox", "-c", "sleeper", "--", "sleep", "1000")
+    wait_for(lambda: "running" in ephemeral_state(k, "job", "sleeper"), what="sleeper running")
+    done.touch()
+    wait_for(lambda: pod_of(k, "job")["status"].get("phase") == "Succeeded", what="job done")
+    assert terminated(k, "job", "sleeper")["exitCode"] == 143  # SIGTERM, as the pod ended
+
+
 def test_interactive_debugger_without_a_command_runs_a_shell(k: Kubectl, web: str) -> None:
     # setpoint does not read images: busybox's default command is sh, so that is what runs
     k("debug", web, "-i", "--image=busybox", "-c", "shell", input="exit 0\n", check=False)

@@ -630,24 +630,33 @@ class NodeAgent:
 
     async def _stop_sidecars_when_done(self, pod: Obj) -> None:
         """A pod that does not restart its app containers completes once they have all
-        exited for good: its sidecars are then stopped, last one first, as the kubelet does
-        (only then can the pod reach Succeeded or Failed)."""
-        sidecars = podspec.sidecars(pod)
-        if podspec.restart_policy(pod) == "Always" or not sidecars:
+        exited for good: what still runs is then stopped as the kubelet terminates such a
+        pod, ephemeral containers at once and sidecars last, last one first (only then can
+        the pod reach Succeeded or Failed)."""
+        spec = pod.get("spec") or {}
+        sidecars, ephemeral = podspec.sidecars(pod), spec.get("ephemeralContainers") or []
+        if podspec.restart_policy(pod) == "Always" or not (sidecars or ephemeral):
             return
         uid = pod["metadata"]["uid"]
-        apps = (pod.get("spec") or {}).get("containers") or []
-        app_states = [self._states.get(podspec.container_id(uid, c["name"])) for c in apps]
+        app_states = [
+            self._states.get(podspec.container_id(uid, c["name"]))
+            for c in spec.get("containers") or []
+        ]
         if not all(state is not None and state.state == "exited" for state in app_states):
             return
         grace = podspec.termination_grace_seconds(pod)
-        for sidecar in reversed(sidecars):
-            cid = podspec.container_id(uid, sidecar["name"])
+
+        async def stop(container: Obj) -> None:
+            cid = podspec.container_id(uid, container["name"])
             state = self._states.get(cid)
             if state is not None and state.state != "exited":
                 stopped = await self._kill_container(pod, cid, grace)
                 if stopped is not None:
                     self._states[cid] = stopped
+
+        await asyncio.gather(*(stop(c) for c in ephemeral))
+        for sidecar in reversed(sidecars):
+            await stop(sidecar)
 
     async def _kill_container(
         self, pod: Obj, cid: str, grace_seconds: float
