@@ -632,13 +632,17 @@ class ResourceStorage:
         old = current.obj
         new = self._merge_for_update(current, obj, subresource)
         new_meta = new["metadata"]
+        spec_subresource = self.rtype.spec_subresources.get(subresource)
         if subresource:
             missing = []
         if not subresource:
             self.rtype.defaulter(new)
             self.rtype.prepare_for_update(new, old)
+        elif spec_subresource is not None:
+            self.rtype.defaulter(new)  # the spec field it wrote is new
+        validator = spec_subresource.validator if spec_subresource else self.rtype.validator
         problems = missing + validate_object_meta(self.rtype, new, old)
-        problems += self.rtype.validator(new, old)
+        problems += validator(new, old)
         problems = list(dict.fromkeys(problems))
         if problems:
             raise errors.invalid(self.rtype, new_meta["name"], problems)
@@ -765,6 +769,19 @@ class ResourceStorage:
                     meta[key] = given[key]
                 else:
                     meta.pop(key, None)
+            return new
+        spec_subresource = rtype.spec_subresources.get(subresource)
+        if spec_subresource is not None:
+            # e.g. pods/ephemeralcontainers: only that spec field changes
+            new, name = current.copy(), spec_subresource.field
+            given = (obj.get("spec") or {}).get(name)
+            spec = new.setdefault("spec", {})
+            if given is None:
+                spec.pop(name, None)
+            else:
+                spec[name] = given
+            if rtype.tracks_generation and spec_changed(new, old, with_annotations=False):
+                new["metadata"]["generation"] = old["metadata"].get("generation", 1) + 1
             return new
         new = obj
         meta, old_meta = new["metadata"], old["metadata"]

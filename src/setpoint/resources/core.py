@@ -6,7 +6,9 @@ field selectors (a Service's and Endpoints' rules live in :mod:`setpoint.resourc
   ``kubernetes.io/metadata.name`` label.
 * Pods get their spec defaults (see :mod:`setpoint.resources.podspec`), start ``Pending`` with
   their QoS class computed, and after creation only change images, deadlines, tolerations and
-  scheduling gates. On create they pass the DefaultTolerationSeconds admission
+  scheduling gates; ephemeral containers are only ever added, through
+  ``pods/ephemeralcontainers`` (:data:`EPHEMERAL_CONTAINERS`), never on create or by an
+  update of the pod. On create they pass the DefaultTolerationSeconds admission
   (:class:`DefaultTolerationSeconds`): a pod that tolerates neither
   ``node.kubernetes.io/not-ready`` nor ``.../unreachable`` for ``NoExecute`` gets a toleration
   of each for a bounded time, so that it leaves a lost node that long after the taint appears.
@@ -64,6 +66,7 @@ from setpoint.resources.registry import (
     SPEC_AND_STATUS,
     Obj,
     ResourceType,
+    SpecSubresource,
     field_getter,
     reference_field_selectors,
 )
@@ -193,6 +196,17 @@ def _validate_pod(pod: Obj, old: Obj | None) -> list[FieldError]:
         detail = "cannot be set until all schedulingGates have been cleared"
         errors.append(forbidden("spec.nodeName", detail))
     return errors
+
+
+def _validate_ephemeral_containers_update(pod: Obj, old: Obj | None) -> list[FieldError]:
+    """``ValidatePodEphemeralContainersUpdate``: the pod with its new ephemeral containers
+    is a valid pod, and those it had are all still there, unchanged."""
+    spec = pod.get("spec") or {}
+    errors = podspec.validate_pod_spec(spec, "spec", pod=True) + podspec.validate_pod_images(spec)
+    return errors + podspec.ephemeral_containers_update_errors(pod, old or {})
+
+
+EPHEMERAL_CONTAINERS = SpecSubresource("ephemeralContainers", _validate_ephemeral_containers_update)
 
 
 def _pod_ip(pod: Obj) -> str:
@@ -450,7 +464,8 @@ KINDS: tuple[ResourceType, ...] = (
         namespaced=True,
         short_names=("po",),
         categories=CATEGORY_ALL,
-        subresources=("status", "binding", "eviction", "log"),
+        subresources=("status", "binding", "eviction", "log", "ephemeralcontainers"),
+        spec_subresources={"ephemeralcontainers": EPHEMERAL_CONTAINERS},
         definition="io.k8s.api.core.v1.Pod",
         printer=POD_PRINTER,
         protobuf="k8s.io.api.core.v1.Pod",
