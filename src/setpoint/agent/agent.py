@@ -42,7 +42,11 @@ belong to a :class:`~setpoint.agent.probes.ProbeManager`: reconcile tells it whi
 instances run, it reports each container's ``started``/``ready`` and wakes the pod's key when
 a result changes. Sidecars (init containers with ``restartPolicy: Always``) start in
 order with the init containers, each once the previous one started, keep running next to
-the app containers, and are stopped after them, last one first. Not yet: images (a
+the app containers, and are stopped after them, last one first. Ephemeral containers
+(added to a running pod through ``pods/ephemeralcontainers``, as ``kubectl debug`` does) start
+as soon as the sandbox is up, before the init containers, are never restarted, and are
+reported in ``ephemeralContainerStatuses``; they count for neither the pod's phase nor its
+readiness. Not yet: images (a
 container without ``command`` runs its ``args`` as the command, with a Normal
 ``ImageEntrypointUnknown`` event; one with neither is a configuration error). Volumes,
 mount namespaces and cgroup limits belong to the pod sandbox (:mod:`setpoint.agent.sandbox`),
@@ -695,24 +699,33 @@ class NodeAgent:
 
     async def _stop_sidecars_when_done(self, pod: Obj) -> None:
         """A pod that does not restart its app containers completes once they have all
-        exited for good: its sidecars are then stopped, last one first, as the kubelet does
-        (only then can the pod reach Succeeded or Failed)."""
-        sidecars = podspec.sidecars(pod)
-        if podspec.restart_policy(pod) == "Always" or not sidecars:
+        exited for good: what still runs is then stopped as the kubelet terminates such a
+        pod, ephemeral containers at once and sidecars last, last one first (only then can
+        the pod reach Succeeded or Failed)."""
+        spec = pod.get("spec") or {}
+        sidecars, ephemeral = podspec.sidecars(pod), spec.get("ephemeralContainers") or []
+        if podspec.restart_policy(pod) == "Always" or not (sidecars or ephemeral):
             return
         uid = pod["metadata"]["uid"]
-        apps = (pod.get("spec") or {}).get("containers") or []
-        app_states = [self._states.get(podspec.container_id(uid, c["name"])) for c in apps]
+        app_states = [
+            self._states.get(podspec.container_id(uid, c["name"]))
+            for c in spec.get("containers") or []
+        ]
         if not all(state is not None and state.state == "exited" for state in app_states):
             return
         grace = podspec.termination_grace_seconds(pod)
-        for sidecar in reversed(sidecars):
-            cid = podspec.container_id(uid, sidecar["name"])
+
+        async def stop(container: Obj) -> None:
+            cid = podspec.container_id(uid, container["name"])
             state = self._states.get(cid)
             if state is not None and state.state != "exited":
                 stopped = await self._kill_container(pod, cid, grace)
                 if stopped is not None:
                     self._states[cid] = stopped
+
+        await asyncio.gather(*(stop(c) for c in ephemeral))
+        for sidecar in reversed(sidecars):
+            await stop(sidecar)
 
     async def _kill_container(
         self, pod: Obj, cid: str, grace_seconds: float
@@ -737,6 +750,10 @@ class NodeAgent:
             self.queue.add_after(object_key(pod), setup.recheck_after)
         if not setup.ready:
             return
+        # ephemeral containers first, as the kubelet starts them: they may debug the others
+        for container in spec.get("ephemeralContainers") or []:
+            if podspec.container_id(uid, container["name"]) not in self._states:
+                await self._start_container(pod, container, init=False, ephemeral=True)
         for container in spec.get("initContainers") or []:
             state = self._states.get(podspec.container_id(uid, container["name"]))
             if state is None:
@@ -752,10 +769,12 @@ class NodeAgent:
             if podspec.container_id(uid, container["name"]) not in self._states:
                 await self._start_container(pod, container, init=False)
 
-    async def _start_container(self, pod: Obj, container: Obj, *, init: bool) -> None:
-        """Start one container. One that cannot be created is reported (status and a
-        Warning event) and retried every ``CONFIG_RETRY_SECONDS``, since the ConfigMap it
-        misses may yet appear."""
+    async def _start_container(
+        self, pod: Obj, container: Obj, *, init: bool, ephemeral: bool = False
+    ) -> None:
+        """Start one container (an ephemeral one is never restarted). One that cannot be
+        created is reported (status and a Warning event) and retried every
+        ``CONFIG_RETRY_SECONDS``, since the ConfigMap it misses may yet appear."""
         cid = podspec.container_id(pod["metadata"]["uid"], container["name"])
         log_dir = podspec.pod_log_dir(self.data_dir, pod)
         try:
@@ -771,6 +790,7 @@ class NodeAgent:
                 host_ip=self.host_ip,
                 sources=sources,
                 init=init,
+                ephemeral=ephemeral,
                 settings=self.container_settings,
             )
         except (podspec.ContainerConfigError, ValueError) as exc:
@@ -833,6 +853,7 @@ class NodeAgent:
             for cs in [
                 *(status.get("initContainerStatuses") or []),
                 *(status.get("containerStatuses") or []),
+                *(status.get("ephemeralContainerStatuses") or []),
             ]
         }
         for container in all_containers(pod):
@@ -992,4 +1013,8 @@ class NodeAgent:
 
 def all_containers(pod: Obj) -> list[Obj]:
     spec = pod.get("spec") or {}
-    return [*(spec.get("initContainers") or []), *(spec.get("containers") or [])]
+    return [
+        *(spec.get("initContainers") or []),
+        *(spec.get("containers") or []),
+        *(spec.get("ephemeralContainers") or []),
+    ]

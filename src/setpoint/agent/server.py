@@ -286,9 +286,8 @@ class KubeletServer:
             raise LogRequestError(404, f'pod "{pod_name}" does not exist')
         spec = pod.get("spec") or {}
         inits = spec.get("initContainers") or []
-        container = next(
-            (c for c in [*inits, *(spec.get("containers") or [])] if c.get("name") == name), None
-        )
+        every = [*inits, *(spec.get("containers") or []), *(spec.get("ephemeralContainers") or [])]
+        container = next((c for c in every if c.get("name") == name), None)
         if container is None:
             raise LogRequestError(404, f'container "{name}" not found in pod "{pod_name}"')
         uid = pod["metadata"].get("uid", "")

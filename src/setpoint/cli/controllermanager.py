@@ -240,6 +240,8 @@ def build_components(
         from setpoint.controllers.daemonset import DaemonSetController
         from setpoint.controllers.deployment import DeploymentController
         from setpoint.controllers.disruption import DisruptionController
+        from setpoint.controllers.endpoints import EndpointsController
+        from setpoint.controllers.endpointslice import EndpointSliceController
         from setpoint.controllers.garbagecollector import GarbageCollector
         from setpoint.controllers.job import JobController
         from setpoint.controllers.namespace import NamespaceController
@@ -276,6 +278,8 @@ def build_components(
                 recorder.for_component("pod-garbage-collector"),
                 terminated_pod_threshold=config.terminated_pod_gc_threshold,
             ),
+            EndpointSliceController(informers, recorder.for_component("endpoint-slice-controller")),
+            EndpointsController(informers, recorder.for_component("endpoint-controller")),
         ]
         if config.node_ipam is not None:
             # events "From cidrAllocator", as upstream's range allocator
