@@ -9,8 +9,8 @@ home. This is the only package that wires the parts together.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import contextlib
+import ipaddress
 import logging
 import sys
 from pathlib import Path
