@@ -127,3 +127,27 @@ async def test_exhausted_range_is_an_event_and_a_freed_subnet_is_given_out(
     assert not (await client.get(NODES, waiting)).get("spec", {}).get("podCIDR")
     await client.delete(NODES, names[1])
     assert await pod_cidr_of(client, waiting) == cidrs[names[1]]
+
+
+@pytest.mark.parametrize(
+    ("flags", "said"),
+    [
+        (["--cluster-cidr", "10.96.0.0/12"], "overlaps --service-cluster-ip-range"),
+        (["--cluster-cidr", "10.0.0.0/16", "--node-cidr-mask-size", "8"], "mask size 8"),
+    ],
+)
+def test_bad_pod_ranges_stop_the_server_with_one_line(
+    tmp_path: Path, flags: list[str], said: str
+) -> None:
+    import subprocess
+
+    from tests.support import SETPOINT
+
+    done = subprocess.run(
+        [SETPOINT, "server", "--data-dir", str(tmp_path / "d"), "--disable-agent", *flags],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode != 0
+    assert said in done.stderr and "Traceback" not in done.stderr
