@@ -24,5 +24,6 @@ BENCHMARKS = (
     "nodefailure",
     "seedstory",
     "supervisorloss",
+    "podnet",
     "exec",
 )

@@ -44,6 +44,7 @@ TIME_LIMITS = {
     "nodefailure": 1500.0,
     "seedstory": 300.0,
     "supervisorloss": 240.0,
+    "podnet": 180.0,
     "exec": 240.0,
 }
 

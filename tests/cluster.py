@@ -11,6 +11,12 @@ network-cut faults are skipped.
 
 Agents enter only the namespace's *network* (``nsenter --net``), not a new mount namespace as
 ``ip netns exec`` would (that remounts /sys and would hide the cgroup hierarchies).
+
+Each agent gives its pods a network of their own (:mod:`setpoint.agent.network`) from its
+Node's podCIDR, a subnet of a cluster CIDR unused on this machine. The harness plays the
+operator who routes the cluster CIDR: forwarding on in each node's namespace and, on the
+run's bridge, a route to each node's podCIDR via its address, so that the tests reach pods at
+their IPs (all of them inside namespaces the run created).
 """
 
 from __future__ import annotations
@@ -32,7 +38,14 @@ from typing import Any
 from urllib.parse import unquote
 
 from setpoint.agent.supervisor import proc_start_time
-from tests.support import SETPOINT, Kubectl, Server, kill_node_processes, start_server, wait_for
+from tests.support import (
+    SETPOINT,
+    Kubectl,
+    Server,
+    kill_node_processes,
+    start_server,
+    wait_for,
+)
 
 # Node loss in seconds, for tests: lost 3 s after the last heartbeat (a Lease of 3 s, renewed
 # every 0.75 s), pods tolerate an unreachable or not-ready node for 1 s more.
@@ -83,6 +96,20 @@ def _unused_subnet() -> ipaddress.IPv4Network:
     raise RuntimeError("no free 10.200.0.0/13 subnet for the test network")
 
 
+def _forward(netns: str) -> None:
+    """Forwarding on in the node's namespace: its pods are reached through it."""
+    subprocess.run(
+        [
+            "nsenter",
+            f"--net=/run/netns/{netns}",
+            "sh",
+            "-c",
+            "echo 1 > /proc/sys/net/ipv4/ip_forward",
+        ],
+        check=True,
+    )
+
+
 @dataclass
 class NodeLink:
     """One node's network namespace and its veth to the run's bridge."""
@@ -128,9 +155,14 @@ class TestNetwork:
         _ip(*inside, "addr", "add", f"{address}/{self.subnet.prefixlen}", "dev", "eth0")
         _ip(*inside, "link", "set", "eth0", "up")
         _ip(*inside, "link", "set", "lo", "up")
+        _forward(netns)
         link = NodeLink(netns, host_link, address)
         self.links.append(link)
         return link
+
+    def route_pods(self, link: NodeLink, pod_cidr: str) -> None:
+        """Reach the pods of the node behind ``link`` from this machine."""
+        _ip("route", "replace", pod_cidr, "via", link.address, "dev", self.bridge)
 
     def close(self) -> None:
         for link in self.links:
@@ -275,6 +307,8 @@ class Cluster:
                 timeout=60,
                 what="every node Ready",
             )
+            for node in self.nodes:
+                self.route_pods(node)
         except BaseException:
             self.close()
             raise
@@ -287,6 +321,17 @@ class Cluster:
         self.nodes.append(node)
         node.start()
         return node
+
+    def pod_cidr(self, name: str) -> str:
+        status, body, _ = self.server.request("GET", f"/api/v1/nodes/{name}")
+        return str((body.get("spec") or {}).get("podCIDR") or "") if status == 200 else ""
+
+    def route_pods(self, node: ClusterNode) -> None:
+        """Route the node's podCIDR via the node (once node IPAM gave it one)."""
+        if self.network is None or node.link is None:
+            return
+        cidr = wait_for(lambda: self.pod_cidr(node.name), timeout=30, what="a podCIDR")
+        self.network.route_pods(node.link, cidr)
 
     def node(self, name: str) -> ClusterNode:
         return next(n for n in self.nodes if n.name == name)

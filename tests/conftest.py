@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import kubernetes
 import pytest
 
 from setpoint.client.api import ApiClient, ClientConfig
@@ -66,6 +67,14 @@ def fresh_server(tmp_path: Path) -> Iterator[Server]:
     srv = start_server(tmp_path / "data")
     yield srv
     srv.stop()
+
+
+@pytest.fixture
+def core(server: Server) -> Iterator[kubernetes.client.CoreV1Api]:
+    """The official Python client's core/v1 API, connected to the session server."""
+    api = kubernetes.config.new_client_from_config(config_file=str(server.kubeconfig))
+    yield kubernetes.client.CoreV1Api(api)
+    api.close()
 
 
 @pytest.fixture

@@ -176,6 +176,23 @@ def kill_node_processes(agent_dir: Path, processes: set[tuple[int, int]] | None 
     kill_node(agent_dir, processes or ())
 
 
+def unused_cluster_cidr() -> str:
+    """A /16 under 10.208.0.0/12 that no address or route on this machine uses: each test
+    cluster addresses its pods from a range of its own (several run at once, and a local
+    agent's node bridge lives in the host's network namespace)."""
+    import random
+
+    taken = subprocess.run(
+        ["ip", "-o", "-4", "addr"], capture_output=True, text=True, check=False
+    ).stdout
+    taken += subprocess.run(["ip", "-4", "route"], capture_output=True, text=True).stdout
+    for _ in range(100):
+        second = random.randint(208, 223)
+        if f"10.{second}." not in taken:
+            return f"10.{second}.0.0/16"
+    raise RuntimeError("no free 10.208.0.0/12 range for the test cluster's pods")
+
+
 def start_server(
     data_dir: Path,
     *,
@@ -189,8 +206,12 @@ def start_server(
 
     ``controllers`` runs the controller manager and scheduler; ``agent`` also runs the
     local node agent (its node is ``<data_dir name>-node``); ``bind_address`` is where it
-    listens and where the returned handle connects."""
+    listens and where the returned handle connects. With controllers, node IPAM hands out
+    pod subnets of a range unused on this machine (:func:`unused_cluster_cidr`)."""
     data_dir.mkdir(parents=True, exist_ok=True)
+    extra = list(extra or [])
+    if controllers and not any(a.startswith("--cluster-cidr") for a in extra):
+        extra += ["--cluster-cidr", unused_cluster_cidr()]
     if port is None:
         # the server picks a free port itself (no race with other processes binding the one
         # a probe found free) and writes it into its kubeconfig once it listens
@@ -210,7 +231,7 @@ def start_server(
             *([] if controllers else ["--disable-controller-manager", "--disable-scheduler"]),
             "--bind-address",
             bind_address,
-            *(extra or []),
+            *extra,
         ],
         stdout=log_file,
         stderr=subprocess.STDOUT,

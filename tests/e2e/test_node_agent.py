@@ -8,6 +8,7 @@ start time, and ``/proc`` says whether that very process still runs."""
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import signal
@@ -23,7 +24,7 @@ import pytest
 
 from setpoint.agent.supervisor import proc_start_time
 from tests import objects
-from tests.cluster import ClusterNode
+from tests.cluster import ClusterNode, can_make_network_namespaces
 from tests.support import (
     Kubectl,
     Server,
@@ -109,7 +110,13 @@ def test_kubectl_run_pod_runs_with_full_status(k: Kubectl, node_server: Server) 
     assert (cs["ready"], cs["started"], cs["restartCount"]) == (True, True, 0)
     assert cs["containerID"].startswith("setpoint://")
     ip = node_ip(k, pod["spec"]["nodeName"])
-    assert status["hostIP"] == status["podIP"] == ip
+    assert status["hostIP"] == ip
+    node = k("get", "node", pod["spec"]["nodeName"], "-o", "json", namespaced=False).json()
+    if can_make_network_namespaces():  # a pod network: its own IP, from the node's podCIDR
+        subnet = ipaddress.ip_network(node["spec"]["podCIDR"])
+        assert ipaddress.ip_address(status["podIP"]) in subnet
+    else:
+        assert status["podIP"] == ip
     assert status["startTime"]
     assert alive(container_process(node_server.data_dir / "agent", pod))
 

@@ -45,7 +45,9 @@ BODIES: dict[tuple[str, str], Obj] = {
         "regarding": _REGARDING,
         "type": "Normal",
     },
+    ("", "services"): {"spec": {"ports": [{"port": 80}]}},
     ("coordination.k8s.io", "leases"): {"spec": {"holderIdentity": "sample"}},
+    ("discovery.k8s.io", "endpointslices"): {"addressType": "IPv4"},
     ("apps", "deployments"): {"spec": {"replicas": 0, "selector": _SELECTOR, "template": _ALWAYS}},
     ("apps", "replicasets"): {"spec": {"replicas": 0, "selector": _SELECTOR, "template": _ALWAYS}},
     # selects no node, in case a DaemonSet controller runs

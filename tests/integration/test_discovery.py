@@ -11,7 +11,14 @@ def test_legacy_group_list_names_every_group(server: Server) -> None:
     status, body, _ = server.request("GET", "/apis")
     assert status == 200 and body["kind"] == "APIGroupList"
     names = {g["name"] for g in body["groups"]}
-    assert names == {"apps", "batch", "coordination.k8s.io", "events.k8s.io", "policy"}
+    assert names == {
+        "apps",
+        "batch",
+        "coordination.k8s.io",
+        "discovery.k8s.io",
+        "events.k8s.io",
+        "policy",
+    }
 
 
 def test_resource_list_has_subresources_and_short_names(server: Server) -> None:

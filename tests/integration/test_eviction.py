@@ -3,11 +3,10 @@ the PodDisruptionBudget status the disruption controller would)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from kubernetes import client, config
+from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from tests import objects
@@ -259,13 +258,6 @@ def test_only_post_is_served_and_a_missing_pod_is_404(server: Server, namespace:
 
 
 # --- the official Python client -------------------------------------------------------------
-
-
-@pytest.fixture
-def core(server: Server) -> Iterator[client.CoreV1Api]:
-    api = config.new_client_from_config(config_file=str(server.kubeconfig))
-    yield client.CoreV1Api(api)
-    api.close()
 
 
 def test_python_client_evicts_and_sees_the_429(

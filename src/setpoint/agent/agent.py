@@ -42,7 +42,11 @@ belong to a :class:`~setpoint.agent.probes.ProbeManager`: reconcile tells it whi
 instances run, it reports each container's ``started``/``ready`` and wakes the pod's key when
 a result changes. Sidecars (init containers with ``restartPolicy: Always``) start in
 order with the init containers, each once the previous one started, keep running next to
-the app containers, and are stopped after them, last one first. Not yet: images (a
+the app containers, and are stopped after them, last one first. Ephemeral containers
+(added to a running pod through ``pods/ephemeralcontainers``, as ``kubectl debug`` does) start
+as soon as the sandbox is up, before the init containers, are never restarted, and are
+reported in ``ephemeralContainerStatuses``; they count for neither the pod's phase nor its
+readiness. Not yet: images (a
 container without ``command`` runs its ``args`` as the command, with a Normal
 ``ImageEntrypointUnknown`` event; one with neither is a configuration error). Volumes,
 mount namespaces and cgroup limits belong to the pod sandbox (:mod:`setpoint.agent.sandbox`),
@@ -64,7 +68,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from setpoint.agent import lifecycle, shutdown
+from setpoint.agent import lifecycle, network, shutdown
 from setpoint.agent import pods as podspec
 from setpoint.agent.pressure import measure_host, meminfo_bytes, node_pressure
 from setpoint.agent.probes import ProbeManager
@@ -108,6 +112,10 @@ ORPHANS_KEY = ""  # the work item "remove containers of pods that are gone"
 ORPHAN_GRACE_SECONDS = 1.0
 RUNTIME_DOWN_MESSAGE = "container runtime is down"  # the kubelet's runtimeErrors()
 RUNTIME_RETRY_MIN, RUNTIME_RETRY_MAX = 0.1, 5.0  # between attempts to start a supervisor
+POD_NETWORK_MODES = ("auto", "host")
+HOST_ONLY = "the agent runs with --pod-network=host"
+POD_CIDR_WAIT_SECONDS = 10.0
+ROUTE_SYNC_INTERVAL = 0.2  # at most five route syncs a second, however many Nodes change
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 _ARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm"}
@@ -212,8 +220,11 @@ class NodeAgent:
         shutdown_grace_period: float = 0.0,
         shutdown_grace_period_critical_pods: float = 0.0,
         pod_max_pids: int = -1,
+        pod_network: str = "host",
         clock: Clock = REAL_CLOCK,
     ) -> None:
+        if pod_network not in POD_NETWORK_MODES:
+            raise ValueError(f"pod_network must be one of {', '.join(POD_NETWORK_MODES)}")
         if not 0 <= shutdown_grace_period_critical_pods <= shutdown_grace_period:
             raise ValueError(
                 "the shutdown grace period for critical pods must lie between 0 and the "
@@ -233,12 +244,22 @@ class NodeAgent:
         self.shutdown_grace_period_critical_pods = shutdown_grace_period_critical_pods
         # events are written behind the pod workers' backs, like the kubelet's broadcaster
         self.recorder = QueuedEventRecorder(client, "kubelet", host=node_name, clock=clock)
+        why_not = network.pod_network_unavailable() if pod_network == "auto" else HOST_ONLY
+        self.network = network.PodNetwork(data_dir) if not why_not else None
         self.sandboxes = Sandboxes(
-            client, self.recorder, data_dir=data_dir, pod_max_pids=pod_max_pids
+            client,
+            self.recorder,
+            data_dir=data_dir,
+            pod_max_pids=pod_max_pids,
+            pod_network=self.network,
+            no_pod_network=why_not,
         )
         self.pods = Informer(client, PODS, field_selector=f"spec.nodeName={node_name}")
         # our own Node, to see the node lifecycle controller mark it lost
         self.node_informer = Informer(client, NODES, field_selector=f"metadata.name={node_name}")
+        # every Node, for routes to their pods (only with a pod network)
+        self.all_nodes = Informer(client, NODES) if self.network is not None else None
+        self._routes_changed = asyncio.Event()
         self._repost_status = asyncio.Event()
         self.queue: WorkQueue[str] = WorkQueue("agent-pods", qps=100.0, burst=1000)
         self.base_env = {"PATH": os.environ.get("PATH") or DEFAULT_PATH}
@@ -248,7 +269,7 @@ class NodeAgent:
             wake=self.queue.add,
             fetch_sources=self._fetch_sources,
             base_env=self.base_env,
-            pod_ip=host_ip,
+            pod_ip=self.pod_ip,
             host_ip=host_ip,
             enter_namespace=self.sandboxes.enter,
             clock=clock,
@@ -278,6 +299,7 @@ class NodeAgent:
                 data_dir,
                 context=self._container_context,
                 stdin_fifo=lambda cid: stdin_fifo(runtime.state_dir, cid),
+                netns=self.sandboxes.network_namespace,
             ),
             token=kubelet_token or client.config.token,
             host=host_ip,
@@ -301,6 +323,7 @@ class NodeAgent:
             await self.kubelet.start()  # first: the Node publishes its port
             await self._register()
             await self._renew_lease()
+            await self._wait_for_pod_cidr()
             for state in await self.runtime.list():
                 self._states[state.id] = state
             self.probes.adopt(self._states.values())
@@ -316,6 +339,16 @@ class NodeAgent:
                 EventHandler(on_add=self._on_node, on_update=lambda old, new: self._on_node(new))
             )
             tasks.append(self.node_informer.start())
+            if self.all_nodes is not None:
+                self.all_nodes.add_handler(
+                    EventHandler(
+                        on_add=lambda n: self._routes_changed.set(),
+                        on_update=lambda old, new: self._routes_changed.set(),
+                        on_delete=lambda n: self._routes_changed.set(),
+                    )
+                )
+                tasks.append(self.all_nodes.start())
+                tasks.append(asyncio.create_task(self._routes_loop(), name="agent-routes"))
             await self.pods.wait_synced(timeout=60)
             await self._remove_orphans()
             tasks += [
@@ -331,6 +364,7 @@ class NodeAgent:
             self.queue.shut_down()
             await cancel_all(tasks)
             await self.probes.close()
+            await self.sandboxes.close()
             await self.kubelet.stop()
             self._running = False
             self._stopped.set()
@@ -448,6 +482,46 @@ class NodeAgent:
     def _on_node(self, node: Obj) -> None:
         if marked_lost(node):
             self._repost_status.set()
+        if self.network is not None:
+            self.network.set_pod_cidr((node.get("spec") or {}).get("podCIDR"))
+
+    async def _wait_for_pod_cidr(self) -> None:
+        """With a pod network, give node IPAM ``POD_CIDR_WAIT_SECONDS`` to give the new Node
+        its podCIDR before pods are run (without one they run in the node's network)."""
+        if self.network is None:
+            return
+        deadline = time.monotonic() + POD_CIDR_WAIT_SECONDS
+        while True:
+            self._on_node(self._node)
+            if self.network.subnet is not None or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.1)
+            with contextlib.suppress(ApiError, OSError, TimeoutError):
+                self._node = await self.client.get(NODES, self.node_name)
+        if self.network.subnet is None:
+            log.warning(
+                "node %s: no spec.podCIDR after %.0fs (is node IPAM on?): pods run in the "
+                "node's network until it has one",
+                self.node_name,
+                POD_CIDR_WAIT_SECONDS,
+            )
+
+    async def _routes_loop(self) -> None:
+        """Route to other nodes' pods: again whenever a Node changes (debounced)."""
+        assert self.network is not None and self.all_nodes is not None
+        while True:
+            await self._routes_changed.wait()
+            self._routes_changed.clear()
+            routes = network.other_node_routes(self.all_nodes.objects(), self.node_name)
+            try:
+                await self.network.sync_routes(routes)
+            except (OSError, network.NetworkError) as exc:
+                log.warning("node %s: routes to other nodes: %s", self.node_name, exc)
+            await asyncio.sleep(ROUTE_SYNC_INTERVAL)
+
+    def pod_ip(self, pod: Obj) -> str:
+        """The pod's own IP, or the node's for a pod in the node's network."""
+        return self.sandboxes.pod_ip(pod) or self.host_ip
 
     async def _node_status_loop(self) -> None:
         """Re-post the Node's status every minute, within a heartbeat of a pressure
@@ -640,24 +714,33 @@ class NodeAgent:
 
     async def _stop_sidecars_when_done(self, pod: Obj) -> None:
         """A pod that does not restart its app containers completes once they have all
-        exited for good: its sidecars are then stopped, last one first, as the kubelet does
-        (only then can the pod reach Succeeded or Failed)."""
-        sidecars = podspec.sidecars(pod)
-        if podspec.restart_policy(pod) == "Always" or not sidecars:
+        exited for good: what still runs is then stopped as the kubelet terminates such a
+        pod, ephemeral containers at once and sidecars last, last one first (only then can
+        the pod reach Succeeded or Failed)."""
+        spec = pod.get("spec") or {}
+        sidecars, ephemeral = podspec.sidecars(pod), spec.get("ephemeralContainers") or []
+        if podspec.restart_policy(pod) == "Always" or not (sidecars or ephemeral):
             return
         uid = pod["metadata"]["uid"]
-        apps = (pod.get("spec") or {}).get("containers") or []
-        app_states = [self._states.get(podspec.container_id(uid, c["name"])) for c in apps]
+        app_states = [
+            self._states.get(podspec.container_id(uid, c["name"]))
+            for c in spec.get("containers") or []
+        ]
         if not all(state is not None and state.state == "exited" for state in app_states):
             return
         grace = podspec.termination_grace_seconds(pod)
-        for sidecar in reversed(sidecars):
-            cid = podspec.container_id(uid, sidecar["name"])
+
+        async def stop(container: Obj) -> None:
+            cid = podspec.container_id(uid, container["name"])
             state = self._states.get(cid)
             if state is not None and state.state != "exited":
                 stopped = await self._kill_container(pod, cid, grace)
                 if stopped is not None:
                     self._states[cid] = stopped
+
+        await asyncio.gather(*(stop(c) for c in ephemeral))
+        for sidecar in reversed(sidecars):
+            await stop(sidecar)
 
     async def _kill_container(
         self, pod: Obj, cid: str, grace_seconds: float
@@ -682,6 +765,10 @@ class NodeAgent:
             self.queue.add_after(object_key(pod), setup.recheck_after)
         if not setup.ready:
             return
+        # ephemeral containers first, as the kubelet starts them: they may debug the others
+        for container in spec.get("ephemeralContainers") or []:
+            if podspec.container_id(uid, container["name"]) not in self._states:
+                await self._start_container(pod, container, init=False, ephemeral=True)
         for container in spec.get("initContainers") or []:
             state = self._states.get(podspec.container_id(uid, container["name"]))
             if state is None:
@@ -697,10 +784,12 @@ class NodeAgent:
             if podspec.container_id(uid, container["name"]) not in self._states:
                 await self._start_container(pod, container, init=False)
 
-    async def _start_container(self, pod: Obj, container: Obj, *, init: bool) -> None:
-        """Start one container. One that cannot be created is reported (status and a
-        Warning event) and retried every ``CONFIG_RETRY_SECONDS``, since the ConfigMap it
-        misses may yet appear."""
+    async def _start_container(
+        self, pod: Obj, container: Obj, *, init: bool, ephemeral: bool = False
+    ) -> None:
+        """Start one container (an ephemeral one is never restarted). One that cannot be
+        created is reported (status and a Warning event) and retried every
+        ``CONFIG_RETRY_SECONDS``, since the ConfigMap it misses may yet appear."""
         cid = podspec.container_id(pod["metadata"]["uid"], container["name"])
         log_dir = podspec.pod_log_dir(self.data_dir, pod)
         try:
@@ -712,10 +801,11 @@ class NodeAgent:
                 container,
                 log_dir=log_dir,
                 base_env=self.base_env,
-                pod_ip=self.host_ip,
+                pod_ip=self.pod_ip(pod),
                 host_ip=self.host_ip,
                 sources=sources,
                 init=init,
+                ephemeral=ephemeral,
                 settings=self.container_settings,
             )
         except (podspec.ContainerConfigError, ValueError) as exc:
@@ -747,8 +837,13 @@ class NodeAgent:
         env and workingDir as its probes get them, its namespaces and its cgroups."""
         target = await self.probes.target(pod, container)
         cgroups = await asyncio.to_thread(self.sandboxes.container_cgroups, pod, container)
+        own_mounts = any(kind == "mount" for kind, _ in self.sandboxes.namespaces(pod, container))
         return ContainerContext(
-            env=target.env, cwd=target.cwd, enter=target.enter, cgroups=tuple(cgroups)
+            env=target.env,
+            cwd=target.cwd,
+            enter=target.enter,
+            cgroups=tuple(cgroups),
+            own_mounts=own_mounts,
         )
 
     async def _fetch_sources(
@@ -787,6 +882,7 @@ class NodeAgent:
             for cs in [
                 *(status.get("initContainerStatuses") or []),
                 *(status.get("containerStatuses") or []),
+                *(status.get("ephemeralContainerStatuses") or []),
             ]
         }
         for container in podspec.all_containers(pod):
@@ -841,6 +937,7 @@ class NodeAgent:
             errors,
             now=self.clock.time(),
             host_ip=self.host_ip,
+            pod_ip=self.pod_ip(pod),
             previous=written,
             probes=self.probes.status(pod, states),
         )

@@ -11,7 +11,9 @@ running. To really clear a node — before uninstalling, at the end of a test or
    without a cgroup has), each only if its pid still has the recorded start time, so a
    recycled pid is never signalled;
 3. once those processes are gone, every pod sandbox: the tmpfs and mount-namespace mounts
-   under ``<data dir>/pods`` and the pods' cgroups (which the kernel keeps until removed).
+   under ``<data dir>/pods`` and the pods' cgroups (which the kernel keeps until removed);
+4. the pod network: each pod's network namespace and veth, the routes to other nodes' pods
+   and the node bridge (:func:`setpoint.agent.network.remove_all`).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
+from setpoint.agent.network import remove_all as remove_pod_network
 from setpoint.agent.sandbox import remove_all_sandboxes
 from setpoint.agent.supervisor import (
     PID_NAME,
@@ -87,4 +90,5 @@ def kill_node(agent_dir: Path, processes: Iterable[Process] = ()) -> list[int]:
     ):
         time.sleep(0.01)
     remove_all_sandboxes(agent_dir)
+    remove_pod_network(agent_dir)
     return sorted(killed)

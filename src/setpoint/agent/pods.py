@@ -5,14 +5,17 @@ runs containers as plain host processes, so the image is not used: the argv is t
 container's ``command`` followed by its ``args``. Kubernetes runs the image's entrypoint
 when ``command`` is absent; setpoint does not know it and takes it to be empty, as it is in
 minimal images (busybox, alpine, python), so ``args`` alone are run as the command (the
-agent says so in a Normal event). A container with neither cannot run: the kubelet's
-``CreateContainerConfigError``. As the kubelet does, ``$(VAR)`` in the
-command, the args and env values is replaced by the value of an environment variable defined
-earlier (``$$`` is an escaped ``$``; a reference to an unknown variable stays as written), see
-``third_party/forked/golang/expansion``. Env comes from ``value`` and from ``valueFrom.fieldRef``
-(the Downward API fields the kubelet resolves itself), ``configMapKeyRef`` and
-``secretKeyRef``, and ``envFrom``; the agent fetches the ConfigMaps and Secrets and passes
-their data in, and a missing one that is not ``optional`` is a configuration error.
+agent says so in a Normal event). An interactive container (``stdin: true``) with neither
+runs ``/bin/sh``, the default command of the images people debug with (busybox, alpine,
+ubuntu: what ``kubectl debug -it --image=busybox`` and ``kubectl run -it`` start); any other
+container with neither cannot run: the kubelet's ``CreateContainerConfigError``. As the
+kubelet does, ``$(VAR)`` in the command, the args and env values is replaced by the value of
+an environment variable defined earlier (``$$`` is an escaped ``$``; a reference to an
+unknown variable stays as written), see ``third_party/forked/golang/expansion``. Env comes
+from ``value`` and from ``valueFrom.fieldRef`` (the Downward API fields the kubelet resolves
+itself), ``configMapKeyRef`` and ``secretKeyRef``, and ``envFrom``; the agent fetches the
+ConfigMaps and Secrets and passes their data in, and a missing one that is not ``optional``
+is a configuration error.
 ``restartPolicy`` maps onto the supervisor's policy with the kubelet's crash-loop backoff
 shape: an immediate first restart, then the front-loaded curve of KEP-4603
 (``ReduceDefaultCrashLoopBackOffDecay``): 1 s doubling up to the node's
@@ -69,6 +72,11 @@ ARGS_AS_COMMAND_REASON = "ImageEntrypointUnknown"
 ARGS_AS_COMMAND_MESSAGE = (
     "setpoint does not read images, so the entrypoint of image {image!r} is not known: "
     "container {name} runs its args as the command"
+)
+INTERACTIVE_SHELL = "/bin/sh"
+SHELL_AS_COMMAND_MESSAGE = (
+    "setpoint does not read images, so the command of image {image!r} is not known: "
+    "interactive container {name} runs " + INTERACTIVE_SHELL
 )
 
 
@@ -259,10 +267,12 @@ def container_spec(
     host_ip: str,
     sources: Sources | None = None,
     init: bool = False,
+    ephemeral: bool = False,
     settings: NodeContainerSettings | None = None,
 ) -> ContainerSpec:
     """The supervisor's spec for one container (``init``: an init container, which runs to
-    completion); raises :class:`ContainerConfigError`."""
+    completion; ``ephemeral``: an ephemeral container, never restarted); raises
+    :class:`ContainerConfigError`."""
     settings = settings or NodeContainerSettings()
     name = container["name"]
     argv = container_argv(container)
@@ -277,7 +287,9 @@ def container_spec(
         cwd=container.get("workingDir") or None,
         log_dir=str(log_dir / name),
         restart_policy=(
-            "Always"
+            "Never"
+            if ephemeral
+            else "Always"
             if is_sidecar(container)
             else init_restart_policy(pod)
             if init
@@ -295,30 +307,37 @@ def container_spec(
 
 
 def all_containers(pod: Obj) -> list[Obj]:
-    """Init containers (sidecars among them), then app containers."""
+    """Init containers (sidecars among them), app containers, then ephemeral containers."""
     spec = pod.get("spec") or {}
-    return [*(spec.get("initContainers") or []), *(spec.get("containers") or [])]
+    return [
+        *(spec.get("initContainers") or []),
+        *(spec.get("containers") or []),
+        *(spec.get("ephemeralContainers") or []),
+    ]
 
 
 def container_argv(container: Obj) -> list[str]:
     """``command`` + ``args``, before ``$(VAR)`` expansion. Without ``command`` Kubernetes
     runs the image's entrypoint with ``args``; setpoint reads no image, so the entrypoint is
-    empty and ``args`` are the whole argv. Neither: :class:`ContainerConfigError`."""
+    empty and ``args`` are the whole argv. Neither: ``/bin/sh`` for an interactive
+    container, else :class:`ContainerConfigError`."""
     argv = [str(a) for a in [*(container.get("command") or []), *(container.get("args") or [])]]
+    if not argv and container.get("stdin"):
+        return [INTERACTIVE_SHELL]
     if not argv:
         raise ContainerConfigError(NO_COMMAND_MESSAGE.format(name=container["name"]))
     return argv
 
 
 def runs_args_as_command(container: Obj) -> bool:
-    """Its ``args`` stand in for an image entrypoint setpoint does not know."""
-    return not container.get("command") and bool(container.get("args"))
+    """Its argv stands in for an image entrypoint setpoint does not know: ``args`` without
+    a ``command``, or the shell of an interactive container with neither."""
+    return not container.get("command") and bool(container.get("args") or container.get("stdin"))
 
 
 def args_as_command_message(container: Obj) -> str:
-    return ARGS_AS_COMMAND_MESSAGE.format(
-        image=str(container.get("image") or ""), name=container["name"]
-    )
+    template = ARGS_AS_COMMAND_MESSAGE if container.get("args") else SHELL_AS_COMMAND_MESSAGE
+    return template.format(image=str(container.get("image") or ""), name=container["name"])
 
 
 def termination_grace_seconds(pod: Obj) -> float:
@@ -463,6 +482,17 @@ def container_status(
     prior = last_state_exit(state)
     if prior is not None:
         status["lastState"] = {"terminated": terminated(prior, cid)}
+    return status
+
+
+def ephemeral_container_status(
+    pod: Obj, container: Obj, state: ContainerState | None, config_error: str = ""
+) -> Obj:
+    """An ephemeral container's status: its state as any container's, never ready and
+    without ``started`` (the kubelet's prober reports those for the pod's own containers
+    only); it counts for neither the pod's phase nor its conditions."""
+    status = container_status(pod, container, state, config_error, probed=(False, False))
+    del status["started"]
     return status
 
 
@@ -626,6 +656,7 @@ def pod_status(
     *,
     now: float,
     host_ip: str,
+    pod_ip: str | None = None,
     previous: Obj | None = None,
     probes: Mapping[str, tuple[bool, bool]] | None = None,
 ) -> Obj:
@@ -662,6 +693,10 @@ def pod_status(
         )
         for c in spec.get("containers") or []
     ]
+    ephemeral_statuses = [
+        ephemeral_container_status(pod, c, states.get(c["name"]), config_errors.get(c["name"], ""))
+        for c in spec.get("ephemeralContainers") or []
+    ]
     phase = pod_phase(pod, statuses, init_statuses)
     status: dict[str, Any] = copy.deepcopy(current)
     status.update(
@@ -669,8 +704,8 @@ def pod_status(
             "phase": phase,
             "hostIP": host_ip,
             "hostIPs": [{"ip": host_ip}],
-            "podIP": host_ip,
-            "podIPs": [{"ip": host_ip}],
+            "podIP": pod_ip or host_ip,
+            "podIPs": [{"ip": pod_ip or host_ip}],
             "startTime": previous.get("startTime") or rfc3339(now),
             "conditions": pod_conditions(
                 pod, statuses, phase, now, previous.get("conditions"), init_statuses
@@ -680,4 +715,6 @@ def pod_status(
     )
     if init_statuses:
         status["initContainerStatuses"] = init_statuses
+    if ephemeral_statuses:
+        status["ephemeralContainerStatuses"] = ephemeral_statuses
     return status

@@ -25,7 +25,8 @@ prober errors, so the result stays where it was (never ready, never killed).
 setpoint runs containers as host processes, so an ``exec`` action is a host process too,
 with the container's environment and ``workingDir`` (built by :mod:`setpoint.agent.pods`
 exactly as for the container), in a process group of its own that is killed on timeout; an
-``httpGet`` goes to the pod IP, which is the node's IP here; ``tcpSocket`` connects there.
+``httpGet`` goes to the pod IP (the node's for a pod in the node's network); ``tcpSocket``
+connects there. A pod with a network namespace runs its ``exec`` actions inside it.
 
 The same actions are the **lifecycle hooks**: ``postStart`` runs as soon as the agent sees
 a new instance running (each restart too) and, if it fails, ``FailedPostStartHook`` is
@@ -501,7 +502,7 @@ class ProbeManager:
         wake: Callable[[str], None],
         fetch_sources: FetchSources,
         base_env: Mapping[str, str],
-        pod_ip: str,
+        pod_ip: Callable[[Obj], str],
         host_ip: str,
         enter_namespace: Callable[[Obj, Obj, list[str], str | None], tuple[list[str], str | None]]
         | None = None,  # (pod, container, argv, cwd): see Sandboxes.enter
@@ -658,7 +659,7 @@ class ProbeManager:
                 pod,
                 container,
                 base_env=self.base_env,
-                pod_ip=self.pod_ip,
+                pod_ip=self.pod_ip(pod),
                 host_ip=self.host_ip,
                 sources=sources,
             )
@@ -670,7 +671,7 @@ class ProbeManager:
             if self.enter_namespace is not None
             else None
         )
-        return Target(container, self.pod_ip, env, container.get("workingDir") or None, enter)
+        return Target(container, self.pod_ip(pod), env, container.get("workingDir") or None, enter)
 
     async def _work(self, inst: Instance, config: ProbeConfig) -> None:
         """One probe of one instance: probe, then sleep a period (or until woken)."""

@@ -161,6 +161,7 @@ class ContainerContext:
     cwd: str | None
     enter: EnterNamespaces | None
     cgroups: tuple[Path, ...] = ()
+    own_mounts: bool = False  # it has a mount namespace: files may exist only in there
 
 
 def command_argv(
@@ -185,8 +186,8 @@ def missing_executable(context: ContainerContext, command: list[str]) -> str | N
     """Why ``command`` cannot start, as runc says it (None: it can, or it lives inside a
     namespace where only the command itself can look)."""
     name = command[0]
-    if context.enter is not None and context.enter([name], None)[0] != [name]:
-        return None  # entered namespaces: the file may exist only there
+    if context.own_mounts:
+        return None  # only the command itself can look inside the mount namespace
     if "/" in name:
         return None if os.path.exists(name) else f"exec: {name!r}: no such file or directory"
     if shutil.which(name, path=context.env.get("PATH", os.defpath)) is None:

@@ -11,7 +11,13 @@ starts (:meth:`~Sandboxes.ensure`):
 - a tmpfs for ``emptyDir`` with ``medium: Memory`` (``size`` = ``sizeLimit``, mode 0777), and
   for ``secret`` and ``projected`` volumes (mode 0755), as the kubelet keeps secrets off the
   disk;
-- the pod's cgroup ``setpoint/pods/<uid>`` with the pod's totals (:mod:`setpoint.agent.cgroups`).
+- the pod's cgroup ``setpoint/pods/<uid>`` with the pod's totals (:mod:`setpoint.agent.cgroups`);
+- its network namespace, veth and IP (:mod:`setpoint.agent.network`), unless the pod has
+  ``hostNetwork: true`` or the agent has no pod network (not root, or the Node has no
+  ``spec.podCIDR``): then it runs in the node's network, with a ``ContainerPortsNotIsolated``
+  Warning if it declares ``containerPorts``, which it then shares with every other pod there.
+  A failed setup is a ``FailedCreatePodSandBox`` Warning and retried; other pods go on.
+  Its ``hostPort`` ports are forwarded to it by the agent (:mod:`setpoint.agent.hostports`).
 
 Then, for each container (:meth:`~Sandboxes.prepare_container`): its leaf cgroup with its
 limits, written before the supervisor spawns the process and moves it in; and, if it has
@@ -68,7 +74,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from setpoint.agent import cgroups, volumes
+from setpoint.agent import cgroups, network, volumes
+from setpoint.agent.hostports import HostPorts
 from setpoint.agent.pods import container_id
 from setpoint.agent.runtime import ContainerSpec
 from setpoint.agent.supervisor import cgroup_dirs
@@ -250,8 +257,12 @@ class Sandboxes:
         cgroup_host: cgroups.Host | None = None,
         resync_seconds: float = RESYNC_SECONDS,
         pod_max_pids: int = -1,
+        pod_network: network.PodNetwork | None = None,
+        no_pod_network: str = "",
     ) -> None:
         self.client = client
+        self.network = pod_network
+        self.no_pod_network = no_pod_network  # why there is no pod network, if none
         self.recorder = recorder
         self.root = data_dir.absolute() / "pods"
         self.cgroups = cgroup_host if cgroup_host is not None else cgroups.Host.detect()
@@ -263,15 +274,26 @@ class Sandboxes:
         self._noted: set[tuple[str, str]] = set()  # (uid, reason) warned about once
         self._ns_lock = asyncio.Lock()
         self._can_unshare: str | None = None  # "" if we can; else why not
+        self._addresses: dict[str, network.PodAddress] = {}  # pod uid -> its network
+        self.host_ports = HostPorts()
 
     def pod_dir(self, uid: str) -> Path:
         return self.root / uid
 
     def on_disk(self) -> set[str]:
-        """The pod uids that have a sandbox directory or a log directory."""
+        """The pod uids that have a sandbox directory, a log directory or a network."""
+        found = self.network.on_disk() if self.network is not None else set()
         with contextlib.suppress(FileNotFoundError):
-            return {uid for p in self.root.iterdir() if (uid := _pod_uid(p.name))}
-        return set()
+            found |= {uid for p in self.root.iterdir() if (uid := _pod_uid(p.name))}
+        return found
+
+    def pod_ip(self, pod: Obj) -> str | None:
+        """The pod's own IP, None if it runs in the node's network."""
+        uid = pod["metadata"]["uid"]
+        address = self._addresses.get(uid)
+        if address is None and self.network is not None and not host_network(pod):
+            address = self.network.attached(uid)  # set up by the agent before this one
+        return address.ip if address is not None else None
 
     # ------------------------------------------------------------- RunPodSandbox
 
@@ -283,6 +305,8 @@ class Sandboxes:
         wanted = volumes.volume_sources(pod)
         if uid in self._ready and (not wanted or now < self._refresh_due.get(uid, 0.0)):
             return Setup(True)
+        if not await self._ensure_network(pod):
+            return Setup(False, RETRY_SECONDS)
         pod_dir = self.pod_dir(uid)
         await asyncio.to_thread(private_dir, pod_dir)
         sources = await self._fetch(pod["metadata"].get("namespace", ""), wanted)
@@ -305,6 +329,39 @@ class Sandboxes:
             return Setup(True)
         self._refresh_due[uid] = now + self.resync_seconds
         return Setup(True, self.resync_seconds)
+
+    async def _ensure_network(self, pod: Obj) -> bool:
+        """The pod's network namespace and IP, or the node's network (see the module doc).
+        False: setup failed (a FailedCreatePodSandBox Warning), retry later."""
+        uid = pod["metadata"]["uid"]
+        if uid in self._addresses or host_network(pod):
+            return True
+        if self.network is None or self.network.subnet is None:
+            why = self.no_pod_network or "the node has no spec.podCIDR"
+            ports = container_ports(pod)
+            if ports:
+                message = (
+                    f"the pod runs in the node's network namespace ({why}): its containerPorts "
+                    f"{', '.join(ports)} are bound on the node and shared with every pod there"
+                )
+                await self._note(pod, "Warning", "ContainerPortsNotIsolated", message)
+            return True
+        try:
+            address = await self.network.setup(uid)
+        except network.NetworkError as exc:
+            message = f"Failed to create pod sandbox: pod network: {exc}"
+            await self.recorder.record(pod, "Warning", "FailedCreatePodSandBox", message)
+            return False
+        self._addresses[uid] = address
+        problems = await self.host_ports.open(pod, address.ip)
+        if problems:
+            message = "hostPort not mapped: " + "; ".join(problems)
+            await self._note(pod, "Warning", "HostPortNotMapped", message)
+        return True
+
+    async def close(self) -> None:
+        """Stop what lives in the agent (the hostPort listeners); pods keep running."""
+        await self.host_ports.close_all()
 
     async def _fetch(self, namespace: str, wanted: set[tuple[str, str]]) -> volumes.Sources:
         sources: dict[tuple[str, str], Obj | None] = {}
@@ -397,6 +454,9 @@ class Sandboxes:
                 message = "resource limits not enforced: " + "; ".join(problems)
                 await self._note(pod, "Warning", "ResourceLimitsNotEnforced", message)
             changes["cgroup_parent"] = parent
+        address = self._addresses.get(uid)
+        if address is not None:
+            changes["netns"] = address.netns
         if container.get("volumeMounts"):
             why_not = await self._mount_namespaces_unavailable()
             if why_not:
@@ -427,19 +487,28 @@ class Sandboxes:
         namespaces = self.namespaces(pod, container)
         if not namespaces:
             return argv, cwd
-        try:
-            plan = container_mounts(pod, container, self.pod_dir(pod["metadata"]["uid"]))
-        except MountError:
-            return argv, cwd  # cannot happen once its namespace exists; run on the host
+        plan: list[BindMount] = []
+        if any(kind == "mount" for kind, _ in namespaces):
+            with contextlib.suppress(MountError):  # cannot fail once its namespace exists
+                plan = container_mounts(pod, container, self.pod_dir(pod["metadata"]["uid"]))
         return wrap_argv(argv, cwd, namespaces, plan)
 
     def namespaces(self, pod: Obj, container: Obj) -> list[Namespace]:
-        """The namespaces of the container's own that a process joining it enters (as
-        ``nsenter`` would): today its mount namespace, when it has one."""
-        ns_file = self.pod_dir(pod["metadata"]["uid"]) / "ns" / container["name"]
+        """The namespaces of its own that a process joining the container enters (as
+        ``nsenter`` would): the pod's network namespace, when it has one, and the
+        container's mount namespace, when it has one."""
+        uid = pod["metadata"]["uid"]
+        netns = self.network_namespace(pod)
+        found: list[Namespace] = [("net", netns)] if netns is not None else []
+        ns_file = self.pod_dir(uid) / "ns" / container["name"]
         if container.get("volumeMounts") and os.path.ismount(ns_file):
-            return [("mount", ns_file)]
-        return []
+            found.append(("mount", ns_file))
+        return found
+
+    def network_namespace(self, pod: Obj) -> Path | None:
+        """The pod's network namespace (None: the pod uses the node's network)."""
+        address = self._addresses.get(pod["metadata"]["uid"])
+        return Path(address.netns) if address is not None else None
 
     def container_cgroups(self, pod: Obj, container: Obj) -> list[Path]:
         """The container's cgroup directories (one per hierarchy) that exist: where a
@@ -511,6 +580,24 @@ class Sandboxes:
         async with self._ns_lock:
             remove_sandbox(self.pod_dir(uid), self.cgroups)
         await asyncio.to_thread(remove_log_dirs, self.root, uid)
+        self._addresses.pop(uid, None)
+        await self.host_ports.close(uid)
+        if self.network is not None:
+            await self.network.teardown(uid)
+
+
+def host_network(pod: Obj) -> bool:
+    return bool((pod.get("spec") or {}).get("hostNetwork"))
+
+
+def container_ports(pod: Obj) -> list[str]:
+    """The pod's containerPorts as ``8080/TCP``."""
+    spec = pod.get("spec") or {}
+    return [
+        f"{port.get('containerPort')}/{port.get('protocol') or 'TCP'}"
+        for c in [*(spec.get("initContainers") or []), *(spec.get("containers") or [])]
+        for port in c.get("ports") or []
+    ]
 
 
 def _pod_uid(name: str) -> str | None:

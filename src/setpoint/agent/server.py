@@ -34,6 +34,7 @@ when that instance is no longer running.
 
 from __future__ import annotations
 
+import functools
 import logging
 import socket
 import ssl
@@ -208,6 +209,7 @@ class PodView:
     # where a process joining a container runs (exec), and a container's stdin FIFO (attach)
     context: Callable[[Obj, Obj], Awaitable[ContainerContext]]
     stdin_fifo: Callable[[str], Path]
+    netns: Callable[[Obj], Path | None]  # the pod's network namespace (port-forward)
 
 
 class KubeletServer:
@@ -322,9 +324,8 @@ class KubeletServer:
             raise RequestError(404, f'pod "{pod_name}" does not exist')
         spec = pod.get("spec") or {}
         inits = spec.get("initContainers") or []
-        container = next(
-            (c for c in [*inits, *(spec.get("containers") or [])] if c.get("name") == name), None
-        )
+        every = [*inits, *(spec.get("containers") or []), *(spec.get("ephemeralContainers") or [])]
+        container = next((c for c in every if c.get("name") == name), None)
         if container is None:
             raise RequestError(404, f'container "{name}" not found in pod "{pod_name}"')
         uid = pod["metadata"].get("uid", "")
@@ -428,13 +429,12 @@ class KubeletServer:
         tunnel = portforward.SPDY_TUNNEL in offered
         ports = [] if tunnel else portforward.query_ports(request.query.getall("ports", []))
         protocols = (portforward.SPDY_TUNNEL,) if tunnel else PORT_FORWARD_PROTOCOLS
+        dial = functools.partial(portforward.dial, netns=self.view.netns(pod))
         ws, _ = await remotecommand.accept(request, protocols)
         if tunnel:
-            await portforward.serve_spdy(
-                ws, portforward.dial, pod=meta["name"], uid=meta.get("uid", "")
-            )
+            await portforward.serve_spdy(ws, dial, pod=meta["name"], uid=meta.get("uid", ""))
         else:
             await portforward.serve_channels(
-                ws, portforward.dial, ports, pod=meta["name"], uid=meta.get("uid", "")
+                ws, dial, ports, pod=meta["name"], uid=meta.get("uid", "")
             )
         return ws

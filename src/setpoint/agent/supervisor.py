@@ -117,6 +117,7 @@ class ContainerSpec:
     backoff_max: float = 60.0
     reset_after: float = 600.0  # an instance that ran this long resets the backoff
     cgroup_parent: str | None = None  # relative to each hierarchy root; best effort
+    netns: str | None = None  # the pod's network namespace (a file), joined before exec
     uid: int | None = None
     gid: int | None = None
     stdin: bool = False  # stdin is a FIFO that `kubectl attach` writes (see stdin_fifo)
@@ -564,13 +565,31 @@ def make_cgroups(dirs: list[Path]) -> tuple[list[Path], str]:
     return made, "; ".join(problems)
 
 
-def enter_cgroups(procs_files: list[str], uid: int | None, gid: int | None) -> Callable[[], None]:
-    """The ``preexec_fn`` that puts a new container process in its cgroups between fork and
-    exec, so that nothing it runs or forks is ever outside them (moving it in after
-    ``Popen`` returned left a window in which its first children escaped). Running Python
-    in a forked child is safe only because the supervisor is single-threaded. The user and
-    group are switched here too, after joining: a process that is no longer root could not
-    write ``cgroup.procs``."""
+CLONE_NEWNET = 0x40000000  # <sched.h>
+_setns: Callable[[int, int], int] | None = None
+
+
+def libc_setns() -> Callable[[int, int], int]:
+    """libc's ``setns`` (``os.setns`` is Python 3.12's), loaded once, in the parent: a
+    forked child must not load libraries."""
+    global _setns
+    if _setns is None:
+        import ctypes  # only supervisors of pods with a network namespace pay for it
+
+        _setns = ctypes.CDLL(None, use_errno=True).setns
+    return _setns
+
+
+def enter_sandbox(
+    procs_files: list[str], netns_fd: int | None, uid: int | None, gid: int | None
+) -> Callable[[], None]:
+    """The ``preexec_fn`` that puts a new container process in its cgroups and its pod's
+    network namespace between fork and exec, so that nothing it runs or forks is ever
+    outside them (moving it in after ``Popen`` returned left a window in which its first
+    children escaped). Running Python in a forked child is safe only because the supervisor
+    is single-threaded. The user and group are switched here too, after joining: a process
+    that is no longer root could not write ``cgroup.procs`` nor call ``setns``."""
+    setns = libc_setns() if netns_fd is not None else None
 
     def child() -> None:
         pid = str(os.getpid()).encode()
@@ -580,6 +599,8 @@ def enter_cgroups(procs_files: list[str], uid: int | None, gid: int | None) -> C
                 os.write(fd, pid)
             finally:
                 os.close(fd)
+        if setns is not None and netns_fd is not None and setns(netns_fd, CLONE_NEWNET) != 0:
+            raise OSError("setns into the pod's network namespace failed")
         if gid is not None:
             os.setgroups([])
             os.setgid(gid)
@@ -859,12 +880,20 @@ class Supervisor:
         # read before the process runs: an OOM kill right at its start still counts
         c.oom_baseline = oom_kills(cgroups)
         preexec = None
-        if cgroups:
-            preexec = enter_cgroups([str(d / "cgroup.procs") for d in cgroups], spec.uid, spec.gid)
+        netns_fd: int | None = None
+        started_at = time.time()
+        if spec.netns:
+            try:
+                netns_fd = os.open(spec.netns, os.O_RDONLY | os.O_CLOEXEC)
+            except OSError as exc:
+                self._start_failed(c, started_at, f"the pod's network namespace: {exc}")
+                return
+        if cgroups or netns_fd is not None:
+            procs = [str(d / "cgroup.procs") for d in cgroups]
+            preexec = enter_sandbox(procs, netns_fd, spec.uid, spec.gid)
         ends = [pump.child_end() for pump in c.pumps]
         if spec.stdin:
             ends.append(open_stdin_fifo(c.dir / STDIN_FIFO))
-        started_at = time.time()
         try:
             popen = subprocess.Popen(
                 spec.argv,
@@ -880,27 +909,19 @@ class Supervisor:
                 extra_groups=[] if spec.gid is not None and not preexec else None,
             )
         except (OSError, subprocess.SubprocessError, ValueError) as exc:
-            c.message = str(exc)
+            message = str(exc)
             if preexec is not None and type(exc) is subprocess.SubprocessError:
                 joined = ", ".join(str(d) for d in cgroups)
-                c.message = f"could not enter the container's cgroups ({joined}), or its user"
-            record = ExitRecord(
-                exit_code=START_ERROR_EXIT_CODE,
-                signal=None,
-                reason="StartError",
-                pid=None,
-                pid_start_time=None,
-                started_at=started_at,
-                finished_at=time.time(),
-                restart_count=c.restart_count,
-                message=c.message,
-            )
-            c.record_exit(record)
-            self._after_exit(c, record)
+                message = (
+                    f"could not enter the container's cgroups ({joined}), network namespace or user"
+                )
+            self._start_failed(c, started_at, message)
             return
         finally:
             for fd in ends:
                 os.close(fd)
+            if netns_fd is not None:
+                os.close(netns_fd)
         c.popen = popen
         c.pid = popen.pid
         c.pid_start_time = proc_start_time(popen.pid)
@@ -912,6 +933,22 @@ class Supervisor:
         c.message = problems
         c.save()
         self._publish(c)
+
+    def _start_failed(self, c: Container, started_at: float, message: str) -> None:
+        c.message = message
+        record = ExitRecord(
+            exit_code=START_ERROR_EXIT_CODE,
+            signal=None,
+            reason="StartError",
+            pid=None,
+            pid_start_time=None,
+            started_at=started_at,
+            finished_at=time.time(),
+            restart_count=c.restart_count,
+            message=message,
+        )
+        c.record_exit(record)
+        self._after_exit(c, record)
 
     def _on_exit(self, c: Container) -> None:
         assert c.pidfd is not None

@@ -4,7 +4,8 @@
 (``/api/v1/namespaces/{ns}/pods/{name}/status``, ``/apis/apps/v1/deployments``, ...),
 the verbs (get, list, watch, create, update, patch, delete, deletecollection), the query
 parameters Kubernetes defines for them, and the subresources (status, scale, binding,
-finalize). Object semantics live in :class:`~setpoint.api.storage.ResourceStorage`.
+finalize, and those that write one spec field, such as ``pods/ephemeralcontainers``). Object
+semantics live in :class:`~setpoint.api.storage.ResourceStorage`.
 """
 
 from __future__ import annotations
@@ -508,7 +509,8 @@ class ResourceHandlers:
             return patched
 
         opts = _write_options(request)
-        sub = target.subresource if target.subresource == "status" else ""
+        written = ("status", *target.rtype.spec_subresources)
+        sub = target.subresource if target.subresource in written else ""
         try:
             result = await storage.replace_with_retry(
                 target.namespace,

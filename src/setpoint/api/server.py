@@ -4,8 +4,9 @@
 it builds one :class:`WatchCache` and :class:`ResourceStorage` per served type, answers
 discovery and OpenAPI, authenticates every request by bearer token (except the three health
 endpoints, which Kubernetes also leaves open; see ``health``), turns every error into a
-``Status``, creates the namespaces a cluster starts with, and compacts old store history
-periodically.
+``Status``, creates the namespaces a cluster starts with, allocates Services' cluster IPs and
+node ports and keeps the ``kubernetes`` Service (see ``services``), and compacts old store
+history periodically.
 """
 
 from __future__ import annotations
@@ -52,8 +53,23 @@ from setpoint.api.kubelet import KubeletClient
 from setpoint.api.podlogs import PodLogs
 from setpoint.api.podstreams import STREAM_SUBRESOURCES, PodStreams
 from setpoint.api.podstreams import authorize as authorize_stream
+from setpoint.api.services import ServiceNetwork
+from setpoint.api.services.allocation import (
+    IPS_RECORDS,
+    NODE_PORTS_RECORDS,
+    ServiceAllocations,
+)
+from setpoint.api.services.allocator import RecordAllocator
+from setpoint.api.services.kubernetes import KubernetesService
+from setpoint.api.services.repair import AllocationRepair
 from setpoint.api.serving import APIHTTPServer, ServingLimits, status_response
-from setpoint.api.storage import DeleteOptions, ResourceStorage, WriteOptions
+from setpoint.api.storage import (
+    NO_HOOKS,
+    DeleteOptions,
+    ResourceStorage,
+    WriteHooks,
+    WriteOptions,
+)
 from setpoint.api.watchcache import WatchCache
 from setpoint.pki import tokens_equal
 from setpoint.resources.registry import Registry, ResourceType
@@ -69,6 +85,7 @@ INITIAL_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease"
 HEALTH_PATHS = ("/healthz", "/livez", "/readyz")
 COMPACTION_INTERVAL = 300.0
 EVENT_TTL_SWEEP_INTERVAL = 60.0
+ALLOCATION_REPAIR_INTERVAL = 60.0
 
 
 @dataclass(frozen=True)
@@ -114,6 +131,7 @@ class APIServer:
         event_ttl: float = 3600.0,
         metrics_sockets: list[Path] | None = None,
         inflight: InflightLimits | None = None,
+        services: ServiceNetwork | None = None,
     ) -> None:
         self.store = store
         self.registry = registry
@@ -125,6 +143,12 @@ class APIServer:
         self.caches: dict[ResourceType, WatchCache] = {}
         self.storages: dict[ResourceType, ResourceStorage] = {}
         self._namespace_type = registry.lookup("", "v1", "namespaces")
+        network = services or ServiceNetwork()
+        self.service_allocations = ServiceAllocations(
+            RecordAllocator(store, IPS_RECORDS, network.cluster_ips, what="IP"),
+            RecordAllocator(store, NODE_PORTS_RECORDS, network.node_ports, what="port"),
+        )
+        self.allocation_repair = AllocationRepair(self.service_allocations, self._all_services)
         for rtype in registry.types:
             self._build_storage(rtype)
         self._render()
@@ -157,8 +181,16 @@ class APIServer:
     def _build_storage(self, rtype: ResourceType) -> WatchCache:
         cache = WatchCache(rtype, self.store)
         self.caches[rtype] = cache
+        hooks: WriteHooks = NO_HOOKS
+        if (rtype.group, rtype.kind) == ("", "Service"):
+            hooks = self.service_allocations
         self.storages[rtype] = ResourceStorage(
-            rtype, self.store, cache, self.schemas, namespace_check=self._check_namespace
+            rtype,
+            self.store,
+            cache,
+            self.schemas,
+            namespace_check=self._check_namespace,
+            hooks=hooks,
         )
         return cache
 
@@ -207,9 +239,34 @@ class APIServer:
     async def start(self) -> None:
         await asyncio.gather(*(cache.start() for cache in self.caches.values()))
         await self._ensure_initial_namespaces()
+        await self.allocation_repair.run_once()
+        await self.service_allocations.load()
         for timer in self._cluster_timers():
             self._tasks.append(asyncio.create_task(timer.run(), name=timer.name))
         self.ready = True
+
+    async def publish_endpoint(self, address: str, port: int) -> None:
+        """Keep the ``kubernetes`` Service pointing at this server, reached at ``address``
+        and ``port`` (see ``services.kubernetes``); its first reconcile is done on return."""
+        services, endpoints = self._storage("services"), self._storage("endpoints")
+        slices = self.registry.lookup("discovery.k8s.io", "v1", "endpointslices")
+        assert services is not None and endpoints is not None and slices is not None
+        kubernetes = KubernetesService(
+            services=services,
+            endpoints=endpoints,
+            slices=self.storages[slices],
+            cluster_ip=self.service_allocations.ip_range.value(0),
+            address=address,
+            port=port,
+        )
+        await kubernetes.reconcile()
+        self._tasks.append(asyncio.create_task(kubernetes.run(), name="kubernetes-service"))
+
+    async def _all_services(self) -> list[dict[str, Any]]:
+        storage = self._storage("services")
+        assert storage is not None
+        await storage.cache.wait_fresh(await self.store.current_revision())
+        return [cached.obj for cached in storage.cache.items(None)]
 
     def close_watches(self) -> None:
         for cache in self.caches.values():
@@ -254,12 +311,18 @@ class APIServer:
         async def sweep(_: bytes | None) -> None:
             await self.expire_events()
 
+        async def repair(_: bytes | None) -> None:
+            await self.allocation_repair.run_once()
+
         sweep_interval = min(EVENT_TTL_SWEEP_INTERVAL, max(self.event_ttl / 2, 0.5))
         return [
             ClusterTimer(
                 self.store, "compaction", COMPACTION_INTERVAL, compact, record=revision_now
             ),
             ClusterTimer(self.store, "event-ttl", sweep_interval, sweep),
+            ClusterTimer(
+                self.store, "service-allocation-repair", ALLOCATION_REPAIR_INTERVAL, repair
+            ),
         ]
 
     async def _child_metrics(self) -> bytes:

@@ -20,7 +20,7 @@ import secrets
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import orjson
 
@@ -139,6 +139,56 @@ class DeleteResult:
 
 _Written = TypeVar("_Written", WriteResult, DeleteResult)
 
+
+class Transaction(Protocol):
+    """What a write hook did for one write: undone if the write fails, completed if it
+    lands."""
+
+    async def commit(self) -> None: ...
+
+    async def revert(self) -> None: ...
+
+
+class WriteHooks(Protocol):
+    """A kind's work around the store write, as the apiserver's generic store runs
+    ``BeginCreate``, ``BeginUpdate`` and ``AfterDelete``: after validation, a hook may
+    allocate what the object needs (a Service's cluster IP) and fill it in, or refuse with an
+    :class:`APIError`; the returned transaction is reverted if the write fails and committed
+    once it has landed. ``after_delete`` runs once the object has left the store."""
+
+    async def begin_create(self, obj: Obj, *, dry_run: bool) -> Transaction: ...
+
+    async def begin_update(self, new: Obj, old: Obj, *, dry_run: bool) -> Transaction: ...
+
+    async def after_delete(self, obj: Obj) -> None: ...
+
+
+class _Nothing:
+    async def commit(self) -> None:
+        return None
+
+    async def revert(self) -> None:
+        return None
+
+
+_NOTHING = _Nothing()
+
+
+class NoHooks:
+    """The hooks of every kind without any."""
+
+    async def begin_create(self, obj: Obj, *, dry_run: bool) -> Transaction:
+        return _NOTHING
+
+    async def begin_update(self, new: Obj, old: Obj, *, dry_run: bool) -> Transaction:
+        return _NOTHING
+
+    async def after_delete(self, obj: Obj) -> None:
+        return None
+
+
+NO_HOOKS = NoHooks()
+
 NamespaceCheck = Callable[[ResourceType, str, str], Awaitable[None]]
 """``(rtype, namespace, name)``: raises the right APIError if the object may not be created
 in the namespace (Kubernetes' NamespaceLifecycle admission)."""
@@ -181,8 +231,10 @@ class ResourceStorage:
         *,
         namespace_check: NamespaceCheck | None = None,
         clock: Clock = REAL_CLOCK,
+        hooks: WriteHooks = NO_HOOKS,
     ) -> None:
         self.rtype = rtype
+        self.hooks = hooks
         self.clock = clock
         self.store = store
         self.cache = cache
@@ -487,11 +539,17 @@ class ResourceStorage:
         if opts.dry_run:
             if self.cache.get(self.key(namespace, meta["name"])) is not None:
                 raise errors.already_exists(self.rtype, meta["name"])
+            await self.hooks.begin_create(obj, dry_run=True)
             return WriteResult(obj, warnings, created=True)
+        txn = await self.hooks.begin_create(obj, dry_run=False)
         try:
             kv = await self.store.create(self.key(namespace, meta["name"]), _encode(obj))
-        except KeyExistsError:
-            raise errors.already_exists(self.rtype, meta["name"]) from None
+        except BaseException as exc:
+            await txn.revert()
+            if isinstance(exc, KeyExistsError):
+                raise errors.already_exists(self.rtype, meta["name"]) from None
+            raise
+        await txn.commit()
         meta["resourceVersion"] = str(kv.mod_revision)
         return WriteResult(obj, warnings, created=True)
 
@@ -574,13 +632,17 @@ class ResourceStorage:
         old = current.obj
         new = self._merge_for_update(current, obj, subresource)
         new_meta = new["metadata"]
+        spec_subresource = self.rtype.spec_subresources.get(subresource)
         if subresource:
             missing = []
         if not subresource:
             self.rtype.defaulter(new)
             self.rtype.prepare_for_update(new, old)
+        elif spec_subresource is not None:
+            self.rtype.defaulter(new)  # the spec field it wrote is new
+        validator = spec_subresource.validator if spec_subresource else self.rtype.validator
         problems = missing + validate_object_meta(self.rtype, new, old)
-        problems += self.rtype.validator(new, old)
+        problems += validator(new, old)
         problems = list(dict.fromkeys(problems))
         if problems:
             raise errors.invalid(self.rtype, new_meta["name"], problems)
@@ -589,11 +651,14 @@ class ResourceStorage:
             new_meta = new["metadata"]
         self.rtype.fill_always_encoded(new)
         new_meta.pop("resourceVersion", None)
+        hooks = self.hooks if not subresource else NO_HOOKS
+        txn = await hooks.begin_update(new, old, dry_run=opts.dry_run)
         old_stripped = {
             **old,
             "metadata": {k: v for k, v in old["metadata"].items() if k != "resourceVersion"},
         }
         if new == old_stripped:
+            await txn.revert()
             return WriteResult(old)  # no-op: Kubernetes does not write (rv unchanged)
         if opts.dry_run:
             new_meta["resourceVersion"] = str(current.rv)
@@ -605,10 +670,16 @@ class ResourceStorage:
                 kv = await self.store.delete(key, expected_revision=current.rv)
             else:
                 kv = await self.store.update(key, _encode(new), expected_revision=current.rv)
-        except RevisionConflictError:
-            raise errors.stale_conflict(self.rtype, new_meta["name"]) from None
-        except KeyNotFoundError:
-            raise errors.not_found(self.rtype, new_meta["name"]) from None
+        except BaseException as exc:
+            await txn.revert()
+            if isinstance(exc, RevisionConflictError):
+                raise errors.stale_conflict(self.rtype, new_meta["name"]) from None
+            if isinstance(exc, KeyNotFoundError):
+                raise errors.not_found(self.rtype, new_meta["name"]) from None
+            raise
+        await txn.commit()
+        if delete_now:
+            await self.hooks.after_delete(new)
         new_meta["resourceVersion"] = str(kv.mod_revision)
         return WriteResult(new)
 
@@ -698,6 +769,19 @@ class ResourceStorage:
                     meta[key] = given[key]
                 else:
                     meta.pop(key, None)
+            return new
+        spec_subresource = rtype.spec_subresources.get(subresource)
+        if spec_subresource is not None:
+            # e.g. pods/ephemeralcontainers: only that spec field changes
+            new, name = current.copy(), spec_subresource.field
+            given = (obj.get("spec") or {}).get(name)
+            spec = new.setdefault("spec", {})
+            if given is None:
+                spec.pop(name, None)
+            else:
+                spec[name] = given
+            if rtype.tracks_generation and spec_changed(new, old, with_annotations=False):
+                new["metadata"]["generation"] = old["metadata"].get("generation", 1) + 1
             return new
         new = obj
         meta, old_meta = new["metadata"], old["metadata"]
@@ -912,6 +996,7 @@ class ResourceStorage:
         except KeyNotFoundError:
             raise errors.not_found(self.rtype, name) from None
         deleted = decode_object(kv).obj
+        await self.hooks.after_delete(deleted)
         return DeleteResult(deleted, deleted=True)
 
     async def _delete_corrupt(

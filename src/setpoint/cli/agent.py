@@ -20,7 +20,7 @@ from pathlib import Path
 
 import click
 
-from setpoint.agent.agent import NodeAgent
+from setpoint.agent.agent import POD_NETWORK_MODES, NodeAgent
 from setpoint.agent.pods import MAX_RESTART_PERIOD_RANGE, NodeContainerSettings
 from setpoint.agent.runtime import ensure_supervisor
 from setpoint.agent.server import DEFAULT_KUBELET_PORT
@@ -50,6 +50,7 @@ async def run_agent(
     shutdown_grace_period: float = 0.0,
     shutdown_grace_period_critical_pods: float = 0.0,
     pod_max_pids: int = -1,
+    pod_network: str = "auto",
 ) -> None:
     """Run the node agent until SIGTERM/SIGINT."""
     runtime = await ensure_supervisor(data_dir / "supervisor")
@@ -66,6 +67,7 @@ async def run_agent(
         shutdown_grace_period=shutdown_grace_period,
         shutdown_grace_period_critical_pods=shutdown_grace_period_critical_pods,
         pod_max_pids=pod_max_pids,
+        pod_network=pod_network,
     )
     try:
         await run_until_signalled(agent)
@@ -209,6 +211,14 @@ def _rate(ctx: click.Context, param: click.Parameter, value: str) -> int:
     show_default=True,
     help="Maximum number of processes (tasks) in one pod (-1: unlimited).",
 )
+@click.option(
+    "--pod-network",
+    type=click.Choice(POD_NETWORK_MODES),
+    default="auto",
+    show_default=True,
+    help="auto: each pod gets a network namespace and an IP from the Node's podCIDR where the "
+    "agent runs as root (else the node's network); host: every pod uses the node's network.",
+)
 def agent(
     server: str | None,
     token_file: Path | None,
@@ -227,6 +237,7 @@ def agent(
     shutdown_grace_period: float,
     shutdown_grace_period_critical_pods: float,
     pod_max_pids: int,
+    pod_network: str,
 ) -> None:
     """Run the node agent: register this host as a node and run the pods bound to it."""
     if shutdown_grace_period_critical_pods > shutdown_grace_period:
@@ -264,5 +275,6 @@ def agent(
             shutdown_grace_period=shutdown_grace_period,
             shutdown_grace_period_critical_pods=shutdown_grace_period_critical_pods,
             pod_max_pids=pod_max_pids,
+            pod_network=pod_network,
         )
     )

@@ -31,6 +31,8 @@ from setpoint.client.api import ApiClient, ClientConfig
 from setpoint.client.events import EventRecorder, QueuedEventRecorder
 from setpoint.client.factory import SharedInformers
 from setpoint.client.leaderelection import LeaderElectionConfig, LeaderElector
+from setpoint.controllers.nodeipam import DEFAULT_CLUSTER_CIDR, DEFAULT_NODE_CIDR_MASK_SIZE
+from setpoint.controllers.nodeipam.cidrset import CIDRSet, CIDRSetError
 from setpoint.controllers.nodelifecycle import NodeLifecycleSettings
 from setpoint.controllers.podgc.controller import DEFAULT_TERMINATED_POD_THRESHOLD
 
@@ -46,6 +48,14 @@ EVENT_BURST = 200
 
 
 @dataclass(frozen=True)
+class NodeIPAMSettings:
+    """``--cluster-cidr`` cut into ``--node-cidr-mask-size`` subnets, one per Node."""
+
+    cluster_cidr: str = DEFAULT_CLUSTER_CIDR
+    node_cidr_mask_size: int = DEFAULT_NODE_CIDR_MASK_SIZE
+
+
+@dataclass(frozen=True)
 class ManagerConfig:
     run_controllers: bool = True
     run_scheduler: bool = True
@@ -53,6 +63,7 @@ class ManagerConfig:
     job_backoff_max: float = 60.0
     node_lifecycle: NodeLifecycleSettings = field(default_factory=NodeLifecycleSettings)
     terminated_pod_gc_threshold: int = DEFAULT_TERMINATED_POD_THRESHOLD
+    node_ipam: NodeIPAMSettings | None = field(default_factory=NodeIPAMSettings)
 
 
 # ------------------------------------------------------------------ node lifecycle flags
@@ -129,10 +140,61 @@ _NODE_LIFECYCLE_OPTIONS = (
 
 
 def node_lifecycle_options(command: F) -> F:
-    """Add the node lifecycle and PodGC flags to a click command."""
-    for option in reversed(_NODE_LIFECYCLE_OPTIONS):
+    """Add the node lifecycle, PodGC and node IPAM flags to a click command."""
+    for option in reversed(_NODE_LIFECYCLE_OPTIONS + _NODE_IPAM_OPTIONS):
         command = option(command)
     return command
+
+
+# ------------------------------------------------------------------ node IPAM flags
+
+_NODE_IPAM_OPTIONS = (
+    click.option(
+        "--allocate-node-cidrs/--no-allocate-node-cidrs",
+        default=True,
+        show_default=True,
+        help="Give every Node a spec.podCIDR from --cluster-cidr, from which its agent "
+        "addresses its pods (Kubernetes: off unless set).",
+    ),
+    click.option(
+        "--cluster-cidr",
+        default=DEFAULT_CLUSTER_CIDR,
+        show_default=True,
+        help="The pods' address range, cut into one subnet per Node.",
+    ),
+    click.option(
+        "--node-cidr-mask-size",
+        type=click.IntRange(1, 128),
+        default=DEFAULT_NODE_CIDR_MASK_SIZE,
+        show_default=True,
+        help="Prefix length of each Node's subnet (/24: 254 pods per node).",
+    ),
+)
+
+
+def node_ipam_config(flags: dict[str, Any]) -> NodeIPAMSettings | None:
+    """The node IPAM settings of those flags (None: not allocating); a range that cannot
+    be cut as asked is a usage error."""
+    if not flags.pop("allocate_node_cidrs"):
+        flags.pop("cluster_cidr")
+        flags.pop("node_cidr_mask_size")
+        return None
+    settings = NodeIPAMSettings(flags.pop("cluster_cidr"), flags.pop("node_cidr_mask_size"))
+    try:
+        CIDRSet(settings.cluster_cidr, settings.node_cidr_mask_size)
+    except (CIDRSetError, ValueError) as exc:
+        raise click.BadParameter(str(exc), param_hint="--cluster-cidr") from None
+    return settings
+
+
+def node_ipam_args(settings: NodeIPAMSettings | None) -> list[str]:
+    """The same settings as `setpoint controller-manager` flags."""
+    if settings is None:
+        return ["--no-allocate-node-cidrs"]
+    return [
+        f"--cluster-cidr={settings.cluster_cidr}",
+        f"--node-cidr-mask-size={settings.node_cidr_mask_size}",
+    ]
 
 
 def node_lifecycle_config(flags: dict[str, Any]) -> tuple[NodeLifecycleSettings, int]:
@@ -178,9 +240,12 @@ def build_components(
         from setpoint.controllers.daemonset import DaemonSetController
         from setpoint.controllers.deployment import DeploymentController
         from setpoint.controllers.disruption import DisruptionController
+        from setpoint.controllers.endpoints import EndpointsController
+        from setpoint.controllers.endpointslice import EndpointSliceController
         from setpoint.controllers.garbagecollector import GarbageCollector
         from setpoint.controllers.job import JobController
         from setpoint.controllers.namespace import NamespaceController
+        from setpoint.controllers.nodeipam import NodeIPAMController
         from setpoint.controllers.nodelifecycle import NodeLifecycleController
         from setpoint.controllers.podgc import PodGCController
         from setpoint.controllers.replicaset import ReplicaSetController
@@ -213,7 +278,19 @@ def build_components(
                 recorder.for_component("pod-garbage-collector"),
                 terminated_pod_threshold=config.terminated_pod_gc_threshold,
             ),
+            EndpointSliceController(informers, recorder.for_component("endpoint-slice-controller")),
+            EndpointsController(informers, recorder.for_component("endpoint-controller")),
         ]
+        if config.node_ipam is not None:
+            # events "From cidrAllocator", as upstream's range allocator
+            components.append(
+                NodeIPAMController(
+                    informers,
+                    recorder.for_component("cidrAllocator"),
+                    cluster_cidr=config.node_ipam.cluster_cidr,
+                    node_cidr_mask_size=config.node_ipam.node_cidr_mask_size,
+                )
+            )
     if config.run_scheduler:
         from setpoint.scheduler.scheduler import Scheduler
 

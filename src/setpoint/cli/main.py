@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import sys
 from pathlib import Path
@@ -18,9 +19,21 @@ from typing import Any
 import click
 
 from setpoint.api.inflight import InflightLimits
+from setpoint.api.services import ServiceNetwork
+from setpoint.api.services.ranges import (
+    DEFAULT_SERVICE_CLUSTER_IP_RANGE,
+    DEFAULT_SERVICE_NODE_PORT_RANGE,
+    RangeError,
+    parse_ip_range,
+    parse_port_range,
+)
 from setpoint.api.serving import ServingLimits
 from setpoint.cli.agent import agent
-from setpoint.cli.controllermanager import node_lifecycle_config, node_lifecycle_options
+from setpoint.cli.controllermanager import (
+    node_ipam_config,
+    node_lifecycle_config,
+    node_lifecycle_options,
+)
 from setpoint.cli.datastore import datastore
 from setpoint.cli.flags import default_data_dir, parse_duration
 from setpoint.cli.process import EXIT_CANNOT_START, exit_with_parent, install_uvloop, tune_gc
@@ -153,6 +166,25 @@ def cli(verbose: int) -> None:
     show_default=True,
     help="The same for node.kubernetes.io/unreachable:NoExecute (Kubernetes: 300).",
 )
+@click.option(
+    "--service-cluster-ip-range",
+    default=DEFAULT_SERVICE_CLUSTER_IP_RANGE,
+    show_default=True,
+    help="CIDR Services' cluster IPs come from; its first address is the kubernetes "
+    "Service's (kubeadm: 10.96.0.0/12).",
+)
+@click.option(
+    "--service-node-port-range",
+    default=DEFAULT_SERVICE_NODE_PORT_RANGE,
+    show_default=True,
+    help="Ports NodePort Services get, both ends included.",
+)
+@click.option(
+    "--advertise-address",
+    default=None,
+    help="Address the kubernetes Service's endpoints name for this server (default: "
+    "--bind-address, or this machine's primary address when that is 0.0.0.0).",
+)
 @node_lifecycle_options
 def server(
     data_dir: Path | None,
@@ -176,6 +208,9 @@ def server(
     cluster_reset: bool,
     default_not_ready_toleration_seconds: int,
     default_unreachable_toleration_seconds: int,
+    service_cluster_ip_range: str,
+    service_node_port_range: str,
+    advertise_address: str | None,
     **node_lifecycle: Any,
 ) -> None:
     """Run the control plane (API server on the embedded store) on this machine.
@@ -183,6 +218,22 @@ def server(
     Exits with status 3 and one line on stderr if it cannot start."""
     if bad := [a for a in kubelet_arg if "=" not in a]:
         raise click.BadParameter(f"{bad[0]!r} is not FLAG=VALUE", param_hint="--kubelet-arg")
+    node_ipam = node_ipam_config(node_lifecycle)
+    try:
+        services = ServiceNetwork(
+            cluster_ips=parse_ip_range(service_cluster_ip_range),
+            node_ports=parse_port_range(service_node_port_range),
+        )
+        if node_ipam is not None and services.cluster_ips.network.overlaps(
+            ipaddress.ip_network(node_ipam.cluster_cidr, strict=False)
+        ):
+            raise RangeError(
+                f"--cluster-cidr {node_ipam.cluster_cidr} overlaps --service-cluster-ip-range "
+                f"{service_cluster_ip_range}: pods and Services need addresses of their own"
+            )
+    except RangeError as exc:
+        click.echo(f"setpoint server: cannot start: {exc}", err=True)
+        sys.exit(EXIT_CANNOT_START)
     lifecycle, terminated_threshold = node_lifecycle_config(node_lifecycle)
     config = ServerConfig(
         data_dir=(data_dir or default_data_dir()).resolve(),
@@ -214,6 +265,9 @@ def server(
         ),
         node_lifecycle=lifecycle,
         terminated_pod_gc_threshold=terminated_threshold,
+        node_ipam=node_ipam,
+        services=services,
+        advertise_address=advertise_address,
     )
     install_uvloop()
     try:
@@ -267,6 +321,7 @@ def controller_manager(
     from setpoint.cli.controllermanager import ManagerConfig
     from setpoint.cli.server import run_controller_manager
 
+    node_ipam = node_ipam_config(node_lifecycle)
     lifecycle, terminated_threshold = node_lifecycle_config(node_lifecycle)
     exit_with_parent()
     install_uvloop()
@@ -280,6 +335,7 @@ def controller_manager(
                     run_scheduler=not disable_scheduler,
                     node_lifecycle=lifecycle,
                     terminated_pod_gc_threshold=terminated_threshold,
+                    node_ipam=node_ipam,
                 ),
             )
         )

@@ -32,8 +32,14 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from setpoint.api.inflight import CONTROLLER_MANAGER_USER, InflightLimits
 from setpoint.api.server import APIServer, TokenAuthenticator
+from setpoint.api.services import ServiceNetwork
 from setpoint.api.serving import ServingLimits, TLSSite, raise_descriptor_limit
-from setpoint.cli.controllermanager import ManagerConfig, node_lifecycle_args
+from setpoint.cli.controllermanager import (
+    ManagerConfig,
+    NodeIPAMSettings,
+    node_ipam_args,
+    node_lifecycle_args,
+)
 from setpoint.cli.flags import parse_duration
 from setpoint.cli.process import PARENT_PID_ENV, tune_gc
 from setpoint.controllers.nodelifecycle import NodeLifecycleSettings
@@ -76,6 +82,9 @@ class ServerConfig:
     tolerations: DefaultTolerationSeconds = DEFAULT_TOLERATION_SECONDS
     node_lifecycle: NodeLifecycleSettings = field(default_factory=NodeLifecycleSettings)
     terminated_pod_gc_threshold: int = DEFAULT_TERMINATED_POD_THRESHOLD
+    node_ipam: NodeIPAMSettings | None = field(default_factory=NodeIPAMSettings)
+    services: ServiceNetwork = field(default_factory=ServiceNetwork)
+    advertise_address: str | None = None  # default: see advertised_host()
 
     @property
     def kubeconfig_path(self) -> Path:
@@ -121,6 +130,25 @@ def client_host(bind_address: str) -> str:
     if bind_address == "::":
         return "[::1]"
     return f"[{bind_address}]" if ":" in bind_address else bind_address
+
+
+def advertised_host(config: ServerConfig) -> str:
+    """The address the ``kubernetes`` Service's endpoints name: ``--advertise-address``, else
+    the bind address, else (bound to every address) the one this machine would send from
+    (a UDP socket's ``connect`` picks it from the routing table without sending anything),
+    else loopback."""
+    if config.advertise_address:
+        return config.advertise_address
+    if config.bind_address not in ("0.0.0.0", "::", ""):
+        return config.bind_address
+    family = socket.AF_INET6 if config.bind_address == "::" else socket.AF_INET
+    probe = "2001:db8::1" if family == socket.AF_INET6 else "192.0.2.1"  # documentation nets
+    try:
+        with socket.socket(family, socket.SOCK_DGRAM) as sock:
+            sock.connect((probe, 9))
+            return str(sock.getsockname()[0])
+    except OSError:
+        return "::1" if family == socket.AF_INET6 else "127.0.0.1"
 
 
 async def run_server(config: ServerConfig) -> None:
@@ -203,6 +231,7 @@ async def _start(config: ServerConfig, running: contextlib.AsyncExitStack) -> st
         event_ttl=config.event_ttl,
         metrics_sockets=[config.data_dir / CONTROLLER_METRICS_SOCKET],
         inflight=config.inflight,
+        services=config.services,
     )
     running.push_async_callback(api.stop)
     await api.start()
@@ -231,6 +260,7 @@ async def _start(config: ServerConfig, running: contextlib.AsyncExitStack) -> st
     await site.start()
     running.push_async_callback(site.stop)
     port = site.port
+    await api.publish_endpoint(advertised_host(config), port)
     url = f"https://{client_host(config.bind_address)}:{port}"
     write_kubeconfig(
         config.controller_kubeconfig_path,
@@ -252,6 +282,7 @@ async def _start(config: ServerConfig, running: contextlib.AsyncExitStack) -> st
 def controller_manager_args(config: ServerConfig) -> list[str]:
     args = ["controller-manager", "--kubeconfig", str(config.controller_kubeconfig_path)]
     args += node_lifecycle_args(config.node_lifecycle, config.terminated_pod_gc_threshold)
+    args += node_ipam_args(config.node_ipam)
     if not config.run_controllers:
         args.append("--disable-controllers")
     if not config.run_scheduler:

@@ -64,6 +64,9 @@ LEASES = Resource("coordination.k8s.io", "v1", "leases", True, "Lease")
 PODDISRUPTIONBUDGETS = Resource("policy", "v1", "poddisruptionbudgets", True, "PodDisruptionBudget")
 SECRETS = Resource("", "v1", "secrets", True, "Secret")
 SERVICEACCOUNTS = Resource("", "v1", "serviceaccounts", True, "ServiceAccount")
+SERVICES = Resource("", "v1", "services", True, "Service")
+ENDPOINTS = Resource("", "v1", "endpoints", True, "Endpoints")
+ENDPOINTSLICES = Resource("discovery.k8s.io", "v1", "endpointslices", True, "EndpointSlice")
 
 
 class ApiError(Exception):

@@ -135,6 +135,27 @@ def dns1123_label_errors(name: str) -> list[str]:
     return errs
 
 
+_DNS1035_LABEL_FMT = "[a-z]([-a-z0-9]*[a-z0-9])?"
+_DNS1035_LABEL_RE = re.compile(_DNS1035_LABEL_FMT)
+_DNS1035_LABEL_REGEX_ERROR = regex_error(
+    "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an "
+    "alphabetic character, and end with an alphanumeric character",
+    _DNS1035_LABEL_FMT,
+    "my-name",
+    "abc-123",
+)
+
+
+def dns1035_label_errors(name: str) -> list[str]:
+    """Kubernetes' ``IsDNS1035Label`` (service names): a DNS label that starts with a letter."""
+    errs: list[str] = []
+    if byte_len(name) > DNS1123_LABEL_MAX_LENGTH:
+        errs.append(legacy_max_len_error(DNS1123_LABEL_MAX_LENGTH))
+    if _DNS1035_LABEL_RE.fullmatch(name) is None:
+        errs.append(_DNS1035_LABEL_REGEX_ERROR)
+    return errs
+
+
 def label_key_errors(key: str) -> list[str]:
     """Kubernetes' ``IsLabelKey`` (a.k.a. ``IsQualifiedName``): ``[prefix/]name``.
 

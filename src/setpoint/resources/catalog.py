@@ -1,20 +1,21 @@
 """The resource types setpoint serves: every kind each API group module declares.
 
 A kind has one home: its group module (``core``, ``apps``, ``batch``, ``coordination``,
-``events``, ``policy``) declares it whole — identity and scope as Kubernetes' discovery names them,
-its schema definition, and its behaviour (defaults, validation, field selectors) — and this
-module only collects them.
+``discovery``, ``events``, ``policy``) declares it whole — identity and scope as Kubernetes'
+discovery names them, its schema definition, and its behaviour (defaults, validation, field
+selectors) — and this module only collects them.
 """
 
 from __future__ import annotations
 
-from setpoint.resources import apps, batch, coordination, core, events, policy
+from setpoint.resources import apps, batch, coordination, core, discovery, events, policy
 from setpoint.resources.registry import Registry, ResourceType
 
 _BEYOND_CORE: tuple[ResourceType, ...] = (
     *apps.KINDS,
     *batch.KINDS,
     *coordination.KINDS,
+    *discovery.KINDS,
     *events.KINDS,
     *policy.KINDS,
 )

@@ -181,6 +181,53 @@ def validate_init_containers(spec: Obj, volumes: set[str], path: str) -> list[Fi
     return errors
 
 
+# what an ephemeral container may not set (Kubernetes lists what it may, in
+# ``allowedEphemeralContainerFields``): it is not part of the workload, so nothing that
+# serves the workload (ports, probes, hooks, resources, restarts) is allowed
+_EPHEMERAL_FORBIDDEN_FIELDS = (
+    "ports",
+    "resources",
+    "resizePolicy",
+    "restartPolicy",
+    "restartPolicyRules",
+    "livenessProbe",
+    "readinessProbe",
+    "startupProbe",
+    "lifecycle",
+)
+EPHEMERAL_FORBIDDEN = "cannot be set for an Ephemeral Container"
+
+
+def validate_ephemeral_containers(spec: Obj, volumes: set[str], path: str) -> list[FieldError]:
+    """``validateEphemeralContainers``: each is checked as any container, named uniquely
+    among all the pod's containers, targets a regular or init container if it names one,
+    and sets none of the fields that would make it part of the workload."""
+    others = {
+        c.get("name", "") for key in ("containers", "initContainers") for c in spec.get(key) or []
+    }
+    names = set(others)
+    errors: list[FieldError] = []
+    for i, container in enumerate(spec.get("ephemeralContainers") or []):
+        item = f"{path}.ephemeralContainers[{i}]"
+        errors += _validate_container(container, volumes, item)
+        name = container.get("name", "")
+        if name in names:
+            errors.append(duplicate(f"{item}.name", name))
+        else:
+            names.add(name)
+        target = container.get("targetContainerName") or ""
+        if target and target not in others:
+            errors.append(not_found(f"{item}.targetContainerName", target))
+        for key in _EPHEMERAL_FORBIDDEN_FIELDS:
+            if container.get(key) not in (None, {}, [], ""):
+                errors.append(forbidden(f"{item}.{key}", EPHEMERAL_FORBIDDEN))
+        for j, mount in enumerate(container.get("volumeMounts") or []):
+            for key in ("subPath", "subPathExpr"):
+                if mount.get(key):
+                    errors.append(forbidden(f"{item}.volumeMounts[{j}].{key}", EPHEMERAL_FORBIDDEN))
+    return errors
+
+
 def _validate_container(container: Obj, volumes: set[str], path: str) -> list[FieldError]:
     """``validateContainerCommon``."""
     errors: list[FieldError] = []

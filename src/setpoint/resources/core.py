@@ -1,11 +1,14 @@
 """The core API group's kinds, declared whole (``KINDS``): Namespace, Pod, Node, Event,
-ConfigMap, Secret and ServiceAccount, with their defaults, validation and field selectors.
+ConfigMap, Secret, ServiceAccount, Service and Endpoints, with their defaults, validation and
+field selectors (a Service's and Endpoints' rules live in :mod:`setpoint.resources.service`).
 
 * Namespaces start ``Active`` with the ``kubernetes`` finalizer and carry the
   ``kubernetes.io/metadata.name`` label.
 * Pods get their spec defaults (see :mod:`setpoint.resources.podspec`), start ``Pending`` with
   their QoS class computed, and after creation only change images, deadlines, tolerations and
-  scheduling gates. On create they pass the DefaultTolerationSeconds admission
+  scheduling gates; ephemeral containers are only ever added, through
+  ``pods/ephemeralcontainers`` (:data:`EPHEMERAL_CONTAINERS`), never on create or by an
+  update of the pod. On create they pass the DefaultTolerationSeconds admission
   (:class:`DefaultTolerationSeconds`): a pod that tolerates neither
   ``node.kubernetes.io/not-ready`` nor ``.../unreachable`` for ``NoExecute`` gets a toleration
   of each for a bounded time, so that it leaves a lost node that long after the taint appears.
@@ -30,7 +33,7 @@ from dataclasses import dataclass
 
 from setpoint.meta.taints import NO_EXECUTE, TAINT_NOT_READY, TAINT_UNREACHABLE
 from setpoint.meta.validation import label_key_errors, label_value_errors
-from setpoint.resources import podspec
+from setpoint.resources import podspec, service
 from setpoint.resources.checks import (
     IMMUTABLE,
     NONSTANDARD_FINALIZER,
@@ -57,11 +60,13 @@ from setpoint.resources.printers.core import (
     SERVICE_ACCOUNT_PRINTER,
 )
 from setpoint.resources.printers.events import EVENT_PRINTER
+from setpoint.resources.printers.network import ENDPOINTS_PRINTER, SERVICE_PRINTER
 from setpoint.resources.registry import (
     CATEGORY_ALL,
     SPEC_AND_STATUS,
     Obj,
     ResourceType,
+    SpecSubresource,
     field_getter,
     reference_field_selectors,
 )
@@ -191,6 +196,17 @@ def _validate_pod(pod: Obj, old: Obj | None) -> list[FieldError]:
         detail = "cannot be set until all schedulingGates have been cleared"
         errors.append(forbidden("spec.nodeName", detail))
     return errors
+
+
+def _validate_ephemeral_containers_update(pod: Obj, old: Obj | None) -> list[FieldError]:
+    """``ValidatePodEphemeralContainersUpdate``: the pod with its new ephemeral containers
+    is a valid pod, and those it had are all still there, unchanged."""
+    spec = pod.get("spec") or {}
+    errors = podspec.validate_pod_spec(spec, "spec", pod=True) + podspec.validate_pod_images(spec)
+    return errors + podspec.ephemeral_containers_update_errors(pod, old or {})
+
+
+EPHEMERAL_CONTAINERS = SpecSubresource("ephemeralContainers", _validate_ephemeral_containers_update)
 
 
 def _pod_ip(pod: Obj) -> str:
@@ -448,7 +464,17 @@ KINDS: tuple[ResourceType, ...] = (
         namespaced=True,
         short_names=("po",),
         categories=CATEGORY_ALL,
-        subresources=("status", "binding", "eviction", "log", "exec", "attach", "portforward"),
+        subresources=(
+            "status",
+            "binding",
+            "eviction",
+            "log",
+            "ephemeralcontainers",
+            "exec",
+            "attach",
+            "portforward",
+        ),
+        spec_subresources={"ephemeralcontainers": EPHEMERAL_CONTAINERS},
         definition="io.k8s.api.core.v1.Pod",
         printer=POD_PRINTER,
         protobuf="k8s.io.api.core.v1.Pod",
@@ -543,5 +569,38 @@ KINDS: tuple[ResourceType, ...] = (
         protobuf="k8s.io.api.core.v1.ServiceAccount",
         return_deleted_object=True,
         validator=_validate_core_meta,
+    ),
+    ResourceType(
+        group="",
+        version="v1",
+        kind="Service",
+        plural="services",
+        singular="service",
+        namespaced=True,
+        short_names=("svc",),
+        categories=CATEGORY_ALL,
+        subresources=("status",),
+        definition="io.k8s.api.core.v1.Service",
+        printer=SERVICE_PRINTER,
+        protobuf="k8s.io.api.core.v1.Service",
+        has_status=True,
+        always_encoded={**SPEC_AND_STATUS, "status.loadBalancer": {}},
+        defaulter=service.default_service,
+        prepare_for_update=service.prepare_service_update,
+        validator=service.validate_service,
+    ),
+    ResourceType(
+        group="",
+        version="v1",
+        kind="Endpoints",
+        plural="endpoints",
+        singular="endpoints",
+        namespaced=True,
+        short_names=("ep",),
+        definition="io.k8s.api.core.v1.Endpoints",
+        printer=ENDPOINTS_PRINTER,
+        protobuf="k8s.io.api.core.v1.Endpoints",
+        defaulter=service.default_endpoints,
+        validator=service.validate_endpoints,
     ),
 )

@@ -84,6 +84,13 @@ def too_long(path: str, limit: int) -> FieldError:
     return FieldError("FieldValueTooLong", path, f"Too long: may not be more than {limit} bytes")
 
 
+def too_many(path: str, actual: int, limit: int) -> FieldError:
+    """``field.TooMany``."""
+    return FieldError(
+        "FieldValueTooMany", path, f"Too many: {actual}: must have at most {limit} items"
+    )
+
+
 def _render(value: Any) -> str:
     """The value in :func:`invalid`, :func:`not_supported` and :func:`duplicate` messages:
     looser than :func:`setpoint.meta.gofmt.field_error_value` (see the module's docs)."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from setpoint.meta.validation import (
+    dns1035_label_errors,
     dns1123_label_errors,
     dns1123_subdomain_errors,
     label_key_errors,
@@ -20,12 +21,16 @@ from setpoint.resources.registry import Obj, ResourceType
 
 _TOTAL_ANNOTATION_SIZE = 256 * 1024
 
-# Kinds whose names must be DNS-1123 labels rather than subdomains.
+# Kinds whose names must be DNS-1123 labels rather than subdomains, and those whose names
+# must be DNS-1035 labels (a Service's name is a DNS label that starts with a letter).
 _LABEL_NAMED = {("", "Namespace")}
+_DNS1035_NAMED = {("", "Service")}
 
 
 def validate_name(rtype: ResourceType, name: str, path: str = "metadata.name") -> list[FieldError]:
-    if (rtype.group, rtype.kind) in _LABEL_NAMED:
+    if (rtype.group, rtype.kind) in _DNS1035_NAMED:
+        messages = dns1035_label_errors(name)
+    elif (rtype.group, rtype.kind) in _LABEL_NAMED:
         messages = dns1123_label_errors(name)
     else:
         messages = dns1123_subdomain_errors(name)

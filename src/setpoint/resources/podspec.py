@@ -13,6 +13,7 @@ individual containers and volumes live in :mod:`setpoint.resources.containers`.
 
 from __future__ import annotations
 
+import json
 from fractions import Fraction
 from typing import Any
 
@@ -33,6 +34,7 @@ from setpoint.resources.containers import (
     name_errors,
     one_of,
     validate_containers,
+    validate_ephemeral_containers,
     validate_init_containers,
     validate_volumes,
 )
@@ -318,6 +320,7 @@ def validate_pod_spec(spec: Obj, path: str, *, pod: bool) -> list[FieldError]:
     errors += volume_errors
     errors += validate_containers(spec, volumes, path)
     errors += validate_init_containers(spec, volumes, path)
+    errors += validate_ephemeral_containers(spec, volumes, path)
     errors += _validate_host_network_ports(spec, path, pod=pod)
     errors += one_of(spec.get("restartPolicy", ""), f"{path}.restartPolicy", RESTART_POLICIES)
     errors += one_of(spec.get("dnsPolicy", ""), f"{path}.dnsPolicy", DNS_POLICIES)
@@ -413,9 +416,44 @@ def validate_pod_update(new: Obj, old: Obj) -> list[FieldError]:
     return errors
 
 
+def ephemeral_containers_update_errors(new: Obj, old: Obj) -> list[FieldError]:
+    """The second half of ``ValidatePodEphemeralContainersUpdate``: ephemeral containers
+    may only be added; each one the pod had must still be there, unchanged (compared by
+    name, since a patch does not keep their order)."""
+    path = "spec.ephemeralContainers"
+    given = {c.get("name"): c for c in (new.get("spec") or {}).get("ephemeralContainers") or []}
+    errors = []
+    for container in (old.get("spec") or {}).get("ephemeralContainers") or []:
+        name = container.get("name", "")
+        now = given.get(name)
+        if now is None:
+            detail = f"existing ephemeral containers {gofmt.quote(name)} may not be removed\n"
+            errors.append(forbidden(path, detail))
+        elif now != container:
+            detail = (
+                f"existing ephemeral containers {gofmt.quote(name)} may not be changed\n"
+                + _field_diff(container, now)
+            )
+            errors.append(forbidden(path, detail))
+    return errors
+
+
+def _field_diff(old: Obj, new: Obj) -> str:
+    """What changed between two versions of a container, a line per field (where
+    Kubernetes prints ``cmp.Diff`` of its Go structs)."""
+    lines = []
+    for key in sorted(old.keys() | new.keys()):
+        if old.get(key) != new.get(key):
+            if key in old:
+                lines.append(f"-\t{key}: {json.dumps(old[key], sort_keys=True)}")
+            if key in new:
+                lines.append(f"+\t{key}: {json.dumps(new[key], sort_keys=True)}")
+    return "\n".join(lines)
+
+
 def _container_image_errors(spec: Obj) -> list[FieldError]:
     errors: list[FieldError] = []
-    for kind in ("containers", "initContainers"):
+    for kind in ("containers", "initContainers", "ephemeralContainers"):
         for i, container in enumerate(spec.get(kind) or []):
             image = container.get("image", "")
             if not image:

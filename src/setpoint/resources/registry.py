@@ -89,6 +89,17 @@ def _no_validation(obj: Obj, old: Obj | None) -> list[FieldError]:
     return []
 
 
+@dataclass(frozen=True)
+class SpecSubresource:
+    """A subresource through which one field of the spec, and nothing else, changes
+    (``pods/ephemeralcontainers``): an update through it keeps the stored object but for
+    ``spec.<field>``, as Kubernetes' strategy for it drops every other change, and is checked
+    by its own ``validator`` instead of the kind's."""
+
+    field: str
+    validator: Validator
+
+
 JSON_ONLY = "json-only"
 """``protobuf=JSON_ONLY``: the kind has no protobuf encoding; clients send it as JSON."""
 
@@ -139,6 +150,8 @@ class ResourceType:
     prepare_for_create: Preparer = _no_preparation
     prepare_for_update: UpdatePreparer = _no_update_preparation
     validator: Validator = _no_validation
+    # subresources that write one spec field (each also listed in ``subresources``)
+    spec_subresources: Mapping[str, SpecSubresource] = field(default_factory=dict)
     field_selectors: Mapping[str, FieldGetter] = field(default_factory=dict)
     # the table ``kubectl get`` shows; every built-in kind says which (DEFAULT_PRINTER: NAME
     # and AGE); None only for a kind registered at run time without one

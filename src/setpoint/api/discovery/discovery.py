@@ -23,6 +23,7 @@ _SUBRESOURCE_VERBS = {
     "binding": ["create"],
     "eviction": ["create"],
     "finalize": ["update"],
+    "ephemeralcontainers": ["get", "patch", "update"],
     "exec": ["create", "get"],
     "attach": ["create", "get"],
     "portforward": ["create", "get"],

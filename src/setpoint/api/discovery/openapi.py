@@ -771,9 +771,9 @@ class _Routes:
         t, title = self.t, sub.capitalize()
         path = f"{self.item}/{sub}"
         scope = (*self.scope, _P_PRETTY)
-        if sub in ("status", "scale"):
+        if sub in ("status", "scale", *t.spec_subresources):
             definition, gvk, named = (
-                (t.definition, _gvk(t), t.kind) if sub == "status" else (SCALE, _SCALE_GVK, "Scale")
+                (SCALE, _SCALE_GVK, "Scale") if sub == "scale" else (t.definition, _gvk(t), t.kind)
             )
             ops = (
                 self.op(
