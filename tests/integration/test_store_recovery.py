@@ -87,7 +87,9 @@ def test_cluster_reset_keeps_a_healthy_database(tmp_path: Path) -> None:
     server = start_server(data, extra=["--cluster-reset"])
     try:
         assert configmap_names(server) == {"before"}
-        assert create_configmap(server, "after") == last + 1
+        # revisions go on from the kept database (the server's own start-up writes — the
+        # `kubernetes` Service's endpoints — may come first), not from a reset's fresh start
+        assert last < create_configmap(server, "after") < last + 50
     finally:
         server.stop()
     assert "state.db is healthy; keeping it (nothing to reset)" in server.log()
