@@ -17,6 +17,7 @@ import pytest
 
 from setpoint.agent.agent import NodeAgent
 from setpoint.agent.pods import pod_log_dir
+from setpoint.agent.remotecommand import ContainerContext
 from setpoint.agent.runtime import ensure_supervisor
 from setpoint.agent.server import KubeletServer, PodView
 from setpoint.agent.supervisor import ContainerState
@@ -41,6 +42,10 @@ def insecure() -> ssl.SSLContext:
     return context
 
 
+async def no_streaming(pod: Any, container: Any) -> ContainerContext:
+    raise AssertionError("the log endpoint never enters a container")
+
+
 @pytest.fixture
 async def endpoint() -> AsyncIterator[KubeletServer]:
     data_dir = Path(tempfile.mkdtemp(prefix="sp-kubelet-"))
@@ -54,6 +59,9 @@ async def endpoint() -> AsyncIterator[KubeletServer]:
         states={"u1/app": RUNNING},
         config_errors={},
         data_dir=data_dir,
+        context=no_streaming,
+        stdin_fifo=lambda cid: data_dir / "stdin" / cid,
+        netns=lambda pod: None,
     )
     server = KubeletServer(view, token=TOKEN, port=0, cert_dir=data_dir / "pki")
     await server.start()
