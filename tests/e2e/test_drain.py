@@ -235,13 +235,17 @@ def test_drain_passes_its_grace_period_to_the_eviction(scene: Scene) -> None:
     first, _ = scene.nodes
     (pod,) = run_on_first_node(scene, deployment(scene, 1), 1)
     name = pod["metadata"]["name"]
-    watch = scene.k.popen("get", "pod", name, "--watch", "-o", "json", "--output-watch-events")
-    try:
-        scene.drain(first, "--grace-period=3", "--timeout=30s")
-        scene.k("wait", "--for=delete", f"pod/{name}", "--timeout=30s", check=False)
-    finally:
-        watch.send_signal(signal.SIGTERM)
-        out, _ = watch.communicate(timeout=10)
+    # a watch from the pod's resourceVersion replays every change after it, however late
+    # kubectl gets going on a busy machine; the server ends it after timeoutSeconds
+    version = pod["metadata"]["resourceVersion"]
+    namespace = pod["metadata"]["namespace"]
+    url = (
+        f"/api/v1/namespaces/{namespace}/pods?watch=1&fieldSelector=metadata.name%3D{name}"
+        f"&resourceVersion={version}&timeoutSeconds=12"
+    )
+    watch = scene.k.popen("get", "--raw", url)
+    scene.drain(first, "--grace-period=3", "--timeout=30s")
+    out, _ = watch.communicate(timeout=60)
     graces = {
         event["object"]["metadata"].get("deletionGracePeriodSeconds") for event in _json_stream(out)
     }

@@ -132,7 +132,7 @@ async def wait_registered(client: ApiClient, name: str) -> None:
             return True
         return False
 
-    await eventually(registered, timeout=30, what="node lease")
+    await eventually(registered, timeout=60, what="node lease")
 
 
 async def killall(data_dir: Path) -> subprocess.CompletedProcess[str]:
