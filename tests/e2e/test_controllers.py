@@ -279,3 +279,39 @@ def test_pod_with_impossible_request_reports_failed_scheduling(k: Kubectl) -> No
     )
     assert events[0]["message"].startswith("0/3 nodes are available: 3 Insufficient cpu.")
     assert k("get", "pod", "huge", "-o", "jsonpath={.status.phase}").stdout == "Pending"
+
+
+def test_replication_controller_runs_lists_and_scales_its_pods(k: Kubectl) -> None:
+    template = objects.pod_template(
+        {"app": "old"}, containers=[objects.container("c", command=["sleep", "3600"])]
+    )
+    rc = {
+        "apiVersion": "v1",
+        "kind": "ReplicationController",
+        "metadata": {"name": "old"},
+        "spec": {"replicas": 2, "template": template},  # selector defaults to the labels
+    }
+    k("apply", "-f", "-", input=yaml.safe_dump(rc))
+    wait_for(
+        lambda: k("get", "rc", "old", "--no-headers").stdout.split()[:4] == ["old", "2", "2", "2"],
+        timeout=30,
+        what="DESIRED 2, CURRENT 2, READY 2",
+    )
+    header = k("get", "rc", "-o", "wide").stdout.splitlines()[0].split()
+    assert header == [
+        "NAME",
+        "DESIRED",
+        "CURRENT",
+        "READY",
+        "AGE",
+        "CONTAINERS",
+        "IMAGES",
+        "SELECTOR",
+    ]
+    assert k("get", "rc", "old", "-o", "wide", "--no-headers").stdout.split()[-1] == "app=old"
+    assert (
+        k("scale", "rc", "old", "--replicas=3").stdout.strip() == "replicationcontroller/old scaled"
+    )
+    wait_for(lambda: len(pods(k, "app=old")) == 3, what="3 pods after kubectl scale")
+    k("delete", "rc", "old")
+    wait_for(lambda: not pods(k, "app=old"), what="the RC's pods garbage-collected")

@@ -46,6 +46,18 @@ BODIES: dict[tuple[str, str], Obj] = {
         "type": "Normal",
     },
     ("", "services"): {"spec": {"ports": [{"port": 80}]}},
+    ("", "replicationcontrollers"): {"spec": {"replicas": 0, "template": _ALWAYS}},
+    ("", "persistentvolumes"): {
+        "spec": {
+            "capacity": {"storage": "1Gi"},
+            "accessModes": ["ReadWriteOnce"],
+            "hostPath": {"path": "/tmp/sample"},
+        }
+    },
+    ("networking.k8s.io", "ingresses"): {
+        "spec": {"defaultBackend": {"service": {"name": "sample", "port": {"number": 80}}}}
+    },
+    ("networking.k8s.io", "ingressclasses"): {"spec": {"controller": "example.com/sample"}},
     ("coordination.k8s.io", "leases"): {"spec": {"holderIdentity": "sample"}},
     ("discovery.k8s.io", "endpointslices"): {"addressType": "IPv4"},
     ("apps", "deployments"): {"spec": {"replicas": 0, "selector": _SELECTOR, "template": _ALWAYS}},

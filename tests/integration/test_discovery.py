@@ -17,6 +17,7 @@ def test_legacy_group_list_names_every_group(server: Server) -> None:
         "coordination.k8s.io",
         "discovery.k8s.io",
         "events.k8s.io",
+        "networking.k8s.io",
         "policy",
     }
 

@@ -9,10 +9,10 @@ from typing import TypeVar
 
 import pytest
 
-from setpoint.client.api import EVENTS, PODS, REPLICASETS, ApiClient, Obj
+from setpoint.client.api import EVENTS, PODS, REPLICASETS, REPLICATIONCONTROLLERS, ApiClient, Obj
 from setpoint.client.events import EventRecorder
 from setpoint.client.factory import SharedInformers
-from setpoint.controllers.replicaset import ReplicaSetController
+from setpoint.controllers.replicaset import REPLICATION_CONTROLLER, ReplicaSetController
 from tests import objects
 from tests.support import eventually
 
@@ -179,3 +179,56 @@ async def test_adopts_orphans_and_releases_non_matching(
 
     await eventually(released, what="pod released")
     await eventually(lambda: _count(client, namespace, 3), what="a replacement for the release")
+
+
+# ------------------------------------------------------------ ReplicationControllers
+
+
+@pytest.fixture
+async def rc_controller(client: ApiClient) -> AsyncIterator[ReplicaSetController]:
+    informers = SharedInformers(client)
+    ctrl = ReplicaSetController(
+        informers, EventRecorder(client, "replication-controller"), kind=REPLICATION_CONTROLLER
+    )
+    informers.start()
+    await informers.wait_synced()
+    task = asyncio.create_task(ctrl.run())
+    yield ctrl
+    await ctrl.stop()
+    task.cancel()
+    await informers.stop()
+
+
+async def test_replication_controller_runs_its_pods_like_a_replica_set(
+    client: ApiClient, namespace: str, rc_controller: ReplicaSetController
+) -> None:
+    template = objects.pod_template(
+        {"app": "old"}, containers=[objects.container("c", command=["sleep"])]
+    )
+    rc = {"kind": "ReplicationController", "metadata": {"name": "old"}}
+    rc["spec"] = {"replicas": 2, "template": template}  # selector and labels defaulted
+    created = await client.create(REPLICATIONCONTROLLERS, rc, namespace)
+    assert created["spec"]["selector"] == {"app": "old"}
+    assert created["metadata"]["labels"] == {"app": "old"}
+
+    pods = await eventually(lambda: _count(client, namespace, 2), what="2 pods")
+    for pod in pods:
+        (ref,) = pod["metadata"]["ownerReferences"]
+        assert (ref["apiVersion"], ref["kind"], ref["name"]) == (
+            "v1",
+            "ReplicationController",
+            "old",
+        )
+        await mark_ready(client, pod)
+
+    async def ready() -> bool:
+        live = await client.get(REPLICATIONCONTROLLERS, "old", namespace)
+        st = live.get("status") or {}
+        return st.get("readyReplicas") == 2 and st.get("observedGeneration") == 1
+
+    await eventually(ready, what="RC status: 2 ready")
+    await client.patch(REPLICATIONCONTROLLERS, "old", {"spec": {"replicas": 1}}, namespace)
+    await eventually(lambda: _count(client, namespace, 1), what="scaled down to 1")
+    events = (await client.list(EVENTS, namespace))["items"]
+    sources = {e["source"].get("component") for e in events if e["reason"] == "SuccessfulCreate"}
+    assert sources == {"replication-controller"}

@@ -465,6 +465,41 @@ def test_replica_set_selector_is_immutable() -> None:
     assert found[-1].endswith("field is immutable")
 
 
+def replication_controller(**spec: Any) -> Obj:
+    template = {"metadata": {"labels": {"app": "web"}}, "spec": pod()["spec"]}
+    return {"kind": "ReplicationController", "spec": {"template": template, **spec}}
+
+
+def test_replication_controller_selector_and_labels_default_to_the_template_labels() -> None:
+    rc = stored("", "ReplicationController", replication_controller())
+    assert rc["spec"]["selector"] == {"app": "web"}
+    assert rc["metadata"]["labels"] == {"app": "web"}
+    assert rc["spec"]["replicas"] == 1
+    assert problems("", "ReplicationController", replication_controller()) == []
+
+
+def test_replication_controller_problems_as_kubernetes_words_them() -> None:
+    assert problems(
+        "", "ReplicationController", replication_controller(selector={"app": "db"}, replicas=-1)
+    ) == [
+        "spec.replicas: Invalid value: -1: must be greater than or equal to 0",
+        'spec.template.metadata.labels: Invalid value: map[string]string{"app":"web"}: '
+        "`selector` does not match template `labels`",
+    ]
+    assert problems("", "ReplicationController", {"spec": {"replicas": 1}}) == [
+        "spec.selector: Required value",
+        "spec.template: Required value",
+    ]
+
+
+def test_replication_controller_selector_may_change() -> None:
+    old = stored("", "ReplicationController", replication_controller())
+    new = set_in(old, "spec.selector", {})
+    new["spec"]["selector"] = {"app": "web"}
+    new["spec"]["template"]["metadata"]["labels"]["tier"] = "x"
+    assert problems("", "ReplicationController", new, old) == []
+
+
 # ------------------------------------------------------------------------------------ Jobs
 
 

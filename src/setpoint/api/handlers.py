@@ -814,10 +814,13 @@ def to_scale(obj: Obj) -> Obj:
     spec = obj.get("spec") or {}
     status = obj.get("status") or {}
     selector = spec.get("selector") or {}
-    from setpoint.meta.labels import selector_from_label_selector
+    from setpoint.meta.labels import selector_from_label_selector, selector_from_set
 
     try:
-        selector_text = str(selector_from_label_selector(selector))
+        if obj.get("kind") == "ReplicationController":  # a plain label map
+            selector_text = str(selector_from_set(selector))
+        else:
+            selector_text = str(selector_from_label_selector(selector))
     except Exception:
         selector_text = ""
     return {

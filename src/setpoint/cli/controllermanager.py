@@ -248,11 +248,16 @@ def build_components(
         from setpoint.controllers.nodeipam import NodeIPAMController
         from setpoint.controllers.nodelifecycle import NodeLifecycleController
         from setpoint.controllers.podgc import PodGCController
-        from setpoint.controllers.replicaset import ReplicaSetController
+        from setpoint.controllers.replicaset import REPLICATION_CONTROLLER, ReplicaSetController
         from setpoint.controllers.tainteviction import TaintEvictionController
 
         components += [
             ReplicaSetController(informers, recorder.for_component("replicaset-controller")),
+            ReplicaSetController(
+                informers,
+                recorder.for_component("replication-controller"),
+                kind=REPLICATION_CONTROLLER,
+            ),
             DeploymentController(informers, recorder.for_component("deployment-controller")),
             DaemonSetController(informers, recorder.for_component("daemonset-controller")),
             JobController(

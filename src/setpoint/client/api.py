@@ -66,6 +66,7 @@ SECRETS = Resource("", "v1", "secrets", True, "Secret")
 SERVICEACCOUNTS = Resource("", "v1", "serviceaccounts", True, "ServiceAccount")
 SERVICES = Resource("", "v1", "services", True, "Service")
 ENDPOINTS = Resource("", "v1", "endpoints", True, "Endpoints")
+REPLICATIONCONTROLLERS = Resource("", "v1", "replicationcontrollers", True, "ReplicationController")
 ENDPOINTSLICES = Resource("discovery.k8s.io", "v1", "endpointslices", True, "EndpointSlice")
 
 

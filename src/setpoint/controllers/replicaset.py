@@ -23,6 +23,11 @@ deleted per reconcile. Pods get ``generateName: <rs>-`` (the server adds five ra
 characters), the template's labels, annotations and spec, and a controller ownerReference to
 the ReplicaSet. Surplus pods are deleted in Kubernetes' order (unscheduled, pending, not
 ready, ... first; see :func:`setpoint.controllers.util.pods.pods_to_delete`).
+
+*ReplicationControllers* are run by the same controller, as Kubernetes' replication manager
+is the ReplicaSet controller behind a conversion: a :class:`ReplicatedKind` says which
+resource it follows and how its selector reads (a LabelSelector, or a ReplicationController's
+plain label map); everything else, events included, is the same.
 """
 
 from __future__ import annotations
@@ -30,9 +35,11 @@ from __future__ import annotations
 import asyncio
 import copy
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 
-from setpoint.client.api import PODS, REPLICASETS, ApiError, Obj
+from setpoint.client.api import PODS, REPLICASETS, REPLICATIONCONTROLLERS, ApiError, Obj, Resource
 from setpoint.client.controller import Controller
 from setpoint.client.events import EventRecorder
 from setpoint.client.factory import SharedInformers
@@ -47,8 +54,36 @@ from setpoint.meta.labels import Selector, selector_from_label_selector, selecto
 
 log = logging.getLogger(__name__)
 
-KIND = "ReplicaSet"
-API_VERSION = "apps/v1"
+
+@dataclass(frozen=True)
+class ReplicatedKind:
+    """A kind the controller runs: its resource and how its selector reads."""
+
+    resource: Resource
+    selector: Callable[[Obj], Selector]
+
+    @property
+    def kind(self) -> str:
+        return self.resource.kind
+
+    @property
+    def api_version(self) -> str:
+        group, version = self.resource.group, self.resource.version
+        return f"{group}/{version}" if group else version
+
+
+def rs_selector(rs: Obj) -> Selector:
+    return selector_from_label_selector((rs.get("spec") or {}).get("selector"))
+
+
+def rc_selector(rc: Obj) -> Selector:
+    """A ReplicationController's selector: a label map; empty selects nothing."""
+    labels = (rc.get("spec") or {}).get("selector")
+    return selector_from_set(labels) if labels else Selector.nothing()
+
+
+REPLICA_SET = ReplicatedKind(REPLICASETS, rs_selector)
+REPLICATION_CONTROLLER = ReplicatedKind(REPLICATIONCONTROLLERS, rc_selector)
 
 
 # ------------------------------------------------------------------------- pure logic
@@ -60,11 +95,11 @@ def replica_diff(active: int, desired: int, burst: int) -> int:
     return max(-burst, min(burst, diff))
 
 
-def pod_from_template(rs: Obj) -> Obj:
+def pod_from_template(rs: Obj, kind: ReplicatedKind = REPLICA_SET) -> Obj:
     """A new pod for ``rs`` (``GetPodFromTemplate``)."""
     template = rs["spec"].get("template") or {}
     return podutil.pod_from_template(
-        template, rs, ownerrefs.new_controller_ref(rs, API_VERSION, KIND)
+        template, rs, ownerrefs.new_controller_ref(rs, kind.api_version, kind.kind)
     )
 
 
@@ -103,14 +138,12 @@ def calculate_status(
     return status
 
 
-def rs_selector(rs: Obj) -> Selector:
-    return selector_from_label_selector((rs.get("spec") or {}).get("selector"))
-
-
 # ------------------------------------------------------------------------ controller
 
 
 class ReplicaSetController(Controller):
+    """Runs ReplicaSets, or with ``kind=REPLICATION_CONTROLLER`` ReplicationControllers."""
+
     name = "replicaset"
 
     def __init__(
@@ -118,13 +151,16 @@ class ReplicaSetController(Controller):
         informers: SharedInformers,
         recorder: EventRecorder,
         *,
+        kind: ReplicatedKind = REPLICA_SET,
         burst_replicas: int = 500,
         clock: Clock = REAL_CLOCK,
     ) -> None:
+        self.name = kind.resource.plural.removesuffix("s")
         super().__init__(informers, recorder, clock=clock)
+        self.kind = kind
         self.burst_replicas = burst_replicas
         self.expectations = UIDTrackingControllerExpectations()
-        self.replica_sets = informers.informer(REPLICASETS, indexers={"namespace": by_namespace})
+        self.replica_sets = informers.informer(kind.resource, indexers={"namespace": by_namespace})
         self.pods = informers.informer(
             PODS, indexers={"namespace": by_namespace, "owner": by_owner_uid}
         )
@@ -151,11 +187,11 @@ class ReplicaSetController(Controller):
         self.queue.add(key)
 
     def _owner_key(self, pod: Obj) -> str | None:
-        return ownerrefs.resolve_controller_ref(pod, KIND, self.replica_sets)
+        return ownerrefs.resolve_controller_ref(pod, self.kind.kind, self.replica_sets)
 
     def _enqueue_matching(self, pod: Obj) -> None:
         """Orphans: wake every ReplicaSet that might adopt the pod."""
-        for key in ownerrefs.selecting_owners(pod, self.replica_sets, rs_selector):
+        for key in ownerrefs.selecting_owners(pod, self.replica_sets, self.kind.selector):
             self.queue.add(key)
 
     def _on_pod_add(self, pod: Obj) -> None:
@@ -195,7 +231,7 @@ class ReplicaSetController(Controller):
         key = self._owner_key(pod)
         if key is None:
             ref = ownerrefs.controller_ref(pod)
-            if ref is None or ref.get("kind") != KIND:
+            if ref is None or ref.get("kind") != self.kind.kind:
                 return
             key = f"{pod['metadata'].get('namespace')}/{ref.get('name')}"
         self.expectations.deletion_observed(key, object_key(pod))
@@ -249,8 +285,9 @@ class ReplicaSetController(Controller):
 
     async def _claim_pods(self, rs: Obj, candidates: list[Obj]) -> list[Obj]:
         """Adopt matching orphans and release non-matching pods; return the owned ones."""
-        target = ownerrefs.ClaimTarget(rs, REPLICASETS, API_VERSION, KIND, PODS)
-        return await ownerrefs.claim(self.client, target, rs_selector(rs), candidates)
+        kind = self.kind
+        target = ownerrefs.ClaimTarget(rs, kind.resource, kind.api_version, kind.kind, PODS)
+        return await ownerrefs.claim(self.client, target, kind.selector(rs), candidates)
 
     async def _manage_replicas(self, key: str, rs: Obj, active: list[Obj]) -> None:
         desired = int(rs["spec"].get("replicas", 1))
@@ -262,7 +299,7 @@ class ReplicaSetController(Controller):
 
     async def _create_pods(self, key: str, rs: Obj, count: int) -> None:
         self.expectations.expect_creations(key, count)
-        pod = pod_from_template(rs)
+        pod = pod_from_template(rs, self.kind)
 
         async def create_one(_: int) -> None:
             try:
@@ -331,7 +368,7 @@ class ReplicaSetController(Controller):
         updated = copy.deepcopy(rs)
         updated["status"] = status
         try:
-            return await self.client.update_status(REPLICASETS, updated)
+            return await self.client.update_status(self.kind.resource, updated)
         except ApiError as exc:
             if exc.is_not_found:
                 return rs

@@ -135,6 +135,27 @@ def dns1123_label_errors(name: str) -> list[str]:
     return errs
 
 
+_WILDCARD_DNS1123_SUBDOMAIN_FMT = "\\*\\." + _DNS1123_SUBDOMAIN_FMT
+_WILDCARD_DNS1123_SUBDOMAIN_RE = re.compile(_WILDCARD_DNS1123_SUBDOMAIN_FMT)
+_WILDCARD_DNS1123_SUBDOMAIN_REGEX_ERROR = regex_error(
+    "a wildcard DNS-1123 subdomain must start with '*.', followed by a valid DNS subdomain, "
+    "which must consist of lower case alphanumeric characters, '-' or '.' and end with an "
+    "alphanumeric character",
+    _WILDCARD_DNS1123_SUBDOMAIN_FMT,
+    "*.example.com",
+)
+
+
+def wildcard_dns1123_subdomain_errors(name: str) -> list[str]:
+    """Kubernetes' ``IsWildcardDNS1123Subdomain`` (Ingress hosts such as ``*.example.com``)."""
+    errs: list[str] = []
+    if byte_len(name) > DNS1123_SUBDOMAIN_MAX_LENGTH:
+        errs.append(legacy_max_len_error(DNS1123_SUBDOMAIN_MAX_LENGTH))
+    if _WILDCARD_DNS1123_SUBDOMAIN_RE.fullmatch(name) is None:
+        errs.append(_WILDCARD_DNS1123_SUBDOMAIN_REGEX_ERROR)
+    return errs
+
+
 _DNS1035_LABEL_FMT = "[a-z]([-a-z0-9]*[a-z0-9])?"
 _DNS1035_LABEL_RE = re.compile(_DNS1035_LABEL_FMT)
 _DNS1035_LABEL_REGEX_ERROR = regex_error(

@@ -220,11 +220,13 @@ def _selector_and_template_errors(spec: Obj, *, owner: str = "deployment") -> li
     )
     if invalid_selector:
         return errors + invalid_selector
-    return errors + _template_errors(selector, spec.get("template"), owner)
+    return errors + template_errors(selector, spec.get("template"), owner)
 
 
-def _template_errors(selector: Obj | None, template: Obj | None, owner: str) -> list[FieldError]:
-    """``ValidatePodTemplateSpecForReplicaSet`` (and its DaemonSet twin)."""
+def template_errors(selector: Obj | None, template: Obj | None, owner: str) -> list[FieldError]:
+    """``ValidatePodTemplateSpecForReplicaSet`` (and its DaemonSet and ReplicationController
+    twins, ``owner`` ``"daemonset"`` and ``"replicationcontroller"``): the template the
+    selector must select, its pod spec, restartPolicy Always and no activeDeadlineSeconds."""
     path = "spec.template"
     errors = podspec.validate_selector_matches_template(selector, template, path)
     errors += podspec.validate_template(template, path)
@@ -239,8 +241,10 @@ def _template_errors(selector: Obj | None, template: Obj | None, owner: str) -> 
             detail = "activeDeadlineSeconds in DaemonSet is not Supported"
             errors.append(invalid_value(field_path, deadline, detail))
         else:
-            detail = "activeDeadlineSeconds in ReplicaSet is not Supported"
-            errors.append(forbidden(field_path, detail))
+            kind = "ReplicationController" if owner == "replicationcontroller" else "ReplicaSet"
+            errors.append(
+                forbidden(field_path, f"activeDeadlineSeconds in {kind} is not Supported")
+            )
     return errors
 
 

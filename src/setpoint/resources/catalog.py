@@ -1,14 +1,23 @@
 """The resource types setpoint serves: every kind each API group module declares.
 
 A kind has one home: its group module (``core``, ``apps``, ``batch``, ``coordination``,
-``discovery``, ``events``, ``policy``) declares it whole — identity and scope as Kubernetes'
-discovery names them, its schema definition, and its behaviour (defaults, validation, field
-selectors) — and this module only collects them.
+``discovery``, ``events``, ``networking``, ``policy``) declares it whole — identity and scope
+as Kubernetes' discovery names them, its schema definition, and its behaviour (defaults,
+validation, field selectors) — and this module only collects them.
 """
 
 from __future__ import annotations
 
-from setpoint.resources import apps, batch, coordination, core, discovery, events, policy
+from setpoint.resources import (
+    apps,
+    batch,
+    coordination,
+    core,
+    discovery,
+    events,
+    networking,
+    policy,
+)
 from setpoint.resources.registry import Registry, ResourceType
 
 _BEYOND_CORE: tuple[ResourceType, ...] = (
@@ -17,6 +26,7 @@ _BEYOND_CORE: tuple[ResourceType, ...] = (
     *coordination.KINDS,
     *discovery.KINDS,
     *events.KINDS,
+    *networking.KINDS,
     *policy.KINDS,
 )
 KINDS: tuple[ResourceType, ...] = (*core.KINDS, *_BEYOND_CORE)

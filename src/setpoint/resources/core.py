@@ -1,6 +1,8 @@
 """The core API group's kinds, declared whole (``KINDS``): Namespace, Pod, Node, Event,
-ConfigMap, Secret, ServiceAccount, Service and Endpoints, with their defaults, validation and
-field selectors (a Service's and Endpoints' rules live in :mod:`setpoint.resources.service`).
+ConfigMap, Secret, ServiceAccount, Service, Endpoints, ReplicationController and
+PersistentVolume, with their defaults, validation and field selectors (the rules of the last
+four live in :mod:`setpoint.resources.service`, :mod:`~setpoint.resources.replication` and
+:mod:`~setpoint.resources.persistentvolume`).
 
 * Namespaces start ``Active`` with the ``kubernetes`` finalizer and carry the
   ``kubernetes.io/metadata.name`` label.
@@ -33,7 +35,7 @@ from dataclasses import dataclass
 
 from setpoint.meta.taints import NO_EXECUTE, TAINT_NOT_READY, TAINT_UNREACHABLE
 from setpoint.meta.validation import label_key_errors, label_value_errors
-from setpoint.resources import podspec, service
+from setpoint.resources import persistentvolume, podspec, replication, service
 from setpoint.resources.checks import (
     IMMUTABLE,
     NONSTANDARD_FINALIZER,
@@ -61,8 +63,11 @@ from setpoint.resources.printers.core import (
 )
 from setpoint.resources.printers.events import EVENT_PRINTER
 from setpoint.resources.printers.network import ENDPOINTS_PRINTER, SERVICE_PRINTER
+from setpoint.resources.printers.storage import PERSISTENT_VOLUME_PRINTER
+from setpoint.resources.printers.workloads import REPLICATION_CONTROLLER_PRINTER
 from setpoint.resources.registry import (
     CATEGORY_ALL,
+    POD_TEMPLATE,
     SPEC_AND_STATUS,
     Obj,
     ResourceType,
@@ -602,5 +607,42 @@ KINDS: tuple[ResourceType, ...] = (
         protobuf="k8s.io.api.core.v1.Endpoints",
         defaulter=service.default_endpoints,
         validator=service.validate_endpoints,
+    ),
+    ResourceType(
+        group="",
+        version="v1",
+        kind="ReplicationController",
+        plural="replicationcontrollers",
+        singular="replicationcontroller",
+        namespaced=True,
+        short_names=("rc",),
+        categories=CATEGORY_ALL,
+        subresources=("status", "scale"),
+        definition="io.k8s.api.core.v1.ReplicationController",
+        printer=REPLICATION_CONTROLLER_PRINTER,
+        protobuf="k8s.io.api.core.v1.ReplicationController",
+        has_status=True,
+        tracks_generation=True,
+        always_encoded={**SPEC_AND_STATUS, **POD_TEMPLATE, "status.replicas": 0},
+        defaulter=replication.default_replication_controller,
+        validator=replication.validate_replication_controller,
+        field_selectors={"status.replicas": field_getter("status", "replicas", default="0")},
+    ),
+    ResourceType(
+        group="",
+        version="v1",
+        kind="PersistentVolume",
+        plural="persistentvolumes",
+        singular="persistentvolume",
+        namespaced=False,
+        short_names=("pv",),
+        subresources=("status",),
+        definition="io.k8s.api.core.v1.PersistentVolume",
+        printer=PERSISTENT_VOLUME_PRINTER,
+        protobuf="k8s.io.api.core.v1.PersistentVolume",
+        has_status=True,
+        always_encoded=SPEC_AND_STATUS,
+        defaulter=persistentvolume.default_persistent_volume,
+        validator=persistentvolume.validate_persistent_volume,
     ),
 )

@@ -1,11 +1,12 @@
-"""Tables for Services, Endpoints and EndpointSlices.
+"""Tables for Services, Endpoints, EndpointSlices, Ingresses and IngressClasses.
 
 Each printer reproduces the matching ``print*`` function of Kubernetes'
 ``pkg/printers/internalversion/printers.go``: ``printService`` (TYPE, CLUSTER-IP,
 EXTERNAL-IP, PORT(S) as ``80/TCP`` or ``80:30080/TCP``, and the selector with ``-o wide``),
 ``printEndpoints`` (the first three ``ip:port`` pairs, then ``+ N more...``) and
 ``printEndpointSlice`` (ADDRESSTYPE, PORTS and ENDPOINTS, each the first three, ``<unset>``
-when empty).
+when empty), ``printIngress`` (CLASS, the first three HOSTS or ``*``, the load balancer's
+ADDRESS, PORTS ``80`` or ``80, 443`` with TLS) and ``printIngressClass``.
 """
 
 from __future__ import annotations
@@ -229,6 +230,84 @@ def endpoint_slice_cells(endpoint_slice: Obj, now: datetime) -> list[Any]:
     ]
 
 
+# --- ingresses ----------------------------------------------------------------------------
+
+INGRESS_COLUMNS = [
+    NAME_COLUMN,
+    column("Class", description="The name of the IngressClass resource."),
+    column("Hosts", description="Hosts that incoming requests are matched against."),
+    column(
+        "Address", description="Address is a list containing ingress points for the load-balancer"
+    ),
+    column("Ports", description="Ports of TLS configurations that open"),
+    AGE_COLUMN,
+]
+
+
+def format_ingress_hosts(rules: list[Any]) -> str:
+    """``formatHosts``: the first three rules' hosts, ``*`` when none has one."""
+    hosts = [str(rule.get("host")) for rule in rules[:_MORE_AFTER] if rule.get("host")]
+    if not hosts:
+        return "*"
+    joined = ",".join(hosts)
+    if len(rules) > _MORE_AFTER:
+        return f"{joined} + {len(rules) - _MORE_AFTER} more..."
+    return joined
+
+
+def format_load_balancer(status: Mapping[str, Any] | None, *, wide: bool = False) -> str:
+    """``ingressLoadBalancerStatusStringer``: IPs and hostnames, cut at 16 characters."""
+    addresses = []
+    for point in items(status, "ingress"):
+        addresses += [str(point[key]) for key in ("ip", "hostname") if point.get(key)]
+    joined = ",".join(addresses)
+    return joined[:13] + "..." if not wide and len(joined) > 16 else joined
+
+
+def ingress_cells(ingress: Obj, now: datetime) -> list[Any]:
+    spec = dig(ingress, "spec") or {}
+    return [
+        name_of(ingress),
+        spec.get("ingressClassName") or "<none>",
+        format_ingress_hosts(items(spec, "rules")),
+        format_load_balancer(dig(ingress, "status", "loadBalancer")),
+        "80, 443" if items(spec, "tls") else "80",
+        age_of(ingress, now),
+    ]
+
+
+INGRESS_CLASS_COLUMNS = [
+    NAME_COLUMN,
+    column(
+        "Controller",
+        description="Controller that is responsible for handling this class",
+    ),
+    column(
+        "Parameters",
+        description="A reference to a resource with additional parameters",
+    ),
+    AGE_COLUMN,
+]
+
+
+def ingress_class_cells(ingress_class: Obj, now: datetime) -> list[Any]:
+    parameters = dig(ingress_class, "spec", "parameters")
+    shown = "<none>"
+    if isinstance(parameters, Mapping):
+        shown = str(parameters.get("kind", ""))
+        if parameters.get("apiGroup") is not None:
+            shown += "." + str(parameters["apiGroup"])
+        shown += "/" + str(parameters.get("name", ""))
+    return [
+        name_of(ingress_class),
+        text(ingress_class, "spec", "controller"),
+        shown,
+        age_of(ingress_class, now),
+    ]
+
+
 SERVICE_PRINTER = Printer(SERVICE_COLUMNS, service_cells)
 ENDPOINTS_PRINTER = Printer(ENDPOINTS_COLUMNS, endpoints_cells)
 ENDPOINT_SLICE_PRINTER = Printer(ENDPOINT_SLICE_COLUMNS, endpoint_slice_cells)
+INGRESS_PRINTER = Printer(INGRESS_COLUMNS, ingress_cells)
+INGRESS_CLASS_PRINTER = Printer(INGRESS_CLASS_COLUMNS, ingress_class_cells)

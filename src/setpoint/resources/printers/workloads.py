@@ -125,6 +125,19 @@ def replicaset_cells(replicaset: Obj, now: datetime) -> list[Any]:
     ]
 
 
+def replication_controller_cells(controller: Obj, now: datetime) -> list[Any]:
+    """``printReplicationController``: as a ReplicaSet, the selector a plain label map."""
+    return [
+        name_of(controller),
+        number(controller, "spec", "replicas", default=1),
+        number(controller, "status", "replicas"),
+        number(controller, "status", "readyReplicas"),
+        age_of(controller, now),
+        *containers_cells(dig(controller, "spec", "template", "spec")),
+        format_labels(dig(controller, "spec", "selector")),
+    ]
+
+
 # --- daemon sets ----------------------------------------------------------------------------
 
 DAEMONSET_COLUMNS = [
@@ -436,6 +449,7 @@ def pdb_cells(pdb: Obj, now: datetime) -> list[Any]:
 
 DEPLOYMENT_PRINTER = Printer(DEPLOYMENT_COLUMNS, deployment_cells)
 REPLICASET_PRINTER = Printer(REPLICASET_COLUMNS, replicaset_cells)
+REPLICATION_CONTROLLER_PRINTER = Printer(REPLICASET_COLUMNS, replication_controller_cells)
 DAEMONSET_PRINTER = Printer(DAEMONSET_COLUMNS, daemonset_cells)
 CONTROLLERREVISION_PRINTER = Printer(CONTROLLERREVISION_COLUMNS, controllerrevision_cells)
 JOB_PRINTER = Printer(JOB_COLUMNS, job_cells)
