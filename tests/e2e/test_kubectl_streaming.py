@@ -275,6 +275,38 @@ def test_port_forward_carries_data_both_ways(kubectl: Kubectl, echo_port: int) -
         process.wait()
 
 
+def test_port_forward_to_a_service_reaches_a_pod_it_selects(
+    kubectl: Kubectl, echo_port: int
+) -> None:
+    """kubectl resolves svc/NAME to one of the Service's pods and its port to the pod's
+    target port, then forwards to that pod as for pod/NAME."""
+    kubectl("label", "pod", "echo", "app=echo", "--overwrite")
+    kubectl("create", "service", "clusterip", "echo", f"--tcp=80:{echo_port}")
+    local = free_port()
+    process = kubectl.popen("port-forward", "svc/echo", f"{local}:80")
+    try:
+        assert process.stdout is not None
+        line = wait_for(
+            lambda: (lambda text: text if "Forwarding from" in text else None)(
+                process.stdout.readline() or ""  # type: ignore[union-attr]
+            ),
+            timeout=30,
+            what="kubectl port-forward svc/echo to listen",
+        )
+        assert f"127.0.0.1:{local} -> {echo_port}" in line
+        with socket.create_connection(("127.0.0.1", local), timeout=30) as conn:
+            conn.sendall(b"through the service")
+            conn.shutdown(socket.SHUT_WR)
+            received = b""
+            while chunk := conn.recv(65536):
+                received += chunk
+        assert received == b"THROUGH THE SERVICE"
+    finally:
+        process.kill()
+        process.wait()
+        kubectl("delete", "service", "echo", check=False)
+
+
 def test_port_forward_to_a_closed_port_reports_the_error(kubectl: Kubectl) -> None:
     local, closed = free_port(), free_port()
     process = kubectl.popen("port-forward", "pod/echo", f"{local}:{closed}")
