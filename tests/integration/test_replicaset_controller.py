@@ -12,17 +12,23 @@ import pytest
 from setpoint.client.api import EVENTS, PODS, REPLICASETS, REPLICATIONCONTROLLERS, ApiClient, Obj
 from setpoint.client.events import EventRecorder
 from setpoint.client.factory import SharedInformers
-from setpoint.controllers.replicaset import REPLICATION_CONTROLLER, ReplicaSetController
+from setpoint.controllers.replicaset import (
+    REPLICA_SET,
+    REPLICATION_CONTROLLER,
+    ReplicaSetController,
+    ReplicatedKind,
+)
 from tests import objects
 from tests.support import eventually
 
 T = TypeVar("T")
 
 
-@pytest.fixture
-async def controller(client: ApiClient) -> AsyncIterator[ReplicaSetController]:
+async def running(
+    client: ApiClient, kind: ReplicatedKind, component: str
+) -> AsyncIterator[ReplicaSetController]:
     informers = SharedInformers(client)
-    ctrl = ReplicaSetController(informers, EventRecorder(client, "replicaset-controller"))
+    ctrl = ReplicaSetController(informers, EventRecorder(client, component), kind=kind)
     informers.start()
     await informers.wait_synced()
     task = asyncio.create_task(ctrl.run())
@@ -30,6 +36,12 @@ async def controller(client: ApiClient) -> AsyncIterator[ReplicaSetController]:
     await ctrl.stop()
     task.cancel()
     await informers.stop()
+
+
+@pytest.fixture
+async def controller(client: ApiClient) -> AsyncIterator[ReplicaSetController]:
+    async for ctrl in running(client, REPLICA_SET, "replicaset-controller"):
+        yield ctrl
 
 
 def replica_set(name: str, replicas: int) -> Obj:
@@ -186,17 +198,8 @@ async def test_adopts_orphans_and_releases_non_matching(
 
 @pytest.fixture
 async def rc_controller(client: ApiClient) -> AsyncIterator[ReplicaSetController]:
-    informers = SharedInformers(client)
-    ctrl = ReplicaSetController(
-        informers, EventRecorder(client, "replication-controller"), kind=REPLICATION_CONTROLLER
-    )
-    informers.start()
-    await informers.wait_synced()
-    task = asyncio.create_task(ctrl.run())
-    yield ctrl
-    await ctrl.stop()
-    task.cancel()
-    await informers.stop()
+    async for ctrl in running(client, REPLICATION_CONTROLLER, "replication-controller"):
+        yield ctrl
 
 
 async def test_replication_controller_runs_its_pods_like_a_replica_set(

@@ -14,7 +14,7 @@ Some column descriptions are the documentation of the deprecated ``extensions/v1
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -22,6 +22,7 @@ from setpoint.meta.jsonvalue import Obj
 from setpoint.resources.printers.base import (
     AGE_COLUMN,
     NAME_COLUMN,
+    Cells,
     Printer,
     age,
     age_of,
@@ -112,30 +113,26 @@ REPLICASET_COLUMNS = [
 ]
 
 
-def replicaset_cells(replicaset: Obj, now: datetime) -> list[Any]:
-    """``printReplicaSet``: desired, current and ready replica counts."""
-    return [
-        name_of(replicaset),
-        number(replicaset, "spec", "replicas", default=1),
-        number(replicaset, "status", "replicas"),
-        number(replicaset, "status", "readyReplicas"),
-        age_of(replicaset, now),
-        *containers_cells(dig(replicaset, "spec", "template", "spec")),
-        format_label_selector(dig(replicaset, "spec", "selector")),
-    ]
+def _replica_cells(format_selector: Callable[[Any], str]) -> Cells:
+    """``printReplicaSet`` and ``printReplicationController``: desired, current and ready
+    replica counts; they differ only in how the selector is written."""
+
+    def cells(owner: Obj, now: datetime) -> list[Any]:
+        return [
+            name_of(owner),
+            number(owner, "spec", "replicas", default=1),
+            number(owner, "status", "replicas"),
+            number(owner, "status", "readyReplicas"),
+            age_of(owner, now),
+            *containers_cells(dig(owner, "spec", "template", "spec")),
+            format_selector(dig(owner, "spec", "selector")),
+        ]
+
+    return cells
 
 
-def replication_controller_cells(controller: Obj, now: datetime) -> list[Any]:
-    """``printReplicationController``: as a ReplicaSet, the selector a plain label map."""
-    return [
-        name_of(controller),
-        number(controller, "spec", "replicas", default=1),
-        number(controller, "status", "replicas"),
-        number(controller, "status", "readyReplicas"),
-        age_of(controller, now),
-        *containers_cells(dig(controller, "spec", "template", "spec")),
-        format_labels(dig(controller, "spec", "selector")),
-    ]
+replicaset_cells = _replica_cells(format_label_selector)
+replication_controller_cells = _replica_cells(lambda selector: format_labels(selector))
 
 
 # --- daemon sets ----------------------------------------------------------------------------
