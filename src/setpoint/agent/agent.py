@@ -72,6 +72,7 @@ from setpoint.agent import lifecycle, network, shutdown
 from setpoint.agent import pods as podspec
 from setpoint.agent.pressure import measure_host, meminfo_bytes, node_pressure
 from setpoint.agent.probes import ProbeManager
+from setpoint.agent.proxy.proxier import PROXY_MODES, NodeProxy
 from setpoint.agent.remotecommand import ContainerContext
 from setpoint.agent.runtime import (
     ContainerState,
@@ -82,7 +83,17 @@ from setpoint.agent.runtime import (
 )
 from setpoint.agent.sandbox import Sandboxes
 from setpoint.agent.server import DEFAULT_KUBELET_PORT, KubeletServer, PodView
-from setpoint.client.api import CONFIGMAPS, NODES, PODS, SECRETS, ApiClient, ApiError, Obj
+from setpoint.client.api import (
+    CONFIGMAPS,
+    ENDPOINTSLICES,
+    NODES,
+    PODS,
+    SECRETS,
+    SERVICES,
+    ApiClient,
+    ApiError,
+    Obj,
+)
 from setpoint.client.events import QueuedEventRecorder
 from setpoint.client.informer import EventHandler, Informer, object_key
 from setpoint.client.nodes import (
@@ -221,10 +232,13 @@ class NodeAgent:
         shutdown_grace_period_critical_pods: float = 0.0,
         pod_max_pids: int = -1,
         pod_network: str = "host",
+        proxy_mode: str = "none",
         clock: Clock = REAL_CLOCK,
     ) -> None:
         if pod_network not in POD_NETWORK_MODES:
             raise ValueError(f"pod_network must be one of {', '.join(POD_NETWORK_MODES)}")
+        if proxy_mode not in PROXY_MODES:
+            raise ValueError(f"proxy_mode must be one of {', '.join(PROXY_MODES)}")
         if not 0 <= shutdown_grace_period_critical_pods <= shutdown_grace_period:
             raise ValueError(
                 "the shutdown grace period for critical pods must lie between 0 and the "
@@ -260,6 +274,16 @@ class NodeAgent:
         # every Node, for routes to their pods (only with a pod network)
         self.all_nodes = Informer(client, NODES) if self.network is not None else None
         self._routes_changed = asyncio.Event()
+        # every Service and EndpointSlice, for the node proxy
+        self.services = Informer(client, SERVICES)
+        self.endpoint_slices = Informer(client, ENDPOINTSLICES)
+        self.proxy = NodeProxy(
+            self.services,
+            self.endpoint_slices,
+            data_dir=data_dir,
+            host_ip=host_ip,
+            mode=proxy_mode,
+        )
         self._repost_status = asyncio.Event()
         self.queue: WorkQueue[str] = WorkQueue("agent-pods", qps=100.0, burst=1000)
         self.base_env = {"PATH": os.environ.get("PATH") or DEFAULT_PATH}
@@ -349,6 +373,9 @@ class NodeAgent:
                 )
                 tasks.append(self.all_nodes.start())
                 tasks.append(asyncio.create_task(self._routes_loop(), name="agent-routes"))
+            if self.proxy.requested != "none":
+                tasks += [self.services.start(), self.endpoint_slices.start()]
+                tasks.append(asyncio.create_task(self.proxy.run(), name="agent-proxy"))
             await self.pods.wait_synced(timeout=60)
             await self._remove_orphans()
             tasks += [
@@ -363,6 +390,7 @@ class NodeAgent:
         finally:
             self.queue.shut_down()
             await cancel_all(tasks)
+            await self.proxy.close()
             await self.probes.close()
             await self.sandboxes.close()
             await self.kubelet.stop()

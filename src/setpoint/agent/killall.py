@@ -13,7 +13,9 @@ running. To really clear a node — before uninstalling, at the end of a test or
 3. once those processes are gone, every pod sandbox: the tmpfs and mount-namespace mounts
    under ``<data dir>/pods`` and the pods' cgroups (which the kernel keeps until removed);
 4. the pod network: each pod's network namespace and veth, the routes to other nodes' pods
-   and the node bridge (:func:`setpoint.agent.network.remove_all`).
+   and the node bridge (:func:`setpoint.agent.network.remove_all`);
+5. the node proxy's nftables table and cluster IP interface
+   (:func:`setpoint.agent.proxy.proxier.remove_all`).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from setpoint.agent.network import remove_all as remove_pod_network
+from setpoint.agent.proxy.proxier import remove_all as remove_node_proxy
 from setpoint.agent.sandbox import remove_all_sandboxes
 from setpoint.agent.supervisor import (
     PID_NAME,
@@ -91,4 +94,5 @@ def kill_node(agent_dir: Path, processes: Iterable[Process] = ()) -> list[int]:
         time.sleep(0.01)
     remove_all_sandboxes(agent_dir)
     remove_pod_network(agent_dir)
+    remove_node_proxy(agent_dir)
     return sorted(killed)

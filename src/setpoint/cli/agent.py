@@ -22,6 +22,7 @@ import click
 
 from setpoint.agent.agent import POD_NETWORK_MODES, NodeAgent
 from setpoint.agent.pods import MAX_RESTART_PERIOD_RANGE, NodeContainerSettings
+from setpoint.agent.proxy.proxier import PROXY_MODES
 from setpoint.agent.runtime import ensure_supervisor
 from setpoint.agent.server import DEFAULT_KUBELET_PORT
 from setpoint.cli.flags import client_config, parse_duration
@@ -51,6 +52,7 @@ async def run_agent(
     shutdown_grace_period_critical_pods: float = 0.0,
     pod_max_pids: int = -1,
     pod_network: str = "auto",
+    proxy_mode: str = "auto",
 ) -> None:
     """Run the node agent until SIGTERM/SIGINT."""
     runtime = await ensure_supervisor(data_dir / "supervisor")
@@ -68,6 +70,7 @@ async def run_agent(
         shutdown_grace_period_critical_pods=shutdown_grace_period_critical_pods,
         pod_max_pids=pod_max_pids,
         pod_network=pod_network,
+        proxy_mode=proxy_mode,
     )
     try:
         await run_until_signalled(agent)
@@ -219,6 +222,15 @@ def _rate(ctx: click.Context, param: click.Parameter, value: str) -> int:
     help="auto: each pod gets a network namespace and an IP from the Node's podCIDR where the "
     "agent runs as root (else the node's network); host: every pod uses the node's network.",
 )
+@click.option(
+    "--proxy-mode",
+    type=click.Choice(PROXY_MODES),
+    default="auto",
+    show_default=True,
+    help="The node proxy that makes Service cluster IPs and node ports reach pods: nftables "
+    "(kernel rules), userspace (the agent relays TCP), auto (nftables where nft works, else "
+    "userspace), none. Needs root.",
+)
 def agent(
     server: str | None,
     token_file: Path | None,
@@ -238,6 +250,7 @@ def agent(
     shutdown_grace_period_critical_pods: float,
     pod_max_pids: int,
     pod_network: str,
+    proxy_mode: str,
 ) -> None:
     """Run the node agent: register this host as a node and run the pods bound to it."""
     if shutdown_grace_period_critical_pods > shutdown_grace_period:
@@ -276,5 +289,6 @@ def agent(
             shutdown_grace_period_critical_pods=shutdown_grace_period_critical_pods,
             pod_max_pids=pod_max_pids,
             pod_network=pod_network,
+            proxy_mode=proxy_mode,
         )
     )

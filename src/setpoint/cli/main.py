@@ -18,6 +18,7 @@ from typing import Any
 
 import click
 
+from setpoint.agent.proxy.proxier import PROXY_MODES
 from setpoint.api.inflight import InflightLimits
 from setpoint.api.services import ServiceNetwork
 from setpoint.api.services.ranges import (
@@ -91,6 +92,13 @@ def cli(verbose: int) -> None:
     metavar="FLAG=VALUE",
     help="A flag for the local node agent, e.g. max-container-restart-period=30s "
     "(see setpoint agent -h).",
+)
+@click.option(
+    "--proxy-mode",
+    type=click.Choice(PROXY_MODES),
+    default="auto",
+    show_default=True,
+    help="The local agent's node proxy: nftables, userspace, auto or none (see setpoint agent -h).",
 )
 @click.option(
     "--max-connections",
@@ -197,6 +205,7 @@ def server(
     disable_scheduler: bool,
     event_ttl: str,
     kubelet_arg: tuple[str, ...],
+    proxy_mode: str,
     max_connections: int,
     tls_handshake_timeout: str,
     request_header_timeout: str,
@@ -268,6 +277,7 @@ def server(
         node_ipam=node_ipam,
         services=services,
         advertise_address=advertise_address,
+        proxy_mode=proxy_mode,
     )
     install_uvloop()
     try:

@@ -85,6 +85,7 @@ class ServerConfig:
     node_ipam: NodeIPAMSettings | None = field(default_factory=NodeIPAMSettings)
     services: ServiceNetwork = field(default_factory=ServiceNetwork)
     advertise_address: str | None = None  # default: see advertised_host()
+    proxy_mode: str = "auto"  # the local agent's node proxy
 
     @property
     def kubeconfig_path(self) -> Path:
@@ -306,6 +307,8 @@ def agent_args(config: ServerConfig, url: str) -> list[str]:
         str(config.data_dir / "agent"),
         "--kubelet-port",  # any free port: several servers and agents share a machine
         "0",
+        "--proxy-mode",
+        config.proxy_mode,
         *kubelet_arg_flags(config.kubelet_args),
     ]
 
