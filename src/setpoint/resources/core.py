@@ -1,6 +1,8 @@
 """The core API group's kinds, declared whole (``KINDS``): Namespace, Pod, Node, Event,
-ConfigMap, Secret, ServiceAccount, Service and Endpoints, with their defaults, validation and
-field selectors (a Service's and Endpoints' rules live in :mod:`setpoint.resources.service`).
+ConfigMap, Secret, ServiceAccount, Service, Endpoints and PersistentVolumeClaim, with their
+defaults, validation and field selectors (a Service's and Endpoints' rules live in
+:mod:`setpoint.resources.service`, a PersistentVolumeClaim's in
+:mod:`setpoint.resources.volumeclaims`).
 
 * Namespaces start ``Active`` with the ``kubernetes`` finalizer and carry the
   ``kubernetes.io/metadata.name`` label.
@@ -70,6 +72,7 @@ from setpoint.resources.registry import (
     field_getter,
     reference_field_selectors,
 )
+from setpoint.resources.volumeclaims import PERSISTENT_VOLUME_CLAIM
 
 MAX_DATA_SIZE = 1024 * 1024
 NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
@@ -603,4 +606,5 @@ KINDS: tuple[ResourceType, ...] = (
         defaulter=service.default_endpoints,
         validator=service.validate_endpoints,
     ),
+    PERSISTENT_VOLUME_CLAIM,
 )
