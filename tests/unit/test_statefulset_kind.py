@@ -165,3 +165,14 @@ def test_the_table_shows_ready_of_desired() -> None:
         "Containers",
         "Images",
     ]
+
+
+def test_containers_may_mount_the_claim_templates() -> None:
+    obj = stateful_set(volumeClaimTemplates=[CLAIM])
+    container = obj["spec"]["template"]["spec"]["containers"][0]
+    container["volumeMounts"] = [{"name": "data", "mountPath": "/data"}]
+    assert problems(obj) == []
+    container["volumeMounts"] = [{"name": "other", "mountPath": "/data"}]
+    assert problems(obj) == [
+        'spec.template.spec.containers[0].volumeMounts[0].name: Not found: "other"'
+    ]

@@ -235,12 +235,34 @@ def _validate_stateful_set(stateful_set: Obj, old: Obj | None) -> list[FieldErro
     errors += nonnegative(spec.get("replicas"), "spec.replicas")
     errors += nonnegative(spec.get("minReadySeconds"), "spec.minReadySeconds")
     errors += nonnegative(spec.get("revisionHistoryLimit"), "spec.revisionHistoryLimit")
-    errors += _selector_and_template_errors(spec, owner="statefulset")
+    errors += _selector_and_template_errors(_with_claim_volumes(spec), owner="statefulset")
     for i, claim in enumerate(spec.get("volumeClaimTemplates") or []):
         errors += claim_spec_errors(claim.get("spec") or {}, f"spec.volumeClaimTemplates[{i}].spec")
     if old is not None:
         errors += _stateful_set_update_errors(spec, old.get("spec") or {})
     return errors
+
+
+def _with_claim_volumes(spec: Obj) -> Obj:
+    """The spec with each claim template as a volume of the pod template, as its pods will
+    have it: the pod spec is checked with them, so mounts of claims are not "Not found"
+    (Kubernetes skips the pod spec check of a StatefulSet's template for that reason)."""
+    claims = [
+        {
+            "name": (c.get("metadata") or {}).get("name", ""),
+            "persistentVolumeClaim": {"claimName": "x"},
+        }
+        for c in spec.get("volumeClaimTemplates") or []
+        if isinstance(c, dict)
+    ]
+    template = spec.get("template")
+    if not claims or not isinstance(template, dict):
+        return spec
+    pod_spec = dict(template.get("spec") or {})
+    names = {c["name"] for c in claims}
+    volumes = [v for v in pod_spec.get("volumes") or [] if v.get("name") not in names]
+    pod_spec["volumes"] = claims + volumes
+    return {**spec, "template": {**template, "spec": pod_spec}}
 
 
 def _stateful_set_strategy_errors(strategy: Obj) -> list[FieldError]:
