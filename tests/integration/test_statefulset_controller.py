@@ -130,7 +130,7 @@ def created_at(pod: Obj) -> float:
 
 async def event_messages(client: ApiClient, ns: str, reason: str) -> list[str]:
     items = (await client.list(EVENTS, ns))["items"]
-    ordered = sorted(items, key=lambda e: e.get("firstTimestamp") or "")
+    ordered = sorted(items, key=lambda e: int(e["metadata"]["resourceVersion"]))
     return [e["message"] for e in ordered if e["reason"] == reason]
 
 

@@ -7,11 +7,10 @@ import copy
 from datetime import UTC, datetime
 from typing import Any
 
-from setpoint.resources.catalog import default_registry
+from tests import kinds
 from tests.objects import stateful_set
 
-REGISTRY = default_registry()
-RTYPE = REGISTRY.by_kind("apps", "v1", "StatefulSet")
+RTYPE = kinds.REGISTRY.by_kind("apps", "v1", "StatefulSet")
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 CLAIM = {
     "metadata": {"name": "data"},
@@ -22,20 +21,11 @@ Obj = dict[str, Any]
 
 
 def stored(obj: Obj) -> Obj:
-    assert RTYPE is not None
-    obj = copy.deepcopy(obj)
-    obj["metadata"].setdefault("namespace", "default")
-    RTYPE.prepare_for_create(obj)
-    RTYPE.defaulter(obj)
-    return obj
+    return kinds.stored("apps", "StatefulSet", obj)
 
 
 def problems(obj: Obj, old: Obj | None = None) -> list[str]:
-    assert RTYPE is not None
-    new = stored(obj) if old is None else copy.deepcopy(obj)
-    if old is not None:
-        RTYPE.defaulter(new)
-    return [f"{e.field}: {e.message}" for e in RTYPE.validator(new, old)]
+    return kinds.problems("apps", "StatefulSet", obj, old)
 
 
 def test_defaults_are_upstreams() -> None:

@@ -7,31 +7,21 @@ import copy
 from datetime import UTC, datetime
 from typing import Any
 
-from setpoint.resources.catalog import default_registry
+from tests import kinds
 from tests.objects import persistent_volume_claim
 
-REGISTRY = default_registry()
-RTYPE = REGISTRY.by_kind("", "v1", "PersistentVolumeClaim")
+RTYPE = kinds.REGISTRY.by_kind("", "v1", "PersistentVolumeClaim")
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
 Obj = dict[str, Any]
 
 
-def stored(claim: Obj) -> Obj:
-    assert RTYPE is not None
-    claim = copy.deepcopy(claim)
-    claim["metadata"].setdefault("namespace", "default")
-    RTYPE.prepare_for_create(claim)
-    RTYPE.defaulter(claim)
-    return claim
+def stored(obj: Obj) -> Obj:
+    return kinds.stored("", "PersistentVolumeClaim", obj)
 
 
-def problems(claim: Obj, old: Obj | None = None) -> list[str]:
-    assert RTYPE is not None
-    new = stored(claim) if old is None else copy.deepcopy(claim)
-    if old is not None:
-        RTYPE.defaulter(new)
-    return [f"{e.field}: {e.message}" for e in RTYPE.validator(new, old)]
+def problems(obj: Obj, old: Obj | None = None) -> list[str]:
+    return kinds.problems("", "PersistentVolumeClaim", obj, old)
 
 
 def test_a_new_claim_is_pending_with_a_filesystem_volume_mode() -> None:

@@ -260,21 +260,18 @@ class StatefulSetController(Controller[str]):
 
     async def _create_pod(self, sts: Obj, pod: Obj, index: int) -> None:
         """``CreateStatefulPod``: its claims, then the pod."""
-        name, set_name = pod["metadata"]["name"], sts["metadata"]["name"]
+        name = pod["metadata"]["name"]
         try:
             await self._create_claims(sts, name, index)
             await self.client.create(PODS, pod)
         except ApiError as exc:
-            if exc.is_already_exists or exc.is_namespace_terminating:
-                raise
-            message = f"create Pod {name} in StatefulSet {set_name} failed error: {exc}"
-            await self.recorder.record(sts, "Warning", "FailedCreate", message)
+            if not (exc.is_already_exists or exc.is_namespace_terminating):
+                await self._record_pod_event("create", sts, name, exc)
             raise
-        message = f"create Pod {name} in StatefulSet {set_name} successful"
-        await self.recorder.record(sts, "Normal", "SuccessfulCreate", message)
+        await self._record_pod_event("create", sts, name)
 
     async def _delete_pod(self, sts: Obj, pod: Obj) -> None:
-        meta, set_name = pod["metadata"], sts["metadata"]["name"]
+        meta = pod["metadata"]
         try:
             await self.client.delete(
                 PODS, meta["name"], meta["namespace"], preconditions_uid=meta["uid"]
@@ -282,11 +279,22 @@ class StatefulSetController(Controller[str]):
         except ApiError as exc:
             if exc.is_not_found or exc.is_conflict:
                 return  # already gone, or a new pod of the same name
-            message = f"delete Pod {meta['name']} in StatefulSet {set_name} failed error: {exc}"
-            await self.recorder.record(sts, "Warning", "FailedDelete", message)
+            await self._record_pod_event("delete", sts, meta["name"], exc)
             raise
-        message = f"delete Pod {meta['name']} in StatefulSet {set_name} successful"
-        await self.recorder.record(sts, "Normal", "SuccessfulDelete", message)
+        await self._record_pod_event("delete", sts, meta["name"])
+
+    async def _record_pod_event(
+        self, verb: str, sts: Obj, pod_name: str, error: ApiError | None = None
+    ) -> None:
+        """``recordPodEvent``: ``Successful<Verb>`` or a ``Failed<Verb>`` Warning."""
+        subject = f"{verb} Pod {pod_name} in StatefulSet {sts['metadata']['name']}"
+        if error is None:
+            await self.recorder.record(
+                sts, "Normal", f"Successful{verb.title()}", f"{subject} successful"
+            )
+        else:
+            message = f"{subject} failed error: {error}"
+            await self.recorder.record(sts, "Warning", f"Failed{verb.title()}", message)
 
     async def _give_claims_to(self, sts: Obj, pod: Obj) -> None:
         """``whenScaled: Delete``: the condemned pod owns its claims, which go with it."""
