@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from kubernetes import client, config
 
 from tests import objects
 from tests.support import Kubectl, Server, create_namespace, wait_for
@@ -126,6 +127,10 @@ def test_ordered_pods_claims_scaling_and_rolling_update(k: Kubectl, node_server:
         ["persistentvolumeclaim/data-web-2", "Pending", "<unset>"],
     ]
 
+    described = k("describe", "sts", "web").stdout
+    assert "3 Running / 0 Waiting / 0 Succeeded / 0 Failed" in described, described
+    assert "create Pod web-2 in StatefulSet web successful" in described
+
     k("scale", "sts", "web", "--replicas=1")
     wait_for(lambda: settled(k, 1), timeout=90, what="one pod left")
     assert events(k, "SuccessfulDelete") == [
@@ -191,3 +196,32 @@ def test_bad_stateful_sets_are_422s(k: Kubectl) -> None:
     sts["spec"]["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]["storage"] = "2Gi"
     result = k("replace", "-f", "-", input=yaml.safe_dump(sts), check=False)
     assert forbidden in result.stderr
+
+
+def test_python_client_reads_stateful_sets_and_claims(node_server: Server) -> None:
+    """The official client validates what it reads against its models: a strict check of
+    the shapes (the status fields Go always writes, a claim's phase, the scale)."""
+    namespace = create_namespace(node_server, "stspy")
+    api = config.new_client_from_config(config_file=str(node_server.kubeconfig))
+    try:
+        apps, core = client.AppsV1Api(api), client.CoreV1Api(api)
+        body = list(yaml.safe_load_all(manifest(replicas=1)))[1]
+        created = apps.create_namespaced_stateful_set(namespace, body)
+        assert created.spec.pod_management_policy == "OrderedReady"
+        assert created.spec.update_strategy.rolling_update.partition == 0
+        assert created.spec.persistent_volume_claim_retention_policy.when_scaled == "Retain"
+        assert created.spec.volume_claim_templates[0].status.phase == "Pending"
+
+        def ready() -> client.V1StatefulSet | None:
+            sts = apps.read_namespaced_stateful_set("web", namespace)
+            return sts if sts.status.ready_replicas == 1 else None
+
+        sts = wait_for(ready, timeout=60, what="web-0 ready")
+        assert sts.status.current_revision == sts.status.update_revision
+        (claim,) = core.list_namespaced_persistent_volume_claim(namespace).items
+        assert claim.metadata.name == "data-web-0" and claim.status.phase == "Pending"
+        scale = apps.read_namespaced_stateful_set_scale("web", namespace)
+        assert scale.spec.replicas == 1 and scale.status.selector == "app=web"
+        apps.delete_namespaced_stateful_set("web", namespace)
+    finally:
+        api.close()
