@@ -165,6 +165,33 @@ def daemon_set(name: str = "agent", **fields: Any) -> Obj:
     return {**deployment(name, **fields), "kind": "DaemonSet"}
 
 
+def stateful_set(name: str = "web", **fields: Any) -> Obj:
+    """A StatefulSet, from the same keywords as :func:`deployment` (``serviceName``,
+    ``volumeClaimTemplates`` and the rest of its spec as keywords too)."""
+    return {**deployment(name, **fields), "kind": "StatefulSet"}
+
+
+def persistent_volume_claim(
+    name: str = "data",
+    *,
+    namespace: str | None = None,
+    storage: str | None = "1Gi",
+    access_modes: list[str] | None = None,
+    **spec: Any,
+) -> Obj:
+    """A PersistentVolumeClaim asking for ``storage`` (ReadWriteOnce unless told)."""
+    body: Obj = {"accessModes": ["ReadWriteOnce"] if access_modes is None else access_modes}
+    if storage is not None:
+        body["resources"] = {"requests": {"storage": storage}}
+    return _object(
+        "v1",
+        "PersistentVolumeClaim",
+        _meta(name, namespace, None, None, None),
+        spec={**body, **spec},
+        status=None,
+    )
+
+
 def _job_spec(containers: list[Obj] | None, spec: Obj) -> Obj:
     return {"template": pod_template(containers=containers, restartPolicy="Never"), **spec}
 

@@ -84,6 +84,38 @@ def test_apply_prune_of_a_deployment_and_its_service(kubectl: Kubectl, tmp_path:
     assert kubectl("get", "svc", "demo", check=False).returncode == 1
 
 
+def test_apply_prune_with_kubectls_default_allow_list(kubectl: Kubectl, tmp_path: Path) -> None:
+    """Without --prune-allowlist kubectl looks up every kind of its default list (ConfigMap,
+    Endpoints, Namespace, PVC, PV, Pod, RC, Secret, Service, Job, CronJob, Ingress, DaemonSet,
+    Deployment, ReplicaSet, StatefulSet) and fails if one is not served."""
+    config_map = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "settings", "labels": {"app": "pruned"}},
+        "data": {"k": "v"},
+    }
+    ingress = {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "Ingress",
+        "metadata": {"name": "front", "labels": {"app": "pruned"}},
+        "spec": {"defaultBackend": {"service": {"name": "web", "port": {"number": 80}}}},
+    }
+    manifests = tmp_path / "manifests"
+    manifests.mkdir()
+    (manifests / "app.yaml").write_text(yaml.safe_dump_all([config_map, ingress]))
+    applied = kubectl("apply", "--prune", "-l", "app=pruned", "-f", f"{manifests}/")
+    assert applied.stdout.splitlines() == [
+        "configmap/settings created",
+        "ingress.networking.k8s.io/front created",
+    ]
+    (manifests / "app.yaml").write_text(yaml.safe_dump(config_map))
+    again = kubectl("apply", "--prune", "-l", "app=pruned", "-f", f"{manifests}/")
+    assert again.stdout.splitlines() == [
+        "configmap/settings unchanged",
+        "ingress.networking.k8s.io/front pruned",
+    ]
+
+
 def test_python_client_reads_services_endpoints_and_slices(
     api: client.ApiClient, namespace: str
 ) -> None:

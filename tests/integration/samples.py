@@ -69,6 +69,10 @@ BODIES: dict[tuple[str, str], Obj] = {
             "template": {**_ALWAYS, "spec": {**_ALWAYS["spec"], "nodeSelector": {"no": "node"}}},
         }
     },
+    ("apps", "statefulsets"): {"spec": {"replicas": 0, "selector": _SELECTOR, "template": _ALWAYS}},
+    ("", "persistentvolumeclaims"): {
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}
+    },
     ("apps", "controllerrevisions"): {"data": {"sample": "yes"}, "revision": 1},
     ("batch", "jobs"): {"spec": {"suspend": True, "template": _TEMPLATE}},
     ("batch", "cronjobs"): {

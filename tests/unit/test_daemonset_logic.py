@@ -15,7 +15,7 @@ from setpoint.controllers.daemonset.manage import (
     status_counts,
 )
 from setpoint.controllers.daemonset.update import (
-    new_revision,
+    DAEMON_SET_HISTORY,
     revision_matches,
     revisions_to_clean_up,
     rolling_update_plan,
@@ -30,7 +30,7 @@ from setpoint.controllers.daemonset.util import (
     target_node_name,
 )
 from setpoint.controllers.util.backoff import Backoff
-from setpoint.controllers.util.history import compute_hash
+from setpoint.controllers.util.history import compute_hash, new_revision
 from setpoint.meta.clock import FakeClock
 from setpoint.meta.nodeaffinity import pod_matches_node
 from setpoint.meta.timestamps import format_time
@@ -329,7 +329,7 @@ def test_min_ready_seconds_delays_availability() -> None:
 
 def test_revision_holds_a_replace_patch_of_the_template() -> None:
     daemon = ds()
-    revision = new_revision(daemon, 4)
+    revision = new_revision(daemon, 4, DAEMON_SET_HISTORY)
     hash_value = compute_hash(daemon["spec"]["template"], None)
     assert revision["metadata"]["name"] == f"agent-{hash_value}"
     assert revision["metadata"]["labels"] == {"app": "agent", HASH_LABEL: hash_value}
@@ -346,7 +346,8 @@ def test_collision_count_changes_the_revision_name() -> None:
     daemon = ds()
     bumped = {**daemon, "status": {"collisionCount": 1}}
     assert (
-        new_revision(daemon, 1)["metadata"]["name"] != new_revision(bumped, 1)["metadata"]["name"]
+        new_revision(daemon, 1, DAEMON_SET_HISTORY)["metadata"]["name"]
+        != new_revision(bumped, 1, DAEMON_SET_HISTORY)["metadata"]["name"]
     )
 
 

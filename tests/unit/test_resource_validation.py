@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from setpoint.meta import cron
 from setpoint.resources.catalog import default_registry
+from tests.kinds import UID, problems, stored
 from tests.objects import (
     configmap,
     container,
@@ -33,37 +34,7 @@ from tests.objects import (
     secret,
 )
 
-REGISTRY = default_registry()
-UID = "5b9a8c1e-0000-4000-8000-000000000001"
-
 Obj = dict[str, Any]
-
-
-def stored(group: str, kind: str, obj: Obj) -> Obj:
-    """The object after create-time preparation and defaults (as the store keeps it)."""
-    rtype = REGISTRY.by_kind(group, "v1", kind)
-    assert rtype is not None
-    obj = copy.deepcopy(obj)
-    meta = obj.setdefault("metadata", {})
-    meta.setdefault("name", "x")
-    if rtype.namespaced:
-        meta.setdefault("namespace", "default")
-    meta.setdefault("uid", UID)
-    rtype.prepare_for_create(obj)
-    rtype.defaulter(obj)
-    return obj
-
-
-def problems(group: str, kind: str, obj: Obj, old: Obj | None = None) -> list[str]:
-    """Validation causes for a create (``old`` None) or an update of ``old`` to ``obj``."""
-    rtype = REGISTRY.by_kind(group, "v1", kind)
-    assert rtype is not None
-    if old is None:
-        new = stored(group, kind, obj)
-    else:
-        new = copy.deepcopy(obj)
-        rtype.defaulter(new)
-    return [f"{e.field}: {e.message}" for e in rtype.validator(new, old)]
 
 
 def pod_with(**fields: Any) -> Obj:

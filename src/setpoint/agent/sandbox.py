@@ -79,7 +79,14 @@ from setpoint.agent.hostports import HostPorts
 from setpoint.agent.pods import container_id
 from setpoint.agent.runtime import ContainerSpec
 from setpoint.agent.supervisor import cgroup_dirs
-from setpoint.client.api import CONFIGMAPS, SECRETS, ApiClient, ApiError, Obj
+from setpoint.client.api import (
+    CONFIGMAPS,
+    PERSISTENTVOLUMECLAIMS,
+    SECRETS,
+    ApiClient,
+    ApiError,
+    Obj,
+)
 from setpoint.client.events import EventRecorder
 from setpoint.meta.privatefiles import private_dir
 
@@ -365,10 +372,11 @@ class Sandboxes:
 
     async def _fetch(self, namespace: str, wanted: set[tuple[str, str]]) -> volumes.Sources:
         sources: dict[tuple[str, str], Obj | None] = {}
+        resources = {"configMap": CONFIGMAPS, "persistentVolumeClaim": PERSISTENTVOLUMECLAIMS}
         for kind, name in sorted(wanted):
             try:
                 sources[(kind, name)] = await self.client.get(
-                    CONFIGMAPS if kind == "configMap" else SECRETS, name, namespace
+                    resources.get(kind, SECRETS), name, namespace
                 )
             except ApiError as exc:
                 if not exc.is_not_found:

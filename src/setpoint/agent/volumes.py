@@ -53,8 +53,11 @@ PLUGINS = {
     "secret": "kubernetes.io~secret",
     "downwardAPI": "kubernetes.io~downward-api",
     "projected": "kubernetes.io~projected",
+    "persistentVolumeClaim": "kubernetes.io~local-claim",
 }
 SUPPORTED = (*PLUGINS, "hostPath")
+CLAIMS_DIR = "claims"  # under the data dir: one directory per claim uid
+CLAIM_MODE = 0o777  # as the local-path provisioner makes its directories
 DEFAULT_MODE = 0o644
 EMPTY_DIR_MODE = 0o777  # the kubelet makes emptyDir world-writable, whatever the umask
 # the directories of configMap, secret, downwardAPI and projected volumes: the pod's user
@@ -65,8 +68,8 @@ NEW_DATA_DIR = "..data_tmp"
 MAX_FILE_NAME = 255
 MAX_PATH = 4096
 
-# ConfigMaps and Secrets the volumes read, keyed by ("configMap"|"secret", name): the whole
-# object (None: not found).
+# ConfigMaps, Secrets and claims the volumes read, keyed by ("configMap"|"secret"|
+# "persistentVolumeClaim", name): the whole object (None: not found).
 Sources = Mapping[tuple[str, str], Obj | None]
 
 
@@ -107,9 +110,13 @@ def make_volume_dir(pod_dir: Path, volume: Obj) -> Path:
 
 
 def volume_sources(pod: Obj) -> set[tuple[str, str]]:
-    """The ConfigMaps and Secrets the pod's volumes read (projected ones included)."""
+    """The ConfigMaps and Secrets the pod's volumes read (projected ones included), and the
+    PersistentVolumeClaims they mount."""
     wanted: set[tuple[str, str]] = set()
     for volume in (pod.get("spec") or {}).get("volumes") or []:
+        claim = (volume.get("persistentVolumeClaim") or {}).get("claimName")
+        if claim:
+            wanted.add(("persistentVolumeClaim", str(claim)))
         projections = [volume, *list((volume.get("projected") or {}).get("sources") or [])]
         for source in projections:
             for kind, field in (("configMap", "name"), ("secret", "secretName")):
@@ -445,6 +452,8 @@ def materialise(
             path = str(source.get("path", ""))
             check_host_path(path, source.get("type"))
             return Materialised(name, Path(path))
+        if kind == "persistentVolumeClaim":
+            return Materialised(name, claim_volume(pod_dir, volume, sources))
         target = make_volume_dir(pod_dir, volume)
         notes: list[str] = []
         ref = volume[kind] or {}
@@ -470,6 +479,37 @@ def materialise(
     except (ValueError, OSError) as exc:
         message = str(exc) if isinstance(exc, ValueError) else f"{exc.strerror}: {exc.filename}"
         raise VolumeError(name, message) from None
+
+
+# ------------------------------------------------------------------ claims
+
+
+def claim_volume(pod_dir: Path, volume: Obj, sources: Sources) -> Path:
+    """A ``persistentVolumeClaim`` volume: the node-local directory of the claim,
+    ``<data-dir>/claims/<claim-uid>`` (made on first use and kept when the pod goes, so a
+    pod that mounts the same claim on this node again finds its data), linked from the
+    pod's volume directory. There is no PersistentVolume binder: the claim itself, found by
+    name in the pod's namespace, is the storage, as with the local-path provisioner."""
+    claim_name = str((volume.get("persistentVolumeClaim") or {}).get("claimName") or "")
+    claim = sources.get(("persistentVolumeClaim", claim_name))
+    if not claim_name or claim is None:
+        raise ValueError(f'persistentvolumeclaim "{claim_name}" not found')
+    uid = str((claim.get("metadata") or {}).get("uid") or "")
+    if not re.fullmatch(r"[0-9a-zA-Z-]+", uid):
+        raise ValueError(f'persistentvolumeclaim "{claim_name}" has no uid')
+    claims = pod_dir.parent.parent / CLAIMS_DIR
+    private_dir(claims)
+    data = claims / uid
+    with contextlib.suppress(FileExistsError):
+        data.mkdir()
+        os.chmod(data, CLAIM_MODE)
+    link = volume_dir(pod_dir, volume)
+    private_dir(link.parent)
+    if not link.is_symlink() or os.readlink(link) != str(data):
+        with contextlib.suppress(FileNotFoundError):
+            link.unlink()
+        link.symlink_to(data)
+    return data
 
 
 def pod_volumes(pod: Obj) -> list[Obj]:

@@ -249,6 +249,7 @@ def build_components(
         from setpoint.controllers.nodelifecycle import NodeLifecycleController
         from setpoint.controllers.podgc import PodGCController
         from setpoint.controllers.replicaset import REPLICATION_CONTROLLER, ReplicaSetController
+        from setpoint.controllers.statefulset import StatefulSetController
         from setpoint.controllers.tainteviction import TaintEvictionController
 
         components += [
@@ -260,6 +261,7 @@ def build_components(
             ),
             DeploymentController(informers, recorder.for_component("deployment-controller")),
             DaemonSetController(informers, recorder.for_component("daemonset-controller")),
+            StatefulSetController(informers, recorder.for_component("statefulset-controller")),
             JobController(
                 informers,
                 recorder.for_component("job-controller"),

@@ -1,5 +1,5 @@
 """The apps API group's kinds, declared whole (``KINDS``): Deployments, ReplicaSets,
-DaemonSets and ControllerRevisions.
+DaemonSets, StatefulSets and ControllerRevisions.
 
 The three workloads run pods from a template that their selector must select, with
 ``restartPolicy: Always``. A Deployment defaults to one replica, a RollingUpdate strategy with
@@ -7,6 +7,13 @@ The three workloads run pods from a template that their selector must select, wi
 a ReplicaSet defaults to one replica; a DaemonSet (one pod per eligible node) to a
 RollingUpdate strategy with ``maxUnavailable: 1`` and ``maxSurge: 0`` and ten old revisions
 kept. In ``apps/v1`` a selector can never change after creation.
+
+A StatefulSet (pods with stable names and claims, :mod:`setpoint.controllers.statefulset`)
+defaults to ``OrderedReady`` pod management, a RollingUpdate strategy with partition 0, one
+replica, ten old revisions kept and claims retained when it is deleted or scaled down; its
+claim templates get a claim's defaults (:mod:`setpoint.resources.volumeclaims`). After
+creation only its replicas, ordinals, template, update strategy, history limit, retention
+policy and ``minReadySeconds`` may change (``ValidateStatefulSetUpdate``).
 
 A DaemonSet also carries the annotation ``deprecated.daemonset.template.generation``: what
 ``apps/v1`` shows of the internal ``spec.templateGeneration``, 1 on creation and raised by one
@@ -21,8 +28,10 @@ number; the DaemonSet controller keeps its history in them (``kubectl rollout hi
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from setpoint.meta import gofmt
+from setpoint.meta.jsonvalue import json_equal
 from setpoint.resources import podspec
 from setpoint.resources.checks import (
     PERCENT,
@@ -46,6 +55,7 @@ from setpoint.resources.printers.workloads import (
     DAEMONSET_PRINTER,
     DEPLOYMENT_PRINTER,
     REPLICASET_PRINTER,
+    STATEFULSET_PRINTER,
 )
 from setpoint.resources.registry import (
     CATEGORY_ALL,
@@ -54,8 +64,26 @@ from setpoint.resources.registry import (
     Obj,
     ResourceType,
 )
+from setpoint.resources.volumeclaims import claim_spec_errors, default_claim
 
 _STRATEGIES = ("Recreate", "RollingUpdate")
+_POD_MANAGEMENT_POLICIES = ("OrderedReady", "Parallel")
+_RETENTION_POLICIES = ("Retain", "Delete")
+# what ValidateStatefulSetUpdate lets change
+_STATEFUL_SET_MUTABLE = (
+    "replicas",
+    "ordinals",
+    "template",
+    "updateStrategy",
+    "revisionHistoryLimit",
+    "persistentVolumeClaimRetentionPolicy",
+    "minReadySeconds",
+)
+_STATEFUL_SET_UPDATE_FORBIDDEN = (
+    "updates to statefulset spec for fields other than 'replicas', 'ordinals', 'template', "
+    "'updateStrategy', 'revisionHistoryLimit', 'persistentVolumeClaimRetentionPolicy' and "
+    "'minReadySeconds' are forbidden"
+)
 _DAEMONSET_STRATEGIES = ("RollingUpdate", "OnDelete")
 TEMPLATE_GENERATION = "deprecated.daemonset.template.generation"
 
@@ -95,6 +123,28 @@ def _default_daemon_set(daemon_set: Obj) -> None:
         rolling.setdefault("maxUnavailable", 1)
         rolling.setdefault("maxSurge", 0)
     spec.setdefault("revisionHistoryLimit", 10)
+    podspec.default_template(spec)
+
+
+def _default_stateful_set(stateful_set: Obj) -> None:
+    """``SetDefaults_StatefulSet``, and the claim templates' own defaults."""
+    spec = stateful_set.setdefault("spec", {})
+    if not spec.get("podManagementPolicy"):
+        spec["podManagementPolicy"] = "OrderedReady"
+    strategy = spec.setdefault("updateStrategy", {})
+    if not strategy.get("type"):
+        strategy["type"] = "RollingUpdate"
+        strategy.setdefault("rollingUpdate", {})
+    if strategy["type"] == "RollingUpdate" and isinstance(strategy.get("rollingUpdate"), dict):
+        strategy["rollingUpdate"].setdefault("partition", 0)
+    retention = spec.setdefault("persistentVolumeClaimRetentionPolicy", {})
+    retention.setdefault("whenDeleted", "Retain")
+    retention.setdefault("whenScaled", "Retain")
+    spec.setdefault("replicas", 1)
+    spec.setdefault("revisionHistoryLimit", 10)
+    for claim in spec.get("volumeClaimTemplates") or []:
+        if isinstance(claim, dict):
+            default_claim(claim)
     podspec.default_template(spec)
 
 
@@ -162,6 +212,97 @@ def _validate_daemon_set(daemon_set: Obj, old: Obj | None) -> list[FieldError]:
     errors += _daemon_set_strategy_errors(spec.get("updateStrategy") or {}, "spec.updateStrategy")
     errors += nonnegative(spec.get("revisionHistoryLimit"), "spec.revisionHistoryLimit")
     return errors + _selector_update_errors(daemon_set, old)
+
+
+def _validate_stateful_set(stateful_set: Obj, old: Obj | None) -> list[FieldError]:
+    """``ValidateStatefulSetSpec``, and on update ``ValidateStatefulSetUpdate``."""
+    spec = stateful_set.get("spec") or {}
+    errors = kube_finalizer_errors(stateful_set)
+    policy = spec.get("podManagementPolicy", "")
+    if not policy:
+        errors.append(required("spec.podManagementPolicy"))
+    elif policy not in _POD_MANAGEMENT_POLICIES:
+        detail = "must be 'OrderedReady' or 'Parallel'"
+        errors.append(invalid_value("spec.podManagementPolicy", policy, detail))
+    errors += _stateful_set_strategy_errors(spec.get("updateStrategy") or {})
+    retention = spec.get("persistentVolumeClaimRetentionPolicy") or {}
+    for key in ("whenDeleted", "whenScaled"):
+        if retention.get(key, "Retain") not in _RETENTION_POLICIES:
+            path = f"spec.persistentVolumeClaimRetentionPolicy.{key}"
+            errors.append(not_supported(path, retention[key], _RETENTION_POLICIES))
+    start = (spec.get("ordinals") or {}).get("start")
+    errors += nonnegative(start, "spec.ordinals.start")
+    errors += nonnegative(spec.get("replicas"), "spec.replicas")
+    errors += nonnegative(spec.get("minReadySeconds"), "spec.minReadySeconds")
+    errors += nonnegative(spec.get("revisionHistoryLimit"), "spec.revisionHistoryLimit")
+    errors += _selector_and_template_errors(_with_claim_volumes(spec), owner="statefulset")
+    for i, claim in enumerate(spec.get("volumeClaimTemplates") or []):
+        errors += claim_spec_errors(claim.get("spec") or {}, f"spec.volumeClaimTemplates[{i}].spec")
+    if old is not None:
+        errors += _stateful_set_update_errors(spec, old.get("spec") or {})
+    return errors
+
+
+def _with_claim_volumes(spec: Obj) -> Obj:
+    """The spec with each claim template as a volume of the pod template, as its pods will
+    have it: the pod spec is checked with them, so mounts of claims are not "Not found"
+    (Kubernetes skips the pod spec check of a StatefulSet's template for that reason)."""
+    claims = [
+        {
+            "name": (c.get("metadata") or {}).get("name", ""),
+            "persistentVolumeClaim": {"claimName": "x"},
+        }
+        for c in spec.get("volumeClaimTemplates") or []
+        if isinstance(c, dict)
+    ]
+    template = spec.get("template")
+    if not claims or not isinstance(template, dict):
+        return spec
+    pod_spec = dict(template.get("spec") or {})
+    names = {c["name"] for c in claims}
+    volumes = [v for v in pod_spec.get("volumes") or [] if v.get("name") not in names]
+    pod_spec["volumes"] = claims + volumes
+    return {**spec, "template": {**template, "spec": pod_spec}}
+
+
+def _stateful_set_strategy_errors(strategy: Obj) -> list[FieldError]:
+    kind, rolling = strategy.get("type", ""), strategy.get("rollingUpdate")
+    path = "spec.updateStrategy"
+    if not kind:
+        return [required(path)]
+    if kind == "OnDelete":
+        if rolling is None:
+            return []
+        rendered = (
+            f"&apps.RollingUpdateStatefulSetStrategy{{Partition:{rolling.get('partition', 0)}}}"
+        )
+        detail = "only allowed for updateStrategy 'RollingUpdate'"
+        return [invalid_rendered(f"{path}.rollingUpdate", rendered, detail)]
+    if kind == "RollingUpdate":
+        return nonnegative((rolling or {}).get("partition"), f"{path}.rollingUpdate.partition")
+    rendered = (
+        f"apps.StatefulSetUpdateStrategy{{Type:{gofmt.quote(kind)}, "
+        f"RollingUpdate:(*apps.RollingUpdateStatefulSetStrategy)(nil)}}"
+    )
+    return [invalid_rendered(path, rendered, "must be 'RollingUpdate' or 'OnDelete'")]
+
+
+def _stateful_set_update_errors(spec: Obj, old_spec: Obj) -> list[FieldError]:
+    """Only the fields Kubernetes lets change may differ from the stored spec."""
+    fixed = {k: v for k, v in spec.items() if k not in _STATEFUL_SET_MUTABLE}
+    old_fixed = {k: v for k, v in old_spec.items() if k not in _STATEFUL_SET_MUTABLE}
+    if json_equal(_without_empty(fixed), _without_empty(old_fixed)):
+        return []
+    return [forbidden("spec", _STATEFUL_SET_UPDATE_FORBIDDEN)]
+
+
+def _without_empty(value: Any) -> Any:
+    """Absent and empty are the same to Go's ``Semantic.DeepEqual`` of optional fields."""
+    if isinstance(value, dict):
+        return {k: _without_empty(v) for k, v in value.items() if v not in (None, {}, [], "")}
+    if isinstance(value, list):
+        return [_without_empty(v) for v in value]
+    return value
 
 
 def _daemon_set_strategy_errors(strategy: Obj, path: str) -> list[FieldError]:
@@ -240,6 +381,9 @@ def template_errors(selector: Obj | None, template: Obj | None, owner: str) -> l
         if owner == "daemonset":
             detail = "activeDeadlineSeconds in DaemonSet is not Supported"
             errors.append(invalid_value(field_path, deadline, detail))
+        elif owner == "statefulset":
+            detail = "activeDeadlineSeconds in StatefulSet is not Supported"
+            errors.append(forbidden(field_path, detail))
         else:
             kind = "ReplicationController" if owner == "replicationcontroller" else "ReplicaSet"
             errors.append(
@@ -373,6 +517,31 @@ KINDS: tuple[ResourceType, ...] = (
         prepare_for_create=_prepare_daemon_set,
         prepare_for_update=_prepare_daemon_set_update,
         validator=_validate_daemon_set,
+    ),
+    ResourceType(
+        group="apps",
+        version="v1",
+        kind="StatefulSet",
+        plural="statefulsets",
+        singular="statefulset",
+        namespaced=True,
+        short_names=("sts",),
+        categories=CATEGORY_ALL,
+        subresources=("status", "scale"),
+        definition="io.k8s.api.apps.v1.StatefulSet",
+        printer=STATEFULSET_PRINTER,
+        protobuf="k8s.io.api.apps.v1.StatefulSet",
+        has_status=True,
+        tracks_generation=True,
+        always_encoded={
+            **SPEC_AND_STATUS,
+            **POD_TEMPLATE,
+            "spec.updateStrategy": {},
+            "status.replicas": 0,
+            "status.availableReplicas": 0,
+        },
+        defaulter=_default_stateful_set,
+        validator=_validate_stateful_set,
     ),
     ResourceType(
         group="apps",

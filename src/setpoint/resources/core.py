@@ -1,8 +1,9 @@
 """The core API group's kinds, declared whole (``KINDS``): Namespace, Pod, Node, Event,
-ConfigMap, Secret, ServiceAccount, Service, Endpoints, ReplicationController and
-PersistentVolume, with their defaults, validation and field selectors (the rules of the last
-four live in :mod:`setpoint.resources.service`, :mod:`~setpoint.resources.replication` and
-:mod:`~setpoint.resources.persistentvolume`).
+ConfigMap, Secret, ServiceAccount, Service, Endpoints, ReplicationController,
+PersistentVolume and PersistentVolumeClaim, with their defaults, validation and field
+selectors (the rules of the last five live in :mod:`setpoint.resources.service`,
+:mod:`~setpoint.resources.replication`, :mod:`~setpoint.resources.persistentvolume` and
+:mod:`~setpoint.resources.volumeclaims`).
 
 * Namespaces start ``Active`` with the ``kubernetes`` finalizer and carry the
   ``kubernetes.io/metadata.name`` label.
@@ -75,6 +76,7 @@ from setpoint.resources.registry import (
     field_getter,
     reference_field_selectors,
 )
+from setpoint.resources.volumeclaims import PERSISTENT_VOLUME_CLAIM
 
 MAX_DATA_SIZE = 1024 * 1024
 NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
@@ -645,4 +647,5 @@ KINDS: tuple[ResourceType, ...] = (
         defaulter=persistentvolume.default_persistent_volume,
         validator=persistentvolume.validate_persistent_volume,
     ),
+    PERSISTENT_VOLUME_CLAIM,
 )

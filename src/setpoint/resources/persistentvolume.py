@@ -18,7 +18,6 @@ created in (``Pending``, as Kubernetes shows a volume before its controller has 
 from __future__ import annotations
 
 from setpoint.meta.quantity import QuantityError, parse_quantity
-from setpoint.meta.validation import dns1123_subdomain_errors
 from setpoint.resources.checks import immutable
 from setpoint.resources.fielderrors import (
     FieldError,
@@ -28,10 +27,13 @@ from setpoint.resources.fielderrors import (
     required,
 )
 from setpoint.resources.registry import Obj
+from setpoint.resources.volumeclaims import (
+    access_mode_errors,
+    storage_class_errors,
+    volume_mode_errors,
+)
 
-ACCESS_MODES = ("ReadOnlyMany", "ReadWriteMany", "ReadWriteOnce", "ReadWriteOncePod")
 RECLAIM_POLICIES = ("Delete", "Recycle", "Retain")
-VOLUME_MODES = ("Block", "Filesystem")
 VOLUME_SOURCES = (
     "awsElasticBlockStore",
     "azureDisk",
@@ -67,21 +69,6 @@ def default_persistent_volume(volume: Obj) -> None:
         status["phase"] = "Pending"
 
 
-def access_mode_errors(modes: object, path: str) -> list[FieldError]:
-    """The access modes a volume or a claim names: at least one, each known, and
-    ``ReadWriteOncePod`` only alone (``ValidatePersistentVolumeSpec``'s and
-    ``ValidatePersistentVolumeClaimSpec``'s shared rule)."""
-    listed = modes if isinstance(modes, list) else []
-    if not listed:
-        return [required(path)]
-    errors = [
-        not_supported(path, mode, ACCESS_MODES) for mode in listed if mode not in ACCESS_MODES
-    ]
-    if "ReadWriteOncePod" in listed and len(listed) > 1:
-        errors.append(forbidden(path, "may not use ReadWriteOncePod with other access modes"))
-    return errors
-
-
 def validate_persistent_volume(volume: Obj, old: Obj | None) -> list[FieldError]:
     spec = volume.get("spec") or {}
     errors = access_mode_errors(spec.get("accessModes"), "spec.accessModes")
@@ -89,17 +76,12 @@ def validate_persistent_volume(volume: Obj, old: Obj | None) -> list[FieldError]
     policy = spec.get("persistentVolumeReclaimPolicy")
     if policy is not None and policy not in RECLAIM_POLICIES:
         errors.append(not_supported("spec.persistentVolumeReclaimPolicy", policy, RECLAIM_POLICIES))
-    mode = spec.get("volumeMode")
-    if mode is not None and mode not in VOLUME_MODES:
-        errors.append(not_supported("spec.volumeMode", mode, VOLUME_MODES))
-    class_name = spec.get("storageClassName") or ""
-    if class_name:
-        path = "spec.storageClassName"
-        errors += [invalid_value(path, class_name, m) for m in dns1123_subdomain_errors(class_name)]
+    errors += volume_mode_errors(spec, "spec.volumeMode")
+    errors += storage_class_errors(spec, "spec.storageClassName")
     errors += _source_errors(spec)
     if old is not None:
         old_spec = old.get("spec") or {}
-        errors += immutable(mode, old_spec.get("volumeMode"), "spec.volumeMode")
+        errors += immutable(spec.get("volumeMode"), old_spec.get("volumeMode"), "spec.volumeMode")
         for source in VOLUME_SOURCES:
             if source in old_spec and spec.get(source) != old_spec.get(source):
                 detail = "spec.persistentvolumesource is immutable after creation"

@@ -18,10 +18,8 @@ should run a pod, both ``maxUnavailable`` and ``maxSurge`` round up; if both com
 ``OnDelete`` does none of this: new pods appear only where old ones were deleted by hand.
 
 *History.* Each distinct pod template the DaemonSet has had is a ControllerRevision
-``<daemonset>-<hash>`` whose ``data`` is the strategic merge patch that brings the template
-back (``{"spec":{"template":{..., "$patch":"replace"}}}``, Go-marshalled: keys sorted), labelled
-with the template's labels plus ``controller-revision-hash`` and annotated with the
-DaemonSet's annotations. The revision whose data equals the DaemonSet's current patch is
+``<daemonset>-<hash>``, kept as :mod:`setpoint.controllers.util.history` describes (shared
+with the StatefulSet controller). The revision whose data equals the DaemonSet's current patch is
 *current* and gets the highest revision number (a rollback to an old template renumbers its
 revision rather than adding one); duplicates are merged into the newest, their pods
 relabelled. Old revisions beyond ``revisionHistoryLimit`` are deleted, oldest first, unless a
@@ -32,13 +30,12 @@ rollout history`` lists and ``kubectl rollout undo`` patches back.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from setpoint.client.api import CONTROLLERREVISIONS, DAEMONSETS, PODS, ApiError, Obj
+from setpoint.client.api import DAEMONSETS, PODS, Obj
 from setpoint.controllers.daemonset.util import (
     API_VERSION,
     HASH_LABEL,
@@ -48,16 +45,18 @@ from setpoint.controllers.daemonset.util import (
     surge_count,
     unavailable_count,
 )
-from setpoint.controllers.util import ownerrefs
 from setpoint.controllers.util import pods as podutil
 from setpoint.controllers.util.history import (
-    by_revision,
-    compute_hash,
+    HistoryOwner,
+    create_revision,
+    delete_revision,
+    label_unhashed,
     max_revision,
-    revision_name,
+    renumber_revision,
+    revision_matches,
     revision_number,
+    revisions_to_clean_up,
 )
-from setpoint.meta import gofmt
 
 if TYPE_CHECKING:
     from setpoint.controllers.daemonset.controller import DaemonSetController
@@ -178,56 +177,7 @@ def rolling_update_plan(
 
 # ------------------------------------------------------------------------------ history
 
-
-def revision_patch(ds: Obj) -> Obj:
-    """``getPatch``: the patch that restores the DaemonSet's pod template."""
-    template = copy.deepcopy(ds["spec"].get("template") or {})
-    template["$patch"] = "replace"
-    return {"spec": {"template": template}}
-
-
-def revision_matches(ds: Obj, revision: Obj) -> bool:
-    """``Match``: the revision holds the DaemonSet's current template. Compared as Go's
-    ``json.Marshal`` would write both (keys sorted), so that kubectl, which compares bytes
-    the same way, agrees."""
-    return gofmt.json_marshal(revision.get("data")) == gofmt.json_marshal(revision_patch(ds))
-
-
-def new_revision(ds: Obj, number: int) -> Obj:
-    """The ControllerRevision for the DaemonSet's current template (``snapshot``)."""
-    collision_count = (ds.get("status") or {}).get("collisionCount")
-    hash_value = compute_hash(ds["spec"].get("template") or {}, collision_count)
-    template_labels = ((ds["spec"].get("template") or {}).get("metadata") or {}).get("labels")
-    meta: Obj = {
-        "name": revision_name(ds["metadata"]["name"], hash_value),
-        "namespace": ds["metadata"]["namespace"],
-        "labels": {**(template_labels or {}), HASH_LABEL: hash_value},
-        "ownerReferences": [ownerrefs.new_controller_ref(ds, API_VERSION, KIND)],
-    }
-    if ds["metadata"].get("annotations"):
-        meta["annotations"] = dict(ds["metadata"]["annotations"])
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "ControllerRevision",
-        "metadata": meta,
-        "data": revision_patch(ds),
-        "revision": number,
-    }
-
-
-def revisions_to_clean_up(ds: Obj, old: list[Obj], live_hashes: set[str]) -> list[Obj]:
-    """``cleanupHistory``'s victims: the oldest old revisions beyond
-    ``revisionHistoryLimit`` whose hash no pod carries."""
-    limit = int(ds["spec"].get("revisionHistoryLimit", 10))
-    excess = len(old) - limit
-    victims: list[Obj] = []
-    for revision in by_revision(old):
-        if len(victims) >= excess:
-            break
-        if (revision["metadata"].get("labels") or {}).get(HASH_LABEL) in live_hashes:
-            continue
-        victims.append(revision)
-    return victims
+DAEMON_SET_HISTORY = HistoryOwner(DAEMONSETS, API_VERSION, KIND)
 
 
 async def construct_history(dc: DaemonSetController, ds: Obj) -> tuple[Obj, list[Obj]]:
@@ -236,43 +186,15 @@ async def construct_history(dc: DaemonSetController, ds: Obj) -> tuple[Obj, list
     current: list[Obj] = []
     old: list[Obj] = []
     for revision in await dc.claim_revisions(ds):
-        labels = revision["metadata"].get("labels") or {}
-        if HASH_LABEL not in labels:
-            # a revision from elsewhere: its name stands for its hash, collisions or not
-            updated = copy.deepcopy(revision)
-            updated["metadata"]["labels"] = {**labels, HASH_LABEL: revision["metadata"]["name"]}
-            revision = await dc.client.update(CONTROLLERREVISIONS, updated)
+        revision = await label_unhashed(dc.client, revision)
         (current if revision_matches(ds, revision) else old).append(revision)
     number = max_revision(old) + 1
     if not current:
-        return await _snapshot(dc, ds, number), old
+        return await create_revision(dc.client, DAEMON_SET_HISTORY, ds, number), old
     cur = await _dedup_current(dc, ds, current)
     if revision_number(cur) < number:
-        updated = copy.deepcopy(cur)
-        updated["revision"] = number
-        cur = await dc.client.update(CONTROLLERREVISIONS, updated)
+        cur = await renumber_revision(dc.client, cur, number)
     return cur, old
-
-
-async def _snapshot(dc: DaemonSetController, ds: Obj, number: int) -> Obj:
-    revision = new_revision(ds, number)
-    name, namespace = revision["metadata"]["name"], revision["metadata"]["namespace"]
-    try:
-        return await dc.client.create(CONTROLLERREVISIONS, revision)
-    except ApiError as exc:
-        if not exc.is_already_exists:
-            raise
-        existing = await dc.client.get(CONTROLLERREVISIONS, name, namespace)
-        if revision_matches(ds, existing):
-            return existing
-        fresh = await dc.client.get(DAEMONSETS, ds["metadata"]["name"], namespace)
-        seen = (ds.get("status") or {}).get("collisionCount")
-        if (fresh.get("status") or {}).get("collisionCount") != seen:
-            raise  # our copy was stale: the next attempt hashes with the new count
-        status = fresh.setdefault("status", {})
-        status["collisionCount"] = int(seen or 0) + 1
-        await dc.client.update_status(DAEMONSETS, fresh)
-        raise
 
 
 async def _dedup_current(dc: DaemonSetController, ds: Obj, current: list[Obj]) -> Obj:
@@ -288,7 +210,7 @@ async def _dedup_current(dc: DaemonSetController, ds: Obj, current: list[Obj]) -
             await dc.client.patch(PODS, pod["metadata"]["name"], patch, ds["metadata"]["namespace"])
     for revision in current:
         if revision["metadata"]["name"] != keep["metadata"]["name"]:
-            await _delete_revision(dc, revision)
+            await delete_revision(dc.client, revision)
     return keep
 
 
@@ -300,13 +222,4 @@ async def cleanup_history(dc: DaemonSetController, ds: Obj, old: list[Obj]) -> N
         if (hash_value := (pod["metadata"].get("labels") or {}).get(HASH_LABEL))
     }
     for revision in revisions_to_clean_up(ds, old, live):
-        await _delete_revision(dc, revision)
-
-
-async def _delete_revision(dc: DaemonSetController, revision: Obj) -> None:
-    meta = revision["metadata"]
-    try:
-        await dc.client.delete(CONTROLLERREVISIONS, meta["name"], meta["namespace"])
-    except ApiError as exc:
-        if not exc.is_not_found:
-            raise
+        await delete_revision(dc.client, revision)

@@ -24,6 +24,7 @@ import copy
 from typing import NamedTuple
 
 from setpoint.client.api import Obj
+from setpoint.controllers.util import history
 from setpoint.controllers.util.pods import is_terminating
 from setpoint.meta.intstr import scaled_value
 from setpoint.meta.nodeaffinity import NAME_FIELD, pod_matches_node
@@ -44,7 +45,7 @@ from setpoint.meta.timestamps import parse_time
 
 KIND = "DaemonSet"
 API_VERSION = "apps/v1"
-HASH_LABEL = "controller-revision-hash"
+HASH_LABEL = history.HASH_LABEL
 TEMPLATE_GENERATION_LABEL = "pod-template-generation"
 TEMPLATE_GENERATION = "deprecated.daemonset.template.generation"
 

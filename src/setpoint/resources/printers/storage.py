@@ -1,8 +1,13 @@
-"""Tables for PersistentVolumes (``printPersistentVolume`` of Kubernetes'
-``pkg/printers/internalversion/printers.go``): capacity, access modes as ``RWO,ROX``,
-reclaim policy, phase (``Terminating`` once deleted), the claim as ``namespace/name``, the
-storage class (its beta annotation first), and ``<unset>`` for an unset volume attributes
-class or (``-o wide``) volume mode."""
+"""Tables for PersistentVolumes and PersistentVolumeClaims (``printPersistentVolume`` and
+``printPersistentVolumeClaim`` of Kubernetes' ``pkg/printers/internalversion/printers.go``).
+
+A volume shows its capacity, access modes as ``RWO,ROX``, reclaim policy, phase
+(``Terminating`` once deleted), the claim as ``namespace/name``, its storage class and
+``<unset>`` for an unset volume attributes class or (``-o wide``) volume mode. A claim shows
+its phase, the volume it is bound to and, only once bound, the capacity and access modes its
+status reports. The storage class of either comes from the legacy
+``volume.beta.kubernetes.io/storage-class`` annotation first.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +24,7 @@ from setpoint.resources.printers.base import (
     age_of,
     column,
     dig,
+    items,
     name_of,
     text,
 )
@@ -128,3 +134,62 @@ def persistent_volume_cells(volume: Obj, now: datetime) -> list[Any]:
 
 
 PERSISTENT_VOLUME_PRINTER = Printer(PERSISTENT_VOLUME_COLUMNS, persistent_volume_cells)
+
+
+PERSISTENTVOLUMECLAIM_COLUMNS = [
+    NAME_COLUMN,
+    column(
+        "Status",
+        description="phase represents the current phase of PersistentVolumeClaim.",
+    ),
+    column(
+        "Volume",
+        description="volumeName is the binding reference to the PersistentVolume backing "
+        "this claim.",
+    ),
+    column(
+        "Capacity",
+        description="capacity represents the actual resources of the underlying volume.",
+    ),
+    column(
+        "Access Modes",
+        description="accessModes contains the actual access modes the volume backing the PVC "
+        "has. More info: "
+        "https://kubernetes.io/docs/concepts/storage/persistent-volumes#access-modes-1",
+    ),
+    column("StorageClass", description="StorageClass of the pvc"),
+    column("VolumeAttributesClass", description="VolumeAttributesClass of the pvc"),
+    AGE_COLUMN,
+    column(
+        "VolumeMode",
+        priority=1,
+        description="volumeMode defines what type of volume is required by the claim. Value "
+        "of Filesystem is implied when not included in claim spec.",
+    ),
+]
+
+
+def persistentvolumeclaim_cells(claim: Obj, now: datetime) -> list[Any]:
+    """``printPersistentVolumeClaim``."""
+    phase = text(claim, "status", "phase")
+    if dig(claim, "metadata", "deletionTimestamp"):
+        phase = "Terminating"
+    volume = text(claim, "spec", "volumeName")
+    capacity = modes = ""
+    if volume:
+        capacity = format_storage(dig(claim, "status", "capacity"))
+        modes = format_access_modes(items(claim, "status", "accessModes"))
+    return [
+        name_of(claim),
+        phase,
+        volume,
+        capacity,
+        modes,
+        storage_class_of(claim),
+        text(claim, "spec", "volumeAttributesClassName") or "<unset>",
+        age_of(claim, now),
+        text(claim, "spec", "volumeMode") or "<unset>",
+    ]
+
+
+PERSISTENTVOLUMECLAIM_PRINTER = Printer(PERSISTENTVOLUMECLAIM_COLUMNS, persistentvolumeclaim_cells)

@@ -1,4 +1,4 @@
-"""Tables for the workload kinds (deployments, replica sets, daemon sets, controller
+"""Tables for the workload kinds (deployments, replica sets, daemon sets, stateful sets, controller
 revisions, jobs, cron jobs), the PodDisruptionBudgets that guard them, and leases.
 
 Each printer reproduces the matching ``print*`` function of Kubernetes'
@@ -21,6 +21,8 @@ from typing import Any
 from setpoint.meta.jsonvalue import Obj
 from setpoint.resources.printers.base import (
     AGE_COLUMN,
+    CONTAINERS_DOC,
+    IMAGES_DOC,
     NAME_COLUMN,
     Cells,
     Printer,
@@ -245,6 +247,29 @@ def controllerrevision_cells(revision: Obj, now: datetime) -> list[Any]:
     ]
 
 
+# --- stateful sets --------------------------------------------------------------------------
+
+STATEFULSET_COLUMNS = [
+    NAME_COLUMN,
+    column("Ready", description=_READY_DOC),
+    AGE_COLUMN,
+    column("Containers", priority=1, description=CONTAINERS_DOC),
+    column("Images", priority=1, description=IMAGES_DOC),
+]
+
+
+def statefulset_cells(stateful_set: Obj, now: datetime) -> list[Any]:
+    """``printStatefulSet``: READY is ready/desired replicas."""
+    desired = number(stateful_set, "spec", "replicas", default=1)
+    ready = number(stateful_set, "status", "readyReplicas")
+    return [
+        name_of(stateful_set),
+        f"{ready}/{desired}",
+        age_of(stateful_set, now),
+        *containers_cells(dig(stateful_set, "spec", "template", "spec")),
+    ]
+
+
 # --- jobs -----------------------------------------------------------------------------------
 
 _JOB_SELECTOR_DOC = (
@@ -449,6 +474,7 @@ REPLICASET_PRINTER = Printer(REPLICASET_COLUMNS, replicaset_cells)
 REPLICATION_CONTROLLER_PRINTER = Printer(REPLICASET_COLUMNS, replication_controller_cells)
 DAEMONSET_PRINTER = Printer(DAEMONSET_COLUMNS, daemonset_cells)
 CONTROLLERREVISION_PRINTER = Printer(CONTROLLERREVISION_COLUMNS, controllerrevision_cells)
+STATEFULSET_PRINTER = Printer(STATEFULSET_COLUMNS, statefulset_cells)
 JOB_PRINTER = Printer(JOB_COLUMNS, job_cells)
 CRONJOB_PRINTER = Printer(CRONJOB_COLUMNS, cronjob_cells)
 LEASE_PRINTER = Printer(LEASE_COLUMNS, lease_cells)
