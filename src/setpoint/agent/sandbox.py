@@ -75,6 +75,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from setpoint.agent import cgroups, network, volumes
+from setpoint.agent.clusterdns import resolvconf
 from setpoint.agent.hostports import HostPorts
 from setpoint.agent.pods import container_id
 from setpoint.agent.runtime import ContainerSpec
@@ -109,6 +110,19 @@ class BindMount:
     target: str
     read_only: bool
     is_file: bool
+
+
+@dataclass(frozen=True)
+class DNSSettings:
+    """What a pod's ``/etc/resolv.conf`` is made of (the kubelet's ``--cluster-domain``,
+    ``--cluster-dns`` and ``--resolv-conf``)."""
+
+    cluster_domain: str = "cluster.local"
+    cluster_dns: tuple[str, ...] = ()  # given to pods instead of the node's DNS server
+    resolv_conf: Path = Path("/etc/resolv.conf")  # the node's own
+
+
+RESOLV_CONF = "/etc/resolv.conf"
 
 
 class MountError(Exception):
@@ -259,8 +273,10 @@ class Sandboxes:
         pod_max_pids: int = -1,
         pod_network: network.PodNetwork | None = None,
         no_pod_network: str = "",
+        dns: DNSSettings | None = None,
     ) -> None:
         self.client = client
+        self.dns = dns or DNSSettings()
         self.network = pod_network
         self.no_pod_network = no_pod_network  # why there is no pod network, if none
         self.recorder = recorder
@@ -324,6 +340,7 @@ class Sandboxes:
             return Setup(False, RETRY_SECONDS)
         if uid not in self._ready:
             await self._setup_pod_cgroup(pod)
+            await self._write_resolv_conf(pod)
             self._ready.add(uid)
         if not wanted:
             return Setup(True)
@@ -358,6 +375,44 @@ class Sandboxes:
             message = "hostPort not mapped: " + "; ".join(problems)
             await self._note(pod, "Warning", "HostPortNotMapped", message)
         return True
+
+    def cluster_dns(self) -> list[str]:
+        """The nameserver ``ClusterFirst`` pods get: ``--cluster-dns``, else the node's own
+        DNS server on its bridge address (none without a pod network)."""
+        if self.dns.cluster_dns:
+            return list(self.dns.cluster_dns)
+        if self.network is not None and self.network.subnet is not None:
+            return [str(network.gateway(self.network.subnet))]
+        return []
+
+    def resolv_conf_path(self, uid: str) -> Path:
+        return self.pod_dir(uid) / "etc" / "resolv.conf"
+
+    async def _write_resolv_conf(self, pod: Obj) -> None:
+        """The pod's own ``/etc/resolv.conf`` (see the module doc): every pod in a network
+        namespace of its own gets one; a pod in the node's network only when its dnsPolicy
+        and dnsConfig make it differ from the node's file, and a mount namespace can be made
+        (so a ClusterFirst pod of an agent without a pod network, which has no cluster DNS
+        to name, keeps the node's file with no MissingClusterDNS Warning)."""
+        uid = pod["metadata"]["uid"]
+        try:
+            host_text = await asyncio.to_thread(self.dns.resolv_conf.read_text, errors="replace")
+        except OSError as exc:
+            log.warning("pod DNS: cannot read %s: %s", self.dns.resolv_conf, exc)
+            host_text = ""
+        host = resolvconf.parse_resolv_conf(host_text)
+        formed = resolvconf.pod_dns(
+            pod, host=host, cluster_dns=self.cluster_dns(), cluster_domain=self.dns.cluster_domain
+        )
+        in_node_network = uid not in self._addresses
+        if in_node_network and (
+            formed.config == host or await self._mount_namespaces_unavailable()
+        ):
+            return
+        for reason, message in formed.warnings:
+            await self._note(pod, "Warning", reason, message)
+        path = self.resolv_conf_path(uid)
+        await asyncio.to_thread(_write_file, path, resolvconf.render(formed.config))
 
     async def close(self) -> None:
         """Stop what lives in the agent (the hostPort listeners); pods keep running."""
@@ -457,7 +512,11 @@ class Sandboxes:
         address = self._addresses.get(uid)
         if address is not None:
             changes["netns"] = address.netns
-        if container.get("volumeMounts"):
+        resolv = self.resolv_conf_path(uid)
+        # a command that is nowhere on the node is started as it is, so the supervisor
+        # reports its StartError (inside the namespace only volumes add files)
+        own_resolv = resolv.is_file() and command_exists(spec.argv[0], spec.env.get("PATH"))
+        if container.get("volumeMounts") or own_resolv:
             why_not = await self._mount_namespaces_unavailable()
             if why_not:
                 message = (
@@ -468,6 +527,9 @@ class Sandboxes:
             else:
                 try:
                     plan = container_mounts(pod, container, self.pod_dir(uid))
+                    if own_resolv:  # (under any volume mounted at /etc)
+                        resolv_mount = BindMount(str(resolv), RESOLV_CONF, False, is_file=True)
+                        plan = sorted([*plan, resolv_mount], key=lambda m: m.target.count("/"))
                     ns_file = await self._namespace(uid, container["name"], plan)
                 except (MountError, OSError) as exc:
                     text = f"MountVolume.SetUp failed for container {container['name']!r}: {exc}"
@@ -501,7 +563,7 @@ class Sandboxes:
         netns = self.network_namespace(pod)
         found: list[Namespace] = [("net", netns)] if netns is not None else []
         ns_file = self.pod_dir(uid) / "ns" / container["name"]
-        if container.get("volumeMounts") and os.path.ismount(ns_file):
+        if os.path.ismount(ns_file):
             found.append(("mount", ns_file))
         return found
 
@@ -584,6 +646,20 @@ class Sandboxes:
         await self.host_ports.close(uid)
         if self.network is not None:
             await self.network.teardown(uid)
+
+
+def command_exists(name: str, path: str | None) -> bool:
+    if "/" in name:
+        return os.path.exists(name)
+    return shutil.which(name, path=path or os.defpath) is not None
+
+
+def _write_file(path: Path, text: str) -> None:
+    private_dir(path.parent)
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(text)
+    temporary.chmod(0o644)  # the container's processes read it, whoever they run as
+    os.replace(temporary, path)
 
 
 def host_network(pod: Obj) -> bool:

@@ -23,6 +23,7 @@ import click
 from setpoint.agent.agent import POD_NETWORK_MODES, NodeAgent
 from setpoint.agent.pods import MAX_RESTART_PERIOD_RANGE, NodeContainerSettings
 from setpoint.agent.runtime import ensure_supervisor
+from setpoint.agent.sandbox import DNSSettings
 from setpoint.agent.server import DEFAULT_KUBELET_PORT
 from setpoint.cli.flags import client_config, parse_duration
 from setpoint.cli.process import exit_with_parent, install_uvloop, run_until_signalled, tune_gc
@@ -51,6 +52,7 @@ async def run_agent(
     shutdown_grace_period_critical_pods: float = 0.0,
     pod_max_pids: int = -1,
     pod_network: str = "auto",
+    dns: DNSSettings | None = None,
 ) -> None:
     """Run the node agent until SIGTERM/SIGINT."""
     runtime = await ensure_supervisor(data_dir / "supervisor")
@@ -68,6 +70,7 @@ async def run_agent(
         shutdown_grace_period_critical_pods=shutdown_grace_period_critical_pods,
         pod_max_pids=pod_max_pids,
         pod_network=pod_network,
+        dns=dns,
     )
     try:
         await run_until_signalled(agent)
@@ -84,6 +87,18 @@ def _ip_address(ctx: click.Context, param: click.Parameter, value: str) -> str:
 
 
 _PATH = click.Path(exists=True, dir_okay=False, path_type=Path)
+
+
+def _ip_list(ctx: click.Context, param: click.Parameter, value: str) -> tuple[str, ...]:
+    """The kubelet's ``--cluster-dns``: IP addresses, separated by commas."""
+    found = []
+    for item in (v.strip() for v in value.split(",")):
+        if item:
+            try:
+                found.append(str(ipaddress.ip_address(item)))
+            except ValueError:
+                raise click.BadParameter(f"{item!r} is not an IP address") from None
+    return tuple(found)
 
 
 def _duration(ctx: click.Context, param: click.Parameter, value: str) -> float:
@@ -219,6 +234,28 @@ def _rate(ctx: click.Context, param: click.Parameter, value: str) -> int:
     help="auto: each pod gets a network namespace and an IP from the Node's podCIDR where the "
     "agent runs as root (else the node's network); host: every pod uses the node's network.",
 )
+@click.option(
+    "--cluster-domain",
+    default="cluster.local",
+    show_default=True,
+    help="The cluster's DNS domain: pods search <namespace>.svc.DOMAIN, svc.DOMAIN and DOMAIN, "
+    "and the node's DNS server answers for it.",
+)
+@click.option(
+    "--cluster-dns",
+    default="",
+    callback=_ip_list,
+    help="DNS server addresses (comma-separated) given to ClusterFirst pods instead of the "
+    "node's own DNS server (which listens on the first address of the node's podCIDR).",
+)
+@click.option(
+    "--resolv-conf",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default="/etc/resolv.conf",
+    show_default=True,
+    help="The node's resolver configuration: upstream servers for names outside the "
+    "cluster, and the base of pods' resolv.conf.",
+)
 def agent(
     server: str | None,
     token_file: Path | None,
@@ -238,6 +275,9 @@ def agent(
     shutdown_grace_period_critical_pods: float,
     pod_max_pids: int,
     pod_network: str,
+    cluster_domain: str,
+    cluster_dns: tuple[str, ...],
+    resolv_conf: Path,
 ) -> None:
     """Run the node agent: register this host as a node and run the pods bound to it."""
     if shutdown_grace_period_critical_pods > shutdown_grace_period:
@@ -276,5 +316,10 @@ def agent(
             shutdown_grace_period_critical_pods=shutdown_grace_period_critical_pods,
             pod_max_pids=pod_max_pids,
             pod_network=pod_network,
+            dns=DNSSettings(
+                cluster_domain=cluster_domain.strip(".").lower(),
+                cluster_dns=cluster_dns,
+                resolv_conf=resolv_conf,
+            ),
         )
     )
