@@ -609,7 +609,9 @@ class Sandboxes:
             if os.path.ismount(ns_file):
                 return ns_file
             private_dir(ns_dir)
-            if not os.path.ismount(ns_dir):
+            # (not os.path.ismount: a bind mount of the same filesystem looks like none to
+            # it, and binding the directory again would hide the namespace files made before)
+            if str(ns_dir) not in mounts_under(ns_dir):
                 mount(str(ns_dir), str(ns_dir), None, MS_BIND)
                 mount("none", str(ns_dir), None, MS_PRIVATE)
             os.close(os.open(ns_file, os.O_WRONLY | os.O_CREAT, 0o600))
