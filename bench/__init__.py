@@ -26,4 +26,5 @@ BENCHMARKS = (
     "supervisorloss",
     "podnet",
     "exec",
+    "clusterdns",
 )

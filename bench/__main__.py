@@ -46,6 +46,7 @@ TIME_LIMITS = {
     "supervisorloss": 240.0,
     "podnet": 180.0,
     "exec": 240.0,
+    "clusterdns": 240.0,
 }
 
 

@@ -50,7 +50,12 @@ readiness. Not yet: images (a
 container without ``command`` runs its ``args`` as the command, with a Normal
 ``ImageEntrypointUnknown`` event; one with neither is a configuration error). Volumes,
 mount namespaces and cgroup limits belong to the pod sandbox (:mod:`setpoint.agent.sandbox`),
-set up before the first container starts and torn down once the last is removed. The data
+set up before the first container starts and torn down once the last is removed.
+
+With a pod network the agent also serves cluster DNS for its pods
+(:mod:`setpoint.agent.clusterdns`): informers on every Service and EndpointSlice feed an
+index of the cluster's names, answered on UDP and TCP port 53 of the bridge address (the
+first address of the node's podCIDR), which each pod's resolv.conf names. The data
 dir is private to the agent's user (:mod:`setpoint.meta.privatefiles`), tightened at start if it
 already exists.
 """
