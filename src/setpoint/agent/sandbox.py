@@ -660,8 +660,12 @@ class Sandboxes:
 
 
 def command_exists(name: str, path: str | None) -> bool:
-    if "/" in name:
+    """Whether ``name`` is on the node (a relative path, to the working directory, is
+    taken as there)."""
+    if name.startswith("/"):
         return os.path.exists(name)
+    if "/" in name:
+        return True
     return shutil.which(name, path=path or os.defpath) is not None
 
 
