@@ -158,3 +158,22 @@ def test_an_invalid_dns_config_is_refused_with_422(k: Kubectl) -> None:
         'Pod "bad" is invalid: spec.dnsConfig.nameservers: Required value: must provide at '
         "least one DNS nameserver when `dnsPolicy` is None"
     ), result.stderr
+
+
+def test_a_pods_etc_hosts_names_it_and_its_aliases(k: Kubectl, cluster: Cluster) -> None:
+    aliases = [{"ip": "192.0.2.7", "hostnames": ["foo.local"]}]
+    logs = run_once(
+        k,
+        "hosts",
+        ["cat", "/etc/hosts"],
+        hostname="h",
+        subdomain="sub",
+        hostAliases=aliases,
+        **on_node(cluster.nodes[0]),
+    )
+    ip = k("get", "pod", "hosts", "-o", "jsonpath={.status.podIP}").stdout
+    assert logs.startswith("# Kubernetes-managed hosts file.\n127.0.0.1\tlocalhost\n")
+    assert logs.endswith(
+        f"{ip}\th.sub.{k.namespace}.svc.cluster.local\th\n\n"
+        "# Entries added by HostAliases.\n192.0.2.7\tfoo.local\n"
+    )

@@ -23,13 +23,16 @@ starts (:meth:`~Sandboxes.ensure`):
   ``dnsPolicy`` and ``dnsConfig`` as the kubelet builds it
   (:mod:`setpoint.agent.clusterdns.resolvconf`), naming the node's DNS server: for every pod
   in a network namespace of its own, and for a pod in the node's network only when its
-  policy makes its file differ from the node's and mount namespaces can be made.
+  policy makes its file differ from the node's and mount namespaces can be made; beside it,
+  for a pod with its own network, the kubelet-managed ``/etc/hosts``
+  (:mod:`setpoint.agent.clusterdns.hostsfile`).
 
 Then, for each container (:meth:`~Sandboxes.prepare_container`): its leaf cgroup with its
 limits, written before the supervisor spawns the process and moves it in; and, if it has
 ``volumeMounts`` or its pod has its own resolv.conf, a mount namespace of its own in which
 the volumes are bind-mounted at their ``mountPath`` (``subPath`` and ``readOnly``
-honoured) and the pod's resolv.conf at ``/etc/resolv.conf``, invisible to the host. (A
+honoured) and the pod's resolv.conf and hosts at ``/etc/resolv.conf`` and ``/etc/hosts``,
+invisible to the host. (A
 container whose command is nowhere on the node gets no namespace for its resolv.conf
 alone, so the supervisor reports its ``StartError`` rather than nsenter's exit 127.)
 
@@ -84,7 +87,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from setpoint.agent import cgroups, network, volumes
-from setpoint.agent.clusterdns import resolvconf
+from setpoint.agent.clusterdns import hostsfile, resolvconf
 from setpoint.agent.hostports import HostPorts
 from setpoint.agent.pods import container_id
 from setpoint.agent.runtime import ContainerSpec
@@ -132,6 +135,7 @@ class DNSSettings:
 
 
 RESOLV_CONF = "/etc/resolv.conf"
+ETC_HOSTS = "/etc/hosts"
 
 
 class MountError(Exception):
@@ -397,6 +401,9 @@ class Sandboxes:
     def resolv_conf_path(self, uid: str) -> Path:
         return self.pod_dir(uid) / "etc" / "resolv.conf"
 
+    def hosts_path(self, uid: str) -> Path:
+        return self.pod_dir(uid) / "etc" / "hosts"
+
     async def _write_resolv_conf(self, pod: Obj) -> None:
         """The pod's own ``/etc/resolv.conf`` (see the module doc): every pod in a network
         namespace of its own gets one; a pod in the node's network only when its dnsPolicy
@@ -404,6 +411,10 @@ class Sandboxes:
         (so a ClusterFirst pod of an agent without a pod network, which has no cluster DNS
         to name, keeps the node's file with no MissingClusterDNS Warning)."""
         uid = pod["metadata"]["uid"]
+        address = self._addresses.get(uid)
+        if address is not None:  # and a kubelet-managed /etc/hosts naming the pod
+            hosts = hostsfile.hosts_file(pod, address.ip, cluster_domain=self.dns.cluster_domain)
+            await asyncio.to_thread(_write_file, self.hosts_path(uid), hosts)
         try:
             host_text = await asyncio.to_thread(self.dns.resolv_conf.read_text, errors="replace")
         except OSError as exc:
@@ -537,8 +548,11 @@ class Sandboxes:
                 try:
                     plan = container_mounts(pod, container, self.pod_dir(uid))
                     if own_resolv:  # (under any volume mounted at /etc)
-                        resolv_mount = BindMount(str(resolv), RESOLV_CONF, False, is_file=True)
-                        plan = sorted([*plan, resolv_mount], key=lambda m: m.target.count("/"))
+                        etc = [BindMount(str(resolv), RESOLV_CONF, False, is_file=True)]
+                        hosts = self.hosts_path(uid)
+                        if hosts.is_file():
+                            etc.append(BindMount(str(hosts), ETC_HOSTS, False, is_file=True))
+                        plan = sorted([*plan, *etc], key=lambda m: m.target.count("/"))
                     ns_file = await self._namespace(uid, container["name"], plan)
                 except (MountError, OSError) as exc:
                     text = f"MountVolume.SetUp failed for container {container['name']!r}: {exc}"

@@ -6,5 +6,5 @@
 - :mod:`.server`: the asyncio UDP and TCP server on the node bridge's address that answers
   from that index and forwards every other name to the node's upstream resolvers;
 - :mod:`.resolvconf`: the ``/etc/resolv.conf`` each pod gets, built as the kubelet builds it
-  from the pod's ``dnsPolicy`` and ``dnsConfig``.
+  from the pod's ``dnsPolicy`` and ``dnsConfig``; :mod:`.hostsfile`: its ``/etc/hosts``.
 """
