@@ -27,4 +27,5 @@ BENCHMARKS = (
     "podnet",
     "exec",
     "servicepath",
+    "clusterdns",
 )

@@ -47,6 +47,7 @@ TIME_LIMITS = {
     "podnet": 180.0,
     "exec": 240.0,
     "servicepath": 300.0,
+    "clusterdns": 240.0,
 }
 
 

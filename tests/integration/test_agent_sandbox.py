@@ -67,7 +67,12 @@ async def test_configmap_volume_is_visible_inside_the_container_but_not_on_the_h
         volumes=[{"name": "cfg", "configMap": {"name": cm}}],
     )
     pid = await node.running_pid("cm-pod")
-    assert Path(f"/proc/{pid}/root{mount_path}/greeting").read_text() == "hello"
+    inside = Path(f"/proc/{pid}/root{mount_path}/greeting")
+
+    async def entered() -> str | None:  # (running: nsenter may not have entered it yet)
+        return inside.read_text() if inside.exists() else None
+
+    assert await eventually(entered, timeout=10, what="the volume inside") == "hello"
     assert not Path(mount_path, "greeting").exists()
     await delete_and_wait_gone(node, "cm-pod")
     os.rmdir(mount_path)  # the mount point the sandbox had to create on the host

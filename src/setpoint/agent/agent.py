@@ -50,7 +50,12 @@ readiness. Not yet: images (a
 container without ``command`` runs its ``args`` as the command, with a Normal
 ``ImageEntrypointUnknown`` event; one with neither is a configuration error). Volumes,
 mount namespaces and cgroup limits belong to the pod sandbox (:mod:`setpoint.agent.sandbox`),
-set up before the first container starts and torn down once the last is removed. The data
+set up before the first container starts and torn down once the last is removed.
+
+With a pod network the agent also serves cluster DNS for its pods
+(:mod:`setpoint.agent.clusterdns`): informers on every Service and EndpointSlice feed an
+index of the cluster's names, answered on UDP and TCP port 53 of the bridge address (the
+first address of the node's podCIDR), which each pod's resolv.conf names. The data
 dir is private to the agent's user (:mod:`setpoint.meta.privatefiles`), tightened at start if it
 already exists.
 """
@@ -70,6 +75,9 @@ from typing import Any
 
 from setpoint.agent import lifecycle, network, shutdown
 from setpoint.agent import pods as podspec
+from setpoint.agent.clusterdns.records import ClusterRecords
+from setpoint.agent.clusterdns.resolvconf import parse_resolv_conf
+from setpoint.agent.clusterdns.server import DNSServer, upstreams_from
 from setpoint.agent.pressure import measure_host, meminfo_bytes, node_pressure
 from setpoint.agent.probes import ProbeManager
 from setpoint.agent.proxy.proxier import PROXY_MODES, NodeProxy
@@ -81,7 +89,7 @@ from setpoint.agent.runtime import (
     SupervisorError,
     stdin_fifo,
 )
-from setpoint.agent.sandbox import Sandboxes
+from setpoint.agent.sandbox import DNSSettings, Sandboxes
 from setpoint.agent.server import DEFAULT_KUBELET_PORT, KubeletServer, PodView
 from setpoint.client.api import (
     CONFIGMAPS,
@@ -127,6 +135,7 @@ POD_NETWORK_MODES = ("auto", "host")
 HOST_ONLY = "the agent runs with --pod-network=host"
 POD_CIDR_WAIT_SECONDS = 10.0
 ROUTE_SYNC_INTERVAL = 0.2  # at most five route syncs a second, however many Nodes change
+DNS_RETRY_SECONDS = 5.0  # between attempts to bind the node's DNS server
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 _ARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm"}
@@ -233,6 +242,8 @@ class NodeAgent:
         pod_max_pids: int = -1,
         pod_network: str = "host",
         proxy_mode: str = "none",
+        dns: DNSSettings | None = None,
+        dns_port: int = 53,
         clock: Clock = REAL_CLOCK,
     ) -> None:
         if pod_network not in POD_NETWORK_MODES:
@@ -267,16 +278,22 @@ class NodeAgent:
             pod_max_pids=pod_max_pids,
             pod_network=self.network,
             no_pod_network=why_not,
+            dns=dns,
         )
+        # every Service and EndpointSlice, for the node proxy and cluster DNS
+        self.services = Informer(client, SERVICES)
+        self.endpoint_slices = Informer(client, ENDPOINTSLICES)
+        # cluster DNS (agent/clusterdns): with a pod network the node serves it on its bridge
+        self.dns_records = ClusterRecords(self.sandboxes.dns.cluster_domain)
+        self.dns_port = dns_port
+        self.dns_server: DNSServer | None = None
+        self._dns_address_changed = asyncio.Event()
         self.pods = Informer(client, PODS, field_selector=f"spec.nodeName={node_name}")
         # our own Node, to see the node lifecycle controller mark it lost
         self.node_informer = Informer(client, NODES, field_selector=f"metadata.name={node_name}")
         # every Node, for routes to their pods (only with a pod network)
         self.all_nodes = Informer(client, NODES) if self.network is not None else None
         self._routes_changed = asyncio.Event()
-        # every Service and EndpointSlice, for the node proxy
-        self.services = Informer(client, SERVICES)
-        self.endpoint_slices = Informer(client, ENDPOINTSLICES)
         self.proxy = NodeProxy(
             self.services,
             self.endpoint_slices,
@@ -373,8 +390,10 @@ class NodeAgent:
                 )
                 tasks.append(self.all_nodes.start())
                 tasks.append(asyncio.create_task(self._routes_loop(), name="agent-routes"))
-            if self.proxy.requested != "none":
+                tasks.append(self._serve_cluster_dns())
+            if self.all_nodes is not None or self.proxy.requested != "none":
                 tasks += [self.services.start(), self.endpoint_slices.start()]
+            if self.proxy.requested != "none":
                 tasks.append(asyncio.create_task(self.proxy.run(), name="agent-proxy"))
             await self.pods.wait_synced(timeout=60)
             await self._remove_orphans()
@@ -393,6 +412,8 @@ class NodeAgent:
             await self.proxy.close()
             await self.probes.close()
             await self.sandboxes.close()
+            if self.dns_server is not None:
+                await self.dns_server.close()
             await self.kubelet.stop()
             self._running = False
             self._stopped.set()
@@ -512,6 +533,68 @@ class NodeAgent:
             self._repost_status.set()
         if self.network is not None:
             self.network.set_pod_cidr((node.get("spec") or {}).get("podCIDR"))
+            self._dns_address_changed.set()
+
+    # ------------------------------------------------------------- cluster DNS
+
+    def _serve_cluster_dns(self) -> asyncio.Task[Any]:
+        """Follow Services and EndpointSlices into the DNS index and serve it on the
+        bridge address (:mod:`setpoint.agent.clusterdns`); the caller starts the informers."""
+        records = self.dns_records
+        self.services.add_handler(
+            EventHandler(
+                on_add=records.set_service,
+                on_update=lambda old, new: records.set_service(new),
+                on_delete=records.delete_service,
+            )
+        )
+        self.endpoint_slices.add_handler(
+            EventHandler(
+                on_add=records.set_slice,
+                on_update=lambda old, new: records.set_slice(new),
+                on_delete=records.delete_slice,
+            )
+        )
+        return asyncio.create_task(self._dns_loop(), name="agent-dns")
+
+    async def _dns_loop(self) -> None:
+        """Serve DNS on the first address of the node's podCIDR, moving with it; a bind
+        that fails (the port taken) is logged and tried again."""
+        while True:
+            await self._dns_address_changed.wait()
+            self._dns_address_changed.clear()
+            subnet = self.network.subnet if self.network is not None else None
+            address = str(network.gateway(subnet)) if subnet is not None else None
+            current = self.dns_server
+            if current is not None and current.host == address:
+                continue
+            if current is not None:
+                await current.close()
+                self.dns_server = None
+            if address is None:
+                continue
+            settings = self.sandboxes.dns
+            try:
+                text = await asyncio.to_thread(settings.resolv_conf.read_text, errors="replace")
+            except OSError:
+                text = ""
+            server = DNSServer(
+                self.dns_records,
+                host=address,
+                port=self.dns_port,
+                upstreams=upstreams_from(parse_resolv_conf(text).nameservers),
+            )
+            try:
+                await server.start()
+            except OSError as exc:
+                log.warning("cluster DNS: cannot serve on %s:%d: %s", address, self.dns_port, exc)
+                self._queue_dns_retry()
+                continue
+            self.dns_server = server
+
+    def _queue_dns_retry(self) -> None:
+        loop = asyncio.get_running_loop()
+        loop.call_later(DNS_RETRY_SECONDS, self._dns_address_changed.set)
 
     async def _wait_for_pod_cidr(self) -> None:
         """With a pod network, give node IPAM ``POD_CIDR_WAIT_SECONDS`` to give the new Node
@@ -865,7 +948,10 @@ class NodeAgent:
         env and workingDir as its probes get them, its namespaces and its cgroups."""
         target = await self.probes.target(pod, container)
         cgroups = await asyncio.to_thread(self.sandboxes.container_cgroups, pod, container)
-        own_mounts = any(kind == "mount" for kind, _ in self.sandboxes.namespaces(pod, container))
+        # (a mount namespace that only holds the pod's resolv.conf adds no commands)
+        own_mounts = bool(container.get("volumeMounts")) and any(
+            kind == "mount" for kind, _ in self.sandboxes.namespaces(pod, container)
+        )
         return ContainerContext(
             env=target.env,
             cwd=target.cwd,

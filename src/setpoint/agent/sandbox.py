@@ -19,10 +19,22 @@ starts (:meth:`~Sandboxes.ensure`):
   A failed setup is a ``FailedCreatePodSandBox`` Warning and retried; other pods go on.
   Its ``hostPort`` ports are forwarded to it by the agent (:mod:`setpoint.agent.hostports`).
 
+- the pod's ``/etc/resolv.conf`` (``<pod dir>/etc/resolv.conf``), built by its
+  ``dnsPolicy`` and ``dnsConfig`` as the kubelet builds it
+  (:mod:`setpoint.agent.clusterdns.resolvconf`), naming the node's DNS server: for every pod
+  in a network namespace of its own, and for a pod in the node's network only when its
+  policy makes its file differ from the node's and mount namespaces can be made; beside it,
+  for a pod with its own network, the kubelet-managed ``/etc/hosts``
+  (:mod:`setpoint.agent.clusterdns.hostsfile`).
+
 Then, for each container (:meth:`~Sandboxes.prepare_container`): its leaf cgroup with its
 limits, written before the supervisor spawns the process and moves it in; and, if it has
-``volumeMounts``, a mount namespace of its own in which the volumes are bind-mounted at
-their ``mountPath`` (``subPath`` and ``readOnly`` honoured), invisible to the host.
+``volumeMounts`` or its pod has its own resolv.conf, a mount namespace of its own in which
+the volumes are bind-mounted at their ``mountPath`` (``subPath`` and ``readOnly``
+honoured) and the pod's resolv.conf and hosts at ``/etc/resolv.conf`` and ``/etc/hosts``,
+invisible to the host. (A
+container whose command is nowhere on the node gets no namespace for its resolv.conf
+alone, so the supervisor reports its ``StartError`` rather than nsenter's exit 127.)
 
 Why one mount namespace per container, not per pod: in Kubernetes every container has its
 own mount namespace, and two containers of a pod may mount different volumes, or the same
@@ -35,9 +47,9 @@ first (the kernel refuses to bind a namespace file under a shared mount). The co
 argv becomes ``nsenter --mount=<file> -- argv`` (``env --chdir`` in front when its
 ``workingDir`` lies inside a mounted volume, since entering a mount namespace resets the
 working directory); nsenter execs the workload, so its pid and start time stay those the
-supervisor saw, and it costs ~4 ms per (re)start here, paid only by containers that mount
-volumes. The supervisor is left as it is: a ``preexec_fn`` would cost it the fast vfork
-path for every container.
+supervisor saw, and it costs ~0.5 ms per (re)start here (``bench/clusterdns.py``); making
+the namespace, once per container, ~20-35 ms on a loaded 2-core machine. The supervisor is
+left as it is: a ``preexec_fn`` would cost it the fast vfork path for every container.
 
 A mount point that does not exist must be created, and the namespace shares the host's
 filesystem, so an empty directory (or empty file, for a file ``subPath``) appears on the host
@@ -75,6 +87,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from setpoint.agent import cgroups, network, volumes
+from setpoint.agent.clusterdns import hostsfile, resolvconf
 from setpoint.agent.hostports import HostPorts
 from setpoint.agent.pods import container_id
 from setpoint.agent.runtime import ContainerSpec
@@ -116,6 +129,20 @@ class BindMount:
     target: str
     read_only: bool
     is_file: bool
+
+
+@dataclass(frozen=True)
+class DNSSettings:
+    """What a pod's ``/etc/resolv.conf`` is made of (the kubelet's ``--cluster-domain``,
+    ``--cluster-dns`` and ``--resolv-conf``)."""
+
+    cluster_domain: str = "cluster.local"
+    cluster_dns: tuple[str, ...] = ()  # given to pods instead of the node's DNS server
+    resolv_conf: Path = Path("/etc/resolv.conf")  # the node's own
+
+
+RESOLV_CONF = "/etc/resolv.conf"
+ETC_HOSTS = "/etc/hosts"
 
 
 class MountError(Exception):
@@ -266,8 +293,10 @@ class Sandboxes:
         pod_max_pids: int = -1,
         pod_network: network.PodNetwork | None = None,
         no_pod_network: str = "",
+        dns: DNSSettings | None = None,
     ) -> None:
         self.client = client
+        self.dns = dns or DNSSettings()
         self.network = pod_network
         self.no_pod_network = no_pod_network  # why there is no pod network, if none
         self.recorder = recorder
@@ -331,6 +360,7 @@ class Sandboxes:
             return Setup(False, RETRY_SECONDS)
         if uid not in self._ready:
             await self._setup_pod_cgroup(pod)
+            await self._write_resolv_conf(pod)
             self._ready.add(uid)
         if not wanted:
             return Setup(True)
@@ -365,6 +395,51 @@ class Sandboxes:
             message = "hostPort not mapped: " + "; ".join(problems)
             await self._note(pod, "Warning", "HostPortNotMapped", message)
         return True
+
+    def cluster_dns(self) -> list[str]:
+        """The nameserver ``ClusterFirst`` pods get: ``--cluster-dns``, else the node's own
+        DNS server on its bridge address (none without a pod network)."""
+        if self.dns.cluster_dns:
+            return list(self.dns.cluster_dns)
+        if self.network is not None and self.network.subnet is not None:
+            return [str(network.gateway(self.network.subnet))]
+        return []
+
+    def resolv_conf_path(self, uid: str) -> Path:
+        return self.pod_dir(uid) / "etc" / "resolv.conf"
+
+    def hosts_path(self, uid: str) -> Path:
+        return self.pod_dir(uid) / "etc" / "hosts"
+
+    async def _write_resolv_conf(self, pod: Obj) -> None:
+        """The pod's own ``/etc/resolv.conf`` (see the module doc): every pod in a network
+        namespace of its own gets one; a pod in the node's network only when its dnsPolicy
+        and dnsConfig make it differ from the node's file, and a mount namespace can be made
+        (so a ClusterFirst pod of an agent without a pod network, which has no cluster DNS
+        to name, keeps the node's file with no MissingClusterDNS Warning)."""
+        uid = pod["metadata"]["uid"]
+        address = self._addresses.get(uid)
+        if address is not None:  # and a kubelet-managed /etc/hosts naming the pod
+            hosts = hostsfile.hosts_file(pod, address.ip, cluster_domain=self.dns.cluster_domain)
+            await asyncio.to_thread(_write_file, self.hosts_path(uid), hosts)
+        try:
+            host_text = await asyncio.to_thread(self.dns.resolv_conf.read_text, errors="replace")
+        except OSError as exc:
+            log.warning("pod DNS: cannot read %s: %s", self.dns.resolv_conf, exc)
+            host_text = ""
+        host = resolvconf.parse_resolv_conf(host_text)
+        formed = resolvconf.pod_dns(
+            pod, host=host, cluster_dns=self.cluster_dns(), cluster_domain=self.dns.cluster_domain
+        )
+        in_node_network = uid not in self._addresses
+        if in_node_network and (
+            formed.config == host or await self._mount_namespaces_unavailable()
+        ):
+            return
+        for reason, message in formed.warnings:
+            await self._note(pod, "Warning", reason, message)
+        path = self.resolv_conf_path(uid)
+        await asyncio.to_thread(_write_file, path, resolvconf.render(formed.config))
 
     async def close(self) -> None:
         """Stop what lives in the agent (the hostPort listeners); pods keep running."""
@@ -465,7 +540,11 @@ class Sandboxes:
         address = self._addresses.get(uid)
         if address is not None:
             changes["netns"] = address.netns
-        if container.get("volumeMounts"):
+        resolv = self.resolv_conf_path(uid)
+        # a command that is nowhere on the node is started as it is, so the supervisor
+        # reports its StartError (inside the namespace only volumes add files)
+        own_resolv = resolv.is_file() and command_exists(spec.argv[0], spec.env.get("PATH"))
+        if container.get("volumeMounts") or own_resolv:
             why_not = await self._mount_namespaces_unavailable()
             if why_not:
                 message = (
@@ -476,6 +555,12 @@ class Sandboxes:
             else:
                 try:
                     plan = container_mounts(pod, container, self.pod_dir(uid))
+                    if own_resolv:  # (under any volume mounted at /etc)
+                        etc = [BindMount(str(resolv), RESOLV_CONF, False, is_file=True)]
+                        hosts = self.hosts_path(uid)
+                        if hosts.is_file():
+                            etc.append(BindMount(str(hosts), ETC_HOSTS, False, is_file=True))
+                        plan = sorted([*plan, *etc], key=lambda m: m.target.count("/"))
                     ns_file = await self._namespace(uid, container["name"], plan)
                 except (MountError, OSError) as exc:
                     text = f"MountVolume.SetUp failed for container {container['name']!r}: {exc}"
@@ -509,7 +594,7 @@ class Sandboxes:
         netns = self.network_namespace(pod)
         found: list[Namespace] = [("net", netns)] if netns is not None else []
         ns_file = self.pod_dir(uid) / "ns" / container["name"]
-        if container.get("volumeMounts") and os.path.ismount(ns_file):
+        if os.path.ismount(ns_file):
             found.append(("mount", ns_file))
         return found
 
@@ -555,7 +640,9 @@ class Sandboxes:
             if os.path.ismount(ns_file):
                 return ns_file
             private_dir(ns_dir)
-            if not os.path.ismount(ns_dir):
+            # (not os.path.ismount: a bind mount of the same filesystem looks like none to
+            # it, and binding the directory again would hide the namespace files made before)
+            if str(ns_dir) not in mounts_under(ns_dir):
                 mount(str(ns_dir), str(ns_dir), None, MS_BIND)
                 mount("none", str(ns_dir), None, MS_PRIVATE)
             os.close(os.open(ns_file, os.O_WRONLY | os.O_CREAT, 0o600))
@@ -592,6 +679,24 @@ class Sandboxes:
         await self.host_ports.close(uid)
         if self.network is not None:
             await self.network.teardown(uid)
+
+
+def command_exists(name: str, path: str | None) -> bool:
+    """Whether ``name`` is on the node (a relative path, to the working directory, is
+    taken as there)."""
+    if name.startswith("/"):
+        return os.path.exists(name)
+    if "/" in name:
+        return True
+    return shutil.which(name, path=path or os.defpath) is not None
+
+
+def _write_file(path: Path, text: str) -> None:
+    private_dir(path.parent)
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(text)
+    temporary.chmod(0o644)  # the container's processes read it, whoever they run as
+    os.replace(temporary, path)
 
 
 def host_network(pod: Obj) -> bool:

@@ -24,6 +24,7 @@ from setpoint.agent.agent import POD_NETWORK_MODES, NodeAgent
 from setpoint.agent.pods import MAX_RESTART_PERIOD_RANGE, NodeContainerSettings
 from setpoint.agent.proxy.proxier import PROXY_MODES
 from setpoint.agent.runtime import ensure_supervisor
+from setpoint.agent.sandbox import DNSSettings
 from setpoint.agent.server import DEFAULT_KUBELET_PORT
 from setpoint.cli.flags import client_config, parse_duration
 from setpoint.cli.process import exit_with_parent, install_uvloop, run_until_signalled, tune_gc
@@ -53,6 +54,7 @@ async def run_agent(
     pod_max_pids: int = -1,
     pod_network: str = "auto",
     proxy_mode: str = "auto",
+    dns: DNSSettings | None = None,
 ) -> None:
     """Run the node agent until SIGTERM/SIGINT."""
     runtime = await ensure_supervisor(data_dir / "supervisor")
@@ -71,6 +73,7 @@ async def run_agent(
         pod_max_pids=pod_max_pids,
         pod_network=pod_network,
         proxy_mode=proxy_mode,
+        dns=dns,
     )
     try:
         await run_until_signalled(agent)
@@ -87,6 +90,18 @@ def _ip_address(ctx: click.Context, param: click.Parameter, value: str) -> str:
 
 
 _PATH = click.Path(exists=True, dir_okay=False, path_type=Path)
+
+
+def _ip_list(ctx: click.Context, param: click.Parameter, value: str) -> tuple[str, ...]:
+    """The kubelet's ``--cluster-dns``: IP addresses, separated by commas."""
+    found = []
+    for item in (v.strip() for v in value.split(",")):
+        if item:
+            try:
+                found.append(str(ipaddress.ip_address(item)))
+            except ValueError:
+                raise click.BadParameter(f"{item!r} is not an IP address") from None
+    return tuple(found)
 
 
 def _duration(ctx: click.Context, param: click.Parameter, value: str) -> float:
@@ -231,6 +246,28 @@ def _rate(ctx: click.Context, param: click.Parameter, value: str) -> int:
     "(kernel rules), userspace (the agent relays TCP), auto (nftables where nft works, else "
     "userspace), none. Needs root.",
 )
+@click.option(
+    "--cluster-domain",
+    default="cluster.local",
+    show_default=True,
+    help="The cluster's DNS domain: pods search <namespace>.svc.DOMAIN, svc.DOMAIN and DOMAIN, "
+    "and the node's DNS server answers for it.",
+)
+@click.option(
+    "--cluster-dns",
+    default="",
+    callback=_ip_list,
+    help="DNS server addresses (comma-separated) given to ClusterFirst pods instead of the "
+    "node's own DNS server (which listens on the first address of the node's podCIDR).",
+)
+@click.option(
+    "--resolv-conf",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default="/etc/resolv.conf",
+    show_default=True,
+    help="The node's resolver configuration: upstream servers for names outside the "
+    "cluster, and the base of pods' resolv.conf.",
+)
 def agent(
     server: str | None,
     token_file: Path | None,
@@ -251,6 +288,9 @@ def agent(
     pod_max_pids: int,
     pod_network: str,
     proxy_mode: str,
+    cluster_domain: str,
+    cluster_dns: tuple[str, ...],
+    resolv_conf: Path,
 ) -> None:
     """Run the node agent: register this host as a node and run the pods bound to it."""
     if shutdown_grace_period_critical_pods > shutdown_grace_period:
@@ -290,5 +330,10 @@ def agent(
             pod_max_pids=pod_max_pids,
             pod_network=pod_network,
             proxy_mode=proxy_mode,
+            dns=DNSSettings(
+                cluster_domain=cluster_domain.strip(".").lower(),
+                cluster_dns=cluster_dns,
+                resolv_conf=resolv_conf,
+            ),
         )
     )

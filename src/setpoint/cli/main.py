@@ -101,6 +101,17 @@ def cli(verbose: int) -> None:
     help="The local agent's node proxy: nftables, userspace, auto or none (see setpoint agent -h).",
 )
 @click.option(
+    "--cluster-domain",
+    default=None,
+    help="The cluster's DNS domain, for the local node agent (default cluster.local).",
+)
+@click.option(
+    "--cluster-dns",
+    default=None,
+    help="DNS server addresses (comma-separated) the local node agent gives ClusterFirst "
+    "pods instead of its own DNS server.",
+)
+@click.option(
     "--max-connections",
     type=click.IntRange(1),
     default=ServingLimits.max_connections,
@@ -206,6 +217,8 @@ def server(
     event_ttl: str,
     kubelet_arg: tuple[str, ...],
     proxy_mode: str,
+    cluster_domain: str | None,
+    cluster_dns: str | None,
     max_connections: int,
     tls_handshake_timeout: str,
     request_header_timeout: str,
@@ -227,6 +240,11 @@ def server(
     Exits with status 3 and one line on stderr if it cannot start."""
     if bad := [a for a in kubelet_arg if "=" not in a]:
         raise click.BadParameter(f"{bad[0]!r} is not FLAG=VALUE", param_hint="--kubelet-arg")
+    # k3s's --cluster-domain and --cluster-dns: flags of the server passed to its agent
+    if cluster_domain is not None:
+        kubelet_arg += (f"cluster-domain={cluster_domain}",)
+    if cluster_dns is not None:
+        kubelet_arg += (f"cluster-dns={cluster_dns}",)
     node_ipam = node_ipam_config(node_lifecycle)
     try:
         services = ServiceNetwork(

@@ -13,6 +13,7 @@ individual containers and volumes live in :mod:`setpoint.resources.containers`.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from fractions import Fraction
 from typing import Any
@@ -51,6 +52,8 @@ from setpoint.resources.registry import Obj
 
 RESTART_POLICIES = ("Always", "OnFailure", "Never")
 DNS_POLICIES = ("ClusterFirstWithHostNet", "ClusterFirst", "Default", "None")
+# the resolver's limits (validation.MaxDNSNameservers, MaxDNSSearchPaths, MaxDNSSearchListChars)
+MAX_DNS_NAMESERVERS, MAX_DNS_SEARCH_PATHS, MAX_DNS_SEARCH_LIST_CHARS = 3, 32, 2048
 TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
 DEFAULT_FILE_MODE = 0o644
 _MAX_INT32 = 2**31 - 1
@@ -324,6 +327,7 @@ def validate_pod_spec(spec: Obj, path: str, *, pod: bool) -> list[FieldError]:
     errors += _validate_host_network_ports(spec, path, pod=pod)
     errors += one_of(spec.get("restartPolicy", ""), f"{path}.restartPolicy", RESTART_POLICIES)
     errors += one_of(spec.get("dnsPolicy", ""), f"{path}.dnsPolicy", DNS_POLICIES)
+    errors += validate_dns_config(spec.get("dnsConfig"), spec.get("dnsPolicy"), f"{path}.dnsConfig")
     errors += label_errors(spec.get("nodeSelector"), f"{path}.nodeSelector")
     for key in ("serviceAccountName", "nodeName"):
         errors += name_errors(spec.get(key), f"{path}.{key}", dns1123_subdomain_errors)
@@ -342,6 +346,54 @@ def validate_pod_spec(spec: Obj, path: str, *, pod: bool) -> list[FieldError]:
     errors += name_errors(
         spec.get("priorityClassName"), f"{path}.priorityClassName", dns1123_subdomain_errors
     )
+    return errors
+
+
+def validate_dns_config(config: Obj | None, policy: str | None, path: str) -> list[FieldError]:
+    """``validatePodDNSConfig``: ``None`` needs a nameserver; the resolver's limits."""
+    if policy == "None":
+        if config is None:
+            return [required(path, "must provide `dnsConfig` when `dnsPolicy` is None")]
+        if not config.get("nameservers"):
+            detail = "must provide at least one DNS nameserver when `dnsPolicy` is None"
+            return [required(f"{path}.nameservers", detail)]
+    if config is None:
+        return []
+    errors: list[FieldError] = []
+    nameservers = [str(n) for n in config.get("nameservers") or []]
+    if len(nameservers) > MAX_DNS_NAMESERVERS:
+        detail = f"must not have more than {MAX_DNS_NAMESERVERS} nameservers"
+        rendered = gofmt.sharp_v_string_slice(nameservers)
+        errors.append(invalid_rendered(f"{path}.nameservers", rendered, detail))
+    for i, nameserver in enumerate(nameservers):
+        try:
+            ipaddress.ip_address(nameserver)
+        except ValueError:
+            detail = "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)"
+            errors.append(invalid_value(f"{path}.nameservers[{i}]", nameserver, detail))
+    searches = [str(s) for s in config.get("searches") or []]
+    if len(searches) > MAX_DNS_SEARCH_PATHS:
+        detail = f"must not have more than {MAX_DNS_SEARCH_PATHS} search paths"
+        rendered = gofmt.sharp_v_string_slice(searches)
+        errors.append(invalid_rendered(f"{path}.searches", rendered, detail))
+    if len(" ".join(searches)) > MAX_DNS_SEARCH_LIST_CHARS:
+        detail = (
+            f"must not have more than {MAX_DNS_SEARCH_LIST_CHARS} characters (including "
+            "spaces) in the search list"
+        )
+        rendered = gofmt.sharp_v_string_slice(searches)
+        errors.append(invalid_rendered(f"{path}.searches", rendered, detail))
+    for i, search in enumerate(searches):
+        if i == 0 and search == ".":  # the resolver's "no search" (allowed first)
+            continue
+        search = search.removesuffix(".")  # a trailing dot is fine
+        errors += [
+            invalid_value(f"{path}.searches[{i}]", search, m)
+            for m in dns1123_subdomain_errors(search)
+        ]
+    for i, option in enumerate(config.get("options") or []):
+        if not option.get("name"):
+            errors.append(required(f"{path}.options[{i}]", "must not be empty"))
     return errors
 
 
