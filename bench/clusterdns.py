@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
 import socket
 import tempfile
@@ -162,6 +163,7 @@ async def measure_mount_namespaces(ctx: Context) -> list[Figure]:
         from setpoint.agent.sandbox import remove_all_sandboxes
 
         remove_all_sandboxes(work)
+        shutil.rmtree(work, ignore_errors=True)
     m50, m99 = percentiles([t * 1000 for t in made], (50, 99))
     (p50,) = percentiles([t * 1000 for t in plain], (50,))
     w50, w99 = percentiles([t * 1000 for t in wrapped], (50, 99))

@@ -32,9 +32,9 @@ limits, written before the supervisor spawns the process and moves it in; and, i
 ``volumeMounts`` or its pod has its own resolv.conf, a mount namespace of its own in which
 the volumes are bind-mounted at their ``mountPath`` (``subPath`` and ``readOnly``
 honoured) and the pod's resolv.conf and hosts at ``/etc/resolv.conf`` and ``/etc/hosts``,
-invisible to the host. (A
-container whose command is nowhere on the node gets no namespace for its resolv.conf
-alone, so the supervisor reports its ``StartError`` rather than nsenter's exit 127.)
+invisible to the host. (A container whose command is nowhere on the node gets no namespace
+for its resolv.conf alone, so the supervisor reports its ``StartError`` rather than
+nsenter's exit 127.)
 
 Why one mount namespace per container, not per pod: in Kubernetes every container has its
 own mount namespace, and two containers of a pod may mount different volumes, or the same
