@@ -89,10 +89,14 @@ def marks(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def web(cluster: Cluster, marks: Path) -> Iterator[tuple[Kubectl, str]]:
     """Three replicas behind the NodePort Service ``web`` (80 → 8080); its cluster IP."""
     k = cluster.kubectl(create_namespace(cluster.server, "proxy"))
+    # ready while the server accepts connections (on the pod's own loopback: exec probes run
+    # in the pod's network) and the test has not marked the replica
+    serving = "exec 3<>/dev/tcp/127.0.0.1/8080"
     readiness = {
-        "exec": {"command": ["sh", "-c", f'test ! -e "{marks}/$POD_NAME"']},
+        "exec": {"command": ["bash", "-c", f'test ! -e "{marks}/$POD_NAME" && {serving}']},
         "periodSeconds": 1,
         "failureThreshold": 1,
+        "timeoutSeconds": 10,  # a probe that is only slow (a busy machine) is not a failure
     }
     server = objects.container(
         "web",
