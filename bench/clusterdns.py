@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import signal
 import socket
 import tempfile
 import time
@@ -31,10 +30,9 @@ import dns.flags
 import dns.message
 import dns.rrset
 
-from bench.common import Context, Figure, info, percentiles
+from bench.common import Context, Figure, container_start_times, info, percentiles
 from setpoint.agent.clusterdns.records import ClusterRecords
 from setpoint.agent.clusterdns.server import DNSServer, Upstream
-from setpoint.agent.runtime import ContainerSpec, ensure_supervisor
 from setpoint.agent.sandbox import BindMount, Sandboxes
 
 NAME = "clusterdns"
@@ -121,23 +119,6 @@ async def measure_server(ctx: Context) -> list[Figure]:
     return figures
 
 
-async def measure_starts(work: Path, wrap: list[str]) -> list[float]:
-    runtime = await ensure_supervisor(work / ("wrapped" if wrap else "plain"))
-    supervisor = (await runtime.info())["pid"]
-    times = []
-    try:
-        for n in range(STARTS):
-            spec = ContainerSpec(id=f"bench/{n}", argv=[*wrap, "true"], restart_policy="Never")
-            started = time.perf_counter()
-            await runtime.start_container(spec)
-            times.append(time.perf_counter() - started)
-            await runtime.remove(spec.id)
-        return times
-    finally:
-        await runtime.close()
-        os.kill(supervisor, signal.SIGTERM)
-
-
 async def measure_mount_namespaces(ctx: Context) -> list[Figure]:
     if os.geteuid() != 0:
         ctx.say("mount namespaces not measured: not root")
@@ -157,8 +138,10 @@ async def measure_mount_namespaces(ctx: Context) -> list[Figure]:
             ns_file = await sandboxes._namespace(uid, f"c{n}", plan)
             made.append(time.perf_counter() - started)
         ctx.say(f"{STARTS} container starts, plain and entering that namespace ...")
-        plain = await measure_starts(work, [])
-        wrapped = await measure_starts(work, ["nsenter", f"--mount={ns_file}", "--"])
+        plain = await container_start_times(work / "plain", STARTS)
+        wrapped = await container_start_times(
+            work / "wrapped", STARTS, wrap=["nsenter", f"--mount={ns_file}", "--"]
+        )
     finally:
         from setpoint.agent.sandbox import remove_all_sandboxes
 

@@ -28,6 +28,7 @@ from urllib.parse import urlsplit
 import aiohttp
 import orjson
 
+from setpoint.agent.runtime import ContainerSpec, ensure_supervisor
 from setpoint.pki import client_ssl_context, load_kubeconfig
 
 NAMESPACE = "default"
@@ -544,3 +545,27 @@ async def list_names(session: aiohttp.ClientSession, query: str = "") -> tuple[s
 
 def mib(n_bytes: float) -> float:
     return n_bytes / (1024 * 1024)
+
+
+async def container_start_times(
+    state_dir: Path, starts: int, *, wrap: Sequence[str] = (), netns: str | None = None
+) -> list[float]:
+    """Seconds each of ``starts`` starts of ``true`` takes a supervisor of its own (in
+    ``state_dir``): asked for to the supervisor's answer; ``wrap`` goes before the argv
+    (``nsenter ...``), ``netns`` is joined before exec."""
+    runtime = await ensure_supervisor(state_dir)
+    supervisor = (await runtime.info())["pid"]
+    times = []
+    try:
+        for n in range(starts):
+            spec = ContainerSpec(
+                id=f"bench/{n}", argv=[*wrap, "true"], restart_policy="Never", netns=netns
+            )
+            started = time.perf_counter()
+            await runtime.start_container(spec)
+            times.append(time.perf_counter() - started)
+            await runtime.remove(spec.id)
+        return times
+    finally:
+        await runtime.close()
+        os.kill(supervisor, signal.SIGTERM)

@@ -18,9 +18,7 @@ Standalone: ``python -m bench podnet``.
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
 import tempfile
 import time
 import uuid
@@ -28,32 +26,12 @@ from pathlib import Path
 
 from tests.support import unused_cluster_cidr
 
-from bench.common import Context, Figure, below, info, percentiles
+from bench.common import Context, Figure, below, container_start_times, info, percentiles
 from setpoint.agent.network import PodNetwork, pod_network_unavailable, remove_all
-from setpoint.agent.runtime import ContainerSpec, ensure_supervisor
 
 NAME = "podnet"
 PODS = 100
 STARTS = 100
-
-
-async def measure_starts(work: Path, netns: str | None) -> list[float]:
-    runtime = await ensure_supervisor(work / ("netns" if netns else "plain"))
-    supervisor = (await runtime.info())["pid"]
-    times = []
-    try:
-        for n in range(STARTS):
-            spec = ContainerSpec(
-                id=f"bench/{n}", argv=["true"], restart_policy="Never", netns=netns
-            )
-            started = time.perf_counter()
-            await runtime.start_container(spec)
-            times.append(time.perf_counter() - started)
-            await runtime.remove(spec.id)
-        return times
-    finally:
-        await runtime.close()
-        os.kill(supervisor, signal.SIGTERM)
 
 
 async def run(ctx: Context) -> list[Figure]:
@@ -74,8 +52,8 @@ async def run(ctx: Context) -> list[Figure]:
             setups.append(time.perf_counter() - started)
         netns = str(network.netns_path(uids[0]))
         ctx.say(f"{STARTS} container starts without and with a network namespace ...")
-        plain = await measure_starts(work, None)
-        joined = await measure_starts(work, netns)
+        plain = await container_start_times(work / "plain", STARTS)
+        joined = await container_start_times(work / "netns", STARTS, netns=netns)
         for uid in uids:
             started = time.perf_counter()
             await network.teardown(uid)

@@ -32,6 +32,7 @@ from pathlib import Path
 
 from tests import objects
 from tests.cluster import Cluster, can_make_network_namespaces, running_cluster
+from tests.objects import NAME_SERVER
 from tests.support import create_namespace, wait_for
 
 from bench.common import Context, Figure, below, info, percentiles
@@ -44,19 +45,6 @@ RATE_ROUNDS = 5  # the three targets alternate, each figure is the median of its
 CONNECTIONS = 8
 ROUNDS = 10
 
-NAME_SERVER = """
-import http.server, os
-class Handler(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        body = os.environ["POD_NAME"].encode()
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-    def log_message(self, *args):
-        pass
-http.server.ThreadingHTTPServer(("", 8080), Handler).serve_forever()
-"""
 
 LOAD = """
 import asyncio, sys, time

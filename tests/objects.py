@@ -376,3 +376,20 @@ def pod_disruption_budget(
         spec=spec,
         status=status,
     )
+
+
+# a container's script: an HTTP server on port 8080 that answers every GET with the pod's
+# name (from the POD_NAME env var: give it a fieldRef to metadata.name)
+NAME_SERVER = """
+import http.server, os
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = os.environ["POD_NAME"].encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *args):
+        pass
+http.server.ThreadingHTTPServer(("", 8080), Handler).serve_forever()
+"""

@@ -26,6 +26,7 @@ from setpoint.agent.proxy.addresses import interface_name
 from setpoint.agent.proxy.nftables import table_name
 from tests import objects
 from tests.cluster import Cluster, ClusterNode, can_make_network_namespaces, running_cluster
+from tests.objects import NAME_SERVER
 from tests.support import SETPOINT, Kubectl, create_namespace, wait_for
 
 pytestmark = [
@@ -42,19 +43,6 @@ pytestmark = [
 
 Obj = dict[str, Any]
 
-NAME_SERVER = """
-import http.server, os
-class Handler(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        body = os.environ["POD_NAME"].encode()
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-    def log_message(self, *args):
-        pass
-http.server.ThreadingHTTPServer(("", 8080), Handler).serve_forever()
-"""
 
 # GET http://HOST:PORT/ COUNT times, print each answer (or the error) on a line
 CLIENT = """

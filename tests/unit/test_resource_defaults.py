@@ -17,7 +17,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from setpoint.meta.quantity import canonical, parse_quantity, round_to_milli
-from setpoint.resources.catalog import default_registry
+from tests.kinds import REGISTRY, UID, Obj, stored
 from tests.objects import (
     container,
     cron_job,
@@ -30,26 +30,14 @@ from tests.objects import (
     secret,
 )
 
-REGISTRY = default_registry()
-UID = "5b9a8c1e-0000-4000-8000-000000000001"
-
-Obj = dict[str, Any]
-
 
 def create(group: str, kind: str, obj: Obj) -> Obj:
     """The object as stored after a valid create (asserts it validates)."""
+    made = stored(group, kind, obj)
     rtype = REGISTRY.by_kind(group, "v1", kind)
     assert rtype is not None
-    obj = copy.deepcopy(obj)
-    meta = obj.setdefault("metadata", {})
-    meta.setdefault("name", "x")
-    if rtype.namespaced:
-        meta.setdefault("namespace", "default")
-    meta["uid"] = UID
-    rtype.prepare_for_create(obj)
-    rtype.defaulter(obj)
-    assert rtype.validator(obj, None) == []
-    return obj
+    assert rtype.validator(made, None) == []
+    return made
 
 
 def selector(group: str, kind: str, field: str, obj: Obj) -> str:
