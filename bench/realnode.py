@@ -21,6 +21,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.support import unused_cluster_cidr
+
 from bench.cluster import client_for, node_ready
 from bench.common import Context, Server, _die_with_parent
 from setpoint.agent.killall import kill_node
@@ -77,11 +79,18 @@ async def real_node(ctx: Context, name: str, *, timeout: float = 60.0) -> AsyncI
             async with client_for(server) as client:
                 node = RealNode(server, client, agent_dir, proc)
                 deadline = time.monotonic() + timeout
+                pod_cidr = unused_cluster_cidr().replace(".0.0/16", ".0.0/24")
                 while True:
                     if proc.poll() is not None:
                         raise RuntimeError(f"agent exited with {proc.returncode}; see {log_path}")
                     with contextlib.suppress(Exception):
-                        if node_ready(await client.get(NODES, NODE)):
+                        found = await client.get(NODES, NODE)
+                        if not (found.get("spec") or {}).get("podCIDR"):
+                            # node IPAM's part (the controller manager is off): the agent
+                            # gives its pods networks of their own from it at once
+                            spec = {"podCIDR": pod_cidr, "podCIDRs": [pod_cidr]}
+                            await client.patch(NODES, NODE, {"spec": spec})
+                        elif node_ready(found):
                             break
                     if time.monotonic() > deadline:
                         raise TimeoutError(f"node {NODE} not Ready within {timeout:.0f}s")

@@ -484,12 +484,18 @@ async def test_agent_command_tightens_a_data_dir_left_open(
         [
             *(SETPOINT, "agent", "--kubeconfig", str(server.kubeconfig)),
             *("--node-name", name, "--data-dir", str(data_dir)),
+            *("--kubelet-port", "0"),  # 10250 may be another agent's on this machine
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
     try:
-        await wait_registered(client, name)
+        try:
+            await wait_registered(client, name)
+        except AssertionError:
+            if process.poll() is not None:  # say why it went
+                raise AssertionError(process.communicate()[1].decode()[-3000:]) from None
+            raise
         modes = {p: p.stat().st_mode & 0o777 for p in (data_dir, data_dir / "supervisor")}
         assert modes == {data_dir: 0o700, data_dir / "supervisor": 0o700}
         assert parent.stat().st_mode & 0o777 == 0o755  # not the agent's to change
