@@ -261,3 +261,17 @@ def test_endpoints_publish_not_ready_addresses() -> None:
 def test_headless_service_without_ports_lists_addresses_only() -> None:
     subsets, _ = desired_subsets(service(clusterIP="None", ports=[]), [pod("a", "10.0.0.1")])
     assert subsets == [{"addresses": [subsets[0]["addresses"][0]]}]
+
+
+def test_target_port_resolves_to_the_port_the_agent_assigned() -> None:
+    annotated = pod("a", "192.168.1.5", ports=[{"name": "http", "containerPort": 8080}])
+    annotated["metadata"]["annotations"] = {"setpoint.io/assigned-ports": '{"8080/TCP": 34567}'}
+    plain = pod("b", "10.0.0.2", ports=[{"name": "http", "containerPort": 8080}])
+    by_number = {"port": 80, "protocol": "TCP", "targetPort": 8080}
+    by_name = {"port": 80, "protocol": "TCP", "targetPort": "http"}
+    unset = {"port": 8080, "protocol": "TCP"}
+    assert eputil.find_port(annotated, by_number) == 34567
+    assert eputil.find_port(annotated, by_name) == 34567
+    assert eputil.find_port(annotated, unset) == 34567
+    assert eputil.find_port(plain, by_name) == 8080
+    assert eputil.find_port(annotated, {"port": 80, "targetPort": 9090}) == 9090

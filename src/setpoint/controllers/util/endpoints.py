@@ -11,7 +11,9 @@ Kubernetes keeps this once too (``pkg/api/v1/pod`` ``FindPort``,
   ``publishNotReadyAddresses``;
 * a Service port's ``targetPort`` is a number, or the name of a container port of the pod
   (of the same protocol), so each pod may listen on a port of its own; a pod without the
-  named port is left out of that port;
+  named port is left out of that port; a pod the agent gave node ports of its own (no pod
+  network: ``setpoint.io/assigned-ports``, a setpoint difference) is reached on the port
+  assigned to that containerPort;
 * an endpoint is ``ready`` when the pod is Ready and not terminating (always, when the
   Service publishes not-ready addresses), ``serving`` when it is Ready, ``terminating`` while
   it is being deleted.
@@ -24,6 +26,7 @@ from typing import Any
 
 from setpoint.client.api import Obj
 from setpoint.controllers.util.pods import is_pod_ready, is_terminating, pod_phase
+from setpoint.meta.assignedports import assigned_ports, port_key
 from setpoint.meta.labels import Selector, selector_from_set
 
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
@@ -81,7 +84,17 @@ def should_pod_be_in_endpoints(pod: Obj, *, include_terminating: bool) -> bool:
 
 
 def find_port(pod: Obj, service_port: Obj) -> int | None:
-    """``FindPort``: the pod's port a Service port's ``targetPort`` names."""
+    """``FindPort``: the pod's port a Service port's ``targetPort`` names, then the node port
+    the agent assigned that containerPort if it did (:mod:`setpoint.meta.assignedports`)."""
+    number = find_container_port(pod, service_port)
+    if number is None:
+        return None
+    protocol = service_port.get("protocol") or "TCP"
+    return assigned_ports(pod).get(port_key(number, protocol), number)
+
+
+def find_container_port(pod: Obj, service_port: Obj) -> int | None:
+    """Upstream's ``FindPort``: a number, or the containerPort of the named port."""
     target: Any = service_port.get("targetPort")
     if target is None or target == "" or target == 0:
         return int(service_port.get("port", 0)) or None

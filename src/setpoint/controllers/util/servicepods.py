@@ -14,6 +14,7 @@ from setpoint.client.factory import SharedInformers
 from setpoint.client.informer import EventHandler, by_namespace, object_key
 from setpoint.controllers.util import endpoints as eputil
 from setpoint.controllers.util.pods import is_pod_ready
+from setpoint.meta.assignedports import assigned_ports
 from setpoint.meta.clock import REAL_CLOCK, Clock
 
 
@@ -31,6 +32,7 @@ def endpoint_facts(pod: Obj) -> tuple[Any, ...]:
         spec.get("hostname"),
         spec.get("subdomain"),
         [c.get("ports") for c in spec.get("containers") or []],
+        assigned_ports(pod),
     )
 
 
