@@ -378,8 +378,9 @@ def pod_disruption_budget(
     )
 
 
-# a container's script: an HTTP server on port 8080 that answers every GET with the pod's
-# name (from the POD_NAME env var: give it a fieldRef to metadata.name)
+# a container's script: an HTTP server on port 8080 ($PORT when the agent assigned one) that
+# answers every GET with the pod's name (from the POD_NAME env var: give it a fieldRef to
+# metadata.name)
 NAME_SERVER = """
 import http.server, os
 class Handler(http.server.BaseHTTPRequestHandler):
@@ -391,5 +392,6 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.wfile.write(body)
     def log_message(self, *args):
         pass
-http.server.ThreadingHTTPServer(("", 8080), Handler).serve_forever()
+port = int(os.environ.get("PORT", "8080"))
+http.server.ThreadingHTTPServer(("", port), Handler).serve_forever()
 """

@@ -222,20 +222,23 @@ def test_two_hundred_pods_leave_no_namespace_veth_or_address_behind(
         wait_for(lambda: pod_networks_of(node) == before, timeout=30, what="no pod network left")
 
 
-def test_without_a_pod_network_declared_ports_get_a_warning(k: Kubectl, cluster: Cluster) -> None:
+def test_without_a_pod_network_declared_ports_are_assigned_node_ports(
+    k: Kubectl, cluster: Cluster
+) -> None:
     node = cluster.add_node(f"hostonly-{k.namespace}", ["--pod-network", "host"])
     wait_for(lambda: cluster.pod_cidr(node.name), timeout=60, what="the node registered")
-    body = objects.pod("solo", containers=[web_server()], **on_node(node))
+    command = ["sh", "-c", "exec python3 -m http.server $PORT --directory /tmp"]
+    body = objects.pod("solo", containers=[web_server(command=command)], **on_node(node))
     k("apply", "-f", "-", input=json.dumps(body))
 
-    def warned() -> str | None:
+    def said() -> str | None:
         events = k("get", "events", "-o", "json").json()["items"]
-        found = [e for e in events if e["reason"] == "ContainerPortsNotIsolated"]
+        found = [e for e in events if e["reason"] == "ContainerPortsAssigned"]
         return found[0]["message"] if found else None
 
-    message = wait_for(warned, timeout=60, what="a ContainerPortsNotIsolated event")
-    assert "8080/TCP" in message and "--pod-network=host" in message
-    (pod,) = ready_pods(k, "", 1)
+    message = wait_for(said, timeout=60, what="a ContainerPortsAssigned event")
+    assert "containerPort 8080/TCP is node port" in message and "--pod-network=host" in message
+    (pod,) = ready_pods(k, "", 1)  # its readiness probe on 8080 went to the assigned port
     assert node.link is not None and pod["status"]["podIP"] == node.link.address
 
 

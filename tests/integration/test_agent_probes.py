@@ -8,7 +8,7 @@ from typing import Any
 from setpoint.client.api import EVENTS, PODS
 from tests.integration import test_agent
 from tests.integration.test_agent import AgentNode
-from tests.support import eventually, free_port
+from tests.support import eventually
 
 node = test_agent.node  # a fresh node with its own supervisor and in-process agent
 
@@ -57,12 +57,13 @@ async def test_readiness_exec_probe_flips_ready(node: AgentNode) -> None:
 
 
 async def test_http_get_readiness_probe_against_a_real_http_server(node: AgentNode) -> None:
-    port = free_port()
+    # (the node has no pod network: the app listens on the port assigned to its containerPort)
+    server = "exec python3 -m http.server --bind 127.0.0.1 $PORT"
     await node.create_pod(
         "web",
         {
-            "command": ["python3", "-m", "http.server", "--bind", "127.0.0.1", str(port)],
-            "ports": [{"name": "http", "containerPort": port}],
+            "command": ["sh", "-c", server],
+            "ports": [{"name": "http", "containerPort": 8080}],
             "readinessProbe": {"httpGet": {"path": "/", "port": "http"}, "periodSeconds": 1},
         },
     )

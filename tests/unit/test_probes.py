@@ -17,6 +17,7 @@ from setpoint.agent.probes import (
     ProbeConfig,
     ProbeError,
     Result,
+    Target,
     Threshold,
     hook_failure_message,
     http_status_result,
@@ -195,3 +196,11 @@ async def test_exec_runs_in_the_working_dir_with_the_env(tmp_path: os.PathLike[s
     env = {**ENV, "WHO": "me"}
     outcome = await run_exec(["sh", "-c", "echo $WHO; pwd"], env=env, cwd=str(tmp_path), timeout=5)
     assert outcome.output.split() == ["me", str(tmp_path)]
+
+
+def test_probe_port_goes_to_the_assigned_node_port() -> None:
+    container = {"name": "app", "ports": [{"name": "http", "containerPort": 8080}]}
+    target = Target(container, "192.168.1.5", ports={"8080/TCP": 34567})
+    assert target.port({"port": "http"}) == 34567
+    assert target.port({"port": 8080}) == 34567
+    assert target.port({"port": 9090}) == 9090

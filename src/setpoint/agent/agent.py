@@ -279,6 +279,7 @@ class NodeAgent:
             pod_network=self.network,
             no_pod_network=why_not,
             dns=dns,
+            host_ip=host_ip,
         )
         # every Service and EndpointSlice, for the node proxy and cluster DNS
         self.services = Informer(client, SERVICES)
@@ -310,6 +311,7 @@ class NodeAgent:
             wake=self.queue.add,
             fetch_sources=self._fetch_sources,
             base_env=self.base_env,
+            assigned_ports=self.sandboxes.assigned_ports,
             pod_ip=self.pod_ip,
             host_ip=host_ip,
             enter_namespace=self.sandboxes.enter,
@@ -911,7 +913,7 @@ class NodeAgent:
                 pod,
                 container,
                 log_dir=log_dir,
-                base_env=self.base_env,
+                base_env={**self.base_env, **self.sandboxes.port_env(pod)},
                 pod_ip=self.pod_ip(pod),
                 host_ip=self.host_ip,
                 sources=sources,

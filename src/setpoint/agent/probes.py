@@ -57,10 +57,12 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
+from setpoint.agent import dynports
 from setpoint.agent import pods as podspec
 from setpoint.agent.runtime import ContainerState, Runtime, SupervisorError
 from setpoint.client.api import ApiError, Obj
 from setpoint.client.events import EventRecorder
+from setpoint.meta.assignedports import port_key
 from setpoint.meta.clock import REAL_CLOCK, Clock
 
 # (argv, cwd) -> the same command made to run inside the container's mount namespace
@@ -238,6 +240,13 @@ class Target:
     env: Mapping[str, str] = field(default_factory=dict)
     cwd: str | None = None
     enter: EnterNamespace | None = None  # wraps an exec command to run where the container is
+    ports: Mapping[str, int] = field(default_factory=dict)  # assigned node ports (dynports)
+
+    def port(self, action: Obj) -> int:
+        """The action's port, resolved in the container, then to the node port the agent
+        assigned it if the pod has one (a pod in the node's network: see dynports)."""
+        port = resolve_port(action.get("port"), self.container)
+        return self.ports.get(port_key(port), port)
 
 
 async def run_action(action: Obj, target: Target, *, timeout: float | None) -> Outcome:
@@ -367,7 +376,7 @@ def _unverified_tls() -> ssl.SSLContext:
 async def run_http_get(action: Obj, target: Target, *, timeout: float) -> Outcome:
     """``GET scheme://host:port/path`` with ``httpHeaders`` and the kubelet's User-Agent;
     one connection per probe, closed after (the kubelet disables keep-alive for probes)."""
-    port = resolve_port(action.get("port"), target.container)
+    port = target.port(action)
     host = action.get("host") or target.pod_ip
     scheme = str(action.get("scheme") or "HTTP").upper()
     path = str(action.get("path") or "/")
@@ -426,7 +435,7 @@ def _dial_error(host: str, port: int, exc: BaseException) -> str:
 
 async def run_tcp_socket(action: Obj, target: Target, *, timeout: float) -> Outcome:
     """Success if a TCP connection to ``host:port`` opens within the timeout."""
-    port = resolve_port(action.get("port"), target.container)
+    port = target.port(action)
     host = action.get("host") or target.pod_ip
     try:
         async with asyncio.timeout(timeout):
@@ -504,6 +513,7 @@ class ProbeManager:
         base_env: Mapping[str, str],
         pod_ip: Callable[[Obj], str],
         host_ip: str,
+        assigned_ports: Callable[[Obj], Mapping[str, int]] | None = None,
         enter_namespace: Callable[[Obj, Obj, list[str], str | None], tuple[list[str], str | None]]
         | None = None,  # (pod, container, argv, cwd): see Sandboxes.enter
         clock: Clock = REAL_CLOCK,
@@ -515,6 +525,7 @@ class ProbeManager:
         self.wake = wake
         self.fetch_sources = fetch_sources
         self.base_env = base_env
+        self.assigned_ports = assigned_ports
         self.pod_ip = pod_ip
         self.host_ip = host_ip
         self._instances: dict[str, Instance] = {}
@@ -653,25 +664,28 @@ class ProbeManager:
     async def target(self, pod: Obj, container: Obj) -> Target:
         """The container's own env and workingDir, built as the agent built them."""
         namespace = pod["metadata"].get("namespace", "")
+        ports = self.assigned_ports(pod) if self.assigned_ports is not None else {}
+        base_env = {**self.base_env, **dynports.port_env(dynports.declared_ports(pod), ports)}
         try:
             sources = await self.fetch_sources(namespace, podspec.env_sources(container))
             env = podspec.container_env(
                 pod,
                 container,
-                base_env=self.base_env,
+                base_env=base_env,
                 pod_ip=self.pod_ip(pod),
                 host_ip=self.host_ip,
                 sources=sources,
             )
         except (podspec.ContainerConfigError, ApiError, OSError, ValueError) as exc:
             log.info("probe env of %s falls back to the base env: %s", container["name"], exc)
-            env = dict(self.base_env)
+            env = base_env
         enter = (
             functools.partial(self.enter_namespace, pod, container)
             if self.enter_namespace is not None
             else None
         )
-        return Target(container, self.pod_ip(pod), env, container.get("workingDir") or None, enter)
+        cwd = container.get("workingDir") or None
+        return Target(container, self.pod_ip(pod), env, cwd, enter, ports)
 
     async def _work(self, inst: Instance, config: ProbeConfig) -> None:
         """One probe of one instance: probe, then sleep a period (or until woken)."""

@@ -14,8 +14,11 @@ starts (:meth:`~Sandboxes.ensure`):
 - the pod's cgroup ``setpoint/pods/<uid>`` with the pod's totals (:mod:`setpoint.agent.cgroups`);
 - its network namespace, veth and IP (:mod:`setpoint.agent.network`), unless the pod has
   ``hostNetwork: true`` or the agent has no pod network (not root, or the Node has no
-  ``spec.podCIDR``): then it runs in the node's network, with a ``ContainerPortsNotIsolated``
-  Warning if it declares ``containerPorts``, which it then shares with every other pod there.
+  ``spec.podCIDR``): then it runs in the node's network, and its TCP ``containerPorts`` get
+  node ports of its own, passed in its env (``PORT``, ``PORT_8080``:
+  :mod:`setpoint.agent.dynports`), with a ``ContainerPortsAssigned`` event; a
+  ``ContainerPortsNotIsolated`` Warning names the UDP and SCTP ones, which it shares with
+  every other pod there.
   A failed setup is a ``FailedCreatePodSandBox`` Warning and retried; other pods go on.
   Its ``hostPort`` ports are forwarded to it by the agent (:mod:`setpoint.agent.hostports`).
 
@@ -87,7 +90,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from setpoint.agent import cgroups, network, volumes
+from setpoint.agent import cgroups, dynports, network, volumes
 from setpoint.agent.clusterdns import hostsfile, resolvconf
 from setpoint.agent.hostports import HostPorts
 from setpoint.agent.pods import container_id
@@ -96,12 +99,14 @@ from setpoint.agent.supervisor import cgroup_dirs
 from setpoint.client.api import (
     CONFIGMAPS,
     PERSISTENTVOLUMECLAIMS,
+    PODS,
     SECRETS,
     ApiClient,
     ApiError,
     Obj,
 )
 from setpoint.client.events import EventRecorder
+from setpoint.meta import assignedports
 from setpoint.meta.privatefiles import private_dir
 
 log = logging.getLogger(__name__)
@@ -295,6 +300,7 @@ class Sandboxes:
         pod_network: network.PodNetwork | None = None,
         no_pod_network: str = "",
         dns: DNSSettings | None = None,
+        host_ip: str = "127.0.0.1",
     ) -> None:
         self.client = client
         self.dns = dns or DNSSettings()
@@ -316,6 +322,7 @@ class Sandboxes:
         self._can_unshare: str | None = None  # "" if we can; else why not
         self._addresses: dict[str, network.PodAddress] = {}  # pod uid -> its network
         self.host_ports = HostPorts()
+        self.ports = dynports.PortAssignments(self.root, host=host_ip)
 
     def pod_dir(self, uid: str) -> Path:
         return self.root / uid
@@ -378,15 +385,7 @@ class Sandboxes:
         if uid in self._addresses or host_network(pod):
             return True
         if self.network is None or self.network.subnet is None:
-            why = self.no_pod_network or "the node has no spec.podCIDR"
-            ports = container_ports(pod)
-            if ports:
-                message = (
-                    f"the pod runs in the node's network namespace ({why}): its containerPorts "
-                    f"{', '.join(ports)} are bound on the node and shared with every pod there"
-                )
-                await self._note(pod, "Warning", "ContainerPortsNotIsolated", message)
-            return True
+            return await self._assign_ports(pod)
         try:
             address = await self.network.setup(uid)
         except network.NetworkError as exc:
@@ -399,6 +398,71 @@ class Sandboxes:
             message = "hostPort not mapped: " + "; ".join(problems)
             await self._note(pod, "Warning", "HostPortNotMapped", message)
         return True
+
+    async def _assign_ports(self, pod: Obj) -> bool:
+        """A pod in the node's network for want of a pod network: its TCP containerPorts get
+        node ports of their own (:mod:`setpoint.agent.dynports`), said in a Normal event and
+        written on the pod for its Services; the rest stay shared, said in a Warning."""
+        uid = pod["metadata"]["uid"]
+        why = self.no_pod_network or "the node has no spec.podCIDR"
+        declared = dynports.declared_ports(pod)
+        if not declared:
+            return True
+        await asyncio.to_thread(private_dir, self.pod_dir(uid))
+        try:
+            assigned = await asyncio.to_thread(self.ports.assign, uid, declared)
+        except OSError as exc:
+            message = f"Failed to create pod sandbox: assigning containerPorts: {exc}"
+            await self.recorder.record(pod, "Warning", "FailedCreatePodSandBox", message)
+            return False
+        annotated = assignedports.assigned_ports(pod) == assigned
+        if assigned and not annotated and not await self._annotate_ports(pod, assigned):
+            return False
+        mapped = [p for p in declared if p.key in assigned]
+        if mapped:
+            said = [
+                f"containerPort {p.key} is node port {assigned[p.key]} "
+                f"(env {', '.join(dynports.env_names(p, first=i == 0))})"
+                for i, p in enumerate(mapped)
+            ]
+            message = (
+                f"the pod runs in the node's network namespace ({why}): "
+                + "; ".join(said)
+                + "; the app must listen on the assigned port"
+            )
+            await self._note(pod, "Normal", "ContainerPortsAssigned", message)
+        shared = [p.key for p in declared if p.key not in assigned]
+        if shared:
+            message = (
+                f"the pod runs in the node's network namespace ({why}): its containerPorts "
+                f"{', '.join(shared)} are bound on the node and shared with every pod there"
+            )
+            await self._note(pod, "Warning", "ContainerPortsNotIsolated", message)
+        return True
+
+    async def _annotate_ports(self, pod: Obj, assigned: dict[str, int]) -> bool:
+        """Write the pod's assigned ports on it (a merge patch of one annotation)."""
+        meta = pod["metadata"]
+        patch = {
+            "metadata": {"annotations": {assignedports.ANNOTATION: assignedports.encode(assigned)}}
+        }
+        try:
+            await self.client.patch(PODS, meta["name"], patch, meta.get("namespace"))
+        except ApiError as exc:
+            if exc.is_not_found:
+                return False
+            log.warning("pod %s: cannot annotate its assigned ports: %s", meta["name"], exc)
+            return False
+        return True
+
+    def assigned_ports(self, pod: Obj) -> dict[str, int]:
+        """The node ports the pod's containerPorts were given (``{"8080/TCP": 34567}``)."""
+        return self.ports.get(pod["metadata"]["uid"])
+
+    def port_env(self, pod: Obj) -> dict[str, str]:
+        """``PORT`` and ``PORT_<n>`` for the pod's containers, if it has assigned ports."""
+        assigned = self.ports.get(pod["metadata"]["uid"])
+        return dynports.port_env(dynports.declared_ports(pod), assigned) if assigned else {}
 
     def cluster_dns(self) -> list[str]:
         """The nameserver ``ClusterFirst`` pods get: ``--cluster-dns``, else the node's own
@@ -680,6 +744,7 @@ class Sandboxes:
         await asyncio.to_thread(remove_log_dirs, self.root, uid)
         self._addresses.pop(uid, None)
         await self.host_ports.close(uid)
+        self.ports.release(uid)
         if self.network is not None:
             await self.network.teardown(uid)
 
@@ -704,16 +769,6 @@ def _write_file(path: Path, text: str) -> None:
 
 def host_network(pod: Obj) -> bool:
     return bool((pod.get("spec") or {}).get("hostNetwork"))
-
-
-def container_ports(pod: Obj) -> list[str]:
-    """The pod's containerPorts as ``8080/TCP``."""
-    spec = pod.get("spec") or {}
-    return [
-        f"{port.get('containerPort')}/{port.get('protocol') or 'TCP'}"
-        for c in [*(spec.get("initContainers") or []), *(spec.get("containers") or [])]
-        for port in c.get("ports") or []
-    ]
 
 
 def _pod_uid(name: str) -> str | None:
