@@ -227,8 +227,9 @@ def test_without_a_pod_network_declared_ports_are_assigned_node_ports(
 ) -> None:
     node = cluster.add_node(f"hostonly-{k.namespace}", ["--pod-network", "host"])
     wait_for(lambda: cluster.pod_cidr(node.name), timeout=60, what="the node registered")
-    command = ["sh", "-c", "exec python3 -m http.server $PORT --directory /tmp"]
-    body = objects.pod("solo", containers=[web_server(command=command)], **on_node(node))
+    server = web_server()
+    server["command"] = ["sh", "-c", "exec python3 -m http.server $PORT --directory /tmp"]
+    body = objects.pod("solo", containers=[server], **on_node(node))
     k("apply", "-f", "-", input=json.dumps(body))
 
     def said() -> str | None:
