@@ -21,9 +21,11 @@ that owns it:
   next free address after it (round robin, so a released address is not reused at once).
   All of it is on disk, so a restarted agent re-attaches: :meth:`PodNetwork.setup` of a pod
   whose namespace and veth exist is a no-op that returns the same IP.
+- **Forwarding**: ``net.ipv4.ip_forward`` is turned on in the agent's network namespace when
+  the bridge is made (as the CNI bridge plugin does): a pod calling a Service whose endpoint
+  is a pod of this node is DNATed by the node proxy and then forwarded bridge to bridge.
 - **Other nodes' pods** are reached host-gw style: a route to each other Node's podCIDR via
-  its InternalIP (:meth:`PodNetwork.sync_routes`), with ``net.ipv4.ip_forward`` turned on in
-  the agent's network namespace once there is such a route. That needs the nodes on one L2
+  its InternalIP (:meth:`PodNetwork.sync_routes`). That needs the nodes on one L2
   segment (a route's gateway must be directly reachable); pods have no masquerade, so their
   traffic does not leave the nodes' network in any useful way unless an operator routes the
   cluster CIDR there.
@@ -285,6 +287,9 @@ class PodNetwork:
         if address not in have:
             lines.append(f"addr add {address} dev {self.bridge}")
         run_ip([*lines, f"link set {self.bridge} up"])
+        # as the CNI bridge plugin does: a pod calling a Service whose endpoint is a pod of
+        # this node is DNATed by the node proxy and must then be forwarded bridge to bridge
+        enable_forwarding("pods reach Services whose endpoints are pods of this node")
 
     async def teardown(self, uid: str) -> None:
         """Remove the pod's veth, namespace and address (its containers are gone)."""
@@ -319,7 +324,7 @@ class PodNetwork:
                 if f"route replace {c} via {v} proto {ROUTE_PROTO}" not in failed
             }
             if self.routes:
-                await asyncio.to_thread(enable_forwarding)
+                await asyncio.to_thread(enable_forwarding, "pods reach other nodes' pods")
             await asyncio.to_thread(self._save_routes)
 
     def _load_routes(self) -> dict[str, str]:
@@ -336,12 +341,12 @@ def route_del(cidr: str, via: str) -> str:
     return f"route del {cidr} via {via} proto {ROUTE_PROTO}"
 
 
-def enable_forwarding() -> None:
-    """Turn on IPv4 forwarding in this network namespace (pods on other nodes need it)."""
+def enable_forwarding(why: str) -> None:
+    """Turn on IPv4 forwarding in this network namespace, saying ``why`` once."""
     with contextlib.suppress(OSError):
         if IP_FORWARD.read_text().strip() != "1":
             IP_FORWARD.write_text("1")
-            log.info("pod network: enabled net.ipv4.ip_forward to route to other nodes' pods")
+            log.info("pod network: enabled net.ipv4.ip_forward: %s", why)
 
 
 def other_node_routes(nodes: list[dict[str, object]], own_name: str) -> dict[str, str]:
