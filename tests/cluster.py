@@ -183,6 +183,15 @@ class ClusterNode:
     extra: list[str] = field(default_factory=list)
     process: subprocess.Popen[bytes] | None = None
 
+    def in_netns(self, *argv: str, check: bool = True) -> str:
+        """Run ``argv`` in the node's network namespace (where its bridge, veths, routes and
+        the node proxy's table are); its stdout."""
+        assert self.link is not None, "the node has no network namespace of its own"
+        netns = f"--net=/run/netns/{self.link.netns}"
+        return subprocess.run(
+            ["nsenter", netns, *argv], capture_output=True, text=True, check=check
+        ).stdout
+
     def command(self) -> list[str]:
         prefix = ["nsenter", f"--net=/run/netns/{self.link.netns}"] if self.link else []
         address = self.link.address if self.link else "127.0.0.1"

@@ -121,18 +121,8 @@ def ready_replicas(k: Kubectl, selector: str, count: int) -> set[str]:
     return wait_for(ready, timeout=90, what=f"{count} ready pods ({selector})")
 
 
-def in_node(node: ClusterNode, *argv: str, check: bool = True) -> str:
-    assert node.link is not None
-    return subprocess.run(
-        ["nsenter", f"--net=/run/netns/{node.link.netns}", *argv],
-        capture_output=True,
-        text=True,
-        check=check,
-    ).stdout
-
-
 def get_from_node(node: ClusterNode, host: str, port: int, count: int) -> list[str]:
-    return in_node(node, "python3", "-c", CLIENT, host, str(port), str(count)).splitlines()
+    return node.in_netns("python3", "-c", CLIENT, host, str(port), str(count)).splitlines()
 
 
 def get(host: str, port: int, timeout: float = 2.0) -> str:
@@ -166,12 +156,12 @@ def route_to(cluster: Cluster, ip: str, node: ClusterNode) -> None:
 def table_of(node: ClusterNode) -> str:
     """The node proxy's nftables table in the node's namespace ("" if there is none)."""
     table = table_name(node_key(node.data_dir))
-    return in_node(node, "nft", "list", "table", "ip", table, check=False)
+    return node.in_netns("nft", "list", "table", "ip", table, check=False)
 
 
 def has_interface(node: ClusterNode) -> bool:
     name = interface_name(node_key(node.data_dir))
-    return bool(in_node(node, "ip", "-o", "link", "show", name, check=False).strip())
+    return bool(node.in_netns("ip", "-o", "link", "show", name, check=False).strip())
 
 
 def test_cluster_ip_reaches_every_replica_from_a_pod(
@@ -280,7 +270,7 @@ def test_a_service_without_endpoints_is_refused_at_once(cluster: Cluster) -> Non
         "except ConnectionRefusedError:\n"
         "    print(time.monotonic() - start)\n"
     )
-    elapsed = in_node(node, "python3", "-c", script).strip()
+    elapsed = node.in_netns("python3", "-c", script).strip()
     assert elapsed and float(elapsed) < 0.5, elapsed
     route_to(cluster, cluster_ip, node)  # from another machine: rejected in forward/input
     start = time.monotonic()

@@ -94,15 +94,6 @@ def answers(ip: str) -> bool:
         return bool(response.status == 200)
 
 
-def in_node(node: ClusterNode, *argv: str) -> str:
-    """Run ``argv`` in the node's network namespace (where its bridge and veths are)."""
-    assert node.link is not None
-    netns = f"--net=/run/netns/{node.link.netns}"
-    return subprocess.run(
-        ["nsenter", netns, *argv], capture_output=True, text=True, check=True
-    ).stdout
-
-
 def pod_networks_of(node: ClusterNode) -> set[str]:
     """The pod namespaces, veths and addresses the node's agent has now."""
     from setpoint.agent.network import node_key
@@ -115,7 +106,7 @@ def pod_networks_of(node: ClusterNode) -> set[str]:
         ).stdout.splitlines()
         if line.startswith(f"sp-{key}-")
     }
-    links = json.loads(in_node(node, "ip", "-j", "link", "show"))
+    links = json.loads(node.in_netns("ip", "-j", "link", "show"))
     veths = {link["ifname"] for link in links if link["ifname"].startswith("spv")}
     ipam = node.data_dir / "network" / "ipam"
     addresses = {p.name for p in ipam.glob("*.*.*.*")} if ipam.is_dir() else set()
@@ -253,7 +244,7 @@ def test_exec_probes_run_in_the_pods_network(k: Kubectl, cluster: Cluster) -> No
     k("apply", "-f", "-", input=json.dumps(body))
     ready_pods(k, "app=lo", 1)
     with pytest.raises(subprocess.CalledProcessError):  # the node's loopback has no server
-        in_node(cluster.nodes[0], "python3", "-c", local)
+        cluster.nodes[0].in_netns("python3", "-c", local)
 
 
 def test_a_host_port_reaches_the_pod_at_the_nodes_address(k: Kubectl, cluster: Cluster) -> None:

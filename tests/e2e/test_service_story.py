@@ -48,16 +48,6 @@ def cluster() -> Iterator[Cluster]:
         assert not running.tracebacks(), running.tracebacks()
 
 
-def in_node(node: ClusterNode, *argv: str, check: bool = True) -> str:
-    assert node.link is not None
-    return subprocess.run(
-        ["nsenter", f"--net=/run/netns/{node.link.netns}", *argv],
-        capture_output=True,
-        text=True,
-        check=check,
-    ).stdout
-
-
 def node_network(node: ClusterNode) -> dict[str, list[str]]:
     """What the node's network holds: links, addresses, routes and the network namespaces
     of its pods (by their names, which carry the node's key)."""
@@ -67,13 +57,13 @@ def node_network(node: ClusterNode) -> dict[str, list[str]]:
     return {
         "links": sorted(
             line.split(":")[1].strip().split("@")[0]
-            for line in in_node(node, "ip", "-o", "link", "show").splitlines()
+            for line in node.in_netns("ip", "-o", "link", "show").splitlines()
         ),
         "addresses": sorted(
             " ".join(line.split()[1:4])
-            for line in in_node(node, "ip", "-o", "addr", "show").splitlines()
+            for line in node.in_netns("ip", "-o", "addr", "show").splitlines()
         ),
-        "routes": sorted(in_node(node, "ip", "route", "show").splitlines()),
+        "routes": sorted(node.in_netns("ip", "route", "show").splitlines()),
         "pod namespaces": pods,
     }
 
@@ -110,11 +100,11 @@ def test_three_replicas_on_one_port_one_name_and_nothing_left_behind(
 ) -> None:
     (node,) = cluster.nodes
     k = cluster.kubectl("default")
-    wait_for(lambda: "nat-prerouting" in in_node(node, "nft", "list", "ruleset"), what="proxy")
+    wait_for(lambda: "nat-prerouting" in node.in_netns("nft", "list", "ruleset"), what="proxy")
     # as on a machine nobody prepared (the harness turns forwarding on for its own routes):
     # the agent must turn it on itself, or a pod calling a Service whose endpoint is a pod
     # of the same node is DNATed and then dropped (seen with setpoint server)
-    in_node(node, "sysctl", "-q", "-w", "net.ipv4.ip_forward=0")
+    node.in_netns("sysctl", "-q", "-w", "net.ipv4.ip_forward=0")
     before = node_network(node)
 
     k(
@@ -140,8 +130,8 @@ def test_three_replicas_on_one_port_one_name_and_nothing_left_behind(
         url = f"http://{pod['status']['podIP']}:8080/"
         wait_for(
             lambda url=url: (
-                in_node(
-                    node, "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", url, check=False
+                node.in_netns(
+                    "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", url, check=False
                 )
                 == "200"
             ),
