@@ -313,5 +313,7 @@ def test_replication_controller_runs_lists_and_scales_its_pods(k: Kubectl) -> No
         k("scale", "rc", "old", "--replicas=3").stdout.strip() == "replicationcontroller/old scaled"
     )
     wait_for(lambda: len(pods(k, "app=old")) == 3, what="3 pods after kubectl scale")
+    scale = k("get", "--raw", f"/api/v1/namespaces/{k.namespace}/replicationcontrollers/old/scale")
+    assert scale.json()["status"]["selector"] == "app=old"  # the label map, as a selector
     k("delete", "rc", "old")
     wait_for(lambda: not pods(k, "app=old"), what="the RC's pods garbage-collected")

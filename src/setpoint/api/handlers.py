@@ -628,7 +628,7 @@ class ResourceHandlers:
         method = request.method
         if method == "GET":
             cached = await storage.get(target.namespace, target.name)
-            return _json(to_scale(cached.obj))
+            return _json(to_scale(cached.obj, storage.rtype))
         if method not in ("PUT", "PATCH"):
             raise errors.method_not_allowed(method)
         if method == "PUT":
@@ -660,7 +660,7 @@ class ResourceHandlers:
         pinned: dict[str, str | None] = {}
 
         def mutate(obj: Obj) -> Obj:
-            scale = to_scale(obj)
+            scale = to_scale(obj, storage.rtype)
             wanted = _decoded_scale(change(copy.deepcopy(scale)), target.name)
             replicas = (wanted.get("spec") or {}).get("replicas", 0)  # Go's zero value
             rv = (wanted.get("metadata") or {}).get("resourceVersion")
@@ -675,7 +675,7 @@ class ResourceHandlers:
             _write_options(request),
             precondition_rv=lambda _: pinned.get("rv"),
         )
-        return _json(to_scale(result.obj))
+        return _json(to_scale(result.obj, storage.rtype))
 
     async def bind(
         self, request: web.BaseRequest, storage: ResourceStorage, target: Target
@@ -809,20 +809,10 @@ def _now() -> str:
     return now_rfc3339()
 
 
-def to_scale(obj: Obj) -> Obj:
+def to_scale(obj: Obj, rtype: ResourceType) -> Obj:
     meta = obj["metadata"]
     spec = obj.get("spec") or {}
     status = obj.get("status") or {}
-    selector = spec.get("selector") or {}
-    from setpoint.meta.labels import selector_from_label_selector, selector_from_set
-
-    try:
-        if obj.get("kind") == "ReplicationController":  # a plain label map
-            selector_text = str(selector_from_set(selector))
-        else:
-            selector_text = str(selector_from_label_selector(selector))
-    except Exception:
-        selector_text = ""
     return {
         "kind": "Scale",
         "apiVersion": "autoscaling/v1",
@@ -832,7 +822,7 @@ def to_scale(obj: Obj) -> Obj:
             if k in meta
         },
         "spec": {"replicas": spec.get("replicas", 1)},
-        "status": {"replicas": status.get("replicas", 0), "selector": selector_text},
+        "status": {"replicas": status.get("replicas", 0), "selector": rtype.scale_selector(obj)},
     }
 
 

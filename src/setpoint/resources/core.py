@@ -628,6 +628,7 @@ KINDS: tuple[ResourceType, ...] = (
         always_encoded={**SPEC_AND_STATUS, **POD_TEMPLATE, "status.replicas": 0},
         defaulter=replication.default_replication_controller,
         validator=replication.validate_replication_controller,
+        scale_selector=replication.selector_text,
         field_selectors={"status.replicas": field_getter("status", "replicas", default="0")},
     ),
     ResourceType(

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from setpoint.meta.jsonvalue import Obj
+from setpoint.meta.labels import SelectorParseError, selector_from_label_selector
 from setpoint.resources.fielderrors import FieldError
 from setpoint.resources.printers.base import Printer
 
@@ -89,6 +90,15 @@ def _no_validation(obj: Obj, old: Obj | None) -> list[FieldError]:
     return []
 
 
+def label_selector_text(obj: Obj) -> str:
+    """``spec.selector``, a LabelSelector, as ``Scale.status.selector`` writes it ("" when it
+    cannot be read)."""
+    try:
+        return str(selector_from_label_selector((obj.get("spec") or {}).get("selector") or {}))
+    except (SelectorParseError, TypeError):
+        return ""
+
+
 @dataclass(frozen=True)
 class SpecSubresource:
     """A subresource through which one field of the spec, and nothing else, changes
@@ -150,6 +160,8 @@ class ResourceType:
     prepare_for_create: Preparer = _no_preparation
     prepare_for_update: UpdatePreparer = _no_update_preparation
     validator: Validator = _no_validation
+    # the scale subresource's status.selector, from the object's spec.selector
+    scale_selector: Callable[[Obj], str] = label_selector_text
     # subresources that write one spec field (each also listed in ``subresources``)
     spec_subresources: Mapping[str, SpecSubresource] = field(default_factory=dict)
     field_selectors: Mapping[str, FieldGetter] = field(default_factory=dict)

@@ -12,6 +12,7 @@ selector may change. The controller that runs them is the ReplicaSet controller
 
 from __future__ import annotations
 
+from setpoint.meta.labels import selector_from_set
 from setpoint.resources import podspec
 from setpoint.resources.apps import template_errors
 from setpoint.resources.checks import kube_finalizer_errors, label_errors, nonnegative
@@ -33,6 +34,11 @@ def default_replication_controller(controller: Obj) -> None:
     spec.setdefault("replicas", 1)
     if template is not None:
         podspec.default_template(spec)
+
+
+def selector_text(controller: Obj) -> str:
+    """The label map ``spec.selector`` as ``Scale.status.selector`` writes it."""
+    return str(selector_from_set((controller.get("spec") or {}).get("selector") or {}))
 
 
 def validate_replication_controller(controller: Obj, old: Obj | None) -> list[FieldError]:
