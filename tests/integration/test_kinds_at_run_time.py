@@ -18,7 +18,8 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from setpoint.api.server import APIServer, TokenAuthenticator
+from setpoint.api.auth.authn import StaticTokens
+from setpoint.api.server import APIServer
 from setpoint.api.serving import ServingLimits, TLSSite
 from setpoint.pki import client_ssl_context, ensure_server_credentials, write_kubeconfig
 from setpoint.resources.catalog import KINDS
@@ -99,9 +100,8 @@ async def served(tmp_path: Path) -> AsyncIterator[Served]:
     api = APIServer(
         store,
         registry,
-        authenticator=TokenAuthenticator(
-            admin_token=credentials.admin_token, node_token=credentials.node_token
-        ),
+        authenticator=StaticTokens([StaticTokens.admin(credentials.admin_token)]),
+        node_token=credentials.node_token,
     )
     await api.start()
     runner = web.ServerRunner(api.http_server(ServingLimits()), handle_signals=False)

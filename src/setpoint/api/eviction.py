@@ -42,6 +42,7 @@ import orjson
 from aiohttp import web
 
 from setpoint.api import errors, negotiation
+from setpoint.api.auth.user import request_user
 from setpoint.api.bodies import read_body
 from setpoint.api.errors import APIError
 from setpoint.api.handlers import delete_options
@@ -221,7 +222,9 @@ class PodEviction:
         if request.method != "POST":
             raise errors.method_not_allowed(request.method)
         eviction = decode_eviction(await read_body(request), namespace, name)
-        options = eviction_delete_options(eviction, request.query)
+        options = replace(
+            eviction_delete_options(eviction, request.query), user=request_user(request)
+        )
         await self.evict(namespace, name, options)
         status = {
             "kind": "Status",

@@ -15,13 +15,14 @@ import copy
 import functools
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import orjson
 from aiohttp import web
 
 from setpoint.api import errors, negotiation
+from setpoint.api.auth.user import request_user
 from setpoint.api.bodies import read_body, read_raw_body
 from setpoint.api.corrupt import UNSAFE_DELETE_OPTION
 from setpoint.api.errors import APIError
@@ -101,6 +102,7 @@ def _write_options(request: web.BaseRequest) -> WriteOptions:
         field_validation=validation,
         field_manager=query.get("fieldManager", ""),
         user_agent=request.headers.get("User-Agent", ""),
+        user=request_user(request),
     )
 
 
@@ -566,7 +568,7 @@ class ResourceHandlers:
                 if not isinstance(parsed, dict):
                     raise errors.bad_request("DeleteOptions must be an object")
                 options = parsed
-        return delete_options(options, request.query)
+        return replace(delete_options(options, request.query), user=request_user(request))
 
     async def delete(
         self,

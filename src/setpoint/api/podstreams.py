@@ -24,9 +24,10 @@ refusal the WebSocket got (remembered for ``REFUSAL_MEMORY_SECONDS`` per user an
 so the user sees the real reason; a SPDY request with no such refusal gets 400 saying that
 setpoint streams over WebSockets only (kubectl 1.30 and later use them by default).
 
-Only members of ``system:masters`` (the admin) may open these streams: nodes and the
-controller manager get 403 ``pods "web" is forbidden: User "system:node" cannot create
-resource "pods/exec" ...``, as RBAC would deny them.
+Who may open these streams is the authorizers' business (``auth``): opening one is the verb
+``create`` on ``pods/exec``, ``pods/attach`` or ``pods/portforward`` whatever the method, as
+kube-apiserver authorizes WebSocket upgrades; a denied user gets 403 ``pods "web" is
+forbidden: User "..." cannot create resource "pods/exec" ...``.
 """
 
 from __future__ import annotations
@@ -48,7 +49,6 @@ from setpoint.api.storage import ResourceStorage
 STREAM_SUBRESOURCES = frozenset({"exec", "attach", "portforward"})
 AGENT_PATHS = {"exec": "exec", "attach": "attach", "portforward": "portForward"}
 ERROR_HEADER = "X-Setpoint-Error"  # the agent's refusal, percent-encoded (agent/server.py)
-STREAMERS_GROUP = "system:masters"
 REFUSAL_MEMORY_SECONDS = 30.0
 REFUSAL_MEMORY_ENTRIES = 1024
 CLOSE_TIMEOUT = 5.0
@@ -57,25 +57,6 @@ _PASSED_ON = ("command", "stdin", "stdout", "stderr", "tty", "ports")
 _TRUE = ("1", "true", "True", "t")
 _ENDED = (aiohttp.WSMsgType.CLOSING, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR)
 _NOT_SENT = (1005, 1006, 1015)  # RFC 6455: codes that must never be sent in a close frame
-
-
-def forbidden_stream(user: str, subresource: str, namespace: str, name: str) -> APIError:
-    return APIError(
-        403,
-        "Forbidden",
-        f'pods "{name}" is forbidden: User "{user}" cannot create resource '
-        f'"pods/{subresource}" in API group "" in the namespace "{namespace}"',
-        details={"name": name, "kind": "pods"},
-    )
-
-
-def authorize(user: str, groups: tuple[str, ...], segments: list[str]) -> None:
-    """Raise 403 unless ``user`` may open the pod stream that ``segments`` (the request
-    path) names; a path that names none passes."""
-    if len(segments) < 6 or segments[-1] not in STREAM_SUBRESOURCES or segments[-3] != "pods":
-        return
-    if STREAMERS_GROUP not in groups:
-        raise forbidden_stream(user, segments[-1], segments[-4], segments[-2])
 
 
 def agent_query(subresource: str, request: web.BaseRequest) -> list[tuple[str, str]]:

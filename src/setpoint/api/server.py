@@ -2,8 +2,9 @@
 
 ``APIServer`` wires a :class:`~setpoint.store.interface.Store` to the Kubernetes REST surface:
 it builds one :class:`WatchCache` and :class:`ResourceStorage` per served type, answers
-discovery and OpenAPI, authenticates every request by bearer token (except the three health
-endpoints, which Kubernetes also leaves open; see ``health``), turns every error into a
+discovery and OpenAPI, authenticates and authorizes every request (see ``auth``; except the
+three health endpoints, which Kubernetes also leaves open; see ``health``), passes every
+write through the admission chain (see ``admission``), turns every error into a
 ``Status``, creates the namespaces a cluster starts with, allocates Services' cluster IPs and
 node ports and keeps the ``kubernetes`` Service (see ``services``), and compacts old store
 history periodically.
@@ -16,7 +17,6 @@ import contextlib
 import logging
 import platform
 import time
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,17 @@ from aiohttp.web_protocol import RequestHandler
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from setpoint.api import errors, negotiation
+from setpoint.api.admission import AdmissionChain
+from setpoint.api.auth.attributes import request_attributes
+from setpoint.api.auth.authn import Authenticator
+from setpoint.api.auth.authorizer import (
+    AllButPodStreams,
+    Authorizer,
+    PrivilegedGroups,
+    UnionAuthorizer,
+    check,
+)
+from setpoint.api.auth.user import REQUEST_USER_KEY
 from setpoint.api.discovery.discovery import (
     AGGREGATED_CONTENT_TYPE,
     KUBERNETES_VERSION,
@@ -42,7 +53,6 @@ from setpoint.api.eviction import PodEviction
 from setpoint.api.handlers import ResourceHandlers
 from setpoint.api.health import Check, HealthEndpoints
 from setpoint.api.inflight import (
-    CONTROLLER_MANAGER_USER,
     InflightLimiter,
     InflightLimits,
     PriorityLevel,
@@ -52,7 +62,6 @@ from setpoint.api.inflight import (
 from setpoint.api.kubelet import KubeletClient
 from setpoint.api.podlogs import PodLogs
 from setpoint.api.podstreams import STREAM_SUBRESOURCES, PodStreams
-from setpoint.api.podstreams import authorize as authorize_stream
 from setpoint.api.services import ServiceNetwork
 from setpoint.api.services.allocation import (
     IPS_RECORDS,
@@ -71,7 +80,6 @@ from setpoint.api.storage import (
     WriteOptions,
 )
 from setpoint.api.watchcache import WatchCache
-from setpoint.pki import tokens_equal
 from setpoint.resources.registry import Registry, ResourceType
 from setpoint.resources.schema import SchemaSet
 from setpoint.store.clustertimer import ClusterTimer
@@ -88,46 +96,16 @@ EVENT_TTL_SWEEP_INTERVAL = 60.0
 ALLOCATION_REPAIR_INTERVAL = 60.0
 
 
-@dataclass(frozen=True)
-class User:
-    name: str
-    groups: tuple[str, ...]
-
-
-class TokenAuthenticator:
-    """Static bearer tokens: the admin's, the node join token, and the controller
-    manager's (its own identity, so that it has seats of its own; see ``inflight``)."""
-
-    def __init__(self, *, admin_token: str, node_token: str, controller_token: str = "") -> None:
-        self._admin = admin_token
-        self._node = node_token
-        self._controller = controller_token
-
-    @property
-    def node_token(self) -> str:
-        """The token agents join with; the server also uses it to reach their endpoints."""
-        return self._node
-
-    def authenticate(self, header: str | None) -> User | None:
-        if not header or not header.startswith("Bearer "):
-            return None
-        token = header[len("Bearer ") :].strip()
-        if token and tokens_equal(token, self._admin):
-            return User("admin", ("system:masters", "system:authenticated"))
-        if token and tokens_equal(token, self._node):
-            return User("system:node", ("system:nodes", "system:authenticated"))
-        if token and self._controller and tokens_equal(token, self._controller):
-            return User(CONTROLLER_MANAGER_USER, ("system:authenticated",))
-        return None
-
-
 class APIServer:
     def __init__(
         self,
         store: Store,
         registry: Registry,
         *,
-        authenticator: TokenAuthenticator,
+        authenticator: Authenticator,
+        node_token: str,
+        authorizer: Authorizer | None = None,
+        admission: AdmissionChain | None = None,
         event_ttl: float = 3600.0,
         metrics_sockets: list[Path] | None = None,
         inflight: InflightLimits | None = None,
@@ -136,6 +114,10 @@ class APIServer:
         self.store = store
         self.registry = registry
         self.authenticator = authenticator
+        self.authorizer: Authorizer = authorizer or UnionAuthorizer(
+            [PrivilegedGroups(), AllButPodStreams()]
+        )
+        self.admission = admission or AdmissionChain()
         self.event_ttl = event_ttl
         self.metrics_sockets = metrics_sockets or []
         self.inflight = InflightLimiter(inflight or InflightLimits())
@@ -153,9 +135,7 @@ class APIServer:
             self._build_storage(rtype)
         self._render()
         self.handlers = ResourceHandlers(registry, self.storages)
-        self.kubelet = KubeletClient(
-            nodes=self._storage("nodes"), node_token=authenticator.node_token
-        )
+        self.kubelet = KubeletClient(nodes=self._storage("nodes"), node_token=node_token)
         self.pod_logs = PodLogs(pods=self._storage("pods"), kubelet=self.kubelet)
         self.pod_streams = PodStreams(pods=self._storage("pods"), kubelet=self.kubelet)
         pods = self._storage("pods")
@@ -191,6 +171,7 @@ class APIServer:
             self.schemas,
             namespace_check=self._check_namespace,
             hooks=hooks,
+            admission=self.admission,
         )
         return cache
 
@@ -420,11 +401,12 @@ class APIServer:
             path = request.path
             if path in HEALTH_PATHS:
                 return await self._dispatch(request)
-            user = self.authenticator.authenticate(request.headers.get("Authorization"))
+            user = await self.authenticator.authenticate(request)
             if user is None:
                 raise errors.unauthorized()
+            request[REQUEST_USER_KEY] = user
+            check(self.authorizer, request_attributes(user, request.method, path, request.query))
             segments = [s for s in path.split("/") if s]
-            authorize_stream(user.name, user.groups, segments)
             watch = request.query.get("watch", "").lower() in ("1", "true")
             if is_long_running(request.method, segments, watch):
                 return await self._dispatch(request)

@@ -25,6 +25,8 @@ from typing import Any, Protocol, TypeVar
 import orjson
 
 from setpoint.api import corrupt, errors
+from setpoint.api.admission import CREATE, DELETE, UPDATE, AdmissionChain, AdmissionRequest
+from setpoint.api.auth.user import UserInfo
 from setpoint.api.corrupt import CorruptObjectError
 from setpoint.api.errors import APIError
 from setpoint.api.keylocks import KeyLocks
@@ -69,6 +71,8 @@ class WriteOptions:
     user_agent: str = ""
     # server-side apply already computed managedFields; do not track this write again
     managed_by_apply: bool = False
+    # who asks, for admission (None: the API server itself)
+    user: UserInfo | None = None
 
     @property
     def manager(self) -> str:
@@ -129,6 +133,8 @@ class DeleteOptions:
     dry_run: bool = False
     # KEP-3926: remove a corrupt object without reading it (see ``corrupt``)
     ignore_store_read_error: bool = False
+    # who asks, for admission (None: the API server itself)
+    user: UserInfo | None = None
 
 
 @dataclass
@@ -232,9 +238,11 @@ class ResourceStorage:
         namespace_check: NamespaceCheck | None = None,
         clock: Clock = REAL_CLOCK,
         hooks: WriteHooks = NO_HOOKS,
+        admission: AdmissionChain | None = None,
     ) -> None:
         self.rtype = rtype
         self.hooks = hooks
+        self.admission = admission or AdmissionChain()
         self.clock = clock
         self.store = store
         self.cache = cache
@@ -525,11 +533,22 @@ class ResourceStorage:
             obj.pop("status", None)
         self.rtype.prepare_for_create(obj)
         self.rtype.defaulter(obj)
+        admission = AdmissionRequest(
+            CREATE,
+            self.rtype,
+            meta.get("namespace"),
+            meta.get("name", ""),
+            opts.user,
+            obj=obj,
+            dry_run=opts.dry_run,
+        )
+        await self.admission.admit(admission)
         problems = missing + validate_object_meta(self.rtype, obj, None)
         problems += self.rtype.validator(obj, None)
         problems = list(dict.fromkeys(problems))  # schema and validator may both see one
         if problems:
             raise errors.invalid(self.rtype, meta.get("name", ""), problems)
+        await self.admission.validate(admission)
         if not opts.managed_by_apply:
             obj = self._track(None, obj, opts, subresource="")
             meta = obj["metadata"]
@@ -640,12 +659,25 @@ class ResourceStorage:
             self.rtype.prepare_for_update(new, old)
         elif spec_subresource is not None:
             self.rtype.defaulter(new)  # the spec field it wrote is new
+        admission = AdmissionRequest(
+            UPDATE,
+            self.rtype,
+            new_meta.get("namespace"),
+            new_meta["name"],
+            opts.user,
+            obj=new,
+            old=old,
+            subresource=subresource,
+            dry_run=opts.dry_run,
+        )
+        await self.admission.admit(admission)
         validator = spec_subresource.validator if spec_subresource else self.rtype.validator
         problems = missing + validate_object_meta(self.rtype, new, old)
         problems += validator(new, old)
         problems = list(dict.fromkeys(problems))
         if problems:
             raise errors.invalid(self.rtype, new_meta["name"], problems)
+        await self.admission.validate(admission)
         if not opts.managed_by_apply and subresource != "finalize":
             new = self._track(old, new, opts, subresource=subresource)
             new_meta = new["metadata"]
@@ -927,6 +959,17 @@ class ResourceStorage:
         obj = current.copy()
         meta = obj["metadata"]
         name = meta["name"]
+        await self.admission.validate(
+            AdmissionRequest(
+                DELETE,
+                self.rtype,
+                current.namespace,
+                name,
+                opts.user,
+                old=current.obj,
+                dry_run=opts.dry_run,
+            )
+        )
         if opts.preconditions_uid and opts.preconditions_uid != meta.get("uid"):
             raise errors.conflict(
                 self.rtype,

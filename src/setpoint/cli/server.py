@@ -30,8 +30,10 @@ from pathlib import Path
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from setpoint.api.auth.authn import AuthenticatorChain, StaticTokens
+from setpoint.api.auth.user import NODES_GROUP, UserInfo
 from setpoint.api.inflight import CONTROLLER_MANAGER_USER, InflightLimits
-from setpoint.api.server import APIServer, TokenAuthenticator
+from setpoint.api.server import APIServer
 from setpoint.api.services import ServiceNetwork
 from setpoint.api.serving import ServingLimits, TLSSite, raise_descriptor_limit
 from setpoint.cli.controllermanager import (
@@ -50,6 +52,7 @@ from setpoint.pki import (
     CA_CERT_FILE,
     TLS_DIR,
     PKIError,
+    ServerCredentials,
     ensure_server_credentials,
     write_kubeconfig,
 )
@@ -206,6 +209,18 @@ async def run_server(config: ServerConfig) -> None:
                     await task
 
 
+def static_tokens(credentials: ServerCredentials) -> StaticTokens:
+    """The tokens the server writes at bootstrap: the admin's (``system:masters``), the node
+    join token's and the controller manager's."""
+    return StaticTokens(
+        [
+            StaticTokens.admin(credentials.admin_token),
+            (credentials.node_token, UserInfo("system:node", (NODES_GROUP,))),
+            (credentials.controller_token, UserInfo(CONTROLLER_MANAGER_USER)),
+        ]
+    )
+
+
 async def _start(config: ServerConfig, running: contextlib.AsyncExitStack) -> str:
     """Bring everything up in order, registering how to stop each part on ``running`` (which
     stops them in reverse: listener, caches, store). Returns the URL clients use."""
@@ -224,11 +239,8 @@ async def _start(config: ServerConfig, running: contextlib.AsyncExitStack) -> st
     api = APIServer(
         store,
         registry,
-        authenticator=TokenAuthenticator(
-            admin_token=credentials.admin_token,
-            node_token=credentials.node_token,
-            controller_token=credentials.controller_token,
-        ),
+        authenticator=AuthenticatorChain([static_tokens(credentials)]),
+        node_token=credentials.node_token,
         event_ttl=config.event_ttl,
         metrics_sockets=[config.data_dir / CONTROLLER_METRICS_SOCKET],
         inflight=config.inflight,

@@ -1,0 +1,76 @@
+"""Who sent a request: the authenticators the API server asks in turn.
+
+Each :class:`Authenticator` looks at a request's credentials (a bearer token, a client
+certificate) and answers the identity they prove, or None when they prove nothing to it;
+:class:`AuthenticatorChain` answers the first identity any of them finds, as
+kube-apiserver's union authenticator does. Every authenticated identity is also in
+``system:authenticated``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from aiohttp import web
+
+from setpoint.api.auth.user import AUTHENTICATED, SYSTEM_MASTERS, UserInfo
+from setpoint.pki import tokens_equal
+
+
+class Authenticator(Protocol):
+    async def authenticate(self, request: web.BaseRequest) -> UserInfo | None:
+        """The identity ``request``'s credentials prove to this authenticator, else None."""
+        ...
+
+
+def bearer_token(request: web.BaseRequest) -> str:
+    """The bearer token of ``request``'s Authorization header, ``""`` when it has none."""
+    header = request.headers.get("Authorization", "")
+    if not header.startswith("Bearer "):
+        return ""
+    return header[len("Bearer ") :].strip()
+
+
+def with_authenticated(user: UserInfo) -> UserInfo:
+    """``user`` in ``system:authenticated`` as well, as every authenticated identity is."""
+    if AUTHENTICATED in user.groups:
+        return user
+    return UserInfo(user.name, (*user.groups, AUTHENTICATED), user.uid, user.extra)
+
+
+class AuthenticatorChain:
+    """The first identity any authenticator finds."""
+
+    def __init__(self, authenticators: Sequence[Authenticator]) -> None:
+        self.authenticators = list(authenticators)
+
+    async def authenticate(self, request: web.BaseRequest) -> UserInfo | None:
+        for authenticator in self.authenticators:
+            user = await authenticator.authenticate(request)
+            if user is not None:
+                return with_authenticated(user)
+        return None
+
+
+class StaticTokens:
+    """Bearer tokens fixed at start-up, each naming one identity (kube-apiserver's
+    ``--token-auth-file``): the admin's token is ``system:masters``. Compared in constant
+    time."""
+
+    def __init__(self, tokens: Sequence[tuple[str, UserInfo]]) -> None:
+        self._tokens = [(token, user) for token, user in tokens if token]
+
+    @classmethod
+    def admin(cls, token: str) -> tuple[str, UserInfo]:
+        return token, UserInfo("admin", (SYSTEM_MASTERS,))
+
+    async def authenticate(self, request: web.BaseRequest) -> UserInfo | None:
+        token = bearer_token(request)
+        if not token:
+            return None
+        found: UserInfo | None = None
+        for known, user in self._tokens:
+            if tokens_equal(token, known) and found is None:
+                found = user
+        return found
