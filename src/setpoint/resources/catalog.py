@@ -1,15 +1,17 @@
 """The resource types setpoint serves: every kind each API group module declares.
 
 A kind has one home: its group module (``core``, ``apps``, ``batch``, ``coordination``,
-``discovery``, ``events``, ``networking``, ``policy``) declares it whole — identity and scope
-as Kubernetes' discovery names them, its schema definition, and its behaviour (defaults,
-validation, field selectors) — and this module only collects them.
+``discovery``, ``events``, ``networking``, ``policy``, ``rbac``, ``authorization``) declares
+it whole — identity and scope as Kubernetes' discovery names them, its schema definition,
+and its behaviour (defaults, validation, field selectors) — and this module only collects
+them.
 """
 
 from __future__ import annotations
 
 from setpoint.resources import (
     apps,
+    authorization,
     batch,
     coordination,
     core,
@@ -17,6 +19,7 @@ from setpoint.resources import (
     events,
     networking,
     policy,
+    rbac,
 )
 from setpoint.resources.registry import Registry, ResourceType
 
@@ -28,6 +31,8 @@ _BEYOND_CORE: tuple[ResourceType, ...] = (
     *events.KINDS,
     *networking.KINDS,
     *policy.KINDS,
+    *rbac.KINDS,
+    *authorization.KINDS,
 )
 KINDS: tuple[ResourceType, ...] = (*core.KINDS, *_BEYOND_CORE)
 

@@ -854,7 +854,9 @@ def _roots(paths: Iterable[_Path], registry_types: Iterable[ResourceType]) -> se
     """Definitions the operations mention, plus each served kind and its list kind."""
     roots = {STATUS, DELETE_OPTIONS, WATCH_EVENT, PATCH, API_RESOURCE_LIST}
     for t in registry_types:
-        roots.update((t.definition, t.definition + "List"))
+        roots.add(t.definition)
+        if "list" in t.verbs:  # a create-only kind (an access review) has no list kind
+            roots.add(t.definition + "List")
     for p in paths:
         for o in p.operations:
             if o.body:
