@@ -17,6 +17,7 @@ import contextlib
 import logging
 import platform
 import time
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -35,12 +36,16 @@ from setpoint.api.admission import AdmissionChain
 from setpoint.api.auth.attributes import request_attributes
 from setpoint.api.auth.authn import Authenticator
 from setpoint.api.auth.authorizer import (
-    AllButPodStreams,
     Authorizer,
     PrivilegedGroups,
     UnionAuthorizer,
     check,
 )
+from setpoint.api.auth.bootstrap import ensure_default_policy
+from setpoint.api.auth.escalation import RBACEscalationCheck
+from setpoint.api.auth.impersonation import impersonate, wants_impersonation
+from setpoint.api.auth.rbac import CachedPolicy, RBACAuthorizer
+from setpoint.api.auth.reviews import AccessReviews
 from setpoint.api.auth.user import REQUEST_USER_KEY
 from setpoint.api.discovery.discovery import (
     AGGREGATED_CONTENT_TYPE,
@@ -80,6 +85,9 @@ from setpoint.api.storage import (
     WriteOptions,
 )
 from setpoint.api.watchcache import WatchCache
+from setpoint.resources.authorization import GROUP as AUTHORIZATION_GROUP
+from setpoint.resources.authorization import REVIEW_KINDS
+from setpoint.resources.rbac import GROUP
 from setpoint.resources.registry import Registry, ResourceType
 from setpoint.resources.schema import SchemaSet
 from setpoint.store.clustertimer import ClusterTimer
@@ -88,6 +96,12 @@ from setpoint.store.interface import BackendError, Store
 log = logging.getLogger(__name__)
 
 INITIAL_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+_RBAC_CACHES = (
+    ("roles", "roles"),
+    ("cluster_roles", "clusterroles"),
+    ("role_bindings", "rolebindings"),
+    ("cluster_role_bindings", "clusterrolebindings"),
+)
 # what answers without a token, as kube-apiserver's system:public-info-viewer role allows;
 # a single check (/readyz/etcd) says why it fails, so it needs a token
 HEALTH_PATHS = ("/healthz", "/livez", "/readyz")
@@ -105,6 +119,7 @@ class APIServer:
         authenticator: Authenticator,
         node_token: str,
         authorizer: Authorizer | None = None,
+        authorizers_before_rbac: Sequence[Authorizer] = (),
         admission: AdmissionChain | None = None,
         event_ttl: float = 3600.0,
         metrics_sockets: list[Path] | None = None,
@@ -114,9 +129,6 @@ class APIServer:
         self.store = store
         self.registry = registry
         self.authenticator = authenticator
-        self.authorizer: Authorizer = authorizer or UnionAuthorizer(
-            [PrivilegedGroups(), AllButPodStreams()]
-        )
         self.admission = admission or AdmissionChain()
         self.event_ttl = event_ttl
         self.metrics_sockets = metrics_sockets or []
@@ -133,6 +145,20 @@ class APIServer:
         self.allocation_repair = AllocationRepair(self.service_allocations, self._all_services)
         for rtype in registry.types:
             self._build_storage(rtype)
+        # the default chain: system:masters, then (say) the Node authorizer, then RBAC
+        self.rbac = RBACAuthorizer(
+            CachedPolicy(
+                **{
+                    name: self.caches.get(registry.lookup(GROUP, "v1", plural))  # type: ignore[arg-type]
+                    for name, plural in _RBAC_CACHES
+                }
+            )
+        )
+        self.authorizer: Authorizer = authorizer or UnionAuthorizer(
+            [PrivilegedGroups(), *authorizers_before_rbac, self.rbac]
+        )
+        self.admission.add(RBACEscalationCheck(self.authorizer, self.rbac))
+        self.access_reviews = AccessReviews(self.authorizer, self.rbac)
         self._render()
         self.handlers = ResourceHandlers(registry, self.storages)
         self.kubelet = KubeletClient(nodes=self._storage("nodes"), node_token=node_token)
@@ -220,6 +246,7 @@ class APIServer:
     async def start(self) -> None:
         await asyncio.gather(*(cache.start() for cache in self.caches.values()))
         await self._ensure_initial_namespaces()
+        await self._ensure_default_policy()
         await self.allocation_repair.run_once()
         await self.service_allocations.load()
         for timer in self._cluster_timers():
@@ -275,6 +302,13 @@ class APIServer:
             except APIError as exc:
                 if exc.code != 409:
                     raise
+
+    async def _ensure_default_policy(self) -> None:
+        """The default roles and bindings (kube-apiserver's ``rbac/bootstrap-roles``)."""
+        roles = self.registry.lookup(GROUP, "v1", "clusterroles")
+        bindings = self.registry.lookup(GROUP, "v1", "clusterrolebindings")
+        if roles is not None and bindings is not None:
+            await ensure_default_policy(self.storages[roles], self.storages[bindings])
 
     def _cluster_timers(self) -> list[ClusterTimer]:
         """Compaction and the Event TTL sweep, each done once per interval for the whole
@@ -404,6 +438,8 @@ class APIServer:
             user = await self.authenticator.authenticate(request)
             if user is None:
                 raise errors.unauthorized()
+            if wants_impersonation(request.headers):
+                user = impersonate(user, request.headers, self.authorizer)
             request[REQUEST_USER_KEY] = user
             check(self.authorizer, request_attributes(user, request.method, path, request.query))
             segments = [s for s in path.split("/") if s]
@@ -517,6 +553,10 @@ class APIServer:
             )
         if target.subresource == "eviction" and target.namespace is not None:
             return await self.eviction.serve(request, target.namespace, target.name)
+        if group == AUTHORIZATION_GROUP and target.rtype.plural in REVIEW_KINDS:
+            if target.name:
+                raise errors.resource_not_found(request.path)
+            return await self.access_reviews.serve(request, target.rtype, target.namespace)
         return await self.handlers.handle(request, target)
 
     async def _informers_synced(self) -> None:

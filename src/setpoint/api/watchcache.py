@@ -351,6 +351,9 @@ class WatchCache:
         self._tasks: list[asyncio.Task[None]] = []
         self.ready = asyncio.Event()
         self.corrupt: dict[str, CorruptObjectError] = {}  # keys whose values do not decode
+        # goes up whenever the objects change: readers that derive an index from them (the
+        # RBAC authorizer) rebuild it when it moved, at the cost of one comparison per read
+        self.generation = 0
 
     # ------------------------------------------------------------- lifecycle
 
@@ -373,6 +376,7 @@ class WatchCache:
 
     async def _relist(self) -> None:
         listing = await self._store.scan(self.rtype.store_prefix)
+        self.generation += 1
         self.objects.clear()
         self._by_namespace.clear()
         self.corrupt.clear()
@@ -448,6 +452,7 @@ class WatchCache:
 
     def _apply(self, event: WatchEvent) -> None:
         rv = event.revision
+        self.generation += 1
         self._sorted_lists.clear()
         if event.type is EventType.PUT:
             self.corrupt.pop(event.kv.key, None)

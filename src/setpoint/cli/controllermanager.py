@@ -236,6 +236,7 @@ def build_components(
     scheduler binds through ``binding_client`` when given."""
     components: list[Any] = []
     if config.run_controllers:
+        from setpoint.controllers.clusterroleaggregation import ClusterRoleAggregationController
         from setpoint.controllers.cronjob import CronJobController
         from setpoint.controllers.daemonset import DaemonSetController
         from setpoint.controllers.deployment import DeploymentController
@@ -287,6 +288,9 @@ def build_components(
             ),
             EndpointSliceController(informers, recorder.for_component("endpoint-slice-controller")),
             EndpointsController(informers, recorder.for_component("endpoint-controller")),
+            ClusterRoleAggregationController(
+                informers, recorder.for_component("clusterrole-aggregation-controller")
+            ),
         ]
         if config.node_ipam is not None:
             # events "From cidrAllocator", as upstream's range allocator
