@@ -42,6 +42,7 @@ from setpoint.api.auth.authorizer import (
     check,
 )
 from setpoint.api.auth.bootstrap import ensure_default_policy
+from setpoint.api.auth.effective import EffectiveOnReturn
 from setpoint.api.auth.escalation import RBACEscalationCheck
 from setpoint.api.auth.impersonation import impersonate, wants_impersonation
 from setpoint.api.auth.rbac import CachedPolicy, RBACAuthorizer
@@ -190,6 +191,8 @@ class APIServer:
         hooks: WriteHooks = NO_HOOKS
         if (rtype.group, rtype.kind) == ("", "Service"):
             hooks = self.service_allocations
+        elif rtype.group == GROUP:
+            hooks = EffectiveOnReturn(cache, self.store)
         self.storages[rtype] = ResourceStorage(
             rtype,
             self.store,

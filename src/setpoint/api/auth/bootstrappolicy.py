@@ -94,8 +94,9 @@ def _cluster_role(
             "labels": {**BOOTSTRAPPING_LABEL, **(labels or {})},
             "annotations": {AUTOUPDATE_ANNOTATION: "true"},
         },
-        "rules": list(rules),
     }
+    if rules:  # an aggregated role's rules are the aggregation controller's to fill
+        role["rules"] = list(rules)
     if aggregate_from:
         role["aggregationRule"] = {
             "clusterRoleSelectors": [{"matchLabels": {f"{AGGREGATE_TO}{aggregate_from}": "true"}}]
