@@ -204,6 +204,13 @@ def cli(verbose: int) -> None:
     help="Address the kubernetes Service's endpoints name for this server (default: "
     "--bind-address, or this machine's primary address when that is 0.0.0.0).",
 )
+@click.option(
+    "--token-auth-file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help='More users, as kube-apiserver\'s flag: a CSV of token,user,uid[,"group1,group2"]; '
+    "RBAC decides what they may do.",
+)
 @node_lifecycle_options
 def server(
     data_dir: Path | None,
@@ -233,6 +240,7 @@ def server(
     service_cluster_ip_range: str,
     service_node_port_range: str,
     advertise_address: str | None,
+    token_auth_file: Path | None,
     **node_lifecycle: Any,
 ) -> None:
     """Run the control plane (API server on the embedded store) on this machine.
@@ -296,6 +304,7 @@ def server(
         services=services,
         advertise_address=advertise_address,
         proxy_mode=proxy_mode,
+        token_auth_file=token_auth_file,
     )
     install_uvloop()
     try:

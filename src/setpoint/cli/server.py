@@ -24,13 +24,14 @@ import os
 import signal
 import socket
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from setpoint.api.auth.authn import AuthenticatorChain, StaticTokens
+from setpoint.api.auth.authn import AuthenticatorChain, StaticTokens, token_file_users
 from setpoint.api.auth.user import NODES_GROUP, UserInfo
 from setpoint.api.inflight import CONTROLLER_MANAGER_USER, InflightLimits
 from setpoint.api.server import APIServer
@@ -89,6 +90,7 @@ class ServerConfig:
     services: ServiceNetwork = field(default_factory=ServiceNetwork)
     advertise_address: str | None = None  # default: see advertised_host()
     proxy_mode: str = "auto"  # the local agent's node proxy
+    token_auth_file: Path | None = None  # more users, as kube-apiserver's --token-auth-file
 
     @property
     def kubeconfig_path(self) -> Path:
@@ -209,16 +211,28 @@ async def run_server(config: ServerConfig) -> None:
                     await task
 
 
-def static_tokens(credentials: ServerCredentials) -> StaticTokens:
+def static_tokens(
+    credentials: ServerCredentials, extra: Sequence[tuple[str, UserInfo]] = ()
+) -> StaticTokens:
     """The tokens the server writes at bootstrap: the admin's (``system:masters``), the node
-    join token's and the controller manager's."""
+    join token's and the controller manager's; then those of ``--token-auth-file``."""
     return StaticTokens(
         [
             StaticTokens.admin(credentials.admin_token),
             (credentials.node_token, UserInfo("system:node", (NODES_GROUP,))),
             (credentials.controller_token, UserInfo(CONTROLLER_MANAGER_USER)),
+            *extra,
         ]
     )
+
+
+def _token_file(config: ServerConfig) -> list[tuple[str, UserInfo]]:
+    if config.token_auth_file is None:
+        return []
+    try:
+        return token_file_users(config.token_auth_file.read_text())
+    except (OSError, ValueError) as exc:
+        raise PKIError(f"--token-auth-file {config.token_auth_file}: {exc}") from exc
 
 
 async def _start(config: ServerConfig, running: contextlib.AsyncExitStack) -> str:
@@ -239,7 +253,7 @@ async def _start(config: ServerConfig, running: contextlib.AsyncExitStack) -> st
     api = APIServer(
         store,
         registry,
-        authenticator=AuthenticatorChain([static_tokens(credentials)]),
+        authenticator=AuthenticatorChain([static_tokens(credentials, _token_file(config))]),
         node_token=credentials.node_token,
         event_ttl=config.event_ttl,
         metrics_sockets=[config.data_dir / CONTROLLER_METRICS_SOCKET],

@@ -9,6 +9,8 @@ kube-apiserver's union authenticator does. Every authenticated identity is also 
 
 from __future__ import annotations
 
+import csv
+import io
 from collections.abc import Sequence
 from typing import Protocol
 
@@ -74,3 +76,18 @@ class StaticTokens:
             if tokens_equal(token, known) and found is None:
                 found = user
         return found
+
+
+def token_file_users(text: str) -> list[tuple[str, UserInfo]]:
+    """kube-apiserver's ``--token-auth-file``: a CSV of ``token,user,uid`` and optionally a
+    quoted, comma-separated list of groups (``"group1,group2"``); blank lines and lines
+    starting with ``#`` are skipped. A line without token and user is a ValueError."""
+    users = []
+    for number, row in enumerate(csv.reader(io.StringIO(text)), start=1):
+        if not row or not "".join(row).strip() or row[0].lstrip().startswith("#"):
+            continue
+        if len(row) < 3 or not row[0].strip() or not row[1].strip():
+            raise ValueError(f'line {number}: want token,user,uid[,"group1,group2"]')
+        groups = tuple(g.strip() for g in row[3].split(",") if g.strip()) if len(row) > 3 else ()
+        users.append((row[0].strip(), UserInfo(row[1].strip(), groups, row[2].strip())))
+    return users
