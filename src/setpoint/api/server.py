@@ -3,7 +3,8 @@
 ``APIServer`` wires a :class:`~setpoint.store.interface.Store` to the Kubernetes REST surface:
 it builds one :class:`WatchCache` and :class:`ResourceStorage` per served type, answers
 discovery and OpenAPI, authenticates and authorizes every request (see ``auth``; except the
-three health endpoints, which Kubernetes also leaves open; see ``health``), passes every
+three health endpoints, which Kubernetes also leaves open; see ``health``) — with RBAC, whose
+default roles it puts in place at start, and impersonation — passes every
 write through the admission chain (see ``admission``), turns every error into a
 ``Status``, creates the namespaces a cluster starts with, allocates Services' cluster IPs and
 node ports and keeps the ``kubernetes`` Service (see ``services``), and compacts old store
@@ -97,12 +98,6 @@ from setpoint.store.interface import BackendError, Store
 log = logging.getLogger(__name__)
 
 INITIAL_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
-_RBAC_CACHES = (
-    ("roles", "roles"),
-    ("cluster_roles", "clusterroles"),
-    ("role_bindings", "rolebindings"),
-    ("cluster_role_bindings", "clusterrolebindings"),
-)
 # what answers without a token, as kube-apiserver's system:public-info-viewer role allows;
 # a single check (/readyz/etcd) says why it fails, so it needs a token
 HEALTH_PATHS = ("/healthz", "/livez", "/readyz")
@@ -149,10 +144,10 @@ class APIServer:
         # the default chain: system:masters, then (say) the Node authorizer, then RBAC
         self.rbac = RBACAuthorizer(
             CachedPolicy(
-                **{
-                    name: self.caches.get(registry.lookup(GROUP, "v1", plural))  # type: ignore[arg-type]
-                    for name, plural in _RBAC_CACHES
-                }
+                roles=self._rbac_cache("roles"),
+                cluster_roles=self._rbac_cache("clusterroles"),
+                role_bindings=self._rbac_cache("rolebindings"),
+                cluster_role_bindings=self._rbac_cache("clusterrolebindings"),
             )
         )
         self.authorizer: Authorizer = authorizer or UnionAuthorizer(
@@ -235,6 +230,10 @@ class APIServer:
         self.storages.pop(rtype)
         cache.close_watchers()
         await cache.stop()
+
+    def _rbac_cache(self, plural: str) -> WatchCache | None:
+        rtype = self.registry.lookup(GROUP, "v1", plural)
+        return self.caches.get(rtype) if rtype is not None else None
 
     def _budgets(self) -> ResourceStorage | None:
         rtype = self.registry.lookup("policy", "v1", "poddisruptionbudgets")
