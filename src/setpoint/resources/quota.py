@@ -31,6 +31,7 @@ from setpoint.resources.fielderrors import (
     FieldError,
     duplicate,
     forbidden,
+    invalid_rendered,
     invalid_value,
     not_supported,
     required,
@@ -233,10 +234,14 @@ def _quota_scopes(spec: Obj) -> list[FieldError]:
                 "ResourceQuotaScopeNotBestEffort"
             )
             errors.append(invalid_value(f"{path}[{i}].operator", operator, detail))
-        scopes.append(scope)
+    selected = [r.get("scopeName") for r in (selector or {}).get("matchExpressions") or []]
     for a, b in ((TERMINATING, NOT_TERMINATING), (BEST_EFFORT, NOT_BEST_EFFORT)):
         if a in scopes and b in scopes:
-            errors.append(invalid_value("spec.scopes", sorted(set(scopes)), "conflicting scopes"))
+            listed = ", ".join(f'"{scope}"' for scope in scopes)
+            rendered = f"[]core.ResourceQuotaScope{{{listed}}}"
+            errors.append(invalid_rendered("spec.scopes", rendered, "conflicting scopes"))
+        if a in selected and b in selected:
+            errors.append(invalid_rendered("spec.scopeSelector", "{...}", "conflicting scopes"))
     return errors
 
 

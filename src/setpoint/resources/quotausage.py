@@ -78,11 +78,15 @@ def count_name(group: str, plural: str) -> str:
 
 
 def add(a: Mapping[str, Quantity], b: Mapping[str, Quantity]) -> ResourceList:
-    """``quota.Add``: the sum, keeping the format of the first operand that has one."""
+    """``quota.Add``: the sum, in the format of the first operand unless that is zero
+    (``Quantity.Add`` takes the other's format then: ``0`` + ``256Mi`` is ``256Mi``)."""
     out = dict(a)
     for name, q in b.items():
         mine = out.get(name)
-        out[name] = q if mine is None else Quantity(mine.value + q.value, mine.format)
+        if mine is None or mine.value == 0:
+            out[name] = Quantity(q.value + (mine.value if mine else 0), q.format)
+        else:
+            out[name] = Quantity(mine.value + q.value, mine.format)
     return out
 
 

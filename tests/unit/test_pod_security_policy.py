@@ -1,0 +1,313 @@
+"""The Pod Security Standards checks, table-driven from upstream's own test cases
+(``staging/src/k8s.io/pod-security-admission/policy/check_*_test.go``): the same pods must
+give the same reasons and details, word for word."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from setpoint.api.admission_plugins import podsecurity_policy as policy
+from setpoint.api.admission_plugins.podsecurity import policy_of, significant_pod_update
+
+
+def c(name: str, **context: Any) -> dict[str, Any]:
+    """A container with a security context (or none when no fields are given)."""
+    container: dict[str, Any] = {"name": name}
+    if context:
+        container["securityContext"] = context
+    return container
+
+
+CASES = [
+    # check_runAsNonRoot_test.go
+    (
+        "runAsNonRoot",
+        {"containers": [c("a")]},
+        "runAsNonRoot != true",
+        'pod or container "a" must set securityContext.runAsNonRoot=true',
+    ),
+    (
+        "runAsNonRoot",
+        {"securityContext": {"runAsNonRoot": False}, "containers": [c("a")]},
+        "runAsNonRoot != true",
+        "pod must not set securityContext.runAsNonRoot=false",
+    ),
+    (
+        "runAsNonRoot",
+        {
+            "securityContext": {"runAsNonRoot": True},
+            "containers": [
+                c("a"),
+                {"name": "b", "securityContext": {}},
+                c("c", runAsNonRoot=False),
+                c("d", runAsNonRoot=False),
+                c("e", runAsNonRoot=True),
+                c("f", runAsNonRoot=True),
+            ],
+        },
+        "runAsNonRoot != true",
+        'containers "c", "d" must not set securityContext.runAsNonRoot=false',
+    ),
+    (
+        "runAsNonRoot",
+        {
+            "containers": [
+                c("a"),
+                {"name": "b", "securityContext": {}},
+                c("d", runAsNonRoot=True),
+                c("e", runAsNonRoot=True),
+            ]
+        },
+        "runAsNonRoot != true",
+        'pod or containers "a", "b" must set securityContext.runAsNonRoot=true',
+    ),
+    # check_capabilities_restricted_test.go
+    (
+        "capabilities_restricted",
+        {
+            "containers": [
+                c("a", capabilities={"add": ["FOO", "BAR"]}),
+                c("b", capabilities={"add": ["BAR", "BAZ"]}),
+                c("c", capabilities={"add": ["NET_BIND_SERVICE", "CHOWN"], "drop": ["ALL", "FOO"]}),
+            ]
+        },
+        "unrestricted capabilities",
+        'containers "a", "b" must set securityContext.capabilities.drop=["ALL"]; '
+        'containers "a", "b", "c" must not include "BAR", "BAZ", "CHOWN", "FOO" in '
+        "securityContext.capabilities.add",
+    ),
+    # check_seccompProfile_restricted_test.go
+    (
+        "seccompProfile_restricted",
+        {"containers": [c("a")]},
+        "seccompProfile",
+        'pod or container "a" must set securityContext.seccompProfile.type to "RuntimeDefault" '
+        'or "Localhost"',
+    ),
+    (
+        "seccompProfile_restricted",
+        {"securityContext": {"seccompProfile": {"type": "Unconfined"}}, "containers": [c("a")]},
+        "seccompProfile",
+        'pod must not set securityContext.seccompProfile.type to "Unconfined"',
+    ),
+    (
+        "seccompProfile_restricted",
+        {
+            "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
+            "containers": [
+                c("a"),
+                {"name": "b", "securityContext": {}},
+                c("c", seccompProfile={"type": "Unconfined"}),
+                c("d", seccompProfile={"type": "Unconfined"}),
+                c("e", seccompProfile={"type": "RuntimeDefault"}),
+            ],
+        },
+        "seccompProfile",
+        'containers "c", "d" must not set securityContext.seccompProfile.type to "Unconfined"',
+    ),
+    # check_hostPorts_test.go
+    (
+        "hostPorts",
+        {
+            "containers": [
+                {"name": "a", "ports": [{"hostPort": 0}]},
+                {"name": "b", "ports": [{"hostPort": 0}, {"hostPort": 20}]},
+            ]
+        },
+        "hostPort",
+        'container "b" uses hostPort 20',
+    ),
+    (
+        "hostPorts",
+        {
+            "containers": [
+                {"name": "a", "ports": [{"hostPort": 0}]},
+                {"name": "b", "ports": [{"hostPort": 0}, {"hostPort": 10}, {"hostPort": 20}]},
+                {"name": "c", "ports": [{"hostPort": 0}, {"hostPort": 10}, {"hostPort": 30}]},
+            ]
+        },
+        "hostPort",
+        'containers "b", "c" use hostPorts 10, 20, 30',
+    ),
+    # check_seLinuxOptions_test.go
+    (
+        "seLinuxOptions",
+        {
+            "securityContext": {"seLinuxOptions": {"type": "foo", "user": "bar", "role": "baz"}},
+            "containers": [
+                c("a", seLinuxOptions={"type": "container_t"}),
+                c("b", seLinuxOptions={"type": "container_init_t"}),
+                c("c", seLinuxOptions={"type": "container_kvm_t"}),
+                c("d", seLinuxOptions={"type": "container_engine_t"}),
+                c("e", seLinuxOptions={"type": "bar"}),
+                c("f", seLinuxOptions={"user": "bar"}),
+                c("g", seLinuxOptions={"role": "baz"}),
+            ],
+        },
+        "seLinuxOptions",
+        'pod and containers "e", "f", "g" set forbidden securityContext.seLinuxOptions: '
+        'types "bar", "foo"; user may not be set; role may not be set',
+    ),
+    (
+        "seLinuxOptions",
+        {"securityContext": {"seLinuxOptions": {"user": "bad"}}},
+        "seLinuxOptions",
+        "pod set forbidden securityContext.seLinuxOptions: user may not be set",
+    ),
+    # the other checks, worded as their sources
+    (
+        "hostNamespaces",
+        {"hostNetwork": True, "hostPID": True},
+        "host namespaces",
+        "hostNetwork=true, hostPID=true",
+    ),
+    (
+        "privileged",
+        {"containers": [c("a", privileged=True), c("b", privileged=False)]},
+        "privileged",
+        'container "a" must not set securityContext.privileged=true',
+    ),
+    (
+        "capabilities_baseline",
+        {"containers": [c("a", capabilities={"add": ["NET_ADMIN", "CHOWN"]})]},
+        "non-default capabilities",
+        'container "a" must not include "NET_ADMIN" in securityContext.capabilities.add',
+    ),
+    (
+        "hostPathVolumes",
+        {"volumes": [{"name": "a", "hostPath": {"path": "/"}}, {"name": "b", "emptyDir": {}}]},
+        "hostPath volumes",
+        'volume "a"',
+    ),
+    (
+        "restrictedVolumes",
+        {
+            "volumes": [
+                {"name": "a", "hostPath": {"path": "/"}},
+                {"name": "b", "emptyDir": {}},
+                {"name": "c", "nfs": {"server": "x", "path": "/"}},
+            ]
+        },
+        "restricted volume types",
+        'volumes "a", "c" use restricted volume types "hostPath", "nfs"',
+    ),
+    (
+        "allowPrivilegeEscalation",
+        {"containers": [c("a"), c("b", allowPrivilegeEscalation=False)]},
+        "allowPrivilegeEscalation != false",
+        'container "a" must set securityContext.allowPrivilegeEscalation=false',
+    ),
+    (
+        "runAsUser",
+        {"securityContext": {"runAsUser": 0}, "containers": [c("a", runAsUser=0), c("b")]},
+        "runAsUser=0",
+        'pod and container "a" must not set runAsUser=0',
+    ),
+    (
+        "procMount",
+        {"containers": [c("a", procMount="Unmasked")]},
+        "procMount",
+        'container "a" must not set securityContext.procMount to "Unmasked"',
+    ),
+    (
+        "sysctls",
+        {
+            "securityContext": {
+                "sysctls": [{"name": "kernel.msgmax"}, {"name": "net.ipv4.tcp_rmem"}]
+            }
+        },
+        "forbidden sysctls",
+        "kernel.msgmax",
+    ),
+]
+
+
+@pytest.mark.parametrize(("check", "spec", "reason", "detail"), CASES)
+def test_check_reason_and_detail_match_upstream(
+    check: str, spec: dict[str, Any], reason: str, detail: str
+) -> None:
+    result = policy.CHECKS_BY_ID[check].fn({}, spec)
+    assert not result.allowed
+    assert (result.reason, result.detail) == (reason, detail)
+
+
+def test_user_namespaced_pods_may_run_as_root() -> None:
+    spec = {"hostUsers": False, "containers": [c("a", runAsUser=0)]}
+    assert policy.run_as_non_root({}, spec).allowed
+    assert policy.run_as_user({}, spec).allowed
+
+
+def restricted_pod() -> dict[str, Any]:
+    return {
+        "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+        "containers": [
+            c("a", allowPrivilegeEscalation=False, capabilities={"drop": ["ALL"]}),
+        ],
+    }
+
+
+def test_a_pod_written_for_restricted_passes_every_level() -> None:
+    for level in policy.LEVELS:
+        assert policy.evaluate(level, {}, restricted_pod()) == []
+
+
+def test_privileged_allows_anything() -> None:
+    assert policy.evaluate(policy.PRIVILEGED, {}, {"hostNetwork": True}) == []
+
+
+def test_baseline_allows_root_but_not_host_namespaces() -> None:
+    spec = {"containers": [c("a", runAsUser=0)]}
+    assert policy.evaluate(policy.BASELINE, {}, spec) == []
+    spec["hostPID"] = True
+    assert [check for check, _ in policy.evaluate(policy.BASELINE, {}, spec)] == ["hostNamespaces"]
+
+
+def test_restricted_lists_baseline_violations_first_as_kube_apiserver() -> None:
+    meta = {"annotations": {"container.apparmor.security.beta.kubernetes.io/a": "unconfined"}}
+    spec = {"hostNetwork": True, "hostPID": True, "containers": [c("a")]}
+    reason = policy.forbidden_reason(policy.evaluate(policy.RESTRICTED, meta, spec))
+    assert reason.startswith(
+        "forbidden AppArmor profile (container.apparmor.security.beta.kubernetes.io/a="
+        '"unconfined"), host namespaces (hostNetwork=true, hostPID=true), '
+        'allowPrivilegeEscalation != false (container "a" must set '
+        "securityContext.allowPrivilegeEscalation=false), unrestricted capabilities"
+    )
+
+
+def test_restricted_replaces_the_overlapping_baseline_checks() -> None:
+    spec = {"volumes": [{"name": "h", "hostPath": {"path": "/"}}], **restricted_pod()}
+    checks = [check for check, _ in policy.evaluate(policy.RESTRICTED, {}, spec)]
+    assert checks == ["restrictedVolumes"]
+    checks = [check for check, _ in policy.evaluate(policy.BASELINE, {}, spec)]
+    assert checks == ["hostPathVolumes"]
+
+
+def test_namespace_labels_give_the_policy_and_invalid_ones_fail_closed() -> None:
+    labels = {
+        "pod-security.kubernetes.io/enforce": "baseline",
+        "pod-security.kubernetes.io/enforce-version": "v1.30",
+        "pod-security.kubernetes.io/warn": "bogus",
+    }
+    found, problems = policy_of(labels)
+    assert str(found.enforce) == "baseline:v1.30"
+    assert str(found.warn) == "restricted:latest"
+    assert str(found.audit) == "privileged:latest"
+    assert [p.message for p in problems] == [
+        'Invalid value: "bogus": must be one of privileged, baseline, restricted'
+    ]
+    assert problems[0].field == "metadata.labels[pod-security.kubernetes.io/warn]"
+
+
+def test_bad_version_label_is_reported() -> None:
+    _, problems = policy_of({"pod-security.kubernetes.io/enforce-version": "1.30"})
+    assert [p.message for p in problems] == ['Invalid value: "1.30": must be "latest" or "v1.x"']
+
+
+def test_status_and_label_updates_of_a_pod_are_not_reevaluated() -> None:
+    old = {"metadata": {"labels": {"a": "1"}}, "spec": {"containers": [{"image": "x"}]}}
+    new = {"metadata": {"labels": {"a": "2"}}, "spec": {"containers": [{"image": "x"}]}}
+    assert not significant_pod_update(new, old)
+    new["spec"]["containers"][0]["image"] = "y"
+    assert significant_pod_update(new, old)
