@@ -25,7 +25,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from setpoint.meta.quantity import Quantity, QuantityError, canonical, parse_quantity
+from setpoint.meta.quantity import (
+    QUANTITY_ERROR,
+    Quantity,
+    QuantityError,
+    canonical,
+    parse_quantity,
+)
 from setpoint.meta.validation import label_key_errors
 from setpoint.resources.fielderrors import (
     FieldError,
@@ -168,7 +174,8 @@ def _quota_resource_list(resources: Any, path: str) -> list[FieldError]:
         errors += quota_resource_name_errors(name, item)
         quantity = parse(text)
         if quantity is None:
-            continue  # the schema reports what is not a quantity
+            errors.append(invalid_value(item, str(text), QUANTITY_ERROR))
+            continue
         if quantity.value < 0:
             errors.append(
                 invalid_value(item, canonical(quantity), "must be greater than or equal to 0")
@@ -349,7 +356,9 @@ def _validate_limit_range(limit_range: Obj, old: Obj | None) -> list[FieldError]
                 item_path = f"{path}.{name}[{resource}]"
                 errors += _limit_resource_name_errors(kind, resource, item_path)
                 quantity = parse(text)
-                if quantity is not None:
+                if quantity is None:
+                    errors.append(invalid_value(item_path, str(text), QUANTITY_ERROR))
+                else:
                     parsed[resource] = quantity
             values[name] = parsed
         if kind == PERSISTENT_VOLUME_CLAIM and not (
