@@ -156,6 +156,23 @@ CASES = [
         "seLinuxOptions",
         "pod set forbidden securityContext.seLinuxOptions: user may not be set",
     ),
+    # check_appArmorProfile_test.go
+    (
+        "appArmorProfile",
+        {"securityContext": {"appArmorProfile": {"type": "Unconfined"}}},
+        "forbidden AppArmor profile",
+        'pod must not set AppArmor profile type to "Unconfined"',
+    ),
+    (
+        "appArmorProfile",
+        {
+            "securityContext": {"appArmorProfile": {"type": "RuntimeDefault"}},
+            "containers": [{"name": "foo"}],
+            "initContainers": [c("bar", appArmorProfile={"type": "Unconfined"})],
+        },
+        "forbidden AppArmor profile",
+        'container "bar" must not set AppArmor profile type to "Unconfined"',
+    ),
     # the other checks, worded as their sources
     (
         "hostNamespaces",
@@ -233,6 +250,26 @@ def test_check_reason_and_detail_match_upstream(
     assert (result.reason, result.detail) == (reason, detail)
 
 
+def test_app_armor_annotations_are_listed_sorted() -> None:
+    prefix = "container.apparmor.security.beta.kubernetes.io/"
+    meta = {
+        "annotations": {
+            prefix: "bogus",
+            f"{prefix}a": "",
+            f"{prefix}b": "runtime/default",
+            f"{prefix}c": "localhost/",
+            f"{prefix}d": "localhost/foo",
+            f"{prefix}e": "unconfined",
+            f"{prefix}f": "unknown",
+        }
+    }
+    result = policy.app_armor_profile(meta, {})
+    assert result.reason == "forbidden AppArmor profiles"
+    assert result.detail == "annotations must not set AppArmor profile type to " + ", ".join(
+        [f'"{prefix}="bogus""', f'"{prefix}e="unconfined""', f'"{prefix}f="unknown""']
+    )
+
+
 def test_user_namespaced_pods_may_run_as_root() -> None:
     spec = {"hostUsers": False, "containers": [c("a", runAsUser=0)]}
     assert policy.run_as_non_root({}, spec).allowed
@@ -269,8 +306,9 @@ def test_restricted_lists_baseline_violations_first_as_kube_apiserver() -> None:
     spec = {"hostNetwork": True, "hostPID": True, "containers": [c("a")]}
     reason = policy.forbidden_reason(policy.evaluate(policy.RESTRICTED, meta, spec))
     assert reason.startswith(
-        "forbidden AppArmor profile (container.apparmor.security.beta.kubernetes.io/a="
-        '"unconfined"), host namespaces (hostNetwork=true, hostPID=true), '
+        "forbidden AppArmor profile (annotation must not set AppArmor profile type to "
+        '"container.apparmor.security.beta.kubernetes.io/a="unconfined""), '
+        "host namespaces (hostNetwork=true, hostPID=true), "
         'allowPrivilegeEscalation != false (container "a" must set '
         "securityContext.allowPrivilegeEscalation=false), unrestricted capabilities"
     )

@@ -106,24 +106,35 @@ def _user_namespaced(spec: Obj) -> bool:
 
 
 def app_armor_profile(meta: Obj, spec: Obj) -> CheckResult:
-    bad = []
+    """AppArmor may not be turned off: profile types other than ``RuntimeDefault`` and
+    ``Localhost`` in the pod's or a container's ``securityContext.appArmorProfile``, and the
+    deprecated per-container annotations other than ``runtime/default`` and ``localhost/*``."""
+    bad_values: set[str] = set()
+
+    def bad(context: Obj) -> bool:
+        profile = context.get("appArmorProfile")
+        if isinstance(profile, dict) and profile.get("type") not in ("RuntimeDefault", "Localhost"):
+            bad_values.add(str(profile.get("type", "")))
+            return True
+        return False
+
+    pod_bad = bad(spec.get("securityContext") or {})
+    containers = [str(c.get("name")) for c in _containers(spec) if bad(_context(c))]
+    setters = [_setters(pod_bad, containers)] if pod_bad or containers else []
     prefix = "container.apparmor.security.beta.kubernetes.io/"
-    for key, value in (meta.get("annotations") or {}).items():
-        if key.startswith(prefix) and not _allowed_app_armor(str(value)):
-            bad.append(f'{key}="{value}"')
-
-    def field_bad(profile: Any, where: str) -> None:
-        if isinstance(profile, dict) and profile.get("type") == "Unconfined":
-            bad.append(f'{where}securityContext.appArmorProfile.type="Unconfined"')
-
-    field_bad((spec.get("securityContext") or {}).get("appArmorProfile"), "")
-    for container in _containers(spec):
-        field_bad(_context(container).get("appArmorProfile"), "")
-    if not bad:
+    annotations = sorted(
+        f'{key}="{value}"'
+        for key, value in (meta.get("annotations") or {}).items()
+        if key.startswith(prefix) and not _allowed_app_armor(str(value))
+    )
+    values = sorted(bad_values) + annotations
+    if annotations:
+        setters.append(_pluralize("annotation", "annotations", len(annotations)))
+    if not setters:
         return ALLOWED
-    bad = sorted(set(bad))
-    reason = _pluralize("forbidden AppArmor profile", "forbidden AppArmor profiles", len(bad))
-    return CheckResult(False, reason, ", ".join(bad))
+    reason = _pluralize("forbidden AppArmor profile", "forbidden AppArmor profiles", len(values))
+    detail = f"{' and '.join(setters)} must not set AppArmor profile type to {_join_quote(values)}"
+    return CheckResult(False, reason, detail)
 
 
 def _allowed_app_armor(profile: str) -> bool:
