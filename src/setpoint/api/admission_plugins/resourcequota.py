@@ -14,8 +14,10 @@ plugin (:func:`check_request`):
 
 The increment is a compare-and-swap of the quota's status at the resourceVersion the check
 read, so two API servers (or two writes) cannot both spend the last unit: the loser re-reads
-the quota and checks again. Within one server, writes to the same namespace are checked one
-at a time (upstream batches them per namespace for the same reason). Usage is only ever
+the quota and checks again. Within one server, the writes that arrive for a namespace while
+its quotas are being written wait and are then checked together, one after another against
+the quotas as the earlier ones left them, and charged with one write per quota — upstream's
+batching, which keeps a busy namespace from paying one quota write per object. Usage is only ever
 charged here; the resource quota controller recomputes it from the live objects, which is
 how deletions and finished pods give it back (and how a charge for a write that then failed
 is corrected).
@@ -27,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -114,11 +117,29 @@ def check_request(
     return changed
 
 
+@dataclass
+class _Waiter:
+    """One write waiting for its namespace's next batch; ``done`` carries its verdict."""
+
+    request: AdmissionRequest
+    done: asyncio.Future[None]
+
+    def allow(self) -> None:
+        if not self.done.done():
+            self.done.set_result(None)
+
+    def refuse(self, error: BaseException) -> None:
+        if not self.done.done():
+            self.done.set_exception(error)
+
+
 class ResourceQuotaAdmission:
     def __init__(self, storages: StorageLookup, *, clock: Clock = REAL_CLOCK) -> None:
         self._storages = storages
         self._clock = clock
-        self._locks: dict[str, asyncio.Lock] = {}
+        # per namespace: the writes waiting for a check, and the task checking them
+        self._waiting: dict[str, list[_Waiter]] = {}
+        self._workers: dict[str, asyncio.Task[None]] = {}
 
     async def admit(self, request: AdmissionRequest) -> None:
         return None
@@ -137,65 +158,101 @@ class ResourceQuotaAdmission:
         namespace = request.namespace
         if not any(True for _ in storage.cache.items(namespace)):
             return
-        # one lock per namespace that has quotas (a handful of bytes each)
-        async with self._locks.setdefault(namespace, asyncio.Lock()):
-            await self._charge(storage, request, namespace)
+        waiter = _Waiter(request, asyncio.get_running_loop().create_future())
+        self._waiting.setdefault(namespace, []).append(waiter)
+        if namespace not in self._workers:
+            self._workers[namespace] = asyncio.create_task(
+                self._work(storage, namespace), name=f"quota-admission-{namespace}"
+            )
+        await waiter.done
 
-    async def _charge(
-        self, storage: ResourceStorage, request: AdmissionRequest, namespace: str
+    async def _work(self, storage: ResourceStorage, namespace: str) -> None:
+        """Check the namespace's waiting writes a batch at a time until none wait (it owns
+        its batches: every waiter gets a verdict, whatever happens)."""
+        try:
+            while self._waiting.get(namespace):
+                batch = [w for w in self._waiting.pop(namespace) if not w.done.done()]
+                try:
+                    await self._check_batch(storage, namespace, batch)
+                except Exception as exc:
+                    log.exception("quota admission failed in namespace %s", namespace)
+                    for waiter in batch:
+                        waiter.refuse(exc)
+        except asyncio.CancelledError:
+            for waiter in self._waiting.pop(namespace, []):
+                waiter.done.cancel()
+            raise
+        finally:
+            self._workers.pop(namespace, None)
+
+    async def _check_batch(
+        self, storage: ResourceStorage, namespace: str, batch: list[_Waiter]
     ) -> None:
-        group, plural = request.resource
-        assert request.obj is not None
+        """``checkQuotas``: check the writes one after another against the quotas as the
+        earlier ones left them, write each changed quota once (compare-and-swap), and on a
+        conflict check the writes that passed again against the quotas that changed."""
         pending: list[CachedObject] = list(storage.cache.sorted_items(namespace))
+        undecided = batch
         last: APIError | None = None
         for _ in range(MAX_RETRIES):
-            quotas = [cached.obj for cached in pending]
-            try:
-                changes = check_request(
-                    quotas,
-                    group,
-                    plural,
-                    request.operation,
-                    request.obj,
-                    request.old,
-                    self._clock.now(),
-                )
-            except QuotaRefused as exc:
-                raise errors.forbidden_object(request.rtype, request.name, str(exc)) from None
-            if request.dry_run or not changes:
-                return
-            failed: set[str] = set()
-            for index, new_used in changes:
-                cached = pending[index]
+            quotas = [cached.copy() for cached in pending]
+            changed: set[int] = set()
+            passed: list[_Waiter] = []
+            for waiter in undecided:
+                request = waiter.request
+                assert request.obj is not None
+                group, plural = request.resource
                 try:
-                    await _write_used(storage, cached, new_used)
+                    changes = check_request(
+                        quotas,
+                        group,
+                        plural,
+                        request.operation,
+                        request.obj,
+                        request.old,
+                        self._clock.now(),
+                    )
+                except QuotaRefused as exc:
+                    waiter.refuse(errors.forbidden_object(request.rtype, request.name, str(exc)))
+                    continue
+                if request.dry_run:
+                    waiter.allow()
+                    continue
+                for index, used in changes:
+                    status = quotas[index].setdefault("status", {})
+                    status["used"] = {**(status.get("used") or {}), **qu.render_list(used)}
+                    changed.add(index)
+                passed.append(waiter)
+            failed: set[str] = set()
+            for index in sorted(changed):
+                try:
+                    await _write_status(storage, quotas[index], pending[index].rv)
                 except APIError as exc:
                     if exc.code not in (404, 409):
                         raise
-                    failed.add(cached.name)
+                    failed.add(pending[index].name)
                     last = exc
-            if not failed:
+            if failed:
+                # some quota changed since it was read: check again against it as it is now
+                fresh = await storage.list_objects(ListOptions(namespace=namespace))
+                pending = [cached for cached in fresh.items if cached.name in failed]
+            if not failed or not pending:
+                for waiter in passed:
+                    waiter.allow()
                 return
-            # some quota changed since it was read: check those again, as they are now
-            fresh = await storage.list_objects(ListOptions(namespace=namespace))
-            pending = [cached for cached in fresh.items if cached.name in failed]
-            if not pending:
-                return  # the quotas that changed are gone
+            undecided = passed
         assert last is not None
-        raise last
+        for waiter in undecided:
+            waiter.refuse(last)
 
 
-async def _write_used(
-    storage: ResourceStorage, cached: CachedObject, used: qu.ResourceList
-) -> None:
-    """Compare-and-swap ``status.used`` at the resourceVersion the check read."""
-    quota = cached.copy()
-    quota["metadata"]["resourceVersion"] = str(cached.rv)
-    status = quota.setdefault("status", {})
-    status["used"] = {**(status.get("used") or {}), **qu.render_list(used)}
+async def _write_status(storage: ResourceStorage, quota: Obj, rv: int) -> None:
+    """Compare-and-swap the quota's status at the resourceVersion the check read."""
+    meta = quota["metadata"]
+    meta["resourceVersion"] = str(rv)
     await storage.update(
-        cached.namespace,
-        cached.name,
+        meta["namespace"],
+        meta["name"],
         quota,
         WriteOptions(field_manager=FIELD_MANAGER),
         subresource="status",
