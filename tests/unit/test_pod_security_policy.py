@@ -314,6 +314,21 @@ def test_restricted_lists_baseline_violations_first_as_kube_apiserver() -> None:
     )
 
 
+def test_baseline_lists_violations_by_check_id_as_kube_apiserver() -> None:
+    spec = {
+        "hostNetwork": True,
+        "volumes": [{"name": "h", "hostPath": {"path": "/"}}],
+        "containers": [c("a", privileged=True, capabilities={"add": ["NET_ADMIN"]})],
+    }
+    reasons = [result.reason for _, result in policy.evaluate(policy.BASELINE, {}, spec)]
+    assert reasons == [
+        "non-default capabilities",
+        "host namespaces",
+        "hostPath volumes",
+        "privileged",
+    ]
+
+
 def test_restricted_replaces_the_overlapping_baseline_checks() -> None:
     spec = {"volumes": [{"name": "h", "hostPath": {"path": "/"}}], **restricted_pod()}
     checks = [check for check, _ in policy.evaluate(policy.RESTRICTED, {}, spec)]

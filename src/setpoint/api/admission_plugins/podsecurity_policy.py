@@ -7,8 +7,8 @@ a reason and a detail worded as upstream's (``allowPrivilegeEscalation != false`
 ``container "c" must set securityContext.allowPrivilegeEscalation=false``), since users and
 tools match on them. Evaluating a level runs the baseline checks, then either the three
 baseline checks a restricted one replaces (capabilities, hostPath volumes, seccomp) or the
-restricted checks, each group in upstream's registration order (its file names), so messages
-list violations in the same order as kube-apiserver's.
+restricted checks, each group sorted by check ID as upstream's registry sorts them, so
+messages list violations in the same order as kube-apiserver's.
 
 The checks are those of the newest policy version (v1.35): setpoint evaluates every version
 label (``v1.25``, ``latest``) with them; the version only shows in the message.
@@ -565,7 +565,7 @@ class Check:
     overlap: bool = False  # a baseline check a restricted one replaces
 
 
-# upstream's registration order: its file names, alphabetically
+# sorted by ID (Go's byte order: ``seLinuxOptions`` before ``seccompProfile_*``)
 CHECKS: tuple[Check, ...] = (
     Check("allowPrivilegeEscalation", RESTRICTED, allow_privilege_escalation),
     Check("appArmorProfile", BASELINE, app_armor_profile),
@@ -590,15 +590,17 @@ CHECKS_BY_ID = {check.id: check for check in CHECKS}
 
 
 def evaluate(level: str, meta: Obj, spec: Obj) -> list[tuple[str, CheckResult]]:
-    """``checkRegistry.EvaluatePod``: the failed checks of ``level`` as (id, result), in
-    upstream's order."""
+    """``checkRegistry.EvaluatePod``: the failed checks of ``level`` as (id, result): the
+    baseline checks by ID, then (restricted) the restricted ones by ID, which replace the
+    baseline checks they override."""
     if level == PRIVILEGED:
         return []
-    checks = [c for c in CHECKS if c.level == BASELINE and not c.overlap]
+    baseline = sorted((c for c in CHECKS if c.level == BASELINE), key=lambda c: c.id)
     if level == BASELINE:
-        checks += [c for c in CHECKS if c.level == BASELINE and c.overlap]
+        checks = baseline
     else:
-        checks += [c for c in CHECKS if c.level == RESTRICTED]
+        restricted = sorted((c for c in CHECKS if c.level == RESTRICTED), key=lambda c: c.id)
+        checks = [c for c in baseline if not c.overlap] + restricted
     failed = []
     for check in checks:
         result = check.fn(meta, spec)
