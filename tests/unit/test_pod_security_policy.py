@@ -8,8 +8,15 @@ from typing import Any
 
 import pytest
 
+from setpoint.api.admission import AdmissionRequest
 from setpoint.api.admission_plugins import podsecurity_policy as policy
-from setpoint.api.admission_plugins.podsecurity import policy_of, significant_pod_update
+from setpoint.api.admission_plugins.podsecurity import (
+    PodSecurity,
+    policy_of,
+    significant_pod_update,
+)
+from setpoint.api.auth.user import UserInfo
+from setpoint.resources.catalog import default_registry
 
 
 def c(name: str, **context: Any) -> dict[str, Any]:
@@ -364,3 +371,39 @@ def test_status_and_label_updates_of_a_pod_are_not_reevaluated() -> None:
     assert not significant_pod_update(new, old)
     new["spec"]["containers"][0]["image"] = "y"
     assert significant_pod_update(new, old)
+
+
+class _Cached:
+    def __init__(self, obj: dict[str, Any]) -> None:
+        self.obj = obj
+
+
+class _Namespaces:
+    """Just enough of a namespace storage for the plugin: one namespace, from its cache."""
+
+    def __init__(self, labels: dict[str, str]) -> None:
+        self.cache = self
+        self.namespace = {"metadata": {"name": "ns", "labels": labels}}
+
+    def key(self, namespace: str | None, name: str) -> str:
+        return name
+
+    def get(self, key: str) -> _Cached | None:
+        return _Cached(self.namespace) if key == "ns" else None
+
+
+async def test_audit_mode_annotates_the_request_and_admits() -> None:
+    namespaces = _Namespaces({"pod-security.kubernetes.io/audit": "baseline"})
+    plugin = PodSecurity(lambda plural: namespaces if plural == "namespaces" else None)
+    rtype = default_registry().lookup("", "v1", "pods")
+    assert rtype is not None
+    pod = {"metadata": {"name": "p"}, "spec": {"hostPID": True, "containers": [c("a")]}}
+    request = AdmissionRequest("CREATE", rtype, "ns", "p", UserInfo("alice"), obj=pod)
+    await plugin.validate(request)
+    assert request.warnings == []
+    assert request.audit_annotations == {
+        "pod-security.kubernetes.io/enforce-policy": "privileged:latest",
+        "pod-security.kubernetes.io/audit-violations": (
+            'would violate PodSecurity "baseline:latest": host namespaces (hostPID=true)'
+        ),
+    }

@@ -41,6 +41,9 @@ class AdmissionRequest:
     dry_run: bool = False
     # Warning headers for the client (Pod Security ``warn``), in the order plugins add them
     warnings: list[str] = field(default_factory=list)
+    # annotations for this request's audit event (Pod Security ``audit``: upstream's
+    # ``pod-security.kubernetes.io/audit-violations``); nothing records them yet
+    audit_annotations: dict[str, str] = field(default_factory=dict)
 
     @property
     def resource(self) -> tuple[str, str]:

@@ -15,7 +15,10 @@ evaluates every version with the newest checks; see
 * **warn**: the client gets a ``Warning`` header, ``would violate PodSecurity
   "restricted:latest": ...``, for a violating pod and for a workload whose pod template
   violates.
-* **audit**: accepted and validated; setpoint has no audit log to annotate yet.
+* **audit**: the violations go into the request's audit annotations
+  (``pod-security.kubernetes.io/audit-violations``; ``.../enforce-policy`` names the level
+  enforced), as upstream annotates the audit event; nothing records them until the API server
+  writes an audit log.
 
 Namespace labels are validated on create and on update when they change (422, as upstream);
 an invalid label on a namespace that already has one fails closed (``restricted:latest``).
@@ -39,6 +42,9 @@ Obj = dict[str, Any]
 LABEL_PREFIX = "pod-security.kubernetes.io/"
 ENFORCE, AUDIT, WARN = "enforce", "audit", "warn"
 MODES = (ENFORCE, AUDIT, WARN)
+# the audit annotations upstream adds to a request's audit event
+ENFORCE_POLICY_ANNOTATION = "pod-security.kubernetes.io/enforce-policy"
+AUDIT_VIOLATIONS_ANNOTATION = "pod-security.kubernetes.io/audit-violations"
 DEFAULT = LevelVersion(policy.PRIVILEGED)
 FAIL_CLOSED = LevelVersion(policy.RESTRICTED)
 # where each workload kind keeps its pod template (``DefaultPodSpecExtractor``)
@@ -136,12 +142,24 @@ class PodSecurity:
             return
         ns_policy = self._namespace_policy(request.namespace)
         meta, spec = request.obj.get("metadata") or {}, request.obj.get("spec") or {}
+        request.audit_annotations[ENFORCE_POLICY_ANNOTATION] = str(ns_policy.enforce)
+        self._audit(request, ns_policy, meta, spec)
         if ns_policy.enforce.level != policy.PRIVILEGED:
             reason = violations(ns_policy.enforce, meta, spec)
             if reason:
                 why = f'violates PodSecurity "{ns_policy.enforce}": {reason}'
                 raise errors.forbidden_object(request.rtype, request.name, why)
         self._warn(request, ns_policy, meta, spec)
+
+    def _audit(
+        self, request: AdmissionRequest, ns_policy: NamespacePolicy, meta: Obj, spec: Obj
+    ) -> None:
+        if ns_policy.audit.level == policy.PRIVILEGED:
+            return
+        reason = violations(ns_policy.audit, meta, spec)
+        if reason:
+            violation = f'would violate PodSecurity "{ns_policy.audit}": {reason}'
+            request.audit_annotations[AUDIT_VIOLATIONS_ANNOTATION] = violation
 
     def _warn(
         self, request: AdmissionRequest, ns_policy: NamespacePolicy, meta: Obj, spec: Obj
@@ -161,7 +179,9 @@ class PodSecurity:
         if request.operation == UPDATE and template == _dig(request.old, path):
             return  # the pod template did not change
         ns_policy = self._namespace_policy(request.namespace)
-        self._warn(request, ns_policy, template.get("metadata") or {}, template.get("spec") or {})
+        meta, spec = template.get("metadata") or {}, template.get("spec") or {}
+        self._audit(request, ns_policy, meta, spec)
+        self._warn(request, ns_policy, meta, spec)
 
     # ----------------------------------------------------------------- namespaces
 
