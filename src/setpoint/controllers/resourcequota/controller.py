@@ -100,12 +100,15 @@ class ResourceQuotaController(Controller[str]):
         return lambda old, new: self._on_update(resource, old, new)
 
     def _on_update(self, resource: Resource, old: Obj, new: Obj) -> None:
-        """Replenishment: an update that lowers usage (a pod that finished)."""
+        """Replenishment: an update that changes usage (a pod that finished)."""
+        namespace = new["metadata"].get("namespace", "")
+        if not self.quotas.by_index("namespace", namespace):
+            return  # most namespaces have no quota: skip the arithmetic
         now = self.clock.now()
         before = qu.usage(resource.group, resource.plural, old, now)
         after = qu.usage(resource.group, resource.plural, new, now)
         if before != after:
-            self._enqueue_namespace(new["metadata"].get("namespace", ""))
+            self._enqueue_namespace(namespace)
 
     def _on_delete(self, obj: Obj) -> None:
         self._enqueue_namespace(obj["metadata"].get("namespace", ""))
