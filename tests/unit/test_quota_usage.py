@@ -60,7 +60,8 @@ def test_object_counts_are_integers() -> None:
 def test_scopes_must_fit_the_resources_and_each_other() -> None:
     spec = {"hard": {"cpu": "1"}, "scopes": ["BestEffort", "NotBestEffort"]}
     assert problems("", "ResourceQuota", {"spec": spec}) == [
-        'spec.scopes: Invalid value: "cpu": unsupported scope applied to resource',
+        'spec.scopes: Invalid value: []core.ResourceQuotaScope{"BestEffort", "NotBestEffort"}: '
+        "unsupported scope applied to resource",
         'spec.scopes: Invalid value: []core.ResourceQuotaScope{"BestEffort", "NotBestEffort"}: '
         "conflicting scopes",
     ]

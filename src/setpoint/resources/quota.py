@@ -111,7 +111,15 @@ _INTEGER_RESOURCES = (
 # what a scope may restrict (``validateResourceQuotaScopes``): BestEffort pods only count
 # as pods; the other pod scopes also their compute resources
 _BEST_EFFORT_RESOURCES = ("pods",)
-_POD_SCOPE_RESOURCES = ("pods", *POD_COMPUTE_RESOURCES)
+_POD_SCOPE_RESOURCES = (
+    "pods",
+    "cpu",
+    "memory",
+    "requests.cpu",
+    "requests.memory",
+    "limits.cpu",
+    "limits.memory",
+)
 
 CONTAINER = "Container"
 POD = "Pod"
@@ -206,15 +214,18 @@ def _standard_quota_resource(name: str) -> bool:
 def _quota_scopes(spec: Obj) -> list[FieldError]:
     """``validateResourceQuotaScopes`` and ``validateScopeSelector``."""
     errors: list[FieldError] = []
-    hard = list((spec.get("hard") or {}).keys())
+    hard = sorted((spec.get("hard") or {}).keys())
     scopes = list(spec.get("scopes") or [])
+    # upstream reports every scope problem with the whole list as the value
+    listed = ", ".join(f'"{scope}"' for scope in scopes)
+    rendered = f"[]core.ResourceQuotaScope{{{listed}}}"
     for scope in scopes:
         if scope not in STANDARD_SCOPES:
-            errors.append(invalid_value("spec.scopes", scope, "unsupported scope"))
+            errors.append(invalid_rendered("spec.scopes", rendered, "unsupported scope"))
         for name in hard:
-            if not _scope_allows(scope, name):
+            if _standard_quota_resource(name) and not _scope_allows(scope, name):
                 detail = "unsupported scope applied to resource"
-                errors.append(invalid_value("spec.scopes", name, detail))
+                errors.append(invalid_rendered("spec.scopes", rendered, detail))
     selector = spec.get("scopeSelector")
     path = "spec.scopeSelector.matchExpressions"
     for i, req in enumerate((selector or {}).get("matchExpressions") or []):
@@ -244,8 +255,6 @@ def _quota_scopes(spec: Obj) -> list[FieldError]:
     selected = [r.get("scopeName") for r in (selector or {}).get("matchExpressions") or []]
     for a, b in ((TERMINATING, NOT_TERMINATING), (BEST_EFFORT, NOT_BEST_EFFORT)):
         if a in scopes and b in scopes:
-            listed = ", ".join(f'"{scope}"' for scope in scopes)
-            rendered = f"[]core.ResourceQuotaScope{{{listed}}}"
             errors.append(invalid_rendered("spec.scopes", rendered, "conflicting scopes"))
         if a in selected and b in selected:
             errors.append(invalid_rendered("spec.scopeSelector", "{...}", "conflicting scopes"))
@@ -256,10 +265,17 @@ _EXISTS_ONLY = dict.fromkeys((TERMINATING, NOT_TERMINATING, BEST_EFFORT, NOT_BES
 
 
 def _scope_allows(scope: str, name: str) -> bool:
+    """``IsResourceQuotaScopeValidForResource``."""
     if scope == BEST_EFFORT:
         return name in _BEST_EFFORT_RESOURCES
-    if scope in (TERMINATING, NOT_TERMINATING, NOT_BEST_EFFORT, PRIORITY_CLASS):
-        return name in _POD_SCOPE_RESOURCES or name.startswith(("hugepages-", "requests."))
+    if scope in (
+        TERMINATING,
+        NOT_TERMINATING,
+        NOT_BEST_EFFORT,
+        PRIORITY_CLASS,
+        CROSS_NAMESPACE_POD_AFFINITY,
+    ):
+        return name in _POD_SCOPE_RESOURCES
     return True
 
 
