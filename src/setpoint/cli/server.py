@@ -30,6 +30,8 @@ from pathlib import Path
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from setpoint.api.admission import AdmissionChain
+from setpoint.api.admission_plugins import core_storages, default_plugins
 from setpoint.api.auth.authn import AuthenticatorChain, StaticTokens
 from setpoint.api.auth.user import NODES_GROUP, UserInfo
 from setpoint.api.inflight import CONTROLLER_MANAGER_USER, InflightLimits
@@ -236,16 +238,20 @@ async def _start(config: ServerConfig, running: contextlib.AsyncExitStack) -> st
         config.data_dir, hosts=[config.bind_address, *config.tls_sans]
     )
     registry = default_registry(tolerations=config.tolerations)
+    admission = AdmissionChain()
     api = APIServer(
         store,
         registry,
         authenticator=AuthenticatorChain([static_tokens(credentials)]),
         node_token=credentials.node_token,
+        admission=admission,
         event_ttl=config.event_ttl,
         metrics_sockets=[config.data_dir / CONTROLLER_METRICS_SOCKET],
         inflight=config.inflight,
         services=config.services,
     )
+    for plugin in default_plugins(core_storages(api.storages, registry)):
+        admission.add(plugin)
     running.push_async_callback(api.stop)
     await api.start()
     limits = replace(
