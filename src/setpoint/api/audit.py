@@ -38,7 +38,7 @@ import logging
 import os
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -47,7 +47,9 @@ import orjson
 import yaml
 from aiohttp import web
 
+from setpoint.api import negotiation
 from setpoint.api.auth.attributes import RequestAttributes
+from setpoint.api.bodies import RAW_BODY_KEY
 
 log = logging.getLogger(__name__)
 
@@ -318,6 +320,7 @@ class AuditLog:
         self._task: asyncio.Task[None] | None = None
         self._size = -1  # of the file now; -1 until first looked at
         self._failed = False
+        self._closing = False
         self.dropped = 0
 
     def write(self, line: bytes) -> None:
@@ -337,7 +340,7 @@ class AuditLog:
         self._task = asyncio.create_task(self._run(), name="audit-log")
 
     async def _run(self) -> None:
-        while True:
+        while not self._closing:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), FLUSH_INTERVAL)
             self._wake.clear()
@@ -351,10 +354,12 @@ class AuditLog:
         await asyncio.to_thread(self._append, chunk)
 
     async def close(self) -> None:
+        """Write what is buffered and stop (the writer finishes its flush, never cut off
+        half-way: a cancelled flush would lose the events it had taken)."""
+        self._closing = True
+        self._wake.set()
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await self._task
             self._task = None
         await self.flush()
 
@@ -389,18 +394,29 @@ class AuditLog:
     def _rotate(self) -> None:
         stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H-%M-%S.%f")[:-3]
         backup = self.path.with_name(f"{self.path.stem}-{stamp}{self.path.suffix}")
+        n = 1
+        while backup.exists():  # two rotations within a millisecond
+            backup = self.path.with_name(f"{self.path.stem}-{stamp}.{n}{self.path.suffix}")
+            n += 1
         os.replace(self.path, backup)
         fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         os.close(fd)
         self._size = 0
         if self.max_backups:
-            backups = sorted(self.backups())
+            backups = sorted(self.backups(), key=_written_last)
             for old in backups[: max(len(backups) - self.max_backups, 0)]:
                 with contextlib.suppress(OSError):
                     old.unlink()
 
     def backups(self) -> list[Path]:
         return list(self.path.parent.glob(f"{self.path.stem}-*{self.path.suffix}"))
+
+
+def _written_last(path: Path) -> tuple[int, str]:
+    try:
+        return path.stat().st_mtime_ns, path.name
+    except OSError:
+        return 0, path.name
 
 
 # --------------------------------------------------------------------- events
@@ -478,21 +494,36 @@ class Auditor:
         request: web.BaseRequest,
         response: web.StreamResponse,
     ) -> None:
-        """The answer has been sent: ResponseComplete (or Panic)."""
+        """The answer has been sent: ResponseComplete (or Panic). A long-running request
+        answered without streaming (a refusal) starts its response here."""
         level, omit = context.level, context.omit
         if level is Level.NONE and response.status in (401, 403):
             refused = self.policy.level_of_refused(context.attrs, response.status)
             if refused is not None:
                 level, omit = capped(refused[0], context.attrs), refused[1]
                 context.level, context.omit = level, omit
+        if not context.started and not response.prepared:
+            self.started(context, response)
+        context.started = True  # the answer aiohttp writes next is not a new start
         if level is Level.NONE:
             return
         stage = PANIC if context.panicked else COMPLETE
         if stage in omit:
             return
         request_object = response_object = None
-        if level >= Level.REQUEST and context.attrs.resource_request:
-            request_object = await _request_object(request)
+        attrs = context.attrs
+        if attrs.resource_request and (
+            level >= Level.REQUEST or (attrs.verb == "create" and not attrs.name)
+        ):
+            request_object = _request_object(request)
+            if not attrs.name and isinstance(request_object, dict):
+                # a create names its object in the body, as upstream's LogRequestObject
+                # fills objectRef.name from it
+                name = (request_object.get("metadata") or {}).get("name")
+                if isinstance(name, str) and name:
+                    context.attrs = attrs = replace(attrs, name=name)
+            if level < Level.REQUEST:
+                request_object = None
         if level >= Level.REQUEST_RESPONSE and context.attrs.resource_request:
             response_object = _response_object(response)
         self._emit(
@@ -644,21 +675,16 @@ def _response_object(response: web.StreamResponse) -> Any:
     return _body_json(response)
 
 
-async def _request_object(request: web.BaseRequest) -> Any:
-    """The request's body as JSON, if it had one that was read (a body the handler never
-    read is not read for the log)."""
-    if not request.body_exists or request.method in ("GET", "HEAD"):
+def _request_object(request: web.BaseRequest) -> Any:
+    """The body the request's handler read, decoded (JSON, YAML or protobuf) as it was;
+    nothing if it read none or it does not decode."""
+    raw = request.get(RAW_BODY_KEY)
+    if not raw:
         return None
     try:
-        body = await request.read()  # aiohttp keeps what the handler read
+        return negotiation.decode_body(raw, request.headers.get("Content-Type", ""))
     except Exception:
         return None
-    if not body:
-        return None
-    try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return None  # YAML or protobuf bodies are not decoded for the log
 
 
 def auditor_from_flags(
