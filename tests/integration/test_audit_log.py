@@ -159,12 +159,15 @@ def verbose(tmp_path: Path) -> tuple[Server, Path]:
 
 def test_a_policy_file_decides_levels_first_match_wins(verbose: tuple[Server, Path]) -> None:
     server, log = verbose
+    audit_ids = {}
     for namespace in ("loud", "quiet"):
         status, body, _ = server.request("POST", "/api/v1/namespaces", objects.namespace(namespace))
         assert status == 201, body
         cm = objects.configmap("c", data={"k": f"value-in-{namespace}"})
-        status, body, _ = server.request("POST", f"/api/v1/namespaces/{namespace}/configmaps", cm)
+        path = f"/api/v1/namespaces/{namespace}/configmaps"
+        status, body, headers = server.request("POST", path, cm)
         assert status == 201, body
+        audit_ids[namespace] = headers["Audit-ID"]
     status, _, _ = server.request("GET", "/apis/apps/v1/namespaces/loud/deployments")
     assert status == 200
 
@@ -172,6 +175,7 @@ def test_a_policy_file_decides_levels_first_match_wins(verbose: tuple[Server, Pa
         log, lambda e: e["verb"] == "create" and e.get("objectRef", {}).get("namespace") == "loud"
     )
     assert create["level"] == "RequestResponse"
+    assert create["auditID"] == audit_ids["loud"]  # the header the client got
     assert create["requestObject"]["data"] == {"k": "value-in-loud"}
     assert create["responseObject"]["metadata"]["uid"]
     assert create["responseObject"]["data"] == {"k": "value-in-loud"}

@@ -74,6 +74,17 @@ def test_idle_users_buckets_expire() -> None:
     assert limiter.tracked_users == 1
 
 
+def test_system_masters_are_exempt_unless_told_otherwise() -> None:
+    admin = UserInfo("admin", ("system:masters",))
+    exempting = ClientRateLimiter(ClientLimits(qps=1, burst=1, max_watches_per_user=1))
+    for _ in range(10):
+        exempting.take(admin)
+    limiting = ClientRateLimiter(ClientLimits(qps=1, burst=1, exempt_groups=()))
+    limiting.take(admin)
+    with pytest.raises(APIError):
+        limiting.take(admin)
+
+
 def test_zero_turns_the_limits_off() -> None:
     limiter = ClientRateLimiter(ClientLimits(qps=0, max_watches_per_user=0))
     for _ in range(1000):

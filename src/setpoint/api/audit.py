@@ -48,7 +48,8 @@ import yaml
 from aiohttp import web
 
 from setpoint.api import negotiation
-from setpoint.api.auth.attributes import RequestAttributes
+from setpoint.api.auth.attributes import RequestAttributes, request_attributes
+from setpoint.api.auth.user import UserInfo
 from setpoint.api.bodies import RAW_BODY_KEY
 
 log = logging.getLogger(__name__)
@@ -439,6 +440,8 @@ class AuditContext:
     reason: str = ""
     started: bool = False
     panicked: bool = False
+    # who authenticated, when the request acts as ``attrs.user`` (impersonation)
+    impersonator: UserInfo | None = None
 
 
 # where the API server keeps a request's audit context
@@ -459,9 +462,18 @@ class Auditor:
         await self.sink.close()
 
     def begin(
-        self, request: web.BaseRequest, attrs: RequestAttributes, *, long_running: bool
+        self,
+        request: web.BaseRequest,
+        attrs: RequestAttributes,
+        *,
+        long_running: bool,
+        impersonator: UserInfo | None = None,
     ) -> AuditContext:
-        """A request past authentication: its level by the policy; RequestReceived."""
+        """A request past authentication: its level by the policy; RequestReceived.
+        ``impersonator`` is who authenticated when ``attrs.user`` is whom it impersonates:
+        the event's ``user``, and ``attrs.user`` its ``impersonatedUser``, as upstream (the
+        policy is evaluated on the impersonated user, as upstream's runs after
+        impersonation)."""
         level, omit = self.policy.level_of(attrs)
         context = AuditContext(
             capped(level, attrs),
@@ -473,6 +485,7 @@ class Auditor:
             _source_ips(request),
             request.headers.get("User-Agent", ""),
             long_running,
+            impersonator=impersonator,
         )
         if context.level is not Level.NONE and RECEIVED not in omit:
             self._emit(context, RECEIVED, context.received)
@@ -538,9 +551,6 @@ class Auditor:
     def unauthenticated(self, request: web.BaseRequest, response: web.StreamResponse) -> None:
         """A request whose credentials proved nothing, logged as kube-apiserver's
         WithFailedAuthenticationAudit does: ResponseStarted, no user, a 401 status."""
-        from setpoint.api.auth.attributes import request_attributes
-        from setpoint.api.auth.user import UserInfo
-
         attrs = request_attributes(UserInfo(""), request.method, request.path, request.query)
         level, omit = self.policy.level_of(attrs)
         if level is Level.NONE:
@@ -585,8 +595,11 @@ class Auditor:
             "requestURI": context.uri,
             "verb": attrs.verb,
             "user": attrs.user.as_user_info() if user is None else user,
-            "sourceIPs": context.source_ips,
         }
+        if context.impersonator is not None and user is None:
+            event["user"] = context.impersonator.as_user_info()
+            event["impersonatedUser"] = attrs.user.as_user_info()
+        event["sourceIPs"] = context.source_ips
         if context.user_agent:
             event["userAgent"] = context.user_agent
         if attrs.resource_request:

@@ -12,10 +12,14 @@ once (``--max-watches-per-user``); one more is refused with 429 until one ends.
 Node agents (``system:nodes``) and the controller manager are exempt from both: they are
 few, their request rates are bounded by their own code, and throttling their heartbeats or
 reconciles would hurt the whole cluster (their concurrency is already bounded by their own
-priority level's seats). Everyone else is limited, ``system:masters`` too (as in
-``inflight``: setpoint's admin kubeconfig is what people script against). The defaults
-(200 requests a second, bursts of 400, 250 watches) are far above what ``kubectl`` or an
-informer-based client does, so they only stop a runaway script.
+priority level's seats). So is ``system:masters``, as kube-apiserver's APF exempts it: the
+limits give users a fair share against one another, and the cluster's administrators are
+not one of the users sharing it (the in-flight seats still bound what they can make the
+server do at once). ``--client-limit-exempt-groups`` names the exempt groups (empty: the
+administrators are limited too). Everyone else — service accounts, people with their own
+credentials — is limited. The defaults (200 requests a second, bursts of 400, 250 watches)
+are far above what ``kubectl`` (50 a second) or an informer-based client does, so they
+only stop a runaway script.
 
 Memory is bounded: a bucket that has refilled completely holds nothing a new bucket would
 not, so idle users' buckets are dropped by a periodic sweep, and a user's watch count goes
@@ -33,7 +37,7 @@ from dataclasses import dataclass
 from prometheus_client import Counter
 
 from setpoint.api import errors
-from setpoint.api.auth.user import UserInfo
+from setpoint.api.auth.user import SYSTEM_MASTERS, UserInfo
 from setpoint.api.inflight import PriorityLevel, priority_level
 
 THROTTLED = Counter(
@@ -51,6 +55,9 @@ class ClientLimits:
     qps: float = 200.0
     burst: int = 400
     max_watches_per_user: int = 250
+    # members of these groups are not limited (node agents and the controller manager
+    # never are)
+    exempt_groups: tuple[str, ...] = (SYSTEM_MASTERS,)
 
 
 @dataclass(slots=True)
@@ -59,9 +66,11 @@ class _Bucket:
     updated: float
 
 
-def exempt(user: UserInfo) -> bool:
-    """Node agents and the controller manager are not limited per user."""
-    return priority_level(user.name, user.groups) is PriorityLevel.SYSTEM
+def exempt(user: UserInfo, groups: tuple[str, ...] = (SYSTEM_MASTERS,)) -> bool:
+    """Node agents, the controller manager and members of ``groups`` are not limited."""
+    if priority_level(user.name, user.groups) is PriorityLevel.SYSTEM:
+        return True
+    return any(group in groups for group in user.groups)
 
 
 class ClientRateLimiter:
@@ -77,7 +86,7 @@ class ClientRateLimiter:
     def take(self, user: UserInfo) -> None:
         """Take a token for one request of ``user``; raise 429 if there is none."""
         qps, burst = self.limits.qps, self.limits.burst
-        if qps <= 0 or exempt(user):
+        if qps <= 0 or exempt(user, self.limits.exempt_groups):
             return
         now = self._clock()
         if now - self._swept > _SWEEP_INTERVAL:
@@ -101,7 +110,7 @@ class ClientRateLimiter:
     def watching(self, user: UserInfo) -> Iterator[None]:
         """Count one open watch of ``user`` while in the block; 429 if it has too many."""
         cap = self.limits.max_watches_per_user
-        if cap <= 0 or exempt(user):
+        if cap <= 0 or exempt(user, self.limits.exempt_groups):
             yield
             return
         open_now = self._watches.get(user.name, 0)

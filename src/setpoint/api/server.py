@@ -32,7 +32,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from setpoint.api import errors, negotiation
 from setpoint.api.admission import AdmissionChain
-from setpoint.api.audit import AUDIT_CONTEXT_KEY, Auditor
+from setpoint.api.audit import AUDIT_CONTEXT_KEY, HEADER_AUDIT_ID, Auditor
 from setpoint.api.auth.attributes import request_attributes
 from setpoint.api.auth.authn import Authenticator
 from setpoint.api.auth.authorizer import (
@@ -618,6 +618,7 @@ class _Request(web.BaseRequest):
         context = self.get(AUDIT_CONTEXT_KEY)
         auditor = self.get(_AUDITOR_KEY)
         if context is not None and auditor is not None:
+            response.headers.setdefault(HEADER_AUDIT_ID, context.audit_id)
             auditor.started(context, response)
 
 

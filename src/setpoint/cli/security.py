@@ -73,6 +73,10 @@ _PATH = click.Path(dir_okay=False, path_type=Path)
 _DEFAULTS = ClientLimits()
 
 
+def _groups(text: str) -> tuple[str, ...]:
+    return tuple(g.strip() for g in text.split(",") if g.strip())
+
+
 def security_options(func: F) -> F:
     """The flags, handed to ``func`` as one ``security: SecurityConfig`` argument."""
 
@@ -88,6 +92,7 @@ def security_options(func: F) -> F:
                 qps=kwargs.pop("client_qps"),
                 burst=kwargs.pop("client_burst"),
                 max_watches_per_user=kwargs.pop("max_watches_per_user"),
+                exempt_groups=_groups(kwargs.pop("client_limit_exempt_groups")),
             ),
         )
         return func(*args, security=security, **kwargs)
@@ -133,8 +138,9 @@ def security_options(func: F) -> F:
             type=click.FloatRange(0),
             default=_DEFAULTS.qps,
             show_default=True,
-            help="Requests a second each user may make, on average (node agents and the "
-            "controller manager exempt; 0: no limit); more get 429.",
+            help="Requests a second each user may make, on average (node agents, the "
+            "controller manager and --client-limit-exempt-groups exempt; 0: no limit); "
+            "more get 429.",
         ),
         click.option(
             "--client-burst",
@@ -149,6 +155,14 @@ def security_options(func: F) -> F:
             default=_DEFAULTS.max_watches_per_user,
             show_default=True,
             help="Watches one user may hold open at once (0: no limit); more get 429.",
+        ),
+        click.option(
+            "--client-limit-exempt-groups",
+            default=",".join(_DEFAULTS.exempt_groups),
+            show_default=True,
+            help="Comma-separated groups whose members --client-qps and "
+            "--max-watches-per-user do not limit (node agents and the controller manager "
+            "never are); empty: limit the administrators too.",
         ),
     ]
     decorated: Any = wrapper
