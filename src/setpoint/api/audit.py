@@ -36,8 +36,8 @@ import contextlib
 import enum
 import logging
 import os
+import random
 import time
-import uuid
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -300,6 +300,18 @@ def capped(level: Level, attrs: RequestAttributes) -> Level:
     return level
 
 
+_VERSION_BITS = ~((0xF << 76) | (0x3 << 62))
+_V4 = (0x4 << 76) | (0x2 << 62)
+
+
+def new_audit_id() -> str:
+    """A random (version 4) UUID's text. An audit ID must be unique, not unpredictable, so
+    it comes from Python's PRNG: ``uuid.uuid4()`` asks the kernel for randomness, ~8x the
+    cost, on every request."""
+    h = f"{random.getrandbits(128) & _VERSION_BITS | _V4:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
 def micro_time(when: float) -> str:
     """``metav1.MicroTime``'s text: RFC 3339 with microseconds, UTC."""
     return datetime.fromtimestamp(when, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
@@ -432,9 +444,7 @@ class AuditContext:
     attrs: RequestAttributes
     audit_id: str
     received: float
-    uri: str
-    source_ips: list[str]
-    user_agent: str
+    request: web.BaseRequest  # its URI, addresses and agent are read only if it is logged
     long_running: bool
     decision: str = ""  # the authorizers' answer, once they gave one
     reason: str = ""
@@ -479,11 +489,9 @@ class Auditor:
             capped(level, attrs),
             omit,
             attrs,
-            request.headers.get(HEADER_AUDIT_ID) or str(uuid.uuid4()),
+            request.headers.get(HEADER_AUDIT_ID) or new_audit_id(),
             time.time(),
-            request.path_qs,
-            _source_ips(request),
-            request.headers.get("User-Agent", ""),
+            request,
             long_running,
             impersonator=impersonator,
         )
@@ -564,11 +572,9 @@ class Auditor:
             Level.METADATA,
             omit,
             attrs,
-            request.headers.get(HEADER_AUDIT_ID) or str(uuid.uuid4()),
+            request.headers.get(HEADER_AUDIT_ID) or new_audit_id(),
             time.time(),
-            request.path_qs,
-            _source_ips(request),
-            request.headers.get("User-Agent", ""),
+            request,
             False,
         )
         status = {"metadata": {}, "message": _auth_methods(request), "code": 401}
@@ -592,16 +598,17 @@ class Auditor:
             "level": context.level.text,
             "auditID": context.audit_id,
             "stage": stage,
-            "requestURI": context.uri,
+            "requestURI": context.request.path_qs,
             "verb": attrs.verb,
             "user": attrs.user.as_user_info() if user is None else user,
         }
         if context.impersonator is not None and user is None:
             event["user"] = context.impersonator.as_user_info()
             event["impersonatedUser"] = attrs.user.as_user_info()
-        event["sourceIPs"] = context.source_ips
-        if context.user_agent:
-            event["userAgent"] = context.user_agent
+        event["sourceIPs"] = _source_ips(context.request)
+        user_agent = context.request.headers.get("User-Agent", "")
+        if user_agent:
+            event["userAgent"] = user_agent
         if attrs.resource_request:
             ref: dict[str, str] = {"resource": attrs.resource}
             if attrs.namespace:

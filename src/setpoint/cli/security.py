@@ -20,6 +20,7 @@ from setpoint.api.encryption import (
     generate_config_text,
 )
 from setpoint.api.ratelimit import ClientLimits
+from setpoint.meta.privatefiles import tighten
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,7 @@ def encryption_config(config: SecurityConfig, data_dir: Path) -> EncryptionConfi
     path = config.encryption_provider_config
     if path is None:
         path = data_dir / DEFAULT_CONFIG_FILE
+        tighten(path, 0o600)  # a copy or an older hand edit left it readable
         if not path.exists():
             text = generate_config_text()
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
