@@ -179,6 +179,11 @@ def test_a_policy_file_decides_levels_first_match_wins(verbose: tuple[Server, Pa
     assert create["requestObject"]["data"] == {"k": "value-in-loud"}
     assert create["responseObject"]["metadata"]["uid"]
     assert create["responseObject"]["data"] == {"k": "value-in-loud"}
+    Kubectl(server, "loud")("label", "configmap", "c", "audited=yes")
+    [patch] = wait_events(log, lambda e: e["verb"] == "patch")
+    assert patch["requestObject"] == {"metadata": {"labels": {"audited": "yes"}}}
+    assert patch["responseObject"]["metadata"]["labels"] == {"audited": "yes"}
+    assert patch["objectRef"]["name"] == "c"
     [apps] = wait_events(log, lambda e: e.get("objectRef", {}).get("apiGroup") == "apps")
     assert apps["level"] == "Metadata"  # not the core group: the last rule
     assert apps["verb"] == "list"

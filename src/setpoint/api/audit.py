@@ -696,14 +696,17 @@ def _response_object(response: web.StreamResponse) -> Any:
 
 
 def _request_object(request: web.BaseRequest) -> Any:
-    """The body the request's handler read, decoded (JSON, YAML or protobuf) as it was;
-    nothing if it read none or it does not decode."""
+    """The body the request's handler read, decoded (JSON, YAML or protobuf; a patch as
+    the patch) as it was; nothing if it read none or it does not decode."""
     raw = request.get(RAW_BODY_KEY)
     if not raw:
         return None
+    content_type = request.headers.get("Content-Type", "")
     try:
-        return negotiation.decode_body(raw, request.headers.get("Content-Type", ""))
-    except Exception:
+        if "json" in content_type:  # objects, JSON, merge and strategic merge patches
+            return orjson.loads(raw)
+        return negotiation.decode_body(raw, content_type)  # YAML, protobuf, apply patches
+    except Exception:  # a body the handler refused (it was answered so) is not logged
         return None
 
 
