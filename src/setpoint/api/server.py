@@ -101,6 +101,8 @@ ALLOCATION_REPAIR_INTERVAL = 60.0
 
 
 class APIServer:
+    auditor: Auditor | None = None  # see ``audit``; set by __init__
+
     def __init__(
         self,
         store: Store,
