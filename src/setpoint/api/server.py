@@ -3,11 +3,13 @@
 ``APIServer`` wires a :class:`~setpoint.store.interface.Store` to the Kubernetes REST surface:
 it builds one :class:`WatchCache` and :class:`ResourceStorage` per served type, answers
 discovery and OpenAPI, authenticates and authorizes every request (see ``auth``; except the
-three health endpoints, which Kubernetes also leaves open; see ``health``), passes every
-write through the admission chain (see ``admission``), turns every error into a
-``Status``, creates the namespaces a cluster starts with, allocates Services' cluster IPs and
-node ports and keeps the ``kubernetes`` Service (see ``services``), and compacts old store
-history periodically.
+three health endpoints, which Kubernetes also leaves open; see ``health``), holds each user
+to its request rate and watch cap (see ``ratelimit``), records requests in the audit log
+(see ``audit``), passes every write through the admission chain (see ``admission``) and
+every value of an encrypted kind through its transformer (see ``encryption``), turns every
+error into a ``Status``, creates the namespaces a cluster starts with, allocates Services'
+cluster IPs and node ports and keeps the ``kubernetes`` Service (see ``services``), and
+compacts old store history periodically.
 """
 
 from __future__ import annotations
