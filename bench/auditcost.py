@@ -62,7 +62,7 @@ async def audited(directory: Path, policy: Policy, method: str, status: int) -> 
     start = time.perf_counter()
     for _ in range(REQUESTS):
         context = auditor.begin(request, attrs, long_running=False)
-        await auditor.complete(context, request, response)
+        auditor.complete(context, request, response)
     elapsed = time.perf_counter() - start
     await auditor.stop()
     return elapsed / REQUESTS * 1e6

@@ -237,6 +237,16 @@ def test_a_watch_is_logged_when_it_starts_and_when_it_ends(verbose: tuple[Server
     assert started["responseStatus"]["code"] == 200
     assert started["stageTimestamp"] <= complete["stageTimestamp"]
 
+    # a watch its client closes is complete too
+    stream = server.watch("/api/v1/namespaces/default/configmaps?watch=true")
+    audit_id = stream.response.getheader("Audit-ID")
+    wait_events(log, lambda e: e["auditID"] == audit_id and e["stage"] == "ResponseStarted")
+    stream.close()
+    [closed] = wait_events(
+        log, lambda e: e["auditID"] == audit_id and e["stage"] == "ResponseComplete"
+    )
+    assert closed["responseStatus"]["code"] == 200
+
 
 def test_the_log_rotates_by_size(tmp_path: Path) -> None:
     policy = tmp_path / "policy.yaml"

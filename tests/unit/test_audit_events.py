@@ -44,7 +44,7 @@ async def audited(
     if long_running:
         auditor.started(context, response)  # as the response's headers go out
     context.panicked = panic
-    await auditor.complete(context, request, response)
+    auditor.complete(context, request, response)
     await auditor.stop()
     return [json.loads(line) for line in log.read_text().splitlines()]
 

@@ -450,6 +450,7 @@ class AuditContext:
     reason: str = ""
     started: bool = False
     panicked: bool = False
+    response: web.StreamResponse | None = None  # once its headers went out
     # who authenticated, when the request acts as ``attrs.user`` (impersonation)
     impersonator: UserInfo | None = None
 
@@ -504,12 +505,13 @@ class Auditor:
         if context.started:
             return
         context.started = True
+        context.response = response
         if context.level is Level.NONE or not context.long_running:
             return
         if STARTED not in context.omit:
             self._emit(context, STARTED, time.time(), status=_response_status(response))
 
-    async def complete(
+    def complete(
         self,
         context: AuditContext,
         request: web.BaseRequest,

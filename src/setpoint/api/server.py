@@ -417,11 +417,18 @@ class APIServer:
 
     async def _serve(self, request: web.BaseRequest) -> web.StreamResponse:
         """Every request, and its audit events once it has been answered (see ``audit``)."""
-        response = await self._serve_request(request)
+        try:
+            response = await self._serve_request(request)
+        except asyncio.CancelledError:
+            # the client went away (a watch it closed): what it was sent is complete
+            context = request.get(AUDIT_CONTEXT_KEY)
+            if self.auditor is not None and context is not None and context.response:
+                self.auditor.complete(context, request, context.response)
+            raise
         if self.auditor is not None:
             context = request.get(AUDIT_CONTEXT_KEY)
             if context is not None:
-                await self.auditor.complete(context, request, response)
+                self.auditor.complete(context, request, response)
             elif response.status == 401:
                 self.auditor.unauthenticated(request, response)
         return response
