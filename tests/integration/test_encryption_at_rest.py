@@ -148,7 +148,15 @@ def test_plaintext_secrets_are_encrypted_by_a_rewrite(tmp_path: Path) -> None:
         write_config(config, [("k", b"k" * 32)])
         server = start_server(data, port=server.port, extra=flags)
         assert read_password(server) == VALUE  # identity still reads it
-        rewrite_all_secrets(server)
+        # setpoint's helper does what kubectl get | kubectl replace does
+        done = subprocess.run(
+            [SETPOINT, "datastore", "rewrite-secrets", "--data-dir", str(data)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.startswith("Rewrote ")
         assert stored_value(data).startswith(b"k8s:enc:aesgcm:v1:k:")
         assert read_password(server) == VALUE
     finally:
