@@ -38,6 +38,7 @@ from setpoint.cli.controllermanager import (
 from setpoint.cli.datastore import datastore
 from setpoint.cli.flags import default_data_dir, parse_duration
 from setpoint.cli.process import EXIT_CANNOT_START, exit_with_parent, install_uvloop, tune_gc
+from setpoint.cli.security import SecurityConfig, security_options
 from setpoint.cli.server import CannotStart, ServerConfig, run_server
 from setpoint.cli.sim import sim
 from setpoint.resources.core import DEFAULT_TOLERATION_SECONDS, DefaultTolerationSeconds
@@ -205,6 +206,7 @@ def cli(verbose: int) -> None:
     "--bind-address, or this machine's primary address when that is 0.0.0.0).",
 )
 @node_lifecycle_options
+@security_options
 def server(
     data_dir: Path | None,
     bind_address: str,
@@ -233,6 +235,7 @@ def server(
     service_cluster_ip_range: str,
     service_node_port_range: str,
     advertise_address: str | None,
+    security: SecurityConfig,
     **node_lifecycle: Any,
 ) -> None:
     """Run the control plane (API server on the embedded store) on this machine.
@@ -296,6 +299,7 @@ def server(
         services=services,
         advertise_address=advertise_address,
         proxy_mode=proxy_mode,
+        security=security,
     )
     install_uvloop()
     try:
