@@ -250,6 +250,7 @@ def build_components(
         from setpoint.controllers.nodelifecycle import NodeLifecycleController
         from setpoint.controllers.podgc import PodGCController
         from setpoint.controllers.replicaset import REPLICATION_CONTROLLER, ReplicaSetController
+        from setpoint.controllers.resourcequota import ResourceQuotaController
         from setpoint.controllers.statefulset import StatefulSetController
         from setpoint.controllers.tainteviction import TaintEvictionController
 
@@ -288,6 +289,7 @@ def build_components(
             ),
             EndpointSliceController(informers, recorder.for_component("endpoint-slice-controller")),
             EndpointsController(informers, recorder.for_component("endpoint-controller")),
+            ResourceQuotaController(informers, recorder.for_component("resourcequota-controller")),
             ClusterRoleAggregationController(
                 informers, recorder.for_component("clusterrole-aggregation-controller")
             ),

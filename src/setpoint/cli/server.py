@@ -31,6 +31,8 @@ from pathlib import Path
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from setpoint.api.admission import AdmissionChain
+from setpoint.api.admission_plugins import core_storages, default_plugins
 from setpoint.api.auth.authn import AuthenticatorChain, StaticTokens, token_file_users
 from setpoint.api.auth.user import NODES_GROUP, UserInfo
 from setpoint.api.inflight import CONTROLLER_MANAGER_USER, InflightLimits
@@ -45,6 +47,12 @@ from setpoint.cli.controllermanager import (
 )
 from setpoint.cli.flags import parse_duration
 from setpoint.cli.process import PARENT_PID_ENV, tune_gc
+from setpoint.cli.security import (
+    SecurityConfig,
+    SecuritySetupError,
+    auditor,
+    encryption_config,
+)
 from setpoint.controllers.nodelifecycle import NodeLifecycleSettings
 from setpoint.controllers.podgc.controller import DEFAULT_TERMINATED_POD_THRESHOLD
 from setpoint.meta.privatefiles import private_dir, tighten
@@ -91,6 +99,7 @@ class ServerConfig:
     advertise_address: str | None = None  # default: see advertised_host()
     proxy_mode: str = "auto"  # the local agent's node proxy
     token_auth_file: Path | None = None  # more users, as kube-apiserver's --token-auth-file
+    security: SecurityConfig = field(default_factory=SecurityConfig)
 
     @property
     def kubeconfig_path(self) -> Path:
@@ -163,7 +172,7 @@ async def run_server(config: ServerConfig) -> None:
     async with contextlib.AsyncExitStack() as running:
         try:
             url = await _start(config, running)
-        except (BackendError, EndpointError, PKIError, OSError) as exc:
+        except (BackendError, EndpointError, PKIError, OSError, SecuritySetupError) as exc:
             raise cannot_start(exc) from None
         print(
             f"setpoint API server listening on {url}\n"
@@ -239,6 +248,9 @@ async def _start(config: ServerConfig, running: contextlib.AsyncExitStack) -> st
     """Bring everything up in order, registering how to stop each part on ``running`` (which
     stops them in reverse: listener, caches, store). Returns the URL clients use."""
     private_dir(config.data_dir)
+    # bad flags' files stop start-up before anything is opened
+    encryption = encryption_config(config.security, config.data_dir)
+    audit = auditor(config.security)
     # a previous run's socket; the controller manager replaces it with a private one
     tighten(config.data_dir / CONTROLLER_METRICS_SOCKET, 0o600)
     existed = cluster_exists(config.data_dir)
@@ -250,16 +262,23 @@ async def _start(config: ServerConfig, running: contextlib.AsyncExitStack) -> st
         config.data_dir, hosts=[config.bind_address, *config.tls_sans]
     )
     registry = default_registry(tolerations=config.tolerations)
+    admission = AdmissionChain()
     api = APIServer(
         store,
         registry,
         authenticator=AuthenticatorChain([static_tokens(credentials, _token_file(config))]),
         node_token=credentials.node_token,
+        admission=admission,
         event_ttl=config.event_ttl,
         metrics_sockets=[config.data_dir / CONTROLLER_METRICS_SOCKET],
         inflight=config.inflight,
         services=config.services,
+        encryption=encryption,
+        auditor=audit,
+        client_limits=config.security.client_limits,
     )
+    for plugin in default_plugins(core_storages(api.storages, registry)):
+        admission.add(plugin)
     running.push_async_callback(api.stop)
     await api.start()
     limits = replace(

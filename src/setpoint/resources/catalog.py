@@ -1,10 +1,10 @@
 """The resource types setpoint serves: every kind each API group module declares.
 
 A kind has one home: its group module (``core``, ``apps``, ``batch``, ``coordination``,
-``discovery``, ``events``, ``networking``, ``policy``, ``rbac``, ``authorization``) declares
-it whole — identity and scope as Kubernetes' discovery names them, its schema definition,
-and its behaviour (defaults, validation, field selectors) — and this module only collects
-them.
+``discovery``, ``events``, ``networking``, ``policy``, ``rbac``, ``authorization``, and
+``quota`` for the core group's ResourceQuota and LimitRange) declares it whole — identity and
+scope as Kubernetes' discovery names them, its schema definition, and its behaviour
+(defaults, validation, field selectors) — and this module only collects them.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from setpoint.resources import (
     events,
     networking,
     policy,
+    quota,
     rbac,
 )
 from setpoint.resources.registry import Registry, ResourceType
@@ -34,11 +35,11 @@ _BEYOND_CORE: tuple[ResourceType, ...] = (
     *rbac.KINDS,
     *authorization.KINDS,
 )
-KINDS: tuple[ResourceType, ...] = (*core.KINDS, *_BEYOND_CORE)
+KINDS: tuple[ResourceType, ...] = (*core.KINDS, *quota.KINDS, *_BEYOND_CORE)
 
 
 def default_registry(
     *, tolerations: core.DefaultTolerationSeconds = core.DEFAULT_TOLERATION_SECONDS
 ) -> Registry:
     """A registry of every built-in kind; pods are admitted with ``tolerations``."""
-    return Registry((*core.kinds(tolerations), *_BEYOND_CORE))
+    return Registry((*core.kinds(tolerations), *quota.KINDS, *_BEYOND_CORE))
