@@ -33,7 +33,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from setpoint.api import errors, negotiation
 from setpoint.api.admission import AdmissionChain
 from setpoint.api.auth.attributes import request_attributes
-from setpoint.api.auth.authn import Authenticator
+from setpoint.api.auth.authn import Authenticator, AuthenticatorChain
 from setpoint.api.auth.authorizer import (
     AllButPodStreams,
     Authorizer,
@@ -41,7 +41,15 @@ from setpoint.api.auth.authorizer import (
     UnionAuthorizer,
     check,
 )
+from setpoint.api.auth.tokens import TokenIssuer
 from setpoint.api.auth.user import REQUEST_USER_KEY
+from setpoint.api.authentication import (
+    JWKS_PATH,
+    OPENID_CONFIGURATION_PATH,
+    IssuerDiscovery,
+    Reviews,
+    TokenRequests,
+)
 from setpoint.api.discovery.discovery import (
     AGGREGATED_CONTENT_TYPE,
     KUBERNETES_VERSION,
@@ -110,6 +118,7 @@ class APIServer:
         metrics_sockets: list[Path] | None = None,
         inflight: InflightLimits | None = None,
         services: ServiceNetwork | None = None,
+        token_issuer: TokenIssuer | None = None,
     ) -> None:
         self.store = store
         self.registry = registry
@@ -141,6 +150,20 @@ class APIServer:
         pods = self._storage("pods")
         assert pods is not None
         self.eviction = PodEviction(pods=pods, budgets=self._budgets)
+        # authentication.k8s.io: reviews, and ServiceAccount tokens when there is an issuer
+        chain = authenticator if isinstance(authenticator, AuthenticatorChain) else None
+        self.reviews = Reviews(chain)
+        self.token_requests: TokenRequests | None = None
+        self.issuer_discovery: IssuerDiscovery | None = None
+        if token_issuer is not None:
+            self.token_requests = TokenRequests(
+                token_issuer,
+                service_accounts=self._required_storage("serviceaccounts"),
+                pods=pods,
+                secrets=self._required_storage("secrets"),
+                nodes=self._required_storage("nodes"),
+            )
+            self.issuer_discovery = IssuerDiscovery(token_issuer)
         self._tasks: list[asyncio.Task[None]] = []
         self.ready = False
         ping = Check("ping", _ok)
@@ -158,7 +181,9 @@ class APIServer:
             }
         )
 
-    def _build_storage(self, rtype: ResourceType) -> WatchCache:
+    def _build_storage(self, rtype: ResourceType) -> WatchCache | None:
+        if not rtype.stored:
+            return None  # a review: answered, never stored (see authentication)
         cache = WatchCache(rtype, self.store)
         self.caches[rtype] = cache
         hooks: WriteHooks = NO_HOOKS
@@ -188,7 +213,8 @@ class APIServer:
         self.registry.register(rtype)
         cache = self._build_storage(rtype)
         try:
-            await cache.start()
+            if cache is not None:
+                await cache.start()
         except BaseException:
             self.caches.pop(rtype, None)
             self.storages.pop(rtype, None)
@@ -202,10 +228,11 @@ class APIServer:
         as the CRD controller deletes custom resources before a CRD goes)."""
         self.registry.remove(rtype)
         self._render()
-        cache = self.caches.pop(rtype)
-        self.storages.pop(rtype)
-        cache.close_watchers()
-        await cache.stop()
+        cache = self.caches.pop(rtype, None)
+        self.storages.pop(rtype, None)
+        if cache is not None:
+            cache.close_watchers()
+            await cache.stop()
 
     def _budgets(self) -> ResourceStorage | None:
         rtype = self.registry.lookup("policy", "v1", "poddisruptionbudgets")
@@ -214,6 +241,22 @@ class APIServer:
     def _storage(self, plural: str) -> ResourceStorage | None:
         rtype = self.registry.lookup("", "v1", plural)
         return self.storages.get(rtype) if rtype is not None else None
+
+    def _required_storage(self, plural: str) -> ResourceStorage:
+        storage = self._storage(plural)
+        assert storage is not None, f"the core group serves no {plural}"
+        return storage
+
+    async def get_object(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
+        """The core/v1 object ``plural`` ``namespace/name`` as stored now, from its watch
+        cache (which catches up with the store first when it does not hold it), or None."""
+        storage = self._required_storage(plural)
+        key = storage.key(namespace or None, name)
+        cached = storage.cache.get(key)
+        if cached is None:
+            await storage.cache.wait_fresh(await self.store.current_revision())
+            cached = storage.cache.get(key)
+        return cached.obj if cached is not None else None
 
     # ----------------------------------------------------------- lifecycle
 
@@ -471,6 +514,8 @@ class APIServer:
             )
         if head == "openapi":
             return self._openapi(request, segments[1:])
+        if path in (OPENID_CONFIGURATION_PATH, JWKS_PATH) and self.issuer_discovery is not None:
+            return self.issuer_discovery.serve(request)
         if head == "api":
             if len(segments) == 1:
                 self._only_get(request)
@@ -517,6 +562,18 @@ class APIServer:
             )
         if target.subresource == "eviction" and target.namespace is not None:
             return await self.eviction.serve(request, target.namespace, target.name)
+        if not target.rtype.stored:
+            if target.name:
+                raise errors.method_not_allowed(request.method)
+            return await self.reviews.serve(request, target.rtype.plural)
+        if (
+            target.subresource == "token"
+            and target.rtype.plural == "serviceaccounts"
+            and target.namespace is not None
+        ):
+            if self.token_requests is None:
+                raise errors.resource_not_found(request.path)
+            return await self.token_requests.serve(request, target.namespace, target.name)
         return await self.handlers.handle(request, target)
 
     async def _informers_synced(self) -> None:

@@ -249,6 +249,10 @@ def build_components(
         from setpoint.controllers.nodelifecycle import NodeLifecycleController
         from setpoint.controllers.podgc import PodGCController
         from setpoint.controllers.replicaset import REPLICATION_CONTROLLER, ReplicaSetController
+        from setpoint.controllers.serviceaccount import (
+            RootCACertPublisher,
+            ServiceAccountsController,
+        )
         from setpoint.controllers.statefulset import StatefulSetController
         from setpoint.controllers.tainteviction import TaintEvictionController
 
@@ -287,6 +291,15 @@ def build_components(
             ),
             EndpointSliceController(informers, recorder.for_component("endpoint-slice-controller")),
             EndpointsController(informers, recorder.for_component("endpoint-controller")),
+            ServiceAccountsController(
+                informers, recorder.for_component("serviceaccount-controller")
+            ),
+            # the CA this process trusts the API server by (its kubeconfig's) is the cluster's
+            RootCACertPublisher(
+                informers,
+                recorder.for_component("root-ca-cert-publisher"),
+                root_ca=informers.client.config.ca_pem.decode(),
+            ),
         ]
         if config.node_ipam is not None:
             # events "From cidrAllocator", as upstream's range allocator

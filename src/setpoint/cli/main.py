@@ -19,6 +19,7 @@ from typing import Any
 import click
 
 from setpoint.agent.proxy.proxier import PROXY_MODES
+from setpoint.api.auth.tokens import DEFAULT_ISSUER
 from setpoint.api.inflight import InflightLimits
 from setpoint.api.services import ServiceNetwork
 from setpoint.api.services.ranges import (
@@ -204,6 +205,12 @@ def cli(verbose: int) -> None:
     help="Address the kubernetes Service's endpoints name for this server (default: "
     "--bind-address, or this machine's primary address when that is 0.0.0.0).",
 )
+@click.option(
+    "--service-account-issuer",
+    default=DEFAULT_ISSUER,
+    show_default=True,
+    help="The iss claim of ServiceAccount tokens, and the API server's audience.",
+)
 @node_lifecycle_options
 def server(
     data_dir: Path | None,
@@ -233,6 +240,7 @@ def server(
     service_cluster_ip_range: str,
     service_node_port_range: str,
     advertise_address: str | None,
+    service_account_issuer: str,
     **node_lifecycle: Any,
 ) -> None:
     """Run the control plane (API server on the embedded store) on this machine.
@@ -296,6 +304,7 @@ def server(
         services=services,
         advertise_address=advertise_address,
         proxy_mode=proxy_mode,
+        service_account_issuer=service_account_issuer,
     )
     install_uvloop()
     try:

@@ -30,9 +30,13 @@ from pathlib import Path
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from setpoint.api.admission import AdmissionChain
 from setpoint.api.auth.authn import AuthenticatorChain, StaticTokens
+from setpoint.api.auth.serviceaccount import ServiceAccountTokens
+from setpoint.api.auth.tokens import DEFAULT_ISSUER, TokenIssuer, load_or_create_signing_key
 from setpoint.api.auth.user import NODES_GROUP, UserInfo
 from setpoint.api.inflight import CONTROLLER_MANAGER_USER, InflightLimits
+from setpoint.api.plugins.serviceaccount import ServiceAccountAdmission
 from setpoint.api.server import APIServer
 from setpoint.api.services import ServiceNetwork
 from setpoint.api.serving import ServingLimits, TLSSite, raise_descriptor_limit
@@ -89,6 +93,7 @@ class ServerConfig:
     services: ServiceNetwork = field(default_factory=ServiceNetwork)
     advertise_address: str | None = None  # default: see advertised_host()
     proxy_mode: str = "auto"  # the local agent's node proxy
+    service_account_issuer: str = DEFAULT_ISSUER
 
     @property
     def kubeconfig_path(self) -> Path:
@@ -209,6 +214,16 @@ async def run_server(config: ServerConfig) -> None:
                     await task
 
 
+def in_cluster_names(config: ServerConfig) -> list[str]:
+    """What pods call the API server by, for its serving certificate: the ``kubernetes``
+    Service's cluster IP (the first of the range, as kube-apiserver adds it) and its full
+    DNS name."""
+    return [
+        str(config.services.cluster_ips.value(0)),
+        "kubernetes.default.svc.cluster.local",
+    ]
+
+
 def static_tokens(credentials: ServerCredentials) -> StaticTokens:
     """The tokens the server writes at bootstrap: the admin's (``system:masters``), the node
     join token's and the controller manager's."""
@@ -233,19 +248,33 @@ async def _start(config: ServerConfig, running: contextlib.AsyncExitStack) -> st
     )
     running.push_async_callback(store.close)
     credentials = ensure_server_credentials(
-        config.data_dir, hosts=[config.bind_address, *config.tls_sans]
+        config.data_dir, hosts=[config.bind_address, *config.tls_sans, *in_cluster_names(config)]
     )
     registry = default_registry(tolerations=config.tolerations)
+    issuer = TokenIssuer(
+        load_or_create_signing_key(config.data_dir / TLS_DIR),
+        issuer=config.service_account_issuer,
+    )
+    service_account_tokens = ServiceAccountTokens(issuer)
+    # Without the controller manager nothing makes the `default` ServiceAccounts and the
+    # kube-root-ca.crt ConfigMaps, and every pod would be refused: the plugin is then off.
+    service_account_admission = ServiceAccountAdmission() if config.run_controllers else None
+    admission = AdmissionChain([service_account_admission] if service_account_admission else [])
     api = APIServer(
         store,
         registry,
-        authenticator=AuthenticatorChain([static_tokens(credentials)]),
+        authenticator=AuthenticatorChain([static_tokens(credentials), service_account_tokens]),
+        token_issuer=issuer,
+        admission=admission,
         node_token=credentials.node_token,
         event_ttl=config.event_ttl,
         metrics_sockets=[config.data_dir / CONTROLLER_METRICS_SOCKET],
         inflight=config.inflight,
         services=config.services,
     )
+    service_account_tokens.objects = api
+    if service_account_admission is not None:
+        service_account_admission.objects = api
     running.push_async_callback(api.stop)
     await api.start()
     limits = replace(

@@ -10,7 +10,8 @@ kube-apiserver's union authenticator does. Every authenticated identity is also 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
 from aiohttp import web
 
@@ -21,6 +22,23 @@ from setpoint.pki import tokens_equal
 class Authenticator(Protocol):
     async def authenticate(self, request: web.BaseRequest) -> UserInfo | None:
         """The identity ``request``'s credentials prove to this authenticator, else None."""
+        ...
+
+
+@dataclass(frozen=True)
+class TokenResult:
+    """What a token proves (a TokenReview's answer): the identity (None: the token is
+    known to this authenticator but invalid) and the audiences it is valid for."""
+
+    user: UserInfo | None
+    audiences: tuple[str, ...] = ()
+
+
+@runtime_checkable
+class TokenAuthenticator(Protocol):
+    async def authenticate_token(self, token: str, audiences: Sequence[str]) -> TokenResult | None:
+        """What ``token`` proves for ``audiences`` (empty: the API server's), None when this
+        authenticator does not know it (TokenReview asks every such authenticator)."""
         ...
 
 
@@ -52,6 +70,17 @@ class AuthenticatorChain:
                 return with_authenticated(user)
         return None
 
+    async def authenticate_token(self, token: str, audiences: Sequence[str]) -> TokenResult | None:
+        """What ``token`` proves to the first token authenticator that knows it."""
+        for authenticator in self.authenticators:
+            if isinstance(authenticator, TokenAuthenticator):
+                result = await authenticator.authenticate_token(token, audiences)
+                if result is not None:
+                    if result.user is None:
+                        return result
+                    return TokenResult(with_authenticated(result.user), result.audiences)
+        return None
+
 
 class StaticTokens:
     """Bearer tokens fixed at start-up, each naming one identity (kube-apiserver's
@@ -67,8 +96,14 @@ class StaticTokens:
 
     async def authenticate(self, request: web.BaseRequest) -> UserInfo | None:
         token = bearer_token(request)
-        if not token:
-            return None
+        return self._find(token) if token else None
+
+    async def authenticate_token(self, token: str, audiences: Sequence[str]) -> TokenResult | None:
+        """Static tokens know no audience: valid for whatever the API server is asked."""
+        user = self._find(token)
+        return TokenResult(user, tuple(audiences)) if user is not None else None
+
+    def _find(self, token: str) -> UserInfo | None:
         found: UserInfo | None = None
         for known, user in self._tokens:
             if tokens_equal(token, known) and found is None:
