@@ -69,6 +69,7 @@ import logging
 import os
 import platform
 import time
+import urllib.parse
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -913,7 +914,11 @@ class NodeAgent:
                 pod,
                 container,
                 log_dir=log_dir,
-                base_env={**self.base_env, **self.sandboxes.port_env(pod)},
+                base_env={
+                    **self.base_env,
+                    **self.kubernetes_service_env(),
+                    **self.sandboxes.port_env(pod),
+                },
                 pod_ip=self.pod_ip(pod),
                 host_ip=self.host_ip,
                 sources=sources,
@@ -944,6 +949,37 @@ class NodeAgent:
                 message = podspec.args_as_command_message(container)
                 await self.recorder.record(pod, "Normal", podspec.ARGS_AS_COMMAND_REASON, message)
         self._states.setdefault(cid, state)
+
+    def kubernetes_service_env(self) -> dict[str, str]:
+        """``KUBERNETES_SERVICE_HOST`` and the other variables of the ``kubernetes`` Service
+        that the kubelet gives every container (so in-cluster clients find the API server).
+        With a node proxy they name the Service's cluster IP and port, as in Kubernetes;
+        without one that address leads nowhere, so they name the API server as this agent
+        reaches it (its ``--server``)."""
+        host, port = "", 0
+        service = self.services.get("default/kubernetes") if self.proxy.mode != "none" else None
+        if service is not None:
+            spec = service.get("spec") or {}
+            ports = spec.get("ports") or []
+            if spec.get("clusterIP") and ports:
+                host, port = str(spec["clusterIP"]), int(ports[0].get("port") or 443)
+        if not host:
+            url = urllib.parse.urlsplit(self.client.config.server_url)
+            host, port = url.hostname or "", url.port or 443
+        if not host:
+            return {}
+        address = f"tcp://[{host}]:{port}" if ":" in host else f"tcp://{host}:{port}"
+        prefix = f"KUBERNETES_PORT_{port}_TCP"
+        return {
+            "KUBERNETES_SERVICE_HOST": host,
+            "KUBERNETES_SERVICE_PORT": str(port),
+            "KUBERNETES_SERVICE_PORT_HTTPS": str(port),
+            "KUBERNETES_PORT": address,
+            prefix: address,
+            f"{prefix}_PROTO": "tcp",
+            f"{prefix}_PORT": str(port),
+            f"{prefix}_ADDR": host,
+        }
 
     async def _container_context(self, pod: Obj, container: Obj) -> ContainerContext:
         """Where a process joining the container runs (``kubectl exec``): the container's
