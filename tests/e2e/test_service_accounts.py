@@ -143,8 +143,11 @@ def test_pod_gets_the_token_volume_and_authenticates_as_its_service_account(
         "print('user=' + r.status.user_info.username, flush=True);"
         "import time; time.sleep(3600)"
     )
+    # in the node's network: the node_server fixture's API server listens on loopback only,
+    # which a pod with a network namespace of its own cannot reach (see the docs)
     pod = objects.pod(
         "incluster",
+        hostNetwork=True,
         containers=[{"name": "app", "image": "python", "command": [sys.executable, "-c", script]}],
     )
     k("create", "-f", "-", input=json.dumps(pod))

@@ -916,7 +916,7 @@ class NodeAgent:
                 log_dir=log_dir,
                 base_env={
                     **self.base_env,
-                    **self.kubernetes_service_env(),
+                    **self.kubernetes_service_env(pod),
                     **self.sandboxes.port_env(pod),
                 },
                 pod_ip=self.pod_ip(pod),
@@ -950,14 +950,19 @@ class NodeAgent:
                 await self.recorder.record(pod, "Normal", podspec.ARGS_AS_COMMAND_REASON, message)
         self._states.setdefault(cid, state)
 
-    def kubernetes_service_env(self) -> dict[str, str]:
+    def kubernetes_service_env(self, pod: Obj) -> dict[str, str]:
         """``KUBERNETES_SERVICE_HOST`` and the other variables of the ``kubernetes`` Service
         that the kubelet gives every container (so in-cluster clients find the API server).
-        With a node proxy they name the Service's cluster IP and port, as in Kubernetes;
-        without one that address leads nowhere, so they name the API server as this agent
-        reaches it (its ``--server``)."""
+        A pod with a network of its own gets the Service's cluster IP and port, as in
+        Kubernetes, when this node runs a proxy. A pod in the node's network gets the API
+        server as this agent reaches it (its ``--server``): that address works from here
+        whatever the proxy, and on a machine that runs several setpoint clusters the cluster
+        IP, the same in each, may lead to another's API server. So does a pod of a node
+        without a proxy, where the cluster IP leads nowhere."""
         host, port = "", 0
-        service = self.services.get("default/kubernetes") if self.proxy.mode != "none" else None
+        own_network = self.sandboxes.pod_ip(pod) is not None
+        proxied = own_network and self.proxy.mode != "none"
+        service = self.services.get("default/kubernetes") if proxied else None
         if service is not None:
             spec = service.get("spec") or {}
             ports = spec.get("ports") or []

@@ -44,10 +44,12 @@ class TokenAuthenticator(Protocol):
 
 def bearer_token(request: web.BaseRequest) -> str:
     """The bearer token of ``request``'s Authorization header, ``""`` when it has none."""
-    header = request.headers.get("Authorization", "")
-    if not header.startswith("Bearer "):
+    # the scheme is case-insensitive, as kube-apiserver's bearertoken reads it: the Python
+    # client's in-cluster config sends "bearer <token>"
+    scheme, _, token = request.headers.get("Authorization", "").strip().partition(" ")
+    if scheme.lower() != "bearer":
         return ""
-    return header[len("Bearer ") :].strip()
+    return token.strip()
 
 
 def with_authenticated(user: UserInfo) -> UserInfo:
