@@ -9,10 +9,13 @@ from __future__ import annotations
 import json
 import sys
 import time
+import uuid
 from typing import Any
 
 import pytest
+from kubernetes import client, config
 
+from setpoint.api.auth.tokens import TokenIssuer, load_or_create_signing_key
 from tests import objects
 from tests.support import Kubectl, Server, create_namespace, wait_for
 
@@ -198,3 +201,133 @@ def test_pod_without_automount_gets_no_token_volume(k: Kubectl) -> None:
     k("create", "-f", "-", input=json.dumps(pod))
     spec = k("get", "pod", "quiet", "-o", "json").json()["spec"]
     assert not [v for v in spec.get("volumes") or [] if v["name"].startswith("kube-api-access-")]
+
+
+def test_python_client_finds_the_default_service_account_of_a_new_namespace(
+    node_server: Server,
+) -> None:
+    """The official client's own e2e tests wait for it before they create pods."""
+    api = config.new_client_from_config(config_file=str(node_server.kubeconfig))
+    try:
+        core = client.CoreV1Api(api)
+        name = f"pyc-{uuid.uuid4().hex[:8]}"
+        core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+        account = wait_for(
+            lambda: core.read_namespaced_service_account("default", name),
+            timeout=2,
+            what="the default ServiceAccount",
+        )
+        assert account.metadata.name == "default"
+        token = core.create_namespaced_service_account_token(
+            "default",
+            name,
+            client.AuthenticationV1TokenRequest(spec=client.V1TokenRequestSpec(audiences=[])),
+        )
+        assert token.status.token.count(".") == 2
+        assert token.spec.expiration_seconds == 3600
+        review = client.AuthenticationV1Api(api).create_self_subject_review(
+            client.V1SelfSubjectReview()
+        )
+        assert review.status.user_info.username == "admin"
+    finally:
+        api.close()
+
+
+def test_token_review_says_what_a_token_proves(node_server: Server, k: Kubectl, ns: str) -> None:
+    token = k("create", "token", "default").stdout.strip()
+    review = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview"}
+    status, body, _ = node_server.request(
+        "POST", "/apis/authentication.k8s.io/v1/tokenreviews", {**review, "spec": {"token": token}}
+    )
+    assert status == 201, body
+    assert body["status"]["authenticated"] is True
+    assert body["status"]["user"]["username"] == f"system:serviceaccount:{ns}:default"
+    assert body["status"]["audiences"] == [ISSUER]
+    status, body, _ = node_server.request(
+        "POST",
+        "/apis/authentication.k8s.io/v1/tokenreviews",
+        {**review, "spec": {"token": token, "audiences": ["vault"]}},
+    )
+    assert status == 201 and not body["status"].get("authenticated"), body
+    status, body, _ = node_server.request(
+        "POST", "/apis/authentication.k8s.io/v1/tokenreviews", {**review, "spec": {}}
+    )
+    assert status == 422, body
+
+
+def test_expired_token_is_refused(node_server: Server, k: Kubectl, ns: str) -> None:
+    """Signed with the cluster's own key (TokenRequest never issues one this short)."""
+    key = load_or_create_signing_key(node_server.data_dir / "tls")
+    uid = k("get", "sa", "default", "-o", "json").json()["metadata"]["uid"]
+    token, _ = TokenIssuer(key).issue(
+        namespace=ns,
+        name="default",
+        uid=uid,
+        audiences=[ISSUER],
+        expiration_seconds=600,
+        now=time.time() - 3600,
+    )
+    assert "Unauthorized" in whoami(k, token)["err"]
+    fresh, _ = TokenIssuer(key).issue(
+        namespace=ns, name="default", uid=uid, audiences=[ISSUER], expiration_seconds=600
+    )
+    assert whoami(k, fresh)["rc"] == 0
+
+
+@pytest.mark.parametrize(
+    ("body", "code", "message"),
+    [
+        ({"spec": {"expirationSeconds": "soon"}}, 400, "expirationSeconds"),
+        ([1, 2], 400, ""),
+        (
+            {
+                "spec": {
+                    "boundObjectRef": {"kind": "Deployment", "apiVersion": "apps/v1", "name": "x"}
+                }
+            },
+            400,
+            "cannot bind token to object of type apps/v1, Kind=Deployment",
+        ),
+        (
+            {"spec": {"boundObjectRef": {"kind": "Pod", "apiVersion": "v1", "name": "nope"}}},
+            404,
+            'pods "nope" not found',
+        ),
+        ({"spec": {"expirationSeconds": 1 << 33}}, 422, "larger than 2^32 seconds"),
+        ({"apiVersion": "v1", "kind": "Pod"}, 400, "does not match the expected"),
+    ],
+)
+def test_bad_token_requests_get_a_status(
+    node_server: Server, k: Kubectl, ns: str, body: Any, code: int, message: str
+) -> None:
+    status, answer, _ = node_server.request(
+        "POST", f"/api/v1/namespaces/{ns}/serviceaccounts/default/token", body
+    )
+    assert status == code, answer
+    assert answer["kind"] == "Status" and message in answer["message"], answer
+
+
+def test_token_bound_to_a_recreated_pod_uid_is_a_conflict(
+    node_server: Server, k: Kubectl, ns: str
+) -> None:
+    pod = objects.pod(
+        "rebound", containers=[{"name": "app", "image": "x", "command": ["sleep", "3600"]}]
+    )
+    k("create", "-f", "-", input=json.dumps(pod))
+    ref = {"kind": "Pod", "apiVersion": "v1", "name": "rebound", "uid": str(uuid.uuid4())}
+    status, answer, _ = node_server.request(
+        "POST",
+        f"/api/v1/namespaces/{ns}/serviceaccounts/default/token",
+        {"spec": {"boundObjectRef": ref}},
+    )
+    assert status == 409 and "does not match the UID in record" in answer["message"], answer
+
+
+def test_issuer_discovery_documents(node_server: Server) -> None:
+    status, body, _ = node_server.request("GET", "/.well-known/openid-configuration")
+    assert status == 200 and body["issuer"] == ISSUER, body
+    assert body["jwks_uri"] == f"{ISSUER}/openid/v1/jwks"
+    status, body, _ = node_server.request("GET", "/openid/v1/jwks")
+    assert status == 200 and body["keys"][0]["alg"] == "ES256", body
+    status, body, _ = node_server.request("GET", "/openid/v1/jwks", token=None)
+    assert status == 401, body
