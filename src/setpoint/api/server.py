@@ -611,6 +611,8 @@ class APIServer:
             "/openapi/v2",
             "/openapi/v3",
         ]
+        if self.issuer_discovery is not None:
+            paths += [OPENID_CONFIGURATION_PATH, JWKS_PATH]
         for group, versions in self.registry.group_versions().items():
             if group:
                 paths.append(f"/apis/{group}")

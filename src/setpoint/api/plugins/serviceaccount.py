@@ -4,8 +4,10 @@ On the creation of a pod (not a mirror pod, not a subresource):
 
 1. a pod without ``serviceAccountName`` gets ``default``;
 2. the ServiceAccount must exist: looked up in the API server's cache, and for ``default``,
-   which the ServiceAccounts controller makes in every namespace, asked again for a while (as
-   upstream retries ten times); a missing one refuses the pod with 403
+   which the ServiceAccounts controller makes in every namespace, asked again for up to 30 s
+   (upstream retries for ~1.5 s; setpoint's controller manager starts after the API server
+   answers, and a first pod right after start-up would race it); a missing one refuses the
+   pod with 403
    ``error looking up service account <ns>/<name>: serviceaccount "<name>" not found``;
 3. unless ``automountServiceAccountToken`` is false (the pod's word wins over the
    ServiceAccount's), the pod gets the projected volume ``kube-api-access-<5 random>`` — a
@@ -38,7 +40,10 @@ MOUNT_PATH = "/var/run/secrets/kubernetes.io/serviceaccount"
 TOKEN_EXPIRATION_SECONDS = 3607  # WarnOnlyBoundTokenExpirationSeconds
 MIRROR_POD_ANNOTATION = "kubernetes.io/config.mirror"
 ENFORCE_MOUNTABLE_SECRETS = "kubernetes.io/enforce-mountable-secrets"
-DEFAULT_ATTEMPTS = 10
+# how long a pod waits for its namespace's `default` ServiceAccount: upstream asks ten times
+# (~1.5 s); setpoint waits longer, since its controller manager starts after the API server
+# answers, and a first `kubectl run` right after `setpoint server` would race it
+DEFAULT_WAIT_SECONDS = 30.0
 _NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # names.SimpleNameGenerator's
 
 
@@ -130,14 +135,22 @@ def _secret_references(spec: Obj) -> list[tuple[str, str]]:
 class ServiceAccountAdmission:
     """The plugin; ``objects`` reads ServiceAccounts (set once the API server exists)."""
 
-    def __init__(self, objects: ObjectGetter | None = None, *, retry_seconds: float = 0.1) -> None:
+    def __init__(
+        self,
+        objects: ObjectGetter | None = None,
+        *,
+        retry_seconds: float = 0.1,
+        default_wait: float = DEFAULT_WAIT_SECONDS,
+    ) -> None:
         self.objects = objects
         self.retry_seconds = retry_seconds
+        self.default_wait = default_wait
 
     @staticmethod
     def _applies(request: AdmissionRequest) -> bool:
         return (
             request.operation == CREATE
+            and request.user is not None  # (the API server's own writes pass)
             and request.resource == ("", "pods")
             and not request.subresource
             and request.obj is not None
@@ -191,11 +204,9 @@ class ServiceAccountAdmission:
 
     async def _service_account(self, request: AdmissionRequest, name: str) -> Obj:
         namespace = request.namespace or ""
-        attempts = DEFAULT_ATTEMPTS if name == DEFAULT_SERVICE_ACCOUNT else 1
-        for attempt in range(attempts):
-            if attempt:
-                # the ServiceAccounts controller makes `default` soon after the namespace
-                await asyncio.sleep(self.retry_seconds * (1 + random.random()))
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + (self.default_wait if name == DEFAULT_SERVICE_ACCOUNT else 0)
+        while True:
             account = (
                 await self.objects.get_object("serviceaccounts", namespace, name)
                 if self.objects is not None
@@ -203,6 +214,10 @@ class ServiceAccountAdmission:
             )
             if account is not None:
                 return account
+            if loop.time() >= deadline:
+                break
+            # the ServiceAccounts controller makes `default` soon after the namespace
+            await asyncio.sleep(self.retry_seconds * (1 + random.random()))
         raise self._forbidden(
             request,
             f"error looking up service account {namespace}/{name}: "
