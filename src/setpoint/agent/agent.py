@@ -92,6 +92,7 @@ from setpoint.agent.runtime import (
 )
 from setpoint.agent.sandbox import DNSSettings, Sandboxes
 from setpoint.agent.server import DEFAULT_KUBELET_PORT, KubeletServer, PodView
+from setpoint.agent.tokens import SERVICE_ACCOUNT_MOUNT_PATH
 from setpoint.client.api import (
     CONFIGMAPS,
     ENDPOINTSLICES,
@@ -992,7 +993,13 @@ class NodeAgent:
         target = await self.probes.target(pod, container)
         cgroups = await asyncio.to_thread(self.sandboxes.container_cgroups, pod, container)
         # (a mount namespace that only holds the pod's resolv.conf adds no commands)
-        own_mounts = bool(container.get("volumeMounts")) and any(
+        # (nor does the ServiceAccount token's, which every pod has)
+        mounts = [
+            m
+            for m in container.get("volumeMounts") or []
+            if m.get("mountPath") != SERVICE_ACCOUNT_MOUNT_PATH
+        ]
+        own_mounts = bool(mounts) and any(
             kind == "mount" for kind, _ in self.sandboxes.namespaces(pod, container)
         )
         return ContainerContext(

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 from setpoint.client.api import SERVICEACCOUNTS, ApiClient, Obj
 
+# where the ServiceAccount admission mounts a pod's token volume in every container
+SERVICE_ACCOUNT_MOUNT_PATH = "/var/run/secrets/kubernetes.io/serviceaccount"
 REFRESH_FRACTION = 0.8
 MAX_TTL_SECONDS = 24 * 3600.0
 DEFAULT_EXPIRATION_SECONDS = 3600
