@@ -35,7 +35,7 @@ class TokenKey:
 
 
 @dataclass(frozen=True)
-class _Issued:
+class IssuedToken:
     token: str
     issued: float
     expires: float
@@ -75,7 +75,7 @@ class TokenManager:
 
     def __init__(self, client: ApiClient) -> None:
         self.client = client
-        self._tokens: dict[TokenKey, _Issued] = {}
+        self._tokens: dict[TokenKey, IssuedToken] = {}
 
     async def get(self, key: TokenKey) -> str:
         """A valid token for ``key`` (ApiError when the API server refuses one)."""
@@ -103,7 +103,7 @@ class TokenManager:
         answer = await self.client.request("POST", path, body=request)
         token = str((answer.get("status") or {}).get("token") or "")
         expires = _epoch((answer.get("status") or {}).get("expirationTimestamp"))
-        self._tokens[key] = _Issued(token, now, expires or now + key.expiration_seconds)
+        self._tokens[key] = IssuedToken(token, now, expires or now + key.expiration_seconds)
         return token
 
     def forget(self, pod_uid: str) -> None:
