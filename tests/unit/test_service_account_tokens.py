@@ -11,13 +11,13 @@ import time
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from setpoint.api.auth.serviceaccount import service_account_user
-from setpoint.api.auth.tokens import BoundObject, TokenError, TokenIssuer
-from setpoint.api.plugins.serviceaccount import (
+from setpoint.api.admission_plugins.serviceaccount import (
     MOUNT_PATH,
     mount_service_account_token,
     should_automount,
 )
+from setpoint.api.auth.serviceaccount import service_account_user
+from setpoint.api.auth.tokens import BoundObject, TokenError, TokenIssuer
 
 ISSUER = "https://kubernetes.default.svc.cluster.local"
 

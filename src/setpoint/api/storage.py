@@ -549,6 +549,7 @@ class ResourceStorage:
         if problems:
             raise errors.invalid(self.rtype, meta.get("name", ""), problems)
         await self.admission.validate(admission)
+        warnings = warnings + admission.warnings
         if not opts.managed_by_apply:
             obj = self._track(None, obj, opts, subresource="")
             meta = obj["metadata"]
@@ -691,10 +692,11 @@ class ResourceStorage:
         }
         if new == old_stripped:
             await txn.revert()
-            return WriteResult(old)  # no-op: Kubernetes does not write (rv unchanged)
+            # no-op: Kubernetes does not write (rv unchanged)
+            return WriteResult(old, admission.warnings)
         if opts.dry_run:
             new_meta["resourceVersion"] = str(current.rv)
-            return WriteResult(new)
+            return WriteResult(new, admission.warnings)
         key = current.key
         delete_now = bool(new_meta.get("deletionTimestamp")) and not _pending_finalizers(new)
         try:
@@ -713,7 +715,7 @@ class ResourceStorage:
         if delete_now:
             await self.hooks.after_delete(new)
         new_meta["resourceVersion"] = str(kv.mod_revision)
-        return WriteResult(new)
+        return WriteResult(new, admission.warnings)
 
     def _track(self, old: Obj | None, new: Obj, opts: WriteOptions, *, subresource: str) -> Obj:
         """Record this write in ``metadata.managedFields`` (Kubernetes' field manager)."""

@@ -31,12 +31,12 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from setpoint.api.admission import AdmissionChain
+from setpoint.api.admission_plugins import core_storages, default_plugins
 from setpoint.api.auth.authn import AuthenticatorChain, StaticTokens
 from setpoint.api.auth.serviceaccount import ServiceAccountTokens
 from setpoint.api.auth.tokens import DEFAULT_ISSUER, TokenIssuer, load_or_create_signing_key
 from setpoint.api.auth.user import NODES_GROUP, UserInfo
 from setpoint.api.inflight import CONTROLLER_MANAGER_USER, InflightLimits
-from setpoint.api.plugins.serviceaccount import ServiceAccountAdmission
 from setpoint.api.server import APIServer
 from setpoint.api.services import ServiceNetwork
 from setpoint.api.serving import ServingLimits, TLSSite, raise_descriptor_limit
@@ -256,25 +256,27 @@ async def _start(config: ServerConfig, running: contextlib.AsyncExitStack) -> st
         issuer=config.service_account_issuer,
     )
     service_account_tokens = ServiceAccountTokens(issuer)
-    # Without the controller manager nothing makes the `default` ServiceAccounts and the
-    # kube-root-ca.crt ConfigMaps, and every pod would be refused: the plugin is then off.
-    service_account_admission = ServiceAccountAdmission() if config.run_controllers else None
-    admission = AdmissionChain([service_account_admission] if service_account_admission else [])
+    admission = AdmissionChain()
     api = APIServer(
         store,
         registry,
         authenticator=AuthenticatorChain([static_tokens(credentials), service_account_tokens]),
         token_issuer=issuer,
-        admission=admission,
         node_token=credentials.node_token,
+        admission=admission,
         event_ttl=config.event_ttl,
         metrics_sockets=[config.data_dir / CONTROLLER_METRICS_SOCKET],
         inflight=config.inflight,
         services=config.services,
     )
     service_account_tokens.objects = api
-    if service_account_admission is not None:
-        service_account_admission.objects = api
+    # Without the controller manager nothing makes the `default` ServiceAccounts and the
+    # kube-root-ca.crt ConfigMaps, and every pod would be refused: the plugin is then off.
+    service_accounts = api if config.run_controllers else None
+    for plugin in default_plugins(
+        core_storages(api.storages, registry), service_accounts=service_accounts
+    ):
+        admission.add(plugin)
     running.push_async_callback(api.stop)
     await api.start()
     limits = replace(
