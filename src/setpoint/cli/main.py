@@ -39,6 +39,7 @@ from setpoint.cli.controllermanager import (
 from setpoint.cli.datastore import datastore
 from setpoint.cli.flags import default_data_dir, parse_duration
 from setpoint.cli.process import EXIT_CANNOT_START, exit_with_parent, install_uvloop, tune_gc
+from setpoint.cli.security import SecurityConfig, security_options
 from setpoint.cli.server import CannotStart, ServerConfig, run_server
 from setpoint.cli.sim import sim
 from setpoint.resources.core import DEFAULT_TOLERATION_SECONDS, DefaultTolerationSeconds
@@ -212,6 +213,7 @@ def cli(verbose: int) -> None:
     help="The iss claim of ServiceAccount tokens, and the API server's audience.",
 )
 @node_lifecycle_options
+@security_options
 def server(
     data_dir: Path | None,
     bind_address: str,
@@ -241,6 +243,7 @@ def server(
     service_node_port_range: str,
     advertise_address: str | None,
     service_account_issuer: str,
+    security: SecurityConfig,
     **node_lifecycle: Any,
 ) -> None:
     """Run the control plane (API server on the embedded store) on this machine.
@@ -305,6 +308,7 @@ def server(
         advertise_address=advertise_address,
         proxy_mode=proxy_mode,
         service_account_issuer=service_account_issuer,
+        security=security,
     )
     install_uvloop()
     try:

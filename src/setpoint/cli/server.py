@@ -48,6 +48,12 @@ from setpoint.cli.controllermanager import (
 )
 from setpoint.cli.flags import parse_duration
 from setpoint.cli.process import PARENT_PID_ENV, tune_gc
+from setpoint.cli.security import (
+    SecurityConfig,
+    SecuritySetupError,
+    auditor,
+    encryption_config,
+)
 from setpoint.controllers.nodelifecycle import NodeLifecycleSettings
 from setpoint.controllers.podgc.controller import DEFAULT_TERMINATED_POD_THRESHOLD
 from setpoint.meta.privatefiles import private_dir, tighten
@@ -94,6 +100,7 @@ class ServerConfig:
     advertise_address: str | None = None  # default: see advertised_host()
     proxy_mode: str = "auto"  # the local agent's node proxy
     service_account_issuer: str = DEFAULT_ISSUER
+    security: SecurityConfig = field(default_factory=SecurityConfig)
 
     @property
     def kubeconfig_path(self) -> Path:
@@ -166,7 +173,7 @@ async def run_server(config: ServerConfig) -> None:
     async with contextlib.AsyncExitStack() as running:
         try:
             url = await _start(config, running)
-        except (BackendError, EndpointError, PKIError, OSError) as exc:
+        except (BackendError, EndpointError, PKIError, OSError, SecuritySetupError) as exc:
             raise cannot_start(exc) from None
         print(
             f"setpoint API server listening on {url}\n"
@@ -240,6 +247,9 @@ async def _start(config: ServerConfig, running: contextlib.AsyncExitStack) -> st
     """Bring everything up in order, registering how to stop each part on ``running`` (which
     stops them in reverse: listener, caches, store). Returns the URL clients use."""
     private_dir(config.data_dir)
+    # bad flags' files stop start-up before anything is opened
+    encryption = encryption_config(config.security, config.data_dir)
+    audit = auditor(config.security)
     # a previous run's socket; the controller manager replaces it with a private one
     tighten(config.data_dir / CONTROLLER_METRICS_SOCKET, 0o600)
     existed = cluster_exists(config.data_dir)
@@ -268,6 +278,9 @@ async def _start(config: ServerConfig, running: contextlib.AsyncExitStack) -> st
         metrics_sockets=[config.data_dir / CONTROLLER_METRICS_SOCKET],
         inflight=config.inflight,
         services=config.services,
+        encryption=encryption,
+        auditor=audit,
+        client_limits=config.security.client_limits,
     )
     service_account_tokens.objects = api
     # Without the controller manager nothing makes the `default` ServiceAccounts and the
