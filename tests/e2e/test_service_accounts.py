@@ -331,3 +331,17 @@ def test_issuer_discovery_documents(node_server: Server) -> None:
     assert status == 200 and body["keys"][0]["alg"] == "ES256", body
     status, body, _ = node_server.request("GET", "/openid/v1/jwks", token=None)
     assert status == 401, body
+
+
+def test_reviews_are_only_created(node_server: Server) -> None:
+    for method, path in (
+        ("GET", "/apis/authentication.k8s.io/v1/tokenreviews"),
+        ("DELETE", "/apis/authentication.k8s.io/v1/selfsubjectreviews"),
+        ("GET", "/apis/authentication.k8s.io/v1/selfsubjectreviews/mine"),
+    ):
+        status, body, _ = node_server.request(method, path)
+        assert status == 405 and body["kind"] == "Status", (method, path, body)
+    status, body, _ = node_server.request(
+        "POST", "/apis/authentication.k8s.io/v1/selfsubjectreviews", {"kind": "TokenReview"}
+    )
+    assert status == 400 and "does not match the expected kind" in body["message"], body

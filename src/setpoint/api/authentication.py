@@ -92,14 +92,9 @@ class Reviews:
     def __init__(self, authenticator: AuthenticatorChain | None) -> None:
         self.authenticator = authenticator
 
-    async def serve(self, request: web.BaseRequest, plural: str) -> web.Response:
-        if request.method != "POST":
-            raise errors.method_not_allowed(request.method)
-        if plural == "selfsubjectreviews":
-            return await self.self_subject_review(request)
-        return await self.token_review(request)
-
-    async def self_subject_review(self, request: web.BaseRequest) -> web.Response:
+    async def self_subject_review(
+        self, request: web.BaseRequest, namespace: str | None = None
+    ) -> web.Response:
         review = decode_review(await read_body(request), "SelfSubjectReview")
         user = request_user(request)
         assert user is not None  # reviews are authenticated requests
@@ -107,7 +102,9 @@ class Reviews:
         review["status"] = {"userInfo": user.as_user_info()}
         return _answer(review)
 
-    async def token_review(self, request: web.BaseRequest) -> web.Response:
+    async def token_review(
+        self, request: web.BaseRequest, namespace: str | None = None
+    ) -> web.Response:
         """``TokenReview``: a review without a token is 422, as upstream's validation says."""
         review = decode_review(await read_body(request), "TokenReview")
         spec = review.get("spec") or {}

@@ -19,6 +19,7 @@ import contextlib
 import logging
 import platform
 import time
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -101,6 +102,10 @@ from setpoint.store.interface import BackendError, Store
 
 log = logging.getLogger(__name__)
 
+UnstoredHandler = Callable[[web.BaseRequest, str | None], Awaitable[web.StreamResponse]]
+"""Answers a create of a kind that is never stored (``ResourceType.stored=False``): the
+request and its namespace (None for a cluster-scoped kind)."""
+
 INITIAL_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 # what answers without a token, as kube-apiserver's system:public-info-viewer role allows;
 # a single check (/readyz/etcd) says why it fails, so it needs a token
@@ -167,6 +172,11 @@ class APIServer:
         # authentication.k8s.io: reviews, and ServiceAccount tokens when there is an issuer
         chain = authenticator if isinstance(authenticator, AuthenticatorChain) else None
         self.reviews = Reviews(chain)
+        # who answers each kind that is never stored (a review), by (group, plural)
+        self.unstored: dict[tuple[str, str], UnstoredHandler] = {
+            ("authentication.k8s.io", "tokenreviews"): self.reviews.token_review,
+            ("authentication.k8s.io", "selfsubjectreviews"): self.reviews.self_subject_review,
+        }
         self.token_requests: TokenRequests | None = None
         self.issuer_discovery: IssuerDiscovery | None = None
         if token_issuer is not None:
@@ -622,9 +632,12 @@ class APIServer:
         if target.subresource == "eviction" and target.namespace is not None:
             return await self.eviction.serve(request, target.namespace, target.name)
         if not target.rtype.stored:
-            if target.name:
+            handler = self.unstored.get((target.rtype.group, target.rtype.plural))
+            if handler is None:
+                raise errors.resource_not_found(request.path)
+            if target.name or request.method != "POST":
                 raise errors.method_not_allowed(request.method)
-            return await self.reviews.serve(request, target.rtype.plural)
+            return await handler(request, target.namespace)
         if (
             target.subresource == "token"
             and target.rtype.plural == "serviceaccounts"
