@@ -210,9 +210,10 @@ def test_pod_without_automount_gets_no_token_volume(k: Kubectl) -> None:
 
 
 def test_python_client_finds_the_default_service_account_of_a_new_namespace(
-    node_server: Server,
+    node_server: Server, k: Kubectl
 ) -> None:
-    """The official client's own e2e tests wait for it before they create pods."""
+    """The official client's own e2e tests wait for it before they create pods (``k``:
+    once the controller manager runs)."""
     api = config.new_client_from_config(config_file=str(node_server.kubeconfig))
     try:
         core = client.CoreV1Api(api)
