@@ -52,6 +52,7 @@ SUBRESOURCE_AND_META_KINDS: dict[str, dict[str, str]] = {
     "v1": {"Binding": "k8s.io.api.core.v1.Binding"},
     "autoscaling/v1": {"Scale": "k8s.io.api.autoscaling.v1.Scale"},
     "policy/v1": {"Eviction": "k8s.io.api.policy.v1.Eviction"},
+    "authentication.k8s.io/v1": {"TokenRequest": "k8s.io.api.authentication.v1.TokenRequest"},
     "*": {k: f"k8s.io.apimachinery.pkg.apis.meta.v1.{k}" for k in ("DeleteOptions", "Status")},
 }
 

@@ -20,7 +20,7 @@ import contextlib
 import logging
 import platform
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -38,7 +38,7 @@ from setpoint.api import errors, negotiation
 from setpoint.api.admission import AdmissionChain
 from setpoint.api.audit import AUDIT_CONTEXT_KEY, HEADER_AUDIT_ID, Auditor
 from setpoint.api.auth.attributes import request_attributes
-from setpoint.api.auth.authn import Authenticator
+from setpoint.api.auth.authn import Authenticator, AuthenticatorChain
 from setpoint.api.auth.authorizer import (
     Authorizer,
     Decision,
@@ -52,7 +52,15 @@ from setpoint.api.auth.escalation import RBACEscalationCheck
 from setpoint.api.auth.impersonation import impersonate, wants_impersonation
 from setpoint.api.auth.rbac import CachedPolicy, RBACAuthorizer
 from setpoint.api.auth.reviews import AccessReviews
+from setpoint.api.auth.tokens import TokenIssuer
 from setpoint.api.auth.user import REQUEST_USER_KEY
+from setpoint.api.authentication import (
+    JWKS_PATH,
+    OPENID_CONFIGURATION_PATH,
+    IssuerDiscovery,
+    Reviews,
+    TokenRequests,
+)
 from setpoint.api.discovery.discovery import (
     AGGREGATED_CONTENT_TYPE,
     KUBERNETES_VERSION,
@@ -94,7 +102,6 @@ from setpoint.api.storage import (
 )
 from setpoint.api.watchcache import WatchCache
 from setpoint.resources.authorization import GROUP as AUTHORIZATION_GROUP
-from setpoint.resources.authorization import REVIEW_KINDS
 from setpoint.resources.rbac import GROUP
 from setpoint.resources.registry import Registry, ResourceType
 from setpoint.resources.schema import SchemaSet
@@ -102,6 +109,10 @@ from setpoint.store.clustertimer import ClusterTimer
 from setpoint.store.interface import BackendError, Store
 
 log = logging.getLogger(__name__)
+
+UnstoredHandler = Callable[[web.BaseRequest, str | None], Awaitable[web.StreamResponse]]
+"""Answers a create of a kind that is never stored (``ResourceType.stored=False``): the
+request and its namespace (None for a cluster-scoped kind)."""
 
 INITIAL_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 # what answers without a token, as kube-apiserver's system:public-info-viewer role allows;
@@ -132,6 +143,7 @@ class APIServer:
         encryption: EncryptionConfig | None = None,
         auditor: Auditor | None = None,
         client_limits: ClientLimits | None = None,
+        token_issuer: TokenIssuer | None = None,
     ) -> None:
         self.store = store
         self.encryption = encryption or EncryptionConfig()
@@ -177,6 +189,28 @@ class APIServer:
         pods = self._storage("pods")
         assert pods is not None
         self.eviction = PodEviction(pods=pods, budgets=self._budgets)
+        # authentication.k8s.io: reviews, and ServiceAccount tokens when there is an issuer
+        chain = authenticator if isinstance(authenticator, AuthenticatorChain) else None
+        self.reviews = Reviews(chain)
+        # who answers each kind that is never stored (a review), by (group, plural)
+        self.unstored: dict[tuple[str, str], UnstoredHandler] = {
+            ("authentication.k8s.io", "tokenreviews"): self.reviews.token_review,
+            ("authentication.k8s.io", "selfsubjectreviews"): self.reviews.self_subject_review,
+        }
+        for review in self.registry.types:
+            if review.group == AUTHORIZATION_GROUP and not review.stored:
+                self.unstored[(review.group, review.plural)] = self.access_reviews.handler(review)
+        self.token_requests: TokenRequests | None = None
+        self.issuer_discovery: IssuerDiscovery | None = None
+        if token_issuer is not None:
+            self.token_requests = TokenRequests(
+                token_issuer,
+                service_accounts=self._required_storage("serviceaccounts"),
+                pods=pods,
+                secrets=self._required_storage("secrets"),
+                nodes=self._required_storage("nodes"),
+            )
+            self.issuer_discovery = IssuerDiscovery(token_issuer)
         self._tasks: list[asyncio.Task[None]] = []
         self.ready = False
         ping = Check("ping", _ok)
@@ -194,7 +228,9 @@ class APIServer:
             }
         )
 
-    def _build_storage(self, rtype: ResourceType) -> WatchCache:
+    def _build_storage(self, rtype: ResourceType) -> WatchCache | None:
+        if not rtype.stored:
+            return None  # a review: answered, never stored (see authentication)
         cache = WatchCache(
             rtype,
             self.store,
@@ -230,7 +266,8 @@ class APIServer:
         self.registry.register(rtype)
         cache = self._build_storage(rtype)
         try:
-            await cache.start()
+            if cache is not None:
+                await cache.start()
         except BaseException:
             self.caches.pop(rtype, None)
             self.storages.pop(rtype, None)
@@ -244,10 +281,11 @@ class APIServer:
         as the CRD controller deletes custom resources before a CRD goes)."""
         self.registry.remove(rtype)
         self._render()
-        cache = self.caches.pop(rtype)
-        self.storages.pop(rtype)
-        cache.close_watchers()
-        await cache.stop()
+        cache = self.caches.pop(rtype, None)
+        self.storages.pop(rtype, None)
+        if cache is not None:
+            cache.close_watchers()
+            await cache.stop()
 
     def _rbac_cache(self, plural: str) -> WatchCache | None:
         rtype = self.registry.lookup(GROUP, "v1", plural)
@@ -260,6 +298,22 @@ class APIServer:
     def _storage(self, plural: str) -> ResourceStorage | None:
         rtype = self.registry.lookup("", "v1", plural)
         return self.storages.get(rtype) if rtype is not None else None
+
+    def _required_storage(self, plural: str) -> ResourceStorage:
+        storage = self._storage(plural)
+        assert storage is not None, f"the core group serves no {plural}"
+        return storage
+
+    async def get_object(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
+        """The core/v1 object ``plural`` ``namespace/name`` as stored now, from its watch
+        cache (which catches up with the store first when it does not hold it), or None."""
+        storage = self._required_storage(plural)
+        key = storage.key(namespace or None, name)
+        cached = storage.cache.get(key)
+        if cached is None:
+            await storage.cache.wait_fresh(await self.store.current_revision())
+            cached = storage.cache.get(key)
+        return cached.obj if cached is not None else None
 
     # ----------------------------------------------------------- lifecycle
 
@@ -572,6 +626,8 @@ class APIServer:
             )
         if head == "openapi":
             return self._openapi(request, segments[1:])
+        if path in (OPENID_CONFIGURATION_PATH, JWKS_PATH) and self.issuer_discovery is not None:
+            return self.issuer_discovery.serve(request)
         if head == "api":
             if len(segments) == 1:
                 self._only_get(request)
@@ -618,10 +674,21 @@ class APIServer:
             )
         if target.subresource == "eviction" and target.namespace is not None:
             return await self.eviction.serve(request, target.namespace, target.name)
-        if group == AUTHORIZATION_GROUP and target.rtype.plural in REVIEW_KINDS:
-            if target.name:
+        if not target.rtype.stored:
+            handler = self.unstored.get((target.rtype.group, target.rtype.plural))
+            if handler is None:
                 raise errors.resource_not_found(request.path)
-            return await self.access_reviews.serve(request, target.rtype, target.namespace)
+            if target.name or request.method != "POST":
+                raise errors.method_not_allowed(request.method)
+            return await handler(request, target.namespace)
+        if (
+            target.subresource == "token"
+            and target.rtype.plural == "serviceaccounts"
+            and target.namespace is not None
+        ):
+            if self.token_requests is None:
+                raise errors.resource_not_found(request.path)
+            return await self.token_requests.serve(request, target.namespace, target.name)
         return await self.handlers.handle(request, target)
 
     async def _informers_synced(self) -> None:
@@ -659,6 +726,8 @@ class APIServer:
             "/openapi/v2",
             "/openapi/v3",
         ]
+        if self.issuer_discovery is not None:
+            paths += [OPENID_CONFIGURATION_PATH, JWKS_PATH]
         for group, versions in self.registry.group_versions().items():
             if group:
                 paths.append(f"/apis/{group}")

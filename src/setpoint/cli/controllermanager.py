@@ -251,6 +251,10 @@ def build_components(
         from setpoint.controllers.podgc import PodGCController
         from setpoint.controllers.replicaset import REPLICATION_CONTROLLER, ReplicaSetController
         from setpoint.controllers.resourcequota import ResourceQuotaController
+        from setpoint.controllers.serviceaccount import (
+            RootCACertPublisher,
+            ServiceAccountsController,
+        )
         from setpoint.controllers.statefulset import StatefulSetController
         from setpoint.controllers.tainteviction import TaintEvictionController
 
@@ -292,6 +296,15 @@ def build_components(
             ResourceQuotaController(informers, recorder.for_component("resourcequota-controller")),
             ClusterRoleAggregationController(
                 informers, recorder.for_component("clusterrole-aggregation-controller")
+            ),
+            ServiceAccountsController(
+                informers, recorder.for_component("serviceaccount-controller")
+            ),
+            # the CA this process trusts the API server by (its kubeconfig's) is the cluster's
+            RootCACertPublisher(
+                informers,
+                recorder.for_component("root-ca-cert-publisher"),
+                root_ca=informers.client.config.ca_pem.decode(),
             ),
         ]
         if config.node_ipam is not None:

@@ -19,6 +19,7 @@ from typing import Any
 import click
 
 from setpoint.agent.proxy.proxier import PROXY_MODES
+from setpoint.api.auth.tokens import DEFAULT_ISSUER
 from setpoint.api.inflight import InflightLimits
 from setpoint.api.services import ServiceNetwork
 from setpoint.api.services.ranges import (
@@ -212,6 +213,12 @@ def cli(verbose: int) -> None:
     help='More users, as kube-apiserver\'s flag: a CSV of token,user,uid[,"group1,group2"]; '
     "RBAC decides what they may do.",
 )
+@click.option(
+    "--service-account-issuer",
+    default=DEFAULT_ISSUER,
+    show_default=True,
+    help="The iss claim of ServiceAccount tokens, and the API server's audience.",
+)
 @node_lifecycle_options
 @security_options
 def server(
@@ -243,6 +250,7 @@ def server(
     service_node_port_range: str,
     advertise_address: str | None,
     token_auth_file: Path | None,
+    service_account_issuer: str,
     security: SecurityConfig,
     **node_lifecycle: Any,
 ) -> None:
@@ -308,6 +316,7 @@ def server(
         advertise_address=advertise_address,
         proxy_mode=proxy_mode,
         token_auth_file=token_auth_file,
+        service_account_issuer=service_account_issuer,
         security=security,
     )
     install_uvloop()

@@ -34,6 +34,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from setpoint.api.admission import AdmissionChain
 from setpoint.api.admission_plugins import core_storages, default_plugins
 from setpoint.api.auth.authn import AuthenticatorChain, StaticTokens, token_file_users
+from setpoint.api.auth.serviceaccount import ServiceAccountTokens
+from setpoint.api.auth.tokens import DEFAULT_ISSUER, TokenIssuer, load_or_create_signing_key
 from setpoint.api.auth.user import NODES_GROUP, UserInfo
 from setpoint.api.inflight import CONTROLLER_MANAGER_USER, InflightLimits
 from setpoint.api.server import APIServer
@@ -99,6 +101,7 @@ class ServerConfig:
     advertise_address: str | None = None  # default: see advertised_host()
     proxy_mode: str = "auto"  # the local agent's node proxy
     token_auth_file: Path | None = None  # more users, as kube-apiserver's --token-auth-file
+    service_account_issuer: str = DEFAULT_ISSUER
     security: SecurityConfig = field(default_factory=SecurityConfig)
 
     @property
@@ -220,6 +223,16 @@ async def run_server(config: ServerConfig) -> None:
                     await task
 
 
+def in_cluster_names(config: ServerConfig) -> list[str]:
+    """What pods call the API server by, for its serving certificate: the ``kubernetes``
+    Service's cluster IP (the first of the range, as kube-apiserver adds it) and its full
+    DNS name."""
+    return [
+        str(config.services.cluster_ips.value(0)),
+        "kubernetes.default.svc.cluster.local",
+    ]
+
+
 def static_tokens(
     credentials: ServerCredentials, extra: Sequence[tuple[str, UserInfo]] = ()
 ) -> StaticTokens:
@@ -259,14 +272,22 @@ async def _start(config: ServerConfig, running: contextlib.AsyncExitStack) -> st
     )
     running.push_async_callback(store.close)
     credentials = ensure_server_credentials(
-        config.data_dir, hosts=[config.bind_address, *config.tls_sans]
+        config.data_dir, hosts=[config.bind_address, *config.tls_sans, *in_cluster_names(config)]
     )
     registry = default_registry(tolerations=config.tolerations)
+    issuer = TokenIssuer(
+        load_or_create_signing_key(config.data_dir / TLS_DIR),
+        issuer=config.service_account_issuer,
+    )
+    service_account_tokens = ServiceAccountTokens(issuer)
     admission = AdmissionChain()
     api = APIServer(
         store,
         registry,
-        authenticator=AuthenticatorChain([static_tokens(credentials, _token_file(config))]),
+        authenticator=AuthenticatorChain(
+            [static_tokens(credentials, _token_file(config)), service_account_tokens]
+        ),
+        token_issuer=issuer,
         node_token=credentials.node_token,
         admission=admission,
         event_ttl=config.event_ttl,
@@ -277,7 +298,13 @@ async def _start(config: ServerConfig, running: contextlib.AsyncExitStack) -> st
         auditor=audit,
         client_limits=config.security.client_limits,
     )
-    for plugin in default_plugins(core_storages(api.storages, registry)):
+    service_account_tokens.objects = api
+    # Without the controller manager nothing makes the `default` ServiceAccounts and the
+    # kube-root-ca.crt ConfigMaps, and every pod would be refused: the plugin is then off.
+    service_accounts = api if config.run_controllers else None
+    for plugin in default_plugins(
+        core_storages(api.storages, registry), service_accounts=service_accounts
+    ):
         admission.add(plugin)
     running.push_async_callback(api.stop)
     await api.start()

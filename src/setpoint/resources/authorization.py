@@ -26,6 +26,7 @@ def _review(kind: str, *, namespaced: bool = False) -> ResourceType:
         singular=kind.lower(),
         namespaced=namespaced,
         verbs=("create",),
+        stored=False,  # answered by the API server's AccessReviews
         definition=f"io.k8s.api.authorization.v1.{kind}",
         printer=DEFAULT_PRINTER,
         protobuf=f"k8s.io.api.authorization.v1.{kind}",
@@ -38,4 +39,3 @@ KINDS: tuple[ResourceType, ...] = (
     _review("SelfSubjectRulesReview"),
     _review("SubjectAccessReview"),
 )
-REVIEW_KINDS = frozenset(rtype.plural for rtype in KINDS)

@@ -1,16 +1,17 @@
 """The resource types setpoint serves: every kind each API group module declares.
 
-A kind has one home: its group module (``core``, ``apps``, ``batch``, ``coordination``,
-``discovery``, ``events``, ``networking``, ``policy``, ``rbac``, ``authorization``, and
-``quota`` for the core group's ResourceQuota and LimitRange) declares it whole — identity and
-scope as Kubernetes' discovery names them, its schema definition, and its behaviour
-(defaults, validation, field selectors) — and this module only collects them.
+A kind has one home: its group module (``core``, ``apps``, ``authentication``,
+``authorization``, ``batch``, ``coordination``, ``discovery``, ``events``, ``networking``,
+``policy``, ``rbac``, and ``quota`` for the core group's ResourceQuota and LimitRange) declares
+it whole — identity and scope as Kubernetes' discovery names them, its schema definition, and
+its behaviour (defaults, validation, field selectors) — and this module only collects them.
 """
 
 from __future__ import annotations
 
 from setpoint.resources import (
     apps,
+    authentication,
     authorization,
     batch,
     coordination,
@@ -26,6 +27,7 @@ from setpoint.resources.registry import Registry, ResourceType
 
 _BEYOND_CORE: tuple[ResourceType, ...] = (
     *apps.KINDS,
+    *authentication.KINDS,
     *batch.KINDS,
     *coordination.KINDS,
     *discovery.KINDS,

@@ -12,7 +12,8 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Sequence
-from typing import Protocol
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
 from aiohttp import web
 
@@ -26,12 +27,31 @@ class Authenticator(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class TokenResult:
+    """What a token proves (a TokenReview's answer): the identity (None: the token is
+    known to this authenticator but invalid) and the audiences it is valid for."""
+
+    user: UserInfo | None
+    audiences: tuple[str, ...] = ()
+
+
+@runtime_checkable
+class TokenAuthenticator(Protocol):
+    async def authenticate_token(self, token: str, audiences: Sequence[str]) -> TokenResult | None:
+        """What ``token`` proves for ``audiences`` (empty: the API server's), None when this
+        authenticator does not know it (TokenReview asks every such authenticator)."""
+        ...
+
+
 def bearer_token(request: web.BaseRequest) -> str:
     """The bearer token of ``request``'s Authorization header, ``""`` when it has none."""
-    header = request.headers.get("Authorization", "")
-    if not header.startswith("Bearer "):
+    # the scheme is case-insensitive, as kube-apiserver's bearertoken reads it: the Python
+    # client's in-cluster config sends "bearer <token>"
+    scheme, _, token = request.headers.get("Authorization", "").strip().partition(" ")
+    if scheme.lower() != "bearer":
         return ""
-    return header[len("Bearer ") :].strip()
+    return token.strip()
 
 
 def with_authenticated(user: UserInfo) -> UserInfo:
@@ -54,6 +74,17 @@ class AuthenticatorChain:
                 return with_authenticated(user)
         return None
 
+    async def authenticate_token(self, token: str, audiences: Sequence[str]) -> TokenResult | None:
+        """What ``token`` proves to the first token authenticator that knows it."""
+        for authenticator in self.authenticators:
+            if isinstance(authenticator, TokenAuthenticator):
+                result = await authenticator.authenticate_token(token, audiences)
+                if result is not None:
+                    if result.user is None:
+                        return result
+                    return TokenResult(with_authenticated(result.user), result.audiences)
+        return None
+
 
 class StaticTokens:
     """Bearer tokens fixed at start-up, each naming one identity (kube-apiserver's
@@ -69,8 +100,14 @@ class StaticTokens:
 
     async def authenticate(self, request: web.BaseRequest) -> UserInfo | None:
         token = bearer_token(request)
-        if not token:
-            return None
+        return self._find(token) if token else None
+
+    async def authenticate_token(self, token: str, audiences: Sequence[str]) -> TokenResult | None:
+        """Static tokens know no audience: valid for whatever the API server is asked."""
+        user = self._find(token)
+        return TokenResult(user, tuple(audiences)) if user is not None else None
+
+    def _find(self, token: str) -> UserInfo | None:
         found: UserInfo | None = None
         for known, user in self._tokens:
             if tokens_equal(token, known) and found is None:

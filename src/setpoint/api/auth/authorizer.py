@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from setpoint.api import errors
-from setpoint.api.auth.attributes import POD_STREAMS, RequestAttributes
+from setpoint.api.auth.attributes import RequestAttributes
 from setpoint.api.auth.user import SYSTEM_MASTERS
 
 
@@ -106,18 +106,3 @@ def forbidden(attrs: RequestAttributes, reason: str = "") -> errors.APIError:
             if value
         },
     )
-
-
-class AllButPodStreams:
-    """Until roles exist: every authenticated identity may do everything but open a pod's
-    streams (exec, attach, port-forward), which only the privileged groups may."""
-
-    def authorize(self, attrs: RequestAttributes) -> tuple[Decision, str]:
-        if (
-            attrs.resource_request
-            and attrs.api_group == ""
-            and attrs.resource == "pods"
-            and attrs.subresource in POD_STREAMS
-        ):
-            return Decision.NO_OPINION, ""
-        return Decision.ALLOW, ""

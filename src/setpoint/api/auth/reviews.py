@@ -16,6 +16,7 @@ themselves; asking about others takes ``create`` on subjectaccessreviews).
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -40,6 +41,16 @@ class AccessReviews:
     def __init__(self, authorizer: Authorizer, rbac: RBACAuthorizer) -> None:
         self.authorizer = authorizer
         self.rbac = rbac
+
+    def handler(
+        self, rtype: ResourceType
+    ) -> Callable[[web.BaseRequest, str | None], Awaitable[web.Response]]:
+        """What answers a create of the review kind ``rtype`` (see ``APIServer.unstored``)."""
+
+        async def answer(request: web.BaseRequest, namespace: str | None) -> web.Response:
+            return await self.serve(request, rtype, namespace)
+
+        return answer
 
     async def serve(
         self, request: web.BaseRequest, rtype: ResourceType, namespace: str | None
