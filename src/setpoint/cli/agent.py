@@ -25,6 +25,7 @@ from setpoint.agent.pods import MAX_RESTART_PERIOD_RANGE, NodeContainerSettings
 from setpoint.agent.proxy.proxier import PROXY_MODES
 from setpoint.agent.runtime import ensure_supervisor
 from setpoint.agent.sandbox import DNSSettings
+from setpoint.agent.securitycontext import NOBODY
 from setpoint.agent.server import DEFAULT_KUBELET_PORT
 from setpoint.cli.flags import client_config, parse_duration
 from setpoint.cli.process import exit_with_parent, install_uvloop, run_until_signalled, tune_gc
@@ -55,6 +56,8 @@ async def run_agent(
     pod_network: str = "auto",
     proxy_mode: str = "auto",
     dns: DNSSettings | None = None,
+    default_run_as_user: int = NOBODY,
+    masked_paths: tuple[Path, ...] = (),
 ) -> None:
     """Run the node agent until SIGTERM/SIGINT."""
     runtime = await ensure_supervisor(data_dir / "supervisor")
@@ -74,6 +77,8 @@ async def run_agent(
         pod_network=pod_network,
         proxy_mode=proxy_mode,
         dns=dns,
+        default_run_as_user=default_run_as_user,
+        masked_paths=masked_paths,
     )
     try:
         await run_until_signalled(agent)
@@ -268,6 +273,22 @@ def _rate(ctx: click.Context, param: click.Parameter, value: str) -> int:
     help="The node's resolver configuration: upstream servers for names outside the "
     "cluster, and the base of pods' resolv.conf.",
 )
+@click.option(
+    "--default-run-as-user",
+    type=click.IntRange(0, 2**31 - 1),
+    default=NOBODY,
+    show_default=True,
+    help="The uid a container runs as when its securityContext names no runAsUser (65534 "
+    "is nobody: a pod that wants root says runAsUser: 0). Needs the agent to run as root.",
+)
+@click.option(
+    "--masked-path",
+    "masked_paths",
+    type=click.Path(path_type=Path),
+    multiple=True,
+    help="A path hidden from every container (an empty read-only directory, or an empty "
+    "file), like the agent's own data dir and credentials always are. Repeatable.",
+)
 def agent(
     server: str | None,
     token_file: Path | None,
@@ -291,6 +312,8 @@ def agent(
     cluster_domain: str,
     cluster_dns: tuple[str, ...],
     resolv_conf: Path,
+    default_run_as_user: int,
+    masked_paths: tuple[Path, ...],
 ) -> None:
     """Run the node agent: register this host as a node and run the pods bound to it."""
     if shutdown_grace_period_critical_pods > shutdown_grace_period:
@@ -334,6 +357,12 @@ def agent(
                 cluster_domain=cluster_domain.strip(".").lower(),
                 cluster_dns=cluster_dns,
                 resolv_conf=resolv_conf,
+            ),
+            default_run_as_user=default_run_as_user,
+            # its credentials are the node's, never its pods'
+            masked_paths=(
+                *masked_paths,
+                *(p for p in (token_file, kubeconfig) if p is not None),
             ),
         )
     )
