@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from setpoint.agent.podusers import FIRST_UID, SPAN
 from setpoint.agent.securitycontext import NOBODY
 from setpoint.client.api import SECRETS
 from tests import objects
@@ -34,6 +35,18 @@ SCRATCH = [{"name": "out", "emptyDir": {}}]
 def proc_status(pid: int) -> dict[str, str]:
     lines = Path(f"/proc/{pid}/status").read_text().splitlines()
     return {k: v.strip() for k, _, v in (line.partition(":") for line in lines)}
+
+
+async def workload(node: AgentNode, name: str, comm: str = "sleep") -> int:
+    """The pid of the pod's container once it runs ``comm`` (before, it is still the
+    nsenter and setpriv the agent starts it through, which are root)."""
+    pid = await node.running_pid(name)
+
+    async def execed() -> bool:
+        return Path(f"/proc/{pid}/comm").read_text().strip() == comm
+
+    await eventually(execed, what=f"{name} running {comm}")
+    return pid
 
 
 async def written(pid: int, name: str) -> str:
@@ -61,7 +74,7 @@ async def test_pod_runs_as_its_user_group_supplemental_groups_and_fs_group(
             "fsGroup": 2000,
         },
     )
-    pid = await node.running_pid("ids")
+    pid = await workload(node, "ids")
     status = proc_status(pid)
     assert status["Uid"].split() == ["1000"] * 4
     assert status["Gid"].split() == ["3000"] * 4
@@ -79,16 +92,44 @@ async def test_container_security_context_wins_over_the_pods(node: AgentNode) ->
         {"command": ["sleep", "3600"], "securityContext": {"runAsUser": 1001}},
         securityContext={"runAsUser": 1000, "runAsGroup": 3000},
     )
-    status = proc_status(await node.running_pid("override"))
+    status = proc_status(await workload(node, "override"))
     assert status["Uid"].split()[0] == "1001"
     assert status["Gid"].split()[0] == "3000"
 
 
-async def test_pod_without_security_context_runs_as_the_default_user(node: AgentNode) -> None:
+async def test_pods_without_a_user_each_run_as_a_user_of_their_own(node: AgentNode) -> None:
     await node.create_pod("plain", {"command": ["sleep", "3600"]})
-    status = proc_status(await node.running_pid("plain"))
-    assert status["Uid"].split()[0] == str(NOBODY)
-    assert status["CapEff"] == "0000000000000000"
+    await node.create_pod("other", {"command": ["sleep", "3600"]})
+    first = proc_status(await workload(node, "plain"))
+    second = proc_status(await workload(node, "other"))
+    uid = int(first["Uid"].split()[0])
+    assert FIRST_UID <= uid < FIRST_UID + SPAN
+    assert first["Gid"].split()[0] == str(uid)
+    assert second["Uid"].split()[0] != str(uid)
+    assert first["CapEff"] == "0000000000000000"
+
+
+async def test_a_fixed_default_user_is_used_and_root_there_fails_run_as_non_root(
+    node: AgentNode,
+) -> None:
+    await node.stop_agent()
+    await node.start_agent(default_run_as_user=NOBODY)
+    await node.create_pod("nobody", {"command": ["sleep", "3600"]})
+    status = proc_status(await workload(node, "nobody"))
+    assert (status["Uid"].split()[0], status["Gid"].split()[0]) == (str(NOBODY), str(NOBODY))
+    await node.stop_agent()
+    await node.start_agent(default_run_as_user=0)
+    await node.create_pod(
+        "asroot", {"command": ["sleep", "3600"]}, securityContext={"runAsNonRoot": True}
+    )
+
+    async def refused() -> Obj | None:
+        waiting: Obj | None = (await node.app_status("asroot")).get("state", {}).get("waiting")
+        return waiting if waiting and waiting.get("message") else None
+
+    waiting = await eventually(refused, what="CreateContainerConfigError")
+    assert waiting["reason"] == "CreateContainerConfigError"
+    assert waiting["message"].startswith("container has runAsNonRoot and image will run as root")
 
 
 async def test_run_as_non_root_with_user_0_is_a_config_error_and_never_starts(
@@ -118,7 +159,7 @@ async def test_run_as_non_root_with_the_default_user_runs(node: AgentNode) -> No
     await node.create_pod(
         "nonroot", {"command": ["sleep", "3600"]}, securityContext={"runAsNonRoot": True}
     )
-    assert proc_status(await node.running_pid("nonroot"))["Uid"].split()[0] == str(NOBODY)
+    assert int(proc_status(await workload(node, "nonroot"))["Uid"].split()[0]) >= FIRST_UID
 
 
 async def test_non_root_user_with_net_bind_service_binds_port_80_but_cannot_chown(
@@ -140,7 +181,7 @@ async def test_non_root_user_with_net_bind_service_binds_port_80_but_cannot_chow
         },
         volumes=SCRATCH,
     )
-    pid = await node.running_pid("binder")
+    pid = await workload(node, "binder")
     assert await written(pid, "bind") == "bound"
     assert "Operation not permitted" in await written(pid, "chown")
     status = proc_status(pid)
@@ -156,7 +197,7 @@ async def test_dropped_capabilities_leave_root_without_them(node: AgentNode) -> 
             "securityContext": {"runAsUser": 0, "capabilities": {"drop": ["ALL"]}},
         },
     )
-    status = proc_status(await node.running_pid("weakroot"))
+    status = proc_status(await workload(node, "weakroot"))
     assert status["Uid"].split()[0] == "0"
     assert status["CapEff"] == status["CapBnd"] == "0000000000000000"
 
@@ -166,7 +207,7 @@ async def test_allow_privilege_escalation_false_sets_no_new_privs(node: AgentNod
         "nnp",
         {"command": ["sleep", "3600"], "securityContext": {"allowPrivilegeEscalation": False}},
     )
-    assert proc_status(await node.running_pid("nnp"))["NoNewPrivs"] == "1"
+    assert proc_status(await workload(node, "nnp"))["NoNewPrivs"] == "1"
 
 
 async def test_read_only_root_filesystem_keeps_volumes_writable(node: AgentNode) -> None:
@@ -184,7 +225,7 @@ async def test_read_only_root_filesystem_keeps_volumes_writable(node: AgentNode)
         },
         volumes=SCRATCH,
     )
-    pid = await node.running_pid("roroot")
+    pid = await workload(node, "roroot")
     assert "Read-only file system" in await written(pid, "root")
     assert await written(pid, "volume") == "ok"
     assert not os.path.exists(target)
@@ -195,7 +236,7 @@ async def test_privileged_container_gets_every_capability_of_the_node(node: Agen
         "priv",
         {"command": ["sleep", "3600"], "securityContext": {"runAsUser": 0, "privileged": True}},
     )
-    status = proc_status(await node.running_pid("priv"))
+    status = proc_status(await workload(node, "priv"))
     assert status["CapEff"] == proc_status(os.getpid())["CapBnd"]
 
 
@@ -205,7 +246,7 @@ async def test_default_root_pod_gets_the_runtime_default_capabilities_not_sys_ad
     await node.create_pod(
         "root", {"command": ["sleep", "3600"], "securityContext": {"runAsUser": 0}}
     )
-    caps = int(proc_status(await node.running_pid("root"))["CapEff"], 16)
+    caps = int(proc_status(await workload(node, "root"))["CapEff"], 16)
     chown, sys_admin = 1 << 0, 1 << 21
     assert caps & chown and not caps & sys_admin
 
@@ -225,7 +266,7 @@ async def test_pod_cannot_read_the_agents_data_dir_or_another_pods_secret(
         {"command": ["sleep", "3600"], "volumeMounts": [{"name": "s", "mountPath": "/etc/s"}]},
         volumes=[{"name": "s", "secret": {"secretName": "hidden"}}],
     )
-    victim_pid = await node.running_pid("victim")
+    victim_pid = await workload(node, "victim")
     assert Path(f"/proc/{victim_pid}/root/etc/s/key").read_text() == "s3cret"
     secret_dir = node.data_dir / "pods" / victim["metadata"]["uid"] / "volumes"
     secret_file = secret_dir / "kubernetes.io~secret" / "s" / "key"
@@ -249,7 +290,7 @@ async def test_pod_cannot_read_the_agents_data_dir_or_another_pods_secret(
         },
         volumes=SCRATCH,
     )
-    pid = await node.running_pid("thief")
+    pid = await workload(node, "thief")
     for name in tries:
         said = await written(pid, name)
         assert "s3cret" not in said, name

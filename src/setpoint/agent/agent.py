@@ -90,7 +90,6 @@ from setpoint.agent.runtime import (
     stdin_fifo,
 )
 from setpoint.agent.sandbox import DNSSettings, Sandboxes
-from setpoint.agent.securitycontext import NOBODY
 from setpoint.agent.server import DEFAULT_KUBELET_PORT, KubeletServer, PodView
 from setpoint.client.api import (
     CONFIGMAPS,
@@ -245,7 +244,7 @@ class NodeAgent:
         proxy_mode: str = "none",
         dns: DNSSettings | None = None,
         dns_port: int = 53,
-        default_run_as_user: int = NOBODY,
+        default_run_as_user: int | None = None,
         masked_paths: tuple[Path, ...] = (),
         clock: Clock = REAL_CLOCK,
     ) -> None:

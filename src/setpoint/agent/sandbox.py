@@ -90,7 +90,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from setpoint.agent import cgroups, dynports, network, securitycontext, volumes
+from setpoint.agent import cgroups, dynports, network, podusers, securitycontext, volumes
 from setpoint.agent.clusterdns import hostsfile, resolvconf
 from setpoint.agent.hostports import HostPorts
 from setpoint.agent.pods import container_id
@@ -328,7 +328,7 @@ class Sandboxes:
         no_pod_network: str = "",
         dns: DNSSettings | None = None,
         host_ip: str = "127.0.0.1",
-        default_run_as_user: int = securitycontext.NOBODY,
+        default_run_as_user: int | None = None,
         masked_paths: tuple[Path, ...] = (),
     ) -> None:
         self.client = client
@@ -339,9 +339,10 @@ class Sandboxes:
         self.root = data_dir.absolute() / "pods"
         self.cgroups = cgroup_host if cgroup_host is not None else cgroups.Host.detect()
         self.is_root = os.geteuid() == 0
-        # the user of a container that names none; an agent that is not root cannot switch
-        # users, so its containers run as itself
+        # the user of a container that names none (None: a user of the pod's own); an agent
+        # that is not root cannot switch users, so its containers run as itself
         self.default_run_as_user = default_run_as_user if self.is_root else os.geteuid()
+        self.pod_users = podusers.PodUsers(self.root)
         # hidden from every container (its own data dir always): see prepare_container
         paths = [data_dir.absolute(), *(p.absolute() for p in masked_paths)]
         self.masked_paths = tuple(dict.fromkeys(os.path.normpath(p) for p in paths))
@@ -645,7 +646,11 @@ class Sandboxes:
         """Who the container's processes are (:mod:`setpoint.agent.securitycontext`);
         raises :class:`~setpoint.agent.securitycontext.SecurityContextError`, e.g. for
         ``runAsNonRoot`` and a root user."""
-        return securitycontext.resolve(pod, container, default_uid=self.default_run_as_user)
+        if self.default_run_as_user is not None:
+            uid, gid = self.default_run_as_user, None
+        else:
+            uid = gid = self.pod_users.get(pod["metadata"]["uid"])
+        return securitycontext.resolve(pod, container, default_uid=uid, default_gid=gid)
 
     def run_as(self, identity: securitycontext.Identity) -> list[str]:
         """The ``setpriv ... --`` prefix that gives a process ``identity`` (an agent that is
@@ -856,6 +861,7 @@ class Sandboxes:
         self._addresses.pop(uid, None)
         await self.host_ports.close(uid)
         self.ports.release(uid)
+        self.pod_users.release(uid)
         if self.network is not None:
             await self.network.teardown(uid)
 

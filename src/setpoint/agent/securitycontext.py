@@ -10,11 +10,12 @@ fsGroup joins the supplementary groups (``determineEffectiveSecurityContext`` in
 ``pkg/kubelet/kuberuntime``). :func:`effective` is that merge and :func:`resolve` turns it
 into the :class:`Identity` the process gets, as the container runtime would:
 
-- user: ``runAsUser``, else the node's default user (the agent's ``--default-run-as-user``,
-  65534 ``nobody`` unless set: setpoint has no image whose ``USER`` could say, and a host
-  process that nobody asked to be root should not be); group: ``runAsGroup``, else the
-  user's primary group in the node's ``/etc/passwd``, else 0, as containerd takes it from
-  the image's ``/etc/passwd``;
+- user: ``runAsUser``, else the node's default user: by default a uid of the pod's own
+  (:mod:`setpoint.agent.podusers`), or the agent's ``--default-run-as-user``: setpoint has no
+  image whose ``USER`` could say, and a host process that nobody asked to be root should
+  not be; group: ``runAsGroup``, else the default user's group (the pod's own user's group
+  has its number), else the user's primary group in the node's ``/etc/passwd``, else 0, as
+  containerd takes it from the image's ``/etc/passwd``;
 - ``runAsNonRoot`` refuses a container whose user would be root, with the kubelet's
   messages (a ``CreateContainerConfigError``, :func:`verify_run_as_non_root`);
 - capabilities: containerd's default set for a container (``CHOWN``, ``DAC_OVERRIDE``, ...,
@@ -235,14 +236,20 @@ class Identity:
     privileged: bool = False
 
 
-def resolve(pod: Obj, container: Obj, *, default_uid: int) -> Identity:
-    """The identity the container gets; raises :class:`SecurityContextError`."""
+def resolve(
+    pod: Obj, container: Obj, *, default_uid: int, default_gid: int | None = None
+) -> Identity:
+    """The identity the container gets (``default_gid``: the group of the default user,
+    if not its primary group in ``/etc/passwd``); raises :class:`SecurityContextError`."""
     verify_run_as_non_root(pod, container, default_uid=default_uid)
     sc = effective(pod, container)
     uid = sc.get("runAsUser")
+    by_default = uid is None
     uid = default_uid if uid is None else int(uid)
     gid = sc.get("runAsGroup")
-    gid = primary_group(uid) if gid is None else int(gid)
+    if gid is None:
+        gid = default_gid if by_default and default_gid is not None else primary_group(uid)
+    gid = int(gid)
     caps, added = capabilities(sc)
     return Identity(
         uid=uid,

@@ -25,7 +25,6 @@ from setpoint.agent.pods import MAX_RESTART_PERIOD_RANGE, NodeContainerSettings
 from setpoint.agent.proxy.proxier import PROXY_MODES
 from setpoint.agent.runtime import ensure_supervisor
 from setpoint.agent.sandbox import DNSSettings
-from setpoint.agent.securitycontext import NOBODY
 from setpoint.agent.server import DEFAULT_KUBELET_PORT
 from setpoint.cli.flags import client_config, parse_duration
 from setpoint.cli.process import exit_with_parent, install_uvloop, run_until_signalled, tune_gc
@@ -56,7 +55,7 @@ async def run_agent(
     pod_network: str = "auto",
     proxy_mode: str = "auto",
     dns: DNSSettings | None = None,
-    default_run_as_user: int = NOBODY,
+    default_run_as_user: int | None = None,
     masked_paths: tuple[Path, ...] = (),
 ) -> None:
     """Run the node agent until SIGTERM/SIGINT."""
@@ -107,6 +106,14 @@ def _ip_list(ctx: click.Context, param: click.Parameter, value: str) -> tuple[st
             except ValueError:
                 raise click.BadParameter(f"{item!r} is not an IP address") from None
     return tuple(found)
+
+
+def _run_as_user(ctx: click.Context, param: click.Parameter, value: str) -> int | None:
+    if value == "pod":
+        return None
+    if not value.isdigit() or int(value) > 2**31 - 1:
+        raise click.BadParameter(f"{value!r} is neither 'pod' nor a uid (0 to 2147483647)")
+    return int(value)
 
 
 def _duration(ctx: click.Context, param: click.Parameter, value: str) -> float:
@@ -275,11 +282,12 @@ def _rate(ctx: click.Context, param: click.Parameter, value: str) -> int:
 )
 @click.option(
     "--default-run-as-user",
-    type=click.IntRange(0, 2**31 - 1),
-    default=NOBODY,
+    default="pod",
     show_default=True,
-    help="The uid a container runs as when its securityContext names no runAsUser (65534 "
-    "is nobody: a pod that wants root says runAsUser: 0). Needs the agent to run as root.",
+    callback=_run_as_user,
+    help="The user a container runs as when its securityContext names no runAsUser: 'pod', "
+    "a uid of each pod's own (from 2000000000 up, its group the same number), or one uid "
+    "for all (0 is root; 65534 nobody). Needs the agent to run as root.",
 )
 @click.option(
     "--masked-path",
@@ -312,7 +320,7 @@ def agent(
     cluster_domain: str,
     cluster_dns: tuple[str, ...],
     resolv_conf: Path,
-    default_run_as_user: int,
+    default_run_as_user: int | None,
     masked_paths: tuple[Path, ...],
 ) -> None:
     """Run the node agent: register this host as a node and run the pods bound to it."""
