@@ -31,13 +31,20 @@ starts (:meth:`~Sandboxes.ensure`):
   (:mod:`setpoint.agent.clusterdns.hostsfile`).
 
 Then, for each container (:meth:`~Sandboxes.prepare_container`): its leaf cgroup with its
-limits, written before the supervisor spawns the process and moves it in; and, if it has
-``volumeMounts`` or its pod has its own resolv.conf, a mount namespace of its own in which
-the volumes are bind-mounted at their ``mountPath`` (``subPath`` and ``readOnly``
-honoured) and the pod's resolv.conf and hosts at ``/etc/resolv.conf`` and ``/etc/hosts``,
-invisible to the host. (A container whose command is nowhere on the node gets no namespace
-for its resolv.conf alone, so the supervisor reports its ``StartError`` rather than
-nsenter's exit 127.)
+limits, written before the supervisor spawns the process and moves it in; a mount
+namespace of its own in which the volumes are bind-mounted at their ``mountPath``
+(``subPath`` and ``readOnly`` honoured) and the pod's resolv.conf and hosts at
+``/etc/resolv.conf`` and ``/etc/hosts``, invisible to the host, after which the node's own
+files are hidden (the agent's data dir, its credentials and each ``--masked-path``, such as
+the server's data dir, under an empty read-only tmpfs) and, for ``readOnlyRootFilesystem``,
+every other mount is made read-only; and its identity from its ``securityContext``
+(user, groups, capabilities, ``no_new_privs``: :mod:`setpoint.agent.securitycontext`),
+given by a ``setpriv`` prefix, with a uid of the pod's own when it names none
+(:mod:`setpoint.agent.podusers`). (A container whose command is nowhere on the node, and
+which mounts no volume that might hold it, is started as it is, so the supervisor reports
+its ``StartError`` rather than nsenter's exit 127: it runs nothing.) What cannot be
+enforced on the node (not root, no mount namespaces) is a ``SecurityContextNotEnforced``
+Warning.
 
 Why one mount namespace per container, not per pod: in Kubernetes every container has its
 own mount namespace, and two containers of a pod may mount different volumes, or the same
