@@ -297,3 +297,17 @@ async def test_pod_cannot_read_the_agents_data_dir_or_another_pods_secret(
         if name != "list":
             assert said.splitlines()[-1] != "0", (name, said)
     assert (await written(pid, "list")).splitlines() == ["0"]  # empty
+
+
+async def test_exec_probe_runs_as_the_containers_user(node: AgentNode) -> None:
+    probe = {"exec": {"command": ["sh", "-c", 'test "$(id -u):$(id -g)" = 1000:3000']}}
+    await node.create_pod(
+        "probed",
+        {"command": ["sleep", "3600"], "readinessProbe": {**probe, "periodSeconds": 1}},
+        securityContext={"runAsUser": 1000, "runAsGroup": 3000},
+    )
+
+    async def ready() -> bool:
+        return bool((await node.app_status("probed")).get("ready"))
+
+    await eventually(ready, what="probed ready by a probe run as 1000:3000")
