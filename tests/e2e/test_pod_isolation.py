@@ -2,7 +2,7 @@
 whoever it runs as: the server's data dir (admin kubeconfig, node token, CA key,
 ``state.db``) and the agent's (its pods' secret volumes, their containers' env) are empty,
 read-only directories in every container, and a pod's root has no CAP_SYS_ADMIN to unmount
-them. A pod that names no user runs as a user of its own."""
+them. A pod that names no user runs as its namespace's user."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import uuid
 
 import pytest
 
-from setpoint.agent.podusers import FIRST_UID
+from setpoint.agent.namespaceusers import namespace_user
 from tests.e2e.test_node_agent import get_pod, running_pod
 from tests.support import Kubectl, Server, create_namespace, wait_for
 
@@ -96,9 +96,9 @@ spec:
     assert "umount=0" not in out
 
 
-def test_a_pod_without_a_user_runs_as_a_user_of_its_own(k: Kubectl) -> None:
+def test_a_pod_without_a_user_runs_as_its_namespaces_user(k: Kubectl) -> None:
     script = "id -u; id -g; echo end; exec sleep 3600"
     k("run", "who", "--image=busybox", "--command", "--", "sh", "-c", script)
     uid, gid = logs_when(k, "who", "end").split()[:2]
-    assert int(uid) >= FIRST_UID and gid == uid
+    assert uid == gid == str(namespace_user(k.namespace or ""))
     assert get_pod(k, "who")["status"]["phase"] == "Running"

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from setpoint.agent.podusers import FIRST_UID, SPAN
+from setpoint.agent.namespaceusers import namespace_user
 from setpoint.agent.securitycontext import NOBODY
 from setpoint.client.api import SECRETS
 from tests import objects
@@ -97,16 +97,12 @@ async def test_container_security_context_wins_over_the_pods(node: AgentNode) ->
     assert status["Gid"].split()[0] == "3000"
 
 
-async def test_pods_without_a_user_each_run_as_a_user_of_their_own(node: AgentNode) -> None:
+async def test_pods_without_a_user_run_as_their_namespaces_user(node: AgentNode) -> None:
     await node.create_pod("plain", {"command": ["sleep", "3600"]})
-    await node.create_pod("other", {"command": ["sleep", "3600"]})
-    first = proc_status(await workload(node, "plain"))
-    second = proc_status(await workload(node, "other"))
-    uid = int(first["Uid"].split()[0])
-    assert FIRST_UID <= uid < FIRST_UID + SPAN
-    assert first["Gid"].split()[0] == str(uid)
-    assert second["Uid"].split()[0] != str(uid)
-    assert first["CapEff"] == "0000000000000000"
+    status = proc_status(await workload(node, "plain"))
+    user = str(namespace_user(node.namespace))
+    assert (status["Uid"].split()[0], status["Gid"].split()[0]) == (user, user)
+    assert status["CapEff"] == "0000000000000000"
 
 
 async def test_a_fixed_default_user_is_used_and_root_there_fails_run_as_non_root(
@@ -159,7 +155,8 @@ async def test_run_as_non_root_with_the_default_user_runs(node: AgentNode) -> No
     await node.create_pod(
         "nonroot", {"command": ["sleep", "3600"]}, securityContext={"runAsNonRoot": True}
     )
-    assert int(proc_status(await workload(node, "nonroot"))["Uid"].split()[0]) >= FIRST_UID
+    uid = proc_status(await workload(node, "nonroot"))["Uid"].split()[0]
+    assert uid == str(namespace_user(node.namespace))
 
 
 async def test_non_root_user_with_net_bind_service_binds_port_80_but_cannot_chown(

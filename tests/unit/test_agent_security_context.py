@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from setpoint.agent.podusers import FIRST_UID, SPAN, PodUsers
+from setpoint.agent.namespaceusers import FIRST_UID, SPAN, namespace_user
 from setpoint.agent.securitycontext import (
     CAPABILITIES,
     DEFAULT_CAPABILITIES,
@@ -131,20 +130,8 @@ def test_setpriv_argv_of_a_privileged_container_keeps_the_bounding_set() -> None
     assert "--clear-groups" in argv
 
 
-def test_each_pod_gets_a_user_of_its_own_kept_across_agent_restarts(tmp_path: Path) -> None:
-    users = PodUsers(tmp_path)
-    first, second = users.get("pod-a"), users.get("pod-b")
-    assert first != second
-    assert all(FIRST_UID <= u < FIRST_UID + SPAN for u in (first, second))
-    again = PodUsers(tmp_path)  # a restarted agent reads what was chosen
-    assert (again.get("pod-a"), again.get("pod-b")) == (first, second)
-
-
-def test_a_pod_user_is_never_another_pods(tmp_path: Path) -> None:
-    users = PodUsers(tmp_path)
-    wanted = users.get("pod-a")
-    users.release("pod-a")
-    (tmp_path / "pod-a" / "run-as-user").unlink()
-    (tmp_path / "pod-b").mkdir(mode=0o700)
-    (tmp_path / "pod-b" / "run-as-user").write_text(f"{wanted}\n")
-    assert PodUsers(tmp_path).get("pod-a") != wanted  # held by pod-b: probed past
+def test_each_namespace_has_a_user_of_its_own_the_same_everywhere() -> None:
+    users = {namespace_user(n) for n in ("default", "prod", "kube-system")}
+    assert len(users) == 3
+    assert all(FIRST_UID <= u < FIRST_UID + SPAN for u in users)
+    assert namespace_user("prod") == namespace_user("prod")

@@ -39,8 +39,8 @@ files are hidden (the agent's data dir, its credentials and each ``--masked-path
 the server's data dir, under an empty read-only tmpfs) and, for ``readOnlyRootFilesystem``,
 every other mount is made read-only; and its identity from its ``securityContext``
 (user, groups, capabilities, ``no_new_privs``: :mod:`setpoint.agent.securitycontext`),
-given by a ``setpriv`` prefix, with a uid of the pod's own when it names none
-(:mod:`setpoint.agent.podusers`). (A container whose command is nowhere on the node, and
+given by a ``setpriv`` prefix, with a uid of its namespace's own when it names none
+(:mod:`setpoint.agent.namespaceusers`). (A container whose command is nowhere on the node, and
 which mounts no volume that might hold it, is started as it is, so the supervisor reports
 its ``StartError`` rather than nsenter's exit 127: it runs nothing.) What cannot be
 enforced on the node (not root, no mount namespaces) is a ``SecurityContextNotEnforced``
@@ -97,7 +97,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from setpoint.agent import cgroups, dynports, network, podusers, securitycontext, volumes
+from setpoint.agent import cgroups, dynports, namespaceusers, network, securitycontext, volumes
 from setpoint.agent.clusterdns import hostsfile, resolvconf
 from setpoint.agent.hostports import HostPorts
 from setpoint.agent.pods import container_id
@@ -346,10 +346,9 @@ class Sandboxes:
         self.root = data_dir.absolute() / "pods"
         self.cgroups = cgroup_host if cgroup_host is not None else cgroups.Host.detect()
         self.is_root = os.geteuid() == 0
-        # the user of a container that names none (None: a user of the pod's own); an agent
-        # that is not root cannot switch users, so its containers run as itself
+        # the user of a container that names none (None: a user of its namespace's own); an
+        # agent that is not root cannot switch users, so its containers run as itself
         self.default_run_as_user = default_run_as_user if self.is_root else os.geteuid()
-        self.pod_users = podusers.PodUsers(self.root)
         # hidden from every container (its own data dir always): see prepare_container
         paths = [data_dir.absolute(), *(p.absolute() for p in masked_paths)]
         self.masked_paths = tuple(dict.fromkeys(os.path.normpath(p) for p in paths))
@@ -656,7 +655,7 @@ class Sandboxes:
         if self.default_run_as_user is not None:
             uid, gid = self.default_run_as_user, None
         else:
-            uid = gid = self.pod_users.get(pod["metadata"]["uid"])
+            uid = gid = namespaceusers.namespace_user(str(pod["metadata"].get("namespace", "")))
         return securitycontext.resolve(pod, container, default_uid=uid, default_gid=gid)
 
     def run_as(self, identity: securitycontext.Identity) -> list[str]:
@@ -868,7 +867,6 @@ class Sandboxes:
         self._addresses.pop(uid, None)
         await self.host_ports.close(uid)
         self.ports.release(uid)
-        self.pod_users.release(uid)
         if self.network is not None:
             await self.network.teardown(uid)
 

@@ -10,12 +10,13 @@ fsGroup joins the supplementary groups (``determineEffectiveSecurityContext`` in
 ``pkg/kubelet/kuberuntime``). :func:`effective` is that merge and :func:`resolve` turns it
 into the :class:`Identity` the process gets, as the container runtime would:
 
-- user: ``runAsUser``, else the node's default user: by default a uid of the pod's own
-  (:mod:`setpoint.agent.podusers`), or the agent's ``--default-run-as-user``: setpoint has no
-  image whose ``USER`` could say, and a host process that nobody asked to be root should
-  not be; group: ``runAsGroup``, else the default user's group (the pod's own user's group
-  has its number), else the user's primary group in the node's ``/etc/passwd``, else 0, as
-  containerd takes it from the image's ``/etc/passwd``;
+- user: ``runAsUser``, else the node's default user: by default a uid of the pod's
+  namespace's own (:mod:`setpoint.agent.namespaceusers`), or the agent's
+  ``--default-run-as-user``: setpoint has no image whose ``USER`` could say, and a host
+  process that nobody asked to be root should not be; group: ``runAsGroup``, else the
+  default user's group (a namespace's user's group has its number), else the user's
+  primary group in the node's ``/etc/passwd``, else 0, as containerd takes it from the
+  image's ``/etc/passwd``;
 - ``runAsNonRoot`` refuses a container whose user would be root, with the kubelet's
   messages (a ``CreateContainerConfigError``, :func:`verify_run_as_non_root`);
 - capabilities: containerd's default set for a container (``CHOWN``, ``DAC_OVERRIDE``, ...,

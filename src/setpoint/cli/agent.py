@@ -109,10 +109,10 @@ def _ip_list(ctx: click.Context, param: click.Parameter, value: str) -> tuple[st
 
 
 def _run_as_user(ctx: click.Context, param: click.Parameter, value: str) -> int | None:
-    if value == "pod":
+    if value == "namespace":
         return None
     if not value.isdigit() or int(value) > 2**31 - 1:
-        raise click.BadParameter(f"{value!r} is neither 'pod' nor a uid (0 to 2147483647)")
+        raise click.BadParameter(f"{value!r} is neither 'namespace' nor a uid (0 to 2147483647)")
     return int(value)
 
 
@@ -282,12 +282,12 @@ def _rate(ctx: click.Context, param: click.Parameter, value: str) -> int:
 )
 @click.option(
     "--default-run-as-user",
-    default="pod",
+    default="namespace",
     show_default=True,
     callback=_run_as_user,
-    help="The user a container runs as when its securityContext names no runAsUser: 'pod', "
-    "a uid of each pod's own (from 2000000000 up, its group the same number), or one uid "
-    "for all (0 is root; 65534 nobody). Needs the agent to run as root.",
+    help="The user a container runs as when its securityContext names no runAsUser: "
+    "'namespace', a uid of each namespace's own (from 2000000000 up, its group the same "
+    "number), or one uid for all (0 is root; 65534 nobody). Needs the agent to run as root.",
 )
 @click.option(
     "--masked-path",
