@@ -49,6 +49,9 @@ def test_pod_in_its_own_network_reaches_the_api_server_by_the_service_ip(
     k = cluster.kubectl(ns)
     pod = objects.pod(
         "incluster",
+        # root: this test's interpreter (with the official client) may live where only
+        # root can reach it (a pyenv under /root), and pods run as users of their own
+        securityContext={"runAsUser": 0},
         containers=[{"name": "app", "image": "python", "command": [sys.executable, "-c", SCRIPT]}],
     )
     wait_for(

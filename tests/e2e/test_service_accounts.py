@@ -157,6 +157,9 @@ def test_pod_gets_the_token_volume_and_authenticates_as_its_service_account(
     pod = objects.pod(
         "incluster",
         hostNetwork=True,
+        # root: this test's interpreter (with the official client) may live where only
+        # root can reach it (a pyenv under /root), and pods run as users of their own
+        securityContext={"runAsUser": 0},
         containers=[{"name": "app", "image": "python", "command": [sys.executable, "-c", script]}],
     )
     k("create", "-f", "-", input=json.dumps(pod))
