@@ -117,3 +117,25 @@ def test_a_cron_schedule_that_crashed_the_parser_is_invalid(
         "POST", f"/apis/batch/v1/namespaces/{namespace}/cronjobs", cron_job
     )
     assert_refused(status, body, 422, "spec.schedule")
+
+
+def test_an_unknown_field_named_with_control_characters_gets_no_warning_header(
+    server: Server, namespace: str
+) -> None:
+    """The unknown-field warning would carry the name into a response header, where a line
+    break is refused (the connection was dropped without an answer): it is left out, as
+    Kubernetes' warning recorder leaves out text with control characters."""
+    status, body, headers = server.request(
+        "POST",
+        f"/api/v1/namespaces/{namespace}/configmaps",
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "ctl"},
+            "bad\r\nX-Injected: 1\u000b": {},
+            "plain": 1,
+        },
+    )
+    assert status == 201, body
+    assert "X-Injected" not in headers
+    assert 'unknown field \\"plain\\"' in headers.get("Warning", ""), headers
