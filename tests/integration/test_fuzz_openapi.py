@@ -351,9 +351,11 @@ def test_generated_requests_get_a_status_and_never_a_server_error(
 ) -> None:
     campaign = Campaign(fuzz_server, requests.Session(), fuzz_server.token)
     started = time.monotonic()
-    for op in _sample(operations):
-        _run(campaign, op, EXAMPLES or CI_EXAMPLES)
-    _report("authenticated", campaign, time.monotonic() - started)
+    try:
+        for op in _sample(operations):
+            _run(campaign, op, EXAMPLES or CI_EXAMPLES)
+    finally:  # what was tried is worth reporting, even if the run was cut short
+        _report("authenticated", campaign, time.monotonic() - started)
     status, body, _ = fuzz_server.request("GET", "/readyz", token=None)
     assert status == 200, body
     assert not campaign.failures, "\n".join(str(f) for f in campaign.failures)
@@ -365,9 +367,11 @@ def test_generated_requests_without_a_token_are_unauthorized(
 ) -> None:
     campaign = Campaign(fuzz_server, requests.Session(), None)
     started = time.monotonic()
-    for op in _sample(operations):
-        _run(campaign, op, 1 if not EXAMPLES else max(1, EXAMPLES // 5))
-    _report("unauthenticated", campaign, time.monotonic() - started)
+    try:
+        for op in _sample(operations):
+            _run(campaign, op, 1 if not EXAMPLES else max(1, EXAMPLES // 5))
+    finally:
+        _report("unauthenticated", campaign, time.monotonic() - started)
     assert not campaign.failures, "\n".join(str(f) for f in campaign.failures)
 
 
