@@ -14,6 +14,7 @@ import asyncio
 import copy
 import functools
 import logging
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
@@ -69,6 +70,21 @@ class Target:
     namespace: str | None
     name: str
     subresource: str
+
+
+def warning_header(text: str) -> str | None:
+    """The ``Warning`` header for ``text`` (code 299, no agent), or None when the text has a
+    control character or is not valid UTF-8: Kubernetes' ``NewWarningHeader`` refuses those
+    and its recorder drops the warning. Such text comes from the client (an unknown field's
+    name), and a CR or LF in it would otherwise be a header injection."""
+    if any(unicodedata.category(c) == "Cc" for c in text):
+        return None
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return None
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"')
+    return f'299 - "{escaped}"'
 
 
 def _truthy(value: str | None) -> bool:
@@ -200,8 +216,9 @@ class ResourceHandlers:
         data, content_type = negotiation.encode(body, fmt)
         response = web.Response(body=data, status=status, content_type=content_type)
         for warning in warnings or []:
-            escaped = warning.replace("\\", "\\\\").replace('"', '\\"')
-            response.headers.add("Warning", f'299 - "{escaped}"')
+            header = warning_header(warning)
+            if header is not None:
+                response.headers.add("Warning", header)
         return response
 
     def respond_write(

@@ -34,27 +34,127 @@ except AttributeError:  # pragma: no cover - PyYAML without libyaml
     _SafeLoader = yaml.SafeLoader
 
 
+# Aliases let a small document stand for a huge (or endless) one; go-yaml refuses
+# "excessive aliasing", setpoint refuses documents past this many values, or past this many
+# bytes of text (keys and strings) once every alias is expanded: one long string named by
+# many keys is few values but would be gigabytes when stored or sent back.
+MAX_YAML_VALUES = 1_000_000
+MAX_YAML_EXPANDED_BYTES = 4 * MAX_BODY_BYTES
+
+
+class _TooLarge(Exception):
+    """A YAML document that would expand past the limits above (a 400, as go-yaml's
+    "excessive aliasing")."""
+
+
 class _YamlLoader(_SafeLoader):
     """YAML 1.1 as the apiserver reads it (sigs.k8s.io/yaml on go-yaml v2): an unquoted
     date or time stays a string, and map keys that are numbers, booleans or null become
     strings (``1: a`` is ``{"1": "a"}``; ``1`` and ``true`` stay two keys)."""
 
+    def __init__(self, stream: Any) -> None:
+        super().__init__(stream)
+        self._pairs_left = MAX_YAML_VALUES
+
     def construct_mapping(self, node: Any, deep: bool = False) -> dict[str, Any]:
         self.flatten_mapping(node)  # merge keys (<<)
+        self._spend(len(node.value))
         mapping: dict[str, Any] = {}
         for key_node, value_node in node.value:
             key = self.construct_object(key_node, deep=True)
             mapping[_json_key(key, key_node)] = self.construct_object(value_node, deep=deep)
         return mapping
 
+    def _spend(self, pairs: int) -> None:
+        self._pairs_left -= pairs
+        if self._pairs_left < 0:
+            raise _TooLarge(
+                f"error converting YAML to JSON: more than {MAX_YAML_VALUES} values "
+                "(excessive aliasing?)"
+            )
+
+    def flatten_mapping(self, node: Any) -> None:
+        """PyYAML's merge keys (``<<: *a`` or ``<<: [*a, *b]``), with every pair it looks
+        at counted: many mappings merging one big one (or one merging a big one many times)
+        would otherwise build or scan a product of the two before the document ends."""
+        merge: list[Any] = []
+        seen: set[int] = set()
+        index = 0
+        while index < len(node.value):
+            key_node, value_node = node.value[index]
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                del node.value[index]
+                if isinstance(value_node, yaml.MappingNode):
+                    merged = [value_node]
+                elif isinstance(value_node, yaml.SequenceNode):
+                    merged = value_node.value
+                else:
+                    raise yaml.constructor.ConstructorError(
+                        "while constructing a mapping",
+                        node.start_mark,
+                        "expected a mapping or list of mappings for merging, "
+                        f"but found {value_node.id}",
+                        value_node.start_mark,
+                    )
+                for subnode in merged:
+                    if not isinstance(subnode, yaml.MappingNode):
+                        raise yaml.constructor.ConstructorError(
+                            "while constructing a mapping",
+                            node.start_mark,
+                            f"expected a mapping for merging, but found {subnode.id}",
+                            subnode.start_mark,
+                        )
+                    self.flatten_mapping(subnode)
+                    self._spend(len(subnode.value))
+                    for pair in subnode.value:
+                        if id(pair[0].value) not in seen:
+                            seen.add(id(pair[0].value))
+                            merge.append(pair)
+            else:
+                if key_node.tag == "tag:yaml.org,2002:value":
+                    key_node.tag = "tag:yaml.org,2002:str"
+                index += 1
+        if merge:
+            node.value = merge + node.value
+
 
 _YamlLoader.yaml_implicit_resolvers = {
     first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
     for first, resolvers in _SafeLoader.yaml_implicit_resolvers.items()
 }
-# Aliases let a small document stand for a huge (or endless) one; go-yaml refuses
-# "excessive aliasing", setpoint refuses documents past this many values.
-MAX_YAML_VALUES = 1_000_000
+
+
+# Explicit tags whose PyYAML values are not JSON (bytes, set, datetime) become what
+# sigs.k8s.io/yaml makes of them: a !!binary value is its decoded bytes as a string (Go's
+# encoding/json writes invalid UTF-8 as U+FFFD), a !!set is a mapping to nulls, a
+# !!timestamp keeps its text and an !!omap or !!pairs is the sequence of mappings it is
+# written as.
+def _construct_binary(loader: Any, node: Any) -> str:
+    data: bytes = yaml.constructor.SafeConstructor.construct_yaml_binary(loader, node)
+    return data.decode("utf-8", errors="replace")
+
+
+def _construct_set(loader: Any, node: Any) -> dict[str, Any]:
+    return loader.construct_mapping(node)
+
+
+def _construct_timestamp(loader: Any, node: Any) -> str:
+    return str(loader.construct_scalar(node))
+
+
+def _construct_sequence(loader: Any, node: Any) -> list[Any]:
+    if not isinstance(node, yaml.SequenceNode):
+        raise yaml.constructor.ConstructorError(
+            None, None, f"expected a sequence, but found {node.id}", node.start_mark
+        )
+    return loader.construct_sequence(node, deep=True)
+
+
+_YamlLoader.add_constructor("tag:yaml.org,2002:binary", _construct_binary)
+_YamlLoader.add_constructor("tag:yaml.org,2002:omap", _construct_sequence)
+_YamlLoader.add_constructor("tag:yaml.org,2002:pairs", _construct_sequence)
+_YamlLoader.add_constructor("tag:yaml.org,2002:set", _construct_set)
+_YamlLoader.add_constructor("tag:yaml.org,2002:timestamp", _construct_timestamp)
 
 
 @dataclass(frozen=True)
@@ -186,28 +286,50 @@ def decode_yaml(raw: bytes) -> Any:
     ``MAX_YAML_VALUES`` values through aliases is a 400."""
     try:
         loaded = yaml.load(raw, Loader=_YamlLoader)
-        _check_expanded(loaded, [MAX_YAML_VALUES], set())
+        _check_expanded(loaded, _Budget(MAX_YAML_VALUES, MAX_YAML_EXPANDED_BYTES), set())
         return loaded
+    except _TooLarge as exc:
+        raise errors.bad_request(str(exc)) from None
     except yaml.YAMLError as exc:
         raise errors.bad_request(f"error converting YAML to JSON: {exc}") from None
     except RecursionError:
         raise errors.bad_request("error converting YAML to JSON: nested too deeply") from None
 
 
-def _check_expanded(value: Any, budget: list[int], parents: set[int]) -> None:
-    budget[0] -= 1
-    if budget[0] < 0:
-        raise errors.bad_request(
+@dataclass
+class _Budget:
+    values: int
+    text_bytes: int
+
+
+def _check_expanded(value: Any, budget: _Budget, parents: set[int]) -> None:
+    budget.values -= 1
+    if budget.values < 0:
+        raise _TooLarge(
             f"error converting YAML to JSON: more than {MAX_YAML_VALUES} values "
             "(excessive aliasing?)"
         )
+    if isinstance(value, str):
+        budget.text_bytes -= len(value)
+        if budget.text_bytes < 0:
+            raise _TooLarge(
+                "error converting YAML to JSON: more than "
+                f"{MAX_YAML_EXPANDED_BYTES} bytes of text once aliases are expanded "
+                "(excessive aliasing?)"
+            )
+        return
     if not isinstance(value, dict | list):
         return
     if id(value) in parents:
         raise errors.bad_request("error converting YAML to JSON: an alias contains itself")
     parents.add(id(value))
-    for item in value.values() if isinstance(value, dict) else value:
-        _check_expanded(item, budget, parents)
+    if isinstance(value, dict):
+        for key, item in value.items():
+            budget.text_bytes -= len(key)
+            _check_expanded(item, budget, parents)
+    else:
+        for item in value:
+            _check_expanded(item, budget, parents)
     parents.discard(id(value))
 
 

@@ -149,7 +149,8 @@ def _split_zone(schedule: str) -> tuple[tzinfo, str]:
     name, _, rest = schedule.partition("=")[2].partition(" ")
     try:
         return (ZoneInfo(name) if name else UTC), rest.strip()
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        # OSError: a name too long for a file name (Go's LoadLocation just fails to find it)
         raise CronError(f"provided bad location {name}: unknown time zone {name}") from None
 
 
@@ -219,7 +220,10 @@ def _int(expr: str) -> int:
         raise CronError(
             f'failed to parse int from {expr}: strconv.Atoi: parsing "{expr}": invalid syntax'
         )
-    number = int(expr)
+    # past 19 digits it is out of int64's range whatever they are; and Python refuses to
+    # convert very long digit strings at all
+    digits = expr.lstrip("+-").lstrip("0")
+    number = int(expr) if len(digits) <= 19 else _INT64_MAX + 1
     if abs(number) > _INT64_MAX:
         raise CronError(
             f'failed to parse int from {expr}: strconv.Atoi: parsing "{expr}": value out of range'
@@ -239,6 +243,7 @@ _DURATION_UNITS = {
     "m": 60.0,
     "h": 3600.0,
 }
+_MAX_DURATION_SECONDS = (2**63 - 1) / 1e9
 _DURATION_PART = re.compile(r"([0-9]*\.?[0-9]*)([^0-9.]*)")
 
 
@@ -262,6 +267,8 @@ def parse_go_duration(text: str) -> timedelta:
         if unit not in _DURATION_UNITS:
             raise ValueError(f'time: unknown unit "{unit}" in duration "{text}"')
         seconds += float(number) * _DURATION_UNITS[unit]
+        if seconds > _MAX_DURATION_SECONDS:  # Go's int64 nanoseconds overflow
+            raise ValueError(f'time: invalid duration "{text}"')
         rest = rest[len(number) + len(unit) :]
     return timedelta(seconds=-seconds if negative else seconds)
 

@@ -5,6 +5,12 @@ a decimal SI suffix (``n``, ``u``, ``m``, ``k``, ``M`` .. ``E``) or a decimal ex
 (``e3``). Kubernetes keeps the exact value (rounded up to nano units), remembers which of the
 three formats was used, and always prints the canonical form: ``0.5`` becomes ``500m``,
 ``1024Mi`` becomes ``1Gi``, ``1.5Gi`` becomes ``1536Mi``. Comparisons use the exact value.
+
+Where setpoint differs: Kubernetes keeps a quantity as a decimal with an int32 scale, so
+``1e99999999`` costs it nothing; an exact fraction of that size would take minutes and
+gigabytes. So a number of more than ``MAX_DIGITS`` characters, or a positive decimal
+exponent past ``MAX_EXPONENT``, is refused with a :class:`QuantityError`; a negative one
+past it is the smallest quantity of its sign (``1n``), as Kubernetes rounds it.
 """
 
 from __future__ import annotations
@@ -18,6 +24,9 @@ from fractions import Fraction
 QUANTITY_ERROR = (
     "quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'"
 )
+
+MAX_DIGITS = 1000
+MAX_EXPONENT = 1000
 
 _SYNTAX = re.compile(r"([+-]?)([0-9]+\.?[0-9]*|\.[0-9]+)(.*)")
 _EXPONENT = re.compile(r"[eE]([+-]?[0-9]+)")
@@ -51,9 +60,11 @@ def parse_quantity(text: str) -> Quantity:
     if match is None:
         raise QuantityError(QUANTITY_ERROR)
     sign, number, suffix = match.groups()
-    value = Fraction(number) if number != "." else None
-    if value is None:
+    if number == ".":
         raise QuantityError(QUANTITY_ERROR)
+    if len(number) > MAX_DIGITS:
+        raise QuantityError(f"quantity has more than {MAX_DIGITS} digits")
+    value = Fraction(number)
     if suffix in _BINARY:
         value *= 2 ** _BINARY[suffix]
         fmt = "BinarySI"
@@ -61,7 +72,16 @@ def parse_quantity(text: str) -> Quantity:
         value *= Fraction(10) ** _DECIMAL[suffix]
         fmt = "DecimalSI"
     elif (exp := _EXPONENT.fullmatch(suffix)) is not None:
-        value *= Fraction(10) ** int(exp.group(1))
+        digits = exp.group(1).lstrip("+-").lstrip("0")
+        if len(digits) > 18:  # Go's strconv.ParseInt(_, 10, 64) fails past int64
+            raise QuantityError("unable to parse quantity's suffix")
+        exponent = int(exp.group(1))
+        if exponent > MAX_EXPONENT:
+            raise QuantityError(f"quantity exponent is larger than {MAX_EXPONENT}")
+        if exponent < -MAX_EXPONENT:  # far below 1n: rounds up to 1n, or is 0
+            value = _NANO if value else Fraction(0)
+            return Quantity(-value if sign == "-" else value, "DecimalExponent")
+        value *= Fraction(10) ** exponent
         fmt = "DecimalExponent"
     else:
         raise QuantityError("unable to parse quantity's suffix")
