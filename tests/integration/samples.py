@@ -23,6 +23,8 @@ _NOW = "2026-01-01T00:00:00Z"
 _NOW_MICRO = "2026-01-01T00:00:00.000000Z"
 _REGARDING: Obj = {"apiVersion": "v1", "kind": "ConfigMap", "name": "x"}
 
+_VIEW_ROLE: Obj = {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "view"}
+
 BODIES: dict[tuple[str, str], Obj] = {
     ("", "pods"): {"spec": _POD_SPEC},
     ("", "configmaps"): {"data": {"k": "v"}},
@@ -59,6 +61,8 @@ BODIES: dict[tuple[str, str], Obj] = {
     },
     ("networking.k8s.io", "ingressclasses"): {"spec": {"controller": "example.com/sample"}},
     ("coordination.k8s.io", "leases"): {"spec": {"holderIdentity": "sample"}},
+    ("rbac.authorization.k8s.io", "rolebindings"): {"roleRef": _VIEW_ROLE},
+    ("rbac.authorization.k8s.io", "clusterrolebindings"): {"roleRef": _VIEW_ROLE},
     ("discovery.k8s.io", "endpointslices"): {"addressType": "IPv4"},
     ("apps", "deployments"): {"spec": {"replicas": 0, "selector": _SELECTOR, "template": _ALWAYS}},
     ("apps", "replicasets"): {"spec": {"replicas": 0, "selector": _SELECTOR, "template": _ALWAYS}},
