@@ -41,7 +41,9 @@ from setpoint.api.auth.authorizer import (
     UnionAuthorizer,
     check,
 )
-from setpoint.api.auth.user import REQUEST_USER_KEY
+from setpoint.api.auth.node import NodeAuthorizer, NodeGraph
+from setpoint.api.auth.nodecredentials import JOIN_PATH, JoinAuthorizer, NodeCredentials
+from setpoint.api.auth.user import REQUEST_USER_KEY, request_user
 from setpoint.api.discovery.discovery import (
     AGGREGATED_CONTENT_TYPE,
     KUBERNETES_VERSION,
@@ -60,6 +62,7 @@ from setpoint.api.inflight import (
     priority_level,
 )
 from setpoint.api.kubelet import KubeletClient
+from setpoint.api.noderestriction import NodeRestriction
 from setpoint.api.podlogs import PodLogs
 from setpoint.api.podstreams import STREAM_SUBRESOURCES, PodStreams
 from setpoint.api.services import ServiceNetwork
@@ -103,9 +106,11 @@ class APIServer:
         registry: Registry,
         *,
         authenticator: Authenticator,
-        node_token: str,
+        node_token: str = "",
         authorizer: Authorizer | None = None,
         admission: AdmissionChain | None = None,
+        node_credentials: NodeCredentials | None = None,
+        kubelet_client_cert: tuple[Path, Path] | None = None,
         event_ttl: float = 3600.0,
         metrics_sockets: list[Path] | None = None,
         inflight: InflightLimits | None = None,
@@ -114,10 +119,20 @@ class APIServer:
         self.store = store
         self.registry = registry
         self.authenticator = authenticator
+        # what each node's pods reference, for the Node authorizer (fed by the pods' cache)
+        self.node_graph = NodeGraph()
+        self.node_credentials = node_credentials
         self.authorizer: Authorizer = authorizer or UnionAuthorizer(
-            [PrivilegedGroups(), AllButPodStreams()]
+            [
+                PrivilegedGroups(),
+                NodeAuthorizer(self.node_graph, self._cached),
+                JoinAuthorizer(),
+                AllButPodStreams(),
+            ]
         )
-        self.admission = admission or AdmissionChain()
+        self.admission = admission or AdmissionChain(
+            [NodeRestriction(lambda ns, name: self._cached("pods", ns, name))]
+        )
         self.event_ttl = event_ttl
         self.metrics_sockets = metrics_sockets or []
         self.inflight = InflightLimiter(inflight or InflightLimits())
@@ -135,7 +150,12 @@ class APIServer:
             self._build_storage(rtype)
         self._render()
         self.handlers = ResourceHandlers(registry, self.storages)
-        self.kubelet = KubeletClient(nodes=self._storage("nodes"), node_token=node_token)
+        pods_type = registry.lookup("", "v1", "pods")
+        if pods_type is not None:
+            self.caches[pods_type].listeners.append(self.node_graph)
+        self.kubelet = KubeletClient(
+            nodes=self._storage("nodes"), node_token=node_token, client_cert=kubelet_client_cert
+        )
         self.pod_logs = PodLogs(pods=self._storage("pods"), kubelet=self.kubelet)
         self.pod_streams = PodStreams(pods=self._storage("pods"), kubelet=self.kubelet)
         pods = self._storage("pods")
@@ -210,6 +230,25 @@ class APIServer:
     def _budgets(self) -> ResourceStorage | None:
         rtype = self.registry.lookup("policy", "v1", "poddisruptionbudgets")
         return self.storages.get(rtype) if rtype is not None else None
+
+    async def read(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
+        """The core/v1 object, fresh (as a GET would answer it), or None."""
+        storage = self._storage(plural)
+        if storage is None:
+            return None
+        try:
+            return (await storage.get(namespace or None, name)).obj
+        except APIError:
+            return None
+
+    def _cached(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
+        """The core/v1 object as the watch cache holds it now (never to be changed)."""
+        rtype = self.registry.lookup("", "v1", plural)
+        cache = self.caches.get(rtype) if rtype is not None else None
+        if cache is None or rtype is None:
+            return None
+        cached = cache.get(rtype.store_key(namespace or None, name))
+        return cached.obj if cached is not None else None
 
     def _storage(self, plural: str) -> ResourceStorage | None:
         rtype = self.registry.lookup("", "v1", plural)
@@ -471,6 +510,10 @@ class APIServer:
             )
         if head == "openapi":
             return self._openapi(request, segments[1:])
+        if path == JOIN_PATH and self.node_credentials is not None:
+            user = request_user(request)
+            assert user is not None  # authenticated before dispatch
+            return await self.node_credentials.serve_join(request, user)
         if head == "api":
             if len(segments) == 1:
                 self._only_get(request)

@@ -40,6 +40,7 @@ from setpoint.cli.flags import default_data_dir, parse_duration
 from setpoint.cli.process import EXIT_CANNOT_START, exit_with_parent, install_uvloop, tune_gc
 from setpoint.cli.server import CannotStart, ServerConfig, run_server
 from setpoint.cli.sim import sim
+from setpoint.cli.token import token
 from setpoint.resources.core import DEFAULT_TOLERATION_SECONDS, DefaultTolerationSeconds
 
 
@@ -330,6 +331,7 @@ def killall(data_dir: Path | None) -> None:
 cli.add_command(sim)
 cli.add_command(agent)
 cli.add_command(datastore)
+cli.add_command(token)
 
 
 @cli.command("controller-manager")

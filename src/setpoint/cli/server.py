@@ -24,15 +24,22 @@ import os
 import signal
 import socket
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from setpoint.api.auth.authn import AuthenticatorChain, StaticTokens
-from setpoint.api.auth.user import NODES_GROUP, UserInfo
+from setpoint.api.auth.bootstrap import BOOTSTRAP_USER_PREFIX, BOOTSTRAPPERS_GROUP, BootstrapTokens
+from setpoint.api.auth.nodecredentials import KEY_FILE as NODE_KEY_FILE
+from setpoint.api.auth.nodecredentials import NodeCredentials, ensure_key
+from setpoint.api.auth.user import UserInfo
+from setpoint.api.auth.x509 import ClientCertificates
 from setpoint.api.inflight import CONTROLLER_MANAGER_USER, InflightLimits
+from setpoint.api.kubelet import KUBELET_CLIENT_COMMON_NAME
 from setpoint.api.server import APIServer
 from setpoint.api.services import ServiceNetwork
 from setpoint.api.serving import ServingLimits, TLSSite, raise_descriptor_limit
@@ -53,6 +60,7 @@ from setpoint.pki import (
     TLS_DIR,
     PKIError,
     ServerCredentials,
+    ensure_client_certificate,
     ensure_server_credentials,
     write_kubeconfig,
 )
@@ -211,13 +219,33 @@ async def run_server(config: ServerConfig) -> None:
 
 def static_tokens(credentials: ServerCredentials) -> StaticTokens:
     """The tokens the server writes at bootstrap: the admin's (``system:masters``), the node
-    join token's and the controller manager's."""
+    join token's (a bootstrap identity: it may only join, see ``api.auth.nodecredentials``)
+    and the controller manager's."""
     return StaticTokens(
         [
             StaticTokens.admin(credentials.admin_token),
-            (credentials.node_token, UserInfo("system:node", (NODES_GROUP,))),
+            (credentials.node_token, UserInfo(JOIN_TOKEN_USER, (BOOTSTRAPPERS_GROUP,))),
             (credentials.controller_token, UserInfo(CONTROLLER_MANAGER_USER)),
         ]
+    )
+
+
+JOIN_TOKEN_USER = BOOTSTRAP_USER_PREFIX + "server"  # k3s's node token names the user "server"
+CONTROLLER_MANAGER_CERT = "controller-manager-client"
+KUBELET_CLIENT_CERT = "apiserver-kubelet-client"
+
+
+def authenticators(
+    credentials: ServerCredentials, nodes: NodeCredentials, api: Callable[[], APIServer]
+) -> AuthenticatorChain:
+    """Static tokens, node credentials, bootstrap tokens (their Secrets read through the
+    API server ``api()``), client certificates of the cluster CA."""
+
+    async def read_secret(namespace: str, name: str) -> dict[str, Any] | None:
+        return await api().read("secrets", namespace, name)
+
+    return AuthenticatorChain(
+        [static_tokens(credentials), nodes, BootstrapTokens(read_secret), ClientCertificates()]
     )
 
 
@@ -236,11 +264,15 @@ async def _start(config: ServerConfig, running: contextlib.AsyncExitStack) -> st
         config.data_dir, hosts=[config.bind_address, *config.tls_sans]
     )
     registry = default_registry(tolerations=config.tolerations)
+    node_credentials = NodeCredentials(ensure_key(credentials.ca_cert.parent / NODE_KEY_FILE))
     api = APIServer(
         store,
         registry,
-        authenticator=AuthenticatorChain([static_tokens(credentials)]),
-        node_token=credentials.node_token,
+        authenticator=authenticators(credentials, node_credentials, lambda: api),
+        node_credentials=node_credentials,
+        kubelet_client_cert=ensure_client_certificate(
+            credentials, name=KUBELET_CLIENT_CERT, common_name=KUBELET_CLIENT_COMMON_NAME
+        ),
         event_ttl=config.event_ttl,
         metrics_sockets=[config.data_dir / CONTROLLER_METRICS_SOCKET],
         inflight=config.inflight,
@@ -275,11 +307,16 @@ async def _start(config: ServerConfig, running: contextlib.AsyncExitStack) -> st
     port = site.port
     await api.publish_endpoint(advertised_host(config), port)
     url = f"https://{client_host(config.bind_address)}:{port}"
+    # the controller manager (and the scheduler in it) logs in with a client certificate
+    cm_cert, cm_key = ensure_client_certificate(
+        credentials, name=CONTROLLER_MANAGER_CERT, common_name=CONTROLLER_MANAGER_USER
+    )
     write_kubeconfig(
         config.controller_kubeconfig_path,
         server_url=url,
         ca_pem=credentials.ca_pem(),
-        token=credentials.controller_token,
+        client_cert_pem=cm_cert.read_bytes(),
+        client_key_pem=cm_key.read_bytes(),
         user_name=CONTROLLER_MANAGER_USER,
     )
     config.kubeconfig_path.unlink(missing_ok=True)

@@ -15,7 +15,7 @@ from typing import Protocol
 
 from setpoint.api import errors
 from setpoint.api.auth.attributes import POD_STREAMS, RequestAttributes
-from setpoint.api.auth.user import SYSTEM_MASTERS
+from setpoint.api.auth.user import NODES_GROUP, SYSTEM_MASTERS
 
 
 class Decision(enum.Enum):
@@ -108,11 +108,22 @@ def forbidden(attrs: RequestAttributes, reason: str = "") -> errors.APIError:
     )
 
 
+# identities with an authorizer of their own (the Node authorizer, the join endpoint's):
+# the transitional rule below gives them nothing but discovery
+_CONFINED_GROUPS = frozenset({NODES_GROUP, "system:bootstrappers"})
+
+
 class AllButPodStreams:
     """Until roles exist: every authenticated identity may do everything but open a pod's
-    streams (exec, attach, port-forward), which only the privileged groups may."""
+    streams (exec, attach, port-forward), which only the privileged groups may. Nodes and
+    bootstrappers get only reads of non-resource paths (discovery, ``/version``): what else
+    they may do the Node authorizer and the join authorizer decide."""
 
     def authorize(self, attrs: RequestAttributes) -> tuple[Decision, str]:
+        if _CONFINED_GROUPS.intersection(attrs.user.groups):
+            if not attrs.resource_request and attrs.verb in ("get", "head"):
+                return Decision.ALLOW, ""
+            return Decision.NO_OPINION, ""
         if (
             attrs.resource_request
             and attrs.api_group == ""
