@@ -172,13 +172,15 @@ async def run(ctx: Context) -> list[Figure]:
 
 async def _run(ctx: Context, server: Server) -> list[Figure]:
     join_token = (server.data_dir / "node-token").read_text(encoding="utf-8").strip()
-    async with server.session(connections=1, token=join_token) as joining:
-        async with joining.post(
+    async with (
+        server.session(connections=1, token=join_token) as joining,
+        joining.post(
             "/setpoint/v1/join", data=orjson.dumps({"nodeName": NODE}), headers=JSON_HEADERS
-        ) as resp:
-            if resp.status != 200:
-                raise RuntimeError(f"the node could not join: HTTP {resp.status}")
-            node_token = str((await resp.json())["token"])
+        ) as resp,
+    ):
+        if resp.status != 200:
+            raise RuntimeError(f"the node could not join: HTTP {resp.status}")
+        node_token = str((await resp.json())["token"])
     async with (
         server.session(connections=CONNECTIONS) as session,
         server.session(connections=1, token=node_token) as node,
