@@ -28,4 +28,5 @@ BENCHMARKS = (
     "exec",
     "servicepath",
     "clusterdns",
+    "nodeauth",
 )

@@ -26,7 +26,6 @@ whatever the cluster's size.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -74,58 +73,95 @@ NODE_RULES: dict[tuple[str, str], frozenset[str]] = {
 # ------------------------------------------------------------------ what a pod references
 
 
-def _containers(spec: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    for field in ("initContainers", "containers", "ephemeralContainers"):
-        for container in spec.get(field) or ():
-            if isinstance(container, dict):
-                yield container
+# volume sources that name a Secret of the pod's namespace in a ``secretRef``
+_SECRET_REF_SOURCES = (
+    "csi",
+    "cephfs",
+    "cinder",
+    "flexVolume",
+    "iscsi",
+    "rbd",
+    "scaleIO",
+    "storageos",
+)
 
 
 def pod_references(pod: dict[str, Any]) -> frozenset[Ref]:
     """The Secrets, ConfigMaps, PVCs and ServiceAccount a pod names, and the pod itself
-    (upstream's ``graph_populator``/``AddPod``)."""
+    (upstream's ``graph_populator``/``AddPod``). Runs on every pod change: kept to plain
+    loops over the fields that can name something."""
     meta = pod.get("metadata") or {}
-    namespace, name = meta.get("namespace", ""), meta.get("name", "")
+    ns, name = meta.get("namespace", ""), meta.get("name", "")
     spec = pod.get("spec") or {}
-    refs: set[Ref] = {(POD, namespace, name)}
-
-    def add(kind: str, ref_name: object) -> None:
-        if isinstance(ref_name, str) and ref_name:
-            refs.add((kind, namespace, ref_name))
-
-    add(SERVICEACCOUNT, spec.get("serviceAccountName") or spec.get("serviceAccount") or "default")
+    account = spec.get("serviceAccountName") or spec.get("serviceAccount") or "default"
+    refs: set[Ref] = {(POD, ns, name), (SERVICEACCOUNT, ns, account)}
+    add = refs.add
     for pull in spec.get("imagePullSecrets") or ():
-        add(SECRET, (pull or {}).get("name"))
-    for container in _containers(spec):
-        for env in container.get("env") or ():
-            source = (env or {}).get("valueFrom") or {}
-            add(SECRET, (source.get("secretKeyRef") or {}).get("name"))
-            add(CONFIGMAP, (source.get("configMapKeyRef") or {}).get("name"))
-        for env_from in container.get("envFrom") or ():
-            add(SECRET, ((env_from or {}).get("secretRef") or {}).get("name"))
-            add(CONFIGMAP, ((env_from or {}).get("configMapRef") or {}).get("name"))
+        if pull and pull.get("name"):
+            add((SECRET, ns, pull["name"]))
+    for field in ("initContainers", "containers", "ephemeralContainers"):
+        for container in spec.get(field) or ():
+            for env in container.get("env") or ():
+                source = env.get("valueFrom")
+                if source:
+                    ref = source.get("secretKeyRef")
+                    if ref and ref.get("name"):
+                        add((SECRET, ns, ref["name"]))
+                    ref = source.get("configMapKeyRef")
+                    if ref and ref.get("name"):
+                        add((CONFIGMAP, ns, ref["name"]))
+            for env_from in container.get("envFrom") or ():
+                ref = env_from.get("secretRef")
+                if ref and ref.get("name"):
+                    add((SECRET, ns, ref["name"]))
+                ref = env_from.get("configMapRef")
+                if ref and ref.get("name"):
+                    add((CONFIGMAP, ns, ref["name"]))
     for volume in spec.get("volumes") or ():
-        volume = volume or {}
-        add(SECRET, (volume.get("secret") or {}).get("secretName"))
-        add(CONFIGMAP, (volume.get("configMap") or {}).get("name"))
-        add(PVC, (volume.get("persistentVolumeClaim") or {}).get("claimName"))
-        if volume.get("ephemeral") and volume.get("name"):
-            add(PVC, f"{name}-{volume['name']}")  # the generic ephemeral volume's claim
-        for source in (volume.get("projected") or {}).get("sources") or ():
-            add(SECRET, ((source or {}).get("secret") or {}).get("name"))
-            add(CONFIGMAP, ((source or {}).get("configMap") or {}).get("name"))
-        for plugin in volume.values():  # csi, cephfs, ...: a secretRef of the same namespace
-            if isinstance(plugin, dict):
+        source = volume.get("secret")
+        if source is not None:
+            if source.get("secretName"):
+                add((SECRET, ns, source["secretName"]))
+            continue
+        source = volume.get("configMap")
+        if source is not None:
+            if source.get("name"):
+                add((CONFIGMAP, ns, source["name"]))
+            continue
+        source = volume.get("persistentVolumeClaim")
+        if source is not None:
+            if source.get("claimName"):
+                add((PVC, ns, source["claimName"]))
+            continue
+        if volume.get("ephemeral") is not None and volume.get("name"):
+            add((PVC, ns, f"{name}-{volume['name']}"))  # the generic ephemeral volume's claim
+            continue
+        projected = volume.get("projected")
+        if projected is not None:
+            for item in projected.get("sources") or ():
+                ref = item.get("secret")
+                if ref and ref.get("name"):
+                    add((SECRET, ns, ref["name"]))
+                ref = item.get("configMap")
+                if ref and ref.get("name"):
+                    add((CONFIGMAP, ns, ref["name"]))
+            continue
+        for plugin in _SECRET_REF_SOURCES:
+            source = volume.get(plugin)
+            if source is not None:
                 for field in ("secretRef", "nodePublishSecretRef"):
-                    add(SECRET, (plugin.get(field) or {}).get("name"))
+                    ref = source.get(field)
+                    if ref and ref.get("name"):
+                        add((SECRET, ns, ref["name"]))
     return frozenset(refs)
 
 
 class NodeGraph:
-    """Which objects each node's pods reference, kept from pod changes."""
+    """Which objects each node's pods reference, kept from pod changes: per node, how many
+    of its pods name each object."""
 
     def __init__(self) -> None:
-        self._by_node: dict[str, Counter[Ref]] = {}
+        self._by_node: dict[str, dict[Ref, int]] = {}
         self._pods: dict[str, tuple[str, frozenset[Ref]]] = {}  # pod key -> (node, refs)
 
     def pod_changed(self, key: str, pod: dict[str, Any] | None) -> None:
@@ -133,19 +169,23 @@ class NodeGraph:
         node = ((pod or {}).get("spec") or {}).get("nodeName") or ""
         refs = pod_references(pod) if pod is not None and node else frozenset()
         before = self._pods.get(key)
-        if before == (node, refs):
-            return
         if before is not None:
+            if before[0] == node and before[1] == refs:
+                return  # a status change: what the pod names is the same
             counts = self._by_node[before[0]]
-            counts.subtract(before[1])
             for ref in before[1]:
-                if counts[ref] <= 0:
+                left = counts[ref] - 1
+                if left:
+                    counts[ref] = left
+                else:
                     del counts[ref]
             if not counts:
                 del self._by_node[before[0]]
         if node:
             self._pods[key] = (node, refs)
-            self._by_node.setdefault(node, Counter()).update(refs)
+            counts = self._by_node.setdefault(node, {})
+            for ref in refs:
+                counts[ref] = counts.get(ref, 0) + 1
         else:
             self._pods.pop(key, None)
 
@@ -162,7 +202,7 @@ class NodeGraph:
 
     def references(self, node: str, ref: Ref) -> bool:
         counts = self._by_node.get(node)
-        return counts is not None and counts[ref] > 0
+        return counts is not None and ref in counts
 
     def referenced(self, node: str, kind: str) -> Iterator[Ref]:
         for ref in self._by_node.get(node) or ():
