@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import base64
 import json
+import shutil
 import ssl
 import subprocess
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -24,7 +26,15 @@ import pytest
 
 from setpoint.meta.timestamps import rfc3339
 from setpoint.pki import issue_client_certificate, write_kubeconfig
-from tests.support import SETPOINT, Kubectl, Server, create_namespace, wait_for
+from tests.cluster import ClusterNode
+from tests.support import (
+    SETPOINT,
+    Kubectl,
+    Server,
+    create_namespace,
+    kill_node_processes,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("node")]
 
@@ -345,3 +355,40 @@ def test_agent_endpoint_answers_the_api_server(node_server: Server) -> None:
     cert = (tls / "apiserver-kubelet-client.crt", tls / "apiserver-kubelet-client.key")
     # authenticated: the agent looks the pod up (and has none of that name)
     assert call_kubelet(kubelet_url(node_server), cert=cert) == 404
+
+
+# ------------------------------------------------------------------ an agent that joins
+
+
+def lease_renewed(server: Server, name: str) -> str:
+    status, lease, _ = server.request(
+        "GET", f"/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/{name}"
+    )
+    return str(lease["spec"]["renewTime"]) if status == 200 else ""
+
+
+def test_agent_joins_once_and_restarts_without_the_join_token(node_server: Server) -> None:
+    work = Path(tempfile.mkdtemp(prefix="sp-agent-join-"))
+    agent = ClusterNode(node_server, f"joiner-{uuid.uuid4().hex[:6]}", work / "agent", work / "log")
+    agent.start()
+    try:
+        wait_for(lambda: lease_renewed(node_server, agent.name), timeout=30, what="a first lease")
+        credential = work / "agent" / "node-credential"
+        assert credential.stat().st_mode & 0o777 == 0o600
+        assert credential.read_text().split()[0] == agent.name
+        agent.stop()
+        agent.join_token = False
+        before = lease_renewed(node_server, agent.name)
+        agent.start()
+        wait_for(
+            lambda: lease_renewed(node_server, agent.name) not in ("", before),
+            timeout=30,
+            what="the restarted agent to renew its lease as itself",
+        )
+        assert agent.running, agent.log()
+    finally:
+        agent.stop()
+        kill_node_processes(agent.data_dir)
+        node_server.request("DELETE", f"/api/v1/nodes/{agent.name}")
+        shutil.rmtree(work, ignore_errors=True)
+    assert "Traceback" not in agent.log(), agent.log()
