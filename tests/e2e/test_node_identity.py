@@ -296,6 +296,22 @@ def test_kubectl_with_a_client_certificate_kubeconfig(node_server: Server, tmp_p
     assert json.loads(result.stdout)["metadata"]["name"] == "kube-system"
 
 
+def test_setpoint_kubeconfig_writes_a_client_certificate_kubeconfig(
+    node_server: Server, tmp_path: Path
+) -> None:
+    path = tmp_path / "bob.kubeconfig"
+    command = [SETPOINT, "kubeconfig", "--data-dir", str(node_server.data_dir)]
+    subprocess.run(
+        [*command, "--user", "bob", "--group", "system:masters", "-o", str(path)],
+        check=True,
+        capture_output=True,
+    )
+    assert path.stat().st_mode & 0o777 == 0o600
+    k = Kubectl(node_server)
+    result = k("get", "nodes", NODE, "-o", "name", env={"KUBECONFIG": str(path)})
+    assert result.stdout.strip() == f"node/{NODE}"
+
+
 def test_a_client_certificate_of_another_ca_is_refused(node_server: Server, tmp_path: Path) -> None:
     from cryptography import x509  # noqa: F401 - the handshake refuses it before HTTP
 

@@ -37,6 +37,7 @@ from setpoint.cli.controllermanager import (
 )
 from setpoint.cli.datastore import datastore
 from setpoint.cli.flags import default_data_dir, parse_duration
+from setpoint.cli.kubeconfig import kubeconfig
 from setpoint.cli.process import EXIT_CANNOT_START, exit_with_parent, install_uvloop, tune_gc
 from setpoint.cli.server import CannotStart, ServerConfig, run_server
 from setpoint.cli.sim import sim
@@ -332,6 +333,7 @@ cli.add_command(sim)
 cli.add_command(agent)
 cli.add_command(datastore)
 cli.add_command(token)
+cli.add_command(kubeconfig)
 
 
 @cli.command("controller-manager")
