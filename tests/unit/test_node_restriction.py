@@ -77,9 +77,25 @@ async def test_node_updates_status_and_deletes_only_its_pods() -> None:
     assert "spec.nodeName set to itself" in await refused(
         UPDATE, "", "pods", "theirs", ns="ns", obj=theirs, old=theirs, subresource="status"
     )
-    assert "not the pods" in await refused(UPDATE, "", "pods", "mine", ns="ns", obj=mine, old=mine)
+    relabelled = {**mine, "metadata": {**mine["metadata"], "labels": {"a": "b"}}}
+    assert "only update the status" in await refused(
+        UPDATE, "", "pods", "mine", ns="ns", obj=relabelled, old=mine
+    )
     await check(DELETE, "", "pods", "mine", ns="ns", old=mine)
     assert "delete pods" in await refused(DELETE, "", "pods", "theirs", ns="ns", old=theirs)
+
+
+async def test_node_may_annotate_its_pods_assigned_ports_only() -> None:
+    mine, theirs = PODS[("ns", "mine")], PODS[("ns", "theirs")]
+
+    def annotated(pod: dict[str, Any]) -> dict[str, Any]:
+        annotations = {"setpoint.io/assigned-ports": "{}"}
+        return {**pod, "metadata": {**pod["metadata"], "annotations": annotations}}
+
+    await check(UPDATE, "", "pods", "mine", ns="ns", obj=annotated(mine), old=mine)
+    assert "spec.nodeName set to itself" in await refused(
+        UPDATE, "", "pods", "theirs", ns="ns", obj=annotated(theirs), old=theirs
+    )
 
 
 async def test_node_lease_only_its_own() -> None:

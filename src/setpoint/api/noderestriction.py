@@ -11,7 +11,10 @@ write is about. This plugin, on every write from ``system:node:<name>``, checks 
   node steer workloads (and their Secrets) to itself.
 - **Pods**: setpoint has no static pods, so no mirror pods: a node may not create a pod at
   all. It may update the status of pods bound to it (not their labels), and delete pods
-  bound to it (as the agent confirms a graceful deletion); not touch anyone else's.
+  bound to it (as the agent confirms a graceful deletion); not touch anyone else's. Beyond
+  Kubernetes, it may set one annotation on its own pods, ``setpoint.io/assigned-ports``
+  (the node ports the agent gave a pod without a network of its own, which the endpoints
+  controller reads); any other change to a pod but its status is refused.
 - **Leases**: only its own, in ``kube-node-lease``.
 - **ServiceAccount tokens**: only bound to a pod that runs on it (``boundObjectRef`` a Pod,
   with its uid), as upstream's ``admitServiceAccount``.
@@ -29,6 +32,7 @@ from setpoint.api import errors
 from setpoint.api.admission import CREATE, DELETE, UPDATE, AdmissionRequest
 from setpoint.api.auth.user import node_name_of
 from setpoint.api.errors import APIError
+from setpoint.meta.assignedports import ANNOTATION as ASSIGNED_PORTS_ANNOTATION
 
 NODE_LEASE_NAMESPACE = "kube-node-lease"
 RESTRICTED_LABEL_NAMESPACE = "node-restriction.kubernetes.io"
@@ -89,6 +93,20 @@ def forbidden_labels(new: dict[str, str], old: dict[str, str]) -> list[str]:
 
 def _labels(obj: dict[str, Any] | None) -> dict[str, str]:
     return dict(((obj or {}).get("metadata") or {}).get("labels") or {})
+
+
+def _besides_node_annotations(pod: dict[str, Any] | None) -> dict[str, Any]:
+    """A pod without what a node may write on it besides its status: the ports the agent
+    assigned it (setpoint's ``setpoint.io/assigned-ports``), and what every write changes."""
+    copy = dict(pod or {})
+    meta = dict(copy.get("metadata") or {})
+    for key in ("resourceVersion", "managedFields", "generation"):
+        meta.pop(key, None)
+    annotations = dict(meta.get("annotations") or {})
+    annotations.pop(ASSIGNED_PORTS_ANNOTATION, None)
+    meta["annotations"] = annotations
+    copy["metadata"] = meta
+    return copy
 
 
 def _node_of_pod(pod: dict[str, Any] | None) -> str:
@@ -159,9 +177,18 @@ class NodeRestriction:
                 )
             return
         if request.subresource != "status":
-            raise self._refuse(
-                request, f'node "{node}" can only update the status of pods, not the pods'
-            )
+            if _node_of_pod(request.old) != node:
+                raise self._refuse(
+                    request,
+                    f'node "{node}" can only update pods with spec.nodeName set to itself',
+                )
+            if _besides_node_annotations(request.obj) != _besides_node_annotations(request.old):
+                raise self._refuse(
+                    request,
+                    f'node "{node}" can only update the status of pods and their '
+                    f"{ASSIGNED_PORTS_ANNOTATION} annotation",
+                )
+            return
         if _node_of_pod(request.old) != node:
             raise self._refuse(
                 request,

@@ -55,7 +55,8 @@ _READ = frozenset({"get", "list", "watch"})
 NODE_RULES: dict[tuple[str, str], frozenset[str]] = {
     ("", "nodes"): frozenset({"create", "get", "list", "watch", "update", "patch"}),
     ("", "nodes/status"): frozenset({"update", "patch"}),
-    ("", "pods"): frozenset({"get", "list", "watch", "create", "delete"}),
+    # update/patch: setpoint's assigned-ports annotation (NodeRestriction allows only that)
+    ("", "pods"): frozenset({"get", "list", "watch", "create", "delete", "update", "patch"}),
     ("", "pods/status"): frozenset({"update", "patch"}),
     ("", "pods/eviction"): frozenset({"create"}),
     ("", "events"): frozenset({"create", "update", "patch"}),
