@@ -106,6 +106,14 @@ def test_no_local_user_can_read_a_secret_from_the_data_dir(public_base: Path) ->
                 {"metadata": {"name": name}, "stringData": {"password": value}},
             )
             assert status == 201, body
+            # Secrets are encrypted at rest (encryption-at-rest.md): the same value in a
+            # ConfigMap puts it on disk in the clear, so that the probe has something to find
+            status, body, _ = server.request(
+                "POST",
+                "/api/v1/namespaces/default/configmaps",
+                {"metadata": {"name": name}, "data": {"password": value}},
+            )
+            assert status == 201, body
             paths = everything_under(data)
             # the value is on disk (so looking for it means something) ...
             assert any(

@@ -22,8 +22,6 @@ from setpoint.agent.remotecommand import (
     status_payload,
     stream_options,
 )
-from setpoint.api.errors import APIError
-from setpoint.api.podstreams import authorize
 
 # ------------------------------------------------------------------ SPDY
 
@@ -183,16 +181,3 @@ def test_port_forward_ports_are_checked_as_the_kubelet_checks_them() -> None:
 
 
 # ------------------------------------------------------------------ who may stream
-
-
-def test_only_the_admin_may_open_pod_streams() -> None:
-    path = ["api", "v1", "namespaces", "default", "pods", "web", "exec"]
-    authorize("admin", ("system:masters", "system:authenticated"), path)
-    with pytest.raises(APIError) as caught:
-        authorize("system:node", ("system:nodes",), path)
-    assert caught.value.code == 403
-    assert caught.value.message == (
-        'pods "web" is forbidden: User "system:node" cannot create resource "pods/exec" '
-        'in API group "" in the namespace "default"'
-    )
-    authorize("system:node", ("system:nodes",), ["api", "v1", "namespaces", "default", "pods"])

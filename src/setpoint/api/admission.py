@@ -5,14 +5,16 @@ A write becomes an :class:`AdmissionRequest` (operation, kind, namespace, name, 
 the new and the old object, who asks, dry run). Every plugin's ``admit`` runs first, in order,
 and may change the new object (defaults from a LimitRange, a pod's ServiceAccount); then the
 object is validated; then every plugin's ``validate`` runs and may only refuse, raising an
-:class:`~setpoint.api.errors.APIError` (a quota exceeded, a node writing another node's pod).
+:class:`~setpoint.api.errors.APIError` (a quota exceeded, a node writing another node's pod),
+or add ``warnings`` the client receives as ``Warning`` headers (a pod that a namespace's Pod
+Security level would refuse).
 Writes the API server makes itself carry no user; plugins let those through.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from setpoint.api.auth.user import UserInfo
@@ -37,6 +39,11 @@ class AdmissionRequest:
     old: Obj | None = None  # the stored object (None for CREATE)
     subresource: str = ""
     dry_run: bool = False
+    # Warning headers for the client (Pod Security ``warn``), in the order plugins add them
+    warnings: list[str] = field(default_factory=list)
+    # annotations for this request's audit event (Pod Security ``audit``: upstream's
+    # ``pod-security.kubernetes.io/audit-violations``); nothing records them yet
+    audit_annotations: dict[str, str] = field(default_factory=dict)
 
     @property
     def resource(self) -> tuple[str, str]:

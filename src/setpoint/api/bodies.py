@@ -18,6 +18,9 @@ from aiohttp import StreamReader, web
 
 from setpoint.api import errors, negotiation
 
+# the body a request's handler read (the stream cannot be read twice)
+RAW_BODY_KEY: web.RequestKey[bytes] = web.RequestKey("setpoint.raw-body", bytes)
+
 
 class BodyTooLarge(Exception):
     """The body is longer than the limit it was read with."""
@@ -49,9 +52,11 @@ async def read_raw_body(request: web.BaseRequest) -> bytes:
     if length is not None and length > limit:
         raise errors.too_large(limit)
     try:
-        return await read_limited(request.content, limit)
+        raw = await read_limited(request.content, limit)
     except BodyTooLarge:
         raise errors.too_large(limit) from None
+    request[RAW_BODY_KEY] = raw  # for the audit log's requestObject
+    return raw
 
 
 async def read_body(request: web.BaseRequest) -> Any:

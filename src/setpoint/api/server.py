@@ -3,11 +3,13 @@
 ``APIServer`` wires a :class:`~setpoint.store.interface.Store` to the Kubernetes REST surface:
 it builds one :class:`WatchCache` and :class:`ResourceStorage` per served type, answers
 discovery and OpenAPI, authenticates and authorizes every request (see ``auth``; except the
-three health endpoints, which Kubernetes also leaves open; see ``health``), passes every
-write through the admission chain (see ``admission``), turns every error into a
-``Status``, creates the namespaces a cluster starts with, allocates Services' cluster IPs and
-node ports and keeps the ``kubernetes`` Service (see ``services``), and compacts old store
-history periodically.
+three health endpoints, which Kubernetes also leaves open; see ``health``), holds each user
+to its request rate and watch cap (see ``ratelimit``), records requests in the audit log
+(see ``audit``), passes every write through the admission chain (see ``admission``) and
+every value of an encrypted kind through its transformer (see ``encryption``), turns every
+error into a ``Status``, creates the namespaces a cluster starts with, allocates Services'
+cluster IPs and node ports and keeps the ``kubernetes`` Service (see ``services``), and
+compacts old store history periodically.
 """
 
 from __future__ import annotations
@@ -32,14 +34,16 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from setpoint.api import errors, negotiation
 from setpoint.api.admission import AdmissionChain
+from setpoint.api.audit import AUDIT_CONTEXT_KEY, HEADER_AUDIT_ID, Auditor
 from setpoint.api.auth.attributes import request_attributes
 from setpoint.api.auth.authn import Authenticator
 from setpoint.api.auth.authorizer import (
     AllButPodStreams,
     Authorizer,
+    Decision,
     PrivilegedGroups,
     UnionAuthorizer,
-    check,
+    forbidden,
 )
 from setpoint.api.auth.node import NodeAuthorizer, NodeGraph
 from setpoint.api.auth.nodecredentials import JOIN_PATH, JoinAuthorizer, NodeCredentials
@@ -50,6 +54,7 @@ from setpoint.api.discovery.discovery import (
     Discovery,
 )
 from setpoint.api.discovery.openapi import build_openapi
+from setpoint.api.encryption import EncryptionConfig
 from setpoint.api.errors import APIError
 from setpoint.api.eviction import PodEviction
 from setpoint.api.handlers import ResourceHandlers
@@ -65,6 +70,7 @@ from setpoint.api.kubelet import KubeletClient
 from setpoint.api.noderestriction import NodeRestriction
 from setpoint.api.podlogs import PodLogs
 from setpoint.api.podstreams import STREAM_SUBRESOURCES, PodStreams
+from setpoint.api.ratelimit import ClientLimits, ClientRateLimiter
 from setpoint.api.services import ServiceNetwork
 from setpoint.api.services.allocation import (
     IPS_RECORDS,
@@ -100,6 +106,8 @@ ALLOCATION_REPAIR_INTERVAL = 60.0
 
 
 class APIServer:
+    auditor: Auditor | None = None  # see ``audit``; set by __init__
+
     def __init__(
         self,
         store: Store,
@@ -115,8 +123,14 @@ class APIServer:
         metrics_sockets: list[Path] | None = None,
         inflight: InflightLimits | None = None,
         services: ServiceNetwork | None = None,
+        encryption: EncryptionConfig | None = None,
+        auditor: Auditor | None = None,
+        client_limits: ClientLimits | None = None,
     ) -> None:
         self.store = store
+        self.encryption = encryption or EncryptionConfig()
+        self.auditor = auditor
+        self.client_limits = ClientRateLimiter(client_limits or ClientLimits())
         self.registry = registry
         self.authenticator = authenticator
         # what each node's pods reference, for the Node authorizer (fed by the pods' cache)
@@ -130,8 +144,10 @@ class APIServer:
                 AllButPodStreams(),
             ]
         )
-        self.admission = admission or AdmissionChain(
-            [NodeRestriction(lambda ns, name: self._cached("pods", ns, name))]
+        self.admission = admission or AdmissionChain()
+        # the Node authorizer's other half, always first: a node writes only what is its own
+        self.admission.plugins.insert(
+            0, NodeRestriction(lambda ns, name: self._cached("pods", ns, name))
         )
         self.event_ttl = event_ttl
         self.metrics_sockets = metrics_sockets or []
@@ -179,7 +195,11 @@ class APIServer:
         )
 
     def _build_storage(self, rtype: ResourceType) -> WatchCache:
-        cache = WatchCache(rtype, self.store)
+        cache = WatchCache(
+            rtype,
+            self.store,
+            transformer=self.encryption.for_resource(rtype.group, rtype.plural),
+        )
         self.caches[rtype] = cache
         hooks: WriteHooks = NO_HOOKS
         if (rtype.group, rtype.kind) == ("", "Service"):
@@ -257,6 +277,8 @@ class APIServer:
     # ----------------------------------------------------------- lifecycle
 
     async def start(self) -> None:
+        if self.auditor is not None:
+            await self.auditor.start()
         await asyncio.gather(*(cache.start() for cache in self.caches.values()))
         await self._ensure_initial_namespaces()
         await self.allocation_repair.run_once()
@@ -301,6 +323,8 @@ class APIServer:
                 await task
         await asyncio.gather(*(cache.stop() for cache in self.caches.values()))
         await self.kubelet.close()
+        if self.auditor is not None:
+            await self.auditor.stop()
 
     async def _ensure_initial_namespaces(self) -> None:
         assert self._namespace_type is not None
@@ -414,7 +438,7 @@ class APIServer:
             writer: AbstractStreamWriter,
             task: asyncio.Task[None],
         ) -> web.BaseRequest:
-            return web.BaseRequest(
+            return _Request(
                 message,
                 payload,
                 protocol,
@@ -433,9 +457,27 @@ class APIServer:
         )
 
     async def _serve(self, request: web.BaseRequest) -> web.StreamResponse:
-        """Every request: authenticate (health endpoints excepted), dispatch, and turn any
-        failure into a Status — one function rather than a middleware chain, since it runs
-        on every request."""
+        """Every request, and its audit events once it has been answered (see ``audit``)."""
+        try:
+            response = await self._serve_request(request)
+        except asyncio.CancelledError:
+            # the client went away (a watch it closed): what it was sent is complete
+            context = request.get(AUDIT_CONTEXT_KEY)
+            if self.auditor is not None and context is not None and context.response:
+                self.auditor.complete(context, request, context.response)
+            raise
+        if self.auditor is not None:
+            context = request.get(AUDIT_CONTEXT_KEY)
+            if context is not None:
+                self.auditor.complete(context, request, response)
+            elif response.status == 401:
+                self.auditor.unauthenticated(request, response)
+        return response
+
+    async def _serve_request(self, request: web.BaseRequest) -> web.StreamResponse:
+        """Authenticate (health endpoints excepted), apply the per-user limits, authorize,
+        dispatch, and turn any failure into a Status — one function rather than a middleware
+        chain, since it runs on every request."""
         try:
             path = request.path
             if path in HEALTH_PATHS:
@@ -444,10 +486,26 @@ class APIServer:
             if user is None:
                 raise errors.unauthorized()
             request[REQUEST_USER_KEY] = user
-            check(self.authorizer, request_attributes(user, request.method, path, request.query))
+            attrs = request_attributes(user, request.method, path, request.query)
             segments = [s for s in path.split("/") if s]
             watch = request.query.get("watch", "").lower() in ("1", "true")
-            if is_long_running(request.method, segments, watch):
+            long_running = is_long_running(request.method, segments, watch)
+            audit = None
+            if self.auditor is not None:
+                audit = self.auditor.begin(request, attrs, long_running=long_running)
+                request[AUDIT_CONTEXT_KEY] = audit
+                request[_AUDITOR_KEY] = self.auditor
+            self.client_limits.take(user)
+            decision, reason = self.authorizer.authorize(attrs)
+            if audit is not None:
+                audit.decision = "allow" if decision is Decision.ALLOW else "forbid"
+                audit.reason = reason
+            if decision is not Decision.ALLOW:
+                raise forbidden(attrs, reason)
+            if long_running:
+                if watch:
+                    with self.client_limits.watching(user):
+                        return await self._dispatch(request)
                 return await self._dispatch(request)
             return await self._dispatch_in_a_seat(request, priority_level(user.name, user.groups))
         except APIError as exc:
@@ -468,6 +526,9 @@ class APIServer:
             return status_response(errors.internal(str(exc)))
         except Exception as exc:
             log.exception("internal error serving %s %s", request.method, request.path)
+            context = request.get(AUDIT_CONTEXT_KEY)
+            if context is not None:
+                context.panicked = True
             return status_response(errors.internal(type(exc).__name__))
 
     async def _dispatch_in_a_seat(
@@ -602,6 +663,22 @@ class APIServer:
                 paths.append(f"/apis/{group}")
                 paths += [f"/apis/{group}/{v}" for v in versions]
         return paths
+
+
+class _Request(web.BaseRequest):
+    """aiohttp's request, telling the audit log when a response's headers go out (its
+    ``_prepare_hook`` is what aiohttp calls then; an Application's Request uses it for the
+    ``on_response_prepare`` signal)."""
+
+    async def _prepare_hook(self, response: web.StreamResponse) -> None:
+        context = self.get(AUDIT_CONTEXT_KEY)
+        auditor = self.get(_AUDITOR_KEY)
+        if context is not None and auditor is not None:
+            response.headers.setdefault(HEADER_AUDIT_ID, context.audit_id)
+            auditor.started(context, response)
+
+
+_AUDITOR_KEY: web.RequestKey[Auditor] = web.RequestKey("setpoint.auditor", Auditor)
 
 
 def _server_address(request: web.BaseRequest) -> str:

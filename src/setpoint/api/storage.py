@@ -39,7 +39,6 @@ from setpoint.api.watchcache import (
     Encoder,
     TooOldResourceVersion,
     WatchCache,
-    decode_object,
 )
 from setpoint.meta.clock import REAL_CLOCK, Clock, now_rfc3339
 from setpoint.meta.fields import FieldSelector
@@ -346,7 +345,7 @@ class ResourceStorage:
         if kv is None:
             raise errors.not_found(self.rtype, name)
         try:
-            return decode_object(kv)
+            return self.cache.decode(kv)
         except CorruptObjectError as exc:
             raise corrupt.get_error(exc) from None
 
@@ -483,7 +482,7 @@ class ResourceStorage:
                 )
                 for kv in chunk.items:
                     try:
-                        cached = decode_object(kv)
+                        cached = self.cache.decode(kv)
                     except CorruptObjectError as exc:
                         bad.append(exc)
                         continue
@@ -549,6 +548,7 @@ class ResourceStorage:
         if problems:
             raise errors.invalid(self.rtype, meta.get("name", ""), problems)
         await self.admission.validate(admission)
+        warnings = warnings + admission.warnings
         if not opts.managed_by_apply:
             obj = self._track(None, obj, opts, subresource="")
             meta = obj["metadata"]
@@ -562,7 +562,8 @@ class ResourceStorage:
             return WriteResult(obj, warnings, created=True)
         txn = await self.hooks.begin_create(obj, dry_run=False)
         try:
-            kv = await self.store.create(self.key(namespace, meta["name"]), _encode(obj))
+            key = self.key(namespace, meta["name"])
+            kv = await self.store.create(key, self.cache.encode(key, _encode(obj)))
         except BaseException as exc:
             await txn.revert()
             if isinstance(exc, KeyExistsError):
@@ -689,19 +690,22 @@ class ResourceStorage:
             **old,
             "metadata": {k: v for k, v in old["metadata"].items() if k != "resourceVersion"},
         }
-        if new == old_stripped:
+        if new == old_stripped and not current.stale:
             await txn.revert()
-            return WriteResult(old)  # no-op: Kubernetes does not write (rv unchanged)
+            # no-op: Kubernetes does not write (rv unchanged)
+            return WriteResult(old, admission.warnings)
         if opts.dry_run:
             new_meta["resourceVersion"] = str(current.rv)
-            return WriteResult(new)
+            return WriteResult(new, admission.warnings)
         key = current.key
         delete_now = bool(new_meta.get("deletionTimestamp")) and not _pending_finalizers(new)
         try:
             if delete_now:
                 kv = await self.store.delete(key, expected_revision=current.rv)
             else:
-                kv = await self.store.update(key, _encode(new), expected_revision=current.rv)
+                kv = await self.store.update(
+                    key, self.cache.encode(key, _encode(new)), expected_revision=current.rv
+                )
         except BaseException as exc:
             await txn.revert()
             if isinstance(exc, RevisionConflictError):
@@ -713,7 +717,7 @@ class ResourceStorage:
         if delete_now:
             await self.hooks.after_delete(new)
         new_meta["resourceVersion"] = str(kv.mod_revision)
-        return WriteResult(new)
+        return WriteResult(new, admission.warnings)
 
     def _track(self, old: Obj | None, new: Obj, opts: WriteOptions, *, subresource: str) -> Obj:
         """Record this write in ``metadata.managedFields`` (Kubernetes' field manager)."""
@@ -915,7 +919,9 @@ class ResourceStorage:
                 return WriteResult(new)
             try:
                 kv = await self.store.update(
-                    current.key, _encode(new), expected_revision=current.rv
+                    current.key,
+                    self.cache.encode(current.key, _encode(new)),
+                    expected_revision=current.rv,
                 )
             except RevisionConflictError:
                 return None
@@ -1029,7 +1035,11 @@ class ResourceStorage:
             if opts.dry_run:
                 return DeleteResult(obj, deleted=False)
             meta.pop("resourceVersion", None)
-            kv = await self.store.update(current.key, _encode(obj), expected_revision=current.rv)
+            kv = await self.store.update(
+                current.key,
+                self.cache.encode(current.key, _encode(obj)),
+                expected_revision=current.rv,
+            )
             meta["resourceVersion"] = str(kv.mod_revision)
             return DeleteResult(obj, deleted=False)
         if opts.dry_run:
@@ -1038,7 +1048,7 @@ class ResourceStorage:
             kv = await self.store.delete(current.key, expected_revision=current.rv)
         except KeyNotFoundError:
             raise errors.not_found(self.rtype, name) from None
-        deleted = decode_object(kv).obj
+        deleted = self.cache.decode(kv).obj
         await self.hooks.after_delete(deleted)
         return DeleteResult(deleted, deleted=True)
 
@@ -1052,7 +1062,7 @@ class ResourceStorage:
         if kv is None:
             raise errors.not_found(self.rtype, name)
         try:
-            decode_object(kv)
+            self.cache.decode(kv)
         except CorruptObjectError:
             pass
         else:

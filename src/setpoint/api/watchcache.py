@@ -45,6 +45,7 @@ from typing import Any, Protocol
 import orjson
 
 from setpoint.api.corrupt import CorruptObjectError, key_namespace, list_error
+from setpoint.api.encryption import PLAIN, TransformError, ValueTransformer
 from setpoint.resources.registry import ResourceType
 from setpoint.store.interface import (
     BackendError,
@@ -93,6 +94,9 @@ class CachedObject:
     obj: dict[str, Any]  # never mutated once cached; copy before changing
     raw: bytes  # JSON of ``obj``
     rv: int
+    # read with anything but the first encryption provider: an update rewrites it even when
+    # nothing changed (so rotating keys can re-encrypt everything; see ``encryption``)
+    stale: bool = False
 
     def copy(self) -> dict[str, Any]:
         """A deep copy of ``obj`` to change: decoded from ``raw``, ~8x faster than
@@ -111,11 +115,20 @@ class CachedObject:
         return name
 
 
-def decode_object(kv: KeyValue, *, revision: int | None = None) -> CachedObject:
+def decode_object(
+    kv: KeyValue, *, revision: int | None = None, transformer: ValueTransformer = PLAIN
+) -> CachedObject:
     """Turn stored bytes into a cached object whose resourceVersion is its revision; raises
-    CorruptObjectError for bytes that are not an object with a name."""
+    CorruptObjectError for bytes that ``transformer`` cannot read (decrypt) or that are not
+    an object with a name."""
     try:
-        obj = orjson.loads(kv.value)
+        read = transformer.from_storage(kv.value, kv.key)
+    except TransformError as exc:
+        # upstream's words; the cause never holds the value
+        cause = f"unable to transform key {kv.key!r}: {exc}"
+        raise CorruptObjectError(kv.key, kv.mod_revision, cause) from None
+    try:
+        obj = orjson.loads(read.data)
     except orjson.JSONDecodeError as exc:
         raise CorruptObjectError(kv.key, kv.mod_revision, str(exc)) from None
     meta = obj.get("metadata") if isinstance(obj, dict) else None
@@ -125,7 +138,7 @@ def decode_object(kv: KeyValue, *, revision: int | None = None) -> CachedObject:
     obj["metadata"]["resourceVersion"] = str(rv)
     # orjson returns bytes with spare capacity (several KiB); a cache of 100k objects would
     # hold that slack forever, so keep an exact-size copy.
-    return CachedObject(kv.key, obj, bytes(memoryview(orjson.dumps(obj))), rv)
+    return CachedObject(kv.key, obj, bytes(memoryview(orjson.dumps(obj))), rv, read.stale)
 
 
 def _at_revision(cached: CachedObject, revision: int) -> CachedObject:
@@ -341,9 +354,11 @@ class WatchCache:
         history: HistoryLimits | None = None,
         backlog: BacklogLimits | None = None,
         clock: Callable[[], float] = time.monotonic,
+        transformer: ValueTransformer = PLAIN,
     ) -> None:
         self.rtype = rtype
         self._store = store
+        self.transformer = transformer  # between the store's bytes and JSON (encryption)
         self.objects: dict[str, CachedObject] = {}
         self._by_namespace: dict[str, dict[str, CachedObject]] = {}
         # every key in order, for lists; keys added since it was last put in order
@@ -365,6 +380,14 @@ class WatchCache:
         self.ready = asyncio.Event()
         self.corrupt: dict[str, CorruptObjectError] = {}  # keys whose values do not decode
         self.listeners: list[CacheListener] = []
+
+    def decode(self, kv: KeyValue, *, revision: int | None = None) -> CachedObject:
+        """``decode_object`` through this kind's transformer."""
+        return decode_object(kv, revision=revision, transformer=self.transformer)
+
+    def encode(self, key: str, data: bytes) -> bytes:
+        """The bytes to store under ``key`` for the JSON ``data``."""
+        return self.transformer.to_storage(data, key)
 
     # ------------------------------------------------------------- lifecycle
 
@@ -392,7 +415,7 @@ class WatchCache:
         self.corrupt.clear()
         for kv in listing.items:
             try:
-                self._put(decode_object(kv))
+                self._put(self.decode(kv))
             except CorruptObjectError as exc:
                 self._remember_corrupt(exc)
         self._sorted_keys = sorted(self.objects)
@@ -468,7 +491,7 @@ class WatchCache:
         if event.type is EventType.PUT:
             self.corrupt.pop(event.kv.key, None)
             try:
-                cached = decode_object(event.kv)
+                cached = self.decode(event.kv)
             except CorruptObjectError as exc:
                 self._remove(event.kv.key)
                 for listener in self.listeners:
@@ -484,7 +507,7 @@ class WatchCache:
         else:
             prev = self._remove(event.kv.key)
             try:
-                last = decode_object(event.kv, revision=rv)
+                last = self.decode(event.kv, revision=rv)
             except CorruptObjectError:
                 self.corrupt.pop(event.kv.key, None)
                 if prev is None:

@@ -249,6 +249,7 @@ def build_components(
         from setpoint.controllers.nodelifecycle import NodeLifecycleController
         from setpoint.controllers.podgc import PodGCController
         from setpoint.controllers.replicaset import REPLICATION_CONTROLLER, ReplicaSetController
+        from setpoint.controllers.resourcequota import ResourceQuotaController
         from setpoint.controllers.statefulset import StatefulSetController
         from setpoint.controllers.tainteviction import TaintEvictionController
 
@@ -287,6 +288,7 @@ def build_components(
             ),
             EndpointSliceController(informers, recorder.for_component("endpoint-slice-controller")),
             EndpointsController(informers, recorder.for_component("endpoint-controller")),
+            ResourceQuotaController(informers, recorder.for_component("resourcequota-controller")),
         ]
         if config.node_ipam is not None:
             # events "From cidrAllocator", as upstream's range allocator

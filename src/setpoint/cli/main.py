@@ -39,6 +39,7 @@ from setpoint.cli.datastore import datastore
 from setpoint.cli.flags import default_data_dir, parse_duration
 from setpoint.cli.kubeconfig import kubeconfig
 from setpoint.cli.process import EXIT_CANNOT_START, exit_with_parent, install_uvloop, tune_gc
+from setpoint.cli.security import SecurityConfig, security_options
 from setpoint.cli.server import CannotStart, ServerConfig, run_server
 from setpoint.cli.sim import sim
 from setpoint.cli.token import token
@@ -207,6 +208,7 @@ def cli(verbose: int) -> None:
     "--bind-address, or this machine's primary address when that is 0.0.0.0).",
 )
 @node_lifecycle_options
+@security_options
 def server(
     data_dir: Path | None,
     bind_address: str,
@@ -235,6 +237,7 @@ def server(
     service_cluster_ip_range: str,
     service_node_port_range: str,
     advertise_address: str | None,
+    security: SecurityConfig,
     **node_lifecycle: Any,
 ) -> None:
     """Run the control plane (API server on the embedded store) on this machine.
@@ -298,6 +301,7 @@ def server(
         services=services,
         advertise_address=advertise_address,
         proxy_mode=proxy_mode,
+        security=security,
     )
     install_uvloop()
     try:

@@ -32,6 +32,8 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from setpoint.api.admission import AdmissionChain
+from setpoint.api.admission_plugins import core_storages, default_plugins
 from setpoint.api.auth.authn import AuthenticatorChain, StaticTokens
 from setpoint.api.auth.bootstrap import BOOTSTRAP_USER_PREFIX, BOOTSTRAPPERS_GROUP, BootstrapTokens
 from setpoint.api.auth.nodecredentials import KEY_FILE as NODE_KEY_FILE
@@ -51,6 +53,12 @@ from setpoint.cli.controllermanager import (
 )
 from setpoint.cli.flags import parse_duration
 from setpoint.cli.process import PARENT_PID_ENV, tune_gc
+from setpoint.cli.security import (
+    SecurityConfig,
+    SecuritySetupError,
+    auditor,
+    encryption_config,
+)
 from setpoint.controllers.nodelifecycle import NodeLifecycleSettings
 from setpoint.controllers.podgc.controller import DEFAULT_TERMINATED_POD_THRESHOLD
 from setpoint.meta.privatefiles import private_dir, tighten
@@ -97,6 +105,7 @@ class ServerConfig:
     services: ServiceNetwork = field(default_factory=ServiceNetwork)
     advertise_address: str | None = None  # default: see advertised_host()
     proxy_mode: str = "auto"  # the local agent's node proxy
+    security: SecurityConfig = field(default_factory=SecurityConfig)
 
     @property
     def kubeconfig_path(self) -> Path:
@@ -169,7 +178,7 @@ async def run_server(config: ServerConfig) -> None:
     async with contextlib.AsyncExitStack() as running:
         try:
             url = await _start(config, running)
-        except (BackendError, EndpointError, PKIError, OSError) as exc:
+        except (BackendError, EndpointError, PKIError, OSError, SecuritySetupError) as exc:
             raise cannot_start(exc) from None
         print(
             f"setpoint API server listening on {url}\n"
@@ -253,6 +262,9 @@ async def _start(config: ServerConfig, running: contextlib.AsyncExitStack) -> st
     """Bring everything up in order, registering how to stop each part on ``running`` (which
     stops them in reverse: listener, caches, store). Returns the URL clients use."""
     private_dir(config.data_dir)
+    # bad flags' files stop start-up before anything is opened
+    encryption = encryption_config(config.security, config.data_dir)
+    audit = auditor(config.security)
     # a previous run's socket; the controller manager replaces it with a private one
     tighten(config.data_dir / CONTROLLER_METRICS_SOCKET, 0o600)
     existed = cluster_exists(config.data_dir)
@@ -264,11 +276,13 @@ async def _start(config: ServerConfig, running: contextlib.AsyncExitStack) -> st
         config.data_dir, hosts=[config.bind_address, *config.tls_sans]
     )
     registry = default_registry(tolerations=config.tolerations)
+    admission = AdmissionChain()
     node_credentials = NodeCredentials(ensure_key(credentials.ca_cert.parent / NODE_KEY_FILE))
     api = APIServer(
         store,
         registry,
         authenticator=authenticators(credentials, node_credentials, lambda: api),
+        admission=admission,
         node_credentials=node_credentials,
         kubelet_client_cert=ensure_client_certificate(
             credentials, name=KUBELET_CLIENT_CERT, common_name=KUBELET_CLIENT_COMMON_NAME
@@ -277,7 +291,12 @@ async def _start(config: ServerConfig, running: contextlib.AsyncExitStack) -> st
         metrics_sockets=[config.data_dir / CONTROLLER_METRICS_SOCKET],
         inflight=config.inflight,
         services=config.services,
+        encryption=encryption,
+        auditor=audit,
+        client_limits=config.security.client_limits,
     )
+    for plugin in default_plugins(core_storages(api.storages, registry)):
+        admission.add(plugin)
     running.push_async_callback(api.stop)
     await api.start()
     limits = replace(

@@ -1,7 +1,8 @@
 """The resource types setpoint serves: every kind each API group module declares.
 
 A kind has one home: its group module (``core``, ``apps``, ``batch``, ``coordination``,
-``discovery``, ``events``, ``networking``, ``policy``) declares it whole — identity and scope
+``discovery``, ``events``, ``networking``, ``policy``, and ``quota`` for the core group's
+ResourceQuota and LimitRange) declares it whole — identity and scope
 as Kubernetes' discovery names them, its schema definition, and its behaviour (defaults,
 validation, field selectors) — and this module only collects them.
 """
@@ -17,6 +18,7 @@ from setpoint.resources import (
     events,
     networking,
     policy,
+    quota,
 )
 from setpoint.resources.registry import Registry, ResourceType
 
@@ -29,11 +31,11 @@ _BEYOND_CORE: tuple[ResourceType, ...] = (
     *networking.KINDS,
     *policy.KINDS,
 )
-KINDS: tuple[ResourceType, ...] = (*core.KINDS, *_BEYOND_CORE)
+KINDS: tuple[ResourceType, ...] = (*core.KINDS, *quota.KINDS, *_BEYOND_CORE)
 
 
 def default_registry(
     *, tolerations: core.DefaultTolerationSeconds = core.DEFAULT_TOLERATION_SECONDS
 ) -> Registry:
     """A registry of every built-in kind; pods are admitted with ``tolerations``."""
-    return Registry((*core.kinds(tolerations), *_BEYOND_CORE))
+    return Registry((*core.kinds(tolerations), *quota.KINDS, *_BEYOND_CORE))
