@@ -73,3 +73,43 @@ async def test_joined_hollow_nodes_register_and_renew_as_themselves(server: Serv
         finally:
             await nodes.stop()
             await task
+
+
+def test_many_nodes_join_in_one_request(server: Server) -> None:
+    token = join_config(server).token
+    names = [f"batch-{i}" for i in range(3)]
+    status, body, _ = server.request("POST", "/setpoint/v1/join", {"nodeNames": names}, token=token)
+    assert status == 200, body
+    assert body["kind"] == "NodeCredentialList"
+    assert [item["nodeName"] for item in body["items"]] == names
+    first = body["items"][0]["token"]
+    status, _, _ = server.request("GET", "/api/v1/nodes/batch-0", token=first)
+    assert status == 404  # its own Node, not registered
+    # a node asks only for itself
+    status, body, _ = server.request(
+        "POST", "/setpoint/v1/join", {"nodeNames": ["batch-0", "batch-1"]}, token=first
+    )
+    assert status == 403, body
+
+
+def test_malformed_join_requests_are_bad_requests(server: Server) -> None:
+    token = join_config(server).token
+    for body in (
+        {},
+        {"nodeName": "a", "nodeNames": ["b"]},
+        {"nodeNames": []},
+        {"nodeNames": "a"},
+        {"nodeNames": [f"n-{i}" for i in range(5001)]},
+        {"nodeName": 7},
+        {"nodeNames": ["UPPER"]},
+        [],
+    ):
+        status, answer, _ = server.request("POST", "/setpoint/v1/join", body, token=token)
+        assert status == 400, (
+            body if not isinstance(body, dict) or len(str(body)) < 80 else "",
+            answer,
+        )
+        assert answer["kind"] == "Status"
+    status, answer, _ = server.request("GET", "/setpoint/v1/join", token=token)
+    assert status == 405, answer  # only POST is a join
+    assert answer["kind"] == "Status"

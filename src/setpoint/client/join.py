@@ -32,6 +32,20 @@ async def request_node_credential(client: ApiClient, node_name: str) -> str:
     return token
 
 
+async def request_node_credentials(client: ApiClient, node_names: list[str]) -> dict[str, str]:
+    """New credentials for many nodes in one request (hollow nodes): name -> credential."""
+    answer = await client.request("POST", JOIN_PATH, body={"nodeNames": node_names})
+    found = {
+        item.get("nodeName"): item.get("token")
+        for item in answer.get("items") or ()
+        if isinstance(item, dict)
+    }
+    missing = [name for name in node_names if not found.get(name)]
+    if missing:
+        raise ValueError(f"the join answer carries no credential for {', '.join(missing[:5])}")
+    return {name: str(found[name]) for name in node_names}
+
+
 def stored_credential(data_dir: Path, node_name: str) -> str | None:
     """The credential kept in ``data_dir`` for ``node_name``, if any."""
     path = data_dir / CREDENTIAL_FILE

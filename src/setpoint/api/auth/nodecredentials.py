@@ -51,6 +51,7 @@ from setpoint.meta.privatefiles import write_private_file
 from setpoint.meta.validation import dns1123_subdomain_errors
 
 JOIN_PATH = "/setpoint/v1/join"
+MAX_NODES_PER_JOIN = 5000
 TOKEN_PREFIX = "spnode."
 KEY_FILE = "node-credential.key"
 _DOMAIN = b"setpoint node credential\x00"
@@ -95,24 +96,35 @@ class NodeCredentials:
         return UserInfo(NODE_USER_PREFIX + name, (NODES_GROUP,))
 
     async def serve_join(self, request: web.BaseRequest, user: UserInfo) -> web.Response:
-        """``POST`` :data:`JOIN_PATH`: a credential for the node named in the body."""
+        """``POST`` :data:`JOIN_PATH`: a credential for the node named in the body
+        (``{"nodeName": ...}``), or one for each of up to :data:`MAX_NODES_PER_JOIN` nodes
+        (``{"nodeNames": [...]}``, as ``setpoint sim`` joins its hollow nodes: one request,
+        not thousands counted against the join token's rate limit)."""
         if request.method != "POST":
             raise errors.method_not_allowed(request.method)
         body: Any = await read_body(request)
-        name = body.get("nodeName") if isinstance(body, dict) else None
-        if not isinstance(name, str) or not name:
-            raise errors.bad_request('the join request must name the node: {"nodeName": ...}')
-        problems = dns1123_subdomain_errors(name)
-        if problems:
-            raise errors.bad_request(f'invalid node name "{name}": {"; ".join(problems)}')
+        if not isinstance(body, dict) or ("nodeName" in body) == ("nodeNames" in body):
+            raise errors.bad_request(
+                'the join request must name the node: {"nodeName": ...} or {"nodeNames": [...]}'
+            )
+        names = [body["nodeName"]] if "nodeName" in body else body["nodeNames"]
+        if not isinstance(names, list) or not names or len(names) > MAX_NODES_PER_JOIN:
+            raise errors.bad_request(f"nodeNames must list 1 to {MAX_NODES_PER_JOIN} node names")
+        for name in names:
+            if not isinstance(name, str) or not name:
+                raise errors.bad_request("a node name must be a non-empty string")
+            problems = dns1123_subdomain_errors(name)
+            if problems:
+                raise errors.bad_request(f'invalid node name "{name}": {"; ".join(problems)}')
         own = node_name_of(user)
         may_join = BOOTSTRAPPERS_GROUP in user.groups or SYSTEM_MASTERS in user.groups
-        if not may_join and own != name:
-            raise errors.forbidden(
-                f'User "{user.name}" cannot get a credential for node "{name}": a node may '
-                "only renew its own"
-            )
-        return web.json_response(
+        for name in names:
+            if not may_join and own != name:
+                raise errors.forbidden(
+                    f'User "{user.name}" cannot get a credential for node "{name}": a node '
+                    "may only renew its own"
+                )
+        items = [
             {
                 "apiVersion": "setpoint.dev/v1",
                 "kind": "NodeCredential",
@@ -120,6 +132,12 @@ class NodeCredentials:
                 "user": NODE_USER_PREFIX + name,
                 "token": self.issue(name),
             }
+            for name in names
+        ]
+        if "nodeName" in body:
+            return web.json_response(items[0])
+        return web.json_response(
+            {"apiVersion": "setpoint.dev/v1", "kind": "NodeCredentialList", "items": items}
         )
 
 
