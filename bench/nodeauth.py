@@ -133,7 +133,9 @@ async def run(ctx: Context) -> list[Figure]:
         join_token = (server.data_dir / "node-token").read_text().strip()
         config = ClientConfig(server.url, join_token, server.ca_pem, "setpoint-bench")
         rate = await join_rate(ctx, config)
-        figures.append(at_least(NAME, "one-by-one joins, rate-limited", rate, "joins/s", 150, digits=0))
+        figures.append(
+            at_least(NAME, "one-by-one joins, rate-limited", rate, "joins/s", 150, digits=0)
+        )
         sim = Sim(server, NODES, server.log_path.with_name("sim.log"))
         try:
             ready = await sim.start(admin, timeout=180)
