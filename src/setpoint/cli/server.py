@@ -247,14 +247,15 @@ KUBELET_CLIENT_CERT = "apiserver-kubelet-client"
 def authenticators(
     credentials: ServerCredentials, nodes: NodeCredentials, api: Callable[[], APIServer]
 ) -> AuthenticatorChain:
-    """Static tokens, node credentials, bootstrap tokens (their Secrets read through the
-    API server ``api()``), client certificates of the cluster CA."""
+    """Client certificates of the cluster CA (first, as kube-apiserver asks its x509
+    authenticator first), static tokens, node credentials, bootstrap tokens (their Secrets
+    read through the API server ``api()``)."""
 
     async def read_secret(namespace: str, name: str) -> dict[str, Any] | None:
         return await api().read("secrets", namespace, name)
 
     return AuthenticatorChain(
-        [static_tokens(credentials), nodes, BootstrapTokens(read_secret), ClientCertificates()]
+        [ClientCertificates(), static_tokens(credentials), nodes, BootstrapTokens(read_secret)]
     )
 
 
