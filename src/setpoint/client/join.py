@@ -19,7 +19,7 @@ from pathlib import Path
 from setpoint.client.api import NODES, ApiClient, ApiError, ClientConfig
 from setpoint.meta.privatefiles import private_dir, write_private_file
 
-JOIN_PATH = "/setpoint/v1/join"
+JOIN_PATH = "/setpoint/v1/join"  # api.auth.nodecredentials.JOIN_PATH (client/ imports no api/)
 CREDENTIAL_FILE = "node-credential"
 
 
