@@ -29,4 +29,5 @@ BENCHMARKS = (
     "servicepath",
     "clusterdns",
     "nodeauth",
+    "rbac",
 )

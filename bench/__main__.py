@@ -49,6 +49,7 @@ TIME_LIMITS = {
     "servicepath": 300.0,
     "clusterdns": 240.0,
     "nodeauth": 300.0,
+    "rbac": 600.0,
 }
 
 

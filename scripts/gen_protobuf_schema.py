@@ -52,6 +52,7 @@ SUBRESOURCE_AND_META_KINDS: dict[str, dict[str, str]] = {
     "v1": {"Binding": "k8s.io.api.core.v1.Binding"},
     "autoscaling/v1": {"Scale": "k8s.io.api.autoscaling.v1.Scale"},
     "policy/v1": {"Eviction": "k8s.io.api.policy.v1.Eviction"},
+    "authentication.k8s.io/v1": {"TokenRequest": "k8s.io.api.authentication.v1.TokenRequest"},
     "*": {k: f"k8s.io.apimachinery.pkg.apis.meta.v1.{k}" for k in ("DeleteOptions", "Status")},
 }
 
@@ -328,8 +329,11 @@ def go_messages(binary: GoBinary, roots: Iterable[str]) -> dict[str, dict[int, F
             continue
         pkg, _, short = msg.rpartition(".")
         key = (_go_package(pkg), short)
-        if key not in binary.by_name:
+        if key not in binary.by_name and msg not in NAMED_STRING_SLICES:
             raise ValueError(f"Go type for {msg} not found in the binary")
+        if msg in NAMED_STRING_SLICES:  # ``ExtraValue``: one repeated string
+            out[msg] = {1: Field("items", "string", True, "")}
+            continue
         t = binary.by_name[key]
         fields: dict[int, Field] = {}
         for go_name, tag, ft, embedded in binary.fields(t):
@@ -351,7 +355,7 @@ def go_messages(binary: GoBinary, roots: Iterable[str]) -> dict[str, dict[int, F
                 json_name = proto_name
             if js == "-":
                 continue  # not serialised to JSON (hand-marshalled types are in FIXED)
-            typ, repeated, pointer = _go_type(binary, ft, parts[0], tag)
+            typ, repeated, pointer = _go_type(binary, ft, parts[0], tag, pkg)
             if pointer:
                 flags = "p" + flags
             fields[num] = Field(json_name, typ, repeated, flags)
@@ -360,6 +364,10 @@ def go_messages(binary: GoBinary, roots: Iterable[str]) -> dict[str, dict[int, F
                     todo.append(ref)
         out[msg] = fields
     return out
+
+
+# named ``[]string`` map values met while walking (``authorization/v1.ExtraValue``)
+NAMED_STRING_SLICES: set[str] = set()
 
 
 def _go_package(proto_package: str) -> str:
@@ -389,7 +397,9 @@ def _scalar(binary: GoBinary, t: int, wire: str) -> str:
     )
 
 
-def _go_type(binary: GoBinary, t: int, wire: str, tag: str) -> tuple[str, bool, bool]:
+def _go_type(
+    binary: GoBinary, t: int, wire: str, tag: str, package: str = ""
+) -> tuple[str, bool, bool]:
     """(proto type, repeated, pointer) for a Go field type."""
     pointer = False
     if binary.kind(t) == binary.PTR:
@@ -403,7 +413,11 @@ def _go_type(binary: GoBinary, t: int, wire: str, tag: str) -> tuple[str, bool, 
         if binary.kind(vt) == binary.STRUCT:
             val = _message_name(binary, vt)
         elif binary.kind(vt) == binary.SLICE and binary.kind(binary.elem(vt)) != 8:
-            raise ValueError("maps of slices are not supported")
+            # a named []string (authorization's ExtraValue): on the wire a message whose
+            # field 1 repeats the strings (see go_messages), in JSON the list itself
+            # (its package path is not kept for a named slice: it is its struct's package)
+            val = f"{package}.{binary.type_name(vt).rsplit('.', 1)[-1]}"
+            NAMED_STRING_SLICES.add(val)
         else:
             val = _scalar(binary, vt, val_wire)
         return f"map:{_scalar(binary, kt, 'bytes')}:{val}", False, pointer

@@ -408,3 +408,45 @@ def test_agent_joins_once_and_restarts_without_the_join_token(node_server: Serve
         node_server.request("DELETE", f"/api/v1/nodes/{agent.name}")
         shutil.rmtree(work, ignore_errors=True)
     assert "Traceback" not in agent.log(), agent.log()
+
+
+def test_node_gets_tokens_only_for_its_pods_service_accounts(node_server: Server, ns: str) -> None:
+    token = node_credential(node_server)
+    wait_for(
+        lambda: (
+            node_server.request("GET", f"/api/v1/namespaces/{ns}/serviceaccounts/default")[0] == 200
+        ),
+        timeout=30,
+        what="the default ServiceAccount",
+    )
+    path = f"/api/v1/namespaces/{ns}/serviceaccounts/default/token"
+
+    def request_for(pod_name: str) -> dict[str, Any]:
+        status, pod_obj, _ = node_server.request("GET", f"/api/v1/namespaces/{ns}/pods/{pod_name}")
+        assert status == 200, pod_obj
+        ref = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "name": pod_name,
+            "uid": pod_obj["metadata"]["uid"],
+        }
+        return {
+            "apiVersion": "authentication.k8s.io/v1",
+            "kind": "TokenRequest",
+            "spec": {"boundObjectRef": ref},
+        }
+
+    node_server.request("POST", f"/api/v1/namespaces/{ns}/pods", pod("far", "elsewhere", "x"))
+    # no pod of this node uses the ServiceAccount yet: the Node authorizer says no
+    status, body, _ = node_server.request("POST", path, request_for("far"), token=token)
+    assert status == 403, body
+    node_server.request("POST", f"/api/v1/namespaces/{ns}/pods", pod("near", NODE, "x"))
+    wait_for(
+        lambda: node_server.request("POST", path, request_for("near"), token=token)[0] == 201,
+        timeout=10,
+        what="a token bound to the node's own pod",
+    )
+    # the ServiceAccount is now the node's to ask for, but not bound to another node's pod
+    status, body, _ = node_server.request("POST", path, request_for("far"), token=token)
+    assert status == 403, body
+    assert "bound to a pod scheduled on a different node" in body["message"]

@@ -13,6 +13,7 @@ def test_legacy_group_list_names_every_group(server: Server) -> None:
     names = {g["name"] for g in body["groups"]}
     assert names == {
         "apps",
+        "authentication.k8s.io",
         "batch",
         "coordination.k8s.io",
         "discovery.k8s.io",

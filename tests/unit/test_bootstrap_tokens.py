@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-from setpoint.api.auth.bootstrap import new_token, token_secret, user_of_secret
+from setpoint.api.auth.bootstraptokens import new_token, token_secret, user_of_secret
 from setpoint.api.auth.nodecredentials import NodeCredentials
 from setpoint.meta.timestamps import rfc3339
 

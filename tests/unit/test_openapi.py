@@ -34,6 +34,9 @@ METHODS = ("get", "put", "post", "delete", "patch")
 
 REGISTRY = default_registry()
 TYPES = REGISTRY.types
+# a review (TokenReview) is only ever created: no list kind, no patch
+LISTED_TYPES = tuple(t for t in TYPES if "list" in t.verbs)
+PATCHED_TYPES = tuple(t for t in TYPES if "patch" in t.verbs)
 
 
 def _type_id(t: ResourceType) -> str:
@@ -118,7 +121,7 @@ def test_every_served_kind_appears_with_its_gvk_in_v2_definitions(
     assert _gvk(t) in definition["x-kubernetes-group-version-kind"]
 
 
-@pytest.mark.parametrize("t", TYPES, ids=_type_id)
+@pytest.mark.parametrize("t", LISTED_TYPES, ids=_type_id)
 def test_every_served_list_kind_appears_with_its_gvk_in_v2_definitions(
     v2: dict[str, Any], t: ResourceType
 ) -> None:
@@ -126,13 +129,15 @@ def test_every_served_list_kind_appears_with_its_gvk_in_v2_definitions(
     assert _gvk(t, t.list_kind) in definition["x-kubernetes-group-version-kind"]
 
 
-@pytest.mark.parametrize("t", TYPES, ids=_type_id)
+@pytest.mark.parametrize("t", LISTED_TYPES, ids=_type_id)
 def test_every_served_kind_appears_with_its_gvk_in_its_v3_group_version_document(
     v3: dict[str, dict[str, Any]], t: ResourceType
 ) -> None:
     schemas = v3[group_version_path(t.group, t.version)]["components"]["schemas"]
     assert _gvk(t) in schemas[t.definition]["x-kubernetes-group-version-kind"]
-    assert _gvk(t, t.list_kind) in schemas[t.definition + "List"]["x-kubernetes-group-version-kind"]
+    if "list" in t.verbs:
+        list_schema = schemas[t.definition + "List"]
+        assert _gvk(t, t.list_kind) in list_schema["x-kubernetes-group-version-kind"]
 
 
 def test_v3_has_one_document_per_served_group_version(
@@ -283,7 +288,7 @@ def test_python_client_model_fields_are_definition_properties(
     assert set(model.attribute_map.values()) <= set(properties)
 
 
-@pytest.mark.parametrize("t", TYPES, ids=_type_id)
+@pytest.mark.parametrize("t", LISTED_TYPES, ids=_type_id)
 def test_python_client_list_model_fields_are_list_definition_properties(
     v2: dict[str, Any], t: ResourceType
 ) -> None:
@@ -310,7 +315,7 @@ def test_deployment_patch_operation_in_v3_carries_field_validation(
         assert "fieldValidation" in {p["name"] for p in op["parameters"]}
 
 
-@pytest.mark.parametrize("t", TYPES, ids=_type_id)
+@pytest.mark.parametrize("t", PATCHED_TYPES, ids=_type_id)
 def test_every_patch_operation_of_a_served_kind_supports_field_validation(
     v3: dict[str, dict[str, Any]], t: ResourceType
 ) -> None:

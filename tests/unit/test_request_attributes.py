@@ -7,7 +7,6 @@ import pytest
 
 from setpoint.api.auth.attributes import RequestAttributes, request_attributes
 from setpoint.api.auth.authorizer import (
-    AllButPodStreams,
     Decision,
     PrivilegedGroups,
     UnionAuthorizer,
@@ -107,10 +106,19 @@ def test_discovery_and_other_paths_are_non_resource(path: str) -> None:
     assert (got.verb, got.path) == ("get", path)
 
 
+class ReadsOnly:
+    """Allows reads; no opinion on anything else."""
+
+    def authorize(self, attrs: RequestAttributes) -> tuple[Decision, str]:
+        if attrs.verb in ("get", "list", "watch"):
+            return Decision.ALLOW, ""
+        return Decision.NO_OPINION, "not a read"
+
+
 def test_union_first_opinion_decides_and_nobody_means_deny() -> None:
     streams = attrs("POST", "/api/v1/namespaces/ns/pods/web/exec")
-    chain = UnionAuthorizer([PrivilegedGroups(), AllButPodStreams()])
-    assert chain.authorize(streams)[0] is Decision.DENY
+    chain = UnionAuthorizer([PrivilegedGroups(), ReadsOnly()])
+    assert chain.authorize(streams) == (Decision.DENY, "not a read")
     assert chain.authorize(attrs("GET", "/api/v1/pods"))[0] is Decision.ALLOW
     admin = request_attributes(UserInfo("admin", ("system:masters",)), "POST", streams.path, {})
     assert chain.authorize(admin)[0] is Decision.ALLOW

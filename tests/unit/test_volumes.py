@@ -177,7 +177,8 @@ def test_downward_api_volume_writes_its_items(tmp_path: Path) -> None:
     assert mode_of(path / "labels") == 0o600
 
 
-def test_projected_volume_merges_sources_and_skips_service_account_tokens(tmp_path: Path) -> None:
+def test_projected_volume_merges_sources_with_the_pods_token(tmp_path: Path) -> None:
+    token = {"path": "token", "expirationSeconds": 3607}
     volume = {
         "name": "all",
         "projected": {
@@ -188,16 +189,27 @@ def test_projected_volume_merges_sources_and_skips_service_account_tokens(tmp_pa
                         "items": [{"path": "ns", "fieldRef": {"fieldPath": "metadata.namespace"}}]
                     }
                 },
-                {"serviceAccountToken": {"path": "token"}},
+                {"serviceAccountToken": token},
             ]
         },
     }
-    done = volumes.materialise(
-        POD, volume, tmp_path, sources={("configMap", "c"): {"data": {"k": "v"}}}, allocatable={}
-    )
+    sources = {
+        ("configMap", "c"): {"data": {"k": "v"}},
+        volumes.token_source_key(token): {"token": "jwt"},
+    }
+    done = volumes.materialise(POD, volume, tmp_path, sources=sources, allocatable={})
     assert (done.path / "k").read_text() == "v"
     assert (done.path / "ns").read_text() == "prod"
-    assert done.notes and "serviceAccountToken" in done.notes[0]
+    assert (done.path / "token").read_text() == "jwt"
+    assert not done.notes
+
+
+def test_projected_token_the_api_server_refused_is_a_failed_mount(tmp_path: Path) -> None:
+    token = {"path": "token", "expirationSeconds": 3607}
+    volume = {"name": "t", "projected": {"sources": [{"serviceAccountToken": token}]}}
+    sources = {volumes.token_source_key(token): {"error": "failed to fetch token: nope"}}
+    with pytest.raises(volumes.VolumeError, match="failed to fetch token: nope"):
+        volumes.materialise(POD, volume, tmp_path, sources=sources, allocatable={})
 
 
 def test_atomic_writer_swaps_the_data_link_and_drops_removed_keys(tmp_path: Path) -> None:

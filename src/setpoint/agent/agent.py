@@ -69,6 +69,7 @@ import logging
 import os
 import platform
 import time
+import urllib.parse
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -91,6 +92,7 @@ from setpoint.agent.runtime import (
 )
 from setpoint.agent.sandbox import DNSSettings, Sandboxes
 from setpoint.agent.server import DEFAULT_KUBELET_PORT, KubeletServer, PodView
+from setpoint.agent.tokens import SERVICE_ACCOUNT_MOUNT_PATH
 from setpoint.client.api import (
     CONFIGMAPS,
     ENDPOINTSLICES,
@@ -914,7 +916,11 @@ class NodeAgent:
                 pod,
                 container,
                 log_dir=log_dir,
-                base_env={**self.base_env, **self.sandboxes.port_env(pod)},
+                base_env={
+                    **self.base_env,
+                    **self.kubernetes_service_env(pod),
+                    **self.sandboxes.port_env(pod),
+                },
                 pod_ip=self.pod_ip(pod),
                 host_ip=self.host_ip,
                 sources=sources,
@@ -946,13 +952,55 @@ class NodeAgent:
                 await self.recorder.record(pod, "Normal", podspec.ARGS_AS_COMMAND_REASON, message)
         self._states.setdefault(cid, state)
 
+    def kubernetes_service_env(self, pod: Obj) -> dict[str, str]:
+        """``KUBERNETES_SERVICE_HOST`` and the other variables of the ``kubernetes`` Service
+        that the kubelet gives every container (so in-cluster clients find the API server).
+        A pod with a network of its own gets the Service's cluster IP and port, as in
+        Kubernetes, when this node runs a proxy. A pod in the node's network gets the API
+        server as this agent reaches it (its ``--server``): that address works from here
+        whatever the proxy, and on a machine that runs several setpoint clusters the cluster
+        IP, the same in each, may lead to another's API server. So does a pod of a node
+        without a proxy, where the cluster IP leads nowhere."""
+        host, port = "", 0
+        own_network = self.sandboxes.pod_ip(pod) is not None
+        proxied = own_network and self.proxy.mode != "none"
+        service = self.services.get("default/kubernetes") if proxied else None
+        if service is not None:
+            spec = service.get("spec") or {}
+            ports = spec.get("ports") or []
+            if spec.get("clusterIP") and ports:
+                host, port = str(spec["clusterIP"]), int(ports[0].get("port") or 443)
+        if not host:
+            url = urllib.parse.urlsplit(self.client.config.server_url)
+            host, port = url.hostname or "", url.port or 443
+        if not host:
+            return {}
+        address = f"tcp://[{host}]:{port}" if ":" in host else f"tcp://{host}:{port}"
+        prefix = f"KUBERNETES_PORT_{port}_TCP"
+        return {
+            "KUBERNETES_SERVICE_HOST": host,
+            "KUBERNETES_SERVICE_PORT": str(port),
+            "KUBERNETES_SERVICE_PORT_HTTPS": str(port),
+            "KUBERNETES_PORT": address,
+            prefix: address,
+            f"{prefix}_PROTO": "tcp",
+            f"{prefix}_PORT": str(port),
+            f"{prefix}_ADDR": host,
+        }
+
     async def _container_context(self, pod: Obj, container: Obj) -> ContainerContext:
         """Where a process joining the container runs (``kubectl exec``): the container's
         env and workingDir as its probes get them, its namespaces and its cgroups."""
         target = await self.probes.target(pod, container)
         cgroups = await asyncio.to_thread(self.sandboxes.container_cgroups, pod, container)
         # (a mount namespace that only holds the pod's resolv.conf adds no commands)
-        own_mounts = bool(container.get("volumeMounts")) and any(
+        # (nor does the ServiceAccount token's, which every pod has)
+        mounts = [
+            m
+            for m in container.get("volumeMounts") or []
+            if m.get("mountPath") != SERVICE_ACCOUNT_MOUNT_PATH
+        ]
+        own_mounts = bool(mounts) and any(
             kind == "mount" for kind, _ in self.sandboxes.namespaces(pod, container)
         )
         return ContainerContext(

@@ -96,6 +96,7 @@ from setpoint.agent.hostports import HostPorts
 from setpoint.agent.pods import container_id
 from setpoint.agent.runtime import ContainerSpec
 from setpoint.agent.supervisor import cgroup_dirs
+from setpoint.agent.tokens import TokenManager, token_key, token_sources
 from setpoint.client.api import (
     CONFIGMAPS,
     PERSISTENTVOLUMECLAIMS,
@@ -303,6 +304,7 @@ class Sandboxes:
         host_ip: str = "127.0.0.1",
     ) -> None:
         self.client = client
+        self.tokens = TokenManager(client)
         self.dns = dns or DNSSettings()
         self.network = pod_network
         self.no_pod_network = no_pod_network  # why there is no pod network, if none
@@ -350,13 +352,24 @@ class Sandboxes:
         uid = pod["metadata"]["uid"]
         now = time.monotonic()
         wanted = volumes.volume_sources(pod)
-        if uid in self._ready and (not wanted or now < self._refresh_due.get(uid, 0.0)):
+        tokens = token_sources(pod)
+        refreshed = bool(wanted or tokens)
+        if uid in self._ready and (not refreshed or now < self._refresh_due.get(uid, 0.0)):
             return Setup(True)
         if not await self._ensure_network(pod):
             return Setup(False, RETRY_SECONDS)
         pod_dir = self.pod_dir(uid)
         await asyncio.to_thread(private_dir, pod_dir)
         sources = await self._fetch(pod["metadata"].get("namespace", ""), wanted)
+        for source in tokens:
+            try:
+                token = await self.tokens.get(token_key(pod, source))
+                sources[volumes.token_source_key(source)] = {"token": token}
+            except ApiError as exc:
+                message = (exc.status or {}).get("message") or str(exc)
+                sources[volumes.token_source_key(source)] = {
+                    "error": f"failed to fetch token: {message}"
+                }
         try:
             for volume in volumes.pod_volumes(pod):
                 self._mount_tmpfs(pod, volume, pod_dir)
@@ -373,7 +386,7 @@ class Sandboxes:
             await self._setup_pod_cgroup(pod)
             await self._write_resolv_conf(pod)
             self._ready.add(uid)
-        if not wanted:
+        if not refreshed:
             return Setup(True)
         self._refresh_due[uid] = now + self.resync_seconds
         return Setup(True, self.resync_seconds)
@@ -513,7 +526,9 @@ class Sandboxes:
         """Stop what lives in the agent (the hostPort listeners); pods keep running."""
         await self.host_ports.close_all()
 
-    async def _fetch(self, namespace: str, wanted: set[tuple[str, str]]) -> volumes.Sources:
+    async def _fetch(
+        self, namespace: str, wanted: set[tuple[str, str]]
+    ) -> dict[tuple[str, str], Obj | None]:
         sources: dict[tuple[str, str], Obj | None] = {}
         resources = {"configMap": CONFIGMAPS, "persistentVolumeClaim": PERSISTENTVOLUMECLAIMS}
         for kind, name in sorted(wanted):
@@ -737,6 +752,7 @@ class Sandboxes:
         """Unmount and remove the pod's directory and cgroups (its containers are gone)."""
         self._ready.discard(uid)
         self._refresh_due.pop(uid, None)
+        self.tokens.forget(uid)
         self._noted = {k for k in self._noted if k[0] != uid}
         async with self._ns_locks.setdefault(uid, asyncio.Lock()):
             remove_sandbox(self.pod_dir(uid), self.cgroups)

@@ -280,10 +280,28 @@ def projected_payload(
             payload.update(secret_payload(sec, sources.get(("secret", name)), mode, name))
         elif "downwardAPI" in source:
             payload.update(downward_payload(pod, source["downwardAPI"] or {}, mode, allocatable))
+        elif "serviceAccountToken" in source:
+            payload.update(token_payload(source["serviceAccountToken"] or {}, sources, mode))
         else:
             kinds = ", ".join(sorted(source)) or "an empty source"
             skipped.append(f"{kinds} is not projected by the setpoint agent")
     return payload, skipped
+
+
+def token_source_key(ref: Obj) -> tuple[str, str]:
+    """Where :data:`Sources` holds the token a ``serviceAccountToken`` projection asks for
+    (fetched by the agent's token manager: :mod:`setpoint.agent.tokens`)."""
+    return ("serviceAccountToken", f"{ref.get('audience') or ''}|{ref.get('expirationSeconds')}")
+
+
+def token_payload(ref: Obj, sources: Sources, default_mode: int) -> dict[str, FileProjection]:
+    """The file of a ``serviceAccountToken`` projection: the token, at ``path``."""
+    fetched = sources.get(token_source_key(ref))
+    if fetched is None or not fetched.get("token"):
+        raise ValueError(str((fetched or {}).get("error") or "no service account token"))
+    return {
+        str(ref.get("path") or "token"): FileProjection(fetched["token"].encode(), default_mode)
+    }
 
 
 # ------------------------------------------------------------------ the atomic writer

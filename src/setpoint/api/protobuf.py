@@ -23,8 +23,10 @@ its parent (``Volume.volumeSource``, ``Probe.handler``). Go zero values that JSO
 ``null`` or an empty object for non-pointer structs (``creationTimestamp: null``, ``status: {}``)
 are dropped. Special types get their JSON forms: ``meta.v1.Time`` becomes an RFC 3339 string
 with seconds, ``MicroTime`` one with microseconds, ``Duration`` a Go duration string,
-``IntOrString`` an int or a string, ``Quantity`` its string, ``RawExtension`` and ``FieldsV1``
-their embedded JSON, and ``bytes`` fields (Secret data) base64 strings.
+``IntOrString`` an int or a string, ``Quantity`` its string, a named ``[]string`` map
+value (``ExtraValue``, a message of one repeated string on the wire) the list,
+``RawExtension`` and ``FieldsV1`` their embedded JSON, and ``bytes`` fields (Secret data)
+base64 strings.
 
 Anything malformed (a missing prefix, truncated input, a wire type that does not fit the field,
 invalid UTF-8 in a string, a kind without a schema) raises :class:`ProtobufDecodeError`, a
@@ -296,6 +298,15 @@ def _packed(buf: bytes, wire: _Wire, typ: str) -> list[Any]:
 # --------------------------------------------------------------------------- objects
 
 
+def _is_string_list(table: dict[int, _Field]) -> bool:
+    """The table the generator writes for a named ``[]string`` map value (``ExtraValue``):
+    one repeated string ``items`` that Go does not omit when empty."""
+    if len(table) != 1 or 1 not in table:
+        return False
+    only = table[1]
+    return only.name == "items" and only.type == "string" and only.repeated and not only.omitempty
+
+
 def _is_zero(value: Any) -> bool:
     return value is None or value is False or value == 0 or value == "" or value == {}
 
@@ -323,8 +334,12 @@ class _Decoder:
                 seen.setdefault(wire.number, []).append(wire)
         return seen
 
-    def fields(self, name: str, start: int, end: int, depth: int) -> dict[str, Any]:
+    def fields(self, name: str, start: int, end: int, depth: int) -> Any:
         table = self.messages[name]
+        if _is_string_list(table):  # a named ``[]string`` (``ExtraValue``): JSON is the list
+            return self.repeated_value(
+                table[1], self.raw_fields(name, start, end).get(1, []), depth
+            )
         out: dict[str, Any] = {}
         for number, wires in self.raw_fields(name, start, end).items():
             spec = table[number]

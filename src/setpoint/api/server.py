@@ -3,13 +3,14 @@
 ``APIServer`` wires a :class:`~setpoint.store.interface.Store` to the Kubernetes REST surface:
 it builds one :class:`WatchCache` and :class:`ResourceStorage` per served type, answers
 discovery and OpenAPI, authenticates and authorizes every request (see ``auth``; except the
-three health endpoints, which Kubernetes also leaves open; see ``health``), holds each user
-to its request rate and watch cap (see ``ratelimit``), records requests in the audit log
-(see ``audit``), passes every write through the admission chain (see ``admission``) and
-every value of an encrypted kind through its transformer (see ``encryption``), turns every
-error into a ``Status``, creates the namespaces a cluster starts with, allocates Services'
-cluster IPs and node ports and keeps the ``kubernetes`` Service (see ``services``), and
-compacts old store history periodically.
+three health endpoints, which Kubernetes also leaves open; see ``health``) — with RBAC, whose
+default roles it puts in place at start, and impersonation —, holds each user to its request
+rate and watch cap (see ``ratelimit``), records requests in the audit log (see ``audit``),
+passes every write through the admission chain (see ``admission``) and every value of an
+encrypted kind through its transformer (see ``encryption``), turns every error into a
+``Status``, creates the namespaces a cluster starts with, allocates Services' cluster IPs
+and node ports and keeps the ``kubernetes`` Service (see ``services``), and compacts old
+store history periodically.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import contextlib
 import logging
 import platform
 import time
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -36,18 +38,31 @@ from setpoint.api import errors, negotiation
 from setpoint.api.admission import AdmissionChain
 from setpoint.api.audit import AUDIT_CONTEXT_KEY, HEADER_AUDIT_ID, Auditor
 from setpoint.api.auth.attributes import request_attributes
-from setpoint.api.auth.authn import Authenticator
+from setpoint.api.auth.authn import Authenticator, AuthenticatorChain
 from setpoint.api.auth.authorizer import (
-    AllButPodStreams,
     Authorizer,
     Decision,
     PrivilegedGroups,
     UnionAuthorizer,
     forbidden,
 )
+from setpoint.api.auth.bootstrap import ensure_default_policy
+from setpoint.api.auth.effective import EffectiveOnReturn
+from setpoint.api.auth.escalation import RBACEscalationCheck
+from setpoint.api.auth.impersonation import impersonate, wants_impersonation
 from setpoint.api.auth.node import NodeAuthorizer, NodeGraph
 from setpoint.api.auth.nodecredentials import JOIN_PATH, JoinAuthorizer, NodeCredentials
+from setpoint.api.auth.rbac import CachedPolicy, RBACAuthorizer
+from setpoint.api.auth.reviews import AccessReviews
+from setpoint.api.auth.tokens import TokenIssuer
 from setpoint.api.auth.user import REQUEST_USER_KEY, request_user
+from setpoint.api.authentication import (
+    JWKS_PATH,
+    OPENID_CONFIGURATION_PATH,
+    IssuerDiscovery,
+    Reviews,
+    TokenRequests,
+)
 from setpoint.api.discovery.discovery import (
     AGGREGATED_CONTENT_TYPE,
     KUBERNETES_VERSION,
@@ -89,12 +104,18 @@ from setpoint.api.storage import (
     WriteOptions,
 )
 from setpoint.api.watchcache import WatchCache
+from setpoint.resources.authorization import GROUP as AUTHORIZATION_GROUP
+from setpoint.resources.rbac import GROUP
 from setpoint.resources.registry import Registry, ResourceType
 from setpoint.resources.schema import SchemaSet
 from setpoint.store.clustertimer import ClusterTimer
 from setpoint.store.interface import BackendError, Store
 
 log = logging.getLogger(__name__)
+
+UnstoredHandler = Callable[[web.BaseRequest, str | None], Awaitable[web.StreamResponse]]
+"""Answers a create of a kind that is never stored (``ResourceType.stored=False``): the
+request and its namespace (None for a cluster-scoped kind)."""
 
 INITIAL_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 # what answers without a token, as kube-apiserver's system:public-info-viewer role allows;
@@ -116,6 +137,7 @@ class APIServer:
         authenticator: Authenticator,
         node_token: str = "",
         authorizer: Authorizer | None = None,
+        authorizers_before_rbac: Sequence[Authorizer] = (),
         admission: AdmissionChain | None = None,
         node_credentials: NodeCredentials | None = None,
         kubelet_client_cert: tuple[Path, Path] | None = None,
@@ -126,6 +148,7 @@ class APIServer:
         encryption: EncryptionConfig | None = None,
         auditor: Auditor | None = None,
         client_limits: ClientLimits | None = None,
+        token_issuer: TokenIssuer | None = None,
     ) -> None:
         self.store = store
         self.encryption = encryption or EncryptionConfig()
@@ -136,19 +159,10 @@ class APIServer:
         # what each node's pods reference, for the Node authorizer (fed by the pods' cache)
         self.node_graph = NodeGraph()
         self.node_credentials = node_credentials
-        self.authorizer: Authorizer = authorizer or UnionAuthorizer(
-            [
-                PrivilegedGroups(),
-                NodeAuthorizer(self.node_graph, self._cached),
-                JoinAuthorizer(),
-                AllButPodStreams(),
-            ]
-        )
         self.admission = admission or AdmissionChain()
         # the Node authorizer's other half, always first: a node writes only what is its own
-        self.admission.plugins.insert(
-            0, NodeRestriction(lambda ns, name: self._cached("pods", ns, name))
-        )
+        self.node_restriction = NodeRestriction(lambda ns, name: self._cached("pods", ns, name))
+        self.admission.plugins.insert(0, self.node_restriction)
         self.event_ttl = event_ttl
         self.metrics_sockets = metrics_sockets or []
         self.inflight = InflightLimiter(inflight or InflightLimits())
@@ -164,6 +178,27 @@ class APIServer:
         self.allocation_repair = AllocationRepair(self.service_allocations, self._all_services)
         for rtype in registry.types:
             self._build_storage(rtype)
+        # the default chain: system:masters, the Node authorizer (and the join endpoint's),
+        # then RBAC, as kube-apiserver's --authorization-mode=Node,RBAC
+        self.rbac = RBACAuthorizer(
+            CachedPolicy(
+                roles=self._rbac_cache("roles"),
+                cluster_roles=self._rbac_cache("clusterroles"),
+                role_bindings=self._rbac_cache("rolebindings"),
+                cluster_role_bindings=self._rbac_cache("clusterrolebindings"),
+            )
+        )
+        self.authorizer: Authorizer = authorizer or UnionAuthorizer(
+            [
+                PrivilegedGroups(),
+                NodeAuthorizer(self.node_graph, self._cached),
+                JoinAuthorizer(),
+                *authorizers_before_rbac,
+                self.rbac,
+            ]
+        )
+        self.admission.add(RBACEscalationCheck(self.authorizer, self.rbac))
+        self.access_reviews = AccessReviews(self.authorizer, self.rbac)
         self._render()
         self.handlers = ResourceHandlers(registry, self.storages)
         pods_type = registry.lookup("", "v1", "pods")
@@ -177,6 +212,29 @@ class APIServer:
         pods = self._storage("pods")
         assert pods is not None
         self.eviction = PodEviction(pods=pods, budgets=self._budgets)
+        # authentication.k8s.io: reviews, and ServiceAccount tokens when there is an issuer
+        chain = authenticator if isinstance(authenticator, AuthenticatorChain) else None
+        self.reviews = Reviews(chain)
+        # who answers each kind that is never stored (a review), by (group, plural)
+        self.unstored: dict[tuple[str, str], UnstoredHandler] = {
+            ("authentication.k8s.io", "tokenreviews"): self.reviews.token_review,
+            ("authentication.k8s.io", "selfsubjectreviews"): self.reviews.self_subject_review,
+        }
+        for review in self.registry.types:
+            if review.group == AUTHORIZATION_GROUP and not review.stored:
+                self.unstored[(review.group, review.plural)] = self.access_reviews.handler(review)
+        self.token_requests: TokenRequests | None = None
+        self.issuer_discovery: IssuerDiscovery | None = None
+        if token_issuer is not None:
+            self.token_requests = TokenRequests(
+                token_issuer,
+                service_accounts=self._required_storage("serviceaccounts"),
+                pods=pods,
+                secrets=self._required_storage("secrets"),
+                nodes=self._required_storage("nodes"),
+                validate=self.node_restriction.validate,
+            )
+            self.issuer_discovery = IssuerDiscovery(token_issuer)
         self._tasks: list[asyncio.Task[None]] = []
         self.ready = False
         ping = Check("ping", _ok)
@@ -194,7 +252,9 @@ class APIServer:
             }
         )
 
-    def _build_storage(self, rtype: ResourceType) -> WatchCache:
+    def _build_storage(self, rtype: ResourceType) -> WatchCache | None:
+        if not rtype.stored:
+            return None  # a review: answered, never stored (see authentication)
         cache = WatchCache(
             rtype,
             self.store,
@@ -204,6 +264,8 @@ class APIServer:
         hooks: WriteHooks = NO_HOOKS
         if (rtype.group, rtype.kind) == ("", "Service"):
             hooks = self.service_allocations
+        elif rtype.group == GROUP:
+            hooks = EffectiveOnReturn(cache, self.store)
         self.storages[rtype] = ResourceStorage(
             rtype,
             self.store,
@@ -228,7 +290,8 @@ class APIServer:
         self.registry.register(rtype)
         cache = self._build_storage(rtype)
         try:
-            await cache.start()
+            if cache is not None:
+                await cache.start()
         except BaseException:
             self.caches.pop(rtype, None)
             self.storages.pop(rtype, None)
@@ -242,10 +305,15 @@ class APIServer:
         as the CRD controller deletes custom resources before a CRD goes)."""
         self.registry.remove(rtype)
         self._render()
-        cache = self.caches.pop(rtype)
-        self.storages.pop(rtype)
-        cache.close_watchers()
-        await cache.stop()
+        cache = self.caches.pop(rtype, None)
+        self.storages.pop(rtype, None)
+        if cache is not None:
+            cache.close_watchers()
+            await cache.stop()
+
+    def _rbac_cache(self, plural: str) -> WatchCache | None:
+        rtype = self.registry.lookup(GROUP, "v1", plural)
+        return self.caches.get(rtype) if rtype is not None else None
 
     def _budgets(self) -> ResourceStorage | None:
         rtype = self.registry.lookup("policy", "v1", "poddisruptionbudgets")
@@ -274,6 +342,22 @@ class APIServer:
         rtype = self.registry.lookup("", "v1", plural)
         return self.storages.get(rtype) if rtype is not None else None
 
+    def _required_storage(self, plural: str) -> ResourceStorage:
+        storage = self._storage(plural)
+        assert storage is not None, f"the core group serves no {plural}"
+        return storage
+
+    async def get_object(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
+        """The core/v1 object ``plural`` ``namespace/name`` as stored now, from its watch
+        cache (which catches up with the store first when it does not hold it), or None."""
+        storage = self._required_storage(plural)
+        key = storage.key(namespace or None, name)
+        cached = storage.cache.get(key)
+        if cached is None:
+            await storage.cache.wait_fresh(await self.store.current_revision())
+            cached = storage.cache.get(key)
+        return cached.obj if cached is not None else None
+
     # ----------------------------------------------------------- lifecycle
 
     async def start(self) -> None:
@@ -281,6 +365,7 @@ class APIServer:
             await self.auditor.start()
         await asyncio.gather(*(cache.start() for cache in self.caches.values()))
         await self._ensure_initial_namespaces()
+        await self._ensure_default_policy()
         await self.allocation_repair.run_once()
         await self.service_allocations.load()
         for timer in self._cluster_timers():
@@ -338,6 +423,13 @@ class APIServer:
             except APIError as exc:
                 if exc.code != 409:
                     raise
+
+    async def _ensure_default_policy(self) -> None:
+        """The default roles and bindings (kube-apiserver's ``rbac/bootstrap-roles``)."""
+        roles = self.registry.lookup(GROUP, "v1", "clusterroles")
+        bindings = self.registry.lookup(GROUP, "v1", "clusterrolebindings")
+        if roles is not None and bindings is not None:
+            await ensure_default_policy(self.storages[roles], self.storages[bindings])
 
     def _cluster_timers(self) -> list[ClusterTimer]:
         """Compaction and the Event TTL sweep, each done once per interval for the whole
@@ -485,6 +577,10 @@ class APIServer:
             user = await self.authenticator.authenticate(request)
             if user is None:
                 raise errors.unauthorized()
+            impersonator = None
+            if wants_impersonation(request.headers):
+                impersonator = user
+                user = impersonate(user, request.headers, self.authorizer)
             request[REQUEST_USER_KEY] = user
             attrs = request_attributes(user, request.method, path, request.query)
             segments = [s for s in path.split("/") if s]
@@ -492,7 +588,9 @@ class APIServer:
             long_running = is_long_running(request.method, segments, watch)
             audit = None
             if self.auditor is not None:
-                audit = self.auditor.begin(request, attrs, long_running=long_running)
+                audit = self.auditor.begin(
+                    request, attrs, long_running=long_running, impersonator=impersonator
+                )
                 request[AUDIT_CONTEXT_KEY] = audit
                 request[_AUDITOR_KEY] = self.auditor
             self.client_limits.take(user)
@@ -575,6 +673,8 @@ class APIServer:
             user = request_user(request)
             assert user is not None  # authenticated before dispatch
             return await self.node_credentials.serve_join(request, user)
+        if path in (OPENID_CONFIGURATION_PATH, JWKS_PATH) and self.issuer_discovery is not None:
+            return self.issuer_discovery.serve(request)
         if head == "api":
             if len(segments) == 1:
                 self._only_get(request)
@@ -621,6 +721,21 @@ class APIServer:
             )
         if target.subresource == "eviction" and target.namespace is not None:
             return await self.eviction.serve(request, target.namespace, target.name)
+        if not target.rtype.stored:
+            handler = self.unstored.get((target.rtype.group, target.rtype.plural))
+            if handler is None:
+                raise errors.resource_not_found(request.path)
+            if target.name or request.method != "POST":
+                raise errors.method_not_allowed(request.method)
+            return await handler(request, target.namespace)
+        if (
+            target.subresource == "token"
+            and target.rtype.plural == "serviceaccounts"
+            and target.namespace is not None
+        ):
+            if self.token_requests is None:
+                raise errors.resource_not_found(request.path)
+            return await self.token_requests.serve(request, target.namespace, target.name)
         return await self.handlers.handle(request, target)
 
     async def _informers_synced(self) -> None:
@@ -658,6 +773,8 @@ class APIServer:
             "/openapi/v2",
             "/openapi/v3",
         ]
+        if self.issuer_discovery is not None:
+            paths += [OPENID_CONFIGURATION_PATH, JWKS_PATH]
         for group, versions in self.registry.group_versions().items():
             if group:
                 paths.append(f"/apis/{group}")

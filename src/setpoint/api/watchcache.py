@@ -380,6 +380,9 @@ class WatchCache:
         self.ready = asyncio.Event()
         self.corrupt: dict[str, CorruptObjectError] = {}  # keys whose values do not decode
         self.listeners: list[CacheListener] = []
+        # goes up whenever the objects change: readers that derive an index from them (the
+        # RBAC authorizer) rebuild it when it moved, at the cost of one comparison per read
+        self.generation = 0
 
     def decode(self, kv: KeyValue, *, revision: int | None = None) -> CachedObject:
         """``decode_object`` through this kind's transformer."""
@@ -410,6 +413,7 @@ class WatchCache:
 
     async def _relist(self) -> None:
         listing = await self._store.scan(self.rtype.store_prefix)
+        self.generation += 1
         self.objects.clear()
         self._by_namespace.clear()
         self.corrupt.clear()
@@ -487,6 +491,7 @@ class WatchCache:
 
     def _apply(self, event: WatchEvent) -> None:
         rv = event.revision
+        self.generation += 1
         self._sorted_lists.clear()
         if event.type is EventType.PUT:
             self.corrupt.pop(event.kv.key, None)

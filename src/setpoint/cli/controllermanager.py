@@ -236,6 +236,7 @@ def build_components(
     scheduler binds through ``binding_client`` when given."""
     components: list[Any] = []
     if config.run_controllers:
+        from setpoint.controllers.clusterroleaggregation import ClusterRoleAggregationController
         from setpoint.controllers.cronjob import CronJobController
         from setpoint.controllers.daemonset import DaemonSetController
         from setpoint.controllers.deployment import DeploymentController
@@ -250,6 +251,10 @@ def build_components(
         from setpoint.controllers.podgc import PodGCController
         from setpoint.controllers.replicaset import REPLICATION_CONTROLLER, ReplicaSetController
         from setpoint.controllers.resourcequota import ResourceQuotaController
+        from setpoint.controllers.serviceaccount import (
+            RootCACertPublisher,
+            ServiceAccountsController,
+        )
         from setpoint.controllers.statefulset import StatefulSetController
         from setpoint.controllers.tainteviction import TaintEvictionController
 
@@ -289,6 +294,18 @@ def build_components(
             EndpointSliceController(informers, recorder.for_component("endpoint-slice-controller")),
             EndpointsController(informers, recorder.for_component("endpoint-controller")),
             ResourceQuotaController(informers, recorder.for_component("resourcequota-controller")),
+            ClusterRoleAggregationController(
+                informers, recorder.for_component("clusterrole-aggregation-controller")
+            ),
+            ServiceAccountsController(
+                informers, recorder.for_component("serviceaccount-controller")
+            ),
+            # the CA this process trusts the API server by (its kubeconfig's) is the cluster's
+            RootCACertPublisher(
+                informers,
+                recorder.for_component("root-ca-cert-publisher"),
+                root_ca=informers.client.config.ca_pem.decode(),
+            ),
         ]
         if config.node_ipam is not None:
             # events "From cidrAllocator", as upstream's range allocator

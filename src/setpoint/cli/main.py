@@ -19,6 +19,7 @@ from typing import Any
 import click
 
 from setpoint.agent.proxy.proxier import PROXY_MODES
+from setpoint.api.auth.tokens import DEFAULT_ISSUER
 from setpoint.api.inflight import InflightLimits
 from setpoint.api.services import ServiceNetwork
 from setpoint.api.services.ranges import (
@@ -207,6 +208,19 @@ def cli(verbose: int) -> None:
     help="Address the kubernetes Service's endpoints name for this server (default: "
     "--bind-address, or this machine's primary address when that is 0.0.0.0).",
 )
+@click.option(
+    "--token-auth-file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help='More users, as kube-apiserver\'s flag: a CSV of token,user,uid[,"group1,group2"]; '
+    "RBAC decides what they may do.",
+)
+@click.option(
+    "--service-account-issuer",
+    default=DEFAULT_ISSUER,
+    show_default=True,
+    help="The iss claim of ServiceAccount tokens, and the API server's audience.",
+)
 @node_lifecycle_options
 @security_options
 def server(
@@ -237,6 +251,8 @@ def server(
     service_cluster_ip_range: str,
     service_node_port_range: str,
     advertise_address: str | None,
+    token_auth_file: Path | None,
+    service_account_issuer: str,
     security: SecurityConfig,
     **node_lifecycle: Any,
 ) -> None:
@@ -301,6 +317,8 @@ def server(
         services=services,
         advertise_address=advertise_address,
         proxy_mode=proxy_mode,
+        token_auth_file=token_auth_file,
+        service_account_issuer=service_account_issuer,
         security=security,
     )
     install_uvloop()

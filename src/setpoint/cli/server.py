@@ -24,7 +24,7 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -34,10 +34,16 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from setpoint.api.admission import AdmissionChain
 from setpoint.api.admission_plugins import core_storages, default_plugins
-from setpoint.api.auth.authn import AuthenticatorChain, StaticTokens
-from setpoint.api.auth.bootstrap import BOOTSTRAP_USER_PREFIX, BOOTSTRAPPERS_GROUP, BootstrapTokens
+from setpoint.api.auth.authn import AuthenticatorChain, StaticTokens, token_file_users
+from setpoint.api.auth.bootstraptokens import (
+    BOOTSTRAP_USER_PREFIX,
+    BOOTSTRAPPERS_GROUP,
+    BootstrapTokens,
+)
 from setpoint.api.auth.nodecredentials import KEY_FILE as NODE_KEY_FILE
 from setpoint.api.auth.nodecredentials import NodeCredentials, ensure_key
+from setpoint.api.auth.serviceaccount import ServiceAccountTokens
+from setpoint.api.auth.tokens import DEFAULT_ISSUER, TokenIssuer, load_or_create_signing_key
 from setpoint.api.auth.user import UserInfo
 from setpoint.api.auth.x509 import ClientCertificates
 from setpoint.api.inflight import CONTROLLER_MANAGER_USER, InflightLimits
@@ -105,6 +111,8 @@ class ServerConfig:
     services: ServiceNetwork = field(default_factory=ServiceNetwork)
     advertise_address: str | None = None  # default: see advertised_host()
     proxy_mode: str = "auto"  # the local agent's node proxy
+    token_auth_file: Path | None = None  # more users, as kube-apiserver's --token-auth-file
+    service_account_issuer: str = DEFAULT_ISSUER
     security: SecurityConfig = field(default_factory=SecurityConfig)
 
     @property
@@ -226,15 +234,28 @@ async def run_server(config: ServerConfig) -> None:
                     await task
 
 
-def static_tokens(credentials: ServerCredentials) -> StaticTokens:
+def in_cluster_names(config: ServerConfig) -> list[str]:
+    """What pods call the API server by, for its serving certificate: the ``kubernetes``
+    Service's cluster IP (the first of the range, as kube-apiserver adds it) and its full
+    DNS name."""
+    return [
+        str(config.services.cluster_ips.value(0)),
+        "kubernetes.default.svc.cluster.local",
+    ]
+
+
+def static_tokens(
+    credentials: ServerCredentials, extra: Sequence[tuple[str, UserInfo]] = ()
+) -> StaticTokens:
     """The tokens the server writes at bootstrap: the admin's (``system:masters``), the node
     join token's (a bootstrap identity: it may only join, see ``api.auth.nodecredentials``)
-    and the controller manager's."""
+    and the controller manager's; then those of ``--token-auth-file``."""
     return StaticTokens(
         [
             StaticTokens.admin(credentials.admin_token),
             (credentials.node_token, UserInfo(JOIN_TOKEN_USER, (BOOTSTRAPPERS_GROUP,))),
             (credentials.controller_token, UserInfo(CONTROLLER_MANAGER_USER)),
+            *extra,
         ]
     )
 
@@ -245,18 +266,38 @@ KUBELET_CLIENT_CERT = "apiserver-kubelet-client"
 
 
 def authenticators(
-    credentials: ServerCredentials, nodes: NodeCredentials, api: Callable[[], APIServer]
+    credentials: ServerCredentials,
+    *,
+    extra_tokens: Sequence[tuple[str, UserInfo]],
+    service_accounts: ServiceAccountTokens,
+    nodes: NodeCredentials,
+    api: Callable[[], APIServer],
 ) -> AuthenticatorChain:
     """Client certificates of the cluster CA (first, as kube-apiserver asks its x509
-    authenticator first), static tokens, node credentials, bootstrap tokens (their Secrets
-    read through the API server ``api()``)."""
+    authenticator first), static tokens, ServiceAccount tokens, node credentials, bootstrap
+    tokens (their Secrets read through the API server ``api()``)."""
 
     async def read_secret(namespace: str, name: str) -> dict[str, Any] | None:
         return await api().read("secrets", namespace, name)
 
     return AuthenticatorChain(
-        [ClientCertificates(), static_tokens(credentials), nodes, BootstrapTokens(read_secret)]
+        [
+            ClientCertificates(),
+            static_tokens(credentials, extra_tokens),
+            service_accounts,
+            nodes,
+            BootstrapTokens(read_secret),
+        ]
     )
+
+
+def _token_file(config: ServerConfig) -> list[tuple[str, UserInfo]]:
+    if config.token_auth_file is None:
+        return []
+    try:
+        return token_file_users(config.token_auth_file.read_text())
+    except (OSError, ValueError) as exc:
+        raise PKIError(f"--token-auth-file {config.token_auth_file}: {exc}") from exc
 
 
 async def _start(config: ServerConfig, running: contextlib.AsyncExitStack) -> str:
@@ -274,15 +315,27 @@ async def _start(config: ServerConfig, running: contextlib.AsyncExitStack) -> st
     )
     running.push_async_callback(store.close)
     credentials = ensure_server_credentials(
-        config.data_dir, hosts=[config.bind_address, *config.tls_sans]
+        config.data_dir, hosts=[config.bind_address, *config.tls_sans, *in_cluster_names(config)]
     )
     registry = default_registry(tolerations=config.tolerations)
+    issuer = TokenIssuer(
+        load_or_create_signing_key(config.data_dir / TLS_DIR),
+        issuer=config.service_account_issuer,
+    )
+    service_account_tokens = ServiceAccountTokens(issuer)
     admission = AdmissionChain()
     node_credentials = NodeCredentials(ensure_key(credentials.ca_cert.parent / NODE_KEY_FILE))
     api = APIServer(
         store,
         registry,
-        authenticator=authenticators(credentials, node_credentials, lambda: api),
+        authenticator=authenticators(
+            credentials,
+            extra_tokens=_token_file(config),
+            service_accounts=service_account_tokens,
+            nodes=node_credentials,
+            api=lambda: api,
+        ),
+        token_issuer=issuer,
         admission=admission,
         node_credentials=node_credentials,
         kubelet_client_cert=ensure_client_certificate(
@@ -296,7 +349,13 @@ async def _start(config: ServerConfig, running: contextlib.AsyncExitStack) -> st
         auditor=audit,
         client_limits=config.security.client_limits,
     )
-    for plugin in default_plugins(core_storages(api.storages, registry)):
+    service_account_tokens.objects = api
+    # Without the controller manager nothing makes the `default` ServiceAccounts and the
+    # kube-root-ca.crt ConfigMaps, and every pod would be refused: the plugin is then off.
+    service_accounts = api if config.run_controllers else None
+    for plugin in default_plugins(
+        core_storages(api.storages, registry), service_accounts=service_accounts
+    ):
         admission.add(plugin)
     running.push_async_callback(api.stop)
     await api.start()

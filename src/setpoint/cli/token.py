@@ -18,7 +18,7 @@ from pathlib import Path
 
 import click
 
-from setpoint.api.auth.bootstrap import new_token, token_secret
+from setpoint.api.auth.bootstraptokens import new_token, token_secret
 from setpoint.cli.flags import default_data_dir, parse_duration
 from setpoint.client.api import SECRETS, ApiClient, ApiError, ClientConfig
 from setpoint.meta.timestamps import rfc3339

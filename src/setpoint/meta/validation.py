@@ -121,6 +121,14 @@ def dns1123_subdomain_errors(name: str) -> list[str]:
     return _subdomain_errors(name, legacy_max_len_error(DNS1123_SUBDOMAIN_MAX_LENGTH))
 
 
+def path_segment_name_errors(name: str) -> list[str]:
+    """``path.IsValidPathSegmentName``: a name that is one URL path segment (RBAC objects
+    and the roles they refer to: ``system:node`` is fine)."""
+    if name in (".", ".."):
+        return [f"may not be '{name}'"]
+    return [f"may not contain '{c}'" for c in ("/", "%") if c in name]
+
+
 def dns1123_label_errors(name: str) -> list[str]:
     """Kubernetes' ``IsDNS1123Label`` (namespace names, service names, ...)."""
     errs: list[str] = []

@@ -571,6 +571,7 @@ KINDS: tuple[ResourceType, ...] = (
         singular="serviceaccount",
         namespaced=True,
         short_names=("sa",),
+        subresources=("token",),  # TokenRequest, answered by api.authentication
         definition="io.k8s.api.core.v1.ServiceAccount",
         printer=SERVICE_ACCOUNT_PRINTER,
         protobuf="k8s.io.api.core.v1.ServiceAccount",

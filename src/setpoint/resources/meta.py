@@ -15,6 +15,7 @@ from setpoint.meta.validation import (
     dns1123_subdomain_errors,
     label_key_errors,
     label_value_errors,
+    path_segment_name_errors,
 )
 from setpoint.resources.fielderrors import FieldError, forbidden, invalid, required
 from setpoint.resources.registry import Obj, ResourceType
@@ -25,10 +26,17 @@ _TOTAL_ANNOTATION_SIZE = 256 * 1024
 # must be DNS-1035 labels (a Service's name is a DNS label that starts with a letter).
 _LABEL_NAMED = {("", "Namespace")}
 _DNS1035_NAMED = {("", "Service")}
+# RBAC objects are named by path segments (``system:node``), as ``ValidateRBACName`` asks
+_PATH_SEGMENT_NAMED = {
+    ("rbac.authorization.k8s.io", kind)
+    for kind in ("Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding")
+}
 
 
 def validate_name(rtype: ResourceType, name: str, path: str = "metadata.name") -> list[FieldError]:
-    if (rtype.group, rtype.kind) in _DNS1035_NAMED:
+    if (rtype.group, rtype.kind) in _PATH_SEGMENT_NAMED:
+        messages = path_segment_name_errors(name)
+    elif (rtype.group, rtype.kind) in _DNS1035_NAMED:
         messages = dns1035_label_errors(name)
     elif (rtype.group, rtype.kind) in _LABEL_NAMED:
         messages = dns1123_label_errors(name)

@@ -171,6 +171,10 @@ class ResourceType:
     # the protobuf message of this kind in Kubernetes' generated.proto (what kubectl sends),
     # or JSON_ONLY; None only for a kind registered at run time
     protobuf: str | None = None
+    # False: a kind that is only ever created and answered, never stored (TokenReview,
+    # SelfSubjectReview): no storage or watch cache; the API server answers its creates with
+    # the handler registered for it (APIServer.unstored)
+    stored: bool = True
     # fields Go writes even when empty (a struct that is not a pointer, a string without
     # omitempty): dotted path -> its empty value, parents before children. Clients rely on
     # them: the Python client's ``job.status`` is None, not empty, without ``"status": {}``.

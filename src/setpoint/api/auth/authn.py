@@ -9,8 +9,11 @@ kube-apiserver's union authenticator does. Every authenticated identity is also 
 
 from __future__ import annotations
 
+import csv
+import io
 from collections.abc import Sequence
-from typing import Protocol
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
 from aiohttp import web
 
@@ -24,12 +27,31 @@ class Authenticator(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class TokenResult:
+    """What a token proves (a TokenReview's answer): the identity (None: the token is
+    known to this authenticator but invalid) and the audiences it is valid for."""
+
+    user: UserInfo | None
+    audiences: tuple[str, ...] = ()
+
+
+@runtime_checkable
+class TokenAuthenticator(Protocol):
+    async def authenticate_token(self, token: str, audiences: Sequence[str]) -> TokenResult | None:
+        """What ``token`` proves for ``audiences`` (empty: the API server's), None when this
+        authenticator does not know it (TokenReview asks every such authenticator)."""
+        ...
+
+
 def bearer_token(request: web.BaseRequest) -> str:
     """The bearer token of ``request``'s Authorization header, ``""`` when it has none."""
-    header = request.headers.get("Authorization", "")
-    if not header.startswith("Bearer "):
+    # the scheme is case-insensitive, as kube-apiserver's bearertoken reads it: the Python
+    # client's in-cluster config sends "bearer <token>"
+    scheme, _, token = request.headers.get("Authorization", "").strip().partition(" ")
+    if scheme.lower() != "bearer":
         return ""
-    return header[len("Bearer ") :].strip()
+    return token.strip()
 
 
 def with_authenticated(user: UserInfo) -> UserInfo:
@@ -52,6 +74,17 @@ class AuthenticatorChain:
                 return with_authenticated(user)
         return None
 
+    async def authenticate_token(self, token: str, audiences: Sequence[str]) -> TokenResult | None:
+        """What ``token`` proves to the first token authenticator that knows it."""
+        for authenticator in self.authenticators:
+            if isinstance(authenticator, TokenAuthenticator):
+                result = await authenticator.authenticate_token(token, audiences)
+                if result is not None:
+                    if result.user is None:
+                        return result
+                    return TokenResult(with_authenticated(result.user), result.audiences)
+        return None
+
 
 class StaticTokens:
     """Bearer tokens fixed at start-up, each naming one identity (kube-apiserver's
@@ -67,10 +100,31 @@ class StaticTokens:
 
     async def authenticate(self, request: web.BaseRequest) -> UserInfo | None:
         token = bearer_token(request)
-        if not token:
-            return None
+        return self._find(token) if token else None
+
+    async def authenticate_token(self, token: str, audiences: Sequence[str]) -> TokenResult | None:
+        """Static tokens know no audience: valid for whatever the API server is asked."""
+        user = self._find(token)
+        return TokenResult(user, tuple(audiences)) if user is not None else None
+
+    def _find(self, token: str) -> UserInfo | None:
         found: UserInfo | None = None
         for known, user in self._tokens:
             if tokens_equal(token, known) and found is None:
                 found = user
         return found
+
+
+def token_file_users(text: str) -> list[tuple[str, UserInfo]]:
+    """kube-apiserver's ``--token-auth-file``: a CSV of ``token,user,uid`` and optionally a
+    quoted, comma-separated list of groups (``"group1,group2"``); blank lines and lines
+    starting with ``#`` are skipped. A line without token and user is a ValueError."""
+    users = []
+    for number, row in enumerate(csv.reader(io.StringIO(text)), start=1):
+        if not row or not "".join(row).strip() or row[0].lstrip().startswith("#"):
+            continue
+        if len(row) < 3 or not row[0].strip() or not row[1].strip():
+            raise ValueError(f'line {number}: want token,user,uid[,"group1,group2"]')
+        groups = tuple(g.strip() for g in row[3].split(",") if g.strip()) if len(row) > 3 else ()
+        users.append((row[0].strip(), UserInfo(row[1].strip(), groups, row[2].strip())))
+    return users

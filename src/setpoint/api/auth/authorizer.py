@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from setpoint.api import errors
-from setpoint.api.auth.attributes import POD_STREAMS, RequestAttributes
-from setpoint.api.auth.user import NODES_GROUP, SYSTEM_MASTERS
+from setpoint.api.auth.attributes import RequestAttributes
+from setpoint.api.auth.user import SYSTEM_MASTERS
 
 
 class Decision(enum.Enum):
@@ -106,29 +106,3 @@ def forbidden(attrs: RequestAttributes, reason: str = "") -> errors.APIError:
             if value
         },
     )
-
-
-# identities with an authorizer of their own (the Node authorizer, the join endpoint's):
-# the transitional rule below gives them nothing but discovery
-_CONFINED_GROUPS = frozenset({NODES_GROUP, "system:bootstrappers"})
-
-
-class AllButPodStreams:
-    """Until roles exist: every authenticated identity may do everything but open a pod's
-    streams (exec, attach, port-forward), which only the privileged groups may. Nodes and
-    bootstrappers get only reads of non-resource paths (discovery, ``/version``): what else
-    they may do the Node authorizer and the join authorizer decide."""
-
-    def authorize(self, attrs: RequestAttributes) -> tuple[Decision, str]:
-        if _CONFINED_GROUPS.intersection(attrs.user.groups):
-            if not attrs.resource_request and attrs.verb in ("get", "head"):
-                return Decision.ALLOW, ""
-            return Decision.NO_OPINION, ""
-        if (
-            attrs.resource_request
-            and attrs.api_group == ""
-            and attrs.resource == "pods"
-            and attrs.subresource in POD_STREAMS
-        ):
-            return Decision.NO_OPINION, ""
-        return Decision.ALLOW, ""

@@ -1,6 +1,6 @@
 """Node credentials: how a node trades a bootstrap token for an identity of its own.
 
-A node joins with a bootstrap token (:mod:`setpoint.api.auth.bootstrap`, or the server's
+A node joins with a bootstrap token (:mod:`setpoint.api.auth.bootstraptokens`, or the server's
 static join token), which may do one thing: ``POST`` :data:`JOIN_PATH` with
 ``{"nodeName": "<name>"}``. The answer is a bearer token that authenticates as
 ``system:node:<name>`` in ``system:nodes`` from then on; the agent keeps it in its data dir
@@ -38,7 +38,7 @@ from setpoint.api import errors
 from setpoint.api.auth.attributes import RequestAttributes
 from setpoint.api.auth.authn import bearer_token
 from setpoint.api.auth.authorizer import Decision
-from setpoint.api.auth.bootstrap import BOOTSTRAPPERS_GROUP
+from setpoint.api.auth.bootstraptokens import BOOTSTRAPPERS_GROUP
 from setpoint.api.auth.user import (
     NODE_USER_PREFIX,
     NODES_GROUP,

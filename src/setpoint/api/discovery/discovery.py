@@ -22,6 +22,7 @@ _SUBRESOURCE_VERBS = {
     "scale": ["get", "patch", "update"],
     "binding": ["create"],
     "eviction": ["create"],
+    "token": ["create"],
     "finalize": ["update"],
     "ephemeralcontainers": ["get", "patch", "update"],
     "exec": ["create", "get"],
@@ -70,6 +71,8 @@ def _resource_entries(rtype: ResourceType) -> list[dict[str, Any]]:
         elif sub == "eviction":
             # kubectl drain evicts only where discovery names pods/eviction's group version
             entry.update(group="policy", version="v1", kind="Eviction")
+        elif sub == "token":
+            entry.update(group="authentication.k8s.io", version="v1", kind="TokenRequest")
         elif sub in _CONNECT_KINDS:
             entry["kind"] = _CONNECT_KINDS[sub]
         entries.append(entry)
@@ -100,6 +103,8 @@ def _aggregated_resource(rtype: ResourceType) -> dict[str, Any]:
             kind = {"group": "", "version": "v1", "kind": "Binding"}
         elif sub == "eviction":
             kind = {"group": "policy", "version": "v1", "kind": "Eviction"}
+        elif sub == "token":
+            kind = {"group": "authentication.k8s.io", "version": "v1", "kind": "TokenRequest"}
         elif sub in _CONNECT_KINDS:
             kind = {"group": "", "version": "v1", "kind": _CONNECT_KINDS[sub]}
         subresources.append(

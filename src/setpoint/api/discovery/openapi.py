@@ -56,16 +56,23 @@ API_RESOURCE_LIST: Final = _META + "APIResourceList"
 SCALE: Final = "io.k8s.api.autoscaling.v1.Scale"
 BINDING: Final = "io.k8s.api.core.v1.Binding"
 EVICTION: Final = "io.k8s.api.policy.v1.Eviction"
+TOKEN_REQUEST: Final = "io.k8s.api.authentication.v1.TokenRequest"
 INT_OR_STRING: Final = "io.k8s.apimachinery.pkg.util.intstr.IntOrString"
 QUANTITY: Final = "io.k8s.apimachinery.pkg.api.resource.Quantity"
 
 _SCALE_GVK: Final = {"group": "autoscaling", "kind": "Scale", "version": "v1"}
 _BINDING_GVK: Final = {"group": "", "kind": "Binding", "version": "v1"}
 _EVICTION_GVK: Final = {"group": "policy", "kind": "Eviction", "version": "v1"}
+_TOKEN_REQUEST_GVK: Final = {
+    "group": "authentication.k8s.io",
+    "kind": "TokenRequest",
+    "version": "v1",
+}
 # subresources that take a POST of a kind of their own: its definition, GVK and kind
 _CREATE_SUBRESOURCES: Final = {
     "binding": (BINDING, _BINDING_GVK, "Binding"),
     "eviction": (EVICTION, _EVICTION_GVK, "Eviction"),
+    "token": (TOKEN_REQUEST, _TOKEN_REQUEST_GVK, "TokenRequest"),
 }
 
 # What the server answers with. It speaks JSON only, so that is all the documents promise.
@@ -854,7 +861,9 @@ def _roots(paths: Iterable[_Path], registry_types: Iterable[ResourceType]) -> se
     """Definitions the operations mention, plus each served kind and its list kind."""
     roots = {STATUS, DELETE_OPTIONS, WATCH_EVENT, PATCH, API_RESOURCE_LIST}
     for t in registry_types:
-        roots.update((t.definition, t.definition + "List"))
+        roots.add(t.definition)
+        if "list" in t.verbs:  # a create-only kind (an access review) has no list kind
+            roots.add(t.definition + "List")
     for p in paths:
         for o in p.operations:
             if o.body:
