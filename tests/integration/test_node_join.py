@@ -111,5 +111,5 @@ def test_malformed_join_requests_are_bad_requests(server: Server) -> None:
         )
         assert answer["kind"] == "Status"
     status, answer, _ = server.request("GET", "/setpoint/v1/join", token=token)
-    assert status == 405, answer  # only POST is a join
+    assert status == 403, answer  # a join token may only POST the join path
     assert answer["kind"] == "Status"
