@@ -304,6 +304,7 @@ def _controllers_rules() -> list[Obj]:
                 "persistentvolumeclaims",
                 "events",
                 "serviceaccounts",
+                "configmaps",  # root-ca-cert-publisher: kube-root-ca.crt in every namespace
             ],
         ),
         rule(("create",), ["apps"], ["replicasets", "controllerrevisions"]),
