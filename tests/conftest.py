@@ -3,6 +3,8 @@ fresh servers for tests that restart or break them."""
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -60,6 +62,16 @@ def namespace(server: Server) -> str:
 @pytest.fixture
 def kubectl(server: Server, namespace: str) -> Kubectl:
     return Kubectl(server, namespace)
+
+
+@pytest.fixture
+def shared_dir() -> Iterator[Path]:
+    """A directory on the host that pods can read and write: they run as users of their own,
+    who cannot reach ``tmp_path`` (under the 0700 ``/tmp/pytest-of-<user>``)."""
+    path = Path(tempfile.mkdtemp(prefix="sp-shared-"))
+    path.chmod(0o777)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture

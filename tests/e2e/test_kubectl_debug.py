@@ -125,9 +125,9 @@ def test_ephemeral_container_runs_in_the_pods_cgroup(k: Kubectl, web: str) -> No
 
 
 def test_running_ephemeral_container_is_stopped_with_its_pod(
-    k: Kubectl, web: str, tmp_path: Path
+    k: Kubectl, web: str, shared_dir: Path
 ) -> None:
-    pid_file = tmp_path / "pid"
+    pid_file = shared_dir / "pid"
     script = f"echo $$$$ > {pid_file}; exec sleep 1000"  # $$ is an escaped $ in Kubernetes
     k("debug", web, "--image=busybox", "-c", "sleeper", "--", "sh", "-c", script)
     wait_for(lambda: "running" in ephemeral_state(k, web, "sleeper"), what="sleeper running")
@@ -137,9 +137,9 @@ def test_running_ephemeral_container_is_stopped_with_its_pod(
 
 
 def test_running_ephemeral_container_ends_with_a_pod_that_completes(
-    k: Kubectl, tmp_path: Path
+    k: Kubectl, shared_dir: Path
 ) -> None:
-    done = tmp_path / "done"
+    done = shared_dir / "done"
     app = objects.container("app", command=["sh", "-c", f"until [ -e {done} ]; do sleep 0.1; done"])
     pod = objects.pod("job", containers=[app], restartPolicy="Never")
     k("apply", "-f", "-", input=yaml.safe_dump(pod))
@@ -210,9 +210,9 @@ def host_dir(node_server: Server) -> Iterator[Path]:
 
 
 def test_node_debugging_pod_runs_on_the_node_and_is_deleted_cleanly(
-    k: Kubectl, node_server: Server, host_dir: Path, tmp_path: Path
+    k: Kubectl, node_server: Server, host_dir: Path, shared_dir: Path
 ) -> None:
-    marker = tmp_path / "marker"
+    marker = shared_dir / "marker"  # (the debugger runs as a user of its own)
     marker.write_text("on-the-host\n")
     script = f"cat /host{marker} 2>/dev/null || echo unmounted; exec sleep 1000"
     out = k("debug", f"node/{NODE}", "--image=busybox", "--", "sh", "-c", script).stdout

@@ -166,6 +166,7 @@ def test_previous_shows_the_instance_before_a_crash(kubectl: Kubectl) -> None:
 
 def test_follow_streams_lines_written_after_kubectl_started(kubectl: Kubectl) -> None:
     scratch = Path(tempfile.mkdtemp(prefix="sp-logs-"))
+    scratch.chmod(0o755)  # the pod runs as a user of its own
     go = scratch / "go"
     script = f"echo ready; while [ ! -f {go} ]; do sleep 0.05; done; echo after; exec sleep 1000"
     kubectl("apply", "-f", "-", input=pod_yaml("ticker", {"app": script}))

@@ -45,6 +45,7 @@ def test_liveness_failure_restarts_a_ready_pod_with_an_unhealthy_event(node_serv
     Kubectl(node_server)("create", "namespace", namespace)
     kubectl = Kubectl(node_server, namespace)
     scratch = Path(tempfile.mkdtemp(prefix="sp-probe-"))
+    scratch.chmod(0o755)  # the probe runs as the pod's user
     alive = scratch / "alive"
     try:
         alive.touch()

@@ -172,7 +172,9 @@ def test_crash_looping_container_backs_off_from_one_second_doubling(k: Kubectl) 
 
 
 def test_kubectl_delete_sends_sigterm_to_the_process(k: Kubectl, node_server: Server) -> None:
-    marker = Path(tempfile.mkdtemp(prefix="sp-e2e-")) / "terminated"
+    shared = Path(tempfile.mkdtemp(prefix="sp-e2e-"))
+    shared.chmod(0o777)  # the pod runs as a user of its own
+    marker = shared / "terminated"
     script = f'trap "echo term > {marker}; exit 0" TERM; while true; do sleep 0.1; done'
     k("run", "graceful", "--image=busybox", "--command", "--", "sh", "-c", script)
     pod = running_pod(k, "graceful")

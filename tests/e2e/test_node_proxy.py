@@ -14,6 +14,7 @@ import json
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -65,12 +66,14 @@ def cluster() -> Iterator[Cluster]:
 
 
 @pytest.fixture(scope="module")
-def marks(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def marks() -> Iterator[Path]:
     """Where the test makes a replica unready: its readiness probe fails while
-    ``<marks>/<pod name>`` exists."""
-    path = tmp_path_factory.mktemp("unready")
+    ``<marks>/<pod name>`` exists (outside the pytest temporary directories, which the pods'
+    users cannot reach)."""
+    path = Path(tempfile.mkdtemp(prefix="sp-unready-"))
     path.chmod(0o755)
-    return path
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")

@@ -96,7 +96,7 @@ def web_pods(k: Kubectl) -> list[str]:
 
 
 def test_three_replicas_on_one_port_one_name_and_nothing_left_behind(
-    cluster: Cluster, tmp_path: Path
+    cluster: Cluster, shared_dir: Path
 ) -> None:
     (node,) = cluster.nodes
     k = cluster.kubectl("default")
@@ -150,7 +150,7 @@ def test_three_replicas_on_one_port_one_name_and_nothing_left_behind(
 
     # a replica that is not ready leaves the rotation: a readiness probe that fails while a
     # mark file names the pod
-    marks = tmp_path / "unready"
+    marks = shared_dir / "unready"  # (the probe runs as the pod's user)
     marks.mkdir()
     marks.chmod(0o755)
     probe = {

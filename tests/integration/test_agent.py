@@ -53,6 +53,16 @@ class AgentNode:
     agent: NodeAgent | None = None
     task: asyncio.Task[None] | None = None
 
+    @property
+    def shared(self) -> Path:
+        """A directory the test and its pods' processes (``nobody`` by default) both write:
+        outside the data dir, which pods never see."""
+        path = self.data_dir.with_name(self.data_dir.name + "-shared")
+        if not path.exists():
+            path.mkdir()
+            path.chmod(0o777)
+        return path
+
     async def start_agent(self, **options: Any) -> NodeAgent:
         agent = NodeAgent(
             self.client,
@@ -167,6 +177,7 @@ async def node(client: ApiClient, namespace: str) -> AsyncIterator[AgentNode]:
                 await n.runtime.close()
         kill_node_processes(data_dir, processes)
         shutil.rmtree(data_dir, ignore_errors=True)
+        shutil.rmtree(data_dir.with_name(data_dir.name + "-shared"), ignore_errors=True)
 
 
 async def test_node_registers_with_host_capacity_and_lease(node: AgentNode) -> None:
@@ -241,7 +252,7 @@ async def test_failing_pod_with_restart_policy_never_fails(node: AgentNode) -> N
 async def test_on_failure_pod_that_failed_once_keeps_the_failure_as_last_state(
     node: AgentNode,
 ) -> None:
-    marker = node.data_dir / "failed-once"
+    marker = node.shared / "failed-once"
     script = f"[ -e {marker} ] && exit 0; touch {marker}; exit 1"
     await node.create_pod(
         "second-try", {"command": ["sh", "-c", script]}, restartPolicy="OnFailure"
@@ -260,7 +271,7 @@ async def test_on_failure_pod_that_failed_once_keeps_the_failure_as_last_state(
 
 
 async def test_deleted_pod_gets_sigterm_and_disappears(node: AgentNode) -> None:
-    marker = node.data_dir / "terminated"
+    marker = node.shared / "terminated"
     script = f"trap 'echo bye > {marker}; exit 0' TERM; while :; do sleep 0.1; done"
     await node.create_pod("graceful", {"command": ["sh", "-c", script]})
     await node.running_pid("graceful")
@@ -547,7 +558,7 @@ async def test_force_deleted_pod_has_its_process_stopped(node: AgentNode) -> Non
 async def test_init_container_runs_to_completion_before_app_containers(
     node: AgentNode,
 ) -> None:
-    marker = node.data_dir / "initialized"
+    marker = node.shared / "initialized"
     await node.create_pod(
         "inited",
         {"command": ["sh", "-c", f"test -f {marker} && exec sleep 1000"]},

@@ -37,7 +37,7 @@ async def events_of(node: AgentNode, name: str) -> list[Obj]:
 
 
 async def test_readiness_exec_probe_flips_ready(node: AgentNode) -> None:
-    marker = node.data_dir / "ready"
+    marker = node.shared / "ready"
     probe = exec_probe(f"test -f {marker}", failureThreshold=1)
     await node.create_pod("flip", {"command": ["sleep", "1000"], "readinessProbe": probe})
     await node.running_pid("flip")
@@ -94,7 +94,7 @@ async def test_liveness_failure_restarts_the_container(node: AgentNode) -> None:
 
 
 async def test_startup_probe_holds_readiness_until_it_passes(node: AgentNode) -> None:
-    marker = node.data_dir / "started"
+    marker = node.shared / "started"
     await node.create_pod(
         "slow",
         {
@@ -116,7 +116,7 @@ async def test_startup_probe_holds_readiness_until_it_passes(node: AgentNode) ->
 
 
 async def test_post_start_exec_hook_runs_with_the_container_env(node: AgentNode) -> None:
-    out = node.data_dir / "post-start"
+    out = node.shared / "post-start"
     await node.create_pod(
         "hooked",
         {
@@ -159,7 +159,7 @@ async def test_failed_post_start_hook_kills_the_container(node: AgentNode) -> No
 
 
 async def test_pre_stop_hook_runs_before_sigterm_on_deletion(node: AgentNode) -> None:
-    out = node.data_dir / "order"
+    out = node.shared / "order"
     script = f"trap 'echo term >> {out}; exit 0' TERM; while :; do sleep 0.1; done"
     await node.create_pod(
         "orderly",

@@ -170,7 +170,7 @@ async def test_memory_limit_oom_kill_is_reported_as_oom_killed(node: AgentNode) 
         return terminated
 
     terminated = await eventually(oom_killed, what="oom-pod terminated")
-    assert terminated["reason"] == "OOMKilled"
+    assert terminated["reason"] == "OOMKilled", terminated
     assert terminated["exitCode"] == 137
     await delete_and_wait_gone(node, "oom-pod")
 

@@ -131,9 +131,11 @@ def gone(process: tuple[int, int]) -> bool:
 
 
 async def test_sigterm_with_a_shutdown_grace_period_shuts_the_node_down(
-    cli_node: CliNode, tmp_path: Path
+    cli_node: CliNode, shared_dir: Path
 ) -> None:
-    marks = tmp_path / "terminated"
+    marks = shared_dir / "terminated"
+    marks.touch(0o666)  # both pods append, each as a user of its own
+    marks.chmod(0o666)
     await cli_node.start_agent(
         "--shutdown-grace-period", "6s", "--shutdown-grace-period-critical-pods", "3s"
     )

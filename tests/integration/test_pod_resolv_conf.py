@@ -11,7 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from setpoint.agent.sandbox import RESOLV_CONF, BindMount, Sandboxes, remove_all_sandboxes
+from setpoint.agent.sandbox import (
+    RESOLV_CONF,
+    BindMount,
+    Sandboxes,
+    mount_script,
+    remove_all_sandboxes,
+)
 
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0 or not shutil.which("unshare") or not shutil.which("nsenter"),
@@ -29,7 +35,9 @@ async def test_every_container_sees_the_pods_resolv_conf(tmp_path: Path) -> None
     plan = [BindMount(str(resolv), RESOLV_CONF, False, is_file=True)]
     host_file = Path(RESOLV_CONF).read_text()
     try:
-        files = [await sandboxes._namespace(UID, name, plan) for name in ("a", "b", "c")]
+        files = [
+            await sandboxes._namespace(UID, name, mount_script(plan)) for name in ("a", "b", "c")
+        ]
         for ns_file in files:
             inside = subprocess.run(
                 ["nsenter", f"--mount={ns_file}", "--", "cat", RESOLV_CONF],

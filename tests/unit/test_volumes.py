@@ -329,6 +329,32 @@ def test_mount_script_creates_mount_points_and_remounts_read_only() -> None:
     assert "mount -o remount,bind,ro /etc/f" in script
 
 
+def test_mount_script_hides_masked_paths_after_binding_the_volumes() -> None:
+    plan = [BindMount("/data/pods/u/volumes/v", "/out", read_only=False, is_file=False)]
+    script = mount_script(plan, masked=("/data", "/etc/token"))
+    lines = script.splitlines()
+    bind = lines.index("mount --rbind /data/pods/u/volumes/v /out")
+    mask = next(i for i, line in enumerate(lines) if "setpoint-masked /data;" in line)
+    assert bind < mask  # the volume's source is bound before it is hidden
+    assert "elif [ -e /etc/token ]; then mount --bind -o ro /dev/null /etc/token; fi" in script
+    assert "/proc/self/mountinfo" not in script
+
+
+def test_read_only_root_remounts_all_but_the_kernels_and_the_volumes() -> None:
+    plan = [BindMount("/v", "/out", read_only=False, is_file=False)]
+    script = mount_script(plan, masked=("/data",), read_only_root=True)
+    last = script.splitlines()[-1]
+    assert last.startswith("awk '{print $5, $6}' /proc/self/mountinfo")
+    assert "/proc|/proc/*|/sys|/sys/*|/dev|/dev/*|/out|/out/*|/data|/data/*) continue" in last
+    assert 'mount -o "remount,bind,ro,${options#r?,}" "$point"' in last
+
+
+def test_identity_prefix_comes_right_before_the_command() -> None:
+    run_as = ["setpriv", "--reuid=5", "--", "env", "--"]
+    argv, _ = wrap_argv(["run"], "/", [("mount", Path("/ns/app"))], [], run_as)
+    assert argv == ["nsenter", "--mount=/ns/app", "--wd=/", "--", *run_as, "run"]
+
+
 def test_working_dir_inside_a_volume_is_entered_after_the_namespace() -> None:
     plan = [BindMount("/v", "/work", read_only=False, is_file=False)]
     argv, cwd = wrap_argv(["run"], "/work/sub", [("mount", Path("/ns/app"))], plan)

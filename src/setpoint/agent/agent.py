@@ -246,6 +246,8 @@ class NodeAgent:
         proxy_mode: str = "none",
         dns: DNSSettings | None = None,
         dns_port: int = 53,
+        default_run_as_user: int | None = None,
+        masked_paths: tuple[Path, ...] = (),
         clock: Clock = REAL_CLOCK,
     ) -> None:
         if pod_network not in POD_NETWORK_MODES:
@@ -282,6 +284,8 @@ class NodeAgent:
             no_pod_network=why_not,
             dns=dns,
             host_ip=host_ip,
+            default_run_as_user=default_run_as_user,
+            masked_paths=masked_paths,
         )
         # every Service and EndpointSlice, for the node proxy and cluster DNS
         self.services = Informer(client, SERVICES)
@@ -928,6 +932,7 @@ class NodeAgent:
                 ephemeral=ephemeral,
                 settings=self.container_settings,
             )
+            self.sandboxes.identity(pod, container)  # e.g. runAsNonRoot and a root user
         except (podspec.ContainerConfigError, ValueError) as exc:
             self._config_errors[cid] = str(exc)
             await self.recorder.record(pod, "Warning", "Failed", f"Error: {exc}")

@@ -284,7 +284,9 @@ def container_spec(
         id=container_id(pod["metadata"]["uid"], name),
         argv=argv,
         env=env,
-        cwd=container.get("workingDir") or None,
+        # an image without WORKDIR runs in /; so does a container without workingDir,
+        # never in the supervisor's (private) directory
+        cwd=container.get("workingDir") or "/",
         log_dir=str(log_dir / name),
         restart_policy=(
             "Never"

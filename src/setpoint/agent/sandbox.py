@@ -31,13 +31,20 @@ starts (:meth:`~Sandboxes.ensure`):
   (:mod:`setpoint.agent.clusterdns.hostsfile`).
 
 Then, for each container (:meth:`~Sandboxes.prepare_container`): its leaf cgroup with its
-limits, written before the supervisor spawns the process and moves it in; and, if it has
-``volumeMounts`` or its pod has its own resolv.conf, a mount namespace of its own in which
-the volumes are bind-mounted at their ``mountPath`` (``subPath`` and ``readOnly``
-honoured) and the pod's resolv.conf and hosts at ``/etc/resolv.conf`` and ``/etc/hosts``,
-invisible to the host. (A container whose command is nowhere on the node gets no namespace
-for its resolv.conf alone, so the supervisor reports its ``StartError`` rather than
-nsenter's exit 127.)
+limits, written before the supervisor spawns the process and moves it in; a mount
+namespace of its own in which the volumes are bind-mounted at their ``mountPath``
+(``subPath`` and ``readOnly`` honoured) and the pod's resolv.conf and hosts at
+``/etc/resolv.conf`` and ``/etc/hosts``, invisible to the host, after which the node's own
+files are hidden (the agent's data dir, its credentials and each ``--masked-path``, such as
+the server's data dir, under an empty read-only tmpfs) and, for ``readOnlyRootFilesystem``,
+every other mount is made read-only; and its identity from its ``securityContext``
+(user, groups, capabilities, ``no_new_privs``: :mod:`setpoint.agent.securitycontext`),
+given by a ``setpriv`` prefix, with a uid of its namespace's own when it names none
+(:mod:`setpoint.agent.namespaceusers`). (A container whose command is nowhere on the node, and
+which mounts no volume that might hold it, is started as it is, so the supervisor reports
+its ``StartError`` rather than nsenter's exit 127: it runs nothing.) What cannot be
+enforced on the node (not root, no mount namespaces) is a ``SecurityContextNotEnforced``
+Warning.
 
 Why one mount namespace per container, not per pod: in Kubernetes every container has its
 own mount namespace, and two containers of a pod may mount different volumes, or the same
@@ -90,7 +97,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from setpoint.agent import cgroups, dynports, network, volumes
+from setpoint.agent import cgroups, dynports, namespaceusers, network, securitycontext, volumes
 from setpoint.agent.clusterdns import hostsfile, resolvconf
 from setpoint.agent.hostports import HostPorts
 from setpoint.agent.pods import container_id
@@ -120,6 +127,7 @@ _UID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12
 # <sys/mount.h>
 MS_NOSUID, MS_NODEV, MS_BIND, MS_REC, MS_PRIVATE = 2, 4, 4096, 16384, 1 << 18
 MNT_DETACH = 2
+MASK_OPTIONS = "ro,nosuid,nodev,noexec,size=4k,mode=0755"
 
 
 @dataclass(frozen=True)
@@ -196,8 +204,13 @@ def container_mounts(pod: Obj, container: Obj, pod_dir: Path) -> list[BindMount]
     return sorted(plan, key=lambda m: m.target.count("/"))
 
 
-def mount_script(plan: list[BindMount]) -> str:
-    """The shell script run inside a new mount namespace to set up ``plan``."""
+def mount_script(
+    plan: list[BindMount], *, masked: tuple[str, ...] = (), read_only_root: bool = False
+) -> str:
+    """The shell script run inside a new mount namespace to set up ``plan``, then hide the
+    ``masked`` paths (a directory under an empty read-only tmpfs, a file under
+    ``/dev/null``) and, for ``read_only_root``, make every other mount read-only except
+    the kernel's (``/proc``, ``/sys``, ``/dev``) and the container's own volumes."""
     lines = ["set -e"]
     for m in plan:
         src, dst = shlex.quote(m.source), shlex.quote(m.target)
@@ -209,6 +222,21 @@ def mount_script(plan: list[BindMount]) -> str:
         lines.append(f"mount --rbind {src} {dst}")
         if m.read_only:
             lines.append(f"mount -o remount,bind,ro {dst}")
+    for path in masked:  # (one inside another masked one is hidden already: skipped)
+        p = shlex.quote(path)
+        lines.append(
+            f"if [ -d {p} ]; then mount -t tmpfs -o {MASK_OPTIONS} setpoint-masked {p}; "
+            f"elif [ -e {p} ]; then mount --bind -o ro /dev/null {p}; fi"
+        )
+    if read_only_root:
+        keep = [shlex.quote(p) for p in [*(m.target for m in plan), *masked]]
+        skip = "|".join(["/proc", "/proc/*", "/sys", "/sys/*", "/dev", "/dev/*"])
+        skip += "".join(f"|{k}|{k}/*" for k in keep)
+        lines.append(
+            "awk '{print $5, $6}' /proc/self/mountinfo | while read -r point options; do "
+            f"case $point in {skip}) continue;; esac; "
+            'mount -o "remount,bind,ro,${options#r?,}" "$point" 2>/dev/null || true; done'
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -223,19 +251,25 @@ def nsenter_argv(namespaces: list[Namespace]) -> list[str]:
 
 
 def wrap_argv(
-    argv: list[str], cwd: str | None, namespaces: list[Namespace], plan: list[BindMount]
+    argv: list[str],
+    cwd: str | None,
+    namespaces: list[Namespace],
+    plan: list[BindMount],
+    run_as: list[str] | None = None,
 ) -> tuple[list[str], str | None]:
     """The argv (and host cwd) that runs ``argv`` in ``cwd`` inside ``namespaces`` (which
-    include the container's mount namespace, holding the mounts of ``plan``)."""
+    include the container's mount namespace, holding the mounts of ``plan``), as the
+    identity ``run_as`` (a ``setpriv ... --`` prefix, see :mod:`.securitycontext`) gives."""
     prefix = nsenter_argv(namespaces)
+    run_as = run_as or []
     if cwd is None:
-        return [*prefix, "--", *argv], None
+        return [*prefix, "--", *run_as, *argv], None
     inside = any(cwd == m.target or cwd.startswith(m.target.rstrip("/") + "/") for m in plan)
     if inside:  # the directory exists only in the namespace
-        return [*prefix, "--", "env", f"--chdir={cwd}", "--", *argv], None
+        return [*prefix, "--", "env", f"--chdir={cwd}", "--", *run_as, *argv], None
     # nsenter opens --wd before entering, which is right for a host directory; the host cwd
     # keeps the supervisor's StartError for a working directory that does not exist
-    return [*prefix, f"--wd={cwd}", "--", *argv], cwd
+    return [*prefix, f"--wd={cwd}", "--", *run_as, *argv], cwd
 
 
 # ------------------------------------------------------------------ host mounts
@@ -302,6 +336,8 @@ class Sandboxes:
         no_pod_network: str = "",
         dns: DNSSettings | None = None,
         host_ip: str = "127.0.0.1",
+        default_run_as_user: int | None = None,
+        masked_paths: tuple[Path, ...] = (),
     ) -> None:
         self.client = client
         self.tokens = TokenManager(client)
@@ -312,6 +348,13 @@ class Sandboxes:
         self.root = data_dir.absolute() / "pods"
         self.cgroups = cgroup_host if cgroup_host is not None else cgroups.Host.detect()
         self.is_root = os.geteuid() == 0
+        # the user of a container that names none (None: a user of its namespace's own); an
+        # agent that is not root cannot switch users, so its containers run as itself
+        self.default_run_as_user = default_run_as_user if self.is_root else os.geteuid()
+        # hidden from every container (its own data dir always): see prepare_container
+        paths = [data_dir.absolute(), *(p.absolute() for p in masked_paths)]
+        self.masked_paths = tuple(dict.fromkeys(os.path.normpath(p) for p in paths))
+        self.node_capabilities = securitycontext.node_capabilities()
         self.resync_seconds = resync_seconds
         self.pod_max_pids = pod_max_pids  # the kubelet's podPidsLimit; -1: unlimited
         self._ready: set[str] = set()  # pods whose volumes and pod cgroup are set up
@@ -376,6 +419,7 @@ class Sandboxes:
                 done = volumes.materialise(
                     pod, volume, pod_dir, sources=sources, allocatable=volumes.host_allocatable()
                 )
+                await self._set_ownership(pod, volume, done.path)
                 for note in done.notes:
                     await self._note(pod, "Warning", "FailedMount", f"volume {done.name!r}: {note}")
         except volumes.VolumeError as exc:
@@ -390,6 +434,21 @@ class Sandboxes:
             return Setup(True)
         self._refresh_due[uid] = now + self.resync_seconds
         return Setup(True, self.resync_seconds)
+
+    async def _set_ownership(self, pod: Obj, volume: Obj, path: Path) -> None:
+        """A volume of a pod with an ``fsGroup``, group-owned by it (see
+        :func:`setpoint.agent.volumes.set_volume_ownership`); only root can give files away."""
+        gid = securitycontext.fs_group(pod)
+        kind = volumes.volume_kind(volume)
+        if gid is None or not self.is_root or kind not in volumes.OWNED_BY_FS_GROUP:
+            return
+        try:
+            await asyncio.to_thread(
+                volumes.set_volume_ownership, path, gid, read_only=kind != "emptyDir"
+            )
+        except OSError as exc:
+            message = f"fsGroup {gid} not applied: {exc}"
+            raise volumes.VolumeError(str(volume.get("name")), message) from None
 
     async def _ensure_network(self, pod: Obj) -> bool:
         """The pod's network namespace and IP, or the node's network (see the module doc).
@@ -604,12 +663,62 @@ class Sandboxes:
 
     # ------------------------------------------------------------- containers
 
+    def identity(self, pod: Obj, container: Obj) -> securitycontext.Identity:
+        """Who the container's processes are (:mod:`setpoint.agent.securitycontext`);
+        raises :class:`~setpoint.agent.securitycontext.SecurityContextError`, e.g. for
+        ``runAsNonRoot`` and a root user."""
+        if self.default_run_as_user is not None:
+            uid, gid = self.default_run_as_user, None
+        else:
+            uid = gid = namespaceusers.namespace_user(str(pod["metadata"].get("namespace", "")))
+        return securitycontext.resolve(pod, container, default_uid=uid, default_gid=gid)
+
+    def run_as(self, identity: securitycontext.Identity) -> list[str]:
+        """The ``setpriv ... --`` prefix that gives a process ``identity`` (an agent that is
+        not root can give it no other user, only ``no_new_privs``)."""
+        if self.is_root:
+            return securitycontext.setpriv_argv(identity, available=self.node_capabilities)
+        return ["setpriv", "--no-new-privs", "--"] if identity.no_new_privs else []
+
+    async def _note_unenforced(
+        self, pod: Obj, container: Obj, identity: securitycontext.Identity, why_no_mounts: str
+    ) -> None:
+        """A Warning naming what of the container's securityContext, and of the node's
+        isolation of its data dirs, this agent cannot enforce."""
+        name = container["name"]
+        if not self.is_root:
+            wanted = securitycontext.requested(pod, container)
+            if wanted:
+                message = (
+                    f"container {name!r}: securityContext not enforced ({'; '.join(wanted)}): "
+                    f"{NOT_ROOT}, so the container runs as uid {os.geteuid()} with the "
+                    "agent's own privileges"
+                )
+                await self._note(pod, "Warning", "SecurityContextNotEnforced", message)
+            return
+        missing = sorted(identity.capabilities - self.node_capabilities)
+        if missing and not identity.privileged:
+            message = (
+                f"container {name!r}: capabilities {', '.join(missing)} not given: the "
+                "node's agent does not have them"
+            )
+            await self._note(pod, "Warning", "SecurityContextNotEnforced", message)
+        if why_no_mounts:
+            unenforced = ["the node's data dirs are not hidden from it"]
+            if identity.read_only_root:
+                unenforced.insert(0, "readOnlyRootFilesystem is not enforced")
+            message = f"container {name!r}: {' and '.join(unenforced)}: {why_no_mounts}"
+            await self._note(pod, "Warning", "SecurityContextNotEnforced", message)
+
     async def prepare_container(
         self, pod: Obj, container: Obj, spec: ContainerSpec
     ) -> ContainerSpec | None:
-        """``spec`` placed in the sandbox: its cgroup (limits written) and, if it mounts
-        volumes, its mount namespace. None: a FailedMount was reported, retry later."""
+        """``spec`` placed in the sandbox: its cgroup (limits written), its mount namespace
+        (its volumes, the pod's resolv.conf, the node's data dirs hidden, the root read-only
+        if asked) and its identity. None: a FailedMount was reported, retry later. Raises
+        :class:`~setpoint.agent.securitycontext.SecurityContextError`."""
         uid = pod["metadata"]["uid"]
+        identity = self.identity(pod, container)
         changes: dict[str, object] = {}
         if self.cgroups.version:
             parent = cgroups.pod_parent(uid)
@@ -623,51 +732,64 @@ class Sandboxes:
         address = self._addresses.get(uid)
         if address is not None:
             changes["netns"] = address.netns
-        resolv = self.resolv_conf_path(uid)
         # a command that is nowhere on the node is started as it is, so the supervisor
         # reports its StartError (inside the namespace only volumes add files)
-        own_resolv = resolv.is_file() and command_exists(spec.argv[0], spec.env.get("PATH"))
-        if container.get("volumeMounts") or own_resolv:
-            why_not = await self._mount_namespaces_unavailable()
-            if why_not:
+        if not (
+            command_exists(spec.argv[0], spec.env.get("PATH")) or container.get("volumeMounts")
+        ):
+            return dataclasses.replace(spec, **changes)  # type: ignore[arg-type]
+        run_as = self.run_as(identity)
+        why_not = await self._mount_namespaces_unavailable()
+        await self._note_unenforced(pod, container, identity, why_not)
+        if why_not:
+            if container.get("volumeMounts"):
                 message = (
                     f"volumes are materialised under {self.pod_dir(uid)}/volumes but not "
                     f"mounted at their mountPath: {why_not}"
                 )
                 await self._note(pod, "Warning", "VolumesNotMounted", message)
-            else:
-                try:
-                    plan = container_mounts(pod, container, self.pod_dir(uid))
-                    if own_resolv:  # (under any volume mounted at /etc)
-                        etc = [BindMount(str(resolv), RESOLV_CONF, False, is_file=True)]
-                        hosts = self.hosts_path(uid)
-                        if hosts.is_file():
-                            etc.append(BindMount(str(hosts), ETC_HOSTS, False, is_file=True))
-                        plan = sorted([*plan, *etc], key=lambda m: m.target.count("/"))
-                    ns_file = await self._namespace(uid, container["name"], plan)
-                except (MountError, OSError) as exc:
-                    text = f"MountVolume.SetUp failed for container {container['name']!r}: {exc}"
-                    await self.recorder.record(pod, "Warning", "FailedMount", text)
-                    return None
-                changes["argv"], changes["cwd"] = wrap_argv(
-                    spec.argv, spec.cwd, [("mount", ns_file)], plan
-                )
+            changes["argv"] = [*run_as, *spec.argv]
+            return dataclasses.replace(spec, **changes)  # type: ignore[arg-type]
+        resolv = self.resolv_conf_path(uid)
+        try:
+            plan = container_mounts(pod, container, self.pod_dir(uid))
+            if resolv.is_file():  # (under any volume mounted at /etc)
+                etc = [BindMount(str(resolv), RESOLV_CONF, False, is_file=True)]
+                hosts = self.hosts_path(uid)
+                if hosts.is_file():
+                    etc.append(BindMount(str(hosts), ETC_HOSTS, False, is_file=True))
+                plan = sorted([*plan, *etc], key=lambda m: m.target.count("/"))
+            script = mount_script(
+                plan, masked=self.masked_paths, read_only_root=identity.read_only_root
+            )
+            ns_file = await self._namespace(uid, container["name"], script)
+        except (MountError, OSError) as exc:
+            text = f"MountVolume.SetUp failed for container {container['name']!r}: {exc}"
+            await self.recorder.record(pod, "Warning", "FailedMount", text)
+            return None
+        changes["argv"], changes["cwd"] = wrap_argv(
+            spec.argv, spec.cwd, [("mount", ns_file)], plan, run_as
+        )
         return dataclasses.replace(spec, **changes)  # type: ignore[arg-type]
 
     def enter(
         self, pod: Obj, container: Obj, argv: list[str], cwd: str | None
     ) -> tuple[list[str], str | None]:
-        """``argv`` (and cwd) made to run inside the container's mount namespace, as its
-        exec probes and hooks must (they read the container's volumes where the container
-        does); unchanged for a container without one."""
+        """``argv`` (and cwd) made to run inside the container's namespaces and as its user,
+        as its exec probes, hooks and ``kubectl exec`` must (they read the container's
+        volumes where the container does, with its rights)."""
+        try:
+            run_as = self.run_as(self.identity(pod, container))
+        except securitycontext.SecurityContextError:
+            run_as = []  # (such a container never started: nothing to join)
         namespaces = self.namespaces(pod, container)
         if not namespaces:
-            return argv, cwd
+            return [*run_as, *argv], cwd
         plan: list[BindMount] = []
         if any(kind == "mount" for kind, _ in namespaces):
             with contextlib.suppress(MountError):  # cannot fail once its namespace exists
                 plan = container_mounts(pod, container, self.pod_dir(pod["metadata"]["uid"]))
-        return wrap_argv(argv, cwd, namespaces, plan)
+        return wrap_argv(argv, cwd, namespaces, plan, run_as)
 
     def namespaces(self, pod: Obj, container: Obj) -> list[Namespace]:
         """The namespaces of its own that a process joining the container enters (as
@@ -714,8 +836,8 @@ class Sandboxes:
                 self._can_unshare = "" if proc.returncode == 0 else err.decode().strip()
         return self._can_unshare
 
-    async def _namespace(self, uid: str, name: str, plan: list[BindMount]) -> Path:
-        """The container's mount namespace file, created with ``plan`` mounted if it does
+    async def _namespace(self, uid: str, name: str, script: str) -> Path:
+        """The container's mount namespace file, set up by ``script`` if it does
         not exist yet (an existing one, e.g. after an agent restart, is kept as it is)."""
         ns_dir = self.pod_dir(uid) / "ns"
         ns_file = ns_dir / name
@@ -734,7 +856,7 @@ class Sandboxes:
             argv = ["unshare", f"--mount={ns_file}", "--propagation", "private", "--"]
             done = await asyncio.to_thread(
                 subprocess.run,
-                [*argv, "sh", "-ec", mount_script(plan)],
+                [*argv, "sh", "-ec", script],
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.PIPE,
                 check=False,

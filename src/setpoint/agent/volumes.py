@@ -536,3 +536,40 @@ def pod_volumes(pod: Obj) -> list[Obj]:
 
 def mounted_volume_names(containers: Iterable[Obj]) -> set[str]:
     return {str(m.get("name")) for c in containers for m in c.get("volumeMounts") or []}
+
+
+# ------------------------------------------------------------------ fsGroup
+
+OWNED_BY_FS_GROUP = ("emptyDir", "configMap", "secret", "downwardAPI", "projected")
+RW_MASK, RO_MASK, EXEC_MASK = 0o660, 0o440, 0o110
+
+
+def set_volume_ownership(path: Path, gid: int, *, read_only: bool) -> None:
+    """The kubelet's ``SetVolumeOwnership`` for a pod's ``fsGroup``: every file and
+    directory of the volume group-owned by ``gid`` and group-readable (and group-writable,
+    unless the volume is read-only: configMap, secret, downwardAPI, projected), each
+    directory group-searchable and setgid, so files made later get the group too.
+    Symbolic links are re-owned, not followed.
+
+    An emptyDir whose root already has the group is left alone (the kubelet's
+    ``OnRootMismatch``): its files are the pod's own, made under the setgid directory."""
+    if not read_only:
+        with contextlib.suppress(OSError):
+            if os.stat(path).st_gid == gid:
+                _own(path, gid, read_only=False)  # (its mode, reset by materialise)
+                return
+    for root, dirs, files in os.walk(path):
+        for name in [*dirs, *files]:
+            _own(Path(root) / name, gid, read_only=read_only)
+    _own(path, gid, read_only=read_only)
+
+
+def _own(path: Path, gid: int, *, read_only: bool) -> None:
+    info = os.lstat(path)
+    os.lchown(path, -1, gid)
+    if stat.S_ISLNK(info.st_mode):
+        return
+    mask = RO_MASK if read_only else RW_MASK
+    if stat.S_ISDIR(info.st_mode):
+        mask |= stat.S_ISGID | EXEC_MASK
+    os.chmod(path, stat.S_IMODE(info.st_mode) | mask)

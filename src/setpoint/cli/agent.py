@@ -56,6 +56,8 @@ async def run_agent(
     pod_network: str = "auto",
     proxy_mode: str = "auto",
     dns: DNSSettings | None = None,
+    default_run_as_user: int | None = None,
+    masked_paths: tuple[Path, ...] = (),
 ) -> None:
     """Run the node agent until SIGTERM/SIGINT, as the node's own identity (joining with
     ``config``'s join token first if the data dir holds no credential yet)."""
@@ -77,6 +79,8 @@ async def run_agent(
         pod_network=pod_network,
         proxy_mode=proxy_mode,
         dns=dns,
+        default_run_as_user=default_run_as_user,
+        masked_paths=masked_paths,
     )
     try:
         await run_until_signalled(agent)
@@ -105,6 +109,14 @@ def _ip_list(ctx: click.Context, param: click.Parameter, value: str) -> tuple[st
             except ValueError:
                 raise click.BadParameter(f"{item!r} is not an IP address") from None
     return tuple(found)
+
+
+def _run_as_user(ctx: click.Context, param: click.Parameter, value: str) -> int | None:
+    if value == "namespace":
+        return None
+    if not value.isdigit() or int(value) > 2**31 - 1:
+        raise click.BadParameter(f"{value!r} is neither 'namespace' nor a uid (0 to 2147483647)")
+    return int(value)
 
 
 def _duration(ctx: click.Context, param: click.Parameter, value: str) -> float:
@@ -277,6 +289,23 @@ def _rate(ctx: click.Context, param: click.Parameter, value: str) -> int:
     help="The node's resolver configuration: upstream servers for names outside the "
     "cluster, and the base of pods' resolv.conf.",
 )
+@click.option(
+    "--default-run-as-user",
+    default="namespace",
+    show_default=True,
+    callback=_run_as_user,
+    help="The user a container runs as when its securityContext names no runAsUser: "
+    "'namespace', a uid of each namespace's own (from 2000000000 up, its group the same "
+    "number), or one uid for all (0 is root; 65534 nobody). Needs the agent to run as root.",
+)
+@click.option(
+    "--masked-path",
+    "masked_paths",
+    type=click.Path(path_type=Path),
+    multiple=True,
+    help="A path hidden from every container (an empty read-only directory, or an empty "
+    "file), like the agent's own data dir and credentials always are. Repeatable.",
+)
 def agent(
     server: str | None,
     token_file: Path | None,
@@ -300,6 +329,8 @@ def agent(
     cluster_domain: str,
     cluster_dns: tuple[str, ...],
     resolv_conf: Path,
+    default_run_as_user: int | None,
+    masked_paths: tuple[Path, ...],
 ) -> None:
     """Run the node agent: register this host as a node and run the pods bound to it."""
     if shutdown_grace_period_critical_pods > shutdown_grace_period:
@@ -349,6 +380,12 @@ def agent(
                 cluster_domain=cluster_domain.strip(".").lower(),
                 cluster_dns=cluster_dns,
                 resolv_conf=resolv_conf,
+            ),
+            default_run_as_user=default_run_as_user,
+            # its credentials are the node's, never its pods'
+            masked_paths=(
+                *masked_paths,
+                *(p for p in (token_file, kubeconfig) if p is not None),
             ),
         )
     )

@@ -437,6 +437,9 @@ def agent_args(config: ServerConfig, url: str) -> list[str]:
         "0",
         "--proxy-mode",
         config.proxy_mode,
+        # the server's data dir (its tokens, CA key and store) is hidden from every pod
+        "--masked-path",
+        str(config.data_dir),
         *kubelet_arg_flags(config.kubelet_args),
     ]
 
