@@ -28,5 +28,6 @@ BENCHMARKS = (
     "exec",
     "servicepath",
     "clusterdns",
+    "nodeauth",
     "rbac",
 )

@@ -48,6 +48,7 @@ TIME_LIMITS = {
     "exec": 240.0,
     "servicepath": 300.0,
     "clusterdns": 240.0,
+    "nodeauth": 300.0,
     "rbac": 600.0,
 }
 

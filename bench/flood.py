@@ -1,8 +1,9 @@
 """``flood``: 2,000 creates at once, and a node heartbeat that must get through.
 
 Method: a fresh server; 500 connections are opened (TLS handshakes done) first. A node's
-heartbeat runs on a connection of its own, authenticated with the node join token (the
-``node-token`` file in the server's data dir), as a kubelet does: it creates the Lease
+heartbeat runs on a connection of its own, authenticated as the node (``system:node:<name>``,
+the credential it gets by joining with the ``node-token`` file in the server's data dir),
+as a kubelet does: it creates the Lease
 ``bench-flood-node`` in ``kube-node-lease`` and then renews it every 200 ms with a PUT of
 the copy it last wrote (new ``spec.renewTime``), one renewal in flight; each renewal is
 timed from request to response. After 2 s of heartbeats on an idle server, 2,000 ~1 KB
@@ -139,7 +140,7 @@ async def start_heartbeat(session: aiohttp.ClientSession) -> Heartbeat:
     async with session.post(LEASES, data=orjson.dumps(lease), headers=JSON_HEADERS) as resp:
         raw = await resp.read()
         if resp.status != 201:
-            raise RuntimeError(f"node token could not create its Lease: HTTP {resp.status}")
+            raise RuntimeError(f"the node could not create its Lease: HTTP {resp.status}")
     return Heartbeat(session, orjson.loads(raw))
 
 
@@ -170,7 +171,16 @@ async def run(ctx: Context) -> list[Figure]:
 
 
 async def _run(ctx: Context, server: Server) -> list[Figure]:
-    node_token = (server.data_dir / "node-token").read_text(encoding="utf-8").strip()
+    join_token = (server.data_dir / "node-token").read_text(encoding="utf-8").strip()
+    async with (
+        server.session(connections=1, token=join_token) as joining,
+        joining.post(
+            "/setpoint/v1/join", data=orjson.dumps({"nodeName": NODE}), headers=JSON_HEADERS
+        ) as resp,
+    ):
+        if resp.status != 200:
+            raise RuntimeError(f"the node could not join: HTTP {resp.status}")
+        node_token = str((await resp.json())["token"])
     async with (
         server.session(connections=CONNECTIONS) as session,
         server.session(connections=1, token=node_token) as node,

@@ -182,6 +182,7 @@ class ClusterNode:
     link: NodeLink | None = None
     extra: list[str] = field(default_factory=list)
     process: subprocess.Popen[bytes] | None = None
+    join_token: bool = True  # False: start without --token-file (the node joined before)
 
     def in_netns(self, *argv: str, check: bool = True) -> str:
         """Run ``argv`` in the node's network namespace (where its bridge, veths, routes and
@@ -202,8 +203,11 @@ class ClusterNode:
             "agent",
             "--server",
             self.server.url,
-            "--token-file",
-            str(self.server.data_dir / "node-token"),
+            *(
+                ["--token-file", str(self.server.data_dir / "node-token")]
+                if self.join_token
+                else []
+            ),
             "--ca-file",
             str(self.server.ca_file),
             "--node-name",

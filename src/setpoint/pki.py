@@ -53,6 +53,7 @@ import re
 import secrets
 import socket
 import ssl
+import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,10 +84,14 @@ __all__ = [
     "PKIError",
     "ServerCredentials",
     "ca_hash",
+    "certificate_user",
     "client_ssl_context",
+    "ensure_client_certificate",
     "ensure_self_signed_serving",
     "ensure_server_credentials",
+    "issue_client_certificate",
     "issue_serving_certificate",
+    "load_client_certificate",
     "load_kubeconfig",
     "parse_node_token",
     "tokens_equal",
@@ -117,6 +122,7 @@ DEFAULT_SERVING_HOSTS: tuple[str, ...] = (
 
 _CA_VALIDITY = datetime.timedelta(days=3650)
 _SERVING_VALIDITY = datetime.timedelta(days=365)
+_CLIENT_VALIDITY = datetime.timedelta(days=365)
 _RENEW_BEFORE = datetime.timedelta(days=90)
 # Tolerate modest clock skew between this machine and its clients.
 _BACKDATE = datetime.timedelta(minutes=5)
@@ -150,10 +156,15 @@ class ServerCredentials:
     controller_token: str
 
     def ssl_context(self) -> ssl.SSLContext:
-        """A server-side TLS context (TLS 1.2 or later) presenting the serving certificate."""
+        """A server-side TLS context (TLS 1.2 or later) presenting the serving certificate.
+        A client may present a certificate (``CERT_OPTIONAL``); one that is presented must be
+        signed by the cluster CA, and then names who the client is (see
+        :mod:`setpoint.api.auth.x509`)."""
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.minimum_version = ssl.TLSVersion.TLSv1_2
         context.load_cert_chain(certfile=self.serving_cert, keyfile=self.serving_key)
+        context.load_verify_locations(cafile=self.ca_cert)
+        context.verify_mode = ssl.CERT_OPTIONAL
         return context
 
     def ca_pem(self) -> bytes:
@@ -168,6 +179,8 @@ class KubeconfigInfo:
     server_url: str
     ca_pem: bytes
     token: str
+    client_cert_pem: bytes = b""  # a client certificate instead of (or besides) the token
+    client_key_pem: bytes = b""
 
 
 # --------------------------------------------------------------------------- server credentials
@@ -269,6 +282,119 @@ def issue_serving_certificate(
     return cert.public_bytes(serialization.Encoding.PEM), _key_pem(key)
 
 
+def issue_client_certificate(
+    *,
+    ca_cert_pem: bytes,
+    ca_key_pem: bytes,
+    common_name: str,
+    organizations: Sequence[str] = (),
+    validity: datetime.timedelta = _CLIENT_VALIDITY,
+    clock: Clock = REAL_CLOCK,
+) -> tuple[bytes, bytes]:
+    """Issue a TLS client certificate signed by the given CA: subject ``CN=common_name``
+    with one ``O=`` per organization, as kube-apiserver's x509 authenticator reads a user
+    (CN the user name, O the groups). Extended key usage clientAuth only. Returns
+    ``(certificate PEM, private key PEM)``; the key is EC P-256."""
+    if not common_name:
+        raise ValueError("a client certificate needs a common name (the user name)")
+    ca_cert = _load_certificate(ca_cert_pem, what="CA certificate")
+    ca_key = _as_issuer_key(
+        serialization.load_pem_private_key(ca_key_pem, password=None), what="CA key"
+    )
+    _check_key_matches(ca_cert, ca_key, what="CA")
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = _whole_seconds(clock)
+    subject = x509.Name(
+        [
+            *(x509.NameAttribute(NameOID.ORGANIZATION_NAME, org) for org in organizations),
+            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
+        ]
+    )
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(ca_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - _BACKDATE)
+        .not_valid_after(min(now + validity, ca_cert.not_valid_after_utc))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=False,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+        .add_extension(_authority_key_identifier(ca_cert), critical=False)
+        .sign(ca_key, _signature_hash(ca_key))
+    )
+    return cert.public_bytes(serialization.Encoding.PEM), _key_pem(key)
+
+
+def ensure_client_certificate(
+    credentials: ServerCredentials,
+    *,
+    name: str,
+    common_name: str,
+    organizations: Sequence[str] = (),
+    clock: Clock = REAL_CLOCK,
+) -> tuple[Path, Path]:
+    """A client certificate ``tls/<name>.crt``/``.key`` for ``CN=common_name,O=...`` signed
+    by the cluster CA, made once and re-issued when its subject differs, it no longer
+    verifies against the CA, or it nears expiry (the API server's kubelet client
+    certificate, a component's own). Returns (certificate path, key path)."""
+    directory = credentials.ca_cert.parent
+    cert_path, key_path = directory / f"{name}.crt", directory / f"{name}.key"
+    with _locked(directory):
+        ca_pem = credentials.ca_cert.read_bytes()
+        ca_cert = _load_certificate(ca_pem, what="CA certificate")
+        wanted = (common_name, tuple(organizations))
+        if _client_subject(cert_path, key_path, ca_cert, clock) != wanted:
+            cert_pem, key_pem = issue_client_certificate(
+                ca_cert_pem=ca_pem,
+                ca_key_pem=credentials.ca_key.read_bytes(),
+                common_name=common_name,
+                organizations=organizations,
+                clock=clock,
+            )
+            write_private_file(key_path, key_pem)
+            write_private_file(cert_path, cert_pem)
+    return cert_path, key_path
+
+
+def _client_subject(
+    cert_path: Path, key_path: Path, ca_cert: x509.Certificate, clock: Clock
+) -> tuple[str, tuple[str, ...]] | None:
+    """(CN, Os) of a usable client certificate at ``cert_path``, else None."""
+    try:
+        cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+        key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
+        cert.verify_directly_issued_by(ca_cert)
+    except (OSError, ValueError, TypeError, InvalidSignature):
+        return None
+    if not _public_keys_equal(cert, key):
+        return None
+    if cert.not_valid_after_utc - _whole_seconds(clock) < _RENEW_BEFORE:
+        return None
+    return certificate_user(cert)
+
+
+def certificate_user(cert: x509.Certificate) -> tuple[str, tuple[str, ...]]:
+    """(CN, the Os in order) of a certificate's subject: the user and groups it names."""
+    common = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    orgs = cert.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)
+    return (str(common[0].value) if common else ""), tuple(str(o.value) for o in orgs)
+
+
 def ensure_self_signed_serving(
     directory: Path, *, hosts: Sequence[str], name: str, common_name: str, clock: Clock = REAL_CLOCK
 ) -> tuple[Path, Path]:
@@ -314,8 +440,11 @@ def tokens_equal(a: str, b: str) -> bool:
 # --------------------------------------------------------------------------- TLS contexts
 
 
-def client_ssl_context(ca_pem: bytes) -> ssl.SSLContext:
-    """A client-side TLS context that trusts exactly ``ca_pem`` and checks the hostname."""
+def client_ssl_context(
+    ca_pem: bytes, *, client_cert_pem: bytes = b"", client_key_pem: bytes = b""
+) -> ssl.SSLContext:
+    """A client-side TLS context that trusts exactly ``ca_pem`` and checks the hostname,
+    presenting ``client_cert_pem`` (with its key) when given."""
     try:
         context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cadata=ca_pem.decode("ascii"))
     except (UnicodeDecodeError, ssl.SSLError) as exc:
@@ -323,7 +452,23 @@ def client_ssl_context(ca_pem: bytes) -> ssl.SSLContext:
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.check_hostname = True
     context.verify_mode = ssl.CERT_REQUIRED
+    if client_cert_pem:
+        load_client_certificate(context, client_cert_pem, client_key_pem)
     return context
+
+
+def load_client_certificate(context: ssl.SSLContext, cert_pem: bytes, key_pem: bytes) -> None:
+    """Make ``context`` present ``cert_pem`` with ``key_pem``. Python's ``ssl`` loads a
+    certificate chain only from files, so they pass through a private temporary directory
+    that is removed at once."""
+    with tempfile.TemporaryDirectory(prefix="setpoint-client-") as scratch:
+        cert_file, key_file = Path(scratch) / "client.crt", Path(scratch) / "client.key"
+        write_private_file(cert_file, cert_pem)
+        write_private_file(key_file, key_pem)
+        try:
+            context.load_cert_chain(certfile=cert_file, keyfile=key_file)
+        except ssl.SSLError as exc:
+            raise PKIError(f"unusable client certificate or key: {exc}") from exc
 
 
 # --------------------------------------------------------------------------- kubeconfig
@@ -334,15 +479,27 @@ def write_kubeconfig(
     *,
     server_url: str,
     ca_pem: bytes,
-    token: str,
+    token: str = "",
+    client_cert_pem: bytes = b"",
+    client_key_pem: bytes = b"",
     cluster_name: str = "setpoint",
     user_name: str = "admin",
 ) -> None:
-    """Atomically write a kubeconfig (mode 0600) for ``server_url`` with token authentication.
+    """Atomically write a kubeconfig (mode 0600) for ``server_url`` that authenticates with
+    a bearer token, or with a client certificate and its key (inline, as
+    ``client-certificate-data``/``client-key-data``).
 
     The context is named after the cluster and made current. Parent directories are
     created as needed.
     """
+    if not token and not (client_cert_pem and client_key_pem):
+        raise ValueError("a kubeconfig needs a token or a client certificate and key")
+    user: dict[str, str] = {}
+    if client_cert_pem:
+        user["client-certificate-data"] = base64.b64encode(client_cert_pem).decode("ascii")
+        user["client-key-data"] = base64.b64encode(client_key_pem).decode("ascii")
+    if token:
+        user["token"] = token
     config: dict[str, Any] = {
         "apiVersion": "v1",
         "kind": "Config",
@@ -355,7 +512,7 @@ def write_kubeconfig(
                 },
             }
         ],
-        "users": [{"name": user_name, "user": {"token": token}}],
+        "users": [{"name": user_name, "user": user}],
         "contexts": [
             {"name": cluster_name, "context": {"cluster": cluster_name, "user": user_name}}
         ],
@@ -408,16 +565,43 @@ def load_kubeconfig(path: Path, *, context: str | None = None) -> KubeconfigInfo
     else:
         raise KubeconfigError(f"cluster {ctx.get('cluster')!r} in {path} has no CA")
 
+    cert_pem = _inline_or_file(user, "client-certificate", base, path)
+    key_pem = _inline_or_file(user, "client-key", base, path)
+    if bool(cert_pem) != bool(key_pem):
+        raise KubeconfigError(
+            f"user {ctx.get('user')!r} in {path} has a client certificate without its key "
+            "or a key without its certificate"
+        )
     if user.get("token"):
         token = str(user["token"])
     elif user.get("tokenFile"):
         token = _read_referenced(base, str(user["tokenFile"]), path).decode("utf-8").strip()
+    elif cert_pem:
+        token = ""
     else:
         raise KubeconfigError(f"user {ctx.get('user')!r} in {path} has no token")
-    if not token:
+    if not token and not cert_pem:
         raise KubeconfigError(f"user {ctx.get('user')!r} in {path} has an empty token")
 
-    return KubeconfigInfo(server_url=server_url, ca_pem=ca_pem, token=token)
+    return KubeconfigInfo(
+        server_url=server_url,
+        ca_pem=ca_pem,
+        token=token,
+        client_cert_pem=cert_pem,
+        client_key_pem=key_pem,
+    )
+
+
+def _inline_or_file(user: Mapping[str, Any], field: str, base: Path, kubeconfig: Path) -> bytes:
+    """``<field>-data`` (base64) or the file ``<field>`` of a kubeconfig user, else b""."""
+    if user.get(f"{field}-data"):
+        try:
+            return base64.b64decode(str(user[f"{field}-data"]), validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise KubeconfigError(f"{field}-data in {kubeconfig} is not base64") from exc
+    if user.get(field):
+        return _read_referenced(base, str(user[field]), kubeconfig)
+    return b""
 
 
 def _named_entry(

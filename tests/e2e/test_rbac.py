@@ -152,12 +152,13 @@ def test_impersonated_groups_are_authorized(kubectl: Kubectl) -> None:
 def test_impersonating_without_the_impersonate_verb_is_forbidden(
     kubectl: Kubectl, rbac_server: Server
 ) -> None:
-    # the node join token is system:node, which may not impersonate
+    # the node join token is a bootstrap identity, which may not impersonate
     token = (rbac_server.data_dir / "node-token").read_text().strip()
     denied = kubectl("get", "pods", f"--token={token}", "--as=dana", check=False)
     assert denied.returncode != 0
     assert (
-        'users "dana" is forbidden: User "system:node" cannot impersonate resource "users" in '
+        'users "dana" is forbidden: User "system:bootstrap:server" cannot impersonate resource '
+        '"users" in '
         'API group "" at the cluster scope'
     ) in denied.stderr
 

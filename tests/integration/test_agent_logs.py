@@ -1,5 +1,5 @@
-"""The agent's kubelet endpoint over real HTTPS: token authentication, kubelet's answers,
-and the port a NodeAgent publishes on its Node."""
+"""The agent's kubelet endpoint over real HTTPS: only the API server's client certificate
+gets in, kubelet's answers, and the port a NodeAgent publishes on its Node."""
 
 from __future__ import annotations
 
@@ -22,10 +22,32 @@ from setpoint.agent.runtime import ensure_supervisor
 from setpoint.agent.server import KubeletServer, PodView
 from setpoint.agent.supervisor import ContainerState
 from setpoint.client.api import NODES, ApiClient
+from setpoint.pki import ensure_self_signed_serving, issue_client_certificate
 from tests import objects
 from tests.support import kill_node_processes
 
 TOKEN = "K10" + "0" * 64 + "::server:secret"
+_CA_DIR = Path(tempfile.mkdtemp(prefix="sp-kubelet-ca-"))
+# a cluster CA of the tests' own: made by the helper that makes a CA with a serving cert
+ensure_self_signed_serving(_CA_DIR, hosts=["127.0.0.1"], name="cluster", common_name="x")
+CA_PEM = (_CA_DIR / "cluster-ca.crt").read_bytes()
+
+
+def client_cert(name: str, *groups: str) -> tuple[Path, Path]:
+    """Files of a client certificate for ``name`` signed by the tests' cluster CA."""
+    cert, key = issue_client_certificate(
+        ca_cert_pem=CA_PEM,
+        ca_key_pem=(_CA_DIR / "cluster-ca.key").read_bytes(),
+        common_name=name,
+        organizations=groups,
+    )
+    paths = (_CA_DIR / f"{name}.crt", _CA_DIR / f"{name}.key")
+    paths[0].write_bytes(cert)
+    paths[1].write_bytes(key)
+    return paths
+
+
+API_SERVER = client_cert("kube-apiserver-kubelet-client")
 POD = objects.pod(
     "web",
     namespace="ns",
@@ -35,10 +57,12 @@ POD = objects.pod(
 RUNNING = ContainerState("u1/app", "running", 1, 1, 0, 0.0, None)
 
 
-def insecure() -> ssl.SSLContext:
+def insecure(cert: tuple[Path, Path] | None) -> ssl.SSLContext:
     context = ssl.create_default_context()
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
+    if cert is not None:
+        context.load_cert_chain(*cert)
     return context
 
 
@@ -63,7 +87,7 @@ async def endpoint() -> AsyncIterator[KubeletServer]:
         stdin_fifo=lambda cid: data_dir / "stdin" / cid,
         netns=lambda pod: None,
     )
-    server = KubeletServer(view, token=TOKEN, port=0, cert_dir=data_dir / "pki")
+    server = KubeletServer(view, client_ca_pem=CA_PEM, port=0, cert_dir=data_dir / "pki")
     await server.start()
     try:
         yield server
@@ -72,27 +96,43 @@ async def endpoint() -> AsyncIterator[KubeletServer]:
         shutil.rmtree(data_dir, ignore_errors=True)
 
 
-async def get(server: KubeletServer, path: str, token: str | None = TOKEN) -> tuple[int, str]:
+async def get(
+    server: KubeletServer,
+    path: str,
+    *,
+    cert: tuple[Path, Path] | None = API_SERVER,
+    token: str | None = None,
+) -> tuple[int, str]:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     async with (
         aiohttp.ClientSession() as session,
         session.get(
-            f"https://127.0.0.1:{server.port}{path}", headers=headers, ssl=insecure()
+            f"https://127.0.0.1:{server.port}{path}", headers=headers, ssl=insecure(cert)
         ) as response,
     ):
         return response.status, await response.text()
 
 
-async def test_request_without_a_token_is_unauthorized(endpoint: KubeletServer) -> None:
-    assert await get(endpoint, "/containerLogs/ns/web/app", token=None) == (401, "Unauthorized")
+async def test_request_without_a_certificate_is_unauthorized(endpoint: KubeletServer) -> None:
+    status = await get(endpoint, "/containerLogs/ns/web/app", cert=None)
+    assert status == (401, "Unauthorized")
 
 
-async def test_request_with_another_token_is_unauthorized(endpoint: KubeletServer) -> None:
-    status, _ = await get(endpoint, "/containerLogs/ns/web/app", token="admin-token")
+async def test_a_token_counts_for_nothing(endpoint: KubeletServer) -> None:
+    status, _ = await get(endpoint, "/containerLogs/ns/web/app", cert=None, token=TOKEN)
     assert status == 401
 
 
-async def test_request_with_the_node_token_gets_the_log(endpoint: KubeletServer) -> None:
+async def test_a_node_certificate_of_the_cluster_ca_is_forbidden(
+    endpoint: KubeletServer,
+) -> None:
+    node = client_cert("system:node:n1", "system:nodes")
+    status, text = await get(endpoint, "/containerLogs/ns/web/app", cert=node)
+    assert status == 403
+    assert "system:node:n1" in text
+
+
+async def test_the_api_servers_certificate_gets_the_log(endpoint: KubeletServer) -> None:
     assert await get(endpoint, "/containerLogs/ns/web/app?tailLines=1") == (200, "two\n")
 
 
@@ -125,7 +165,7 @@ async def agent(client: ApiClient) -> AsyncIterator[NodeAgent]:
         data_dir=data_dir,
         runtime=runtime,
         kubelet_port=0,
-        kubelet_token=TOKEN,
+        kubelet_client_ca=CA_PEM,
     )
     task = asyncio.create_task(agent.run())
     try:
@@ -144,5 +184,5 @@ async def test_node_publishes_the_port_the_agent_listens_on(agent: NodeAgent) ->
     node: dict[str, Any] = await agent.client.get(NODES, agent.node_name)
     port = node["status"]["daemonEndpoints"]["kubeletEndpoint"]["Port"]
     assert port == agent.kubelet.port != 0
-    status, _ = await get(agent.kubelet, "/containerLogs/ns/web/app", token=None)
+    status, _ = await get(agent.kubelet, "/containerLogs/ns/web/app", cert=None)
     assert status == 401

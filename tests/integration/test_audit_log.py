@@ -122,7 +122,7 @@ def test_default_policy_logs_writes_and_refusals_not_reads(tmp_path: Path) -> No
         assert refusals[0]["auditID"] == refusals[1]["auditID"]
         forbidden = refusals[1]
         assert forbidden["verb"] == "create"
-        assert forbidden["user"]["username"] == "system:node"
+        assert forbidden["user"]["username"] == "system:bootstrap:server"  # the join token
         assert forbidden["objectRef"]["subresource"] == "exec"
         assert forbidden["responseStatus"]["reason"] == "Forbidden"
         assert forbidden["annotations"]["authorization.k8s.io/decision"] == "forbid"

@@ -238,7 +238,7 @@ class NodeAgent:
         workers: int = 64,
         container_settings: podspec.NodeContainerSettings | None = None,
         kubelet_port: int = 0,
-        kubelet_token: str | None = None,
+        kubelet_client_ca: bytes | None = None,
         shutdown_grace_period: float = 0.0,
         shutdown_grace_period_critical_pods: float = 0.0,
         pod_max_pids: int = -1,
@@ -339,7 +339,8 @@ class NodeAgent:
         self._stopping = asyncio.Event()
         self._stopped = asyncio.Event()
         self._running = False
-        # `kubectl logs` through the API server; authenticated by the token we joined with
+        # `kubectl logs` through the API server: only the API server's client certificate,
+        # signed by the cluster CA (the one we trust the API server by), gets in
         self.kubelet = KubeletServer(
             PodView(
                 self.pods.get,
@@ -350,7 +351,7 @@ class NodeAgent:
                 stdin_fifo=lambda cid: stdin_fifo(runtime.state_dir, cid),
                 netns=self.sandboxes.network_namespace,
             ),
-            token=kubelet_token or client.config.token,
+            client_ca_pem=kubelet_client_ca or client.config.ca_pem,
             host=host_ip,
             port=kubelet_port,
             cert_dir=data_dir / "pki",

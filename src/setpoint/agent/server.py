@@ -12,12 +12,17 @@ container the agent does not run, 400 ``container "app" in pod "web" is waiting 
 ContainerCreating`` and ``previous terminated container "app" in pod "web" not found``),
 which the API server turns into a Kubernetes Status.
 
-Every request must carry ``Authorization: Bearer <token>`` with the token the agent joined
-the cluster with (the node token, which the API server also holds); anything else gets 401.
-The endpoint speaks TLS with a certificate the agent makes itself on first start
+Only the API server may call it. Every request must come over TLS with a client
+certificate signed by the cluster CA (the CA the agent trusts the API server by) whose
+subject is ``CN=kube-apiserver-kubelet-client``: the certificate kube-apiserver presents to
+kubelets (``--kubelet-client-certificate``). No certificate is 401 ``Unauthorized``; a
+certificate of the cluster CA naming anyone else (a node's, an admin's) is 403. Bearer
+tokens count for nothing here, so neither a node's credential nor a pod's ServiceAccount
+token nor an admin token opens a shell in a pod by going around the API server's
+authorization. The endpoint's own certificate is one the agent makes itself on first start
 (``<data dir>/pki/kubelet.crt``, signed by a CA of its own), as a kubelet does without
 ``--tls-cert-file``; the API server does not verify it (kube-apiserver without
-``--kubelet-certificate-authority`` does not either), the token is what authenticates.
+``--kubelet-certificate-authority`` does not either).
 
 The streaming endpoints are WebSockets, as the kubelet serves them to WebSocket clients:
 ``/exec/{namespace}/{pod}/{container}`` and ``/attach/...`` (:mod:`setpoint.agent.
@@ -45,6 +50,8 @@ from typing import Any
 from urllib.parse import quote
 
 from aiohttp import web
+from cryptography import x509
+from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from setpoint.agent import logs, portforward, remotecommand
 from setpoint.agent import pods as podspec
@@ -59,9 +66,11 @@ from setpoint.agent.runtime import ContainerState
 from setpoint.meta import queryparams
 from setpoint.meta.clock import REAL_CLOCK, Clock
 from setpoint.meta.timestamps import parse_epoch
-from setpoint.pki import ensure_self_signed_serving, tokens_equal
+from setpoint.pki import certificate_user, ensure_self_signed_serving
 
 log = logging.getLogger(__name__)
+
+API_SERVER_CLIENT_NAME = "kube-apiserver-kubelet-client"  # the only caller allowed
 
 Obj = dict[str, Any]
 DEFAULT_KUBELET_PORT = 10250  # kubelet's --port
@@ -77,6 +86,31 @@ class RequestError(Exception):
         super().__init__(message)
         self.code = code
         self.message = message
+
+
+# ------------------------------------------------------------------ who calls
+
+
+@functools.lru_cache(maxsize=64)
+def _client_name(der: bytes) -> str | None:
+    try:
+        cert = x509.load_der_x509_certificate(der)
+        usages = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    except (ValueError, x509.ExtensionNotFound):
+        return None
+    if ExtendedKeyUsageOID.CLIENT_AUTH not in usages:
+        return None
+    return certificate_user(cert)[0] or None
+
+
+def client_certificate_name(request: web.BaseRequest) -> str | None:
+    """The CN of the verified client certificate ``request`` came with, else None."""
+    transport = request.transport
+    ssl_object = transport.get_extra_info("ssl_object") if transport is not None else None
+    if not isinstance(ssl_object, ssl.SSLObject | ssl.SSLSocket):
+        return None
+    der = ssl_object.getpeercert(binary_form=True)
+    return _client_name(der) if der else None
 
 
 # ------------------------------------------------------------------ which instance
@@ -220,7 +254,7 @@ class KubeletServer:
         self,
         view: PodView,
         *,
-        token: str,
+        client_ca_pem: bytes,
         host: str = "127.0.0.1",
         port: int = DEFAULT_KUBELET_PORT,
         cert_dir: Path,
@@ -229,7 +263,7 @@ class KubeletServer:
     ) -> None:
         self.view = view
         self.clock = clock
-        self.token = token
+        self.client_ca_pem = client_ca_pem
         self.host = host
         self.port = port
         self.cert_dir = cert_dir
@@ -248,6 +282,9 @@ class KubeletServer:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.minimum_version = ssl.TLSVersion.TLSv1_2
         context.load_cert_chain(certfile=cert, keyfile=key)
+        # a client certificate is asked for, and verified against the cluster CA if sent
+        context.load_verify_locations(cadata=self.client_ca_pem.decode("ascii"))
+        context.verify_mode = ssl.CERT_OPTIONAL
         return context
 
     def application(self) -> web.Application:
@@ -291,10 +328,13 @@ class KubeletServer:
 
     def _authenticated(self, handler: Callable[[web.Request], Any]) -> Callable[[web.Request], Any]:
         async def check(request: web.Request) -> web.StreamResponse:
-            header = request.headers.get("Authorization", "")
-            token = header[len("Bearer ") :].strip() if header.startswith("Bearer ") else ""
-            if not token or not tokens_equal(token, self.token):
+            caller = client_certificate_name(request)
+            if caller is None:
                 return web.Response(status=401, text="Unauthorized")
+            if caller != API_SERVER_CLIENT_NAME:
+                return web.Response(
+                    status=403, text=f"Forbidden (user={caller}, path={request.path})"
+                )
             try:
                 response: web.StreamResponse = await handler(request)
             except (RequestError, StreamRequestError) as exc:

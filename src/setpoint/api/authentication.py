@@ -24,12 +24,14 @@ grants the two discovery paths there).
 from __future__ import annotations
 
 import functools
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
 from aiohttp import web
 
 from setpoint.api import errors, negotiation
+from setpoint.api.admission import CREATE, AdmissionRequest
 from setpoint.api.auth.authn import AuthenticatorChain
 from setpoint.api.auth.tokens import BoundObject, TokenIssuer
 from setpoint.api.auth.user import request_user
@@ -140,8 +142,11 @@ class TokenRequests:
         pods: ResourceStorage,
         secrets: ResourceStorage,
         nodes: ResourceStorage,
+        validate: Callable[[AdmissionRequest], Awaitable[None]] | None = None,
     ) -> None:
         self.issuer = issuer
+        # NodeRestriction's check of a node's request (bound to a pod of its own)
+        self.validate = validate
         self.service_accounts = service_accounts
         self.pods = pods
         self.secrets = secrets
@@ -181,6 +186,18 @@ class TokenRequests:
         if problems:
             raise errors.invalid_kind("TokenRequest", "authentication.k8s.io", "", problems)
         account = (await self.service_accounts.get(namespace, name)).obj
+        if self.validate is not None:
+            await self.validate(
+                AdmissionRequest(
+                    CREATE,
+                    self.service_accounts.rtype,
+                    namespace,
+                    name,
+                    request_user(request),
+                    obj=token_request,
+                    subresource="token",
+                )
+            )
         bound = await self._bound_object(namespace, spec.get("boundObjectRef"))
         audiences = [str(a) for a in spec.get("audiences") or []] or list(self.issuer.audiences)
         spec["audiences"] = audiences

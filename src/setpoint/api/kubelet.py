@@ -8,12 +8,14 @@ and ``pods/portforward`` (:mod:`setpoint.api.podstreams`). They share what
 - the agent's address is the Node's ``InternalIP`` (then ``ExternalIP``, then
   ``Hostname``; setpoint agents name the node after the host but the name need not
   resolve) and the port it publishes in ``status.daemonEndpoints.kubeletEndpoint.Port``;
-- the API server authenticates with the node token (the token agents join with, which
-  the server created), and only the agent's endpoint accepts it for these paths;
+- the API server authenticates with a client certificate signed by the cluster CA, with
+  ``CN=kube-apiserver-kubelet-client`` (kube-apiserver's ``--kubelet-client-certificate``,
+  as kubeadm names it); the agent accepts that certificate and nothing else: not a node's
+  credential, not an admin's token, not a pod's (see :mod:`setpoint.agent.server`);
 - the agent's certificate is self-signed and is not verified, as kube-apiserver without
   ``--kubelet-certificate-authority`` does not verify a kubelet's: the TLS protects the
-  traffic from passive observers, and the token, not the certificate, is what the agent
-  checks;
+  traffic from passive observers, and the client certificate, which the agent checks,
+  keeps everyone but the API server out;
 - a failure the agent reports comes back as a Status with the same code and the agent's
   words, as ``GenericHttpResponseChecker`` makes it;
 - the container a request names is checked here first (``validateContainer``): the only
@@ -23,6 +25,7 @@ and ``pods/portforward`` (:mod:`setpoint.api.podstreams`). They share what
 from __future__ import annotations
 
 import ssl
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -31,6 +34,7 @@ from setpoint.api import errors
 from setpoint.api.errors import APIError
 from setpoint.api.storage import ResourceStorage
 
+KUBELET_CLIENT_COMMON_NAME = "kube-apiserver-kubelet-client"
 DEFAULT_KUBELET_PORT = 10250  # kube-apiserver's --kubelet-port, for a Node that names none
 ADDRESS_TYPES = ("InternalIP", "ExternalIP", "Hostname")
 CONNECT_TIMEOUT = 10.0
@@ -94,14 +98,21 @@ def upstream_error(code: int, body: str) -> APIError:
 class KubeletClient:
     """Reaches the agents of the nodes ``nodes`` holds. :meth:`close` it with the server."""
 
-    def __init__(self, *, nodes: ResourceStorage | None, node_token: str) -> None:
+    def __init__(
+        self,
+        *,
+        nodes: ResourceStorage | None,
+        node_token: str = "",
+        client_cert: tuple[Path, Path] | None = None,
+    ) -> None:
         self.nodes = nodes
-        self.node_token = node_token
+        self.node_token = node_token  # only for agents older than client certificates
+        self.client_cert = client_cert
         self._session: aiohttp.ClientSession | None = None
 
     @property
     def headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.node_token}"}
+        return {"Authorization": f"Bearer {self.node_token}"} if self.node_token else {}
 
     def session(self) -> aiohttp.ClientSession:
         if self._session is None:
@@ -109,6 +120,8 @@ class KubeletClient:
             context = ssl.create_default_context()
             context.check_hostname = False
             context.verify_mode = ssl.CERT_NONE
+            if self.client_cert is not None:
+                context.load_cert_chain(certfile=self.client_cert[0], keyfile=self.client_cert[1])
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(ssl=context),
                 timeout=aiohttp.ClientTimeout(total=None, sock_connect=CONNECT_TIMEOUT),

@@ -50,10 +50,12 @@ from setpoint.api.auth.bootstrap import ensure_default_policy
 from setpoint.api.auth.effective import EffectiveOnReturn
 from setpoint.api.auth.escalation import RBACEscalationCheck
 from setpoint.api.auth.impersonation import impersonate, wants_impersonation
+from setpoint.api.auth.node import NodeAuthorizer, NodeGraph
+from setpoint.api.auth.nodecredentials import JOIN_PATH, JoinAuthorizer, NodeCredentials
 from setpoint.api.auth.rbac import CachedPolicy, RBACAuthorizer
 from setpoint.api.auth.reviews import AccessReviews
 from setpoint.api.auth.tokens import TokenIssuer
-from setpoint.api.auth.user import REQUEST_USER_KEY
+from setpoint.api.auth.user import REQUEST_USER_KEY, request_user
 from setpoint.api.authentication import (
     JWKS_PATH,
     OPENID_CONFIGURATION_PATH,
@@ -80,6 +82,7 @@ from setpoint.api.inflight import (
     priority_level,
 )
 from setpoint.api.kubelet import KubeletClient
+from setpoint.api.noderestriction import NodeRestriction
 from setpoint.api.podlogs import PodLogs
 from setpoint.api.podstreams import STREAM_SUBRESOURCES, PodStreams
 from setpoint.api.ratelimit import ClientLimits, ClientRateLimiter
@@ -132,10 +135,12 @@ class APIServer:
         registry: Registry,
         *,
         authenticator: Authenticator,
-        node_token: str,
+        node_token: str = "",
         authorizer: Authorizer | None = None,
         authorizers_before_rbac: Sequence[Authorizer] = (),
         admission: AdmissionChain | None = None,
+        node_credentials: NodeCredentials | None = None,
+        kubelet_client_cert: tuple[Path, Path] | None = None,
         event_ttl: float = 3600.0,
         metrics_sockets: list[Path] | None = None,
         inflight: InflightLimits | None = None,
@@ -151,7 +156,13 @@ class APIServer:
         self.client_limits = ClientRateLimiter(client_limits or ClientLimits())
         self.registry = registry
         self.authenticator = authenticator
+        # what each node's pods reference, for the Node authorizer (fed by the pods' cache)
+        self.node_graph = NodeGraph()
+        self.node_credentials = node_credentials
         self.admission = admission or AdmissionChain()
+        # the Node authorizer's other half, always first: a node writes only what is its own
+        self.node_restriction = NodeRestriction(lambda ns, name: self._cached("pods", ns, name))
+        self.admission.plugins.insert(0, self.node_restriction)
         self.event_ttl = event_ttl
         self.metrics_sockets = metrics_sockets or []
         self.inflight = InflightLimiter(inflight or InflightLimits())
@@ -167,7 +178,8 @@ class APIServer:
         self.allocation_repair = AllocationRepair(self.service_allocations, self._all_services)
         for rtype in registry.types:
             self._build_storage(rtype)
-        # the default chain: system:masters, then (say) the Node authorizer, then RBAC
+        # the default chain: system:masters, the Node authorizer (and the join endpoint's),
+        # then RBAC, as kube-apiserver's --authorization-mode=Node,RBAC
         self.rbac = RBACAuthorizer(
             CachedPolicy(
                 roles=self._rbac_cache("roles"),
@@ -177,13 +189,24 @@ class APIServer:
             )
         )
         self.authorizer: Authorizer = authorizer or UnionAuthorizer(
-            [PrivilegedGroups(), *authorizers_before_rbac, self.rbac]
+            [
+                PrivilegedGroups(),
+                NodeAuthorizer(self.node_graph, self._cached),
+                JoinAuthorizer(),
+                *authorizers_before_rbac,
+                self.rbac,
+            ]
         )
         self.admission.add(RBACEscalationCheck(self.authorizer, self.rbac))
         self.access_reviews = AccessReviews(self.authorizer, self.rbac)
         self._render()
         self.handlers = ResourceHandlers(registry, self.storages)
-        self.kubelet = KubeletClient(nodes=self._storage("nodes"), node_token=node_token)
+        pods_type = registry.lookup("", "v1", "pods")
+        if pods_type is not None:
+            self.caches[pods_type].listeners.append(self.node_graph)
+        self.kubelet = KubeletClient(
+            nodes=self._storage("nodes"), node_token=node_token, client_cert=kubelet_client_cert
+        )
         self.pod_logs = PodLogs(pods=self._storage("pods"), kubelet=self.kubelet)
         self.pod_streams = PodStreams(pods=self._storage("pods"), kubelet=self.kubelet)
         pods = self._storage("pods")
@@ -209,6 +232,7 @@ class APIServer:
                 pods=pods,
                 secrets=self._required_storage("secrets"),
                 nodes=self._required_storage("nodes"),
+                validate=self.node_restriction.validate,
             )
             self.issuer_discovery = IssuerDiscovery(token_issuer)
         self._tasks: list[asyncio.Task[None]] = []
@@ -294,6 +318,25 @@ class APIServer:
     def _budgets(self) -> ResourceStorage | None:
         rtype = self.registry.lookup("policy", "v1", "poddisruptionbudgets")
         return self.storages.get(rtype) if rtype is not None else None
+
+    async def read(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
+        """The core/v1 object, fresh (as a GET would answer it), or None."""
+        storage = self._storage(plural)
+        if storage is None:
+            return None
+        try:
+            return (await storage.get(namespace or None, name)).obj
+        except APIError:
+            return None
+
+    def _cached(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
+        """The core/v1 object as the watch cache holds it now (never to be changed)."""
+        rtype = self.registry.lookup("", "v1", plural)
+        cache = self.caches.get(rtype) if rtype is not None else None
+        if cache is None or rtype is None:
+            return None
+        cached = cache.get(rtype.store_key(namespace or None, name))
+        return cached.obj if cached is not None else None
 
     def _storage(self, plural: str) -> ResourceStorage | None:
         rtype = self.registry.lookup("", "v1", plural)
@@ -626,6 +669,10 @@ class APIServer:
             )
         if head == "openapi":
             return self._openapi(request, segments[1:])
+        if path == JOIN_PATH and self.node_credentials is not None:
+            user = request_user(request)
+            assert user is not None  # authenticated before dispatch
+            return await self.node_credentials.serve_join(request, user)
         if path in (OPENID_CONFIGURATION_PATH, JWKS_PATH) and self.issuer_discovery is not None:
             return self.issuer_discovery.serve(request)
         if head == "api":

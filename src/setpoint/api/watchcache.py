@@ -40,7 +40,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -332,6 +332,19 @@ def _libc_malloc_trim() -> Callable[[], None]:
 release_free_memory = _libc_malloc_trim()
 
 
+class CacheListener(Protocol):
+    """Told of every change a cache applies, synchronously and in order (an index kept
+    beside the cache, such as the Node authorizer's graph)."""
+
+    def replaced(self, objects: Iterable[CachedObject]) -> None:
+        """The cache (re)loaded: ``objects`` is everything it now holds."""
+        ...
+
+    def changed(self, key: str, cached: CachedObject | None) -> None:
+        """``key`` now holds ``cached`` (None: deleted)."""
+        ...
+
+
 class WatchCache:
     def __init__(
         self,
@@ -366,6 +379,7 @@ class WatchCache:
         self._tasks: list[asyncio.Task[None]] = []
         self.ready = asyncio.Event()
         self.corrupt: dict[str, CorruptObjectError] = {}  # keys whose values do not decode
+        self.listeners: list[CacheListener] = []
         # goes up whenever the objects change: readers that derive an index from them (the
         # RBAC authorizer) rebuild it when it moved, at the cost of one comparison per read
         self.generation = 0
@@ -415,6 +429,8 @@ class WatchCache:
         self._history.clear()
         self.history_bytes = 0
         self._history_floor = listing.revision
+        for listener in self.listeners:
+            listener.replaced(self.objects.values())
         self._advance(listing.revision)
         self.ready.set()
 
@@ -483,6 +499,8 @@ class WatchCache:
                 cached = self.decode(event.kv)
             except CorruptObjectError as exc:
                 self._remove(event.kv.key)
+                for listener in self.listeners:
+                    listener.changed(event.kv.key, None)
                 self._remember_corrupt(exc)
                 self._end_watches_over(exc)
                 # nor can a watch resume from before: its client might hold the old value
@@ -501,6 +519,8 @@ class WatchCache:
                     return  # a corrupt object went away: no watcher was ever sent it
                 last = _at_revision(prev, rv)  # its last value turned corrupt in the store
             change = CacheEvent(DELETED, last, prev or last, rv)
+        for listener in self.listeners:
+            listener.changed(change.obj.key, None if change.type == DELETED else change.obj)
         self._remember(change)
         for watcher in self._watchers:
             watcher.deliver(change)

@@ -29,6 +29,7 @@ from setpoint.agent.server import DEFAULT_KUBELET_PORT
 from setpoint.cli.flags import client_config, parse_duration
 from setpoint.cli.process import exit_with_parent, install_uvloop, run_until_signalled, tune_gc
 from setpoint.client.api import ApiClient, ClientConfig
+from setpoint.client.join import join, stored_credential
 from setpoint.client.nodes import NODE_LEASE_DURATION_SECONDS
 from setpoint.meta.quantity import QuantityError, parse_quantity
 
@@ -58,7 +59,9 @@ async def run_agent(
     default_run_as_user: int | None = None,
     masked_paths: tuple[Path, ...] = (),
 ) -> None:
-    """Run the node agent until SIGTERM/SIGINT."""
+    """Run the node agent until SIGTERM/SIGINT, as the node's own identity (joining with
+    ``config``'s join token first if the data dir holds no credential yet)."""
+    config = await join(config, node_name=node_name, data_dir=data_dir)
     runtime = await ensure_supervisor(data_dir / "supervisor")
     client = ApiClient(config)
     agent = NodeAgent(
@@ -148,7 +151,13 @@ def _rate(ctx: click.Context, param: click.Parameter, value: str) -> int:
 
 @click.command()
 @click.option("--server", default=None, help="API server URL (instead of a kubeconfig).")
-@click.option("--token-file", type=_PATH, default=None, help="Bearer token file for --server.")
+@click.option(
+    "--token-file",
+    type=_PATH,
+    default=None,
+    help="Join token file for --server (a bootstrap token, or the server's node-token); not "
+    "needed once the node has joined (its own credential is kept in --data-dir).",
+)
 @click.option("--ca-file", type=_PATH, default=None, help="CA certificate for --server.")
 @click.option("--kubeconfig", type=_PATH, envvar="KUBECONFIG", help="Kubeconfig to connect with.")
 @click.option("--node-name", default=None, help="Name of this node [default: the hostname].")
@@ -329,14 +338,20 @@ def agent(
             "must not exceed --shutdown-grace-period",
             param_hint="--shutdown-grace-period-critical-pods",
         )
-    config = client_config(
-        kubeconfig=kubeconfig,
-        server=server,
-        token_file=token_file,
-        ca_file=ca_file,
-        user_agent="setpoint-agent",
-    )
     name = (node_name or socket.gethostname()).lower()
+    agent_dir = data_dir or default_agent_dir()
+    stored = stored_credential(agent_dir, name)
+    if server and ca_file is not None and token_file is None and stored is not None:
+        # joined before: the join token is no longer needed
+        config = ClientConfig(server, stored, ca_file.read_bytes(), "setpoint-agent")
+    else:
+        config = client_config(
+            kubeconfig=kubeconfig,
+            server=server,
+            token_file=token_file,
+            ca_file=ca_file,
+            user_agent="setpoint-agent",
+        )
     exit_with_parent()  # when run by `setpoint server`, go when it goes
     settings = NodeContainerSettings(
         initial_backoff=crash_loop_backoff_initial,
@@ -351,7 +366,7 @@ def agent(
         run_agent(
             config,
             node_name=name,
-            data_dir=(data_dir or default_agent_dir()),
+            data_dir=agent_dir,
             lease_duration_seconds=node_lease_duration_seconds,
             container_settings=settings,
             kubelet_port=kubelet_port,

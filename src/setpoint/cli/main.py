@@ -38,10 +38,12 @@ from setpoint.cli.controllermanager import (
 )
 from setpoint.cli.datastore import datastore
 from setpoint.cli.flags import default_data_dir, parse_duration
+from setpoint.cli.kubeconfig import kubeconfig
 from setpoint.cli.process import EXIT_CANNOT_START, exit_with_parent, install_uvloop, tune_gc
 from setpoint.cli.security import SecurityConfig, security_options
 from setpoint.cli.server import CannotStart, ServerConfig, run_server
 from setpoint.cli.sim import sim
+from setpoint.cli.token import token
 from setpoint.resources.core import DEFAULT_TOLERATION_SECONDS, DefaultTolerationSeconds
 
 
@@ -352,6 +354,8 @@ def killall(data_dir: Path | None) -> None:
 cli.add_command(sim)
 cli.add_command(agent)
 cli.add_command(datastore)
+cli.add_command(token)
+cli.add_command(kubeconfig)
 
 
 @cli.command("controller-manager")

@@ -24,9 +24,10 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -34,10 +35,19 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from setpoint.api.admission import AdmissionChain
 from setpoint.api.admission_plugins import core_storages, default_plugins
 from setpoint.api.auth.authn import AuthenticatorChain, StaticTokens, token_file_users
+from setpoint.api.auth.bootstraptokens import (
+    BOOTSTRAP_USER_PREFIX,
+    BOOTSTRAPPERS_GROUP,
+    BootstrapTokens,
+)
+from setpoint.api.auth.nodecredentials import KEY_FILE as NODE_KEY_FILE
+from setpoint.api.auth.nodecredentials import NodeCredentials, ensure_key
 from setpoint.api.auth.serviceaccount import ServiceAccountTokens
 from setpoint.api.auth.tokens import DEFAULT_ISSUER, TokenIssuer, load_or_create_signing_key
-from setpoint.api.auth.user import NODES_GROUP, UserInfo
+from setpoint.api.auth.user import UserInfo
+from setpoint.api.auth.x509 import ClientCertificates
 from setpoint.api.inflight import CONTROLLER_MANAGER_USER, InflightLimits
+from setpoint.api.kubelet import KUBELET_CLIENT_COMMON_NAME
 from setpoint.api.server import APIServer
 from setpoint.api.services import ServiceNetwork
 from setpoint.api.serving import ServingLimits, TLSSite, raise_descriptor_limit
@@ -64,6 +74,7 @@ from setpoint.pki import (
     TLS_DIR,
     PKIError,
     ServerCredentials,
+    ensure_client_certificate,
     ensure_server_credentials,
     write_kubeconfig,
 )
@@ -237,13 +248,45 @@ def static_tokens(
     credentials: ServerCredentials, extra: Sequence[tuple[str, UserInfo]] = ()
 ) -> StaticTokens:
     """The tokens the server writes at bootstrap: the admin's (``system:masters``), the node
-    join token's and the controller manager's; then those of ``--token-auth-file``."""
+    join token's (a bootstrap identity: it may only join, see ``api.auth.nodecredentials``)
+    and the controller manager's; then those of ``--token-auth-file``."""
     return StaticTokens(
         [
             StaticTokens.admin(credentials.admin_token),
-            (credentials.node_token, UserInfo("system:node", (NODES_GROUP,))),
+            (credentials.node_token, UserInfo(JOIN_TOKEN_USER, (BOOTSTRAPPERS_GROUP,))),
             (credentials.controller_token, UserInfo(CONTROLLER_MANAGER_USER)),
             *extra,
+        ]
+    )
+
+
+JOIN_TOKEN_USER = BOOTSTRAP_USER_PREFIX + "server"  # k3s's node token names the user "server"
+CONTROLLER_MANAGER_CERT = "controller-manager-client"
+KUBELET_CLIENT_CERT = "apiserver-kubelet-client"
+
+
+def authenticators(
+    credentials: ServerCredentials,
+    *,
+    extra_tokens: Sequence[tuple[str, UserInfo]],
+    service_accounts: ServiceAccountTokens,
+    nodes: NodeCredentials,
+    api: Callable[[], APIServer],
+) -> AuthenticatorChain:
+    """Client certificates of the cluster CA (first, as kube-apiserver asks its x509
+    authenticator first), static tokens, ServiceAccount tokens, node credentials, bootstrap
+    tokens (their Secrets read through the API server ``api()``)."""
+
+    async def read_secret(namespace: str, name: str) -> dict[str, Any] | None:
+        return await api().read("secrets", namespace, name)
+
+    return AuthenticatorChain(
+        [
+            ClientCertificates(),
+            static_tokens(credentials, extra_tokens),
+            service_accounts,
+            nodes,
+            BootstrapTokens(read_secret),
         ]
     )
 
@@ -281,15 +324,23 @@ async def _start(config: ServerConfig, running: contextlib.AsyncExitStack) -> st
     )
     service_account_tokens = ServiceAccountTokens(issuer)
     admission = AdmissionChain()
+    node_credentials = NodeCredentials(ensure_key(credentials.ca_cert.parent / NODE_KEY_FILE))
     api = APIServer(
         store,
         registry,
-        authenticator=AuthenticatorChain(
-            [static_tokens(credentials, _token_file(config)), service_account_tokens]
+        authenticator=authenticators(
+            credentials,
+            extra_tokens=_token_file(config),
+            service_accounts=service_account_tokens,
+            nodes=node_credentials,
+            api=lambda: api,
         ),
         token_issuer=issuer,
-        node_token=credentials.node_token,
         admission=admission,
+        node_credentials=node_credentials,
+        kubelet_client_cert=ensure_client_certificate(
+            credentials, name=KUBELET_CLIENT_CERT, common_name=KUBELET_CLIENT_COMMON_NAME
+        ),
         event_ttl=config.event_ttl,
         metrics_sockets=[config.data_dir / CONTROLLER_METRICS_SOCKET],
         inflight=config.inflight,
@@ -335,11 +386,16 @@ async def _start(config: ServerConfig, running: contextlib.AsyncExitStack) -> st
     port = site.port
     await api.publish_endpoint(advertised_host(config), port)
     url = f"https://{client_host(config.bind_address)}:{port}"
+    # the controller manager (and the scheduler in it) logs in with a client certificate
+    cm_cert, cm_key = ensure_client_certificate(
+        credentials, name=CONTROLLER_MANAGER_CERT, common_name=CONTROLLER_MANAGER_USER
+    )
     write_kubeconfig(
         config.controller_kubeconfig_path,
         server_url=url,
         ca_pem=credentials.ca_pem(),
-        token=credentials.controller_token,
+        client_cert_pem=cm_cert.read_bytes(),
+        client_key_pem=cm_key.read_bytes(),
         user_name=CONTROLLER_MANAGER_USER,
     )
     config.kubeconfig_path.unlink(missing_ok=True)

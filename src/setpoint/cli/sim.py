@@ -87,6 +87,7 @@ def sim(
                 pods=pods,
                 labels=parse_labels(node_labels),
                 lease_duration_seconds=node_lease_duration_seconds,
+                join=True,  # each hollow node its own system:node:<name> credential
             ),
         )
     )

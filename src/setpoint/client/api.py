@@ -9,9 +9,10 @@ streams watches as ``(type, object)`` events. ``from_kubeconfig`` reads the kube
 from __future__ import annotations
 
 import asyncio
+import copy
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
 from urllib.parse import quote, urlencode
@@ -117,11 +118,20 @@ class ClientConfig:
     token: str
     ca_pem: bytes
     user_agent: str = "setpoint"
+    client_cert_pem: bytes = b""  # a client certificate (with its key) instead of a token
+    client_key_pem: bytes = b""
 
     @classmethod
     def from_kubeconfig(cls, path: Path, *, user_agent: str = "setpoint") -> ClientConfig:
         info = load_kubeconfig(path)
-        return cls(info.server_url, info.token, info.ca_pem, user_agent)
+        return cls(
+            info.server_url,
+            info.token,
+            info.ca_pem,
+            user_agent,
+            client_cert_pem=info.client_cert_pem,
+            client_key_pem=info.client_key_pem,
+        )
 
     @classmethod
     def from_flags(
@@ -166,12 +176,15 @@ class ApiClient:
 
     def __init__(self, config: ClientConfig, *, connections: int = 32) -> None:
         self.config = config
-        self._ssl: ssl.SSLContext = client_ssl_context(config.ca_pem)
-        headers = {
-            "Authorization": f"Bearer {config.token}",
-            "User-Agent": config.user_agent,
-            "Accept": "application/json",
-        }
+        self._ssl: ssl.SSLContext = client_ssl_context(
+            config.ca_pem,
+            client_cert_pem=config.client_cert_pem,
+            client_key_pem=config.client_key_pem,
+        )
+        headers = {"User-Agent": config.user_agent, "Accept": "application/json"}
+        if config.token:
+            headers["Authorization"] = f"Bearer {config.token}"
+        self._authorization: str | None = None  # this view's own (see with_token)
         # unary requests: the lean pool; watches and other streams: aiohttp
         self._pool = ConnectionPool(
             config.server_url, ssl_context=self._ssl, headers=headers, limit=connections
@@ -182,6 +195,15 @@ class ApiClient:
             connector=aiohttp.TCPConnector(ssl=self._ssl, limit=connections),
             json_serialize=lambda o: orjson.dumps(o).decode(),
         )
+
+    def with_token(self, token: str) -> ApiClient:
+        """A view of this client that sends ``token`` as its bearer token over the same
+        connections: many identities (hollow nodes, each its own node) share one pool.
+        Close only the original, never a view."""
+        view = copy.copy(self)
+        view._authorization = f"Bearer {token}"
+        view.config = replace(self.config, token=token)
+        return view
 
     async def close(self) -> None:
         await self._pool.close()
@@ -212,6 +234,7 @@ class ApiClient:
                 body=encoded,
                 content_type=content_type,
                 timeout=timeout,
+                authorization=self._authorization,
             )
             decoded: Obj = orjson.loads(response.body) if response.body else {}
             if response.status != 429 or attempt == THROTTLE_RETRIES:
@@ -328,6 +351,7 @@ class ApiClient:
                 timeout=aiohttp.ClientTimeout(
                     total=None, sock_connect=30, sock_read=timeout_seconds + 30
                 ),
+                headers={"Authorization": self._authorization} if self._authorization else None,
             ) as response:
                 if response.status >= 400:
                     payload = await response.read()

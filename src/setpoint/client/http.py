@@ -117,6 +117,7 @@ class ConnectionPool:
         self._prefix = parts.path.rstrip("/")
         host_header = parts.netloc.rsplit("@", 1)[-1]
         fixed = {"Host": host_header, **headers}
+        self._authorization = fixed.pop("Authorization", "")
         self._head = "".join(f"{k}: {v}\r\n" for k, v in fixed.items())
         self._slots = asyncio.Semaphore(limit)
         self._idle: list[_Connection] = []
@@ -132,11 +133,17 @@ class ConnectionPool:
         body: bytes | None = None,
         content_type: str = "application/json",
         timeout: float = 30,
+        authorization: str | None = None,
     ) -> Response:
+        """``authorization``: this request's Authorization header instead of the pool's
+        (several identities may share one pool, as hollow nodes do)."""
         target = quote(self._prefix + path, safe=_PATH_SAFE)
         if query:
             target = f"{target}?{query}"
         head = f"{method} {target} HTTP/1.1\r\n{self._head}"
+        auth = self._authorization if authorization is None else authorization
+        if auth:
+            head += f"Authorization: {auth}\r\n"
         if body is not None:
             head += f"Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\n"
         data = (head + "\r\n").encode() + (body or b"")

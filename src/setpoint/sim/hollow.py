@@ -56,6 +56,7 @@ from typing import Any, NamedTuple, TypeVar
 
 from setpoint.client.api import NODES, PODS, ApiClient, ApiError, Obj
 from setpoint.client.informer import EventHandler, Informer, object_key
+from setpoint.client.join import request_node_credentials
 from setpoint.client.nodes import (
     NODE_LEASE_DURATION_SECONDS,
     marked_lost,
@@ -76,6 +77,8 @@ from setpoint.node.podstatus import (
 )
 
 log = logging.getLogger(__name__)
+
+JOIN_BATCH = 1000  # hollow nodes joined per request
 
 T = TypeVar("T")
 
@@ -350,9 +353,14 @@ class HollowNodes:
         heartbeat_seconds: float | None = None,
         node_status_report_seconds: float = NODE_STATUS_REPORT_SECONDS,
         max_concurrent_calls: int = 32,
+        join: bool = False,
         clock: Clock = REAL_CLOCK,
     ) -> None:
         self.client = client
+        # join=True: each hollow node gets its own system:node:<name> credential (``client``
+        # only joins), and its writes go as that node over the shared connections
+        self.join = join
+        self._clients: dict[str, ApiClient] = {}
         self.clock = clock
         self.names = [f"{name_prefix}-{i}" for i in range(count)]
         self._ours = frozenset(self.names)
@@ -382,6 +390,10 @@ class HollowNodes:
         self._running = True
         tasks: list[asyncio.Task[Any]] = []
         try:
+            if self.join:
+                await self._join()
+                if self.names:  # the shared informers read as the first node
+                    self.pods.client = self.node_informer.client = self._as(self.names[0])
             await asyncio.gather(*(self._register(name) for name in self.names))
             await asyncio.gather(*(self._renew_lease(name) for name in self.names))
             self.pods.add_handler(
@@ -430,12 +442,25 @@ class HollowNodes:
 
     # ------------------------------------------------------------- nodes
 
+    async def _join(self) -> None:
+        """Each hollow node's own credential, a thousand nodes a request."""
+        for start in range(0, len(self.names), JOIN_BATCH):
+            batch = self.names[start : start + JOIN_BATCH]
+            async with self._calls:
+                tokens = await request_node_credentials(self.client, batch)
+            for name in batch:
+                self._clients[name] = self.client.with_token(tokens[name])
+
+    def _as(self, node_name: str) -> ApiClient:
+        """The client that speaks for ``node_name``."""
+        return self._clients.get(node_name, self.client)
+
     async def _register(self, name: str) -> None:
         """Create the Node, or take over an existing one (restart) and refresh it."""
         now = self.clock.time()
         try:
             self._nodes[name] = await self._call(
-                lambda: self.client.create(NODES, node_object(name, self.shape, now))
+                lambda: self._as(name).create(NODES, node_object(name, self.shape, now))
             )
             return
         except ApiError as exc:
@@ -443,7 +468,7 @@ class HollowNodes:
                 raise
 
         async def take_over() -> Obj:
-            node = await self.client.get(NODES, name)
+            node = await self._as(name).get(NODES, name)
             labels = node_labels(name, self.shape)
             if any(node["metadata"].get("labels", {}).get(k) != v for k, v in labels.items()):
                 node["metadata"].setdefault("labels", {}).update(labels)
@@ -451,13 +476,13 @@ class HollowNodes:
             node["status"] = node_status(name, self.shape, self.clock.time(), node.get("status"))
             return await self.client.update_status(NODES, node)
 
-        self._nodes[name] = await self._call(lambda: self.client.retry_on_conflict(take_over))
+        self._nodes[name] = await self._call(lambda: self._as(name).retry_on_conflict(take_over))
 
     async def _post_node_status(self, name: str) -> None:
         previous = (self._nodes.get(name) or {}).get("status")
         status = node_status(name, self.shape, self.clock.time(), previous)
         self._nodes[name] = await self._call(
-            lambda: self.client.patch(NODES, name, {"status": status}, subresource="status")
+            lambda: self._as(name).patch(NODES, name, {"status": status}, subresource="status")
         )
 
     async def _node_status_loop(self) -> None:
@@ -478,7 +503,7 @@ class HollowNodes:
         last = self._leases.get(name)
         self._leases[name] = await self._call(
             lambda: renew_lease(
-                self.client,
+                self._as(name),
                 self._nodes[name],
                 last,
                 duration_seconds=self.lease_duration_seconds,
@@ -545,7 +570,8 @@ class HollowNodes:
         update = dict(pod)
         update["status"] = status
         try:
-            result = await self._call(lambda: self.client.update_status(PODS, update))
+            node = (pod.get("spec") or {}).get("nodeName", "")
+            result = await self._call(lambda: self._as(node).update_status(PODS, update))
         except ApiError as exc:
             if exc.is_conflict or exc.is_not_found:
                 return  # a newer version (or the deletion) is on its way through the watch
@@ -559,7 +585,7 @@ class HollowNodes:
             await self._write_status(pod, terminated_pod_status(pod, timing, now))
         try:
             await self._call(
-                lambda: self.client.delete(
+                lambda: self._as((pod.get("spec") or {}).get("nodeName", "")).delete(
                     PODS,
                     meta["name"],
                     meta.get("namespace"),

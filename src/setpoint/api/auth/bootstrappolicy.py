@@ -16,10 +16,9 @@ store at start by :mod:`setpoint.api.auth.bootstrap`.
   in one process as ``system:kube-controller-manager``; upstream gives each controller its
   own service account and role, and the union of those roles is ``system:setpoint:controllers``
   (the garbage collector and namespace controller need to read and delete everything, so
-  the union is broad, as theirs are). Node agents (``system:nodes``) hold ``system:node``
-  and, since the agent is also the node proxy, ``system:node-proxier``; upstream binds
-  ``system:node`` to nobody and lets the Node authorizer decide, which the Node authorizer
-  will do here too.
+  the union is broad, as theirs are). Node agents (``system:nodes``) hold, since the agent
+  is also the node proxy, ``system:node-proxier``; ``system:node`` is bound to nobody, as
+  upstream: the Node authorizer (:mod:`setpoint.api.auth.node`) decides for nodes.
 """
 
 from __future__ import annotations
@@ -465,7 +464,9 @@ def cluster_role_bindings() -> list[Obj]:
             groups=[AUTHENTICATED, UNAUTHENTICATED],
         ),
         _binding("system:monitoring", "system:monitoring", groups=[MONITORING_GROUP]),
-        _binding("system:node", "system:node", groups=[NODES_GROUP]),
+        # bound to nobody, as upstream since 1.8: the Node authorizer decides for nodes (a
+        # system:nodes subject here would let every node read every Secret)
+        _binding("system:node", "system:node"),
         _binding("system:node-proxier", "system:node-proxier", users=[KUBE_PROXY_USER]),
         _binding("system:setpoint:node-proxier", "system:node-proxier", groups=[NODES_GROUP]),
         _binding(
