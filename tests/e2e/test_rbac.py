@@ -288,3 +288,21 @@ rules:
         timeout=30,
         what="view to stop granting listing secrets",
     )
+
+
+def test_the_scheduler_and_the_controller_manager_are_identities_of_their_own(
+    rbac_server: Server, kubectl: Kubectl
+) -> None:
+    def can(user: str, *what: str) -> str:
+        return kubectl("auth", "can-i", *what, f"--as={user}", check=False).stdout.strip()
+
+    scheduler, manager = "system:kube-scheduler", "system:kube-controller-manager"
+    assert can(scheduler, "create", "pods", "--subresource=binding") == "yes"
+    assert can(scheduler, "patch", "pods", "--subresource=status") == "yes"
+    assert can(scheduler, "create", "pods") == "no"
+    assert can(scheduler, "get", "secrets") == "no"
+    assert can(manager, "create", "pods", "--subresource=binding") == "no"
+    assert can(manager, "create", "pods") == "yes"
+    # the scheduler in the controller manager's process logs in as itself
+    config = (rbac_server.data_dir / "scheduler.kubeconfig").read_text()
+    assert "client-certificate-data" in config and "token" not in config

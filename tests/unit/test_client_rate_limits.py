@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from setpoint.api.auth.user import NODES_GROUP, UserInfo
+from setpoint.api.auth.user import CONTROLLER_MANAGER_USER, NODES_GROUP, UserInfo
 from setpoint.api.errors import APIError
-from setpoint.api.inflight import CONTROLLER_MANAGER_USER
 from setpoint.api.ratelimit import ClientLimits, ClientRateLimiter
 
 ALICE = UserInfo("alice", ("system:authenticated",))

@@ -7,8 +7,9 @@ honours by retrying. Long-running requests (watches, pod logs, and later exec, a
 port-forward) are not counted: they hold a connection, not the server's attention.
 
 In the spirit of API Priority and Fairness, node agents (group ``system:nodes``: Lease
-renewals, node and pod status) and the controller manager (user
-``system:kube-controller-manager``) count against seats of their own, the same number
+renewals, node and pod status), the controller manager (user
+``system:kube-controller-manager``) and the scheduler (``system:kube-scheduler``) count
+against seats of their own, the same number
 again, so a user flooding the API never takes the seats a node needs for its heartbeat or a
 controller for its reconcile. Their requests over those seats wait their turn in a queue
 (four times as long as the seats, FIFO, within the request deadline) instead of being
@@ -36,9 +37,8 @@ from dataclasses import dataclass
 from prometheus_client import Counter, Gauge
 
 from setpoint.api import errors
+from setpoint.api.auth.user import CONTROLLER_MANAGER_USER, NODES_GROUP, SCHEDULER_USER
 
-NODES_GROUP = "system:nodes"
-CONTROLLER_MANAGER_USER = "system:kube-controller-manager"
 # subresources whose requests stream for as long as the client wants (kube-apiserver's
 # BasicLongRunningRequestCheck)
 LONG_RUNNING_SUBRESOURCES = frozenset({"log", "exec", "attach", "portforward", "proxy"})
@@ -72,7 +72,7 @@ class PriorityLevel(enum.Enum):
 
 
 def priority_level(user_name: str, groups: tuple[str, ...]) -> PriorityLevel:
-    if NODES_GROUP in groups or user_name == CONTROLLER_MANAGER_USER:
+    if NODES_GROUP in groups or user_name in (CONTROLLER_MANAGER_USER, SCHEDULER_USER):
         return PriorityLevel.SYSTEM
     return PriorityLevel.WORKLOAD
 

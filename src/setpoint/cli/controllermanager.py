@@ -328,8 +328,17 @@ def build_components(
 
 
 class ControllerManager:
-    def __init__(self, client_config: ClientConfig, config: ManagerConfig) -> None:
+    def __init__(
+        self,
+        client_config: ClientConfig,
+        config: ManagerConfig,
+        *,
+        scheduler_client_config: ClientConfig | None = None,
+    ) -> None:
         self.client_config = client_config
+        # the scheduler's own identity for its writes (bindings, pod status); its reads come
+        # from the informers every component shares
+        self.scheduler_client_config = scheduler_client_config
         self.config = config
         self.identity = f"{socket.gethostname()}_{uuid.uuid4()}"
 
@@ -353,7 +362,10 @@ class ControllerManager:
         if self.config.run_scheduler:
             from setpoint.scheduler.scheduler import BINDINGS_IN_FLIGHT
 
-            binding_client = ApiClient(self.client_config, connections=BINDINGS_IN_FLIGHT)
+            binding_client = ApiClient(
+                self.scheduler_client_config or self.client_config,
+                connections=BINDINGS_IN_FLIGHT,
+            )
         components = build_components(
             informers, recorder, self.config, binding_client=binding_client
         )

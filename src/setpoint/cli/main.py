@@ -365,11 +365,22 @@ cli.add_command(kubeconfig)
     required=True,
     help="Kubeconfig of the API server to reconcile against.",
 )
+@click.option(
+    "--scheduler-kubeconfig",
+    type=click.Path(path_type=Path, exists=True),
+    default=None,
+    help="Kubeconfig the scheduler binds and writes pod status with (its own identity, "
+    "system:kube-scheduler); default: --kubeconfig.",
+)
 @click.option("--disable-controllers", is_flag=True, help="Run only the scheduler.")
 @click.option("--disable-scheduler", is_flag=True, help="Run only the controllers.")
 @node_lifecycle_options
 def controller_manager(
-    kubeconfig: Path, disable_controllers: bool, disable_scheduler: bool, **node_lifecycle: Any
+    kubeconfig: Path,
+    scheduler_kubeconfig: Path | None,
+    disable_controllers: bool,
+    disable_scheduler: bool,
+    **node_lifecycle: Any,
 ) -> None:
     """Run the controllers and the scheduler (leader-elected) against an API server."""
     from setpoint.cli.controllermanager import ManagerConfig
@@ -391,6 +402,7 @@ def controller_manager(
                     terminated_pod_gc_threshold=terminated_threshold,
                     node_ipam=node_ipam,
                 ),
+                scheduler_kubeconfig=scheduler_kubeconfig,
             )
         )
 

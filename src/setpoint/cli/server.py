@@ -44,9 +44,9 @@ from setpoint.api.auth.nodecredentials import KEY_FILE as NODE_KEY_FILE
 from setpoint.api.auth.nodecredentials import NodeCredentials, ensure_key
 from setpoint.api.auth.serviceaccount import ServiceAccountTokens
 from setpoint.api.auth.tokens import DEFAULT_ISSUER, TokenIssuer, load_or_create_signing_key
-from setpoint.api.auth.user import UserInfo
+from setpoint.api.auth.user import CONTROLLER_MANAGER_USER, SCHEDULER_USER, UserInfo
 from setpoint.api.auth.x509 import ClientCertificates
-from setpoint.api.inflight import CONTROLLER_MANAGER_USER, InflightLimits
+from setpoint.api.inflight import InflightLimits
 from setpoint.api.kubelet import KUBELET_CLIENT_COMMON_NAME
 from setpoint.api.server import APIServer
 from setpoint.api.services import ServiceNetwork
@@ -121,8 +121,13 @@ class ServerConfig:
 
     @property
     def controller_kubeconfig_path(self) -> Path:
-        """The controller manager's own kubeconfig (its own token and identity)."""
+        """The controller manager's own kubeconfig (its own certificate and identity)."""
         return self.data_dir / "controller-manager.kubeconfig"
+
+    @property
+    def scheduler_kubeconfig_path(self) -> Path:
+        """The scheduler's own kubeconfig (it runs in the controller manager's process)."""
+        return self.data_dir / "scheduler.kubeconfig"
 
     @property
     def endpoint(self) -> str:
@@ -262,6 +267,7 @@ def static_tokens(
 
 JOIN_TOKEN_USER = BOOTSTRAP_USER_PREFIX + "server"  # k3s's node token names the user "server"
 CONTROLLER_MANAGER_CERT = "controller-manager-client"
+SCHEDULER_CERT = "scheduler-client"
 KUBELET_CLIENT_CERT = "apiserver-kubelet-client"
 
 
@@ -386,18 +392,21 @@ async def _start(config: ServerConfig, running: contextlib.AsyncExitStack) -> st
     port = site.port
     await api.publish_endpoint(advertised_host(config), port)
     url = f"https://{client_host(config.bind_address)}:{port}"
-    # the controller manager (and the scheduler in it) logs in with a client certificate
-    cm_cert, cm_key = ensure_client_certificate(
-        credentials, name=CONTROLLER_MANAGER_CERT, common_name=CONTROLLER_MANAGER_USER
-    )
-    write_kubeconfig(
-        config.controller_kubeconfig_path,
-        server_url=url,
-        ca_pem=credentials.ca_pem(),
-        client_cert_pem=cm_cert.read_bytes(),
-        client_key_pem=cm_key.read_bytes(),
-        user_name=CONTROLLER_MANAGER_USER,
-    )
+    # the controller manager and the scheduler in it log in with client certificates of
+    # their own, each allowed what its role grants
+    for path, cert_name, user in (
+        (config.controller_kubeconfig_path, CONTROLLER_MANAGER_CERT, CONTROLLER_MANAGER_USER),
+        (config.scheduler_kubeconfig_path, SCHEDULER_CERT, SCHEDULER_USER),
+    ):
+        cert, key = ensure_client_certificate(credentials, name=cert_name, common_name=user)
+        write_kubeconfig(
+            path,
+            server_url=url,
+            ca_pem=credentials.ca_pem(),
+            client_cert_pem=cert.read_bytes(),
+            client_key_pem=key.read_bytes(),
+            user_name=user,
+        )
     config.kubeconfig_path.unlink(missing_ok=True)
     write_kubeconfig(
         config.kubeconfig_path,
@@ -410,6 +419,7 @@ async def _start(config: ServerConfig, running: contextlib.AsyncExitStack) -> st
 
 def controller_manager_args(config: ServerConfig) -> list[str]:
     args = ["controller-manager", "--kubeconfig", str(config.controller_kubeconfig_path)]
+    args += ["--scheduler-kubeconfig", str(config.scheduler_kubeconfig_path)]
     args += node_lifecycle_args(config.node_lifecycle, config.terminated_pod_gc_threshold)
     args += node_ipam_args(config.node_ipam)
     if not config.run_controllers:
@@ -497,15 +507,23 @@ async def supervise_child(
         backoff = min(backoff * 2, 10.0)
 
 
-async def run_controller_manager(kubeconfig: Path, config: ManagerConfig) -> None:
+async def run_controller_manager(
+    kubeconfig: Path, config: ManagerConfig, *, scheduler_kubeconfig: Path | None = None
+) -> None:
     """``setpoint controller-manager``: reconcile until SIGTERM/SIGINT, then give up the
-    leader lease so a successor takes over at once."""
+    leader lease so a successor takes over at once. The scheduler speaks as
+    ``scheduler_kubeconfig``'s user when given, else as the controller manager."""
     from setpoint.cli.controllermanager import ControllerManager
     from setpoint.client.api import ClientConfig
 
     manager = ControllerManager(
         ClientConfig.from_kubeconfig(kubeconfig, user_agent="setpoint-controller-manager"),
         config,
+        scheduler_client_config=ClientConfig.from_kubeconfig(
+            scheduler_kubeconfig, user_agent="setpoint-scheduler"
+        )
+        if scheduler_kubeconfig is not None
+        else None,
     )
     task = asyncio.create_task(manager.run(), name="controller-manager")
     loop = asyncio.get_running_loop()

@@ -12,12 +12,14 @@ store at start by :mod:`setpoint.api.auth.bootstrap`.
 * What every identity may do: ``system:discovery`` and ``system:basic-user`` (bound to
   ``system:authenticated``), ``system:public-info-viewer`` (also to
   ``system:unauthenticated``), as upstream.
-* setpoint's own components. The controller manager runs every controller and the scheduler
-  in one process as ``system:kube-controller-manager``; upstream gives each controller its
-  own service account and role, and the union of those roles is ``system:setpoint:controllers``
-  (the garbage collector and namespace controller need to read and delete everything, so
-  the union is broad, as theirs are). Node agents (``system:nodes``) hold, since the agent
-  is also the node proxy, ``system:node-proxier``; ``system:node`` is bound to nobody, as
+* setpoint's own components. The controller manager runs every controller in one process
+  as ``system:kube-controller-manager``; upstream gives each controller its own service
+  account and role, and the union of those roles is ``system:setpoint:controllers`` (the
+  garbage collector and namespace controller need to read and delete everything, so the
+  union is broad, as theirs are). The scheduler in that process binds and writes pod status
+  as ``system:kube-scheduler``, which holds upstream's ``system:kube-scheduler`` role. Node
+  agents (``system:nodes``) hold, since the agent is also the node proxy,
+  ``system:node-proxier``; ``system:node`` is bound to nobody, as
   upstream: the Node authorizer (:mod:`setpoint.api.auth.node`) decides for nodes.
 """
 
@@ -28,7 +30,9 @@ from typing import Any
 
 from setpoint.api.auth.user import (
     AUTHENTICATED,
+    CONTROLLER_MANAGER_USER,
     NODES_GROUP,
+    SCHEDULER_USER,
     SYSTEM_MASTERS,
     UNAUTHENTICATED,
 )
@@ -47,8 +51,6 @@ READ = ("get", "list", "watch")
 WRITE = ("create", "delete", "deletecollection", "patch", "update")
 READ_WRITE = (*READ, *WRITE)
 AGGREGATE_TO = "rbac.authorization.k8s.io/aggregate-to-"
-CONTROLLER_MANAGER_USER = "system:kube-controller-manager"
-SCHEDULER_USER = "system:kube-scheduler"
 KUBE_PROXY_USER = "system:kube-proxy"
 MONITORING_GROUP = "system:monitoring"
 CONTROLLERS_ROLE = "system:setpoint:controllers"
@@ -286,7 +288,7 @@ def _node_rules() -> list[Obj]:
 
 def _controllers_rules() -> list[Obj]:
     """The union of upstream's per-controller roles (``controller_policy.go``) for the
-    controllers setpoint's controller manager runs, and the scheduler's."""
+    controllers setpoint's controller manager runs (not the scheduler's: it has its own)."""
     return [
         # garbage collector and namespace controller: every resource
         rule(
@@ -297,7 +299,6 @@ def _controllers_rules() -> list[Obj]:
             [""],
             [
                 "pods",
-                "pods/binding",
                 "pods/eviction",
                 "endpoints",
                 "endpoints/restricted",
@@ -475,10 +476,5 @@ def cluster_role_bindings() -> list[Obj]:
             users=[CONTROLLER_MANAGER_USER],
         ),
         _binding("system:kube-scheduler", "system:kube-scheduler", users=[SCHEDULER_USER]),
-        _binding(
-            "system:setpoint:kube-scheduler",
-            "system:kube-scheduler",
-            users=[CONTROLLER_MANAGER_USER],
-        ),
         _binding(CONTROLLERS_ROLE, CONTROLLERS_ROLE, users=[CONTROLLER_MANAGER_USER]),
     ]

@@ -15,6 +15,8 @@ NODES_GROUP = "system:nodes"
 NODE_USER_PREFIX = "system:node:"
 SERVICE_ACCOUNT_PREFIX = "system:serviceaccount:"
 SERVICE_ACCOUNTS_GROUP = "system:serviceaccounts"
+CONTROLLER_MANAGER_USER = "system:kube-controller-manager"
+SCHEDULER_USER = "system:kube-scheduler"
 
 
 @dataclass(frozen=True)
