@@ -288,3 +288,27 @@ def test_the_log_rotates_by_size(tmp_path: Path) -> None:
             assert json.loads(line)["kind"] == "Event"
     creates = [e for e in events(log) if e["verb"] == "create"]
     assert creates[-1]["objectRef"]["name"] == "big-11"  # the newest events are in the log
+
+
+def test_admission_annotations_reach_the_audit_event(tmp_path: Path) -> None:
+    log = tmp_path / "audit.log"
+    server = start_server(tmp_path / "data", extra=["--audit-log-path", str(log)])
+    try:
+        namespace = objects.namespace("watched")
+        namespace["metadata"]["labels"] = {"pod-security.kubernetes.io/audit": "restricted"}
+        status, body, _ = server.request("POST", "/api/v1/namespaces", namespace)
+        assert status == 201, body
+        status, body, _ = server.request(
+            "POST", "/api/v1/namespaces/watched/pods", objects.pod("loose")
+        )
+        assert status == 201, body  # audit mode admits, and says so in the audit log
+        [create] = wait_events(
+            log,
+            lambda e: e["verb"] == "create" and e.get("objectRef", {}).get("resource") == "pods",
+        )
+        annotations = create["annotations"]
+        assert annotations["authorization.k8s.io/decision"] == "allow"
+        assert annotations["pod-security.kubernetes.io/enforce-policy"] == "privileged:latest"
+        assert "restricted:latest" in annotations["pod-security.kubernetes.io/audit-violations"]
+    finally:
+        assert server.stop() == 0

@@ -38,7 +38,7 @@ import logging
 import os
 import random
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -453,6 +453,8 @@ class AuditContext:
     response: web.StreamResponse | None = None  # once its headers went out
     # who authenticated, when the request acts as ``attrs.user`` (impersonation)
     impersonator: UserInfo | None = None
+    # what admission plugins annotated (PodSecurity's enforce policy and audit violations)
+    annotations: dict[str, str] = field(default_factory=dict)
 
 
 # where the API server keeps a request's audit context
@@ -635,6 +637,7 @@ class Auditor:
             event["annotations"] = {
                 "authorization.k8s.io/decision": context.decision,
                 "authorization.k8s.io/reason": context.reason,
+                **context.annotations,
             }
         self.sink.write(orjson.dumps(event) + b"\n")
 

@@ -23,6 +23,7 @@ import orjson
 from aiohttp import web
 
 from setpoint.api import errors, negotiation
+from setpoint.api.audit import AUDIT_CONTEXT_KEY
 from setpoint.api.auth.user import request_user
 from setpoint.api.bodies import read_body, read_raw_body
 from setpoint.api.corrupt import UNSAFE_DELETE_OPTION
@@ -119,7 +120,15 @@ def _write_options(request: web.BaseRequest) -> WriteOptions:
         field_manager=query.get("fieldManager", ""),
         user_agent=request.headers.get("User-Agent", ""),
         user=request_user(request),
+        audit_annotations=_audit_annotations(request),
     )
+
+
+def _audit_annotations(request: web.BaseRequest) -> dict[str, str]:
+    """The annotations of ``request``'s audit event, which admission may add to (a fresh
+    dict when the request is not audited)."""
+    context = request.get(AUDIT_CONTEXT_KEY)
+    return context.annotations if context is not None else {}
 
 
 class ResourceHandlers:

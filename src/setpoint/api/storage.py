@@ -72,6 +72,8 @@ class WriteOptions:
     managed_by_apply: bool = False
     # who asks, for admission (None: the API server itself)
     user: UserInfo | None = None
+    # where admission's audit annotations go (the request's audit event's, when audited)
+    audit_annotations: dict[str, str] = field(default_factory=dict)
 
     @property
     def manager(self) -> str:
@@ -540,6 +542,7 @@ class ResourceStorage:
             opts.user,
             obj=obj,
             dry_run=opts.dry_run,
+            audit_annotations=opts.audit_annotations,
         )
         await self.admission.admit(admission)
         problems = missing + validate_object_meta(self.rtype, obj, None)
@@ -670,6 +673,7 @@ class ResourceStorage:
             old=old,
             subresource=subresource,
             dry_run=opts.dry_run,
+            audit_annotations=opts.audit_annotations,
         )
         await self.admission.admit(admission)
         validator = spec_subresource.validator if spec_subresource else self.rtype.validator
