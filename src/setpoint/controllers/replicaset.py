@@ -251,21 +251,25 @@ class ReplicaSetController(Controller):
         ]
         active = await self._claim_pods(rs, candidates)
 
-        manage_error: str | None = None
+        manage_error: ApiError | None = None
         if needs_sync and not podutil.is_terminating(rs):
             try:
                 await self._manage_replicas(key, rs, active)
             except ApiError as exc:
-                manage_error = str(exc)
+                manage_error = exc
 
         try:
-            updated = await self._write_status(rs, active, manage_error)
+            updated = await self._write_status(
+                rs, active, str(manage_error) if manage_error is not None else None
+            )
         except ApiError as exc:
             if not exc.is_conflict:
                 raise
             updated = None  # the cache is behind; try again once it has caught up
         if manage_error is not None:
-            raise RuntimeError(f"ReplicaSet {key}: {manage_error}")
+            # the API's answer (a quota exceeded, a pod refused): the work queue logs it in
+            # one line and retries with backoff, as client-go's handleErr does
+            raise manage_error
         if updated is None:
             return Requeue()
         spec = updated.get("spec") or {}
