@@ -227,11 +227,10 @@ def ensure_server_credentials(
             data_dir / CONTROLLER_TOKEN_FILE, "controller manager"
         )
         node_token = _ensure_node_token(data_dir / NODE_TOKEN_FILE, ca_cert_pem=ca_cert_pem)
+        # every key and certificate in tls/ (client certificates, signing keys made by
+        # later code included) and the tokens beside it
         for path in (
-            ca_cert_path,
-            ca_key_path,
-            serving_cert_path,
-            serving_key_path,
+            *(entry for entry in tls_dir.iterdir() if entry.is_file()),
             data_dir / ADMIN_TOKEN_FILE,
             data_dir / CONTROLLER_TOKEN_FILE,
             data_dir / NODE_TOKEN_FILE,

@@ -14,12 +14,14 @@ def test_legacy_group_list_names_every_group(server: Server) -> None:
     assert names == {
         "apps",
         "authentication.k8s.io",
+        "authorization.k8s.io",
         "batch",
         "coordination.k8s.io",
         "discovery.k8s.io",
         "events.k8s.io",
         "networking.k8s.io",
         "policy",
+        "rbac.authorization.k8s.io",
     }
 
 

@@ -8,6 +8,7 @@ back: the server holds the seat while it waits for the body.
 
 from __future__ import annotations
 
+import base64
 import concurrent.futures
 import json
 import ssl
@@ -18,7 +19,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
+from cryptography import x509
 
+from setpoint.api.inflight import PriorityLevel, priority_level
 from tests import objects
 from tests.support import (
     KUBECTL,
@@ -66,8 +70,13 @@ def hold_mutating_seat(server: Server, namespace: str, name: str) -> tuple[ssl.S
     return sock, body
 
 
-def node_token(server: Server) -> str:
-    return (server.data_dir / "node-token").read_text().strip()
+def node_token(server: Server, node: str) -> str:
+    """The credential of the node ``node``, got by joining with the join token (which itself
+    may only join)."""
+    join = (server.data_dir / "node-token").read_text().strip()
+    status, body, _ = server.request("POST", "/setpoint/v1/join", {"nodeName": node}, token=join)
+    assert status == 200, body
+    return str(body["token"])
 
 
 def lease(name: str) -> dict[str, object]:
@@ -81,6 +90,7 @@ def test_over_the_limit_is_429_with_retry_after_while_nodes_keep_their_seats(
     small_server: Server,
 ) -> None:
     namespace = create_namespace(small_server)
+    node = node_token(small_server, "shed-node")  # joining is a user's request: before the flood
     held = [hold_mutating_seat(small_server, namespace, f"held-{i}") for i in range(2)]
     try:
         path = f"/api/v1/namespaces/{namespace}/configmaps"
@@ -102,7 +112,7 @@ def test_over_the_limit_is_429_with_retry_after_while_nodes_keep_their_seats(
             "POST",
             "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases",
             lease("shed-node"),
-            token=node_token(small_server),
+            token=node,
         )
         assert created == 201, answer
     finally:
@@ -248,7 +258,7 @@ def test_node_heartbeats_are_never_refused_during_a_user_flood(tmp_path: Path) -
     server = start_server(tmp_path / "data", extra=["--max-mutating-requests-inflight", "10"])
     try:
         namespace = create_namespace(server)
-        token = node_token(server)
+        token = node_token(server, "busy-node")
         base = "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases"
         assert server.request("POST", base, lease("busy-node"), token=token)[0] == 201
 
@@ -277,15 +287,25 @@ def test_node_heartbeats_are_never_refused_during_a_user_flood(tmp_path: Path) -
         server.stop()
 
 
-def test_the_controller_manager_has_an_identity_of_its_own(server: Server) -> None:
-    """Its kubeconfig carries its own token, which is neither the admin's nor a node's, so
-    its requests count against the system level's seats."""
-    import yaml
-
-    config = yaml.safe_load((server.data_dir / "controller-manager.kubeconfig").read_text())
-    [user] = config["users"]
-    assert user["name"] == "system:kube-controller-manager"
-    token = user["user"]["token"]
-    assert token not in (server.token, node_token(server))
-    assert server.request("GET", "/api/v1/namespaces", token=token)[0] == 200
-    assert (server.data_dir / "controller-manager.kubeconfig").stat().st_mode & 0o077 == 0
+@pytest.mark.parametrize(
+    ("kubeconfig", "user"),
+    [
+        ("controller-manager.kubeconfig", "system:kube-controller-manager"),
+        ("scheduler.kubeconfig", "system:kube-scheduler"),
+    ],
+)
+def test_the_controller_manager_and_scheduler_have_identities_of_their_own(
+    server: Server, kubeconfig: str, user: str
+) -> None:
+    """Each kubeconfig carries a client certificate of its own component (neither the
+    admin's token nor a node's), whose requests count against the system level's seats."""
+    config = yaml.safe_load((server.data_dir / kubeconfig).read_text())
+    [entry] = config["users"]
+    assert entry["name"] == user and "token" not in entry["user"]
+    cert = x509.load_pem_x509_certificate(
+        base64.b64decode(entry["user"]["client-certificate-data"])
+    )
+    [common_name] = cert.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
+    assert common_name.value == user
+    assert priority_level(user, ()) is PriorityLevel.SYSTEM
+    assert (server.data_dir / kubeconfig).stat().st_mode & 0o077 == 0
