@@ -13,9 +13,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-## system-deps: Debian's nftables (the node proxy's kernel data path) where it is missing,
-## when we are root with apt-get; never fails: without it the proxy relays in userspace and
-## the tests that need nft skip, saying why
+## system-deps: Debian's nftables (the node proxy's kernel data path) and etcd-server (the
+## etcd store's tests start their own members) where missing, when we are root with apt-get;
+## never fails: without nft the proxy relays in userspace, and the tests that need nft or
+## etcd skip, saying why
 system-deps:
 	@if ! command -v nft >/dev/null 2>&1 && ! test -x /usr/sbin/nft && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 		echo "installing nftables (apt-get)"; \
@@ -24,6 +25,14 @@ system-deps:
 		|| { apt-get update -qq >/dev/null 2>&1 \
 		     && apt-get install -y -qq --no-install-recommends nftables >/dev/null 2>&1; } \
 		|| echo "nftables could not be installed: the node proxy falls back to userspace"; \
+	fi
+	@if ! command -v etcd >/dev/null 2>&1 && ! test -x /usr/bin/etcd && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing etcd-server (apt-get)"; \
+		export DEBIAN_FRONTEND=noninteractive; \
+		apt-get install -y -qq --no-install-recommends etcd-server >/dev/null 2>&1 \
+		|| { apt-get update -qq >/dev/null 2>&1 \
+		     && apt-get install -y -qq --no-install-recommends etcd-server >/dev/null 2>&1; } \
+		|| echo "etcd-server could not be installed: the etcd store's tests skip"; \
 	fi
 
 ## up: run a single-machine cluster on the embedded store (Ctrl-C stops it)

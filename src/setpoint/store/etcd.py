@@ -1,0 +1,461 @@
+"""The Store protocol on etcd v3: a thin asyncio layer on ``grpc.aio``.
+
+No ready-made Python etcd client covers what the store needs (range with limit at a
+revision, watch progress requests, revisions on every answer), so this module talks to
+etcd's gRPC API directly, with the generated etcd v3 stubs that the pinned ``aetcd`` package
+ships (``aetcd.rpc``; nothing else of aetcd is used).
+
+The semantics are the embedded store's, held to the same conformance suite:
+
+* a revision is etcd's revision; an object's ``resourceVersion`` is its key's mod_revision;
+* create / update / delete are one Txn each, comparing the key's create_revision (absent) or
+  mod_revision (the revision the caller read); a failed compare reads the key in the same
+  Txn, so the error says why (exists, not found, or conflict with the current value);
+* scan is a Range with a limit at one revision: a later page names the first page's revision,
+  so pages agree;
+* watch asks for the changes after a revision (with the previous value, so a DELETE carries
+  the last value) and, when the stream breaks, resumes from the last revision it delivered
+  + 1; history etcd has compacted away is :class:`CompactedError`, as for SQLite;
+* quiet watches get progress notifications: every ``PROGRESS_INTERVAL`` the watch asks etcd
+  for one (a WatchProgressRequest) and passes it on as an empty batch when the store revision
+  has moved.
+
+All member addresses go into one gRPC target (round-robin, keepalive). Reads get a short
+timeout per attempt and are retried on another member; writes are tried once (a write whose
+answer was lost may have been applied, so only the caller can decide to retry), with a longer
+timeout, and fail with a :class:`BackendError` that names the cause.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import logging
+import socket
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
+
+import grpc
+from aetcd.rpc import kv_pb2, rpc_pb2, rpc_pb2_grpc
+
+from setpoint.store.interface import (
+    BackendError,
+    CompactedError,
+    EventType,
+    FutureRevisionError,
+    KeyExistsError,
+    KeyNotFoundError,
+    KeyValue,
+    ListResult,
+    RevisionConflictError,
+    StoreError,
+    WatchBatch,
+    WatchEvent,
+)
+
+log = logging.getLogger(__name__)
+
+READ_TIMEOUT = 1.0  # seconds per attempt of a read
+READ_ATTEMPTS = 3
+WRITE_TIMEOUT = 5.0  # one attempt: a write is not retried
+PROGRESS_INTERVAL = 1.0  # how often a watch asks etcd where the store revision is
+WRITE_OUTCOME_FRESH = 5.0  # check_writable trusts a write outcome this recent
+RETRYABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+
+T = TypeVar("T")
+
+
+def _key(text: str) -> bytes:
+    return text.encode()
+
+
+def _range_end(prefix: str) -> bytes:
+    """etcd's range end for a prefix: the prefix with its last byte incremented (UTF-8 keeps
+    code point order, so this is :func:`interface.prefix_end` in bytes)."""
+    raw = bytearray(prefix.encode())
+    while raw and raw[-1] == 0xFF:
+        raw.pop()
+    if not raw:
+        return b"\x00"  # every key
+    raw[-1] += 1
+    return bytes(raw)
+
+
+def _kv(kv: Any) -> KeyValue:
+    return KeyValue(kv.key.decode(), bytes(kv.value), kv.create_revision, kv.mod_revision)
+
+
+def grpc_target(hosts: tuple[str, ...]) -> str:
+    """One gRPC target naming every member, so a channel balances across them and moves on
+    when one is down. Host names are resolved now (gRPC's address lists take addresses)."""
+    addresses: list[str] = []
+    for host in hosts:
+        name, _, port = host.rpartition(":")
+        if not name or not port.isdigit():
+            raise StoreError(f"etcd member {host!r}: expected host:port")
+        name = name.strip("[]")
+        try:
+            ipaddress.ip_address(name)
+            found = [name]
+        except ValueError:
+            try:
+                infos = socket.getaddrinfo(name, int(port), type=socket.SOCK_STREAM)
+            except OSError as exc:
+                raise BackendError(f"etcd member {host!r}: cannot resolve {name}: {exc}") from exc
+            found = sorted({str(info[4][0]) for info in infos})
+        for address in found:
+            addresses.append(f"[{address}]:{port}" if ":" in address else f"{address}:{port}")
+    return (
+        "ipv6:" + ",".join(addresses)
+        if any(a.startswith("[") for a in addresses)
+        else ("ipv4:" + ",".join(addresses))
+    )
+
+
+class EtcdStore:
+    """A :class:`setpoint.store.interface.Store` on an etcd v3 cluster."""
+
+    def __init__(self, hosts: tuple[str, ...]) -> None:
+        self._hosts = hosts
+        self._where = ",".join(hosts)
+        self._channel = grpc.aio.insecure_channel(
+            grpc_target(hosts),
+            options=[
+                ("grpc.lb_policy_name", "round_robin"),
+                ("grpc.keepalive_time_ms", 10_000),
+                ("grpc.keepalive_timeout_ms", 5_000),
+                ("grpc.keepalive_permit_without_calls", 1),
+                ("grpc.max_receive_message_length", -1),
+                ("grpc.max_send_message_length", -1),
+            ],
+        )
+        self._kv = rpc_pb2_grpc.KVStub(self._channel)
+        self._watch = rpc_pb2_grpc.WatchStub(self._channel)
+        self._maintenance = rpc_pb2_grpc.MaintenanceStub(self._channel)
+        self._last_write: tuple[float, BackendError | None] | None = None
+        self._closed = False
+
+    @classmethod
+    async def open(cls, hosts: tuple[str, ...]) -> EtcdStore:
+        """Connect and check that the cluster answers a read (BackendError if it does not)."""
+        store = cls(hosts)
+        try:
+            await store.check_readable()
+        except BaseException:
+            await store.close()
+            raise
+        return store
+
+    # ------------------------------------------------------------------ plumbing
+
+    def _failure(self, exc: grpc.aio.AioRpcError) -> BackendError:
+        code = exc.code()
+        if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+            return BackendError(f"etcd ({self._where}) did not answer in time")
+        if code == grpc.StatusCode.UNAVAILABLE:
+            return BackendError(f"etcd ({self._where}) is unavailable: {exc.details()}")
+        if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
+            return BackendError(f"etcd ({self._where}) is out of space: {exc.details()}")
+        return BackendError(f"etcd ({self._where}): {exc.details()}")
+
+    async def _read(self, call: Callable[[float], Awaitable[T]]) -> T:
+        """A read, retried on another attempt when etcd did not answer."""
+        if self._closed:
+            raise StoreError("store is closed")
+        for attempt in range(READ_ATTEMPTS):
+            try:
+                return await call(READ_TIMEOUT)
+            except grpc.aio.AioRpcError as exc:
+                if exc.code() in RETRYABLE and attempt + 1 < READ_ATTEMPTS:
+                    continue
+                raise self._failure(exc) from exc
+        raise AssertionError("unreachable")
+
+    async def _txn(self, request: Any) -> Any:
+        if self._closed:
+            raise StoreError("store is closed")
+        try:
+            response = await self._kv.Txn(request, timeout=WRITE_TIMEOUT)
+        except grpc.aio.AioRpcError as exc:
+            failure = self._failure(exc)
+            self._last_write = (time.monotonic(), failure)
+            raise failure from exc
+        self._last_write = (time.monotonic(), None)
+        return response
+
+    async def _range(self, request: Any) -> Any:
+        try:
+            return await self._read(lambda timeout: self._kv.Range(request, timeout=timeout))
+        except BackendError as exc:
+            cause = exc.__cause__
+            if isinstance(cause, grpc.aio.AioRpcError):
+                details = cause.details() or ""
+                if "compacted" in details:
+                    raise CompactedError(request.revision, await self._compacted_floor()) from None
+                if "future revision" in details:
+                    raise FutureRevisionError(
+                        request.revision, await self.current_revision()
+                    ) from None
+            raise
+
+    async def _compacted_floor(self) -> int:
+        """The revision etcd compacted at (a watch from revision 1 is refused with it)."""
+        with contextlib.suppress(BackendError, StopAsyncIteration, TimeoutError):
+            async with asyncio.timeout(READ_TIMEOUT):
+                stream = self._watch.Watch()
+                create = rpc_pb2.WatchCreateRequest(key=b"\x00", start_revision=1)
+                await stream.write(rpc_pb2.WatchRequest(create_request=create))
+                async for response in stream:
+                    if response.compact_revision or response.canceled:
+                        stream.cancel()
+                        return int(response.compact_revision)
+                    if not response.created:
+                        break
+                stream.cancel()
+        return 0
+
+    # ------------------------------------------------------------------ writes
+
+    @staticmethod
+    def _get_op(key: bytes) -> Any:
+        return rpc_pb2.RequestOp(request_range=rpc_pb2.RangeRequest(key=key))
+
+    def _current_from(self, response: Any) -> KeyValue | None:
+        kvs = response.responses[0].response_range.kvs
+        return _kv(kvs[0]) if kvs else None
+
+    async def create(self, key: str, value: bytes) -> KeyValue:
+        raw = _key(key)
+        response = await self._txn(
+            rpc_pb2.TxnRequest(
+                compare=[
+                    rpc_pb2.Compare(
+                        key=raw,
+                        target=rpc_pb2.Compare.CREATE,
+                        result=rpc_pb2.Compare.EQUAL,
+                        create_revision=0,
+                    )
+                ],
+                success=[rpc_pb2.RequestOp(request_put=rpc_pb2.PutRequest(key=raw, value=value))],
+            )
+        )
+        if not response.succeeded:
+            raise KeyExistsError(key)
+        revision = response.header.revision
+        return KeyValue(key, value, revision, revision)
+
+    def _guard(self, raw: bytes, expected_revision: int) -> Any:
+        if expected_revision:
+            return rpc_pb2.Compare(
+                key=raw,
+                target=rpc_pb2.Compare.MOD,
+                result=rpc_pb2.Compare.EQUAL,
+                mod_revision=expected_revision,
+            )
+        return rpc_pb2.Compare(
+            key=raw,
+            target=rpc_pb2.Compare.CREATE,
+            result=rpc_pb2.Compare.GREATER,
+            create_revision=0,
+        )
+
+    async def update(self, key: str, value: bytes, *, expected_revision: int) -> KeyValue:
+        raw = _key(key)
+        response = await self._txn(
+            rpc_pb2.TxnRequest(
+                compare=[self._guard(raw, expected_revision)],
+                success=[
+                    rpc_pb2.RequestOp(
+                        request_put=rpc_pb2.PutRequest(key=raw, value=value, prev_kv=True)
+                    )
+                ],
+                failure=[self._get_op(raw)],
+            )
+        )
+        if not response.succeeded:
+            current = self._current_from(response)
+            if current is None:
+                raise KeyNotFoundError(key)
+            raise RevisionConflictError(key, current)
+        previous = response.responses[0].response_put.prev_kv
+        return KeyValue(key, value, previous.create_revision, response.header.revision)
+
+    async def delete(self, key: str, *, expected_revision: int = 0) -> KeyValue:
+        raw = _key(key)
+        response = await self._txn(
+            rpc_pb2.TxnRequest(
+                compare=[self._guard(raw, expected_revision)],
+                success=[
+                    rpc_pb2.RequestOp(
+                        request_delete_range=rpc_pb2.DeleteRangeRequest(key=raw, prev_kv=True)
+                    )
+                ],
+                failure=[self._get_op(raw)],
+            )
+        )
+        if not response.succeeded:
+            current = self._current_from(response)
+            if current is None:
+                raise KeyNotFoundError(key)
+            raise RevisionConflictError(key, current)
+        previous = response.responses[0].response_delete_range.prev_kvs[0]
+        return KeyValue(
+            key, bytes(previous.value), previous.create_revision, response.header.revision
+        )
+
+    async def compact(self, revision: int) -> None:
+        if self._closed:
+            raise StoreError("store is closed")
+        try:
+            await self._kv.Compact(
+                rpc_pb2.CompactionRequest(revision=revision), timeout=WRITE_TIMEOUT
+            )
+        except grpc.aio.AioRpcError as exc:
+            if "compacted" in (exc.details() or ""):
+                return  # already compacted at or past it: nothing to forget
+            if "future revision" in (exc.details() or ""):
+                raise FutureRevisionError(revision, await self.current_revision()) from None
+            raise self._failure(exc) from exc
+
+    # ------------------------------------------------------------------ reads
+
+    async def get(self, key: str) -> KeyValue | None:
+        response = await self._range(rpc_pb2.RangeRequest(key=_key(key)))
+        return _kv(response.kvs[0]) if response.kvs else None
+
+    async def scan(
+        self, prefix: str, *, start_after: str = "", limit: int = 0, revision: int = 0
+    ) -> ListResult:
+        low = max(prefix, start_after + "\x00") if start_after else prefix
+        response = await self._range(
+            rpc_pb2.RangeRequest(
+                key=_key(low), range_end=_range_end(prefix), limit=limit, revision=revision
+            )
+        )
+        at = revision or response.header.revision
+        return ListResult([_kv(kv) for kv in response.kvs], at, bool(limit) and response.more)
+
+    async def count(self, prefix: str) -> int:
+        response = await self._range(
+            rpc_pb2.RangeRequest(key=_key(prefix), range_end=_range_end(prefix), count_only=True)
+        )
+        return int(response.count)
+
+    async def current_revision(self) -> int:
+        response = await self._range(rpc_pb2.RangeRequest(key=b"\x00", count_only=True, limit=1))
+        return int(response.header.revision)
+
+    # ------------------------------------------------------------------ watch
+
+    async def watch(self, prefix: str, *, after_revision: int) -> AsyncIterator[WatchBatch]:
+        if self._closed:
+            raise StoreError("store is closed")
+        last = after_revision
+        while True:
+            stream = self._watch.Watch()
+            asker: asyncio.Task[None] | None = None
+            try:
+                create = rpc_pb2.WatchCreateRequest(
+                    key=_key(prefix),
+                    range_end=_range_end(prefix),
+                    start_revision=last + 1,
+                    prev_kv=True,
+                )
+                await stream.write(rpc_pb2.WatchRequest(create_request=create))
+                asker = asyncio.ensure_future(self._ask_progress(stream))
+                async for response in stream:
+                    if response.compact_revision:
+                        raise CompactedError(last, int(response.compact_revision))
+                    if response.canceled:
+                        raise BackendError(
+                            f"etcd ({self._where}) cancelled the watch on {prefix}: "
+                            f"{response.cancel_reason or 'no reason given'}"
+                        )
+                    if response.created:
+                        continue
+                    if response.events:
+                        events = [_event(e) for e in response.events]
+                        # nothing may fall behind a progress notification already passed on
+                        # (etcd before 3.4.25 could send one ahead of buffered events):
+                        # such an event is still delivered, never dropped, and logged
+                        if events[0].revision <= last:
+                            log.warning(
+                                "etcd watch %s: event at revision %d after progress at %d",
+                                prefix,
+                                events[0].revision,
+                                last,
+                            )
+                        last = max(last, events[-1].revision)
+                        yield WatchBatch(events, last)
+                    elif response.header.revision > last:
+                        last = response.header.revision
+                        yield WatchBatch([], last)
+                raise BackendError(f"etcd ({self._where}) closed the watch on {prefix}")
+            except grpc.aio.AioRpcError as exc:
+                if exc.code() not in RETRYABLE or self._closed:
+                    raise self._failure(exc) from exc
+                log.info("etcd watch %s broke (%s); resuming after %d", prefix, exc.code(), last)
+                await asyncio.sleep(READ_TIMEOUT / 4)
+            finally:
+                if asker is not None:
+                    asker.cancel()
+                stream.cancel()
+
+    async def _ask_progress(self, stream: Any) -> None:
+        request = rpc_pb2.WatchRequest(progress_request=rpc_pb2.WatchProgressRequest())
+        with contextlib.suppress(grpc.aio.AioRpcError, asyncio.InvalidStateError):
+            while True:
+                await asyncio.sleep(PROGRESS_INTERVAL)
+                await stream.write(request)
+
+    # ------------------------------------------------------------------ health
+
+    async def check_readable(self) -> None:
+        await self.current_revision()
+
+    async def check_writable(self) -> None:
+        """From the last write if recent; otherwise etcd's own account: a leader, and no
+        alarm (NOSPACE, CORRUPT) that makes it refuse writes."""
+        if self._closed:
+            raise StoreError("store is closed")
+        last = self._last_write
+        if last is not None and time.monotonic() - last[0] < WRITE_OUTCOME_FRESH:
+            if last[1] is not None:
+                raise last[1]
+            return
+        alarms = await self._read(
+            lambda timeout: self._maintenance.Alarm(
+                rpc_pb2.AlarmRequest(action=rpc_pb2.AlarmRequest.GET), timeout=timeout
+            )
+        )
+        if alarms.alarms:
+            names = sorted({rpc_pb2.AlarmType.Name(a.alarm) for a in alarms.alarms})
+            raise BackendError(f"etcd ({self._where}) refuses writes: alarm {', '.join(names)}")
+        status = await self._read(
+            lambda timeout: self._maintenance.Status(rpc_pb2.StatusRequest(), timeout=timeout)
+        )
+        if not status.leader:
+            raise BackendError(f"etcd ({self._where}) has no leader")
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        await self._channel.close()
+
+
+def _event(event: Any) -> WatchEvent:
+    if event.type == kv_pb2.Event.DELETE:
+        previous = event.prev_kv
+        return WatchEvent(
+            EventType.DELETE,
+            KeyValue(
+                event.kv.key.decode(),
+                bytes(previous.value),
+                previous.create_revision,
+                event.kv.mod_revision,
+            ),
+        )
+    return WatchEvent(EventType.PUT, _kv(event.kv))
