@@ -12,7 +12,7 @@ import pytest
 
 from tests import objects
 from tests.disks import EXIT_CANNOT_START, remount, run_server_expecting_refusal, tmpfs
-from tests.support import Server, assert_watch_expired, start_server
+from tests.support import Server, assert_watch_expired, free_port, start_server
 
 CM = "/api/v1/namespaces/default/configmaps"
 
@@ -192,13 +192,15 @@ def test_the_store_can_live_where_datastore_endpoint_says(tmp_path: Path) -> Non
 @pytest.mark.parametrize(
     ("endpoint", "says"),
     [
-        ("etcd://127.0.0.1:2379", "etcd is not supported yet"),
+        ("etcds://127.0.0.1:2379", "TLS to etcd is not supported yet"),
+        ("etcd://127.0.0.1:PORT", "is unavailable"),  # nothing listens there
         ("mysql://root@tcp(127.0.0.1:3306)/k3s", "unknown scheme 'mysql'"),
     ],
 )
 def test_an_endpoint_setpoint_cannot_open_stops_start_up(
     tmp_path: Path, endpoint: str, says: str
 ) -> None:
+    endpoint = endpoint.replace("PORT", str(free_port()))
     refusal = run_server_expecting_refusal(tmp_path / "data", "--datastore-endpoint", endpoint)
     assert refusal.returncode == EXIT_CANNOT_START
     assert says in refusal.line

@@ -164,8 +164,9 @@ def cli(verbose: int) -> None:
     "--datastore-endpoint",
     default=None,
     metavar="URL",
-    help="The store, as k3s spells it: sqlite:///absolute/path/state.db "
-    "[default: the SQLite file db/state.db in the data dir].",
+    help="The store, as k3s spells it: sqlite:///absolute/path/state.db, or an etcd v3 "
+    "cluster etcd://host:port,host:port,... [default: the SQLite file db/state.db in the "
+    "data dir].",
 )
 @click.option(
     "--cluster-reset",

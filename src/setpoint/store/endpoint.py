@@ -3,8 +3,9 @@
 * ``sqlite:///absolute/path/state.db`` — the embedded SQLite store (:mod:`.sqlite`), the
   default: ``<data dir>/db/state.db``. Query parameters (kine's ``?_journal=WAL``) are
   accepted and ignored: the store sets its own pragmas.
-* ``etcd://host:port,host:port,...`` (or ``etcds://`` for TLS) — recognised, and refused
-  until the etcd backend exists, with a line saying so.
+* ``etcd://host:port,host:port,...`` — an etcd v3 cluster (:mod:`.etcd`), every member
+  named, so the store carries on when one of them is down. ``etcds://`` (TLS) is recognised
+  and refused for now, with a line saying so.
 
 This is the one place that maps a scheme to a backend, so adding a backend is a new scheme
 here plus a class that passes ``tests/unit/test_store_conformance.py``.
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from setpoint.store.etcd import EtcdStore
 from setpoint.store.interface import Store
 from setpoint.store.sqlite import SQLiteStore
 
@@ -57,7 +59,7 @@ def parse_endpoint(text: str) -> Endpoint:
         return Endpoint(scheme, hosts=hosts)
     raise EndpointError(
         f"datastore endpoint {text!r}: unknown scheme {parts.scheme!r} "
-        "(supported: sqlite:///path/to/state.db)"
+        "(supported: sqlite:///path/to/state.db, etcd://host:port,host:port)"
     )
 
 
@@ -65,13 +67,22 @@ async def open_store(
     endpoint: str, *, expect_data: bool = False, reset: bool = False, purpose: str = "setpoint"
 ) -> Store:
     """Open the store ``endpoint`` names. ``expect_data``, ``reset`` and ``purpose`` are the
-    embedded store's (see :meth:`setpoint.store.sqlite.SQLiteStore.open`)."""
+    embedded store's (see :meth:`setpoint.store.sqlite.SQLiteStore.open`); etcd keeps its
+    own data, so ``expect_data`` means nothing to it, and ``reset`` is refused (recovering an
+    etcd cluster is etcd's own procedure)."""
     target = parse_endpoint(endpoint)
-    if target.scheme in ETCD_SCHEMES:
+    if target.scheme == "etcds":
         raise EndpointError(
-            f"datastore endpoint {endpoint!r}: etcd is not supported yet; "
-            "use the embedded SQLite store (the default)"
+            f"datastore endpoint {endpoint!r}: TLS to etcd is not supported yet; "
+            "use etcd:// on a trusted network, or the embedded SQLite store (the default)"
         )
+    if target.scheme in ETCD_SCHEMES:
+        if reset:
+            raise EndpointError(
+                "--cluster-reset starts the embedded SQLite store over; it does nothing for "
+                f"etcd ({endpoint}): recover an etcd cluster with etcd's own tools"
+            )
+        return await EtcdStore.open(target.hosts)
     assert target.path is not None
     return await SQLiteStore.open(
         target.path, expect_data=expect_data, reset=reset, purpose=purpose

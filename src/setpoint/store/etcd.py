@@ -59,6 +59,7 @@ log = logging.getLogger(__name__)
 
 READ_TIMEOUT = 1.0  # seconds per attempt of a read
 READ_ATTEMPTS = 3
+RETRY_PAUSE = 0.2  # seconds before a read's second attempt (twice that before the third)
 WRITE_TIMEOUT = 5.0  # one attempt: a write is not retried
 PROGRESS_INTERVAL = 1.0  # how often a watch asks etcd where the store revision is
 WRITE_OUTCOME_FRESH = 5.0  # check_writable trusts a write outcome this recent
@@ -169,6 +170,7 @@ class EtcdStore:
                 return await call(READ_TIMEOUT)
             except grpc.aio.AioRpcError as exc:
                 if exc.code() in RETRYABLE and attempt + 1 < READ_ATTEMPTS:
+                    await asyncio.sleep(RETRY_PAUSE * (attempt + 1))
                     continue
                 raise self._failure(exc) from exc
         raise AssertionError("unreachable")

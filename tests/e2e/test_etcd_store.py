@@ -1,0 +1,55 @@
+"""`setpoint server --datastore-endpoint etcd://...`: the whole API on a real etcd (a test
+member on loopback), driven by the real kubectl. No agent: the controllers make the pods,
+which stay Pending without a node."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.etcd import running_etcd
+from tests.support import Kubectl, Server, create_namespace, start_server, wait_for
+
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("etcd")]
+
+
+def stop_cleanly(server: Server) -> None:
+    code = server.stop()
+    assert code == 0, f"server exited uncleanly ({code}):\n{server.log()}"
+    assert "Traceback" not in server.log(), server.log()
+
+
+def test_a_server_on_etcd_serves_kubectl_and_keeps_its_objects_there(tmp_path: Path) -> None:
+    with running_etcd(tmp_path / "etcd") as etcd:
+        server = start_server(
+            tmp_path / "data", controllers=True, extra=["--datastore-endpoint", etcd.endpoint]
+        )
+        try:
+            namespace = create_namespace(server)
+            k = Kubectl(server, namespace)
+            k("create", "deployment", "web", "--image=busybox", "--replicas=2", "--", "sleep", "9")
+
+            def two_pods() -> list[str] | None:
+                names = k("get", "pods", "-o", "name").stdout.split()
+                return names if len(names) == 2 else None
+
+            pods = wait_for(two_pods, timeout=30, what="the deployment's two pods")
+            table = k("get", "pods").stdout
+            assert all(name.removeprefix("pod/") in table for name in pods)
+            assert "Pending" in table
+            assert k("get", "deploy", "web", "-o", "jsonpath={.spec.replicas}").stdout == "2"
+        finally:
+            stop_cleanly(server)
+        # nothing was written to the embedded store: the objects live in etcd
+        assert not (tmp_path / "data" / "db" / "state.db").exists()
+
+        # a server started again on the same etcd finds them where it left them
+        again = start_server(tmp_path / "data", extra=["--datastore-endpoint", etcd.endpoint])
+        try:
+            k = Kubectl(again, namespace)
+            assert sorted(k("get", "pods", "-o", "name").stdout.split()) == sorted(pods)
+            k("scale", "deployment", "web", "--replicas=3")
+            assert k("get", "deploy", "web", "-o", "jsonpath={.spec.replicas}").stdout == "3"
+        finally:
+            stop_cleanly(again)
