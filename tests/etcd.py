@@ -33,6 +33,7 @@ def require_etcd() -> str:
 class Etcd:
     process: subprocess.Popen[bytes]
     client_port: int
+    peer_port: int
     log_path: Path
 
     @property
@@ -48,13 +49,14 @@ class Etcd:
 
 
 @contextmanager
-def running_etcd(directory: Path) -> Iterator[Etcd]:
-    """One etcd member in ``directory``, answering on a free loopback port."""
+def running_etcd(directory: Path, ports: tuple[int, int] | None = None) -> Iterator[Etcd]:
+    """One etcd member in ``directory``, answering on a free loopback port (or on the
+    ``(client, peer)`` ports of an earlier run, to start a member again on its data)."""
     binary = require_etcd()
     directory.mkdir(parents=True, exist_ok=True)
-    client, peer = free_port(), free_port()
+    client, peer = ports or (free_port(), free_port())
     log_path = directory / "etcd.log"
-    with log_path.open("wb") as out:
+    with log_path.open("ab") as out:
         process = subprocess.Popen(
             [
                 binary,
@@ -76,7 +78,7 @@ def running_etcd(directory: Path) -> Iterator[Etcd]:
             stdout=out,
             stderr=subprocess.STDOUT,
         )
-    etcd = Etcd(process, client, log_path)
+    etcd = Etcd(process, client, peer, log_path)
     try:
         deadline = time.monotonic() + 20
         while True:

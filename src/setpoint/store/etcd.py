@@ -136,6 +136,7 @@ class EtcdStore:
         self._watch = rpc_pb2_grpc.WatchStub(self._channel)
         self._maintenance = rpc_pb2_grpc.MaintenanceStub(self._channel)
         self._last_write: tuple[float, BackendError | None] | None = None
+        self._ordered_progress: bool | None = None
         self._closed = False
 
     @classmethod
@@ -391,7 +392,9 @@ class EtcdStore:
                             )
                         last = max(last, events[-1].revision)
                         yield WatchBatch(events, last)
-                    elif response.header.revision > last:
+                    elif response.header.revision > last and await self._quiet(
+                        prefix, last, response.header.revision
+                    ):
                         last = response.header.revision
                         yield WatchBatch([], last)
                 raise BackendError(f"etcd ({self._where}) closed the watch on {prefix}")
@@ -405,9 +408,51 @@ class EtcdStore:
                     asker.cancel()
                 stream.cancel()
 
+    async def _quiet(self, prefix: str, after: int, upto: int) -> bool:
+        """Whether nothing under ``prefix`` changed in (after, upto]: a progress notification
+        to pass on. etcd before 3.4.25 / 3.5.8 answers a progress request with the store
+        revision even while the watcher is still catching up, and may send it ahead of
+        events it already holds (etcd issue 15220), so with those versions the claim is
+        checked: no key written since ``after``, and as many keys as then (none deleted)."""
+        if await self._progress_is_ordered():
+            return True
+        low, high = _key(prefix), _range_end(prefix)
+        written = await self._range(
+            rpc_pb2.RangeRequest(
+                key=low, range_end=high, revision=upto, keys_only=True, min_mod_revision=after + 1
+            )
+        )
+        if written.kvs:
+            return False
+        try:
+            then = (
+                await self._range(
+                    rpc_pb2.RangeRequest(key=low, range_end=high, revision=after, count_only=True)
+                )
+                if after > 0
+                else None  # before the first revision: no keys
+            )
+            now = await self._range(
+                rpc_pb2.RangeRequest(key=low, range_end=high, revision=upto, count_only=True)
+            )
+        except CompactedError:
+            return True  # nothing to compare with; no key was written, which is most of it
+        return (then.count if then is not None else 0) == now.count
+
+    async def _progress_is_ordered(self) -> bool:
+        """Whether this etcd sends progress notifications in order with events (3.4.25+,
+        3.5.8+); asked once."""
+        if self._ordered_progress is None:
+            status = await self._read(
+                lambda timeout: self._maintenance.Status(rpc_pb2.StatusRequest(), timeout=timeout)
+            )
+            self._ordered_progress = _ordered_progress(status.version)
+        return self._ordered_progress
+
     async def _ask_progress(self, stream: Any) -> None:
         request = rpc_pb2.WatchRequest(progress_request=rpc_pb2.WatchProgressRequest())
-        with contextlib.suppress(grpc.aio.AioRpcError, asyncio.InvalidStateError):
+        # the stream ending (closed, broken, cancelled) ends the asking; the watch notices
+        with contextlib.suppress(grpc.RpcError, grpc.aio.UsageError, asyncio.InvalidStateError):
             while True:
                 await asyncio.sleep(PROGRESS_INTERVAL)
                 await stream.write(request)
@@ -446,6 +491,20 @@ class EtcdStore:
             return
         self._closed = True
         await self._channel.close()
+
+
+def _ordered_progress(version: str) -> bool:
+    """etcd versions whose requested progress notifications wait for the watcher to catch up
+    and come in order with its events: 3.4.25 and later 3.4s, 3.5.8 and later."""
+    try:
+        major, minor, patch = (int(part) for part in version.split("-")[0].split(".")[:3])
+    except ValueError:
+        return False
+    if (major, minor) == (3, 4):
+        return patch >= 25
+    if (major, minor) == (3, 5):
+        return patch >= 8
+    return (major, minor) > (3, 5)
 
 
 def _event(event: Any) -> WatchEvent:

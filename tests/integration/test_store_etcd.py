@@ -1,0 +1,125 @@
+"""What the etcd store does beyond the conformance suite (which it passes as SQLite does):
+a watch that carries on across an etcd restart, reads at revisions etcd cannot answer, and
+an etcd that is not there — each a StoreError that says what happened."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import pytest
+
+from setpoint.store.etcd import EtcdStore, _ordered_progress
+from setpoint.store.interface import (
+    BackendError,
+    CompactedError,
+    EventType,
+    FutureRevisionError,
+    WatchEvent,
+)
+from tests.etcd import running_etcd
+from tests.support import free_port
+
+pytestmark = pytest.mark.xdist_group("etcd")
+
+
+async def next_events(watch: object) -> list[WatchEvent]:
+    while True:
+        batch = await asyncio.wait_for(watch.__anext__(), timeout=20)  # type: ignore[attr-defined]
+        if batch.events:
+            return list(batch.events)
+
+
+async def test_a_watch_resumes_after_etcd_restarts_without_losing_or_repeating(
+    tmp_path: Path,
+) -> None:
+    with running_etcd(tmp_path / "etcd") as etcd:
+        store = await EtcdStore.open(etcd.hosts)
+        start = await store.current_revision()
+        watch = store.watch("/r/", after_revision=start)
+        await store.create("/r/a", b"1")
+        assert [e.kv.key for e in await next_events(watch)] == ["/r/a"]
+        ports = (etcd.client_port, etcd.peer_port)
+        pending = asyncio.ensure_future(next_events(watch))
+    # the member is gone; the watch waits, then resumes on the member started again
+    with running_etcd(tmp_path / "etcd", ports=ports):
+        written = None
+        deadline = time.monotonic() + 20
+        while written is None:
+            try:
+                written = await store.create("/r/b", b"2")
+            except BackendError:
+                assert time.monotonic() < deadline, "etcd did not take writes again"
+                await asyncio.sleep(0.2)
+        events = await pending
+        assert [(e.type, e.kv.key, e.revision) for e in events] == [
+            (EventType.PUT, "/r/b", written.mod_revision)
+        ]
+        await watch.aclose()  # type: ignore[attr-defined]
+        await store.close()
+
+
+async def test_reads_at_revisions_etcd_cannot_answer_say_why(tmp_path: Path) -> None:
+    with running_etcd(tmp_path / "etcd") as etcd:
+        store = await EtcdStore.open(etcd.hosts)
+        try:
+            first = await store.create("/r/a", b"1")
+            for i in range(3):
+                await store.update("/r/a", str(i).encode(), expected_revision=0)
+            now = await store.current_revision()
+            with pytest.raises(FutureRevisionError) as future:
+                await store.scan("/r/", revision=now + 10)
+            assert future.value.current == now
+            await store.compact(now)
+            await store.compact(first.mod_revision)  # older than the last: nothing to do
+            with pytest.raises(CompactedError) as compacted:
+                await store.scan("/r/", revision=first.mod_revision)
+            assert (compacted.value.requested, compacted.value.compacted) == (
+                first.mod_revision,
+                now,
+            )
+            assert [kv.value for kv in (await store.scan("/r/", revision=now)).items] == [b"2"]
+            await store.check_writable()
+        finally:
+            await store.close()
+
+
+async def test_an_etcd_that_is_not_there_is_a_backend_error_soon() -> None:
+    began = time.monotonic()
+    with pytest.raises(BackendError, match="is unavailable"):
+        await EtcdStore.open((f"127.0.0.1:{free_port()}",))
+    assert time.monotonic() - began < 5
+
+
+def test_which_etcd_versions_send_progress_in_order_with_events() -> None:
+    assert not _ordered_progress("3.4.23")
+    assert _ordered_progress("3.4.25")
+    assert not _ordered_progress("3.5.7")
+    assert _ordered_progress("3.5.8")
+    assert _ordered_progress("3.6.0-rc.1")
+    assert not _ordered_progress("nonsense")
+
+
+async def test_a_progress_claim_is_checked_against_the_keys_on_an_etcd_that_needs_it(
+    tmp_path: Path,
+) -> None:
+    """etcd 3.4.23 (Debian's) may report progress past events it has not sent yet; the store
+    passes a progress notification on only when no key under the prefix was written or
+    deleted in between."""
+    with running_etcd(tmp_path / "etcd") as etcd:
+        store = await EtcdStore.open(etcd.hosts)
+        try:
+            await store.create("/r/mine/a", b"1")
+            await store.create("/r/mine/b", b"1")
+            before = await store.current_revision()
+            await store.create("/r/other/x", b"1")
+            assert await store._quiet("/r/mine/", before, await store.current_revision())
+            await store.update("/r/mine/a", b"2", expected_revision=0)
+            assert not await store._quiet("/r/mine/", before, await store.current_revision())
+            after_update = await store.current_revision()
+            await store.delete("/r/mine/b")
+            assert not await store._quiet("/r/mine/", after_update, await store.current_revision())
+            assert await store._quiet("/r/none/", 0, await store.current_revision())
+        finally:
+            await store.close()
