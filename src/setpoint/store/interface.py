@@ -15,10 +15,9 @@ gives Kubernetes:
 A write is acknowledged only once it is durable. When the backend itself fails — a full disk,
 a read-only file system, a corrupt database file — it raises :class:`BackendError`, whose
 message names the cause in plain words, so the API can pass it on to clients and operators.
-The one backend today is ``sqlite.SQLiteStore``, the embedded default; ``endpoint.open_store``
-picks a backend by the URL scheme of ``--datastore-endpoint``, and a new backend (etcd, in a
-later release) must pass ``tests/unit/test_store_conformance.py``, the contract every backend
-is held to.
+The backends are ``sqlite.SQLiteStore``, the embedded default, and ``etcd.EtcdStore``;
+``endpoint.open_store`` picks one by the URL scheme of ``--datastore-endpoint``, and every
+backend must pass ``tests/unit/test_store_conformance.py``, the contract they are held to.
 """
 
 from __future__ import annotations
