@@ -47,21 +47,23 @@ class Etcd:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait(timeout=10)
 
-@contextmanager
-def running_etcd(directory: Path, ports: tuple[int, int] | None = None) -> Iterator[Etcd]:
-    """One etcd member in ``directory``, answering on a free loopback port (or on the
-    ``(client, peer)`` ports of an earlier run, to start a member again on its data)."""
+
+def start_member(directory: Path, name: str, client: int, peer: int, initial_cluster: str) -> Etcd:
+    """Start one member (its data in ``directory/data``) and wait until it listens."""
     binary = require_etcd()
     directory.mkdir(parents=True, exist_ok=True)
-    client, peer = ports or (free_port(), free_port())
     log_path = directory / "etcd.log"
     with log_path.open("ab") as out:
         process = subprocess.Popen(
             [
                 binary,
                 "--name",
-                "test",
+                name,
                 "--data-dir",
                 str(directory / "data"),
                 "--listen-client-urls",
@@ -73,7 +75,7 @@ def running_etcd(directory: Path, ports: tuple[int, int] | None = None) -> Itera
                 "--initial-advertise-peer-urls",
                 f"http://127.0.0.1:{peer}",
                 "--initial-cluster",
-                f"test=http://127.0.0.1:{peer}",
+                initial_cluster,
             ],
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -86,11 +88,37 @@ def running_etcd(directory: Path, ports: tuple[int, int] | None = None) -> Itera
                 raise AssertionError(f"etcd exited ({process.returncode}):\n{etcd.log()}")
             with socket.socket() as sock:
                 if sock.connect_ex(("127.0.0.1", client)) == 0:
-                    break
+                    return etcd
             if time.monotonic() > deadline:
                 raise AssertionError(f"etcd did not listen within 20s:\n{etcd.log()}")
             time.sleep(0.05)
+    except BaseException:
+        etcd.kill()
+        raise
+
+
+@contextmanager
+def running_etcd(directory: Path, ports: tuple[int, int] | None = None) -> Iterator[Etcd]:
+    """One etcd member in ``directory``, answering on a free loopback port (or on the
+    ``(client, peer)`` ports of an earlier run, to start a member again on its data)."""
+    client, peer = ports or (free_port(), free_port())
+    etcd = start_member(directory, "test", client, peer, f"test=http://127.0.0.1:{peer}")
+    try:
         yield etcd
     finally:
-        process.kill()
-        process.wait(timeout=10)
+        etcd.kill()
+
+
+@contextmanager
+def running_etcd_cluster(directory: Path, size: int = 3) -> Iterator[list[Etcd]]:
+    """``size`` members of one cluster on loopback, each in ``directory/m<i>``."""
+    ports = [(free_port(), free_port()) for _ in range(size)]
+    initial = ",".join(f"m{i}=http://127.0.0.1:{peer}" for i, (_, peer) in enumerate(ports))
+    members: list[Etcd] = []
+    try:
+        for i, (client, peer) in enumerate(ports):
+            members.append(start_member(directory / f"m{i}", f"m{i}", client, peer, initial))
+        yield members
+    finally:
+        for member in members:
+            member.kill()

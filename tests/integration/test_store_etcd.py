@@ -18,7 +18,7 @@ from setpoint.store.interface import (
     FutureRevisionError,
     WatchEvent,
 )
-from tests.etcd import running_etcd
+from tests.etcd import running_etcd, running_etcd_cluster
 from tests.support import free_port
 
 pytestmark = pytest.mark.xdist_group("etcd")
@@ -122,4 +122,41 @@ async def test_a_progress_claim_is_checked_against_the_keys_on_an_etcd_that_need
             assert not await store._quiet("/r/mine/", after_update, await store.current_revision())
             assert await store._quiet("/r/none/", 0, await store.current_revision())
         finally:
+            await store.close()
+
+
+async def test_reads_writes_and_watches_carry_on_when_one_of_three_members_dies(
+    tmp_path: Path,
+) -> None:
+    with running_etcd_cluster(tmp_path / "etcd", size=3) as members:
+        hosts = tuple(host for member in members for host in member.hosts)
+        deadline = time.monotonic() + 30
+        while True:  # the members elect a leader first
+            try:
+                store = await EtcdStore.open(hosts)
+                break
+            except BackendError:
+                assert time.monotonic() < deadline, "the etcd cluster did not come up"
+        try:
+            start = await store.current_revision()
+            watch = store.watch("/r/", after_revision=start)
+            first = await store.create("/r/a", b"1")
+            assert [e.revision for e in await next_events(watch)] == [first.mod_revision]
+            members[0].kill()
+            # every write is tried once; one caught in flight by the kill may fail (its
+            # outcome unknown to the client), those after it go to the living members
+            written = []
+            for i in range(20):
+                try:
+                    written.append(await store.create(f"/r/k{i}", b"v"))
+                except BackendError:
+                    assert i < 2, "writes still fail after the member died"
+            assert len(written) >= 18
+            assert (await store.count("/r/")) == 1 + len(written)
+            seen: list[int] = []
+            while len(seen) < len(written):
+                seen += [e.revision for e in await next_events(watch)]
+            assert seen == [kv.mod_revision for kv in written]
+        finally:
+            await watch.aclose()  # type: ignore[attr-defined]
             await store.close()
