@@ -5,6 +5,7 @@ which stay Pending without a node."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,6 +19,16 @@ def stop_cleanly(server: Server) -> None:
     code = server.stop()
     assert code == 0, f"server exited uncleanly ({code}):\n{server.log()}"
     assert "Traceback" not in server.log(), server.log()
+
+
+def big_pod(size: int) -> dict[str, Any]:
+    container = {"name": "c", "image": "busybox", "env": [{"name": "BIG", "value": "x" * size}]}
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "big"},
+        "spec": {"containers": [container]},
+    }
 
 
 def test_a_server_on_etcd_serves_kubectl_and_keeps_its_objects_there(tmp_path: Path) -> None:
@@ -39,6 +50,15 @@ def test_a_server_on_etcd_serves_kubectl_and_keeps_its_objects_there(tmp_path: P
             assert all(name.removeprefix("pod/") in table for name in pods)
             assert "Pending" in table
             assert k("get", "deploy", "web", "-o", "jsonpath={.spec.replicas}").stdout == "2"
+
+            # an object the API takes (under 3 MiB) but etcd will not (over its 1.5 MiB):
+            # 413 with the reason, as for a body over the API's own limit, never a 500
+            status, body, _ = server.request(
+                "POST", f"/api/v1/namespaces/{namespace}/pods", big_pod(2 * 1024 * 1024)
+            )
+            assert status == 413, body
+            assert body["reason"] == "RequestEntityTooLarge"
+            assert "--max-request-bytes" in body["message"]
         finally:
             stop_cleanly(server)
         # nothing was written to the embedded store: the objects live in etcd

@@ -16,6 +16,7 @@ from setpoint.store.interface import (
     CompactedError,
     EventType,
     FutureRevisionError,
+    ValueTooLargeError,
     WatchEvent,
 )
 from tests.etcd import running_etcd, running_etcd_cluster
@@ -81,6 +82,11 @@ async def test_reads_at_revisions_etcd_cannot_answer_say_why(tmp_path: Path) -> 
             )
             assert [kv.value for kv in (await store.scan("/r/", revision=now)).items] == [b"2"]
             await store.check_writable()
+            # past etcd's limit (1.5 MiB), and past its gRPC server's (2 MiB)
+            for size in (1600 * 1024, 2 * 1024 * 1024):
+                with pytest.raises(ValueTooLargeError, match="max-request-bytes"):
+                    await store.create("/r/big", b"x" * size)
+            assert await store.get("/r/big") is None
         finally:
             await store.close()
 

@@ -109,7 +109,7 @@ from setpoint.resources.rbac import GROUP
 from setpoint.resources.registry import Registry, ResourceType
 from setpoint.resources.schema import SchemaSet
 from setpoint.store.clustertimer import ClusterTimer
-from setpoint.store.interface import BackendError, Store
+from setpoint.store.interface import BackendError, Store, ValueTooLargeError
 
 log = logging.getLogger(__name__)
 
@@ -622,6 +622,10 @@ class APIServer:
             raise
         except BackendError as exc:  # a full disk, a corrupt database: say which (store logs it)
             return status_response(errors.internal(str(exc)))
+        except ValueTooLargeError as exc:  # past etcd's request limit: the request's fault
+            return status_response(
+                APIError(413, "RequestEntityTooLarge", f"Request entity too large: {exc}")
+            )
         except Exception as exc:
             log.exception("internal error serving %s %s", request.method, request.path)
             context = request.get(AUDIT_CONTEXT_KEY)

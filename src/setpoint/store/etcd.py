@@ -51,6 +51,7 @@ from setpoint.store.interface import (
     ListResult,
     RevisionConflictError,
     StoreError,
+    ValueTooLargeError,
     WatchBatch,
     WatchEvent,
 )
@@ -176,12 +177,18 @@ class EtcdStore:
                 raise self._failure(exc) from exc
         raise AssertionError("unreachable")
 
-    async def _txn(self, request: Any) -> Any:
+    async def _txn(self, key: str, value: bytes, request: Any) -> Any:
         if self._closed:
             raise StoreError("store is closed")
         try:
             response = await self._kv.Txn(request, timeout=WRITE_TIMEOUT)
         except grpc.aio.AioRpcError as exc:
+            details = exc.details() or ""
+            # etcd past --max-request-bytes, or its gRPC server past that plus 512 KiB
+            if (exc.code() == grpc.StatusCode.INVALID_ARGUMENT and "too large" in details) or (
+                exc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and "larger than max" in details
+            ):
+                raise ValueTooLargeError(key, len(value), f"etcd: {details}") from None
             failure = self._failure(exc)
             self._last_write = (time.monotonic(), failure)
             raise failure from exc
@@ -232,6 +239,8 @@ class EtcdStore:
     async def create(self, key: str, value: bytes) -> KeyValue:
         raw = _key(key)
         response = await self._txn(
+            key,
+            value,
             rpc_pb2.TxnRequest(
                 compare=[
                     rpc_pb2.Compare(
@@ -242,7 +251,7 @@ class EtcdStore:
                     )
                 ],
                 success=[rpc_pb2.RequestOp(request_put=rpc_pb2.PutRequest(key=raw, value=value))],
-            )
+            ),
         )
         if not response.succeeded:
             raise KeyExistsError(key)
@@ -267,6 +276,8 @@ class EtcdStore:
     async def update(self, key: str, value: bytes, *, expected_revision: int) -> KeyValue:
         raw = _key(key)
         response = await self._txn(
+            key,
+            value,
             rpc_pb2.TxnRequest(
                 compare=[self._guard(raw, expected_revision)],
                 success=[
@@ -275,7 +286,7 @@ class EtcdStore:
                     )
                 ],
                 failure=[self._get_op(raw)],
-            )
+            ),
         )
         if not response.succeeded:
             current = self._current_from(response)
@@ -288,6 +299,8 @@ class EtcdStore:
     async def delete(self, key: str, *, expected_revision: int = 0) -> KeyValue:
         raw = _key(key)
         response = await self._txn(
+            key,
+            b"",
             rpc_pb2.TxnRequest(
                 compare=[self._guard(raw, expected_revision)],
                 success=[
@@ -296,7 +309,7 @@ class EtcdStore:
                     )
                 ],
                 failure=[self._get_op(raw)],
-            )
+            ),
         )
         if not response.succeeded:
             current = self._current_from(response)

@@ -94,6 +94,19 @@ class BackendError(StoreError):
         self.path = path
 
 
+class ValueTooLargeError(StoreError):
+    """The store refuses a value this large (etcd's ``--max-request-bytes``, 1.5 MiB by
+    default): the request's fault, not the backend's; the API answers 413."""
+
+    def __init__(self, key: str, size: int, detail: str) -> None:
+        super().__init__(
+            f"the object is {size} bytes, more than the store takes ({detail}); "
+            "store less in it, or raise etcd's --max-request-bytes"
+        )
+        self.key = key
+        self.size = size
+
+
 class KeyExistsError(StoreError):
     def __init__(self, key: str) -> None:
         super().__init__(f"key {key} already exists")
