@@ -372,6 +372,7 @@ class EtcdStore:
         while True:
             stream = self._watch.Watch()
             asker: asyncio.Task[None] | None = None
+            heard = [time.monotonic()]  # when events last came: no progress is asked for then
             try:
                 create = rpc_pb2.WatchCreateRequest(
                     key=_key(prefix),
@@ -380,7 +381,7 @@ class EtcdStore:
                     prev_kv=True,
                 )
                 await stream.write(rpc_pb2.WatchRequest(create_request=create))
-                asker = asyncio.ensure_future(self._ask_progress(stream))
+                asker = asyncio.ensure_future(self._ask_progress(stream, heard))
                 async for response in stream:
                     if response.compact_revision:
                         raise CompactedError(last, int(response.compact_revision))
@@ -404,6 +405,7 @@ class EtcdStore:
                                 last,
                             )
                         last = max(last, events[-1].revision)
+                        heard[0] = time.monotonic()
                         yield WatchBatch(events, last)
                     elif response.header.revision > last and await self._quiet(
                         prefix, last, response.header.revision
@@ -462,13 +464,17 @@ class EtcdStore:
             self._ordered_progress = _ordered_progress(status.version)
         return self._ordered_progress
 
-    async def _ask_progress(self, stream: Any) -> None:
+    async def _ask_progress(self, stream: Any, heard: list[float]) -> None:
+        """Ask for a progress notification once a ``PROGRESS_INTERVAL`` passes without events
+        (a watch that is receiving events knows where it is)."""
         request = rpc_pb2.WatchRequest(progress_request=rpc_pb2.WatchProgressRequest())
         # the stream ending (closed, broken, cancelled) ends the asking; the watch notices
         with contextlib.suppress(grpc.RpcError, grpc.aio.UsageError, asyncio.InvalidStateError):
             while True:
-                await asyncio.sleep(PROGRESS_INTERVAL)
-                await stream.write(request)
+                await asyncio.sleep(max(heard[0] + PROGRESS_INTERVAL - time.monotonic(), 0.05))
+                if time.monotonic() - heard[0] >= PROGRESS_INTERVAL:
+                    await stream.write(request)
+                    heard[0] = time.monotonic()
 
     # ------------------------------------------------------------------ health
 
