@@ -4,6 +4,8 @@ that need it skip, saying why, when the binary is missing."""
 
 from __future__ import annotations
 
+import datetime
+import ipaddress
 import shutil
 import socket
 import subprocess
@@ -12,8 +14,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from tests.support import free_port
 
@@ -53,23 +60,112 @@ class Etcd:
         self.process.wait(timeout=10)
 
 
-def start_member(directory: Path, name: str, client: int, peer: int, initial_cluster: str) -> Etcd:
+@dataclass
+class EtcdCerts:
+    """A CA, etcd's serving certificate for 127.0.0.1, and a client certificate."""
+
+    ca: Path
+    server_cert: Path
+    server_key: Path
+    client_cert: Path
+    client_key: Path
+
+
+def make_certs(directory: Path) -> EtcdCerts:
+    directory.mkdir(parents=True, exist_ok=True)
+    now = datetime.datetime.now(datetime.UTC)
+
+    def issue(
+        name: str, key: ec.EllipticCurvePrivateKey, signer: tuple[x509.Certificate, Any] | None
+    ) -> x509.Certificate:
+        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(subject)
+            .issuer_name(signer[0].subject if signer else subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+        )
+        if signer is None:
+            builder = builder.add_extension(x509.BasicConstraints(ca=True, path_length=0), True)
+        else:
+            builder = builder.add_extension(
+                x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                False,
+            ).add_extension(
+                x509.ExtendedKeyUsage(
+                    [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
+                ),
+                False,
+            )
+        return builder.sign(signer[1] if signer else key, hashes.SHA256())
+
+    def write(cert: x509.Certificate, key: ec.EllipticCurvePrivateKey, stem: str) -> None:
+        (directory / f"{stem}.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        (directory / f"{stem}.key").write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
+
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca = issue("test-etcd-ca", ca_key, None)
+    write(ca, ca_key, "ca")
+    for stem in ("server", "client"):
+        key = ec.generate_private_key(ec.SECP256R1())
+        write(issue(f"etcd-{stem}", key, (ca, ca_key)), key, stem)
+    return EtcdCerts(
+        directory / "ca.crt",
+        directory / "server.crt",
+        directory / "server.key",
+        directory / "client.crt",
+        directory / "client.key",
+    )
+
+
+def start_member(
+    directory: Path,
+    name: str,
+    client: int,
+    peer: int,
+    initial_cluster: str,
+    certs: EtcdCerts | None = None,
+) -> Etcd:
     """Start one member (its data in ``directory/data``) and wait until it listens."""
     binary = require_etcd()
     directory.mkdir(parents=True, exist_ok=True)
     log_path = directory / "etcd.log"
+    scheme = "https" if certs else "http"
+    tls = (
+        [
+            "--cert-file",
+            str(certs.server_cert),
+            "--key-file",
+            str(certs.server_key),
+            "--trusted-ca-file",
+            str(certs.ca),
+            "--client-cert-auth",
+        ]
+        if certs
+        else []
+    )
     with log_path.open("ab") as out:
         process = subprocess.Popen(
             [
                 binary,
+                *tls,
                 "--name",
                 name,
                 "--data-dir",
                 str(directory / "data"),
                 "--listen-client-urls",
-                f"http://127.0.0.1:{client}",
+                f"{scheme}://127.0.0.1:{client}",
                 "--advertise-client-urls",
-                f"http://127.0.0.1:{client}",
+                f"{scheme}://127.0.0.1:{client}",
                 "--listen-peer-urls",
                 f"http://127.0.0.1:{peer}",
                 "--initial-advertise-peer-urls",
@@ -98,11 +194,14 @@ def start_member(directory: Path, name: str, client: int, peer: int, initial_clu
 
 
 @contextmanager
-def running_etcd(directory: Path, ports: tuple[int, int] | None = None) -> Iterator[Etcd]:
+def running_etcd(
+    directory: Path, ports: tuple[int, int] | None = None, certs: EtcdCerts | None = None
+) -> Iterator[Etcd]:
     """One etcd member in ``directory``, answering on a free loopback port (or on the
-    ``(client, peer)`` ports of an earlier run, to start a member again on its data)."""
+    ``(client, peer)`` ports of an earlier run, to start a member again on its data); with
+    ``certs``, clients speak TLS and must show a certificate."""
     client, peer = ports or (free_port(), free_port())
-    etcd = start_member(directory, "test", client, peer, f"test=http://127.0.0.1:{peer}")
+    etcd = start_member(directory, "test", client, peer, f"test=http://127.0.0.1:{peer}", certs)
     try:
         yield etcd
     finally:

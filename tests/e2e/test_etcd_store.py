@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.etcd import running_etcd
+from tests.etcd import make_certs, running_etcd
 from tests.support import Kubectl, Server, create_namespace, start_server, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("etcd")]
@@ -73,3 +73,27 @@ def test_a_server_on_etcd_serves_kubectl_and_keeps_its_objects_there(tmp_path: P
             assert k("get", "deploy", "web", "-o", "jsonpath={.spec.replicas}").stdout == "3"
         finally:
             stop_cleanly(again)
+
+
+def test_a_server_on_etcd_over_tls_with_a_client_certificate(tmp_path: Path) -> None:
+    certs = make_certs(tmp_path / "certs")
+    with running_etcd(tmp_path / "etcd", certs=certs) as etcd:
+        server = start_server(
+            tmp_path / "data",
+            extra=[
+                "--datastore-endpoint",
+                f"etcds://127.0.0.1:{etcd.client_port}",
+                "--datastore-cafile",
+                str(certs.ca),
+                "--datastore-certfile",
+                str(certs.client_cert),
+                "--datastore-keyfile",
+                str(certs.client_key),
+            ],
+        )
+        try:
+            k = Kubectl(server, create_namespace(server))
+            k("create", "configmap", "over-tls", "--from-literal=a=1")
+            assert k("get", "cm", "over-tls", "-o", "jsonpath={.data.a}").stdout == "1"
+        finally:
+            stop_cleanly(server)

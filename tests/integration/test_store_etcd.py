@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from setpoint.store.endpoint import EtcdTLS, open_store
 from setpoint.store.etcd import EtcdStore, _ordered_progress
 from setpoint.store.interface import (
     BackendError,
@@ -19,7 +20,7 @@ from setpoint.store.interface import (
     ValueTooLargeError,
     WatchEvent,
 )
-from tests.etcd import running_etcd, running_etcd_cluster
+from tests.etcd import make_certs, running_etcd, running_etcd_cluster
 from tests.support import free_port
 
 pytestmark = pytest.mark.xdist_group("etcd")
@@ -166,3 +167,23 @@ async def test_reads_writes_and_watches_carry_on_when_one_of_three_members_dies(
         finally:
             await watch.aclose()  # type: ignore[attr-defined]
             await store.close()
+
+
+async def test_tls_to_etcd_with_a_client_certificate(tmp_path: Path) -> None:
+    certs = make_certs(tmp_path / "certs")
+    with running_etcd(tmp_path / "etcd", certs=certs) as etcd:
+        endpoint = f"etcds://127.0.0.1:{etcd.client_port}"
+        tls = EtcdTLS(certs.ca, certs.client_cert, certs.client_key)
+        store = await open_store(endpoint, etcd_tls=tls)
+        try:
+            created = await store.create("/r/a", b"1")
+            assert (await store.scan("/r/")).items == [created]
+        finally:
+            await store.close()
+        # without the client certificate etcd refuses the connection; over plain TCP too
+        with pytest.raises(BackendError):
+            await open_store(endpoint, etcd_tls=EtcdTLS(certs.ca))
+        with pytest.raises(BackendError):
+            await open_store(f"etcd://127.0.0.1:{etcd.client_port}")
+        with pytest.raises(BackendError, match="cannot read"):
+            await open_store(endpoint, etcd_tls=EtcdTLS(tmp_path / "missing.crt"))

@@ -192,7 +192,7 @@ def test_the_store_can_live_where_datastore_endpoint_says(tmp_path: Path) -> Non
 @pytest.mark.parametrize(
     ("endpoint", "says"),
     [
-        ("etcds://127.0.0.1:2379", "TLS to etcd is not supported yet"),
+        ("etcds://127.0.0.1:PORT", "is unavailable"),
         ("etcd://127.0.0.1:PORT", "is unavailable"),  # nothing listens there
         ("mysql://root@tcp(127.0.0.1:3306)/k3s", "unknown scheme 'mysql'"),
     ],

@@ -6,7 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from setpoint.store.endpoint import Endpoint, EndpointError, default_endpoint, parse_endpoint
+from setpoint.store.endpoint import (
+    Endpoint,
+    EndpointError,
+    EtcdTLS,
+    default_endpoint,
+    open_store,
+    parse_endpoint,
+)
 
 
 def test_sqlite_endpoint_names_an_absolute_file() -> None:
@@ -43,3 +50,16 @@ def test_etcd_endpoints_list_their_members() -> None:
 def test_endpoints_that_name_no_store_say_why(text: str, says: str) -> None:
     with pytest.raises(EndpointError, match=says):
         parse_endpoint(text)
+
+
+async def test_tls_files_need_an_etcds_endpoint(tmp_path: Path) -> None:
+    tls = EtcdTLS(ca_file=tmp_path / "ca.crt")
+    with pytest.raises(EndpointError, match="etcds://"):
+        await open_store("etcd://127.0.0.1:2379", etcd_tls=tls)
+    with pytest.raises(EndpointError, match="etcds://"):
+        await open_store(f"sqlite://{tmp_path}/state.db", etcd_tls=tls)
+
+
+async def test_cluster_reset_is_refused_for_etcd() -> None:
+    with pytest.raises(EndpointError, match="etcd's own tools"):
+        await open_store("etcd://127.0.0.1:2379", reset=True)

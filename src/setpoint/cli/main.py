@@ -45,6 +45,7 @@ from setpoint.cli.server import CannotStart, ServerConfig, run_server
 from setpoint.cli.sim import sim
 from setpoint.cli.token import token
 from setpoint.resources.core import DEFAULT_TOLERATION_SECONDS, DefaultTolerationSeconds
+from setpoint.store.endpoint import EtcdTLS
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -169,6 +170,25 @@ def cli(verbose: int) -> None:
     "data dir].",
 )
 @click.option(
+    "--datastore-cafile",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="TLS to etcd (etcds://): the CA that signed the members' certificates "
+    "[default: the system's].",
+)
+@click.option(
+    "--datastore-certfile",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="TLS to etcd (etcds://): the client certificate etcd asks for (--client-cert-auth).",
+)
+@click.option(
+    "--datastore-keyfile",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="TLS to etcd (etcds://): the client certificate's key.",
+)
+@click.option(
     "--cluster-reset",
     is_flag=True,
     help="If the database is missing, empty or corrupt, start over with an empty one "
@@ -246,6 +266,9 @@ def server(
     max_mutating_requests_inflight: int,
     request_timeout: str,
     datastore_endpoint: str | None,
+    datastore_cafile: Path | None,
+    datastore_certfile: Path | None,
+    datastore_keyfile: Path | None,
     cluster_reset: bool,
     default_not_ready_toleration_seconds: int,
     default_unreachable_toleration_seconds: int,
@@ -308,6 +331,7 @@ def server(
         ),
         cluster_reset=cluster_reset,
         datastore_endpoint=datastore_endpoint,
+        datastore_tls=EtcdTLS(datastore_cafile, datastore_certfile, datastore_keyfile),
         tolerations=DefaultTolerationSeconds(
             not_ready=default_not_ready_toleration_seconds,
             unreachable=default_unreachable_toleration_seconds,

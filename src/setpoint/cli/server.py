@@ -80,7 +80,7 @@ from setpoint.pki import (
 )
 from setpoint.resources.catalog import default_registry
 from setpoint.resources.core import DEFAULT_TOLERATION_SECONDS, DefaultTolerationSeconds
-from setpoint.store.endpoint import EndpointError, default_endpoint, open_store
+from setpoint.store.endpoint import EndpointError, EtcdTLS, default_endpoint, open_store
 from setpoint.store.interface import BackendError
 
 log = logging.getLogger(__name__)
@@ -104,6 +104,7 @@ class ServerConfig:
     inflight: InflightLimits = field(default_factory=InflightLimits)
     cluster_reset: bool = False  # start over if the database is missing, empty or corrupt
     datastore_endpoint: str | None = None  # default: the SQLite file in the data dir
+    datastore_tls: EtcdTLS | None = None  # etcds://: --datastore-cafile/-certfile/-keyfile
     tolerations: DefaultTolerationSeconds = DEFAULT_TOLERATION_SECONDS
     node_lifecycle: NodeLifecycleSettings = field(default_factory=NodeLifecycleSettings)
     terminated_pod_gc_threshold: int = DEFAULT_TERMINATED_POD_THRESHOLD
@@ -317,7 +318,11 @@ async def _start(config: ServerConfig, running: contextlib.AsyncExitStack) -> st
     tighten(config.data_dir / CONTROLLER_METRICS_SOCKET, 0o600)
     existed = cluster_exists(config.data_dir)
     store = await open_store(
-        config.endpoint, expect_data=existed, reset=config.cluster_reset, purpose="setpoint server"
+        config.endpoint,
+        expect_data=existed,
+        reset=config.cluster_reset,
+        purpose="setpoint server",
+        etcd_tls=config.datastore_tls,
     )
     running.push_async_callback(store.close)
     credentials = ensure_server_credentials(

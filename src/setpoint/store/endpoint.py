@@ -4,8 +4,9 @@
   default: ``<data dir>/db/state.db``. Query parameters (kine's ``?_journal=WAL``) are
   accepted and ignored: the store sets its own pragmas.
 * ``etcd://host:port,host:port,...`` — an etcd v3 cluster (:mod:`.etcd`), every member
-  named, so the store carries on when one of them is down. ``etcds://`` (TLS) is recognised
-  and refused for now, with a line saying so.
+  named, so the store carries on when one of them is down; ``etcds://`` for TLS, with the
+  CA, client certificate and key of :class:`.etcd.EtcdTLS` (k3s's ``--datastore-cafile``,
+  ``--datastore-certfile``, ``--datastore-keyfile``).
 
 This is the one place that maps a scheme to a backend, so adding a backend is a new scheme
 here plus a class that passes ``tests/unit/test_store_conformance.py``.
@@ -17,7 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from setpoint.store.etcd import EtcdStore
 from setpoint.store.interface import Store
 from setpoint.store.sqlite import SQLiteStore
 
@@ -27,6 +27,17 @@ ETCD_SCHEMES = ("etcd", "etcds")
 
 class EndpointError(ValueError):
     """A datastore endpoint that names no store setpoint can open; ``str()`` says why."""
+
+
+@dataclass(frozen=True)
+class EtcdTLS:
+    """TLS to etcd (``etcds://``), as k3s's ``--datastore-cafile/-certfile/-keyfile``: the CA
+    that signed the members' certificates (default: the system's), and the client
+    certificate and key etcd asks for with ``--client-cert-auth``."""
+
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -64,17 +75,23 @@ def parse_endpoint(text: str) -> Endpoint:
 
 
 async def open_store(
-    endpoint: str, *, expect_data: bool = False, reset: bool = False, purpose: str = "setpoint"
+    endpoint: str,
+    *,
+    expect_data: bool = False,
+    reset: bool = False,
+    purpose: str = "setpoint",
+    etcd_tls: EtcdTLS | None = None,
 ) -> Store:
     """Open the store ``endpoint`` names. ``expect_data``, ``reset`` and ``purpose`` are the
     embedded store's (see :meth:`setpoint.store.sqlite.SQLiteStore.open`); etcd keeps its
     own data, so ``expect_data`` means nothing to it, and ``reset`` is refused (recovering an
     etcd cluster is etcd's own procedure)."""
     target = parse_endpoint(endpoint)
-    if target.scheme == "etcds":
+    tls_files = etcd_tls is not None and etcd_tls != EtcdTLS()
+    if tls_files and target.scheme != "etcds":
         raise EndpointError(
-            f"datastore endpoint {endpoint!r}: TLS to etcd is not supported yet; "
-            "use etcd:// on a trusted network, or the embedded SQLite store (the default)"
+            f"datastore endpoint {endpoint!r}: --datastore-cafile/-certfile/-keyfile are for "
+            "TLS to etcd; name the members as etcds://host:port,..."
         )
     if target.scheme in ETCD_SCHEMES:
         if reset:
@@ -82,7 +99,10 @@ async def open_store(
                 "--cluster-reset starts the embedded SQLite store over; it does nothing for "
                 f"etcd ({endpoint}): recover an etcd cluster with etcd's own tools"
             )
-        return await EtcdStore.open(target.hosts)
+        from setpoint.store.etcd import EtcdStore  # grpc is loaded only for etcd
+
+        tls = (etcd_tls or EtcdTLS()) if target.scheme == "etcds" else None
+        return await EtcdStore.open(target.hosts, tls)
     assert target.path is not None
     return await SQLiteStore.open(
         target.path, expect_data=expect_data, reset=reset, purpose=purpose

@@ -35,11 +35,13 @@ import logging
 import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import grpc
 from aetcd.rpc import kv_pb2, rpc_pb2, rpc_pb2_grpc
 
+from setpoint.store.endpoint import EtcdTLS
 from setpoint.store.interface import (
     BackendError,
     CompactedError,
@@ -116,23 +118,49 @@ def grpc_target(hosts: tuple[str, ...]) -> str:
     )
 
 
+def _credentials(tls: EtcdTLS) -> grpc.ChannelCredentials:
+    if (tls.cert_file is None) != (tls.key_file is None):
+        raise BackendError("TLS to etcd: a client certificate needs its key, and a key its cert")
+
+    def read(path: Path | None) -> bytes | None:
+        if path is None:
+            return None
+        try:
+            return path.read_bytes()
+        except OSError as exc:
+            raise BackendError(
+                f"TLS to etcd: cannot read {path}: {exc.strerror}", path=str(path)
+            ) from exc
+
+    return grpc.ssl_channel_credentials(
+        root_certificates=read(tls.ca_file),
+        private_key=read(tls.key_file),
+        certificate_chain=read(tls.cert_file),
+    )
+
+
 class EtcdStore:
     """A :class:`setpoint.store.interface.Store` on an etcd v3 cluster."""
 
-    def __init__(self, hosts: tuple[str, ...]) -> None:
+    def __init__(self, hosts: tuple[str, ...], tls: EtcdTLS | None = None) -> None:
         self._hosts = hosts
         self._where = ",".join(hosts)
-        self._channel = grpc.aio.insecure_channel(
-            grpc_target(hosts),
-            options=[
-                ("grpc.lb_policy_name", "round_robin"),
-                ("grpc.keepalive_time_ms", 10_000),
-                ("grpc.keepalive_timeout_ms", 5_000),
-                ("grpc.keepalive_permit_without_calls", 1),
-                ("grpc.max_receive_message_length", -1),
-                ("grpc.max_send_message_length", -1),
-            ],
-        )
+        options: list[tuple[str, Any]] = [
+            ("grpc.lb_policy_name", "round_robin"),
+            ("grpc.keepalive_time_ms", 10_000),
+            ("grpc.keepalive_timeout_ms", 5_000),
+            ("grpc.keepalive_permit_without_calls", 1),
+            ("grpc.max_receive_message_length", -1),
+            ("grpc.max_send_message_length", -1),
+        ]
+        target = grpc_target(hosts)
+        if tls is None:
+            self._channel = grpc.aio.insecure_channel(target, options=options)
+        else:
+            # the target holds addresses; the members' certificates name the first host
+            name = hosts[0].rpartition(":")[0].strip("[]")
+            options.append(("grpc.ssl_target_name_override", name))
+            self._channel = grpc.aio.secure_channel(target, _credentials(tls), options=options)
         self._kv = rpc_pb2_grpc.KVStub(self._channel)
         self._watch = rpc_pb2_grpc.WatchStub(self._channel)
         self._maintenance = rpc_pb2_grpc.MaintenanceStub(self._channel)
@@ -141,9 +169,9 @@ class EtcdStore:
         self._closed = False
 
     @classmethod
-    async def open(cls, hosts: tuple[str, ...]) -> EtcdStore:
+    async def open(cls, hosts: tuple[str, ...], tls: EtcdTLS | None = None) -> EtcdStore:
         """Connect and check that the cluster answers a read (BackendError if it does not)."""
-        store = cls(hosts)
+        store = cls(hosts, tls)
         try:
             await store.check_readable()
         except BaseException:
