@@ -435,7 +435,7 @@ class EtcdStore:
                         last = max(last, events[-1].revision)
                         heard[0] = time.monotonic()
                         yield WatchBatch(events, last)
-                    elif response.header.revision > last and await self._quiet(
+                    elif response.header.revision > last and await self._quiet_or_unsure(
                         prefix, last, response.header.revision
                     ):
                         last = response.header.revision
@@ -450,6 +450,15 @@ class EtcdStore:
                 if asker is not None:
                     asker.cancel()
                 stream.cancel()
+
+    async def _quiet_or_unsure(self, prefix: str, after: int, upto: int) -> bool:
+        """:meth:`_quiet`, false when etcd cannot say now: a progress notification is only
+        ever skipped (the next one comes a second later), a watch never ended for it."""
+        try:
+            return await self._quiet(prefix, after, upto)
+        except BackendError as exc:
+            log.info("etcd watch %s: progress at %d not confirmed: %s", prefix, upto, exc)
+            return False
 
     async def _quiet(self, prefix: str, after: int, upto: int) -> bool:
         """Whether nothing under ``prefix`` changed in (after, upto]: a progress notification
