@@ -101,7 +101,6 @@ async def served(tmp_path: Path) -> AsyncIterator[Served]:
         store,
         registry,
         authenticator=StaticTokens([StaticTokens.admin(credentials.admin_token)]),
-        node_token=credentials.node_token,
     )
     await api.start()
     runner = web.ServerRunner(api.http_server(ServingLimits()), handle_signals=False)

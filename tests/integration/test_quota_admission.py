@@ -30,9 +30,7 @@ USER = UserInfo("alice", ("system:authenticated",))
 async def start(store: SQLiteStore) -> APIServer:
     registry = default_registry()
     chain = AdmissionChain()
-    api = APIServer(
-        store, registry, authenticator=StaticTokens([]), node_token="n", admission=chain
-    )
+    api = APIServer(store, registry, authenticator=StaticTokens([]), admission=chain)
     for plugin in default_plugins(core_storages(api.storages, registry)):
         chain.add(plugin)
     await api.start()

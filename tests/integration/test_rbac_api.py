@@ -69,7 +69,6 @@ async def served(tmp_path: Path) -> AsyncIterator[Served]:
                 (ALICE, UserInfo("alice", ("devs", "system:authenticated"))),
             ]
         ),
-        node_token=credentials.node_token,
     )
     await api.start()
     runner = web.ServerRunner(api.http_server(ServingLimits()), handle_signals=False)

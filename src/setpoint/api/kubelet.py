@@ -102,17 +102,11 @@ class KubeletClient:
         self,
         *,
         nodes: ResourceStorage | None,
-        node_token: str = "",
         client_cert: tuple[Path, Path] | None = None,
     ) -> None:
         self.nodes = nodes
-        self.node_token = node_token  # only for agents older than client certificates
         self.client_cert = client_cert
         self._session: aiohttp.ClientSession | None = None
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.node_token}"} if self.node_token else {}
 
     def session(self) -> aiohttp.ClientSession:
         if self._session is None:

@@ -147,7 +147,7 @@ class PodLogs:
         url = f"{await self.kubelet.base_url(node_name)}/{path}"
         url += f"?{urlencode(params)}" if params else ""
         try:
-            upstream = await self.kubelet.session().get(url, headers=self.kubelet.headers)
+            upstream = await self.kubelet.session().get(url)
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             raise errors.internal(f'Get "{url}": {exc}') from None
         try:

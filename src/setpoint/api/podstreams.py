@@ -119,7 +119,6 @@ class PodStreams:
             upstream = await self.kubelet.session().ws_connect(
                 url,
                 protocols=offered_protocols(request),
-                headers=self.kubelet.headers,
                 autoping=True,
                 max_msg_size=0,
                 timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=CLOSE_TIMEOUT),

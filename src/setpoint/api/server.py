@@ -135,7 +135,6 @@ class APIServer:
         registry: Registry,
         *,
         authenticator: Authenticator,
-        node_token: str = "",
         authorizer: Authorizer | None = None,
         authorizers_before_rbac: Sequence[Authorizer] = (),
         admission: AdmissionChain | None = None,
@@ -204,9 +203,7 @@ class APIServer:
         pods_type = registry.lookup("", "v1", "pods")
         if pods_type is not None:
             self.caches[pods_type].listeners.append(self.node_graph)
-        self.kubelet = KubeletClient(
-            nodes=self._storage("nodes"), node_token=node_token, client_cert=kubelet_client_cert
-        )
+        self.kubelet = KubeletClient(nodes=self._storage("nodes"), client_cert=kubelet_client_cert)
         self.pod_logs = PodLogs(pods=self._storage("pods"), kubelet=self.kubelet)
         self.pod_streams = PodStreams(pods=self._storage("pods"), kubelet=self.kubelet)
         pods = self._storage("pods")
