@@ -51,6 +51,7 @@ from setpoint.api import negotiation
 from setpoint.api.auth.attributes import RequestAttributes, request_attributes
 from setpoint.api.auth.user import UserInfo
 from setpoint.api.bodies import RAW_BODY_KEY
+from setpoint.meta.timestamps import micro_time
 
 log = logging.getLogger(__name__)
 
@@ -310,11 +311,6 @@ def new_audit_id() -> str:
     cost, on every request."""
     h = f"{random.getrandbits(128) & _VERSION_BITS | _V4:032x}"
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
-
-
-def micro_time(when: float) -> str:
-    """``metav1.MicroTime``'s text: RFC 3339 with microseconds, UTC."""
-    return datetime.fromtimestamp(when, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 # ------------------------------------------------------------------- the log file
