@@ -27,6 +27,7 @@ from aiohttp import web
 from setpoint.api.auth.authn import TokenResult, bearer_token
 from setpoint.api.auth.tokens import ServiceAccountClaims, TokenError, TokenIssuer
 from setpoint.api.auth.user import SERVICE_ACCOUNT_PREFIX, SERVICE_ACCOUNTS_GROUP, UserInfo
+from setpoint.meta.timestamps import parse_time
 
 log = logging.getLogger(__name__)
 
@@ -66,12 +67,8 @@ def service_account_user(claims: ServiceAccountClaims) -> UserInfo:
 
 
 def _past(timestamp: str | None, now: datetime) -> bool:
-    if not timestamp:
-        return False
-    try:
-        return datetime.fromisoformat(timestamp.replace("Z", "+00:00")) < now
-    except ValueError:
-        return False
+    moment = parse_time(timestamp)
+    return moment is not None and moment < now
 
 
 class ServiceAccountTokens:
