@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 import click
@@ -46,7 +47,7 @@ def parse_labels(values: tuple[str, ...]) -> dict[str, str]:
 def client_config(
     *,
     kubeconfig: Path | None,
-    server: str | None,
+    server: str | Sequence[str] | None,
     token_file: Path | None,
     ca_file: Path | None,
     user_agent: str,
