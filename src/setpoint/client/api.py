@@ -297,8 +297,10 @@ class ApiClient:
     ) -> Response:
         """One request to the current server, or, when it cannot be reached, to the next
         ones in turn (each at most once) as far as the request may be sent again."""
-        for tries_left in range(len(self.servers.urls) - 1, -1, -1):
+        tried: set[str] = set()
+        while True:
             url = self.servers.current
+            tried.add(url)
             try:
                 return await self._pool(url).request(
                     method,
@@ -310,11 +312,10 @@ class ApiClient:
                     authorization=self._authorization,
                 )
             except ConnectionError as exc:
-                if self.servers.failed(url) == url or not tries_left:
+                if self.servers.failed(url) in tried:
                     raise
                 if not isinstance(exc, ServerUnreachable) and not _resendable(method, content_type):
                     raise
-        raise AssertionError("unreachable")
 
     # ------------------------------------------------------------- verbs
 
