@@ -50,6 +50,7 @@ TIME_LIMITS = {
     "clusterdns": 240.0,
     "nodeauth": 300.0,
     "rbac": 600.0,
+    "agentfailover": 240.0,
 }
 
 
