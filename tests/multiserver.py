@@ -42,7 +42,7 @@ def copy_shared_files(first_data_dir: Path, data_dir: Path) -> None:
 def start_joined_server(
     first: Server, data_dir: Path, *, extra: list[str], controllers: bool = False
 ) -> Server:
-    """Start another server of ``first``'s cluster (``extra`` must name the same
-    ``--datastore-endpoint``)."""
+    """Start another server of ``first``'s cluster, on the same address (``extra`` must
+    name the same ``--datastore-endpoint``)."""
     copy_shared_files(first.data_dir, data_dir)
-    return start_server(data_dir, extra=extra, controllers=controllers)
+    return start_server(data_dir, extra=extra, controllers=controllers, bind_address=first.host)
