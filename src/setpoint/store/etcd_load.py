@@ -133,8 +133,11 @@ def _watch_streams(host: str, tls: EtcdTLS | None) -> int:
     try:
         with urllib.request.urlopen(url, timeout=2, context=context) as response:
             text = response.read().decode()
-    except (OSError, urllib.error.URLError):
-        return 0  # a member that is down serves nobody
+    except (urllib.error.URLError, OSError) as exc:
+        reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
+        if isinstance(reason, ConnectionError | TimeoutError):
+            return 0  # a member that is down serves nobody
+        raise BackendError(f"cannot tell whether etcd is in use: {url}: {reason}") from None
     for line in text.splitlines():
         if line.startswith(WATCH_STREAMS + " "):
             return int(float(line.split()[1]))
