@@ -227,6 +227,8 @@ def test_refusals_are_one_line_each(tmp_path: Path) -> None:
         ]
         assert datastore("snapshot", "save", str(snap), *tls).returncode == 0
         assert datastore("snapshot", "restore", str(snap), *tls).returncode == 0
+        line = refused(datastore("migrate", "--to", *tls[1:], "--data-dir", str(tmp_path / "d")))
+        assert line == f"Error: there is no database at {tmp_path / 'd' / 'db' / 'state.db'}"
 
     line = refused(
         datastore("snapshot", "save", str(tmp_path / "x"), "--datastore-endpoint", nowhere)

@@ -77,6 +77,8 @@ class NotEmptyError(BackendError):
 async def migrate(store: EtcdStore, db_path: Path, tls: EtcdTLS | None) -> Loaded:
     """Copy every key of the SQLite store at ``db_path`` into the cluster, which must have
     none. The SQLite store stays locked meanwhile, so no server starts on it."""
+    if not db_path.exists() or not db_path.stat().st_size:
+        raise BackendError(f"there is no database at {db_path}", path=str(db_path))
     count = await store.count("")
     if count:
         raise NotEmptyError(
@@ -95,8 +97,6 @@ async def migrate(store: EtcdStore, db_path: Path, tls: EtcdTLS | None) -> Loade
 
 
 def _sqlite_keys(db_path: Path) -> list[KeyValue]:
-    if not db_path.exists() or not db_path.stat().st_size:
-        raise BackendError(f"there is no database at {db_path}", path=str(db_path))
     try:
         conn = sqlite3.connect(db_path)
         try:
