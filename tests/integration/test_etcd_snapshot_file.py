@@ -76,7 +76,7 @@ async def test_restore_into_a_younger_cluster_continues_past_the_snapshot(
         store = await EtcdStore.open(new.hosts)
         try:
             await store.create("/registry/stray", b"not in the snapshot")
-            loaded = await etcd_load.restore(store, snapshot, None)
+            loaded = await etcd_load.restore(store, snapshot)
             assert loaded.deleted == 1
             restored = await everything(store)
             assert [(kv.key, kv.value) for kv in restored] == [
@@ -95,13 +95,13 @@ async def test_restore_and_migrate_refuse_a_cluster_somebody_watches(tmp_path: P
     tls = EtcdTLS(certs.ca, certs.client_cert, certs.client_key)
     with running_etcd(tmp_path / "etcd", certs=certs) as etcd:
         store = await EtcdStore.open(etcd.hosts, tls)
-        await etcd_load.refuse_if_watched(store, tls)  # nobody watches yet: no error
+        await etcd_load.refuse_if_watched(store)  # nobody watches yet: no error
         watching = asyncio.ensure_future(anext(aiter(store.watch("/registry/", after_revision=0))))
         try:
 
             async def refused() -> bool:
                 try:
-                    await etcd_load.refuse_if_watched(store, tls)
+                    await etcd_load.refuse_if_watched(store)
                 except StoreInUseError as exc:
                     assert "etcd is in use: watch streams open on 127.0.0.1:" in str(exc)
                     return True

@@ -17,14 +17,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import aiohttp
 import click
 
 from setpoint.cli.flags import datastore_endpoint_option, datastore_tls_options, default_data_dir
 from setpoint.client.api import SECRETS, ApiClient, ApiError, ClientConfig
-from setpoint.store import etcd_load, etcd_snapshot
 from setpoint.store.endpoint import (
     SQLITE,
     Endpoint,
@@ -34,10 +33,11 @@ from setpoint.store.endpoint import (
     open_store,
     parse_endpoint,
 )
-from setpoint.store.etcd import EtcdStore
-from setpoint.store.etcd_snapshot import save as etcd_save
 from setpoint.store.interface import BackendError, StoreError
 from setpoint.store.snapshot import restore, save
+
+if TYPE_CHECKING:  # grpc is loaded only when a command talks to etcd
+    from setpoint.store.etcd import EtcdStore
 
 T = TypeVar("T")
 
@@ -77,6 +77,8 @@ def _endpoint(given: str | None, data_dir: Path | None) -> Endpoint:
 def _on_etcd(endpoint: str, tls: EtcdTLS, work: Callable[[EtcdStore], Awaitable[T]]) -> T:
     """Run ``work`` on the etcd cluster ``endpoint`` names; its failures as one line."""
 
+    from setpoint.store.etcd import EtcdStore
+
     async def run() -> T:
         store = await open_store(endpoint, etcd_tls=tls)
         assert isinstance(store, EtcdStore)
@@ -111,8 +113,12 @@ def save_command(
         except BackendError as exc:
             raise click.ClickException(str(exc)) from None
     else:
+        from setpoint.store import etcd_snapshot
+
         assert datastore_endpoint is not None
-        info = _on_etcd(datastore_endpoint, datastore_tls, lambda store: etcd_save(store, path))
+        info = _on_etcd(
+            datastore_endpoint, datastore_tls, lambda store: etcd_snapshot.save(store, path)
+        )
     click.echo(
         f"Saved snapshot {info.path}: revision {info.revision}, {info.keys} keys, {info.size} bytes"
     )
@@ -133,15 +139,15 @@ def restore_command(
     ends up holding exactly the snapshot's keys."""
     target = _endpoint(datastore_endpoint, data_dir)
     if target.scheme != SQLITE:
+        from setpoint.store import etcd_load, etcd_snapshot
+
         assert datastore_endpoint is not None
         try:
             contents = etcd_snapshot.read(file.resolve())
         except BackendError as exc:
             raise click.ClickException(str(exc)) from None
         loaded = _on_etcd(
-            datastore_endpoint,
-            datastore_tls,
-            lambda store: etcd_load.restore(store, contents, _tls(target, datastore_tls)),
+            datastore_endpoint, datastore_tls, lambda store: etcd_load.restore(store, contents)
         )
         click.echo(
             f"Restored {loaded.keys} keys from {file} (snapshot revision {contents.revision}) "
@@ -182,11 +188,9 @@ def migrate_command(to: str, data_dir: Path | None, datastore_tls: EtcdTLS) -> N
     target = _endpoint(to, data_dir)
     if target.scheme == SQLITE:
         raise click.ClickException(f"--to {to}: migrate copies the store into etcd://...")
-    loaded = _on_etcd(
-        to,
-        datastore_tls,
-        lambda store: etcd_load.migrate(store, directory / DB, _tls(target, datastore_tls)),
-    )
+    from setpoint.store import etcd_load
+
+    loaded = _on_etcd(to, datastore_tls, lambda store: etcd_load.migrate(store, directory / DB))
     click.echo(f"Copied {loaded.keys} keys from {directory / DB} into etcd ({to}).")
     tls_flags = "".join(
         f" --datastore-{name} {path}"
@@ -202,10 +206,6 @@ def migrate_command(to: str, data_dir: Path | None, datastore_tls: EtcdTLS) -> N
         f"left untouched):\n  setpoint server --datastore-endpoint {to}{tls_flags} "
         f"--data-dir {directory}"
     )
-
-
-def _tls(target: Endpoint, tls: EtcdTLS) -> EtcdTLS | None:
-    return tls if target.scheme == "etcds" else None
 
 
 @datastore.command("rewrite-secrets")

@@ -149,6 +149,7 @@ class EtcdStore:
 
     def __init__(self, hosts: tuple[str, ...], tls: EtcdTLS | None = None) -> None:
         self._hosts = hosts
+        self._tls = tls
         self._where = ",".join(hosts)
         options: list[tuple[str, Any]] = [
             ("grpc.lb_policy_name", "round_robin"),
@@ -188,6 +189,11 @@ class EtcdStore:
     def hosts(self) -> tuple[str, ...]:
         """The members, as named (host:port)."""
         return self._hosts
+
+    @property
+    def tls(self) -> EtcdTLS | None:
+        """How it speaks TLS to the members (None: plain HTTP/2)."""
+        return self._tls
 
     # ------------------------------------------------------------------ plumbing
 

@@ -53,10 +53,10 @@ class Loaded:
     revision: int  # the cluster's revision afterwards (everything before is compacted)
 
 
-async def restore(store: EtcdStore, snapshot: EtcdSnapshot, tls: EtcdTLS | None) -> Loaded:
+async def restore(store: EtcdStore, snapshot: EtcdSnapshot) -> Loaded:
     """Make the cluster hold exactly the snapshot's keys, at revisions above the snapshot's,
     with all history before compacted."""
-    await refuse_if_watched(store, tls)
+    await refuse_if_watched(store)
     existing = {kv.key async for kv in _all_keys(store)}
     revision = await store.current_revision()
     if revision <= snapshot.revision:
@@ -74,7 +74,7 @@ class NotEmptyError(BackendError):
     """The etcd cluster to migrate into already holds keys."""
 
 
-async def migrate(store: EtcdStore, db_path: Path, tls: EtcdTLS | None) -> Loaded:
+async def migrate(store: EtcdStore, db_path: Path) -> Loaded:
     """Copy every key of the SQLite store at ``db_path`` into the cluster, which must have
     none. The SQLite store stays locked meanwhile, so no server starts on it."""
     if not db_path.exists() or not db_path.stat().st_size:
@@ -85,7 +85,7 @@ async def migrate(store: EtcdStore, db_path: Path, tls: EtcdTLS | None) -> Loade
             f"etcd ({','.join(store.hosts)}) is not empty ({count} keys): migrate into a new, "
             "empty etcd cluster"
         )
-    await refuse_if_watched(store, tls)
+    await refuse_if_watched(store)
     lock = StoreLock(db_path.parent)
     lock.acquire(purpose="setpoint datastore migrate")
     try:
@@ -108,11 +108,11 @@ def _sqlite_keys(db_path: Path) -> list[KeyValue]:
     return [KeyValue(key, bytes(value), create, mod) for key, value, create, mod in rows]
 
 
-async def refuse_if_watched(store: EtcdStore, tls: EtcdTLS | None) -> None:
+async def refuse_if_watched(store: EtcdStore) -> None:
     """StoreInUseError if any member that answers has watch streams open: an API server
     (every one watches the store) is using the cluster."""
     streams = await asyncio.gather(
-        *(asyncio.to_thread(_watch_streams, host, tls) for host in store.hosts)
+        *(asyncio.to_thread(_watch_streams, host, store.tls) for host in store.hosts)
     )
     using = [f"{host} ({n})" for host, n in zip(store.hosts, streams, strict=True) if n]
     if using:
