@@ -10,7 +10,9 @@ acknowledged name must be listed again.
 ``--store etcd`` runs the same against servers on an etcd member (:mod:`bench.ha`), and
 ``--servers N`` against N API servers on it, the 32 workers split evenly between them; all
 are killed, the first is restarted and lists. Those figures carry the store and the number
-of servers in their names. SQLite takes one server only: one process holds the store.
+of servers in their names; server CPU is the sum over the N servers, RSS the first one's,
+and etcd's CPU is a figure of its own. SQLite takes one server only: one process holds the
+store.
 
 Targets: >= 3,000 creates/s and p99 < 50 ms; 10,000 of 10,000 durable.
 """
