@@ -21,11 +21,10 @@ Target (issue 16): kill -> controllers active again < one lease duration + 2 s.
 from __future__ import annotations
 
 import asyncio
-import re
 import statistics
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import aiohttp
 import orjson
@@ -75,11 +74,8 @@ async def get(session: aiohttp.ClientSession, path: str) -> dict[str, Any] | Non
 
 def leading(servers: list[Server], holder: str) -> Server | None:
     """The server whose controller manager announced ``holder`` as its identity."""
-    line = re.compile(rf"^.*{re.escape(holder)} became leader", re.MULTILINE)
-    for server in servers:
-        if line.search(server.log_path.read_text(errors="replace")):
-            return server
-    return None
+    line = f"{holder} became leader"
+    return next((s for s in servers if line in s.log_path.read_text(errors="replace")), None)
 
 
 async def leader(
@@ -121,9 +117,16 @@ async def pods_made(session: aiohttp.ClientSession, name: str) -> None:
     await poll(all_there, f"pods of ReplicaSet {name}")
 
 
-async def failover(ctx: Context, servers: list[Server], round_: int) -> tuple[float, float, float]:
-    """One kill of the leader: (seconds to a new holder, seconds to the new ReplicaSet's
-    pods, the lease duration)."""
+class Failover(NamedTuple):
+    """One kill of the leader, timed from the kill."""
+
+    new_holder: float  # seconds until the survivor's manager holds the Lease
+    pods_made: float  # seconds until the ReplicaSet created after the kill has its pods
+    lease_duration: float  # the Lease's leaseDurationSeconds
+
+
+async def failover(ctx: Context, servers: list[Server], round_: int) -> Failover:
+    """Kill the leading server, time the takeover, start the killed server again."""
     async with servers[0].session(connections=2) as probe:
         old, lease = await leader(probe, servers)
     survivor = next(s for s in servers if s is not old)
@@ -156,7 +159,7 @@ async def failover(ctx: Context, servers: list[Server], round_: int) -> tuple[fl
         took_over, pods = await asyncio.gather(taken_over(), acted())
     ctx.say(f"  new leader after {took_over:.2f}s, ReplicaSet's pods after {pods:.2f}s")
     await old.start()
-    return took_over, pods, duration
+    return Failover(took_over, pods, duration)
 
 
 async def run(ctx: Context) -> list[Figure]:
@@ -167,12 +170,13 @@ async def run(ctx: Context) -> list[Figure]:
                 await create_replicaset(session, "before-kill")
                 await pods_made(session, "before-kill")
             rounds = [await failover(ctx, servers, n) for n in range(ROUNDS)]
-    took_over = [r[0] for r in rounds]
-    acted = [r[1] for r in rounds]
-    goal = rounds[0][2] + 2
+    took_over = [r.new_holder for r in rounds]
+    acted = [r.pods_made for r in rounds]
+    lease_duration = rounds[0].lease_duration
+    goal = lease_duration + 2
     return [
         exactly(NAME, "failovers completed", len(rounds), "", ROUNDS),
-        info(NAME, "lease duration", rounds[0][2], "s", digits=0),
+        info(NAME, "lease duration", lease_duration, "s", digits=0),
         info(NAME, "kill to new Lease holder, median", statistics.median(took_over), "s"),
         below(NAME, "kill to new Lease holder, max", max(took_over), "s", goal),
         info(NAME, "kill to ReplicaSet's pods created, median", statistics.median(acted), "s"),
