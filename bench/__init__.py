@@ -30,4 +30,5 @@ BENCHMARKS = (
     "clusterdns",
     "nodeauth",
     "rbac",
+    "leaderfailover",
 )

@@ -41,7 +41,7 @@ import ipaddress
 import logging
 import socket
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -96,6 +96,11 @@ def _range_end(prefix: str) -> bytes:
         return b"\x00"  # every key
     raw[-1] += 1
     return bytes(raw)
+
+
+def _low(prefix: str) -> bytes:
+    """etcd's range start for a prefix: an empty one (every key) is the lowest key, NUL."""
+    return _key(prefix) or b"\x00"
 
 
 def _kv(kv: Any) -> KeyValue:
@@ -155,6 +160,7 @@ class EtcdStore:
 
     def __init__(self, hosts: tuple[str, ...], tls: EtcdTLS | None = None) -> None:
         self._hosts = hosts
+        self._tls = tls
         self._where = ",".join(hosts)
         options: list[tuple[str, Any]] = [
             ("grpc.lb_policy_name", "round_robin"),
@@ -194,6 +200,16 @@ class EtcdStore:
             await store.close()
             raise
         return store
+
+    @property
+    def hosts(self) -> tuple[str, ...]:
+        """The members, as named (host:port)."""
+        return self._hosts
+
+    @property
+    def tls(self) -> EtcdTLS | None:
+        """How it speaks TLS to the members (None: plain HTTP/2)."""
+        return self._tls
 
     # ------------------------------------------------------------------ plumbing
 
@@ -379,6 +395,35 @@ class EtcdStore:
                 raise FutureRevisionError(revision, await self.current_revision()) from None
             raise self._failure(exc) from exc
 
+    async def write_batch(
+        self, puts: Sequence[tuple[str, bytes]], deletes: Sequence[str] = ()
+    ) -> int:
+        """Put and delete keys in one Txn, unconditionally (a bulk load into a cluster that
+        nothing else writes: a restore or a migration); the revision it made. One Txn holds
+        at most etcd's ``--max-txn-ops`` (128 by default) and ``--max-request-bytes``."""
+        ops = [
+            rpc_pb2.RequestOp(request_put=rpc_pb2.PutRequest(key=_key(key), value=value))
+            for key, value in puts
+        ] + [
+            rpc_pb2.RequestOp(request_delete_range=rpc_pb2.DeleteRangeRequest(key=_key(key)))
+            for key in deletes
+        ]
+        # a batch too large for etcd is reported against its largest value
+        key, value = max(puts, key=lambda put: len(put[1])) if puts else (deletes[0], b"")
+        response = await self._txn(key, value, rpc_pb2.TxnRequest(success=ops))
+        return int(response.header.revision)
+
+    async def snapshot(self) -> AsyncIterator[bytes]:
+        """etcd's snapshot of its backend (Maintenance.Snapshot) as it streams in: the bbolt
+        database followed by its sha256, from whichever member answers."""
+        if self._closed:
+            raise StoreError("store is closed")
+        try:
+            async for response in self._maintenance.Snapshot(rpc_pb2.SnapshotRequest()):
+                yield bytes(response.blob)
+        except grpc.aio.AioRpcError as exc:
+            raise self._failure(exc) from exc
+
     # ------------------------------------------------------------------ reads
 
     async def get(self, key: str) -> KeyValue | None:
@@ -391,7 +436,7 @@ class EtcdStore:
         low = max(prefix, start_after + "\x00") if start_after else prefix
         response = await self._range(
             rpc_pb2.RangeRequest(
-                key=_key(low), range_end=_range_end(prefix), limit=limit, revision=revision
+                key=_low(low), range_end=_range_end(prefix), limit=limit, revision=revision
             )
         )
         at = revision or response.header.revision
@@ -399,7 +444,7 @@ class EtcdStore:
 
     async def count(self, prefix: str) -> int:
         response = await self._range(
-            rpc_pb2.RangeRequest(key=_key(prefix), range_end=_range_end(prefix), count_only=True)
+            rpc_pb2.RangeRequest(key=_low(prefix), range_end=_range_end(prefix), count_only=True)
         )
         return int(response.count)
 
