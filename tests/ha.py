@@ -57,8 +57,9 @@ def share_credentials(first: Path, data_dir: Path) -> list[str]:
     flags it starts with."""
     for name in SHARED_CREDENTIALS:
         target = data_dir / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(first / name, target)
+        target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        shutil.copy2(first / name, target)  # modes kept (0600)
+    data_dir.chmod(0o700)
     return []
 
 
