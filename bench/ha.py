@@ -13,37 +13,19 @@ and those compete for the Lease ``kube-system/setpoint-controller-manager``.
 from __future__ import annotations
 
 import contextlib
-import shutil
 from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 
 from tests.etcd import Etcd, etcd_binary, running_etcd
+from tests.ha import share_credentials
 
 from bench.common import Context, Server
-
-# what a joining server shares with the first; copied until ``setpoint server --server URL
-# --token-file`` fetches them itself
-SHARED_FILES = (
-    "tls/ca.crt",
-    "tls/ca.key",
-    "tls/sa.key",
-    "tls/node-credential.key",
-    "encryption-config.yaml",
-    "token",
-    "node-token",
-    "controller-token",
-)
 
 
 def join_first(first: Server, data_dir: Path) -> list[str]:
     """Prepare ``data_dir`` for a server that joins ``first``'s cluster; returns the extra
-    ``setpoint server`` flags it needs. Copies the cluster's shared secrets (modes kept)."""
-    for name in SHARED_FILES:
-        target = data_dir / name
-        target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        shutil.copy2(first.data_dir / name, target)
-    data_dir.chmod(0o700)
-    return []
+    ``setpoint server`` flags it needs (:func:`tests.ha.share_credentials`)."""
+    return share_credentials(first.data_dir, data_dir)
 
 
 @contextlib.contextmanager

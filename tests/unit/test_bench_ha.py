@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 from bench.__main__ import main
 from bench.common import Server
-from bench.ha import SHARED_FILES, join_first
+from bench.ha import join_first
+
+from tests.ha import SHARED_CREDENTIALS as SHARED_FILES
 
 
 @pytest.mark.parametrize(
