@@ -30,5 +30,6 @@ BENCHMARKS = (
     "clusterdns",
     "nodeauth",
     "rbac",
+    "leaderfailover",
     "agentfailover",
 )

@@ -2,8 +2,10 @@
 
 Runs the named benchmarks (all of them by default) one after another, each against its own
 fresh server, prints a table of figures and, with ``--record``, writes them into the results
-table of ``docs/benchmarks.md``. ``--profile DIR`` samples the server with py-spy during each
-measured phase and prints its hotspots (profiled runs are slower, so they are not recorded).
+table of ``docs/benchmarks.md``. ``write --store etcd --servers N`` runs ``write`` against N
+API servers on an etcd member instead of one server on SQLite. ``--profile DIR`` samples
+the server with py-spy during each measured phase and prints its hotspots (profiled runs are
+slower, so they are not recorded).
 """
 
 from __future__ import annotations
@@ -50,8 +52,12 @@ TIME_LIMITS = {
     "clusterdns": 240.0,
     "nodeauth": 300.0,
     "rbac": 600.0,
+    "leaderfailover": 600.0,
     "agentfailover": 240.0,
 }
+
+# the benchmarks that take --store and --servers
+STORE_BENCHMARKS = ("write",)
 
 
 class Benchmark(Protocol):
@@ -118,6 +124,19 @@ def main(argv: list[str] | None = None) -> int:
         help="with --profile: pass FLAG to py-spy record (e.g. --py-spy-flag=--gil)",
     )
     parser.add_argument("--keep", action="store_true", help="keep the servers' data dirs")
+    parser.add_argument(
+        "--store",
+        choices=("sqlite", "etcd"),
+        default="sqlite",
+        help=f"the store of {', '.join(STORE_BENCHMARKS)} (etcd: a member the benchmark starts)",
+    )
+    parser.add_argument(
+        "--servers",
+        type=int,
+        default=1,
+        metavar="N",
+        help=f"API servers {', '.join(STORE_BENCHMARKS)} spreads its clients over (needs etcd)",
+    )
     args = parser.parse_args(argv)
     unknown = sorted(set(args.names) - set(BENCHMARKS))
     if unknown:
@@ -125,9 +144,14 @@ def main(argv: list[str] | None = None) -> int:
     names = [n for n in BENCHMARKS if n in args.names] if args.names else list(BENCHMARKS)
     if args.record and args.profile:
         parser.error("--record and --profile do not mix: profiling slows the server down")
+    if (args.store, args.servers) != ("sqlite", 1):
+        if set(names) - set(STORE_BENCHMARKS):
+            parser.error(f"--store and --servers apply to {', '.join(STORE_BENCHMARKS)} only")
+        if args.servers < 1 or (args.store == "sqlite" and args.servers > 1):
+            parser.error("--servers N needs N >= 1, and N > 1 needs --store etcd")
 
     work_dir = Path(tempfile.mkdtemp(prefix="setpoint-bench-"))
-    ctx = Context(work_dir=work_dir)
+    ctx = Context(work_dir=work_dir, store=args.store, api_servers=args.servers)
     if args.profile:
         from bench.pyspy import Profiler
 

@@ -1,15 +1,14 @@
 """``agentfailover``: how long a node goes without a heartbeat when the API server its
 agent talks to dies.
 
-Method: one etcd member (``tests.etcd``), two ``setpoint server`` processes on it (the
-second given the first's CA, keys and tokens, as ``tests.multiserver`` does; no controllers,
-scheduler or local agents), each on a fixed loopback port so it can be started again, and
-one real ``setpoint agent`` told of both (``--server A --server B``) with its default node
-Lease (15 s, renewed every 3.75 s) and the node's network. ``ROUNDS`` times: a watch of the
-node's Lease through the server the agent does *not* use; SIGKILL of the one it uses; timed
-from the kill until that watch delivers a ``renewTime`` written after it: the agent's next
-heartbeat, sent to the dead server, moved to the other. The killed server is started again
-before the next round, which kills the other one.
+Method: one etcd member and two ``setpoint server`` processes on it (:mod:`bench.ha`; no
+controllers or scheduler), and one real ``setpoint agent`` told of both (``--server A
+--server B``) with its default node Lease (15 s, renewed every 3.75 s) and the node's
+network. ``ROUNDS`` times: a watch of the node's Lease through the server the agent does
+*not* use; SIGKILL of the one it uses; timed from the kill until that watch delivers a
+``renewTime`` written after it: the agent's next heartbeat, sent to the dead server, moved
+to the other. The killed server is started again (on the port it had) before the next
+round, which kills the other one.
 
 The figure is mostly where in its renew interval the kill falls (0 to 3.75 s); the failover
 itself (a refused connection, then the request sent again) is in the last figure, from the
@@ -27,14 +26,11 @@ import contextlib
 import subprocess
 import sys
 import time
-from pathlib import Path
-
-from tests.etcd import running_etcd
-from tests.multiserver import copy_shared_files
-from tests.support import free_port
+from urllib.parse import urlsplit
 
 from bench.cluster import client_for, node_ready
 from bench.common import Context, Figure, Server, _die_with_parent, below, info, percentile
+from bench.ha import etcd_member, servers_on_etcd
 from bench.realnode import NODE, agent_command, stop_agent
 from setpoint.agent.killall import kill_node
 from setpoint.client.api import LEASES, NODES
@@ -47,10 +43,12 @@ ROUNDS = 6
 SERVER_ARGS = ("--disable-controller-manager", "--disable-scheduler")
 
 
-def server_on(root: Path, name: str, endpoint: str) -> Server:
-    port = free_port()
-    args = (*SERVER_ARGS, "--datastore-endpoint", endpoint, "--https-listen-port", str(port))
-    return Server(root / name / "data", root / name / "server.log", extra_args=args)
+async def start_again(server: Server) -> None:
+    """Start a killed server again on its data dir and on the port it had (the URL the agent
+    was told)."""
+    port = urlsplit(server.url).port
+    server.extra_args = (*server.extra_args, "--https-listen-port", str(port))
+    await server.start()
 
 
 async def wait_ready(server: Server, agent: subprocess.Popen[bytes], timeout: float = 60) -> None:
@@ -104,46 +102,40 @@ async def next_heartbeat(survivor: Server, victim: Server) -> tuple[float, float
 
 
 async def run(ctx: Context) -> list[Figure]:
-    root = ctx.work_dir / NAME
-    with running_etcd(root / "etcd") as etcd:
-        a = server_on(root, "a", etcd.endpoint)
-        await a.start()
-        b = server_on(root, "b", etcd.endpoint)
-        copy_shared_files(a.data_dir, b.data_dir)
-        await b.start()
-        ctx.servers += [a, b]
-        agent_dir = root / "agent"
-        argv = agent_command(a, agent_dir)
-        argv += ["--server", b.url, "--pod-network", "host", "--proxy-mode", "none"]
-        with open(root / "agent.log", "ab") as log:
-            agent = subprocess.Popen(
-                argv,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                preexec_fn=_die_with_parent,
-            )
-        try:
-            await wait_ready(a, agent)
-            by_url = {a.url: a, b.url: b}
-            used = by_url[ServerList([a.url, b.url], key=NODE).current]
-            times, flights = [], []
-            for round_ in range(ROUNDS):
-                survivor = b if used is a else a
-                seconds, in_flight = await next_heartbeat(survivor, used)
-                times.append(seconds)
-                flights.append(in_flight)
-                ctx.say(f"round {round_ + 1}: {used.url} killed, next heartbeat {seconds:.2f} s")
-                if agent.poll() is not None:
-                    raise RuntimeError(f"agent exited with {agent.returncode}")
-                await used.start()  # back for the next round, which kills the other
-                used = survivor
-        finally:
-            await stop_agent(agent)
-            kill_node(agent_dir)
-            for server in (a, b):
-                await server.stop()
+    times, flights = [], []
+    with etcd_member(ctx, NAME) as etcd:
+        async with servers_on_etcd(ctx, NAME, etcd, 2, extra_args=SERVER_ARGS) as (a, b):
+            agent_dir = ctx.work_dir / NAME / "agent"
+            argv = agent_command(a, agent_dir)
+            argv += ["--server", b.url, "--pod-network", "host", "--proxy-mode", "none"]
+            with open(ctx.work_dir / NAME / "agent.log", "ab") as log:
+                agent = subprocess.Popen(
+                    argv,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                    preexec_fn=_die_with_parent,
+                )
+            try:
+                await wait_ready(a, agent)
+                by_url = {a.url: a, b.url: b}
+                used = by_url[ServerList([a.url, b.url], key=NODE).current]
+                for round_ in range(ROUNDS):
+                    survivor = b if used is a else a
+                    seconds, in_flight = await next_heartbeat(survivor, used)
+                    times.append(seconds)
+                    flights.append(in_flight)
+                    ctx.say(
+                        f"round {round_ + 1}: {used.url} killed, next heartbeat {seconds:.2f} s"
+                    )
+                    if agent.poll() is not None:
+                        raise RuntimeError(f"agent exited with {agent.returncode}")
+                    await start_again(used)  # for the next round, which kills the other
+                    used = survivor
+            finally:
+                await stop_agent(agent)
+                kill_node(agent_dir)
     interval = renew_interval(NODE_LEASE_DURATION_SECONDS)
     return [
         info(NAME, "node Lease renew interval (agent default)", interval, "s", digits=2),

@@ -134,10 +134,18 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child before e
 class Server:
     """A ``setpoint server`` child process on ``data_dir``; restartable on the same dir."""
 
-    def __init__(self, data_dir: Path, log_path: Path, *, extra_args: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        log_path: Path,
+        *,
+        extra_args: Sequence[str] = (),
+        verbose: bool = False,
+    ) -> None:
         self.data_dir = data_dir
         self.log_path = log_path
         self.extra_args = tuple(extra_args)
+        self.verbose = verbose  # ``setpoint -v``: INFO logs, its children's too
         self.proc: subprocess.Popen[bytes] | None = None
         self.url = ""
         self.ca_pem = b""
@@ -154,6 +162,7 @@ class Server:
             sys.executable,
             "-m",
             "setpoint.cli.main",
+            *(["-v"] if self.verbose else []),
             "server",
             "--data-dir",
             str(self.data_dir),
@@ -376,18 +385,32 @@ class Context:
     profile: ProfileHook | None = None
     verbose: bool = True
     servers: list[Server] = field(default_factory=list)
+    # where the benchmarks that take a store and a number of API servers (``write``) run:
+    # ``python -m bench write --store etcd --servers 2``
+    store: str = "sqlite"
+    api_servers: int = 1
 
     def say(self, message: str) -> None:
         if self.verbose:
             print(f"  {message}", flush=True)
 
-    @contextlib.asynccontextmanager
-    async def server(self, name: str, *, extra_args: Sequence[str] = ()) -> AsyncIterator[Server]:
-        """A fresh server on an empty data dir under the work dir, stopped when the block ends.
+    def data_dir(self, name: str) -> Path:
+        """The data dir :meth:`server` gives the server ``name``."""
+        return self.work_dir / name / "data"
 
-        ``extra_args`` are added to the ``setpoint server`` command line."""
-        root = self.work_dir / name
-        server = Server(root / "data", root / "server.log", extra_args=extra_args)
+    @contextlib.asynccontextmanager
+    async def server(
+        self, name: str, *, extra_args: Sequence[str] = (), verbose: bool = False
+    ) -> AsyncIterator[Server]:
+        """A fresh server on an empty data dir under the work dir (unless something was put
+        into :meth:`data_dir` first), stopped when the block ends.
+
+        ``extra_args`` are added to the ``setpoint server`` command line; ``verbose`` runs
+        it with ``-v``."""
+        data_dir = self.data_dir(name)
+        server = Server(
+            data_dir, data_dir.parent / "server.log", extra_args=extra_args, verbose=verbose
+        )
         self.servers.append(server)
         await server.start()
         self.say(f"server pid {server.pid} at {server.url} (data {server.data_dir})")
@@ -397,12 +420,23 @@ class Context:
             await server.stop()
 
     @contextlib.asynccontextmanager
-    async def measure(self, server: Server, label: str) -> AsyncIterator[Phase]:
-        """Time a phase and the CPU both processes use in it; profile it if asked."""
+    async def measure(
+        self, server: Server, label: str, *, others: Sequence[Server] = ()
+    ) -> AsyncIterator[Phase]:
+        """Time a phase and the CPU the server (with ``others``: all those servers together)
+        and this client use in it; profile ``server`` if asked."""
         phase = Phase()
+        servers = (server, *others)
         profiler = self.profile(server, label) if self.profile else contextlib.nullcontext()
+
+        def server_cpu() -> tuple[float, float]:
+            return (
+                sum(s.cpu_seconds() for s in servers),
+                sum(s.cpu_seconds(s.pid) for s in servers),
+            )
+
         async with profiler:
-            cpu0, loop0 = server.cpu_seconds(), server.cpu_seconds(server.pid)
+            cpu0, loop0 = server_cpu()
             own0, all0, t0 = time.process_time(), machine_busy_seconds(), time.perf_counter()
             try:
                 yield phase
@@ -411,8 +445,8 @@ class Context:
                 phase.client_cpu = time.process_time() - own0
                 phase.machine_cpu = machine_busy_seconds() - all0
                 with contextlib.suppress(OSError):
-                    phase.server_cpu = server.cpu_seconds() - cpu0
-                    phase.loop_cpu = server.cpu_seconds(server.pid) - loop0
+                    cpu1, loop1 = server_cpu()
+                    phase.server_cpu, phase.loop_cpu = cpu1 - cpu0, loop1 - loop0
 
 
 # --------------------------------------------------------------------------- workloads
@@ -456,7 +490,7 @@ class CreateRun:
 
 
 async def create_configmaps(
-    session: aiohttp.ClientSession,
+    session: aiohttp.ClientSession | Sequence[aiohttp.ClientSession],
     names: Sequence[str],
     *,
     concurrency: int,
@@ -465,14 +499,17 @@ async def create_configmaps(
 ) -> CreateRun:
     """POST one ConfigMap per name from ``concurrency`` workers (each one request at a time).
 
-    Bodies are encoded up front so the client spends its time on the wire, not in JSON.
+    With several sessions (one per API server) worker ``i`` uses session ``i mod n``, so the
+    workers are split evenly between them. Bodies are encoded up front so the client spends
+    its time on the wire, not in JSON.
     """
+    sessions = [session] if isinstance(session, aiohttp.ClientSession) else list(session)
     bodies = [(name, configmap_body(name, size)) for name in names]
     run = CreateRun()
     next_index = 0
     deadline = time.monotonic() + time_limit
 
-    async def worker() -> None:
+    async def worker(session: aiohttp.ClientSession) -> None:
         nonlocal next_index
         while next_index < len(bodies) and time.monotonic() < deadline:
             name, body = bodies[next_index]
@@ -494,7 +531,7 @@ async def create_configmaps(
                 key = f"HTTP {status}"
                 run.failures[key] = run.failures.get(key, 0) + 1
 
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    await asyncio.gather(*(worker(sessions[i % len(sessions)]) for i in range(concurrency)))
     return run
 
 

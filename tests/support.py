@@ -100,8 +100,10 @@ class Server:
         token: str | None = "admin",
         headers: dict[str, str] | None = None,
         raw: bytes | None = None,
+        timeout: float = 30,
     ) -> tuple[int, Any, dict[str, str]]:
-        """One HTTPS request; returns (status, decoded JSON body or text, headers)."""
+        """One HTTPS request; returns (status, decoded JSON body or text, headers). A request
+        not answered within ``timeout`` seconds raises TimeoutError."""
         all_headers = dict(headers or {})
         if token == "admin":
             all_headers["Authorization"] = f"Bearer {self.token}"
@@ -113,7 +115,7 @@ class Server:
             all_headers.setdefault("Content-Type", "application/json")
         req = urllib.request.Request(self.url + path, data=data, method=method, headers=all_headers)
         try:
-            with urllib.request.urlopen(req, context=self.ssl_context(), timeout=30) as resp:
+            with urllib.request.urlopen(req, context=self.ssl_context(), timeout=timeout) as resp:
                 status, payload, hdrs = resp.status, resp.read(), dict(resp.headers)
         except urllib.error.HTTPError as err:
             status, payload, hdrs = err.code, err.read(), dict(err.headers)

@@ -22,7 +22,7 @@ from setpoint.meta.timestamps import parse_epoch
 from tests import objects
 from tests.cluster import ClusterNode, node_ready
 from tests.etcd import running_etcd
-from tests.multiserver import start_joined_server
+from tests.ha import share_credentials
 from tests.support import Kubectl, Server, create_namespace, start_server, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("etcd")]
@@ -72,7 +72,8 @@ def two_servers(work: Path, *, controllers: bool = True) -> Iterator[TwoServers]
         flags = ["--datastore-endpoint", etcd.endpoint, *SERVER_FLAGS]
         a = start_server(work / "a", controllers=controllers, extra=flags)
         try:
-            b = start_joined_server(a, work / "b", extra=flags, controllers=controllers)
+            joining = share_credentials(a.data_dir, work / "b")
+            b = start_server(work / "b", controllers=controllers, extra=[*flags, *joining])
             try:
                 yield TwoServers(work, a, b)
             finally:

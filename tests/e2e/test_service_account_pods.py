@@ -17,8 +17,8 @@ import pytest
 from tests import objects
 from tests.cluster import Cluster, can_make_network_namespaces, running_cluster
 from tests.etcd import running_etcd
-from tests.multiserver import start_joined_server
-from tests.support import Kubectl, create_namespace, wait_for
+from tests.ha import share_credentials
+from tests.support import Kubectl, create_namespace, start_server, wait_for
 
 pytestmark = [
     pytest.mark.e2e,
@@ -99,7 +99,10 @@ def test_pods_reach_the_surviving_api_server_through_the_service_ip(tmp_path: Pa
         flags = ["--datastore-endpoint", etcd.endpoint, "--identity-lease-duration-seconds", "3"]
         with running_cluster(1, server_flags=flags) as cluster:
             first = cluster.server
-            second = start_joined_server(first, tmp_path / "second", extra=flags)
+            joining = share_credentials(first.data_dir, tmp_path / "second")
+            second = start_server(
+                tmp_path / "second", extra=[*flags, *joining], bind_address=first.host
+            )
             try:
                 ns = create_namespace(first, "twoapi")
                 k = cluster.kubectl(ns)

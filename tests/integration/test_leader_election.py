@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import UTC, datetime
 
-from setpoint.client.api import ApiClient
+import pytest
+
+from setpoint.client.api import LEASES, ApiClient
 from setpoint.client.leaderelection import LeaderElectionConfig, LeaderElector
+from setpoint.meta.clock import FakeClock
 
 
 def config(lease: str, identity: str) -> LeaderElectionConfig:
@@ -53,3 +57,47 @@ async def test_follower_takes_over_after_the_leader_stops(client: ApiClient) -> 
     t1.cancel()
     await asyncio.wait_for(until(lambda: leading == ["first", "second"]), 10)
     t2.cancel()
+
+
+async def test_run_returns_once_leadership_is_lost(client: ApiClient) -> None:
+    """As client-go's Run: a leader whose lease was taken stops its work and returns."""
+    lease = f"le-{uuid.uuid4().hex[:8]}"
+    stopped = asyncio.Event()
+
+    async def lead() -> None:
+        try:
+            await asyncio.Event().wait()
+        finally:
+            stopped.set()
+
+    elector = LeaderElector(client, config(lease, "first"))
+    running = asyncio.create_task(elector.run(lead))
+    while not elector.is_leader:
+        await asyncio.sleep(0.02)
+    taken = await client.get(LEASES, lease, "kube-system")
+    taken["spec"]["holderIdentity"] = "thief"
+    taken["spec"]["leaseDurationSeconds"] = 3600
+    await client.update(LEASES, taken)
+    await asyncio.wait_for(running, 10)
+    assert stopped.is_set() and not elector.is_leader
+
+
+async def test_follower_tries_again_when_the_lease_it_saw_expires(client: ApiClient) -> None:
+    """A candidate that finds the lease held waits for the holder's expiry, not a whole
+    retry period past it."""
+    lease = f"le-{uuid.uuid4().hex[:8]}"
+    clock = FakeClock(datetime.now(UTC))
+    holder = LeaderElector(client, config(lease, "holder"), clock=clock)
+    assert await holder.try_acquire_or_renew()
+    follower = LeaderElector(
+        client,
+        LeaderElectionConfig(
+            lease_name=lease, identity="follower", lease_duration=1.0, retry_period=5.0
+        ),
+        clock=clock,
+    )
+    assert not await follower.try_acquire_or_renew()
+    clock.step(0.75)
+    assert 0.25 <= follower._until_next_attempt() <= 0.3
+    clock.step(1.0)
+    assert follower._until_next_attempt() == pytest.approx(0.01)

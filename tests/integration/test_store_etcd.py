@@ -5,6 +5,7 @@ an etcd that is not there — each a StoreError that says what happened."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from pathlib import Path
 
@@ -187,3 +188,38 @@ async def test_tls_to_etcd_with_a_client_certificate(tmp_path: Path) -> None:
             await open_store(f"etcd://127.0.0.1:{etcd.client_port}")
         with pytest.raises(BackendError, match="cannot read"):
             await open_store(endpoint, etcd_tls=EtcdTLS(tmp_path / "missing.crt"))
+
+
+async def test_after_a_long_etcd_outage_the_store_is_back_within_seconds(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """gRPC's reconnect backoff (up to 120 s by default) is capped: once etcd is back, reads
+    answer within seconds; a watch waits out the outage, re-watching with growing pauses
+    (not four times a second), and delivers what was written after it."""
+    caplog.set_level(logging.INFO, logger="setpoint.store.etcd")
+    with running_etcd(tmp_path / "etcd") as etcd:
+        store = await EtcdStore.open(etcd.hosts)
+        watch = store.watch("/r/", after_revision=await store.current_revision())
+        ports = (etcd.client_port, etcd.peer_port)
+    pending = asyncio.ensure_future(next_events(watch))
+    try:
+        outage_ends = time.monotonic() + 12
+        while time.monotonic() < outage_ends:  # clients keep trying meanwhile
+            with pytest.raises(BackendError):
+                await store.get("/r/a")
+        rewatches = sum("etcd watch /r/ broke" in r.getMessage() for r in caplog.records)
+        assert 3 <= rewatches <= 12, rewatches  # 0.25, 0.5, 1, 2, 2, ... s apart
+        with running_etcd(tmp_path / "etcd", ports=ports):
+            back = time.monotonic()
+            written = None
+            while written is None:
+                try:
+                    written = await store.create("/r/a", b"1")
+                except BackendError:
+                    assert time.monotonic() - back < 5, "etcd took no writes 5 s after its return"
+            assert [e.kv.key for e in await pending] == ["/r/a"]
+            assert time.monotonic() - back < 8
+    finally:
+        pending.cancel()
+        await watch.aclose()  # type: ignore[attr-defined]
+        await store.close()

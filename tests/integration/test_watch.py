@@ -142,3 +142,19 @@ def test_a_watcher_that_disconnects_mid_stream_leaves_no_error(fresh_server: Ser
     status, _, _ = fresh_server.request("GET", "/readyz", token=None)
     assert status == 200
     assert "Traceback" not in fresh_server.log()
+
+
+def test_a_get_reads_resource_version_as_kubernetes_does(server: Server, namespace: str) -> None:
+    """ "" most recent, "0" whatever the cache holds (no store read: served while etcd has
+    no quorum), "N" not older than N (504 ResourceVersionTooLarge if it never comes)."""
+    written = create(server, namespace, "a")
+    path = CM.format(ns=namespace) + "/a"
+    rv = written["metadata"]["resourceVersion"]
+    for asked in ("", "0", rv):
+        status, body, _ = server.request("GET", f"{path}?resourceVersion={asked}")
+        assert status == 200 and body["metadata"]["resourceVersion"] == rv, (asked, body)
+    status, body, _ = server.request("GET", f"{path}?resourceVersion={int(rv) + 10**9}")
+    assert status == 504, body
+    assert body["details"]["causes"][0]["reason"] == "ResourceVersionTooLarge", body
+    status, body, _ = server.request("GET", f"{path}?resourceVersion=x")
+    assert status == 400 and "resourceVersion" in body["message"], body

@@ -179,7 +179,11 @@ class ResourceHandlers:
                 raise errors.method_not_allowed(method)
             return await self.bind(request, storage, target)
         if method == "GET":
-            cached = await storage.get(target.namespace, target.name)
+            cached = await storage.get(
+                target.namespace,
+                target.name,
+                resource_version=request.query.get("resourceVersion", ""),
+            )
             return self.respond_object(request, target.rtype, cached.obj, fmt)
         if method == "PUT":
             body = await read_body(request)

@@ -306,8 +306,19 @@ class ResourceStorage:
         if not await self.cache.wait_fresh(revision):
             raise errors.timeout("Timeout: the watch cache did not catch up with the store")
 
-    async def get(self, namespace: str | None, name: str) -> CachedObject:
-        await self._fresh()
+    async def get(
+        self, namespace: str | None, name: str, *, resource_version: str = ""
+    ) -> CachedObject:
+        """The object, at a ``resourceVersion`` read as Kubernetes reads it for a get: ""
+        the most recent (a consistent read: the cache catches up with the store's revision
+        first), "0" any (what the cache holds now, served even while the store cannot be
+        reached), "N" not older than N."""
+        if not resource_version:
+            await self._fresh()
+        elif resource_version != "0":
+            wanted = _parse_rv(resource_version)
+            if not await self.cache.wait_fresh(wanted):
+                raise _too_large_rv(wanted, self.cache.revision)
         key = self.key(namespace, name)
         cached = self.cache.get(key)
         if cached is None:

@@ -343,17 +343,17 @@ class ControllerManager:
         self.identity = f"{socket.gethostname()}_{uuid.uuid4()}"
 
     async def run(self) -> None:
+        """Stand by with warm caches, lead once elected, and return when leadership is lost
+        (the process then exits and is started afresh, as kube-controller-manager is).
+
+        The informers start before the election, not once it is won: a standby then holds
+        the cluster's state already, and a successor reconciles as soon as it takes the
+        lease instead of listing everything first. Its components are built too, so what
+        changes while it waits is already queued for them."""
         client = ApiClient(self.client_config, connections=64)
         elector = LeaderElector(
             client, LeaderElectionConfig(lease_name=LEASE_NAME, identity=self.identity)
         )
-        try:
-            await elector.run(lambda: self._lead(client))
-        finally:
-            await elector.release()
-            await client.close()
-
-    async def _lead(self, client: ApiClient) -> None:
         informers = SharedInformers(client)
         recorder = QueuedEventRecorder(
             client, "setpoint-controller-manager", qps=EVENT_QPS, burst=EVENT_BURST
@@ -369,8 +369,23 @@ class ControllerManager:
         components = build_components(
             informers, recorder, self.config, binding_client=binding_client
         )
-        sender = asyncio.create_task(recorder.run(), name="controller-manager-events")
         informers.start()
+        try:
+            await elector.run(lambda: self._lead(informers, recorder, components))
+        finally:
+            await elector.release()
+            await informers.stop()
+            if binding_client is not None:
+                await binding_client.close()
+            await client.close()
+
+    async def _lead(
+        self,
+        informers: SharedInformers,
+        recorder: QueuedEventRecorder,
+        components: list[Runnable],
+    ) -> None:
+        sender = asyncio.create_task(recorder.run(), name="controller-manager-events")
         try:
             await informers.wait_synced()
             log.info("controller manager running %d components", len(components))
@@ -381,9 +396,6 @@ class ControllerManager:
                     await component.stop()
                 except Exception:  # stopping must not mask why we stopped
                     log.exception("stopping %r failed", component)
-            await informers.stop()
             sender.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await sender
-            if binding_client is not None:
-                await binding_client.close()

@@ -6,21 +6,40 @@ so it is stored with the encryption configuration's first provider (see
 of the embedded store, also (usually) while the server runs; ``setpoint datastore snapshot
 restore FILE`` puts one back into a stopped server's data dir, with revisions continuing
 above every one handed out there (``store.snapshot`` has the how and why). ``--data-dir``
-names the server's data dir, as for ``setpoint server``.
+names the server's data dir, as for ``setpoint server``. With ``--datastore-endpoint
+etcd://...`` (and ``--datastore-cafile/-certfile/-keyfile``, as for ``setpoint server``) the
+snapshots are etcd's (``store.etcd_snapshot``, ``store.etcd_load``); ``setpoint datastore
+migrate --to etcd://...`` copies a stopped server's embedded store into an empty etcd.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
 
 import aiohttp
 import click
 
-from setpoint.cli.flags import default_data_dir
+from setpoint.cli.flags import datastore_endpoint_option, datastore_tls_options, default_data_dir
 from setpoint.client.api import SECRETS, ApiClient, ApiError, ClientConfig
-from setpoint.store.interface import BackendError
+from setpoint.store.endpoint import (
+    SQLITE,
+    Endpoint,
+    EndpointError,
+    EtcdTLS,
+    default_endpoint,
+    open_store,
+    parse_endpoint,
+)
+from setpoint.store.interface import BackendError, StoreError
 from setpoint.store.snapshot import restore, save
+
+if TYPE_CHECKING:  # grpc is loaded only when a command talks to etcd
+    from setpoint.store.etcd import EtcdStore
+
+T = TypeVar("T")
 
 DB = Path("db") / "state.db"
 
@@ -45,20 +64,61 @@ def datastore() -> None:
 
 @datastore.group()
 def snapshot() -> None:
-    """Save and restore snapshots of the embedded store."""
+    """Save and restore snapshots of the store (embedded, or etcd)."""
+
+
+def _endpoint(given: str | None, data_dir: Path | None) -> Endpoint:
+    try:
+        return parse_endpoint(given or default_endpoint(_data_dir(data_dir)))
+    except EndpointError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _on_etcd(endpoint: str, tls: EtcdTLS, work: Callable[[EtcdStore], Awaitable[T]]) -> T:
+    """Run ``work`` on the etcd cluster ``endpoint`` names; its failures as one line."""
+
+    from setpoint.store.etcd import EtcdStore
+
+    async def run() -> T:
+        store = await open_store(endpoint, etcd_tls=tls)
+        assert isinstance(store, EtcdStore)
+        try:
+            return await work(store)
+        finally:
+            await store.close()
+
+    try:
+        return asyncio.run(run())
+    except (StoreError, EndpointError) as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 @snapshot.command("save")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @_data_dir_option
-def save_command(file: Path, data_dir: Path | None) -> None:
-    """Write a consistent snapshot of the store to FILE (mode 0600), while the server runs
-    or not."""
-    db = _data_dir(data_dir) / DB
-    try:
-        info = save(db, file.resolve())
-    except BackendError as exc:
-        raise click.ClickException(str(exc)) from None
+@datastore_endpoint_option
+@datastore_tls_options
+def save_command(
+    file: Path, data_dir: Path | None, datastore_endpoint: str | None, datastore_tls: EtcdTLS
+) -> None:
+    """Write a consistent snapshot of the store to FILE (mode 0600), while the servers run or
+    not: of the embedded store, or with --datastore-endpoint etcd://... of an etcd cluster
+    (etcd's own snapshot, as etcdctl snapshot save writes it)."""
+    target = _endpoint(datastore_endpoint, data_dir)
+    path = file.resolve()
+    if target.scheme == SQLITE:
+        assert target.path is not None
+        try:
+            info = save(target.path, path)
+        except BackendError as exc:
+            raise click.ClickException(str(exc)) from None
+    else:
+        from setpoint.store import etcd_snapshot
+
+        assert datastore_endpoint is not None
+        info = _on_etcd(
+            datastore_endpoint, datastore_tls, lambda store: etcd_snapshot.save(store, path)
+        )
     click.echo(
         f"Saved snapshot {info.path}: revision {info.revision}, {info.keys} keys, {info.size} bytes"
     )
@@ -67,22 +127,85 @@ def save_command(file: Path, data_dir: Path | None) -> None:
 @snapshot.command("restore")
 @click.argument("file", type=click.Path(dir_okay=False, exists=True, path_type=Path))
 @_data_dir_option
-def restore_command(file: Path, data_dir: Path | None) -> None:
-    """Make the snapshot FILE the store of a stopped server. Revisions continue above every
-    one handed out before, and older ones are compacted, so clients re-list; the database it
-    replaces is kept beside it."""
-    directory = _data_dir(data_dir)
+@datastore_endpoint_option
+@datastore_tls_options
+def restore_command(
+    file: Path, data_dir: Path | None, datastore_endpoint: str | None, datastore_tls: EtcdTLS
+) -> None:
+    """Make the snapshot FILE the store, with the servers stopped. Revisions continue above
+    every one handed out before, and older ones are compacted, so clients re-list. Into a
+    data dir's embedded store, the database it replaces is kept beside it; with
+    --datastore-endpoint etcd://..., the cluster (the snapshot's own or a new, empty one)
+    ends up holding exactly the snapshot's keys."""
+    target = _endpoint(datastore_endpoint, data_dir)
+    if target.scheme != SQLITE:
+        from setpoint.store import etcd_load, etcd_snapshot
+
+        assert datastore_endpoint is not None
+        try:
+            contents = etcd_snapshot.read(file.resolve())
+        except BackendError as exc:
+            raise click.ClickException(str(exc)) from None
+        loaded = _on_etcd(
+            datastore_endpoint, datastore_tls, lambda store: etcd_load.restore(store, contents)
+        )
+        click.echo(
+            f"Restored {loaded.keys} keys from {file} (snapshot revision {contents.revision}) "
+            f"into etcd, {loaded.deleted} keys not in it deleted; revisions continue at "
+            f"{loaded.revision}, earlier ones are compacted (clients re-list)."
+        )
+        return
+    assert target.path is not None
     try:
-        restored = restore(file.resolve(), directory / DB)
+        restored = restore(file.resolve(), target.path)
     except BackendError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(
         f"Restored {restored.snapshot.keys} keys from {file} (snapshot revision "
-        f"{restored.snapshot.revision}) into {directory}; revisions continue at "
-        f"{restored.revision}, earlier ones are compacted (clients re-list)."
+        f"{restored.snapshot.revision}) into {target.path.parent.parent}; revisions continue "
+        f"at {restored.revision}, earlier ones are compacted (clients re-list)."
     )
     if restored.previous is not None:
         click.echo(f"The database it replaced is kept as {restored.previous}.")
+
+
+@datastore.command("migrate")
+@click.option(
+    "--to",
+    "to",
+    required=True,
+    metavar="URL",
+    help="The etcd cluster to copy the store into, etcd://host:port,... (etcds:// for TLS); "
+    "it must be empty.",
+)
+@_data_dir_option
+@datastore_tls_options
+def migrate_command(to: str, data_dir: Path | None, datastore_tls: EtcdTLS) -> None:
+    """Copy every key of a stopped server's embedded store into an empty etcd cluster, as
+    it is (same objects, same UIDs, in the order they were written). The data dir (CA,
+    tokens, encryption key) stays as it is; then start the server on etcd."""
+    directory = _data_dir(data_dir)
+    target = _endpoint(to, data_dir)
+    if target.scheme == SQLITE:
+        raise click.ClickException(f"--to {to}: migrate copies the store into etcd://...")
+    from setpoint.store import etcd_load
+
+    loaded = _on_etcd(to, datastore_tls, lambda store: etcd_load.migrate(store, directory / DB))
+    click.echo(f"Copied {loaded.keys} keys from {directory / DB} into etcd ({to}).")
+    tls_flags = "".join(
+        f" --datastore-{name} {path}"
+        for name, path in (
+            ("cafile", datastore_tls.ca_file),
+            ("certfile", datastore_tls.cert_file),
+            ("keyfile", datastore_tls.key_file),
+        )
+        if path is not None
+    )
+    click.echo(
+        "Now start the server on it (its data dir stays as it is; the SQLite database is "
+        f"left untouched):\n  setpoint server --datastore-endpoint {to}{tls_flags} "
+        f"--data-dir {directory}"
+    )
 
 
 @datastore.command("rewrite-secrets")

@@ -1,18 +1,24 @@
 """Flag values as ``setpoint``'s commands read them: the default data dir, Go-style
-durations, ``key=value`` labels, and how a component reaches the API server (a kubeconfig,
+durations, ``key=value`` labels, how a component reaches the API server (a kubeconfig,
 or k3s agent's ``--server`` with ``--token-file`` and ``--ca-file``) under its own
-User-Agent."""
+User-Agent, and the flags that name the store (k3s's ``--datastore-*``), shared by
+``setpoint server`` and ``setpoint datastore``."""
 
 from __future__ import annotations
 
+import functools
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 
 from setpoint.client.api import ClientConfig
+from setpoint.store.endpoint import EtcdTLS
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def default_data_dir() -> Path:
@@ -64,3 +70,54 @@ def client_config(
         )
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
+
+
+datastore_endpoint_option = click.option(
+    "--datastore-endpoint",
+    default=None,
+    metavar="URL",
+    help="The store, as k3s spells it: sqlite:///absolute/path/state.db, or an etcd v3 "
+    "cluster etcd://host:port,host:port,... [default: the SQLite file db/state.db in the "
+    "data dir].",
+)
+
+
+def datastore_tls_options(func: F) -> F:
+    """k3s's ``--datastore-cafile/-certfile/-keyfile``, handed to ``func`` as one
+    ``datastore_tls: EtcdTLS`` argument."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        tls = EtcdTLS(
+            kwargs.pop("datastore_cafile"),
+            kwargs.pop("datastore_certfile"),
+            kwargs.pop("datastore_keyfile"),
+        )
+        return func(*args, datastore_tls=tls, **kwargs)
+
+    options = [
+        click.option(
+            "--datastore-cafile",
+            type=click.Path(path_type=Path),
+            default=None,
+            help="TLS to etcd (etcds://): the CA that signed the members' certificates "
+            "[default: the system's].",
+        ),
+        click.option(
+            "--datastore-certfile",
+            type=click.Path(path_type=Path),
+            default=None,
+            help="TLS to etcd (etcds://): the client certificate etcd asks for "
+            "(--client-cert-auth).",
+        ),
+        click.option(
+            "--datastore-keyfile",
+            type=click.Path(path_type=Path),
+            default=None,
+            help="TLS to etcd (etcds://): the client certificate's key.",
+        ),
+    ]
+    decorated: Any = wrapper
+    for option in reversed(options):
+        decorated = option(decorated)
+    return decorated

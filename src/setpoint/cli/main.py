@@ -38,7 +38,12 @@ from setpoint.cli.controllermanager import (
     node_lifecycle_options,
 )
 from setpoint.cli.datastore import datastore
-from setpoint.cli.flags import default_data_dir, parse_duration
+from setpoint.cli.flags import (
+    datastore_endpoint_option,
+    datastore_tls_options,
+    default_data_dir,
+    parse_duration,
+)
 from setpoint.cli.kubeconfig import kubeconfig
 from setpoint.cli.process import EXIT_CANNOT_START, exit_with_parent, install_uvloop, tune_gc
 from setpoint.cli.security import SecurityConfig, security_options
@@ -162,33 +167,8 @@ def cli(verbose: int) -> None:
     show_default=True,
     help="How long a request (not a watch or a log stream) may take before it gets 504.",
 )
-@click.option(
-    "--datastore-endpoint",
-    default=None,
-    metavar="URL",
-    help="The store, as k3s spells it: sqlite:///absolute/path/state.db, or an etcd v3 "
-    "cluster etcd://host:port,host:port,... [default: the SQLite file db/state.db in the "
-    "data dir].",
-)
-@click.option(
-    "--datastore-cafile",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="TLS to etcd (etcds://): the CA that signed the members' certificates "
-    "[default: the system's].",
-)
-@click.option(
-    "--datastore-certfile",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="TLS to etcd (etcds://): the client certificate etcd asks for (--client-cert-auth).",
-)
-@click.option(
-    "--datastore-keyfile",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="TLS to etcd (etcds://): the client certificate's key.",
-)
+@datastore_endpoint_option
+@datastore_tls_options
 @click.option(
     "--cluster-reset",
     is_flag=True,
@@ -275,9 +255,7 @@ def server(
     max_mutating_requests_inflight: int,
     request_timeout: str,
     datastore_endpoint: str | None,
-    datastore_cafile: Path | None,
-    datastore_certfile: Path | None,
-    datastore_keyfile: Path | None,
+    datastore_tls: EtcdTLS,
     cluster_reset: bool,
     default_not_ready_toleration_seconds: int,
     default_unreachable_toleration_seconds: int,
@@ -341,7 +319,7 @@ def server(
         ),
         cluster_reset=cluster_reset,
         datastore_endpoint=datastore_endpoint,
-        datastore_tls=EtcdTLS(datastore_cafile, datastore_certfile, datastore_keyfile),
+        datastore_tls=datastore_tls,
         tolerations=DefaultTolerationSeconds(
             not_ready=default_not_ready_toleration_seconds,
             unreachable=default_unreachable_toleration_seconds,

@@ -5,7 +5,11 @@ scheduler. Each candidate tries to take the Lease: free or expired (``renewTime`
 ``leaseDurationSeconds`` in the past) it writes its identity with an optimistic-concurrency
 update, so only one wins. The leader renews every ``retry_period``; if it cannot renew
 within ``renew_deadline`` it stops leading (its work is cancelled) and goes back to trying.
-Followers retry every ``retry_period`` and take over once the lease expires.
+Followers retry every ``retry_period``, and once more at the moment the lease they saw
+expires, so a successor takes over within ``lease_duration`` of the leader's last renewal
+rather than up to a ``retry_period`` later. As client-go's ``Run``, :meth:`LeaderElector.run`
+returns once leadership is lost: a component then exits and starts afresh (as
+kube-controller-manager does) rather than leading again on state from its first term.
 """
 
 from __future__ import annotations
@@ -43,6 +47,8 @@ class LeaderElector:
         self.config = config
         self.clock = clock
         self.is_leader = False
+        # when the lease another candidate holds runs out, as last seen
+        self._others_expiry: datetime | None = None
 
     def _spec(self, now: datetime, *, acquire: bool, transitions: int) -> Obj:
         spec: Obj = {
@@ -84,7 +90,10 @@ class LeaderElector:
         ours = holder == cfg.identity
         expired = renewed is None or renewed + timedelta(seconds=duration) < now
         if not ours and holder and not expired:
+            assert renewed is not None
+            self._others_expiry = renewed + timedelta(seconds=duration)
             return False
+        self._others_expiry = None
         transitions = int(spec.get("leaseTransitions") or 0) + (0 if ours else 1)
         lease["spec"] = {**spec, **self._spec(now, acquire=not ours, transitions=transitions)}
         try:
@@ -96,23 +105,30 @@ class LeaderElector:
         return True
 
     async def run(self, lead: Callable[[], Coroutine[Any, Any, None]]) -> None:
-        """Forever: acquire, run ``lead()`` while renewing, cancel it when leadership is lost."""
+        """Acquire the lease, run ``lead()`` while renewing it, and cancel it and return when
+        leadership is lost (or ``lead()`` ends)."""
         cfg = self.config
-        while True:
-            if not await self._attempt():
-                await asyncio.sleep(cfg.retry_period)
-                continue
-            log.info("%s became leader of %s", cfg.identity, cfg.lease_name)
-            self.is_leader = True
-            work: asyncio.Task[None] = asyncio.create_task(lead(), name=f"leading-{cfg.lease_name}")
-            try:
-                await self._renew_until_lost(work)
-            finally:
-                self.is_leader = False
-                work.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await work
-            log.warning("%s lost leadership of %s", cfg.identity, cfg.lease_name)
+        while not await self._attempt():
+            await asyncio.sleep(self._until_next_attempt())
+        log.info("%s became leader of %s", cfg.identity, cfg.lease_name)
+        self.is_leader = True
+        work: asyncio.Task[None] = asyncio.create_task(lead(), name=f"leading-{cfg.lease_name}")
+        try:
+            await self._renew_until_lost(work)
+        finally:
+            self.is_leader = False
+            work.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await work
+        log.warning("%s lost leadership of %s", cfg.identity, cfg.lease_name)
+
+    def _until_next_attempt(self) -> float:
+        """A retry period, or less when the holder's lease runs out sooner."""
+        period = self.config.retry_period
+        if self._others_expiry is None:
+            return period
+        left = (self._others_expiry - self.clock.now()).total_seconds()
+        return min(period, max(left, 0.0) + 0.01)  # just past the expiry, not at it
 
     async def _attempt(self) -> bool:
         try:

@@ -15,15 +15,22 @@ The semantics are the embedded store's, held to the same conformance suite:
   so pages agree;
 * watch asks for the changes after a revision (with the previous value, so a DELETE carries
   the last value) and, when the stream breaks, resumes from the last revision it delivered
-  + 1; history etcd has compacted away is :class:`CompactedError`, as for SQLite;
+  + 1, for as long as it takes (the API server's watch cache must outlive any etcd outage),
+  pausing longer while etcd stays away; history etcd has compacted away is
+  :class:`CompactedError`, as for SQLite;
+* a watch requires a leader: a member cut off from the quorum ends it, so that it moves to a
+  member of the majority instead of going quiet while the cluster moves on;
 * quiet watches get progress notifications: every ``PROGRESS_INTERVAL`` the watch asks etcd
   for one (a WatchProgressRequest) and passes it on as an empty batch when the store revision
   has moved.
 
-All member addresses go into one gRPC target (round-robin, keepalive). Reads get a short
-timeout per attempt and are retried on another member; writes are tried once (a write whose
-answer was lost may have been applied, so only the caller can decide to retry), with a longer
-timeout, and fail with a :class:`BackendError` that names the cause.
+All member addresses go into one gRPC target (round-robin, keepalive, a member that is down
+dialled again every 2 s at most rather than after gRPC's default backoff of up to 120 s).
+Reads get a short timeout per attempt and are retried on another member; writes are tried
+once (a write whose answer was lost may have been applied, so only the caller can decide to
+retry), with a longer timeout, and fail with a :class:`BackendError` that names the cause.
+Without a quorum, then, a write fails after ``WRITE_TIMEOUT`` and a read after its attempts,
+while watches wait: the API server's watch cache keeps serving what it has.
 """
 
 from __future__ import annotations
@@ -34,7 +41,7 @@ import ipaddress
 import logging
 import socket
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -66,6 +73,10 @@ RETRY_PAUSE = 0.2  # seconds before a read's second attempt (twice that before t
 WRITE_TIMEOUT = 5.0  # one attempt: a write is not retried
 PROGRESS_INTERVAL = 1.0  # how often a watch asks etcd where the store revision is
 WRITE_OUTCOME_FRESH = 5.0  # check_writable trusts a write outcome this recent
+RECONNECT_BACKOFF_MS = (250, 2_000)  # a member that is down is dialled again within 2 s
+# a broken watch is resumed after 0.25 s, doubling while etcd stays away, up to 2 s
+WATCH_RETRY_PAUSE = (0.25, 2.0)
+REQUIRE_LEADER = (("hasleader", "true"),)  # etcd's rpctypes.MetadataRequireLeaderKey
 RETRYABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
 
 T = TypeVar("T")
@@ -85,6 +96,11 @@ def _range_end(prefix: str) -> bytes:
         return b"\x00"  # every key
     raw[-1] += 1
     return bytes(raw)
+
+
+def _low(prefix: str) -> bytes:
+    """etcd's range start for a prefix: an empty one (every key) is the lowest key, NUL."""
+    return _key(prefix) or b"\x00"
 
 
 def _kv(kv: Any) -> KeyValue:
@@ -144,12 +160,18 @@ class EtcdStore:
 
     def __init__(self, hosts: tuple[str, ...], tls: EtcdTLS | None = None) -> None:
         self._hosts = hosts
+        self._tls = tls
         self._where = ",".join(hosts)
         options: list[tuple[str, Any]] = [
             ("grpc.lb_policy_name", "round_robin"),
             ("grpc.keepalive_time_ms", 10_000),
             ("grpc.keepalive_timeout_ms", 5_000),
             ("grpc.keepalive_permit_without_calls", 1),
+            # gRPC's reconnect backoff grows to 120 s: after an etcd outage of a minute the
+            # store would stay away for as long again; members are worth asking every 2 s
+            # (not grpc.min_reconnect_backoff_ms: that is the time a connection attempt gets)
+            ("grpc.initial_reconnect_backoff_ms", RECONNECT_BACKOFF_MS[0]),
+            ("grpc.max_reconnect_backoff_ms", RECONNECT_BACKOFF_MS[1]),
             ("grpc.max_receive_message_length", -1),
             ("grpc.max_send_message_length", -1),
         ]
@@ -178,6 +200,16 @@ class EtcdStore:
             await store.close()
             raise
         return store
+
+    @property
+    def hosts(self) -> tuple[str, ...]:
+        """The members, as named (host:port)."""
+        return self._hosts
+
+    @property
+    def tls(self) -> EtcdTLS | None:
+        """How it speaks TLS to the members (None: plain HTTP/2)."""
+        return self._tls
 
     # ------------------------------------------------------------------ plumbing
 
@@ -363,6 +395,35 @@ class EtcdStore:
                 raise FutureRevisionError(revision, await self.current_revision()) from None
             raise self._failure(exc) from exc
 
+    async def write_batch(
+        self, puts: Sequence[tuple[str, bytes]], deletes: Sequence[str] = ()
+    ) -> int:
+        """Put and delete keys in one Txn, unconditionally (a bulk load into a cluster that
+        nothing else writes: a restore or a migration); the revision it made. One Txn holds
+        at most etcd's ``--max-txn-ops`` (128 by default) and ``--max-request-bytes``."""
+        ops = [
+            rpc_pb2.RequestOp(request_put=rpc_pb2.PutRequest(key=_key(key), value=value))
+            for key, value in puts
+        ] + [
+            rpc_pb2.RequestOp(request_delete_range=rpc_pb2.DeleteRangeRequest(key=_key(key)))
+            for key in deletes
+        ]
+        # a batch too large for etcd is reported against its largest value
+        key, value = max(puts, key=lambda put: len(put[1])) if puts else (deletes[0], b"")
+        response = await self._txn(key, value, rpc_pb2.TxnRequest(success=ops))
+        return int(response.header.revision)
+
+    async def snapshot(self) -> AsyncIterator[bytes]:
+        """etcd's snapshot of its backend (Maintenance.Snapshot) as it streams in: the bbolt
+        database followed by its sha256, from whichever member answers."""
+        if self._closed:
+            raise StoreError("store is closed")
+        try:
+            async for response in self._maintenance.Snapshot(rpc_pb2.SnapshotRequest()):
+                yield bytes(response.blob)
+        except grpc.aio.AioRpcError as exc:
+            raise self._failure(exc) from exc
+
     # ------------------------------------------------------------------ reads
 
     async def get(self, key: str) -> KeyValue | None:
@@ -375,7 +436,7 @@ class EtcdStore:
         low = max(prefix, start_after + "\x00") if start_after else prefix
         response = await self._range(
             rpc_pb2.RangeRequest(
-                key=_key(low), range_end=_range_end(prefix), limit=limit, revision=revision
+                key=_low(low), range_end=_range_end(prefix), limit=limit, revision=revision
             )
         )
         at = revision or response.header.revision
@@ -383,7 +444,7 @@ class EtcdStore:
 
     async def count(self, prefix: str) -> int:
         response = await self._range(
-            rpc_pb2.RangeRequest(key=_key(prefix), range_end=_range_end(prefix), count_only=True)
+            rpc_pb2.RangeRequest(key=_low(prefix), range_end=_range_end(prefix), count_only=True)
         )
         return int(response.count)
 
@@ -397,8 +458,12 @@ class EtcdStore:
         if self._closed:
             raise StoreError("store is closed")
         last = after_revision
+        pause = WATCH_RETRY_PAUSE[0]
         while True:
-            stream = self._watch.Watch()
+            # a member that loses its leader ends the watch ("no leader") rather than keep it
+            # open and silent while the rest of the cluster moves on (clientv3's
+            # WithRequireLeader, as kube-apiserver watches); the watch resumes on another
+            stream = self._watch.Watch(metadata=REQUIRE_LEADER)
             asker: asyncio.Task[None] | None = None
             heard = [time.monotonic()]  # when events last came: no progress is asked for then
             try:
@@ -419,6 +484,7 @@ class EtcdStore:
                             f"{response.cancel_reason or 'no reason given'}"
                         )
                     if response.created:
+                        pause = WATCH_RETRY_PAUSE[0]  # a working stream: retry soon if it breaks
                         continue
                     if response.events:
                         events = [_event(e) for e in response.events]
@@ -444,8 +510,16 @@ class EtcdStore:
             except grpc.aio.AioRpcError as exc:
                 if exc.code() not in RETRYABLE or self._closed:
                     raise self._failure(exc) from exc
-                log.info("etcd watch %s broke (%s); resuming after %d", prefix, exc.code(), last)
-                await asyncio.sleep(READ_TIMEOUT / 4)
+                log.info(
+                    "etcd watch %s broke (%s: %s); resuming after %d in %.2fs",
+                    prefix,
+                    exc.code().name,
+                    exc.details(),
+                    last,
+                    pause,
+                )
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, WATCH_RETRY_PAUSE[1])
             finally:
                 if asker is not None:
                     asker.cancel()
