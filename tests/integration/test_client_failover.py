@@ -29,6 +29,7 @@ class FakeApi:
 
     name: str
     drop: bool = False
+    delay: float = 0.0  # before answering (or dropping)
     requests: list[str] = field(default_factory=list)
     watch_versions: list[str] = field(default_factory=list)
     runner: web.AppRunner | None = None
@@ -36,6 +37,7 @@ class FakeApi:
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         self.requests.append(request.method)
+        await asyncio.sleep(self.delay)
         if self.drop:
             assert request.transport is not None
             request.transport.close()
@@ -137,6 +139,19 @@ async def test_a_post_cut_midway_is_not_sent_again(
         assert b.requests == []
         # the next request goes to the other server at once
         assert (await client.get(CONFIGMAPS, "x", "ns"))["served_by"] == "b"
+
+
+async def test_a_server_learned_while_a_request_was_under_way_takes_it_over(
+    apis: tuple[FakeApi, FakeApi], ca_pem: bytes
+) -> None:
+    a, b = apis
+    a.drop, a.delay = True, 0.3
+    servers = ServerList([a.url])
+    async with ApiClient(ClientConfig(a.url, "t", ca_pem), servers=servers) as client:
+        request = asyncio.create_task(client.get(CONFIGMAPS, "x", "ns"))
+        await asyncio.sleep(0.1)
+        servers.update([a.url, b.url])  # discovery found b meanwhile
+        assert (await request)["served_by"] == "b"
 
 
 async def test_an_http_error_is_an_answer_not_a_reason_to_move(ca_pem: bytes) -> None:
