@@ -31,4 +31,5 @@ BENCHMARKS = (
     "nodeauth",
     "rbac",
     "leaderfailover",
+    "agentfailover",
 )

@@ -53,6 +53,7 @@ TIME_LIMITS = {
     "nodeauth": 300.0,
     "rbac": 600.0,
     "leaderfailover": 600.0,
+    "agentfailover": 240.0,
 }
 
 # the benchmarks that take --store and --servers

@@ -6,14 +6,19 @@ whose node runs the node proxy."""
 from __future__ import annotations
 
 import json
+import signal
 import sys
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from tests import objects
 from tests.cluster import Cluster, can_make_network_namespaces, running_cluster
-from tests.support import create_namespace, wait_for
+from tests.etcd import running_etcd
+from tests.ha import share_credentials
+from tests.support import Kubectl, create_namespace, start_server, wait_for
 
 pytestmark = [
     pytest.mark.e2e,
@@ -70,3 +75,82 @@ def test_pod_in_its_own_network_reaches_the_api_server_by_the_service_ip(
     ]
     assert f"host={service_ip}" in logs
     assert f"user=system:serviceaccount:{ns}:default" in logs
+
+
+LOOP = """
+import time
+import kubernetes.client as c, kubernetes.config as cfg
+cfg.load_incluster_config()
+api = c.AuthenticationV1Api()
+while True:
+    try:
+        review = api.create_self_subject_review(c.V1SelfSubjectReview())
+        print("ok " + review.status.user_info.username, time.time(), flush=True)
+    except Exception as exc:
+        print("failed", type(exc).__name__, time.time(), flush=True)
+    time.sleep(0.5)
+"""
+
+
+def test_pods_reach_the_surviving_api_server_through_the_service_ip(tmp_path: Path) -> None:
+    """Two API servers on one address (different ports): the cluster IP leads to both,
+    and to the survivor alone once the other died and its identity Lease expired."""
+    with running_etcd(tmp_path / "etcd") as etcd:
+        flags = ["--datastore-endpoint", etcd.endpoint, "--identity-lease-duration-seconds", "3"]
+        with running_cluster(1, server_flags=flags) as cluster:
+            first = cluster.server
+            joining = share_credentials(first.data_dir, tmp_path / "second")
+            second = start_server(
+                tmp_path / "second", extra=[*flags, *joining], bind_address=first.host
+            )
+            try:
+                ns = create_namespace(first, "twoapi")
+                k = cluster.kubectl(ns)
+                wait_for(
+                    lambda: k.run("get", "sa", "default", check=False).returncode == 0,
+                    timeout=10,
+                    what="the default ServiceAccount",
+                )
+                pod = objects.pod(
+                    "looping",
+                    securityContext={"runAsUser": 0},
+                    containers=[
+                        {"name": "app", "image": "python", "command": [sys.executable, "-c", LOOP]}
+                    ],
+                )
+                k("create", "-f", "-", input=json.dumps(pod))
+                wait_for(
+                    lambda: "ok " in k.run("logs", "looping", check=False).stdout,
+                    timeout=90,
+                    what="the pod to reach the API server",
+                )
+                slices = (
+                    "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices"
+                    "?labelSelector=kubernetes.io/service-name=kubernetes"
+                )
+
+                def slice_ports() -> list[int]:
+                    items = second.request("GET", slices)[1]["items"]
+                    return sorted(p["port"] for s in items for p in s["ports"])
+
+                both = sorted([first.port, second.port])
+                wait_for(lambda: slice_ports() == both, what="a slice for each server")
+                first.stop(signal.SIGKILL)
+                killed = time.time()
+                k = Kubectl(second, ns)
+
+                def reached_after_kill() -> bool:
+                    lines = k.run("logs", "looping", check=False).stdout.splitlines()
+                    return any(
+                        line.startswith("ok ") and float(line.split()[-1]) > killed + 1
+                        for line in lines
+                    )
+
+                wait_for(reached_after_kill, timeout=60, what="the pod to reach the survivor")
+                logs = k("logs", "looping").stdout
+                assert f"ok system:serviceaccount:{ns}:default" in logs
+                wait_for(
+                    lambda: slice_ports() == [second.port], what="the dead server's slice gone"
+                )
+            finally:
+                second.stop(signal.SIGKILL)

@@ -976,7 +976,7 @@ class NodeAgent:
             if spec.get("clusterIP") and ports:
                 host, port = str(spec["clusterIP"]), int(ports[0].get("port") or 443)
         if not host:
-            url = urllib.parse.urlsplit(self.client.config.server_url)
+            url = urllib.parse.urlsplit(self.client.server_url)
             host, port = url.hostname or "", url.port or 443
         if not host:
             return {}

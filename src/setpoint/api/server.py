@@ -86,7 +86,7 @@ from setpoint.api.noderestriction import NodeRestriction
 from setpoint.api.podlogs import PodLogs
 from setpoint.api.podstreams import STREAM_SUBRESOURCES, PodStreams
 from setpoint.api.ratelimit import ClientLimits, ClientRateLimiter
-from setpoint.api.services import ServiceNetwork
+from setpoint.api.services import ServiceNetwork, identity
 from setpoint.api.services.allocation import (
     IPS_RECORDS,
     NODE_PORTS_RECORDS,
@@ -233,6 +233,7 @@ class APIServer:
             )
             self.issuer_discovery = IssuerDiscovery(token_issuer)
         self._tasks: list[asyncio.Task[None]] = []
+        self._kubernetes_service: KubernetesService | None = None  # see publish_endpoint
         self.ready = False
         ping = Check("ping", _ok)
         etcd = Check("etcd", store.check_readable)
@@ -369,22 +370,37 @@ class APIServer:
             self._tasks.append(asyncio.create_task(timer.run(), name=timer.name))
         self.ready = True
 
-    async def publish_endpoint(self, address: str, port: int) -> None:
-        """Keep the ``kubernetes`` Service pointing at this server, reached at ``address``
-        and ``port`` (see ``services.kubernetes``); its first reconcile is done on return."""
+    async def publish_endpoint(
+        self,
+        address: str,
+        port: int,
+        *,
+        lease_duration_seconds: int = identity.DEFAULT_DURATION_SECONDS,
+    ) -> None:
+        """Keep this server, reached at ``address`` and ``port``, listed in the
+        ``kubernetes`` Service's endpoints with the other live servers, through its identity
+        Lease of ``lease_duration_seconds`` (see ``services.kubernetes``); its first
+        reconcile is done on return. :meth:`stop` takes it out again."""
         services, endpoints = self._storage("services"), self._storage("endpoints")
         slices = self.registry.lookup("discovery.k8s.io", "v1", "endpointslices")
-        assert services is not None and endpoints is not None and slices is not None
-        kubernetes = KubernetesService(
+        leases = self.registry.lookup("coordination.k8s.io", "v1", "leases")
+        assert services is not None and endpoints is not None
+        assert slices is not None and leases is not None
+        self._kubernetes_service = KubernetesService(
             services=services,
             endpoints=endpoints,
             slices=self.storages[slices],
+            identity=identity.IdentityLeases(
+                leases=self.storages[leases],
+                endpoint=identity.ServerEndpoint(address, port),
+                duration_seconds=lease_duration_seconds,
+            ),
             cluster_ip=self.service_allocations.ip_range.value(0),
-            address=address,
-            port=port,
         )
-        await kubernetes.reconcile()
-        self._tasks.append(asyncio.create_task(kubernetes.run(), name="kubernetes-service"))
+        await self._kubernetes_service.reconcile()
+        self._tasks.append(
+            asyncio.create_task(self._kubernetes_service.run(), name="kubernetes-service")
+        )
 
     async def _all_services(self) -> list[dict[str, Any]]:
         storage = self._storage("services")
@@ -403,6 +419,8 @@ class APIServer:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if self._kubernetes_service is not None:
+            await self._kubernetes_service.withdraw()
         await asyncio.gather(*(cache.stop() for cache in self.caches.values()))
         await self.kubelet.close()
         if self.auditor is not None:

@@ -8,6 +8,11 @@ SIGINT) leaves the supervisor and the workloads running; a restarted agent picks
 With ``--shutdown-grace-period``, SIGTERM means the node is going down: the agent shuts its
 pods down gracefully first, as the kubelet's GracefulNodeShutdown (see
 :mod:`setpoint.agent.shutdown`), then exits.
+
+``--server`` may name several API servers of one cluster (repeated, or separated by
+commas), and the agent learns the others from the ``default/kubernetes`` Endpoints: it
+talks to one at a time, starting at one picked by its node name, and moves to the next when
+that one cannot be reached (see :mod:`setpoint.client.servers`).
 """
 
 from __future__ import annotations
@@ -31,6 +36,9 @@ from setpoint.cli.process import exit_with_parent, install_uvloop, run_until_sig
 from setpoint.client.api import ApiClient, ClientConfig
 from setpoint.client.join import join, stored_credential
 from setpoint.client.nodes import NODE_LEASE_DURATION_SECONDS
+from setpoint.client.serverdiscovery import follow_endpoints
+from setpoint.client.servers import ServerList
+from setpoint.client.tasks import cancel_all
 from setpoint.meta.quantity import QuantityError, parse_quantity
 
 
@@ -61,9 +69,13 @@ async def run_agent(
 ) -> None:
     """Run the node agent until SIGTERM/SIGINT, as the node's own identity (joining with
     ``config``'s join token first if the data dir holds no credential yet)."""
-    config = await join(config, node_name=node_name, data_dir=data_dir)
+    servers = ServerList(config.server_urls, key=node_name)
+    config = await join(config, node_name=node_name, data_dir=data_dir, servers=servers)
     runtime = await ensure_supervisor(data_dir / "supervisor")
-    client = ApiClient(config)
+    client = ApiClient(config, servers=servers)
+    discovery = asyncio.create_task(
+        follow_endpoints(client, servers, config.server_urls), name="api-servers"
+    )
     agent = NodeAgent(
         client,
         node_name=node_name,
@@ -85,6 +97,7 @@ async def run_agent(
     try:
         await run_until_signalled(agent)
     finally:
+        await cancel_all([discovery])
         await client.close()
         await runtime.close()
 
@@ -150,7 +163,14 @@ def _rate(ctx: click.Context, param: click.Parameter, value: str) -> int:
 
 
 @click.command()
-@click.option("--server", default=None, help="API server URL (instead of a kubeconfig).")
+@click.option(
+    "--server",
+    "servers",
+    multiple=True,
+    help="API server URL (instead of a kubeconfig). Repeatable, or comma-separated: several "
+    "servers of one cluster, used one at a time; the agent also learns the others from the "
+    "`kubernetes` Endpoints.",
+)
 @click.option(
     "--token-file",
     type=_PATH,
@@ -307,7 +327,7 @@ def _rate(ctx: click.Context, param: click.Parameter, value: str) -> int:
     "file), like the agent's own data dir and credentials always are. Repeatable.",
 )
 def agent(
-    server: str | None,
+    servers: tuple[str, ...],
     token_file: Path | None,
     ca_file: Path | None,
     kubeconfig: Path | None,
@@ -341,9 +361,16 @@ def agent(
     name = (node_name or socket.gethostname()).lower()
     agent_dir = data_dir or default_agent_dir()
     stored = stored_credential(agent_dir, name)
+    server = [url.strip() for value in servers for url in value.split(",") if url.strip()]
     if server and ca_file is not None and token_file is None and stored is not None:
         # joined before: the join token is no longer needed
-        config = ClientConfig(server, stored, ca_file.read_bytes(), "setpoint-agent")
+        config = ClientConfig(
+            server[0],
+            stored,
+            ca_file.read_bytes(),
+            "setpoint-agent",
+            fallback_urls=tuple(server[1:]),
+        )
     else:
         config = client_config(
             kubeconfig=kubeconfig,

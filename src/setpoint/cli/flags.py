@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -53,7 +53,7 @@ def parse_labels(values: tuple[str, ...]) -> dict[str, str]:
 def client_config(
     *,
     kubeconfig: Path | None,
-    server: str | None,
+    server: str | Sequence[str] | None,
     token_file: Path | None,
     ca_file: Path | None,
     user_agent: str,

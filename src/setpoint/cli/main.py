@@ -22,6 +22,7 @@ from setpoint.agent.proxy.proxier import PROXY_MODES
 from setpoint.api.auth.tokens import DEFAULT_ISSUER
 from setpoint.api.inflight import InflightLimits
 from setpoint.api.services import ServiceNetwork
+from setpoint.api.services.identity import DEFAULT_DURATION_SECONDS as IDENTITY_LEASE_SECONDS
 from setpoint.api.services.ranges import (
     DEFAULT_SERVICE_CLUSTER_IP_RANGE,
     DEFAULT_SERVICE_NODE_PORT_RANGE,
@@ -210,6 +211,14 @@ def cli(verbose: int) -> None:
     "--bind-address, or this machine's primary address when that is 0.0.0.0).",
 )
 @click.option(
+    "--identity-lease-duration-seconds",
+    type=click.IntRange(1),
+    default=IDENTITY_LEASE_SECONDS,
+    show_default=True,
+    help="Duration of this server's identity Lease (kube-system/apiserver-...), renewed "
+    "every third of it: a server that died leaves the kubernetes Endpoints this long after.",
+)
+@click.option(
     "--token-auth-file",
     type=click.Path(path_type=Path, dir_okay=False),
     default=None,
@@ -253,6 +262,7 @@ def server(
     service_cluster_ip_range: str,
     service_node_port_range: str,
     advertise_address: str | None,
+    identity_lease_duration_seconds: int,
     token_auth_file: Path | None,
     service_account_issuer: str,
     security: SecurityConfig,
@@ -319,6 +329,7 @@ def server(
         node_ipam=node_ipam,
         services=services,
         advertise_address=advertise_address,
+        identity_lease_duration_seconds=identity_lease_duration_seconds,
         proxy_mode=proxy_mode,
         token_auth_file=token_auth_file,
         service_account_issuer=service_account_issuer,

@@ -49,7 +49,7 @@ from setpoint.api.auth.x509 import ClientCertificates
 from setpoint.api.inflight import InflightLimits
 from setpoint.api.kubelet import KUBELET_CLIENT_COMMON_NAME
 from setpoint.api.server import APIServer
-from setpoint.api.services import ServiceNetwork
+from setpoint.api.services import ServiceNetwork, identity
 from setpoint.api.serving import ServingLimits, TLSSite, raise_descriptor_limit
 from setpoint.cli.controllermanager import (
     ManagerConfig,
@@ -111,6 +111,7 @@ class ServerConfig:
     node_ipam: NodeIPAMSettings | None = field(default_factory=NodeIPAMSettings)
     services: ServiceNetwork = field(default_factory=ServiceNetwork)
     advertise_address: str | None = None  # default: see advertised_host()
+    identity_lease_duration_seconds: int = identity.DEFAULT_DURATION_SECONDS
     proxy_mode: str = "auto"  # the local agent's node proxy
     token_auth_file: Path | None = None  # more users, as kube-apiserver's --token-auth-file
     service_account_issuer: str = DEFAULT_ISSUER
@@ -395,7 +396,11 @@ async def _start(config: ServerConfig, running: contextlib.AsyncExitStack) -> st
     await site.start()
     running.push_async_callback(site.stop)
     port = site.port
-    await api.publish_endpoint(advertised_host(config), port)
+    await api.publish_endpoint(
+        advertised_host(config),
+        port,
+        lease_duration_seconds=config.identity_lease_duration_seconds,
+    )
     url = f"https://{client_host(config.bind_address)}:{port}"
     # the controller manager and the scheduler in it log in with client certificates of
     # their own, each allowed what its role grants

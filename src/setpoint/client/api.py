@@ -4,6 +4,11 @@ It addresses resources by :class:`Resource` (group, version, plural, namespaced)
 objects as plain JSON dicts, raises :class:`ApiError` carrying the server's ``Status``, and
 streams watches as ``(type, object)`` events. ``from_kubeconfig`` reads the kubeconfig that
 ``setpoint server`` writes. Writers that read-modify-write use :meth:`ApiClient.retry_on_conflict`.
+
+A client may know several API servers (``ClientConfig.fallback_urls``, or a
+:class:`~setpoint.client.servers.ServerList` it is given): it uses one at a time and moves
+to the next when a request cannot reach it, sending again what is safe to send again (see
+``client.servers`` for the rules and why this lives in the client, not in a proxy).
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import ssl
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
@@ -20,7 +25,8 @@ from urllib.parse import quote, urlencode
 import aiohttp
 import orjson
 
-from setpoint.client.http import ConnectionPool
+from setpoint.client.http import ConnectionPool, Response, ServerUnreachable
+from setpoint.client.servers import ServerList
 from setpoint.pki import client_ssl_context, load_kubeconfig
 
 Obj = dict[str, Any]
@@ -120,6 +126,11 @@ class ClientConfig:
     user_agent: str = "setpoint"
     client_cert_pem: bytes = b""  # a client certificate (with its key) instead of a token
     client_key_pem: bytes = b""
+    fallback_urls: tuple[str, ...] = ()  # further API servers of the same cluster
+
+    @property
+    def server_urls(self) -> tuple[str, ...]:
+        return (self.server_url, *self.fallback_urls)
 
     @classmethod
     def from_kubeconfig(cls, path: Path, *, user_agent: str = "setpoint") -> ClientConfig:
@@ -138,23 +149,25 @@ class ClientConfig:
         cls,
         *,
         kubeconfig: Path | None,
-        server: str | None,
+        server: str | Sequence[str] | None,
         token_file: Path | None,
         ca_file: Path | None,
         user_agent: str,
     ) -> ClientConfig:
-        """A server URL with a token file and a CA file (k3s agent's ``--server``,
-        ``--token-file``, ``--ca-file``), or else a kubeconfig; ValueError names what is
-        missing. ``user_agent`` is the component's own: it becomes the field manager of
-        everything it writes."""
-        if server:
+        """Server URLs (one, or several of one cluster, the first preferred) with a token
+        file and a CA file (k3s agent's ``--server``, ``--token-file``, ``--ca-file``), or
+        else a kubeconfig; ValueError names what is missing. ``user_agent`` is the
+        component's own: it becomes the field manager of everything it writes."""
+        urls = [server] if isinstance(server, str) else list(server or ())
+        if urls:
             if token_file is None or ca_file is None:
                 raise ValueError("--server needs --token-file and --ca-file")
             return cls(
-                server_url=server,
+                server_url=urls[0],
                 token=token_file.read_text().strip(),
                 ca_pem=ca_file.read_bytes(),
                 user_agent=user_agent,
+                fallback_urls=tuple(urls[1:]),
             )
         if kubeconfig is None:
             raise ValueError("give --kubeconfig (or $KUBECONFIG), or --server")
@@ -171,11 +184,33 @@ def _retry_after(status: Obj) -> float:
     return float(seconds) if isinstance(seconds, int) and 0 < seconds <= 60 else 1.0
 
 
-class ApiClient:
-    """One keep-alive connection pool to the API server. Close with :meth:`close`."""
+# methods that may be sent again after a connection broke mid-request: doing them twice is
+# doing them once (PUT and DELETE carry the object or its name; a second try at worst meets
+# 409 Conflict or 404, as any retry might); a JSON patch or a POST is not
+_IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE"})
+_IDEMPOTENT_PATCHES = frozenset(
+    {
+        "application/merge-patch+json",
+        "application/strategic-merge-patch+json",
+        "application/apply-patch+yaml",
+    }
+)
 
-    def __init__(self, config: ClientConfig, *, connections: int = 32) -> None:
+
+def _resendable(method: str, content_type: str) -> bool:
+    return method in _IDEMPOTENT or (method == "PATCH" and content_type in _IDEMPOTENT_PATCHES)
+
+
+class ApiClient:
+    """Keep-alive connections to the API server (the current one of ``servers``, by
+    default ``config``'s URLs in order). Close with :meth:`close`."""
+
+    def __init__(
+        self, config: ClientConfig, *, connections: int = 32, servers: ServerList | None = None
+    ) -> None:
         self.config = config
+        self.servers = servers or ServerList(config.server_urls)
+        self._connections = connections
         self._ssl: ssl.SSLContext = client_ssl_context(
             config.ca_pem,
             client_cert_pem=config.client_cert_pem,
@@ -185,12 +220,10 @@ class ApiClient:
         if config.token:
             headers["Authorization"] = f"Bearer {config.token}"
         self._authorization: str | None = None  # this view's own (see with_token)
-        # unary requests: the lean pool; watches and other streams: aiohttp
-        self._pool = ConnectionPool(
-            config.server_url, ssl_context=self._ssl, headers=headers, limit=connections
-        )
+        # unary requests: the lean pool, one per server; watches and other streams: aiohttp
+        self._headers = headers
+        self._pools: dict[str, ConnectionPool] = {}
         self._session = aiohttp.ClientSession(
-            base_url=config.server_url,
             headers=headers,
             connector=aiohttp.TCPConnector(ssl=self._ssl, limit=connections),
             json_serialize=lambda o: orjson.dumps(o).decode(),
@@ -205,8 +238,23 @@ class ApiClient:
         view.config = replace(self.config, token=token)
         return view
 
+    @property
+    def server_url(self) -> str:
+        """The API server this client talks to now."""
+        return self.servers.current
+
+    def _pool(self, url: str) -> ConnectionPool:
+        pool = self._pools.get(url)
+        if pool is None:
+            pool = ConnectionPool(
+                url, ssl_context=self._ssl, headers=self._headers, limit=self._connections
+            )
+            self._pools[url] = pool
+        return pool
+
     async def close(self) -> None:
-        await self._pool.close()
+        for pool in self._pools.values():
+            await pool.close()
         await self._session.close()
 
     async def __aenter__(self) -> ApiClient:
@@ -226,16 +274,9 @@ class ApiClient:
         timeout: float = 30,
     ) -> Obj:
         encoded = None if body is None else orjson.dumps(body)
+        query = query_string(params) if params else ""
         for attempt in range(THROTTLE_RETRIES + 1):
-            response = await self._pool.request(
-                method,
-                path,
-                query=query_string(params) if params else "",
-                body=encoded,
-                content_type=content_type,
-                timeout=timeout,
-                authorization=self._authorization,
-            )
+            response = await self._send(method, path, query, encoded, content_type, timeout)
             decoded: Obj = orjson.loads(response.body) if response.body else {}
             if response.status != 429 or attempt == THROTTLE_RETRIES:
                 break
@@ -244,6 +285,37 @@ class ApiClient:
         if response.status >= 400:
             raise ApiError(response.status, decoded if isinstance(decoded, dict) else {})
         return decoded
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        query: str,
+        body: bytes | None,
+        content_type: str,
+        timeout: float,
+    ) -> Response:
+        """One request to the current server, or, when it cannot be reached, to the next
+        ones in turn (each at most once) as far as the request may be sent again."""
+        tried: set[str] = set()
+        while True:
+            url = self.servers.current
+            tried.add(url)
+            try:
+                return await self._pool(url).request(
+                    method,
+                    path,
+                    query=query,
+                    body=body,
+                    content_type=content_type,
+                    timeout=timeout,
+                    authorization=self._authorization,
+                )
+            except ConnectionError as exc:
+                if self.servers.failed(url) in tried:
+                    raise
+                if not isinstance(exc, ServerUnreachable) and not _resendable(method, content_type):
+                    raise
 
     # ------------------------------------------------------------- verbs
 
@@ -344,9 +416,10 @@ class ApiClient:
             "timeoutSeconds": timeout_seconds,
             "allowWatchBookmarks": "true" if allow_bookmarks else None,
         }
+        url = self.servers.current
         try:
             async with self._session.get(
-                resource.path(namespace),
+                url + resource.path(namespace),
                 params=_clean(params),
                 timeout=aiohttp.ClientTimeout(
                     total=None, sock_connect=30, sock_read=timeout_seconds + 30
@@ -364,7 +437,9 @@ class ApiClient:
                         status = event.get("object") or {}
                         raise ApiError(int(status.get("code", 500)), status)
                     yield event["type"], event["object"]
-        except aiohttp.ClientError as exc:
+        except (aiohttp.ClientError, OSError) as exc:
+            # the watcher watches again, from the next server if this one is gone
+            self.servers.failed(url)
             if isinstance(exc, OSError):
                 raise
             # a stream cut mid-way (the server died, a proxy dropped it): a connection error

@@ -11,7 +11,10 @@ a 1 KB ConfigMap over TLS, 32 concurrent, uvloop): aiohttp's client ~310 µs of 
 request, this pool ~150 µs, httpx ~4 ms. Streams (watches, logs) stay on aiohttp.
 
 Connection failures are raised as :class:`ConnectionError` (an ``OSError``), timeouts as
-:class:`TimeoutError`, as callers of the API client already expect. A connection that sat
+:class:`TimeoutError`, as callers of the API client already expect; a connection that could
+not be made at all (refused, unreachable, a connect or TLS handshake slower than
+``CONNECT_TIMEOUT``) as :class:`ServerUnreachable`, so the API client knows the request
+never reached the server and may send it to another (see ``client.servers``). A connection that sat
 idle is reused only for ``IDLE_SECONDS`` (well under servers' keep-alive timeouts), and a
 request other than POST that fails on a reused connection before any response arrived is
 sent once more on a new one (the server closed the idle connection as it was written).
@@ -28,7 +31,12 @@ from urllib.parse import quote, urlsplit
 import httptools
 
 IDLE_SECONDS = 20.0
+CONNECT_TIMEOUT = 10.0
 _PATH_SAFE = "/:@!$&'()*+,;=-._~%"  # paths arrive with names already quoted
+
+
+class ServerUnreachable(ConnectionError):
+    """No connection to the server could be made: the request surely never reached it."""
 
 
 class Response(NamedTuple):
@@ -182,7 +190,15 @@ class ConnectionPool:
             conn.close()
             self._all.discard(conn)
         loop = asyncio.get_running_loop()
-        _, conn = await loop.create_connection(_Connection, self._host, self._port, ssl=self._ssl)
+        try:
+            async with asyncio.timeout(CONNECT_TIMEOUT):
+                _, conn = await loop.create_connection(
+                    _Connection, self._host, self._port, ssl=self._ssl
+                )
+        except (OSError, TimeoutError) as exc:
+            raise ServerUnreachable(
+                f"cannot connect to {self._host}:{self._port}: {exc!r}"
+            ) from exc
         self._all.add(conn)
         return conn, False
 

@@ -1,7 +1,8 @@
 """Informers: a local, indexed, read-only cache of one resource, fed by list+watch.
 
 An :class:`Informer` lists the resource, then watches from the list's resourceVersion,
-keeping ``cache`` equal to the server's view; when the watch ends it re-watches from the
+keeping ``cache`` equal to the server's view; when the watch ends or its connection
+breaks (another API server may take over, see ``client.servers``) it re-watches from the
 last resourceVersion seen, and when the server says that version is gone (410) it lists
 again and reconciles the cache with the new listing (deletes included). Registered
 handlers hear every change as ``on_add(obj)``, ``on_update(old, new)``, ``on_delete(obj)``;
@@ -145,7 +146,14 @@ class Informer:
                     need_list = True
                     await asyncio.sleep(backoff)
                     backoff = min(backoff * 2, 5.0)
-                except (TimeoutError, OSError, ValueError) as exc:
+                except (TimeoutError, OSError) as exc:
+                    # the server could not be reached (the client moves to another, if it
+                    # knows one): watch again from the last resourceVersion, and list again
+                    # only if the server says that is too old (410)
+                    log.warning("%s informer: %r; retrying", self.resource.plural, exc)
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, 5.0)
+                except ValueError as exc:
                     log.warning("%s informer: %r; retrying", self.resource.plural, exc)
                     need_list = True
                     await asyncio.sleep(backoff)

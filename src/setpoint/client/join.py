@@ -17,6 +17,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from setpoint.client.api import NODES, ApiClient, ApiError, ClientConfig
+from setpoint.client.servers import ServerList
 from setpoint.meta.privatefiles import private_dir, write_private_file
 
 JOIN_PATH = "/setpoint/v1/join"  # api.auth.nodecredentials.JOIN_PATH (client/ imports no api/)
@@ -56,11 +57,13 @@ def stored_credential(data_dir: Path, node_name: str) -> str | None:
     return token.strip() if name.strip() == node_name and token.strip() else None
 
 
-async def accepted(config: ClientConfig, node_name: str) -> bool:
+async def accepted(
+    config: ClientConfig, node_name: str, *, servers: ServerList | None = None
+) -> bool:
     """Whether the server still takes ``config``'s credential (anything but a 401 counts
     as yes: a server that cannot be reached now is no reason to forget a credential)."""
     try:
-        async with ApiClient(config, connections=1) as client:
+        async with ApiClient(config, connections=1, servers=servers) as client:
             await client.get(NODES, node_name)
     except ApiError as exc:
         return exc.code != 401
@@ -69,15 +72,22 @@ async def accepted(config: ClientConfig, node_name: str) -> bool:
     return True
 
 
-async def join(config: ClientConfig, *, node_name: str, data_dir: Path) -> ClientConfig:
+async def join(
+    config: ClientConfig, *, node_name: str, data_dir: Path, servers: ServerList | None = None
+) -> ClientConfig:
     """``config`` as node ``node_name``'s own identity: the stored credential, or a new one
-    got with ``config``'s (join) credentials and stored."""
+    got with ``config``'s (join) credentials and stored. ``servers``: the API servers to
+    use and fail over between (by default ``config``'s)."""
     token = stored_credential(data_dir, node_name)
     can_rejoin = bool(config.token or config.client_cert_pem) and config.token != token
-    if token is not None and can_rejoin and not await accepted(_as_node(config, token), node_name):
+    if (
+        token is not None
+        and can_rejoin
+        and not await accepted(_as_node(config, token), node_name, servers=servers)
+    ):
         token = None  # refused: join again with the join token
     if token is None:
-        async with ApiClient(config) as client:
+        async with ApiClient(config, servers=servers) as client:
             token = await request_node_credential(client, node_name)
         private_dir(data_dir)
         write_private_file(data_dir / CREDENTIAL_FILE, f"{node_name}\n{token}\n".encode())
