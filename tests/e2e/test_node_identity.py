@@ -32,7 +32,9 @@ from tests.support import (
     Kubectl,
     Server,
     create_namespace,
+    free_port,
     kill_node_processes,
+    start_server,
     wait_for,
 )
 
@@ -450,3 +452,27 @@ def test_node_gets_tokens_only_for_its_pods_service_accounts(node_server: Server
     status, body, _ = node_server.request("POST", path, request_for("far"), token=token)
     assert status == 403, body
     assert "bound to a pod scheduled on a different node" in body["message"]
+
+
+def test_agent_started_before_its_server_joins_once_the_server_is_up(tmp_path: Path) -> None:
+    """As after a machine's reboot, where the agent may come up first: it keeps trying
+    (the kubelet does too) instead of exiting, and joins and registers once it can."""
+    port = free_port()
+    server = start_server(tmp_path / "server", port=port)
+    server.stop()
+    agent = ClusterNode(server, "early-riser", tmp_path / "agent", tmp_path / "agent.log")
+    agent.start()
+    try:
+        wait_for(
+            lambda: "cannot join as node early-riser yet" in agent.log(),
+            timeout=30,
+            what="the agent to try and fail to reach the stopped server",
+        )
+        assert agent.running
+        server = start_server(tmp_path / "server", port=port)
+        wait_for(lambda: lease_renewed(server, agent.name), timeout=30, what="a first lease")
+        assert agent.running
+    finally:
+        agent.stop()
+        server.stop()
+        kill_node_processes(tmp_path / "agent")

@@ -103,6 +103,7 @@ from setpoint.client.api import (
     ApiClient,
     ApiError,
     Obj,
+    retry_while_unavailable,
 )
 from setpoint.client.events import QueuedEventRecorder
 from setpoint.client.informer import EventHandler, Informer, object_key
@@ -371,8 +372,7 @@ class NodeAgent:
             await asyncio.to_thread(private_dir, self.data_dir)
             await asyncio.to_thread(private_dir, self.data_dir / "pods")
             await self.kubelet.start()  # first: the Node publishes its port
-            await self._register()
-            await self._renew_lease()
+            await self._register_until_done()
             await self._wait_for_pod_cidr()
             for state in await self.runtime.list():
                 self._states[state.id] = state
@@ -482,6 +482,17 @@ class NodeAgent:
             log.warning("node %s: shut down pod %s: %s", self.node_name, object_key(pod), exc)
 
     # ------------------------------------------------------------- node and lease
+
+    async def _register_until_done(self) -> None:
+        """Register the Node and take its Lease, trying again while the API cannot answer
+        (its servers restarting or unreachable, etcd without a quorum), as the kubelet keeps
+        retrying its registration. A refusal still stops the agent."""
+
+        async def register() -> None:
+            await self._register()
+            await self._renew_lease()
+
+        await retry_while_unavailable(register, what=f"register node {self.node_name}", log=log)
 
     async def _register(self) -> None:
         """Create the Node, or take over an existing one and refresh its status."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import logging
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
@@ -459,6 +460,35 @@ class ApiClient:
                     raise
                 await asyncio.sleep(0.01 * (2**i))
         raise AssertionError("unreachable")
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """The API could not answer now — unreachable, timed out, a 5xx or a 429 — so trying
+    again later may succeed; any other error is an answer (a refusal) to act on."""
+    if isinstance(exc, ApiError):
+        return exc.code >= 500 or exc.code == 429
+    return isinstance(exc, (OSError, TimeoutError))
+
+
+async def retry_while_unavailable(
+    call: Callable[[], Awaitable[T]],
+    *,
+    what: str,
+    log: logging.Logger,
+    max_backoff: float = 7.0,
+) -> T:
+    """``call()`` until the API answers it, backing off from 0.2 s to ``max_backoff``
+    between attempts (as the kubelet retries its registration); a refusal is raised."""
+    backoff = 0.2
+    while True:
+        try:
+            return await call()
+        except (ApiError, OSError, TimeoutError) as exc:
+            if not is_unavailable(exc):
+                raise
+            log.warning("cannot %s yet (%s); trying again in %.1fs", what, exc, backoff)
+        await asyncio.sleep(backoff)
+        backoff = min(backoff * 2, max_backoff)
 
 
 def _clean(params: dict[str, Any] | None) -> dict[str, str] | None:

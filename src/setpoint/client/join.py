@@ -13,12 +13,21 @@ agent still has a join token to do it with.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import replace
 from pathlib import Path
 
-from setpoint.client.api import NODES, ApiClient, ApiError, ClientConfig
+from setpoint.client.api import (
+    NODES,
+    ApiClient,
+    ApiError,
+    ClientConfig,
+    retry_while_unavailable,
+)
 from setpoint.client.servers import ServerList
 from setpoint.meta.privatefiles import private_dir, write_private_file
+
+log = logging.getLogger(__name__)
 
 JOIN_PATH = "/setpoint/v1/join"  # api.auth.nodecredentials.JOIN_PATH (client/ imports no api/)
 CREDENTIAL_FILE = "node-credential"
@@ -88,7 +97,11 @@ async def join(
         token = None  # refused: join again with the join token
     if token is None:
         async with ApiClient(config, servers=servers) as client:
-            token = await request_node_credential(client, node_name)
+            token = await retry_while_unavailable(
+                lambda: request_node_credential(client, node_name),
+                what=f"join as node {node_name}",
+                log=log,
+            )
         private_dir(data_dir)
         write_private_file(data_dir / CREDENTIAL_FILE, f"{node_name}\n{token}\n".encode())
     return _as_node(config, token)
