@@ -49,8 +49,11 @@ from setpoint.api.auth.x509 import ClientCertificates
 from setpoint.api.inflight import InflightLimits
 from setpoint.api.kubelet import KUBELET_CLIENT_COMMON_NAME
 from setpoint.api.server import APIServer
+from setpoint.api.serverbootstrap import ServerBootstrap
 from setpoint.api.services import ServiceNetwork
 from setpoint.api.serving import ServingLimits, TLSSite, raise_descriptor_limit
+from setpoint.cli.bootstrapdata import BootstrapDataError
+from setpoint.cli.clusterjoin import JoinError, JoinSettings, establish
 from setpoint.cli.controllermanager import (
     ManagerConfig,
     NodeIPAMSettings,
@@ -76,11 +79,19 @@ from setpoint.pki import (
     ServerCredentials,
     ensure_client_certificate,
     ensure_server_credentials,
+    parse_join_token,
     write_kubeconfig,
 )
 from setpoint.resources.catalog import default_registry
 from setpoint.resources.core import DEFAULT_TOLERATION_SECONDS, DefaultTolerationSeconds
-from setpoint.store.endpoint import EndpointError, EtcdTLS, default_endpoint, open_store
+from setpoint.store.endpoint import (
+    SQLITE,
+    EndpointError,
+    EtcdTLS,
+    default_endpoint,
+    open_store,
+    parse_endpoint,
+)
 from setpoint.store.interface import BackendError
 
 log = logging.getLogger(__name__)
@@ -115,6 +126,7 @@ class ServerConfig:
     token_auth_file: Path | None = None  # more users, as kube-apiserver's --token-auth-file
     service_account_issuer: str = DEFAULT_ISSUER
     security: SecurityConfig = field(default_factory=SecurityConfig)
+    join: JoinSettings = field(default_factory=JoinSettings)  # --server, --token-file
 
     @property
     def kubeconfig_path(self) -> Path:
@@ -192,14 +204,23 @@ async def run_server(config: ServerConfig) -> None:
     async with contextlib.AsyncExitStack() as running:
         try:
             url = await _start(config, running)
-        except (BackendError, EndpointError, PKIError, OSError, SecuritySetupError) as exc:
+        except (
+            BackendError,
+            EndpointError,
+            PKIError,
+            OSError,
+            SecuritySetupError,
+            JoinError,
+            BootstrapDataError,
+        ) as exc:
             raise cannot_start(exc) from None
         print(
             f"setpoint API server listening on {url}\n"
             f"Point kubectl at it:\n"
             f"  export KUBECONFIG={config.kubeconfig_path}\n"
             f"  kubectl get nodes\n"
-            f"Agents join with the token in {config.data_dir / 'node-token'}",
+            f"Agents join with the token in {config.data_dir / 'node-token'}\n"
+            f"Servers join with the token in {config.data_dir / 'server-token'}",
             flush=True,
         )
         # Child processes: they get the machine's other core, and a crash in one cannot take
@@ -311,9 +332,13 @@ async def _start(config: ServerConfig, running: contextlib.AsyncExitStack) -> st
     """Bring everything up in order, registering how to stop each part on ``running`` (which
     stops them in reverse: listener, caches, store). Returns the URL clients use."""
     private_dir(config.data_dir)
-    # bad flags' files stop start-up before anything is opened
-    encryption = encryption_config(config.security, config.data_dir)
+    # a bad flag's file stops start-up before anything is opened
     audit = auditor(config.security)
+    if config.join.server and parse_endpoint(config.endpoint).scheme == SQLITE:
+        raise CannotStart(
+            "a joining server must use the cluster's datastore: pass --datastore-endpoint "
+            "etcd://..."
+        )
     # a previous run's socket; the controller manager replaces it with a private one
     tighten(config.data_dir / CONTROLLER_METRICS_SOCKET, 0o600)
     existed = cluster_exists(config.data_dir)
@@ -325,6 +350,9 @@ async def _start(config: ServerConfig, running: contextlib.AsyncExitStack) -> st
         etcd_tls=config.datastore_tls,
     )
     running.push_async_callback(store.close)
+    # the cluster's shared secrets, joined or made, before anything is made from them
+    await establish(config.data_dir, store, config.join, security=config.security)
+    encryption = encryption_config(config.security, config.data_dir)
     credentials = ensure_server_credentials(
         config.data_dir, hosts=[config.bind_address, *config.tls_sans, *in_cluster_names(config)]
     )
@@ -359,6 +387,11 @@ async def _start(config: ServerConfig, running: contextlib.AsyncExitStack) -> st
         encryption=encryption,
         auditor=audit,
         client_limits=config.security.client_limits,
+        server_bootstrap=ServerBootstrap(
+            store,
+            password=parse_join_token(credentials.server_token).password,
+            ca_pem=credentials.ca_pem(),
+        ),
     )
     service_account_tokens.objects = api
     # Without the controller manager nothing makes the `default` ServiceAccounts and the
