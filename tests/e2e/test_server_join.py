@@ -6,6 +6,7 @@ member, server A, server B joined with A's server-token, the real kubectl."""
 from __future__ import annotations
 
 import base64
+import os
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -14,6 +15,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from setpoint.cli.localnode import claim_node_name, lock_path
+from setpoint.pki import ca_hash
 from tests.disks import EXIT_CANNOT_START, run_server_expecting_refusal
 from tests.etcd import Etcd, running_etcd
 from tests.support import SETPOINT, Kubectl, Server, create_namespace, start_server, wait_for
@@ -233,3 +236,27 @@ def test_a_server_joins_through_the_datastore_with_the_token_alone(pair: Pair) -
         assert Kubectl(again)("get", "ns", "kube-system", "-o", "name").stdout.strip()
     finally:
         assert again.stop() == 0
+
+
+def test_a_second_local_agent_of_one_node_name_is_refused(pair: Pair) -> None:
+    cluster = ca_hash((pair.a.data_dir / "tls" / "ca.crt").read_bytes())
+    with claim_node_name(cluster, "busy-node"):  # as a server with that agent does
+        refusal = subprocess.run(
+            [
+                *(SETPOINT, "server", "--data-dir", str(pair.root / "twin")),
+                *("--https-listen-port", "0", "--node-name", "busy-node"),
+                *("--disable-controller-manager", "--disable-scheduler"),
+                *("--datastore-endpoint", pair.etcd.endpoint),
+                *("--token-file", str(pair.a.data_dir / "server-token")),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    lock_path(cluster, "busy-node").unlink()
+    assert refusal.returncode == EXIT_CANNOT_START, refusal
+    assert refusal.stderr.strip().splitlines() == [
+        f"setpoint server: cannot start: another server of this cluster on this machine "
+        f"(pid {os.getpid()}) runs a node agent named 'busy-node': give this one --node-name "
+        "NAME or --disable-agent"
+    ]

@@ -132,6 +132,13 @@ async def establish(
                 raise JoinError("the datastore's bootstrap data vanished while starting") from None
             log.warning("another server bootstrapped the datastore first; taking its data")
             token = token or JoinToken(None, SERVER_USER, secret)
+            try:
+                BootstrapData.open(stored.value, token.password)
+            except BootstrapDataError:
+                raise JoinError(
+                    "another server bootstrapped the datastore first, with another token: "
+                    f"join it with --token-file FILE (its {SERVER_TOKEN_FILE})"
+                ) from None
         else:
             if staged is not None:
                 staged.write(data_dir)

@@ -61,6 +61,7 @@ from setpoint.cli.controllermanager import (
     node_lifecycle_args,
 )
 from setpoint.cli.flags import parse_duration
+from setpoint.cli.localnode import NodeNameInUse, claim_node_name
 from setpoint.cli.process import PARENT_PID_ENV, tune_gc
 from setpoint.cli.security import (
     SecurityConfig,
@@ -77,6 +78,7 @@ from setpoint.pki import (
     TLS_DIR,
     PKIError,
     ServerCredentials,
+    ca_hash,
     ensure_client_certificate,
     ensure_server_credentials,
     parse_join_token,
@@ -127,6 +129,11 @@ class ServerConfig:
     service_account_issuer: str = DEFAULT_ISSUER
     security: SecurityConfig = field(default_factory=SecurityConfig)
     join: JoinSettings = field(default_factory=JoinSettings)  # --server, --token-file
+
+    @property
+    def local_node_name(self) -> str:
+        """The local agent's node name (lower case, as the agent takes it)."""
+        return (self.node_name or socket.gethostname()).lower()
 
     @property
     def kubeconfig_path(self) -> Path:
@@ -212,6 +219,7 @@ async def run_server(config: ServerConfig) -> None:
             SecuritySetupError,
             JoinError,
             BootstrapDataError,
+            NodeNameInUse,
         ) as exc:
             raise cannot_start(exc) from None
         print(
@@ -352,6 +360,9 @@ async def _start(config: ServerConfig, running: contextlib.AsyncExitStack) -> st
     running.push_async_callback(store.close)
     # the cluster's shared secrets, joined or made, before anything is made from them
     await establish(config.data_dir, store, config.join, security=config.security)
+    if not config.disable_agent:
+        ca_pem = (config.data_dir / TLS_DIR / CA_CERT_FILE).read_bytes()
+        running.enter_context(claim_node_name(ca_hash(ca_pem), config.local_node_name))
     encryption = encryption_config(config.security, config.data_dir)
     credentials = ensure_server_credentials(
         config.data_dir, hosts=[config.bind_address, *config.tls_sans, *in_cluster_names(config)]
@@ -478,7 +489,7 @@ def agent_args(config: ServerConfig, url: str) -> list[str]:
         "--ca-file",
         str(config.data_dir / "tls" / "ca.crt"),
         "--node-name",
-        config.node_name or socket.gethostname().lower(),
+        config.local_node_name,
         "--data-dir",
         str(config.data_dir / "agent"),
         "--kubelet-port",  # any free port: several servers and agents share a machine
