@@ -260,3 +260,20 @@ def test_a_second_local_agent_of_one_node_name_is_refused(pair: Pair) -> None:
         f"(pid {os.getpid()}) runs a node agent named 'busy-node': give this one --node-name "
         "NAME or --disable-agent"
     ]
+
+
+def test_a_bare_secret_joins_but_warns_that_the_ca_is_not_checked(pair: Pair) -> None:
+    secret = (pair.a.data_dir / "server-token").read_text().strip().rsplit(":", 1)[1]
+    bare = token_file(pair, "bare-token", secret)
+    d = start_server(
+        pair.root / "d",
+        extra=[
+            *("--server", pair.a.url, "--token-file", bare),
+            *("--datastore-endpoint", pair.etcd.endpoint),
+        ],
+    )
+    try:
+        assert d.token == pair.a.token
+        assert "trusted without being checked" in d.log()
+    finally:
+        assert d.stop() == 0
