@@ -56,7 +56,7 @@ from setpoint.pki import (
     ensure_server_credentials,
     parse_join_token,
 )
-from setpoint.store.interface import KeyExistsError, Store
+from setpoint.store.interface import KeyExistsError, KeyValue, Store
 
 log = logging.getLogger(__name__)
 
@@ -113,47 +113,27 @@ async def establish(
         _adopt(fetched, own, data_dir, security)
         own = _on_disk(data_dir)
     stored = await store.get(BOOTSTRAP_KEY)
+    lost_race = False
     if stored is None:
-        if token is not None and token.ca_hash is not None and own is None:
-            raise JoinError(
-                "the datastore holds no cluster, but the token names one's CA: is "
-                "--datastore-endpoint the cluster's datastore?"
-            )
-        staged = _stage(data_dir, security, token) if own is None else None
-        if staged is None:
-            make_shared_files(data_dir, security)  # made before servers shared secrets
-        ours = staged or BootstrapData.read(data_dir)
-        secret = _secret(ours)
-        try:
-            await store.create(BOOTSTRAP_KEY, ours.seal(secret))
-        except KeyExistsError:
-            stored = await store.get(BOOTSTRAP_KEY)
-            if stored is None:
-                raise JoinError("the datastore's bootstrap data vanished while starting") from None
-            log.warning("another server bootstrapped the datastore first; taking its data")
-            token = token or JoinToken(None, SERVER_USER, secret)
-            try:
-                BootstrapData.open(stored.value, token.password)
-            except BootstrapDataError:
-                raise JoinError(
-                    "another server bootstrapped the datastore first, with another token: "
-                    f"join it with --token-file FILE (its {SERVER_TOKEN_FILE})"
-                ) from None
-        else:
-            if staged is not None:
-                staged.write(data_dir)
-            log.info("stored the cluster's bootstrap data in the datastore")
+        lost = await _bootstrap(data_dir, store, own, token, security)
+        if lost is None:
             return
+        (stored, token), lost_race = lost, True
     if token is None:
         if own is None or SERVER_TOKEN_FILE not in own.files:
             raise JoinError(
                 "the datastore already holds a cluster: join it with --token-file FILE "
                 f"(the {SERVER_TOKEN_FILE} in one of its servers' data dir)"
             )
-        token = parse_join_token(own.files[SERVER_TOKEN_FILE].decode())
+        token = _token_of(own)
     try:
         cluster = BootstrapData.open(stored.value, token.password)
     except BootstrapDataError as exc:
+        if lost_race:
+            raise JoinError(
+                "another server bootstrapped the datastore first, with another token: "
+                f"join it with --token-file FILE (its {SERVER_TOKEN_FILE})"
+            ) from None
         raise JoinError(f"the datastore's bootstrap data: {exc}") from None
     if token.ca_hash is not None and token.ca_hash != cluster.ca_hash:
         raise JoinError(
@@ -210,6 +190,39 @@ async def fetch(server: str, token: JoinToken) -> BootstrapData:
     return data
 
 
+async def _bootstrap(
+    data_dir: Path,
+    store: Store,
+    own: BootstrapData | None,
+    token: JoinToken | None,
+    security: SecurityConfig,
+) -> tuple[KeyValue, JoinToken] | None:
+    """Be the cluster's first server: store the shared files (a fresh data dir's made in
+    staging) create-if-absent. None once stored; if another server stored its first, its
+    data and the token to try opening it with (the one given, else this server's own)."""
+    if token is not None and token.ca_hash is not None and own is None:
+        raise JoinError(
+            "the datastore holds no cluster, but the token names one's CA: is "
+            "--datastore-endpoint the cluster's datastore?"
+        )
+    staged = _stage(data_dir, security, token) if own is None else None
+    if staged is None:
+        make_shared_files(data_dir, security)  # made before servers shared secrets
+    ours = staged or BootstrapData.read(data_dir)
+    try:
+        await store.create(BOOTSTRAP_KEY, ours.seal(_token_of(ours).password))
+    except KeyExistsError:
+        winner = await store.get(BOOTSTRAP_KEY)
+        if winner is None:
+            raise JoinError("the datastore's bootstrap data vanished while starting") from None
+        log.warning("another server bootstrapped the datastore first; taking its data")
+        return winner, token or _token_of(ours)
+    if staged is not None:
+        staged.write(data_dir)
+    log.info("stored the cluster's bootstrap data in the datastore")
+    return None
+
+
 def _on_disk(data_dir: Path) -> BootstrapData | None:
     """The shared files in ``data_dir``, None if it holds no cluster (no CA)."""
     if not (data_dir / TLS_DIR / CA_CERT_FILE).is_file():
@@ -217,8 +230,11 @@ def _on_disk(data_dir: Path) -> BootstrapData | None:
     return BootstrapData.read(data_dir)
 
 
-def _secret(data: BootstrapData) -> str:
-    return parse_join_token(data.files[SERVER_TOKEN_FILE].decode()).password
+def _token_of(data: BootstrapData) -> JoinToken:
+    try:
+        return parse_join_token(data.files[SERVER_TOKEN_FILE].decode(errors="replace"))
+    except ValueError as exc:
+        raise JoinError(f"the cluster's {SERVER_TOKEN_FILE} is malformed: {exc}") from None
 
 
 def _stage(data_dir: Path, security: SecurityConfig, token: JoinToken | None) -> BootstrapData:
