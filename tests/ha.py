@@ -49,6 +49,7 @@ SHARED_CREDENTIALS = (
     "token",
     "node-token",
     "controller-token",
+    "server-token",  # a server checks its files against the datastore's bootstrap data with it
 )
 
 

@@ -16,6 +16,9 @@ The on-disk layout below ``data_dir`` is::
         token              admin bearer token, 64 hex characters (32 random bytes)
         controller-token   the controller manager's bearer token (same form)
         node-token         node join token, K10<sha256 of ca.crt>::server:<random hex>
+        server-token       server join token, the same form with a secret of its own: it lets
+                           another server fetch the cluster's shared secrets
+                           (``cli.clusterbootstrap``), which the node token never does
         tls/               mode 0700
             ca.crt         self-signed CA certificate (EC P-256, 10 years)
             ca.key         CA private key (PKCS#8 PEM)
@@ -79,6 +82,7 @@ from setpoint.meta.privatefiles import (
 )
 
 __all__ = [
+    "JoinToken",
     "KubeconfigError",
     "KubeconfigInfo",
     "PKIError",
@@ -93,6 +97,7 @@ __all__ = [
     "issue_serving_certificate",
     "load_client_certificate",
     "load_kubeconfig",
+    "parse_join_token",
     "parse_node_token",
     "tokens_equal",
     "write_kubeconfig",
@@ -108,6 +113,7 @@ SERVING_KEY_FILE = "serving.key"
 ADMIN_TOKEN_FILE = "token"
 CONTROLLER_TOKEN_FILE = "controller-token"
 NODE_TOKEN_FILE = "node-token"
+SERVER_TOKEN_FILE = "server-token"
 
 SERVING_COMMON_NAME = "setpoint"
 #: Names every API serving certificate carries, whatever the bind address.
@@ -166,6 +172,7 @@ class ServerCredentials:
     admin_token: str
     node_token: str
     controller_token: str
+    server_token: str
 
     def ssl_context(self) -> ssl.SSLContext:
         """A server-side TLS context (TLS 1.2 or later) presenting the serving certificate.
@@ -238,7 +245,12 @@ def ensure_server_credentials(
         controller_token = _ensure_random_token(
             data_dir / CONTROLLER_TOKEN_FILE, "controller manager"
         )
-        node_token = _ensure_node_token(data_dir / NODE_TOKEN_FILE, ca_cert_pem=ca_cert_pem)
+        node_token = _ensure_k10_token(
+            data_dir / NODE_TOKEN_FILE, "node", ca_cert_pem=ca_cert_pem, secret_bytes=16
+        )
+        server_token = _ensure_k10_token(
+            data_dir / SERVER_TOKEN_FILE, "server", ca_cert_pem=ca_cert_pem, secret_bytes=32
+        )
         # every key and certificate in tls/ (client certificates, signing keys made by
         # later code included) and the tokens beside it
         for path in (
@@ -246,6 +258,7 @@ def ensure_server_credentials(
             data_dir / ADMIN_TOKEN_FILE,
             data_dir / CONTROLLER_TOKEN_FILE,
             data_dir / NODE_TOKEN_FILE,
+            data_dir / SERVER_TOKEN_FILE,
         ):
             tighten(path, PRIVATE_FILE_MODE)
 
@@ -257,6 +270,7 @@ def ensure_server_credentials(
         admin_token=admin_token,
         node_token=node_token,
         controller_token=controller_token,
+        server_token=server_token,
     )
 
 
@@ -428,6 +442,29 @@ def parse_node_token(token: str) -> tuple[str, str, str]:
     if match is None:
         raise ValueError("not a node token of the form K10<sha256 hex>::<user>:<password>")
     return match["hash"], match["user"], match["password"]
+
+
+@dataclass(frozen=True)
+class JoinToken:
+    """A token another server or an agent joins with: k3s's full ``K10<CA hash>::<user>:
+    <password>`` form, or the bare password (then ``ca_hash`` is None: the joiner cannot
+    check the CA it is shown)."""
+
+    ca_hash: str | None
+    user: str
+    password: str
+
+
+def parse_join_token(text: str) -> JoinToken:
+    """Read a join token in either of k3s's forms (see :class:`JoinToken`); ValueError if it
+    is empty, or starts as a full token but is malformed."""
+    text = text.strip()
+    if text.startswith(_NODE_TOKEN_PREFIX) and "::" in text:
+        digest, user, password = parse_node_token(text)
+        return JoinToken(digest, user, password)
+    if not text or any(c.isspace() for c in text):
+        raise ValueError("a join token is K10<sha256 hex>::<user>:<password> or a bare password")
+    return JoinToken(None, _NODE_TOKEN_USER, text)
 
 
 def tokens_equal(a: str, b: str) -> bool:
@@ -917,20 +954,22 @@ def _ensure_random_token(path: Path, whose: str) -> str:
     return token
 
 
-def _ensure_node_token(path: Path, *, ca_cert_pem: bytes) -> str:
+def _ensure_k10_token(path: Path, whose: str, *, ca_cert_pem: bytes, secret_bytes: int) -> str:
+    """The ``K10<CA hash>::server:<secret>`` token at ``path``, made with a random secret of
+    ``secret_bytes`` if missing."""
     digest = ca_hash(ca_cert_pem)
     if path.exists():
         current = path.read_text(encoding="utf-8").strip()
         try:
             token_hash, user, password = parse_node_token(current)
         except ValueError as exc:
-            raise PKIError(f"node token file {path} is malformed: {exc}") from exc
+            raise PKIError(f"{whose} token file {path} is malformed: {exc}") from exc
         if token_hash == digest:
             return current
         # The CA was recreated: keep the secret, point the token at the new CA.
-        logger.warning("node token %s named another CA; updating its CA hash", path)
+        logger.warning("%s token %s named another CA; updating its CA hash", whose, path)
     else:
-        user, password = _NODE_TOKEN_USER, secrets.token_hex(16)
+        user, password = _NODE_TOKEN_USER, secrets.token_hex(secret_bytes)
     token = f"{_NODE_TOKEN_PREFIX}{digest}::{user}:{password}"
     write_private_file(path, (token + "\n").encode("ascii"))
     return token

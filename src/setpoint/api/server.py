@@ -86,6 +86,7 @@ from setpoint.api.noderestriction import NodeRestriction
 from setpoint.api.podlogs import PodLogs
 from setpoint.api.podstreams import STREAM_SUBRESOURCES, PodStreams
 from setpoint.api.ratelimit import ClientLimits, ClientRateLimiter
+from setpoint.api.serverbootstrap import ServerBootstrap
 from setpoint.api.services import ServiceNetwork, identity
 from setpoint.api.services.allocation import (
     IPS_RECORDS,
@@ -148,8 +149,10 @@ class APIServer:
         auditor: Auditor | None = None,
         client_limits: ClientLimits | None = None,
         token_issuer: TokenIssuer | None = None,
+        server_bootstrap: ServerBootstrap | None = None,
     ) -> None:
         self.store = store
+        self.server_bootstrap = server_bootstrap
         self.encryption = encryption or EncryptionConfig()
         self.auditor = auditor
         self.client_limits = ClientRateLimiter(client_limits or ClientLimits())
@@ -591,6 +594,8 @@ class APIServer:
             path = request.path
             if path in HEALTH_PATHS:
                 return await self._dispatch(request)
+            if self.server_bootstrap is not None and path in self.server_bootstrap.paths:
+                return await self.server_bootstrap.serve(request)
             user = await self.authenticator.authenticate(request)
             if user is None:
                 raise errors.unauthorized()

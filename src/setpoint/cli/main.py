@@ -32,6 +32,7 @@ from setpoint.api.services.ranges import (
 )
 from setpoint.api.serving import ServingLimits
 from setpoint.cli.agent import agent
+from setpoint.cli.clusterjoin import JoinSettings
 from setpoint.cli.controllermanager import (
     node_ipam_config,
     node_lifecycle_config,
@@ -231,6 +232,21 @@ def cli(verbose: int) -> None:
     show_default=True,
     help="The iss claim of ServiceAccount tokens, and the API server's audience.",
 )
+@click.option(
+    "--server",
+    "join_server",
+    default=None,
+    metavar="URL",
+    help="Join the cluster of the server at URL (https://host:port): fetch its shared "
+    "secrets with --token-file, then serve from the same --datastore-endpoint (etcd).",
+)
+@click.option(
+    "--token-file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="The cluster's server token (a server's <data-dir>/server-token), to join it; "
+    "on a first server, the secret its server token is made with.",
+)
 @node_lifecycle_options
 @security_options
 def server(
@@ -265,6 +281,8 @@ def server(
     identity_lease_duration_seconds: int,
     token_auth_file: Path | None,
     service_account_issuer: str,
+    join_server: str | None,
+    token_file: Path | None,
     security: SecurityConfig,
     **node_lifecycle: Any,
 ) -> None:
@@ -334,6 +352,7 @@ def server(
         token_auth_file=token_auth_file,
         service_account_issuer=service_account_issuer,
         security=security,
+        join=JoinSettings(server=join_server, token_file=token_file),
     )
     install_uvloop()
     try:

@@ -49,8 +49,11 @@ from setpoint.api.auth.x509 import ClientCertificates
 from setpoint.api.inflight import InflightLimits
 from setpoint.api.kubelet import KUBELET_CLIENT_COMMON_NAME
 from setpoint.api.server import APIServer
+from setpoint.api.serverbootstrap import ServerBootstrap
 from setpoint.api.services import ServiceNetwork, identity
 from setpoint.api.serving import ServingLimits, TLSSite, raise_descriptor_limit
+from setpoint.cli.bootstrapdata import BootstrapDataError
+from setpoint.cli.clusterjoin import JoinError, JoinSettings, establish
 from setpoint.cli.controllermanager import (
     ManagerConfig,
     NodeIPAMSettings,
@@ -58,6 +61,7 @@ from setpoint.cli.controllermanager import (
     node_lifecycle_args,
 )
 from setpoint.cli.flags import parse_duration
+from setpoint.cli.localnode import NodeNameInUse, claim_node_name
 from setpoint.cli.process import PARENT_PID_ENV, tune_gc
 from setpoint.cli.security import (
     SecurityConfig,
@@ -74,13 +78,22 @@ from setpoint.pki import (
     TLS_DIR,
     PKIError,
     ServerCredentials,
+    ca_hash,
     ensure_client_certificate,
     ensure_server_credentials,
+    parse_join_token,
     write_kubeconfig,
 )
 from setpoint.resources.catalog import default_registry
 from setpoint.resources.core import DEFAULT_TOLERATION_SECONDS, DefaultTolerationSeconds
-from setpoint.store.endpoint import EndpointError, EtcdTLS, default_endpoint, open_store
+from setpoint.store.endpoint import (
+    SQLITE,
+    EndpointError,
+    EtcdTLS,
+    default_endpoint,
+    open_store,
+    parse_endpoint,
+)
 from setpoint.store.interface import BackendError
 
 log = logging.getLogger(__name__)
@@ -116,6 +129,12 @@ class ServerConfig:
     token_auth_file: Path | None = None  # more users, as kube-apiserver's --token-auth-file
     service_account_issuer: str = DEFAULT_ISSUER
     security: SecurityConfig = field(default_factory=SecurityConfig)
+    join: JoinSettings = field(default_factory=JoinSettings)  # --server, --token-file
+
+    @property
+    def local_node_name(self) -> str:
+        """The local agent's node name (lower case, as the agent takes it)."""
+        return (self.node_name or socket.gethostname()).lower()
 
     @property
     def kubeconfig_path(self) -> Path:
@@ -193,14 +212,24 @@ async def run_server(config: ServerConfig) -> None:
     async with contextlib.AsyncExitStack() as running:
         try:
             url = await _start(config, running)
-        except (BackendError, EndpointError, PKIError, OSError, SecuritySetupError) as exc:
+        except (
+            BackendError,
+            EndpointError,
+            PKIError,
+            OSError,
+            SecuritySetupError,
+            JoinError,
+            BootstrapDataError,
+            NodeNameInUse,
+        ) as exc:
             raise cannot_start(exc) from None
         print(
             f"setpoint API server listening on {url}\n"
             f"Point kubectl at it:\n"
             f"  export KUBECONFIG={config.kubeconfig_path}\n"
             f"  kubectl get nodes\n"
-            f"Agents join with the token in {config.data_dir / 'node-token'}",
+            f"Agents join with the token in {config.data_dir / 'node-token'}\n"
+            f"Servers join with the token in {config.data_dir / 'server-token'}",
             flush=True,
         )
         # Child processes: they get the machine's other core, and a crash in one cannot take
@@ -312,9 +341,13 @@ async def _start(config: ServerConfig, running: contextlib.AsyncExitStack) -> st
     """Bring everything up in order, registering how to stop each part on ``running`` (which
     stops them in reverse: listener, caches, store). Returns the URL clients use."""
     private_dir(config.data_dir)
-    # bad flags' files stop start-up before anything is opened
-    encryption = encryption_config(config.security, config.data_dir)
+    # a bad flag's file stops start-up before anything is opened
     audit = auditor(config.security)
+    if config.join.server and parse_endpoint(config.endpoint).scheme == SQLITE:
+        raise CannotStart(
+            "a joining server must use the cluster's datastore: pass --datastore-endpoint "
+            "etcd://..."
+        )
     # a previous run's socket; the controller manager replaces it with a private one
     tighten(config.data_dir / CONTROLLER_METRICS_SOCKET, 0o600)
     existed = cluster_exists(config.data_dir)
@@ -326,6 +359,12 @@ async def _start(config: ServerConfig, running: contextlib.AsyncExitStack) -> st
         etcd_tls=config.datastore_tls,
     )
     running.push_async_callback(store.close)
+    # the cluster's shared secrets, joined or made, before anything is made from them
+    await establish(config.data_dir, store, config.join, security=config.security)
+    if not config.disable_agent:
+        ca_pem = (config.data_dir / TLS_DIR / CA_CERT_FILE).read_bytes()
+        running.enter_context(claim_node_name(ca_hash(ca_pem), config.local_node_name))
+    encryption = encryption_config(config.security, config.data_dir)
     credentials = ensure_server_credentials(
         config.data_dir, hosts=[config.bind_address, *config.tls_sans, *in_cluster_names(config)]
     )
@@ -360,6 +399,11 @@ async def _start(config: ServerConfig, running: contextlib.AsyncExitStack) -> st
         encryption=encryption,
         auditor=audit,
         client_limits=config.security.client_limits,
+        server_bootstrap=ServerBootstrap(
+            store,
+            password=parse_join_token(credentials.server_token).password,
+            ca_pem=credentials.ca_pem(),
+        ),
     )
     service_account_tokens.objects = api
     # Without the controller manager nothing makes the `default` ServiceAccounts and the
@@ -450,7 +494,7 @@ def agent_args(config: ServerConfig, url: str) -> list[str]:
         "--ca-file",
         str(config.data_dir / "tls" / "ca.crt"),
         "--node-name",
-        config.node_name or socket.gethostname().lower(),
+        config.local_node_name,
         "--data-dir",
         str(config.data_dir / "agent"),
         "--kubelet-port",  # any free port: several servers and agents share a machine
