@@ -5,27 +5,25 @@ its data in the benchmark's work dir) and ``count`` API servers started as
 :meth:`bench.common.Context.server` starts one, each with ``--datastore-endpoint
 etcd://...`` and a data dir of its own. Every server after the first must accept the same
 credentials as the first (same CA, service-account signing key, node-credential key,
-encryption config and tokens): :func:`join_first` makes it so. All run ``--disable-agent``
-(local agents would clash on node names); each still runs its controller-manager child,
-and those compete for the Lease ``kube-system/setpoint-controller-manager``.
+encryption config and tokens): they join its cluster (:func:`join_first`). All run
+``--disable-agent`` (local agents would clash on node names); each still runs its
+controller-manager child, and those compete for the Lease
+``kube-system/setpoint-controller-manager``.
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Iterator, Sequence
-from pathlib import Path
 
 from tests.etcd import Etcd, etcd_binary, running_etcd
-from tests.ha import share_credentials
 
 from bench.common import Context, Server
 
 
-def join_first(first: Server, data_dir: Path) -> list[str]:
-    """Prepare ``data_dir`` for a server that joins ``first``'s cluster; returns the extra
-    ``setpoint server`` flags it needs (:func:`tests.ha.share_credentials`)."""
-    return share_credentials(first.data_dir, data_dir)
+def join_first(first: Server) -> list[str]:
+    """The ``setpoint server`` flags with which a server joins ``first``'s cluster."""
+    return ["--server", first.url, "--token-file", str(first.data_dir / "server-token")]
 
 
 @contextlib.contextmanager
@@ -54,7 +52,7 @@ async def servers_on_etcd(
     async with contextlib.AsyncExitStack() as stack:
         servers: list[Server] = []
         for i in range(count):
-            joining = join_first(servers[0], ctx.data_dir(f"{name}/s{i}")) if servers else []
+            joining = join_first(servers[0]) if servers else []
             server = ctx.server(f"{name}/s{i}", extra_args=[*args, *joining], verbose=verbose)
             servers.append(await stack.enter_async_context(server))
         yield servers

@@ -12,9 +12,8 @@ process started here is killed by :meth:`HACluster.close`, and every pod an agen
 killed with ``setpoint killall``.
 
 The servers share one identity (CA, service-account and node-credential keys, encryption
-config, tokens): :func:`share_credentials` copies the first server's into the next one's data
-dir before it starts, as an operator would before ``setpoint server --server URL
---token-file`` existed.
+config, tokens): every server after the first joins the first one's cluster with
+``setpoint server --server URL --token-file`` (:func:`join_flags`).
 """
 
 from __future__ import annotations
@@ -37,31 +36,14 @@ LEASE_PATH = (
     "/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/setpoint-controller-manager"
 )
 
+
 # What makes servers one cluster: the CA (so every server's serving certificate and every
 # client certificate verify everywhere), the keys that sign ServiceAccount tokens and node
 # credentials, the encryption-at-rest keys, and the static tokens.
-SHARED_CREDENTIALS = (
-    "tls/ca.crt",
-    "tls/ca.key",
-    "tls/sa.key",
-    "tls/node-credential.key",
-    "encryption-config.yaml",
-    "token",
-    "node-token",
-    "controller-token",
-    "server-token",  # a server checks its files against the datastore's bootstrap data with it
-)
-
-
-def share_credentials(first: Path, data_dir: Path) -> list[str]:
-    """Make the server about to start on ``data_dir`` one of ``first``'s cluster; the extra
-    flags it starts with."""
-    for name in SHARED_CREDENTIALS:
-        target = data_dir / name
-        target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        shutil.copy2(first / name, target)  # modes kept (0600)
-    data_dir.chmod(0o700)
-    return []
+def join_flags(first: Server) -> list[str]:
+    """The flags with which a server joins ``first``'s cluster (its secrets fetched with the
+    first server's server-token, see ``setpoint server --server``)."""
+    return ["--server", first.url, "--token-file", str(first.data_dir / "server-token")]
 
 
 def lease_holder(server: Server) -> str:
@@ -124,7 +106,7 @@ class HACluster:
         data_dir = self.work / f"server-{index}"
         extra = self.server_flags()
         if index:
-            extra += share_credentials(self.servers[0].data_dir, data_dir)
+            extra += join_flags(self.servers[0])
         return start_server(
             data_dir,
             port=port,

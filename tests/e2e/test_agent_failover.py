@@ -22,7 +22,7 @@ from setpoint.meta.timestamps import parse_epoch
 from tests import objects
 from tests.cluster import ClusterNode, node_ready
 from tests.etcd import running_etcd
-from tests.ha import share_credentials
+from tests.ha import join_flags
 from tests.support import Kubectl, Server, create_namespace, start_server, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("etcd")]
@@ -72,8 +72,7 @@ def two_servers(work: Path, *, controllers: bool = True) -> Iterator[TwoServers]
         flags = ["--datastore-endpoint", etcd.endpoint, *SERVER_FLAGS]
         a = start_server(work / "a", controllers=controllers, extra=flags)
         try:
-            joining = share_credentials(a.data_dir, work / "b")
-            b = start_server(work / "b", controllers=controllers, extra=[*flags, *joining])
+            b = start_server(work / "b", controllers=controllers, extra=[*flags, *join_flags(a)])
             try:
                 yield TwoServers(work, a, b)
             finally:

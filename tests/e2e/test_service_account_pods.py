@@ -17,7 +17,7 @@ import pytest
 from tests import objects
 from tests.cluster import Cluster, can_make_network_namespaces, running_cluster
 from tests.etcd import running_etcd
-from tests.ha import share_credentials
+from tests.ha import join_flags
 from tests.support import Kubectl, create_namespace, start_server, wait_for
 
 pytestmark = [
@@ -99,9 +99,8 @@ def test_pods_reach_the_surviving_api_server_through_the_service_ip(tmp_path: Pa
         flags = ["--datastore-endpoint", etcd.endpoint, "--identity-lease-duration-seconds", "3"]
         with running_cluster(1, server_flags=flags) as cluster:
             first = cluster.server
-            joining = share_credentials(first.data_dir, tmp_path / "second")
             second = start_server(
-                tmp_path / "second", extra=[*flags, *joining], bind_address=first.host
+                tmp_path / "second", extra=[*flags, *join_flags(first)], bind_address=first.host
             )
             try:
                 ns = create_namespace(first, "twoapi")
