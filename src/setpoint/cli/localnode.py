@@ -4,8 +4,9 @@ Every ``setpoint server`` also starts a node agent, named after the hostname unl
 ``--node-name`` says otherwise. Two servers of one cluster on one machine (a test of high
 availability, or a migration) would then run two agents as the same Node: both would run
 that node's pods. So a server that runs a local agent holds an ``flock`` on a file named
-after its cluster (the CA hash) and the node name in the machine's temporary directory for
-as long as it runs, and a second one refuses to start, saying which flag fixes it. The lock
+after its cluster (the CA hash) and the node name (in ``/run/setpoint`` when it runs as root,
+where no other user can take the lock first; else in the temporary directory) for as long as
+it runs, and a second one refuses to start, saying which flag fixes it. The lock
 goes with the process, however it ends; servers of different clusters never clash (their
 nodes are different Nodes, whatever their names).
 """
@@ -29,8 +30,22 @@ class NodeNameInUse(Exception):
     """Another server of this cluster on this machine runs an agent of the same name."""
 
 
+RUN_DIR = Path("/run/setpoint")
+
+
+def lock_dir() -> Path:
+    """Where the locks live: ``/run/setpoint`` (0700) for root, so that no other user can
+    hold a lock and keep a server from starting; else the temporary directory."""
+    if os.geteuid() == 0:
+        with contextlib.suppress(OSError):
+            RUN_DIR.mkdir(mode=0o700, exist_ok=True)
+            if RUN_DIR.stat().st_uid == 0:
+                return RUN_DIR
+    return Path(tempfile.gettempdir())
+
+
 def lock_path(cluster_hash: str, node_name: str) -> Path:
-    return Path(tempfile.gettempdir()) / f"setpoint-node-{cluster_hash[:16]}-{node_name}.lock"
+    return lock_dir() / f"setpoint-node-{cluster_hash[:16]}-{node_name}.lock"
 
 
 @contextlib.contextmanager
