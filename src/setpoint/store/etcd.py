@@ -29,7 +29,7 @@ dialled again every 2 s at most rather than after gRPC's default backoff of up t
 Reads get a short timeout per attempt and are retried on another member; writes are tried
 once (a write whose answer was lost may have been applied, so only the caller can decide to
 retry), with a longer timeout, and fail with a :class:`BackendError` that names the cause.
-Without a quorum, then, a write fails after ``WRITE_TIMEOUT`` and a read after its attempts,
+Without a quorum, then, a write fails after ``WRITE_TIMEOUT`` and a read after ``READ_DEADLINE``,
 while watches wait: the API server's watch cache keeps serving what it has.
 """
 
@@ -68,8 +68,10 @@ from setpoint.store.interface import (
 log = logging.getLogger(__name__)
 
 READ_TIMEOUT = 1.0  # seconds per attempt of a read
-READ_ATTEMPTS = 3
-RETRY_PAUSE = 0.2  # seconds before a read's second attempt (twice that before the third)
+# a read is tried again (pausing 0.2 s, doubling up to 1 s) for this long: an etcd leader's
+# death leaves the cluster without one for an election timeout or two, which a read rides out
+READ_DEADLINE = 5.0
+RETRY_PAUSE = (0.2, 1.0)
 WRITE_TIMEOUT = 5.0  # one attempt: a write is not retried
 PROGRESS_INTERVAL = 1.0  # how often a watch asks etcd where the store revision is
 WRITE_OUTCOME_FRESH = 5.0  # check_writable trusts a write outcome this recent
@@ -224,18 +226,21 @@ class EtcdStore:
         return BackendError(f"etcd ({self._where}): {exc.details()}")
 
     async def _read(self, call: Callable[[float], Awaitable[T]]) -> T:
-        """A read, retried on another attempt when etcd did not answer."""
+        """A read, tried again (on another member) while etcd does not answer, for up to
+        ``READ_DEADLINE`` in all."""
         if self._closed:
             raise StoreError("store is closed")
-        for attempt in range(READ_ATTEMPTS):
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + READ_DEADLINE
+        pause = RETRY_PAUSE[0]
+        while True:
             try:
-                return await call(READ_TIMEOUT)
+                return await call(max(min(READ_TIMEOUT, deadline - loop.time()), 0.1))
             except grpc.aio.AioRpcError as exc:
-                if exc.code() in RETRYABLE and attempt + 1 < READ_ATTEMPTS:
-                    await asyncio.sleep(RETRY_PAUSE * (attempt + 1))
-                    continue
-                raise self._failure(exc) from exc
-        raise AssertionError("unreachable")
+                if exc.code() not in RETRYABLE or loop.time() + pause >= deadline:
+                    raise self._failure(exc) from exc
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, RETRY_PAUSE[1])
 
     async def _txn(self, key: str, value: bytes, request: Any) -> Any:
         if self._closed:
