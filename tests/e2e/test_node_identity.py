@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import json
 import shutil
+import socket
 import ssl
 import subprocess
 import tempfile
@@ -476,3 +477,34 @@ def test_agent_started_before_its_server_joins_once_the_server_is_up(tmp_path: P
         agent.stop()
         server.stop()
         kill_node_processes(tmp_path / "agent")
+
+
+def test_an_agent_whose_port_is_taken_says_so_in_one_line(node_server: Server) -> None:
+    """Two agents on one machine with the default port: the second one's refusal names the
+    flag that fixes it, not a traceback."""
+    work = Path(tempfile.mkdtemp(prefix="sp-agent-port-"))
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        agent = ClusterNode(
+            node_server,
+            f"porty-{uuid.uuid4().hex[:6]}",
+            work / "agent",
+            work / "log",
+            extra=["--kubelet-port", str(port)],
+        )
+        agent.start()
+        try:
+            assert agent.process is not None
+            assert agent.process.wait(60) == 3
+        finally:
+            agent.stop()
+            kill_node_processes(work / "agent")
+    last = agent.log().strip().splitlines()[-1]
+    assert last == (
+        f"setpoint agent: cannot start: the agent's port 127.0.0.1:{port} is in use (another "
+        "agent on this machine?): pass --kubelet-port PORT, or 0 for any free one"
+    )
+    assert "Traceback" not in agent.log()
+    shutil.rmtree(work, ignore_errors=True)

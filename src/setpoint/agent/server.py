@@ -39,6 +39,7 @@ when that instance is no longer running.
 
 from __future__ import annotations
 
+import errno
 import functools
 import logging
 import socket
@@ -77,6 +78,10 @@ DEFAULT_KUBELET_PORT = 10250  # kubelet's --port
 ERROR_HEADER = "X-Setpoint-Error"  # a refusal's message, percent-encoded
 _TRUE = ("1", "t", "true", "yes")  # Go's strconv.ParseBool, and kubectl's "true"
 _FALSE = ("0", "f", "false", "no", "")
+
+
+class KubeletPortInUse(Exception):
+    """The agent's endpoint cannot listen: its port is taken; ``str()`` says what to do."""
 
 
 class RequestError(Exception):
@@ -311,7 +316,16 @@ class KubeletServer:
         )
         await runner.setup()
         site = web.TCPSite(runner, self.host, self.port, ssl_context=self.ssl_context())
-        await site.start()
+        try:
+            await site.start()
+        except OSError as exc:
+            await runner.cleanup()
+            if exc.errno == errno.EADDRINUSE:
+                raise KubeletPortInUse(
+                    f"the agent's port {self.host}:{self.port} is in use (another agent on this "
+                    "machine?): pass --kubelet-port PORT, or 0 for any free one"
+                ) from None
+            raise
         self._runner = runner
         server = site._server  # aiohttp keeps the asyncio server here
         for sock in getattr(server, "sockets", None) or []:

@@ -21,6 +21,7 @@ import asyncio
 import ipaddress
 import os
 import socket
+import sys
 from pathlib import Path
 
 import click
@@ -30,9 +31,15 @@ from setpoint.agent.pods import MAX_RESTART_PERIOD_RANGE, NodeContainerSettings
 from setpoint.agent.proxy.proxier import PROXY_MODES
 from setpoint.agent.runtime import ensure_supervisor
 from setpoint.agent.sandbox import DNSSettings
-from setpoint.agent.server import DEFAULT_KUBELET_PORT
+from setpoint.agent.server import DEFAULT_KUBELET_PORT, KubeletPortInUse
 from setpoint.cli.flags import client_config, parse_duration
-from setpoint.cli.process import exit_with_parent, install_uvloop, run_until_signalled, tune_gc
+from setpoint.cli.process import (
+    EXIT_CANNOT_START,
+    exit_with_parent,
+    install_uvloop,
+    run_until_signalled,
+    tune_gc,
+)
 from setpoint.client.api import ApiClient, ClientConfig
 from setpoint.client.join import join, stored_credential
 from setpoint.client.nodes import NODE_LEASE_DURATION_SECONDS
@@ -389,30 +396,33 @@ def agent(
     )
     install_uvloop()  # the server's event loop too: a quarter less CPU for its API traffic
     tune_gc()
-    asyncio.run(
-        run_agent(
-            config,
-            node_name=name,
-            data_dir=agent_dir,
-            lease_duration_seconds=node_lease_duration_seconds,
-            container_settings=settings,
-            kubelet_port=kubelet_port,
-            node_ip=node_ip,
-            shutdown_grace_period=shutdown_grace_period,
-            shutdown_grace_period_critical_pods=shutdown_grace_period_critical_pods,
-            pod_max_pids=pod_max_pids,
-            pod_network=pod_network,
-            proxy_mode=proxy_mode,
-            dns=DNSSettings(
-                cluster_domain=cluster_domain.strip(".").lower(),
-                cluster_dns=cluster_dns,
-                resolv_conf=resolv_conf,
-            ),
-            default_run_as_user=default_run_as_user,
-            # its credentials are the node's, never its pods'
-            masked_paths=(
-                *masked_paths,
-                *(p for p in (token_file, kubeconfig) if p is not None),
-            ),
-        )
+    agent = run_agent(
+        config,
+        node_name=name,
+        data_dir=agent_dir,
+        lease_duration_seconds=node_lease_duration_seconds,
+        container_settings=settings,
+        kubelet_port=kubelet_port,
+        node_ip=node_ip,
+        shutdown_grace_period=shutdown_grace_period,
+        shutdown_grace_period_critical_pods=shutdown_grace_period_critical_pods,
+        pod_max_pids=pod_max_pids,
+        pod_network=pod_network,
+        proxy_mode=proxy_mode,
+        dns=DNSSettings(
+            cluster_domain=cluster_domain.strip(".").lower(),
+            cluster_dns=cluster_dns,
+            resolv_conf=resolv_conf,
+        ),
+        default_run_as_user=default_run_as_user,
+        # its credentials are the node's, never its pods'
+        masked_paths=(
+            *masked_paths,
+            *(p for p in (token_file, kubeconfig) if p is not None),
+        ),
     )
+    try:
+        asyncio.run(agent)
+    except KubeletPortInUse as exc:
+        click.echo(f"setpoint agent: cannot start: {exc}", err=True)
+        sys.exit(EXIT_CANNOT_START)
