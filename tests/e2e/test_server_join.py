@@ -277,3 +277,19 @@ def test_a_bare_secret_joins_but_warns_that_the_ca_is_not_checked(pair: Pair) ->
         assert "trusted without being checked" in d.log()
     finally:
         assert d.stop() == 0
+
+
+def test_a_joined_server_restarts_while_the_server_it_joined_through_is_down(
+    pair: Pair,
+) -> None:
+    """Its files are on disk: it checks them against the datastore and starts, without
+    fetching them again through ``--server``."""
+    token = str(pair.a.data_dir / "server-token")
+    flags = ["--datastore-endpoint", pair.etcd.endpoint, "--token-file", token]
+    e = start_server(pair.root / "e", extra=[*flags, "--server", pair.a.url])
+    assert e.stop() == 0
+    gone = start_server(pair.root / "e", extra=[*flags, "--server", "https://127.0.0.1:1"])
+    try:
+        assert gone.token == pair.a.token
+    finally:
+        assert gone.stop() == 0

@@ -19,7 +19,9 @@ k3s's ``pkg/cluster/bootstrap.go`` does. With the datastore's bootstrap data
 (:mod:`setpoint.api.serverbootstrap`): its CA from ``/cacerts``, checked against the hash in
 a ``K10<hash>::server:<secret>`` token before it is trusted (a bare secret cannot pin the
 CA: a warning says so, as k3s's), then the sealed data with Basic ``server:<secret>``. The
-files land in the data dir (0600, ``tls/`` 0700) before anything else is made. Every
+files land in the data dir (0600, ``tls/`` 0700) before anything else is made. Only a data
+dir that holds no cluster yet fetches: a joined server restarts from its own files, checked
+against the datastore, whether or not the server it joined through is up. Every
 failure is a :class:`JoinError`, whose message is the one line the server prints.
 """
 
@@ -106,9 +108,9 @@ async def establish(
     """Leave ``data_dir`` holding the cluster's shared files (see the module's docs)."""
     token = read_token_file(join.token_file) if join.token_file is not None else None
     own = _on_disk(data_dir)
-    if join.server is not None:
-        if token is None:
-            raise JoinError("--server needs --token-file: the cluster's server token")
+    if join.server is not None and token is None:
+        raise JoinError("--server needs --token-file: the cluster's server token")
+    if join.server is not None and token is not None and not _joined(own):
         fetched = await fetch(join.server, token)
         _adopt(fetched, own, data_dir, security)
         own = _on_disk(data_dir)
@@ -141,6 +143,12 @@ async def establish(
             f"{cluster.ca_hash[:12]}…: the token is another cluster's"
         )
     _adopt(cluster, own, data_dir, security)
+
+
+def _joined(own: BootstrapData | None) -> bool:
+    """The data dir holds a cluster's files already (a restart): ``--server`` need not be
+    up, since the files are checked against the datastore's bootstrap data below."""
+    return own is not None and SERVER_TOKEN_FILE in own.files
 
 
 async def fetch(server: str, token: JoinToken) -> BootstrapData:
