@@ -1,22 +1,13 @@
 """ClusterTimer: work done once per round among every process sharing a store, by a
-compare-and-swap of one key (kube-apiserver's compaction clock)."""
+compare-and-swap of one key (kube-apiserver's compaction clock); on SQLite and on etcd (the
+``store`` fixture of ``conftest.py``), where several servers share one store."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
-
-import pytest
+from collections.abc import Awaitable, Callable
 
 from setpoint.store.clustertimer import ClusterTimer
-from setpoint.store.sqlite import SQLiteStore
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
-    backend = await SQLiteStore.open(tmp_path / "db" / "state.db")
-    yield backend
-    await backend.close()
+from setpoint.store.interface import Store
 
 
 def recorder(
@@ -28,7 +19,7 @@ def recorder(
     return act
 
 
-async def test_one_server_of_several_does_each_round(store: SQLiteStore) -> None:
+async def test_one_server_of_several_does_each_round(store: Store) -> None:
     done: list[tuple[str, bytes | None]] = []
     counter = iter(range(100))
 
@@ -49,7 +40,7 @@ async def test_one_server_of_several_does_each_round(store: SQLiteStore) -> None
     assert all(previous is not None for _, previous in done[1:])
 
 
-async def test_a_restarted_server_learns_the_clock_before_it_acts(store: SQLiteStore) -> None:
+async def test_a_restarted_server_learns_the_clock_before_it_acts(store: Store) -> None:
     done: list[tuple[str, bytes | None]] = []
     first = ClusterTimer(store, "chore", 60, recorder(done, "first"))
     assert await first.tick()
@@ -59,7 +50,7 @@ async def test_a_restarted_server_learns_the_clock_before_it_acts(store: SQLiteS
     assert [who for who, _ in done] == ["first", "again"]
 
 
-async def test_compaction_reaches_the_revision_seen_a_round_before(store: SQLiteStore) -> None:
+async def test_compaction_reaches_the_revision_seen_a_round_before(store: Store) -> None:
     compacted: list[int] = []
 
     async def revision_now() -> bytes:

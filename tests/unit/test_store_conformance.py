@@ -5,14 +5,11 @@ from __future__ import annotations
 import asyncio
 import random
 import sqlite3
-from collections.abc import AsyncIterator, Awaitable, Iterator
+from collections.abc import AsyncIterator, Awaitable
 from pathlib import Path
 
-import grpc
 import pytest
-from aetcd.rpc import rpc_pb2, rpc_pb2_grpc
 
-from setpoint.store.etcd import EtcdStore
 from setpoint.store.interface import (
     CompactedError,
     EventType,
@@ -26,34 +23,6 @@ from setpoint.store.interface import (
     WatchEvent,
 )
 from setpoint.store.sqlite import SQLiteStore
-from tests.etcd import Etcd, running_etcd
-
-
-@pytest.fixture(scope="module")
-def etcd_member(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Etcd]:
-    """One etcd for the module's etcd cases; each case starts from an empty keyspace."""
-    with running_etcd(tmp_path_factory.mktemp("etcd")) as etcd:
-        yield etcd
-
-
-async def empty_keyspace(etcd: Etcd) -> None:
-    async with grpc.aio.insecure_channel(etcd.hosts[0]) as channel:
-        await rpc_pb2_grpc.KVStub(channel).DeleteRange(
-            rpc_pb2.DeleteRangeRequest(key=b"\x00", range_end=b"\x00"), timeout=5
-        )
-
-
-@pytest.fixture(params=["sqlite", "etcd"])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    backend: Store
-    if request.param == "etcd":
-        etcd: Etcd = request.getfixturevalue("etcd_member")
-        await empty_keyspace(etcd)
-        backend = await EtcdStore.open(etcd.hosts)
-    else:
-        backend = await SQLiteStore.open(tmp_path / "state.db")
-    yield backend
-    await backend.close()
 
 
 async def next_batch(it: AsyncIterator[WatchBatch]) -> list[WatchEvent]:
