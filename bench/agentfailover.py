@@ -29,7 +29,7 @@ import time
 from urllib.parse import urlsplit
 
 from bench.cluster import client_for, node_ready
-from bench.common import Context, Figure, Server, _die_with_parent, below, info, percentile
+from bench.common import Context, Figure, Server, below, info, percentile, spawn
 from bench.ha import etcd_member, servers_on_etcd
 from bench.realnode import NODE, agent_command, stop_agent
 from setpoint.agent.killall import kill_node
@@ -108,15 +108,7 @@ async def run(ctx: Context) -> list[Figure]:
             agent_dir = ctx.work_dir / NAME / "agent"
             argv = agent_command(a, agent_dir)
             argv += ["--server", b.url, "--pod-network", "host", "--proxy-mode", "none"]
-            with open(ctx.work_dir / NAME / "agent.log", "ab") as log:
-                agent = subprocess.Popen(
-                    argv,
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                    preexec_fn=_die_with_parent,
-                )
+            agent = spawn(argv, ctx.work_dir / NAME / "agent.log")
             try:
                 await wait_ready(a, agent)
                 by_url = {a.url: a, b.url: b}

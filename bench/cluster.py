@@ -18,17 +18,17 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TypeVar
+from typing import TypeVar
 
 from bench.common import (
     Context,
     Figure,
     Phase,
     Server,
-    _die_with_parent,
     info,
     process_cpu_seconds,
     require_loopback,
+    spawn,
 )
 from setpoint.client.api import NODES, ApiClient, ClientConfig
 
@@ -58,17 +58,8 @@ class Sim:
         # hollow nodes join as nodes do, with the node token (their own priority level)
         command += ["--server", self.server.url, "--token-file", str(data_dir / "node-token")]
         command += ["--ca-file", str(data_dir / "tls" / "ca.crt")]
-        log: IO[bytes]
         started = time.perf_counter()
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(
-                command,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                preexec_fn=_die_with_parent,
-            )
+        self.proc = spawn(command, self.log_path)
         deadline = time.monotonic() + timeout
         while True:
             if self.proc.poll() is not None:

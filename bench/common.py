@@ -22,7 +22,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -131,6 +131,21 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child before e
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)
 
 
+def spawn(argv: list[str], log_path: Path) -> subprocess.Popen[bytes]:
+    """A child process of the benchmark (a server, an agent), its output appended to
+    ``log_path``, in a session of its own (the terminal's Ctrl-C goes to the benchmark,
+    which stops it) and SIGTERMed if the benchmark dies."""
+    with open(log_path, "ab") as log:
+        return subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=_die_with_parent,
+        )
+
+
 class Server:
     """A ``setpoint server`` child process on ``data_dir``; restartable on the same dir."""
 
@@ -179,16 +194,7 @@ class Server:
             raise RuntimeError("server already running")
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         offset = self.log_path.stat().st_size if self.log_path.exists() else 0
-        log: IO[bytes]
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(
-                self.command(),
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # the terminal's Ctrl-C goes to us; we stop it
-                preexec_fn=_die_with_parent,
-            )
+        self.proc = spawn(self.command(), self.log_path)
         deadline = time.monotonic() + timeout
         while b"listening on" not in self._log_tail(offset):
             if self.proc.poll() is not None:

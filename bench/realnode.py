@@ -24,7 +24,7 @@ from pathlib import Path
 from tests.support import unused_cluster_cidr
 
 from bench.cluster import client_for, node_ready
-from bench.common import Context, Server, _die_with_parent
+from bench.common import Context, Server, spawn
 from setpoint.agent.killall import kill_node
 from setpoint.client.api import NODES, ApiClient
 
@@ -66,15 +66,7 @@ async def real_node(ctx: Context, name: str, *, timeout: float = 60.0) -> AsyncI
     async with ctx.server(name, extra_args=SERVER_ARGS) as server:
         agent_dir = server.data_dir.parent / "agent"
         log_path = server.log_path.with_name("agent.log")
-        with open(log_path, "ab") as log:
-            proc = subprocess.Popen(
-                agent_command(server, agent_dir),
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                preexec_fn=_die_with_parent,
-            )
+        proc = spawn(agent_command(server, agent_dir), log_path)
         try:
             async with client_for(server) as client:
                 node = RealNode(server, client, agent_dir, proc)

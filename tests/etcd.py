@@ -71,6 +71,17 @@ class EtcdCerts:
     client_key: Path
 
 
+def tls_datastore_flags(etcd: Etcd, certs: EtcdCerts) -> list[str]:
+    """The ``setpoint server``/``setpoint datastore`` flags that reach ``etcd`` over TLS
+    with ``certs``' client certificate."""
+    return [
+        *("--datastore-endpoint", f"etcds://127.0.0.1:{etcd.client_port}"),
+        *("--datastore-cafile", str(certs.ca)),
+        *("--datastore-certfile", str(certs.client_cert)),
+        *("--datastore-keyfile", str(certs.client_key)),
+    ]
+
+
 def make_certs(directory: Path) -> EtcdCerts:
     directory.mkdir(parents=True, exist_ok=True)
     now = datetime.datetime.now(datetime.UTC)

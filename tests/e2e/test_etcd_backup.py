@@ -13,7 +13,13 @@ from typing import Any
 
 import pytest
 
-from tests.etcd import Etcd, make_certs, running_etcd, running_etcd_cluster
+from tests.etcd import (
+    Etcd,
+    make_certs,
+    running_etcd,
+    running_etcd_cluster,
+    tls_datastore_flags,
+)
 from tests.support import (
     SETPOINT,
     Kubectl,
@@ -215,16 +221,7 @@ def test_refusals_are_one_line_each(tmp_path: Path) -> None:
     snap = tmp_path / "etcd.snap"
     certs = make_certs(tmp_path / "certs")
     with running_etcd(tmp_path / "etcd", certs=certs) as etcd:
-        tls = [
-            "--datastore-endpoint",
-            f"etcds://127.0.0.1:{etcd.client_port}",
-            "--datastore-cafile",
-            str(certs.ca),
-            "--datastore-certfile",
-            str(certs.client_cert),
-            "--datastore-keyfile",
-            str(certs.client_key),
-        ]
+        tls = tls_datastore_flags(etcd, certs)
         assert datastore("snapshot", "save", str(snap), *tls).returncode == 0
         assert datastore("snapshot", "restore", str(snap), *tls).returncode == 0
         line = refused(datastore("migrate", "--to", *tls[1:], "--data-dir", str(tmp_path / "d")))

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.etcd import make_certs, running_etcd
+from tests.etcd import make_certs, running_etcd, tls_datastore_flags
 from tests.support import Kubectl, Server, create_namespace, start_server, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("etcd")]
@@ -80,16 +80,7 @@ def test_a_server_on_etcd_over_tls_with_a_client_certificate(tmp_path: Path) -> 
     with running_etcd(tmp_path / "etcd", certs=certs) as etcd:
         server = start_server(
             tmp_path / "data",
-            extra=[
-                "--datastore-endpoint",
-                f"etcds://127.0.0.1:{etcd.client_port}",
-                "--datastore-cafile",
-                str(certs.ca),
-                "--datastore-certfile",
-                str(certs.client_cert),
-                "--datastore-keyfile",
-                str(certs.client_key),
-            ],
+            extra=tls_datastore_flags(etcd, certs),
         )
         try:
             k = Kubectl(server, create_namespace(server))
