@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -61,6 +62,11 @@ def cli(verbose: int) -> None:
     """setpoint: declarative, self-healing workloads, driven through the Kubernetes API."""
     level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # Before anything imports grpc (the etcd store does, lazily): gRPC's fork handlers serve
+    # processes that use gRPC in a forked child, which no setpoint process does (its
+    # children exec at once); left on, every child a server spawns printed "Other threads
+    # are currently calling into gRPC, skipping fork() handlers" on its stderr.
+    os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
 
 
 @cli.command()
