@@ -154,9 +154,13 @@ def test_the_kubernetes_endpoints_list_every_live_server(tmp_path: Path) -> None
         assert time.monotonic() - killed >= IDENTITY_LEASE_SECONDS - 1
 
 
-def test_node_stays_ready_and_its_pod_untouched_when_its_server_is_killed(
-    tmp_path: Path,
+@pytest.mark.parametrize("fault", ["killed", "hung"])
+def test_node_stays_ready_and_its_pod_untouched_when_its_server_dies(
+    tmp_path: Path, fault: str
 ) -> None:
+    """Killed: its connections are refused. Hung (SIGSTOP, as a machine that drops off the
+    network): they stay open and nothing answers, so the agent must notice by itself that
+    its heartbeat goes unanswered, and close them."""
     with two_servers(tmp_path) as servers:
         name = f"fo-{uuid.uuid4().hex[:6]}"
         node = servers.agent(name, [servers.a, servers.b])
@@ -189,11 +193,19 @@ def test_node_stays_ready_and_its_pod_untouched_when_its_server_is_killed(
             # the server the agent started on, as it chose it (by its node name)
             used = servers.by_url(ServerList([servers.a.url, servers.b.url], key=name).current)
             survivor = servers.other(used)
-            used.stop(signal.SIGKILL)
-            killed = time.time()
+            if fault == "killed":
+                used.stop(signal.SIGKILL)
+            else:
+                used.process.send_signal(signal.SIGSTOP)  # two_servers SIGKILLs it at the end
+            died = time.time()
 
-            renewed_through(survivor, node, killed)
-            assert f"API server {used.url} unreachable; now using {survivor.url}" in node.log()
+            renewed_through(survivor, node, died)
+            if fault == "killed":
+                assert f"API server {used.url} unreachable; now using {survivor.url}" in (
+                    node.log()
+                )
+            else:
+                assert f"API server {used.url} did not answer a lease renewal" in node.log()
             assert_stays_ready(survivor, node, seconds=8)
             k = Kubectl(survivor, ns)
             assert k("get", "pod", "steady", "-o", "jsonpath={.status.phase}").stdout == "Running"

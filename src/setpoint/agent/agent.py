@@ -543,9 +543,25 @@ class NodeAgent:
     async def _lease_loop(self) -> None:
         while True:
             await asyncio.sleep(self.heartbeat_seconds)
+            server = self.client.server_url
             try:
-                await self._renew_lease()
-            except (ApiError, OSError, TimeoutError) as exc:
+                if len(self.client.servers.urls) > 1:
+                    # another server could answer: one that keeps a renewal waiting for a
+                    # whole heartbeat interval is abandoned, as the kubelet does
+                    async with asyncio.timeout(self.heartbeat_seconds):
+                        await self._renew_lease()
+                else:
+                    await self._renew_lease()
+            except TimeoutError:
+                log.warning(
+                    "node %s: API server %s did not answer a lease renewal in %.1fs; "
+                    "closing its connections and moving on",
+                    self.node_name,
+                    server,
+                    self.heartbeat_seconds,
+                )
+                await self.client.abandon(server)
+            except (ApiError, OSError) as exc:
                 log.warning("node %s: lease renewal failed: %s", self.node_name, exc)
 
     def _on_node(self, node: Obj) -> None:

@@ -224,6 +224,7 @@ class ApiClient:
         # unary requests: the lean pool, one per server; watches and other streams: aiohttp
         self._headers = headers
         self._pools: dict[str, ConnectionPool] = {}
+        self._streams: dict[str, set[aiohttp.ClientResponse]] = {}  # open watches, by server
         self._session = aiohttp.ClientSession(
             headers=headers,
             connector=aiohttp.TCPConnector(ssl=self._ssl, limit=connections),
@@ -252,6 +253,19 @@ class ApiClient:
             )
             self._pools[url] = pool
         return pool
+
+    async def abandon(self, url: str) -> None:
+        """Stop using the server at ``url``, which has stopped answering without closing its
+        connections (a machine lost, a process stopped): the next server becomes current,
+        and every connection to ``url`` is closed, open watches included, which then resume
+        on the next server. The kubelet does the same (``closeAllConns``) when its
+        heartbeats go unanswered; without it they would wait out their read timeouts."""
+        self.servers.failed(url)
+        pool = self._pools.pop(url, None)
+        if pool is not None:
+            await pool.close()
+        for response in self._streams.pop(url, set()):
+            response.close()
 
     async def close(self) -> None:
         for pool in self._pools.values():
@@ -430,14 +444,19 @@ class ApiClient:
                 if response.status >= 400:
                     payload = await response.read()
                     raise ApiError(response.status, orjson.loads(payload) if payload else {})
-                async for line in response.content:
-                    if not line.strip():
-                        continue
-                    event = orjson.loads(line)
-                    if event["type"] == "ERROR":
-                        status = event.get("object") or {}
-                        raise ApiError(int(status.get("code", 500)), status)
-                    yield event["type"], event["object"]
+                streams = self._streams.setdefault(url, set())
+                streams.add(response)
+                try:
+                    async for line in response.content:
+                        if not line.strip():
+                            continue
+                        event = orjson.loads(line)
+                        if event["type"] == "ERROR":
+                            status = event.get("object") or {}
+                            raise ApiError(int(status.get("code", 500)), status)
+                        yield event["type"], event["object"]
+                finally:
+                    streams.discard(response)
         except (aiohttp.ClientError, OSError) as exc:
             # the watcher watches again, from the next server if this one is gone
             self.servers.failed(url)
