@@ -9,7 +9,9 @@ import logging
 import time
 from pathlib import Path
 
+import grpc
 import pytest
+from aetcd.rpc import rpc_pb2, rpc_pb2_grpc
 
 from setpoint.store.endpoint import EtcdTLS, open_store
 from setpoint.store.etcd import EtcdStore, _ordered_progress
@@ -21,7 +23,7 @@ from setpoint.store.interface import (
     ValueTooLargeError,
     WatchEvent,
 )
-from tests.etcd import make_certs, running_etcd, running_etcd_cluster
+from tests.etcd import Etcd, make_certs, running_etcd, running_etcd_cluster
 from tests.support import free_port
 
 pytestmark = pytest.mark.xdist_group("etcd")
@@ -223,3 +225,54 @@ async def test_after_a_long_etcd_outage_the_store_is_back_within_seconds(
         pending.cancel()
         await watch.aclose()  # type: ignore[attr-defined]
         await store.close()
+
+
+async def etcd_leader(members: list[Etcd]) -> int:
+    """The index of the member that leads, as each member's Status says."""
+    for index, member in enumerate(members):
+        async with grpc.aio.insecure_channel(member.hosts[0]) as channel:
+            status = await rpc_pb2_grpc.MaintenanceStub(channel).Status(
+                rpc_pb2.StatusRequest(), timeout=5
+            )
+            if status.leader == status.header.member_id:
+                return index
+    raise AssertionError("no member leads")
+
+
+async def test_consistent_reads_ride_out_the_etcd_leaders_death(tmp_path: Path) -> None:
+    """While the others elect a new leader, a member answers a linearizable read with an
+    error (etcd 3.4: UNKNOWN "context deadline exceeded"); the store tries again instead of
+    failing the read."""
+    with running_etcd_cluster(tmp_path / "etcd", size=3) as members:
+        hosts = tuple(host for member in members for host in member.hosts)
+        deadline = time.monotonic() + 30
+        while True:  # the members elect a leader first
+            try:
+                store = await EtcdStore.open(hosts)
+                leader = await etcd_leader(members)
+                break
+            except (BackendError, AssertionError):
+                assert time.monotonic() < deadline, "the etcd cluster did not come up"
+                await asyncio.sleep(0.2)
+        failures: list[str] = []
+        reading = True
+
+        async def read() -> None:
+            while reading:
+                try:
+                    await store.current_revision()
+                    await store.get("/r/a")
+                except BackendError as exc:
+                    failures.append(str(exc))
+                await asyncio.sleep(0.02)
+
+        readers = [asyncio.create_task(read()) for _ in range(4)]
+        try:
+            await asyncio.sleep(0.3)
+            members[leader].kill()
+            await asyncio.sleep(6)  # an election, and the reads caught in it
+        finally:
+            reading = False
+            await asyncio.gather(*readers)
+            await store.close()
+        assert not failures, failures

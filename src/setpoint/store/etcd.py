@@ -80,6 +80,9 @@ RECONNECT_BACKOFF_MS = (250, 2_000)  # a member that is down is dialled again wi
 WATCH_RETRY_PAUSE = (0.25, 2.0)
 REQUIRE_LEADER = (("hasleader", "true"),)  # etcd's rpctypes.MetadataRequireLeaderKey
 RETRYABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+# a read also tries again on UNKNOWN: how etcd 3.4 answers a linearizable read that timed out
+# on the member while a new leader was being elected ("context deadline exceeded")
+READ_RETRYABLE = (*RETRYABLE, grpc.StatusCode.UNKNOWN)
 
 T = TypeVar("T")
 
@@ -237,7 +240,7 @@ class EtcdStore:
             try:
                 return await call(max(min(READ_TIMEOUT, deadline - loop.time()), 0.1))
             except grpc.aio.AioRpcError as exc:
-                if exc.code() not in RETRYABLE or loop.time() + pause >= deadline:
+                if exc.code() not in READ_RETRYABLE or loop.time() + pause >= deadline:
                     raise self._failure(exc) from exc
             await asyncio.sleep(pause)
             pause = min(pause * 2, RETRY_PAUSE[1])
