@@ -135,18 +135,22 @@ async def test_a_progress_claim_is_checked_against_the_keys_on_an_etcd_that_need
             await store.close()
 
 
+async def open_on_cluster(members: list[Etcd]) -> EtcdStore:
+    """A store on every member of a cluster just started, once the members elected a leader."""
+    hosts = tuple(host for member in members for host in member.hosts)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            return await EtcdStore.open(hosts)
+        except BackendError:
+            assert time.monotonic() < deadline, "the etcd cluster did not come up"
+
+
 async def test_reads_writes_and_watches_carry_on_when_one_of_three_members_dies(
     tmp_path: Path,
 ) -> None:
     with running_etcd_cluster(tmp_path / "etcd", size=3) as members:
-        hosts = tuple(host for member in members for host in member.hosts)
-        deadline = time.monotonic() + 30
-        while True:  # the members elect a leader first
-            try:
-                store = await EtcdStore.open(hosts)
-                break
-            except BackendError:
-                assert time.monotonic() < deadline, "the etcd cluster did not come up"
+        store = await open_on_cluster(members)
         try:
             start = await store.current_revision()
             watch = store.watch("/r/", after_revision=start)
@@ -244,16 +248,8 @@ async def test_consistent_reads_ride_out_the_etcd_leaders_death(tmp_path: Path) 
     error (etcd 3.4: UNKNOWN "context deadline exceeded"); the store tries again instead of
     failing the read."""
     with running_etcd_cluster(tmp_path / "etcd", size=3) as members:
-        hosts = tuple(host for member in members for host in member.hosts)
-        deadline = time.monotonic() + 30
-        while True:  # the members elect a leader first
-            try:
-                store = await EtcdStore.open(hosts)
-                leader = await etcd_leader(members)
-                break
-            except (BackendError, AssertionError):
-                assert time.monotonic() < deadline, "the etcd cluster did not come up"
-                await asyncio.sleep(0.2)
+        store = await open_on_cluster(members)
+        leader = await etcd_leader(members)
         failures: list[str] = []
         reading = True
 

@@ -343,16 +343,24 @@ class EtcdStore:
 
     async def update(self, key: str, value: bytes, *, expected_revision: int) -> KeyValue:
         raw = _key(key)
+        put = rpc_pb2.PutRequest(key=raw, value=value, prev_kv=True)
+        response = await self._guarded(
+            key, value, expected_revision, rpc_pb2.RequestOp(request_put=put)
+        )
+        previous = response.responses[0].response_put.prev_kv
+        return KeyValue(key, value, previous.create_revision, response.header.revision)
+
+    async def _guarded(self, key: str, value: bytes, expected_revision: int, operation: Any) -> Any:
+        """``operation`` on ``key`` in one transaction, if the key exists and (unless
+        ``expected_revision`` is 0) is at that revision; else KeyNotFoundError or
+        RevisionConflictError with the key's current value."""
+        raw = _key(key)
         response = await self._txn(
             key,
             value,
             rpc_pb2.TxnRequest(
                 compare=[self._guard(raw, expected_revision)],
-                success=[
-                    rpc_pb2.RequestOp(
-                        request_put=rpc_pb2.PutRequest(key=raw, value=value, prev_kv=True)
-                    )
-                ],
+                success=[operation],
                 failure=[self._get_op(raw)],
             ),
         )
@@ -361,29 +369,13 @@ class EtcdStore:
             if current is None:
                 raise KeyNotFoundError(key)
             raise RevisionConflictError(key, current)
-        previous = response.responses[0].response_put.prev_kv
-        return KeyValue(key, value, previous.create_revision, response.header.revision)
+        return response
 
     async def delete(self, key: str, *, expected_revision: int = 0) -> KeyValue:
-        raw = _key(key)
-        response = await self._txn(
-            key,
-            b"",
-            rpc_pb2.TxnRequest(
-                compare=[self._guard(raw, expected_revision)],
-                success=[
-                    rpc_pb2.RequestOp(
-                        request_delete_range=rpc_pb2.DeleteRangeRequest(key=raw, prev_kv=True)
-                    )
-                ],
-                failure=[self._get_op(raw)],
-            ),
+        delete = rpc_pb2.DeleteRangeRequest(key=_key(key), prev_kv=True)
+        response = await self._guarded(
+            key, b"", expected_revision, rpc_pb2.RequestOp(request_delete_range=delete)
         )
-        if not response.succeeded:
-            current = self._current_from(response)
-            if current is None:
-                raise KeyNotFoundError(key)
-            raise RevisionConflictError(key, current)
         previous = response.responses[0].response_delete_range.prev_kvs[0]
         return KeyValue(
             key, bytes(previous.value), previous.create_revision, response.header.revision
