@@ -361,13 +361,13 @@ async def _start(config: ServerConfig, running: contextlib.AsyncExitStack) -> st
     running.push_async_callback(store.close)
     # the cluster's shared secrets, joined or made, before anything is made from them
     await establish(config.data_dir, store, config.join, security=config.security)
-    if not config.disable_agent:
-        ca_pem = (config.data_dir / TLS_DIR / CA_CERT_FILE).read_bytes()
-        running.enter_context(claim_node_name(ca_hash(ca_pem), config.local_node_name))
     encryption = encryption_config(config.security, config.data_dir)
     credentials = ensure_server_credentials(
         config.data_dir, hosts=[config.bind_address, *config.tls_sans, *in_cluster_names(config)]
     )
+    if not config.disable_agent:
+        cluster = ca_hash(credentials.ca_pem())
+        running.enter_context(claim_node_name(cluster, config.local_node_name))
     registry = default_registry(tolerations=config.tolerations)
     issuer = TokenIssuer(
         load_or_create_signing_key(config.data_dir / TLS_DIR),
